@@ -1,0 +1,61 @@
+"""The callback base class, with Ray Tune's hook names.
+
+Every hook is optional and does nothing by default. Hooks run in the driver, in the order
+events happen; they receive the :class:`~poptune.engine.trial.Trial` list to read, never to
+change. Keyword arguments are passed by name so that subclasses may accept ``**info``.
+
+Example:
+    >>> class CountResults(Callback):
+    ...     def __init__(self):
+    ...         self.n = 0
+    ...     def on_trial_result(self, iteration, trials, trial, result, **info):
+    ...         self.n += 1
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from poptune.engine.trial import Trial
+
+
+class Callback:
+    """Base class for experiment callbacks (``RunConfig(callbacks=[...])``)."""
+
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None, **info: Any) -> None:
+        """Called once before the first trial starts."""
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """Called at the start of each pass of the runner loop."""
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """Called at the end of each pass of the runner loop."""
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Called when a trial is launched (also after a pause or a restore)."""
+
+    def on_trial_restore(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Called when a trial is launched from a checkpoint."""
+
+    def on_trial_save(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Called when a trial saved a checkpoint."""
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
+        """Called after a result is persisted."""
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Called when a trial finishes successfully."""
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Called when a trial errors (after its retries are used up, or on each retry)."""
+
+    def on_checkpoint(
+        self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Any, **info: Any
+    ) -> None:
+        """Called when a trial's checkpoint has been persisted."""
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        """Called once when the experiment ends (also on interrupt)."""

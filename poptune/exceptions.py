@@ -1,0 +1,64 @@
+"""Exceptions raised by poptune.
+
+Hierarchy::
+
+    TuneError                     root of everything poptune raises on purpose
+    ├── TuneConfigError           bad user input (also a ValueError)
+    ├── ResourceError             a trial asks for resources no worker can ever offer
+    ├── TrialError                a trial failed; ``__cause__`` carries the trial's error
+    │   └── WorkerLostError       the process running a trial died (e.g. SIGKILL)
+    ├── StorageError              the experiment directory cannot be read or written
+    └── RestoreError              an experiment directory cannot be restored
+
+Control flow inside a trial process (not errors):
+
+    TrialStopped                  raised by ``tune.report`` when the driver stops the trial
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TuneError",
+    "TuneConfigError",
+    "ResourceError",
+    "TrialError",
+    "WorkerLostError",
+    "StorageError",
+    "RestoreError",
+    "TrialStopped",
+]
+
+
+class TuneError(Exception):
+    """Root of every error poptune raises on purpose."""
+
+
+class TuneConfigError(TuneError, ValueError):
+    """A parameter has a value poptune cannot accept."""
+
+
+class ResourceError(TuneError, ValueError):
+    """A trial requests resources that no worker can ever provide."""
+
+
+class TrialError(TuneError):
+    """A trial raised an exception or its process died."""
+
+
+class WorkerLostError(TrialError):
+    """The worker process running a trial exited unexpectedly."""
+
+
+class StorageError(TuneError, OSError):
+    """The experiment storage cannot be read or written."""
+
+
+class RestoreError(TuneError):
+    """An experiment cannot be restored from the given path."""
+
+
+class TrialStopped(BaseException):
+    """Raised inside a trial by ``tune.report`` when the driver stops or pauses it.
+
+    It derives from ``BaseException`` so that a user's ``except Exception`` does not swallow it.
+    """

@@ -1,0 +1,146 @@
+"""The scheduler extension point.
+
+A scheduler *decides*; it never acts. The runner calls its hooks and carries out the value
+each returns:
+
+* :meth:`TrialScheduler.on_trial_result` returns a :data:`Decision`: ``CONTINUE``, ``PAUSE``,
+  ``STOP``, ``NOOP`` (Ray's constants) or an :class:`Exploit` value meaning "restart this
+  trial from that checkpoint with this config".
+* :meth:`TrialScheduler.choose_trial_to_run` picks which pending/paused trial gets a free slot.
+
+Hooks are called in the driver, one at a time, in event order. Trials passed in are read-only.
+``save_state``/``load_state`` make the scheduler's memory part of the experiment, so a restored
+experiment continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
+
+from poptune._validation import check_mode
+from poptune.exceptions import TuneConfigError
+
+if TYPE_CHECKING:
+    from poptune.engine.trial import Trial
+
+
+class SchedulerDecision(str, enum.Enum):
+    """What happens to a trial after one of its results."""
+
+    CONTINUE = "CONTINUE"
+    PAUSE = "PAUSE"
+    STOP = "STOP"
+    NOOP = "NOOP"
+
+
+@dataclass(frozen=True)
+class Exploit:
+    """Restart ``trial_id`` from ``checkpoint_path`` (another trial's) with ``config``.
+
+    Returned by PBT-style schedulers. The runner stops the trial, pins the donor's checkpoint
+    so no cleanup deletes it, and relaunches the trial with ``config`` and that checkpoint.
+    """
+
+    trial_id: str
+    donor_trial_id: str
+    checkpoint_path: str
+    config: dict[str, Any]
+    donor_result: dict[str, Any] = field(default_factory=dict)
+
+
+Decision = Union[SchedulerDecision, Exploit]
+
+
+class TrialScheduler:
+    """Base class of every scheduler. Ray's class constants are kept for user subclasses."""
+
+    CONTINUE = SchedulerDecision.CONTINUE
+    PAUSE = SchedulerDecision.PAUSE
+    STOP = SchedulerDecision.STOP
+    NOOP = SchedulerDecision.NOOP
+
+    _metric: str | None = None
+    _mode: str | None = None
+    #: a scheduler that pauses trials and resumes them later needs checkpoints to do so
+    needs_checkpoints = False
+
+    @property
+    def metric(self) -> str | None:
+        return self._metric
+
+    @property
+    def mode(self) -> str | None:
+        return self._mode
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        """Receive metric/mode from ``TuneConfig``; giving them in both places is an error."""
+        if (self._metric or self._mode) and (metric or mode):
+            if (metric and self._metric and metric != self._metric) or (
+                mode and self._mode and mode != self._mode
+            ) or (metric and self._metric) or (mode and self._mode):
+                raise TuneConfigError(
+                    f"`metric`/`mode` were given both to {type(self).__name__} "
+                    f"(metric={self._metric!r}, mode={self._mode!r}) and to TuneConfig "
+                    f"(metric={metric!r}, mode={mode!r}); set them in one place only"
+                )
+        check_mode(mode)
+        if metric is not None:
+            self._metric = metric
+        if mode is not None:
+            self._mode = mode
+        if self._mode and not self._metric:
+            self._metric = "_metric"
+        return True
+
+    def on_trial_add(self, trial: Trial) -> None:
+        """A trial was created (before it first starts)."""
+
+    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
+        """A running trial reported ``result``; return what to do with it."""
+        return SchedulerDecision.CONTINUE
+
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
+        """A trial finished (its function returned or it was stopped)."""
+
+    def on_trial_error(self, trial: Trial) -> None:
+        """A trial errored for good."""
+
+    def on_trial_remove(self, trial: Trial) -> None:
+        """A trial was stopped by the runner (stop criteria, ``STOP`` decision)."""
+
+    def choose_trial_to_run(self, candidates: list[Trial]) -> Trial | None:
+        """Pick the next trial to launch among PENDING and PAUSED ones (FIFO by default).
+
+        PENDING trials come first, in creation order, then PAUSED ones.
+        """
+        from poptune.engine.trial import TrialStatus
+
+        for status in (TrialStatus.PENDING, TrialStatus.PAUSED):
+            for trial in candidates:
+                if trial.status == status:
+                    return trial
+        return None
+
+    def pinned_checkpoints(self) -> set[str]:
+        """Checkpoint paths a future decision may restore from; never deleted while listed."""
+        return set()
+
+    def debug_string(self) -> str:
+        return f"Using {type(self).__name__}."
+
+    def save_state(self) -> dict[str, Any]:
+        """State to store with the experiment (picklable)."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("__")}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`save_state` returned."""
+        self.__dict__.update(state)
+
+
+class FIFOScheduler(TrialScheduler):
+    """Run trials in the order they were created; never stops or pauses anything."""
+
+    def __init__(self) -> None:
+        pass
