@@ -1,0 +1,113 @@
+"""The backend extension point: where trials run.
+
+The runner talks to a backend through a handful of calls and a stream of events:
+
+* :meth:`Backend.setup` once, with the experiment's shared blobs (trainable, constants);
+* :meth:`Backend.launch` to start a trial; the trial then reports results;
+* each :class:`ResultEvent` must be answered exactly once with :meth:`Backend.reply`
+  (``"continue"``, ``"stop"``, ``"pause"`` or ``"save"``; after ``"save"`` the backend emits a
+  :class:`SavedEvent` and waits for another reply);
+* :meth:`Backend.poll` returns the events that arrived (results, saves, completions, errors,
+  lost workers, acknowledgements of stop/pause);
+* :meth:`Backend.kill` ends a trial at once (its worker is replaced);
+* :meth:`Backend.shutdown` at the end.
+
+A backend never decides anything: it carries out what the runner asks.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class LaunchSpec:
+    """Everything a worker needs to run one trial."""
+
+    trial_id: str
+    trial_name: str
+    trial_dir: str
+    experiment_name: str
+    experiment_dir: str
+    config_blob: bytes
+    resources: dict[str, float]
+    restore_path: str | None = None
+    start_iteration: int = 0
+    time_total_offset: float = 0.0
+    next_checkpoint_index: int = 0
+    checkpoint_frequency: int = 0
+    checkpoint_at_end: bool = False
+    chdir: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ResultEvent:
+    trial_id: str
+    result: dict[str, Any]
+
+
+@dataclass
+class SavedEvent:
+    trial_id: str
+    checkpoint_dir_name: str
+
+
+@dataclass
+class DoneEvent:
+    trial_id: str
+
+
+@dataclass
+class StoppedEvent:
+    trial_id: str
+
+
+@dataclass
+class ErrorEvent:
+    trial_id: str
+    traceback: str
+    exception: bytes | None = None
+
+
+@dataclass
+class WorkerLostEvent:
+    trial_id: str
+    detail: str
+
+
+Event = ResultEvent | SavedEvent | DoneEvent | StoppedEvent | ErrorEvent | WorkerLostEvent
+
+
+class Backend(abc.ABC):
+    """Base class of every backend."""
+
+    @abc.abstractmethod
+    def setup(self, blobs: dict[str, bytes], max_concurrent: int) -> None:
+        """Prepare to run trials; ``blobs`` are shipped to each worker once."""
+
+    @abc.abstractmethod
+    def total_resources(self) -> dict[str, float]:
+        """Resources available to trials, e.g. ``{"cpu": 2, "gpu": 0}``."""
+
+    @abc.abstractmethod
+    def launch(self, spec: LaunchSpec) -> None:
+        """Start a trial (the resources were already accounted for by the runner)."""
+
+    @abc.abstractmethod
+    def reply(self, trial_id: str, decision: str) -> None:
+        """Answer the trial's pending result: continue, stop, pause or save."""
+
+    @abc.abstractmethod
+    def poll(self, timeout: float) -> list[Event]:
+        """Wait up to ``timeout`` seconds for events and return those that arrived."""
+
+    @abc.abstractmethod
+    def kill(self, trial_id: str) -> None:
+        """End a trial at once, without waiting for it to report."""
+
+    @abc.abstractmethod
+    def shutdown(self) -> None:
+        """Stop every worker."""

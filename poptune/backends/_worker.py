@@ -1,0 +1,230 @@
+"""A local worker process: connects back to the driver and runs trials, one at a time.
+
+Started by :class:`~poptune.backends.local.LocalBackend` as
+``python -m poptune.backends._worker ADDRESS`` with the auth key in ``POPTUNE_AUTHKEY``.
+The process is reused across trials; the trainable is unpickled once per experiment.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import pickle
+import signal
+import sys
+import tempfile
+import traceback
+from typing import Any
+
+from multiprocessing.connection import Client, Connection
+
+from poptune import session as _session_mod
+from poptune.backends._base import LaunchSpec
+from poptune.exceptions import TrialStopped
+from poptune.session import TuneContext, _Session
+
+
+class _ConstantUnpickler(pickle.Unpickler):
+    """Resolves references to the experiment's shared constants (shipped once)."""
+
+    def __init__(self, data: bytes, constants: list[Any]) -> None:
+        super().__init__(io.BytesIO(data))
+        self._constants = constants
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._constants[pid]
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+class Worker:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.blobs: dict[str, Any] = {}
+        self.home = os.getcwd()
+
+    def serve(self) -> None:
+        self.conn.send(("ready", os.getpid()))
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                return
+            kind = msg[0]
+            if kind == "init":
+                sys.path[:] = msg[1]
+                os.chdir(msg[2])
+                self.home = msg[2]
+            elif kind == "register":
+                import cloudpickle
+
+                self.blobs = {k: cloudpickle.loads(v) for k, v in msg[1].items()}
+            elif kind == "start":
+                self.run_trial(msg[1])
+            elif kind == "shutdown":
+                return
+
+    # ------------------------------------------------------------------------------------
+    def _channel(self, trial_id: str, state: dict[str, Any]):
+        def channel(result: dict[str, Any]) -> None:
+            self.conn.send(("result", trial_id, result))
+            self._await_decision(trial_id, state)
+            if result.get("done"):
+                state["finished"] = True
+                raise TrialStopped("done")
+
+        return channel
+
+    def _await_decision(self, trial_id: str, state: dict[str, Any]) -> None:
+        while True:
+            reply = self.conn.recv()
+            if reply == "continue":
+                return
+            if reply == "save":
+                name = self._save(state)
+                self.conn.send(("saved", trial_id, name))
+                continue
+            if reply == "pause" and state.get("instance") is not None:
+                name = self._save(state)
+                self.conn.send(("saved", trial_id, name))
+            state["stop_reason"] = reply
+            raise TrialStopped(reply)
+
+    def _save(self, state: dict[str, Any]) -> str:
+        from poptune.checkpoint import Checkpoint
+
+        inst = state.get("instance")
+        sess = state["session"]
+        if inst is None:
+            raise RuntimeError("function trainables checkpoint through tune.report(checkpoint=...)")
+        inst._iteration = sess.iteration
+        tmp = inst.save(tempfile.mkdtemp(prefix="poptune_ckpt_"))
+        return sess.persist_checkpoint(Checkpoint(tmp))
+
+    def run_trial(self, spec: LaunchSpec) -> None:
+        trial_id = spec.trial_id
+        state: dict[str, Any] = {"instance": None, "finished": False}
+        old_env = {k: os.environ.get(k) for k in spec.env}
+        os.environ.update(spec.env)
+        try:
+            os.makedirs(spec.trial_dir, exist_ok=True)
+            if spec.chdir:
+                os.chdir(spec.trial_dir)
+            config = _ConstantUnpickler(spec.config_blob, self.blobs.get("constants", [])).load()
+            ctx = TuneContext(
+                trial_id=trial_id,
+                trial_name=spec.trial_name,
+                trial_dir=spec.trial_dir,
+                experiment_name=spec.experiment_name,
+                experiment_dir=spec.experiment_dir,
+                trial_resources=dict(spec.resources),
+            )
+            sess = _Session(
+                ctx,
+                self._channel(trial_id, state),
+                spec.restore_path,
+                start_iteration=spec.start_iteration,
+                time_total_offset=spec.time_total_offset,
+                next_checkpoint_index=spec.next_checkpoint_index,
+            )
+            state["session"] = sess
+            _session_mod._session = sess
+            trainable = self.blobs["trainable"]
+            try:
+                if inspect.isclass(trainable):
+                    self._run_class(trainable, config, spec, sess, state)
+                else:
+                    self._run_function(trainable, config, spec, sess)
+                self.conn.send(("done", trial_id))
+            except TrialStopped:
+                if state["finished"]:
+                    self.conn.send(("done", trial_id))
+                else:
+                    self.conn.send(("stopped", trial_id))
+            except BaseException as exc:  # noqa: BLE001 - everything a trial raises is reported
+                tb = traceback.format_exc()
+                try:
+                    import cloudpickle
+
+                    blob = cloudpickle.dumps(exc)
+                    pickle.loads(blob)
+                except Exception:  # noqa: BLE001
+                    blob = None
+                self.conn.send(("error", trial_id, tb, blob))
+        finally:
+            _session_mod._session = None
+            inst = state.get("instance")
+            if inst is not None:
+                try:
+                    inst.stop()
+                except Exception:  # noqa: BLE001
+                    traceback.print_exc()
+            for k, v in old_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            os.chdir(self.home)
+
+    def _run_function(self, fn: Any, config: dict[str, Any], spec: LaunchSpec, sess: _Session) -> None:
+        kwargs: dict[str, Any] = {}
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        if "checkpoint_dir" in params:  # legacy `train(config, checkpoint_dir=None)`
+            kwargs["checkpoint_dir"] = spec.restore_path
+        ret = fn(config, **kwargs)
+        if isinstance(ret, dict) and ret:
+            sess.report({**ret, "done": True})
+
+    def _run_class(self, cls: Any, config: dict[str, Any], spec: LaunchSpec, sess: _Session,
+                   state: dict[str, Any]) -> None:
+        from poptune.checkpoint import Checkpoint
+
+        inst = cls(config)
+        state["instance"] = inst
+        if spec.restore_path:
+            inst.restore(spec.restore_path)
+            sess.iteration = inst._iteration
+            sess.time_total_offset = inst._time_total
+        freq = spec.checkpoint_frequency
+        try:
+            while True:
+                result = inst.step()
+                if not isinstance(result, dict):
+                    raise TypeError(f"`{cls.__name__}.step()` must return a dict, got {result!r}")
+                ckpt = None
+                if freq and (sess.iteration + 1) % freq == 0 and not result.get("done"):
+                    inst._iteration = sess.iteration + 1
+                    ckpt = Checkpoint(inst.save(tempfile.mkdtemp(prefix="poptune_ckpt_")))
+                sess.report(result, ckpt)
+                inst._iteration = sess.iteration
+        except TrialStopped as stop:
+            if spec.checkpoint_at_end and str(stop) in ("done", "stop"):
+                name = self._save(state)
+                self.conn.send(("saved", spec.trial_id, name))
+            raise
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's business
+    _die_with_parent()
+    address = sys.argv[1]
+    authkey = bytes.fromhex(os.environ.pop("POPTUNE_AUTHKEY"))
+    conn = Client(address, family="AF_UNIX", authkey=authkey)
+    Worker(conn).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Experiment configuration: ``TuneConfig``, ``RunConfig``, ``CheckpointConfig``, ``FailureConfig``.
+
+The dataclasses store what they are given; ``__post_init__`` validates once, with messages that
+name the parameter, the value received and what is accepted.
+
+Example:
+    >>> TuneConfig(metric="loss", mode="min", num_samples=8).num_samples
+    8
+    >>> TuneConfig(num_samples=0)
+    Traceback (most recent call last):
+    ...
+    poptune.exceptions.TuneConfigError: `num_samples` must be a positive int or -1 (unlimited), got 0
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence, Union
+
+from poptune._validation import bad_type, bad_value, check_mode, check_one_of
+
+StopSpec = Union[Mapping[str, Any], Callable[[str, dict], bool], Any, None]
+
+
+@dataclass
+class CheckpointConfig:
+    """Which checkpoints to keep and, for class trainables, when to take them.
+
+    Args:
+        num_to_keep: keep at most this many checkpoints per trial (None keeps all). A
+            checkpoint a trial may still restore from is never deleted, whatever this says.
+        checkpoint_score_attribute: rank checkpoints by this metric (default: recency).
+        checkpoint_score_order: "max" or "min".
+        checkpoint_frequency: class trainables: checkpoint every N iterations (0 = never).
+        checkpoint_at_end: class trainables: checkpoint when the trial ends.
+    """
+
+    num_to_keep: int | None = None
+    checkpoint_score_attribute: str | None = None
+    checkpoint_score_order: str = "max"
+    checkpoint_frequency: int = 0
+    checkpoint_at_end: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_to_keep is not None and (
+            isinstance(self.num_to_keep, bool) or not isinstance(self.num_to_keep, int)
+            or self.num_to_keep < 1
+        ):
+            raise bad_value("num_to_keep", self.num_to_keep, "None or an int >= 1")
+        check_one_of("checkpoint_score_order", self.checkpoint_score_order, ("max", "min"))
+        if isinstance(self.checkpoint_frequency, bool) or not isinstance(
+            self.checkpoint_frequency, int
+        ) or self.checkpoint_frequency < 0:
+            raise bad_value("checkpoint_frequency", self.checkpoint_frequency, "an int >= 0")
+
+
+@dataclass
+class FailureConfig:
+    """How trial failures are handled.
+
+    Args:
+        max_failures: retries per trial from its latest checkpoint; -1 retries forever.
+        fail_fast: stop the whole experiment at the first trial error; ``"raise"`` re-raises it.
+    """
+
+    max_failures: int = 0
+    fail_fast: bool | str = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_failures, bool) or not isinstance(self.max_failures, int) or (
+            self.max_failures < -1
+        ):
+            raise bad_value("max_failures", self.max_failures, "an int >= -1 (-1 = retry forever)")
+        if not isinstance(self.fail_fast, bool) and self.fail_fast != "raise":
+            raise bad_value("fail_fast", self.fail_fast, 'True, False or "raise"')
+
+
+@dataclass
+class TuneConfig:
+    """What to search and how (Ray Tune's ``TuneConfig`` plus ``seed`` and ``backend``).
+
+    Args:
+        metric: metric to optimise; passed to the scheduler and searcher.
+        mode: "min" or "max".
+        search_alg: a ``Searcher``/``SearchAlgorithm``; random/grid search by default.
+        scheduler: a ``TrialScheduler``; FIFO by default.
+        num_samples: trials to sample (grids are repeated this many times); -1 = unlimited.
+        max_concurrent_trials: upper bound on trials running at once (None/0 = no limit).
+        time_budget_s: stop the experiment after this many seconds.
+        reuse_actors: accepted for compatibility; poptune always reuses its worker processes.
+        trial_name_creator: ``Callable[[Trial], str]`` for trial names.
+        trial_dirname_creator: ``Callable[[Trial], str]`` for trial directory names.
+        seed: seed for sampling configurations; the same seed samples the same configs.
+        backend: "local" (default), "ray" or "dask"; env ``POPTUNE_BACKEND`` also sets it.
+    """
+
+    metric: str | None = None
+    mode: str | None = None
+    search_alg: Any = None
+    scheduler: Any = None
+    num_samples: int = 1
+    max_concurrent_trials: int | None = None
+    time_budget_s: float | datetime.timedelta | None = None
+    reuse_actors: bool | None = None
+    trial_name_creator: Callable[[Any], str] | None = None
+    trial_dirname_creator: Callable[[Any], str] | None = None
+    seed: int | None = None
+    backend: str | None = None
+    chdir_to_trial_dir: Any = None  # deprecated in Ray; accepted and ignored
+
+    def __post_init__(self) -> None:
+        if self.metric is not None and not isinstance(self.metric, str):
+            raise bad_type("metric", self.metric, "a str")
+        check_mode(self.mode)
+        if isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int) or (
+            self.num_samples == 0 or self.num_samples < -1
+        ):
+            raise bad_value("num_samples", self.num_samples, "a positive int or -1 (unlimited)")
+        if self.max_concurrent_trials is not None and (
+            isinstance(self.max_concurrent_trials, bool)
+            or not isinstance(self.max_concurrent_trials, int)
+            or self.max_concurrent_trials < 0
+        ):
+            raise bad_value("max_concurrent_trials", self.max_concurrent_trials, "None or an int >= 0")
+        if isinstance(self.time_budget_s, datetime.timedelta):
+            self.time_budget_s = self.time_budget_s.total_seconds()
+        if self.time_budget_s is not None and (
+            isinstance(self.time_budget_s, bool)
+            or not isinstance(self.time_budget_s, (int, float))
+            or self.time_budget_s <= 0
+        ):
+            raise bad_value("time_budget_s", self.time_budget_s, "None or a number of seconds > 0")
+        for name in ("trial_name_creator", "trial_dirname_creator"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise bad_type(name, value, "a callable taking a Trial and returning a str")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise bad_type("seed", self.seed, "an int or None")
+        if self.backend is not None:
+            check_one_of("backend", self.backend, ("local", "ray", "dask"))
+
+
+@dataclass
+class RunConfig:
+    """Where results go and when trials stop (Ray Tune's ``RunConfig``).
+
+    Args:
+        name: experiment name (default ``{trainable}_{date}``).
+        storage_path: parent directory (default ``~/poptune_results``); an fsspec URI for
+            remote storage.
+        stop: a dict of ``metric: threshold`` (stop when ``result[metric] >= threshold``), a
+            ``Callable[[trial_id, result], bool]`` or a ``Stopper``.
+        checkpoint_config: a :class:`CheckpointConfig`.
+        failure_config: a :class:`FailureConfig`.
+        callbacks: a list of :class:`~poptune.callbacks.Callback`.
+        verbose: 0 silent, 1 final summary, 2 live table (default), 3 also every result.
+        progress_reporter: a Ray-style ``CLIReporter`` whose columns to use.
+        log_to_file: accepted for compatibility.
+        storage_filesystem: an fsspec filesystem for ``storage_path``.
+        sync_config: accepted for compatibility (poptune writes to storage directly).
+    """
+
+    name: str | None = None
+    storage_path: str | os.PathLike[str] | None = None
+    stop: StopSpec = None
+    checkpoint_config: CheckpointConfig | None = None
+    failure_config: FailureConfig | None = None
+    callbacks: Sequence[Any] | None = None
+    verbose: int | None = None
+    progress_reporter: Any = None
+    log_to_file: Any = False
+    storage_filesystem: Any = None
+    sync_config: Any = None
+    local_dir: str | None = None  # deprecated alias of storage_path
+
+    def __post_init__(self) -> None:
+        if self.name is not None and (not isinstance(self.name, str) or not self.name
+                                      or "/" in self.name):
+            raise bad_value("name", self.name, "a non-empty str without '/'")
+        if self.storage_path is None and self.local_dir is not None:
+            self.storage_path = self.local_dir
+        if self.storage_path is not None:
+            if not isinstance(self.storage_path, (str, os.PathLike)):
+                raise bad_type("storage_path", self.storage_path, "a str path or URI")
+            self.storage_path = os.fspath(self.storage_path)
+        if self.verbose is not None:
+            verbose = getattr(self.verbose, "value", self.verbose)
+            if isinstance(verbose, bool) or not isinstance(verbose, int) or not 0 <= verbose <= 3:
+                raise bad_value("verbose", self.verbose, "an int in [0, 3]")
+            self.verbose = verbose
+        if self.checkpoint_config is None:
+            self.checkpoint_config = CheckpointConfig()
+        elif not isinstance(self.checkpoint_config, CheckpointConfig):
+            raise bad_type("checkpoint_config", self.checkpoint_config, "a CheckpointConfig")
+        if self.failure_config is None:
+            self.failure_config = FailureConfig()
+        elif not isinstance(self.failure_config, FailureConfig):
+            raise bad_type("failure_config", self.failure_config, "a FailureConfig")
+        if self.callbacks is not None:
+            self.callbacks = list(self.callbacks)
+        if self.stop is not None and not (isinstance(self.stop, Mapping) or callable(self.stop)):
+            raise bad_type("stop", self.stop, "a dict, a callable(trial_id, result) or a Stopper")
+
+
+def default_storage_path() -> str:
+    """``$POPTUNE_STORAGE_PATH`` or ``~/poptune_results``."""
+    return os.environ.get("POPTUNE_STORAGE_PATH") or os.path.expanduser("~/poptune_results")
+
+
+__all__ = ["CheckpointConfig", "FailureConfig", "RunConfig", "TuneConfig", "default_storage_path"]
+_ = field  # keep import for subclasses

@@ -1,0 +1,781 @@
+"""The runner: drives trials on a backend, keeps the books, persists everything.
+
+One loop pass: create trials while there is room, launch what the scheduler picks, poll the
+backend, handle each event (persist → ask stopper/scheduler → queue a reply), commit the
+journal with one write, then send the replies. A trial only continues after its result is in
+the journal, so nothing it reported can be lost.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import pickle
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import cloudpickle
+
+from poptune.backends._base import (
+    Backend,
+    DoneEvent,
+    ErrorEvent,
+    LaunchSpec,
+    ResultEvent,
+    SavedEvent,
+    StoppedEvent,
+    WorkerLostEvent,
+)
+from poptune.config import RunConfig, TuneConfig
+from poptune.engine.experiment import TrialHistory, default_trial_dirname, pack, timestamp
+from poptune.engine.resources import ResourcePool
+from poptune.engine.trial import Trial, TrialStatus
+from poptune.exceptions import TrialError, TuneError
+from poptune.schedulers._base import Exploit, SchedulerDecision, TrialScheduler
+from poptune.storage.checkpoints import TrialCheckpoints
+from poptune.storage.journal import Journal
+from poptune.storage.trial_logs import TrialLogWriter, write_error, write_params
+from poptune.stopper import Stopper, TimeoutStopper
+
+logger = logging.getLogger("poptune")
+
+_SCALARS = (int, float, str, bytes, bool, type(None), complex)
+SCHEDULER_STATE_FILE = "scheduler_state.pkl"
+_STOP_GRACE_S = 10.0
+
+
+def collect_constants(space: Any, out: dict[int, Any]) -> None:
+    """Collect the objects in ``param_space`` that are shipped once per worker."""
+    from poptune.search.sample import Domain
+
+    if isinstance(space, dict):
+        for v in space.values():
+            collect_constants(v, out)
+    elif isinstance(space, (list, tuple)):
+        for v in space:
+            collect_constants(v, out)
+    elif not isinstance(space, _SCALARS) and not isinstance(space, Domain) and not callable(space):
+        out[id(space)] = space
+
+
+class _RefPickler(cloudpickle.Pickler):
+    def __init__(self, file: io.BytesIO, refs: dict[int, int]) -> None:
+        super().__init__(file)
+        self._refs = refs
+
+    def persistent_id(self, obj: Any) -> Any:  # noqa: D401 - pickle hook
+        return self._refs.get(id(obj))
+
+
+@dataclass
+class _Live:
+    """Driver-side state of a trial that is not persisted as such."""
+
+    writer: TrialLogWriter | None = None
+    checkpoints: TrialCheckpoints | None = None
+    rows: int = 0
+    pending_action: str | None = None  # "stop" | "pause" | "exploit" | "kill"
+    exploit: Exploit | None = None
+    awaiting_save: dict[str, Any] | None = None
+    stop_requested_at: float | None = None
+    gpu_ids: list[int] = field(default_factory=list)
+    error_blob: bytes | None = None
+    restore_meta: dict[str, Any] | None = None
+    next_checkpoint_index: int = 0
+
+
+class Runner:
+    """Runs one experiment to completion (or interruption)."""
+
+    def __init__(
+        self,
+        *,
+        trainable: Any,
+        trainable_name: str,
+        param_space: dict[str, Any],
+        tune_config: TuneConfig,
+        run_config: RunConfig,
+        experiment_dir: str,
+        experiment_name: str,
+        exp_hex: str,
+        backend: Backend,
+        searcher: Any,
+        scheduler: TrialScheduler,
+        stopper: Stopper,
+        callbacks: list[Any],
+        default_resources: dict[str, float],
+        resources_fn: Callable[[dict[str, Any]], dict[str, float] | None],
+        history: dict[str, TrialHistory] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.trainable = trainable
+        self.trainable_name = trainable_name
+        self.param_space = param_space
+        self.tune_config = tune_config
+        self.run_config = run_config
+        self.experiment_dir = experiment_dir
+        self.experiment_name = experiment_name
+        self.exp_hex = exp_hex
+        self.backend = backend
+        self.searcher = searcher
+        self.scheduler = scheduler
+        self.stopper = stopper
+        self.callbacks = callbacks
+        self.default_resources = default_resources
+        self.resources_fn = resources_fn
+        self.clock = clock
+        self.is_class = isinstance(trainable, type)
+        self.trials: list[Trial] = []
+        self.by_id: dict[str, Trial] = {}
+        self.live: dict[str, _Live] = {}
+        self.pool = ResourcePool(**backend.total_resources())
+        self.journal = Journal(os.path.join(experiment_dir, "journal.jsonl"))
+        self.iteration = 0
+        self.replies: list[tuple[str, str]] = []
+        self.searcher_done = False
+        self.stopping_all = False
+        self.fatal: BaseException | None = None
+        self.raise_trial_error: BaseException | None = None
+        self.pinned: dict[str, int] = {}
+        self._last_flush = 0.0
+        self._last_state_save = 0.0
+        self._dirty_writers: set[str] = set()
+        ckpt_cfg = run_config.checkpoint_config
+        assert ckpt_cfg is not None
+        self.ckpt_cfg = ckpt_cfg
+        failure = run_config.failure_config
+        assert failure is not None
+        self.max_failures = failure.max_failures
+        self.fail_fast = failure.fail_fast
+        max_conc = tune_config.max_concurrent_trials or 0
+        self.max_concurrent = max_conc if max_conc > 0 else None
+        constants: dict[int, Any] = {}
+        collect_constants(param_space, constants)
+        self.constants = list(constants.values())
+        self.const_refs = {oid: i for i, oid in enumerate(constants)}
+        self.next_index = 0
+        if history:
+            self._adopt_history(history)
+
+    # ------------------------------------------------------------------------------------
+    # setup and restore
+    def _adopt_history(self, history: dict[str, TrialHistory]) -> None:
+        for h in history.values():
+            t = h.trial
+            live = _Live(rows=len(h.rows), next_checkpoint_index=h.next_checkpoint_index,
+                         restore_meta=h.restore_meta)
+            live.checkpoints = self._new_ckpt_manager()
+            for name, metrics, rows in h.checkpoints:
+                if name not in h.deleted:
+                    live.checkpoints.records.append(
+                        _record(os.path.join(t.local_path, name), metrics, rows))
+            self.trials.append(t)
+            self.by_id[t.trial_id] = t
+            self.live[t.trial_id] = live
+            idx = int(t.trial_id.rsplit("_", 1)[-1])
+            self.next_index = max(self.next_index, idx + 1)
+            self.scheduler.on_trial_add(t)
+
+    def _new_ckpt_manager(self) -> TrialCheckpoints:
+        return TrialCheckpoints(
+            num_to_keep=self.ckpt_cfg.num_to_keep,
+            score_attribute=self.ckpt_cfg.checkpoint_score_attribute,
+            score_order=self.ckpt_cfg.checkpoint_score_order,
+            is_pinned=self._is_pinned,
+        )
+
+    def _is_pinned(self, path: str) -> bool:
+        if self.pinned.get(path):
+            return True
+        for t in self.trials:
+            if t.restore_path == path and not t.is_finished:
+                return True
+        return path in self.scheduler.pinned_checkpoints()
+
+    def _blobs(self) -> dict[str, bytes]:
+        try:
+            trainable_blob = cloudpickle.dumps(self.trainable)
+        except Exception as exc:  # noqa: BLE001
+            raise TuneError(f"the trainable {self.trainable_name!r} cannot be pickled: {exc}") from exc
+        try:
+            constants_blob = cloudpickle.dumps(self.constants)
+        except Exception as exc:  # noqa: BLE001
+            raise TuneError(f"a constant in `param_space` cannot be pickled: {exc}") from exc
+        return {"trainable": trainable_blob, "constants": constants_blob}
+
+    def _config_blob(self, config: dict[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        _RefPickler(buf, self.const_refs).dump(config)
+        return buf.getvalue()
+
+    def _worker_count(self) -> int:
+        n = self.pool.max_concurrent(self.default_resources)
+        if self.max_concurrent:
+            n = min(n, self.max_concurrent)
+        total = getattr(self.searcher, "total_samples", None)
+        if total:
+            n = min(n, total)
+        return max(1, n)
+
+    # ------------------------------------------------------------------------------------
+    # the loop
+    def run(self) -> list[Trial]:
+        blobs = self._blobs()
+        self.start_time = self.clock()
+        for cb in self.callbacks:
+            cb.setup(stop=self.run_config.stop, num_samples=self.tune_config.num_samples,
+                     total_num_samples=getattr(self.searcher, "total_samples", None))
+        self.backend.setup(blobs, self._worker_count())
+        try:
+            while not self._finished():
+                self.iteration += 1
+                for cb in self.callbacks:
+                    cb.on_step_begin(self.iteration, self.trials)
+                self._create_trials()
+                self._launch()
+                events = self.backend.poll(0.5 if not self.replies else 0.0)
+                for event in events:
+                    self._handle(event)
+                self._check_stop_all()
+                self._enforce_stop_grace()
+                self._commit()
+                for cb in self.callbacks:
+                    cb.on_step_end(self.iteration, self.trials)
+                if self.fatal is not None:
+                    raise self.fatal
+            self.journal.append({"e": "end"})
+        except KeyboardInterrupt:
+            logger.warning(
+                "Experiment interrupted; its state is saved. Resume it with "
+                "Tuner.restore(%r, trainable=...)", self.experiment_dir,
+            )
+            self.interrupted = True
+            self._abort()
+            raise
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self._close()
+        return self.trials
+
+    def _finished(self) -> bool:
+        if any(t.status in (TrialStatus.RUNNING,) for t in self.trials):
+            return False
+        if self.stopping_all:
+            return True
+        if any(t.status in (TrialStatus.PENDING, TrialStatus.PAUSED) for t in self.trials):
+            return False
+        return self.searcher_done
+
+    def _max_pending(self) -> int:
+        """Random/grid search creates up to 1,000 trials ahead (a PBT population exists as a
+        whole); a model-based searcher is asked only when a slot is free."""
+        from poptune.search.basic_variant import BasicVariantGenerator
+
+        if isinstance(self.searcher, BasicVariantGenerator):
+            return max(self._worker_count(), 1000)
+        return self._worker_count()
+
+    def _running_count(self) -> int:
+        return sum(1 for t in self.trials if t.status == TrialStatus.RUNNING)
+
+    def _create_trials(self) -> None:
+        if self.searcher_done or self.stopping_all:
+            return
+        waiting = sum(1 for t in self.trials if t.status == TrialStatus.PENDING)
+        room = self._max_pending() - self._running_count() - waiting
+        if self.max_concurrent:
+            room = min(room, self.max_concurrent - self._running_count() - waiting)
+        while room > 0:
+            trial_id = f"{self.exp_hex}_{self.next_index:05d}"
+            suggestion = self.searcher.next_trial(trial_id)
+            if suggestion is None:
+                if self.searcher.is_finished():
+                    self.searcher_done = True
+                return
+            self._add_trial(trial_id, suggestion)
+            room -= 1
+
+    def _add_trial(self, trial_id: str, suggestion: Any) -> None:
+        from poptune.search.variant_generator import format_vars
+
+        index = self.next_index
+        self.next_index += 1
+        config = suggestion.config
+        params = dict(suggestion.resolved_vars)
+        tag = f"{index}_{format_vars(params)}" if params else str(index)
+        resources = self.resources_fn(config) or dict(self.default_resources)
+        self.pool.check_fits_ever(resources)
+        trial = Trial(trial_id=trial_id, trainable_name=self.trainable_name, config=config,
+                      experiment_tag=tag, resources=resources, evaluated_params=params)
+        if self.tune_config.trial_name_creator is not None:
+            trial.custom_trial_name = str(self.tune_config.trial_name_creator(trial))
+        if self.tune_config.trial_dirname_creator is not None:
+            trial.dirname = str(self.tune_config.trial_dirname_creator(trial))
+        else:
+            trial.dirname = default_trial_dirname(trial, timestamp())
+        trial.local_path = os.path.join(self.experiment_dir, trial.dirname)
+        write_params(trial.local_path, config)
+        live = _Live(checkpoints=self._new_ckpt_manager())
+        self.trials.append(trial)
+        self.by_id[trial_id] = trial
+        self.live[trial_id] = live
+        save_state = getattr(self.searcher, "save_state", None)
+        self.journal.append({
+            "e": "trial", "id": trial_id, "trainable": self.trainable_name, "config": pack(config),
+            "tag": tag, "path": trial.local_path, "dirname": trial.dirname,
+            "resources": resources, "params": params, "name": trial.custom_trial_name,
+            "search_state": pack(save_state()) if save_state else None,
+        })
+        self.scheduler.on_trial_add(trial)
+
+    def _launch(self) -> None:
+        if self.stopping_all:
+            return
+        while True:
+            if self.max_concurrent and self._running_count() >= self.max_concurrent:
+                return
+            candidates = [t for t in self.trials
+                          if t.status in (TrialStatus.PENDING, TrialStatus.PAUSED)]
+            if not candidates:
+                return
+            trial = self.scheduler.choose_trial_to_run(candidates)
+            if trial is None:
+                return
+            gpu_ids = self.pool.allocate(trial.trial_id, trial.resources)
+            if gpu_ids is None:
+                return
+            self._start(trial, gpu_ids)
+
+    def _start(self, trial: Trial, gpu_ids: list[int]) -> None:
+        live = self.live[trial.trial_id]
+        live.gpu_ids = gpu_ids
+        restore = trial.restore_path or trial.checkpoint_path
+        start_iter, time_offset = 0, 0.0
+        meta = live.restore_meta
+        if trial.restore_path and meta:
+            start_iter, time_offset = meta.get("it", 0), meta.get("tt", 0.0)
+        elif restore and live.checkpoints and live.checkpoints.latest:
+            m = live.checkpoints.latest.metrics
+            start_iter, time_offset = m.get("training_iteration", 0), m.get("time_total_s", 0.0)
+        if live.writer is None:
+            live.writer = TrialLogWriter(trial.local_path)
+        spec = LaunchSpec(
+            trial_id=trial.trial_id,
+            trial_name=str(trial),
+            trial_dir=trial.local_path,
+            experiment_name=self.experiment_name,
+            experiment_dir=self.experiment_dir,
+            config_blob=self._config_blob(trial.config),
+            resources=dict(trial.resources),
+            restore_path=restore,
+            start_iteration=start_iter,
+            time_total_offset=time_offset,
+            next_checkpoint_index=live.next_checkpoint_index,
+            checkpoint_frequency=self.ckpt_cfg.checkpoint_frequency if self.is_class else 0,
+            checkpoint_at_end=bool(self.ckpt_cfg.checkpoint_at_end) if self.is_class else False,
+            chdir=os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
+                "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0",
+            env={"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in gpu_ids)},
+        )
+        was_restore = restore is not None
+        trial.status = TrialStatus.RUNNING
+        if trial.start_time is None:
+            trial.start_time = time.time()
+        live.pending_action = None
+        live.stop_requested_at = None
+        self.journal.append({"e": "status", "t": trial.trial_id, "s": "RUNNING"})
+        self.backend.launch(spec)
+        for cb in self.callbacks:
+            cb.on_trial_start(self.iteration, self.trials, trial)
+            if was_restore:
+                cb.on_trial_restore(self.iteration, self.trials, trial)
+
+    # ------------------------------------------------------------------------------------
+    # events
+    def _handle(self, event: Any) -> None:
+        trial = self.by_id.get(event.trial_id)
+        if trial is None:
+            return
+        if isinstance(event, ResultEvent):
+            self._on_result(trial, event.result)
+        elif isinstance(event, SavedEvent):
+            self._on_saved(trial, event.checkpoint_dir_name)
+        elif isinstance(event, DoneEvent):
+            self._on_done(trial)
+        elif isinstance(event, StoppedEvent):
+            self._on_stopped(trial)
+        elif isinstance(event, ErrorEvent):
+            self._on_error(trial, event.traceback, event.exception)
+        elif isinstance(event, WorkerLostEvent):
+            self._on_error(trial, f"WorkerLostError: {event.detail}\n", None, lost=True)
+
+    def _register_checkpoint(self, trial: Trial, name: str, metrics: dict[str, Any]) -> None:
+        live = self.live[trial.trial_id]
+        path = os.path.join(trial.local_path, name)
+        index = int(name.rsplit("_", 1)[-1])
+        live.next_checkpoint_index = max(live.next_checkpoint_index, index + 1)
+        trial.checkpoint_path = path
+        self._unpin(trial.restore_path)
+        trial.restore_path = None
+        live.restore_meta = None
+        self.journal.append({"e": "ckpt", "t": trial.trial_id, "name": name, "path": path,
+                             "index": index, "rows": live.rows,
+                             "m": _ckpt_metrics(metrics)})
+        assert live.checkpoints is not None
+        for old in live.checkpoints.add(path, {**_ckpt_metrics(metrics), "_rows": live.rows}):
+            self._delete_checkpoint(trial, old)
+        for cb in self.callbacks:
+            cb.on_checkpoint(self.iteration, self.trials, trial, path)
+            cb.on_trial_save(self.iteration, self.trials, trial)
+
+    def _restore_in_use(self, path: str, exclude: Trial) -> bool:
+        return any(t.restore_path == path for t in self.trials if t is not exclude)
+
+    def _delete_checkpoint(self, owner: Trial, path: str) -> None:
+        self.journal.append({"e": "ckpt_del", "t": owner.trial_id, "name": os.path.basename(path)})
+        shutil.rmtree(path, ignore_errors=True)
+
+    def _gc_checkpoints(self) -> None:
+        for t in self.trials:
+            live = self.live[t.trial_id]
+            if live.checkpoints is not None and self.ckpt_cfg.num_to_keep is not None:
+                for old in live.checkpoints.collect():
+                    self._delete_checkpoint(t, old)
+
+    def _on_result(self, trial: Trial, result: dict[str, Any]) -> None:
+        live = self.live[trial.trial_id]
+        result["config"] = trial.config
+        result["experiment_tag"] = trial.experiment_tag
+        journal_result = {k: v for k, v in result.items() if k != "config"}
+        self.journal.append({"e": "result", "t": trial.trial_id, "r": journal_result})
+        live.rows += 1
+        trial.last_result = result
+        if live.writer is not None:
+            live.writer.write(result)
+            self._dirty_writers.add(trial.trial_id)
+        ckpt_name = result.get("checkpoint_dir_name")
+        if ckpt_name:
+            self._register_checkpoint(trial, ckpt_name, result)
+        self.searcher.on_trial_result(trial.trial_id, result)
+        for cb in self.callbacks:
+            cb.on_trial_result(self.iteration, self.trials, trial, result)
+        if live.pending_action is not None:  # already told to stop: answer the same way
+            self.replies.append((trial.trial_id, "pause" if live.pending_action == "pause" else "stop"))
+            return
+        should_save = getattr(self.scheduler, "should_checkpoint", None)
+        if self.is_class and not ckpt_name and should_save is not None and should_save(trial, result):
+            live.awaiting_save = result
+            self.replies.append((trial.trial_id, "save"))
+            return
+        self._decide(trial, result)
+
+    def _on_saved(self, trial: Trial, name: str) -> None:
+        live = self.live[trial.trial_id]
+        self._register_checkpoint(trial, name, trial.last_result)
+        if live.awaiting_save is not None:
+            result, live.awaiting_save = live.awaiting_save, None
+            self._decide(trial, result)
+
+    def _decide(self, trial: Trial, result: dict[str, Any]) -> None:
+        live = self.live[trial.trial_id]
+        if result.get("done"):
+            self.replies.append((trial.trial_id, "continue"))
+            return
+        try:
+            stop = self.stopper(trial.trial_id, result)
+        except TuneError as exc:
+            self.fatal = exc
+            self.replies.append((trial.trial_id, "stop"))
+            live.pending_action = "stop"
+            return
+        if stop:
+            self.replies.append((trial.trial_id, "stop"))
+            live.pending_action = "stop"
+            return
+        decision = self.scheduler.on_trial_result(trial, result)
+        self._apply_exploits(getattr(self.scheduler, "take_exploits", lambda: [])())
+        if isinstance(decision, Exploit):
+            live.pending_action = "exploit"
+            live.exploit = decision
+            self._pin(decision.checkpoint_path)
+            self.replies.append((trial.trial_id, "stop"))
+        elif decision == SchedulerDecision.STOP:
+            live.pending_action = "stop"
+            self.replies.append((trial.trial_id, "stop"))
+        elif decision == SchedulerDecision.PAUSE:
+            live.pending_action = "pause"
+            self.replies.append((trial.trial_id, "pause"))
+        else:
+            self.replies.append((trial.trial_id, "continue"))
+
+    def _pin(self, path: str) -> None:
+        self.pinned[path] = self.pinned.get(path, 0) + 1
+
+    def _unpin(self, path: str | None) -> None:
+        if path and path in self.pinned:
+            self.pinned[path] -= 1
+            if self.pinned[path] <= 0:
+                del self.pinned[path]
+
+    def _apply_exploits(self, exploits: list[Exploit]) -> None:
+        for ex in exploits:
+            target = self.by_id.get(ex.trial_id)
+            if target is None:
+                continue
+            if target.status == TrialStatus.RUNNING:
+                live = self.live[target.trial_id]
+                live.pending_action = "exploit"
+                live.exploit = ex
+                self._pin(ex.checkpoint_path)
+                continue  # carried out when it next reports / stops
+            self._carry_out_exploit(target, ex)
+
+    def _carry_out_exploit(self, trial: Trial, ex: Exploit) -> None:
+        donor = self.by_id.get(ex.donor_trial_id)
+        live = self.live[trial.trial_id]
+        donor_meta = {"it": ex.donor_result.get("training_iteration", 0),
+                      "tt": ex.donor_result.get("time_total_s", 0.0)}
+        if donor is not None:
+            dl = self.live[donor.trial_id]
+            for rec in dl.checkpoints.records if dl.checkpoints else []:
+                if rec.path == ex.checkpoint_path:
+                    donor_meta = {"it": rec.metrics.get("training_iteration", 0),
+                                  "tt": rec.metrics.get("time_total_s", 0.0)}
+        trial.config = ex.config
+        old_restore = trial.restore_path
+        trial.restore_path = ex.checkpoint_path
+        self._pin(ex.checkpoint_path)
+        self._unpin(old_restore)
+        live.restore_meta = donor_meta
+        self.journal.append({"e": "config", "t": trial.trial_id, "config": pack(ex.config),
+                             "restore": {"path": ex.checkpoint_path, **donor_meta}})
+        if getattr(self.scheduler, "log_config", False) and donor is not None:
+            self._write_pbt_logs(trial, donor, ex)
+
+    def _write_pbt_logs(self, trial: Trial, donor: Trial, ex: Exploit) -> None:
+        try:
+            from poptune.storage.pbt_log import write_exploit_logs
+        except ImportError:
+            return
+        line = getattr(ex, "log_line", None) or [
+            trial.experiment_tag, donor.experiment_tag,
+            trial.last_result.get("training_iteration", 0),
+            ex.donor_result.get("training_iteration", 0), donor.config, ex.config,
+        ]
+        write_exploit_logs(self.experiment_dir, trial.trial_id, donor.trial_id, line)
+
+    def _finish_running(self, trial: Trial) -> None:
+        self.pool.release(trial.trial_id)
+        live = self.live[trial.trial_id]
+        live.stop_requested_at = None
+
+    def _close_writer(self, trial: Trial) -> None:
+        live = self.live[trial.trial_id]
+        if live.writer is not None:
+            live.writer.close()
+            live.writer = None
+            self._dirty_writers.discard(trial.trial_id)
+
+    def _on_done(self, trial: Trial) -> None:
+        self._finish_running(trial)
+        trial.status = TrialStatus.TERMINATED
+        trial.last_result = {**trial.last_result, "done": True}
+        self.journal.append({"e": "status", "t": trial.trial_id, "s": "TERMINATED"})
+        self._close_writer(trial)
+        self._unpin(trial.restore_path)
+        self.scheduler.on_trial_complete(trial, trial.last_result)
+        self.searcher.on_trial_complete(trial.trial_id, trial.last_result, error=False)
+        for cb in self.callbacks:
+            cb.on_trial_complete(self.iteration, self.trials, trial)
+
+    def _on_stopped(self, trial: Trial) -> None:
+        self._finish_running(trial)
+        live = self.live[trial.trial_id]
+        action, live.pending_action = live.pending_action, None
+        if action == "exploit" and live.exploit is not None:
+            ex, live.exploit = live.exploit, None
+            self._carry_out_exploit(trial, ex)
+            self._unpin(ex.checkpoint_path)
+            trial.status = TrialStatus.PAUSED
+            self.journal.append({"e": "status", "t": trial.trial_id, "s": "PAUSED"})
+            return
+        if action == "pause" and not self.stopping_all:
+            trial.status = TrialStatus.PAUSED
+            self.journal.append({"e": "status", "t": trial.trial_id, "s": "PAUSED"})
+            return
+        if action == "kill":  # interrupted: stays unfinished in the journal
+            trial.status = TrialStatus.PAUSED
+            return
+        self._on_done(trial)
+
+    def _on_error(self, trial: Trial, tb: str, blob: bytes | None, lost: bool = False) -> None:
+        self._finish_running(trial)
+        live = self.live[trial.trial_id]
+        if live.pending_action in ("stop", "kill") and lost:
+            self._on_stopped(trial)
+            return
+        live.pending_action = None
+        live.awaiting_save = None
+        trial.num_failures += 1
+        trial.error_file = write_error(trial.local_path, tb, blob)
+        last_line = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
+        trial.error_msg = last_line
+        retry = not self.fail_fast and (self.max_failures == -1 or trial.num_failures <= self.max_failures)
+        if retry:
+            logger.warning("Trial %s failed (%s); retrying from its latest checkpoint (%d/%s)",
+                           trial, last_line, trial.num_failures,
+                           "inf" if self.max_failures == -1 else self.max_failures)
+            self._rollback_to_checkpoint(trial)
+            trial.status = TrialStatus.PENDING
+            self.journal.append({"e": "status", "t": trial.trial_id, "s": "PENDING",
+                                 "failures": trial.num_failures, "msg": last_line,
+                                 "file": trial.error_file})
+            for cb in self.callbacks:
+                cb.on_trial_error(self.iteration, self.trials, trial)
+            return
+        trial.status = TrialStatus.ERROR
+        self.journal.append({"e": "status", "t": trial.trial_id, "s": "ERROR",
+                             "failures": trial.num_failures, "msg": last_line,
+                             "file": trial.error_file})
+        self._close_writer(trial)
+        self._unpin(trial.restore_path)
+        self.scheduler.on_trial_error(trial)
+        self.searcher.on_trial_complete(trial.trial_id, None, error=True)
+        for cb in self.callbacks:
+            cb.on_trial_error(self.iteration, self.trials, trial)
+        if self.fail_fast:
+            self.stopping_all = True
+            self._stop_everything()
+            if self.fail_fast == "raise":
+                exc: BaseException | None = None
+                if blob is not None:
+                    try:
+                        exc = pickle.loads(blob)
+                    except Exception:  # noqa: BLE001
+                        exc = None
+                self.fatal = exc if exc is not None else TrialError(f"Trial {trial} failed:\n{tb}")
+
+    def _rollback_to_checkpoint(self, trial: Trial) -> None:
+        """Forget results after the checkpoint the trial restarts from (no duplicates)."""
+        live = self.live[trial.trial_id]
+        if trial.restore_path:
+            return  # a pending exploit: it restarts from the donor's checkpoint anyway
+        latest = live.checkpoints.latest if live.checkpoints else None
+        keep_rows = latest.metrics.get("_rows", live.rows) if latest else 0
+        if keep_rows >= live.rows:
+            return
+        self._close_writer(trial)
+        rewrite_rows(trial.local_path, keep_rows)
+        live.rows = keep_rows
+        self.journal.append({"e": "rollback", "t": trial.trial_id, "rows": keep_rows})
+
+    # ------------------------------------------------------------------------------------
+    def _check_stop_all(self) -> None:
+        if self.stopping_all:
+            return
+        if self.stopper.stop_all():
+            self.stopping_all = True
+            self._stop_everything()
+
+    def _stop_everything(self) -> None:
+        now = self.clock()
+        for t in self.trials:
+            live = self.live[t.trial_id]
+            if t.status == TrialStatus.RUNNING:
+                if live.pending_action is None:
+                    live.pending_action = "stop"
+                live.stop_requested_at = now
+            elif t.status in (TrialStatus.PENDING, TrialStatus.PAUSED) and live.rows > 0:
+                t.status = TrialStatus.TERMINATED
+                self.journal.append({"e": "status", "t": t.trial_id, "s": "TERMINATED"})
+        self.trials = [t for t in self.trials
+                       if not (t.status == TrialStatus.PENDING and self.live[t.trial_id].rows == 0)]
+
+    def _enforce_stop_grace(self) -> None:
+        now = self.clock()
+        for t in self.trials:
+            live = self.live[t.trial_id]
+            if t.status == TrialStatus.RUNNING and live.stop_requested_at is not None and (
+                now - live.stop_requested_at > _STOP_GRACE_S
+            ):
+                self.backend.kill(t.trial_id)
+                self._on_stopped(t)
+
+    def _commit(self) -> None:
+        self.journal.commit()
+        for trial_id, decision in self.replies:
+            self.backend.reply(trial_id, decision)
+        self.replies.clear()
+        now = self.clock()
+        if now - self._last_flush > 0.5:
+            for tid in self._dirty_writers:
+                w = self.live[tid].writer
+                if w is not None:
+                    w.flush()
+            self._dirty_writers.clear()
+            self._last_flush = now
+        if now - self._last_state_save > 2.0:
+            self.save_scheduler_state()
+            self._last_state_save = now
+
+    def save_scheduler_state(self) -> None:
+        path = os.path.join(self.experiment_dir, SCHEDULER_STATE_FILE)
+        try:
+            blob = cloudpickle.dumps(self.scheduler.save_state())
+        except Exception:  # noqa: BLE001 - a scheduler with unpicklable state is not persisted
+            return
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, path)
+
+    def _abort(self) -> None:
+        for t in self.trials:
+            if t.status == TrialStatus.RUNNING:
+                self.live[t.trial_id].pending_action = "kill"
+                self.backend.kill(t.trial_id)
+                self.pool.release(t.trial_id)
+
+    def _close(self) -> None:
+        try:
+            self.journal.close()
+        finally:
+            for t in self.trials:
+                self._close_writer(t)
+            self.save_scheduler_state()
+            self.backend.shutdown()
+
+
+def _record(path: str, metrics: dict[str, Any], rows: int) -> Any:
+    from poptune.storage.checkpoints import CheckpointRecord
+
+    return CheckpointRecord(path, {**metrics, "_rows": rows}, rows)
+
+
+def _ckpt_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "config"}
+
+
+def rewrite_rows(trial_dir: str, keep_rows: int) -> None:
+    """Keep only the first ``keep_rows`` results in result.json and progress.csv."""
+    path = os.path.join(trial_dir, "result.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = [ln for ln in f if ln.endswith("\n")][:keep_rows]
+        with open(path, "w") as f:
+            f.writelines(lines)
+    path = os.path.join(trial_dir, "progress.csv")
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            lines = f.read().splitlines(keepends=True)
+        with open(path, "w", newline="") as f:
+            f.writelines(lines[: keep_rows + 1] if keep_rows else [])
+
+
+_ = traceback

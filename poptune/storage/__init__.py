@@ -1,0 +1,1 @@
+"""Experiment storage: layout, journal, per-trial logs, checkpoints, PBT logs."""

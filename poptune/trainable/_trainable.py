@@ -1,0 +1,172 @@
+"""``Trainable``: the class API, as in Ray Tune.
+
+Subclass it and implement ``setup``, ``step`` and, to support pausing and PBT,
+``save_checkpoint``/``load_checkpoint``.
+
+Example:
+    >>> class Counter(Trainable):
+    ...     def setup(self, config):
+    ...         self.x = config.get("start", 0)
+    ...     def step(self):
+    ...         self.x += 1
+    ...         return {"x": self.x}
+    ...     def save_checkpoint(self, checkpoint_dir):
+    ...         return {"x": self.x}
+    ...     def load_checkpoint(self, checkpoint):
+    ...         self.x = checkpoint["x"]
+    >>> t = Counter({"start": 3})
+    >>> t.train()["x"], t.training_iteration
+    (4, 1)
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import tempfile
+import time
+from typing import Any
+
+_DICT_CHECKPOINT_FILE = "_dict_checkpoint.pkl"
+
+
+class Trainable:
+    """Base class for class-based trainables.
+
+    Attributes:
+        config: the trial's configuration (a copy).
+        iteration / training_iteration: iterations completed so far.
+        trial_id, trial_name, logdir: facts about the running trial (set by the worker).
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None, logger_creator: Any = None,
+                 storage: Any = None, **setup_kwargs: Any) -> None:
+        self.config: dict[str, Any] = dict(config or {})
+        self._iteration = 0
+        self._time_total = 0.0
+        self._timesteps_total = None
+        self._episodes_total = None
+        self._start = time.time()
+        self._last = self._start
+        self._restored = False
+        ctx = _context()
+        self._trial_id = ctx.trial_id if ctx else "default"
+        self._trial_name = ctx.trial_name if ctx else "default"
+        self._logdir = ctx.trial_dir if ctx else tempfile.mkdtemp(prefix="trainable_")
+        self.setup(copy.deepcopy(self.config), **setup_kwargs)
+
+    # --- hooks for subclasses --------------------------------------------------------
+    def setup(self, config: dict[str, Any], **kwargs: Any) -> None:
+        """Called once with the trial's config (and ``with_parameters`` kwargs)."""
+
+    def step(self) -> dict[str, Any]:
+        """Run one iteration and return its metrics. Must be overridden."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `step()`")
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
+        """Write state into ``checkpoint_dir`` (or return a dict to be pickled there)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `save_checkpoint(checkpoint_dir)` to be paused, "
+            "checkpointed or used with PBT"
+        )
+
+    def load_checkpoint(self, checkpoint: dict[str, Any] | str) -> None:
+        """Restore state from what ``save_checkpoint`` wrote (a dir path, or the dict)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `load_checkpoint(checkpoint)` to be restored"
+        )
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        """Apply a new config in place; return True if supported (enables actor reuse)."""
+        return False
+
+    def cleanup(self) -> None:
+        """Called once when the trial stops."""
+
+    # --- driver-facing API ------------------------------------------------------------
+    @property
+    def iteration(self) -> int:
+        return self._iteration
+
+    @property
+    def training_iteration(self) -> int:
+        return self._iteration
+
+    @property
+    def trial_id(self) -> str:
+        return self._trial_id
+
+    @property
+    def trial_name(self) -> str:
+        return self._trial_name
+
+    @property
+    def logdir(self) -> str:
+        return self._logdir
+
+    def get_config(self) -> dict[str, Any]:
+        return self.config
+
+    def train(self) -> dict[str, Any]:
+        """Run one ``step`` and return its result with the auto-filled keys."""
+        result = self.step()
+        if not isinstance(result, dict):
+            raise TypeError(
+                f"`{type(self).__name__}.step()` must return a dict of metrics, got {result!r}"
+            )
+        now = time.time()
+        self._iteration += 1
+        self._time_total += now - self._last
+        result = dict(result)
+        result.setdefault("done", False)
+        result["training_iteration"] = self._iteration
+        result["time_this_iter_s"] = now - self._last
+        result["time_total_s"] = self._time_total
+        self._last = now
+        return result
+
+    def save(self, checkpoint_dir: str | None = None) -> str:
+        """Save into ``checkpoint_dir`` (a temp dir if omitted) and return the directory."""
+        checkpoint_dir = checkpoint_dir or tempfile.mkdtemp(prefix="checkpoint_tmp")
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        data = self.save_checkpoint(checkpoint_dir)
+        if isinstance(data, dict):
+            with open(os.path.join(checkpoint_dir, _DICT_CHECKPOINT_FILE), "wb") as f:
+                pickle.dump(data, f)
+        elif data is not None and not (isinstance(data, str) and os.path.isdir(data)):
+            raise TypeError(
+                f"`{type(self).__name__}.save_checkpoint()` must return None or a dict, got {data!r}"
+            )
+        with open(os.path.join(checkpoint_dir, ".trainable_state.pkl"), "wb") as f:
+            pickle.dump({"iteration": self._iteration, "time_total": self._time_total}, f)
+        return checkpoint_dir
+
+    def restore(self, checkpoint_dir: str) -> None:
+        """Load a checkpoint directory written by :meth:`save`."""
+        dict_file = os.path.join(checkpoint_dir, _DICT_CHECKPOINT_FILE)
+        state_file = os.path.join(checkpoint_dir, ".trainable_state.pkl")
+        if os.path.exists(state_file):
+            with open(state_file, "rb") as f:
+                state = pickle.load(f)
+            self._iteration = state["iteration"]
+            self._time_total = state["time_total"]
+        if os.path.exists(dict_file):
+            with open(dict_file, "rb") as f:
+                self.load_checkpoint(pickle.load(f))
+        else:
+            self.load_checkpoint(checkpoint_dir)
+        self._restored = True
+
+    def stop(self) -> None:
+        self.cleanup()
+
+    @classmethod
+    def default_resource_request(cls, config: dict[str, Any]) -> Any:
+        return None
+
+
+def _context() -> Any:
+    from poptune import session
+
+    return session._session.context if session._session is not None else None

@@ -1,0 +1,421 @@
+"""``Tuner``: configure an experiment, run it, restore it.
+
+Example:
+    >>> import poptune as tune
+    >>> def objective(config):
+    ...     tune.report({"score": config["x"] ** 2})
+    >>> tuner = tune.Tuner(objective, param_space={"x": tune.grid_search([1, 2, 3])},
+    ...                    tune_config=tune.TuneConfig(metric="score", mode="min"),
+    ...                    run_config=tune.RunConfig(verbose=0, storage_path=__import__("tempfile").mkdtemp()))
+    >>> tuner.fit().get_best_result().config["x"]
+    1
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import secrets
+import time
+from typing import Any
+
+import cloudpickle
+
+from poptune._validation import bad_type, bad_value
+from poptune.backends import get_backend
+from poptune.config import RunConfig, TuneConfig, default_storage_path
+from poptune.engine.experiment import ExperimentHistory, pack, replay_journal, timestamp, unpack
+from poptune.engine.trial import Trial, TrialStatus
+from poptune.exceptions import RestoreError, StorageError, TuneConfigError, TuneError
+from poptune.schedulers._base import FIFOScheduler, TrialScheduler
+from poptune.stopper import CombinedStopper, TimeoutStopper, as_stopper
+from poptune.storage.journal import Journal
+from poptune.storage.trial_logs import rewrite_logs
+from poptune.trainable._util import normalize_resources, trainable_name, trainable_resources
+
+logger = logging.getLogger("poptune")
+
+TUNER_FILE = "tuner.pkl"
+JOURNAL_FILE = "journal.jsonl"
+
+
+def _check_trainable(trainable: Any) -> None:
+    if trainable is None or isinstance(trainable, str) or not callable(trainable):
+        raise bad_type(
+            "trainable", trainable,
+            "a function `train(config)` or a `poptune.Trainable` subclass",
+        )
+    if inspect.isclass(trainable):
+        from poptune.trainable import Trainable
+
+        if not issubclass(trainable, Trainable):
+            raise bad_type("trainable", trainable, "a function or a `poptune.Trainable` subclass")
+        return
+    try:
+        params = [p for p in inspect.signature(trainable).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                  and p.default is p.empty]
+    except (TypeError, ValueError):
+        return
+    if len(params) > 1:
+        raise TuneConfigError(
+            f"`trainable` {trainable_name(trainable)!r} must take one positional argument "
+            f"(config), got the required parameters {[p.name for p in params]}; bind the others "
+            "with `tune.with_parameters(trainable, name=value)`"
+        )
+
+
+def _check_storage(path: str) -> None:
+    if "://" in path and not path.startswith("file://"):
+        raise TuneConfigError(
+            f"`storage_path` {path!r}: remote storage (fsspec URIs) is not supported by this "
+            "version yet; use a local directory"
+        )
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".poptune_write_test_{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as exc:
+        raise StorageError(
+            f"`storage_path` {path!r} cannot be written ({exc.strerror or exc}); choose a "
+            "writable directory"
+        ) from exc
+
+
+class Tuner:
+    """Tune a trainable over a search space.
+
+    Args:
+        trainable: a function ``train(config)`` or a ``Trainable`` subclass.
+        param_space: the search space (nested dict of domains and constants).
+        tune_config: a :class:`~poptune.TuneConfig`.
+        run_config: a :class:`~poptune.RunConfig`.
+    """
+
+    def __init__(
+        self,
+        trainable: Any = None,
+        *,
+        param_space: dict[str, Any] | None = None,
+        tune_config: TuneConfig | None = None,
+        run_config: RunConfig | None = None,
+        _restore: dict[str, Any] | None = None,
+    ) -> None:
+        _check_trainable(trainable)
+        if param_space is not None and not isinstance(param_space, dict):
+            raise bad_type("param_space", param_space, "a dict")
+        if tune_config is not None and not isinstance(tune_config, TuneConfig):
+            raise bad_type("tune_config", tune_config, "a poptune.TuneConfig")
+        if run_config is not None and not isinstance(run_config, RunConfig):
+            raise bad_type("run_config", run_config, "a poptune.RunConfig")
+        self.trainable = trainable
+        self.param_space = param_space or {}
+        self.tune_config = tune_config or TuneConfig()
+        self.run_config = run_config or RunConfig()
+        failure = self.run_config.failure_config
+        if failure is not None and failure.fail_fast and failure.max_failures != 0:
+            raise bad_value("max_failures", failure.max_failures, "0 when `fail_fast` is set")
+        if self.tune_config.metric is not None and self.tune_config.mode is None:
+            raise TuneConfigError(
+                f"`mode` must be 'min' or 'max' when `metric` is set (metric="
+                f"{self.tune_config.metric!r}), got None"
+            )
+        self._restore = _restore
+        self._result_grid: Any = None
+        self._experiment_dir: str | None = _restore["experiment_dir"] if _restore else None
+
+    # ------------------------------------------------------------------------------------
+    @classmethod
+    def can_restore(cls, path: str | os.PathLike[str], storage_filesystem: Any = None) -> bool:
+        """True if ``path`` is an experiment directory that :meth:`restore` can continue."""
+        path = os.path.expanduser(os.fspath(path))
+        return os.path.isfile(os.path.join(path, TUNER_FILE)) and os.path.isfile(
+            os.path.join(path, JOURNAL_FILE))
+
+    @classmethod
+    def restore(
+        cls,
+        path: str | os.PathLike[str],
+        trainable: Any,
+        resume_unfinished: bool = True,
+        resume_errored: bool = False,
+        restart_errored: bool = False,
+        param_space: dict[str, Any] | None = None,
+        storage_filesystem: Any = None,
+        _tuner_kwargs: Any = None,
+    ) -> "Tuner":
+        """Continue an interrupted or crashed experiment. Finished trials never re-run.
+
+        Unfinished trials resume from their latest checkpoint (results they reported after it
+        are rolled back and reported again, so each appears once); errored trials are resumed
+        (``resume_errored``) or restarted from scratch (``restart_errored``).
+        """
+        path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+        if not cls.can_restore(path):
+            raise RestoreError(
+                f"`path` {path!r} is not a restorable poptune experiment (it needs {TUNER_FILE} "
+                f"and {JOURNAL_FILE})"
+            )
+        with open(os.path.join(path, TUNER_FILE), "rb") as f:
+            state = cloudpickle.load(f)
+        tune_config: TuneConfig = state["tune_config"]
+        run_config: RunConfig = state["run_config"]
+        tuner = cls(trainable, param_space=param_space if param_space is not None else state["param_space"],
+                    tune_config=tune_config, run_config=run_config,
+                    _restore={"experiment_dir": path, "state": state,
+                              "resume_unfinished": resume_unfinished,
+                              "resume_errored": resume_errored,
+                              "restart_errored": restart_errored})
+        return tuner
+
+    # ------------------------------------------------------------------------------------
+    def fit(self) -> Any:
+        """Run the experiment and return a :class:`~poptune.ResultGrid`."""
+        from poptune.engine.runner import Runner
+
+        tc, rc = self.tune_config, self.run_config
+        name = trainable_name(self.trainable)
+        if self._restore:
+            exp_dir = self._restore["experiment_dir"]
+            exp_name = os.path.basename(exp_dir)
+            exp_hex = self._restore["state"]["exp_hex"]
+            storage = os.path.dirname(exp_dir)
+        else:
+            storage = os.path.abspath(os.path.expanduser(rc.storage_path or default_storage_path()))
+            if storage.startswith("file://"):
+                storage = storage[len("file://"):]
+            _check_storage(storage)
+            exp_name = rc.name or f"{name}_{timestamp()}"
+            exp_dir = os.path.join(storage, exp_name)
+            exp_hex = secrets.token_hex(3)[:5]
+        os.makedirs(exp_dir, exist_ok=True)
+        self._experiment_dir = exp_dir
+
+        searcher = self._make_searcher()
+        scheduler = tc.scheduler if tc.scheduler is not None else FIFOScheduler()
+        if not isinstance(scheduler, TrialScheduler):
+            raise bad_type("scheduler", scheduler, "a poptune TrialScheduler")
+        scheduler.set_search_properties(tc.metric, tc.mode)
+        stopper = as_stopper(rc.stop)
+        if tc.time_budget_s:
+            stopper = CombinedStopper(stopper, TimeoutStopper(float(tc.time_budget_s)))
+        default_res = normalize_resources(None)
+        probe_res = trainable_resources(self.trainable, {})
+        if probe_res is not None and not callable(getattr(self.trainable, "_poptune_resources", None)):
+            default_res = probe_res
+        backend = get_backend(tc.backend)
+        from poptune.engine.resources import ResourcePool
+
+        ResourcePool(**backend.total_resources()).check_fits_ever(default_res)
+        history = None
+        if self._restore:
+            history = self._load_history(exp_dir, searcher, scheduler)
+        else:
+            self._save_tuner_state(exp_dir, exp_hex)
+            journal = Journal(os.path.join(exp_dir, JOURNAL_FILE))
+            journal.append({"e": "exp", "name": exp_name, "trainable": name,
+                            "start": time.time(), "exp_hex": exp_hex})
+            journal.close()
+        callbacks = self._make_callbacks(searcher)
+        runner = Runner(
+            trainable=self.trainable, trainable_name=name, param_space=self.param_space,
+            tune_config=tc, run_config=rc, experiment_dir=exp_dir, experiment_name=exp_name,
+            exp_hex=exp_hex, backend=backend, searcher=searcher, scheduler=scheduler,
+            stopper=stopper, callbacks=callbacks, default_resources=default_res,
+            resources_fn=lambda config: trainable_resources(self.trainable, config),
+            history=history,
+        )
+        start = time.monotonic()
+        interrupted = False
+        try:
+            trials = runner.run()
+        except KeyboardInterrupt:
+            interrupted = True
+            trials = runner.trials
+        finally:
+            for cb in callbacks:
+                try:
+                    cb.on_experiment_end(trials=runner.trials, experiment_path=exp_dir,
+                                         elapsed=time.monotonic() - start)
+                except TypeError:
+                    cb.on_experiment_end(runner.trials)
+        if interrupted:
+            logger.warning("Experiment interrupted; resume with Tuner.restore(%r, trainable=...)",
+                           exp_dir)
+        self._result_grid = self._make_grid(trials, runner, exp_dir)
+        return self._result_grid
+
+    def get_results(self) -> Any:
+        """The :class:`~poptune.ResultGrid` of the last ``fit()`` (or read from disk)."""
+        if self._result_grid is not None:
+            return self._result_grid
+        if self._experiment_dir is None:
+            raise TuneError("`get_results()` needs `fit()` to have run (or a restored Tuner)")
+        from poptune.results import ResultGrid
+
+        return ResultGrid.from_path(self._experiment_dir)
+
+    # ------------------------------------------------------------------------------------
+    def _make_searcher(self) -> Any:
+        from poptune.search._base import SearchAlgorithm, Searcher
+        from poptune.search.basic_variant import BasicVariantGenerator
+
+        tc = self.tune_config
+        alg = tc.search_alg
+        if alg is None:
+            alg = BasicVariantGenerator()
+        elif isinstance(alg, Searcher):
+            from poptune.search.search_generator import SearchGenerator
+
+            alg = SearchGenerator(alg)
+        elif not isinstance(alg, SearchAlgorithm):
+            raise bad_type("search_alg", alg, "a poptune Searcher or SearchAlgorithm")
+        alg.set_search_properties(tc.metric, tc.mode, self.param_space)
+        alg.setup_experiment(self.param_space, tc.num_samples, tc.seed)
+        return alg
+
+    def _make_callbacks(self, searcher: Any) -> list[Any]:
+        from poptune.callbacks import Callback
+
+        rc, tc = self.run_config, self.tune_config
+        callbacks: list[Any] = []
+        for cb in rc.callbacks or []:
+            if not isinstance(cb, Callback):
+                raise bad_type("callbacks", cb, "a list of poptune.Callback instances")
+            callbacks.append(cb)
+        verbose = 2 if rc.verbose is None else int(rc.verbose)
+        try:
+            from poptune.callbacks.progress import ProgressCallback
+        except ImportError:  # pragma: no cover
+            return callbacks
+        callbacks.append(ProgressCallback(
+            verbose=verbose, reporter=rc.progress_reporter, metric=tc.metric, mode=tc.mode,
+            total_samples=getattr(searcher, "total_samples", None),
+            time_budget_s=tc.time_budget_s,
+        ))
+        return callbacks
+
+    def _save_tuner_state(self, exp_dir: str, exp_hex: str) -> None:
+        rc = self.run_config
+        run_config = RunConfig(
+            name=rc.name, storage_path=rc.storage_path, stop=rc.stop,
+            checkpoint_config=rc.checkpoint_config, failure_config=rc.failure_config,
+            callbacks=None, verbose=rc.verbose, progress_reporter=None,
+        )
+        state = {"param_space": self.param_space, "tune_config": self.tune_config,
+                 "run_config": run_config, "exp_hex": exp_hex,
+                 "trainable_name": trainable_name(self.trainable)}
+        try:
+            blob = cloudpickle.dumps(state)
+        except Exception:  # noqa: BLE001 - keep restore possible without the unpicklable parts
+            state["run_config"].stop = None
+            try:
+                blob = cloudpickle.dumps(state)
+            except Exception as exc:  # noqa: BLE001
+                raise TuneConfigError(
+                    f"the experiment configuration cannot be pickled for restore: {exc}") from exc
+        tmp = os.path.join(exp_dir, TUNER_FILE + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, os.path.join(exp_dir, TUNER_FILE))
+
+    def _load_history(self, exp_dir: str, searcher: Any, scheduler: TrialScheduler) -> dict[str, Any]:
+        from poptune.engine.runner import SCHEDULER_STATE_FILE
+
+        assert self._restore is not None
+        hist: ExperimentHistory = replay_journal(os.path.join(exp_dir, JOURNAL_FILE))
+        if hist.search_state is not None and hasattr(searcher, "load_state"):
+            searcher.load_state(unpack(hist.search_state))
+        sched_path = os.path.join(exp_dir, SCHEDULER_STATE_FILE)
+        if os.path.exists(sched_path):
+            with open(sched_path, "rb") as f:
+                scheduler.load_state(cloudpickle.load(f))
+        flags = self._restore
+        journal = Journal(os.path.join(exp_dir, JOURNAL_FILE))
+        for h in hist.trials.values():
+            t = h.trial
+            status = t.status
+            if status == TrialStatus.TERMINATED or (t.last_result.get("done") and status != TrialStatus.ERROR):
+                t.status = TrialStatus.TERMINATED
+            elif status == TrialStatus.ERROR:
+                if flags["restart_errored"]:
+                    h.rows, h.checkpoints, t.checkpoint_path, t.last_result = [], [], None, {}
+                    journal.append({"e": "rollback", "t": t.trial_id, "rows": 0})
+                    t.status = TrialStatus.PENDING
+                elif flags["resume_errored"]:
+                    self._rollback(h, journal)
+                    t.status = TrialStatus.PENDING
+                else:
+                    continue
+            elif flags["resume_unfinished"]:
+                if h.restore_meta:  # a pending PBT exploit: start from the donor's checkpoint
+                    t.restore_path = h.restore_meta["path"]
+                else:
+                    self._rollback(h, journal)
+                t.status = TrialStatus.PAUSED if h.rows else TrialStatus.PENDING
+            else:
+                t.status = TrialStatus.TERMINATED
+            journal.append({"e": "status", "t": t.trial_id, "s": t.status.value})
+            rewrite_logs(t.local_path, ({**r, "config": t.config} for r in h.rows))
+        journal.close()
+        return hist.trials
+
+    @staticmethod
+    def _rollback(h: Any, journal: Journal) -> None:
+        keep = h.checkpoints[-1][2] if h.checkpoints else 0
+        while h.checkpoints and h.checkpoints[-1][0] in h.deleted:
+            h.checkpoints.pop()
+            keep = h.checkpoints[-1][2] if h.checkpoints else 0
+        if keep < len(h.rows):
+            h.rows = h.rows[:keep]
+            journal.append({"e": "rollback", "t": h.trial.trial_id, "rows": keep})
+        h.trial.last_result = h.rows[-1] if h.rows else {}
+        h.trial.checkpoint_path = (
+            os.path.join(h.trial.local_path, h.checkpoints[-1][0]) if h.checkpoints else None)
+
+    def _make_grid(self, trials: list[Trial], runner: Any, exp_dir: str) -> Any:
+        from poptune.checkpoint import Checkpoint
+        from poptune.exceptions import TrialError
+        from poptune.results import Result, ResultGrid
+
+        results = []
+        for t in trials:
+            live = runner.live.get(t.trial_id)
+            error = None
+            if t.status == TrialStatus.ERROR:
+                error = _load_error(t)
+            best = []
+            if live is not None and live.checkpoints is not None:
+                for rec in live.checkpoints.records:
+                    if os.path.isdir(rec.path):
+                        metrics = {k: v for k, v in rec.metrics.items() if k != "_rows"}
+                        best.append((Checkpoint(rec.path), {**metrics, "config": t.config}))
+            ckpt = Checkpoint(t.checkpoint_path) if t.checkpoint_path and os.path.isdir(t.checkpoint_path) else None
+            results.append(Result(
+                metrics=dict(t.last_result) if t.last_result else {},
+                checkpoint=ckpt, error=error, path=t.local_path, best_checkpoints=best,
+            ))
+        _ = TrialError
+        return ResultGrid(results, experiment_path=exp_dir, default_metric=self.tune_config.metric,
+                          default_mode=self.tune_config.mode)
+
+
+def _load_error(trial: Trial) -> BaseException:
+    from poptune.exceptions import TrialError
+
+    path = os.path.join(trial.local_path, "error.pkl")
+    if os.path.exists(path):
+        try:
+            with open(path, "rb") as f:
+                exc = cloudpickle.load(f)
+            if isinstance(exc, BaseException):
+                return exc
+        except Exception:  # noqa: BLE001
+            pass
+    return TrialError(f"Trial {trial} failed: {trial.error_msg}")
+
+
+_ = pack
