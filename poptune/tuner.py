@@ -326,7 +326,12 @@ class Tuner:
         from poptune.engine.runner import SCHEDULER_STATE_FILE
 
         assert self._restore is not None
-        hist: ExperimentHistory = replay_journal(os.path.join(exp_dir, JOURNAL_FILE))
+        from poptune.engine.runner import collect_constants
+
+        found: dict[int, Any] = {}
+        collect_constants(self._restore["state"]["param_space"], found)
+        hist: ExperimentHistory = replay_journal(os.path.join(exp_dir, JOURNAL_FILE),
+                                                 list(found.values()))
         if hist.search_state is not None and hasattr(searcher, "load_state"):
             searcher.load_state(unpack(hist.search_state))
         sched_path = os.path.join(exp_dir, SCHEDULER_STATE_FILE)

@@ -30,8 +30,16 @@ def pack(obj: Any) -> str:
     return base64.b64encode(cloudpickle.dumps(obj)).decode()
 
 
-def unpack(text: str) -> Any:
-    return cloudpickle.loads(base64.b64decode(text))
+def unpack(text: str, constants: list[Any] | None = None) -> Any:
+    """Decode ``pack`` output; configs refer to the experiment's constants by index."""
+    import io
+    import pickle
+
+    class _Unpickler(pickle.Unpickler):
+        def persistent_load(self, pid: Any) -> Any:
+            return (constants or [])[pid]
+
+    return _Unpickler(io.BytesIO(base64.b64decode(text))).load()
 
 
 @dataclass
@@ -54,7 +62,7 @@ class ExperimentHistory:
     finished: bool = False
 
 
-def replay_journal(path: str) -> ExperimentHistory:
+def replay_journal(path: str, constants: list[Any] | None = None) -> ExperimentHistory:
     """Rebuild trials, their results and checkpoints from ``journal.jsonl``."""
     header: dict[str, Any] = {}
     trials: dict[str, TrialHistory] = {}
@@ -68,7 +76,7 @@ def replay_journal(path: str) -> ExperimentHistory:
             t = Trial(
                 trial_id=rec["id"],
                 trainable_name=rec["trainable"],
-                config=unpack(rec["config"]),
+                config=unpack(rec["config"], constants),
                 experiment_tag=rec["tag"],
                 local_path=rec["path"],
                 dirname=rec["dirname"],
@@ -102,7 +110,7 @@ def replay_journal(path: str) -> ExperimentHistory:
             h.trial.num_failures = rec.get("failures", h.trial.num_failures)
         elif kind == "config":
             h = trials[rec["t"]]
-            h.trial.config = unpack(rec["config"])
+            h.trial.config = unpack(rec["config"], constants)
             h.restore_meta = rec.get("restore")
         elif kind == "rollback":
             h = trials[rec["t"]]

@@ -8,6 +8,7 @@ the journal, so nothing it reported can be lost.
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import os
@@ -327,7 +328,8 @@ class Runner:
         self.live[trial_id] = live
         save_state = getattr(self.searcher, "save_state", None)
         self.journal.append({
-            "e": "trial", "id": trial_id, "trainable": self.trainable_name, "config": pack(config),
+            "e": "trial", "id": trial_id, "trainable": self.trainable_name,
+            "config": base64.b64encode(self._config_blob(config)).decode(),
             "tag": tag, "path": trial.local_path, "dirname": trial.dirname,
             "resources": resources, "params": params, "name": trial.custom_trial_name,
             "search_state": pack(save_state()) if save_state else None,
@@ -553,7 +555,8 @@ class Runner:
         self._pin(ex.checkpoint_path)
         self._unpin(old_restore)
         live.restore_meta = donor_meta
-        self.journal.append({"e": "config", "t": trial.trial_id, "config": pack(ex.config),
+        self.journal.append({"e": "config", "t": trial.trial_id,
+                             "config": base64.b64encode(self._config_blob(ex.config)).decode(),
                              "restore": {"path": ex.checkpoint_path, **donor_meta}})
         if getattr(self.scheduler, "log_config", False) and donor is not None:
             self._write_pbt_logs(trial, donor, ex)
