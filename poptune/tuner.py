@@ -364,7 +364,7 @@ class Tuner:
             else:
                 t.status = TrialStatus.TERMINATED
             journal.append({"e": "status", "t": t.trial_id, "s": t.status.value})
-            rewrite_logs(t.local_path, ({**r, "config": t.config} for r in h.rows))
+            rewrite_logs(t.local_path, h.rows)
         journal.close()
         return hist.trials
 
@@ -402,6 +402,7 @@ class Tuner:
             results.append(Result(
                 metrics=dict(t.last_result) if t.last_result else {},
                 checkpoint=ckpt, error=error, path=t.local_path, best_checkpoints=best,
+                _status=t.status.value,
             ))
         _ = TrialError
         return ResultGrid(results, experiment_path=exp_dir, default_metric=self.tune_config.metric,

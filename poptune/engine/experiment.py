@@ -92,6 +92,7 @@ def replay_journal(path: str, constants: list[Any] | None = None) -> ExperimentH
         elif kind == "result":
             h = trials[rec["t"]]
             row = rec["r"]
+            row["config"] = h.trial.config
             h.rows.append(row)
             h.trial.last_result = row
         elif kind == "ckpt":

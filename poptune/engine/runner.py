@@ -452,8 +452,8 @@ class Runner:
 
     def _on_result(self, trial: Trial, result: dict[str, Any]) -> None:
         live = self.live[trial.trial_id]
-        result["config"] = trial.config
         result["experiment_tag"] = trial.experiment_tag
+        result["config"] = trial.config
         journal_result = {k: v for k, v in result.items() if k != "config"}
         self.journal.append({"e": "result", "t": trial.trial_id, "r": journal_result})
         live.rows += 1

@@ -1,0 +1,441 @@
+"""``Result``: what one trial left behind (last metrics, checkpoints, history, error).
+
+A trial directory holds ``result.json`` (one JSON result per line), ``progress.csv`` (the same
+rows flattened with ``/``), ``params.json`` / ``params.pkl`` (the config), ``checkpoint_NNNNNN/``
+directories and, when the trial failed, ``error.pkl`` / ``error.txt``.
+
+Example:
+    >>> import json, os, tempfile
+    >>> trial_dir = tempfile.mkdtemp()
+    >>> with open(os.path.join(trial_dir, "result.json"), "w") as f:
+    ...     for i, loss in enumerate([0.9, 0.4], start=1):
+    ...         _ = f.write(json.dumps({"loss": loss, "training_iteration": i}) + "\\n")
+    >>> result = Result.from_path(trial_dir)
+    >>> result.metrics["loss"], len(result.metrics_dataframe)
+    (0.4, 2)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import numbers
+import os
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from poptune._validation import check_one_of
+from poptune.checkpoint import Checkpoint, _split_fs
+from poptune.exceptions import StorageError, TrialError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+PROGRESS_FILE = "progress.csv"
+PARAMS_FILE = "params.json"
+PARAMS_PICKLE = "params.pkl"
+ERROR_FILE = "error.txt"
+ERROR_PICKLE = "error.pkl"
+CHECKPOINT_DIR_KEY = "checkpoint_dir_name"
+_CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d+)$")
+
+#: Keys filled in by poptune itself; hidden from ``repr(result)`` as Ray Tune does.
+_AUTO_KEYS = frozenset({
+    "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date", "pid",
+    "hostname", "node_ip", "trial_id", "experiment_id", "experiment_tag", "done", "config",
+    "iterations_since_restore", "time_since_restore", "timesteps_since_restore",
+    "checkpoint_dir_name", "should_checkpoint", "warmup_time",
+})
+
+_MISSING = object()
+
+
+# -- helpers shared with result_grid ----------------------------------------------------------
+def flatten_dict(d: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
+    """Flatten nested dicts into ``{"a/b": v}`` (lists stay whole; empty dicts vanish, as Ray)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(flatten_dict(value, name, sep))
+        else:
+            out[name] = value
+    return out
+
+
+def lookup_metric(d: Mapping[str, Any] | None, key: str) -> Any:
+    """Return ``d[key]``, else follow ``"a/b"`` into nested dicts; ``_MISSING`` if absent."""
+    if not d:
+        return _MISSING
+    if key in d:
+        return d[key]
+    node: Any = d
+    for part in key.split("/"):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def is_number(value: Any) -> bool:
+    """True for real numbers (bools count, as in Ray Tune's ``isinstance(v, Number)``)."""
+    return isinstance(value, numbers.Real)
+
+
+def _native(value: Any) -> Any:
+    """numpy scalar -> Python scalar (so dicts read from CSV print like JSON ones)."""
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
+
+
+# -- reading a trial directory ----------------------------------------------------------------
+def _parse_result_lines(text: str, where: str) -> list[dict[str, Any]]:
+    """Parse JSON lines; an unparsable *last* line (driver killed mid-write) is dropped."""
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    rows: list[dict[str, Any]] = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        elif i == len(lines) - 1:
+            logger.warning("Ignoring the truncated last line of %s", where)
+        else:
+            raise StorageError(f"{where}: line {i + 1} is not a JSON result: {line[:80]!r}")
+    return rows
+
+
+def _read_progress_csv(text: str) -> pd.DataFrame:
+    """Read progress.csv, dropping an unterminated last row that lacks fields."""
+    import pandas as pd
+
+    lines = text.split("\n")
+    if not text.endswith("\n") and len(lines) > 1:
+        header, last = next(csv.reader([lines[0]])), next(csv.reader([lines[-1]]), [])
+        if len(last) < len(header):
+            text = "\n".join(lines[:-1]) + "\n"
+    if not text.strip():
+        return pd.DataFrame()
+    return pd.read_csv(io.StringIO(text), dtype={"trial_id": str})
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame([flatten_dict(r) for r in rows])
+
+
+def _row_dict(df: pd.DataFrame, position: int) -> dict[str, Any]:
+    return {k: _native(v) for k, v in df.iloc[position].to_dict().items()}
+
+
+class _TrialDir:
+    """One listing of a trial directory, read on demand."""
+
+    def __init__(self, fs: Any, path: str) -> None:
+        self.fs, self.path = fs, path
+        try:
+            entries = fs.ls(path, detail=True)
+        except FileNotFoundError:
+            entries = []
+        self.files: set[str] = set()
+        self.checkpoints: list[tuple[int, str]] = []
+        for entry in entries:
+            name = posixpath.basename(str(entry["name"]).rstrip("/"))
+            match = _CHECKPOINT_DIR.match(name)
+            if entry.get("type") == "directory":
+                if match:
+                    self.checkpoints.append((int(match.group(1)), name))
+            else:
+                self.files.add(name)
+        self.checkpoints.sort()
+
+    def join(self, name: str) -> str:
+        return self.path.rstrip("/") + "/" + name
+
+    def read(self, name: str, mode: str = "r") -> Any:
+        kwargs = {"encoding": "utf-8"} if mode == "r" else {}
+        with self.fs.open(self.join(name), mode, **kwargs) as f:
+            return f.read()
+
+    def history(self) -> tuple[list[dict[str, Any]] | None, pd.DataFrame | None]:
+        """(rows of result.json, or None if absent; the metrics dataframe, or None)."""
+        if RESULT_FILE in self.files:
+            rows = _parse_result_lines(self.read(RESULT_FILE), self.join(RESULT_FILE))
+            return rows, _frame(rows)
+        if PROGRESS_FILE in self.files:
+            return None, _read_progress_csv(self.read(PROGRESS_FILE))
+        return None, None
+
+    def config(self) -> dict[str, Any] | None:
+        if PARAMS_PICKLE in self.files:
+            try:
+                import cloudpickle
+
+                config = cloudpickle.loads(self.read(PARAMS_PICKLE, "rb"))
+                if isinstance(config, dict):
+                    return config
+            except Exception:  # stale pickle: the JSON copy is good enough
+                logger.debug("Could not unpickle %s", self.join(PARAMS_PICKLE), exc_info=True)
+        if PARAMS_FILE in self.files:
+            config = json.loads(self.read(PARAMS_FILE))
+            return config if isinstance(config, dict) else None
+        return None
+
+    def error(self) -> BaseException | None:
+        if ERROR_PICKLE in self.files:
+            try:
+                import cloudpickle
+
+                error = cloudpickle.loads(self.read(ERROR_PICKLE, "rb"))
+                if isinstance(error, BaseException):
+                    return error
+            except Exception:
+                logger.debug("Could not unpickle %s", self.join(ERROR_PICKLE), exc_info=True)
+        if ERROR_FILE in self.files:
+            return TrialError(self.read(ERROR_FILE).strip())
+        return None
+
+    def checkpoint(self, name: str) -> Checkpoint:
+        path = self.join(name)
+        local = "file" in getattr(self.fs, "protocol", ())
+        return Checkpoint(path if local else self.fs.unstrip_protocol(path))
+
+
+# -- the dataclass ----------------------------------------------------------------------------
+@dataclass(repr=False, eq=False)
+class Result:
+    """The outcome of one trial: its last metrics, checkpoints, history and error.
+
+    ``ResultGrid`` hands these out; build one from a trial directory with :meth:`from_path`.
+
+    Attributes:
+        metrics: the last reported result (nested dict, including auto-filled keys).
+        checkpoint: the latest checkpoint that exists, or ``None``.
+        error: the trial's exception if it failed, else ``None``.
+        path: the trial directory (for a remote URI, the path within its filesystem).
+        metrics_dataframe: every reported result, one row each in report order, keys
+            flattened with ``/``. Read from ``path`` on first access when not given.
+        best_checkpoints: ``(checkpoint, metrics)`` for each kept checkpoint, where
+            ``metrics`` is the result reported with it.
+
+    The engine may also pass ``_storage_filesystem`` (an fsspec filesystem ``path`` lives on)
+    and ``_status`` (the trial's status, e.g. ``"TERMINATED"``), which ``ResultGrid`` counts.
+
+    Example:
+        >>> r = Result(metrics={"loss": 0.1, "config": {"lr": 0.01}}, checkpoint=None,
+        ...            error=None, path="")
+        >>> r.config
+        {'lr': 0.01}
+    """
+
+    metrics: dict[str, Any] | None
+    checkpoint: Checkpoint | None
+    error: BaseException | None
+    path: str
+    metrics_dataframe: pd.DataFrame | None = None  # replaced by a lazy property below
+    best_checkpoints: list[tuple[Checkpoint, dict[str, Any]]] = field(default_factory=list)
+    _storage_filesystem: Any = None
+    #: trial status ("TERMINATED", "ERROR", ...) when known; ``ResultGrid`` counts with it.
+    _status: str | None = None
+
+    def __post_init__(self) -> None:
+        self.path = os.fspath(self.path) if self.path is not None else ""
+        if self.best_checkpoints is None:  # Ray Tune's constructor default
+            self.best_checkpoints = []
+        self._config_cache: Any = _MISSING
+
+    # -- properties ---------------------------------------------------------------------------
+    def _set_metrics_dataframe(self, value: pd.DataFrame | None) -> None:
+        self._metrics_dataframe: pd.DataFrame | None = value
+        self._df_loaded: bool = value is not None
+
+    def _get_metrics_dataframe(self) -> pd.DataFrame | None:
+        if not self._df_loaded and self.path:
+            fs, fs_path = self._fs_path()
+            _, df = _TrialDir(fs, fs_path).history()
+            if df is None:
+                import pandas as pd
+
+                df = pd.DataFrame()
+            self._set_metrics_dataframe(df)
+        return self._metrics_dataframe
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        """The trial's config: ``metrics["config"]``, else read from ``params.json``."""
+        config = self.metrics.get("config") if self.metrics else None
+        if isinstance(config, dict):
+            return config
+        if self._config_cache is _MISSING:
+            self._config_cache = None
+            if self.path:
+                fs, fs_path = self._fs_path()
+                self._config_cache = _TrialDir(fs, fs_path).config()
+        return self._config_cache  # type: ignore[no-any-return]
+
+    @property
+    def filesystem(self) -> Any:
+        """The fsspec filesystem that ``path`` lives on (local unless a URI was given)."""
+        return self._fs_path()[0]
+
+    def _fs_path(self) -> tuple[Any, str]:
+        if self._storage_filesystem is not None:
+            return self._storage_filesystem, self.path
+        fs, inner, _ = _split_fs(self.path)
+        return fs, inner
+
+    # -- constructors -------------------------------------------------------------------------
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], storage_filesystem: Any = None) -> Result:
+        """Rebuild the ``Result`` of a trial from its directory (local path or URI).
+
+        Metrics come from ``result.json`` (an unparsable last line is ignored), else from
+        ``progress.csv`` (then ``metrics`` holds flattened keys). Checkpoints are the
+        ``checkpoint_NNNNNN`` directories that exist; the error comes from ``error.pkl``, else
+        ``error.txt`` (as a :class:`~poptune.exceptions.TrialError` holding its text).
+
+        Args:
+            path: the trial directory, e.g. ``~/poptune_results/exp/train_a1b2c_00000_0_...``.
+            storage_filesystem: an fsspec filesystem; ``path`` is then a path within it.
+
+        Raises:
+            StorageError: the directory does not exist or holds neither result file.
+
+        Example:
+            >>> import os, tempfile
+            >>> trial_dir = tempfile.mkdtemp()
+            >>> _ = open(os.path.join(trial_dir, "result.json"), "w").write(
+            ...     '{"acc": 0.8, "checkpoint_dir_name": "checkpoint_000000"}\\n')
+            >>> os.mkdir(os.path.join(trial_dir, "checkpoint_000000"))
+            >>> result = Result.from_path(trial_dir)
+            >>> os.path.basename(result.checkpoint.path), result.best_checkpoints[0][1]["acc"]
+            ('checkpoint_000000', 0.8)
+        """
+        return cls._from_dir(path, storage_filesystem, strict=True)
+
+    @classmethod
+    def _from_dir(cls, path: str | os.PathLike[str], storage_filesystem: Any = None,
+                  strict: bool = False, status: str | None = None) -> Result:
+        if storage_filesystem is not None:
+            fs, fs_path = storage_filesystem, os.fspath(path)
+        else:
+            fs, fs_path, _ = _split_fs(os.fspath(path))
+        if not fs.isdir(fs_path):
+            raise StorageError(f"Trial directory {fs_path} does not exist")
+        trial = _TrialDir(fs, fs_path)
+        rows, df = trial.history()
+        if df is None and strict:
+            raise StorageError(f"Cannot read a result from {fs_path}: it holds neither "
+                               f"{RESULT_FILE} nor {PROGRESS_FILE}")
+        by_checkpoint: dict[str, dict[str, Any]] = {}
+        if rows is not None:  # result.json: keep the nested dicts
+            metrics: dict[str, Any] = dict(rows[-1]) if rows else {}
+            for row in rows:
+                if row.get(CHECKPOINT_DIR_KEY):
+                    by_checkpoint[str(row[CHECKPOINT_DIR_KEY])] = row
+        elif df is not None and not df.empty:  # progress.csv: flattened, as Ray Tune
+            metrics = _row_dict(df, -1)
+            if CHECKPOINT_DIR_KEY in df.columns:
+                for pos, name in enumerate(df[CHECKPOINT_DIR_KEY].tolist()):
+                    if isinstance(name, str) and name:
+                        by_checkpoint[name] = _row_dict(df, pos)
+        else:
+            metrics = {}
+        if df is None:  # nothing to read later either
+            import pandas as pd
+
+            df = pd.DataFrame()
+        best = [(trial.checkpoint(name), by_checkpoint.get(name, {}))
+                for _, name in trial.checkpoints]
+        return cls(
+            metrics=metrics,
+            checkpoint=best[-1][0] if best else None,
+            error=trial.error(),
+            path=fs_path,
+            metrics_dataframe=df,
+            best_checkpoints=best,
+            _storage_filesystem=fs,
+            _status=status,
+        )
+
+    # -- queries ------------------------------------------------------------------------------
+    def get_best_checkpoint(self, metric: str, mode: str) -> Checkpoint | None:
+        """Return the kept checkpoint whose result scored best on ``metric``.
+
+        Checkpoints whose result lacks ``metric`` are skipped; ``"a/b"`` reaches nested
+        metrics. NaN scores are skipped; ties go to the earlier checkpoint.
+
+        Args:
+            metric: the metric to order on, e.g. ``"mean_accuracy"``.
+            mode: ``"min"`` or ``"max"``.
+
+        Returns:
+            The best checkpoint, or ``None`` if every score for ``metric`` is NaN.
+
+        Raises:
+            ValueError: ``mode`` is not ``"min"`` or ``"max"``.
+            RuntimeError: the trial kept no checkpoint, or none was reported with ``metric``.
+
+        Example:
+            >>> a, b = Checkpoint("/tmp/ck_a"), Checkpoint("/tmp/ck_b")
+            >>> r = Result(metrics={}, checkpoint=b, error=None, path="",
+            ...            best_checkpoints=[(a, {"acc": 0.9}), (b, {"acc": 0.7})])
+            >>> r.get_best_checkpoint("acc", "max") is a
+            True
+        """
+        check_one_of("mode", mode, ("min", "max"))
+        if not self.best_checkpoints:
+            raise RuntimeError(f"No checkpoint exists for the trial at {self.path!r}")
+        scored = []
+        for checkpoint, metrics in self.best_checkpoints:
+            value = lookup_metric(metrics, metric)
+            if value is not _MISSING and is_number(value):
+                scored.append((checkpoint, float(value)))
+        if not scored:
+            seen = sorted({k for _, m in self.best_checkpoints for k in flatten_dict(m or {})})
+            raise RuntimeError(
+                f"No checkpoint of the trial at {self.path!r} was reported with metric "
+                f"{metric!r}; metrics reported with its checkpoints: {seen}")
+        scored = [(c, v) for c, v in scored if not math.isnan(v)]
+        if not scored:
+            return None
+        pick = max if mode == "max" else min
+        return pick(scored, key=lambda cv: cv[1])[0]
+
+    # -- repr ---------------------------------------------------------------------------------
+    def _repr(self, indent: int = 0) -> str:
+        shown: dict[str, Any] = {}
+        if self.error is not None:
+            shown["error"] = type(self.error).__name__
+        if self.metrics:
+            shown["metrics"] = {k: v for k, v in self.metrics.items() if k not in _AUTO_KEYS}
+        else:
+            shown["metrics"] = self.metrics
+        shown["path"] = self.path
+        protocol = getattr(self.filesystem, "protocol", "file")
+        protocol = protocol[0] if isinstance(protocol, (tuple, list)) else protocol
+        shown["filesystem"] = "local" if protocol in ("file", "local") else protocol
+        shown["checkpoint"] = self.checkpoint
+        pad, kw_pad = " " * indent, " " * (indent + 2)
+        body = ",\n".join(f"{kw_pad}{k}={v!r}" for k, v in shown.items())
+        return f"{pad}{type(self).__name__}(\n{body}\n{pad})"
+
+    def __repr__(self) -> str:
+        return self._repr(indent=0)
+
+
+# ``metrics_dataframe`` stays an ordinary dataclass argument, but reads go through a property
+# so that the engine can build many Results without touching their files.
+setattr(Result, "metrics_dataframe",  # noqa: B010 (keeps mypy's view: a plain field)
+        property(Result._get_metrics_dataframe, Result._set_metrics_dataframe))

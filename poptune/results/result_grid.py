@@ -1,0 +1,347 @@
+"""``ResultGrid``: the results of every trial of an experiment, as ``Tuner.fit()`` returns them.
+
+Example:
+    >>> grid = ResultGrid([
+    ...     Result(metrics={"loss": 0.3, "config": {"lr": 0.1}}, checkpoint=None, error=None,
+    ...            path="/tmp/exp/t0"),
+    ...     Result(metrics={"loss": 0.2, "config": {"lr": 0.01}}, checkpoint=None, error=None,
+    ...            path="/tmp/exp/t1"),
+    ... ], experiment_path="/tmp/exp")
+    >>> grid.get_best_result(metric="loss", mode="min").config
+    {'lr': 0.01}
+    >>> list(grid.get_dataframe()[["loss", "config/lr"]].itertuples(index=False, name=None))
+    [(0.3, 0.1), (0.2, 0.01)]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+from poptune._validation import check_mode, check_one_of
+from poptune.checkpoint import _split_fs
+from poptune.exceptions import StorageError
+from poptune.results.result import (
+    _MISSING,
+    PARAMS_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    Result,
+    _row_dict,
+    flatten_dict,
+    is_number,
+    lookup_metric,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ResultGrid"]
+
+#: Accepted ``scope`` values of :meth:`ResultGrid.get_best_result`.
+SCOPES = ("all", "last", "avg", "last-5-avg", "last-10-avg")
+#: Metric name Ray Tune uses when only a mode is configured (a trainable returning a number).
+DEFAULT_METRIC = "_metric"
+
+
+def _column(result: Result, metric: str) -> Any:
+    """The trial's history of ``metric`` as a float array, or ``None`` if never reported."""
+    import pandas as pd
+
+    df = result.metrics_dataframe
+    if df is None or df.empty or metric not in df.columns:
+        return None
+    raw = df[metric]
+    if raw.dtype == bool:
+        return raw.astype(float).to_numpy()
+    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    if values.isna().all() and raw.notna().any():  # only non-numbers (strings, lists)
+        return None
+    return values.to_numpy()
+
+
+def _score(result: Result, metric: str, mode: str, scope: str) -> float | None:
+    """One number per trial for ``scope``; ``None`` if the trial never reported ``metric``."""
+    import numpy as np
+
+    if scope == "last":
+        value = lookup_metric(result.metrics, metric)
+        if value is not _MISSING and is_number(value):
+            return float(value)
+        values = _column(result, metric)  # the last result lacks it: take the last reported
+        if values is None:
+            return None
+        values = values[~np.isnan(values)]
+        return float(values[-1]) if len(values) else None
+    values = _column(result, metric)
+    if values is None or len(values) == 0:
+        return None
+    if scope == "all":
+        finite = values[~np.isnan(values)]
+        if not len(finite):
+            return math.nan
+        return float(finite.max() if mode == "max" else finite.min())
+    if scope != "avg":  # "last-5-avg", "last-10-avg"
+        values = values[-int(scope.split("-")[1]):]
+    return float(values.mean())
+
+
+class ResultGrid:
+    """The :class:`Result` of every trial of an experiment, in trial order.
+
+    Trials of every status are included; an unfinished trial shows its latest result and
+    checkpoint. Index it, iterate it, or ask for the best result or a dataframe.
+
+    Args:
+        results: one :class:`Result` per trial.
+        experiment_path: the experiment directory (``{storage_path}/{name}``).
+        default_metric: metric used when :meth:`get_best_result` gets none
+            (``TuneConfig.metric``).
+        default_mode: ``"min"`` or ``"max"``, used when :meth:`get_best_result` gets none.
+
+    Example:
+        >>> grid = ResultGrid([], experiment_path="/tmp/exp")
+        >>> len(grid), grid.num_errors
+        (0, 0)
+    """
+
+    def __init__(
+        self,
+        results: Sequence[Result],
+        experiment_path: str | os.PathLike[str],
+        default_metric: str | None = None,
+        default_mode: str | None = None,
+    ) -> None:
+        check_mode(default_mode, "default_mode")
+        if default_metric is None and default_mode is not None:
+            default_metric = DEFAULT_METRIC
+        self._results = list(results)
+        self._experiment_path = os.fspath(experiment_path)
+        self._filesystem: Any = None
+        self.default_metric = default_metric
+        self.default_mode = default_mode
+
+    @classmethod
+    def from_path(
+        cls,
+        experiment_path: str | os.PathLike[str],
+        default_metric: str | None = None,
+        default_mode: str | None = None,
+    ) -> ResultGrid:
+        """Build a grid from an experiment directory on disk (local path or fsspec URI).
+
+        Every subdirectory holding ``params.json``, ``result.json`` or ``progress.csv`` is a
+        trial; trials come in directory-name order. A trial that never reported has empty
+        ``metrics``. Statuses are not stored in trial directories, so a trial counts as
+        terminated when it has no error and its last result has ``done=True``.
+
+        Raises:
+            StorageError: ``experiment_path`` is not a directory.
+
+        Example:
+            >>> import tempfile
+            >>> len(ResultGrid.from_path(tempfile.mkdtemp()))
+            0
+        """
+        fs, fs_path, _ = _split_fs(os.fspath(experiment_path))
+        if not fs.isdir(fs_path):
+            raise StorageError(f"Experiment directory {fs_path} does not exist")
+        trial_dirs = []
+        for entry in fs.ls(fs_path, detail=True):
+            if entry.get("type") != "directory":
+                continue
+            listing = fs.ls(entry["name"], detail=False)
+            names = {os.path.basename(str(e).rstrip("/")) for e in listing}
+            if names & {PARAMS_FILE, RESULT_FILE, PROGRESS_FILE}:
+                trial_dirs.append(str(entry["name"]).rstrip("/"))
+        results = [Result._from_dir(d, storage_filesystem=fs) for d in sorted(trial_dirs)]
+        grid = cls(results, fs_path, default_metric=default_metric, default_mode=default_mode)
+        grid._filesystem = fs
+        return grid
+
+    # -- paths --------------------------------------------------------------------------------
+    @property
+    def experiment_path(self) -> str:
+        """The experiment directory (for a remote URI, the path within its filesystem)."""
+        return self._experiment_path
+
+    @property
+    def filesystem(self) -> Any:
+        """The fsspec filesystem that ``experiment_path`` lives on."""
+        if self._filesystem is None:
+            self._filesystem = _split_fs(self._experiment_path)[0]
+        return self._filesystem
+
+    # -- best result --------------------------------------------------------------------------
+    def get_best_result(
+        self,
+        metric: str | None = None,
+        mode: str | None = None,
+        scope: str = "last",
+        filter_nan_and_inf: bool = True,
+    ) -> Result:
+        """Return the result of the trial that scored best on ``metric``.
+
+        Args:
+            metric: metric to compare (``"a/b"`` reaches nested metrics). Defaults to
+                ``default_metric`` (``TuneConfig.metric``).
+            mode: ``"min"`` or ``"max"``. Defaults to ``default_mode``.
+            scope: how each trial is scored: ``"last"`` its last reported value, ``"avg"``
+                the mean of all its values, ``"last-5-avg"`` / ``"last-10-avg"`` the mean of
+                its last 5 / 10 values, ``"all"`` its best value under ``mode``.
+            filter_nan_and_inf: skip trials whose score is NaN or infinite.
+
+        As in Ray Tune, a grid of exactly one trial returns that trial without comparing.
+        Ties go to the earlier trial; a NaN score (with filtering off) never beats a number.
+
+        Raises:
+            ValueError: no metric or no mode in the call nor the defaults; a bad ``mode`` or
+                ``scope``.
+            RuntimeError: no trial reported ``metric`` (or, when filtering, every score was
+                NaN or infinite).
+
+        Example:
+            >>> grid = ResultGrid([
+            ...     Result({"acc": 0.7}, None, None, "/tmp/e/a"),
+            ...     Result({"acc": 0.9}, None, None, "/tmp/e/b"),
+            ... ], "/tmp/e")
+            >>> grid.get_best_result("acc", "max").path
+            '/tmp/e/b'
+        """
+        check_mode(mode)
+        check_one_of("scope", scope, SCOPES)
+        if len(self._results) == 1:
+            return self._results[0]
+        metric = metric or self.default_metric
+        mode = mode or self.default_mode
+        if not metric:
+            raise ValueError(
+                "No metric is provided: pass `metric` to `get_best_result` or set `metric` "
+                "in the `TuneConfig` of your `Tuner`.")
+        if not mode:
+            raise ValueError(
+                "No mode is provided: pass `mode` ('min' or 'max') to `get_best_result` or "
+                "set `mode` in the `TuneConfig` of your `Tuner`.")
+
+        best: Result | None = None
+        best_score = math.nan
+        for result in self._results:
+            score = _score(result, metric, mode, scope)
+            if score is None or (filter_nan_and_inf and not math.isfinite(score)):
+                continue
+            if (best is None or (math.isnan(best_score) and not math.isnan(score))
+                    or (mode == "max" and score > best_score)
+                    or (mode == "min" and score < best_score)):
+                best, best_score = result, score
+        if best is None:
+            msg = (f"No best trial found for the given metric: {metric}. This means that no "
+                   "trial has reported this metric")
+            if filter_nan_and_inf:
+                msg += (", or all values reported for this metric are NaN or infinite. To "
+                        "not ignore them, pass `filter_nan_and_inf=False`.")
+            raise RuntimeError(msg + ("" if filter_nan_and_inf else "."))
+        return best
+
+    # -- dataframe ----------------------------------------------------------------------------
+    def get_dataframe(
+        self, filter_metric: str | None = None, filter_mode: str | None = None
+    ) -> pd.DataFrame:
+        """Return one row per trial: its last result, or its best if filtered.
+
+        Columns are the flattened result keys (``"a/b"``), the config as ``config/...`` and
+        ``logdir`` (the trial directory). Trials that never reported are left out. With
+        ``filter_metric`` and ``filter_mode``, each trial's row is the result where
+        ``filter_metric`` was lowest (``"min"``) or highest (``"max"``) ever; a trial that
+        never reported it (or only NaN) shows its last result. ``default_metric`` and
+        ``default_mode`` are not used here.
+
+        Args:
+            filter_metric: metric to pick each trial's best row by.
+            filter_mode: ``"min"`` or ``"max"``; needs ``filter_metric``.
+
+        Raises:
+            ValueError: a bad ``filter_mode``, or ``filter_mode`` without ``filter_metric``.
+
+        Example:
+            >>> grid = ResultGrid([Result({"acc": 0.5, "config": {"lr": 1}}, None, None,
+            ...                           "/tmp/e/a")], "/tmp/e")
+            >>> grid.get_dataframe().columns.tolist()
+            ['acc', 'config/lr', 'logdir']
+        """
+        import numpy as np
+        import pandas as pd
+
+        check_mode(filter_mode, "filter_mode")
+        if filter_mode and not filter_metric:
+            raise ValueError("`filter_metric` must be given with `filter_mode`, got None")
+        rows = []
+        for result in self._results:
+            if filter_metric and filter_mode:
+                df = result.metrics_dataframe
+                if df is None or df.empty:
+                    continue
+                position = len(df) - 1
+                values = _column(result, filter_metric)
+                if values is not None and not np.isnan(values).all():
+                    position = int(np.nanargmax(values) if filter_mode == "max"
+                                   else np.nanargmin(values))
+                row = _row_dict(df, position)
+            elif result.metrics:
+                row = flatten_dict(result.metrics)
+            else:
+                continue
+            config = result.config
+            if config:
+                row.update(flatten_dict({"config": config}))
+            row["logdir"] = result.path
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    # -- container protocol -------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._results)
+
+    @overload
+    def __getitem__(self, i: int) -> Result: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Result]: ...
+
+    def __getitem__(self, i: int | slice) -> Result | list[Result]:
+        """The i-th trial's result (trial order)."""
+        return self._results[i]
+
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self._results)
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """The exceptions of the trials that failed."""
+        return [r.error for r in self._results if r.error is not None]
+
+    @property
+    def num_errors(self) -> int:
+        """How many trials ended in error."""
+        return sum(1 for r in self._results if _status(r) == "ERROR")
+
+    @property
+    def num_terminated(self) -> int:
+        """How many trials finished without error."""
+        return sum(1 for r in self._results if _status(r) == "TERMINATED")
+
+    def __repr__(self) -> str:
+        body = ",\n".join(r._repr(indent=2) for r in self._results)
+        return f"ResultGrid<[\n{body}\n]>"
+
+
+def _status(result: Result) -> str | None:
+    """The trial's status: given by the engine, else inferred from the error and ``done``."""
+    if result._status is not None:
+        return str(result._status)
+    if result.error is not None:
+        return "ERROR"
+    if result.metrics and result.metrics.get("done") is True:
+        return "TERMINATED"
+    return None
