@@ -4,67 +4,85 @@ Swap the import and keep the script::
 
     import poptune as tune                                   # was: from ray import tune
     from poptune.schedulers import PopulationBasedTraining   # was: ray.tune.schedulers
+
+Public names are imported on first use, so ``import poptune`` (done by every worker
+process) stays cheap.
 """
 
 from __future__ import annotations
 
-from poptune.callbacks import Callback
-from poptune.checkpoint import Checkpoint
-from poptune.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
-from poptune.exceptions import TuneError
-from poptune.results import Result, ResultGrid
-from poptune.search.sample import (
-    choice,
-    grid_search,
-    lograndint,
-    loguniform,
-    qlograndint,
-    qloguniform,
-    qrandint,
-    qrandn,
-    quniform,
-    randint,
-    randn,
-    sample_from,
-    uniform,
-)
-from poptune.session import TuneContext, get_checkpoint, get_context, report
-from poptune.stopper import Stopper
-from poptune.trainable import Trainable, with_parameters, with_resources
-from poptune.tuner import Tuner
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Callback",
-    "Checkpoint",
-    "CheckpointConfig",
-    "FailureConfig",
-    "Result",
-    "ResultGrid",
-    "RunConfig",
-    "Stopper",
-    "Trainable",
-    "TuneConfig",
-    "TuneContext",
-    "TuneError",
-    "Tuner",
-    "choice",
-    "get_checkpoint",
-    "get_context",
-    "grid_search",
-    "lograndint",
-    "loguniform",
-    "qlograndint",
-    "qloguniform",
-    "qrandint",
-    "qrandn",
-    "quniform",
-    "randint",
-    "randn",
-    "report",
-    "sample_from",
-    "uniform",
-    "with_parameters",
-    "with_resources",
-]
+_EXPORTS: dict[str, str] = {
+    "Callback": "poptune.callbacks",
+    "Checkpoint": "poptune.checkpoint",
+    "CheckpointConfig": "poptune.config",
+    "FailureConfig": "poptune.config",
+    "RunConfig": "poptune.config",
+    "TuneConfig": "poptune.config",
+    "TuneError": "poptune.exceptions",
+    "Result": "poptune.results",
+    "ResultGrid": "poptune.results",
+    "Stopper": "poptune.stopper",
+    "Trainable": "poptune.trainable",
+    "with_parameters": "poptune.trainable",
+    "with_resources": "poptune.trainable",
+    "Tuner": "poptune.tuner",
+    "TuneContext": "poptune.session",
+    "get_checkpoint": "poptune.session",
+    "get_context": "poptune.session",
+    "report": "poptune.session",
+    "choice": "poptune.search.sample",
+    "grid_search": "poptune.search.sample",
+    "lograndint": "poptune.search.sample",
+    "loguniform": "poptune.search.sample",
+    "qlograndint": "poptune.search.sample",
+    "qloguniform": "poptune.search.sample",
+    "qrandint": "poptune.search.sample",
+    "qrandn": "poptune.search.sample",
+    "quniform": "poptune.search.sample",
+    "randint": "poptune.search.sample",
+    "randn": "poptune.search.sample",
+    "sample_from": "poptune.search.sample",
+    "uniform": "poptune.search.sample",
+}
+
+__all__ = sorted(_EXPORTS)
+
+# submodules reachable as attributes, like ``ray.tune.schedulers``
+_SUBMODULES = {"schedulers", "search", "stopper", "callbacks", "results", "examples",
+               "integration", "logger", "plot", "trainable", "backends", "exceptions"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"poptune.{name}")
+    raise AttributeError(f"module 'poptune' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from poptune.callbacks import Callback
+    from poptune.checkpoint import Checkpoint
+    from poptune.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+    from poptune.exceptions import TuneError
+    from poptune.results import Result, ResultGrid
+    from poptune.search.sample import (
+        choice, grid_search, lograndint, loguniform, qlograndint, qloguniform, qrandint, qrandn,
+        quniform, randint, randn, sample_from, uniform,
+    )
+    from poptune.session import TuneContext, get_checkpoint, get_context, report
+    from poptune.stopper import Stopper
+    from poptune.trainable import Trainable, with_parameters, with_resources
+    from poptune.tuner import Tuner

@@ -19,8 +19,6 @@ import shutil
 import tempfile
 from typing import Any, Iterator
 
-import fsspec
-
 from poptune._validation import bad_type
 
 _METADATA_FILE = ".metadata.json"
@@ -30,9 +28,34 @@ def _split_fs(path: str) -> tuple[Any, str, bool]:
     """Return (filesystem, path within it, is_local)."""
     if "://" not in path or path.startswith("file://"):
         local = path[len("file://"):] if path.startswith("file://") else path
-        return fsspec.filesystem("file"), os.path.abspath(os.path.expanduser(local)), True
+        return _LocalFS, os.path.abspath(os.path.expanduser(local)), True
+    import fsspec
+
     fs, inner = fsspec.core.url_to_fs(path)
     return fs, inner, False
+
+
+class _LocalFSType:
+    """A stand-in for fsspec's local filesystem, so local checkpoints never import fsspec."""
+
+    protocol = ("file", "local")
+
+    def _fs(self) -> Any:
+        import fsspec
+
+        return fsspec.filesystem("file")
+
+    def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        return open(path, mode, **kwargs)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        os.makedirs(path, exist_ok=exist_ok)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fs(), name)
+
+
+_LocalFS = _LocalFSType()
 
 
 class Checkpoint:

@@ -194,14 +194,6 @@ class Tuner:
         os.makedirs(exp_dir, exist_ok=True)
         self._experiment_dir = exp_dir
 
-        searcher = self._make_searcher()
-        scheduler = tc.scheduler if tc.scheduler is not None else FIFOScheduler()
-        if not isinstance(scheduler, TrialScheduler):
-            raise bad_type("scheduler", scheduler, "a poptune TrialScheduler")
-        scheduler.set_search_properties(tc.metric, tc.mode)
-        stopper = as_stopper(rc.stop)
-        if tc.time_budget_s:
-            stopper = CombinedStopper(stopper, TimeoutStopper(float(tc.time_budget_s)))
         default_res = normalize_resources(None)
         probe_res = trainable_resources(self.trainable, {})
         if probe_res is not None and not callable(getattr(self.trainable, "_poptune_resources", None)):
@@ -209,7 +201,25 @@ class Tuner:
         backend = get_backend(tc.backend)
         from poptune.engine.resources import ResourcePool
 
-        ResourcePool(**backend.total_resources()).check_fits_ever(default_res)
+        pool = ResourcePool(**backend.total_resources())
+        pool.check_fits_ever(default_res)
+        searcher = self._make_searcher()
+        prestart = getattr(backend, "prestart", None)
+        if prestart is not None:  # overlap worker start-up with the rest of the setup
+            n = pool.max_concurrent(default_res)
+            if tc.max_concurrent_trials:
+                n = min(n, tc.max_concurrent_trials)
+            total = getattr(searcher, "total_samples", None)
+            if total:
+                n = min(n, total)
+            prestart(max(1, n), default_res.get("cpu", 1.0))
+        scheduler = tc.scheduler if tc.scheduler is not None else FIFOScheduler()
+        if not isinstance(scheduler, TrialScheduler):
+            raise bad_type("scheduler", scheduler, "a poptune TrialScheduler")
+        scheduler.set_search_properties(tc.metric, tc.mode)
+        stopper = as_stopper(rc.stop)
+        if tc.time_budget_s:
+            stopper = CombinedStopper(stopper, TimeoutStopper(float(tc.time_budget_s)))
         history = None
         if self._restore:
             history = self._load_history(exp_dir, searcher, scheduler)

@@ -78,63 +78,95 @@ class LocalBackend(Backend):
         self._authkey = secrets.token_bytes(16)
         self._init_msg: tuple[Any, ...] = ("init", list(sys.path), os.getcwd())
         self._register_msg: tuple[Any, ...] | None = None
+        self._starting: dict[int, subprocess.Popen[bytes]] = {}
+        self._deadline = 0.0
+        self._threads_per_worker = 1.0
 
     def total_resources(self) -> dict[str, float]:
         return {"cpu": self._cpus, "gpu": self._gpus}
 
     # --- worker management ----------------------------------------------------------------
+    def prestart(self, n: int, cpus_per_trial: float = 1.0) -> None:
+        """Start ``n`` workers early so their start-up overlaps the driver's own setup."""
+        if self._listener is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="poptune_")
+            address = os.path.join(self._tmpdir, "driver.sock")
+            self._listener = Listener(address, family="AF_UNIX", authkey=self._authkey)
+            self._threads_per_worker = cpus_per_trial
+            self._spawn(max(1, n))
+
     def setup(self, blobs: dict[str, bytes], max_concurrent: int) -> None:
-        self._tmpdir = tempfile.mkdtemp(prefix="poptune_")
-        address = os.path.join(self._tmpdir, "driver.sock")
-        self._listener = Listener(address, family="AF_UNIX", authkey=self._authkey)
         self._register_msg = ("register", blobs)
-        self._spawn(max(1, max_concurrent))
+        if self._listener is None:
+            self.prestart(max_concurrent)
+        for w in self._workers:  # connected before the blobs existed
+            w.conn.send(self._register_msg)
 
     def _spawn(self, n: int) -> None:
+        """Start ``n`` worker processes; they connect back while the driver keeps working."""
         assert self._listener is not None
         env = dict(os.environ)
         env["POPTUNE_AUTHKEY"] = self._authkey.hex()
         env.setdefault("PYTHONUNBUFFERED", "1")
-        procs = {}
+        # one BLAS/OpenMP thread per CPU a trial gets, as Ray does: two 1-CPU trials that each
+        # start a thread per core run several times slower than with one thread each
+        env.setdefault("OMP_NUM_THREADS", str(max(1, int(self._threads_per_worker))))
         for _ in range(n):
             proc = subprocess.Popen(
                 [sys.executable, "-m", "poptune.backends._worker", self._listener.address],
                 env=env,
                 cwd=os.getcwd(),
             )
-            procs[proc.pid] = proc
+            self._starting[proc.pid] = proc
+        self._deadline = time.monotonic() + _START_TIMEOUT_S
+
+    def _accept(self, block: bool) -> None:
+        """Adopt workers that connected; with ``block``, wait for at least one."""
+        assert self._listener is not None
         sock = self._listener._listener._socket  # type: ignore[attr-defined]
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while procs:
-            sock.settimeout(max(0.1, min(1.0, deadline - time.monotonic())))
+        while self._starting:
+            if block:
+                sock.settimeout(max(0.05, min(1.0, self._deadline - time.monotonic())))
+            else:
+                sock.settimeout(0.0)
             try:
                 conn = self._listener.accept()
-            except OSError:
-                dead = [p for p in procs.values() if p.poll() is not None]
-                if dead or time.monotonic() > deadline:
-                    for p in procs.values():
+            except (BlockingIOError, OSError):
+                if not block:
+                    return
+                dead = [p for p in self._starting.values() if p.poll() is not None]
+                if dead or time.monotonic() > self._deadline:
+                    for p in self._starting.values():
                         p.kill()
+                    self._starting.clear()
                     raise TuneError(
                         "a poptune worker process failed to start (exit code "
-                        f"{dead[0].returncode if dead else 'timeout'}); see the output above"
+                        f"{dead[0].returncode if dead else 'timeout'}); see its output above"
                     ) from None
                 continue
             kind, pid = conn.recv()
-            proc = procs.pop(pid)
+            proc = self._starting.pop(pid)
             conn.send(self._init_msg)
             if self._register_msg is not None:
                 conn.send(self._register_msg)
             self._workers.append(_WorkerHandle(proc, conn))
+            block = False
 
     def _idle_worker(self) -> _WorkerHandle:
+        self._accept(block=False)
         for w in list(self._workers):
             if w.trial_id is None and w.proc.poll() is not None:
                 self._drop(w)  # an idle worker that died is replaced, no trial is charged
         for w in self._workers:
             if w.trial_id is None:
                 return w
-        self._spawn(1)
-        return self._workers[-1]
+        if not self._starting:
+            self._spawn(1)
+        while True:
+            self._accept(block=True)
+            for w in self._workers:
+                if w.trial_id is None:
+                    return w
 
     def _drop(self, worker: _WorkerHandle) -> None:
         if worker in self._workers:

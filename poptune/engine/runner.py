@@ -38,6 +38,7 @@ from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TrialError, TuneError
 from poptune.schedulers._base import Exploit, SchedulerDecision, TrialScheduler
 from poptune.storage.checkpoints import TrialCheckpoints
+from poptune.storage.background import BackgroundIO
 from poptune.storage.journal import Journal
 from poptune.storage.trial_logs import TrialLogWriter, write_error, write_params
 from poptune.stopper import Stopper, TimeoutStopper
@@ -142,6 +143,13 @@ class Runner:
         self.fatal: BaseException | None = None
         self.raise_trial_error: BaseException | None = None
         self.pinned: dict[str, int] = {}
+        self._pending: dict[str, Trial] = {}
+        self._paused: dict[str, Trial] = {}
+        self._running: dict[str, Trial] = {}
+        self._stopping: dict[str, Trial] = {}
+        self._default_choice = (
+            type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
+        self.io = BackgroundIO()
         self._last_flush = 0.0
         self._last_state_save = 0.0
         self._dirty_writers: set[str] = set()
@@ -177,6 +185,9 @@ class Runner:
             self.trials.append(t)
             self.by_id[t.trial_id] = t
             self.live[t.trial_id] = live
+            self._set_status(t, t.status)
+            if t.restore_path and not t.is_finished:
+                self._pin(t.restore_path)
             idx = int(t.trial_id.rsplit("_", 1)[-1])
             self.next_index = max(self.next_index, idx + 1)
             self.scheduler.on_trial_add(t)
@@ -192,9 +203,6 @@ class Runner:
     def _is_pinned(self, path: str) -> bool:
         if self.pinned.get(path):
             return True
-        for t in self.trials:
-            if t.restore_path == path and not t.is_finished:
-                return True
         return path in self.scheduler.pinned_checkpoints()
 
     def _blobs(self) -> dict[str, bytes]:
@@ -265,13 +273,27 @@ class Runner:
         return self.trials
 
     def _finished(self) -> bool:
-        if any(t.status in (TrialStatus.RUNNING,) for t in self.trials):
+        if self._running:
             return False
         if self.stopping_all:
             return True
-        if any(t.status in (TrialStatus.PENDING, TrialStatus.PAUSED) for t in self.trials):
+        if self._pending or self._paused:
             return False
         return self.searcher_done
+
+    def _set_status(self, trial: Trial, status: TrialStatus) -> None:
+        """Change a trial's status and keep the O(1) indexes in step."""
+        tid = trial.trial_id
+        self._pending.pop(tid, None)
+        self._paused.pop(tid, None)
+        self._running.pop(tid, None)
+        trial.status = status
+        if status == TrialStatus.PENDING:
+            self._pending[tid] = trial
+        elif status == TrialStatus.PAUSED:
+            self._paused[tid] = trial
+        elif status == TrialStatus.RUNNING:
+            self._running[tid] = trial
 
     def _max_pending(self) -> int:
         """Random/grid search creates up to 1,000 trials ahead (a PBT population exists as a
@@ -283,12 +305,12 @@ class Runner:
         return self._worker_count()
 
     def _running_count(self) -> int:
-        return sum(1 for t in self.trials if t.status == TrialStatus.RUNNING)
+        return len(self._running)
 
     def _create_trials(self) -> None:
         if self.searcher_done or self.stopping_all:
             return
-        waiting = sum(1 for t in self.trials if t.status == TrialStatus.PENDING)
+        waiting = len(self._pending)
         room = self._max_pending() - self._running_count() - waiting
         if self.max_concurrent:
             room = min(room, self.max_concurrent - self._running_count() - waiting)
@@ -321,11 +343,12 @@ class Runner:
         else:
             trial.dirname = default_trial_dirname(trial, timestamp())
         trial.local_path = os.path.join(self.experiment_dir, trial.dirname)
-        write_params(trial.local_path, config)
+        self.io.submit(write_params, trial.local_path, config)
         live = _Live(checkpoints=self._new_ckpt_manager())
         self.trials.append(trial)
         self.by_id[trial_id] = trial
         self.live[trial_id] = live
+        self._set_status(trial, TrialStatus.PENDING)
         save_state = getattr(self.searcher, "save_state", None)
         self.journal.append({
             "e": "trial", "id": trial_id, "trainable": self.trainable_name,
@@ -342,11 +365,13 @@ class Runner:
         while True:
             if self.max_concurrent and self._running_count() >= self.max_concurrent:
                 return
-            candidates = [t for t in self.trials
-                          if t.status in (TrialStatus.PENDING, TrialStatus.PAUSED)]
-            if not candidates:
+            if not self._pending and not self._paused:
                 return
-            trial = self.scheduler.choose_trial_to_run(candidates)
+            if self._default_choice:  # FIFO: pending first, then paused, in order
+                trial = next(iter(self._pending.values() or self._paused.values()))
+            else:
+                trial = self.scheduler.choose_trial_to_run(
+                    list(self._pending.values()) + list(self._paused.values()))
             if trial is None:
                 return
             gpu_ids = self.pool.allocate(trial.trial_id, trial.resources)
@@ -366,7 +391,7 @@ class Runner:
             m = live.checkpoints.latest.metrics
             start_iter, time_offset = m.get("training_iteration", 0), m.get("time_total_s", 0.0)
         if live.writer is None:
-            live.writer = TrialLogWriter(trial.local_path)
+            live.writer = _AsyncWriter(self.io, trial.local_path)
         spec = LaunchSpec(
             trial_id=trial.trial_id,
             trial_name=str(trial),
@@ -386,7 +411,7 @@ class Runner:
             env={"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in gpu_ids)},
         )
         was_restore = restore is not None
-        trial.status = TrialStatus.RUNNING
+        self._set_status(trial, TrialStatus.RUNNING)
         if trial.start_time is None:
             trial.start_time = time.time()
         live.pending_action = None
@@ -587,7 +612,7 @@ class Runner:
 
     def _on_done(self, trial: Trial) -> None:
         self._finish_running(trial)
-        trial.status = TrialStatus.TERMINATED
+        self._set_status(trial, TrialStatus.TERMINATED)
         trial.last_result = {**trial.last_result, "done": True}
         self.journal.append({"e": "status", "t": trial.trial_id, "s": "TERMINATED"})
         self._close_writer(trial)
@@ -605,15 +630,15 @@ class Runner:
             ex, live.exploit = live.exploit, None
             self._carry_out_exploit(trial, ex)
             self._unpin(ex.checkpoint_path)
-            trial.status = TrialStatus.PAUSED
+            self._set_status(trial, TrialStatus.PAUSED)
             self.journal.append({"e": "status", "t": trial.trial_id, "s": "PAUSED"})
             return
         if action == "pause" and not self.stopping_all:
-            trial.status = TrialStatus.PAUSED
+            self._set_status(trial, TrialStatus.PAUSED)
             self.journal.append({"e": "status", "t": trial.trial_id, "s": "PAUSED"})
             return
         if action == "kill":  # interrupted: stays unfinished in the journal
-            trial.status = TrialStatus.PAUSED
+            self._set_status(trial, TrialStatus.PAUSED)
             return
         self._on_done(trial)
 
@@ -635,14 +660,14 @@ class Runner:
                            trial, last_line, trial.num_failures,
                            "inf" if self.max_failures == -1 else self.max_failures)
             self._rollback_to_checkpoint(trial)
-            trial.status = TrialStatus.PENDING
+            self._set_status(trial, TrialStatus.PENDING)
             self.journal.append({"e": "status", "t": trial.trial_id, "s": "PENDING",
                                  "failures": trial.num_failures, "msg": last_line,
                                  "file": trial.error_file})
             for cb in self.callbacks:
                 cb.on_trial_error(self.iteration, self.trials, trial)
             return
-        trial.status = TrialStatus.ERROR
+        self._set_status(trial, TrialStatus.ERROR)
         self.journal.append({"e": "status", "t": trial.trial_id, "s": "ERROR",
                              "failures": trial.num_failures, "msg": last_line,
                              "file": trial.error_file})
@@ -674,7 +699,7 @@ class Runner:
         if keep_rows >= live.rows:
             return
         self._close_writer(trial)
-        rewrite_rows(trial.local_path, keep_rows)
+        self.io.submit(rewrite_rows, trial.local_path, keep_rows)
         live.rows = keep_rows
         self.journal.append({"e": "rollback", "t": trial.trial_id, "rows": keep_rows})
 
@@ -694,19 +719,26 @@ class Runner:
                 if live.pending_action is None:
                     live.pending_action = "stop"
                 live.stop_requested_at = now
+                self._stopping[t.trial_id] = t
             elif t.status in (TrialStatus.PENDING, TrialStatus.PAUSED) and live.rows > 0:
-                t.status = TrialStatus.TERMINATED
+                self._set_status(t, TrialStatus.TERMINATED)
                 self.journal.append({"e": "status", "t": t.trial_id, "s": "TERMINATED"})
-        self.trials = [t for t in self.trials
-                       if not (t.status == TrialStatus.PENDING and self.live[t.trial_id].rows == 0)]
+        never_started = [t for t in self._pending.values() if self.live[t.trial_id].rows == 0]
+        for t in never_started:
+            self._pending.pop(t.trial_id, None)
+        gone = {t.trial_id for t in never_started}
+        self.trials = [t for t in self.trials if t.trial_id not in gone]
 
     def _enforce_stop_grace(self) -> None:
+        if not self._stopping:
+            return
         now = self.clock()
-        for t in self.trials:
+        for t in list(self._stopping.values()):
             live = self.live[t.trial_id]
-            if t.status == TrialStatus.RUNNING and live.stop_requested_at is not None and (
-                now - live.stop_requested_at > _STOP_GRACE_S
-            ):
+            if t.status != TrialStatus.RUNNING or live.stop_requested_at is None:
+                self._stopping.pop(t.trial_id, None)
+            elif now - live.stop_requested_at > _STOP_GRACE_S:
+                self._stopping.pop(t.trial_id, None)
                 self.backend.kill(t.trial_id)
                 self._on_stopped(t)
 
@@ -751,8 +783,36 @@ class Runner:
         finally:
             for t in self.trials:
                 self._close_writer(t)
+            self.io.drain()
+            self.io.close()
             self.save_scheduler_state()
             self.backend.shutdown()
+
+
+class _AsyncWriter:
+    """A :class:`TrialLogWriter` whose file operations run on the background I/O thread."""
+
+    def __init__(self, io: BackgroundIO, trial_dir: str) -> None:
+        self._io = io
+        self._box: list[TrialLogWriter] = []
+        io.submit(self._open, trial_dir)
+
+    def _open(self, trial_dir: str) -> None:
+        os.makedirs(trial_dir, exist_ok=True)
+        self._box.append(TrialLogWriter(trial_dir))
+
+    def _call(self, name: str, *args: Any) -> None:
+        if self._box:
+            getattr(self._box[0], name)(*args)
+
+    def write(self, result: dict[str, Any]) -> None:
+        self._io.submit(self._call, "write", result)
+
+    def flush(self) -> None:
+        self._io.submit(self._call, "flush")
+
+    def close(self) -> None:
+        self._io.submit(self._call, "close")
 
 
 def _record(path: str, metrics: dict[str, Any], rows: int) -> Any:

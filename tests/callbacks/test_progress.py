@@ -1,0 +1,461 @@
+"""Behaviour of the progress output: verbosity levels, throttling, table content, row limits."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import types
+from typing import Any
+
+import pytest
+from rich.console import Console
+from rich.file_proxy import FileProxy
+
+from poptune.callbacks.progress import (
+    CLIReporter,
+    JupyterNotebookReporter,
+    ProgressCallback,
+    ProgressReporter,
+)
+from poptune.engine.trial import Trial, TrialStatus
+from poptune.exceptions import TuneConfigError
+
+R, T, E, P = TrialStatus.RUNNING, TrialStatus.TERMINATED, TrialStatus.ERROR, TrialStatus.PENDING
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingList(list):
+    """A trial list that counts how often it is iterated or measured."""
+
+    touches = 0
+
+    def __iter__(self):
+        CountingList.touches += 1
+        return super().__iter__()
+
+    def __len__(self):
+        CountingList.touches += 1
+        return super().__len__()
+
+
+def make_trial(i: int, status: TrialStatus = R, loss: float | None = None, it: int = 0,
+               lr: float = 0.01, **fields: Any) -> Trial:
+    result: dict[str, Any] = {}
+    if loss is not None:
+        result = {"loss": loss, "training_iteration": it, "time_total_s": 1.5 * it}
+    return Trial(f"abcde_{i:05d}", "train", {"lr": lr, "model": {"layers": 2 + i % 3}},
+                 status=status, last_result=result,
+                 evaluated_params={"lr": lr, "model/layers": 2 + i % 3}, **fields)
+
+
+def make_console(terminal: bool = False) -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, force_terminal=terminal, width=120, color_system=None), out
+
+
+def text(out: io.StringIO) -> str:
+    return ANSI.sub("", out.getvalue())
+
+
+def run_experiment(cb: ProgressCallback, clock: FakeClock, trials: list[Trial],
+                   n_results: int = 200, dt: float = 0.05) -> None:
+    """Start every trial, deliver results round-robin, finish them, end the experiment."""
+    cb.setup(total_num_samples=len(trials))
+    for t in trials:
+        cb.on_trial_start(0, trials, t)
+    for k in range(n_results):
+        t = trials[k % len(trials)]
+        t.last_result = {"loss": 1.0 / (k + 1), "training_iteration": k, "time_total_s": k * dt}
+        cb.on_trial_result(k, trials, t, t.last_result)
+        clock.now += dt
+        cb.on_step_end(k, trials)
+    for t in trials:
+        t.status = T
+        cb.on_trial_complete(0, trials, t)
+    trials[-1].status, trials[-1].error_msg, trials[-1].num_failures = E, "ValueError: bad", 1
+    cb.on_trial_error(0, trials, trials[-1])
+    cb.on_experiment_end(trials, experiment_path="/tmp/exp", elapsed=42.0)
+
+
+def test_verbose_0_prints_nothing_at_all():
+    console, out = make_console(terminal=True)
+    clock = FakeClock()
+    cb = ProgressCallback(0, metric="loss", mode="min", console=console, clock=clock)
+    run_experiment(cb, clock, [make_trial(i) for i in range(3)])
+    assert out.getvalue() == ""
+
+
+def test_verbose_1_prints_only_the_final_summary():
+    console, out = make_console()
+    clock = FakeClock()
+    cb = ProgressCallback(1, metric="loss", mode="min", console=console, clock=clock)
+    trials = [make_trial(i) for i in range(3)]
+    run_experiment(cb, clock, trials)
+    lines = text(out).strip().splitlines()
+    assert lines == [
+        "Experiment finished after 0:00:42: 3 trials (2 TERMINATED, 1 ERROR)",
+        "Experiment path: /tmp/exp",
+        # the last result of trial 1 (k=199) has the lowest loss
+        f"Best result: {trials[1]} loss=0.005 (lr=0.01, model/layers=3)",
+    ]
+
+
+def test_plain_output_prints_at_most_one_table_per_report_interval():
+    console, out = make_console(terminal=False)
+    clock = FakeClock()
+    cb = ProgressCallback(2, metric="loss", mode="min", console=console, clock=clock)
+    trials = [make_trial(i) for i in range(4)]
+    # 10,240 results over 10 simulated seconds (dt exact in binary), a loop pass after each
+    run_experiment(cb, clock, trials, n_results=10_240, dt=1 / 1024)
+    tables = text(out).count("trials done")
+    # one per 5 s interval (at 5 s and 10 s) plus the final table
+    assert tables == 3
+
+
+def test_plain_output_is_silent_when_nothing_happened():
+    console, out = make_console()
+    clock = FakeClock()
+    cb = ProgressCallback(2, console=console, clock=clock)
+    trials = [make_trial(0)]
+    cb.setup(total_num_samples=1)
+    for _ in range(100):
+        clock.now += 1
+        cb.on_step_end(0, trials)
+    assert text(out).count("trials done") == 1  # once after 5 s (setup was news), then silence
+
+
+def test_on_trial_result_does_not_look_at_other_trials():
+    console, _ = make_console(terminal=True)
+    clock = FakeClock()
+    trials = CountingList(make_trial(i, loss=1.0) for i in range(10))
+    for verbose in (2, 3):
+        cb = ProgressCallback(verbose, metric="loss", mode="min", console=console, clock=clock)
+        cb.setup(total_num_samples=10)
+        CountingList.touches = 0
+        for k in range(1000):
+            cb.on_trial_result(k, trials, trials[k % 10], {"loss": 0.5, "training_iteration": k})
+        assert CountingList.touches == 0
+        cb.close()
+
+
+def test_live_table_in_a_terminal_redraws_at_most_four_times_a_second():
+    console, out = make_console(terminal=True)
+    clock = FakeClock()
+    reporter = CLIReporter()
+    renders = []
+    original = reporter._render
+    reporter._render = lambda *a, **k: renders.append(1) or original(*a, **k)  # type: ignore
+    cb = ProgressCallback(2, reporter, metric="loss", mode="min", console=console, clock=clock)
+    trials = [make_trial(i) for i in range(4)]
+    run_experiment(cb, clock, trials, n_results=5_000, dt=0.001)  # 5 simulated seconds
+    assert 5 <= len(renders) <= 5 * 4 + 2  # one per 0.25 s at most, plus the final one
+    assert cb._live is None  # stopped at the end: stdout/stderr are given back
+    assert not isinstance(sys.stdout, FileProxy)
+    shown = text(out)
+    assert "Trial name" in shown and "Experiment path: /tmp/exp" in shown
+
+
+def test_rows_show_status_metric_iteration_time_and_hyperparameters():
+    console, out = make_console()
+    clock = FakeClock()
+    cb = ProgressCallback(2, metric="loss", mode="min", console=console, clock=clock)
+    trials = [make_trial(0, R, loss=0.12345678, it=7, lr=0.003),
+              make_trial(1, T, loss=0.5, it=10, lr=0.1), make_trial(2, P)]
+    cb.setup(total_num_samples=3)
+    cb.on_experiment_end(trials)
+    shown = text(out)
+    header = next(line for line in shown.splitlines() if "Trial name" in line).split()
+    assert header == ["Trial", "name", "status", "loss", "iter", "total", "time", "(s)", "lr",
+                      "model/layers"]
+    row0 = next(line for line in shown.splitlines() if line.startswith(str(trials[0])))
+    assert row0.split()[1:] == ["RUNNING", "0.12346", "7", "10.50", "0.003", "2"]
+    row1 = next(line for line in shown.splitlines() if line.startswith(str(trials[1])))
+    assert row1.split()[1:] == ["TERMINATED", "0.5", "10", "15.00", "0.1", "3"]
+    assert f"{trials[2]} PENDING" in re.sub(r" +", " ", shown)
+    assert f"Current best: {trials[0]} loss=0.12346" in shown
+
+
+def test_nested_metrics_and_config_parameters_are_looked_up_by_path():
+    console, out = make_console()
+    reporter = CLIReporter(metric_columns=["val/loss"], parameter_columns={"model/layers": "L"})
+    t = make_trial(0, T)
+    t.last_result = {"val": {"loss": 0.25}, "training_iteration": 3}
+    t.evaluated_params = {}
+    reporter.setup(console=console, clock=FakeClock())
+    reporter.report([t], True)
+    shown = text(out)
+    row = next(line for line in shown.splitlines() if line.startswith(str(t)))
+    assert "val/loss" in shown and row.split()[1:] == ["TERMINATED", "0.25", "2"]
+
+
+def test_header_shows_done_of_total_running_errored_elapsed_and_budget_left():
+    console, out = make_console()
+    clock = FakeClock(0.0)
+    cb = ProgressCallback(2, console=console, clock=clock, total_samples=10, time_budget_s=600)
+    trials = [make_trial(0, R, loss=1.0), make_trial(1, T, loss=1.0),
+              make_trial(2, E, error_msg="boom"), make_trial(3, P)]
+    cb.setup(num_samples=10)
+    clock.now = 125.0
+    cb.on_trial_result(1, trials, trials[0], trials[0].last_result)
+    cb.on_step_end(1, trials)
+    first = text(out).splitlines()[0]
+    assert first == ("2/10 trials done (1 running, 1 errored, 1 pending) | elapsed 0:02:05 | "
+                     "time budget left 0:07:55")
+
+
+def test_errored_trials_are_listed_with_failures_and_first_error_line():
+    console, out = make_console()
+    cb = ProgressCallback(2, console=console, clock=FakeClock())
+    bad = make_trial(0, E, error_msg="ValueError: lr too large\nTraceback (most recent call last)",
+                     num_failures=3)
+    retried = make_trial(1, R, error_msg="WorkerLostError: killed", num_failures=1)
+    cb.setup()
+    cb.on_experiment_end([bad, retried, make_trial(2, T)])
+    shown = text(out)
+    assert "Errors (2 trials)" in shown
+    rows = [line.rstrip().split(None, 2) for line in shown.splitlines()]
+    assert [str(bad), "3", "ValueError: lr too large"] in rows
+    assert [str(retried), "1", "WorkerLostError: killed"] in rows
+    assert "Traceback" not in shown
+
+
+def test_error_table_is_bounded_by_max_error_rows():
+    console, out = make_console()
+    reporter = CLIReporter(max_error_rows=2)
+    reporter.setup(console=console, clock=FakeClock())
+    reporter.report([make_trial(i, E, error_msg=f"err {i}") for i in range(5)], True)
+    shown = text(out)
+    assert "err 1" in shown and "err 2" not in shown and "... 3 more errored trials" in shown
+
+
+def test_ten_thousand_trials_render_a_bounded_table_of_the_most_relevant_rows():
+    console, out = make_console()
+    clock = FakeClock()
+    cb = ProgressCallback(2, metric="loss", mode="min", console=console, clock=clock)
+    trials = [make_trial(i, T, loss=1.0 + i, it=5) for i in range(10_000)]
+    for i in (5000, 5001):
+        trials[i].status = R
+    trials[9000].last_result["loss"] = -1.0  # the best one
+    trials += [make_trial(i, P) for i in range(10_000, 10_003)]
+    cb.setup(total_num_samples=10_003)
+    cb.on_trial_result(1, trials, trials[7777], trials[7777].last_result)  # the most recent
+    clock.now += 10
+    cb.on_step_end(1, trials)
+    shown = text(out)
+    names = [line.split()[0] for line in shown.splitlines() if line.startswith("train_")]
+    assert len(names) == 20  # max_progress_rows
+    assert names[:2] == [str(trials[5000]), str(trials[5001])]  # running first
+    assert names[2] == str(trials[9000])  # then the best by metric
+    assert str(trials[7777]) in names  # and the most recently updated
+    assert str(trials[10_000]) not in names  # pending trials last
+    assert "... 9983 more trials not shown (3 PENDING, 9980 TERMINATED)" in shown
+    assert "9998/10003 trials done (2 running, 0 errored, 3 pending)" in shown
+    assert len(shown.splitlines()) < 30
+
+
+def test_final_table_of_many_trials_shows_the_best_ones():
+    console, out = make_console()
+    reporter = CLIReporter(max_progress_rows=3, metric="loss", mode="max")
+    reporter.setup(console=console, clock=FakeClock())
+    reporter.report([make_trial(i, T, loss=float(i)) for i in range(50)], True)
+    names = [line.split()[0] for line in text(out).splitlines() if line.startswith("train_")]
+    assert names == ["train_abcde_00049", "train_abcde_00048", "train_abcde_00047"]
+
+
+def test_cli_reporter_selects_the_columns_shown():
+    console, out = make_console()
+    clock = FakeClock()
+    reporter = CLIReporter(metric_columns={"loss": "L"}, parameter_columns=["lr"])
+    reporter.add_metric_column("acc")
+    reporter.add_parameter_column("model/layers", "layers")
+    with pytest.raises(ValueError, match="already exists"):
+        reporter.add_metric_column("loss")
+    with pytest.raises(ValueError, match="already exists"):
+        reporter.add_parameter_column("lr")
+    cb = ProgressCallback(2, reporter, console=console, clock=clock)
+    t = make_trial(0, T, loss=0.5, it=4)
+    t.last_result.update(acc=0.9, other=7.0)
+    cb.setup()
+    cb.on_experiment_end([t])
+    header = next(line for line in text(out).splitlines() if "Trial name" in line).split()
+    assert header == ["Trial", "name", "status", "L", "acc", "lr", "layers"]
+
+
+def test_metric_columns_are_inferred_up_to_infer_limit():
+    console, out = make_console()
+    reporter = CLIReporter(infer_limit=2, metric="loss", mode="min")
+    reporter.setup(console=console, clock=FakeClock())
+    t = make_trial(0, T, loss=0.5, it=4)
+    t.last_result.update(acc=0.9, f1=0.8, flag=True, name="x")
+    reporter.report([t], True)
+    header = next(line for line in text(out).splitlines() if "Trial name" in line).split()
+    assert header[3:7] == ["loss", "acc", "iter", "total"]
+
+
+def test_cli_reporter_frequency_sets_the_plain_output_interval():
+    console, out = make_console()
+    clock = FakeClock()
+    cb = ProgressCallback(2, CLIReporter(max_report_frequency=1), console=console, clock=clock)
+    run_experiment(cb, clock, [make_trial(i) for i in range(2)], n_results=100, dt=0.1)
+    assert text(out).count("trials done") == 10 + 1  # once a second for 10 s, then the end
+
+
+def test_print_intermediate_tables_false_shows_status_lines_until_the_end():
+    console, out = make_console()
+    clock = FakeClock()
+    cb = ProgressCallback(2, CLIReporter(print_intermediate_tables=False), console=console,
+                          clock=clock)
+    run_experiment(cb, clock, [make_trial(i) for i in range(2)], n_results=200, dt=0.1)
+    shown = text(out)
+    tables = [ln for ln in shown.splitlines() if ln.split()[:3] == ["Trial", "name", "status"]]
+    assert shown.count("trials done") == 5 and len(tables) == 1
+
+
+def test_verbose_3_adds_one_line_per_result_completion_and_error():
+    console, out = make_console()
+    clock = FakeClock()
+    cb = ProgressCallback(3, metric="loss", mode="min", console=console, clock=clock)
+    trials = [make_trial(i) for i in range(2)]
+    run_experiment(cb, clock, trials, n_results=10, dt=0.1)
+    shown = text(out)
+    assert shown.count("Result: ") == 10
+    assert f"Result: {trials[1]} iter 9 (0.9s): loss=0.1" in shown
+    assert f"Trial {trials[0]} completed after 8 iterations." in shown
+    assert f"Trial {trials[1]} errored (failure 1): ValueError: bad" in shown
+
+
+def test_a_custom_ray_style_reporter_is_consulted_at_most_four_times_a_second():
+    class Reporter(ProgressReporter):  # the shape of Ray's documented custom reporter
+        def __init__(self) -> None:
+            self.asked, self.reports = 0, []
+
+        def should_report(self, trials, done=False):
+            self.asked += 1
+            return True
+
+        def report(self, trials, *sys_info):
+            self.reports.append(sys_info)
+
+    console, out = make_console()
+    clock = FakeClock()
+    reporter = Reporter()
+    cb = ProgressCallback(2, reporter, console=console, clock=clock)
+    run_experiment(cb, clock, [make_trial(i) for i in range(2)], n_results=1000, dt=0.001)
+    assert reporter.asked <= 4 + 1 + 1
+    assert reporter.reports[-1] == (True,)  # done
+    assert "Trial name" not in text(out) and "Experiment finished" in text(out)
+
+
+def test_jupyter_reporter_prints_text_outside_a_notebook():
+    console, out = make_console()
+    reporter = JupyterNotebookReporter(overwrite=True, metric="loss", mode="min")
+    reporter.setup(console=console, clock=FakeClock())
+    reporter.report([make_trial(0, T, loss=0.5)], True)
+    assert "Trial name" in text(out)
+
+
+def test_jupyter_reporter_updates_one_html_output_in_place(monkeypatch):
+    shown: list[Any] = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj.data))
+
+    class ZMQInteractiveShell:
+        pass
+
+    def display(obj, display_id=False):
+        shown.append(("display", obj.data))
+        return Handle()
+
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = ZMQInteractiveShell  # type: ignore[attr-defined]
+    ipython_display = types.ModuleType("IPython.display")
+    ipython_display.display = display  # type: ignore[attr-defined]
+    ipython_display.HTML = type("HTML", (), {"__init__": lambda s, d: setattr(s, "data", d)})
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", ipython_display)
+
+    console, out = make_console()
+    clock = FakeClock()
+    cb = ProgressCallback(2, console=console, clock=clock)  # picks the notebook reporter itself
+    run_experiment(cb, clock, [make_trial(0)], n_results=30, dt=0.1)
+    kinds = [kind for kind, _ in shown]
+    assert kinds[0] == "display" and set(kinds[1:]) == {"update"} and len(kinds) == 4
+    assert "<pre" in shown[-1][1] and "Trial name" in shown[-1][1]
+    assert "Trial name" not in text(out)  # the table went to the notebook, the summary to text
+
+
+def test_invalid_arguments_are_rejected_with_the_standard_message():
+    with pytest.raises(TuneConfigError, match=r"`verbose` must be in \[0, 3\], got 4"):
+        ProgressCallback(4)
+    with pytest.raises(TypeError, match="`verbose` must be an int"):
+        ProgressCallback("2")  # type: ignore[arg-type]
+    with pytest.raises(TuneConfigError, match="`mode` must be one of"):
+        ProgressCallback(1, mode="best")
+    with pytest.raises(TypeError, match="`progress_reporter`"):
+        ProgressCallback(2, reporter=object())  # type: ignore[arg-type]
+    with pytest.raises(TuneConfigError, match="`max_progress_rows` must be >= 1, got 0"):
+        CLIReporter(max_progress_rows=0)
+
+
+def test_a_reporter_metric_that_contradicts_the_experiment_metric_is_rejected():
+    cb = ProgressCallback(2, CLIReporter(metric="acc", mode="max"), metric="loss", mode="min",
+                          console=make_console()[0])
+    with pytest.raises(TuneConfigError, match="`metric` must be the progress reporter's own"):
+        cb.setup()
+
+
+def test_reporter_metric_is_used_when_the_experiment_has_none():
+    console, out = make_console()
+    cb = ProgressCallback(1, CLIReporter(metric="loss", mode="max"), console=console,
+                          clock=FakeClock())
+    cb.setup()
+    cb.on_experiment_end([make_trial(0, T, loss=1.0), make_trial(1, T, loss=3.0)], elapsed=1)
+    assert "Best result: train_abcde_00001 loss=3" in text(out)
+
+
+def test_ray_verbosity_enums_are_accepted():
+    import enum
+
+    class Verbosity(enum.IntEnum):
+        V0_MINIMAL = 0
+        V3_TRIAL_DETAILS = 3
+
+    assert ProgressCallback(Verbosity.V3_TRIAL_DETAILS).verbose == 3
+
+
+def test_hyperparameter_columns_that_do_not_fit_are_named_instead_of_squeezed():
+    console, out = make_console()  # 120 columns
+    reporter = CLIReporter(metric="loss", mode="min")
+    reporter.setup(console=console, clock=FakeClock())
+    t = make_trial(0, T, loss=0.5, it=3)
+    t.evaluated_params = {f"optimizer/param_{j}": 0.001 * j for j in range(12)}
+    reporter.report([t], True)
+    lines = text(out).splitlines()
+    header = next(line for line in lines if line.startswith("Trial name")).split()
+    assert header[:6] == ["Trial", "name", "status", "loss", "iter", "total"]
+    assert "optimizer/param_0" in header and "optimizer/param_11" not in header
+    assert "…" not in " ".join(header)
+    assert any(line.startswith("(") and "columns not shown: " in line for line in lines)
+    assert max(len(line.rstrip()) for line in lines) <= 120
+
+
+def test_verbose_3_lines_under_a_live_table_are_batched_per_redraw():
+    console, out = make_console(terminal=True)
+    clock = FakeClock()
+    cb = ProgressCallback(3, metric="loss", mode="min", console=console, clock=clock)
+    run_experiment(cb, clock, [make_trial(i) for i in range(4)], n_results=5_000, dt=0.001)
+    shown = text(out)
+    assert shown.count("Result: ") == 5_000  # every result is printed ...
+    # ... but each print under a live table repaints it: one batch per redraw, not per result
+    assert shown.count("trials done") <= 3 * (5 * 4 + 2)
