@@ -1,0 +1,238 @@
+"""The search extension point: what to run next.
+
+Two bases live here:
+
+* :class:`SearchAlgorithm` is what the engine talks to. The Tuner calls, in order:
+  ``set_search_properties(metric, mode, param_space)`` (optional), ``setup_experiment(...)``
+  once, then ``next_trial(trial_id)`` whenever it has room for a trial, ``on_trial_result`` /
+  ``on_trial_complete`` as events arrive, and ``save_state`` after events it persists. A
+  restored experiment gets a fresh instance, ``setup_experiment`` with the same arguments and
+  ``load_state`` with what ``save_state`` returned (the order of those two does not matter).
+  Implementations: :class:`~poptune.search.basic_variant.BasicVariantGenerator` (grid and
+  random search, the default) and :class:`~poptune.search.search_generator.SearchGenerator`
+  (adapts a :class:`Searcher`).
+* :class:`Searcher` is Ray Tune's user-facing base class for model-based search: implement
+  ``suggest`` (and usually ``on_trial_complete``), pass it as ``TuneConfig(search_alg=...)``.
+
+Search algorithms decide and never act: they return a :class:`TrialSuggestion` and never see
+the runner or a backend. Every hook is called in the driver, one at a time.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+from poptune._validation import bad_value, check_mode
+from poptune.exceptions import TuneConfigError
+
+__all__ = ["SearchAlgorithm", "Searcher", "TrialSuggestion"]
+
+
+@dataclass(frozen=True)
+class TrialSuggestion:
+    """A trial to create.
+
+    Attributes:
+        config: the resolved config the trainable receives.
+        resolved_vars: the sampled values by ``"/"``-joined path (Ray's ``evaluated_params``),
+            from which the trial's tag is built with ``format_vars``.
+    """
+
+    config: dict[str, Any]
+    resolved_vars: dict[str, Any]
+
+
+class SearchAlgorithm(abc.ABC):
+    """Engine-facing source of trials.
+
+    ``next_trial`` returns ``None`` when nothing should start right now (a concurrency limit,
+    a searcher waiting for results, or the end); ``is_finished`` tells the two apart.
+    """
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
+    ) -> bool:
+        """Receive ``TuneConfig``'s metric/mode and the ``param_space``.
+
+        Returns:
+            False if the algorithm refuses them (e.g. a searcher with a space of its own).
+        """
+        return True
+
+    @abc.abstractmethod
+    def setup_experiment(
+        self, param_space: dict[str, Any], num_samples: int, seed: int | None
+    ) -> None:
+        """Called once before any ``next_trial``.
+
+        Args:
+            param_space: the Tuner's ``param_space`` (constants, domains, grids).
+            num_samples: ``TuneConfig.num_samples``; ``-1`` means unlimited.
+            seed: a seed for the algorithm's own generator, used when it was not given one.
+        """
+
+    @abc.abstractmethod
+    def next_trial(self, trial_id: str) -> TrialSuggestion | None:
+        """The next trial to create, with id ``trial_id``, or None if none now."""
+
+    @abc.abstractmethod
+    def is_finished(self) -> bool:
+        """True once no trial will ever be suggested again."""
+
+    @property
+    def total_samples(self) -> int | None:
+        """How many trials the algorithm will create in all, None if unlimited or unknown."""
+        return None
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """A trial this algorithm created reported an intermediate ``result``."""
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        """A trial ended: its last ``result`` (None if none), ``error=True`` if it failed."""
+
+    @abc.abstractmethod
+    def save_state(self) -> dict[str, Any]:
+        """A picklable snapshot from which :meth:`load_state` continues exactly here."""
+
+    @abc.abstractmethod
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`save_state` snapshot: trials already created are not
+        created again and the rest come out as they would have."""
+
+
+def _set_search_properties_compat(
+    method: Callable[..., bool],
+    metric: str | None,
+    mode: str | None,
+    config: dict[str, Any],
+    **spec: Any,
+) -> bool:
+    """Call ``set_search_properties``, dropping ``**spec`` for old overrides without it."""
+    params = inspect.signature(method).parameters.values()
+    if spec and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        spec = {}
+    return bool(method(metric, mode, config, **spec))
+
+
+def _check_metric_mode(metric: Any, mode: Any) -> None:
+    if isinstance(mode, (list, tuple)):
+        if not isinstance(metric, (list, tuple)) or len(metric) != len(mode):
+            raise bad_value("metric", metric, f"a list as long as `mode`={list(mode)!r}")
+        for m in mode:
+            if m not in ("min", "max", "obs"):
+                raise bad_value("mode", m, "'min', 'max' or 'obs' in a list of modes")
+    else:
+        check_mode(mode)
+
+
+class Searcher:
+    """Base class of model-based searchers (Ray Tune's ``Searcher``).
+
+    Subclasses implement :meth:`suggest` and usually :meth:`on_trial_complete`, and call
+    ``super().__init__(metric=..., mode=...)``. A searcher that builds its space from the
+    Tuner's ``param_space`` overrides :meth:`set_search_properties` and returns True.
+
+    Example:
+        >>> import random
+        >>> class RandomLR(Searcher):
+        ...     def __init__(self):
+        ...         super().__init__(metric="loss", mode="min")
+        ...         self.rng = random.Random(0)
+        ...         self.seen = {}
+        ...     def suggest(self, trial_id):
+        ...         return {"lr": self.rng.uniform(1e-4, 1e-1)}
+        ...     def on_trial_complete(self, trial_id, result=None, error=False):
+        ...         self.seen[trial_id] = result
+        >>> "lr" in RandomLR().suggest("t0")
+        True
+    """
+
+    FINISHED = "FINISHED"
+    _metric: Any = None
+    _mode: Any = None
+
+    def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
+        _check_metric_mode(metric, mode)
+        self._metric = metric
+        self._mode = mode
+
+    @property
+    def metric(self) -> Any:
+        """The result key being optimized (None until known)."""
+        return self._metric
+
+    @property
+    def mode(self) -> Any:
+        """``"min"`` or ``"max"`` (None until known)."""
+        return self._mode
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
+    ) -> bool:
+        """Receive metric, mode and ``param_space`` from the Tuner.
+
+        Returns:
+            True if the searcher took them (it will search ``config``), False if it keeps
+            its own space. The default is False, as in Ray.
+        """
+        return False
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """A config for a new trial ``trial_id``; None for "not now"; ``FINISHED`` for never."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `suggest(trial_id)`")
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """An intermediate result (may lack the metric or hold NaN)."""
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        """A suggested trial ended; ``result`` is its last result (None on some errors)."""
+
+    def add_evaluated_point(
+        self,
+        parameters: dict[str, Any],
+        value: float,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
+    ) -> None:
+        """Tell the searcher about a point evaluated outside this experiment."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support `add_evaluated_point`; override it to "
+            "feed externally evaluated points to the searcher"
+        )
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Return True if the searcher limits concurrency itself (``ConcurrencyLimiter``
+        then leaves it alone)."""
+        return False
+
+    def get_state(self) -> dict[str, Any]:
+        """The searcher's state (default: its attributes). Must be picklable by cloudpickle."""
+        return dict(self.__dict__)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        """Write :meth:`get_state` to ``checkpoint_path`` (a pickle file)."""
+        with open(checkpoint_path, "wb") as f:
+            cloudpickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Load a file written by :meth:`save`."""
+        with open(checkpoint_path, "rb") as f:
+            state = cloudpickle.load(f)
+        if not isinstance(state, dict):
+            raise TuneConfigError(f"`checkpoint_path` {checkpoint_path!r} holds no searcher state")
+        self.set_state(state)

@@ -1,0 +1,258 @@
+"""Grid and random search: the default search algorithm.
+
+Trials come in *passes*. Each point of ``points_to_evaluate`` is one pass (the point is merged
+into the space, so keys it leaves out are still sampled or gridded); then come
+``num_samples - len(points_to_evaluate)`` passes over the plain space. A pass yields every grid
+point. This is Ray's ``BasicVariantGenerator`` semantics: with ``a`` a 2-value grid,
+``b`` random, ``num_samples=4`` and points ``[{"a": 2, "b": 2}, {"a": 1}, {"b": 2}]`` the
+trials are ``(2, 2)``, ``(1, rand)``, ``(1, 2), (2, 2)``, ``(1, rand), (2, rand)``.
+
+State for restore is tiny: the pass and position reached plus the generator's state when that
+pass began; a restored generator replays the pass up to the same position (without handing
+those configs out again) and continues with exactly the configs not generated yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from poptune._validation import bad_type, bad_value
+from poptune.exceptions import TuneConfigError
+from poptune.search._base import SearchAlgorithm, TrialSuggestion
+from poptune.search.sample import Domain, RandomState, Rng, as_generator
+from poptune.search.variant_generator import (
+    _copy_structure,
+    _flatten_paths,
+    _grid_values,
+    _is_grid,
+    _variants,
+    count_variants,
+)
+
+__all__ = ["BasicVariantGenerator"]
+
+logger = logging.getLogger(__name__)
+
+
+def _merge_point(space: dict[str, Any], point: dict[str, Any], where: str) -> dict[str, Any]:
+    """``space`` with the values of ``point`` in place of its domains, grids or constants."""
+    merged = _copy_structure(space)
+    for key, value in point.items():
+        path = f"{where}/{key}" if where else str(key)
+        if key not in space:
+            raise TuneConfigError(
+                f"`points_to_evaluate` key `{path}` is not in `param_space`; add it to the "
+                "search space first"
+            )
+        target = space[key]
+        if isinstance(value, dict) and isinstance(target, dict) and not _is_grid(target):
+            merged[key] = _merge_point(target, value, path)
+            continue
+        if _is_grid(target):
+            valid = value in _grid_values((path,), target)
+        elif isinstance(target, Domain):
+            valid = target.is_valid(value)
+        else:
+            valid = target == value
+        if not valid:
+            logger.warning("Pre-set value %r of `%s` is outside its search space %r",
+                           value, path, target)  # fmt: skip
+        merged[key] = value
+    return merged
+
+
+def _get_rng_state(rng: Rng) -> Any:
+    if isinstance(rng, np.random.Generator):
+        return rng.bit_generator.state
+    return rng.get_state()
+
+
+def _set_rng_state(rng: Rng, state: Any) -> None:
+    if isinstance(rng, np.random.Generator):
+        rng.bit_generator.state = state
+    else:
+        rng.set_state(state)
+
+
+class BasicVariantGenerator(SearchAlgorithm):
+    """Resolve ``param_space`` by grid expansion and random sampling (Ray's default).
+
+    Args:
+        points_to_evaluate: configs (possibly partial) to run first; each replaces one of
+            the ``num_samples`` passes.
+        max_concurrent: at most this many of its trials running at once (0: no limit).
+        constant_grid_search: draw random values once per pass and reuse them for every
+            grid point, instead of drawing anew for each.
+        random_state: seed or numpy generator. If None, the Tuner's seed is used; if that is
+            None too, a fresh unseeded generator.
+
+    Example:
+        >>> from poptune.search.sample import grid_search, uniform
+        >>> gen = BasicVariantGenerator(random_state=0)
+        >>> gen.setup_experiment({"a": grid_search([1, 2]), "b": uniform(0, 1)}, 2, None)
+        >>> gen.total_samples
+        4
+        >>> [gen.next_trial(f"t{i}").config["a"] for i in range(4)]
+        [1, 2, 1, 2]
+        >>> gen.next_trial("t4") is None and gen.is_finished()
+        True
+    """
+
+    def __init__(
+        self,
+        points_to_evaluate: list[dict[str, Any]] | None = None,
+        max_concurrent: int = 0,
+        constant_grid_search: bool = False,
+        random_state: RandomState = None,
+    ) -> None:
+        points = list(points_to_evaluate or [])
+        for i, point in enumerate(points):
+            if not isinstance(point, dict):
+                raise bad_type(f"points_to_evaluate[{i}]", point, "a dict")
+        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or (
+            max_concurrent < 0
+        ):
+            raise bad_value("max_concurrent", max_concurrent, "an integer >= 0 (0: no limit)")
+        self._points = points
+        self.max_concurrent = max_concurrent
+        self._constant_grid_search = bool(constant_grid_search)
+        self._rng: Rng | None = None if random_state is None else as_generator(random_state)
+        self._spaces: list[dict[str, Any]] = []  # one per point, then the plain space
+        self._num_samples = 1
+        self._total: int | None = None
+        # Cursor. Configs are generated one ahead of those handed out (so that `is_finished`
+        # turns True with the last trial); `_position` counts the configs of pass `_pass`
+        # handed out, `_pass_rng_state` is the generator state when that pass began.
+        self._pass = 0
+        self._position = 0
+        self._pass_rng_state: Any = None
+        self._iter: Iterator[tuple[dict[Any, Any], dict[str, Any]]] | None = None
+        self._ahead: tuple[dict[Any, Any], dict[str, Any]] | None = None
+        self._live: set[str] = set()
+        self._finished = False
+        self._restored: dict[str, Any] | None = None  # applied at the next `next_trial`
+
+    def setup_experiment(
+        self, param_space: dict[str, Any], num_samples: int, seed: int | None
+    ) -> None:
+        space = {} if param_space is None else param_space
+        if not isinstance(space, dict):
+            raise bad_type("param_space", space, "a dict")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or not (
+            num_samples == -1 or num_samples >= 1
+        ):
+            raise bad_value("num_samples", num_samples, "an integer >= 1, or -1 for unlimited")
+        # merging validates every point now, not when its turn comes
+        points = [_merge_point(space, p, "") for p in self._points]
+        self._spaces = points + [space]
+        self._num_samples = num_samples
+        if num_samples == -1:
+            self._total = None
+        else:
+            rest = max(0, num_samples - len(points))
+            self._total = sum(count_variants(s) for s in points) + rest * count_variants(space)
+        if self._rng is None:
+            self._rng = as_generator(seed)
+
+    @property
+    def total_samples(self) -> int | None:
+        return self._total
+
+    def _num_passes(self) -> float:
+        points = len(self._spaces) - 1
+        if self._num_samples == -1:
+            return float("inf")
+        return points + max(0, self._num_samples - points)
+
+    def _open_pass(self) -> None:
+        assert self._rng is not None
+        space = self._spaces[min(self._pass, len(self._spaces) - 1)]
+        self._iter = _variants(space, self._rng, self._constant_grid_search)
+
+    def _generate(self) -> tuple[dict[Any, Any], dict[str, Any]] | None:
+        """The next config of the experiment, opening passes as needed; None at the end."""
+        assert self._rng is not None
+        while self._pass < self._num_passes():
+            if self._iter is None:
+                self._pass_rng_state = _get_rng_state(self._rng)
+                self._position = 0
+                self._open_pass()
+            item = next(self._iter, None)  # type: ignore[arg-type]
+            if item is not None:
+                return item
+            self._iter, self._pass = None, self._pass + 1
+        return None
+
+    def _apply_restored(self, state: dict[str, Any]) -> None:
+        assert self._rng is not None
+        if state["rng_state"] is not None:
+            _set_rng_state(self._rng, state["rng_state"])
+        if state["opened"] and not self._finished:
+            # replay the handed-out configs of the current pass, then the look-ahead
+            self._pass_rng_state = state["rng_state"]
+            self._open_pass()
+            for _ in range(self._position):
+                next(self._iter)  # type: ignore[arg-type]
+            self._ahead = next(self._iter, None)  # type: ignore[arg-type]
+            if self._ahead is None:
+                self._iter, self._pass = None, self._pass + 1
+                self._ahead = self._generate()
+            self._finished = self._ahead is None
+
+    def next_trial(self, trial_id: str) -> TrialSuggestion | None:
+        if not self._spaces:
+            raise TuneConfigError("`setup_experiment` must be called before `next_trial`")
+        if self._restored is not None:
+            state, self._restored = self._restored, None
+            self._apply_restored(state)
+        if self._finished:
+            return None
+        if self.max_concurrent and len(self._live) >= self.max_concurrent:
+            return None
+        item = self._ahead if self._ahead is not None else self._generate()
+        if item is None:
+            self._finished = True
+            return None
+        self._position += 1
+        self._ahead = self._generate()
+        self._finished = self._ahead is None
+        self._live.add(trial_id)
+        resolved, config = item
+        return TrialSuggestion(config=config, resolved_vars=_flatten_paths(resolved))
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        self._live.discard(trial_id)
+
+    def is_finished(self) -> bool:
+        return self._finished
+
+    def save_state(self) -> dict[str, Any]:
+        if self._restored is not None:  # restored but not resumed yet: same snapshot
+            return dict(self._restored, live=sorted(self._live))
+        opened = self._pass_rng_state is not None
+        rng_state = self._pass_rng_state
+        if not opened and self._rng is not None:
+            rng_state = _get_rng_state(self._rng)
+        return {
+            "pass": self._pass,
+            "position": self._position,
+            "opened": opened,
+            "rng_state": rng_state,
+            "live": sorted(self._live),
+            "finished": self._finished,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._pass = state["pass"]
+        self._position = state["position"]
+        self._live = set(state["live"])
+        self._finished = state["finished"]
+        self._iter, self._ahead = None, None
+        self._pass_rng_state = state["rng_state"] if state["opened"] else None
+        self._restored = dict(state)

@@ -1,0 +1,404 @@
+"""Resolve a ``param_space`` into concrete configs: grid expansion plus random sampling.
+
+Ray Tune's rules (``ray.tune.search.variant_generator``):
+
+* ``{"grid_search": [...]}`` values form a cartesian product. Grid keys are sorted by their
+  path and the *first* one varies fastest: ``{"x": grid([1, 2]), "y": grid(["a", "b"])}``
+  gives ``(1, a), (2, a), (1, b), (2, b)``.
+* Each grid point samples the random domains anew (unless ``constant_grid_search``: then the
+  random values are drawn once and reused for every grid point of that sample).
+* ``num_samples`` repeats the whole grid: 6 grid points x 4 samples = 24 configs.
+* ``sample_from`` functions see the partially resolved config; a function that reads a value
+  not resolved yet is retried after the others (up to 20 passes).
+* Grid values may themselves hold domains or grids; they are expanded recursively.
+
+Unlike Ray, constants are never deep-copied: every generated config gets fresh ``dict``
+containers (and fresh lists/tuples where they held a domain), while every other leaf — a
+model, a dataset, an array — is the very object from ``param_space``.
+
+Example:
+    >>> from poptune.search.sample import grid_search
+    >>> space = {"x": grid_search([1, 2]), "y": grid_search(["a", "b"])}
+    >>> [c for _, c in generate_variants(space)]
+    [{'x': 1, 'y': 'a'}, {'x': 2, 'y': 'a'}, {'x': 1, 'y': 'b'}, {'x': 2, 'y': 'b'}]
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from poptune._validation import bad_type, bad_value
+from poptune.exceptions import TuneConfigError, TuneError
+from poptune.search.sample import Domain, RandomState, Rng, as_generator, grid_search
+
+__all__ = [
+    "config_view", "count_variants", "flatten_dict", "format_vars", "generate_variants",
+    "grid_search", "has_unresolved", "unflatten_dict",
+]  # fmt: skip
+
+Path = tuple[Any, ...]
+_MAX_RESOLUTION_PASSES = 20
+
+
+def _is_grid(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and "grid_search" in value
+
+
+def has_unresolved(value: Any) -> bool:
+    """Whether ``value`` holds a domain or a grid anywhere inside (dicts, lists, tuples)."""
+    if isinstance(value, Domain) or _is_grid(value):
+        return True
+    if isinstance(value, dict):
+        return any(has_unresolved(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_unresolved(v) for v in value)
+    return False
+
+
+def _grid_values(path: Path, value: dict[str, Any]) -> list[Any]:
+    values = value["grid_search"]
+    if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__iter__"):
+        raise bad_type(f"{_join(path)}/grid_search", values, "a non-empty list of values")
+    values = list(values)
+    if not values:
+        raise bad_value(f"{_join(path)}/grid_search", values, "a non-empty list of values")
+    return values
+
+
+Grids = list[tuple[Path, list[Any]]]
+
+
+def _parse(node: Any, prefix: Path = ()) -> tuple[list[tuple[Path, Domain]], Grids]:
+    """Domains (in resolution order) and grids (sorted by path) found in ``node``."""
+    domains: list[tuple[Path, Domain]] = []
+    grids: Grids = []
+
+    def walk(value: Any, path: Path) -> None:
+        if isinstance(value, Domain):
+            if value.is_grid():
+                grids.append((path, list(value.categories)))  # type: ignore[attr-defined]
+            else:
+                domains.append((path, value))
+        elif _is_grid(value):
+            grids.append((path, _grid_values(path, value)))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, path + (k,))
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(v, path + (i,))
+
+    walk(node, prefix)
+    # Ray sorts grids by path; list indices sort numerically
+    grids.sort(key=lambda g: tuple((0, k) if isinstance(k, int) else (1, str(k)) for k in g[0]))
+    return domains, grids
+
+
+def count_variants(space: Any) -> int:
+    """Configs one sample of ``space`` yields: the grid size, counting grids nested in grids.
+
+    Example:
+        >>> count_variants({"a": grid_search([1, 2, 3]), "b": {"c": grid_search([0, 1])}})
+        6
+    """
+    _, grids = _parse(space)
+    total = 1
+    for _, values in grids:
+        total *= sum(count_variants(v) for v in values)
+    return total
+
+
+def _copy_structure(value: Any) -> Any:
+    """Fresh dicts (and containers holding unresolved values); every other leaf is shared."""
+    if isinstance(value, Domain) or _is_grid(value):
+        return value
+    if type(value) is dict:
+        return {k: _copy_structure(v) for k, v in value.items()}
+    if isinstance(value, (dict, list, tuple)) and has_unresolved(value):
+        if isinstance(value, dict):  # a dict subclass: keep its type
+            new = copy.copy(value)
+            for k, v in value.items():
+                new[k] = _copy_structure(v)
+            return new
+        items = [_copy_structure(v) for v in value]
+        return _same_sequence(value, items)
+    return value
+
+
+def _same_sequence(original: Any, items: list[Any]) -> Any:
+    if isinstance(original, list):
+        return items
+    if hasattr(original, "_make"):  # namedtuple
+        return original._make(items)
+    return type(original)(items)
+
+
+def _assign(node: Any, path: Path, value: Any) -> Any:
+    """Set ``node[path] = value`` and return ``node`` (a rebuilt tuple if ``node`` is one)."""
+    key = path[0]
+    child = _assign(node[key], path[1:], value) if len(path) > 1 else value
+    if isinstance(node, tuple):
+        items = list(node)
+        items[key] = child
+        return _same_sequence(node, items)
+    node[key] = child
+    return node
+
+
+def _get(node: Any, path: Path) -> Any:
+    for key in path:
+        node = node[key]
+    return node
+
+
+def _join(path: Path) -> str:
+    return "/".join(str(k) for k in path)
+
+
+class _UnresolvedAccess(TuneError):
+    """A ``sample_from`` function read a value that is not resolved yet."""
+
+
+class _ConfigView(Mapping):  # type: ignore[type-arg]
+    """Read-only view of a partially resolved config for ``sample_from`` functions.
+
+    ``view["a"]``, ``view.a``, ``view["config"]["a"]`` and ``view.config.a`` all work (the
+    last two are Ray's spec style). Reading a value that is still a domain raises
+    :class:`_UnresolvedAccess`, so the function is retried once that value is resolved.
+    """
+
+    __slots__ = ("_data", "_root")
+
+    def __init__(self, data: Mapping[str, Any], root: bool = True) -> None:
+        object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "_root", root)
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == "config" and self._root and "config" not in self._data:
+            return self
+        value = self._data[key]
+        if has_unresolved(value):
+            raise _UnresolvedAccess(f"`{key}` is not resolved yet")
+        return _ConfigView(value, root=False) if isinstance(value, dict) else value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the config has no key {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("the config seen by sample_from is read-only")
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"config_view({self._data!r})"
+
+
+def config_view(config: Any) -> Any:
+    """Wrap a config mapping for a ``sample_from`` function (other values pass through)."""
+    if isinstance(config, Mapping) and not isinstance(config, _ConfigView):
+        return _ConfigView(config)
+    return config
+
+
+def _resolve_domains(
+    config: dict[str, Any], domains: list[tuple[Path, Domain]], rng: Rng, allow_fail: bool
+) -> tuple[bool, dict[Path, Any]]:
+    """Sample ``domains`` into ``config`` in place, retrying functions that wait on others."""
+    resolved: dict[Path, Any] = {}
+    for _ in range(_MAX_RESOLUTION_PASSES):
+        waiting: _UnresolvedAccess | None = None
+        for path, domain in domains:
+            if path in resolved:
+                continue
+            try:
+                value = domain.sample(_ConfigView(config), random_state=rng)
+            except _UnresolvedAccess as exc:
+                waiting = exc
+                continue
+            except TuneError:
+                raise
+            except Exception as exc:
+                raise TuneConfigError(
+                    f"`{_join(path)}` could not be sampled from {domain!r}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            _assign(config, path, value)
+            resolved[path] = value
+        if waiting is None:
+            return True, resolved
+    if allow_fail:
+        return False, resolved
+    pending = [_join(p) for p, _ in domains if p not in resolved]
+    raise TuneConfigError(
+        f"`param_space` entries {pending} could not be resolved: their sample_from functions "
+        "depend on each other in a cycle"
+    )
+
+
+def _variants(
+    space: Any, rng: Rng, constant_grid_search: bool
+) -> Iterator[tuple[dict[Path, Any], Any]]:
+    """One sample of ``space``: every grid point, with random values drawn for each."""
+    domains, grids = _parse(space)
+    if not domains and not grids:
+        yield {}, _copy_structure(space)
+        return
+    base, todo = space, domains
+    fixed: dict[Path, Any] = {}
+    if constant_grid_search:
+        base = _copy_structure(space)
+        _, fixed = _resolve_domains(base, domains, rng, allow_fail=True)
+        todo = [(p, d) for p, d in domains if p not in fixed]
+    sizes = [len(values) for _, values in grids]
+    # itertools.product varies its *last* factor fastest; Ray varies the first grid fastest
+    for indices in itertools.product(*(range(n) for n in reversed(sizes))):
+        config = _copy_structure(base)
+        chosen = []
+        for (path, values), i in zip(grids, reversed(indices)):
+            value = _copy_structure(values[i])
+            chosen.append(value)
+            config = _assign(config, path, value)
+        resolved = dict(fixed)
+        resolved.update(_resolve_domains(config, todo, rng, allow_fail=False)[1])
+        nested = any(has_unresolved(v) for v in chosen) or any(
+            has_unresolved(v) for v in resolved.values()
+        )
+        if not nested:
+            for path, _ in grids:
+                resolved[path] = _get(config, path)
+            yield resolved, config
+            continue
+        for inner, final in _variants(config, rng, constant_grid_search):
+            out = dict(resolved)
+            for path, _ in grids:
+                out[path] = _get(final, path)
+            out.update(inner)
+            yield out, final
+
+
+def _flatten_paths(resolved: dict[Path, Any]) -> dict[str, Any]:
+    return {_join(path): value for path, value in resolved.items()}
+
+
+def generate_variants(
+    spec: dict[str, Any],
+    num_samples: int = 1,
+    random_state: RandomState = None,
+    constant_grid_search: bool = False,
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Yield ``(resolved_vars, config)`` for every config ``spec`` stands for.
+
+    Args:
+        spec: the ``param_space`` (a possibly nested dict of constants, domains and grids).
+        num_samples: how many times the whole grid is generated; ``-1`` repeats forever.
+        random_state: seed or numpy generator for every random draw (None: unseeded).
+        constant_grid_search: draw the random values once per sample, not per grid point.
+
+    Returns:
+        An iterator of pairs: the sampled values keyed by ``"/"``-joined path (e.g.
+        ``{"model/lr": 0.01}``) and the resolved config.
+
+    Example:
+        >>> from poptune.search.sample import grid_search, uniform
+        >>> space = {"lr": uniform(0, 1), "bs": grid_search([16, 32, 64])}
+        >>> len(list(generate_variants(space, num_samples=4, random_state=0)))
+        12
+    """
+    if not isinstance(spec, dict):
+        raise bad_type("param_space", spec, "a dict")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or not (
+        num_samples == -1 or num_samples >= 1
+    ):
+        raise bad_value("num_samples", num_samples, "an integer >= 1, or -1 for unlimited")
+    rng = as_generator(random_state)
+    repeats = itertools.count() if num_samples == -1 else range(num_samples)
+    for _ in repeats:
+        for resolved, config in _variants(spec, rng, constant_grid_search):
+            yield _flatten_paths(resolved), config
+
+
+def _clean_value(value: Any) -> str:
+    """Floats with 4 decimals; anything else with characters outside ``[a-zA-Z0-9_-]``
+    replaced by ``_`` (as in Ray, so tags are valid directory names)."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return re.sub(r"[^a-zA-Z0-9_-]+", "_", str(value)).strip("_")
+
+
+def format_vars(resolved_vars: Mapping[Any, Any]) -> str:
+    """Ray's trial-tag string: ``last_key=value`` pairs, sorted by path, comma-joined.
+
+    Keys are ``"/"``-joined paths (or path tuples); pairs are sorted by the full path but
+    only its last part is shown.
+
+    Example:
+        >>> format_vars({"optim/lr": 0.07012, "momentum": 0.1774, "act": "relu"})
+        'act=relu,momentum=0.1774,lr=0.0701'
+    """
+
+    def parts(key: Any) -> tuple[str, ...]:
+        return tuple(str(k) for k in key) if isinstance(key, tuple) else tuple(str(key).split("/"))
+
+    items = sorted(((parts(k), v) for k, v in resolved_vars.items()), key=lambda kv: kv[0])
+    return ",".join(f"{_clean_value(path[-1])}={_clean_value(v)}" for path, v in items)
+
+
+def flatten_dict(
+    dt: Mapping[str, Any], delimiter: str = "/", prevent_delimiter: bool = False
+) -> dict[str, Any]:
+    """Flatten nested dicts into ``{"a/b": value}`` (lists are leaves; empty dicts vanish).
+
+    Example:
+        >>> flatten_dict({"a": {"b": 1, "c": {"d": 2}}, "e": [3]})
+        {'a/b': 1, 'a/c/d': 2, 'e': [3]}
+    """
+    out: dict[str, Any] = {}
+
+    def walk(node: Mapping[Any, Any], prefix: str) -> None:
+        for key, value in node.items():
+            key = str(key)
+            if prevent_delimiter and delimiter in key:
+                raise bad_value("key", key, f"free of the delimiter {delimiter!r}")
+            full = f"{prefix}{delimiter}{key}" if prefix else key
+            if isinstance(value, dict):
+                walk(value, full)
+            else:
+                out[full] = value
+
+    walk(dt, "")
+    return out
+
+
+def unflatten_dict(dt: Mapping[str, Any], delimiter: str = "/") -> dict[str, Any]:
+    """Inverse of :func:`flatten_dict`.
+
+    Example:
+        >>> unflatten_dict({"a/b": 1, "a/c": 2, "d": 3})
+        {'a': {'b': 1, 'c': 2}, 'd': 3}
+    """
+    out: dict[str, Any] = {}
+    for key, value in dt.items():
+        *parents, last = str(key).split(delimiter)
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise TuneConfigError(
+                    f"`{key}` cannot be unflattened: its parent `{part}` holds a "
+                    f"{type(node).__name__}, not a dict"
+                )
+        node[last] = value
+    return out
