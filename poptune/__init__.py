@@ -48,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     "randn": "poptune.search.sample",
     "sample_from": "poptune.search.sample",
     "uniform": "poptune.search.sample",
+    "init": "poptune._compat",
+    "shutdown": "poptune._compat",
+    "is_initialized": "poptune._compat",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -63,6 +66,10 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
+    if name == "tune":  # `import poptune as ray` keeps `ray.tune.X` working
+        import sys
+
+        return sys.modules[__name__]
     if name in _SUBMODULES:
         return importlib.import_module(f"poptune.{name}")
     raise AttributeError(f"module 'poptune' has no attribute {name!r}")
