@@ -1,0 +1,127 @@
+"""Tuner options: names, stoppers, callbacks, unlimited samples, restore flags."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import poptune as tune
+from poptune.stopper import MaximumIterationStopper, Stopper
+
+
+def steps(config):
+    for i in range(config.get("n", 5)):
+        tune.report({"i": i, "x": config.get("x", 0)})
+
+
+def rc(tmp_path, **kw):
+    return tune.RunConfig(storage_path=str(tmp_path), verbose=0, **kw)
+
+
+def test_trial_name_and_dirname_creators(tmp_path):
+    grid = tune.Tuner(
+        steps, param_space={"x": tune.grid_search([1, 2])},
+        tune_config=tune.TuneConfig(
+            trial_name_creator=lambda t: f"run-{t.config['x']}",
+            trial_dirname_creator=lambda t: f"dir-{t.config['x']}"),
+        run_config=rc(tmp_path, name="names"),
+    ).fit()
+    assert sorted(os.path.basename(r.path) for r in grid) == ["dir-1", "dir-2"]
+
+
+def test_stop_callable_and_stopper(tmp_path):
+    grid = tune.Tuner(steps, param_space={"n": 50},
+                      run_config=rc(tmp_path, stop=lambda tid, r: r["i"] >= 2)).fit()
+    assert grid[0].metrics["i"] == 2
+    grid = tune.Tuner(steps, param_space={"n": 50},
+                      run_config=rc(tmp_path, stop=MaximumIterationStopper(4))).fit()
+    assert grid[0].metrics["training_iteration"] == 4
+
+
+class StopAllAfter(Stopper):
+    def __init__(self, n):
+        self.n, self.seen = n, 0
+
+    def __call__(self, trial_id, result):
+        self.seen += 1
+        return False
+
+    def stop_all(self):
+        return self.seen >= self.n
+
+
+def test_num_samples_unlimited_ends_by_stop_all(tmp_path):
+    grid = tune.Tuner(steps, param_space={"n": 3, "x": tune.uniform(0, 1)},
+                      tune_config=tune.TuneConfig(num_samples=-1),
+                      run_config=rc(tmp_path, stop=StopAllAfter(30))).fit()
+    assert len(grid) >= 8  # kept creating trials until the stopper ended the experiment
+
+
+class Recorder(tune.Callback):
+    def __init__(self):
+        self.events = []
+
+    def setup(self, **info):
+        self.events.append("setup")
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.events.append("start")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.events.append("result")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.events.append("complete")
+
+    def on_experiment_end(self, trials, **info):
+        self.events.append("end")
+
+
+def test_user_callbacks_receive_hooks_in_order(tmp_path):
+    cb = Recorder()
+    tune.Tuner(steps, param_space={"n": 2}, run_config=rc(tmp_path, callbacks=[cb])).fit()
+    assert cb.events == ["setup", "start", "result", "result", "complete", "end"]
+
+
+def test_non_callback_in_callbacks_is_rejected(tmp_path):
+    with pytest.raises(TypeError, match="`callbacks`"):
+        tune.Tuner(steps, run_config=rc(tmp_path, callbacks=[object()])).fit()
+
+
+def fails_first(config):
+    tune.report({"a": 1})
+    marker = os.path.join(config["dir"], "ok")
+    if not os.path.exists(marker):
+        raise RuntimeError("first run fails")
+    tune.report({"a": 2})
+
+
+def test_restore_flags_for_errored_trials(tmp_path):
+    grid = tune.Tuner(fails_first, param_space={"dir": str(tmp_path)},
+                      run_config=rc(tmp_path, name="err")).fit()
+    assert grid.num_errors == 1
+    path = str(tmp_path / "err")
+    again = tune.Tuner.restore(path, trainable=fails_first).fit()
+    assert again.num_errors == 1  # errored trials are left alone by default
+    open(tmp_path / "ok", "w").close()
+    fixed = tune.Tuner.restore(path, trainable=fails_first, restart_errored=True).fit()
+    assert fixed.num_errors == 0
+    assert list(fixed[0].metrics_dataframe["a"]) == [1, 2]
+
+
+def test_get_results_after_fit_and_from_restored_tuner(tmp_path):
+    tuner = tune.Tuner(steps, param_space={"n": 2}, run_config=rc(tmp_path, name="gr"))
+    grid = tuner.fit()
+    assert tuner.get_results() is grid
+    restored = tune.Tuner.restore(str(tmp_path / "gr"), trainable=steps)
+    assert len(restored.get_results()) == 1
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("POPTUNE_STORAGE_PATH", str(tmp_path))
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    code = readme.split("## Ten lines")[1].split("```python")[1].split("```")[0]
+    code = code.replace("num_samples=20)", "num_samples=20), run_config=tune.RunConfig(verbose=0)")
+    namespace: dict = {}
+    exec(compile(code, "README", "exec"), namespace)
