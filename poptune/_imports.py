@@ -10,7 +10,7 @@ from poptune.exceptions import TuneError
 #: module name -> the extra that provides it
 EXTRAS = {
     "torch": "torch",
-    "sklearn": "torch",
+    "sklearn": "pb2",
     "matplotlib": "plot",
     "ray": "ray",
     "dask": "dask",

@@ -187,7 +187,9 @@ class RunConfig:
             self.storage_path = os.fspath(self.storage_path)
         if self.verbose is not None:
             verbose = getattr(self.verbose, "value", self.verbose)
-            if isinstance(verbose, bool) or not isinstance(verbose, int) or not 0 <= verbose <= 3:
+            if isinstance(verbose, bool):  # Ray accepts True/False (an int subclass)
+                verbose = int(verbose)
+            if not isinstance(verbose, int) or not 0 <= verbose <= 3:
                 raise bad_value("verbose", self.verbose, "an int in [0, 3]")
             self.verbose = verbose
         if self.checkpoint_config is None:

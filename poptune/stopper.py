@@ -66,7 +66,7 @@ class DictStopper(Stopper):
     def __init__(self, criteria: Mapping[str, Any]) -> None:
         self.criteria = dict(criteria)
         for key, value in self.criteria.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not isinstance(value, (int, float)):  # bools count, as in Ray ({"done": True})
                 raise bad_type(f"stop[{key!r}]", value, "a number")
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:

@@ -343,6 +343,8 @@ class Runner:
         else:
             trial.dirname = default_trial_dirname(trial, timestamp())
         trial.local_path = os.path.join(self.experiment_dir, trial.dirname)
+        self.scheduler.on_trial_add(trial)  # may fill in config keys (PBT) or replace it (replay)
+        config = trial.config
         self.io.submit(write_params, trial.local_path, config)
         live = _Live(checkpoints=self._new_ckpt_manager())
         self.trials.append(trial)
@@ -357,7 +359,6 @@ class Runner:
             "resources": resources, "params": params, "name": trial.custom_trial_name,
             "search_state": pack(save_state()) if save_state else None,
         })
-        self.scheduler.on_trial_add(trial)
 
     def _launch(self) -> None:
         if self.stopping_all:
@@ -372,6 +373,7 @@ class Runner:
             else:
                 trial = self.scheduler.choose_trial_to_run(
                     list(self._pending.values()) + list(self._paused.values()))
+                self._take_exploits()
             if trial is None:
                 return
             gpu_ids = self.pool.allocate(trial.trial_id, trial.resources)
@@ -526,7 +528,7 @@ class Runner:
             live.pending_action = "stop"
             return
         decision = self.scheduler.on_trial_result(trial, result)
-        self._apply_exploits(getattr(self.scheduler, "take_exploits", lambda: [])())
+        self._take_exploits()
         if isinstance(decision, Exploit):
             live.pending_action = "exploit"
             live.exploit = decision
@@ -549,6 +551,10 @@ class Runner:
             self.pinned[path] -= 1
             if self.pinned[path] <= 0:
                 del self.pinned[path]
+
+    def _take_exploits(self) -> None:
+        """Carry out exploits the scheduler decided outside ``on_trial_result``."""
+        self._apply_exploits(self.scheduler.take_exploits())
 
     def _apply_exploits(self, exploits: list[Exploit]) -> None:
         for ex in exploits:
@@ -575,6 +581,8 @@ class Runner:
                     donor_meta = {"it": rec.metrics.get("training_iteration", 0),
                                   "tt": rec.metrics.get("time_total_s", 0.0)}
         trial.config = ex.config
+        if getattr(ex, "experiment_tag", None):
+            trial.experiment_tag = ex.experiment_tag
         old_restore = trial.restore_path
         trial.restore_path = ex.checkpoint_path
         self._pin(ex.checkpoint_path)
@@ -618,6 +626,7 @@ class Runner:
         self._close_writer(trial)
         self._unpin(trial.restore_path)
         self.scheduler.on_trial_complete(trial, trial.last_result)
+        self._take_exploits()
         self.searcher.on_trial_complete(trial.trial_id, trial.last_result, error=False)
         for cb in self.callbacks:
             cb.on_trial_complete(self.iteration, self.trials, trial)
@@ -674,6 +683,7 @@ class Runner:
         self._close_writer(trial)
         self._unpin(trial.restore_path)
         self.scheduler.on_trial_error(trial)
+        self._take_exploits()
         self.searcher.on_trial_complete(trial.trial_id, None, error=True)
         for cb in self.callbacks:
             cb.on_trial_error(self.iteration, self.trials, trial)

@@ -48,6 +48,29 @@ class Exploit:
     checkpoint_path: str
     config: dict[str, Any]
     donor_result: dict[str, Any] = field(default_factory=dict)
+    #: the policy-log record (``pbt_global.txt`` / ``pbt_policy_*.txt``), see :attr:`log_line`
+    target_tag: str = ""
+    donor_tag: str = ""
+    target_iteration: int = 0
+    donor_iteration: int = 0
+    donor_config: dict[str, Any] = field(default_factory=dict)
+    #: the trial's new ``experiment_tag`` (``"{orig_tag}@perturbed[...]"``); None keeps it
+    experiment_tag: str | None = None
+
+    @property
+    def log_line(self) -> list[Any] | None:
+        """Ray's policy-log line ``[target_tag, clone_tag, target_iteration, clone_iteration,
+        clone_config, new_config]``; None when the scheduler did not fill the record."""
+        if not (self.target_tag or self.donor_tag):
+            return None
+        return [
+            self.target_tag,
+            self.donor_tag,
+            self.target_iteration,
+            self.donor_iteration,
+            self.donor_config,
+            self.config,
+        ]
 
 
 Decision = Union[SchedulerDecision, Exploit]
@@ -126,6 +149,15 @@ class TrialScheduler:
     def pinned_checkpoints(self) -> set[str]:
         """Checkpoint paths a future decision may restore from; never deleted while listed."""
         return set()
+
+    def take_exploits(self) -> list[Exploit]:
+        """Exploits decided for trials other than the one that just reported (synch PBT).
+
+        The runner calls this after every hook call (it is cheap) and, before launching
+        anything, applies each returned :class:`Exploit` to its PAUSED target: new config,
+        restore from ``checkpoint_path``. Each exploit is returned once.
+        """
+        return []
 
     def debug_string(self) -> str:
         return f"Using {type(self).__name__}."

@@ -1,0 +1,413 @@
+"""Population Based Bandits (``ray.tune.schedulers.pb2.PB2``).
+
+PB2 is PBT whose *explore* step is a time-varying GP bandit: at each perturbation it models
+the reward change per unit of ``time_attr`` as a function of ``[time, reward before,
+hyperparameters]`` with a Gaussian process whose kernel decays with time difference
+(TV-GP-UCB, Bogunovic et al. 2016), and picks the hyperparameters that maximise the upper
+confidence bound for the weights being cloned. A second GP, padded with the points already
+picked this round, discourages sending two trials to the same place.
+
+scikit-learn is imported only when a ``PB2`` is created (``pip install 'poptune[pb2]'``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import warnings
+from typing import Any, Callable, Mapping
+
+from poptune._imports import require
+from poptune._validation import bad_value
+from poptune.engine.trial import Trial
+from poptune.schedulers.pbt import PopulationBasedTraining, _summarize, _TrialState
+
+__all__ = ["PB2"]
+
+logger = logging.getLogger(__name__)
+
+Key = tuple  # path of a (possibly nested) hyperparameter, e.g. ("optim", "lr")
+
+
+def _flatten(bounds: Mapping[str, Any], prefix: Key = ()) -> dict[Key, Any]:
+    out: dict[Key, Any] = {}
+    for name, value in bounds.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, prefix + (name,)))
+        else:
+            out[prefix + (name,)] = value
+    return out
+
+
+def _get(config: Mapping[str, Any], key: Key) -> Any:
+    for part in key:
+        config = config[part]
+    return config
+
+
+def _set(config: dict, key: Key, value: Any) -> None:
+    for part in key[:-1]:
+        config = config.setdefault(part, {})
+    config[key[-1]] = value
+
+
+_KERNEL_CLASS: Any = None
+
+
+def _tv_kernel_class() -> Any:
+    """sklearn kernel ``variance * exp(-|x - x'|^2 / lengthscale) * (1 - eps)^(|t - t'| / 2)``
+    with time in column 0 (built lazily so sklearn is imported only for PB2)."""
+    global _KERNEL_CLASS
+    if _KERNEL_CLASS is not None:
+        return _KERNEL_CLASS
+    import numpy as np
+    from scipy.spatial.distance import cdist
+    from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
+
+    class TimeVaryingSquaredExp(Kernel):  # type: ignore[misc]
+        def __init__(
+            self,
+            variance: float = 1.0,
+            lengthscale: float = 1.0,
+            epsilon: float = 0.1,
+            variance_bounds: tuple = (1e-5, 1e5),
+            lengthscale_bounds: tuple = (1e-5, 1.0),
+            epsilon_bounds: tuple = (1e-5, 0.5),
+        ) -> None:
+            self.variance = variance
+            self.lengthscale = lengthscale
+            self.epsilon = epsilon
+            self.variance_bounds = variance_bounds
+            self.lengthscale_bounds = lengthscale_bounds
+            self.epsilon_bounds = epsilon_bounds
+
+        # sklearn orders hyperparameters by attribute name: epsilon, lengthscale, variance
+        @property
+        def hyperparameter_epsilon(self) -> Any:
+            return Hyperparameter("epsilon", "numeric", self.epsilon_bounds)
+
+        @property
+        def hyperparameter_lengthscale(self) -> Any:
+            return Hyperparameter("lengthscale", "numeric", self.lengthscale_bounds)
+
+        @property
+        def hyperparameter_variance(self) -> Any:
+            return Hyperparameter("variance", "numeric", self.variance_bounds)
+
+        def __call__(self, X: Any, Y: Any = None, eval_gradient: bool = False) -> Any:
+            X = np.atleast_2d(X)
+            Z = X if Y is None else np.atleast_2d(Y)
+            dt = np.abs(X[:, :1] - Z[:, :1].T)
+            d2 = cdist(X[:, 1:], Z[:, 1:], "sqeuclidean")
+            K = self.variance * np.exp(-d2 / self.lengthscale) * (1 - self.epsilon) ** (0.5 * dt)
+            if not eval_gradient:
+                return K
+            if Y is not None:
+                raise ValueError("Gradient can only be evaluated when Y is None.")
+            d_eps = -K * 0.5 * dt * self.epsilon / (1 - self.epsilon)
+            d_len = K * d2 / self.lengthscale
+            return K, np.stack([d_eps, d_len, K], axis=2)  # d/d log(theta)
+
+        def diag(self, X: Any) -> Any:
+            return np.full(np.atleast_2d(X).shape[0], float(self.variance))
+
+        def is_stationary(self) -> bool:
+            return False
+
+    _KERNEL_CLASS = TimeVaryingSquaredExp
+    return _KERNEL_CLASS
+
+
+def _normalize(data: Any, wrt: Any) -> Any:
+    import numpy as np
+
+    low, high = np.min(wrt, axis=0), np.max(wrt, axis=0)
+    return (data - low) / (high - low + 1e-8)
+
+
+def _standardize(y: Any) -> Any:
+    import numpy as np
+
+    return np.clip((y - np.mean(y)) / (np.std(y) + 1e-8), -2, 2)
+
+
+def _fit_gp(X: Any, y: Any, seed: int) -> Any:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import WhiteKernel
+
+    kernel = _tv_kernel_class()() + WhiteKernel(noise_level=0.1, noise_level_bounds=(1e-6, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning on tiny data sets is expected
+        try:
+            return GaussianProcessRegressor(kernel, alpha=1e-8, random_state=seed).fit(X, y)
+        except (ValueError, ArithmeticError):  # ill-conditioned: more jitter
+            return GaussianProcessRegressor(kernel, alpha=1e-3, random_state=seed).fit(X, y)
+
+
+class _Posterior:
+    """Fast single-point GP prediction from a fitted ``GaussianProcessRegressor`` (its
+    ``predict`` re-validates input on every call, which dominates the acquisition search)."""
+
+    def __init__(self, gp: Any) -> None:
+        self.kernel, self.X, self.alpha, self.L = gp.kernel_, gp.X_train_, gp.alpha_, gp.L_
+
+    def mean_std(self, x: Any) -> tuple[Any, Any]:
+        """Posterior mean and standard deviation at the rows of ``x``."""
+        import numpy as np
+        from scipy.linalg import solve_triangular
+
+        k = self.kernel(x, self.X)  # (m, n); the white-noise term is 0 off the diagonal
+        v = solve_triangular(self.L, k.T, lower=True, check_finite=False)
+        var = self.kernel.diag(x) - np.sum(v * v, axis=0)
+        return (k @ self.alpha).reshape(-1), np.sqrt(np.maximum(var, 0.0))
+
+
+def _limits(X: Any, bounds: Any) -> Any:
+    """(2, d) normalisation range: observed min/max of time and reward, then the bounds."""
+    import numpy as np
+
+    seen = X[:, :2]
+    return np.concatenate([np.vstack([seen.min(axis=0), seen.max(axis=0)]), bounds.T], axis=1)
+
+
+def _select_length(X: Any, y: Any, bounds: Any, seed: int, min_len: int = 200) -> int:
+    """How many of the latest points to fit: all below ``min_len``, else the length (step 50)
+    whose GP has the best log marginal likelihood."""
+    if X.shape[0] < min_len:
+        return int(X.shape[0])
+    lengths = list(range(min_len, X.shape[0] + 1, 50))
+    scores = []
+    for n in lengths:
+        gp = _fit_gp(_normalize(X[-n:], _limits(X[-n:], bounds)), _standardize(y[-n:]), seed)
+        scores.append(gp.log_marginal_likelihood_value_)
+    return lengths[int(max(range(len(scores)), key=scores.__getitem__))]
+
+
+def _select_config(X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any) -> Any:
+    """Fit the GP on ``(X, y)`` and return the hyperparameters maximising UCB at ``newpoint``.
+
+    ``X`` columns: time, reward before, hyperparameters; ``bounds``: (k, 2) array of
+    [low, high]; ``current``: hyperparameters already chosen this round, or None.
+    """
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    with threadpool_limits(limits=1):  # small matrices: BLAS threads would only contend
+        return _select_config_serial(X, y, current, newpoint, bounds, gen)
+
+
+def _select_config_serial(
+    X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any
+) -> Any:
+    import numpy as np
+    from scipy.optimize import minimize
+
+    seed = int(gen.integers(2**31))
+    n = _select_length(X, y, bounds, seed)
+    X, y = X[-n:], y[-n:]
+    Xn = _normalize(X, _limits(X, bounds))
+    yn = _standardize(y)
+    fixed = _normalize(newpoint, X[:, :2])  # time and reward of the weights being cloned
+    mean_gp = var_gp = _Posterior(_fit_gp(Xn, yn, seed))
+    if current is not None and len(current):
+        cur = _normalize(np.asarray(current, dtype=float), bounds.T)
+        cur = np.hstack([np.tile(fixed, (cur.shape[0], 1)), cur])
+        padded = np.vstack([Xn, cur]), np.concatenate([yn, np.zeros(len(cur))])
+        var_gp = _Posterior(_fit_gp(*padded, seed))
+
+    kappa = math.sqrt(0.2 + max(0.0, math.log(0.4 * Xn.shape[0])))
+
+    def ucb(x: Any) -> Any:
+        points = np.hstack([np.tile(fixed, (x.shape[0], 1)), x])
+        return mean_gp.mean_std(points)[0] + kappa * var_gp.mean_std(points)[1]
+
+    # Score 256 random points at once, then polish the 3 best with L-BFGS-B.
+    dim = bounds.shape[0]
+    candidates = gen.uniform(0, 1, (256, dim))
+    values = ucb(candidates)
+    best = int(np.argmax(values))
+    best_x, best_val = candidates[best], -float(values[best])
+    for start in candidates[np.argsort(-values)[:3]]:
+        res = minimize(lambda x: -float(ucb(x.reshape(1, -1))[0]), start, method="L-BFGS-B",
+                       bounds=[(0.0, 1.0)] * dim, options={"maxiter": 200, "maxfun": 200})
+        if res.fun < best_val:
+            best_x, best_val = res.x, res.fun
+    best_x = np.clip(best_x, 0.0, 1.0)
+    return bounds[:, 0] + best_x * (bounds[:, 1] - bounds[:, 0])
+
+
+class PB2(PopulationBasedTraining):
+    """Population Based Bandits: PBT with a GP-bandit explore step (continuous hyperparameters).
+
+    Args:
+        time_attr: monotonically increasing progress attribute.
+        metric: the objective (or from ``TuneConfig``).
+        mode: ``"min"`` or ``"max"`` (or from ``TuneConfig``).
+        perturbation_interval: perturb every this many units of ``time_attr``.
+        hyperparam_bounds: ``{name: [low, high]}``, nested dicts allowed. Missing values are
+            sampled uniformly in the bounds; ints stay ints.
+        quantile_fraction: top/bottom fraction of the population, in [0, 0.5].
+        log_config: the runner writes the ``pbt_*`` policy logs when True.
+        require_attrs: raise when a result lacks ``time_attr`` or ``metric``.
+        synch: synchronous PBT (see :class:`PopulationBasedTraining`).
+        custom_explore_fn: ``f(config) -> config`` applied to the GP's suggestion.
+        seed: seed for every random choice, GP restarts and acquisition starts.
+
+    Example:
+        >>> from poptune.schedulers.pb2 import PB2
+        >>> pb2 = PB2(metric="mean_accuracy", mode="max", perturbation_interval=20,
+        ...           hyperparam_bounds={"lr": [0.0001, 0.1]}, seed=0)
+        >>> pb2.debug_string()
+        'PopulationBasedTraining: 0 checkpoints, 0 perturbs'
+    """
+
+    def __init__(
+        self,
+        time_attr: str = "time_total_s",
+        metric: str | None = None,
+        mode: str | None = None,
+        perturbation_interval: float = 60.0,
+        hyperparam_bounds: Mapping[str, Any] | None = None,
+        quantile_fraction: float = 0.25,
+        log_config: bool = True,
+        require_attrs: bool = True,
+        synch: bool = False,
+        custom_explore_fn: Callable[[dict], dict] | None = None,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        require("sklearn", "PB2")
+        if not hyperparam_bounds:
+            raise bad_value(
+                "hyperparam_bounds", hyperparam_bounds, "a non-empty dict of [low, high]"
+            )
+        flat = _flatten(hyperparam_bounds)
+        for key, value in flat.items():
+            name = f"hyperparam_bounds[{'/'.join(map(str, key))!r}]"
+            if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            ):
+                raise bad_value(name, value, "a [low, high] list or tuple of two numbers")
+            if value[0] > value[1]:
+                raise bad_value(name, value, "[low, high] with low <= high")
+        super().__init__(
+            time_attr=time_attr,
+            metric=metric,
+            mode=mode,
+            perturbation_interval=perturbation_interval,
+            hyperparam_mutations=hyperparam_bounds,
+            quantile_fraction=quantile_fraction,
+            resample_probability=0.0,
+            custom_explore_fn=custom_explore_fn,
+            log_config=log_config,
+            require_attrs=require_attrs,
+            synch=synch,
+            seed=seed,
+        )
+        self._hyperparam_bounds = dict(hyperparam_bounds)
+        self._bounds_flat: dict[Key, tuple[float, float]] = {
+            k: (float(v[0]), float(v[1])) for k, v in flat.items()
+        }
+        #: one row per perturbation point: (trial_id, time, [hyperparameters], reward)
+        self._data: list[tuple[str, float, list[float], float]] = []
+        self._current: list[list[float]] | None = None
+        self._last_exploration_time = 0.0
+
+    def on_trial_add(self, trial: Trial) -> None:
+        if trial.trial_id not in self._states:
+            for key, (low, high) in self._bounds_flat.items():
+                try:
+                    _get(trial.config, key)
+                except (KeyError, TypeError):
+                    value = low + (high - low) * self._rng.random()
+                    _set(trial.config, key, value)
+                    trial.evaluated_params["/".join(map(str, key))] = value
+        super().on_trial_add(trial)
+
+    def _save_trial_state(
+        self, state: _TrialState, time: float, result: dict[str, Any], trial: Trial
+    ) -> float:
+        score = super()._save_trial_state(state, time, result, trial)
+        values = [float(_get(trial.config, key)) for key in self._bounds_flat]
+        self._data.append((trial.trial_id, float(time), values, float(score)))
+        return score
+
+    def _training_data(self, donor_id: str) -> tuple[Any, Any, Any] | None:
+        """(X, y, newpoint) from the logged rows, or None when the donor has no data yet."""
+        import numpy as np
+
+        rows = sorted(self._data, key=lambda r: r[1])
+        last: dict[tuple, tuple[float, float]] = {}
+        samples = []  # (trial, time, r_before, hparams, dr/dt)
+        for trial_id, time, values, reward in rows:
+            group = (trial_id, tuple(values))
+            if group in last:
+                prev_t, prev_r = last[group]
+                if time > prev_t:
+                    rate = (reward - prev_r) / (time - prev_t)
+                    samples.append((trial_id, time, prev_r, values, rate))
+            last[group] = (time, reward)
+        samples = samples[-1000:]
+        own = [s for s in samples if s[0] == donor_id]
+        if not own:
+            return None
+        X = np.array([[s[1], s[2], *s[3]] for s in samples], dtype=float)
+        y = np.array([s[4] for s in samples], dtype=float)
+        return X, y, np.array([own[-1][1], own[-1][2]], dtype=float)
+
+    def _get_new_config(self, trial: Trial, donor: Trial) -> tuple[dict[str, Any], str]:
+        import numpy as np
+
+        if self._data and max(r[1] for r in self._data) > self._last_exploration_time:
+            self._current = None  # a new round: trials still running are not penalised
+        new_config = copy.deepcopy(donor.config)
+        data = self._training_data(donor.trial_id)
+        if data is None:
+            logger.debug("PB2: no reward-change data for trial %s yet; cloning its config", donor)
+            values = [float(_get(donor.config, key)) for key in self._bounds_flat]
+        else:
+            X, y, newpoint = data
+            bounds = np.array(list(self._bounds_flat.values()), dtype=float)
+            gen = np.random.default_rng(self._rng.getrandbits(64))
+            suggestion = _select_config(X, y, self._current, newpoint, bounds, gen)
+            values = []
+            for key, value in zip(self._bounds_flat, suggestion):
+                old = _get(donor.config, key)
+                is_int = isinstance(old, int) and not isinstance(old, bool)
+                cast = int(value) if is_int else float(value)
+                _set(new_config, key, cast)
+                values.append(float(cast))
+            donor_rows = [r for r in self._data if r[0] == donor.trial_id]
+            new_time, new_reward = donor_rows[-1][1], donor_rows[-1][3]
+            # the target continues from the donor's weights with the new hyperparameters
+            self._data.append((trial.trial_id, new_time, values, new_reward))
+        latest = max(r[1] for r in self._data) if self._data else 0.0
+        if latest > self._last_exploration_time or self._current is None:
+            self._last_exploration_time = latest
+            self._current = [values]
+        else:
+            self._current.append(values)
+        if self._custom_explore_fn is not None:
+            new_config = self._custom_explore_fn(new_config)
+        summary = _summarize(
+            {k: donor.config[k] for k in self._hyperparam_bounds if k in donor.config},
+            {k: new_config[k] for k in self._hyperparam_bounds if k in new_config},
+            {},
+        )
+        return new_config, summary or "No hyperparameters mutated."
+
+    def save_state(self) -> dict[str, Any]:
+        state = super().save_state()
+        state["pb2"] = {
+            "data": list(self._data),
+            "current": copy.deepcopy(self._current),
+            "last_exploration_time": self._last_exploration_time,
+        }
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        pb2 = state.get("pb2", {})
+        self._data = list(pb2.get("data", []))
+        self._current = copy.deepcopy(pb2.get("current"))
+        self._last_exploration_time = pb2.get("last_exploration_time", 0.0)

@@ -1,0 +1,827 @@
+"""Population Based Training (``ray.tune.schedulers.PopulationBasedTraining``) and its replay.
+
+Every ``perturbation_interval`` units of ``time_attr``, a trial in the bottom
+``quantile_fraction`` of the population is restarted from the latest checkpoint of a random
+trial in the top quantile, with an *explored* copy of that donor's config (perturbed by a
+factor, shifted to a neighbouring list value, or resampled). The scheduler only decides: it
+returns an :class:`~poptune.schedulers.Exploit` and the runner carries it out.
+
+Where poptune differs from Ray Tune (each a known Ray issue):
+
+* the donor's *latest persisted* checkpoint is used, and it is pinned
+  (:meth:`PopulationBasedTraining.pinned_checkpoints`) so ``num_to_keep`` never deletes it;
+* an exploit whose donor never checkpointed is skipped with one clear warning per pair;
+* ``synch=True`` never hangs: finished/errored/removed trials leave the barrier, and the
+  scheduler state (barrier included) is saved with the experiment;
+* ``seed`` makes every random choice reproducible; ``clip_to_bounds`` keeps perturbed values
+  inside their search-space domain.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import random
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from poptune._validation import bad_type, bad_value, check_in_range, check_mode
+from poptune.engine.trial import Trial, TrialStatus
+from poptune.exceptions import TuneConfigError, TuneError
+from poptune.schedulers._base import Decision, Exploit, FIFOScheduler, SchedulerDecision
+
+__all__ = ["PopulationBasedTraining", "PopulationBasedTrainingReplay", "explore"]
+
+logger = logging.getLogger(__name__)
+
+TRAINING_ITERATION = "training_iteration"
+_WAITING = (TrialStatus.PENDING, TrialStatus.PAUSED)
+_NUMBER = (int, float)
+
+
+# --------------------------------------------------------------------------- search-space glue
+def _space() -> Any:
+    """The search-space module, imported lazily (None if unavailable)."""
+    try:
+        from poptune.search import sample
+    except ImportError:  # pragma: no cover - the module ships with poptune
+        return None
+    return sample
+
+
+def _isinstance(value: Any, name: str) -> bool:
+    cls = getattr(_space(), name, None)
+    return cls is not None and isinstance(value, cls)
+
+
+def _sample_domain(domain: Any, rng: random.Random) -> Any:
+    """One value from ``domain``, drawn with a numpy generator seeded from ``rng``."""
+    import numpy as np
+
+    value = domain.sample(None, size=1, random_state=np.random.default_rng(rng.getrandbits(64)))
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _domain_bounds(domain: Any) -> tuple[float, float] | None:
+    """Inclusive ``(low, high)`` of a numeric domain, or None when unbounded/non-numeric."""
+    if _isinstance(domain, "Float") or _isinstance(domain, "Integer"):
+        low, high = domain.lower, domain.upper
+        sampler = getattr(domain, "sampler", None)
+        quantized = _isinstance(sampler, "Quantized") and getattr(sampler, "q", 1) != 1
+        if _isinstance(domain, "Integer") and not quantized:
+            high = high - 1  # randint's upper bound is exclusive (qrandint's, q > 1, is not)
+        return low, high
+    if _isinstance(domain, "Categorical"):
+        cats = [c for c in domain.categories if isinstance(c, (int, float))]
+        if cats and len(cats) == len(domain.categories) and not any(
+            isinstance(c, bool) for c in cats
+        ):
+            return min(cats), max(cats)
+    return None
+
+
+def _clip(value: Any, domain: Any, as_int: bool) -> Any:
+    bounds = _domain_bounds(domain)
+    if bounds is None or not isinstance(value, (int, float)):
+        return value
+    low, high = bounds
+    if low is not None and value < low:
+        value = math.ceil(low) if as_int else low
+    if high is not None and value > high:
+        value = math.floor(high) if as_int else high
+    return value
+
+
+# --------------------------------------------------------------------------- explore
+def explore(
+    config: Mapping[str, Any],
+    mutations: Mapping[str, Any],
+    resample_probability: float = 0.25,
+    perturbation_factors: Sequence[float] = (1.2, 0.8),
+    custom_explore_fn: Callable[[dict], dict] | None = None,
+    rng: random.Random | None = None,
+    clip_to_bounds: bool = False,
+) -> tuple[dict[str, Any], str]:
+    """Return an explored copy of ``config`` and a human-readable summary of the changes.
+
+    Per mutation key: a dict recurses; a list/tuple is resampled with probability
+    ``resample_probability`` (or when the value is not in it), otherwise shifted to a
+    neighbour (a no-op at the ends); a domain or callable is resampled with that probability,
+    otherwise multiplied by a random ``perturbation_factors`` entry. Ints stay ints
+    (truncation, as in Ray). ``custom_explore_fn(config)`` runs last.
+
+    Example:
+        >>> import random
+        >>> new, summary = explore({"lr": 0.5, "bs": 32}, {"lr": lambda: 0.1, "bs": [16, 32, 64]},
+        ...                        resample_probability=0.0, rng=random.Random(0))
+        >>> sorted(new) == ["bs", "lr"] and new["bs"] in (16, 64)
+        True
+        >>> print(summary.splitlines()[0])
+        lr : 0.5 --- (* 0.8) --> 0.4
+    """
+    rng = rng if rng is not None else random.Random()
+    new_config, operations = _explore_tree(
+        config, mutations, resample_probability, tuple(perturbation_factors), rng, clip_to_bounds
+    )
+    if custom_explore_fn is not None:
+        new_config = custom_explore_fn(new_config)
+        if new_config is None:
+            raise TuneError("`custom_explore_fn` must return the new config, got None")
+    old_params = _filter_mutated(config, mutations)
+    summary = _summarize(old_params, _filter_mutated(new_config, mutations), operations)
+    return new_config, summary or "No hyperparameters mutated."
+
+
+def _explore_tree(
+    config: Mapping[str, Any],
+    mutations: Mapping[str, Any],
+    p: float,
+    factors: tuple[float, ...],
+    rng: random.Random,
+    clip: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    new = copy.deepcopy(dict(config))
+    ops: dict[str, Any] = {}
+    for key, dist in mutations.items():
+        old = config[key]
+        if isinstance(dist, Mapping):
+            new[key], ops[key] = _explore_tree(old, dist, p, factors, rng, clip)
+        elif isinstance(dist, (list, tuple)):
+            values = list(dist)
+            if rng.random() < p or old not in values:
+                new[key], ops[key] = rng.choice(values), "resample"
+            else:
+                shift = rng.choice((-1, 1))
+                i = values.index(old)
+                j = min(max(i + shift, 0), len(values) - 1)
+                new[key] = values[j]
+                ops[key] = f"shift {'left' if shift < 0 else 'right'}{' (noop)' if i == j else ''}"
+        else:  # a Domain or a callable (validated by the scheduler)
+            if rng.random() < p:
+                is_domain = _isinstance(dist, "Domain")
+                new[key] = _sample_domain(dist, rng) if is_domain else dist()
+                ops[key] = "resample"
+            else:
+                factor = rng.choice(factors)
+                new[key], ops[key] = old * factor, f"* {factor}"
+            if isinstance(old, int):
+                new[key] = int(new[key])
+            if clip:
+                new[key] = _clip(new[key], dist, isinstance(old, int))
+    return new, ops
+
+
+def _filter_mutated(config: Mapping[str, Any], mutations: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of ``config`` that ``mutations`` covers (recursively)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in mutations:
+            sub = mutations[key]
+            is_nested = isinstance(value, Mapping) and isinstance(sub, Mapping)
+            out[key] = _filter_mutated(value, sub) if is_nested else value
+    return out
+
+
+def _summarize(old: Mapping[str, Any], new: Mapping[str, Any], ops: Any, prefix: str = "") -> str:
+    lines = []
+    for name, old_value in old.items():
+        if name not in new:
+            continue
+        new_value = new[name]
+        op = ops.get(name) if isinstance(ops, Mapping) else None
+        if isinstance(old_value, Mapping) and isinstance(new_value, Mapping):
+            lines.append(f"{prefix}{name} :")
+            lines.append(_summarize(old_value, new_value, op or {}, prefix + "    "))
+        else:
+            arrow = f"--- ({op}) -->" if op else "----->"
+            lines.append(f"{prefix}{name} : {old_value} {arrow} {new_value}")
+    return "\n".join(line for line in lines if line)
+
+
+def _clean(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return re.sub(r"[^a-zA-Z0-9_.\-]+", "_", str(value)).strip("_")
+
+
+def make_experiment_tag(orig_tag: str, config: Mapping[str, Any], keys: Any) -> str:
+    """``"{orig_tag}@perturbed[k=v,...]"`` for the mutated top-level keys (Ray's format)."""
+    params = ",".join(f"{k}={_clean(config[k])}" for k in sorted(keys) if k in config)
+    return f"{orig_tag}@perturbed[{params}]"
+
+
+def _fill_missing(config: dict, mutations: Mapping[str, Any], rng: random.Random) -> dict:
+    """Sample the hyperparameters ``config`` lacks from ``mutations``; return what was filled."""
+    filled: dict[str, Any] = {}
+    for key, space in mutations.items():
+        if isinstance(space, Mapping):
+            sub = config.setdefault(key, {})
+            if isinstance(sub, dict):
+                inner = _fill_missing(sub, space, rng)
+                filled.update({f"{key}/{k}": v for k, v in inner.items()})
+        elif key not in config:
+            if isinstance(space, (list, tuple)):
+                config[key] = rng.choice(list(space))
+            elif _isinstance(space, "Domain"):
+                config[key] = _sample_domain(space, rng)
+            else:
+                config[key] = space()
+            filled[key] = config[key]
+    return filled
+
+
+def _validate_mutations(mutations: Mapping[str, Any], path: str = "hyperparam_mutations") -> None:
+    accepted = "a list, tuple, dict, search-space domain (tune.uniform, ...) or callable"
+    for key, value in mutations.items():
+        name = f"{path}[{key!r}]"
+        if isinstance(value, Mapping):
+            _validate_mutations(value, name)
+        elif isinstance(value, (list, tuple)):
+            if not value:
+                raise bad_value(name, value, "a non-empty list or tuple")
+        elif _isinstance(value, "Function"):
+            raise bad_value(name, value, accepted + " (tune.sample_from is not supported)")
+        elif not (_isinstance(value, "Domain") or callable(value)):
+            raise bad_type(name, value, accepted)
+
+
+# --------------------------------------------------------------------------- per-trial state
+@dataclass
+class _TrialState:
+    """What PBT remembers about one trial (plain data, saved with the experiment)."""
+
+    orig_tag: str
+    index: int
+    last_score: float | None = None
+    last_perturbation_time: float = 0.0
+    last_train_time: float = 0.0
+    last_result: dict[str, Any] | None = None
+    latest_iteration: int = 0
+    #: checkpoint this trial's current model state restores from (its own, or its donor's
+    #: right after an exploit) and the result that carried it
+    ckpt_path: str | None = None
+    ckpt_result: dict[str, Any] | None = None
+    #: ``trial.checkpoint_path`` as last observed, to detect a newly persisted checkpoint
+    seen_path: str | None = None
+
+
+def _observe_checkpoint(trial: Trial, state: _TrialState, result: dict[str, Any] | None) -> None:
+    """Adopt ``trial.checkpoint_path`` if the runner persisted a new one since last time."""
+    path = trial.checkpoint_path
+    if path and path != state.seen_path and path != state.ckpt_path:
+        state.ckpt_path = path
+        state.ckpt_result = dict(result if result is not None else trial.last_result or {})
+    state.seen_path = path
+
+
+# --------------------------------------------------------------------------- the scheduler
+class PopulationBasedTraining(FIFOScheduler):
+    """Population Based Training, with Ray Tune's parameters, defaults and semantics.
+
+    Args:
+        time_attr: monotonically increasing result attribute measuring progress.
+        metric: the objective; may instead come from ``TuneConfig``.
+        mode: ``"min"`` or ``"max"``; may instead come from ``TuneConfig``.
+        perturbation_interval: consider a trial for exploit/explore every this many units of
+            ``time_attr``. Checkpoint at least this often.
+        burn_in_period: no perturbation before this much ``time_attr``.
+        hyperparam_mutations: per key a list/tuple (neighbour shift), a search-space domain
+            or callable (multiply by a factor, or resample), or a dict of those (nested).
+            Keys missing from a trial's config are sampled from it.
+        quantile_fraction: top/bottom fraction of the population, in [0, 0.5].
+        resample_probability: probability of resampling instead of perturbing.
+        perturbation_factors: factors to multiply continuous values by.
+        custom_explore_fn: ``f(config) -> config`` applied after the built-in mutations.
+        log_config: the runner writes ``pbt_global.txt``/``pbt_policy_*.txt`` when True.
+        require_attrs: raise when a result lacks ``time_attr`` or ``metric`` (else warn once).
+        synch: perturb the whole population at once, at a barrier every interval.
+        seed: seed of this scheduler's own random generator (poptune extra).
+        clip_to_bounds: clip perturbed values into their Float/Integer/numeric-choice domain
+            (poptune extra; off by default, as in Ray).
+
+    Example:
+        >>> from poptune.schedulers import PopulationBasedTraining
+        >>> pbt = PopulationBasedTraining(
+        ...     time_attr="training_iteration", metric="mean_accuracy", mode="max",
+        ...     perturbation_interval=5,
+        ...     hyperparam_mutations={"lr": lambda: 0.01, "momentum": [0.8, 0.9, 0.99]},
+        ...     seed=0)
+        >>> pbt.debug_string()
+        'PopulationBasedTraining: 0 checkpoints, 0 perturbs'
+    """
+
+    needs_checkpoints = True
+
+    def __init__(
+        self,
+        time_attr: str = "time_total_s",
+        metric: str | None = None,
+        mode: str | None = None,
+        perturbation_interval: float = 60.0,
+        burn_in_period: float = 0.0,
+        hyperparam_mutations: Mapping[str, Any] | None = None,
+        quantile_fraction: float = 0.25,
+        resample_probability: float = 0.25,
+        perturbation_factors: Sequence[float] = (1.2, 0.8),
+        custom_explore_fn: Callable[[dict], dict] | None = None,
+        log_config: bool = True,
+        require_attrs: bool = True,
+        synch: bool = False,
+        *,
+        seed: int | None = None,
+        clip_to_bounds: bool = False,
+    ) -> None:
+        mutations = dict(hyperparam_mutations or {})
+        if not isinstance(time_attr, str):
+            raise bad_type("time_attr", time_attr, "a str")
+        _validate_mutations(mutations)
+        if custom_explore_fn is not None and not callable(custom_explore_fn):
+            raise bad_type("custom_explore_fn", custom_explore_fn, "a callable or None")
+        if not mutations and custom_explore_fn is None:
+            raise bad_value(
+                "hyperparam_mutations", hyperparam_mutations,
+                "a non-empty dict when `custom_explore_fn` is None (PBT needs one of them)",
+            )
+        check_in_range("quantile_fraction", quantile_fraction, 0, 0.5)
+        check_in_range("perturbation_interval", perturbation_interval, 0, low_open=True)
+        check_in_range("burn_in_period", burn_in_period, 0)
+        check_in_range("resample_probability", resample_probability, 0, 1)
+        factors = tuple(perturbation_factors) if isinstance(perturbation_factors, Sequence) else ()
+        if not factors or any(isinstance(f, bool) or not isinstance(f, _NUMBER) for f in factors):
+            accepted = "a non-empty tuple of numbers"
+            raise bad_value("perturbation_factors", perturbation_factors, accepted)
+        check_mode(mode)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise bad_type("seed", seed, "an int or None")
+
+        self._metric = metric
+        self._mode = mode
+        self._time_attr = time_attr
+        self._perturbation_interval = perturbation_interval
+        self._burn_in_period = burn_in_period
+        self._hyperparam_mutations = mutations
+        self._quantile_fraction = quantile_fraction
+        self._resample_probability = resample_probability
+        self._perturbation_factors = factors
+        self._custom_explore_fn = custom_explore_fn
+        self._log_config = bool(log_config)
+        self._require_attrs = require_attrs
+        self._synch = bool(synch)
+        self._seed = seed
+        self._clip_to_bounds = bool(clip_to_bounds)
+
+        self._rng = random.Random(seed)
+        self._trials: dict[str, Trial] = {}
+        self._states: dict[str, _TrialState] = {}
+        self._gone: set[str] = set()
+        self._pending: list[Exploit] = []
+        self._warned: set[tuple[str, str]] = set()  # (trial, donor) pairs told "no checkpoint"
+        self._warned_attrs: set[str] = set()
+        self._next_perturbation_sync = max(perturbation_interval, burn_in_period)
+        self._num_checkpoints = 0
+        self._num_perturbations = 0
+
+    # ----------------------------------------------------------------- small accessors
+    @property
+    def log_config(self) -> bool:
+        """Whether the runner should write the policy logs at each exploit."""
+        return self._log_config
+
+    @property
+    def _metric_op(self) -> float | None:
+        return {"max": 1.0, "min": -1.0}.get(self._mode or "")
+
+    def _live_trials(self) -> list[Trial]:
+        """Unfinished trials that have not left the experiment, in the order they were added."""
+        live = [
+            t for tid, t in self._trials.items()
+            if tid not in self._gone and not t.status.is_finished()
+        ]
+        return sorted(live, key=lambda t: self._states[t.trial_id].index)
+
+    def _ltt(self, trial: Trial) -> float:
+        state = self._states.get(trial.trial_id)
+        return state.last_train_time if state else 0.0
+
+    # ----------------------------------------------------------------- hooks
+    def on_trial_add(self, trial: Trial) -> None:
+        """Register ``trial``; sample its missing mutated hyperparameters into its config.
+
+        Like Ray, this fills ``trial.config`` in place, so the runner must call it before it
+        writes ``params.json`` or launches the trial. A trial already known (restore) keeps
+        its saved state.
+        """
+        if not self._metric or self._metric_op is None:
+            raise TuneConfigError(
+                f"{type(self).__name__} has no valid `metric` ({self._metric!r}) or `mode` "
+                f"({self._mode!r}); pass them to the scheduler or to `tune.TuneConfig()`"
+            )
+        self._trials[trial.trial_id] = trial
+        if trial.trial_id in self._states:
+            return
+        index = max((s.index for s in self._states.values()), default=-1) + 1
+        self._states[trial.trial_id] = _TrialState(orig_tag=trial.experiment_tag, index=index)
+        filled = _fill_missing(trial.config, self._hyperparam_mutations, self._rng)
+        trial.evaluated_params.update(filled)
+
+    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
+        state = self._states[trial.trial_id]
+        _observe_checkpoint(trial, state, result)
+        state.latest_iteration = result.get(TRAINING_ITERATION, state.latest_iteration)
+        if not self._has_required_attrs(result):
+            return SchedulerDecision.CONTINUE
+        time = result[self._time_attr]
+        if time < self._burn_in_period:
+            return SchedulerDecision.CONTINUE
+        if time - state.last_perturbation_time < self._perturbation_interval:
+            return SchedulerDecision.CONTINUE
+        self._save_trial_state(state, time, result, trial)
+        if not self._synch:
+            return self._async_step(trial, state, time)
+        return self._synch_step(trial, state, time)
+
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
+        self._leave(trial)
+
+    def on_trial_error(self, trial: Trial) -> None:
+        self._leave(trial)
+
+    def on_trial_remove(self, trial: Trial) -> None:
+        self._leave(trial)
+
+    def choose_trial_to_run(self, candidates: list[Trial]) -> Trial | None:
+        """The waiting trial that has trained least (``last_train_time``) goes first.
+
+        In synch mode only trials behind the barrier are eligible; if every live trial waits
+        at the barrier and none runs, the barrier is released here (never hangs).
+        """
+        waiting = [t for t in candidates if t.status in _WAITING and t.trial_id not in self._gone]
+        if self._synch:
+            eligible = [t for t in waiting if self._ltt(t) < self._next_perturbation_sync]
+            running = any(t.status == TrialStatus.RUNNING for t in self._live_trials())
+            if waiting and not eligible and not running:
+                self._release_barrier_if_ready()
+                eligible = [t for t in waiting if self._ltt(t) < self._next_perturbation_sync]
+            waiting = eligible
+        if not waiting:
+            return None
+        order = {tid: s.index for tid, s in self._states.items()}
+        return min(waiting, key=lambda t: (self._ltt(t), order.get(t.trial_id, 0)))
+
+    def take_exploits(self) -> list[Exploit]:
+        exploits, self._pending = self._pending, []
+        return exploits
+
+    def pinned_checkpoints(self) -> set[str]:
+        """Checkpoints a pending or future exploit may restore from.
+
+        Every live trial's latest checkpoint (any live trial may reach the upper quantile
+        before it saves again, so this covers the upper quantile and more; the runner keeps
+        each trial's latest anyway) plus the donors of exploits not yet taken.
+        """
+        pins = {e.checkpoint_path for e in self._pending}
+        for trial in self._live_trials():
+            state = self._states[trial.trial_id]
+            pins.update(p for p in (state.ckpt_path, trial.checkpoint_path) if p)
+        return pins
+
+    def debug_string(self) -> str:
+        return (
+            f"PopulationBasedTraining: {self._num_checkpoints} checkpoints, "
+            f"{self._num_perturbations} perturbs"
+        )
+
+    def save_state(self) -> dict[str, Any]:
+        return {
+            "states": {tid: asdict(s) for tid, s in self._states.items()},
+            "gone": sorted(self._gone),
+            "pending": list(self._pending),
+            "warned": sorted(self._warned),
+            "warned_attrs": sorted(self._warned_attrs),
+            "rng": self._rng.getstate(),
+            "next_perturbation_sync": self._next_perturbation_sync,
+            "num_checkpoints": self._num_checkpoints,
+            "num_perturbations": self._num_perturbations,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`save_state`; trials may be (re-)added before or after."""
+        loaded = {tid: _TrialState(**s) for tid, s in state["states"].items()}
+        for tid, s in self._states.items():  # added before the restore, unknown to the save
+            if tid not in loaded:
+                s.index = max((x.index for x in loaded.values()), default=-1) + 1
+                loaded[tid] = s
+        self._states = loaded
+        self._gone = set(state["gone"])
+        self._pending = list(state["pending"])
+        self._warned = {(a, b) for a, b in state["warned"]}
+        self._warned_attrs = set(state.get("warned_attrs", ()))
+        self._rng.setstate(state["rng"])
+        self._next_perturbation_sync = state["next_perturbation_sync"]
+        self._num_checkpoints = state["num_checkpoints"]
+        self._num_perturbations = state["num_perturbations"]
+
+    # ----------------------------------------------------------------- internals
+    def _has_required_attrs(self, result: dict[str, Any]) -> bool:
+        for what, key in (("time_attr", self._time_attr), ("metric", self._metric or "")):
+            if key in result:
+                continue
+            msg = (
+                f"Cannot find {what} {key!r} in trial result {result}. Make sure that this "
+                "attribute is returned in the results of your trainable."
+            )
+            if self._require_attrs:
+                raise RuntimeError(
+                    msg + " If this is expected, set PopulationBasedTraining(require_attrs=False)"
+                    " to only warn."
+                )
+            if what not in self._warned_attrs:
+                self._warned_attrs.add(what)
+                logger.warning(msg)
+            return False
+        return True
+
+    def _save_trial_state(
+        self, state: _TrialState, time: float, result: dict[str, Any], trial: Trial
+    ) -> float:
+        """Record the score at a perturbation point (PB2 extends this to log its data)."""
+        score = (self._metric_op or 1.0) * result[self._metric or ""]
+        state.last_score = score
+        state.last_train_time = time
+        state.last_result = result
+        return score
+
+    def _quantiles(self) -> tuple[list[Trial], list[Trial]]:
+        """(lower, upper) quantile of the scored live trials; ``([], [])`` when too few."""
+        scores = {tid: s.last_score for tid, s in self._states.items() if s.last_score is not None}
+        scored = [t for t in self._live_trials() if t.trial_id in scores]
+        scored.sort(key=lambda t: scores[t.trial_id])  # stable: ties keep the order of addition
+        if len(scored) <= 1:
+            return [], []
+        n = math.ceil(len(scored) * self._quantile_fraction)
+        n = min(n, len(scored) // 2)
+        if n == 0:  # Ray would return the whole population as "upper" here
+            return [], []
+        return scored[:n], scored[-n:]
+
+    def _async_step(self, trial: Trial, state: _TrialState, time: float) -> Decision:
+        state.last_perturbation_time = time
+        lower, upper = self._quantiles()
+        self._num_checkpoints += trial in upper
+        others_wait = any(t.status in _WAITING for t in self._live_trials() if t != trial)
+        decision = SchedulerDecision.PAUSE if others_wait else SchedulerDecision.CONTINUE
+        if trial in lower:
+            exploit = self._exploit(trial, upper)
+            if exploit is not None:
+                return exploit
+        return decision
+
+    def _synch_step(self, trial: Trial, state: _TrialState, time: float) -> Decision:
+        barrier = self._next_perturbation_sync
+        if state.last_train_time < barrier:
+            return SchedulerDecision.CONTINUE  # not at the barrier yet: no pointless pause
+        if any(self._ltt(t) < barrier for t in self._live_trials() if t != trial):
+            return SchedulerDecision.PAUSE  # wait for the others
+        exploit = self._synch_perturb(time, reporter=trial)
+        return exploit if exploit is not None else SchedulerDecision.PAUSE
+
+    def _synch_perturb(self, time: float, reporter: Trial | None = None) -> Exploit | None:
+        """Perturb the whole (synchronised) population; return the reporter's own exploit."""
+        lower, upper = self._quantiles()
+        live = self._live_trials()
+        for t in live:
+            self._states[t.trial_id].last_perturbation_time = time
+        self._num_checkpoints += len(upper)
+        own: Exploit | None = None
+        for t in lower:  # weakest first, ties in order of addition: deterministic per seed
+            exploit = self._exploit(t, upper)
+            if exploit is None:
+                continue
+            if reporter is not None and t == reporter:
+                own = exploit
+            else:
+                self._pending.append(exploit)
+        latest = max((self._ltt(t) for t in live), default=0.0)
+        self._next_perturbation_sync = max(
+            self._next_perturbation_sync + self._perturbation_interval, latest
+        )
+        return own
+
+    def _leave(self, trial: Trial) -> None:
+        """``trial`` finished, errored or was removed: it leaves the population and barrier."""
+        self._gone.add(trial.trial_id)
+        self._pending = [e for e in self._pending if e.trial_id != trial.trial_id]
+        if self._synch:
+            self._release_barrier_if_ready()
+
+    def _release_barrier_if_ready(self) -> None:
+        live = self._live_trials()
+        barrier = self._next_perturbation_sync
+        if live and all(self._ltt(t) >= barrier for t in live):
+            self._synch_perturb(barrier)
+
+    def _exploit(self, trial: Trial, upper: list[Trial]) -> Exploit | None:
+        donor = self._rng.choice(upper)
+        tstate, dstate = self._states[trial.trial_id], self._states[donor.trial_id]
+        _observe_checkpoint(donor, dstate, None)
+        if dstate.ckpt_path is None:
+            if (trial.trial_id, donor.trial_id) not in self._warned:
+                self._warned.add((trial.trial_id, donor.trial_id))
+                logger.warning(
+                    "PBT: trial %s (lower quantile) should exploit trial %s, but %s has not "
+                    "saved a checkpoint yet, so the exploit is skipped and %s keeps training "
+                    "with its own weights. Report checkpoints with tune.report(..., "
+                    "checkpoint=...) at least every `perturbation_interval`. (Warned once per "
+                    "pair of trials.)", trial, donor, donor, trial,
+                )
+            return None
+        new_config, summary = self._get_new_config(trial, donor)
+        logger.info(
+            "[%s] [Exploit] Cloning trial %s (score = %s) into trial %s (score = %s)\n"
+            "[Explore] Perturbed the hyperparameter config of trial %s:\n%s",
+            type(self).__name__, donor.trial_id, dstate.last_score, trial.trial_id,
+            tstate.last_score, trial.trial_id, summary,
+        )
+        donor_result = dict(dstate.ckpt_result or {})
+        exploit = Exploit(
+            trial_id=trial.trial_id,
+            donor_trial_id=donor.trial_id,
+            checkpoint_path=dstate.ckpt_path,
+            config=new_config,
+            donor_result=donor_result,
+            target_tag=tstate.orig_tag,
+            donor_tag=dstate.orig_tag,
+            target_iteration=tstate.latest_iteration,
+            donor_iteration=donor_result.get(TRAINING_ITERATION, dstate.latest_iteration),
+            donor_config=copy.deepcopy(donor.config),
+            experiment_tag=make_experiment_tag(
+                tstate.orig_tag, new_config, self._hyperparam_mutations
+            ),
+        )
+        # The target now carries the donor's model: its progress and its checkpoint.
+        tstate.last_perturbation_time = dstate.last_perturbation_time
+        tstate.last_train_time = dstate.last_train_time
+        tstate.ckpt_path, tstate.ckpt_result = dstate.ckpt_path, dstate.ckpt_result
+        tstate.seen_path = trial.checkpoint_path
+        self._num_perturbations += 1
+        return exploit
+
+    def _get_new_config(self, trial: Trial, donor: Trial) -> tuple[dict[str, Any], str]:
+        """Explore the donor's config (PB2 overrides this)."""
+        return explore(
+            donor.config,
+            self._hyperparam_mutations,
+            self._resample_probability,
+            self._perturbation_factors,
+            self._custom_explore_fn,
+            rng=self._rng,
+            clip_to_bounds=self._clip_to_bounds,
+        )
+
+
+# --------------------------------------------------------------------------- replay
+def _load_policy(path: str) -> tuple[dict[str, Any] | None, list[tuple[int, dict[str, Any]]]]:
+    """Ray's parsing: walk the lines backwards while each entry's target is the next one's
+    donor (the lineage chain); return the chain's initial config and its change points."""
+    from poptune.storage.pbt_log import read_policy_file
+
+    policy: list[tuple[int, dict[str, Any]]] = []
+    last_new_tag: str | None = None
+    initial: dict[str, Any] | None = None
+    for old_tag, new_tag, _old_step, new_step, old_conf, new_conf in reversed(
+        read_policy_file(path)
+    ):
+        if last_new_tag is not None and old_tag != last_new_tag:
+            break  # the chain ended: earlier lines were overwritten by a later exploit
+        last_new_tag, initial = new_tag, old_conf
+        policy.append((new_step, new_conf))
+    return initial, list(reversed(policy))
+
+
+class PopulationBasedTrainingReplay(FIFOScheduler):
+    """Replay the hyperparameter schedule one trial followed in a PBT run.
+
+    Reads a ``pbt_policy_{trial_id}.txt`` (written by poptune or by Ray Tune), starts the single
+    trial with the lineage's initial config and changes the config at each recorded
+    ``training_iteration``.
+
+    A config change restarts the trial from its own checkpoint. poptune cannot force a save,
+    so a change due at iteration ``k`` is applied at the first result with
+    ``training_iteration >= k`` that carries a new checkpoint (exact when the trainable
+    checkpoints every ``perturbation_interval``, as the PBT guide recommends). Until then the
+    trial continues with a warning (once per change); it never restarts from scratch nor
+    rewinds to an older checkpoint. Several changes due at once collapse into the latest.
+
+    Args:
+        policy_file: path of the policy file.
+
+    Example:
+        >>> import json, tempfile
+        >>> f = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+        >>> line = ["1_lr=0.1", "0_lr=0.2", 4, 5, {"lr": 0.2}, {"lr": 0.24}]
+        >>> _ = f.write(json.dumps(line) + "\\n")
+        >>> f.close()
+        >>> replay = PopulationBasedTrainingReplay(f.name)
+        >>> replay.config, replay.debug_string()
+        ({'lr': 0.2}, 'PopulationBasedTraining replay: Step 0, perturb 0')
+    """
+
+    needs_checkpoints = True
+    log_config = False
+
+    def __init__(self, policy_file: str) -> None:
+        path = os.path.expanduser(str(policy_file))
+        if not os.path.exists(path):
+            raise bad_value("policy_file", policy_file, "the path of an existing PBT policy file")
+        self.policy_file = path
+        initial_config, self._policy = _load_policy(path)
+        self.experiment_tag = f"replay_{os.path.basename(path)}"
+        self.config: dict[str, Any] = initial_config or {}
+        self.current_config = self.config
+        self._trial_id: str | None = None
+        self._current_step = 0
+        self._num_perturbations = 0
+        self._next = 0
+        self._seen_path: str | None = None
+        self._warned_at = -1
+
+    def on_trial_add(self, trial: Trial) -> None:
+        if self._trial_id is not None and trial.trial_id != self._trial_id:
+            raise TuneConfigError(
+                "More than one trial added to a PBT replay run: the same schedule would be "
+                "trained several times. Set `num_samples=1`."
+            )
+        if self._trial_id == trial.trial_id:  # re-added after a restore
+            return
+        self._trial_id = trial.trial_id
+        if trial.config and self._policy:
+            logger.warning(
+                "PBT replay: the trial's config was overwritten by the policy file's initial "
+                "config. Did you start the replay with a `param_space`?"
+            )
+        elif trial.config and not self._policy:
+            self.config = copy.deepcopy(trial.config)
+        elif not trial.config and not self._policy:
+            raise TuneConfigError(
+                f"No replay policy found in {self.policy_file} and the trial has no config. "
+                "Pass a `param_space` or do not use PBT replay for this run."
+            )
+        trial.config.clear()
+        trial.config.update(copy.deepcopy(self.config))
+        self.current_config = self.config
+
+    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
+        fresh_checkpoint = bool(trial.checkpoint_path) and trial.checkpoint_path != self._seen_path
+        self._seen_path = trial.checkpoint_path
+        if TRAINING_ITERATION not in result:
+            return SchedulerDecision.CONTINUE
+        step = self._current_step = result[TRAINING_ITERATION]
+        if self._next >= len(self._policy):
+            return SchedulerDecision.CONTINUE
+        change_at, _ = self._policy[self._next]
+        if step < change_at:
+            return SchedulerDecision.CONTINUE
+        due = self._next
+        while due + 1 < len(self._policy) and self._policy[due + 1][0] <= step:
+            due += 1
+        new_config = self._policy[due][1]
+        if not fresh_checkpoint:
+            if self._warned_at != due:
+                self._warned_at = due
+                logger.warning(
+                    "PBT replay: the config change recorded at iteration %s is due (trial is at "
+                    "iteration %s) but this result carries no checkpoint; it is applied at the "
+                    "trial's next checkpoint. Checkpoint every `perturbation_interval` to "
+                    "replay the schedule exactly.", change_at, step,
+                )
+            return SchedulerDecision.CONTINUE
+        logger.info(
+            "Population Based Training replay is now at step %s. Configuration will be "
+            "changed to %s.", step, new_config,
+        )
+        exploit = Exploit(
+            trial_id=trial.trial_id,
+            donor_trial_id=trial.trial_id,
+            checkpoint_path=trial.checkpoint_path,  # type: ignore[arg-type]
+            config=copy.deepcopy(new_config),
+            donor_result=dict(result),
+            target_tag=self.experiment_tag,
+            donor_tag=self.experiment_tag,
+            target_iteration=step,
+            donor_iteration=step,
+            donor_config=copy.deepcopy(self.current_config),
+            experiment_tag=make_experiment_tag(self.experiment_tag, new_config, new_config),
+        )
+        self.current_config = new_config
+        self._num_perturbations += 1
+        self._next = due + 1
+        return exploit
+
+    def debug_string(self) -> str:
+        return (
+            f"PopulationBasedTraining replay: Step {self._current_step}, "
+            f"perturb {self._num_perturbations}"
+        )

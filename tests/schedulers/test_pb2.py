@@ -1,0 +1,129 @@
+"""PB2: GP-bandit explore on a simulated population (no processes)."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("sklearn")
+
+from poptune.engine.trial import Trial, TrialStatus  # noqa: E402
+from poptune.exceptions import TuneConfigError  # noqa: E402
+from poptune.schedulers import Exploit  # noqa: E402
+from poptune.schedulers.pb2 import PB2  # noqa: E402
+
+TI = "training_iteration"
+
+
+def pb2(**kwargs):
+    args = dict(time_attr=TI, metric="score", mode="max", perturbation_interval=2,
+                hyperparam_bounds={"lr": [0.0, 1.0], "opt": {"layers": [1, 8]}},
+                quantile_fraction=0.25, seed=0)
+    args.update(kwargs)
+    return PB2(**args)
+
+
+def gain(config) -> float:
+    """Reward per iteration: best at lr = 0.7, more layers help a little."""
+    return 1.0 - (config["lr"] - 0.7) ** 2 + 0.01 * config["opt"]["layers"]
+
+
+def run(sched: PB2, n: int = 6, iters: int = 12, until: int | None = None):
+    """Lockstep population; returns the exploits in order (and the trials)."""
+    trials = [Trial(trial_id=f"p_{i:05d}", trainable_name="t", experiment_tag=str(i),
+                    config={"lr": 0.05 + 0.15 * i, "opt": {"layers": 1 + i}},
+                    status=TrialStatus.RUNNING) for i in range(n)]
+    for t in trials:
+        sched.on_trial_add(t)
+    weights = {t.trial_id: 0.0 for t in trials}
+    ckpts: dict[str, float] = {}
+    exploits = []
+    for it in range(1, (until or iters) + 1):
+        for t in trials:
+            weights[t.trial_id] += gain(t.config)
+            t.checkpoint_path = f"/exp/{t.trial_id}/checkpoint_{it:06d}"
+            ckpts[t.checkpoint_path] = weights[t.trial_id]
+            score = weights[t.trial_id] / it  # mean reward: comparable across trials
+            decision = sched.on_trial_result(t, {TI: it, "score": score})
+            if isinstance(decision, Exploit):
+                exploits.append(decision)
+                t.config = decision.config
+                weights[t.trial_id] = ckpts[decision.checkpoint_path]
+    return exploits, trials
+
+
+def test_suggestions_stay_inside_the_bounds_and_ints_stay_ints():
+    exploits, _ = run(pb2())
+    assert len(exploits) >= 5
+    for e in exploits:
+        assert 0.0 <= e.config["lr"] <= 1.0
+        assert type(e.config["opt"]["layers"]) is int and 1 <= e.config["opt"]["layers"] <= 8
+
+
+def test_same_seed_same_suggestions_different_seed_different_ones():
+    first = [e.config for e in run(pb2(seed=3))[0]]
+    assert first == [e.config for e in run(pb2(seed=3))[0]]
+    assert first != [e.config for e in run(pb2(seed=4))[0]]
+
+
+def test_missing_hyperparameters_are_sampled_uniformly_within_bounds():
+    sched = pb2(seed=1)
+    trial = Trial(trial_id="p_00000", trainable_name="t", config={"other": 1})
+    sched.on_trial_add(trial)
+    assert 0.0 <= trial.config["lr"] <= 1.0 and 1 <= trial.config["opt"]["layers"] <= 8
+    assert trial.config["other"] == 1
+
+
+def test_save_and_load_state_mid_run_continues_identically():
+    sched = pb2(seed=5)
+    run(sched, until=8)
+    blob = pickle.dumps(sched.save_state())
+    twin = pb2(seed=99)
+    twin.load_state(pickle.loads(blob))
+    state = sched.save_state()
+    assert pickle.loads(blob)["pb2"]["data"] == state["pb2"]["data"]
+    assert twin._data == sched._data and twin._rng.getstate() == sched._rng.getstate()
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ({}, "`hyperparam_bounds` must be a non-empty dict"),
+        ({"lr": [1.0]}, "`hyperparam_bounds['lr']` must be a [low, high]"),
+        ({"lr": [1.0, 0.1]}, "`hyperparam_bounds['lr']` must be [low, high] with low <= high"),
+        ({"o": {"m": "x"}}, "`hyperparam_bounds['o/m']` must be a [low, high]"),
+    ],
+)
+def test_invalid_bounds_are_rejected(bounds, message):
+    with pytest.raises(TuneConfigError) as info:
+        pb2(hyperparam_bounds=bounds)
+    assert message in str(info.value)
+
+
+def test_importing_poptune_schedulers_does_not_import_sklearn():
+    code = ("import sys, poptune.schedulers as s; assert 'sklearn' not in sys.modules; "
+            "s.PB2; assert 'sklearn' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_gp_bandit_on_a_long_history_selects_a_window_and_stays_in_bounds():
+    import numpy as np
+
+    from poptune.schedulers.pb2 import _select_config
+
+    rng = np.random.default_rng(0)
+    n = 260  # above the 200 points where the fitted window length is chosen by likelihood
+    hparams = rng.uniform([0.0, 1.0], [1.0, 8.0], size=(n, 2))
+    X = np.column_stack([np.sort(rng.uniform(0, 100, n)), rng.uniform(0, 50, n), hparams])
+    y = 1.0 - (hparams[:, 0] - 0.7) ** 2 + rng.normal(0, 0.01, n)
+    bounds = np.array([[0.0, 1.0], [1.0, 8.0]])
+    picks = [
+        _select_config(X, y, None, np.array([100.0, 25.0]), bounds, np.random.default_rng(1))
+        for _ in range(2)
+    ]
+    assert np.array_equal(picks[0], picks[1])
+    assert np.all(picks[0] >= bounds[:, 0]) and np.all(picks[0] <= bounds[:, 1])
+    assert abs(picks[0][0] - 0.7) < 0.25  # the GP found the better learning rates
