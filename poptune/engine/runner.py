@@ -147,6 +147,7 @@ class Runner:
         self._paused: dict[str, Trial] = {}
         self._running: dict[str, Trial] = {}
         self._stopping: dict[str, Trial] = {}
+        self._warned_pause = False
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
         self.io = BackgroundIO()
@@ -497,8 +498,7 @@ class Runner:
         if live.pending_action is not None:  # already told to stop: answer the same way
             self.replies.append((trial.trial_id, "pause" if live.pending_action == "pause" else "stop"))
             return
-        should_save = getattr(self.scheduler, "should_checkpoint", None)
-        if self.is_class and not ckpt_name and should_save is not None and should_save(trial, result):
+        if self.is_class and not ckpt_name and self.scheduler.should_checkpoint(trial, result):
             live.awaiting_save = result
             self.replies.append((trial.trial_id, "save"))
             return
@@ -537,6 +537,16 @@ class Runner:
         elif decision == SchedulerDecision.STOP:
             live.pending_action = "stop"
             self.replies.append((trial.trial_id, "stop"))
+        elif decision == SchedulerDecision.PAUSE and not self.is_class and not trial.checkpoint_path:
+            # pausing would silently restart the trial from scratch (Ray #27170): keep it running
+            if not self._warned_pause:
+                self._warned_pause = True
+                logger.warning(
+                    "%s asked to pause trial %s, which has not reported a checkpoint; pausing it "
+                    "would restart it from scratch, so it keeps running. Report checkpoints with "
+                    "tune.report(..., checkpoint=...) so trials can be paused and resumed. "
+                    "(Warned once per experiment.)", type(self.scheduler).__name__, trial)
+            self.replies.append((trial.trial_id, "continue"))
         elif decision == SchedulerDecision.PAUSE:
             live.pending_action = "pause"
             self.replies.append((trial.trial_id, "pause"))
@@ -553,8 +563,18 @@ class Runner:
                 del self.pinned[path]
 
     def _take_exploits(self) -> None:
-        """Carry out exploits the scheduler decided outside ``on_trial_result``."""
+        """Carry out exploits and stops the scheduler decided outside ``on_trial_result``."""
         self._apply_exploits(self.scheduler.take_exploits())
+        for trial_id in self.scheduler.take_stops():
+            trial = self.by_id.get(trial_id)
+            if trial is None or trial.is_finished:
+                continue
+            if trial.status == TrialStatus.RUNNING:
+                live = self.live[trial.trial_id]
+                live.pending_action = "stop"
+                live.exploit = None
+            else:
+                self._on_done(trial)
 
     def _apply_exploits(self, exploits: list[Exploit]) -> None:
         for ex in exploits:

@@ -159,6 +159,20 @@ class TrialScheduler:
         """
         return []
 
+    def take_stops(self) -> list[str]:
+        """Ids of trials other than the reporting one to stop for good (e.g. HyperBand halving
+        a bracket of PAUSED trials). Called like :meth:`take_exploits`; each id returned once.
+        A PAUSED or PENDING trial becomes TERMINATED at once; a RUNNING one stops at its next
+        report.
+        """
+        return []
+
+    def should_checkpoint(self, trial: Trial, result: dict[str, Any]) -> bool:
+        """Class trainables only: return True to have the trial save a checkpoint right after
+        ``result`` (before :meth:`on_trial_result` sees it). Function trainables checkpoint
+        through ``tune.report(checkpoint=...)`` themselves."""
+        return False
+
     def debug_string(self) -> str:
         return f"Using {type(self).__name__}."
 

@@ -443,6 +443,16 @@ class PopulationBasedTraining(FIFOScheduler):
             return self._async_step(trial, state, time)
         return self._synch_step(trial, state, time)
 
+    def should_checkpoint(self, trial: Trial, result: dict[str, Any]) -> bool:
+        """Class trainables save at each perturbation point, so a donor always has a
+        checkpoint from the moment the quantiles are computed (Ray schedules the same save)."""
+        state = self._states.get(trial.trial_id)
+        if state is None or self._time_attr not in result:
+            return False
+        time = result[self._time_attr]
+        return time >= self._burn_in_period and (
+            time - state.last_perturbation_time >= self._perturbation_interval)
+
     def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
         self._leave(trial)
 
@@ -819,6 +829,12 @@ class PopulationBasedTrainingReplay(FIFOScheduler):
         self._num_perturbations += 1
         self._next = due + 1
         return exploit
+
+    def should_checkpoint(self, trial: Trial, result: dict[str, Any]) -> bool:
+        """Class trainables save when a recorded config change falls due."""
+        step = result.get(TRAINING_ITERATION)
+        return (step is not None and self._next < len(self._policy)
+                and step >= self._policy[self._next][0])
 
     def debug_string(self) -> str:
         return (
