@@ -216,7 +216,8 @@ class Tuner:
         scheduler = tc.scheduler if tc.scheduler is not None else FIFOScheduler()
         if not isinstance(scheduler, TrialScheduler):
             raise bad_type("scheduler", scheduler, "a poptune TrialScheduler")
-        scheduler.set_search_properties(tc.metric, tc.mode)
+        if not self._restore:  # a restored scheduler already holds metric/mode
+            scheduler.set_search_properties(tc.metric, tc.mode)
         stopper = as_stopper(rc.stop)
         if tc.time_budget_s:
             stopper = CombinedStopper(stopper, TimeoutStopper(float(tc.time_budget_s)))
@@ -283,7 +284,8 @@ class Tuner:
             alg = SearchGenerator(alg)
         elif not isinstance(alg, SearchAlgorithm):
             raise bad_type("search_alg", alg, "a poptune Searcher or SearchAlgorithm")
-        alg.set_search_properties(tc.metric, tc.mode, self.param_space)
+        if not self._restore or getattr(alg, "metric", None) is None:
+            alg.set_search_properties(tc.metric, tc.mode, self.param_space)
         alg.setup_experiment(self.param_space, tc.num_samples, tc.seed)
         return alg
 

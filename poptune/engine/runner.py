@@ -148,6 +148,7 @@ class Runner:
         self._running: dict[str, Trial] = {}
         self._stopping: dict[str, Trial] = {}
         self._warned_pause = False
+        self._sched_dirty = False
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
         self.io = BackgroundIO()
@@ -528,8 +529,14 @@ class Runner:
             live.pending_action = "stop"
             return
         decision = self.scheduler.on_trial_result(trial, result)
-        self._take_exploits()
+        if decision != SchedulerDecision.CONTINUE:
+            self._sched_dirty = True
         if isinstance(decision, Exploit):
+            self._log_exploit(decision)
+        self._take_exploits()
+        if live.pending_action == "exploit" and not isinstance(decision, Exploit):
+            self.replies.append((trial.trial_id, "stop"))  # taken exploit for this trial
+        elif isinstance(decision, Exploit):
             live.pending_action = "exploit"
             live.exploit = decision
             self._pin(decision.checkpoint_path)
@@ -581,6 +588,7 @@ class Runner:
             target = self.by_id.get(ex.trial_id)
             if target is None:
                 continue
+            self._log_exploit(ex)
             if target.status == TrialStatus.RUNNING:
                 live = self.live[target.trial_id]
                 live.pending_action = "exploit"
@@ -611,14 +619,14 @@ class Runner:
         self.journal.append({"e": "config", "t": trial.trial_id,
                              "config": base64.b64encode(self._config_blob(ex.config)).decode(),
                              "restore": {"path": ex.checkpoint_path, **donor_meta}})
-        if getattr(self.scheduler, "log_config", False) and donor is not None:
-            self._write_pbt_logs(trial, donor, ex)
 
-    def _write_pbt_logs(self, trial: Trial, donor: Trial, ex: Exploit) -> None:
-        try:
-            from poptune.storage.pbt_log import write_exploit_logs
-        except ImportError:
+    def _log_exploit(self, ex: Exploit) -> None:
+        """Append the exploit to pbt_global.txt / pbt_policy_*.txt when it is decided."""
+        trial, donor = self.by_id.get(ex.trial_id), self.by_id.get(ex.donor_trial_id)
+        if not getattr(self.scheduler, "log_config", False) or trial is None or donor is None:
             return
+        from poptune.storage.pbt_log import write_exploit_logs
+
         line = getattr(ex, "log_line", None) or [
             trial.experiment_tag, donor.experiment_tag,
             trial.last_result.get("training_iteration", 0),
@@ -785,7 +793,9 @@ class Runner:
                     w.flush()
             self._dirty_writers.clear()
             self._last_flush = now
-        if now - self._last_state_save > 2.0:
+        if now - self._last_state_save > 2.0 or (
+                self._sched_dirty and now - self._last_state_save > 0.2):
+            self._sched_dirty = False
             self.save_scheduler_state()
             self._last_state_save = now
 

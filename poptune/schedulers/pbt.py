@@ -595,8 +595,10 @@ class PopulationBasedTraining(FIFOScheduler):
             return SchedulerDecision.CONTINUE  # not at the barrier yet: no pointless pause
         if any(self._ltt(t) < barrier for t in self._live_trials() if t != trial):
             return SchedulerDecision.PAUSE  # wait for the others
-        exploit = self._synch_perturb(time, reporter=trial)
-        return exploit if exploit is not None else SchedulerDecision.PAUSE
+        self._synch_perturb(time)
+        # every exploit, the reporter's own included, goes out through take_exploits in the
+        # order decided (weakest first), so the logs do not depend on which trial came last
+        return SchedulerDecision.PAUSE
 
     def _synch_perturb(self, time: float, reporter: Trial | None = None) -> Exploit | None:
         """Perturb the whole (synchronised) population; return the reporter's own exploit."""

@@ -175,3 +175,36 @@ def test_restore_rejects_a_non_experiment(tmp_path):
 
     with pytest.raises(RestoreError, match="not a restorable"):
         Tuner.restore(str(tmp_path), trainable=lambda c: None)
+
+
+SYNCH_DRIVER = textwrap.dedent('''
+    import sys
+    sys.path.insert(0, {moddir!r})
+    import poptune as tune
+    from poptune.schedulers import PopulationBasedTraining
+    import crashmod
+    pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=3,
+                                  hyperparam_mutations={{"k": tune.uniform(1, 4)}},
+                                  synch=True, seed=3)
+    tune.Tuner(
+        crashmod.train,
+        param_space={{"k": tune.grid_search([1.0, 2.0, 3.0, 4.0]), "steps": 24, "sleep": 0.02}},
+        tune_config=tune.TuneConfig(scheduler=pbt, metric="value", mode="max"),
+        run_config=tune.RunConfig(name="crash", storage_path={storage!r}, verbose=0),
+    ).fit()
+''')
+
+
+def test_synch_pbt_restored_after_driver_sigkill_continues_without_hanging(tmp_path, crashmod):
+    script = tmp_path / "driver.py"
+    script.write_text(SYNCH_DRIVER.format(moddir=str(tmp_path), storage=str(tmp_path / "results")))
+    exp_dir = str(tmp_path / "results" / "crash")
+    proc = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ, PYTHONPATH=ROOT))
+    _wait_for_results(proc, os.path.join(exp_dir, "journal.jsonl"), 40)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert os.path.exists(os.path.join(exp_dir, "scheduler_state.pkl"))
+    grid = Tuner.restore(exp_dir, trainable=crashmod.train).fit()
+    assert grid.num_errors == 0 and len(grid) == 4
+    assert all(r.metrics["training_iteration"] == 24 for r in grid)
+    assert os.path.getsize(os.path.join(exp_dir, "pbt_global.txt")) > 0
