@@ -160,6 +160,12 @@ class RunConfig:
         log_to_file: accepted for compatibility.
         storage_filesystem: an fsspec filesystem for ``storage_path``.
         sync_config: accepted for compatibility (poptune writes to storage directly).
+        log_sinks: poptune only: which per-trial result files the engine writes, any of
+            ``"json"`` (``result.json``), ``"csv"`` (``progress.csv``) and ``"params"``
+            (``params.pkl``; ``params.json`` is always written). Default: all three. ``()``
+            keeps a 50,000-trial run to two files per trial; the journal still records
+            every result, so nothing is lost and ``Tuner.restore`` still works. Env
+            ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`` (Ray's switch) means ``("params",)``.
     """
 
     name: str | None = None
@@ -174,8 +180,17 @@ class RunConfig:
     storage_filesystem: Any = None
     sync_config: Any = None
     local_dir: str | None = None  # deprecated alias of storage_path
+    log_sinks: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.log_sinks is None:
+            disabled = os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0") == "1"
+            self.log_sinks = ("params",) if disabled else ("json", "csv", "params")
+        if isinstance(self.log_sinks, str) or not all(
+                s in ("json", "csv", "params") for s in self.log_sinks):
+            raise bad_value("log_sinks", self.log_sinks,
+                            "a collection of 'json', 'csv' and 'params'")
+        self.log_sinks = tuple(self.log_sinks)
         if self.name is not None and (not isinstance(self.name, str) or not self.name
                                       or "/" in self.name):
             raise bad_value("name", self.name, "a non-empty str without '/'")

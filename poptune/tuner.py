@@ -376,7 +376,8 @@ class Tuner:
             else:
                 t.status = TrialStatus.TERMINATED
             journal.append({"e": "status", "t": t.trial_id, "s": t.status.value})
-            rewrite_logs(t.local_path, h.rows)
+            sinks = self.run_config.log_sinks or ()
+            rewrite_logs(t.local_path, h.rows, "json" in sinks, "csv" in sinks)
         journal.close()
         return hist.trials
 

@@ -222,7 +222,10 @@ def main() -> None:
     _die_with_parent()
     address = sys.argv[1]
     authkey = bytes.fromhex(os.environ.pop("POPTUNE_AUTHKEY"))
-    conn = Client(address, family="AF_UNIX", authkey=authkey)
+    try:
+        conn = Client(address, family="AF_UNIX", authkey=authkey)
+    except (FileNotFoundError, ConnectionRefusedError):
+        return  # the driver finished before this worker was needed
     Worker(conn).serve()
 
 

@@ -263,6 +263,10 @@ class LocalBackend(Backend):
             except subprocess.TimeoutExpired:
                 pass
             self._drop(w)
+        for proc in self._starting.values():  # never connected: nothing to say goodbye to
+            proc.kill()
+            proc.wait()
+        self._starting.clear()
         self._workers.clear()
         self._by_trial.clear()
         if self._listener is not None:

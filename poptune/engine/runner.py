@@ -152,6 +152,13 @@ class Runner:
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
         self.io = BackgroundIO()
+        # the engine's own result files; a user's CSV/JSON logger callback replaces ours
+        sinks = set(run_config.log_sinks or ())
+        for cb in callbacks:
+            kind = getattr(cb, "_poptune_sink", None)
+            if kind:
+                sinks.discard(kind)
+        self.sinks = frozenset(sinks)
         self._last_flush = 0.0
         self._last_state_save = 0.0
         self._dirty_writers: set[str] = set()
@@ -347,7 +354,7 @@ class Runner:
         trial.local_path = os.path.join(self.experiment_dir, trial.dirname)
         self.scheduler.on_trial_add(trial)  # may fill in config keys (PBT) or replace it (replay)
         config = trial.config
-        self.io.submit(write_params, trial.local_path, config)
+        self.io.submit(write_params, trial.local_path, config, "params" in self.sinks)
         live = _Live(checkpoints=self._new_ckpt_manager())
         self.trials.append(trial)
         self.by_id[trial_id] = trial
@@ -395,7 +402,8 @@ class Runner:
             m = live.checkpoints.latest.metrics
             start_iter, time_offset = m.get("training_iteration", 0), m.get("time_total_s", 0.0)
         if live.writer is None:
-            live.writer = _AsyncWriter(self.io, trial.local_path)
+            live.writer = _AsyncWriter(self.io, trial.local_path, "json" in self.sinks,
+                                       "csv" in self.sinks)
         spec = LaunchSpec(
             trial_id=trial.trial_id,
             trial_name=str(trial),
@@ -832,14 +840,15 @@ class Runner:
 class _AsyncWriter:
     """A :class:`TrialLogWriter` whose file operations run on the background I/O thread."""
 
-    def __init__(self, io: BackgroundIO, trial_dir: str) -> None:
+    def __init__(self, io: BackgroundIO, trial_dir: str, json: bool = True, csv: bool = True) -> None:
         self._io = io
         self._box: list[TrialLogWriter] = []
-        io.submit(self._open, trial_dir)
+        if json or csv:
+            io.submit(self._open, trial_dir, json, csv)
 
-    def _open(self, trial_dir: str) -> None:
+    def _open(self, trial_dir: str, json: bool, csv: bool) -> None:
         os.makedirs(trial_dir, exist_ok=True)
-        self._box.append(TrialLogWriter(trial_dir))
+        self._box.append(TrialLogWriter(trial_dir, json, csv))
 
     def _call(self, name: str, *args: Any) -> None:
         if self._box:

@@ -24,13 +24,15 @@ def flatten(d: dict[str, Any], prefix: str = "", delimiter: str = "/") -> dict[s
     return out
 
 
-def write_params(trial_dir: str, config: dict[str, Any]) -> None:
+def write_params(trial_dir: str, config: dict[str, Any], pickle_too: bool = True) -> None:
     """Write ``params.json`` (readable) and ``params.pkl`` (exact) for a trial."""
     import cloudpickle
 
     os.makedirs(trial_dir, exist_ok=True)
     with open(os.path.join(trial_dir, "params.json"), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True, default=json_default)
+    if not pickle_too:
+        return
     try:
         blob = cloudpickle.dumps(config)
     except Exception:  # noqa: BLE001 - an unpicklable config still gets params.json

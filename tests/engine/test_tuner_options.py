@@ -125,3 +125,21 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     code = code.replace("num_samples=20)", "num_samples=20), run_config=tune.RunConfig(verbose=0)")
     namespace: dict = {}
     exec(compile(code, "README", "exec"), namespace)
+
+
+def test_log_sinks_switch_off_result_files_but_keep_results(tmp_path):
+    grid = tune.Tuner(steps, param_space={"n": 3, "x": tune.grid_search([1, 2])},
+                      tune_config=tune.TuneConfig(metric="x", mode="max"),
+                      run_config=rc(tmp_path, name="quiet", log_sinks=())).fit()
+    for r in grid:
+        assert sorted(os.listdir(r.path)) == ["params.json"]
+        assert r.metrics["training_iteration"] == 3
+    assert grid.get_best_result().config["x"] == 2
+    # the journal still has everything: a restore rebuilds nothing it should not
+    again = tune.Tuner.restore(str(tmp_path / "quiet"), trainable=steps).fit()
+    assert all(r.metrics["training_iteration"] == 3 for r in again)
+
+
+def test_log_sinks_validation():
+    with pytest.raises(ValueError, match="`log_sinks`"):
+        tune.RunConfig(log_sinks=("json", "parquet"))
