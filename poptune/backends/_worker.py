@@ -48,13 +48,14 @@ def _die_with_parent() -> None:
 
 
 class Worker:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, agent_id: str | None = None) -> None:
         self.conn = conn
+        self.agent_id = agent_id or str(os.getpid())
         self.blobs: dict[str, Any] = {}
         self.home = os.getcwd()
 
     def serve(self) -> None:
-        self.conn.send(("ready", os.getpid()))
+        self.conn.send(("ready", self.agent_id))
         while True:
             try:
                 msg = self.conn.recv()
@@ -62,9 +63,12 @@ class Worker:
                 return
             kind = msg[0]
             if kind == "init":
-                sys.path[:] = msg[1]
-                os.chdir(msg[2])
-                self.home = msg[2]
+                for entry in reversed(msg[1]):  # the driver's import path, ahead of ours
+                    if entry not in sys.path:
+                        sys.path.insert(0, entry)
+                if os.path.isdir(msg[2]):
+                    os.chdir(msg[2])
+                    self.home = msg[2]
             elif kind == "register":
                 import cloudpickle
 
@@ -222,11 +226,12 @@ def main() -> None:
     _die_with_parent()
     address = sys.argv[1]
     authkey = bytes.fromhex(os.environ.pop("POPTUNE_AUTHKEY"))
+    agent_id = os.environ.pop("POPTUNE_AGENT_ID", None)
     try:
         conn = Client(address, family="AF_UNIX", authkey=authkey)
     except (FileNotFoundError, ConnectionRefusedError):
         return  # the driver finished before this worker was needed
-    Worker(conn).serve()
+    Worker(conn, agent_id).serve()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,324 @@
+"""Shared machinery of backends whose workers connect back to the driver.
+
+A worker ("agent") is started by the backend: a local process, a Ray actor or a Dask task. It
+connects to the driver's listener, says ``("ready", agent_id)``, and then serves trials over
+that connection with the same protocol everywhere (see ``_worker.py``). The backend only
+decides how agents are started, watched and killed; everything else lives here.
+
+Launching never blocks: a trial waits in a queue until an agent with the right resource shape
+is connected and idle, and ``poll`` accepts new connections as they arrive.
+"""
+
+from __future__ import annotations
+
+import abc
+import secrets
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, Listener, wait
+from typing import Any
+
+from poptune.backends._base import (
+    Backend,
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    LaunchSpec,
+    ResultEvent,
+    SavedEvent,
+    StoppedEvent,
+    WorkerLostEvent,
+)
+from poptune.exceptions import TuneError
+
+START_TIMEOUT_S = 120.0
+
+
+class Agent(abc.ABC):
+    """A started worker, as its backend sees it."""
+
+    @abc.abstractmethod
+    def exit_status(self) -> str | None:
+        """None while alive; otherwise a short description of how it ended."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """End the agent now (best effort)."""
+
+
+@dataclass
+class _Handle:
+    agent: Agent
+    conn: Connection
+    shape: tuple[Any, ...]
+    trial_id: str | None = None
+
+
+@dataclass
+class _Starting:
+    agent: Agent
+    shape: tuple[Any, ...]
+    started: float = field(default_factory=time.monotonic)
+
+
+def resource_shape(resources: dict[str, float]) -> tuple[Any, ...]:
+    """A hashable key for a resource request: agents are reused only for the same shape."""
+    return tuple(sorted((k, float(v)) for k, v in resources.items() if v))
+
+
+class ConnectionBackend(Backend):
+    """Base of the local, Ray and Dask backends."""
+
+    #: whether the backend places trials on devices itself (then the runner leaves
+    #: ``CUDA_VISIBLE_DEVICES`` alone)
+    assigns_devices = False
+    #: whether the worker may change directory into the trial dir (separate processes only)
+    separate_processes = True
+
+    def __init__(self) -> None:
+        self._authkey = secrets.token_bytes(16)
+        self._listener: Listener | None = None
+        self._workers: list[_Handle] = []
+        self._by_trial: dict[str, _Handle] = {}
+        self._starting: dict[str, _Starting] = {}
+        self._queue: list[LaunchSpec] = []
+        self._register_msg: tuple[Any, ...] | None = None
+        self._init_msg: tuple[Any, ...] = ("init",) + self._init_payload()
+
+    # --- to implement -------------------------------------------------------------------
+    @abc.abstractmethod
+    def _listen(self) -> Listener:
+        """Open the listener agents connect to."""
+
+    @abc.abstractmethod
+    def _start_agent(self, agent_id: str, resources: dict[str, float]) -> Agent:
+        """Start one agent that will connect with ``agent_id``."""
+
+    def _init_payload(self) -> tuple[Any, ...]:
+        import os
+        import sys
+
+        return (list(sys.path), os.getcwd())
+
+    # --- agents -------------------------------------------------------------------------
+    def _ensure_listener(self) -> Listener:
+        if self._listener is None:
+            self._listener = self._listen()
+        return self._listener
+
+    def start_agents(self, n: int, resources: dict[str, float]) -> None:
+        """Start ``n`` agents for trials of this resource shape (non-blocking)."""
+        self._ensure_listener()
+        shape = self._shape(resources)
+        for _ in range(n):
+            agent_id = secrets.token_hex(8)
+            self._starting[agent_id] = _Starting(self._start_agent(agent_id, resources), shape)
+
+    def _accept_ready(self, block_s: float = 0.0) -> None:
+        """Adopt agents that connected (waiting up to ``block_s`` for the first)."""
+        listener = self._ensure_listener()
+        sock = listener._listener._socket  # type: ignore[attr-defined]
+        deadline = time.monotonic() + block_s
+        while self._starting:
+            remaining = deadline - time.monotonic()
+            sock.settimeout(max(0.0, min(remaining, 1.0)) if remaining > 0 else 0.0)
+            try:
+                conn = listener.accept()
+            except (BlockingIOError, OSError):
+                self._check_starting()
+                if time.monotonic() >= deadline:
+                    return
+                continue
+            try:
+                kind, agent_id = conn.recv()
+            except (EOFError, OSError):
+                continue
+            pending = self._starting.pop(str(agent_id), None)
+            if pending is None:
+                conn.close()
+                continue
+            conn.send(self._init_msg)
+            if self._register_msg is not None:
+                conn.send(self._register_msg)
+            self._workers.append(_Handle(pending.agent, conn, pending.shape))
+            deadline = time.monotonic()  # got one: do not wait for more
+
+    def _check_starting(self) -> None:
+        now = time.monotonic()
+        for agent_id, pending in list(self._starting.items()):
+            status = pending.agent.exit_status()
+            if status is not None or now - pending.started > START_TIMEOUT_S:
+                for other in self._starting.values():
+                    other.agent.kill()
+                self._starting.clear()
+                raise TuneError(
+                    f"a poptune worker failed to start ({status or 'timed out'}); see its output "
+                    "above"
+                )
+
+    def _drop(self, worker: _Handle) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if worker.trial_id is not None:
+            self._by_trial.pop(worker.trial_id, None)
+        try:
+            worker.conn.close()
+        except OSError:
+            pass
+        worker.agent.kill()
+
+    def _dispatch(self) -> None:
+        """Send queued trials to idle agents of the right shape; start agents if needed."""
+        if not self._queue:
+            return
+        for w in list(self._workers):
+            if w.trial_id is None and w.agent.exit_status() is not None:
+                self._drop(w)  # an idle agent that died is replaced; no trial is charged
+        still: list[LaunchSpec] = []
+        starting_by_shape: dict[tuple[Any, ...], int] = {}
+        for s in self._starting.values():
+            starting_by_shape[s.shape] = starting_by_shape.get(s.shape, 0) + 1
+        for spec in self._queue:
+            shape = self._shape(spec.resources)
+            worker = next((w for w in self._workers
+                           if w.trial_id is None and w.shape == shape), None)
+            if worker is None:
+                if starting_by_shape.get(shape, 0) > 0:
+                    starting_by_shape[shape] -= 1
+                else:
+                    idle_other = next((w for w in self._workers if w.trial_id is None), None)
+                    if idle_other is not None and not self._reuse_across_shapes():
+                        self._drop(idle_other)  # free its resources for the new shape
+                    self.start_agents(1, spec.resources)
+                still.append(spec)
+                continue
+            worker.trial_id = spec.trial_id
+            self._by_trial[spec.trial_id] = worker
+            try:
+                worker.conn.send(("start", spec))
+            except OSError:
+                pass  # detected as a lost worker at the next poll
+        self._queue = still
+
+    def _reuse_across_shapes(self) -> bool:
+        return True
+
+    def _shape(self, resources: dict[str, float]) -> tuple[Any, ...]:
+        """Agents are reused for trials of the same shape (all trials, by default)."""
+        return resource_shape(resources)
+
+    # --- Backend API ----------------------------------------------------------------------
+    def setup(self, blobs: dict[str, bytes], max_concurrent: int) -> None:
+        self._ensure_listener()
+        self._register_msg = ("register", blobs)
+        for w in self._workers:  # connected before the blobs existed
+            w.conn.send(self._register_msg)
+
+    def launch(self, spec: LaunchSpec) -> None:
+        self._queue.append(spec)
+        self._accept_ready(0.0)
+        self._dispatch()
+
+    def reply(self, trial_id: str, decision: str) -> None:
+        worker = self._by_trial.get(trial_id)
+        if worker is None:
+            return
+        try:
+            worker.conn.send(decision)
+        except OSError:
+            pass
+
+    def kill(self, trial_id: str) -> None:
+        self._queue = [s for s in self._queue if s.trial_id != trial_id]
+        worker = self._by_trial.get(trial_id)
+        if worker is not None:
+            self._drop(worker)
+
+    def poll(self, timeout: float) -> list[Event]:
+        if self._queue:
+            self._accept_ready(0.0)
+            self._dispatch()
+        busy = {w.conn: w for w in self._workers if w.trial_id is not None}
+        waitables: list[Any] = list(busy)
+        listener_sock = None
+        if self._starting and self._listener is not None:
+            listener_sock = self._listener._listener._socket  # type: ignore[attr-defined]
+            waitables.append(listener_sock)
+        if not waitables:
+            if timeout > 0:
+                time.sleep(min(timeout, 0.05))
+            return []
+        events: list[Event] = []
+        ready = wait(waitables, timeout=timeout)
+        for obj in ready:
+            if obj is listener_sock:
+                self._accept_ready(0.0)
+                self._dispatch()
+                continue
+            worker = busy[obj]  # type: ignore[index]
+            trial_id = worker.trial_id
+            assert trial_id is not None
+            conn = worker.conn
+            try:
+                while True:
+                    events.append(self._to_event(worker, conn.recv()))
+                    if worker.trial_id is None or not conn.poll():
+                        break
+            except (EOFError, OSError):
+                status = self._wait_exit(worker.agent)
+                self._drop(worker)
+                events.append(WorkerLostEvent(trial_id, f"worker {status}"))
+        if self._queue:
+            self._dispatch()
+        return events
+
+    @staticmethod
+    def _wait_exit(agent: Agent, timeout: float = 5.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = agent.exit_status()
+            if status is not None:
+                return status
+            time.sleep(0.01)
+        return "lost its connection"
+
+    def _to_event(self, worker: _Handle, msg: tuple[Any, ...]) -> Event:
+        kind, trial_id = msg[0], msg[1]
+        if kind == "result":
+            return ResultEvent(trial_id, msg[2])
+        if kind == "saved":
+            return SavedEvent(trial_id, msg[2])
+        self._by_trial.pop(trial_id, None)  # the trial is over: the agent is free again
+        worker.trial_id = None
+        if kind == "done":
+            return DoneEvent(trial_id)
+        if kind == "stopped":
+            return StoppedEvent(trial_id)
+        if kind == "error":
+            return ErrorEvent(trial_id, msg[2], msg[3])
+        raise TuneError(f"unexpected message from worker: {kind!r}")
+
+    def shutdown(self) -> None:
+        for w in list(self._workers):
+            try:
+                w.conn.send(("shutdown",))
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2.0
+        for w in list(self._workers):
+            while w.agent.exit_status() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self._drop(w)
+        for pending in self._starting.values():
+            pending.agent.kill()
+        self._starting.clear()
+        self._workers.clear()
+        self._by_trial.clear()
+        self._queue.clear()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        """Release backend-specific resources after shutdown."""
