@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -61,6 +62,7 @@ class Linear(tune.Trainable):
         self.acc = 0.0
 
     def step(self):
+        time.sleep(0.005)  # long enough that the population overlaps in time
         self.acc += 1.0 - abs(self.lr - 0.01) * 50
         return {"mean_accuracy": self.acc, "cur_lr": self.lr}
 
