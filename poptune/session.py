@@ -12,15 +12,18 @@ Example (inside a trainable)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import shutil
 import socket
+import threading
+import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from poptune._validation import bad_type
+from poptune._validation import bad_type, bad_value
 from poptune.checkpoint import Checkpoint
 from poptune.exceptions import TuneError
 
@@ -78,6 +81,12 @@ class _Session:
     """Per-trial state inside a worker. ``channel(result, checkpoint_name)`` hands a result to
     the driver and returns only when the trial may continue (or raises ``TrialStopped``)."""
 
+    #: a directory written through the legacy ``checkpoint_dir`` context, not yet reported
+    _pending_checkpoint: str | None = None
+    #: the user metrics of the last ``report`` (repeated by a final report that only carries
+    #: a pending legacy checkpoint)
+    _last_metrics: dict[str, Any] | None = None
+
     def __init__(
         self,
         context: TuneContext,
@@ -127,7 +136,12 @@ class _Session:
     def report(self, metrics: dict[str, Any], checkpoint: Checkpoint | None = None) -> None:
         if not isinstance(metrics, dict):
             raise bad_type("metrics", metrics, "a dict of metric name to value")
-        ckpt_name = self.persist_checkpoint(checkpoint) if checkpoint is not None else None
+        if checkpoint is None and self._pending_checkpoint is not None:
+            ckpt_name: str | None = self._persist_pending_checkpoint()
+        else:
+            self._discard_pending_checkpoint()  # an explicit checkpoint wins
+            ckpt_name = self.persist_checkpoint(checkpoint) if checkpoint is not None else None
+        self._last_metrics = {k: v for k, v in metrics.items() if k != "done"}
         now = time.time()
         self.iteration += 1
         self.iterations_since_restore += 1
@@ -150,6 +164,56 @@ class _Session:
         self.last = now
         self.channel(result)
 
+    # -- the legacy ``checkpoint_dir`` context (Ray <= 1.x) ---------------------------------
+    def _new_pending_dir(self, step: int) -> str:
+        """A fresh directory inside the trial dir (so persisting it is a rename)."""
+        trial_dir = self.context.trial_dir
+        os.makedirs(trial_dir, exist_ok=True)
+        for name in os.listdir(trial_dir):  # leftovers of a run that stopped mid-checkpoint
+            path = os.path.join(trial_dir, name)
+            if name.startswith(_PENDING_PREFIX) and path != self._pending_checkpoint:
+                shutil.rmtree(path, ignore_errors=True)
+        return tempfile.mkdtemp(prefix=f"{_PENDING_PREFIX}{step}_", dir=trial_dir)
+
+    def _set_pending_checkpoint(self, path: str) -> None:
+        """``path`` becomes the checkpoint of the next report (replacing an unreported one)."""
+        if self._pending_checkpoint is not None and self._pending_checkpoint != path:
+            shutil.rmtree(self._pending_checkpoint, ignore_errors=True)
+        self._pending_checkpoint = path
+
+    def _persist_pending_checkpoint(self) -> str:
+        """Rename the pending directory to the next ``checkpoint_NNNNNN``; return its name."""
+        src, self._pending_checkpoint = self._pending_checkpoint, None
+        assert src is not None
+        name = checkpoint_dir_name(self.next_checkpoint_index)
+        self.next_checkpoint_index += 1
+        target = os.path.join(self.context.trial_dir, name)
+        if os.path.exists(target):  # a stale dir from a run that crashed before recording it
+            shutil.rmtree(target)
+        try:
+            os.rename(src, target)
+        except OSError:  # the trial dir moved to another filesystem meanwhile
+            shutil.copytree(src, target)
+            shutil.rmtree(src, ignore_errors=True)
+        return name
+
+    def _discard_pending_checkpoint(self) -> None:
+        if self._pending_checkpoint is not None:
+            shutil.rmtree(self._pending_checkpoint, ignore_errors=True)
+            self._pending_checkpoint = None
+
+    def _flush_pending_checkpoint(self) -> None:
+        """Report a checkpoint left by ``checkpoint_dir`` with no report after it.
+
+        The final result repeats the last reported metrics with ``done=True``, as Ray's
+        function runner ends a trial with a copy of its last result.
+        """
+        if self._pending_checkpoint is not None:
+            self.report({**(self._last_metrics or {}), "done": True})
+
+
+_PENDING_PREFIX = ".checkpoint_dir_tmp_"
+
 
 def _is_checkpoint_dir(path: str) -> bool:
     return os.path.basename(os.path.normpath(path)).startswith("checkpoint_0")
@@ -165,13 +229,23 @@ def _hostname() -> str:
     return _HOSTNAME
 
 
+_local = threading.local()
+
+
+def current_session() -> "_Session | None":
+    """The session of the trial running in this thread (threaded agents such as Dask tasks
+    run several trials in one process), else the process's session."""
+    return getattr(_local, "session", None) or _session
+
+
 def _get_session(fn: str) -> _Session:
-    if _session is None:
+    session = current_session()
+    if session is None:
         raise TuneError(
             f"`poptune.{fn}()` was called outside a trial; call it from the trainable passed to "
             "`Tuner(...)` or `tune.run(...)`"
         )
-    return _session
+    return session
 
 
 def report(metrics: dict[str, Any] | None = None, *, checkpoint: Checkpoint | None = None,
@@ -202,6 +276,69 @@ def get_context() -> TuneContext:
     return _get_session("get_context").context
 
 
+@contextlib.contextmanager
+def checkpoint_dir(step: int) -> Iterator[str]:
+    """Write a checkpoint the Ray <= 1.x way (legacy API).
+
+    Yields a fresh directory; the files written into it become the checkpoint attached to the
+    trial's next :func:`report`. A second ``checkpoint_dir`` before that report replaces the
+    first. If the with-block raises, the directory is discarded. When the trial is restarted
+    from the checkpoint (pause and resume, a PBT exploit, a retry, ``tune.run(resume=...)``),
+    a trainable ``train(config, checkpoint_dir=None)`` receives its path as
+    ``checkpoint_dir`` (and :func:`get_checkpoint` returns it).
+
+    With ``tune.run``, a checkpoint written after the trial's last ``report`` is reported when
+    the function returns, with a final result that repeats the last metrics and
+    ``done=True``. Outside a trial the context yields the current directory, as in Ray, so the
+    function can also be called directly.
+
+    Args:
+        step: the iteration this checkpoint belongs to (Ray required it; poptune names the
+            directory ``checkpoint_NNNNNN`` by its own count).
+
+    Raises:
+        TuneConfigError: ``step`` is None.
+
+    Example::
+
+        def train(config, checkpoint_dir=None):
+            start = 0
+            if checkpoint_dir:
+                with open(os.path.join(checkpoint_dir, "step")) as f:
+                    start = int(f.read()) + 1
+            for step in range(start, 10):
+                with tune.checkpoint_dir(step=step) as d:
+                    with open(os.path.join(d, "step"), "w") as f:
+                        f.write(str(step))
+                tune.report(loss=1.0 / (step + 1))
+    """
+    if step is None:
+        raise bad_value("step", step, "the int iteration of this checkpoint (checkpoint_dir(step))")
+    session = _session
+    if session is None:
+        yield os.path.abspath("./")
+        return
+    path = session._new_pending_dir(step)
+    try:
+        yield path
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    session._set_pending_checkpoint(path)
+
+
+def _flush_pending_checkpoint() -> None:
+    """Report a checkpoint written by ``checkpoint_dir`` after the last report (see there)."""
+    if _session is not None:
+        _session._flush_pending_checkpoint()
+
+
+def _discard_pending_checkpoint() -> None:
+    """Drop an unreported ``checkpoint_dir`` checkpoint (the trial failed or was stopped)."""
+    if _session is not None:
+        _session._discard_pending_checkpoint()
+
+
 def get_trial_id() -> str:
     return get_context().trial_id
 
@@ -214,4 +351,4 @@ def get_trial_dir() -> str:
     return get_context().trial_dir
 
 
-__all__ = ["TuneContext", "get_checkpoint", "get_context", "report"]
+__all__ = ["TuneContext", "checkpoint_dir", "get_checkpoint", "get_context", "report"]

@@ -226,6 +226,9 @@ class Tuner:
             history = self._load_history(exp_dir, searcher, scheduler)
         else:
             self._save_tuner_state(exp_dir, exp_hex)
+            old = os.path.join(exp_dir, JOURNAL_FILE)
+            if os.path.exists(old):  # a new run under an old name: keep the old journal aside
+                os.replace(old, os.path.join(exp_dir, f"journal-{timestamp()}-{exp_hex}.jsonl"))
             journal = Journal(os.path.join(exp_dir, JOURNAL_FILE))
             journal.append({"e": "exp", "name": exp_name, "trainable": name,
                             "start": time.time(), "exp_hex": exp_hex})

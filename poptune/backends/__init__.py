@@ -17,8 +17,10 @@ def get_backend(name: str | None, **kwargs: object) -> Backend:
         from poptune.backends.local import LocalBackend
 
         return LocalBackend(**kwargs)  # type: ignore[arg-type]
-    from poptune.exceptions import TuneConfigError
+    if name == "ray":
+        from poptune.backends.ray import RayBackend
 
-    raise TuneConfigError(
-        f"`backend` {name!r} is not available yet in this version of poptune; use 'local'"
-    )
+        return RayBackend(**kwargs)  # type: ignore[arg-type]
+    from poptune.backends.dask import DaskBackend
+
+    return DaskBackend(**kwargs)  # type: ignore[arg-type]

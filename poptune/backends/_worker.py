@@ -48,7 +48,11 @@ def _die_with_parent() -> None:
 
 
 class Worker:
-    def __init__(self, conn: Connection, agent_id: str | None = None) -> None:
+    def __init__(self, conn: Connection, agent_id: str | None = None,
+                 manage_process: bool = True) -> None:
+        #: a worker that owns its process may chdir and set env vars per trial; an agent
+        #: running inside a Dask/Ray worker leaves the host process's state alone
+        self.manage_process = manage_process
         self.conn = conn
         self.agent_id = agent_id or str(os.getpid())
         self.blobs: dict[str, Any] = {}
@@ -66,7 +70,7 @@ class Worker:
                 for entry in reversed(msg[1]):  # the driver's import path, ahead of ours
                     if entry not in sys.path:
                         sys.path.insert(0, entry)
-                if os.path.isdir(msg[2]):
+                if self.manage_process and os.path.isdir(msg[2]):
                     os.chdir(msg[2])
                     self.home = msg[2]
             elif kind == "register":
@@ -118,11 +122,12 @@ class Worker:
     def run_trial(self, spec: LaunchSpec) -> None:
         trial_id = spec.trial_id
         state: dict[str, Any] = {"instance": None, "finished": False}
-        old_env = {k: os.environ.get(k) for k in spec.env}
-        os.environ.update(spec.env)
+        env = spec.env if self.manage_process else {}
+        old_env = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         try:
             os.makedirs(spec.trial_dir, exist_ok=True)
-            if spec.chdir:
+            if spec.chdir and self.manage_process:
                 os.chdir(spec.trial_dir)
             config = _ConstantUnpickler(spec.config_blob, self.blobs.get("constants", [])).load()
             ctx = TuneContext(
@@ -143,6 +148,7 @@ class Worker:
             )
             state["session"] = sess
             _session_mod._session = sess
+            _session_mod._local.session = sess
             trainable = self.blobs["trainable"]
             try:
                 if inspect.isclass(trainable):
@@ -167,6 +173,7 @@ class Worker:
                 self.conn.send(("error", trial_id, tb, blob))
         finally:
             _session_mod._session = None
+            _session_mod._local.session = None
             inst = state.get("instance")
             if inst is not None:
                 try:
@@ -178,7 +185,8 @@ class Worker:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-            os.chdir(self.home)
+            if self.manage_process:
+                os.chdir(self.home)
 
     def _run_function(self, fn: Any, config: dict[str, Any], spec: LaunchSpec, sess: _Session) -> None:
         kwargs: dict[str, Any] = {}

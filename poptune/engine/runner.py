@@ -418,9 +418,11 @@ class Runner:
             next_checkpoint_index=live.next_checkpoint_index,
             checkpoint_frequency=self.ckpt_cfg.checkpoint_frequency if self.is_class else 0,
             checkpoint_at_end=bool(self.ckpt_cfg.checkpoint_at_end) if self.is_class else False,
-            chdir=os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
+            chdir=getattr(self.backend, "separate_processes", True) and os.environ.get(
+                "RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
                 "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0",
-            env={"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in gpu_ids)},
+            env=({} if getattr(self.backend, "assigns_devices", False)
+                 else {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in gpu_ids)}),
         )
         was_restore = restore is not None
         self._set_status(trial, TrialStatus.RUNNING)

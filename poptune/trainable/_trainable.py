@@ -169,4 +169,5 @@ class Trainable:
 def _context() -> Any:
     from poptune import session
 
-    return session._session.context if session._session is not None else None
+    current = session.current_session()
+    return current.context if current is not None else None

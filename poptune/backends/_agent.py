@@ -1,0 +1,39 @@
+"""The worker loop as run inside a cluster engine (a Ray actor or a Dask task).
+
+The agent connects back to the driver over TCP and serves trials with the same protocol as a
+local worker process, so results reach the driver directly, without the engine's object store
+in the way.
+"""
+
+from __future__ import annotations
+
+from multiprocessing.connection import Client
+from typing import Any
+
+
+def serve(address: tuple[str, int], authkey_hex: str, agent_id: str,
+          manage_process: bool = False) -> str:
+    """Connect to the driver and run trials until it says goodbye; return how it ended."""
+    from poptune.backends._worker import Worker
+
+    try:
+        conn = Client(tuple(address), family="AF_INET", authkey=bytes.fromhex(authkey_hex))
+    except (ConnectionRefusedError, OSError) as exc:
+        return f"could not reach the driver at {address[0]}:{address[1]} ({exc})"
+    try:
+        Worker(conn, agent_id, manage_process=manage_process).serve()
+    finally:
+        conn.close()
+    return "finished"
+
+
+class RayAgent:
+    """Body of the Ray actor class (decorated with ``ray.remote`` by the Ray backend)."""
+
+    def serve(self, address: Any, authkey_hex: str, agent_id: str) -> str:
+        return serve(address, authkey_hex, agent_id, manage_process=True)  # own process
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()

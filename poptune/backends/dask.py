@@ -1,0 +1,113 @@
+"""Run trials on a Dask cluster (``pip install 'poptune[dask]'``).
+
+``TuneConfig(backend="dask")`` or ``POPTUNE_BACKEND=dask``; the scheduler address comes from
+``POPTUNE_ADDRESS`` (``tcp://host:8786``), or pass a ``distributed.Client``; with neither, an
+in-process ``LocalCluster`` is started (for trying things out). This is how poptune reaches
+Slurm/PBS (dask-jobqueue) and Kubernetes (dask-kubernetes). Each trial slot is a long-running
+Dask task that connects back to the driver; GPU requests map to the Dask worker resource
+``GPU`` (start workers with ``--resources GPU=1``).
+"""
+
+from __future__ import annotations
+
+import os
+from multiprocessing.connection import Listener
+from typing import Any
+
+from poptune._imports import require
+from poptune.backends._conn import Agent, ConnectionBackend
+from poptune.backends.ray import driver_ip
+from poptune.exceptions import TuneError
+
+
+class _DaskTaskAgent(Agent):
+    def __init__(self, future: Any) -> None:
+        self.future = future
+
+    def exit_status(self) -> str | None:
+        if not self.future.done():
+            return None
+        if self.future.status == "error":
+            exc = self.future.exception()
+            return f"Dask task failed: {type(exc).__name__}: {exc}"
+        if self.future.status == "cancelled":
+            return "Dask task cancelled"
+        return f"Dask task {self.future.result()}"
+
+    def kill(self) -> None:
+        try:
+            self.future.cancel()
+        except Exception:  # noqa: BLE001 - the client may be closing
+            pass
+
+
+class DaskBackend(ConnectionBackend):
+    """Trials as tasks on a ``dask.distributed`` cluster.
+
+    Args:
+        address: scheduler address (default ``$POPTUNE_ADDRESS``).
+        client: an existing ``distributed.Client`` (takes precedence over ``address``).
+    """
+
+    separate_processes = False
+
+    def __init__(self, address: str | None = None, client: Any = None,
+                 timeout: float = 20.0) -> None:
+        super().__init__()
+        distributed = require("distributed", "the Dask backend")
+        self._own_client = client is None
+        self._cluster = None
+        if client is None:
+            address = address or os.environ.get("POPTUNE_ADDRESS") or None
+            try:
+                if address:
+                    client = distributed.Client(address, timeout=timeout)
+                else:
+                    # in-process workers: a LocalCluster of processes would re-import the
+                    # user's script, which breaks scripts without a __main__ guard
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=False,
+                        dashboard_address=None)
+                    client = distributed.Client(self._cluster)
+            except (OSError, TimeoutError) as exc:
+                raise TuneError(
+                    f"could not connect to the Dask scheduler at {address or '(local)'}: "
+                    f"{type(exc).__name__}: {exc}. Check POPTUNE_ADDRESS and that the "
+                    "scheduler is running."
+                ) from exc
+        self._client = client
+        info = client.scheduler_info()
+        sched = str(info.get("address", ""))
+        self._host = "127.0.0.1" if ("127.0.0.1" in sched or "localhost" in sched
+                                     or sched.startswith("inproc")) else driver_ip()
+
+    def total_resources(self) -> dict[str, float]:
+        workers = self._client.scheduler_info().get("workers", {}).values()
+        cpu = sum(float(w.get("nthreads", 1)) for w in workers)
+        gpu = sum(float(w.get("resources", {}).get("GPU", 0)) for w in workers)
+        return {"cpu": cpu, "gpu": gpu}
+
+    def _shape(self, resources: dict[str, float]) -> tuple[Any, ...]:
+        return (resources.get("gpu", 0.0),)
+
+    def _listen(self) -> Listener:
+        return Listener((self._host if self._host == "127.0.0.1" else "0.0.0.0", 0),
+                        family="AF_INET", authkey=self._authkey)
+
+    def _start_agent(self, agent_id: str, resources: dict[str, float]) -> Agent:
+        from poptune.backends._agent import serve
+
+        assert self._listener is not None
+        gpu = resources.get("gpu", 0.0)
+        future = self._client.submit(
+            serve, (self._host, self._listener.address[1]), self._authkey.hex(), agent_id,
+            key=f"poptune-agent-{agent_id}", pure=False,
+            resources={"GPU": gpu} if gpu else None,
+        )
+        return _DaskTaskAgent(future)
+
+    def _cleanup(self) -> None:
+        if self._own_client:
+            self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()

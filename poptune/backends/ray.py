@@ -1,0 +1,117 @@
+"""Run trials as Ray actors on an existing Ray cluster (``pip install 'poptune[ray]'``).
+
+``TuneConfig(backend="ray")`` or ``POPTUNE_BACKEND=ray``; the cluster address comes from
+``POPTUNE_ADDRESS`` (``auto``, ``ray://host:10001``, ``host:6379``), else a local Ray instance is
+started. Each actor holds one trial's resources (fractional GPUs included; Ray sets
+``CUDA_VISIBLE_DEVICES``) and is reused for later trials of the same resource shape. Results
+travel over a direct connection to the driver, not through Ray's object store.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from multiprocessing.connection import Listener
+from typing import Any
+
+from poptune._imports import require
+from poptune.backends._conn import Agent, ConnectionBackend
+from poptune.exceptions import TuneError
+
+_RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU", "memory": "memory"}
+
+
+def driver_ip() -> str:
+    """An address of this machine that cluster nodes can reach."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))  # no packet is sent
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+class _RayActorAgent(Agent):
+    def __init__(self, ray: Any, actor: Any, ref: Any) -> None:
+        self._ray, self.actor, self.ref = ray, actor, ref
+
+    def exit_status(self) -> str | None:
+        ready, _ = self._ray.wait([self.ref], timeout=0)
+        if not ready:
+            return None
+        try:
+            return f"Ray actor {self._ray.get(self.ref)}"
+        except Exception as exc:  # noqa: BLE001 - the actor died; say how
+            return f"Ray actor died: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+    def kill(self) -> None:
+        try:
+            self._ray.kill(self.actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+class RayBackend(ConnectionBackend):
+    """Trials as Ray actors.
+
+    Args:
+        address: Ray cluster address (default ``$POPTUNE_ADDRESS``; None starts local Ray).
+        init_kwargs: passed to ``ray.init`` when this backend starts Ray.
+    """
+
+    assigns_devices = True
+
+    def __init__(self, address: str | None = None, **init_kwargs: Any) -> None:
+        super().__init__()
+        self._ray = require("ray", "the Ray backend")
+        address = address or os.environ.get("POPTUNE_ADDRESS") or None
+        self._started_ray = False
+        if not self._ray.is_initialized():
+            try:
+                self._ray.init(address=address, ignore_reinit_error=True,
+                               include_dashboard=False, log_to_driver=True,
+                               **init_kwargs)
+            except Exception as exc:  # noqa: BLE001 - a cluster that does not answer
+                raise TuneError(
+                    f"could not connect to the Ray cluster at {address or '(local)'}: "
+                    f"{type(exc).__name__}: {exc}. Check POPTUNE_ADDRESS / `ray status`."
+                ) from exc
+            self._started_ray = True
+        remote = self._ray.remote(num_cpus=0)
+        from poptune.backends._agent import RayAgent
+
+        self._actor_cls = remote(RayAgent)
+        self._host = "127.0.0.1" if self._is_local() else driver_ip()
+
+    def _is_local(self) -> bool:
+        nodes = [n for n in self._ray.nodes() if n.get("Alive")]
+        ips = {n.get("NodeManagerAddress") for n in nodes}
+        return ips <= {"127.0.0.1", driver_ip(), socket.gethostbyname(socket.gethostname())}
+
+    def total_resources(self) -> dict[str, float]:
+        res = self._ray.cluster_resources()
+        out = {"cpu": float(res.get("CPU", 0)), "gpu": float(res.get("GPU", 0))}
+        return out
+
+    def _reuse_across_shapes(self) -> bool:
+        return False  # an idle actor holds cluster resources: free them for other shapes
+
+    def _listen(self) -> Listener:
+        return Listener((self._host if self._host == "127.0.0.1" else "0.0.0.0", 0),
+                        family="AF_INET", authkey=self._authkey)
+
+    def _start_agent(self, agent_id: str, resources: dict[str, float]) -> Agent:
+        assert self._listener is not None
+        opts: dict[str, Any] = {"num_cpus": resources.get("cpu", 1.0),
+                                "num_gpus": resources.get("gpu", 0.0), "max_restarts": 0}
+        custom = {k: v for k, v in resources.items() if k not in _RESOURCE_NAMES and v}
+        if custom:
+            opts["resources"] = custom
+        actor = self._actor_cls.options(**opts).remote()
+        port = self._listener.address[1]
+        ref = actor.serve.remote((self._host, port), self._authkey.hex(), agent_id)
+        return _RayActorAgent(self._ray, actor, ref)
+
+    def _cleanup(self) -> None:
+        if self._started_ray and os.environ.get("POPTUNE_KEEP_RAY") != "1":
+            self._ray.shutdown()

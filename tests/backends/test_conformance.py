@@ -1,0 +1,108 @@
+"""Every backend passes the same suite: local, a real two-node Ray cluster on loopback, and a
+real Dask scheduler with two separate worker processes on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from poptune.backends.testing import CHECKS
+
+BIN = os.path.dirname(sys.executable)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    pytest.importorskip("ray", reason="the Ray backend needs `pip install 'poptune[ray]'`")
+    port = _free_port()
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    ray_bin = os.path.join(BIN, "ray")
+    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false",
+                    *common], check=True, env=env, capture_output=True, timeout=180)
+    subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", *common], check=True,
+                   env=env, capture_output=True, timeout=180)
+    yield f"127.0.0.1:{port}"
+    subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    pytest.importorskip("distributed", reason="the Dask backend needs `pip install 'poptune[dask]'`")
+    port = _free_port()
+    logs = tmp_path_factory.mktemp("dask")
+    dask_bin = os.path.join(BIN, "dask")
+    procs = [subprocess.Popen([dask_bin, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], stdout=open(logs / "s.log", "w"),
+                              stderr=subprocess.STDOUT)]
+    address = f"tcp://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    for i in range(2):
+        procs.append(subprocess.Popen(
+            [dask_bin, "worker", address, "--nthreads", "1", "--nworkers", "1",
+             "--no-dashboard"], stdout=open(logs / f"w{i}.log", "w"), stderr=subprocess.STDOUT))
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=120)
+    yield address
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@pytest.fixture(params=["local", "ray", "dask"])
+def backend_env(request, monkeypatch):
+    name = request.param
+    monkeypatch.setenv("POPTUNE_BACKEND", name)
+    if name == "ray":
+        monkeypatch.setenv("POPTUNE_ADDRESS", request.getfixturevalue("ray_cluster"))
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+        monkeypatch.setenv("POPTUNE_KEEP_RAY", "1")  # reuse one connection across checks
+    elif name == "dask":
+        monkeypatch.setenv("POPTUNE_ADDRESS", request.getfixturevalue("dask_cluster"))
+    else:
+        monkeypatch.delenv("POPTUNE_ADDRESS", raising=False)
+    return name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__[len("check_"):])
+def test_backend_conformance(check, backend_env, tmp_path):
+    check(str(tmp_path))
+
+
+def test_unreachable_cluster_is_a_clear_error(monkeypatch, tmp_path):
+    pytest.importorskip("distributed")
+    import poptune as tune
+    from poptune.exceptions import TuneError
+
+    monkeypatch.setenv("POPTUNE_ADDRESS", f"tcp://127.0.0.1:{_free_port()}")
+    with pytest.raises(TuneError, match="could not connect to the Dask scheduler"):
+        tune.Tuner(lambda c: None, tune_config=tune.TuneConfig(backend="dask"),
+                   run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+
+
+_ = shutil
