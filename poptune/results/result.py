@@ -285,6 +285,27 @@ class Result:
         return self._config_cache  # type: ignore[no-any-return]
 
     @property
+    def hyperparam_schedule(self) -> list[tuple[int, dict[str, Any]]]:
+        """The configs this trial ran: ``[(0, initial_config), (k, config), ...]``.
+
+        ``(k, config)`` means ``config`` produced iterations ``k + 1, ...`` (after a PBT
+        exploit, ``k`` is the donor checkpoint's iteration). See
+        :func:`poptune.lineage.hyperparam_schedule`.
+        """
+        from poptune.lineage import hyperparam_schedule
+
+        return hyperparam_schedule(self)
+
+    @property
+    def lineage(self) -> list[Any]:
+        """The PBT exploits whose target is this trial, oldest first
+        (:class:`poptune.lineage.ExploitEvent`; ``[]`` outside PBT). For the full chain of
+        clones behind the final model see :func:`poptune.lineage.lineage`."""
+        from poptune.lineage import _result_exploits
+
+        return _result_exploits(self)
+
+    @property
     def filesystem(self) -> Any:
         """The fsspec filesystem that ``path`` lives on (local unless a URI was given)."""
         return self._fs_path()[0]

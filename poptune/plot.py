@@ -1,0 +1,455 @@
+"""Pictures of an experiment directory: curves, PBT schedules, family tree, scatter plots.
+
+Every function takes an experiment directory (or a :class:`poptune.lineage.Experiment`
+already loaded), returns a :class:`matplotlib.figure.Figure` drawn on the Agg canvas (no
+display, the global backend is left alone) and, given ``out``, saves it as a PNG.
+matplotlib is optional: ``pip install 'poptune[plot]'``.
+
+Example:
+    >>> import tempfile
+    >>> from poptune import plot
+    >>> paths = plot.plot_all("~/poptune_results/pbt_function_api_example",
+    ...                       tempfile.mkdtemp())  # doctest: +SKIP
+    >>> [os.path.basename(p) for p in paths]  # doctest: +SKIP
+    ['metric.png', 'schedules.png', 'family_tree.png', 'scatter_lr.png', ...]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import TYPE_CHECKING, Any, Union
+
+from poptune._imports import require
+from poptune._validation import check_one_of
+from poptune.lineage import (
+    Experiment,
+    TrialRecord,
+    _chain,
+    _flatten,
+    _iteration,
+    _lookup,
+    load_experiment,
+    mutated_keys,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_all", "plot_family_tree", "plot_metric", "plot_scatter", "plot_schedules"]
+
+ExpLike = Union[str, "os.PathLike[str]", Experiment]
+_LEGEND_MAX = 10
+_DPI = 110
+
+
+# -- shared helpers -------------------------------------------------------------------------
+def _figure(width: float, height: float) -> Figure:
+    require("matplotlib", "poptune.plot")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, out: str | os.PathLike[str] | None) -> Figure:
+    if out is not None:
+        path = os.path.expanduser(os.fspath(out))
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=_DPI)
+    return fig
+
+
+def _exp(experiment: ExpLike) -> Experiment:
+    return experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+
+
+def _colors(exp: Experiment) -> dict[str, Any]:
+    require("matplotlib", "poptune.plot")
+    from matplotlib import colormaps
+
+    n = len(exp.trials)
+    cmap = colormaps["tab10" if n <= 10 else "tab20" if n <= 20 else "viridis"]
+    pick = (lambda i: cmap(i)) if n <= 20 else (lambda i: cmap(i / max(n - 1, 1)))
+    return {t.trial_id: pick(i) for i, t in enumerate(exp.trials)}
+
+
+def _light(color: Any, amount: float = 0.6) -> tuple[float, ...]:
+    """``color`` mixed with white."""
+    return tuple(1 - (1 - c) * (1 - amount) for c in color[:3])
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _last_value(trial: TrialRecord, metric: str) -> float | None:
+    for row in reversed(trial.rows):
+        value = _number(_lookup(row, metric))
+        if value is not None:
+            return value
+    return None
+
+
+def _check_metric(exp: Experiment, metric: str) -> None:
+    if any(_number(_lookup(r, metric)) is not None for t in exp.trials for r in t.rows):
+        return
+    seen = sorted({k for t in exp.trials for r in t.rows[-1:] for k, v in _flatten(r).items()
+                   if _number(v) is not None and not k.startswith("config/")})
+    raise ValueError(f"`metric` must be a numeric metric the trials reported, got {metric!r}; "
+                     f"reported in {exp.path}: {seen}")
+
+
+def _log_scale(values: list[float]) -> bool:
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 50
+
+
+def _legend(ax: Axes, exp: Experiment, **kwargs: Any) -> None:
+    if len(exp.trials) <= _LEGEND_MAX:
+        ax.legend(fontsize="small", framealpha=0.85, **kwargs)
+
+
+def _best(exp: Experiment, metric: str | None, mode: str | None) -> TrialRecord | None:
+    if not metric or mode not in ("min", "max"):
+        return None
+    scored = [(v, t) for t in exp.trials if (v := _last_value(t, metric)) is not None]
+    if not scored:
+        return None
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda vt: vt[0])[1]
+
+
+# -- the plots ------------------------------------------------------------------------------
+def plot_metric(experiment_dir: ExpLike, metric: str, out: str | os.PathLike[str] | None = None,
+                ax: Axes | None = None) -> Figure:
+    """``metric`` per trial over ``training_iteration``, with PBT exploits marked.
+
+    Each exploit shows as a cross where the target stopped (its ``target_iteration``) and
+    a dashed line from the donor's curve at ``donor_iteration`` to the target's first
+    result after it resumed from the donor's checkpoint.
+
+    Args:
+        experiment_dir: the experiment directory (or a loaded ``Experiment``).
+        metric: a reported metric, e.g. ``"mean_accuracy"`` (``"a/b"`` reaches nested ones).
+        out: save the figure as a PNG here.
+        ax: draw into these axes instead of a new figure.
+
+    Raises:
+        ValueError: no trial reported ``metric`` (the message lists what they reported).
+
+    Example:
+        >>> fig = plot_metric("~/poptune_results/exp", "mean_accuracy",
+        ...                   out="/tmp/metric.png")  # doctest: +SKIP
+    """
+    exp = _exp(experiment_dir)
+    _check_metric(exp, metric)
+    if ax is None:
+        ax = _figure(9, 5.2).add_subplot()
+    colors = _colors(exp)
+
+    def point(row: dict[str, Any] | None, pos: int = 0) -> tuple[int, float] | None:
+        value = _number(_lookup(row, metric)) if row else None
+        return None if value is None or row is None else (_iteration(row, pos), value)
+
+    for t in exp.trials:
+        for k, seg in enumerate(exp.segments(t.trial_id)):
+            pts = [p for i, r in enumerate(seg.rows) if (p := point(r, i)) is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colors[t.trial_id],
+                    lw=1.3, label=t.label if k == 0 else None)
+    jumps = 0
+    for ev in exp.exploits:
+        segs = exp.segments(ev.target_trial_id)
+        pos = next((i for i, s in enumerate(segs) if s.event is ev), None)
+        if not pos:  # never resumed (the run ended), so nothing to connect
+            continue
+        stop, start = point(segs[pos - 1].rows[-1]), point(segs[pos].rows[0])
+        donor = point(exp.donor_row(ev))
+        if stop:
+            ax.plot(*stop, marker="x", ms=5, mew=1.2, color=colors[ev.target_trial_id], ls="none")
+        if donor and start:
+            ax.plot([donor[0], start[0]], [donor[1], start[1]], ls="--", lw=0.8, alpha=0.75,
+                    color=colors[ev.target_trial_id])
+        jumps += 1
+    ax.set_xlabel("training_iteration")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} per trial ({len(exp.trials)} trials, {len(exp.exploits)} exploits)")
+    ax.grid(alpha=0.3)
+    handles, _ = ax.get_legend_handles_labels()
+    if len(exp.trials) > _LEGEND_MAX:
+        handles = []
+    if jumps:
+        from matplotlib.lines import Line2D
+
+        handles += [Line2D([], [], color="0.3", marker="x", ls="none",
+                           label="exploited: target stops"),
+                    Line2D([], [], color="0.3", ls="--", lw=0.8,
+                           label="resumes from donor's checkpoint")]
+    if handles:
+        ax.legend(handles=handles, fontsize="small", framealpha=0.85, ncol=2)
+    return _save(ax.figure, out)  # type: ignore[arg-type]
+
+
+def _levels(exp: Experiment, key: str) -> list[float]:
+    """The distinct values of an integer hyperparameter taking at most 6 (else ``[]``)."""
+    values = {v for t in exp.trials for r in t.rows
+              if (v := _number(_flatten(r.get("config") or {}).get(key))) is not None}
+    whole = all(v.is_integer() for v in values)
+    return sorted(values) if whole and 1 < len(values) <= 6 else []
+
+
+def _numeric_hyperparams(exp: Experiment) -> list[str]:
+    keys = []
+    for key in mutated_keys(exp):
+        values = [_flatten(r.get("config") or {}).get(key) for t in exp.trials for r in t.rows]
+        values = [v for v in values if v is not None]
+        if values and all(_number(v) is not None for v in values):
+            keys.append(key)
+    return keys
+
+
+def plot_schedules(experiment_dir: ExpLike, out: str | os.PathLike[str] | None = None
+                   ) -> Figure:
+    """Each trial's hyperparameter schedule as step lines, one subplot per numeric mutated
+    hyperparameter (as each trial ran them, see :func:`poptune.lineage.hyperparam_schedule`).
+
+    A trial's value is drawn over the iterations it produced with it; a dotted jump joins
+    the value it had when exploited to the value it resumed with at the donor's iteration.
+
+    Example:
+        >>> fig = plot_schedules("~/poptune_results/exp", out="/tmp/s.png")  # doctest: +SKIP
+    """
+    exp = _exp(experiment_dir)
+    keys = _numeric_hyperparams(exp)
+    fig = _figure(9, 1.2 + 2.6 * max(len(keys), 1))
+    if not keys:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "No numeric hyperparameter changed during this experiment",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return _save(fig, out)
+    axes = fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0]
+    colors = _colors(exp)
+    for ax, key in zip(axes, keys):
+        seen: list[float] = []
+        levels = _levels(exp, key)
+        for i, t in enumerate(exp.trials):
+            prev: tuple[int, float] | None = None
+            # a few discrete values: offset the lanes slightly so lines do not hide each other
+            nudge = (i - (len(exp.trials) - 1) / 2) * 0.25 / max(len(exp.trials), 1) * (
+                (levels[-1] - levels[0]) / max(len(levels) - 1, 1)) if levels else 0.0
+            for k, seg in enumerate(exp.segments(t.trial_id)):
+                value = _number(_flatten(seg.rows[0].get("config") or {}).get(key))
+                if value is None:
+                    continue
+                value += nudge
+                x0, x1 = _iteration(seg.rows[0], 0) - 1, _iteration(seg.rows[-1], 0)
+                seen.append(value)
+                if prev is not None:
+                    ax.plot([prev[0], x0], [prev[1], value], color=colors[t.trial_id], lw=0.8,
+                            ls="-" if prev[0] == x0 else ":", alpha=0.8)
+                ax.plot([x0, x1], [value, value], color=colors[t.trial_id], lw=1.6,
+                        label=t.label if k == 0 else None)
+                prev = (x1, value)
+        if levels:
+            ax.set_yticks(levels, [f"{v:g}" for v in levels])
+        elif _log_scale(seen):
+            ax.set_yscale("log")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("training_iteration")
+    axes[0].set_title(f"Hyperparameter schedules ({len(exp.trials)} trials, "
+                      f"{len(exp.exploits)} exploits)")
+    _legend(axes[0], exp, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, out)
+
+
+def plot_family_tree(experiment_dir: ExpLike, out: str | os.PathLike[str] | None = None,
+                     metric: str | None = None, mode: str | None = None) -> Figure:
+    """The population's family tree: one lane per trial over ``training_iteration``, an
+    arrow from the donor's lane at ``donor_iteration`` to the target's lane at
+    ``target_iteration`` for each exploit.
+
+    With ``metric`` and ``mode`` (inferred from ``tuner.pkl`` when omitted) each lane ends
+    with the trial's final value, and the lineage of the best trial's final model is drawn
+    in black.
+
+    Example:
+        >>> fig = plot_family_tree("~/poptune_results/exp", out="/tmp/t.png")  # doctest: +SKIP
+    """
+    exp = _exp(experiment_dir)
+    if metric is None or mode is None:
+        metric, mode = _infer(exp.path, metric, mode)
+    n = len(exp.trials)
+    fig = _figure(10, 1.4 + 0.45 * max(n, 2))
+    ax = fig.add_subplot()
+    colors, lane = _colors(exp), {t.trial_id: i for i, t in enumerate(exp.trials)}
+    x_end = max((_iteration(r, i) for t in exp.trials for i, r in enumerate(t.rows)), default=1)
+    for t in exp.trials:
+        y = lane[t.trial_id]
+        for seg in exp.segments(t.trial_id):
+            ax.plot([_iteration(seg.rows[0], 0) - 1, _iteration(seg.rows[-1], 0)], [y, y],
+                    color=_light(colors[t.trial_id]), lw=5, solid_capstyle="butt", zorder=1)
+        ax.plot([0, x_end], [y, y], color="0.85", lw=0.6, zorder=0)
+        value = _last_value(t, metric) if metric else None
+        if value is not None:
+            ax.text(x_end * 1.01, y, f"{value:.4g}", va="center", fontsize="small")
+    for ev in exp.exploits:
+        ax.annotate("", xy=(ev.target_iteration, lane[ev.target_trial_id]),
+                    xytext=(ev.donor_iteration, lane[ev.donor_trial_id]),
+                    arrowprops={"arrowstyle": "-|>", "color": colors[ev.donor_trial_id],
+                                "lw": 0.9, "alpha": 0.85, "shrinkA": 0, "shrinkB": 1,
+                                "mutation_scale": 8})
+    best = _best(exp, metric, mode)
+    if best is not None:
+        chain = _chain(exp, best.trial_id)
+        trail = [(chain[0].donor_trial_id if chain else best.trial_id, 0)]
+        for ev in chain:
+            trail += [(ev.donor_trial_id, ev.donor_iteration),
+                      (ev.target_trial_id, ev.donor_iteration)]  # the model moves lanes
+        trail.append((best.trial_id, _iteration(best.rows[-1], 0) if best.rows else 0))
+        ax.plot([x for _, x in trail], [lane[t] for t, _ in trail], color="black", lw=1.8,
+                label=f"lineage of the best trial ({best.label}, {len(chain)} exploits)")
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12), fontsize="small", frameon=False)
+    ax.set_yticks(range(n), [t.label for t in exp.trials])
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlim(0, x_end * (1.09 if metric else 1.02))
+    ax.set_xlabel("training_iteration")
+    ax.grid(axis="x", alpha=0.3)
+    tail = f"; final {metric} at right" if metric else ""
+    ax.set_title(f"PBT family tree: {len(exp.exploits)} exploits, arrows donor → target{tail}")
+    return _save(fig, out)
+
+
+def _scatter_keys(exp: Experiment) -> list[str]:
+    finals = [_flatten(t.final_config) for t in exp.trials if t.rows or t.params]
+    keys = {k for f in finals for k in f}
+    return sorted(k for k in keys if len({repr(f.get(k)) for f in finals}) > 1)
+
+
+def plot_scatter(experiment_dir: ExpLike, metric: str, mode: str | None = None,
+                 out: str | os.PathLike[str] | None = None,
+                 hyperparams: list[str] | None = None) -> Figure:
+    """Final ``metric`` of each trial against each hyperparameter of its final config.
+
+    Works for any experiment. Numbers go on a (log, if they span over 50×) axis; other
+    values are categories. With ``mode`` the best trial is starred.
+
+    Args:
+        hyperparams: the (flattened) config keys to plot; default: those that differ
+            between trials.
+
+    Raises:
+        ValueError: ``metric`` was never reported, or no hyperparameter differs.
+
+    Example:
+        >>> fig = plot_scatter("~/poptune_results/exp", "loss", "min")  # doctest: +SKIP
+    """
+    if mode is not None:
+        check_one_of("mode", mode, ("min", "max"))
+    exp = _exp(experiment_dir)
+    _check_metric(exp, metric)
+    keys = list(hyperparams) if hyperparams else _scatter_keys(exp)
+    if not keys:
+        raise ValueError(f"no hyperparameter differs between the trials of {exp.path}; "
+                         "pass `hyperparams` to choose some")
+    cols = min(3, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig = _figure(4.2 * cols + 0.6, 3.6 * rows + 0.5)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    colors, best = _colors(exp), _best(exp, metric, mode)
+    for ax, key in zip(axes, keys):
+        pts = [(_flatten(t.final_config).get(key), v, t) for t in exp.trials
+               if (v := _last_value(t, metric)) is not None]
+        nums = [_number(x) for x, _, _ in pts]
+        numeric = all(n is not None for n in nums)
+        cats = sorted({repr(x) for x, _, _ in pts}) if not numeric else []
+        for (x, y, t), num in zip(pts, nums):
+            xv = num if num is not None and numeric else cats.index(repr(x))
+            star = best is not None and t is best
+            ax.scatter(xv, y, color=colors[t.trial_id], s=140 if star else 36,
+                       marker="*" if star else "o", edgecolors="black" if star else "none",
+                       zorder=3, label=f"best ({t.label})" if star else None)
+            if len(pts) <= 30:
+                ax.annotate(str(t.index), (xv, y), xytext=(4, 3), textcoords="offset points",
+                            fontsize="x-small", color="0.3")
+        levels = sorted({n for n in nums if n is not None}) if numeric else []
+        if numeric and len(levels) <= 6 and all(v.is_integer() for v in levels):
+            ax.set_xticks(levels, [f"{v:g}" for v in levels])
+            ax.margins(x=0.15)
+        elif numeric and _log_scale(levels):
+            ax.set_xscale("log")
+        if cats:
+            ax.set_xticks(range(len(cats)), [c.strip("'") for c in cats])
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"final {metric}")
+        ax.grid(alpha=0.3)
+        if best is not None:
+            ax.legend(fontsize="small")
+    for ax in axes[len(keys):]:
+        ax.set_axis_off()
+    fig.suptitle(f"final {metric} vs hyperparameters ({len(exp.trials)} trials)")
+    return _save(fig, out)
+
+
+# -- everything at once --------------------------------------------------------------------
+def _infer(path: str, metric: str | None, mode: str | None) -> tuple[str | None, str | None]:
+    """Fill ``metric``/``mode`` from ``tuner.pkl`` (TuneConfig, else its scheduler)."""
+    try:
+        import cloudpickle
+
+        with open(os.path.join(os.path.expanduser(path), "tuner.pkl"), "rb") as f:
+            state = cloudpickle.load(f)
+        tc = state["tune_config"]
+    except Exception:  # noqa: BLE001 - absent, written by Ray, or needs the user's modules
+        return metric, mode
+    sched = getattr(tc, "scheduler", None)
+    found = getattr(tc, "metric", None) or getattr(sched, "metric", None)
+    if metric is None or metric == found:
+        metric = metric or found
+        mode = mode or getattr(tc, "mode", None) or getattr(sched, "mode", None)
+    return metric, mode
+
+
+def plot_all(experiment_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+             metric: str | None = None, mode: str | None = None) -> list[str]:
+    """Write every plot of an experiment as PNGs into ``out_dir``; return their paths.
+
+    ``metric.png`` always; ``schedules.png`` and ``family_tree.png`` when the experiment
+    has PBT exploits; ``scatter_<hyperparameter>.png`` for each hyperparameter that differs
+    between trials. ``metric``/``mode`` default to the experiment's ``TuneConfig`` (or its
+    scheduler's), read from ``tuner.pkl`` (unpickled: only for your own experiments).
+
+    Raises:
+        ValueError: ``metric`` was not given and cannot be inferred.
+
+    Example:
+        >>> plot_all("~/poptune_results/exp", "/tmp/plots")  # doctest: +SKIP
+        ['/tmp/plots/metric.png', '/tmp/plots/schedules.png', ...]
+    """
+    exp = load_experiment(os.path.expanduser(os.fspath(experiment_dir)))
+    metric, mode = _infer(exp.path, metric, mode)
+    if metric is None:
+        raise ValueError(
+            f"`metric` must be given: it could not be inferred from {exp.path}/tuner.pkl "
+            "(TuneConfig(metric=...) was not set there); pass metric=..., e.g. "
+            "plot_all(path, out_dir, metric='mean_accuracy', mode='max')")
+    out = os.path.expanduser(os.fspath(out_dir))
+    os.makedirs(out, exist_ok=True)
+    paths = [os.path.join(out, "metric.png")]
+    plot_metric(exp, metric, out=paths[-1])
+    if exp.exploits:
+        paths.append(os.path.join(out, "schedules.png"))
+        plot_schedules(exp, out=paths[-1])
+        paths.append(os.path.join(out, "family_tree.png"))
+        plot_family_tree(exp, out=paths[-1], metric=metric, mode=mode)
+    for key in _scatter_keys(exp):
+        safe = re.sub(r"[^\w.=-]+", "_", key)
+        paths.append(os.path.join(out, f"scatter_{safe}.png"))
+        plot_scatter(exp, metric, mode, out=paths[-1], hyperparams=[key])
+    return paths
