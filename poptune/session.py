@@ -95,7 +95,9 @@ class _Session:
         start_iteration: int = 0,
         time_total_offset: float = 0.0,
         next_checkpoint_index: int = 0,
+        storage_trial_dir: str | None = None,
     ) -> None:
+        self.storage_trial_dir = storage_trial_dir
         self.context = context
         self.channel = channel
         self.restore_checkpoint = Checkpoint(restore_checkpoint) if restore_checkpoint else None
@@ -114,6 +116,16 @@ class _Session:
             raise bad_type("checkpoint", checkpoint, "a poptune.Checkpoint (Checkpoint.from_directory(path))")
         name = checkpoint_dir_name(self.next_checkpoint_index)
         self.next_checkpoint_index += 1
+        if self.storage_trial_dir is not None:  # remote storage: upload, then drop the local copy
+            from poptune.storage.remote import upload_checkpoint
+
+            with checkpoint.as_directory() as local:
+                upload_checkpoint(local, f"{self.storage_trial_dir}/{name}")
+                managed = os.path.realpath(local).startswith(
+                    os.path.realpath(self.context.trial_dir) + os.sep)
+            if checkpoint._local and not managed:
+                shutil.rmtree(checkpoint.path, ignore_errors=True)
+            return name
         target = os.path.join(self.context.trial_dir, name)
         if os.path.exists(target):  # a stale dir from a run that crashed before recording it
             shutil.rmtree(target)
@@ -187,6 +199,12 @@ class _Session:
         assert src is not None
         name = checkpoint_dir_name(self.next_checkpoint_index)
         self.next_checkpoint_index += 1
+        if self.storage_trial_dir is not None:  # remote storage: upload, then drop the local copy
+            from poptune.storage.remote import upload_checkpoint
+
+            upload_checkpoint(src, f"{self.storage_trial_dir}/{name}")
+            shutil.rmtree(src, ignore_errors=True)
+            return name
         target = os.path.join(self.context.trial_dir, name)
         if os.path.exists(target):  # a stale dir from a run that crashed before recording it
             shutil.rmtree(target)

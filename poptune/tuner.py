@@ -31,6 +31,7 @@ from poptune.exceptions import RestoreError, StorageError, TuneConfigError, Tune
 from poptune.schedulers._base import FIFOScheduler, TrialScheduler
 from poptune.stopper import CombinedStopper, TimeoutStopper, as_stopper
 from poptune.storage.journal import Journal
+from poptune.storage.remote import is_remote
 from poptune.storage.trial_logs import rewrite_logs
 from poptune.trainable._util import normalize_resources, trainable_name, trainable_resources
 
@@ -67,11 +68,6 @@ def _check_trainable(trainable: Any) -> None:
 
 
 def _check_storage(path: str) -> None:
-    if "://" in path and not path.startswith("file://"):
-        raise TuneConfigError(
-            f"`storage_path` {path!r}: remote storage (fsspec URIs) is not supported by this "
-            "version yet; use a local directory"
-        )
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, f".poptune_write_test_{os.getpid()}")
@@ -131,7 +127,13 @@ class Tuner:
     @classmethod
     def can_restore(cls, path: str | os.PathLike[str], storage_filesystem: Any = None) -> bool:
         """True if ``path`` is an experiment directory that :meth:`restore` can continue."""
-        path = os.path.expanduser(os.fspath(path))
+        path = os.fspath(path)
+        if is_remote(path):
+            from poptune.storage.remote import JOURNAL_SEGMENTS, RemoteStorage
+
+            remote = RemoteStorage(path, storage_filesystem)
+            return remote.exists(TUNER_FILE) and remote.exists(JOURNAL_SEGMENTS)
+        path = os.path.expanduser(path)
         return os.path.isfile(os.path.join(path, TUNER_FILE)) and os.path.isfile(
             os.path.join(path, JOURNAL_FILE))
 
@@ -153,19 +155,32 @@ class Tuner:
         are rolled back and reported again, so each appears once); errored trials are resumed
         (``resume_errored``) or restarted from scratch (``restart_errored``).
         """
-        path = os.path.abspath(os.path.expanduser(os.fspath(path)))
-        if not cls.can_restore(path):
+        path = os.fspath(path)
+        remote = None
+        if not is_remote(path):
+            path = os.path.abspath(os.path.expanduser(path))
+        if not cls.can_restore(path, storage_filesystem):
             raise RestoreError(
                 f"`path` {path!r} is not a restorable poptune experiment (it needs {TUNER_FILE} "
                 f"and {JOURNAL_FILE})"
             )
+        uri = path
+        if is_remote(path):  # work in a local staging copy; storage stays authoritative
+            from poptune.storage.remote import RemoteStorage, staging_dir
+
+            remote = RemoteStorage(path, storage_filesystem)
+            state = cloudpickle.loads(remote.fs.cat_file(remote.path_of(TUNER_FILE)))
+            path = staging_dir(path.rstrip("/").rsplit("/", 1)[-1], state["exp_hex"])
+            remote.download_experiment(path)
+            remote.start_journal_after_existing()
         with open(os.path.join(path, TUNER_FILE), "rb") as f:
             state = cloudpickle.load(f)
         tune_config: TuneConfig = state["tune_config"]
         run_config: RunConfig = state["run_config"]
         tuner = cls(trainable, param_space=param_space if param_space is not None else state["param_space"],
                     tune_config=tune_config, run_config=run_config,
-                    _restore={"experiment_dir": path, "state": state,
+                    _restore={"experiment_dir": path, "state": state, "remote": remote,
+                              "uri": uri,
                               "resume_unfinished": resume_unfinished,
                               "resume_errored": resume_errored,
                               "restart_errored": restart_errored})
@@ -178,20 +193,32 @@ class Tuner:
 
         tc, rc = self.tune_config, self.run_config
         name = trainable_name(self.trainable)
+        remote = None
         if self._restore:
             exp_dir = self._restore["experiment_dir"]
-            exp_name = os.path.basename(exp_dir)
+            remote = self._restore.get("remote")
+            exp_name = (self._restore["uri"].rstrip("/").rsplit("/", 1)[-1] if remote
+                        else os.path.basename(exp_dir))
             exp_hex = self._restore["state"]["exp_hex"]
-            storage = os.path.dirname(exp_dir)
         else:
-            storage = os.path.abspath(os.path.expanduser(rc.storage_path or default_storage_path()))
-            if storage.startswith("file://"):
-                storage = storage[len("file://"):]
-            _check_storage(storage)
+            storage = os.fspath(rc.storage_path or default_storage_path())
             exp_name = rc.name or f"{name}_{timestamp()}"
-            exp_dir = os.path.join(storage, exp_name)
             exp_hex = secrets.token_hex(3)[:5]
+            if is_remote(storage):
+                from poptune.storage.remote import RemoteStorage, staging_dir
+
+                remote = RemoteStorage(f"{storage.rstrip('/')}/{exp_name}", rc.storage_filesystem)
+                remote.check_writable()
+                remote.start_journal_after_existing()
+                exp_dir = staging_dir(exp_name, exp_hex)
+            else:
+                if storage.startswith("file://"):
+                    storage = storage[len("file://"):]
+                storage = os.path.abspath(os.path.expanduser(storage))
+                _check_storage(storage)
+                exp_dir = os.path.join(storage, exp_name)
         os.makedirs(exp_dir, exist_ok=True)
+        self._remote = remote
         self._experiment_dir = exp_dir
 
         default_res = normalize_resources(None)
@@ -229,7 +256,10 @@ class Tuner:
             old = os.path.join(exp_dir, JOURNAL_FILE)
             if os.path.exists(old):  # a new run under an old name: keep the old journal aside
                 os.replace(old, os.path.join(exp_dir, f"journal-{timestamp()}-{exp_hex}.jsonl"))
-            journal = Journal(os.path.join(exp_dir, JOURNAL_FILE))
+            if remote is not None:
+                remote.upload_file(os.path.join(exp_dir, TUNER_FILE), TUNER_FILE)
+            journal = Journal(os.path.join(exp_dir, JOURNAL_FILE),
+                              on_commit=remote.put_journal_segment if remote else None)
             journal.append({"e": "exp", "name": exp_name, "trainable": name,
                             "start": time.time(), "exp_hex": exp_hex})
             journal.close()
@@ -240,7 +270,7 @@ class Tuner:
             exp_hex=exp_hex, backend=backend, searcher=searcher, scheduler=scheduler,
             stopper=stopper, callbacks=callbacks, default_resources=default_res,
             resources_fn=lambda config: trainable_resources(self.trainable, config),
-            history=history,
+            history=history, remote=remote,
         )
         start = time.monotonic()
         interrupted = False
@@ -345,8 +375,10 @@ class Tuner:
 
         found: dict[int, Any] = {}
         collect_constants(self._restore["state"]["param_space"], found)
+        remote = self._restore.get("remote")
         hist: ExperimentHistory = replay_journal(os.path.join(exp_dir, JOURNAL_FILE),
-                                                 list(found.values()))
+                                                 list(found.values()),
+                                                 storage_root=remote.uri if remote else None)
         if hist.search_state is not None and hasattr(searcher, "load_state"):
             searcher.load_state(unpack(hist.search_state))
         sched_path = os.path.join(exp_dir, SCHEDULER_STATE_FILE)
@@ -354,7 +386,8 @@ class Tuner:
             with open(sched_path, "rb") as f:
                 scheduler.load_state(cloudpickle.load(f))
         flags = self._restore
-        journal = Journal(os.path.join(exp_dir, JOURNAL_FILE))
+        journal = Journal(os.path.join(exp_dir, JOURNAL_FILE),
+                          on_commit=remote.put_journal_segment if remote else None)
         for h in hist.trials.values():
             t = h.trial
             status = t.status
@@ -395,7 +428,7 @@ class Tuner:
             journal.append({"e": "rollback", "t": h.trial.trial_id, "rows": keep})
         h.trial.last_result = h.rows[-1] if h.rows else {}
         h.trial.checkpoint_path = (
-            os.path.join(h.trial.local_path, h.checkpoints[-1][0]) if h.checkpoints else None)
+            _join(h.trial.storage_dir, h.checkpoints[-1][0]) if h.checkpoints else None)
 
     def _make_grid(self, trials: list[Trial], runner: Any, exp_dir: str) -> Any:
         from poptune.checkpoint import Checkpoint
@@ -409,20 +442,30 @@ class Tuner:
             if t.status == TrialStatus.ERROR:
                 error = _load_error(t)
             best = []
+            remote = getattr(self, "_remote", None)
+            exists = (lambda p: True) if remote is not None else os.path.isdir
             if live is not None and live.checkpoints is not None:
                 for rec in live.checkpoints.records:
-                    if os.path.isdir(rec.path):
+                    if exists(rec.path):
                         metrics = {k: v for k, v in rec.metrics.items() if k != "_rows"}
                         best.append((Checkpoint(rec.path), {**metrics, "config": t.config}))
-            ckpt = Checkpoint(t.checkpoint_path) if t.checkpoint_path and os.path.isdir(t.checkpoint_path) else None
+            ckpt = Checkpoint(t.checkpoint_path) if t.checkpoint_path and exists(t.checkpoint_path) else None
             results.append(Result(
                 metrics=dict(t.last_result) if t.last_result else {},
-                checkpoint=ckpt, error=error, path=t.local_path, best_checkpoints=best,
+                checkpoint=ckpt, error=error,
+                path=t.storage_dir if remote is not None else t.local_path,
+                best_checkpoints=best,
                 _status=t.status.value,
             ))
         _ = TrialError
-        return ResultGrid(results, experiment_path=exp_dir, default_metric=self.tune_config.metric,
+        experiment_path = remote.uri if remote is not None else exp_dir
+        return ResultGrid(results, experiment_path=experiment_path,
+                          default_metric=self.tune_config.metric,
                           default_mode=self.tune_config.mode)
+
+
+def _join(base: str, name: str) -> str:
+    return f"{base}/{name}" if is_remote(base) else os.path.join(base, name)
 
 
 def _load_error(trial: Trial) -> BaseException:

@@ -41,6 +41,8 @@ class LaunchSpec:
     checkpoint_at_end: bool = False
     chdir: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    #: the trial dir on remote storage (checkpoints are uploaded there); None when local
+    storage_trial_dir: str | None = None
 
 
 @dataclass

@@ -145,6 +145,7 @@ class Worker:
                 start_iteration=spec.start_iteration,
                 time_total_offset=spec.time_total_offset,
                 next_checkpoint_index=spec.next_checkpoint_index,
+                storage_trial_dir=spec.storage_trial_dir,
             )
             state["session"] = sess
             _session_mod._session = sess

@@ -62,8 +62,24 @@ class ExperimentHistory:
     finished: bool = False
 
 
-def replay_journal(path: str, constants: list[Any] | None = None) -> ExperimentHistory:
-    """Rebuild trials, their results and checkpoints from ``journal.jsonl``."""
+def replay_journal(path: str, constants: list[Any] | None = None,
+                   storage_root: str | None = None) -> ExperimentHistory:
+    """Rebuild trials, their results and checkpoints from ``journal.jsonl``.
+
+    Trial directories are placed under the journal's directory (so a moved or downloaded
+    experiment works) and checkpoints under ``storage_root`` (the remote experiment URI, or
+    the same directory when local).
+    """
+    import os
+    import posixpath
+
+    exp_dir = os.path.dirname(os.path.abspath(path))
+
+    def storage_of(dirname: str) -> str:
+        if storage_root:
+            return posixpath.join(storage_root, dirname)
+        return os.path.join(exp_dir, dirname)
+
     header: dict[str, Any] = {}
     trials: dict[str, TrialHistory] = {}
     search_state = None
@@ -78,8 +94,9 @@ def replay_journal(path: str, constants: list[Any] | None = None) -> ExperimentH
                 trainable_name=rec["trainable"],
                 config=unpack(rec["config"], constants),
                 experiment_tag=rec["tag"],
-                local_path=rec["path"],
+                local_path=os.path.join(exp_dir, rec["dirname"]),
                 dirname=rec["dirname"],
+                storage_dir=storage_of(rec["dirname"]),
                 resources=rec["resources"],
                 evaluated_params=rec.get("params", {}),
                 custom_trial_name=rec.get("name"),
@@ -98,7 +115,8 @@ def replay_journal(path: str, constants: list[Any] | None = None) -> ExperimentH
         elif kind == "ckpt":
             h = trials[rec["t"]]
             h.checkpoints.append((rec["name"], rec["m"], rec["rows"]))
-            h.trial.checkpoint_path = rec["path"]
+            h.trial.checkpoint_path = posixpath.join(h.trial.storage_dir, rec["name"]) if (
+                storage_root) else os.path.join(h.trial.storage_dir, rec["name"])
             h.next_checkpoint_index = max(h.next_checkpoint_index, rec["index"] + 1)
             h.restore_meta = None
         elif kind == "ckpt_del":
@@ -119,7 +137,7 @@ def replay_journal(path: str, constants: list[Any] | None = None) -> ExperimentH
             h.trial.last_result = h.rows[-1] if h.rows else {}
             h.checkpoints = [c for c in h.checkpoints if c[2] <= rec["rows"]]
             h.trial.checkpoint_path = (
-                f"{h.trial.local_path}/{h.checkpoints[-1][0]}" if h.checkpoints else None
+                f"{h.trial.storage_dir}/{h.checkpoints[-1][0]}" if h.checkpoints else None
             )
             h.restore_meta = None
         elif kind == "end":

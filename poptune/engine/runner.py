@@ -113,7 +113,10 @@ class Runner:
         resources_fn: Callable[[dict[str, Any]], dict[str, float] | None],
         history: dict[str, TrialHistory] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        remote: Any = None,
     ) -> None:
+        #: a :class:`~poptune.storage.remote.RemoteStorage`, or None for a local experiment
+        self.remote = remote
         self.trainable = trainable
         self.trainable_name = trainable_name
         self.param_space = param_space
@@ -135,7 +138,8 @@ class Runner:
         self.by_id: dict[str, Trial] = {}
         self.live: dict[str, _Live] = {}
         self.pool = ResourcePool(**backend.total_resources())
-        self.journal = Journal(os.path.join(experiment_dir, "journal.jsonl"))
+        self.journal = Journal(os.path.join(experiment_dir, "journal.jsonl"),
+                               on_commit=remote.put_journal_segment if remote else None)
         self.iteration = 0
         self.replies: list[tuple[str, str]] = []
         self.searcher_done = False
@@ -149,6 +153,7 @@ class Runner:
         self._stopping: dict[str, Trial] = {}
         self._warned_pause = False
         self._sched_dirty = False
+        self._last_sync = 0.0
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
         self.io = BackgroundIO()
@@ -190,7 +195,7 @@ class Runner:
             for name, metrics, rows in h.checkpoints:
                 if name not in h.deleted:
                     live.checkpoints.records.append(
-                        _record(os.path.join(t.local_path, name), metrics, rows))
+                        _record(self._ckpt_path(t, name), metrics, rows))
             self.trials.append(t)
             self.by_id[t.trial_id] = t
             self.live[t.trial_id] = live
@@ -200,6 +205,11 @@ class Runner:
             idx = int(t.trial_id.rsplit("_", 1)[-1])
             self.next_index = max(self.next_index, idx + 1)
             self.scheduler.on_trial_add(t)
+
+    def _ckpt_path(self, trial: Trial, name: str) -> str:
+        if self.remote is not None:
+            return f"{trial.storage_dir}/{name}"
+        return os.path.join(trial.local_path, name)
 
     def _new_ckpt_manager(self) -> TrialCheckpoints:
         return TrialCheckpoints(
@@ -352,6 +362,8 @@ class Runner:
         else:
             trial.dirname = default_trial_dirname(trial, timestamp())
         trial.local_path = os.path.join(self.experiment_dir, trial.dirname)
+        trial.storage_dir = (self.remote.uri_of(trial.dirname) if self.remote
+                             else trial.local_path)
         self.scheduler.on_trial_add(trial)  # may fill in config keys (PBT) or replace it (replay)
         config = trial.config
         self.io.submit(write_params, trial.local_path, config, "params" in self.sinks)
@@ -421,6 +433,7 @@ class Runner:
             chdir=getattr(self.backend, "separate_processes", True) and os.environ.get(
                 "RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
                 "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0",
+            storage_trial_dir=trial.storage_dir if self.remote else None,
             env=({} if getattr(self.backend, "assigns_devices", False)
                  else {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in gpu_ids)}),
         )
@@ -458,7 +471,7 @@ class Runner:
 
     def _register_checkpoint(self, trial: Trial, name: str, metrics: dict[str, Any]) -> None:
         live = self.live[trial.trial_id]
-        path = os.path.join(trial.local_path, name)
+        path = self._ckpt_path(trial, name)
         index = int(name.rsplit("_", 1)[-1])
         live.next_checkpoint_index = max(live.next_checkpoint_index, index + 1)
         trial.checkpoint_path = path
@@ -480,7 +493,10 @@ class Runner:
 
     def _delete_checkpoint(self, owner: Trial, path: str) -> None:
         self.journal.append({"e": "ckpt_del", "t": owner.trial_id, "name": os.path.basename(path)})
-        shutil.rmtree(path, ignore_errors=True)
+        if self.remote is not None:
+            self.io.submit(self.remote.rm, path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
     def _gc_checkpoints(self) -> None:
         for t in self.trials:
@@ -808,6 +824,9 @@ class Runner:
             self._sched_dirty = False
             self.save_scheduler_state()
             self._last_state_save = now
+        if self.remote is not None and now - self._last_sync > 5.0:
+            self._last_sync = now
+            self.io.submit(self.remote.sync_dir, self.experiment_dir)
 
     def save_scheduler_state(self) -> None:
         path = os.path.join(self.experiment_dir, SCHEDULER_STATE_FILE)
@@ -837,6 +856,8 @@ class Runner:
             self.io.close()
             self.save_scheduler_state()
             self.backend.shutdown()
+            if self.remote is not None:  # the final state of every file, on storage
+                self.remote.sync_dir(self.experiment_dir)
 
 
 class _AsyncWriter:

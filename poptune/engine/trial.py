@@ -52,6 +52,9 @@ class Trial:
     experiment_tag: str = ""
     local_path: str = ""
     dirname: str = ""
+    #: the trial directory on the experiment's storage (a URI for remote storage);
+    #: checkpoints live here
+    storage_dir: str = ""
     status: TrialStatus = TrialStatus.PENDING
     last_result: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})

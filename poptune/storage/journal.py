@@ -77,8 +77,11 @@ def _truncate_partial_tail(path: str) -> None:
 class Journal:
     """Buffered, append-only JSON-lines writer."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, on_commit: Any = None) -> None:
         self.path = path
+        #: called with the bytes of each commit after they are written locally (remote
+        #: storage uploads them as a journal segment)
+        self.on_commit = on_commit
         _truncate_partial_tail(path)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._buffer: list[str] = []
@@ -96,6 +99,8 @@ class Journal:
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
+        if self.on_commit is not None:
+            self.on_commit(data)
 
     def close(self) -> None:
         if self._fd >= 0:
