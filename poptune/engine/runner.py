@@ -12,10 +12,7 @@ import base64
 import io
 import logging
 import os
-import pickle
-import shutil
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,25 +20,21 @@ import cloudpickle
 
 from poptune.backends._base import (
     Backend,
-    DoneEvent,
-    ErrorEvent,
     LaunchSpec,
-    ResultEvent,
-    SavedEvent,
-    StoppedEvent,
-    WorkerLostEvent,
 )
 from poptune.config import RunConfig, TuneConfig
+from poptune.engine._events import TrialEvents
+from poptune.engine._io import AsyncWriter, ckpt_record, rewrite_rows  # noqa: F401
 from poptune.engine.experiment import TrialHistory, default_trial_dirname, pack, timestamp
 from poptune.engine.resources import ResourcePool
 from poptune.engine.trial import Trial, TrialStatus
-from poptune.exceptions import TrialError, TuneError
-from poptune.schedulers._base import Exploit, SchedulerDecision, TrialScheduler
+from poptune.exceptions import TuneError
+from poptune.schedulers._base import Exploit, TrialScheduler
 from poptune.storage.checkpoints import TrialCheckpoints
 from poptune.storage.background import BackgroundIO
 from poptune.storage.journal import Journal
-from poptune.storage.trial_logs import TrialLogWriter, write_error, write_params
-from poptune.stopper import Stopper, TimeoutStopper
+from poptune.storage.trial_logs import TrialLogWriter, write_params
+from poptune.stopper import Stopper
 
 logger = logging.getLogger("poptune")
 
@@ -90,7 +83,7 @@ class _Live:
     next_checkpoint_index: int = 0
 
 
-class Runner:
+class Runner(TrialEvents):
     """Runs one experiment to completion (or interruption)."""
 
     def __init__(
@@ -195,7 +188,7 @@ class Runner:
             for name, metrics, rows in h.checkpoints:
                 if name not in h.deleted:
                     live.checkpoints.records.append(
-                        _record(self._ckpt_path(t, name), metrics, rows))
+                        ckpt_record(self._ckpt_path(t, name), metrics, rows))
             self.trials.append(t)
             self.by_id[t.trial_id] = t
             self.live[t.trial_id] = live
@@ -414,7 +407,7 @@ class Runner:
             m = live.checkpoints.latest.metrics
             start_iter, time_offset = m.get("training_iteration", 0), m.get("time_total_s", 0.0)
         if live.writer is None:
-            live.writer = _AsyncWriter(self.io, trial.local_path, "json" in self.sinks,
+            live.writer = AsyncWriter(self.io, trial.local_path, "json" in self.sinks,
                                        "csv" in self.sinks)
         spec = LaunchSpec(
             trial_id=trial.trial_id,
@@ -450,324 +443,8 @@ class Runner:
             if was_restore:
                 cb.on_trial_restore(self.iteration, self.trials, trial)
 
-    # ------------------------------------------------------------------------------------
-    # events
-    def _handle(self, event: Any) -> None:
-        trial = self.by_id.get(event.trial_id)
-        if trial is None:
-            return
-        if isinstance(event, ResultEvent):
-            self._on_result(trial, event.result)
-        elif isinstance(event, SavedEvent):
-            self._on_saved(trial, event.checkpoint_dir_name)
-        elif isinstance(event, DoneEvent):
-            self._on_done(trial)
-        elif isinstance(event, StoppedEvent):
-            self._on_stopped(trial)
-        elif isinstance(event, ErrorEvent):
-            self._on_error(trial, event.traceback, event.exception)
-        elif isinstance(event, WorkerLostEvent):
-            self._on_error(trial, f"WorkerLostError: {event.detail}\n", None, lost=True)
+    # trial events live in _events.TrialEvents (mixin)
 
-    def _register_checkpoint(self, trial: Trial, name: str, metrics: dict[str, Any]) -> None:
-        live = self.live[trial.trial_id]
-        path = self._ckpt_path(trial, name)
-        index = int(name.rsplit("_", 1)[-1])
-        live.next_checkpoint_index = max(live.next_checkpoint_index, index + 1)
-        trial.checkpoint_path = path
-        self._unpin(trial.restore_path)
-        trial.restore_path = None
-        live.restore_meta = None
-        self.journal.append({"e": "ckpt", "t": trial.trial_id, "name": name, "path": path,
-                             "index": index, "rows": live.rows,
-                             "m": _ckpt_metrics(metrics)})
-        assert live.checkpoints is not None
-        for old in live.checkpoints.add(path, {**_ckpt_metrics(metrics), "_rows": live.rows}):
-            self._delete_checkpoint(trial, old)
-        for cb in self.callbacks:
-            cb.on_checkpoint(self.iteration, self.trials, trial, path)
-            cb.on_trial_save(self.iteration, self.trials, trial)
-
-    def _restore_in_use(self, path: str, exclude: Trial) -> bool:
-        return any(t.restore_path == path for t in self.trials if t is not exclude)
-
-    def _delete_checkpoint(self, owner: Trial, path: str) -> None:
-        self.journal.append({"e": "ckpt_del", "t": owner.trial_id, "name": os.path.basename(path)})
-        if self.remote is not None:
-            self.io.submit(self.remote.rm, path)
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-
-    def _gc_checkpoints(self) -> None:
-        for t in self.trials:
-            live = self.live[t.trial_id]
-            if live.checkpoints is not None and self.ckpt_cfg.num_to_keep is not None:
-                for old in live.checkpoints.collect():
-                    self._delete_checkpoint(t, old)
-
-    def _on_result(self, trial: Trial, result: dict[str, Any]) -> None:
-        live = self.live[trial.trial_id]
-        result["experiment_tag"] = trial.experiment_tag
-        result["config"] = trial.config
-        journal_result = {k: v for k, v in result.items() if k != "config"}
-        self.journal.append({"e": "result", "t": trial.trial_id, "r": journal_result})
-        live.rows += 1
-        trial.last_result = result
-        if live.writer is not None:
-            live.writer.write(result)
-            self._dirty_writers.add(trial.trial_id)
-        ckpt_name = result.get("checkpoint_dir_name")
-        if ckpt_name:
-            self._register_checkpoint(trial, ckpt_name, result)
-        self.searcher.on_trial_result(trial.trial_id, result)
-        for cb in self.callbacks:
-            cb.on_trial_result(self.iteration, self.trials, trial, result)
-        if live.pending_action is not None:  # already told to stop: answer the same way
-            self.replies.append((trial.trial_id, "pause" if live.pending_action == "pause" else "stop"))
-            return
-        if self.is_class and not ckpt_name and self.scheduler.should_checkpoint(trial, result):
-            live.awaiting_save = result
-            self.replies.append((trial.trial_id, "save"))
-            return
-        self._decide(trial, result)
-
-    def _on_saved(self, trial: Trial, name: str) -> None:
-        live = self.live[trial.trial_id]
-        self._register_checkpoint(trial, name, trial.last_result)
-        if live.awaiting_save is not None:
-            result, live.awaiting_save = live.awaiting_save, None
-            self._decide(trial, result)
-
-    def _decide(self, trial: Trial, result: dict[str, Any]) -> None:
-        live = self.live[trial.trial_id]
-        if result.get("done"):
-            self.replies.append((trial.trial_id, "continue"))
-            return
-        try:
-            stop = self.stopper(trial.trial_id, result)
-        except TuneError as exc:
-            self.fatal = exc
-            self.replies.append((trial.trial_id, "stop"))
-            live.pending_action = "stop"
-            return
-        if stop:
-            self.replies.append((trial.trial_id, "stop"))
-            live.pending_action = "stop"
-            return
-        decision = self.scheduler.on_trial_result(trial, result)
-        if decision != SchedulerDecision.CONTINUE:
-            self._sched_dirty = True
-        if isinstance(decision, Exploit):
-            self._log_exploit(decision)
-        self._take_exploits()
-        if live.pending_action == "exploit" and not isinstance(decision, Exploit):
-            self.replies.append((trial.trial_id, "stop"))  # taken exploit for this trial
-        elif isinstance(decision, Exploit):
-            live.pending_action = "exploit"
-            live.exploit = decision
-            self._pin(decision.checkpoint_path)
-            self.replies.append((trial.trial_id, "stop"))
-        elif decision == SchedulerDecision.STOP:
-            live.pending_action = "stop"
-            self.replies.append((trial.trial_id, "stop"))
-        elif decision == SchedulerDecision.PAUSE and not self.is_class and not trial.checkpoint_path:
-            # pausing would silently restart the trial from scratch (Ray #27170): keep it running
-            if not self._warned_pause:
-                self._warned_pause = True
-                logger.warning(
-                    "%s asked to pause trial %s, which has not reported a checkpoint; pausing it "
-                    "would restart it from scratch, so it keeps running. Report checkpoints with "
-                    "tune.report(..., checkpoint=...) so trials can be paused and resumed. "
-                    "(Warned once per experiment.)", type(self.scheduler).__name__, trial)
-            self.replies.append((trial.trial_id, "continue"))
-        elif decision == SchedulerDecision.PAUSE:
-            live.pending_action = "pause"
-            self.replies.append((trial.trial_id, "pause"))
-        else:
-            self.replies.append((trial.trial_id, "continue"))
-
-    def _pin(self, path: str) -> None:
-        self.pinned[path] = self.pinned.get(path, 0) + 1
-
-    def _unpin(self, path: str | None) -> None:
-        if path and path in self.pinned:
-            self.pinned[path] -= 1
-            if self.pinned[path] <= 0:
-                del self.pinned[path]
-
-    def _take_exploits(self) -> None:
-        """Carry out exploits and stops the scheduler decided outside ``on_trial_result``."""
-        self._apply_exploits(self.scheduler.take_exploits())
-        for trial_id in self.scheduler.take_stops():
-            trial = self.by_id.get(trial_id)
-            if trial is None or trial.is_finished:
-                continue
-            if trial.status == TrialStatus.RUNNING:
-                live = self.live[trial.trial_id]
-                live.pending_action = "stop"
-                live.exploit = None
-            else:
-                self._on_done(trial)
-
-    def _apply_exploits(self, exploits: list[Exploit]) -> None:
-        for ex in exploits:
-            target = self.by_id.get(ex.trial_id)
-            if target is None:
-                continue
-            self._log_exploit(ex)
-            if target.status == TrialStatus.RUNNING:
-                live = self.live[target.trial_id]
-                live.pending_action = "exploit"
-                live.exploit = ex
-                self._pin(ex.checkpoint_path)
-                continue  # carried out when it next reports / stops
-            self._carry_out_exploit(target, ex)
-
-    def _carry_out_exploit(self, trial: Trial, ex: Exploit) -> None:
-        donor = self.by_id.get(ex.donor_trial_id)
-        live = self.live[trial.trial_id]
-        donor_meta = {"it": ex.donor_result.get("training_iteration", 0),
-                      "tt": ex.donor_result.get("time_total_s", 0.0)}
-        if donor is not None:
-            dl = self.live[donor.trial_id]
-            for rec in dl.checkpoints.records if dl.checkpoints else []:
-                if rec.path == ex.checkpoint_path:
-                    donor_meta = {"it": rec.metrics.get("training_iteration", 0),
-                                  "tt": rec.metrics.get("time_total_s", 0.0)}
-        trial.config = ex.config
-        if getattr(ex, "experiment_tag", None):
-            trial.experiment_tag = ex.experiment_tag
-        old_restore = trial.restore_path
-        trial.restore_path = ex.checkpoint_path
-        self._pin(ex.checkpoint_path)
-        self._unpin(old_restore)
-        live.restore_meta = donor_meta
-        self.journal.append({"e": "config", "t": trial.trial_id,
-                             "config": base64.b64encode(self._config_blob(ex.config)).decode(),
-                             "restore": {"path": ex.checkpoint_path, **donor_meta}})
-
-    def _log_exploit(self, ex: Exploit) -> None:
-        """Append the exploit to pbt_global.txt / pbt_policy_*.txt when it is decided."""
-        trial, donor = self.by_id.get(ex.trial_id), self.by_id.get(ex.donor_trial_id)
-        if not getattr(self.scheduler, "log_config", False) or trial is None or donor is None:
-            return
-        from poptune.storage.pbt_log import write_exploit_logs
-
-        line = getattr(ex, "log_line", None) or [
-            trial.experiment_tag, donor.experiment_tag,
-            trial.last_result.get("training_iteration", 0),
-            ex.donor_result.get("training_iteration", 0), donor.config, ex.config,
-        ]
-        write_exploit_logs(self.experiment_dir, trial.trial_id, donor.trial_id, line)
-
-    def _finish_running(self, trial: Trial) -> None:
-        self.pool.release(trial.trial_id)
-        live = self.live[trial.trial_id]
-        live.stop_requested_at = None
-
-    def _close_writer(self, trial: Trial) -> None:
-        live = self.live[trial.trial_id]
-        if live.writer is not None:
-            live.writer.close()
-            live.writer = None
-            self._dirty_writers.discard(trial.trial_id)
-
-    def _on_done(self, trial: Trial) -> None:
-        self._finish_running(trial)
-        self._set_status(trial, TrialStatus.TERMINATED)
-        trial.last_result = {**trial.last_result, "done": True}
-        self.journal.append({"e": "status", "t": trial.trial_id, "s": "TERMINATED"})
-        self._close_writer(trial)
-        self._unpin(trial.restore_path)
-        self.scheduler.on_trial_complete(trial, trial.last_result)
-        self._take_exploits()
-        self.searcher.on_trial_complete(trial.trial_id, trial.last_result, error=False)
-        for cb in self.callbacks:
-            cb.on_trial_complete(self.iteration, self.trials, trial)
-
-    def _on_stopped(self, trial: Trial) -> None:
-        self._finish_running(trial)
-        live = self.live[trial.trial_id]
-        action, live.pending_action = live.pending_action, None
-        if action == "exploit" and live.exploit is not None:
-            ex, live.exploit = live.exploit, None
-            self._carry_out_exploit(trial, ex)
-            self._unpin(ex.checkpoint_path)
-            self._set_status(trial, TrialStatus.PAUSED)
-            self.journal.append({"e": "status", "t": trial.trial_id, "s": "PAUSED"})
-            return
-        if action == "pause" and not self.stopping_all:
-            self._set_status(trial, TrialStatus.PAUSED)
-            self.journal.append({"e": "status", "t": trial.trial_id, "s": "PAUSED"})
-            return
-        if action == "kill":  # interrupted: stays unfinished in the journal
-            self._set_status(trial, TrialStatus.PAUSED)
-            return
-        self._on_done(trial)
-
-    def _on_error(self, trial: Trial, tb: str, blob: bytes | None, lost: bool = False) -> None:
-        self._finish_running(trial)
-        live = self.live[trial.trial_id]
-        if live.pending_action in ("stop", "kill") and lost:
-            self._on_stopped(trial)
-            return
-        live.pending_action = None
-        live.awaiting_save = None
-        trial.num_failures += 1
-        trial.error_file = write_error(trial.local_path, tb, blob)
-        last_line = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
-        trial.error_msg = last_line
-        retry = not self.fail_fast and (self.max_failures == -1 or trial.num_failures <= self.max_failures)
-        if retry:
-            logger.warning("Trial %s failed (%s); retrying from its latest checkpoint (%d/%s)",
-                           trial, last_line, trial.num_failures,
-                           "inf" if self.max_failures == -1 else self.max_failures)
-            self._rollback_to_checkpoint(trial)
-            self._set_status(trial, TrialStatus.PENDING)
-            self.journal.append({"e": "status", "t": trial.trial_id, "s": "PENDING",
-                                 "failures": trial.num_failures, "msg": last_line,
-                                 "file": trial.error_file})
-            for cb in self.callbacks:
-                cb.on_trial_error(self.iteration, self.trials, trial)
-            return
-        self._set_status(trial, TrialStatus.ERROR)
-        self.journal.append({"e": "status", "t": trial.trial_id, "s": "ERROR",
-                             "failures": trial.num_failures, "msg": last_line,
-                             "file": trial.error_file})
-        self._close_writer(trial)
-        self._unpin(trial.restore_path)
-        self.scheduler.on_trial_error(trial)
-        self._take_exploits()
-        self.searcher.on_trial_complete(trial.trial_id, None, error=True)
-        for cb in self.callbacks:
-            cb.on_trial_error(self.iteration, self.trials, trial)
-        if self.fail_fast:
-            self.stopping_all = True
-            self._stop_everything()
-            if self.fail_fast == "raise":
-                exc: BaseException | None = None
-                if blob is not None:
-                    try:
-                        exc = pickle.loads(blob)
-                    except Exception:  # noqa: BLE001
-                        exc = None
-                self.fatal = exc if exc is not None else TrialError(f"Trial {trial} failed:\n{tb}")
-
-    def _rollback_to_checkpoint(self, trial: Trial) -> None:
-        """Forget results after the checkpoint the trial restarts from (no duplicates)."""
-        live = self.live[trial.trial_id]
-        if trial.restore_path:
-            return  # a pending exploit: it restarts from the donor's checkpoint anyway
-        latest = live.checkpoints.latest if live.checkpoints else None
-        keep_rows = latest.metrics.get("_rows", live.rows) if latest else 0
-        if keep_rows >= live.rows:
-            return
-        self._close_writer(trial)
-        self.io.submit(rewrite_rows, trial.local_path, keep_rows)
-        live.rows = keep_rows
-        self.journal.append({"e": "rollback", "t": trial.trial_id, "rows": keep_rows})
-
-    # ------------------------------------------------------------------------------------
     def _check_stop_all(self) -> None:
         if self.stopping_all:
             return
@@ -859,58 +536,3 @@ class Runner:
             if self.remote is not None:  # the final state of every file, on storage
                 self.remote.sync_dir(self.experiment_dir)
 
-
-class _AsyncWriter:
-    """A :class:`TrialLogWriter` whose file operations run on the background I/O thread."""
-
-    def __init__(self, io: BackgroundIO, trial_dir: str, json: bool = True, csv: bool = True) -> None:
-        self._io = io
-        self._box: list[TrialLogWriter] = []
-        if json or csv:
-            io.submit(self._open, trial_dir, json, csv)
-
-    def _open(self, trial_dir: str, json: bool, csv: bool) -> None:
-        os.makedirs(trial_dir, exist_ok=True)
-        self._box.append(TrialLogWriter(trial_dir, json, csv))
-
-    def _call(self, name: str, *args: Any) -> None:
-        if self._box:
-            getattr(self._box[0], name)(*args)
-
-    def write(self, result: dict[str, Any]) -> None:
-        self._io.submit(self._call, "write", result)
-
-    def flush(self) -> None:
-        self._io.submit(self._call, "flush")
-
-    def close(self) -> None:
-        self._io.submit(self._call, "close")
-
-
-def _record(path: str, metrics: dict[str, Any], rows: int) -> Any:
-    from poptune.storage.checkpoints import CheckpointRecord
-
-    return CheckpointRecord(path, {**metrics, "_rows": rows}, rows)
-
-
-def _ckpt_metrics(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k != "config"}
-
-
-def rewrite_rows(trial_dir: str, keep_rows: int) -> None:
-    """Keep only the first ``keep_rows`` results in result.json and progress.csv."""
-    path = os.path.join(trial_dir, "result.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            lines = [ln for ln in f if ln.endswith("\n")][:keep_rows]
-        with open(path, "w") as f:
-            f.writelines(lines)
-    path = os.path.join(trial_dir, "progress.csv")
-    if os.path.exists(path):
-        with open(path, newline="") as f:
-            lines = f.read().splitlines(keepends=True)
-        with open(path, "w", newline="") as f:
-            f.writelines(lines[: keep_rows + 1] if keep_rows else [])
-
-
-_ = traceback
