@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml Makefile
 	# CPU build of torch from this machine's disk (an unpinned torch pulls a CUDA build).
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,examples]'
+	# nevergrad pins an old bayesian-optimization; install it beside the new one (see NevergradSearch)
+	$(PY) -m pip install -q --no-deps nevergrad==1.0.12 cma directsearch
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -17,8 +17,15 @@ EXTRAS = {
     "distributed": "dask",
     "optuna": "optuna",
     "hyperopt": "hyperopt",
+    "bayes_opt": "bayesopt",
+    "nevergrad": "nevergrad",
     "tensorboardX": "tensorboard",
     "mlflow": "mlflow",
+    "starlette": "dashboard",
+    "uvicorn": "dashboard",
+    "keras": "keras",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
 }
 
 

@@ -317,9 +317,15 @@ class Tuner:
             alg = SearchGenerator(alg)
         elif not isinstance(alg, SearchAlgorithm):
             raise bad_type("search_alg", alg, "a poptune Searcher or SearchAlgorithm")
-        if not self._restore or getattr(alg, "metric", None) is None:
+        accepted = (self._restore or {}).get("state", {}).get("space_accepted")
+        if self._restore and accepted is not None and hasattr(alg, "_space_accepted"):
+            # the searcher in tuner.pkl already holds metric, mode and (if it took it) the
+            # space: asking again would get a Ray-style "already set" refusal
+            alg._space_accepted = accepted
+        elif not self._restore or getattr(alg, "metric", None) is None:
             alg.set_search_properties(tc.metric, tc.mode, self.param_space)
         alg.setup_experiment(self.param_space, tc.num_samples, tc.seed)
+        self._searcher_obj = alg
         return alg
 
     def _make_callbacks(self, searcher: Any) -> list[Any]:
@@ -352,7 +358,9 @@ class Tuner:
         )
         state = {"param_space": self.param_space, "tune_config": self.tune_config,
                  "run_config": run_config, "exp_hex": exp_hex,
-                 "trainable_name": trainable_name(self.trainable)}
+                 "trainable_name": trainable_name(self.trainable),
+                 "space_accepted": getattr(getattr(self, "_searcher_obj", None),
+                                           "_space_accepted", None)}
         try:
             blob = cloudpickle.dumps(state)
         except Exception:  # noqa: BLE001 - keep restore possible without the unpicklable parts

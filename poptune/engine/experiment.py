@@ -105,7 +105,14 @@ def replay_journal(path: str, constants: list[Any] | None = None,
             if rec.get("search_state") is not None:
                 search_state = rec["search_state"]
         elif kind == "search":
-            search_state = rec["state"]
+            if "file" in rec:
+                try:
+                    with open(os.path.join(exp_dir, rec["file"])) as f:
+                        search_state = f.read()
+                except FileNotFoundError:
+                    pass
+            else:
+                search_state = rec["state"]
         elif kind == "result":
             h = trials[rec["t"]]
             row = rec["r"]

@@ -40,6 +40,7 @@ logger = logging.getLogger("poptune")
 
 _SCALARS = (int, float, str, bytes, bool, type(None), complex)
 SCHEDULER_STATE_FILE = "scheduler_state.pkl"
+SEARCHER_STATE_FILE = "searcher_state.b64"
 _STOP_GRACE_S = 10.0
 
 
@@ -365,14 +366,36 @@ class Runner(TrialEvents):
         self.by_id[trial_id] = trial
         self.live[trial_id] = live
         self._set_status(trial, TrialStatus.PENDING)
-        save_state = getattr(self.searcher, "save_state", None)
         self.journal.append({
             "e": "trial", "id": trial_id, "trainable": self.trainable_name,
             "config": base64.b64encode(self._config_blob(config)).decode(),
             "tag": tag, "path": trial.local_path, "dirname": trial.dirname,
             "resources": resources, "params": params, "name": trial.custom_trial_name,
-            "search_state": pack(save_state()) if save_state else None,
         })
+        self._record_search_state()
+
+    def _record_search_state(self) -> None:
+        """Make the searcher's state part of the experiment after it changed.
+
+        A small state goes into the journal itself (exactly in step with the trials); a big
+        one (a model-based searcher's history) is written to ``searcher_state.pkl`` and the
+        journal only notes that, so the journal does not grow quadratically.
+        """
+        save_state = getattr(self.searcher, "save_state", None)
+        if save_state is None:
+            return
+        try:
+            blob = pack(save_state())
+        except Exception:  # noqa: BLE001 - a searcher whose state cannot be pickled
+            return
+        if len(blob) <= 4096:
+            self.journal.append({"e": "search", "state": blob})
+            return
+        path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
+        with open(path + ".tmp", "w") as f:
+            f.write(blob)
+        os.replace(path + ".tmp", path)
+        self.journal.append({"e": "search", "file": SEARCHER_STATE_FILE})
 
     def _launch(self) -> None:
         if self.stopping_all:
