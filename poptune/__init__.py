@@ -27,6 +27,15 @@ _EXPORTS: dict[str, str] = {
     "Result": "poptune.results",
     "ResultGrid": "poptune.results",
     "Stopper": "poptune.stopper",
+    "CombinedStopper": "poptune.stopper",
+    "ExperimentPlateauStopper": "poptune.stopper",
+    "FunctionStopper": "poptune.stopper",
+    "MaximumIterationStopper": "poptune.stopper",
+    "TimeoutStopper": "poptune.stopper",
+    "TrialPlateauStopper": "poptune.stopper",
+    "run": "poptune.legacy",
+    "ExperimentAnalysis": "poptune.analysis",
+    "checkpoint_dir": "poptune.session",
     "Trainable": "poptune.trainable",
     "with_parameters": "poptune.trainable",
     "with_resources": "poptune.trainable",
@@ -51,6 +60,8 @@ _EXPORTS: dict[str, str] = {
     "init": "poptune._compat",
     "shutdown": "poptune._compat",
     "is_initialized": "poptune._compat",
+    "put": "poptune._compat",
+    "get": "poptune._compat",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -80,16 +91,21 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from poptune.analysis import ExperimentAnalysis
     from poptune.callbacks import Callback
     from poptune.checkpoint import Checkpoint
     from poptune.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
     from poptune.exceptions import TuneError
+    from poptune.legacy import run
     from poptune.results import Result, ResultGrid
     from poptune.search.sample import (
         choice, grid_search, lograndint, loguniform, qlograndint, qloguniform, qrandint, qrandn,
         quniform, randint, randn, sample_from, uniform,
     )
-    from poptune.session import TuneContext, get_checkpoint, get_context, report
-    from poptune.stopper import Stopper
+    from poptune.session import TuneContext, checkpoint_dir, get_checkpoint, get_context, report
+    from poptune.stopper import (
+        CombinedStopper, ExperimentPlateauStopper, FunctionStopper, MaximumIterationStopper,
+        Stopper, TimeoutStopper, TrialPlateauStopper,
+    )
     from poptune.trainable import Trainable, with_parameters, with_resources
     from poptune.tuner import Tuner

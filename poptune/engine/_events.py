@@ -219,6 +219,10 @@ class TrialEvents:
                     donor_meta = {"it": rec.metrics.get("training_iteration", 0),
                                   "tt": rec.metrics.get("time_total_s", 0.0)}
         trial.config = ex.config
+        from poptune.search.variant_generator import flatten_dict
+
+        flat = flatten_dict(ex.config)  # the progress table shows current values
+        trial.evaluated_params = {k: flat.get(k, v) for k, v in trial.evaluated_params.items()}
         if getattr(ex, "experiment_tag", None):
             trial.experiment_tag = ex.experiment_tag
         old_restore = trial.restore_path

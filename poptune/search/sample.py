@@ -470,7 +470,15 @@ def uniform(lower: float, upper: float) -> Float:
     Example:
         >>> -5 <= uniform(-5, -1).sample(random_state=0) < -1
         True
+
+    Reversed bounds (``uniform(1e-2, 1e-5)``, as in Ray's DCGAN example) are accepted as Ray
+    accepts them, with a warning, and mean the same interval.
     """
+    if isinstance(lower, (int, float)) and isinstance(upper, (int, float)) and lower > upper:
+        warnings.warn(
+            f"uniform({lower!r}, {upper!r}): `lower` is greater than `upper`; sampling from "
+            f"[{upper!r}, {lower!r}) as Ray Tune does", UserWarning, stacklevel=2)
+        lower, upper = upper, lower
     return Float(lower, upper).uniform()
 
 
