@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml Makefile
 venv: $(STAMP)
 
 test: $(STAMP)
+	bash .ci/install-browser.sh   # Debian's chromium + chromedriver for the dashboard browser test
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 demo: $(STAMP)

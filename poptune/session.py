@@ -17,8 +17,8 @@ import datetime
 import os
 import shutil
 import socket
-import threading
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -332,7 +332,7 @@ def checkpoint_dir(step: int) -> Iterator[str]:
     """
     if step is None:
         raise bad_value("step", step, "the int iteration of this checkpoint (checkpoint_dir(step))")
-    session = _session
+    session = current_session()
     if session is None:
         yield os.path.abspath("./")
         return
@@ -347,14 +347,16 @@ def checkpoint_dir(step: int) -> Iterator[str]:
 
 def _flush_pending_checkpoint() -> None:
     """Report a checkpoint written by ``checkpoint_dir`` after the last report (see there)."""
-    if _session is not None:
-        _session._flush_pending_checkpoint()
+    session = current_session()
+    if session is not None:
+        session._flush_pending_checkpoint()
 
 
 def _discard_pending_checkpoint() -> None:
     """Drop an unreported ``checkpoint_dir`` checkpoint (the trial failed or was stopped)."""
-    if _session is not None:
-        _session._discard_pending_checkpoint()
+    session = current_session()
+    if session is not None:
+        session._discard_pending_checkpoint()
 
 
 def get_trial_id() -> str:

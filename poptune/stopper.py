@@ -12,10 +12,14 @@ Example:
 from __future__ import annotations
 
 import abc
+import math
+import numbers
 import time
-from typing import Any, Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from poptune._validation import bad_type, check_in_range
+from poptune._validation import bad_type, bad_value, check_in_range, check_mode, check_one_of
 from poptune.exceptions import TuneError
 
 
@@ -154,6 +158,178 @@ def as_stopper(stop: Any) -> Stopper:
     raise bad_type("stop", stop, "a dict, a callable(trial_id, result) or a Stopper")
 
 
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise bad_value(name, value, f"an int >= {low}")
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing or not a real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
+def _pstdev(values: list[float]) -> float:
+    """Population standard deviation (NumPy's ``np.std`` default, ``ddof=0``)."""
+    mean = math.fsum(values) / len(values)
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
+
+
+class TrialPlateauStopper(Stopper):
+    """Stop a trial once ``metric`` has stopped moving (Ray Tune's semantics).
+
+    After each result the stopper looks at the trial's last ``num_results`` values of
+    ``metric``. It stops the trial when all of these hold:
+
+    * the trial has reported at least ``grace_period`` results (and ``num_results`` of them);
+    * with ``metric_threshold`` set, the current value is at least as good as the threshold
+      (``<= metric_threshold`` for ``mode="min"``, ``>=`` for ``mode="max"``);
+    * the population standard deviation of those values is below ``std``.
+
+    A window holding a missing, non-numeric or non-finite value never counts as a plateau.
+
+    Args:
+        metric: the metric to watch (``"a/b"`` reaches nested metrics).
+        std: the standard deviation below which the trial has plateaued.
+        num_results: how many of the latest results form the window.
+        grace_period: the minimum number of results before a trial can be stopped.
+        metric_threshold: only stop trials whose current value is this good.
+        mode: ``"min"`` or ``"max"``; required with ``metric_threshold``.
+
+    Example:
+        >>> stopper = TrialPlateauStopper("loss", std=0.01, num_results=3, grace_period=3)
+        >>> [stopper("t1", {"loss": v}) for v in (0.9, 0.5, 0.5, 0.5)]
+        [False, False, False, True]
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        std: float = 0.01,
+        num_results: int = 4,
+        grace_period: int = 4,
+        metric_threshold: float | None = None,
+        mode: str | None = None,
+    ) -> None:
+        if not isinstance(metric, str) or not metric:
+            raise bad_type("metric", metric, "a non-empty str")
+        check_in_range("std", std, 0)
+        _check_int("num_results", num_results, 1)
+        _check_int("grace_period", grace_period, 0)
+        check_mode(mode)
+        if metric_threshold is not None:
+            check_in_range("metric_threshold", metric_threshold)
+            if mode is None:
+                raise bad_value("mode", mode, "'min' or 'max' when `metric_threshold` is set")
+        self._metric = metric
+        self._std = float(std)
+        self._num_results = num_results
+        self._grace_period = grace_period
+        self._metric_threshold = metric_threshold
+        self._mode = mode
+        self._counts: dict[str, int] = {}
+        self._windows: dict[str, deque[float | None]] = {}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        value = _number(lookup(result, self._metric)[1])
+        window = self._windows.get(trial_id)
+        if window is None:
+            window = self._windows[trial_id] = deque(maxlen=self._num_results)
+        window.append(value)
+        self._counts[trial_id] = self._counts.get(trial_id, 0) + 1
+        if self._counts[trial_id] < self._grace_period or len(window) < self._num_results:
+            return False
+        if self._metric_threshold is not None and value is not None:
+            if self._mode == "min" and value > self._metric_threshold:
+                return False
+            if self._mode == "max" and value < self._metric_threshold:
+                return False
+        values = [v for v in window if v is not None and math.isfinite(v)]
+        if len(values) < len(window):
+            return False
+        return _pstdev(values) < self._std
+
+
+class ExperimentPlateauStopper(Stopper):
+    """Stop the whole experiment once the best ``top`` values of ``metric`` agree.
+
+    Every result of every trial is offered to a leaderboard of the ``top`` best values seen so
+    far (smallest for ``mode="min"``, largest for ``mode="max"``). The leaderboard has
+    plateaued when it is full and its population standard deviation is ``<= std``. The stopper
+    counts consecutive results after which the leaderboard has plateaued (a result after which
+    it has not resets the count); once the count reaches ``patience`` (at least 1, so
+    ``patience=0`` and ``patience=1`` both act on the first plateaued result) it stops the
+    trial that reported and, through ``stop_all``, the whole experiment. Every result must
+    report ``metric``.
+
+    Args:
+        metric: the metric to watch (``"a/b"`` reaches nested metrics).
+        std: the standard deviation at or below which the leaderboard has plateaued.
+        top: how many of the best values form the leaderboard (an int > 1).
+        mode: ``"min"`` or ``"max"``: which values are the best.
+        patience: how many consecutive plateaued results to wait for.
+
+    Raises:
+        TuneError: (from ``__call__``) a result does not report ``metric``.
+
+    Example:
+        >>> stopper = ExperimentPlateauStopper("loss", std=0.001, top=3, mode="min")
+        >>> [stopper(t, {"loss": 0.5}) for t in ("a", "b", "c")]
+        [False, False, True]
+        >>> stopper.stop_all()
+        True
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        std: float = 0.001,
+        top: int = 10,
+        mode: str = "min",
+        patience: int = 0,
+    ) -> None:
+        if not isinstance(metric, str) or not metric:
+            raise bad_type("metric", metric, "a non-empty str")
+        check_one_of("mode", mode, ("min", "max"))
+        if isinstance(top, bool) or not isinstance(top, int) or top <= 1:
+            raise bad_value("top", top, "an int > 1")
+        _check_int("patience", patience, 0)
+        check_in_range("std", std, 0, low_open=True)
+        self._metric = metric
+        self._std = float(std)
+        self._top = top
+        self._mode = mode
+        self._patience = patience
+        self._iterations = 0
+        self._top_values: list[float] = []
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        found, raw = lookup(result, self._metric)
+        value = _number(raw)
+        if not found or value is None:
+            raise TuneError(
+                f"ExperimentPlateauStopper watches {self._metric!r}, but trial {trial_id} "
+                f"reported {'no such metric' if not found else repr(raw)}; report it as a "
+                "number with every result"
+            )
+        values = sorted([*self._top_values, value])
+        self._top_values = values[: self._top] if self._mode == "min" else values[-self._top:]
+        if self.has_plateaued():
+            self._iterations += 1
+        else:
+            self._iterations = 0
+        return self.stop_all()
+
+    def has_plateaued(self) -> bool:
+        """True when the leaderboard is full and its standard deviation is ``<= std``."""
+        return len(self._top_values) == self._top and _pstdev(self._top_values) <= self._std
+
+    def stop_all(self) -> bool:
+        return self.has_plateaued() and self._iterations >= self._patience
+
+
 __all__ = [
-    "CombinedStopper", "FunctionStopper", "MaximumIterationStopper", "Stopper", "TimeoutStopper",
+    "CombinedStopper", "ExperimentPlateauStopper", "FunctionStopper", "MaximumIterationStopper",
+    "Stopper", "TimeoutStopper", "TrialPlateauStopper",
 ]

@@ -261,6 +261,7 @@ class Tuner:
             journal = Journal(os.path.join(exp_dir, JOURNAL_FILE),
                               on_commit=remote.put_journal_segment if remote else None)
             journal.append({"e": "exp", "name": exp_name, "trainable": name,
+                            "metric": tc.metric, "mode": tc.mode,
                             "start": time.time(), "exp_hex": exp_hex})
             journal.close()
         callbacks = self._make_callbacks(searcher)

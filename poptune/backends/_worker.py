@@ -197,9 +197,18 @@ class Worker:
             params = {}  # type: ignore[assignment]
         if "checkpoint_dir" in params:  # legacy `train(config, checkpoint_dir=None)`
             kwargs["checkpoint_dir"] = spec.restore_path
-        ret = fn(config, **kwargs)
+        try:
+            ret = fn(config, **kwargs)
+        except BaseException:
+            discard = getattr(sess, "_discard_pending_checkpoint", None)
+            if discard is not None:  # a legacy `checkpoint_dir` nobody reported
+                discard()
+            raise
         if isinstance(ret, dict) and ret:
             sess.report({**ret, "done": True})
+        flush = getattr(sess, "_flush_pending_checkpoint", None)
+        if flush is not None:  # a legacy `checkpoint_dir` written after the last report
+            flush()
 
     def _run_class(self, cls: Any, config: dict[str, Any], spec: LaunchSpec, sess: _Session,
                    state: dict[str, Any]) -> None:

@@ -421,6 +421,8 @@ class PopulationBasedTraining(FIFOScheduler):
             )
         self._trials[trial.trial_id] = trial
         if trial.trial_id in self._states:
+            if not trial.status.is_finished():  # restored to run again (e.g. restart_errored)
+                self._gone.discard(trial.trial_id)
             return
         index = max((s.index for s in self._states.values()), default=-1) + 1
         self._states[trial.trial_id] = _TrialState(orig_tag=trial.experiment_tag, index=index)

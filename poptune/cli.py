@@ -1,0 +1,323 @@
+"""The ``poptune`` command: list, inspect, plot, serve and resume experiments.
+
+Every subcommand has ``--help``. Exit codes: 0 success, 1 runtime failure (including
+``resume`` ending with errored trials), 2 usage error (bad arguments, missing experiment).
+``EXPERIMENT`` is a path or a name under the storage directory (``--storage``, else
+``$POPTUNE_STORAGE_PATH``, else ``~/poptune_results``).
+
+Example:
+    $ poptune ls
+    $ poptune show pbt_function_api_example
+    $ poptune plot pbt_function_api_example --out plots/
+    $ poptune dashboard --port 8265
+    $ poptune resume my_exp --trainable train:objective
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from poptune.exceptions import TuneError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: one line on stderr, exit code 2."""
+
+
+def default_storage() -> str:
+    from poptune.config import default_storage_path
+
+    return os.path.abspath(os.path.expanduser(default_storage_path()))
+
+
+def resolve_experiment(arg: str, storage: str | None) -> str:
+    """The experiment directory ``arg`` names (a path, or a name under ``storage``)."""
+    root = os.path.expanduser(storage) if storage else default_storage()
+    candidates = [os.path.expanduser(arg)]
+    if not os.path.isabs(candidates[0]):
+        candidates.append(os.path.join(root, arg))
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, "journal.jsonl")):
+            return os.path.abspath(path)
+    for path in candidates:
+        if os.path.isdir(path):
+            raise UsageError(f"{path} is not a poptune experiment (it has no journal.jsonl)")
+    where = " and ".join(dict.fromkeys(candidates))
+    raise UsageError(f"no experiment {arg!r} (looked in {where})")
+
+
+# -- output helpers -------------------------------------------------------------------------
+def _console() -> Any:
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=int(os.environ.get("COLUMNS") or 200), no_color=True)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _when(ts: Any) -> str:
+    if not isinstance(ts, (int, float)):
+        return "-"
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+
+
+# -- commands ---------------------------------------------------------------------------------
+def cmd_ls(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from poptune.dashboard.data import ExperimentView, experiment_names
+
+    root = os.path.abspath(os.path.expanduser(args.storage)) if args.storage else default_storage()
+    if args.storage and not os.path.isdir(root):
+        raise UsageError(f"storage directory {root} does not exist")
+    rows = []
+    for name in experiment_names(root):
+        view = ExperimentView(os.path.join(root, name))
+        view.refresh()
+        rows.append(view.summary(args.metric, args.mode))
+    console = _console()
+    if not rows:
+        console.print(f"No experiments in {root}")
+        return EXIT_OK
+    rows.sort(key=lambda e: e["start"] or 0, reverse=True)
+    console.print(f"Experiments in {root}")
+    table = Table()
+    for col in ("experiment", "status", "trials", "best", "started", "results", "exploits"):
+        table.add_column(col, no_wrap=col != "trials",
+                         justify="right" if col in ("results", "exploits") else "left")
+    for e in rows:
+        best = (f"{e['metric']}={_fmt(e['best']['value'])} ({e['mode']})"
+                if e["best"] else "-")
+        table.add_row(e["name"], e["status"], f"{e['num_trials']}: {_counts(e['counts'])}",
+                      best, _when(e["start"]), str(e["num_results"]), str(e["num_exploits"]))
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from poptune.dashboard.data import ExperimentView
+
+    view = ExperimentView(resolve_experiment(args.experiment, args.storage))
+    view.refresh()
+    s = view.summary(args.metric, args.mode)
+    metric, mode = s["metric"], s["mode"]
+    trials = view.trial_rows(metric)
+    if metric and mode:
+        sign = -1 if mode == "max" else 1
+        trials.sort(key=lambda t: (t["metric"] is None, sign * (t["metric"] or 0), t["id"]))
+    keys: dict[str, None] = {}
+    for t in trials:
+        keys.update(dict.fromkeys(t["config"] or {}))
+    console = _console()
+    best = (f"; best {metric}={_fmt(s['best']['value'])} ({s['best']['trial']})"
+            if s["best"] else "")
+    console.print(f"[bold]{s['name']}[/bold]  {s['status']}  {view.path}")
+    console.print(f"{s['num_trials']} trials ({_counts(s['counts'])}), "
+                  f"{s['num_results']} results, "
+                  f"{s['num_exploits']} exploits; started {_when(s['start'])}{best}")
+    table = Table(title_justify="left")
+    cols = ["trial", "status", "iter", f"{metric} ({mode})" if metric else "metric", *keys]
+    if s["num_exploits"]:
+        cols.append("exploits")
+    for col in cols:
+        table.add_column(col, no_wrap=True,
+                         justify="left" if col in ("trial", "status") else "right")
+    for t in trials:
+        row = [t["name"], t["status"], _fmt(t["iteration"]), _fmt(t["metric"])]
+        row += [_fmt((t["config"] or {}).get(k)) for k in keys]
+        if s["num_exploits"]:
+            row.append(str(t["num_exploits"]))
+        table.add_row(*row)
+    console.print(table)
+    failed = [t for t in trials if t["status"] == "ERROR" or t["error"]]
+    if failed:
+        console.print("[bold]Errors[/bold]")
+        for t in failed:
+            path = os.path.join(view.path, t["dirname"], "error.txt")
+            console.print(f"  {t['name']} ({t['status'].lower()}): {t['error'] or '?'}  [{path}]",
+                          markup=False, highlight=False)
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from poptune._imports import require
+
+    exp_dir = resolve_experiment(args.experiment, args.storage)
+    require("matplotlib", "poptune plot")
+    from poptune.plot import plot_all
+
+    out = args.out or os.path.join(exp_dir, "plots")
+    try:
+        paths = plot_all(exp_dir, out, metric=args.metric, mode=args.mode)
+    except ValueError as exc:  # e.g. no metric given and none recorded
+        raise UsageError(str(exc)) from None
+    for path in paths:
+        print(path)
+    return EXIT_OK
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from poptune.dashboard.app import serve
+
+    root = os.path.abspath(os.path.expanduser(args.storage)) if args.storage else default_storage()
+    if not os.path.isdir(root):
+        raise UsageError(f"storage directory {root} does not exist")
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in [1, 65535], got {args.port}")
+    serve(root, host=args.host, port=args.port, token=args.token)
+    return EXIT_OK
+
+
+def load_trainable(spec: str) -> Any:
+    """``module:function`` or ``path/to/file.py:function`` → the object it names."""
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"--trainable must look like module:function, got {spec!r}")
+    if module_name.endswith(".py"):
+        path = os.path.abspath(module_name)
+        if not os.path.isfile(path):
+            raise UsageError(f"--trainable: no file {path}")
+        folder, name = os.path.dirname(path), os.path.splitext(os.path.basename(path))[0]
+    else:
+        folder, name = os.getcwd(), module_name
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    # trial workers are separate processes: let them import the module too
+    parts = [folder, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise UsageError(f"--trainable: cannot import {name!r}: {exc}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise UsageError(f"--trainable: module {name!r} has no attribute {attr!r}") from None
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from poptune.tuner import Tuner
+
+    exp_dir = resolve_experiment(args.experiment, args.storage)
+    if not Tuner.can_restore(exp_dir):
+        raise UsageError(f"{exp_dir} cannot be resumed (it has no tuner.pkl)")
+    trainable = load_trainable(args.trainable)
+    tuner = Tuner.restore(exp_dir, trainable=trainable, resume_errored=args.resume_errored,
+                          restart_errored=args.restart_errored)
+    grid = tuner.fit()
+    errors = grid.num_errors
+    print(f"{exp_dir}: {len(grid)} trials, {grid.num_terminated} terminated, {errors} errored")
+    return EXIT_FAILURE if errors else EXIT_OK
+
+
+# -- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="poptune", description="Inspect, plot, serve and resume poptune experiments.",
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage error.")
+    from poptune import __version__
+
+    parser.add_argument("--version", action="version", version=f"poptune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    storage_help = "storage directory for EXPERIMENT names (default: $POPTUNE_STORAGE_PATH " \
+                   "or ~/poptune_results)"
+
+    def metric_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--metric", help="metric to rank by (default: the experiment's)")
+        p.add_argument("--mode", choices=("min", "max"), help="whether lower or higher is better")
+
+    p = sub.add_parser("ls", help="list experiments", description=(
+        "List the experiments in a storage directory: status (running, finished, "
+        "interrupted), trial counts by status, best metric and start time."))
+    p.add_argument("storage", nargs="?", metavar="STORAGE", help=storage_help)
+    metric_args(p)
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("show", help="show an experiment's trials", description=(
+        "Show the trial table of an experiment (status, iterations, metric, final "
+        "hyperparameters) and the first line of each trial's error."))
+    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
+    p.add_argument("--storage", help=storage_help)
+    metric_args(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("plot", help="write an experiment's plots as PNG", description=(
+        "Write the metric curves, PBT schedules and family tree, and metric-vs-hyperparameter "
+        "scatter plots of an experiment as PNG files (needs matplotlib: "
+        "pip install 'poptune[plot]')."))
+    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: EXPERIMENT/plots)")
+    p.add_argument("--storage", help=storage_help)
+    metric_args(p)
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("dashboard", help="serve the live web dashboard", description=(
+        "Serve the read-only web dashboard for every experiment in STORAGE. It binds "
+        "127.0.0.1 by default; any other --host requires a token (generated and printed "
+        "unless --token is given). Needs pip install 'poptune[dashboard]'."))
+    p.add_argument("storage", nargs="?", metavar="STORAGE", help=storage_help)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8265, help="port (default: 8265)")
+    p.add_argument("--token", help="token requests must carry (?token=...)")
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("resume", help="resume an interrupted experiment", description=(
+        "Continue an interrupted or crashed experiment with Tuner.restore(...).fit(). "
+        "Finished trials never re-run. Exits 1 if trials end in ERROR."))
+    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
+    p.add_argument("--trainable", required=True, metavar="MODULE:FUNCTION",
+                   help="the trainable, e.g. train:objective or path/to/train.py:objective")
+    p.add_argument("--resume-errored", action="store_true",
+                   help="resume errored trials from their latest checkpoint")
+    p.add_argument("--restart-errored", action="store_true",
+                   help="restart errored trials from scratch")
+    p.add_argument("--storage", help=storage_help)
+    p.set_defaults(func=cmd_resume)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``poptune`` command; returns the exit code (argparse errors exit with 2)."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "resume_errored", False) and getattr(args, "restart_errored", False):
+        print("poptune: error: --resume-errored and --restart-errored exclude each other",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"poptune {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"poptune {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (TuneError, OSError) as exc:
+        print(f"poptune {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""The dashboard's HTTP server: a read-only JSON API over :mod:`poptune.dashboard.data` plus
+the static front end shipped in ``poptune/dashboard/static``.
+
+Security model:
+
+* Only ``GET``/``HEAD``; no endpoint writes, executes or unpickles anything.
+* Names in URLs are validated and resolved inside the storage root (``..``, absolute paths
+  and symlinks that leave it are rejected with 400).
+* Without a token the app answers only requests whose ``Host`` is a loopback name (this
+  defeats DNS-rebinding from web pages), and :func:`serve` binds 127.0.0.1 by default.
+* Binding any other address requires a token (one is generated and printed if none is
+  given). Requests carry it as ``?token=``, an ``X-Poptune-Token`` header or
+  ``Authorization: Bearer``; a valid ``?token=`` also sets an HttpOnly cookie so the page's
+  own script and stylesheet requests pass. Anything else gets 401.
+
+Example:
+    >>> from poptune.dashboard import serve
+    >>> serve("~/poptune_results", port=8265)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import math
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+from poptune._imports import require
+from poptune.dashboard.data import (
+    JOURNAL,
+    ExperimentView,
+    PathError,
+    experiment_names,
+    finite,
+    resolve_inside,
+)
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+COOKIE = "poptune_token"
+_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy",
+     (b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+      b"frame-ancestors 'none'")),
+]
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None, unknown objects their ``str``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
+
+
+def exploit_event(view: ExperimentView, index: int) -> dict[str, Any]:
+    """Exploit ``index`` with the target's config before it (``old_config``), the donor's
+    (``donor_config``), the explored one (``new_config``) and the keys that ``changed``."""
+    ev = dict(view.exploits[index])
+    before = view.config_before(view.trials[ev["target"]], index) or {}
+    new = ev["new_config"] or {}
+    ev["old_config"] = before or None
+    ev["changed"] = sorted(k for k in set(new) | set(before)
+                           if before.get(k) != new.get(k)) if new else []
+    return ev
+
+
+def lineage_schedule(view: ExperimentView, trial_id: str) -> list[dict[str, Any]]:
+    """The configs the trial's current model trained with, oldest segment first.
+
+    Follows exploits backwards: a trial that cloned a donor's checkpoint at iteration ``k``
+    inherits the donor's schedule up to ``k``. Each segment is ``{trial, from, to, config,
+    exploit}`` (``exploit`` is the index of the exploit that started it, or None).
+    """
+    segments: list[dict[str, Any]] = []
+    tid, before, end = trial_id, len(view.exploits), None
+    for _ in range(len(view.exploits) + 1):
+        t = view.trials[tid]
+        idxs = [i for i in t.exploits if i < before]
+        start = (finite(view.exploits[idxs[-1]].get("donor_iter")) or 0) if idxs else 0
+        config = view.exploits[idxs[-1]]["new_config"] if idxs else view.initial_config(t)
+        if end is None:  # a trial exploited at its very end reports nothing after it
+            end = max(start, t.last.get("training_iteration", start) or 0)
+        segments.append({"trial": tid, "from": start, "to": end, "config": config,
+                         "exploit": idxs[-1] if idxs else None})
+        if not idxs:
+            break
+        tid, before, end = view.exploits[idxs[-1]]["donor"], idxs[-1], start
+    return segments[::-1]
+
+
+class Storage:
+    """All experiments under one storage root, each tailed incrementally (views are cached)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self._views: dict[str, ExperimentView] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> ExperimentView:
+        """The refreshed view of experiment ``name``; KeyError if there is none."""
+        path = resolve_inside(self.root, name)
+        if not os.path.isfile(os.path.join(path, JOURNAL)):
+            raise KeyError(name)
+        with self._lock:
+            view = self._views.get(name)
+            if view is None or view.path != path:
+                view = self._views[name] = ExperimentView(path)
+        view.refresh()
+        return view
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """The summary of every experiment, newest first."""
+        out = []
+        for name in experiment_names(self.root):
+            try:
+                view = self.get(name)
+            except (KeyError, PathError):
+                continue
+            with view.lock:
+                out.append(view.summary())
+        out.sort(key=lambda e: e["start"] or 0, reverse=True)
+        return out
+
+
+class _Guard:
+    """ASGI middleware: method, Host and token checks, and security headers on every reply."""
+
+    def __init__(self, app: Any, token: str | None, allowed_hosts: frozenset[str] | None) -> None:
+        self.app, self.token, self.allowed_hosts = app, token, allowed_hosts
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        set_cookie = False
+        if scope["method"] not in ("GET", "HEAD"):
+            return await self._reply(send, 405, "read-only dashboard: only GET is allowed")
+        if self.allowed_hosts is not None:
+            host = headers.get("host", "")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name.strip("[]") not in self.allowed_hosts:
+                return await self._reply(send, 403, f"host {host!r} not allowed")
+        if self.token is not None:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            given = (query.get("token") or [""])[0]
+            set_cookie = bool(given) and self._ok(given)
+            cookie = SimpleCookie(headers.get("cookie", ""))
+            bearer = headers.get("authorization", "")
+            candidates = [given, headers.get("x-poptune-token", ""),
+                          bearer[7:] if bearer.lower().startswith("bearer ") else "",
+                          cookie[COOKIE].value if COOKIE in cookie else ""]
+            if not any(self._ok(c) for c in candidates if c):
+                return await self._reply(send, 401, "a valid token is required")
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                extra = list(_HEADERS)
+                if set_cookie:
+                    extra.append((b"set-cookie", f"{COOKIE}={self.token}; HttpOnly; "
+                                  "SameSite=Strict; Path=/".encode()))
+                message = {**message, "headers": list(message.get("headers", [])) + extra}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _ok(self, candidate: str) -> bool:
+        assert self.token is not None
+        return hmac.compare_digest(candidate.encode(), self.token.encode())
+
+    @staticmethod
+    async def _reply(send: Any, status: int, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()), *_HEADERS]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(storage_root: str, token: str | None = None, *,
+               allowed_hosts: set[str] | None = None) -> Any:
+    """The Starlette app serving the dashboard for every experiment under ``storage_root``.
+
+    Args:
+        storage_root: directory holding experiment directories (``{root}/{name}/journal.jsonl``).
+        token: if given, every request must carry it (see the module docstring).
+        allowed_hosts: ``Host`` names accepted when there is no token (default: loopback
+            names). Ignored when a token is set.
+    """
+    require("starlette", "the poptune dashboard")
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    store = Storage(storage_root)
+
+    def reply(content: Any, status: int = 200) -> JSONResponse:
+        return JSONResponse(_clean(content), status_code=status)
+
+    def experiment_route(fn: Callable[[Request, ExperimentView], Any]) -> Callable[..., Any]:
+        def endpoint(request: Request) -> JSONResponse:
+            try:
+                view = store.get(request.path_params["name"])
+                trial = request.path_params.get("trial")
+                with view.lock:
+                    if trial is not None:
+                        resolve_inside(view.path, trial)  # same name rules as paths
+                        if trial not in view.trials:
+                            raise KeyError(trial)
+                    return reply(fn(request, view))
+            except PathError as exc:
+                return reply({"error": str(exc)}, 400)
+            except KeyError as exc:
+                return reply({"error": f"not found: {exc.args[0] if exc.args else ''}"}, 404)
+            except ValueError as exc:
+                return reply({"error": str(exc)}, 400)
+        return endpoint
+
+    def metric_mode(request: Request, view: ExperimentView) -> tuple[str | None, str | None]:
+        mode = request.query_params.get("mode")
+        if mode not in (None, "", "min", "max"):
+            raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
+        return view.metric_mode(request.query_params.get("metric") or None, mode or None)
+
+    def index(request: Request) -> FileResponse:
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"), media_type="text/html")
+
+    def experiments(request: Request) -> JSONResponse:
+        return reply({"experiments": store.experiments(), "now": time.time()})
+
+    def experiment(request: Request, view: ExperimentView) -> Any:
+        metric, mode = metric_mode(request, view)
+        keys: dict[str, None] = {}
+        for t in view.trials.values():
+            keys.update(dict.fromkeys(view.current_config(t) or {}))
+        return {**view.summary(metric, mode), "metrics": list(view.metric_keys),
+                "params": list(keys)}
+
+    def trials(request: Request, view: ExperimentView) -> Any:
+        metric, mode = metric_mode(request, view)
+        return {"metric": metric, "mode": mode, "metrics": list(view.metric_keys),
+                "status": view.status(), "best": view.best(metric, mode),
+                "trials": view.trial_rows(metric)}
+
+    def series(request: Request, view: ExperimentView) -> Any:
+        q = request.query_params
+        metric = q.get("metric") or view.metric_mode()[0] or "training_iteration"
+        x = q.get("x") or "training_iteration"
+        since: dict[str, tuple[int, int]] = {}
+        for item in filter(None, (q.get("since") or "").split(",")):
+            key, _, rest = item.partition(":")
+            epoch_text, _, count = rest.partition(":")
+            since[key] = (int(epoch_text or 0), int(count or 0))
+        wanted = [t for t in (q.get("trials") or "").split(",") if t]
+        if not wanted:
+            wanted = list(view.trials)
+        out = {}
+        for tid in wanted[:500]:
+            if tid not in view.trials:
+                raise KeyError(tid)
+            known = since.get(tid)  # (epoch, count) the client already has
+            out[tid] = view.series(tid, metric, x, known[1] if known else 0,
+                                   known[0] if known else None)
+        return {"metric": metric, "x": x, "series": out}
+
+    def exploits(request: Request, view: ExperimentView) -> Any:
+        start = max(0, int(request.query_params.get("since") or 0))
+        events = [exploit_event(view, i) for i in range(start, len(view.exploits))]
+        return {"next": len(view.exploits), "exploits": events}
+
+    def tree(request: Request, view: ExperimentView) -> Any:
+        metric, mode = metric_mode(request, view)
+        lanes = [{"id": t.trial_id, "tag": t.tag, "status": t.status,
+                  "first": t.rows[0].get("training_iteration") if t.rows else None,
+                  "iteration": t.last.get("training_iteration", 0) if t.last else 0,
+                  "metric": t.last.get(metric) if metric and t.last else None}
+                 for t in view.trials.values()]
+        edges = [{k: e[k] for k in ("id", "target", "donor", "target_iter", "donor_iter")}
+                 for e in view.exploits]
+        best = view.best(metric, mode)
+        ancestry = lineage_schedule(view, best["trial"]) if best else []
+        return {"metric": metric, "mode": mode, "trials": lanes, "exploits": edges,
+                "best": best, "best_lineage": ancestry}
+
+    def schedule(request: Request, view: ExperimentView) -> Any:
+        tid = request.path_params["trial"]
+        t = view.trials[tid]
+        changes = [{"iteration": 0, "config": view.initial_config(t), "exploit": None}]
+        changes += [{"iteration": view.exploits[i]["donor_iter"], "exploit": i,
+                     "donor": view.exploits[i]["donor"],
+                     "config": view.exploits[i]["new_config"]} for i in t.exploits]
+        return {"trial": tid, "iteration": t.last.get("training_iteration", 0),
+                "lineage": lineage_schedule(view, tid), "changes": changes}
+
+    def error(request: Request, view: ExperimentView) -> Any:
+        tid = request.path_params["trial"]
+        t = view.trials[tid]
+        return {"trial": tid, "status": t.status, "error": t.error,
+                "failures": t.failures, "text": view.error_text(tid)}
+
+    base = "/api/experiments/{name}"
+    routes = [
+        Route("/", index),
+        Route("/api/experiments", experiments),
+        Route(base, experiment_route(experiment)),
+        Route(base + "/trials", experiment_route(trials)),
+        Route(base + "/series", experiment_route(series)),
+        Route(base + "/exploits", experiment_route(exploits)),
+        Route(base + "/tree", experiment_route(tree)),
+        Route(base + "/trials/{trial}/schedule", experiment_route(schedule)),
+        Route(base + "/trials/{trial}/error", experiment_route(error)),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    hosts = None if token else frozenset(allowed_hosts or LOOPBACK_NAMES)
+    return Starlette(routes=routes, middleware=[Middleware(_Guard, token=token,
+                                                           allowed_hosts=hosts)])
+
+
+def resolve_token(host: str, token: str | None) -> str | None:
+    """The token to require: ``token``; or, off-loopback without one, a fresh random one."""
+    if token:
+        return token
+    return None if is_loopback(host) else secrets.token_urlsafe(24)
+
+
+def serve(storage_root: str, host: str = "127.0.0.1", port: int = 8265,
+          token: str | None = None, print_fn: Callable[[str], None] = print) -> None:
+    """Run the dashboard until interrupted. Binding a non-loopback ``host`` requires a token.
+
+    Args:
+        storage_root: directory of experiments to show.
+        host: address to bind; anything but loopback gets a token (printed if generated).
+        port: TCP port.
+        token: the token to require (optional on loopback).
+        print_fn: where the URL line goes.
+    """
+    uvicorn = require("uvicorn", "the poptune dashboard")
+    token = resolve_token(host, token)
+    hosts = LOOPBACK_NAMES | {host.strip("[]")} if is_loopback(host) else None
+    app = create_app(storage_root, token, allowed_hosts=set(hosts) if hosts else None)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    print_fn(f"poptune dashboard for {os.path.abspath(os.path.expanduser(storage_root))}: "
+             f"{url}  (Ctrl+C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

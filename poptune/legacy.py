@@ -1,0 +1,415 @@
+"""The legacy ``tune.run`` API, built on :class:`~poptune.Tuner`.
+
+``tune.run(trainable, config=..., ...)`` runs one experiment and returns an
+:class:`~poptune.analysis.ExperimentAnalysis`. Ray Tune's Ray-1.x style trainables run as
+they are: ``train(config, checkpoint_dir=None)`` receives the directory of the checkpoint it
+is restarted from, writes checkpoints with ``tune.checkpoint_dir(step)`` and reports with
+``tune.report(**metrics)``.
+
+Example:
+    >>> import tempfile
+    >>> import poptune as tune
+    >>> def objective(config):
+    ...     tune.report(score=config["x"] ** 2)
+    >>> analysis = tune.run(objective, config={"x": tune.grid_search([-1, 2, 3])},
+    ...                     metric="score", mode="min", verbose=0,
+    ...                     storage_path=tempfile.mkdtemp())
+    >>> analysis.best_config
+    {'x': -1}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import functools
+import importlib
+import inspect
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from poptune._validation import bad_type, bad_value, check_mode
+from poptune.analysis import ExperimentAnalysis
+from poptune.config import (
+    CheckpointConfig,
+    FailureConfig,
+    RunConfig,
+    TuneConfig,
+    default_storage_path,
+)
+from poptune.engine.trial import TrialStatus
+from poptune.exceptions import TuneError
+from poptune.storage.remote import is_remote
+from poptune.trainable import with_resources
+from poptune.tuner import Tuner
+
+__all__ = ["run"]
+
+logger = logging.getLogger("poptune")
+
+#: Ray's ``tune.run`` parameters that change nothing here (accepted so scripts run as they are).
+_NO_EFFECT = frozenset({
+    "sync_config", "export_formats", "server_port", "checkpoint_keep_all_ranks",
+    "checkpoint_upload_from_workers", "storage_filesystem", "_experiment_checkpoint_dir",
+    "_remote", "_remote_string_queue", "_entrypoint",
+})
+#: Ray's other known parameters, handled below.
+_HANDLED = frozenset({"chdir_to_trial_dir"})
+
+#: ``scheduler="name"`` / ``search_alg="name"`` as Ray's ``create_scheduler``/``create_searcher``.
+_SCHEDULERS = {
+    "fifo": "FIFOScheduler", "async_hyperband": "AsyncHyperBandScheduler",
+    "asha": "ASHAScheduler", "median_stopping_rule": "MedianStoppingRule",
+    "hyperband": "HyperBandScheduler", "hb_bohb": "HyperBandForBOHB",
+    "pbt": "PopulationBasedTraining", "pb2": "PB2",
+}
+_SEARCHERS = {
+    "variant_generator": "BasicVariantGenerator", "random": "BasicVariantGenerator",
+    "optuna": "OptunaSearch", "hyperopt": "HyperOptSearch", "bayesopt": "BayesOptSearch",
+    "nevergrad": "NevergradSearch", "bohb": "TuneBOHB",
+}
+
+_RESUME_TYPES = ("LOCAL", "REMOTE", "PROMPT", "AUTO")
+_RESUME_SUFFIXES = ("ERRORED", "ERRORED_ONLY", "RESTART_ERRORED", "RESTART_ERRORED_ONLY")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Resume:
+    kind: str  # one of _RESUME_TYPES
+    resume_unfinished: bool = True
+    resume_errored: bool = False
+    restart_errored: bool = False
+
+
+def _parse_resume(resume: Any) -> _Resume | None:
+    """Ray's ``resume`` values: False/None, True (= "LOCAL"), "LOCAL", "REMOTE", "PROMPT",
+    "AUTO", each optionally suffixed ``+ERRORED``, ``+ERRORED_ONLY``, ``+RESTART_ERRORED`` or
+    ``+RESTART_ERRORED_ONLY``. A bare suffix means ``"LOCAL+<suffix>"``, except that the
+    deprecated bare ``"ERRORED_ONLY"`` means ``"LOCAL+RESTART_ERRORED_ONLY"``, as in Ray."""
+    if resume is None or resume is False:
+        return None
+    accepted = ("True, False, 'LOCAL', 'REMOTE', 'PROMPT' or 'AUTO', optionally suffixed with "
+                "'+ERRORED', '+ERRORED_ONLY', '+RESTART_ERRORED' or '+RESTART_ERRORED_ONLY'")
+    if resume is True:
+        text = "LOCAL"
+    elif isinstance(resume, str):
+        text = resume.strip().upper()
+        if text == "ERRORED_ONLY":
+            text = "LOCAL+RESTART_ERRORED_ONLY"
+        elif text.split("+")[0] in _RESUME_SUFFIXES:
+            text = "LOCAL+" + text
+    else:
+        raise bad_type("resume", resume, accepted)
+    kind, *suffixes = text.split("+")
+    if kind not in _RESUME_TYPES or any(s not in _RESUME_SUFFIXES for s in suffixes):
+        raise bad_value("resume", resume, accepted)
+    flags = {"resume_unfinished": True, "resume_errored": False, "restart_errored": False}
+    for suffix in suffixes:
+        if suffix == "ERRORED":
+            flags["resume_errored"] = True
+        elif suffix == "RESTART_ERRORED":
+            flags["restart_errored"] = True
+        elif suffix == "ERRORED_ONLY":
+            flags.update(resume_unfinished=False, resume_errored=True, restart_errored=False)
+        else:  # RESTART_ERRORED_ONLY
+            flags.update(resume_unfinished=False, resume_errored=False, restart_errored=True)
+    return _Resume(kind, **flags)
+
+
+def _check_unknown(unknown: Mapping[str, Any]) -> dict[str, Any]:
+    """Return Ray's known extra parameters; raise ``TypeError`` naming any other."""
+    bad = sorted(k for k in unknown if k not in _NO_EFFECT and k not in _HANDLED)
+    if bad:
+        accepted = [p for p in inspect.signature(run).parameters if p != "unknown"]
+        accepted += sorted(_NO_EFFECT | _HANDLED)
+        hints = []
+        for key in bad:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise TypeError(f"`tune.run()` got unexpected keyword argument(s) {', '.join(hints)}; "
+                        f"it accepts {', '.join(accepted)}")
+    for key in ("export_formats", "server_port"):
+        if unknown.get(key):
+            logger.warning("`tune.run(%s=...)` has no effect in poptune", key)
+    return dict(unknown)
+
+
+def _by_name(kind: str, value: Any, names: dict[str, str], module: str) -> Any:
+    """Ray's ``scheduler="asha"`` / ``search_alg="optuna"`` shorthands."""
+    if not isinstance(value, str):
+        return value
+    cls_name = names.get(value.lower())
+    cls = getattr(importlib.import_module(module), cls_name, None) if cls_name else None
+    if cls is None:
+        raise bad_value(kind, value, "one of " + ", ".join(repr(n) for n in names)
+                        + f" available in `{module}`, or an instance")
+    return cls()
+
+
+def _checkpoint_config(base: CheckpointConfig | None, keep_checkpoints_num: int | None,
+                       checkpoint_score_attr: str | None, checkpoint_freq: int,
+                       checkpoint_at_end: bool) -> CheckpointConfig:
+    """Fold the deprecated ``keep_checkpoints_num``/``checkpoint_score_attr``/... arguments into
+    a copy of ``checkpoint_config`` (``"min-loss"`` ranks by ``loss``, lowest best)."""
+    if base is not None and not isinstance(base, CheckpointConfig):
+        raise bad_type("checkpoint_config", base, "a CheckpointConfig")
+    changes: dict[str, Any] = {}
+    if keep_checkpoints_num is not None:
+        changes["num_to_keep"] = keep_checkpoints_num
+    if checkpoint_score_attr is not None:
+        if not isinstance(checkpoint_score_attr, str) or not checkpoint_score_attr:
+            raise bad_type("checkpoint_score_attr", checkpoint_score_attr,
+                           'a metric name, optionally prefixed "min-" or "max-"')
+        order, attr = "max", checkpoint_score_attr
+        if attr.startswith(("min-", "max-")):
+            order, attr = attr[:3], attr[4:]
+        changes.update(checkpoint_score_attribute=attr, checkpoint_score_order=order)
+    if checkpoint_freq:
+        changes["checkpoint_frequency"] = checkpoint_freq
+    if checkpoint_at_end:
+        changes["checkpoint_at_end"] = True
+    return dataclasses.replace(base or CheckpointConfig(), **changes)
+
+
+# -- trainables ---------------------------------------------------------------------------
+def _legacy_function(fn: Callable[..., Any], restore: str | None) -> Callable[..., Any]:
+    """Wrap ``fn`` so it gets ``checkpoint_dir`` when it asks for it, starts from ``restore``
+    and reports a checkpoint written by ``tune.checkpoint_dir`` after its last report."""
+    try:
+        takes_dir = "checkpoint_dir" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes_dir = False
+
+    def train(config: dict[str, Any], checkpoint_dir: str | None = None) -> Any:
+        from poptune import session
+        from poptune.checkpoint import Checkpoint
+
+        sess = session.current_session()
+        if restore and checkpoint_dir is None and sess is not None and sess.restore_checkpoint is None:
+            checkpoint_dir = restore
+            sess.restore_checkpoint = Checkpoint(restore)
+        try:
+            ret = fn(config, checkpoint_dir=checkpoint_dir) if takes_dir else fn(config)
+        except Exception:
+            session._discard_pending_checkpoint()
+            raise
+        if not (isinstance(ret, dict) and ret):  # a returned dict is reported with the checkpoint
+            session._flush_pending_checkpoint()
+        return ret
+
+    functools.update_wrapper(train, fn)
+    train.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter("checkpoint_dir", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
+    ])
+    return train
+
+
+def _legacy_class(cls: type, restore: str) -> type:
+    """A subclass that loads ``restore`` when a trial starts without a checkpoint of its own."""
+
+    class _Restored(cls):  # type: ignore[misc, valid-type]
+        def __init__(self, config: dict[str, Any] | None = None, *args: Any,
+                     **kwargs: Any) -> None:
+            from poptune import session
+
+            super().__init__(config, *args, **kwargs)
+            sess = session.current_session()
+            if sess is not None and sess.restore_checkpoint is None:
+                self.restore(restore)
+                sess.iteration, sess.time_total_offset = self._iteration, self._time_total
+
+    _Restored.__name__, _Restored.__qualname__ = cls.__name__, cls.__qualname__
+    _Restored.__module__ = cls.__module__
+    return _Restored
+
+
+def _prepare_trainable(run_or_experiment: Any, restore: str | None) -> Any:
+    accepted = ("a function train(config) / train(config, checkpoint_dir=None) or a "
+                "poptune.Trainable subclass (poptune has no trainable registry, so names "
+                "and Experiment objects cannot be run)")
+    if isinstance(run_or_experiment, (str, list, tuple)) or not callable(run_or_experiment):
+        raise bad_type("run_or_experiment", run_or_experiment, accepted)
+    if restore is not None:
+        restore = os.path.abspath(os.path.expanduser(os.fspath(restore)))
+        if not os.path.isdir(restore):
+            raise bad_value("restore", restore, "an existing checkpoint directory")
+    if inspect.isclass(run_or_experiment):
+        return _legacy_class(run_or_experiment, restore) if restore else run_or_experiment
+    return _legacy_function(run_or_experiment, restore)
+
+
+@contextlib.contextmanager
+def _chdir_setting(chdir_to_trial_dir: Any) -> Iterator[None]:
+    """``chdir_to_trial_dir=False``: trials keep the driver's working directory."""
+    if chdir_to_trial_dir is None or chdir_to_trial_dir:
+        yield
+        return
+    old = os.environ.get("POPTUNE_CHDIR_TO_TRIAL_DIR")
+    os.environ["POPTUNE_CHDIR_TO_TRIAL_DIR"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("POPTUNE_CHDIR_TO_TRIAL_DIR", None)
+        else:
+            os.environ["POPTUNE_CHDIR_TO_TRIAL_DIR"] = old
+
+
+def _experiment_dir(name: str | None, storage: Any) -> str | None:
+    if not name:
+        return None
+    storage = os.fspath(storage or default_storage_path())
+    if is_remote(storage):
+        return f"{storage.rstrip('/')}/{name}"
+    storage = storage.removeprefix("file://")
+    return os.path.join(os.path.abspath(os.path.expanduser(storage)), name)
+
+
+def _tuner(resume: _Resume | None, exp_dir: str | None, fresh: Tuner) -> Tuner:
+    """The fresh Tuner, or one restoring ``exp_dir`` as ``resume`` says (Ray's semantics)."""
+    if resume is None:
+        return fresh
+    if exp_dir is not None and Tuner.can_restore(exp_dir):
+        if resume.kind == "PROMPT":
+            answer = input(f"Resume from local directory? ({exp_dir}) [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                return fresh
+        tuner = Tuner.restore(exp_dir, fresh.trainable,
+                              resume_unfinished=resume.resume_unfinished,
+                              resume_errored=resume.resume_errored,
+                              restart_errored=resume.restart_errored)
+        tuner.run_config = fresh.run_config  # this call's stop, callbacks, failure handling
+        return tuner
+    if resume.kind == "AUTO":
+        logger.info("No experiment to resume at %s; starting a new one.", exp_dir)
+        return fresh
+    where = exp_dir or "(no `name` given, so the experiment directory is unknown)"
+    raise ValueError(
+        f"You called resume ({resume.kind}) when no experiment exists at {where}. Pass the "
+        "`name` (and `storage_path`) of the experiment to resume; to start a new experiment "
+        'when none exists, use `resume="AUTO"`, or `resume=False`.')
+
+
+def _check_trials(analysis: ExperimentAnalysis, raise_on_failed_trial: bool) -> None:
+    unfinished = [t for t in analysis.trials if not t.status.is_finished()]
+    failed = [t for t in analysis.trials if t.status == TrialStatus.ERROR]
+    if unfinished:  # interrupted: never raise, say how to continue
+        logger.warning("Experiment interrupted with %d unfinished trial(s); resume it with "
+                       "tune.run(..., name=%r, resume=True)", len(unfinished),
+                       os.path.basename(analysis.experiment_path))
+    elif failed and raise_on_failed_trial:
+        listing = "; ".join(f"{t} ({t.error_msg or 'error'}, see {t.local_path}/error.txt)"
+                            for t in failed)
+        error = TuneError(f"Trials did not complete: {listing}. Pass "
+                          "`raise_on_failed_trial=False` to get the ExperimentAnalysis instead")
+        error.trials = failed  # type: ignore[attr-defined]
+        raise error
+    elif failed:
+        logger.error("Trials did not complete: %s", failed)
+
+
+def run(
+    run_or_experiment: Any,
+    *,
+    name: str | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
+    stop: Any = None,
+    time_budget_s: Any = None,
+    config: dict[str, Any] | None = None,
+    resources_per_trial: Any = None,
+    num_samples: int = 1,
+    storage_path: str | None = None,
+    local_dir: str | None = None,
+    search_alg: Any = None,
+    scheduler: Any = None,
+    checkpoint_config: CheckpointConfig | None = None,
+    verbose: Any = None,
+    progress_reporter: Any = None,
+    log_to_file: Any = False,
+    trial_name_creator: Callable[[Any], str] | None = None,
+    trial_dirname_creator: Callable[[Any], str] | None = None,
+    max_failures: int = 0,
+    fail_fast: bool | str = False,
+    restore: str | None = None,
+    resume: bool | str | None = None,
+    reuse_actors: bool | None = None,
+    raise_on_failed_trial: bool = True,
+    callbacks: Sequence[Any] | None = None,
+    max_concurrent_trials: int | None = None,
+    keep_checkpoints_num: int | None = None,
+    checkpoint_score_attr: str | None = None,
+    checkpoint_freq: int = 0,
+    checkpoint_at_end: bool = False,
+    seed: int | None = None,
+    **unknown: Any,
+) -> ExperimentAnalysis:
+    """Run one experiment and return its :class:`~poptune.analysis.ExperimentAnalysis`.
+
+    The arguments mean what they mean in Ray Tune's ``tune.run``; each maps onto a
+    ``Tuner`` setting (``config`` is the ``param_space``, ``resources_per_trial`` goes through
+    ``tune.with_resources``, ``max_failures``/``fail_fast`` form the ``FailureConfig``).
+
+    Args:
+        run_or_experiment: ``train(config)``, ``train(config, checkpoint_dir=None)`` or a
+            ``Trainable`` subclass.
+        metric, mode: the metric to optimise and ``"min"``/``"max"``; passed to the searcher
+            and scheduler when both are given, and the defaults of the analysis.
+        keep_checkpoints_num: ``CheckpointConfig.num_to_keep``.
+        checkpoint_score_attr: rank kept checkpoints by this metric, highest best;
+            ``"min-loss"`` ranks by ``loss``, lowest best.
+        checkpoint_freq, checkpoint_at_end: class trainables' checkpoint schedule.
+        restore: a checkpoint directory every trial starts from (when it has none of its own).
+        resume: continue the experiment ``{storage_path}/{name}``: ``True``/``"LOCAL"`` (it
+            must exist), ``"AUTO"`` (if it exists), ``"PROMPT"`` (ask); ``"+ERRORED"`` also
+            resumes errored trials, ``"+RESTART_ERRORED"`` restarts them from scratch, the
+            ``_ONLY`` forms skip unfinished trials. Finished trials never re-run.
+        raise_on_failed_trial: raise ``TuneError`` listing the trials that ended in error.
+        seed: poptune's ``TuneConfig.seed`` (same seed, same sampled configs).
+
+    Ray's ``sync_config``, ``storage_filesystem``, ``export_formats``, ``server_port`` and
+    ``chdir_to_trial_dir`` are accepted too; any other keyword is a ``TypeError``.
+
+    Raises:
+        TuneError: with ``raise_on_failed_trial``, some trial ended in error (an interrupted
+            experiment only logs how to resume it).
+        TypeError / ValueError: an unknown keyword or a bad value, named in the message.
+    """
+    extra = _check_unknown(unknown)
+    trainable = _prepare_trainable(run_or_experiment, restore)
+    check_mode(mode)
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise bad_type("config", config, "a dict (the search space)")
+    if resources_per_trial is not None:
+        trainable = with_resources(trainable, resources_per_trial)
+    tune_config = TuneConfig(
+        metric=metric if mode else None, mode=mode,
+        search_alg=_by_name("search_alg", search_alg, _SEARCHERS, "poptune.search"),
+        scheduler=_by_name("scheduler", scheduler, _SCHEDULERS, "poptune.schedulers"),
+        num_samples=num_samples, max_concurrent_trials=max_concurrent_trials,
+        time_budget_s=time_budget_s, reuse_actors=reuse_actors,
+        trial_name_creator=trial_name_creator, trial_dirname_creator=trial_dirname_creator,
+        seed=seed,
+    )
+    run_config = RunConfig(
+        name=name, storage_path=storage_path, local_dir=local_dir, stop=stop,
+        checkpoint_config=_checkpoint_config(checkpoint_config, keep_checkpoints_num,
+                                             checkpoint_score_attr, checkpoint_freq,
+                                             checkpoint_at_end),
+        failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
+        callbacks=callbacks, verbose=verbose, progress_reporter=progress_reporter,
+        log_to_file=log_to_file, storage_filesystem=extra.get("storage_filesystem"),
+        sync_config=extra.get("sync_config"),
+    )
+    fresh = Tuner(trainable, param_space=config, tune_config=tune_config, run_config=run_config)
+    tuner = _tuner(_parse_resume(resume), _experiment_dir(name, storage_path or local_dir), fresh)
+    with _chdir_setting(extra.get("chdir_to_trial_dir")):
+        grid = tuner.fit()
+    analysis = ExperimentAnalysis._from_result_grid(grid, metric, mode)
+    _check_trials(analysis, raise_on_failed_trial)
+    return analysis

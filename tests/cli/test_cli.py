@@ -1,0 +1,301 @@
+"""The ``poptune`` command on real PBT experiments: every subcommand, exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from poptune.cli import main
+from poptune.dashboard.app import lineage_schedule
+from poptune.dashboard.data import ExperimentView
+from tests.dashboard import journal_records, make_experiment
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMANDS = ["ls", "show", "plot", "dashboard", "resume"]
+
+
+def run(*args: str, cwd: Path | None = None, timeout: float = 120,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m poptune ARGS`` in a fresh process."""
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "poptune", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    make_experiment(root, "pbt_exp", fail=True)
+    return root
+
+
+def output(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- help and usage ------------------------------------------------------------------------------
+def test_top_level_help_lists_every_command() -> None:
+    r = run("--help")
+    assert r.returncode == 0
+    for cmd in COMMANDS:
+        assert cmd in r.stdout
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_each_command_has_help(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([cmd, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: poptune {cmd}") and len(out.splitlines()) > 4
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run().returncode == 2  # no command
+    assert run("frobnicate").returncode == 2
+    r = run("resume", "x")  # --trainable missing
+    assert r.returncode == 2 and "--trainable" in r.stderr
+
+
+@pytest.mark.parametrize("argv", [["show", "nope"], ["plot", "nope"],
+                                  ["resume", "nope", "--trainable", "m:f"]])
+def test_missing_experiment_is_one_clear_line_and_exit_2(argv: list[str], tmp_path: Path) -> None:
+    r = run(*argv, "--storage", str(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "no experiment 'nope'" in r.stderr and r.stdout == ""
+
+
+def test_a_directory_that_is_not_an_experiment_is_a_usage_error(tmp_path: Path) -> None:
+    r = run("show", str(tmp_path))
+    assert r.returncode == 2 and "no journal.jsonl" in r.stderr and r.stderr.count("\n") == 1
+
+
+# -- ls ------------------------------------------------------------------------------------------
+def test_ls_shows_status_trial_counts_best_metric_and_start(storage: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    code, out, _ = output(capsys, ["ls", str(storage)])
+    assert code == 0
+    row = next(line for line in out.splitlines() if "pbt_exp" in line)
+    assert "finished" in row and "4: 1 error, 3 terminated" in row and "score=" in row
+    start = journal_records(storage / "pbt_exp", "exp")[0]["start"]
+    assert time.strftime("%Y-%m-%d %H:%M", time.localtime(start)) in row
+
+
+def test_ls_tells_running_from_interrupted(storage: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    exp = tmp_path / "half"
+    exp.mkdir()
+    with open(storage / "pbt_exp" / "journal.jsonl") as f:
+        (exp / "journal.jsonl").write_text("".join(line for line in f if '"e":"end"' not in line))
+    _, out, _ = output(capsys, ["ls", str(tmp_path)])
+    assert "running" in next(line for line in out.splitlines() if "half" in line)
+    old = time.time() - 600
+    os.utime(exp / "journal.jsonl", (old, old))
+    _, out, _ = output(capsys, ["ls", str(tmp_path)])
+    assert "interrupted" in next(line for line in out.splitlines() if "half" in line)
+
+
+def test_ls_uses_the_storage_environment_variable(storage: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("POPTUNE_STORAGE_PATH", str(storage))
+    code, out, _ = output(capsys, ["ls"])
+    assert code == 0 and "pbt_exp" in out
+
+
+def test_ls_of_empty_or_missing_storage(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = output(capsys, ["ls", str(tmp_path)])
+    assert code == 0 and "No experiments" in out
+    code, _, err = output(capsys, ["ls", str(tmp_path / "missing")])
+    assert code == 2 and "does not exist" in err
+
+
+# -- show ----------------------------------------------------------------------------------------
+def test_show_lists_trials_with_metric_final_hyperparameters_and_error(
+        storage: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = output(capsys, ["show", "pbt_exp", "--storage", str(storage)])
+    assert code == 0
+    trials = {r["id"]: r for r in journal_records(storage / "pbt_exp", "trial")}
+    lines = out.splitlines()
+    header = next(line for line in lines if "score (max)" in line)
+    assert "lr" in header and "iter" in header and "exploits" in header
+    for tid in trials:
+        assert any(tid in line for line in lines)
+    assert "ValueError: injected failure at step 1" in out
+    bad = next(line for line in lines if "ERROR" in line and "│" in line)
+    assert "0.001" in bad  # the errored trial's hyperparameter
+    last = {r["t"]: r["r"] for r in journal_records(storage / "pbt_exp", "result")}
+    best = max(last.values(), key=lambda r: r["score"])
+    assert f"{best['score']:.4g}" in out
+
+
+def test_show_by_path_and_metric_override(storage: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = output(capsys, ["show", str(storage / "pbt_exp"), "--metric", "lr_seen",
+                                   "--mode", "min"])
+    assert code == 0 and "lr_seen (min)" in out
+
+
+# -- plot ----------------------------------------------------------------------------------------
+def test_plot_writes_pngs(storage: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    r = run("plot", "pbt_exp", "--storage", str(storage), "--out", str(tmp_path / "plots"))
+    assert r.returncode == 0, r.stderr
+    paths = r.stdout.split()
+    assert str(tmp_path / "plots" / "metric.png") in paths
+    assert any(p.endswith("family_tree.png") for p in paths)
+    for p in paths:
+        assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- dashboard -----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_dashboard_command_serves_the_api_on_loopback(storage: Path) -> None:
+    pytest.importorskip("uvicorn")
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "poptune", "dashboard", str(storage),
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/experiments",
+                                            timeout=2) as resp:
+                    data = json.load(resp)
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.stderr
+                time.sleep(0.1)
+        assert [e["name"] for e in data["experiments"]] == ["pbt_exp"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/" in out and "token" not in out
+
+
+def test_dashboard_off_loopback_prints_and_requires_a_token(
+        storage: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    uvicorn = pytest.importorskip("uvicorn")
+    with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx works
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    code, out, _ = output(capsys, ["dashboard", str(storage), "--host", "0.0.0.0",
+                                   "--port", "9999"])
+    assert code == 0 and served["host"] == "0.0.0.0" and served["port"] == 9999
+    token = out.split("?token=")[1].split()[0]
+    client = TestClient(served["app"], base_url="http://192.0.2.1")
+    assert client.get("/api/experiments").status_code == 401
+    assert client.get(f"/api/experiments?token={token}").status_code == 200
+
+
+def test_dashboard_rejects_missing_storage_and_bad_port(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    assert output(capsys, ["dashboard", str(tmp_path / "missing")])[0] == 2
+    assert output(capsys, ["dashboard", str(tmp_path), "--port", "70000"])[0] == 2
+
+
+# -- resume --------------------------------------------------------------------------------------
+DRIVER = textwrap.dedent('''
+    import sys, pathlib
+    sys.path.insert(0, {root!r})
+    from tests.dashboard import make_experiment
+    make_experiment(pathlib.Path({storage!r}), "interrupted", steps=60, sleep=0.02)
+''')
+
+
+def test_resume_finishes_a_run_killed_mid_way(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    storage = tmp_path / "results"
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(root=str(ROOT), storage=str(storage)))
+    driver = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ,
+                                                                     PYTHONPATH=str(ROOT)))
+    journal = storage / "interrupted" / "journal.jsonl"
+    deadline = time.time() + 60
+    while not (journal.exists() and journal.read_text().count('"e":"result"') >= 30):
+        assert driver.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert '"e":"end"' not in journal.read_text()
+    old = time.time() - 600
+    os.utime(journal, (old, old))
+    _, out, _ = output(capsys, ["ls", str(storage)])
+    assert "interrupted" in out
+
+    r = run("resume", "interrupted", "--storage", str(storage), "--trainable", "trainmod:train",
+            cwd=storage / "_code")
+    assert r.returncode == 0, r.stderr
+    assert "4 trials, 4 terminated, 0 errored" in r.stdout
+    _, out, _ = output(capsys, ["ls", str(storage)])
+    assert "finished" in out and "4: 4 terminated" in out
+    view = ExperimentView(str(storage / "interrupted"))
+    view.refresh()
+    for tid in view.trials:  # every model trained to the end, through its donors if exploited
+        assert lineage_schedule(view, tid)[-1]["to"] == 60
+
+
+def test_resume_leaves_errored_trials_unless_told_and_exits_1(tmp_path: Path) -> None:
+    storage = tmp_path / "results"
+    make_experiment(storage, "errored", fail=True, steps=12, sleep=0.0, pbt=False)
+    trainable = f"{storage / '_code' / 'trainmod.py'}:train"  # a file path works too
+    r = run("resume", str(storage / "errored"), "--trainable", trainable)
+    assert r.returncode == 1 and "1 errored" in r.stdout
+    r = run("resume", str(storage / "errored"), "--trainable", trainable, "--restart-errored")
+    assert r.returncode == 0, r.stderr
+    assert "4 terminated, 0 errored" in r.stdout
+
+
+def test_resume_restart_errored_under_pbt(tmp_path: Path) -> None:
+    # was a hang: PBT's restored state kept the errored trial out of the population
+    storage = tmp_path / "results"
+    make_experiment(storage, "errored", fail=True, steps=12, sleep=0.0)
+    r = run("resume", str(storage / "errored"), "--trainable",
+            f"{storage / '_code' / 'trainmod.py'}:train", "--restart-errored", timeout=60)
+    assert r.returncode == 0 and "4 terminated, 0 errored" in r.stdout
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("no_colon", "module:function"), ("no_such_module_xyz:f", "cannot import"),
+    ("json:no_such_function", "has no attribute"),
+])
+def test_resume_bad_trainable_is_a_usage_error(storage: Path, spec: str, message: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = output(capsys, ["resume", str(storage / "pbt_exp"), "--trainable", spec])
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_resume_flags_exclude_each_other(storage: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = output(capsys, ["resume", str(storage / "pbt_exp"), "--trainable", "m:f",
+                                   "--resume-errored", "--restart-errored"])
+    assert code == 2 and "exclude each other" in err
