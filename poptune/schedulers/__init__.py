@@ -7,6 +7,10 @@ from poptune.schedulers._base import (
     SchedulerDecision,
     TrialScheduler,
 )
+from poptune.schedulers.async_hyperband import ASHAScheduler, AsyncHyperBandScheduler
+from poptune.schedulers.hb_bohb import HyperBandForBOHB
+from poptune.schedulers.hyperband import HyperBandScheduler
+from poptune.schedulers.median_stopping_rule import MedianStoppingRule
 from poptune.schedulers.pbt import PopulationBasedTraining, PopulationBasedTrainingReplay
 
 __all__ = [
@@ -15,6 +19,11 @@ __all__ = [
     "FIFOScheduler",
     "SchedulerDecision",
     "TrialScheduler",
+    "AsyncHyperBandScheduler",
+    "ASHAScheduler",
+    "HyperBandScheduler",
+    "HyperBandForBOHB",
+    "MedianStoppingRule",
     "PopulationBasedTraining",
     "PopulationBasedTrainingReplay",
     "PB2",

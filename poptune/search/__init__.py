@@ -49,3 +49,12 @@ __all__ = [
     "lograndint", "loguniform", "qlograndint", "qloguniform", "qrandint", "qrandn", "quniform",
     "randint", "randn", "sample_from", "unflatten_dict", "uniform",
 ]  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    # TuneBOHB is imported only when asked for (``from poptune.search import TuneBOHB``).
+    if name == "TuneBOHB":
+        from poptune.search.bohb import TuneBOHB
+
+        return TuneBOHB
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
