@@ -98,7 +98,7 @@ class TrialEvents:
         live.rows += 1
         trial.last_result = result
         if live.writer is not None:
-            live.writer.write(result)
+            live.writer.write(dict(result))  # hooks below may add keys while the thread writes
             self._dirty_writers.add(trial.trial_id)
         ckpt_name = result.get("checkpoint_dir_name")
         if ckpt_name:
@@ -266,6 +266,8 @@ class TrialEvents:
         trial.last_result = {**trial.last_result, "done": True}
         self.journal.append({"e": "status", "t": trial.trial_id, "s": "TERMINATED"})
         self._close_writer(trial)
+        if self._user_callbacks:  # e.g. MLflow uploading the trial dir: files must be complete
+            self.io.drain()
         self._unpin(trial.restore_path)
         self.scheduler.on_trial_complete(trial, trial.last_result)
         self._take_exploits()
@@ -353,7 +355,8 @@ class TrialEvents:
         if keep_rows >= live.rows:
             return
         self._close_writer(trial)
-        self.io.submit(rewrite_rows, trial.local_path, keep_rows)
+        self.io.drain()  # rows written so far must be on disk before we cut them
+        rewrite_rows(trial.local_path, keep_rows)
         live.rows = keep_rows
         self.journal.append({"e": "rollback", "t": trial.trial_id, "rows": keep_rows})
 

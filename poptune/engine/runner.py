@@ -158,6 +158,9 @@ class Runner(TrialEvents):
             if kind:
                 sinks.discard(kind)
         self.sinks = frozenset(sinks)
+        from poptune.callbacks.progress import ProgressCallback
+
+        self._user_callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressCallback)]
         self._last_flush = 0.0
         self._last_state_save = 0.0
         self._dirty_writers: set[str] = set()

@@ -112,7 +112,9 @@ class TrialLogWriter:
 def rewrite_logs(trial_dir: str, results: Iterable[dict[str, Any]], write_json: bool = True,
                  write_csv: bool = True) -> None:
     """Replace a trial's result.json/progress.csv with exactly ``results`` (used on restore)."""
-    for name in ("result.json", "progress.csv"):
+    for name, on in (("result.json", write_json), ("progress.csv", write_csv)):
+        if not on:
+            continue  # not ours to rewrite (switched off, or written by a user's logger)
         try:
             os.remove(os.path.join(trial_dir, name))
         except FileNotFoundError:

@@ -35,6 +35,11 @@ def ray_cluster():
     subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", *common], check=True,
                    env=env, capture_output=True, timeout=180)
     yield f"127.0.0.1:{port}"
+    # disconnect this process first: a Ray driver whose cluster disappears exits the whole
+    # process (pytest included) about a minute later
+    import ray
+
+    ray.shutdown()
     subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
