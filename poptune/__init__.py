@@ -67,7 +67,8 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 # submodules reachable as attributes, like ``ray.tune.schedulers``
-_SUBMODULES = {"schedulers", "search", "stopper", "callbacks", "results", "examples",
+_SUBMODULES = {"schedulers", "search", "stopper", "callbacks", "results", "examples", "utils",
+               "result", "analysis", "legacy", "lineage",
                "integration", "logger", "plot", "trainable", "backends", "exceptions"}
 
 

@@ -109,7 +109,9 @@ class TrialEvents:
         if live.pending_action is not None:  # already told to stop: answer the same way
             self.replies.append((trial.trial_id, "pause" if live.pending_action == "pause" else "stop"))
             return
-        if self.is_class and not ckpt_name and self.scheduler.should_checkpoint(trial, result):
+        wants_save = result.get("should_checkpoint") or self.scheduler.should_checkpoint(
+            trial, result)  # a callback may ask with result["should_checkpoint"] = True
+        if self.is_class and not ckpt_name and wants_save:
             live.awaiting_save = result
             self.replies.append((trial.trial_id, "save"))
             return

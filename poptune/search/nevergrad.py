@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import importlib.util
 import inspect
 import logging
 import math
@@ -371,3 +372,12 @@ class NevergradSearch(Searcher):
             else:
                 self._cands.pop(event[1], None)
         _watch(opt)
+
+
+if importlib.util.find_spec("nevergrad") is not None:  # pragma: no branch
+    # Import nevergrad now (working around its bayes_opt clash) so that a script's own
+    # `import nevergrad` after `from poptune.search.nevergrad import ...` works too.
+    try:
+        _nevergrad()
+    except Exception:  # noqa: BLE001 - NevergradSearch() will report it with the install hint
+        pass
