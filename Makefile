@@ -26,7 +26,8 @@ demo: $(STAMP)
 	$(PY) examples/pbt_convnet_example.py
 
 bench: $(STAMP)
-	$(PY) bench/run.py
+	bash bench/setup.sh   # .venv-bench: Ray Tune and Optuna live beside, never inside, .venv
+	.venv-bench/bin/python bench/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,23 +25,50 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    pytest.importorskip("ray", reason="the Ray backend needs `pip install 'poptune[ray]'`")
+def ray_cluster(tmp_path_factory):
+    """A head and a worker node on loopback, started with ``--block`` in their own process
+    groups so that teardown stops exactly them (``ray stop`` would stop every Ray cluster on
+    the machine)."""
+    ray = pytest.importorskip("ray", reason="the Ray backend needs `pip install 'poptune[ray]'`")
     port = _free_port()
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     ray_bin = os.path.join(BIN, "ray")
-    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false",
-                    *common], check=True, env=env, capture_output=True, timeout=180)
-    subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", *common], check=True,
-                   env=env, capture_output=True, timeout=180)
-    yield f"127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("ray")
+    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--block"]
+    address = f"127.0.0.1:{port}"
+    procs = [subprocess.Popen(
+        [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+        env=env, start_new_session=True, stdout=open(logs / "head.log", "w"),
+        stderr=subprocess.STDOUT)]
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    procs.append(subprocess.Popen(
+        [ray_bin, "start", f"--address={address}", *common], env=env, start_new_session=True,
+        stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT))
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray.init(address=address)
+    while ray.cluster_resources().get("CPU", 0) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert ray.cluster_resources().get("CPU", 0) >= 2, "the Ray worker node did not join"
+    yield address
     # disconnect this process first: a Ray driver whose cluster disappears exits the whole
     # process (pytest included) about a minute later
-    import ray
-
     ray.shutdown()
-    subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    for proc in reversed(procs):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
