@@ -14,9 +14,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-# The overhead and scale workloads do not need torch, so it is not installed.
-# A future workload that does should run, before the line below:
-#   "$VENV/bin/python" -m pip install torch==2.13.0
+# The PBT ConvNet workload needs torch: the CPU build from this machine's disk, first, so
+# nothing pulls a CUDA build.
+"$VENV/bin/python" -m pip install --quiet torch==2.13.0
 cd "$ROOT"
 "$VENV/bin/python" -m pip install -r bench/requirements.txt
 "$VENV/bin/python" - <<'PY'
