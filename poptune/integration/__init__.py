@@ -74,3 +74,25 @@ def _select_metrics(metrics: MetricsSpec | dict[str, str] | None,
                 f"{sorted(logs)}")
         out[reported] = _to_python(logs[source])
     return out
+
+
+def report_with_booster(metrics: dict[str, Any], model: Any, filename: str, library: str) -> None:
+    """Save a gradient-boosting ``model`` (anything with ``save_model``) as the checkpoint of
+    this ``report``; shared by the XGBoost and LightGBM callbacks."""
+    import os
+    import shutil
+    import tempfile
+
+    from poptune.checkpoint import Checkpoint
+    from poptune.session import report
+
+    if not hasattr(model, "save_model"):
+        raise TuneConfigError(
+            f"checkpoints need one {library}.Booster; {library}.cv trains several boosters, so "
+            "use TuneReportCallback (or frequency=0, checkpoint_at_end=False) with it")
+    tmp = tempfile.mkdtemp(prefix=f"poptune_{library}_ckpt_")
+    try:
+        model.save_model(os.path.join(tmp, filename))
+        report(metrics, checkpoint=Checkpoint.from_directory(tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

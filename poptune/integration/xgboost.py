@@ -22,14 +22,17 @@ Example (inside a trainable)::
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from typing import TYPE_CHECKING, Any, Callable
 
 from poptune._imports import require
 from poptune.checkpoint import Checkpoint
 from poptune.exceptions import TuneConfigError
-from poptune.integration import MetricsSpec, _normalize_metrics, _select_metrics
+from poptune.integration import (
+    MetricsSpec,
+    _normalize_metrics,
+    _select_metrics,
+    report_with_booster,
+)
 from poptune.storage.trial_logs import flatten
 
 __all__ = ["TuneReportCheckpointCallback", "TuneReportCallback"]
@@ -101,18 +104,7 @@ class _XGBoostReportCallback:
         return out
 
     def _save_and_report(self, metrics: dict[str, Any], model: Any) -> None:
-        from poptune.session import report
-
-        if not hasattr(model, "save_model"):
-            raise TuneConfigError(
-                "checkpoints need an xgboost.Booster; xgboost.cv trains several boosters, so "
-                "use TuneReportCallback (or frequency=0, checkpoint_at_end=False) with it")
-        tmp = tempfile.mkdtemp(prefix="poptune_xgb_ckpt_")
-        try:
-            model.save_model(os.path.join(tmp, self._filename))
-            report(metrics, checkpoint=Checkpoint.from_directory(tmp))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        report_with_booster(metrics, model, self._filename, "xgboost")
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         """Called by XGBoost after each round; returns False (never stops training)."""
