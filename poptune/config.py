@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, Union
 
 from poptune._validation import bad_type, bad_value, check_mode, check_one_of
@@ -227,4 +227,3 @@ def default_storage_path() -> str:
 
 
 __all__ = ["CheckpointConfig", "FailureConfig", "RunConfig", "TuneConfig", "default_storage_path"]
-_ = field  # keep import for subclasses

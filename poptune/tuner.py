@@ -25,7 +25,7 @@ import cloudpickle
 from poptune._validation import bad_type, bad_value
 from poptune.backends import get_backend
 from poptune.config import RunConfig, TuneConfig, default_storage_path
-from poptune.engine.experiment import ExperimentHistory, pack, replay_journal, timestamp, unpack
+from poptune.engine.experiment import ExperimentHistory, replay_journal, timestamp, unpack
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import RestoreError, StorageError, TuneConfigError, TuneError
 from poptune.schedulers._base import FIFOScheduler, TrialScheduler
@@ -441,7 +441,6 @@ class Tuner:
 
     def _make_grid(self, trials: list[Trial], runner: Any, exp_dir: str) -> Any:
         from poptune.checkpoint import Checkpoint
-        from poptune.exceptions import TrialError
         from poptune.results import Result, ResultGrid
 
         results = []
@@ -466,7 +465,6 @@ class Tuner:
                 best_checkpoints=best,
                 _status=t.status.value,
             ))
-        _ = TrialError
         experiment_path = remote.uri if remote is not None else exp_dir
         return ResultGrid(results, experiment_path=experiment_path,
                           default_metric=self.tune_config.metric,
@@ -491,5 +489,3 @@ def _load_error(trial: Trial) -> BaseException:
             pass
     return TrialError(f"Trial {trial} failed: {trial.error_msg}")
 
-
-_ = pack

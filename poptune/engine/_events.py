@@ -72,22 +72,12 @@ class TrialEvents:
             cb.on_checkpoint(self.iteration, self.trials, trial, path)
             cb.on_trial_save(self.iteration, self.trials, trial)
 
-    def _restore_in_use(self, path: str, exclude: Trial) -> bool:
-        return any(t.restore_path == path for t in self.trials if t is not exclude)
-
     def _delete_checkpoint(self, owner: Trial, path: str) -> None:
         self.journal.append({"e": "ckpt_del", "t": owner.trial_id, "name": os.path.basename(path)})
         if self.remote is not None:
             self.io.submit(self.remote.rm, path)
         else:
             shutil.rmtree(path, ignore_errors=True)
-
-    def _gc_checkpoints(self) -> None:
-        for t in self.trials:
-            live = self.live[t.trial_id]
-            if live.checkpoints is not None and self.ckpt_cfg.num_to_keep is not None:
-                for old in live.checkpoints.collect():
-                    self._delete_checkpoint(t, old)
 
     def _on_result(self, trial: Trial, result: dict[str, Any]) -> None:
         live = self.live[trial.trial_id]

@@ -278,7 +278,6 @@ class Runner(TrialEvents):
                 "Experiment interrupted; its state is saved. Resume it with "
                 "Tuner.restore(%r, trainable=...)", self.experiment_dir,
             )
-            self.interrupted = True
             self._abort()
             raise
         except BaseException:

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any, Iterator
 
@@ -120,5 +119,3 @@ def read_journal(path: str) -> Iterator[dict[str, Any]]:
             except ValueError:
                 return
 
-
-_ = math

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 from typing import Any, Iterable
@@ -124,5 +123,3 @@ def rewrite_logs(trial_dir: str, results: Iterable[dict[str, Any]], write_json: 
         writer.write(r)
     writer.close()
 
-
-_ = io

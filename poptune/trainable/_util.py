@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable
+from typing import Any
 
 from poptune._validation import bad_type, bad_value
 
@@ -119,5 +119,3 @@ def trainable_name(trainable: Any) -> str:
     name = getattr(trainable, "__name__", None) or type(trainable).__name__
     return name if name != "<lambda>" else "lambda"
 
-
-_ = Callable
