@@ -19,10 +19,12 @@ bench/setup.sh), else this interpreter.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -88,7 +90,25 @@ def child_env() -> dict[str, str]:
     if PYCACHE_PREFIX is not None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = PYCACHE_PREFIX
+    if CLEANUP_LIST is not None:  # see _common.discard: no mass delete between measurements
+        env["POPTUNE_BENCH_DEFER_CLEANUP"] = CLEANUP_LIST
     return env
+
+
+#: file where the workloads list the result directories they leave behind (set by main).
+CLEANUP_LIST: str | None = None
+
+
+def cleanup_deferred() -> int:
+    """Delete the result directories the workloads left behind; return how many."""
+    if CLEANUP_LIST is None or not os.path.exists(CLEANUP_LIST):
+        return 0
+    with open(CLEANUP_LIST) as f:
+        paths = [ln.strip() for ln in f if ln.strip()]
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+    os.remove(CLEANUP_LIST)
+    return len(paths)
 
 
 def warm_bytecode(python: str, prefix: str) -> float:
@@ -380,7 +400,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global QUIET_WAIT_S
+    global QUIET_WAIT_S, CLEANUP_LIST
     signal.signal(signal.SIGTERM, _on_sigterm)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", action="append", choices=sorted(WORKLOADS),
@@ -427,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
     log_dir = os.path.join(args.out, stamp)
     os.makedirs(log_dir, exist_ok=True)
+    CLEANUP_LIST = os.path.join(log_dir, "leftover-dirs.txt")
+    atexit.register(cleanup_deferred)  # also when interrupted
 
     if not args.cold_bytecode:
         took = warm_bytecode(python, os.path.join(args.out, "pycache"))
@@ -479,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                     slow.add(fw)
             if not spec.get("repeat", True):
                 break
+    print(f"# deleted {cleanup_deferred()} results directories left by the runs", flush=True)
     out_path = os.path.join(args.out, f"{stamp}.json")
     with open(out_path, "w") as f:
         json.dump(report, f, indent=1)

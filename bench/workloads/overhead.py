@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                       "concurrency": args.concurrency, "storage": storage, **out})
     finally:
         if args.storage is None:
-            shutil.rmtree(storage, ignore_errors=True)
+            _common.discard(storage)
     if args.framework == "ray":
         import ray
 

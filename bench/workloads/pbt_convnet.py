@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -197,7 +196,7 @@ def main(argv=None) -> None:
                       "storage": storage, **out})
     finally:
         if args.storage is None:
-            shutil.rmtree(storage, ignore_errors=True)
+            _common.discard(storage)
     if args.framework == "ray":
         import ray
 

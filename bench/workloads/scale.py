@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         sampler.sample()
     except BaseException:
         if args.storage is None:
-            shutil.rmtree(storage, ignore_errors=True)
+            _common.discard(storage)
         raise
     finally:
         sampler.stop()
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         "storage": storage,
     })
     if args.storage is None:
-        shutil.rmtree(storage, ignore_errors=True)
+        _common.discard(storage)
 
 
 if __name__ == "__main__":

@@ -264,7 +264,7 @@ class TrialEvents:
         self.scheduler.on_trial_complete(trial, trial.last_result)
         self._take_exploits()
         self.searcher.on_trial_complete(trial.trial_id, trial.last_result, error=False)
-        self._record_search_state()
+        self._search_dirty = True
         for cb in self.callbacks:
             cb.on_trial_complete(self.iteration, self.trials, trial)
 
@@ -322,7 +322,7 @@ class TrialEvents:
         self.scheduler.on_trial_error(trial)
         self._take_exploits()
         self.searcher.on_trial_complete(trial.trial_id, None, error=True)
-        self._record_search_state()
+        self._search_dirty = True
         for cb in self.callbacks:
             cb.on_trial_error(self.iteration, self.trials, trial)
         if self.fail_fast:

@@ -82,6 +82,8 @@ class _Live:
     error_blob: bytes | None = None
     restore_meta: dict[str, Any] | None = None
     next_checkpoint_index: int = 0
+    #: the pickled config and the config object it was made from (PBT replaces the object)
+    config_blob: tuple[Any, bytes] | None = None
 
 
 class Runner(TrialEvents):
@@ -147,6 +149,7 @@ class Runner(TrialEvents):
         self._stopping: dict[str, Trial] = {}
         self._warned_pause = False
         self._sched_dirty = False
+        self._search_dirty = False  # searcher state changed since the last commit
         self._last_sync = 0.0
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
@@ -236,6 +239,13 @@ class Runner(TrialEvents):
         buf = io.BytesIO()
         _RefPickler(buf, self.const_refs).dump(config)
         return buf.getvalue()
+
+    def _trial_config_blob(self, trial: Trial) -> bytes:
+        """The trial's pickled config, made once per config object."""
+        live = self.live[trial.trial_id]
+        if live.config_blob is None or live.config_blob[0] is not trial.config:
+            live.config_blob = (trial.config, self._config_blob(trial.config))
+        return live.config_blob[1]
 
     def _worker_count(self) -> int:
         n = self.pool.max_concurrent(self.default_resources)
@@ -370,18 +380,20 @@ class Runner(TrialEvents):
         self._set_status(trial, TrialStatus.PENDING)
         self.journal.append({
             "e": "trial", "id": trial_id, "trainable": self.trainable_name,
-            "config": base64.b64encode(self._config_blob(config)).decode(),
+            "config": base64.b64encode(self._trial_config_blob(trial)).decode(),
             "tag": tag, "path": trial.local_path, "dirname": trial.dirname,
             "resources": resources, "params": params, "name": trial.custom_trial_name,
         })
-        self._record_search_state()
+        self._search_dirty = True
 
     def _record_search_state(self) -> None:
         """Make the searcher's state part of the experiment after it changed.
 
-        A small state goes into the journal itself (exactly in step with the trials); a big
-        one (a model-based searcher's history) is written to ``searcher_state.pkl`` and the
-        journal only notes that, so the journal does not grow quadratically.
+        Called once per loop pass, just before the journal commits, when a trial was created
+        or finished during the pass: the state lands in the same atomic commit as the trial
+        records that changed it. A small state goes into the journal itself; a big one (a
+        model-based searcher's history) is written to ``searcher_state.pkl`` and the journal
+        only notes that, so the journal does not grow quadratically.
         """
         save_state = getattr(self.searcher, "save_state", None)
         if save_state is None:
@@ -440,7 +452,7 @@ class Runner(TrialEvents):
             trial_dir=trial.local_path,
             experiment_name=self.experiment_name,
             experiment_dir=self.experiment_dir,
-            config_blob=self._config_blob(trial.config),
+            config_blob=self._trial_config_blob(trial),
             resources=dict(trial.resources),
             restore_path=restore,
             start_iteration=start_iter,
@@ -509,6 +521,9 @@ class Runner(TrialEvents):
                 self._on_stopped(t)
 
     def _commit(self) -> None:
+        if self._search_dirty:
+            self._search_dirty = False
+            self._record_search_state()
         self.journal.commit()
         for trial_id, decision in self.replies:
             self.backend.reply(trial_id, decision)
@@ -550,6 +565,9 @@ class Runner(TrialEvents):
 
     def _close(self) -> None:
         try:
+            if self._search_dirty:
+                self._search_dirty = False
+                self._record_search_state()
             self.journal.close()
         finally:
             for t in self.trials:
