@@ -93,7 +93,6 @@ class TrialEvents:
         ckpt_name = result.get("checkpoint_dir_name")
         if ckpt_name:
             self._register_checkpoint(trial, ckpt_name, result)
-        self.searcher.on_trial_result(trial.trial_id, result)
         for cb in self.callbacks:
             cb.on_trial_result(self.iteration, self.trials, trial, result)
         if live.pending_action is not None:  # already told to stop: answer the same way
@@ -115,6 +114,14 @@ class TrialEvents:
             self._decide(trial, result)
 
     def _decide(self, trial: Trial, result: dict[str, Any]) -> None:
+        """Decide on a result, then tell the searcher unless the trial is to stop (as Ray does:
+        a searcher never hears the result that stopped a trial, only its completion)."""
+        live = self.live[trial.trial_id]
+        self._decide_and_reply(trial, result)
+        if live.pending_action != "stop" or result.get("done"):
+            self.searcher.on_trial_result(trial.trial_id, result)
+
+    def _decide_and_reply(self, trial: Trial, result: dict[str, Any]) -> None:
         live = self.live[trial.trial_id]
         if result.get("done"):
             self.replies.append((trial.trial_id, "continue"))

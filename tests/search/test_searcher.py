@@ -342,3 +342,33 @@ def test_generator_state_rejects_a_different_wrapper_chain():
     state = generator(_chain()).save_state()
     with pytest.raises(TuneConfigError, match="`search_alg` must be wrapped as when"):
         generator(Walker()).load_state(state)
+
+
+# ---------------------------------------------------------------- in a real run
+
+
+@pytest.mark.parametrize("how", ["stopper", "scheduler"])
+def test_the_result_that_stops_a_trial_reaches_on_trial_complete_not_on_trial_result(
+        tmp_path, how):
+    """Ray's order: the stopper / scheduler decide first; a STOP is not passed to the
+    searcher's ``on_trial_result``, and the searcher gets that result at completion."""
+    import poptune as tune
+    from poptune.schedulers import ASHAScheduler
+
+    walker = Walker(limit=1)
+
+    def trainable(config):
+        for i in range(10):
+            tune.report({"loss": 10.0 - i})
+
+    stop = {"training_iteration": 3} if how == "stopper" else None
+    scheduler = ASHAScheduler(metric="loss", mode="min", max_t=3) if how == "scheduler" else None
+    grid = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=walker, scheduler=scheduler),
+        run_config=tune.RunConfig(stop=stop, storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    assert grid.num_errors == 0
+    assert [r["training_iteration"] for _, r in walker.results] == [1, 2]
+    [(result, error)] = walker.completed.values()
+    assert result["training_iteration"] == 3 and error is False
