@@ -43,7 +43,7 @@ def set_growth():
     import torch
 
     try:
-        cpus = tune.get_context().get_trial_resources().get("cpu", 1)
+        cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     except Exception:  # noqa: BLE001 - outside a trial
         cpus = 1
     torch.set_num_threads(max(1, int(cpus)))

@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "Callback": "poptune.callbacks",
     "Checkpoint": "poptune.checkpoint",
+    "PlacementGroupFactory": "poptune.execution.placement_groups",
     "CheckpointConfig": "poptune.config",
     "FailureConfig": "poptune.config",
     "RunConfig": "poptune.config",
@@ -68,6 +69,7 @@ __all__ = sorted(_EXPORTS)
 
 # submodules reachable as attributes, like ``ray.tune.schedulers``
 _SUBMODULES = {"schedulers", "search", "stopper", "callbacks", "results", "examples", "utils",
+               "execution",
                "result", "analysis", "legacy", "lineage",
                "integration", "logger", "plot", "trainable", "backends", "exceptions"}
 
@@ -97,6 +99,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from poptune.checkpoint import Checkpoint
     from poptune.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
     from poptune.exceptions import TuneError
+    from poptune.execution.placement_groups import PlacementGroupFactory
     from poptune.legacy import run
     from poptune.results import Result, ResultGrid
     from poptune.search.sample import (

@@ -61,8 +61,12 @@ class TuneContext:
     def get_experiment_name(self) -> str:
         return self.experiment_name
 
-    def get_trial_resources(self) -> dict[str, float]:
-        return dict(self.trial_resources)
+    def get_trial_resources(self) -> Any:
+        """The trial's resources as a :class:`~poptune.PlacementGroupFactory`, as in Ray
+        (``.required_resources`` gives ``{"CPU": 1.0, "GPU": 0.5}``)."""
+        from poptune.execution.placement_groups import resource_dict_to_pg_factory
+
+        return resource_dict_to_pg_factory(self.trial_resources)
 
     def get_world_rank(self) -> int:
         return self.world_rank

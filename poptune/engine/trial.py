@@ -90,5 +90,12 @@ class Trial:
     def is_finished(self) -> bool:
         return self.status.is_finished()
 
+    @property
+    def placement_group_factory(self) -> Any:
+        """The trial's resources as one bundle (Ray's ``Trial.placement_group_factory``)."""
+        from poptune.execution.placement_groups import resource_dict_to_pg_factory
+
+        return resource_dict_to_pg_factory(self.resources)
+
     def get_trial_checkpoint(self) -> str | None:
         return self.checkpoint_path

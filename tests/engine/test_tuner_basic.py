@@ -200,7 +200,7 @@ def test_gpu_request_that_can_never_fit_fails_at_once(tmp_path, monkeypatch):
 
 def gpu_env(config):
     tune.report({"cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                 "res": tune.get_context().get_trial_resources()["gpu"]})
+                 "res": tune.get_context().get_trial_resources().required_resources.get("GPU", 0.0)})
 
 
 def test_fractional_gpus_are_counted_and_visible_devices_set(tmp_path, monkeypatch):

@@ -26,7 +26,7 @@ def counter(config):
 
 
 def resources_probe(config):
-    tune.report(cpus=tune.get_context().get_trial_resources()["cpu"])
+    tune.report(cpus=tune.get_context().get_trial_resources().required_resources["CPU"])
 
 
 def checkpoint_every_step(config):

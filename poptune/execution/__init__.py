@@ -1,0 +1,5 @@
+"""Execution helpers with Ray Tune's module path (``ray.tune.execution`` → ``poptune.execution``)."""
+
+from poptune.execution.placement_groups import PlacementGroupFactory, resource_dict_to_pg_factory
+
+__all__ = ["PlacementGroupFactory", "resource_dict_to_pg_factory"]
