@@ -21,6 +21,7 @@ venv: $(STAMP)
 test: $(STAMP)
 	bash .ci/install-browser.sh   # Debian's chromium + chromedriver for the dashboard browser test
 	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules poptune   # the docstring examples
 
 demo: $(STAMP)
 	$(PY) examples/pbt_convnet_example.py
