@@ -138,6 +138,8 @@ def replay_journal(path: str, constants: list[Any] | None = None,
             h = trials[rec["t"]]
             h.trial.config = unpack(rec["config"], constants)
             h.restore_meta = rec.get("restore")
+        elif kind == "resources":  # resized by a ResourceChangingScheduler
+            trials[rec["t"]].trial.resources = rec["r"]
         elif kind == "rollback":
             h = trials[rec["t"]]
             h.rows = h.rows[: rec["rows"]]

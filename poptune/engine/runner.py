@@ -29,11 +29,13 @@ from poptune.engine.experiment import TrialHistory, default_trial_dirname, pack,
 from poptune.engine.resources import ResourcePool
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TuneError
+from poptune.execution.tune_controller import TuneController
 from poptune.schedulers._base import Exploit, TrialScheduler
 from poptune.storage.checkpoints import TrialCheckpoints
 from poptune.storage.background import BackgroundIO
 from poptune.storage.journal import Journal
 from poptune.storage.trial_logs import TrialLogWriter, write_params
+from poptune.trainable._util import normalize_resources
 from poptune.stopper import Stopper
 
 logger = logging.getLogger("poptune")
@@ -153,6 +155,10 @@ class Runner(TrialEvents):
         self._last_sync = 0.0
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
+        self._resizing = (
+            type(scheduler).take_resource_changes is not TrialScheduler.take_resource_changes)
+        scheduler.set_experiment_view(
+            TuneController(lambda: self.trials, self.pool.cpu_total, self.pool.gpu_total))
         self.io = BackgroundIO()
         # the engine's own result files; a user's CSV/JSON logger callback replaces ours
         sinks = set(run_config.log_sinks or ())
@@ -414,6 +420,8 @@ class Runner(TrialEvents):
     def _launch(self) -> None:
         if self.stopping_all:
             return
+        if self._resizing:
+            self._apply_resource_changes()
         while True:
             if self.max_concurrent and self._running_count() >= self.max_concurrent:
                 return
@@ -431,6 +439,18 @@ class Runner(TrialEvents):
             if gpu_ids is None:
                 return
             self._start(trial, gpu_ids)
+
+    def _apply_resource_changes(self) -> None:
+        """Give paused trials the resources a resizing scheduler chose for them."""
+        for trial_id, new in self.scheduler.take_resource_changes():
+            trial = self.by_id.get(trial_id)
+            if trial is None or trial.is_finished:
+                continue
+            what = "the resources_allocation_function's result"
+            resources = normalize_resources(new, what)
+            self.pool.check_fits_ever(resources, what=what)
+            trial.resources = resources
+            self.journal.append({"e": "resources", "t": trial_id, "r": resources})
 
     def _start(self, trial: Trial, gpu_ids: list[int]) -> None:
         live = self.live[trial.trial_id]

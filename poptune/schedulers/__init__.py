@@ -12,6 +12,11 @@ from poptune.schedulers.hb_bohb import HyperBandForBOHB
 from poptune.schedulers.hyperband import HyperBandScheduler
 from poptune.schedulers.median_stopping_rule import MedianStoppingRule
 from poptune.schedulers.pbt import PopulationBasedTraining, PopulationBasedTrainingReplay
+from poptune.schedulers.resource_changing_scheduler import (
+    DistributeResources,
+    DistributeResourcesToTopJob,
+    ResourceChangingScheduler,
+)
 
 __all__ = [
     "Decision",
@@ -26,6 +31,9 @@ __all__ = [
     "MedianStoppingRule",
     "PopulationBasedTraining",
     "PopulationBasedTrainingReplay",
+    "ResourceChangingScheduler",
+    "DistributeResources",
+    "DistributeResourcesToTopJob",
     "PB2",
 ]
 

@@ -167,6 +167,17 @@ class TrialScheduler:
         """
         return []
 
+    def take_resource_changes(self) -> list[tuple[str, Any]]:
+        """New resources for trials that are not running, as ``(trial_id, resources)`` pairs
+        (a dict or a ``PlacementGroupFactory``). The runner calls this before launching and
+        relaunches each trial with its new resources; each pair is returned once."""
+        return []
+
+    def set_experiment_view(self, view: Any) -> None:
+        """Receive a read-only view of the experiment (a
+        :class:`~poptune.execution.TuneController`: the trials, the total resources), once,
+        before the first trial starts. Most schedulers do not need it."""
+
     def should_checkpoint(self, trial: Trial, result: dict[str, Any]) -> bool:
         """Class trainables only: return True to have the trial save a checkpoint right after
         ``result`` (before :meth:`on_trial_result` sees it). Function trainables checkpoint

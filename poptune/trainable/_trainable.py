@@ -105,6 +105,15 @@ class Trainable:
     def logdir(self) -> str:
         return self._logdir
 
+    @property
+    def trial_resources(self) -> Any:
+        """This trial's resources as a :class:`~poptune.PlacementGroupFactory` (as in Ray);
+        they change when a ``ResourceChangingScheduler`` resizes the trial."""
+        from poptune.execution.placement_groups import resource_dict_to_pg_factory
+
+        ctx = _context()
+        return resource_dict_to_pg_factory(dict(ctx.trial_resources) if ctx else None)
+
     def get_config(self) -> dict[str, Any]:
         return self.config
 

@@ -1,0 +1,51 @@
+"""A read-only view of the running experiment (Ray's ``TuneController``, for schedulers).
+
+A :class:`~poptune.schedulers.ResourceChangingScheduler` hands it to its
+``resources_allocation_function`` as Ray's ``tune_controller`` argument: it answers
+questions about the trials and the total resources; it cannot start, stop or change
+anything (schedulers decide, the runner acts).
+
+Example:
+    >>> from poptune.engine.trial import Trial
+    >>> view = TuneController(lambda: [Trial(trial_id="a", trainable_name="f", config={})],
+    ...                       num_cpus=2, num_gpus=0)
+    >>> [t.trial_id for t in view.get_live_trials()], view._resource_updater.get_num_cpus()
+    (['a'], 2.0)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from poptune.engine.trial import Trial
+
+
+class TuneController:
+    """What a resource-allocation function may ask about the experiment."""
+
+    def __init__(self, trials: Callable[[], list[Trial]], num_cpus: float, num_gpus: int) -> None:
+        self._trials = trials
+        self._num_cpus = float(num_cpus)
+        self._num_gpus = int(num_gpus)
+
+    def get_trials(self) -> list[Trial]:
+        """Every trial of the experiment, in creation order."""
+        return list(self._trials())
+
+    def get_live_trials(self) -> list[Trial]:
+        """Trials that have not finished (pending, running or paused)."""
+        return [t for t in self._trials() if not t.is_finished]
+
+    def get_num_cpus(self) -> float:
+        """CPUs the backend offers in total (not just free ones)."""
+        return self._num_cpus
+
+    def get_num_gpus(self) -> int:
+        """GPUs the backend offers in total."""
+        return self._num_gpus
+
+    @property
+    def _resource_updater(self) -> TuneController:
+        """Ray scripts ask ``tune_controller._resource_updater.get_num_cpus()``."""
+        return self

@@ -1,0 +1,372 @@
+"""``ResourceChangingScheduler``: resize live trials between steps (Ray's API and semantics).
+
+It wraps another scheduler. After each result the wrapped scheduler decides first; when it
+says ``CONTINUE``, the ``resources_allocation_function`` may return new resources for the
+trial. If they differ from the trial's current ones the trial is paused (it must be able to
+checkpoint: a class trainable, or a function that reports checkpoints), given the new
+resources while it is not running, and resumed from its checkpoint with them. Inside the
+trial, ``tune.get_context().get_trial_resources()`` (or ``Trainable.trial_resources``)
+returns the current resources.
+
+A trial's resources are the *sum* of their bundles here (see
+:class:`~poptune.PlacementGroupFactory`), so the default :class:`DistributeResources`
+grows the trial's single bundle; ``add_bundles=True`` adds bundles of ``increase_by``.
+
+Example:
+    >>> from poptune.schedulers import ASHAScheduler
+    >>> sched = ResourceChangingScheduler(ASHAScheduler(max_t=16),
+    ...                                   DistributeResources(increase_by={"CPU": 1}))
+    >>> type(sched.base_scheduler).__name__
+    'AsyncHyperBandScheduler'
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import TYPE_CHECKING, Any, Callable
+
+from poptune._validation import bad_type, bad_value
+from poptune.exceptions import TuneConfigError
+from poptune.execution.placement_groups import PlacementGroupFactory
+from poptune.schedulers._base import (
+    Decision,
+    Exploit,
+    FIFOScheduler,
+    SchedulerDecision,
+    TrialScheduler,
+)
+
+if TYPE_CHECKING:
+    from poptune.engine.trial import Trial
+    from poptune.execution.tune_controller import TuneController
+
+logger = logging.getLogger("poptune")
+
+AllocationFunction = Callable[
+    ["TuneController", "Trial", "dict[str, Any]", "ResourceChangingScheduler"],
+    "PlacementGroupFactory | dict[str, float] | None",
+]
+
+
+def _units(increase_by: dict[str, float], cpus: float, gpus: float) -> int:
+    """How many ``increase_by`` units fit in ``cpus``/``gpus`` (negative when they are).
+
+    >>> _units({"CPU": 2}, 5, 0), _units({"CPU": 1}, -1.5, 0), _units({"CPU": 1, "GPU": 1}, 4, 1)
+    (2, -2, 1)
+    """
+    per = [(cpus, increase_by.get("CPU", 0.0)), (gpus, increase_by.get("GPU", 0.0))]
+    counts = [math.floor(have / unit + 1e-9) for have, unit in per if unit > 0]
+    return min(counts) if counts else 0
+
+
+class DistributeResources:
+    """Share free CPUs/GPUs equally among live trials (Ray's default allocation function).
+
+    Each live trial keeps at least the resources it started with (the scheduler's
+    ``base_trial_resources``). What the machine has beyond every live trial's base is cut
+    into ``increase_by`` units and shared equally: a trial grows by as many units as are
+    free, up to its equal share (and at most ``increase_by_times`` units if that is >= 1);
+    when other trials need resources back, it shrinks. Nothing changes before the first
+    result.
+
+    Args:
+        add_bundles: Add a bundle per unit instead of growing the trial's bundle.
+        increase_by: One unit, e.g. ``{"CPU": 2}``; default one CPU, or one GPU when the
+            base resources have GPUs (``add_bundles``: the last base bundle).
+        increase_by_times: Most units a trial may gain (< 1: no limit).
+        reserve_resources: Resources kept out of the sharing, e.g. ``{"CPU": 1}``.
+    """
+
+    def __init__(self, add_bundles: bool = False, increase_by: dict[str, float] | None = None,
+                 increase_by_times: int = -1,
+                 reserve_resources: dict[str, float] | None = None) -> None:
+        if increase_by is not None:
+            if not isinstance(increase_by, dict):
+                raise bad_type("increase_by", increase_by, 'a dict such as {"CPU": 1}')
+            if not (increase_by.get("CPU", 0) > 0 or increase_by.get("GPU", 0) > 0) or any(
+                    v < 0 for v in increase_by.values()):
+                raise bad_value("increase_by", increase_by,
+                                "a dict with a positive 'CPU' or 'GPU' and no negative amount")
+        self.add_bundles = bool(add_bundles)
+        self.increase_by = dict(increase_by or {})
+        self.increase_by_times = int(increase_by_times)
+        self.reserve_resources = dict(reserve_resources or {})
+        self.metric: str | None = None
+        self.mode: str | None = None
+
+    # -- helpers a subclass may reuse ----------------------------------------------------------
+    def _unit(self, base: PlacementGroupFactory) -> dict[str, float]:
+        if self.increase_by:
+            return self.increase_by
+        if self.add_bundles:
+            return base.bundles[-1]
+        return {"GPU": 1.0} if base.required_resources.get("GPU") else {"CPU": 1.0}
+
+    def _totals(self, controller: TuneController) -> tuple[float, float]:
+        return (controller.get_num_cpus() - self.reserve_resources.get("CPU", 0.0),
+                controller.get_num_gpus() - self.reserve_resources.get("GPU", 0.0))
+
+    @staticmethod
+    def _used(trials: list[Trial]) -> tuple[float, float]:
+        return (sum(t.resources.get("cpu", 0.0) for t in trials),
+                sum(t.resources.get("gpu", 0.0) for t in trials))
+
+    def _current_units(self, trial: Trial, base: PlacementGroupFactory,
+                       unit: dict[str, float]) -> int:
+        have = trial.placement_group_factory.required_resources
+        start = base.required_resources
+        return _units(unit, have.get("CPU", 0.0) - start.get("CPU", 0.0),
+                      have.get("GPU", 0.0) - start.get("GPU", 0.0))
+
+    def _cap(self, units: int) -> int:
+        return min(units, self.increase_by_times) if self.increase_by_times >= 1 else units
+
+    def _with_units(self, base: PlacementGroupFactory, unit: dict[str, float],
+                    units: int) -> PlacementGroupFactory:
+        bundles = base.bundles
+        if self.add_bundles:
+            bundles = bundles + [dict(unit)] * units
+        else:
+            first = dict(bundles[0])
+            for key in ("CPU", "GPU"):
+                if unit.get(key):
+                    first[key] = first.get(key, 0.0) + unit[key] * units
+            bundles = [first] + bundles[1:]
+        return PlacementGroupFactory(bundles, base.strategy)
+
+    def _target_units(self, controller: TuneController, trial: Trial, live: list[Trial],
+                      base: PlacementGroupFactory, unit: dict[str, float], current: int,
+                      free_units: int) -> int:
+        """Units the trial should have: grow into free resources up to an equal share."""
+        total_cpu, total_gpu = self._totals(controller)
+        start = base.required_resources
+        spare = _units(unit, total_cpu - start.get("CPU", 0.0) * len(live),
+                       total_gpu - start.get("GPU", 0.0) * len(live))
+        share = self._cap(max(0, -(-spare // len(live))))  # ceil: nothing is left unused
+        return max(0, min(current + free_units, share))
+
+    def __call__(self, controller: TuneController, trial: Trial, result: dict[str, Any],
+                 scheduler: ResourceChangingScheduler) -> PlacementGroupFactory | None:
+        base = scheduler.base_trial_resources or PlacementGroupFactory([{"CPU": 1}])
+        if not self.add_bundles and len(base.bundles) > 1:
+            raise bad_value("resources_per_trial", base.bundles,
+                            "a single bundle when `add_bundles` is False")
+        if result.get("training_iteration", 0) < 1:
+            return None
+        unit = self._unit(base)
+        live = controller.get_live_trials() or [trial]
+        total_cpu, total_gpu = self._totals(controller)
+        used_cpu, used_gpu = self._used(live)
+        free_units = _units(unit, total_cpu - used_cpu, total_gpu - used_gpu)
+        current = self._current_units(trial, base, unit)
+        target = self._target_units(controller, trial, live, base, unit, current, free_units)
+        return self._with_units(base, unit, target)
+
+
+class DistributeResourcesToTopJob(DistributeResources):
+    """Give every free resource to the best live trial (by ``metric``/``mode``).
+
+    Other trials keep what they have, unless resources are over-committed, in which case
+    they shrink toward their base. ``metric``/``mode`` default to the wrapped scheduler's.
+    """
+
+    def __init__(self, add_bundles: bool = False, increase_by: dict[str, float] | None = None,
+                 increase_by_times: int = -1, reserve_resources: dict[str, float] | None = None,
+                 metric: str | None = None, mode: str | None = None) -> None:
+        super().__init__(add_bundles, increase_by, increase_by_times, reserve_resources)
+        if mode is not None and mode not in ("min", "max"):
+            raise bad_value("mode", mode, "'min' or 'max'")
+        self.metric = metric
+        self.mode = mode
+
+    def _target_units(self, controller: TuneController, trial: Trial, live: list[Trial],
+                      base: PlacementGroupFactory, unit: dict[str, float], current: int,
+                      free_units: int) -> int:
+        if self.metric is None or self.mode not in ("min", "max"):
+            raise TuneConfigError(
+                "`metric`/`mode` of DistributeResourcesToTopJob are not set; pass them to it, "
+                "to the wrapped scheduler or to TuneConfig")
+        sign = 1.0 if self.mode == "max" else -1.0
+
+        def score(t: Trial) -> float:
+            value = t.last_result.get(self.metric)
+            return sign * float(value) if isinstance(value, (int, float)) else -math.inf
+
+        best = max(live, key=score)
+        if trial.trial_id != best.trial_id:
+            return max(0, current + min(free_units, 0))  # only give back what is over-committed
+        return max(0, self._cap(current + free_units))
+
+
+_DEFAULT_ALLOCATION = DistributeResources(add_bundles=False)
+
+
+class ResourceChangingScheduler(TrialScheduler):
+    """Wrap ``base_scheduler`` and resize live trials with ``resources_allocation_function``.
+
+    Args:
+        base_scheduler: The scheduler that decides (default :class:`FIFOScheduler`).
+        resources_allocation_function: ``f(tune_controller, trial, result, scheduler)``
+            returning a :class:`~poptune.PlacementGroupFactory` (or a resource dict), or
+            None to leave the trial as it is. ``tune_controller`` is a read-only
+            :class:`~poptune.execution.TuneController`. Default: :class:`DistributeResources`.
+            None disables resizing (with a warning, as in Ray).
+    """
+
+    needs_checkpoints = True
+
+    def __init__(self, base_scheduler: TrialScheduler | None = None,
+                 resources_allocation_function: AllocationFunction | None = _DEFAULT_ALLOCATION,
+                 ) -> None:
+        if base_scheduler is not None and not isinstance(base_scheduler, TrialScheduler):
+            raise bad_type("base_scheduler", base_scheduler, "a TrialScheduler or None")
+        if resources_allocation_function is None:
+            warnings.warn("`resources_allocation_function` is None: no trial will be resized. "
+                          "Pass a function (or DistributeResources()) to enable resizing.",
+                          stacklevel=2)
+        elif not callable(resources_allocation_function):
+            raise bad_type("resources_allocation_function", resources_allocation_function,
+                           "a callable (tune_controller, trial, result, scheduler) -> "
+                           "PlacementGroupFactory | None")
+        self._base_scheduler = base_scheduler or FIFOScheduler()
+        self._resources_allocation_function = resources_allocation_function
+        self._base_trial_resources: PlacementGroupFactory | None = None
+        self._to_reallocate: dict[str, tuple[Trial, Any]] = {}
+        self._reallocated_trial_ids: set[str] = set()
+        self._view: TuneController | None = None
+        self._pending_restored: dict[str, Any] = {}
+
+    # -- what is delegated ---------------------------------------------------------------------
+    @property
+    def base_scheduler(self) -> TrialScheduler:
+        return self._base_scheduler
+
+    @property
+    def base_trial_resources(self) -> PlacementGroupFactory | None:
+        """The resources of the first trial: every trial starts with them."""
+        return self._base_trial_resources
+
+    @property
+    def metric(self) -> str | None:
+        return self._base_scheduler.metric
+
+    @property
+    def mode(self) -> str | None:
+        return self._base_scheduler.mode
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return self._base_scheduler.set_search_properties(metric, mode, **spec)
+
+    def set_experiment_view(self, view: Any) -> None:
+        self._view = view
+        self._base_scheduler.set_experiment_view(view)
+
+    def on_trial_add(self, trial: Trial) -> None:
+        pgf = trial.placement_group_factory
+        if self._base_trial_resources is None:
+            self._base_trial_resources = pgf
+        elif (trial.trial_id not in self._reallocated_trial_ids and not trial.last_result
+              and pgf != self._base_trial_resources):  # a restored trial may have been resized
+            raise TuneConfigError(
+                "ResourceChangingScheduler needs every trial to start with the same resources: "
+                f"the first trial had {self._base_trial_resources.required_resources}, trial "
+                f"{trial} has {pgf.required_resources}")
+        self._base_scheduler.on_trial_add(trial)
+
+    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
+        decision = self._base_scheduler.on_trial_result(trial, result)
+        if decision == SchedulerDecision.CONTINUE:
+            new = self._new_resources(trial, result)
+            if new is not None:
+                self._to_reallocate[trial.trial_id] = (trial, new)
+                return SchedulerDecision.PAUSE
+        return decision
+
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
+        self._to_reallocate.pop(trial.trial_id, None)
+        self._base_scheduler.on_trial_complete(trial, result)
+
+    def on_trial_error(self, trial: Trial) -> None:
+        self._to_reallocate.pop(trial.trial_id, None)
+        self._base_scheduler.on_trial_error(trial)
+
+    def on_trial_remove(self, trial: Trial) -> None:
+        self._to_reallocate.pop(trial.trial_id, None)
+        self._base_scheduler.on_trial_remove(trial)
+
+    def choose_trial_to_run(self, candidates: list[Trial]) -> Trial | None:
+        return self._base_scheduler.choose_trial_to_run(candidates)
+
+    def pinned_checkpoints(self) -> set[str]:
+        return self._base_scheduler.pinned_checkpoints()
+
+    def take_exploits(self) -> list[Exploit]:
+        return self._base_scheduler.take_exploits()
+
+    def take_stops(self) -> list[str]:
+        return self._base_scheduler.take_stops()
+
+    def should_checkpoint(self, trial: Trial, result: dict[str, Any]) -> bool:
+        return self._base_scheduler.should_checkpoint(trial, result)
+
+    def debug_string(self) -> str:
+        return f"(ResourceChangingScheduler) {self._base_scheduler.debug_string()}"
+
+    def save_state(self) -> dict[str, Any]:
+        return {"base": self._base_scheduler.save_state(),
+                "base_trial_resources": self._base_trial_resources,
+                "to_reallocate": {tid: new for tid, (_, new) in self._to_reallocate.items()},
+                "reallocated": set(self._reallocated_trial_ids)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._base_scheduler.load_state(state["base"])
+        self._base_trial_resources = state["base_trial_resources"]
+        self._reallocated_trial_ids = set(state["reallocated"])
+        # pending resizes of trials that were paused for them: applied when they relaunch
+        self._pending_restored = dict(state.get("to_reallocate", {}))
+
+    # -- resizing --------------------------------------------------------------------------------
+    def take_resource_changes(self) -> list[tuple[str, Any]]:
+        changes: list[tuple[str, Any]] = []
+        from poptune.engine.trial import TrialStatus
+
+        for tid, (trial, new) in list(self._to_reallocate.items()):
+            if trial.status == TrialStatus.RUNNING:
+                continue  # it has not stopped yet; resize once it has
+            del self._to_reallocate[tid]
+            self._reallocated_trial_ids.add(tid)
+            logger.info("poptune: trial %s resized to %s", trial, new)
+            changes.append((tid, new))
+        for tid, new in self._pending_restored.items():
+            changes.append((tid, new))
+            self._reallocated_trial_ids.add(tid)
+        self._pending_restored = {}
+        return changes
+
+    def _new_resources(self, trial: Trial, result: dict[str, Any]) -> Any:
+        fn = self._resources_allocation_function
+        if fn is None or self._view is None:
+            return None
+        if not getattr(fn, "metric", None):
+            try:
+                fn.metric = self.metric  # type: ignore[union-attr]
+            except AttributeError:
+                pass  # e.g. a bound method: it has its own way to know
+        if not getattr(fn, "mode", None):
+            try:
+                fn.mode = self.mode  # type: ignore[union-attr]
+            except AttributeError:
+                pass
+        new = fn(self._view, trial, result, self)
+        if not new:
+            return None
+        if not isinstance(new, (PlacementGroupFactory, dict)):
+            raise bad_type("resources_allocation_function's result", new,
+                           "a PlacementGroupFactory, a resource dict or None")
+        from poptune.trainable._util import normalize_resources
+
+        if normalize_resources(new, "resources_allocation_function's result") == trial.resources:
+            return None  # the same resources: nothing to do
+        return new
