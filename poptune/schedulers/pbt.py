@@ -15,6 +15,9 @@ Where poptune differs from Ray Tune (each a known Ray issue):
   scheduler state (barrier included) is saved with the experiment;
 * ``seed`` makes every random choice reproducible; ``clip_to_bounds`` keeps perturbed values
   inside their search-space domain.
+
+The explore step lives in :mod:`poptune.schedulers._pbt_explore` and the replay in
+:mod:`poptune.schedulers.pbt_replay`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,16 +25,34 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import random
-import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from poptune._validation import bad_type, bad_value, check_in_range, check_mode
 from poptune.engine.trial import Trial, TrialStatus
-from poptune.exceptions import TuneConfigError, TuneError
+from poptune.exceptions import TuneConfigError
 from poptune.schedulers._base import Decision, Exploit, FIFOScheduler, SchedulerDecision
+from poptune.schedulers._pbt_explore import (  # noqa: F401  (private ones: re-exported)
+    _clean,
+    _clip,
+    _domain_bounds,
+    _explore_tree,
+    _fill_missing,
+    _filter_mutated,
+    _isinstance,
+    _sample_domain,
+    _space,
+    _summarize,
+    _validate_mutations,
+    explore,
+    make_experiment_tag,
+)
+from poptune.schedulers.pbt_replay import (  # noqa: F401  (_load_policy: re-exported)
+    PopulationBasedTrainingReplay,
+    _load_policy,
+)
 
 __all__ = ["PopulationBasedTraining", "PopulationBasedTrainingReplay", "explore"]
 
@@ -40,212 +61,6 @@ logger = logging.getLogger(__name__)
 TRAINING_ITERATION = "training_iteration"
 _WAITING = (TrialStatus.PENDING, TrialStatus.PAUSED)
 _NUMBER = (int, float)
-
-
-# --------------------------------------------------------------------------- search-space glue
-def _space() -> Any:
-    """The search-space module, imported lazily (None if unavailable)."""
-    try:
-        from poptune.search import sample
-    except ImportError:  # pragma: no cover - the module ships with poptune
-        return None
-    return sample
-
-
-def _isinstance(value: Any, name: str) -> bool:
-    cls = getattr(_space(), name, None)
-    return cls is not None and isinstance(value, cls)
-
-
-def _sample_domain(domain: Any, rng: random.Random) -> Any:
-    """One value from ``domain``, drawn with a numpy generator seeded from ``rng``."""
-    import numpy as np
-
-    value = domain.sample(None, size=1, random_state=np.random.default_rng(rng.getrandbits(64)))
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _domain_bounds(domain: Any) -> tuple[float, float] | None:
-    """Inclusive ``(low, high)`` of a numeric domain, or None when unbounded/non-numeric."""
-    if _isinstance(domain, "Float") or _isinstance(domain, "Integer"):
-        low, high = domain.lower, domain.upper
-        sampler = getattr(domain, "sampler", None)
-        quantized = _isinstance(sampler, "Quantized") and getattr(sampler, "q", 1) != 1
-        if _isinstance(domain, "Integer") and not quantized:
-            high = high - 1  # randint's upper bound is exclusive (qrandint's, q > 1, is not)
-        return low, high
-    if _isinstance(domain, "Categorical"):
-        cats = [c for c in domain.categories if isinstance(c, (int, float))]
-        if cats and len(cats) == len(domain.categories) and not any(
-            isinstance(c, bool) for c in cats
-        ):
-            return min(cats), max(cats)
-    return None
-
-
-def _clip(value: Any, domain: Any, as_int: bool) -> Any:
-    bounds = _domain_bounds(domain)
-    if bounds is None or not isinstance(value, (int, float)):
-        return value
-    low, high = bounds
-    if low is not None and value < low:
-        value = math.ceil(low) if as_int else low
-    if high is not None and value > high:
-        value = math.floor(high) if as_int else high
-    return value
-
-
-# --------------------------------------------------------------------------- explore
-def explore(
-    config: Mapping[str, Any],
-    mutations: Mapping[str, Any],
-    resample_probability: float = 0.25,
-    perturbation_factors: Sequence[float] = (1.2, 0.8),
-    custom_explore_fn: Callable[[dict], dict] | None = None,
-    rng: random.Random | None = None,
-    clip_to_bounds: bool = False,
-) -> tuple[dict[str, Any], str]:
-    """Return an explored copy of ``config`` and a human-readable summary of the changes.
-
-    Per mutation key: a dict recurses; a list/tuple is resampled with probability
-    ``resample_probability`` (or when the value is not in it), otherwise shifted to a
-    neighbour (a no-op at the ends); a domain or callable is resampled with that probability,
-    otherwise multiplied by a random ``perturbation_factors`` entry. Ints stay ints
-    (truncation, as in Ray). ``custom_explore_fn(config)`` runs last.
-
-    Example:
-        >>> import random
-        >>> new, summary = explore({"lr": 0.5, "bs": 32}, {"lr": lambda: 0.1, "bs": [16, 32, 64]},
-        ...                        resample_probability=0.0, rng=random.Random(0))
-        >>> sorted(new) == ["bs", "lr"] and new["bs"] in (16, 64)
-        True
-        >>> print(summary.splitlines()[0])
-        lr : 0.5 --- (* 0.8) --> 0.4
-    """
-    rng = rng if rng is not None else random.Random()
-    new_config, operations = _explore_tree(
-        config, mutations, resample_probability, tuple(perturbation_factors), rng, clip_to_bounds
-    )
-    if custom_explore_fn is not None:
-        new_config = custom_explore_fn(new_config)
-        if new_config is None:
-            raise TuneError("`custom_explore_fn` must return the new config, got None")
-    old_params = _filter_mutated(config, mutations)
-    summary = _summarize(old_params, _filter_mutated(new_config, mutations), operations)
-    return new_config, summary or "No hyperparameters mutated."
-
-
-def _explore_tree(
-    config: Mapping[str, Any],
-    mutations: Mapping[str, Any],
-    p: float,
-    factors: tuple[float, ...],
-    rng: random.Random,
-    clip: bool,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    new = copy.deepcopy(dict(config))
-    ops: dict[str, Any] = {}
-    for key, dist in mutations.items():
-        old = config[key]
-        if isinstance(dist, Mapping):
-            new[key], ops[key] = _explore_tree(old, dist, p, factors, rng, clip)
-        elif isinstance(dist, (list, tuple)):
-            values = list(dist)
-            if rng.random() < p or old not in values:
-                new[key], ops[key] = rng.choice(values), "resample"
-            else:
-                shift = rng.choice((-1, 1))
-                i = values.index(old)
-                j = min(max(i + shift, 0), len(values) - 1)
-                new[key] = values[j]
-                ops[key] = f"shift {'left' if shift < 0 else 'right'}{' (noop)' if i == j else ''}"
-        else:  # a Domain or a callable (validated by the scheduler)
-            if rng.random() < p:
-                is_domain = _isinstance(dist, "Domain")
-                new[key] = _sample_domain(dist, rng) if is_domain else dist()
-                ops[key] = "resample"
-            else:
-                factor = rng.choice(factors)
-                new[key], ops[key] = old * factor, f"* {factor}"
-            if isinstance(old, int):
-                new[key] = int(new[key])
-            if clip:
-                new[key] = _clip(new[key], dist, isinstance(old, int))
-    return new, ops
-
-
-def _filter_mutated(config: Mapping[str, Any], mutations: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of ``config`` that ``mutations`` covers (recursively)."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if key in mutations:
-            sub = mutations[key]
-            is_nested = isinstance(value, Mapping) and isinstance(sub, Mapping)
-            out[key] = _filter_mutated(value, sub) if is_nested else value
-    return out
-
-
-def _summarize(old: Mapping[str, Any], new: Mapping[str, Any], ops: Any, prefix: str = "") -> str:
-    lines = []
-    for name, old_value in old.items():
-        if name not in new:
-            continue
-        new_value = new[name]
-        op = ops.get(name) if isinstance(ops, Mapping) else None
-        if isinstance(old_value, Mapping) and isinstance(new_value, Mapping):
-            lines.append(f"{prefix}{name} :")
-            lines.append(_summarize(old_value, new_value, op or {}, prefix + "    "))
-        else:
-            arrow = f"--- ({op}) -->" if op else "----->"
-            lines.append(f"{prefix}{name} : {old_value} {arrow} {new_value}")
-    return "\n".join(line for line in lines if line)
-
-
-def _clean(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return re.sub(r"[^a-zA-Z0-9_.\-]+", "_", str(value)).strip("_")
-
-
-def make_experiment_tag(orig_tag: str, config: Mapping[str, Any], keys: Any) -> str:
-    """``"{orig_tag}@perturbed[k=v,...]"`` for the mutated top-level keys (Ray's format)."""
-    params = ",".join(f"{k}={_clean(config[k])}" for k in sorted(keys) if k in config)
-    return f"{orig_tag}@perturbed[{params}]"
-
-
-def _fill_missing(config: dict, mutations: Mapping[str, Any], rng: random.Random) -> dict:
-    """Sample the hyperparameters ``config`` lacks from ``mutations``; return what was filled."""
-    filled: dict[str, Any] = {}
-    for key, space in mutations.items():
-        if isinstance(space, Mapping):
-            sub = config.setdefault(key, {})
-            if isinstance(sub, dict):
-                inner = _fill_missing(sub, space, rng)
-                filled.update({f"{key}/{k}": v for k, v in inner.items()})
-        elif key not in config:
-            if isinstance(space, (list, tuple)):
-                config[key] = rng.choice(list(space))
-            elif _isinstance(space, "Domain"):
-                config[key] = _sample_domain(space, rng)
-            else:
-                config[key] = space()
-            filled[key] = config[key]
-    return filled
-
-
-def _validate_mutations(mutations: Mapping[str, Any], path: str = "hyperparam_mutations") -> None:
-    accepted = "a list, tuple, dict, search-space domain (tune.uniform, ...) or callable"
-    for key, value in mutations.items():
-        name = f"{path}[{key!r}]"
-        if isinstance(value, Mapping):
-            _validate_mutations(value, name)
-        elif isinstance(value, (list, tuple)):
-            if not value:
-                raise bad_value(name, value, "a non-empty list or tuple")
-        elif _isinstance(value, "Function"):
-            raise bad_value(name, value, accepted + " (tune.sample_from is not supported)")
-        elif not (_isinstance(value, "Domain") or callable(value)):
-            raise bad_type(name, value, accepted)
 
 
 # --------------------------------------------------------------------------- per-trial state
@@ -693,155 +508,4 @@ class PopulationBasedTraining(FIFOScheduler):
             self._custom_explore_fn,
             rng=self._rng,
             clip_to_bounds=self._clip_to_bounds,
-        )
-
-
-# --------------------------------------------------------------------------- replay
-def _load_policy(path: str) -> tuple[dict[str, Any] | None, list[tuple[int, dict[str, Any]]]]:
-    """Ray's parsing: walk the lines backwards while each entry's target is the next one's
-    donor (the lineage chain); return the chain's initial config and its change points."""
-    from poptune.storage.pbt_log import read_policy_file
-
-    policy: list[tuple[int, dict[str, Any]]] = []
-    last_new_tag: str | None = None
-    initial: dict[str, Any] | None = None
-    for old_tag, new_tag, _old_step, new_step, old_conf, new_conf in reversed(
-        read_policy_file(path)
-    ):
-        if last_new_tag is not None and old_tag != last_new_tag:
-            break  # the chain ended: earlier lines were overwritten by a later exploit
-        last_new_tag, initial = new_tag, old_conf
-        policy.append((new_step, new_conf))
-    return initial, list(reversed(policy))
-
-
-class PopulationBasedTrainingReplay(FIFOScheduler):
-    """Replay the hyperparameter schedule one trial followed in a PBT run.
-
-    Reads a ``pbt_policy_{trial_id}.txt`` (written by poptune or by Ray Tune), starts the single
-    trial with the lineage's initial config and changes the config at each recorded
-    ``training_iteration``.
-
-    A config change restarts the trial from its own checkpoint. poptune cannot force a save,
-    so a change due at iteration ``k`` is applied at the first result with
-    ``training_iteration >= k`` that carries a new checkpoint (exact when the trainable
-    checkpoints every ``perturbation_interval``, as the PBT guide recommends). Until then the
-    trial continues with a warning (once per change); it never restarts from scratch nor
-    rewinds to an older checkpoint. Several changes due at once collapse into the latest.
-
-    Args:
-        policy_file: path of the policy file.
-
-    Example:
-        >>> import json, tempfile
-        >>> f = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
-        >>> line = ["1_lr=0.1", "0_lr=0.2", 4, 5, {"lr": 0.2}, {"lr": 0.24}]
-        >>> _ = f.write(json.dumps(line) + "\\n")
-        >>> f.close()
-        >>> replay = PopulationBasedTrainingReplay(f.name)
-        >>> replay.config, replay.debug_string()
-        ({'lr': 0.2}, 'PopulationBasedTraining replay: Step 0, perturb 0')
-    """
-
-    needs_checkpoints = True
-    log_config = False
-
-    def __init__(self, policy_file: str) -> None:
-        path = os.path.expanduser(str(policy_file))
-        if not os.path.exists(path):
-            raise bad_value("policy_file", policy_file, "the path of an existing PBT policy file")
-        self.policy_file = path
-        initial_config, self._policy = _load_policy(path)
-        self.experiment_tag = f"replay_{os.path.basename(path)}"
-        self.config: dict[str, Any] = initial_config or {}
-        self.current_config = self.config
-        self._trial_id: str | None = None
-        self._current_step = 0
-        self._num_perturbations = 0
-        self._next = 0
-        self._seen_path: str | None = None
-        self._warned_at = -1
-
-    def on_trial_add(self, trial: Trial) -> None:
-        if self._trial_id is not None and trial.trial_id != self._trial_id:
-            raise TuneConfigError(
-                "More than one trial added to a PBT replay run: the same schedule would be "
-                "trained several times. Set `num_samples=1`."
-            )
-        if self._trial_id == trial.trial_id:  # re-added after a restore
-            return
-        self._trial_id = trial.trial_id
-        if trial.config and self._policy:
-            logger.warning(
-                "PBT replay: the trial's config was overwritten by the policy file's initial "
-                "config. Did you start the replay with a `param_space`?"
-            )
-        elif trial.config and not self._policy:
-            self.config = copy.deepcopy(trial.config)
-        elif not trial.config and not self._policy:
-            raise TuneConfigError(
-                f"No replay policy found in {self.policy_file} and the trial has no config. "
-                "Pass a `param_space` or do not use PBT replay for this run."
-            )
-        trial.config.clear()
-        trial.config.update(copy.deepcopy(self.config))
-        self.current_config = self.config
-
-    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
-        fresh_checkpoint = bool(trial.checkpoint_path) and trial.checkpoint_path != self._seen_path
-        self._seen_path = trial.checkpoint_path
-        if TRAINING_ITERATION not in result:
-            return SchedulerDecision.CONTINUE
-        step = self._current_step = result[TRAINING_ITERATION]
-        if self._next >= len(self._policy):
-            return SchedulerDecision.CONTINUE
-        change_at, _ = self._policy[self._next]
-        if step < change_at:
-            return SchedulerDecision.CONTINUE
-        due = self._next
-        while due + 1 < len(self._policy) and self._policy[due + 1][0] <= step:
-            due += 1
-        new_config = self._policy[due][1]
-        if not fresh_checkpoint:
-            if self._warned_at != due:
-                self._warned_at = due
-                logger.warning(
-                    "PBT replay: the config change recorded at iteration %s is due (trial is at "
-                    "iteration %s) but this result carries no checkpoint; it is applied at the "
-                    "trial's next checkpoint. Checkpoint every `perturbation_interval` to "
-                    "replay the schedule exactly.", change_at, step,
-                )
-            return SchedulerDecision.CONTINUE
-        logger.info(
-            "Population Based Training replay is now at step %s. Configuration will be "
-            "changed to %s.", step, new_config,
-        )
-        exploit = Exploit(
-            trial_id=trial.trial_id,
-            donor_trial_id=trial.trial_id,
-            checkpoint_path=trial.checkpoint_path,  # type: ignore[arg-type]
-            config=copy.deepcopy(new_config),
-            donor_result=dict(result),
-            target_tag=self.experiment_tag,
-            donor_tag=self.experiment_tag,
-            target_iteration=step,
-            donor_iteration=step,
-            donor_config=copy.deepcopy(self.current_config),
-            experiment_tag=make_experiment_tag(self.experiment_tag, new_config, new_config),
-        )
-        self.current_config = new_config
-        self._num_perturbations += 1
-        self._next = due + 1
-        return exploit
-
-    def should_checkpoint(self, trial: Trial, result: dict[str, Any]) -> bool:
-        """Class trainables save when a recorded config change falls due."""
-        step = result.get(TRAINING_ITERATION)
-        return (step is not None and self._next < len(self._policy)
-                and step >= self._policy[self._next][0])
-
-    def debug_string(self) -> str:
-        return (
-            f"PopulationBasedTraining replay: Step {self._current_step}, "
-            f"perturb {self._num_perturbations}"
         )

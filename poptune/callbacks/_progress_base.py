@@ -1,0 +1,413 @@
+"""Reporter base classes: Ray's :class:`ProgressReporter` interface and :class:`TuneReporterBase`.
+
+:class:`TuneReporterBase` holds Ray's column and frequency settings and builds the progress
+view with ``rich`` (header, best trial, trial table cut to the rows and columns that fit,
+error table) and the one-line texts of verbose 3. The concrete reporters that print it are
+in :mod:`poptune.callbacks._progress_reporters`; all are importable from
+:mod:`poptune.callbacks.progress`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from poptune._validation import bad_type, bad_value, check_in_range, check_mode
+from poptune.callbacks._progress_format import (
+    _ITER,
+    _STATUS_ORDER,
+    _STATUS_STYLE,
+    _TIME,
+    DEFAULT_METRIC,
+    Columns,
+    _as_columns,
+    _counts_text,
+    _first_line,
+    _fmt,
+    _fmt_duration,
+    _is_number,
+    _lookup,
+    _param,
+    _scalar_items,
+    _score_key,
+)
+from poptune.engine.trial import Trial, TrialStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+__all__ = ["ProgressReporter", "TuneReporterBase"]
+
+
+class ProgressReporter:
+    """Base class for progress reporters (Ray Tune's ``ProgressReporter``).
+
+    The callback calls :meth:`setup` once, then asks :meth:`should_report` (at most 4 times a
+    second, and with ``done=True`` at the end) and calls :meth:`report` when it says yes.
+
+    Example:
+        >>> class CountReporter(ProgressReporter):
+        ...     def should_report(self, trials, done=False):
+        ...         return done
+        ...     def report(self, trials, done, *sys_info):
+        ...         print(f"{len(trials)} trials")
+    """
+
+    def setup(self, start_time: float | None = None, total_samples: int | None = None,
+              metric: str | None = None, mode: str | None = None, **kwargs: Any) -> None:
+        """Called once before the first trial starts, with what is known at run time."""
+
+    def should_report(self, trials: list[Trial], done: bool = False) -> bool:
+        """Whether :meth:`report` should be called now; ``done`` marks the last attempt."""
+        raise NotImplementedError
+
+    def report(self, trials: list[Trial], done: bool, *sys_info: Any) -> None:
+        """Show the progress of ``trials``; ``sys_info`` are extra lines to show."""
+        raise NotImplementedError
+
+    def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
+        """Receive the experiment's metric and mode; ``False`` means they conflict."""
+        return True
+
+    def set_total_samples(self, total_samples: int | None) -> None:
+        """Receive the number of trials the experiment will run."""
+
+
+class TuneReporterBase(ProgressReporter):
+    """Table-building reporter with Ray's columns, row limits and report frequency.
+
+    Args:
+        metric_columns: metrics to show; a dict maps each metric to its column title. When
+            omitted, ``metric`` plus up to ``infer_limit`` numeric results are inferred, with
+            Ray's default columns (``iter``, ``total time (s)``, ...) when reported.
+        parameter_columns: hyperparameters to show (``"a/b"`` for nested ones); a dict maps
+            each to its title. When omitted, every sampled hyperparameter is shown.
+        total_samples: number of trials the experiment will run (the runner sets it).
+        max_progress_rows: rows of the trial table (running, then best, then most recent).
+        max_error_rows: rows of the error table.
+        max_column_length: cells longer than this are cut with "…".
+        max_report_frequency: seconds between two plain reports.
+        infer_limit: how many metric columns to infer.
+        print_intermediate_tables: show the trial table in intermediate reports (default
+            yes); ``False`` shows only the status lines until the end.
+        metric: metric that ranks trials ("best"); the experiment's metric when omitted.
+        mode: ``"min"`` or ``"max"``.
+        sort_by_metric: sort finished trials by metric even when all rows fit.
+    """
+
+    DEFAULT_COLUMNS: ClassVar[dict[str, str]] = {
+        "mean_accuracy": "acc", "mean_loss": "loss", "episode_reward_mean": "reward",
+        "timesteps_total": "ts", _ITER: "iter", _TIME: "total time (s)",
+    }
+
+    def __init__(
+        self,
+        metric_columns: Columns = None,
+        parameter_columns: Columns = None,
+        total_samples: int | None = None,
+        max_progress_rows: int = 20,
+        max_error_rows: int = 20,
+        max_column_length: int = 20,
+        max_report_frequency: float = 5,
+        infer_limit: int = 3,
+        print_intermediate_tables: bool | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        sort_by_metric: bool = False,
+    ) -> None:
+        for name, value, low in (("max_progress_rows", max_progress_rows, 1),
+                                 ("max_error_rows", max_error_rows, 0),
+                                 ("max_column_length", max_column_length, 4),
+                                 ("infer_limit", infer_limit, 0)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise bad_type(name, value, f"an int >= {low}")
+            check_in_range(name, value, low)
+        check_in_range("max_report_frequency", max_report_frequency, 0)
+        check_mode(mode)
+        self._metrics_override = metric_columns is not None
+        self._metric_columns = (_as_columns(metric_columns) if self._metrics_override
+                                else dict(self.DEFAULT_COLUMNS))
+        self._parameter_columns = _as_columns(parameter_columns)
+        self._inferred: dict[str, str] = {}
+        self._total_samples = total_samples
+        self._max_progress_rows = max_progress_rows
+        self._max_error_rows = max_error_rows
+        self._max_column_length = max_column_length
+        self._max_report_frequency = float(max_report_frequency)
+        self._infer_limit = infer_limit
+        self._print_intermediate_tables = (True if print_intermediate_tables is None
+                                           else bool(print_intermediate_tables))
+        self._metric = metric
+        self._mode = mode
+        self._sort_by_metric = sort_by_metric
+        self._clock: Callable[[], float] = time.monotonic
+        self._start_time = self._clock()
+        self._last_report_time: float | None = None
+        self._time_budget_s: float | None = None
+        self._console: Console | None = None
+        self._recency: dict[str, int] = {}  # trial_id -> stamp of its latest event
+        self._stamps = itertools.count()
+
+    # --- Ray's configuration API -----------------------------------------------------------
+
+    def setup(self, start_time: float | None = None, total_samples: int | None = None,
+              metric: str | None = None, mode: str | None = None, *,
+              console: Console | None = None, clock: Callable[[], float] | None = None,
+              time_budget_s: float | None = None, **kwargs: Any) -> None:
+        """Receive run-time settings; ``start_time`` is read in the reporter's ``clock``.
+
+        Raises:
+            TuneConfigError: the reporter has its own ``metric``/``mode`` and the
+                experiment's differ.
+        """
+        if clock is not None:
+            self._clock = clock
+        if console is not None:
+            self._console = console
+        self.set_start_time(start_time)
+        if total_samples is not None:
+            self.set_total_samples(total_samples)
+        if not self.set_search_properties(metric, mode):
+            which, own, got = (("metric", self._metric, metric)
+                               if metric and self._metric and metric != self._metric
+                               else ("mode", self._mode, mode))
+            raise bad_value(which, got, f"the progress reporter's own {which} {own!r} or None")
+        self._time_budget_s = time_budget_s
+        self._last_report_time = self._start_time
+
+    def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
+        if (metric and self._metric and metric != self._metric) or (
+                mode and self._mode and mode != self._mode):
+            return False
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        if self._metric is None and self._mode:
+            self._metric = DEFAULT_METRIC
+        return True
+
+    def set_total_samples(self, total_samples: int | None) -> None:
+        self._total_samples = total_samples
+
+    def set_start_time(self, timestamp: float | None = None) -> None:
+        self._start_time = self._clock() if timestamp is None else timestamp
+
+    def should_report(self, trials: list[Trial], done: bool = False) -> bool:
+        """Yes at the end, or when ``max_report_frequency`` seconds passed since the last yes."""
+        now = self._clock()
+        last = self._last_report_time
+        if last is None or now - last >= self._max_report_frequency:
+            self._last_report_time = now
+            return True
+        return done
+
+    def add_metric_column(self, metric: str, representation: str | None = None) -> None:
+        """Show ``metric`` (titled ``representation``); stops inferring metric columns."""
+        if metric in self._metric_columns:
+            raise ValueError(f"Column {metric} already exists.")
+        self._metrics_override = True
+        self._metric_columns[metric] = representation or metric
+
+    def add_parameter_column(self, parameter: str, representation: str | None = None) -> None:
+        """Show hyperparameter ``parameter`` (``"a/b"`` when nested), titled ``representation``."""
+        if parameter in self._parameter_columns:
+            raise ValueError(f"Column {parameter} already exists.")
+        self._parameter_columns[parameter] = representation or parameter
+
+    # --- what the callback uses ------------------------------------------------------------
+
+    def _touch(self, trial: Trial) -> None:
+        """Record that ``trial`` just had an event (O(1); ranks "most recent" rows)."""
+        self._recency[trial.trial_id] = next(self._stamps)
+
+    def _infer(self, rows: Iterable[Trial]) -> None:
+        limit = self._infer_limit - (1 if self._metric else 0)
+        if self._metrics_override or len(self._inferred) >= limit:
+            return
+        for trial in rows:
+            for key, _ in _scalar_items(trial.last_result):
+                known = key in self._inferred or key in self.DEFAULT_COLUMNS
+                if not known and key != self._metric:
+                    self._inferred[key] = key
+                    if len(self._inferred) >= limit:
+                        return
+
+    def _metric_titles(self) -> dict[str, str]:
+        """Candidate metric columns, user metrics first and ``iter``/``total time`` last."""
+        if self._metrics_override:
+            cols = dict(self._metric_columns)
+        else:
+            cols = {}
+            if self._metric:
+                cols[self._metric] = self.DEFAULT_COLUMNS.get(self._metric, self._metric)
+            cols.update((k, v) for k, v in self._inferred.items() if k not in cols)
+            cols.update((k, v) for k, v in self._metric_columns.items() if k not in cols)
+        for key in (_ITER, _TIME):
+            if key in cols:
+                cols[key] = cols.pop(key)
+        return cols
+
+    def _result_line(self, trial: Trial, result: Mapping[str, Any]) -> str:
+        """One line for one result (verbose 3); O(columns), independent of the trial count."""
+        self._infer((trial,))
+        n = self._max_column_length
+        parts = [f"{k}={_fmt(v, n)}" for k, title in self._metric_titles().items()
+                 if k not in (_ITER, _TIME) and (v := _lookup(result, k)) is not None]
+        elapsed = result.get(_TIME)
+        when = f" ({elapsed:.1f}s)" if _is_number(elapsed) else ""
+        line = f"Result: {trial} iter {result.get(_ITER, '?')}{when}"
+        return f"{line}: {', '.join(parts)}" if parts else line
+
+    def _header(self, counts: Mapping[TrialStatus, int], n: int) -> str:
+        done = counts.get(TrialStatus.TERMINATED, 0) + counts.get(TrialStatus.ERROR, 0)
+        total_samples = self._total_samples
+        if total_samples is not None and (total_samples < 0 or total_samples >= sys.maxsize):
+            total = "inf"
+        else:
+            total = str(max(total_samples or 0, n))
+        extra = "".join(f", {counts[s]} {s.value.lower()}"
+                        for s in (TrialStatus.PAUSED, TrialStatus.PENDING) if counts.get(s))
+        elapsed = self._clock() - self._start_time
+        running, errored = counts.get(TrialStatus.RUNNING, 0), counts.get(TrialStatus.ERROR, 0)
+        parts = [f"{done}/{total} trials done ({running} running, {errored} errored{extra})",
+                 f"elapsed {_fmt_duration(elapsed)}"]
+        if self._time_budget_s is not None:
+            parts.append(f"time budget left {_fmt_duration(self._time_budget_s - elapsed)}")
+        return " | ".join(parts)
+
+    def _best_line(self, best: Trial | None) -> str | None:
+        if best is None or not self._metric:
+            return None
+        n = self._max_column_length
+        shown = itertools.islice(best.evaluated_params.items(), 6)
+        params = ", ".join(f"{k}={_fmt(v, n)}" for k, v in shown)
+        value = _fmt(_lookup(best.last_result, self._metric), n)
+        return f"{best} {self._metric}={value}" + (f" ({params})" if params else "")
+
+    def _select_rows(self, trials: Sequence[Trial], scored: list[tuple[float, int, Trial]],
+                     done: bool) -> list[Trial]:
+        """At most ``max_progress_rows`` trials, grouped by status; O(trials)."""
+        max_rows = self._max_progress_rows
+        if len(trials) <= max_rows:
+            rows = list(trials)
+            if self._sort_by_metric and scored:  # finished trials best first (Ray)
+                ranked = sorted(scored, key=lambda s: s[:2])
+                rank = {id(t): i for i, (_, _, t) in enumerate(ranked)}
+                rows.sort(key=lambda t: rank.get(id(t), len(rank))
+                          if t.status is TrialStatus.TERMINATED else 0)
+        else:
+            picked = [t for t in trials if t.status is TrialStatus.RUNNING][:max_rows]
+            budget = max_rows - len(picked)
+            if budget:
+                taken = {id(t) for t in picked}
+                best = [t for _, _, t in heapq.nsmallest(budget, scored, key=lambda s: s[:2])]
+                recent = heapq.nlargest(budget, (t for t in trials if id(t) not in taken),
+                                        key=lambda t: self._recency.get(t.trial_id, -1))
+                share = budget if done else (budget + 1) // 2
+                for t in itertools.chain(best[:share], recent, best[share:]):
+                    if len(picked) >= max_rows:
+                        break
+                    if id(t) not in taken:
+                        taken.add(id(t))
+                        picked.append(t)
+            rows = picked
+        order = {s: i for i, s in enumerate(_STATUS_ORDER)}
+        return sorted(rows, key=lambda t: order.get(t.status, len(order)))  # stable in groups
+
+    def _trial_table(self, rows: Sequence[Trial]) -> list[Any]:
+        """The trial table, keeping only the columns that fit the console at their full width.
+
+        Name, status and metrics come first; hyperparameter columns that would not fit are
+        left out and named below the table rather than squeezed into unreadable "…" cells.
+        """
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
+        self._infer(rows)
+        n = self._max_column_length
+        metrics = {k: title for k, title in self._metric_titles().items()
+                   if any(_lookup(t.last_result, k) is not None for t in rows)}
+        params = self._parameter_columns or {  # in search-space order, as sampled
+            k: k for t in rows for k in t.evaluated_params}
+        columns = [(_fmt(title, n), [_fmt(_lookup(t.last_result, k), n, k == _TIME) for t in rows])
+                   for k, title in metrics.items()]
+        columns += [(_fmt(title, n), [_fmt(_param(t, k), n) for t in rows])
+                    for k, title in params.items()]
+        names = [str(t) for t in rows]
+        gap = 3  # padding and separator between two columns
+        used = max(map(len, ["Trial name", *names])) + max(len(str(t.status)) for t in rows) + gap
+        width = self._get_console().width
+        keep = 0
+        for title, cells in columns:
+            need = max(len(title), *map(len, cells)) + gap
+            if keep and used + need > width:
+                break
+            used, keep = used + need, keep + 1
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+        table.add_column("Trial name", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        for title, _ in columns[:keep]:
+            table.add_column(title, justify="right", no_wrap=True)
+        for i, t in enumerate(rows):
+            table.add_row(names[i], Text(str(t.status), style=_STATUS_STYLE.get(t.status, "")),
+                          *(cells[i] for _, cells in columns[:keep]))
+        if keep == len(columns):
+            return [table]
+        left_out = ", ".join(title for title, _ in columns[keep:])
+        note = Text(f"({len(columns) - keep} columns not shown: {left_out})", style="dim",
+                    no_wrap=True, overflow="ellipsis")
+        return [table, note]
+
+    def _render(
+        self, trials: Sequence[Trial], done: bool, sys_info: Sequence[Any] = ()
+    ) -> RenderableType:
+        """Header, best trial, trial table and error table; O(trials)."""
+        from rich import box
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        counts = Counter(t.status for t in trials)
+        parts: list[Any] = [Text(self._header(counts, len(trials)), style="bold")]
+        parts.extend(Text(str(s)) for s in sys_info)
+        scored: list[tuple[float, int, Trial]] = []
+        if self._metric and self._mode:
+            scored = [(k, i, t) for i, t in enumerate(trials)
+                      if (k := _score_key(t, self._metric, self._mode)) is not None]
+        best = min(scored, key=lambda s: s[:2])[2] if scored else None
+        if (line := self._best_line(best)) is not None:
+            parts.append(Text(f"Current best: {line}", no_wrap=True, overflow="ellipsis"))
+        if trials and (done or self._print_intermediate_tables):
+            rows = self._select_rows(trials, scored, done)
+            parts.extend(self._trial_table(rows))
+            hidden = counts - Counter(t.status for t in rows)
+            if hidden:
+                parts.append(Text(f"... {sum(hidden.values())} more trials not shown "
+                                  f"({_counts_text(hidden)})", style="dim"))
+        errored = [t for t in trials if t.error_msg or t.status is TrialStatus.ERROR]
+        if errored and self._max_error_rows:
+            noun = "trial" if len(errored) == 1 else "trials"
+            errors = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                           title=f"Errors ({len(errored)} {noun})", title_justify="left")
+            errors.add_column("Trial name", no_wrap=True)
+            errors.add_column("# failures", justify="right")
+            errors.add_column("error", no_wrap=True, overflow="ellipsis")
+            for t in errored[: self._max_error_rows]:
+                errors.add_row(str(t), str(t.num_failures), _first_line(t.error_msg))
+            parts.append(errors)
+            if len(errored) > self._max_error_rows:
+                parts.append(Text(f"... {len(errored) - self._max_error_rows} more errored trials",
+                                  style="dim"))
+        return Group(*parts)
+
+    def _get_console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console()
+        return self._console
