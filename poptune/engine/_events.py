@@ -21,13 +21,11 @@ from poptune.backends._base import (
     WorkerLostEvent,
 )
 from poptune.engine._io import ckpt_metrics, rewrite_rows
+from poptune.engine.controller import ErrorOutcome, Reply, StopOutcome, Told
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TrialError, TuneError
 from poptune.schedulers._base import Exploit, SchedulerDecision
 from poptune.storage.trial_logs import write_error
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger("poptune")
 
@@ -95,14 +93,15 @@ class TrialEvents:
             self._register_checkpoint(trial, ckpt_name, result)
         for cb in self.callbacks:
             cb.on_trial_result(self.iteration, self.trials, trial, result)
-        if live.pending_action is not None:  # already told to stop: answer the same way
-            self.replies.append((trial.trial_id, "pause" if live.pending_action == "pause" else "stop"))
+        again = self.ctl.reply_while_told(trial.trial_id)
+        if again is not None:  # already told to stop or pause: answer the same way
+            self.replies.append((trial.trial_id, again.value))
             return
         wants_save = result.get("should_checkpoint") or self.scheduler.should_checkpoint(
             trial, result)  # a callback may ask with result["should_checkpoint"] = True
         if self.is_class and not ckpt_name and wants_save:
             live.awaiting_save = result
-            self.replies.append((trial.trial_id, "save"))
+            self.replies.append((trial.trial_id, Reply.SAVE.value))
             return
         self._decide(trial, result)
 
@@ -116,58 +115,42 @@ class TrialEvents:
     def _decide(self, trial: Trial, result: dict[str, Any]) -> None:
         """Decide on a result, then tell the searcher unless the trial is to stop (as Ray does:
         a searcher never hears the result that stopped a trial, only its completion)."""
-        live = self.live[trial.trial_id]
         self._decide_and_reply(trial, result)
-        if live.pending_action != "stop" or result.get("done"):
+        if self.ctl.told_to(trial.trial_id) != Told.STOP or result.get("done"):
             self.searcher.on_trial_result(trial.trial_id, result)
 
     def _decide_and_reply(self, trial: Trial, result: dict[str, Any]) -> None:
-        live = self.live[trial.trial_id]
         if result.get("done"):
-            self.replies.append((trial.trial_id, "continue"))
+            self.replies.append((trial.trial_id, Reply.CONTINUE.value))
             return
         try:
-            stop = self.stopper(trial.trial_id, result)
+            stop = bool(self.stopper(trial.trial_id, result))
         except TuneError as exc:
             self.fatal = exc
-            self.replies.append((trial.trial_id, "stop"))
-            live.pending_action = "stop"
-            return
-        if stop:
-            self.replies.append((trial.trial_id, "stop"))
-            live.pending_action = "stop"
-            return
-        decision = self.scheduler.on_trial_result(trial, result)
-        if decision != SchedulerDecision.CONTINUE:
-            self._sched_dirty = True
+            stop = True
+        decision: Any = SchedulerDecision.STOP
+        if not stop:
+            decision = self.scheduler.on_trial_result(trial, result)
+            if decision != SchedulerDecision.CONTINUE:
+                self._sched_dirty = True
+            if isinstance(decision, Exploit):
+                self._log_exploit(decision)
+            self._take_exploits()
+        # pausing a function trial without a checkpoint would silently restart it from
+        # scratch (Ray #27170): it keeps running instead
+        can_pause = self.is_class or bool(trial.checkpoint_path)
+        reply = self.ctl.on_decision(trial, decision, can_pause=can_pause, by_stopper=stop)
         if isinstance(decision, Exploit):
-            self._log_exploit(decision)
-        self._take_exploits()
-        if live.pending_action == "exploit" and not isinstance(decision, Exploit):
-            self.replies.append((trial.trial_id, "stop"))  # taken exploit for this trial
-        elif isinstance(decision, Exploit):
-            live.pending_action = "exploit"
-            live.exploit = decision
+            self.live[trial.trial_id].exploit = decision
             self._pin(decision.checkpoint_path)
-            self.replies.append((trial.trial_id, "stop"))
-        elif decision == SchedulerDecision.STOP:
-            live.pending_action = "stop"
-            self.replies.append((trial.trial_id, "stop"))
-        elif decision == SchedulerDecision.PAUSE and not self.is_class and not trial.checkpoint_path:
-            # pausing would silently restart the trial from scratch (Ray #27170): keep it running
-            if not self._warned_pause:
-                self._warned_pause = True
-                logger.warning(
-                    "%s asked to pause trial %s, which has not reported a checkpoint; pausing it "
-                    "would restart it from scratch, so it keeps running. Report checkpoints with "
-                    "tune.report(..., checkpoint=...) so trials can be paused and resumed. "
-                    "(Warned once per experiment.)", type(self.scheduler).__name__, trial)
-            self.replies.append((trial.trial_id, "continue"))
-        elif decision == SchedulerDecision.PAUSE:
-            live.pending_action = "pause"
-            self.replies.append((trial.trial_id, "pause"))
-        else:
-            self.replies.append((trial.trial_id, "continue"))
+        self.replies.append((trial.trial_id, reply.value))
+        if decision == SchedulerDecision.PAUSE and reply == Reply.CONTINUE and not self._warned_pause:
+            self._warned_pause = True
+            logger.warning(
+                "%s asked to pause trial %s, which has not reported a checkpoint; pausing it "
+                "would restart it from scratch, so it keeps running. Report checkpoints with "
+                "tune.report(..., checkpoint=...) so trials can be paused and resumed. "
+                "(Warned once per experiment.)", type(self.scheduler).__name__, trial)
 
     def _pin(self, path: str) -> None:
         self.pinned[path] = self.pinned.get(path, 0) + 1
@@ -186,9 +169,8 @@ class TrialEvents:
             if trial is None or trial.is_finished:
                 continue
             if trial.status == TrialStatus.RUNNING:
-                live = self.live[trial.trial_id]
-                live.pending_action = "stop"
-                live.exploit = None
+                self.ctl.tell(trial.trial_id, Told.STOP)
+                self.live[trial.trial_id].exploit = None
             else:
                 self._on_done(trial)
 
@@ -200,7 +182,7 @@ class TrialEvents:
             self._log_exploit(ex)
             if target.status == TrialStatus.RUNNING:
                 live = self.live[target.trial_id]
-                live.pending_action = "exploit"
+                self.ctl.tell(target.trial_id, Told.EXPLOIT)
                 live.exploit = ex
                 self._pin(ex.checkpoint_path)
                 continue  # carried out when it next reports / stops
@@ -261,7 +243,7 @@ class TrialEvents:
 
     def _on_done(self, trial: Trial) -> None:
         self._finish_running(trial)
-        self._set_status(trial, TrialStatus.TERMINATED)
+        self.ctl.on_done(trial)
         trial.last_result = {**trial.last_result, "done": True}
         self.journal.append({"e": "status", "t": trial.trial_id, "s": "TERMINATED"})
         self._close_writer(trial)
@@ -278,49 +260,41 @@ class TrialEvents:
     def _on_stopped(self, trial: Trial) -> None:
         self._finish_running(trial)
         live = self.live[trial.trial_id]
-        action, live.pending_action = live.pending_action, None
-        if action == "exploit" and live.exploit is not None:
+        outcome = self.ctl.on_stopped(trial, stopping_all=self.stopping_all,
+                                      has_exploit=live.exploit is not None)
+        if outcome == StopOutcome.EXPLOITED:
             ex, live.exploit = live.exploit, None
+            assert ex is not None
             self._carry_out_exploit(trial, ex)
             self._unpin(ex.checkpoint_path)
-            self._set_status(trial, TrialStatus.PAUSED)
             self.journal.append({"e": "status", "t": trial.trial_id, "s": "PAUSED"})
-            return
-        if action == "pause" and not self.stopping_all:
-            self._set_status(trial, TrialStatus.PAUSED)
+        elif outcome == StopOutcome.PAUSED:
             self.journal.append({"e": "status", "t": trial.trial_id, "s": "PAUSED"})
-            return
-        if action == "kill":  # interrupted: stays unfinished in the journal
-            self._set_status(trial, TrialStatus.PAUSED)
-            return
-        self._on_done(trial)
+        elif outcome == StopOutcome.DONE:
+            self._on_done(trial)
+        # INTERRUPTED: stays unfinished in the journal
 
     def _on_error(self, trial: Trial, tb: str, blob: bytes | None, lost: bool = False) -> None:
         self._finish_running(trial)
-        live = self.live[trial.trial_id]
-        if live.pending_action in ("stop", "kill") and lost:
+        outcome = self.ctl.on_error(trial, lost=lost)
+        if outcome == ErrorOutcome.STOPPED:  # killed while being stopped: not a failure
             self._on_stopped(trial)
             return
-        live.pending_action = None
-        live.awaiting_save = None
-        trial.num_failures += 1
+        self.live[trial.trial_id].awaiting_save = None
         trial.error_file = write_error(trial.local_path, tb, blob)
         last_line = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
         trial.error_msg = last_line
-        retry = not self.fail_fast and (self.max_failures == -1 or trial.num_failures <= self.max_failures)
-        if retry:
+        if outcome == ErrorOutcome.RETRY:
             logger.warning("Trial %s failed (%s); retrying from its latest checkpoint (%d/%s)",
                            trial, last_line, trial.num_failures,
                            "inf" if self.max_failures == -1 else self.max_failures)
             self._rollback_to_checkpoint(trial)
-            self._set_status(trial, TrialStatus.PENDING)
             self.journal.append({"e": "status", "t": trial.trial_id, "s": "PENDING",
                                  "failures": trial.num_failures, "msg": last_line,
                                  "file": trial.error_file})
             for cb in self.callbacks:
                 cb.on_trial_error(self.iteration, self.trials, trial)
             return
-        self._set_status(trial, TrialStatus.ERROR)
         self.journal.append({"e": "status", "t": trial.trial_id, "s": "ERROR",
                              "failures": trial.num_failures, "msg": last_line,
                              "file": trial.error_file})

@@ -4,6 +4,10 @@ One loop pass: create trials while there is room, launch what the scheduler pick
 backend, handle each event (persist → ask stopper/scheduler → queue a reply), commit the
 journal with one write, then send the replies. A trial only continues after its result is in
 the journal, so nothing it reported can be lost.
+
+Trial statuses, and what each running trial has been told, belong to the pure
+:class:`~poptune.engine.controller.Controller`: the runner reports events to it and carries
+out the replies and outcomes it returns (journal, backend, callbacks, files).
 """
 
 from __future__ import annotations
@@ -25,18 +29,19 @@ from poptune.backends._base import (
 from poptune.config import RunConfig, TuneConfig
 from poptune.engine._events import TrialEvents
 from poptune.engine._io import AsyncWriter, ckpt_record, rewrite_rows  # noqa: F401
+from poptune.engine.controller import Controller, Told
 from poptune.engine.experiment import TrialHistory, default_trial_dirname, pack, timestamp
 from poptune.engine.resources import ResourcePool
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TuneError
 from poptune.execution.tune_controller import TuneController
 from poptune.schedulers._base import Exploit, TrialScheduler
-from poptune.storage.checkpoints import TrialCheckpoints
+from poptune.stopper import Stopper
 from poptune.storage.background import BackgroundIO
+from poptune.storage.checkpoints import TrialCheckpoints
 from poptune.storage.journal import Journal
 from poptune.storage.trial_logs import TrialLogWriter, write_params
 from poptune.trainable._util import normalize_resources
-from poptune.stopper import Stopper
 
 logger = logging.getLogger("poptune")
 
@@ -76,7 +81,6 @@ class _Live:
     writer: TrialLogWriter | None = None
     checkpoints: TrialCheckpoints | None = None
     rows: int = 0
-    pending_action: str | None = None  # "stop" | "pause" | "exploit" | "kill"
     exploit: Exploit | None = None
     awaiting_save: dict[str, Any] | None = None
     stop_requested_at: float | None = None
@@ -145,9 +149,6 @@ class Runner(TrialEvents):
         self.fatal: BaseException | None = None
         self.raise_trial_error: BaseException | None = None
         self.pinned: dict[str, int] = {}
-        self._pending: dict[str, Trial] = {}
-        self._paused: dict[str, Trial] = {}
-        self._running: dict[str, Trial] = {}
         self._stopping: dict[str, Trial] = {}
         self._warned_pause = False
         self._sched_dirty = False
@@ -180,6 +181,8 @@ class Runner(TrialEvents):
         assert failure is not None
         self.max_failures = failure.max_failures
         self.fail_fast = failure.fail_fast
+        #: trial statuses and what running trials were told: the pure state machine
+        self.ctl = Controller(failure.max_failures, failure.fail_fast)
         max_conc = tune_config.max_concurrent_trials or 0
         self.max_concurrent = max_conc if max_conc > 0 else None
         constants: dict[int, Any] = {}
@@ -205,7 +208,7 @@ class Runner(TrialEvents):
             self.trials.append(t)
             self.by_id[t.trial_id] = t
             self.live[t.trial_id] = live
-            self._set_status(t, t.status)
+            self.ctl.add(t)
             if t.restore_path and not t.is_finished:
                 self._pin(t.restore_path)
             idx = int(t.trial_id.rsplit("_", 1)[-1])
@@ -304,27 +307,7 @@ class Runner(TrialEvents):
         return self.trials
 
     def _finished(self) -> bool:
-        if self._running:
-            return False
-        if self.stopping_all:
-            return True
-        if self._pending or self._paused:
-            return False
-        return self.searcher_done
-
-    def _set_status(self, trial: Trial, status: TrialStatus) -> None:
-        """Change a trial's status and keep the O(1) indexes in step."""
-        tid = trial.trial_id
-        self._pending.pop(tid, None)
-        self._paused.pop(tid, None)
-        self._running.pop(tid, None)
-        trial.status = status
-        if status == TrialStatus.PENDING:
-            self._pending[tid] = trial
-        elif status == TrialStatus.PAUSED:
-            self._paused[tid] = trial
-        elif status == TrialStatus.RUNNING:
-            self._running[tid] = trial
+        return self.ctl.is_finished(self.searcher_done, self.stopping_all)
 
     def _max_pending(self) -> int:
         """Random/grid search creates up to 1,000 trials ahead (a PBT population exists as a
@@ -336,12 +319,12 @@ class Runner(TrialEvents):
         return self._worker_count()
 
     def _running_count(self) -> int:
-        return len(self._running)
+        return len(self.ctl.running)
 
     def _create_trials(self) -> None:
         if self.searcher_done or self.stopping_all:
             return
-        waiting = len(self._pending)
+        waiting = len(self.ctl.pending)
         room = self._max_pending() - self._running_count() - waiting
         if self.max_concurrent:
             room = min(room, self.max_concurrent - self._running_count() - waiting)
@@ -383,7 +366,7 @@ class Runner(TrialEvents):
         self.trials.append(trial)
         self.by_id[trial_id] = trial
         self.live[trial_id] = live
-        self._set_status(trial, TrialStatus.PENDING)
+        self.ctl.add(trial, TrialStatus.PENDING)
         self.journal.append({
             "e": "trial", "id": trial_id, "trainable": self.trainable_name,
             "config": base64.b64encode(self._trial_config_blob(trial)).decode(),
@@ -425,13 +408,13 @@ class Runner(TrialEvents):
         while True:
             if self.max_concurrent and self._running_count() >= self.max_concurrent:
                 return
-            if not self._pending and not self._paused:
+            if not self.ctl.pending and not self.ctl.paused:
                 return
             if self._default_choice:  # FIFO: pending first, then paused, in order
-                trial = next(iter(self._pending.values() or self._paused.values()))
+                trial = next(iter(self.ctl.pending.values() or self.ctl.paused.values()))
             else:
                 trial = self.scheduler.choose_trial_to_run(
-                    list(self._pending.values()) + list(self._paused.values()))
+                    list(self.ctl.pending.values()) + list(self.ctl.paused.values()))
                 self._take_exploits()
             if trial is None:
                 return
@@ -488,10 +471,9 @@ class Runner(TrialEvents):
                  else {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in gpu_ids)}),
         )
         was_restore = restore is not None
-        self._set_status(trial, TrialStatus.RUNNING)
+        self.ctl.on_launch(trial)
         if trial.start_time is None:
             trial.start_time = time.time()
-        live.pending_action = None
         live.stop_requested_at = None
         self.journal.append({"e": "status", "t": trial.trial_id, "s": "RUNNING"})
         self.backend.launch(spec)
@@ -514,16 +496,16 @@ class Runner(TrialEvents):
         for t in self.trials:
             live = self.live[t.trial_id]
             if t.status == TrialStatus.RUNNING:
-                if live.pending_action is None:
-                    live.pending_action = "stop"
+                self.ctl.tell(t.trial_id, Told.STOP, keep=True)
                 live.stop_requested_at = now
                 self._stopping[t.trial_id] = t
             elif t.status in (TrialStatus.PENDING, TrialStatus.PAUSED) and live.rows > 0:
-                self._set_status(t, TrialStatus.TERMINATED)
+                self.ctl.on_done(t)
                 self.journal.append({"e": "status", "t": t.trial_id, "s": "TERMINATED"})
-        never_started = [t for t in self._pending.values() if self.live[t.trial_id].rows == 0]
+        never_started = [t for t in self.ctl.pending.values()
+                         if self.live[t.trial_id].rows == 0]
         for t in never_started:
-            self._pending.pop(t.trial_id, None)
+            self.ctl.forget_pending(t.trial_id)
         gone = {t.trial_id for t in never_started}
         self.trials = [t for t in self.trials if t.trial_id not in gone]
 
@@ -579,7 +561,7 @@ class Runner(TrialEvents):
     def _abort(self) -> None:
         for t in self.trials:
             if t.status == TrialStatus.RUNNING:
-                self.live[t.trial_id].pending_action = "kill"
+                self.ctl.tell(t.trial_id, Told.KILL)
                 self.backend.kill(t.trial_id)
                 self.pool.release(t.trial_id)
 
