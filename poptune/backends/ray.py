@@ -9,6 +9,8 @@ travel over a direct connection to the driver, not through Ray's object store.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import socket
 from multiprocessing.connection import Listener
@@ -29,6 +31,65 @@ def driver_ip() -> str:
             return s.getsockname()[0]
     except OSError:
         return "127.0.0.1"
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port`` or ``ray://host:port``; None for ``auto``/``local``.
+
+    >>> _host_port("ray://head:10001"), _host_port("10.0.0.5:6379"), _host_port("auto")
+    (('head', 10001), ('10.0.0.5', 6379), None)
+    """
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rstrip("/").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _what_to_check(address: str | None) -> str:
+    if not address:
+        return "Check that Ray can start on this machine (`ray start --head` shows why not)."
+    hp = _host_port(address)
+    port = hp[1] if hp else 6379
+    if address.startswith("ray://"):
+        running = (f"that the head node runs a Ray Client server on that port (`ray start "
+                   f"--head --ray-client-server-port={port}`; 10001 by default)")
+    else:
+        running = (f"that a Ray head node is running there (on the head: `ray start --head "
+                   f"--port={port}`; from this machine `ray status --address {address}` must "
+                   "answer)")
+    return (
+        f"Check {running}, that the address is the head's GCS address (host:6379, printed by "
+        "`ray start --head`) or its Ray Client address (ray://host:10001), and that no "
+        f"firewall blocks port {port}. The address comes from POPTUNE_ADDRESS (or "
+        "RayBackend(address=...)); poptune never starts a local Ray instance in its place."
+    )
+
+
+def _check_reachable(address: str, timeout: float) -> None:
+    """Raise :class:`TuneError` unless something accepts TCP connections at ``address``."""
+    hp = _host_port(address)
+    if hp is None:  # "auto"/"local": Ray finds (or fails to find) the cluster itself
+        return
+    host, port = hp
+    hosts = [host]
+    if "://" not in address:  # Ray dials a GCS address on loopback via this node's IP
+        with contextlib.suppress(Exception):  # a private helper; the plain host is enough
+            services = importlib.import_module("ray._private.services")
+            resolved = services.resolve_ip_for_localhost(host)
+            if resolved != host:
+                hosts.append(resolved)
+    errors = []
+    for h in hosts:
+        try:
+            socket.create_connection((h, port), timeout=timeout).close()
+            return
+        except OSError as exc:
+            errors.append(f"{h}:{port}: {exc.strerror or type(exc).__name__}")
+    raise TuneError(
+        f"could not connect to the Ray cluster at {address}: nothing accepts connections "
+        f"there ({'; '.join(errors)}). {_what_to_check(address)}"
+    )
 
 
 class _RayActorAgent(Agent):
@@ -56,17 +117,24 @@ class RayBackend(ConnectionBackend):
 
     Args:
         address: Ray cluster address (default ``$POPTUNE_ADDRESS``; None starts local Ray).
+        connect_timeout: seconds to wait for a TCP connection to ``address`` before giving up
+            (a closed port fails at once); Ray itself would retry for many minutes.
         init_kwargs: passed to ``ray.init`` when this backend starts Ray.
     """
 
     assigns_devices = True
 
-    def __init__(self, address: str | None = None, **init_kwargs: Any) -> None:
+    def __init__(self, address: str | None = None, connect_timeout: float = 10.0,
+                 **init_kwargs: Any) -> None:
         super().__init__()
         self._ray = require("ray", "the Ray backend")
         address = address or os.environ.get("POPTUNE_ADDRESS") or None
         self._started_ray = False
         if not self._ray.is_initialized():
+            if address:
+                # ray.init retries a silent address for many minutes (20 attempts of ~40 s
+                # each in Ray 2.x): find out at once whether anything listens there
+                _check_reachable(address, connect_timeout)
             try:
                 self._ray.init(address=address, ignore_reinit_error=True,
                                include_dashboard=False, log_to_driver=True,
@@ -74,7 +142,7 @@ class RayBackend(ConnectionBackend):
             except Exception as exc:  # noqa: BLE001 - a cluster that does not answer
                 raise TuneError(
                     f"could not connect to the Ray cluster at {address or '(local)'}: "
-                    f"{type(exc).__name__}: {exc}. Check POPTUNE_ADDRESS / `ray status`."
+                    f"{type(exc).__name__}: {str(exc).rstrip('.')}. {_what_to_check(address)}"
                 ) from exc
             self._started_ray = True
         remote = self._ray.remote(num_cpus=0)

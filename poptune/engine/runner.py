@@ -33,7 +33,7 @@ from poptune.engine.controller import Controller, Told
 from poptune.engine.experiment import TrialHistory, default_trial_dirname, pack, timestamp
 from poptune.engine.resources import ResourcePool
 from poptune.engine.trial import Trial, TrialStatus
-from poptune.exceptions import TuneError
+from poptune.exceptions import StorageError, TuneError
 from poptune.execution.tune_controller import TuneController
 from poptune.schedulers._base import Exploit, TrialScheduler
 from poptune.stopper import Stopper
@@ -153,6 +153,7 @@ class Runner(TrialEvents):
         self._warned_pause = False
         self._sched_dirty = False
         self._search_dirty = False  # searcher state changed since the last commit
+        self._run_error: BaseException | None = None  # what ended run() early, if anything
         self._last_sync = 0.0
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
@@ -292,14 +293,16 @@ class Runner(TrialEvents):
                 if self.fatal is not None:
                     raise self.fatal
             self.journal.append({"e": "end"})
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            self._run_error = exc
             logger.warning(
                 "Experiment interrupted; its state is saved. Resume it with "
                 "Tuner.restore(%r, trainable=...)", self.experiment_dir,
             )
             self._abort()
             raise
-        except BaseException:
+        except BaseException as exc:
+            self._run_error = exc
             self._abort()
             raise
         finally:
@@ -579,5 +582,12 @@ class Runner(TrialEvents):
             self.save_scheduler_state()
             self.backend.shutdown()
             if self.remote is not None:  # the final state of every file, on storage
-                self.remote.sync_dir(self.experiment_dir)
+                try:
+                    self.remote.sync_dir(self.experiment_dir)
+                except StorageError as exc:
+                    if self._run_error is None:
+                        raise
+                    # the run already failed (often for the same reason): keep its error
+                    logger.warning("poptune: final upload to %s failed too: %s",
+                                   self.remote.uri, exc)
 

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tests.storage._s3 import fresh_bucket, import_source, s3_env
+
 pytest.importorskip("s3fs", reason="remote storage tests need `pip install s3fs moto[server]`")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,22 +65,9 @@ def s3_server():
 
 @pytest.fixture
 def s3(s3_server, monkeypatch, tmp_path):
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_server,
-           "POPTUNE_STAGING_DIR": str(tmp_path / "staging")}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    bucket = f"b{time.time_ns()}"
-    fs.mkdir(bucket)
-    (tmp_path / "s3mod.py").write_text(TRAIN)
-    sys.path.insert(0, str(tmp_path))
-    sys.modules.pop("s3mod", None)
-    import s3mod
-
+    env = s3_env(monkeypatch, s3_server, str(tmp_path / "staging"))
+    fs, bucket = fresh_bucket("b")
+    s3mod = import_source(tmp_path, "s3mod", TRAIN)
     yield fs, bucket, s3mod, env
     sys.path.remove(str(tmp_path))
 
