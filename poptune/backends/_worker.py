@@ -15,9 +15,8 @@ import signal
 import sys
 import tempfile
 import traceback
-from typing import Any
-
 from multiprocessing.connection import Client, Connection
+from typing import Any
 
 from poptune import session as _session_mod
 from poptune.backends._base import LaunchSpec

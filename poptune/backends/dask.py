@@ -16,6 +16,7 @@ from typing import Any
 
 from poptune._imports import require
 from poptune.backends._conn import Agent, ConnectionBackend
+from poptune.backends._probe import host_port, unreachable
 from poptune.backends.ray import driver_ip
 from poptune.exceptions import TuneError
 
@@ -59,6 +60,15 @@ class DaskBackend(ConnectionBackend):
         self._cluster = None
         if client is None:
             address = address or os.environ.get("POPTUNE_ADDRESS") or None
+            hp = host_port(address) if address else None
+            why = unreachable([hp[0]], hp[1], min(timeout, 10.0)) if hp else None
+            if why is not None:  # nothing listens: say so now, not after the client's timeout
+                raise TuneError(
+                    f"could not connect to the Dask scheduler at {address}: nothing accepts "
+                    f"connections there ({why}). Check that `dask scheduler` runs there (it "
+                    "prints its address, tcp://host:8786 by default) and that no firewall "
+                    "blocks the port. The address comes from POPTUNE_ADDRESS (or "
+                    "DaskBackend(address=...)); poptune never starts a local cluster instead.")
             try:
                 if address:
                     client = distributed.Client(address, timeout=timeout)

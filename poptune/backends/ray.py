@@ -18,6 +18,7 @@ from typing import Any
 
 from poptune._imports import require
 from poptune.backends._conn import Agent, ConnectionBackend
+from poptune.backends._probe import host_port, unreachable
 from poptune.exceptions import TuneError
 
 _RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU", "memory": "memory"}
@@ -33,23 +34,10 @@ def driver_ip() -> str:
         return "127.0.0.1"
 
 
-def _host_port(address: str) -> tuple[str, int] | None:
-    """``(host, port)`` of ``host:port`` or ``ray://host:port``; None for ``auto``/``local``.
-
-    >>> _host_port("ray://head:10001"), _host_port("10.0.0.5:6379"), _host_port("auto")
-    (('head', 10001), ('10.0.0.5', 6379), None)
-    """
-    rest = address.split("://", 1)[1] if "://" in address else address
-    host, sep, port = rest.rstrip("/").rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        return None
-    return host.strip("[]"), int(port)
-
-
 def _what_to_check(address: str | None) -> str:
     if not address:
         return "Check that Ray can start on this machine (`ray start --head` shows why not)."
-    hp = _host_port(address)
+    hp = host_port(address)
     port = hp[1] if hp else 6379
     if address.startswith("ray://"):
         running = (f"that the head node runs a Ray Client server on that port (`ray start "
@@ -68,7 +56,7 @@ def _what_to_check(address: str | None) -> str:
 
 def _check_reachable(address: str, timeout: float) -> None:
     """Raise :class:`TuneError` unless something accepts TCP connections at ``address``."""
-    hp = _host_port(address)
+    hp = host_port(address)
     if hp is None:  # "auto"/"local": Ray finds (or fails to find) the cluster itself
         return
     host, port = hp
@@ -79,17 +67,12 @@ def _check_reachable(address: str, timeout: float) -> None:
             resolved = services.resolve_ip_for_localhost(host)
             if resolved != host:
                 hosts.append(resolved)
-    errors = []
-    for h in hosts:
-        try:
-            socket.create_connection((h, port), timeout=timeout).close()
-            return
-        except OSError as exc:
-            errors.append(f"{h}:{port}: {exc.strerror or type(exc).__name__}")
-    raise TuneError(
-        f"could not connect to the Ray cluster at {address}: nothing accepts connections "
-        f"there ({'; '.join(errors)}). {_what_to_check(address)}"
-    )
+    why = unreachable(hosts, port, timeout)
+    if why is not None:
+        raise TuneError(
+            f"could not connect to the Ray cluster at {address}: nothing accepts connections "
+            f"there ({why}). {_what_to_check(address)}"
+        )
 
 
 class _RayActorAgent(Agent):

@@ -133,9 +133,12 @@ def test_unreachable_cluster_is_a_clear_error(monkeypatch, tmp_path):
     from poptune.exceptions import TuneError
 
     monkeypatch.setenv("POPTUNE_ADDRESS", f"tcp://127.0.0.1:{_free_port()}")
-    with pytest.raises(TuneError, match="could not connect to the Dask scheduler"):
+    with pytest.raises(TuneError, match="could not connect to the Dask scheduler") as raised:
         tune.Tuner(lambda c: None, tune_config=tune.TuneConfig(backend="dask"),
                    run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    # found by a probe (refused at once), not after the Dask client's 20 s timeout
+    assert "nothing accepts connections there" in str(raised.value)
+    assert "Connection refused" in str(raised.value)
 
 
 _ = shutil
