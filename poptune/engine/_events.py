@@ -10,7 +10,7 @@ import logging
 import os
 import pickle
 import shutil
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from poptune.backends._base import (
     DoneEvent,

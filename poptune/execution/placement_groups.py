@@ -118,6 +118,7 @@ def resource_dict_to_pg_factory(spec: dict[str, float] | None = None) -> Placeme
     cpus = spec.pop("cpu", spec.pop("CPU", 0.0))
     gpus = spec.pop("gpu", spec.pop("GPU", 0.0))
     memory = spec.pop("memory", 0.0)
-    bundle = dict(spec.pop("custom_resources", {}) or spec)
+    custom = spec.pop("custom_resources", None)
+    bundle: dict[str, Any] = dict(custom) if isinstance(custom, dict) and custom else dict(spec)
     bundle.update({"CPU": cpus, "GPU": gpus, "memory": memory})
     return PlacementGroupFactory([bundle])

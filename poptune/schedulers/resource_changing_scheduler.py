@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -190,8 +191,10 @@ class DistributeResourcesToTopJob(DistributeResources):
                 "to the wrapped scheduler or to TuneConfig")
         sign = 1.0 if self.mode == "max" else -1.0
 
+        metric = self.metric
+
         def score(t: Trial) -> float:
-            value = t.last_result.get(self.metric)
+            value = t.last_result.get(metric)
             return sign * float(value) if isinstance(value, (int, float)) else -math.inf
 
         best = max(live, key=score)
@@ -349,16 +352,10 @@ class ResourceChangingScheduler(TrialScheduler):
         fn = self._resources_allocation_function
         if fn is None or self._view is None:
             return None
-        if not getattr(fn, "metric", None):
-            try:
-                fn.metric = self.metric  # type: ignore[union-attr]
-            except AttributeError:
-                pass  # e.g. a bound method: it has its own way to know
-        if not getattr(fn, "mode", None):
-            try:
-                fn.mode = self.mode  # type: ignore[union-attr]
-            except AttributeError:
-                pass
+        for name, value in (("metric", self.metric), ("mode", self.mode)):
+            if not getattr(fn, name, None):  # as in Ray: the function learns the scheduler's
+                with contextlib.suppress(AttributeError):  # e.g. a bound method cannot
+                    setattr(fn, name, value)
         new = fn(self._view, trial, result, self)
         if not new:
             return None
