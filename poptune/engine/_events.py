@@ -23,11 +23,24 @@ from poptune.backends._base import (
 from poptune.engine._io import ckpt_metrics, rewrite_rows
 from poptune.engine.controller import ErrorOutcome, Reply, StopOutcome, Told
 from poptune.engine.trial import Trial, TrialStatus
+from poptune.search.variant_generator import flatten_dict
 from poptune.exceptions import TrialError, TuneError
 from poptune.schedulers._base import Exploit, SchedulerDecision
 from poptune.storage.trial_logs import write_error
 
 logger = logging.getLogger("poptune")
+
+
+def flat_result(result: dict[str, Any]) -> dict[str, Any]:
+    """The result as schedulers and searchers see it in Ray: nested dicts flattened to
+    ``"a/b"`` keys (``{"val": {"loss": 1}}`` → ``{"val/loss": 1}``), ``config`` included.
+
+    >>> flat_result({"val": {"loss": 1.0}, "config": {"lr": 0.1}, "it": 2})
+    {'val/loss': 1.0, 'config/lr': 0.1, 'it': 2}
+    """
+    if not any(isinstance(v, dict) for v in result.values()):
+        return result
+    return flatten_dict(result)
 
 
 class TrialEvents:
@@ -98,7 +111,7 @@ class TrialEvents:
             self.replies.append((trial.trial_id, again.value))
             return
         wants_save = result.get("should_checkpoint") or self.scheduler.should_checkpoint(
-            trial, result)  # a callback may ask with result["should_checkpoint"] = True
+            trial, flat_result(result))  # a callback may ask with result["should_checkpoint"] = True
         if self.is_class and not ckpt_name and wants_save:
             live.awaiting_save = result
             self.replies.append((trial.trial_id, Reply.SAVE.value))
@@ -115,11 +128,13 @@ class TrialEvents:
     def _decide(self, trial: Trial, result: dict[str, Any]) -> None:
         """Decide on a result, then tell the searcher unless the trial is to stop (as Ray does:
         a searcher never hears the result that stopped a trial, only its completion)."""
-        self._decide_and_reply(trial, result)
+        flat = flat_result(result)
+        self._decide_and_reply(trial, result, flat)
         if self.ctl.told_to(trial.trial_id) != Told.STOP or result.get("done"):
-            self.searcher.on_trial_result(trial.trial_id, result)
+            self.searcher.on_trial_result(trial.trial_id, flat)
 
-    def _decide_and_reply(self, trial: Trial, result: dict[str, Any]) -> None:
+    def _decide_and_reply(self, trial: Trial, result: dict[str, Any],
+                          flat: dict[str, Any]) -> None:
         if result.get("done"):
             self.replies.append((trial.trial_id, Reply.CONTINUE.value))
             return
@@ -130,7 +145,7 @@ class TrialEvents:
             stop = True
         decision: Any = SchedulerDecision.STOP
         if not stop:
-            decision = self.scheduler.on_trial_result(trial, result)
+            decision = self.scheduler.on_trial_result(trial, flat)
             if decision != SchedulerDecision.CONTINUE:
                 self._sched_dirty = True
             if isinstance(decision, Exploit):
@@ -200,8 +215,6 @@ class TrialEvents:
                     donor_meta = {"it": rec.metrics.get("training_iteration", 0),
                                   "tt": rec.metrics.get("time_total_s", 0.0)}
         trial.config = ex.config
-        from poptune.search.variant_generator import flatten_dict
-
         flat = flatten_dict(ex.config)  # the progress table shows current values
         trial.evaluated_params = {k: flat.get(k, v) for k, v in trial.evaluated_params.items()}
         if getattr(ex, "experiment_tag", None):
@@ -250,9 +263,10 @@ class TrialEvents:
         if self._user_callbacks:  # e.g. MLflow uploading the trial dir: files must be complete
             self.io.drain()
         self._unpin(trial.restore_path)
-        self.scheduler.on_trial_complete(trial, trial.last_result)
+        last = flat_result(trial.last_result)
+        self.scheduler.on_trial_complete(trial, last)
         self._take_exploits()
-        self.searcher.on_trial_complete(trial.trial_id, trial.last_result, error=False)
+        self.searcher.on_trial_complete(trial.trial_id, last, error=False)
         self._search_dirty = True
         for cb in self.callbacks:
             cb.on_trial_complete(self.iteration, self.trials, trial)

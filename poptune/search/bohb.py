@@ -341,8 +341,9 @@ class TuneBOHB(Searcher):
         vector = self._vectors.get(trial_id)
         if vector is None or self._metric not in result:
             return
-        info = result.get("hyperband_info")
-        budget = info.get("budget") if isinstance(info, dict) else result.get(self._budget_attr)
+        info = result.get("hyperband_info")  # nested, or flattened as the runner passes it
+        budget = (info.get("budget") if isinstance(info, dict)
+                  else result.get("hyperband_info/budget", result.get(self._budget_attr)))
         if budget is None:
             return
         try:

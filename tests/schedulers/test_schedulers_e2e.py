@@ -86,3 +86,41 @@ def test_bohb_with_hyperband_for_bohb_halves_an_incomplete_bracket(tmp_path):
         assert 0 <= r.config["x"] < 10
         assert iterations(r) == list(range(1, r.metrics["training_iteration"] + 1))
     assert ranked[0].metrics["resumed_from"] in (1, 3)  # paused at 1 (and at 3 unless last)
+
+
+def nested(config):
+    for i in range(20):
+        tune.report({"val": {"loss": config["x"] / (i + 1)}})
+
+
+def test_schedulers_and_searchers_see_nested_metrics_flattened(tmp_path):
+    """As in Ray, a metric reported as ``{"val": {"loss": ...}}`` is ``"val/loss"`` to the
+    scheduler and the searcher (before, ASHA never found it and stopped nothing)."""
+    from poptune.search import ConcurrencyLimiter, Searcher
+
+    class Listen(Searcher):
+        def __init__(self):
+            super().__init__(metric="val/loss", mode="min")
+            self.xs, self.seen, self.final = [1.0, 2.0, 3.0, 4.0], [], []
+
+        def suggest(self, trial_id):
+            return {"x": self.xs.pop(0)} if self.xs else Searcher.FINISHED
+
+        def on_trial_result(self, trial_id, result):
+            self.seen.append(result["val/loss"])
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            self.final.append(result["val/loss"])
+
+    listen = Listen()
+    grid = tune.Tuner(
+        nested,
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(listen, max_concurrent=1), num_samples=4,
+            scheduler=ASHAScheduler(metric="val/loss", mode="min", max_t=20, grace_period=2,
+                                    reduction_factor=2)),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    iterations = {r.config["x"]: r.metrics["training_iteration"] for r in grid}
+    assert iterations[1.0] == 20 and iterations[4.0] < 20  # the worse trials were stopped
+    assert len(listen.final) == 4 and listen.seen
