@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import socket
 from multiprocessing.connection import Listener
@@ -20,6 +21,8 @@ from poptune._imports import require
 from poptune.backends._conn import Agent, ConnectionBackend
 from poptune.backends._probe import host_port, unreachable
 from poptune.exceptions import TuneError
+
+logger = logging.getLogger("poptune")
 
 _RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU", "memory": "memory"}
 
@@ -75,6 +78,25 @@ def _check_reachable(address: str, timeout: float) -> None:
         )
 
 
+def _warn_if_other_cluster(ray: Any, address: str) -> None:
+    """Ray is already connected (``ray.init`` ran earlier): say so if ``address`` names a
+    different cluster, since that connection is what the trials will use."""
+    try:
+        current = str(ray.get_runtime_context().gcs_address)
+    except Exception:  # noqa: BLE001 - older Ray or a client connection: nothing to compare
+        return
+    wanted, have = host_port(address), host_port(current)
+    if not wanted or not have:
+        return
+    local = {"127.0.0.1", "localhost", driver_ip()}
+    other_host = wanted[0] != have[0] and not {wanted[0], have[0]} <= local
+    if wanted[1] != have[1] or other_host:
+        logger.warning(
+            "poptune: Ray is already connected to %s in this process; the address %s (from "
+            "POPTUNE_ADDRESS or RayBackend(address=...)) is ignored. Call ray.shutdown() "
+            "first to use it.", current, address)
+
+
 class _RayActorAgent(Agent):
     def __init__(self, ray: Any, actor: Any, ref: Any) -> None:
         self._ray, self.actor, self.ref = ray, actor, ref
@@ -128,6 +150,8 @@ class RayBackend(ConnectionBackend):
                     f"{type(exc).__name__}: {str(exc).rstrip('.')}. {_what_to_check(address)}"
                 ) from exc
             self._started_ray = True
+        elif address and host_port(address):
+            _warn_if_other_cluster(self._ray, address)
         remote = self._ray.remote(num_cpus=0)
         from poptune.backends._agent import RayAgent
 

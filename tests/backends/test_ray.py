@@ -37,3 +37,30 @@ def test_unreachable_ray_address_is_a_clear_error(scheme, monkeypatch, tmp_path)
     assert "Connection refused" in message
     assert "ray start --head" in message and "POPTUNE_ADDRESS" in message  # what to check
     assert not ray.is_initialized()  # no local Ray instance started in its place
+
+
+class _ConnectedRay:
+    """What ``_warn_if_other_cluster`` reads from a Ray already connected to ``gcs``."""
+
+    def __init__(self, gcs):
+        self.gcs = gcs
+
+    def get_runtime_context(self):
+        return type("Ctx", (), {"gcs_address": self.gcs})()
+
+
+@pytest.mark.parametrize("connected, address, warns", [
+    ("10.0.0.7:6379", "127.0.0.1:7000", True),   # another port
+    ("10.0.0.7:6379", "10.0.0.9:6379", True),    # another host
+    ("10.0.0.7:6379", "10.0.0.7:6379", False),
+    ("192.0.2.2:6379", "127.0.0.1:6379", False),  # Ray names loopback by the node's IP
+])
+def test_an_address_ignored_because_ray_is_already_connected_is_warned(
+        connected, address, warns, caplog, monkeypatch):
+    pytest.importorskip("ray")
+    from poptune.backends import ray as ray_backend
+
+    monkeypatch.setattr(ray_backend, "driver_ip", lambda: "192.0.2.2")
+    with caplog.at_level("WARNING", logger="poptune"):
+        ray_backend._warn_if_other_cluster(_ConnectedRay(connected), address)
+    assert ("is ignored" in caplog.text) == warns
