@@ -91,53 +91,82 @@ class TrialEvents:
             shutil.rmtree(path, ignore_errors=True)
 
     def _on_result(self, trial: Trial, result: dict[str, Any]) -> None:
+        """A trial reported: decide, then log the row and tell the callbacks and the searcher
+        (Ray's order: a row that stopped the trial says ``done: true``)."""
         live = self.live[trial.trial_id]
         result["experiment_tag"] = trial.experiment_tag
         result["config"] = trial.config
-        journal_result = {k: v for k, v in result.items() if k != "config"}
-        self.journal.append({"e": "result", "t": trial.trial_id, "r": journal_result})
         live.rows += 1
         trial.last_result = result
-        if live.writer is not None:
-            live.writer.write(dict(result))  # hooks below may add keys while the thread writes
-            self._dirty_writers.add(trial.trial_id)
         ckpt_name = result.get("checkpoint_dir_name")
         if ckpt_name:
             self._register_checkpoint(trial, ckpt_name, result)
-        for cb in self.callbacks:
-            cb.on_trial_result(self.iteration, self.trials, trial, result)
         again = self.ctl.reply_while_told(trial.trial_id)
         if again is not None:  # already told to stop or pause: answer the same way
+            self._log_result(trial, result)
             self.replies.append((trial.trial_id, again.value))
             return
-        wants_save = result.get("should_checkpoint") or self.scheduler.should_checkpoint(
-            trial, flat_result(result))  # a callback may ask with result["should_checkpoint"] = True
-        if self.is_class and not ckpt_name and wants_save:
+        if self.is_class and not ckpt_name and (
+                result.get("should_checkpoint")
+                or self.scheduler.should_checkpoint(trial, flat_result(result))):
+            # save first, decide once saved: a PBT decision must see this step's checkpoint
+            self._log_result(trial, result)
             live.awaiting_save = result
             self.replies.append((trial.trial_id, Reply.SAVE.value))
             return
-        self._decide(trial, result)
+        self._decide(trial, result, logged=False)
+
+    def _log_result(self, trial: Trial, result: dict[str, Any]) -> None:
+        """Journal the row, append it to the trial's files and pass it to the callbacks."""
+        journal_result = {k: v for k, v in result.items() if k != "config"}
+        self.journal.append({"e": "result", "t": trial.trial_id, "r": journal_result})
+        live = self.live[trial.trial_id]
+        if live.writer is not None:
+            live.writer.write(dict(result))  # callbacks may add keys while the thread writes
+            self._dirty_writers.add(trial.trial_id)
+        for cb in self.callbacks:
+            cb.on_trial_result(self.iteration, self.trials, trial, result)
 
     def _on_saved(self, trial: Trial, name: str) -> None:
         live = self.live[trial.trial_id]
         self._register_checkpoint(trial, name, trial.last_result)
         if live.awaiting_save is not None:
             result, live.awaiting_save = live.awaiting_save, None
-            self._decide(trial, result)
+            self._decide(trial, result, logged=True)
+        elif live.after_save is not None:  # a save a callback asked for: now carry on
+            self.replies.append((trial.trial_id, live.after_save))
+            live.after_save = None
 
-    def _decide(self, trial: Trial, result: dict[str, Any]) -> None:
-        """Decide on a result, then tell the searcher unless the trial is to stop (as Ray does:
-        a searcher never hears the result that stopped a trial, only its completion)."""
+    def _decide(self, trial: Trial, result: dict[str, Any], *, logged: bool) -> None:
+        """Decide on a result; mark it ``done`` when it stops the trial; log it unless that
+        happened already; tell the searcher unless the trial is to stop (as Ray does: a
+        searcher never hears the result that stopped a trial, only its completion)."""
         flat = flat_result(result)
-        self._decide_and_reply(trial, result, flat)
-        if self.ctl.told_to(trial.trial_id) != Told.STOP or result.get("done"):
+        try:
+            reply = self._decision_reply(trial, result, flat)
+        except BaseException:  # e.g. Ctrl-C inside a stopper: the row goes into the journal
+            if not logged:     # with the checkpoint registered for it, or restore loses it
+                self._log_result(trial, result)
+            raise
+        stopping = self.ctl.told_to(trial.trial_id) == Told.STOP and not result.get("done")
+        if not logged:
+            if stopping:
+                result["done"] = True
+            self._log_result(trial, result)
+            if (self.is_class and reply == Reply.CONTINUE and result.get("should_checkpoint")
+                    and not result.get("checkpoint_dir_name")):
+                # a callback asked for a checkpoint: save, then continue (the decision stands)
+                self.live[trial.trial_id].after_save = Reply.CONTINUE.value
+                reply = Reply.SAVE
+        self.replies.append((trial.trial_id, reply.value))
+        if not stopping:
             self.searcher.on_trial_result(trial.trial_id, flat)
 
-    def _decide_and_reply(self, trial: Trial, result: dict[str, Any],
-                          flat: dict[str, Any]) -> None:
+    def _decision_reply(self, trial: Trial, result: dict[str, Any],
+                        flat: dict[str, Any]) -> Reply:
+        """Ask the stopper, then the scheduler; return the worker's reply."""
         if result.get("done"):
-            self.replies.append((trial.trial_id, Reply.CONTINUE.value))
-            return
+            return Reply.CONTINUE
         try:
             stop = bool(self.stopper(trial.trial_id, result))
         except TuneError as exc:
@@ -158,7 +187,6 @@ class TrialEvents:
         if isinstance(decision, Exploit):
             self.live[trial.trial_id].exploit = decision
             self._pin(decision.checkpoint_path)
-        self.replies.append((trial.trial_id, reply.value))
         if decision == SchedulerDecision.PAUSE and reply == Reply.CONTINUE and not self._warned_pause:
             self._warned_pause = True
             logger.warning(
@@ -166,6 +194,7 @@ class TrialEvents:
                 "would restart it from scratch, so it keeps running. Report checkpoints with "
                 "tune.report(..., checkpoint=...) so trials can be paused and resumed. "
                 "(Warned once per experiment.)", type(self.scheduler).__name__, trial)
+        return reply
 
     def _pin(self, path: str) -> None:
         self.pinned[path] = self.pinned.get(path, 0) + 1
@@ -295,6 +324,7 @@ class TrialEvents:
             self._on_stopped(trial)
             return
         self.live[trial.trial_id].awaiting_save = None
+        self.live[trial.trial_id].after_save = None
         trial.error_file = write_error(trial.local_path, tb, blob)
         last_line = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
         trial.error_msg = last_line

@@ -82,7 +82,8 @@ class _Live:
     checkpoints: TrialCheckpoints | None = None
     rows: int = 0
     exploit: Exploit | None = None
-    awaiting_save: dict[str, Any] | None = None
+    awaiting_save: dict[str, Any] | None = None  # a result to decide on once saved
+    after_save: str | None = None  # the reply to send once a callback-requested save is done
     stop_requested_at: float | None = None
     gpu_ids: list[int] = field(default_factory=list)
     error_blob: bytes | None = None

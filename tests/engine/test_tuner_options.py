@@ -143,3 +143,61 @@ def test_log_sinks_switch_off_result_files_but_keep_results(tmp_path):
 def test_log_sinks_validation():
     with pytest.raises(ValueError, match="`log_sinks`"):
         tune.RunConfig(log_sinks=("json", "parquet"))
+
+
+class _SeeResults(tune.Callback):
+    def __init__(self):
+        self.done_flags = []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.done_flags.append(result["done"])
+
+
+def test_the_row_that_stopped_a_trial_says_done_in_files_and_callbacks(tmp_path):
+    """Ray's order: decide, then log; the result a stopper stops on is written with done."""
+    import json
+
+    import pandas as pd
+
+    seen = _SeeResults()
+    grid = tune.Tuner(steps, param_space={"n": 50},
+                      run_config=rc(tmp_path, stop={"i": 2}, callbacks=[seen])).fit()
+    path = grid[0].path
+    with open(os.path.join(path, "result.json")) as f:
+        rows = [json.loads(line) for line in f]
+    assert [r["done"] for r in rows] == [False, False, True]
+    assert list(pd.read_csv(os.path.join(path, "progress.csv"))["done"]) == [False, False, True]
+    assert seen.done_flags == [False, False, True]
+
+
+class _Counter(tune.Trainable):
+    def setup(self, config):
+        self.i = 0
+
+    def step(self):
+        self.i += 1
+        return {"i": self.i, "done": self.i >= 4}
+
+    def save_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "i"), "w") as f:
+            f.write(str(self.i))
+
+    def load_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "i")) as f:
+            self.i = int(f.read())
+
+
+class _AskForCheckpoint(tune.Callback):
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result["i"] == 2:
+            result["should_checkpoint"] = True
+
+
+def test_a_callback_can_ask_a_class_trainable_for_a_checkpoint(tmp_path):
+    grid = tune.Tuner(_Counter, run_config=rc(tmp_path, callbacks=[_AskForCheckpoint()])).fit()
+    result = grid[0]
+    assert result.metrics["i"] == 4  # the save did not stop or restart it
+    names = sorted(n for n in os.listdir(result.path) if n.startswith("checkpoint_"))
+    assert len(names) >= 1
+    with open(os.path.join(result.path, names[0], "i")) as f:
+        assert f.read() == "2"
