@@ -19,6 +19,7 @@ EXTRAS = {
     "hyperopt": "hyperopt",
     "bayes_opt": "bayesopt",
     "nevergrad": "nevergrad",
+    "ax": "ax",
     "tensorboardX": "tensorboard",
     "mlflow": "mlflow",
     "starlette": "dashboard",

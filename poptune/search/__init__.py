@@ -52,9 +52,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # TuneBOHB is imported only when asked for (``from poptune.search import TuneBOHB``).
+    # TuneBOHB and AxSearch are imported only when asked for
+    # (``from poptune.search import TuneBOHB``); AxSearch lives in ``poptune.search.ax``.
     if name == "TuneBOHB":
         from poptune.search.bohb import TuneBOHB
 
         return TuneBOHB
+    if name == "AxSearch":
+        from poptune.search.ax import AxSearch
+
+        return AxSearch
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
