@@ -22,6 +22,7 @@ test: $(STAMP)
 	bash .ci/install-browser.sh   # Debian's chromium + chromedriver for the dashboard browser test
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules poptune   # the docstring examples
+	$(PY) -m mypy poptune   # types stay checked (DESIGN: typed, mypy-clean)
 
 demo: $(STAMP)
 	$(PY) examples/pbt_convnet_example.py

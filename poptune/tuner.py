@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 
@@ -247,7 +247,8 @@ class Tuner:
             scheduler.set_search_properties(tc.metric, tc.mode)
         stopper = as_stopper(rc.stop)
         if tc.time_budget_s:
-            stopper = CombinedStopper(stopper, TimeoutStopper(float(tc.time_budget_s)))
+            # TuneConfig has turned a timedelta into seconds already
+            stopper = CombinedStopper(stopper, TimeoutStopper(cast(float, tc.time_budget_s)))
         history = None
         if self._restore:
             history = self._load_history(exp_dir, searcher, scheduler)
@@ -365,7 +366,7 @@ class Tuner:
         try:
             blob = cloudpickle.dumps(state)
         except Exception:  # noqa: BLE001 - keep restore possible without the unpicklable parts
-            state["run_config"].stop = None
+            run_config.stop = None  # the same object as state["run_config"]
             try:
                 blob = cloudpickle.dumps(state)
             except Exception as exc:  # noqa: BLE001

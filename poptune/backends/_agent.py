@@ -17,7 +17,8 @@ def serve(address: tuple[str, int], authkey_hex: str, agent_id: str,
     from poptune.backends._worker import Worker
 
     try:
-        conn = Client(tuple(address), family="AF_INET", authkey=bytes.fromhex(authkey_hex))
+        conn = Client((str(address[0]), int(address[1])), family="AF_INET",
+                      authkey=bytes.fromhex(authkey_hex))
     except (ConnectionRefusedError, OSError) as exc:
         return f"could not reach the driver at {address[0]}:{address[1]} ({exc})"
     try:

@@ -55,7 +55,7 @@ def counting_trainable(config: dict[str, Any]) -> None:
 
 class _PauseAt(TrialScheduler):
     def __init__(self, at: int) -> None:
-        self.at, self.paused = at, set()
+        self.at, self.paused = at, set[str]()
 
     def on_trial_result(self, trial: Any, result: dict[str, Any]) -> Any:
         if result["training_iteration"] == self.at and trial.trial_id not in self.paused:

@@ -10,7 +10,7 @@ import logging
 import os
 import pickle
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from poptune.backends._base import (
     DoneEvent,
@@ -21,12 +21,19 @@ from poptune.backends._base import (
     WorkerLostEvent,
 )
 from poptune.engine._io import ckpt_metrics, rewrite_rows
-from poptune.engine.controller import ErrorOutcome, Reply, StopOutcome, Told
+from poptune.engine.controller import Controller, ErrorOutcome, Reply, StopOutcome, Told
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.search.variant_generator import flatten_dict
 from poptune.exceptions import TrialError, TuneError
 from poptune.schedulers._base import Exploit, SchedulerDecision
 from poptune.storage.trial_logs import write_error
+
+if TYPE_CHECKING:
+    from poptune.engine.resources import ResourcePool
+    from poptune.schedulers._base import TrialScheduler
+    from poptune.stopper import Stopper
+    from poptune.storage.background import BackgroundIO
+    from poptune.storage.journal import Journal
 
 logger = logging.getLogger("poptune")
 
@@ -45,6 +52,39 @@ def flat_result(result: dict[str, Any]) -> dict[str, Any]:
 
 class TrialEvents:
     """Event handlers of the runner (a mixin; ``self`` is the :class:`Runner`)."""
+
+    # the Runner's state these handlers use (declared for type checkers; set by Runner)
+    by_id: dict[str, Trial]
+    live: dict[str, Any]
+    trials: list[Trial]
+    ctl: Controller
+    journal: Journal
+    scheduler: TrialScheduler
+    searcher: Any
+    stopper: Stopper
+    callbacks: list[Any]
+    _user_callbacks: list[Any]
+    pool: ResourcePool
+    io: BackgroundIO
+    remote: Any
+    replies: list[tuple[str, str]]
+    pinned: dict[str, int]
+    iteration: int
+    is_class: bool
+    fail_fast: bool | str
+    max_failures: int
+    experiment_dir: str
+    fatal: BaseException | None
+    stopping_all: bool
+    _dirty_writers: set[str]
+    _warned_pause: bool
+    _sched_dirty: bool
+    _search_dirty: bool
+
+    if TYPE_CHECKING:  # Runner methods the handlers call
+        def _ckpt_path(self, trial: Trial, name: str) -> str: ...
+        def _config_blob(self, config: dict[str, Any]) -> bytes: ...
+        def _stop_everything(self) -> None: ...
     # ------------------------------------------------------------------------------------
     # events
     def _handle(self, event: Any) -> None:
@@ -246,7 +286,7 @@ class TrialEvents:
         trial.config = ex.config
         flat = flatten_dict(ex.config)  # the progress table shows current values
         trial.evaluated_params = {k: flat.get(k, v) for k, v in trial.evaluated_params.items()}
-        if getattr(ex, "experiment_tag", None):
+        if ex.experiment_tag:
             trial.experiment_tag = ex.experiment_tag
         old_restore = trial.restore_path
         trial.restore_path = ex.checkpoint_path

@@ -78,7 +78,7 @@ class _RefPickler(cloudpickle.Pickler):
 class _Live:
     """Driver-side state of a trial that is not persisted as such."""
 
-    writer: TrialLogWriter | None = None
+    writer: AsyncWriter | None = None
     checkpoints: TrialCheckpoints | None = None
     rows: int = 0
     exploit: Exploit | None = None
@@ -414,6 +414,7 @@ class Runner(TrialEvents):
                 return
             if not self.ctl.pending and not self.ctl.paused:
                 return
+            trial: Trial | None
             if self._default_choice:  # FIFO: pending first, then paused, in order
                 trial = next(iter(self.ctl.pending.values() or self.ctl.paused.values()))
             else:

@@ -228,6 +228,7 @@ class AsyncHyperBandScheduler(FIFOScheduler):
 
     # ----------------------------------------------------------------- internals
     def _score(self, result: dict[str, Any]) -> float | None:
+        assert self._metric is not None  # checked when the experiment starts
         value = result[self._metric]
         if value is None:
             if not self._warned_none:

@@ -157,6 +157,7 @@ class MedianStoppingRule(FIFOScheduler):
 
     # ----------------------------------------------------------------- internals
     def _record(self, trial_id: str, result: dict[str, Any]) -> None:
+        assert self._metric is not None  # checked when the experiment starts
         value = result[self._metric]
         try:
             metric = float(value)

@@ -326,6 +326,7 @@ class HyperOptSearch(Searcher):
         finite = (isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
                   and math.isfinite(value))
         if finite:
+            assert value is not None  # finite implies a number
             doc["state"] = hpo.base.JOB_STATE_DONE
             sign = -1.0 if self._mode == "max" else 1.0
             doc["result"] = {"loss": sign * float(value), "status": hpo.STATUS_OK}

@@ -62,7 +62,7 @@ def with_parameters(trainable: Any, **kwargs: Any) -> Any:
 
         class _WithParameters(base):  # type: ignore[misc, valid-type]
             def setup(self, config: dict[str, Any], **extra: Any) -> None:
-                base.setup(self, config, **{**params, **extra})
+                base.setup(self, config, **{**params, **extra})  # type: ignore[attr-defined]
 
         _WithParameters.__name__ = base.__name__
         _WithParameters.__qualname__ = base.__qualname__

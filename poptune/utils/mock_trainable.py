@@ -20,7 +20,7 @@ from poptune.trainable import Trainable
 
 
 class MyTrainableClass(Trainable):
-    def setup(self, config: dict[str, Any]) -> None:
+    def setup(self, config: dict[str, Any], **kwargs: Any) -> None:
         self.timestep = 0
 
     def step(self) -> dict[str, Any]:

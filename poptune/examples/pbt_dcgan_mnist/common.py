@@ -37,6 +37,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
+from collections.abc import Sized
 from typing import Any, Iterable, Sequence
 
 from poptune._imports import require
@@ -134,10 +135,9 @@ def get_data_loader(batch_size: int = batch_size) -> torch.utils.data.DataLoader
 # custom weights initialization called on netG and netD
 def weights_init(m: nn.Module) -> None:
     """DCGAN initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02)."""
-    classname = m.__class__.__name__
-    if classname.find("Conv") != -1:
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(m.weight.data, 0.0, 0.02)
-    elif classname.find("BatchNorm") != -1:
+    elif isinstance(m, nn.BatchNorm2d):
         nn.init.normal_(m.weight.data, 1.0, 0.02)
         nn.init.constant_(m.bias.data, 0)
 
@@ -459,7 +459,7 @@ def train_func(
 
     # Output training stats
     if iteration % 10 == 0:
-        total = len(dataloader) if hasattr(dataloader, "__len__") else n_batches
+        total = len(dataloader) if isinstance(dataloader, Sized) else n_batches
         print(
             "[%d/%d]\tLoss_D: %.4f\tLoss_G: %.4f\tD(x): %.4f\tD(G(z)): %.4f / %.4f"
             "\tInception score: %.4f"
