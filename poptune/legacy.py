@@ -69,7 +69,7 @@ _SCHEDULERS = {
 _SEARCHERS = {
     "variant_generator": "BasicVariantGenerator", "random": "BasicVariantGenerator",
     "optuna": "OptunaSearch", "hyperopt": "HyperOptSearch", "bayesopt": "BayesOptSearch",
-    "nevergrad": "NevergradSearch", "bohb": "TuneBOHB",
+    "nevergrad": "NevergradSearch", "bohb": "TuneBOHB", "ax": "AxSearch",
 }
 
 _RESUME_TYPES = ("LOCAL", "REMOTE", "PROMPT", "AUTO")

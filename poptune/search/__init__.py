@@ -51,15 +51,18 @@ __all__ = [
 ]  # fmt: skip
 
 
+#: adapters imported only when asked for (``poptune.search.OptunaSearch``), each needing its
+#: library; they also live in their own modules, as in Ray (``poptune.search.optuna``).
+_ADAPTERS = {
+    "OptunaSearch": "optuna", "HyperOptSearch": "hyperopt", "BayesOptSearch": "bayesopt",
+    "NevergradSearch": "nevergrad", "TuneBOHB": "bohb", "AxSearch": "ax",
+}
+
+
 def __getattr__(name: str) -> object:
-    # TuneBOHB and AxSearch are imported only when asked for
-    # (``from poptune.search import TuneBOHB``); AxSearch lives in ``poptune.search.ax``.
-    if name == "TuneBOHB":
-        from poptune.search.bohb import TuneBOHB
+    module = _ADAPTERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return TuneBOHB
-    if name == "AxSearch":
-        from poptune.search.ax import AxSearch
-
-        return AxSearch
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -339,6 +339,15 @@ def test_scheduler_by_name(tmp_path):
     assert analysis.trials[0].status == "TERMINATED"
 
 
+@pytest.mark.parametrize("name", ["optuna", "hyperopt", "bayesopt", "random"])
+def test_search_alg_by_name(tmp_path, name):
+    """Ray's ``search_alg="optuna"`` shorthand builds the adapter (they live in submodules)."""
+    analysis = run(quadratic, tmp_path, config={"x": tune.uniform(0, 2)}, num_samples=3,
+                   search_alg=name, metric="loss", mode="min")
+    assert len(analysis.trials) == 3
+    assert all(t.status == "TERMINATED" for t in analysis.trials)
+
+
 # -- Ray 1.x trainables: train(config, checkpoint_dir=None), checkpoint_dir(step), report(**kw)
 def test_legacy_trainable_is_restarted_with_its_checkpoint_dir(tmp_path):
     analysis = run(legacy_train, tmp_path, config={"lr": tune.grid_search([0.1, 0.15])},
