@@ -40,7 +40,7 @@ from poptune.stopper import Stopper
 from poptune.storage.background import BackgroundIO
 from poptune.storage.checkpoints import TrialCheckpoints
 from poptune.storage.journal import Journal
-from poptune.storage.trial_logs import TrialLogWriter, write_params
+from poptune.storage.trial_logs import write_params
 from poptune.trainable._util import normalize_resources
 
 logger = logging.getLogger("poptune")
