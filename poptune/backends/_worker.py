@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import numbers
 import os
 import pickle
 import signal
@@ -22,6 +23,21 @@ from poptune import session as _session_mod
 from poptune.backends._base import LaunchSpec
 from poptune.exceptions import TrialStopped
 from poptune.session import TuneContext, _Session
+
+
+def _report_output(sess: Any, output: Any, final: bool) -> None:
+    """Report what a function trainable returned or yielded, as Ray does: a dict of metrics,
+    or a number (reported as ``_metric``)."""
+    if isinstance(output, dict):
+        metrics = output
+    elif isinstance(output, numbers.Number) and not isinstance(output, bool):
+        metrics = {"_metric": output}
+    else:
+        raise ValueError(
+            "a trainable function must return or yield a dict of metrics or a number (or "
+            f"return None), got {output!r} of type {type(output).__name__}")
+    if metrics:
+        sess.report({**metrics, "done": True} if final else metrics)
 
 
 class _ConstantUnpickler(pickle.Unpickler):
@@ -198,13 +214,19 @@ class Worker:
             kwargs["checkpoint_dir"] = spec.restore_path
         try:
             ret = fn(config, **kwargs)
+            if inspect.isgenerator(ret):  # Ray: each yielded dict (or number) is a result
+                try:
+                    for output in ret:
+                        _report_output(sess, output, final=False)
+                finally:
+                    ret.close()
+            elif ret is not None:  # Ray: a returned dict (or number) is the final result
+                _report_output(sess, ret, final=True)
         except BaseException:
             discard = getattr(sess, "_discard_pending_checkpoint", None)
             if discard is not None:  # a legacy `checkpoint_dir` nobody reported
                 discard()
             raise
-        if isinstance(ret, dict) and ret:
-            sess.report({**ret, "done": True})
         flush = getattr(sess, "_flush_pending_checkpoint", None)
         if flush is not None:  # a legacy `checkpoint_dir` written after the last report
             flush()
