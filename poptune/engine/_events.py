@@ -20,15 +20,17 @@ from poptune.backends._base import (
     StoppedEvent,
     WorkerLostEvent,
 )
+from poptune.callbacks._progress_format import AUTO_RESULT_KEYS
 from poptune.engine._io import ckpt_metrics, rewrite_rows
 from poptune.engine.controller import Controller, ErrorOutcome, Reply, StopOutcome, Told
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.search.variant_generator import flatten_dict
-from poptune.exceptions import TrialError, TuneError
+from poptune.exceptions import TrialError, TuneConfigError, TuneError
 from poptune.schedulers._base import Exploit, SchedulerDecision
 from poptune.storage.trial_logs import write_error
 
 if TYPE_CHECKING:
+    from poptune.config import TuneConfig
     from poptune.engine.resources import ResourcePool
     from poptune.schedulers._base import TrialScheduler
     from poptune.stopper import Stopper
@@ -62,6 +64,7 @@ class TrialEvents:
     scheduler: TrialScheduler
     searcher: Any
     stopper: Stopper
+    tune_config: TuneConfig
     callbacks: list[Any]
     _user_callbacks: list[Any]
     pool: ResourcePool
@@ -202,9 +205,40 @@ class TrialEvents:
         if not stopping:
             self.searcher.on_trial_result(trial.trial_id, flat)
 
+    def _missing_metric(self, trial: Trial, flat: dict[str, Any]) -> TuneError | None:
+        """The error for a result that lacks a metric TuneConfig, the scheduler or the searcher
+        ranks by (Ray's strict metric check; ``TUNE_DISABLE_STRICT_METRIC_CHECKING=1`` or
+        ``POPTUNE_DISABLE_STRICT_METRIC_CHECKING=1`` turns it off). A result with only the
+        automatic keys (a function that returned without reporting) is not checked."""
+        if os.environ.get("TUNE_DISABLE_STRICT_METRIC_CHECKING", os.environ.get(
+                "POPTUNE_DISABLE_STRICT_METRIC_CHECKING", "0")) == "1":
+            return None
+        reported = sorted(k for k in flat if k not in AUTO_RESULT_KEYS
+                          and not k.startswith("config/"))
+        if not reported:
+            return None
+        searcher_metric = getattr(self.searcher, "metric", None)
+        wanted = [(self.tune_config.metric, "TuneConfig(metric=...)"),
+                  (self.scheduler.metric, type(self.scheduler).__name__)]
+        for m in searcher_metric if isinstance(searcher_metric, list) else [searcher_metric]:
+            wanted.append((m, type(getattr(self.searcher, "searcher", self.searcher)).__name__))
+        for metric, where in wanted:
+            if metric and metric != "_metric" and metric not in flat:
+                return TuneConfigError(
+                    f"trial {trial} reported a result without the metric `{metric}` that "
+                    f"{where} ranks by; it reported {', '.join(reported)}. Report `{metric}` "
+                    "in every tune.report() call, or set TUNE_DISABLE_STRICT_METRIC_CHECKING=1 "
+                    "to skip this check")
+        return None
+
     def _decision_reply(self, trial: Trial, result: dict[str, Any],
                         flat: dict[str, Any]) -> Reply:
-        """Ask the stopper, then the scheduler; return the worker's reply."""
+        """Check the metrics, ask the stopper, then the scheduler; return the worker's reply."""
+        missing = self._missing_metric(trial, flat)
+        if missing is not None:  # as in Ray: a result without the metric ends the experiment
+            self.fatal = missing
+            return self.ctl.on_decision(trial, SchedulerDecision.STOP, can_pause=False,
+                                        by_stopper=True)
         if result.get("done"):
             return Reply.CONTINUE
         try:

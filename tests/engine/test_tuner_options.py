@@ -201,3 +201,30 @@ def test_a_callback_can_ask_a_class_trainable_for_a_checkpoint(tmp_path):
     assert len(names) >= 1
     with open(os.path.join(result.path, names[0], "i")) as f:
         assert f.read() == "2"
+
+
+def _reports_other(config):
+    for i in range(3):
+        tune.report({"other": i})
+
+
+def test_a_result_without_the_metric_is_a_clear_error(tmp_path, monkeypatch):
+    """Ray's strict metric check: a typo in `metric` fails the run, naming what was reported."""
+    from poptune.exceptions import TuneConfigError
+
+    tc = tune.TuneConfig(metric="score", mode="max")
+    with pytest.raises(TuneConfigError, match=r"without the metric `score` that "
+                       r"TuneConfig\(metric=...\) ranks by; it reported other"):
+        tune.Tuner(_reports_other, tune_config=tc, run_config=rc(tmp_path)).fit()
+    monkeypatch.setenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    grid = tune.Tuner(_reports_other, tune_config=tc, run_config=rc(tmp_path)).fit()
+    assert grid.num_errors == 0 and grid[0].metrics["other"] == 2
+
+
+def test_the_metric_error_names_the_scheduler_that_wants_it(tmp_path):
+    from poptune.exceptions import TuneConfigError
+    from poptune.schedulers import ASHAScheduler
+
+    tc = tune.TuneConfig(scheduler=ASHAScheduler(metric="score", mode="max"))
+    with pytest.raises(TuneConfigError, match="`score` that AsyncHyperBandScheduler ranks by"):
+        tune.Tuner(_reports_other, tune_config=tc, run_config=rc(tmp_path)).fit()
