@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,22 @@ from poptune._validation import bad_value, check_mode
 from poptune.exceptions import TuneConfigError
 
 __all__ = ["SearchAlgorithm", "Searcher", "TrialSuggestion"]
+
+
+def finite_metric(value: Any) -> float | None:
+    """A reported metric as a float if it is a finite real number, else None (NaN, inf,
+    missing, bool or not a number): what a model-based searcher can learn from.
+
+    >>> finite_metric(0.5), finite_metric(float("nan")), finite_metric(True), finite_metric(None)
+    (0.5, None, None, None)
+    """
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from typing import Any
 
 from poptune._validation import bad_type, bad_value, check_mode
@@ -51,7 +50,7 @@ from poptune.search._ax_client import (
     _set_ax_log_level,
     _wrap,
 )
-from poptune.search._base import Searcher
+from poptune.search._base import Searcher, finite_metric
 from poptune.search.sample import (
     Categorical,
     Domain,
@@ -76,17 +75,6 @@ _PARAM_KEYS = {
 }
 _CLIENT_KWARGS = ("random_seed", "storage_config", "generation_strategy", "torch_device",
                   "verbose_logging", "enforce_sequential_optimization")
-
-
-def _finite(value: Any) -> float | None:
-    """``value`` as a float if it is a finite real number, else None."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 # ------------------------------------------------------------------------ space conversion
@@ -482,7 +470,7 @@ class AxSearch(Searcher):
             reason = f"trial {trial_id} failed"
         else:
             for name in self._required:
-                value = _finite((result or {}).get(name))
+                value = finite_metric((result or {}).get(name))
                 if value is None:
                     reason = (f"trial {trial_id} ended without a finite `{name}` (got "
                               f"{(result or {}).get(name)!r})")

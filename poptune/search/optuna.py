@@ -27,7 +27,7 @@ from typing import Any
 from poptune._imports import require
 from poptune._validation import bad_type, bad_value, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._base import Searcher
+from poptune.search._base import Searcher, finite_metric
 from poptune.search.sample import (
     Categorical, Domain, Float, Function, Integer, LogUniform, Quantized, Uniform,
     _quantized_bounds,
@@ -367,7 +367,7 @@ class OptunaSearch(Searcher):
         trial = self._ot_trials.get(trial_id)
         if trial is None or isinstance(self._metric, list):
             return  # Optuna has no intermediate values for several objectives
-        value = _finite(result.get(self._metric))
+        value = finite_metric(result.get(self._metric))
         if value is None:
             return
         step = result.get("training_iteration")
@@ -392,7 +392,7 @@ class OptunaSearch(Searcher):
         ot = _optuna()
         state, values = ot.trial.TrialState.COMPLETE, None
         metrics = self._metric if isinstance(self._metric, list) else [self._metric]
-        found = [_finite((result or {}).get(m)) for m in metrics]
+        found = [finite_metric((result or {}).get(m)) for m in metrics]
         if error:
             state = ot.trial.TrialState.FAIL
         elif any(v is None for v in found):
@@ -443,12 +443,3 @@ class OptunaSearch(Searcher):
         ))
 
 
-def _finite(value: Any) -> float | None:
-    """``value`` as a float if it is a finite real number, else None."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
