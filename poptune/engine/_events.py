@@ -210,25 +210,26 @@ class TrialEvents:
         ranks by (Ray's strict metric check; ``TUNE_DISABLE_STRICT_METRIC_CHECKING=1`` or
         ``POPTUNE_DISABLE_STRICT_METRIC_CHECKING=1`` turns it off). A result with only the
         automatic keys (a function that returned without reporting) is not checked."""
-        if os.environ.get("TUNE_DISABLE_STRICT_METRIC_CHECKING", os.environ.get(
-                "POPTUNE_DISABLE_STRICT_METRIC_CHECKING", "0")) == "1":
-            return None
-        reported = sorted(k for k in flat if k not in AUTO_RESULT_KEYS
-                          and not k.startswith("config/"))
-        if not reported:
-            return None
         searcher_metric = getattr(self.searcher, "metric", None)
         wanted = [(self.tune_config.metric, "TuneConfig(metric=...)"),
                   (self.scheduler.metric, type(self.scheduler).__name__)]
         for m in searcher_metric if isinstance(searcher_metric, list) else [searcher_metric]:
             wanted.append((m, type(getattr(self.searcher, "searcher", self.searcher)).__name__))
         for metric, where in wanted:
-            if metric and metric != "_metric" and metric not in flat:
-                return TuneConfigError(
-                    f"trial {trial} reported a result without the metric `{metric}` that "
-                    f"{where} ranks by; it reported {', '.join(reported)}. Report `{metric}` "
-                    "in every tune.report() call, or set TUNE_DISABLE_STRICT_METRIC_CHECKING=1 "
-                    "to skip this check")
+            if not metric or metric == "_metric" or metric in flat:
+                continue
+            # only now (the rare case) list what was reported and read the opt-out
+            reported = sorted(k for k in flat if k not in AUTO_RESULT_KEYS
+                              and not k.startswith("config/"))
+            opted_out = os.environ.get("TUNE_DISABLE_STRICT_METRIC_CHECKING", os.environ.get(
+                "POPTUNE_DISABLE_STRICT_METRIC_CHECKING", "0")) == "1"
+            if not reported or opted_out:
+                return None
+            return TuneConfigError(
+                f"trial {trial} reported a result without the metric `{metric}` that "
+                f"{where} ranks by; it reported {', '.join(reported)}. Report `{metric}` "
+                "in every tune.report() call, or set TUNE_DISABLE_STRICT_METRIC_CHECKING=1 "
+                "to skip this check")
         return None
 
     def _decision_reply(self, trial: Trial, result: dict[str, Any],
@@ -261,7 +262,8 @@ class TrialEvents:
         if isinstance(decision, Exploit):
             self.live[trial.trial_id].exploit = decision
             self._pin(decision.checkpoint_path)
-        if decision == SchedulerDecision.PAUSE and reply == Reply.CONTINUE and not self._warned_pause:
+        paused_refused = decision == SchedulerDecision.PAUSE and reply == Reply.CONTINUE
+        if paused_refused and not self._warned_pause:
             self._warned_pause = True
             logger.warning(
                 "%s asked to pause trial %s, which has not reported a checkpoint; pausing it "
