@@ -446,15 +446,15 @@ class Tuner:
 
         results = []
         for t in trials:
-            live = runner.live.get(t.trial_id)
+            records = runner.ctl.checkpoints_of(t.trial_id) if t.trial_id in runner.ctl.state else []
             error = None
             if t.status == TrialStatus.ERROR:
                 error = _load_error(t)
             best = []
             remote = getattr(self, "_remote", None)
             exists = (lambda p: True) if remote is not None else os.path.isdir
-            if live is not None and live.checkpoints is not None:
-                for rec in live.checkpoints.records:
+            if records:
+                for rec in records:
                     if exists(rec.path):
                         metrics = {k: v for k, v in rec.metrics.items() if k != "_rows"}
                         best.append((Checkpoint(rec.path), {**metrics, "config": t.config}))

@@ -137,6 +137,10 @@ class ProgressCallback(Callback):
     ``experiment_path=`` and ``elapsed=``, also on interrupt (it stops the live display).
     """
 
+    #: the runner need not flush trial files before this callback hears of a completion
+    _reads_no_files = True
+
+
     def __init__(
         self,
         verbose: int,

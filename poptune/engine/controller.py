@@ -1,36 +1,96 @@
-"""The trial life cycle as a pure state machine: events in, instructions out.
+"""The experiment as a state machine: events in, instructions out.
 
-The :class:`Controller` owns each trial's status (PENDING, RUNNING, PAUSED, TERMINATED,
-ERROR) and what a running trial has been told but not yet done (:class:`Told`: stop, pause,
-restart from another trial's checkpoint, be killed). The runner reports events — a trial
-was launched, its result was decided on, it stopped, it failed — and carries out what comes
-back: the :class:`Reply` for the worker, a :class:`StopOutcome` or :class:`ErrorOutcome`
-telling it what to record. No I/O, no clock, no processes: tests feed events and compare
-the answers.
+The :class:`Controller` owns every trial's status (PENDING, RUNNING, PAUSED, TERMINATED,
+ERROR) and every decision about it. It consults the stopper, the scheduler and the searcher
+(which decide but never act) and returns typed instructions
+(:mod:`poptune.engine.instructions`) that the runner carries out: launch, reply, kill, journal
+record, log a result, delete a checkpoint, call the callbacks. No I/O, no clock (time arrives
+as :class:`~poptune.engine.events.Tick` events), no processes: tests feed events and compare
+the instructions that come back.
 
 Example:
-    >>> from poptune.engine.trial import Trial
-    >>> from poptune.schedulers import SchedulerDecision
-    >>> ctl = Controller(max_failures=0, fail_fast=False)
-    >>> t = Trial(trial_id="a", trainable_name="f", config={})
-    >>> ctl.add(t); ctl.on_launch(t); t.status.value
-    'RUNNING'
-    >>> ctl.on_decision(t, SchedulerDecision.PAUSE, can_pause=True)
-    <Reply.PAUSE: 'pause'>
-    >>> ctl.on_stopped(t, stopping_all=False), t.status.value
-    (<StopOutcome.PAUSED: 'paused'>, 'PAUSED')
+    >>> from poptune.engine.testing import make_controller, result
+    >>> ctl = make_controller(num_samples=1)
+    >>> [type(i).__name__ for i in ctl.handle(Tick(now=0.0, wall=0.0))]
+    ['WriteParams', 'Record', 'Snapshot', 'Record', 'Launch', 'Notify']
+    >>> tid = ctl.trials[0].trial_id
+    >>> [type(i).__name__ for i in ctl.handle(result(tid, score=1.0))]
+    ['Record', 'LogResult', 'Notify', 'Reply']
 """
 
 from __future__ import annotations
 
+import collections
 import enum
-from typing import TYPE_CHECKING, Any
+import logging
+import os
+import pickle
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
-from poptune.engine.trial import TrialStatus
-from poptune.schedulers._base import Exploit, SchedulerDecision
+from poptune.engine.events import (
+    Abort,
+    DoneEvent,
+    ErrorEvent,
+    ResultEvent,
+    SavedEvent,
+    SaveRequested,
+    StoppedEvent,
+    Tick,
+    WorkerLostEvent,
+)
+from poptune.engine.instructions import (
+    Answer,
+    CloseLog,
+    DeleteCheckpoint,
+    Instruction,
+    Kill,
+    Launch,
+    LogResult,
+    Notify,
+    PolicyLog,
+    Raise,
+    Record,
+    Reply,
+    RewriteLog,
+    Snapshot,
+    WriteError,
+    WriteParams,
+)
+from poptune.engine.resources import ResourcePool
+from poptune.engine.trial import Trial, TrialStatus
+from poptune.exceptions import TrialError, TuneConfigError, TuneError
+from poptune.callbacks._progress_format import AUTO_RESULT_KEYS  # TODO(dedupe): poptune.result
+from poptune.schedulers._base import Exploit, SchedulerDecision, TrialScheduler
+from poptune.search.variant_generator import flatten_dict
+from poptune.storage.checkpoints import CheckpointRecord, TrialCheckpoints
+from poptune.trainable._util import normalize_resources
 
-if TYPE_CHECKING:
-    from poptune.engine.trial import Trial
+logger = logging.getLogger("poptune")
+
+#: seconds a trial told to stop may take to do so before it is killed
+STOP_GRACE_S = 10.0
+
+_P, _R, _A, _T, _E = (TrialStatus.PENDING, TrialStatus.RUNNING, TrialStatus.PAUSED,
+                      TrialStatus.TERMINATED, TrialStatus.ERROR)
+#: the legal status changes (restore sets statuses through :meth:`Controller.adopt`)
+TRANSITIONS: frozenset[tuple[TrialStatus, TrialStatus]] = frozenset({
+    (_P, _R), (_P, _T),
+    (_R, _A), (_R, _T), (_R, _E), (_R, _P),
+    (_A, _R), (_A, _T),
+})
+
+
+class InvalidTransition(TuneError):
+    """A status change the life cycle does not allow: a bug in poptune, reported with the
+    trial's recent story."""
+
+    def __init__(self, trial_id: str, start: TrialStatus, finish: TrialStatus,
+                 story: list[tuple[str, str]]) -> None:
+        self.trial_id, self.start, self.finish, self.story = trial_id, start, finish, story
+        told = "; ".join(f"{what} -> {status}" for what, status in story) or "nothing yet"
+        super().__init__(f"trial {trial_id}: {start.value} -> {finish.value} is not a legal "
+                         f"transition (recent story: {told})")
 
 
 class Told(str, enum.Enum):
@@ -42,54 +102,172 @@ class Told(str, enum.Enum):
     KILL = "kill"  # the experiment is being interrupted
 
 
-class Reply(str, enum.Enum):
-    """The answer a worker gets to a reported result (the backend protocol's strings)."""
+@dataclass
+class TrialState:
+    """The controller's working state of one trial (what the :class:`Trial` does not hold)."""
 
-    CONTINUE = "continue"
-    STOP = "stop"
-    PAUSE = "pause"
-    SAVE = "save"  # class trainables: save a checkpoint, then the result is decided
+    checkpoints: TrialCheckpoints
+    rows: int = 0
+    told: Told | None = None
+    exploit: Exploit | None = None  # carried out once the trial has stopped
+    awaiting_save: dict[str, Any] | None = None  # a result to decide on once saved
+    after_save: Answer | None = None  # the answer once a callback-requested save is done
+    stop_requested_at: float | None = None
+    restore_meta: dict[str, Any] | None = None  # {"it", "tt"} of the donor's checkpoint
+    next_checkpoint_index: int = 0
+    story: collections.deque[tuple[str, str]] = field(
+        default_factory=lambda: collections.deque(maxlen=12))
 
 
-class StopOutcome(str, enum.Enum):
-    """What a trial that stopped running becomes."""
+def flat_result(result: dict[str, Any]) -> dict[str, Any]:
+    """The result as schedulers and searchers see it in Ray: nested dicts flattened to
+    ``"a/b"`` keys (``{"val": {"loss": 1}}`` -> ``{"val/loss": 1}``), ``config`` included.
 
-    EXPLOITED = "exploited"  # PAUSED with a new config; restarts from the donor's checkpoint
-    PAUSED = "paused"
-    INTERRUPTED = "interrupted"  # PAUSED in memory; unfinished in the journal
-    DONE = "done"  # TERMINATED (set by :meth:`Controller.on_done`)
-
-
-class ErrorOutcome(str, enum.Enum):
-    """What a trial that failed becomes."""
-
-    STOPPED = "stopped"  # it was being stopped anyway: handle as a stop
-    RETRY = "retry"  # PENDING again, restarts from its latest checkpoint
-    FAILED = "failed"  # ERROR for good
+    >>> flat_result({"val": {"loss": 1.0}, "config": {"lr": 0.1}, "it": 2})
+    {'val/loss': 1.0, 'config/lr': 0.1, 'it': 2}
+    """
+    if not any(isinstance(v, dict) for v in result.values()):
+        return result
+    return flatten_dict(result)
 
 
 class Controller:
-    """Statuses, indexes by status, and what each running trial was told.
+    """Trial statuses and every decision about them.
 
     Args:
-        max_failures: Retries per trial (-1: unlimited), as in ``FailureConfig``.
-        fail_fast: ``FailureConfig.fail_fast``; any failure is final when set.
+        scheduler, searcher, stopper: the deciders it consults.
+        new_trial: makes the :class:`Trial` for an id and a searcher suggestion (naming and
+            directories; raises ``ResourceError`` for resources that never fit).
+        pool: the backend's resources.
+        default_resources: what a trial asks for unless its trainable says otherwise.
+        is_class: the trainable is a ``Trainable`` class (it can save on request and pause).
+        metric: ``TuneConfig.metric`` (checked in every result, as Ray does).
+        max_concurrent: ``TuneConfig.max_concurrent_trials`` (None: as many as fit).
+        max_failures, fail_fast: ``FailureConfig``.
+        checkpoint_config: ``CheckpointConfig`` (``num_to_keep`` and its score).
+        remote: checkpoints live on remote storage (paths are URIs).
+        strict_metrics: Ray's strict metric check (off with
+            ``TUNE_DISABLE_STRICT_METRIC_CHECKING=1``); None reads the environment.
     """
 
-    def __init__(self, max_failures: int, fail_fast: bool | str) -> None:
+    def __init__(
+        self,
+        *,
+        scheduler: TrialScheduler,
+        searcher: Any,
+        stopper: Any,
+        new_trial: Callable[[str, Any], Trial],
+        exp_hex: str,
+        pool: ResourcePool,
+        default_resources: dict[str, float],
+        is_class: bool = False,
+        metric: str | None = None,
+        max_concurrent: int | None = None,
+        max_failures: int = 0,
+        fail_fast: bool | str = False,
+        checkpoint_config: Any = None,
+        remote: bool = False,
+        strict_metrics: bool | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.searcher = searcher
+        self.stopper = stopper
+        self.new_trial = new_trial
+        self.exp_hex = exp_hex
+        self.pool = pool
+        self.default_resources = default_resources
+        self.is_class = is_class
+        self.metric = metric
+        self.max_concurrent = max_concurrent if max_concurrent and max_concurrent > 0 else None
         self.max_failures = max_failures
         self.fail_fast = fail_fast
+        self.remote = remote
+        if strict_metrics is None:
+            strict_metrics = os.environ.get("TUNE_DISABLE_STRICT_METRIC_CHECKING", os.environ.get(
+                "POPTUNE_DISABLE_STRICT_METRIC_CHECKING", "0")) != "1"
+        self.strict_metrics = strict_metrics
+        self._ckpt_cfg = checkpoint_config
+        self.trials: list[Trial] = []
+        self.by_id: dict[str, Trial] = {}
+        self.state: dict[str, TrialState] = {}
         self.pending: dict[str, Trial] = {}
         self.paused: dict[str, Trial] = {}
         self.running: dict[str, Trial] = {}
-        self.told: dict[str, Told] = {}
+        self.pinned: dict[str, int] = {}
+        self.searcher_done = False
+        self.stopping_all = False
+        self.next_index = 0
+        self.now = 0.0
+        self.wall = 0.0
+        self._stopping: dict[str, Trial] = {}
+        self._warned_pause = False
+        self._default_choice = (
+            type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
+        self._resizing = (
+            type(scheduler).take_resource_changes is not TrialScheduler.take_resource_changes)
+        from poptune.search.basic_variant import BasicVariantGenerator
 
-    # -- statuses ------------------------------------------------------------------------------
-    def add(self, trial: Trial, status: TrialStatus | None = None) -> None:
-        """Track a new (or restored) trial in ``status`` (default: its own)."""
-        self.set_status(trial, trial.status if status is None else status)
+        self._variants = isinstance(searcher, BasicVariantGenerator)
 
-    def set_status(self, trial: Trial, status: TrialStatus) -> None:
+    # ------------------------------------------------------------------------------------
+    # the one entry point
+    def handle(self, event: Any) -> list[Instruction]:
+        """Apply one event; return what the runner must do, in order.
+
+        An exception inside a decision (a user's stopper, scheduler or searcher raising, or
+        Ctrl-C) comes back as a final :class:`Raise` after the instructions already decided,
+        so the result that was being handled still reaches the journal.
+        """
+        out: list[Instruction] = []
+        try:
+            if isinstance(event, Tick):
+                self._on_tick(event, out)
+            elif isinstance(event, Abort):
+                self._on_abort(out)
+            elif isinstance(event, SaveRequested):
+                self._on_save_requested(event.trial_id, out)
+            else:
+                trial = self.by_id.get(event.trial_id)
+                if trial is None:
+                    return out
+                if isinstance(event, ResultEvent):
+                    self._on_result(trial, event.result, out)
+                elif isinstance(event, SavedEvent):
+                    self._on_saved(trial, event.checkpoint_dir_name, out)
+                elif isinstance(event, DoneEvent):
+                    self._on_done(trial, out)
+                elif isinstance(event, StoppedEvent):
+                    self._on_stopped(trial, out)
+                elif isinstance(event, ErrorEvent):
+                    self._on_error(trial, event.traceback, event.exception, False, out)
+                elif isinstance(event, WorkerLostEvent):
+                    self._on_error(trial, f"WorkerLostError: {event.detail}\n", None, True, out)
+                else:
+                    raise TypeError(f"unknown event {event!r}")
+        except BaseException as exc:  # noqa: BLE001 - handed to the runner, which raises it
+            out.append(Raise(exc))
+        return out
+
+    @property
+    def finished(self) -> bool:
+        """No trial runs and none will: the experiment is over."""
+        if self.running:
+            return False
+        if self.stopping_all:
+            return True
+        return not (self.pending or self.paused) and self.searcher_done
+
+    # ------------------------------------------------------------------------------------
+    # statuses
+    def _set(self, trial: Trial, status: TrialStatus, why: str) -> None:
+        start = trial.status
+        st = self.state[trial.trial_id]
+        if start != status and (start, status) not in TRANSITIONS:
+            raise InvalidTransition(trial.trial_id, start, status, list(st.story))
+        st.story.append((why, status.value))
+        self._index(trial, status)
+
+    def _index(self, trial: Trial, status: TrialStatus) -> None:
         tid = trial.trial_id
         self.pending.pop(tid, None)
         self.paused.pop(tid, None)
@@ -102,96 +280,571 @@ class Controller:
         elif status == TrialStatus.RUNNING:
             self.running[tid] = trial
 
-    def forget_pending(self, trial_id: str) -> None:
-        """Drop a PENDING trial that will never start (the experiment is ending)."""
-        self.pending.pop(trial_id, None)
+    def adopt(self, trial: Trial, *, rows: int = 0,
+              checkpoints: list[tuple[str, dict[str, Any], int]] = (),  # type: ignore[assignment]
+              restore_meta: dict[str, Any] | None = None, next_checkpoint_index: int = 0) -> None:
+        """Track a trial restored from the journal, in the status restore gave it."""
+        st = TrialState(checkpoints=self._new_checkpoints(), rows=rows,
+                        restore_meta=restore_meta, next_checkpoint_index=next_checkpoint_index)
+        for name, metrics, nrows in checkpoints:
+            st.checkpoints.records.append(
+                CheckpointRecord(self._ckpt_path(trial, name), {**metrics, "_rows": nrows}, nrows))
+        st.story.append(("restored", trial.status.value))
+        self._track(trial, st)
+        if trial.restore_path and not trial.is_finished:
+            self._pin(trial.restore_path)
+        idx = int(trial.trial_id.rsplit("_", 1)[-1])
+        self.next_index = max(self.next_index, idx + 1)
+        self.scheduler.on_trial_add(trial)
 
-    def is_finished(self, searcher_done: bool, stopping_all: bool) -> bool:
-        """No trial runs and none will: the experiment is over."""
-        if self.running:
-            return False
-        if stopping_all:
+    def _track(self, trial: Trial, st: TrialState) -> None:
+        self.trials.append(trial)
+        self.by_id[trial.trial_id] = trial
+        self.state[trial.trial_id] = st
+        self._index(trial, trial.status)
+
+    def checkpoints_of(self, trial_id: str) -> list[CheckpointRecord]:
+        """The trial's retained checkpoints, oldest first."""
+        return list(self.state[trial_id].checkpoints.records)
+
+    def worker_count(self) -> int:
+        """How many trials can run at once (workers to start)."""
+        n = self.pool.max_concurrent(self.default_resources)
+        if self.max_concurrent:
+            n = min(n, self.max_concurrent)
+        total = getattr(self.searcher, "total_samples", None)
+        if total:
+            n = min(n, total)
+        return max(1, n)
+
+    # ------------------------------------------------------------------------------------
+    # checkpoints and pins
+    def _ckpt_path(self, trial: Trial, name: str) -> str:
+        if self.remote:
+            return f"{trial.storage_dir}/{name}"
+        return os.path.join(trial.local_path, name)
+
+    def _new_checkpoints(self) -> TrialCheckpoints:
+        cfg = self._ckpt_cfg
+        return TrialCheckpoints(
+            num_to_keep=getattr(cfg, "num_to_keep", None),
+            score_attribute=getattr(cfg, "checkpoint_score_attribute", None),
+            score_order=getattr(cfg, "checkpoint_score_order", "max"),
+            is_pinned=self._is_pinned,
+        )
+
+    def _is_pinned(self, path: str) -> bool:
+        if self.pinned.get(path):
             return True
-        return not (self.pending or self.paused) and searcher_done
+        return path in self.scheduler.pinned_checkpoints()
 
-    # -- events --------------------------------------------------------------------------------
-    def on_launch(self, trial: Trial) -> None:
-        self.set_status(trial, TrialStatus.RUNNING)
-        self.told.pop(trial.trial_id, None)
+    def _pin(self, path: str) -> None:
+        self.pinned[path] = self.pinned.get(path, 0) + 1
 
-    def tell(self, trial_id: str, told: Told, *, keep: bool = False) -> None:
-        """Record that a running trial is to stop/pause/exploit/be killed (``keep``: unless it
-        was already told something)."""
-        if keep and trial_id in self.told:
+    def _unpin(self, path: str | None) -> None:
+        if path and path in self.pinned:
+            self.pinned[path] -= 1
+            if self.pinned[path] <= 0:
+                del self.pinned[path]
+
+    def _register_checkpoint(self, trial: Trial, name: str, metrics: dict[str, Any],
+                             out: list[Instruction]) -> None:
+        st = self.state[trial.trial_id]
+        path = self._ckpt_path(trial, name)
+        index = int(name.rsplit("_", 1)[-1])
+        st.next_checkpoint_index = max(st.next_checkpoint_index, index + 1)
+        trial.checkpoint_path = path
+        self._unpin(trial.restore_path)
+        trial.restore_path = None
+        st.restore_meta = None
+        m = {k: v for k, v in metrics.items() if k != "config"}
+        out.append(Record({"e": "ckpt", "t": trial.trial_id, "name": name, "path": path,
+                           "index": index, "rows": st.rows, "m": m}))
+        for old in st.checkpoints.add(path, {**m, "_rows": st.rows}):
+            out.append(Record({"e": "ckpt_del", "t": trial.trial_id,
+                               "name": old.rstrip("/").rsplit("/", 1)[-1]}))
+            out.append(DeleteCheckpoint(old))
+        out.append(Notify("on_checkpoint", {"trial": trial, "checkpoint": path}))
+        out.append(Notify("on_trial_save", {"trial": trial}))
+
+    # ------------------------------------------------------------------------------------
+    # the clock: stop-all, stop grace, new trials, launches
+    def _on_tick(self, tick: Tick, out: list[Instruction]) -> None:
+        self.now, self.wall = tick.now, tick.wall
+        if not self.stopping_all and self.stopper.stop_all():
+            self._stop_everything(out)
+        self._enforce_stop_grace(out)
+        self._create_trials(out)
+        self._launch(out)
+
+    def _stop_everything(self, out: list[Instruction]) -> None:
+        self.stopping_all = True
+        for t in self.trials:
+            st = self.state[t.trial_id]
+            if t.status == TrialStatus.RUNNING:
+                if st.told is None:
+                    st.told = Told.STOP
+                st.stop_requested_at = self.now
+                self._stopping[t.trial_id] = t
+            elif t.status in (TrialStatus.PENDING, TrialStatus.PAUSED) and st.rows > 0:
+                self._set(t, TrialStatus.TERMINATED, "stop all")
+                out.append(Record({"e": "status", "t": t.trial_id, "s": "TERMINATED"}))
+        never_started = [t for t in self.pending.values() if self.state[t.trial_id].rows == 0]
+        for t in never_started:
+            self.pending.pop(t.trial_id, None)
+        if never_started:
+            gone = {t.trial_id for t in never_started}
+            self.trials = [t for t in self.trials if t.trial_id not in gone]
+
+    def _enforce_stop_grace(self, out: list[Instruction]) -> None:
+        for t in list(self._stopping.values()):
+            st = self.state[t.trial_id]
+            if t.status != TrialStatus.RUNNING or st.stop_requested_at is None:
+                self._stopping.pop(t.trial_id, None)
+            elif self.now - st.stop_requested_at > STOP_GRACE_S:
+                self._stopping.pop(t.trial_id, None)
+                out.append(Kill(t.trial_id))
+                self._on_stopped(t, out)
+
+    def _max_pending(self) -> int:
+        """Random/grid search creates up to 1,000 trials ahead (a PBT population exists as a
+        whole); a model-based searcher is asked only when a slot is free."""
+        if self._variants:
+            return max(self.worker_count(), 1000)
+        return self.worker_count()
+
+    def _create_trials(self, out: list[Instruction]) -> None:
+        if self.searcher_done or self.stopping_all:
             return
-        self.told[trial_id] = told
+        waiting = len(self.pending)
+        room = self._max_pending() - len(self.running) - waiting
+        if self.max_concurrent:
+            room = min(room, self.max_concurrent - len(self.running) - waiting)
+        while room > 0:
+            trial_id = f"{self.exp_hex}_{self.next_index:05d}"
+            suggestion = self.searcher.next_trial(trial_id)
+            if suggestion is None:
+                if self.searcher.is_finished():
+                    self.searcher_done = True
+                return
+            self.next_index += 1
+            trial = self.new_trial(trial_id, suggestion)
+            self.scheduler.on_trial_add(trial)  # may fill in config keys (PBT) or replace it
+            st = TrialState(checkpoints=self._new_checkpoints())
+            st.story.append(("created", "PENDING"))
+            trial.status = TrialStatus.PENDING
+            self._track(trial, st)
+            out.append(WriteParams(trial))
+            out.append(Record({
+                "e": "trial", "id": trial_id, "trainable": trial.trainable_name,
+                "config": trial.config, "tag": trial.experiment_tag, "path": trial.local_path,
+                "dirname": trial.dirname, "resources": trial.resources,
+                "params": trial.evaluated_params, "name": trial.custom_trial_name,
+            }))
+            out.append(Snapshot("searcher"))
+            room -= 1
 
-    def told_to(self, trial_id: str) -> Told | None:
-        return self.told.get(trial_id)
+    def _launch(self, out: list[Instruction]) -> None:
+        if self.stopping_all:
+            return
+        if self._resizing:
+            self._apply_resource_changes(out)
+        while True:
+            if self.max_concurrent and len(self.running) >= self.max_concurrent:
+                return
+            if not self.pending and not self.paused:
+                return
+            trial: Trial | None
+            if self._default_choice:  # FIFO: pending first, then paused, in order
+                trial = next(iter(self.pending.values() or self.paused.values()))
+            else:
+                trial = self.scheduler.choose_trial_to_run(
+                    list(self.pending.values()) + list(self.paused.values()))
+                self._take_scheduler_queues(out)
+            if trial is None:
+                return
+            gpu_ids = self.pool.allocate(trial.trial_id, trial.resources)
+            if gpu_ids is None:
+                return
+            self._start(trial, gpu_ids, out)
 
-    def reply_while_told(self, trial_id: str) -> Reply | None:
-        """A result from a trial already told to stop or pause gets the same answer again."""
-        told = self.told.get(trial_id)
-        if told is None:
-            return None
-        return Reply.PAUSE if told == Told.PAUSE else Reply.STOP
+    def _apply_resource_changes(self, out: list[Instruction]) -> None:
+        """Give paused trials the resources a resizing scheduler chose for them."""
+        for trial_id, new in self.scheduler.take_resource_changes():
+            trial = self.by_id.get(trial_id)
+            if trial is None or trial.is_finished:
+                continue
+            what = "the resources_allocation_function's result"
+            resources = normalize_resources(new, what)
+            self.pool.check_fits_ever(resources, what=what)
+            trial.resources = resources
+            out.append(Record({"e": "resources", "t": trial_id, "r": resources}))
 
-    def on_decision(self, trial: Trial, decision: Any, *, can_pause: bool,
-                    by_stopper: bool = False) -> Reply:
-        """Turn the stopper's/scheduler's decision on a result into the worker's reply.
+    def _start(self, trial: Trial, gpu_ids: list[int], out: list[Instruction]) -> None:
+        st = self.state[trial.trial_id]
+        restore = trial.restore_path or trial.checkpoint_path
+        start_iter, time_offset = 0, 0.0
+        meta = st.restore_meta
+        if trial.restore_path and meta:
+            start_iter, time_offset = meta.get("it", 0), meta.get("tt", 0.0)
+        elif restore and st.checkpoints.latest:
+            m = st.checkpoints.latest.metrics
+            start_iter, time_offset = m.get("training_iteration", 0), m.get("time_total_s", 0.0)
+        self._set(trial, TrialStatus.RUNNING, "launched")
+        st.told = None
+        st.stop_requested_at = None
+        if trial.start_time is None:
+            trial.start_time = self.wall
+        out.append(Record({"e": "status", "t": trial.trial_id, "s": "RUNNING"}))
+        out.append(Launch(trial, gpu_ids, restore, start_iter, time_offset,
+                          st.next_checkpoint_index))
+        out.append(Notify("on_trial_start", {"trial": trial}))
+        if restore is not None:
+            out.append(Notify("on_trial_restore", {"trial": trial}))
 
-        ``decision`` is a :class:`SchedulerDecision` or an :class:`Exploit`. ``can_pause`` is
-        False for a function trainable without a checkpoint: pausing would restart it from
-        scratch, so it continues instead (the runner warns). A stop by the stopper
-        (``by_stopper``) overrides an exploit waiting for the trial.
-        """
-        tid = trial.trial_id
-        if by_stopper:
-            self.told[tid] = Told.STOP
-            return Reply.STOP
-        if self.told.get(tid) == Told.EXPLOIT and not isinstance(decision, Exploit):
-            return Reply.STOP  # an exploit decided elsewhere is waiting for this trial
+    # ------------------------------------------------------------------------------------
+    # results
+    def _on_result(self, trial: Trial, result: dict[str, Any], out: list[Instruction]) -> None:
+        """A trial reported: decide, then log the row and tell the callbacks and the searcher
+        (Ray's order: a row that stopped the trial says ``done: true``)."""
+        st = self.state[trial.trial_id]
+        result["experiment_tag"] = trial.experiment_tag
+        result["config"] = trial.config
+        st.rows += 1
+        trial.last_result = result
+        ckpt_name = result.get("checkpoint_dir_name")
+        if ckpt_name:
+            self._register_checkpoint(trial, ckpt_name, result, out)
+        if st.told is not None and st.told != Told.EXPLOIT:
+            # already told to stop or pause: answer the same way (a trial an exploit waits
+            # for is decided on: the stopper's stop wins over the exploit)
+            self._log_result(trial, result, out)
+            out.append(Reply(trial.trial_id,
+                             Answer.PAUSE if st.told == Told.PAUSE else Answer.STOP))
+            return
+        if self.is_class and not ckpt_name and (
+                result.get("should_checkpoint")
+                or self.scheduler.should_checkpoint(trial, flat_result(result))):
+            # save first, decide once saved: a PBT decision must see this step's checkpoint
+            self._log_result(trial, result, out)
+            st.awaiting_save = result
+            out.append(Reply(trial.trial_id, Answer.SAVE))
+            return
+        self._decide(trial, result, False, out)
+
+    def _log_result(self, trial: Trial, result: dict[str, Any], out: list[Instruction]) -> None:
+        """Journal the row, append it to the trial's files and pass it to the callbacks."""
+        out.append(Record({"e": "result", "t": trial.trial_id,
+                           "r": {k: v for k, v in result.items() if k != "config"}}))
+        out.append(LogResult(trial, result))
+        out.append(Notify("on_trial_result", {"trial": trial, "result": result}))
+
+    def _on_saved(self, trial: Trial, name: str, out: list[Instruction]) -> None:
+        st = self.state[trial.trial_id]
+        self._register_checkpoint(trial, name, trial.last_result, out)
+        if st.awaiting_save is not None:
+            result, st.awaiting_save = st.awaiting_save, None
+            self._decide(trial, result, True, out)
+        elif st.after_save is not None:  # a save a callback asked for: now carry on
+            out.append(Reply(trial.trial_id, st.after_save))
+            st.after_save = None
+
+    def _decide(self, trial: Trial, result: dict[str, Any], logged: bool,
+                out: list[Instruction]) -> None:
+        """Decide on a result; mark it ``done`` when it stops the trial; log it unless that
+        happened already; tell the searcher unless the trial is to stop (as Ray does: a
+        searcher never hears the result that stopped a trial, only its completion)."""
+        flat = flat_result(result)
+        try:
+            answer: Answer | None = self._answer(trial, result, flat, out)
+        except BaseException:  # e.g. Ctrl-C inside a stopper: the row goes into the journal
+            if not logged:     # with the checkpoint registered for it, or restore loses it
+                self._log_result(trial, result, out)
+            raise
+        st = self.state[trial.trial_id]
+        stopping = st.told == Told.STOP and not result.get("done")
+        if not logged:
+            if stopping:
+                result["done"] = True
+            self._log_result(trial, result, out)
+            if (self.is_class and answer == Answer.CONTINUE
+                    and not result.get("checkpoint_dir_name")):
+                # a callback may ask for a checkpoint (SaveRequested): the runner watches
+                out.append(Reply(trial.trial_id, answer, watch=result))
+                answer = None
+        if answer is not None:
+            out.append(Reply(trial.trial_id, answer))
+        if not stopping:
+            self.searcher.on_trial_result(trial.trial_id, flat)
+
+    def _on_save_requested(self, trial_id: str, out: list[Instruction]) -> None:
+        """A callback asked the trial for a checkpoint: save, then continue (the decision
+        stands)."""
+        st = self.state.get(trial_id)
+        if st is None or trial_id not in self.running:
+            return
+        st.after_save = Answer.CONTINUE
+        out.append(Reply(trial_id, Answer.SAVE))
+
+    def _missing_metric(self, trial: Trial, flat: dict[str, Any]) -> TuneError | None:
+        """The error for a result that lacks a metric TuneConfig, the scheduler or the searcher
+        ranks by (Ray's strict metric check). A result with only the automatic keys (a
+        function that returned without reporting) is not checked."""
+        searcher_metric = getattr(self.searcher, "metric", None)
+        wanted = [(self.metric, "TuneConfig(metric=...)"),
+                  (self.scheduler.metric, type(self.scheduler).__name__)]
+        for m in searcher_metric if isinstance(searcher_metric, list) else [searcher_metric]:
+            wanted.append((m, type(getattr(self.searcher, "searcher", self.searcher)).__name__))
+        for metric, where in wanted:
+            if not metric or metric == "_metric" or metric in flat:
+                continue
+            reported = sorted(k for k in flat if k not in AUTO_RESULT_KEYS
+                              and not k.startswith("config/") and k != "config")
+            if not reported or not self.strict_metrics:
+                return None
+            return TuneConfigError(
+                f"trial {trial} reported a result without the metric `{metric}` that "
+                f"{where} ranks by; it reported {', '.join(reported)}. Report `{metric}` "
+                "in every tune.report() call, or set TUNE_DISABLE_STRICT_METRIC_CHECKING=1 "
+                "to skip this check")
+        return None
+
+    def _answer(self, trial: Trial, result: dict[str, Any], flat: dict[str, Any],
+                out: list[Instruction]) -> Answer:
+        """Check the metrics, ask the stopper, then the scheduler; return the worker's answer."""
+        st = self.state[trial.trial_id]
+        missing = self._missing_metric(trial, flat)
+        if missing is not None:  # as in Ray: a result without the metric ends the experiment
+            out.append(Raise(missing, after_commit=True))
+            st.told = Told.STOP
+            return Answer.STOP
+        if result.get("done"):
+            return Answer.CONTINUE
+        try:
+            stop = bool(self.stopper(trial.trial_id, result))
+        except TuneError as exc:
+            out.append(Raise(exc, after_commit=True))
+            stop = True
+        if stop:  # the stopper's stop overrides an exploit waiting for the trial
+            st.told = Told.STOP
+            if st.exploit is not None:
+                self._unpin(st.exploit.checkpoint_path)
+                st.exploit = None
+            return Answer.STOP
+        if st.told == Told.EXPLOIT:
+            return Answer.STOP  # an exploit decided elsewhere is waiting for this trial
+        decision = self.scheduler.on_trial_result(trial, flat)
+        if decision != SchedulerDecision.CONTINUE:
+            out.append(Snapshot("scheduler"))
         if isinstance(decision, Exploit):
-            self.told[tid] = Told.EXPLOIT
-            return Reply.STOP
+            self._policy_log(decision, out)
+        self._take_scheduler_queues(out)
+        if isinstance(decision, Exploit):
+            st.told = Told.EXPLOIT
+            if st.exploit is not None:
+                self._unpin(st.exploit.checkpoint_path)
+            st.exploit = decision
+            self._pin(decision.checkpoint_path)
+            return Answer.STOP
         if decision == SchedulerDecision.STOP:
-            self.told[tid] = Told.STOP
-            return Reply.STOP
-        if decision == SchedulerDecision.PAUSE and can_pause:
-            self.told[tid] = Told.PAUSE
-            return Reply.PAUSE
-        return Reply.CONTINUE
+            st.told = Told.STOP
+            return Answer.STOP
+        if decision == SchedulerDecision.PAUSE:
+            # pausing a function trial without a checkpoint would silently restart it from
+            # scratch (Ray #27170): it keeps running instead
+            if self.is_class or trial.checkpoint_path:
+                st.told = Told.PAUSE
+                return Answer.PAUSE
+            if not self._warned_pause:
+                self._warned_pause = True
+                logger.warning(
+                    "%s asked to pause trial %s, which has not reported a checkpoint; pausing "
+                    "it would restart it from scratch, so it keeps running. Report checkpoints "
+                    "with tune.report(..., checkpoint=...) so trials can be paused and resumed."
+                    " (Warned once per experiment.)", type(self.scheduler).__name__, trial)
+        return Answer.CONTINUE
 
-    def on_stopped(self, trial: Trial, *, stopping_all: bool,
-                   has_exploit: bool = True) -> StopOutcome:
-        """A running trial stopped (it was told to, or it was killed after the grace time)."""
-        told = self.told.pop(trial.trial_id, None)
-        if told == Told.EXPLOIT and has_exploit:
-            self.set_status(trial, TrialStatus.PAUSED)
-            return StopOutcome.EXPLOITED
-        if told == Told.PAUSE and not stopping_all:
-            self.set_status(trial, TrialStatus.PAUSED)
-            return StopOutcome.PAUSED
-        if told == Told.KILL:
-            self.set_status(trial, TrialStatus.PAUSED)
-            return StopOutcome.INTERRUPTED
-        return StopOutcome.DONE
+    # ------------------------------------------------------------------------------------
+    # exploits and the scheduler's decisions about other trials
+    def _take_scheduler_queues(self, out: list[Instruction]) -> None:
+        """Carry out exploits and stops the scheduler decided outside ``on_trial_result``."""
+        for ex in self.scheduler.take_exploits():
+            target = self.by_id.get(ex.trial_id)
+            if target is None:
+                continue
+            self._policy_log(ex, out)
+            if target.status == TrialStatus.RUNNING:
+                st = self.state[target.trial_id]
+                st.told = Told.EXPLOIT
+                if st.exploit is not None:
+                    self._unpin(st.exploit.checkpoint_path)
+                st.exploit = ex
+                self._pin(ex.checkpoint_path)
+                continue  # carried out when it next reports / stops
+            self._carry_out_exploit(target, ex, out)
+        for trial_id in self.scheduler.take_stops():
+            trial = self.by_id.get(trial_id)
+            if trial is None or trial.is_finished:
+                continue
+            if trial.status == TrialStatus.RUNNING:
+                st = self.state[trial_id]
+                st.told = Told.STOP
+                if st.exploit is not None:
+                    self._unpin(st.exploit.checkpoint_path)
+                    st.exploit = None
+            else:
+                self._on_done(trial, out)
 
-    def on_done(self, trial: Trial) -> None:
+    def _carry_out_exploit(self, trial: Trial, ex: Exploit, out: list[Instruction]) -> None:
+        donor = self.by_id.get(ex.donor_trial_id)
+        st = self.state[trial.trial_id]
+        donor_meta = {"it": ex.donor_result.get("training_iteration", 0),
+                      "tt": ex.donor_result.get("time_total_s", 0.0)}
+        if donor is not None:
+            for rec in self.state[donor.trial_id].checkpoints.records:
+                if rec.path == ex.checkpoint_path:
+                    donor_meta = {"it": rec.metrics.get("training_iteration", 0),
+                                  "tt": rec.metrics.get("time_total_s", 0.0)}
+        trial.config = ex.config
+        flat = flatten_dict(ex.config)  # the progress table shows current values
+        trial.evaluated_params = {k: flat.get(k, v) for k, v in trial.evaluated_params.items()}
+        if ex.experiment_tag:
+            trial.experiment_tag = ex.experiment_tag
+        old_restore = trial.restore_path
+        trial.restore_path = ex.checkpoint_path
+        self._pin(ex.checkpoint_path)
+        self._unpin(old_restore)
+        st.restore_meta = donor_meta
+        out.append(Record({"e": "config", "t": trial.trial_id, "config": ex.config,
+                           "restore": {"path": ex.checkpoint_path, **donor_meta},
+                           "donor": ex.donor_trial_id}))
+
+    def _policy_log(self, ex: Exploit, out: list[Instruction]) -> None:
+        """Append the exploit to pbt_global.txt / pbt_policy_*.txt when it is decided."""
+        trial, donor = self.by_id.get(ex.trial_id), self.by_id.get(ex.donor_trial_id)
+        if not getattr(self.scheduler, "log_config", False) or trial is None or donor is None:
+            return
+        line = ex.log_line or [
+            trial.experiment_tag, donor.experiment_tag,
+            trial.last_result.get("training_iteration", 0),
+            ex.donor_result.get("training_iteration", 0), donor.config, ex.config,
+        ]
+        out.append(PolicyLog(trial.trial_id, donor.trial_id, line))
+
+    # ------------------------------------------------------------------------------------
+    # a trial stops running
+    def _release(self, trial: Trial) -> None:
+        self.pool.release(trial.trial_id)
+        self.state[trial.trial_id].stop_requested_at = None
+        self._stopping.pop(trial.trial_id, None)
+
+    def _on_done(self, trial: Trial, out: list[Instruction]) -> None:
         """The trial's function returned, or it stopped for good."""
-        self.told.pop(trial.trial_id, None)
-        self.set_status(trial, TrialStatus.TERMINATED)
+        self._release(trial)
+        st = self.state[trial.trial_id]
+        st.told = None
+        self._set(trial, TrialStatus.TERMINATED, "done")
+        trial.last_result = {**trial.last_result, "done": True}
+        out.append(Record({"e": "status", "t": trial.trial_id, "s": "TERMINATED"}))
+        out.append(CloseLog(trial, drain=True))
+        self._unpin(trial.restore_path)
+        last = flat_result(trial.last_result)
+        self.scheduler.on_trial_complete(trial, last)
+        self._take_scheduler_queues(out)
+        self.searcher.on_trial_complete(trial.trial_id, last, error=False)
+        out.append(Snapshot("searcher"))
+        out.append(Notify("on_trial_complete", {"trial": trial}))
 
-    def on_error(self, trial: Trial, *, lost: bool) -> ErrorOutcome:
-        """The trial raised (or, ``lost``, its worker died). Counts the failure."""
-        tid = trial.trial_id
-        if lost and self.told.get(tid) in (Told.STOP, Told.KILL):
-            return ErrorOutcome.STOPPED  # killed while stopping: not a failure
-        self.told.pop(tid, None)
+    def _on_stopped(self, trial: Trial, out: list[Instruction]) -> None:
+        """A running trial stopped (it was told to, or it was killed after the grace time)."""
+        self._release(trial)
+        st = self.state[trial.trial_id]
+        told, st.told = st.told, None
+        if told == Told.EXPLOIT and st.exploit is not None:
+            ex, st.exploit = st.exploit, None
+            self._set(trial, TrialStatus.PAUSED, "exploited")
+            self._carry_out_exploit(trial, ex, out)
+            self._unpin(ex.checkpoint_path)
+            out.append(Record({"e": "status", "t": trial.trial_id, "s": "PAUSED"}))
+        elif told == Told.PAUSE and not self.stopping_all:
+            self._set(trial, TrialStatus.PAUSED, "paused")
+            out.append(Record({"e": "status", "t": trial.trial_id, "s": "PAUSED"}))
+        elif told == Told.KILL:  # interrupted: unfinished in the journal, resumed by restore
+            self._set(trial, TrialStatus.PAUSED, "interrupted")
+        else:
+            self._on_done(trial, out)
+
+    def _on_error(self, trial: Trial, tb: str, blob: bytes | None, lost: bool,
+                  out: list[Instruction]) -> None:
+        """The trial raised (or, ``lost``, its worker died)."""
+        st = self.state[trial.trial_id]
+        if lost and st.told in (Told.STOP, Told.KILL):
+            self._on_stopped(trial, out)  # killed while being stopped: not a failure
+            return
+        self._release(trial)
+        st.told = None
+        if st.exploit is not None:
+            self._unpin(st.exploit.checkpoint_path)
+            st.exploit = None
+        st.awaiting_save = None
+        st.after_save = None
         trial.num_failures += 1
-        if not self.fail_fast and (self.max_failures == -1
-                                   or trial.num_failures <= self.max_failures):
-            self.set_status(trial, TrialStatus.PENDING)
-            return ErrorOutcome.RETRY
-        self.set_status(trial, TrialStatus.ERROR)
-        return ErrorOutcome.FAILED
+        trial.error_file = os.path.join(trial.local_path, "error.txt")
+        out.append(WriteError(trial, tb, blob))
+        last_line = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
+        trial.error_msg = last_line
+        retry = not self.fail_fast and (self.max_failures == -1
+                                        or trial.num_failures <= self.max_failures)
+        if retry:
+            self._set(trial, TrialStatus.PENDING, "retry")
+            logger.warning("Trial %s failed (%s); retrying from its latest checkpoint (%d/%s)",
+                           trial, last_line, trial.num_failures,
+                           "inf" if self.max_failures == -1 else self.max_failures)
+            self._rollback_to_checkpoint(trial, out)
+            out.append(Record({"e": "status", "t": trial.trial_id, "s": "PENDING",
+                               "failures": trial.num_failures, "msg": last_line,
+                               "file": trial.error_file}))
+            out.append(Notify("on_trial_error", {"trial": trial}))
+            return
+        self._set(trial, TrialStatus.ERROR, "failed")
+        out.append(Record({"e": "status", "t": trial.trial_id, "s": "ERROR",
+                           "failures": trial.num_failures, "msg": last_line,
+                           "file": trial.error_file}))
+        out.append(CloseLog(trial))
+        self._unpin(trial.restore_path)
+        self.scheduler.on_trial_error(trial)
+        self._take_scheduler_queues(out)
+        self.searcher.on_trial_complete(trial.trial_id, None, error=True)
+        out.append(Snapshot("searcher"))
+        out.append(Notify("on_trial_error", {"trial": trial}))
+        if self.fail_fast:
+            self._stop_everything(out)
+            if self.fail_fast == "raise":
+                exc: BaseException | None = None
+                if blob is not None:
+                    try:
+                        exc = pickle.loads(blob)
+                    except Exception:  # noqa: BLE001
+                        exc = None
+                out.append(Raise(exc if exc is not None
+                                 else TrialError(f"Trial {trial} failed:\n{tb}"),
+                                 after_commit=True))
+
+    def _rollback_to_checkpoint(self, trial: Trial, out: list[Instruction]) -> None:
+        """Forget results after the checkpoint the trial restarts from (no duplicates)."""
+        st = self.state[trial.trial_id]
+        if trial.restore_path:
+            return  # a pending exploit: it restarts from the donor's checkpoint anyway
+        latest = st.checkpoints.latest
+        keep_rows = latest.metrics.get("_rows", st.rows) if latest else 0
+        if keep_rows >= st.rows:
+            return
+        st.rows = keep_rows
+        out.append(RewriteLog(trial, keep_rows))
+        out.append(Record({"e": "rollback", "t": trial.trial_id, "rows": keep_rows}))
+
+    def _on_abort(self, out: list[Instruction]) -> None:
+        for t in list(self.running.values()):
+            self.state[t.trial_id].told = Told.KILL
+            out.append(Kill(t.trial_id))
+            self.pool.release(t.trial_id)

@@ -1,13 +1,11 @@
-"""The runner: drives trials on a backend, keeps the books, persists everything.
+"""The runner: polls the backend, feeds the controller, commits the journal, carries out.
 
-One loop pass: create trials while there is room, launch what the scheduler picks, poll the
-backend, handle each event (persist → ask stopper/scheduler → queue a reply), commit the
-journal with one write, then send the replies. A trial only continues after its result is in
-the journal, so nothing it reported can be lost.
-
-Trial statuses, and what each running trial has been told, belong to the pure
-:class:`~poptune.engine.controller.Controller`: the runner reports events to it and carries
-out the replies and outcomes it returns (journal, backend, callbacks, files).
+One loop pass: a :class:`~poptune.engine.events.Tick` from the injected clock (the controller
+stops, creates and launches trials), poll the backend, hand each event to the
+:class:`~poptune.engine.controller.Controller`, commit the journal with one write, then send
+the replies and delete the checkpoints the controller released. A trial only continues after
+its result is in the journal, so nothing it reported can be lost. Every decision is the
+controller's; the runner knows files, the backend and the callbacks.
 """
 
 from __future__ import annotations
@@ -16,39 +14,54 @@ import base64
 import io
 import logging
 import os
+import shutil
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import cloudpickle
 
-from poptune.backends._base import (
-    Backend,
-    LaunchSpec,
-)
+from poptune.backends._base import Backend, LaunchSpec
 from poptune.config import RunConfig, TuneConfig
-from poptune.engine._events import TrialEvents
-from poptune.engine._io import AsyncWriter, ckpt_record, rewrite_rows  # noqa: F401
-from poptune.engine.controller import Controller, Told
+from poptune.engine._io import AsyncWriter, rewrite_rows
+from poptune.engine.controller import Controller
+from poptune.engine.events import Abort, SaveRequested, Tick
 from poptune.engine.experiment import TrialHistory, default_trial_dirname, pack, timestamp
+from poptune.engine.instructions import (
+    CloseLog,
+    DeleteCheckpoint,
+    Instruction,
+    Kill,
+    Launch,
+    LogResult,
+    Notify,
+    PolicyLog,
+    Raise,
+    Record,
+    Reply,
+    RewriteLog,
+    Snapshot,
+    WriteError,
+    WriteParams,
+)
 from poptune.engine.resources import ResourcePool
-from poptune.engine.trial import Trial, TrialStatus
+from poptune.engine.trial import Trial
 from poptune.exceptions import StorageError, TuneError
 from poptune.execution.tune_controller import TuneController
-from poptune.schedulers._base import Exploit, TrialScheduler
+from poptune.schedulers._base import TrialScheduler
 from poptune.stopper import Stopper
 from poptune.storage.background import BackgroundIO
-from poptune.storage.checkpoints import TrialCheckpoints
 from poptune.storage.journal import Journal
-from poptune.storage.trial_logs import write_params
-from poptune.trainable._util import normalize_resources
+from poptune.storage.trial_logs import write_error, write_params
 
 logger = logging.getLogger("poptune")
 
 _SCALARS = (int, float, str, bytes, bool, type(None), complex)
 SCHEDULER_STATE_FILE = "scheduler_state.pkl"
 SEARCHER_STATE_FILE = "searcher_state.b64"
-_STOP_GRACE_S = 10.0
+#: hooks Ray calls with ``iteration`` and ``trials`` first
+_STEP_HOOKS = frozenset({"on_trial_start", "on_trial_restore", "on_trial_save",
+                         "on_trial_result", "on_trial_complete", "on_trial_error",
+                         "on_checkpoint"})
 
 
 def collect_constants(space: Any, out: dict[int, Any]) -> None:
@@ -74,26 +87,18 @@ class _RefPickler(cloudpickle.Pickler):
         return self._refs.get(id(obj))
 
 
-@dataclass
-class _Live:
-    """Driver-side state of a trial that is not persisted as such."""
+class _Files:
+    """The runner's per-trial file state: the result-log writer and the pickled config."""
 
-    writer: AsyncWriter | None = None
-    checkpoints: TrialCheckpoints | None = None
-    rows: int = 0
-    exploit: Exploit | None = None
-    awaiting_save: dict[str, Any] | None = None  # a result to decide on once saved
-    after_save: str | None = None  # the reply to send once a callback-requested save is done
-    stop_requested_at: float | None = None
-    gpu_ids: list[int] = field(default_factory=list)
-    error_blob: bytes | None = None
-    restore_meta: dict[str, Any] | None = None
-    next_checkpoint_index: int = 0
-    #: the pickled config and the config object it was made from (PBT replaces the object)
-    config_blob: tuple[Any, bytes] | None = None
+    __slots__ = ("writer", "config_blob")
+
+    def __init__(self) -> None:
+        self.writer: AsyncWriter | None = None
+        #: the pickled config and the config object it was made from (PBT replaces it)
+        self.config_blob: tuple[Any, bytes] | None = None
 
 
-class Runner(TrialEvents):
+class Runner:
     """Runs one experiment to completion (or interruption)."""
 
     def __init__(
@@ -115,53 +120,39 @@ class Runner(TrialEvents):
         default_resources: dict[str, float],
         resources_fn: Callable[[dict[str, Any]], dict[str, float] | None],
         history: dict[str, TrialHistory] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Any = None,
         remote: Any = None,
     ) -> None:
         #: a :class:`~poptune.storage.remote.RemoteStorage`, or None for a local experiment
         self.remote = remote
         self.trainable = trainable
         self.trainable_name = trainable_name
-        self.param_space = param_space
         self.tune_config = tune_config
         self.run_config = run_config
         self.experiment_dir = experiment_dir
         self.experiment_name = experiment_name
-        self.exp_hex = exp_hex
         self.backend = backend
         self.searcher = searcher
         self.scheduler = scheduler
-        self.stopper = stopper
         self.callbacks = callbacks
-        self.default_resources = default_resources
         self.resources_fn = resources_fn
-        self.clock = clock
+        self.default_resources = default_resources
+        self.clock = clock if clock is not None else getattr(backend, "clock", None)
         self.is_class = isinstance(trainable, type)
-        self.trials: list[Trial] = []
-        self.by_id: dict[str, Trial] = {}
-        self.live: dict[str, _Live] = {}
         self.pool = ResourcePool(**backend.total_resources())
         self.journal = Journal(os.path.join(experiment_dir, "journal.jsonl"),
                                on_commit=remote.put_journal_segment if remote else None)
         self.iteration = 0
-        self.replies: list[tuple[str, str]] = []
-        self.searcher_done = False
-        self.stopping_all = False
-        self.fatal: BaseException | None = None
-        self.raise_trial_error: BaseException | None = None
-        self.pinned: dict[str, int] = {}
-        self._stopping: dict[str, Trial] = {}
-        self._warned_pause = False
-        self._sched_dirty = False
-        self._search_dirty = False  # searcher state changed since the last commit
+        self.files: dict[str, _Files] = {}
+        self._replies: list[tuple[str, str]] = []
+        self._deletions: list[str] = []
+        self._raise_after_commit: BaseException | None = None
+        self._snapshot: set[str] = set()
         self._run_error: BaseException | None = None  # what ended run() early, if anything
         self._last_sync = 0.0
-        self._default_choice = (
-            type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
-        self._resizing = (
-            type(scheduler).take_resource_changes is not TrialScheduler.take_resource_changes)
-        scheduler.set_experiment_view(
-            TuneController(lambda: self.trials, self.pool.cpu_total, self.pool.gpu_total))
+        self._last_flush = 0.0
+        self._last_state_save = 0.0
+        self._dirty_writers: set[str] = set()
         self.io = BackgroundIO()
         # the engine's own result files; a user's CSV/JSON logger callback replaces ours
         sinks = set(run_config.log_sinks or ())
@@ -170,70 +161,71 @@ class Runner(TrialEvents):
             if kind:
                 sinks.discard(kind)
         self.sinks = frozenset(sinks)
-        from poptune.callbacks.progress import ProgressCallback
-
-        self._user_callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressCallback)]
-        self._last_flush = 0.0
-        self._last_state_save = 0.0
-        self._dirty_writers: set[str] = set()
+        # a user callback may read the trial dir when a trial completes (e.g. MLflow uploads
+        # it): its files must be on disk by then; the live table does not need that
+        self._drain_before_complete = any(
+            not getattr(cb, "_reads_no_files", False) for cb in callbacks)
         ckpt_cfg = run_config.checkpoint_config
         assert ckpt_cfg is not None
         self.ckpt_cfg = ckpt_cfg
         failure = run_config.failure_config
         assert failure is not None
-        self.max_failures = failure.max_failures
-        self.fail_fast = failure.fail_fast
-        #: trial statuses and what running trials were told: the pure state machine
-        self.ctl = Controller(failure.max_failures, failure.fail_fast)
-        max_conc = tune_config.max_concurrent_trials or 0
-        self.max_concurrent = max_conc if max_conc > 0 else None
         constants: dict[int, Any] = {}
         collect_constants(param_space, constants)
         self.constants = list(constants.values())
         self.const_refs = {oid: i for i, oid in enumerate(constants)}
-        self.next_index = 0
-        if history:
-            self._adopt_history(history)
+        #: every decision: the pure state machine
+        self.ctl = Controller(
+            scheduler=scheduler, searcher=searcher, stopper=stopper, new_trial=self._new_trial,
+            exp_hex=exp_hex, pool=self.pool, default_resources=default_resources,
+            is_class=self.is_class, metric=tune_config.metric,
+            max_concurrent=tune_config.max_concurrent_trials,
+            max_failures=failure.max_failures, fail_fast=failure.fail_fast,
+            checkpoint_config=ckpt_cfg, remote=remote is not None,
+        )
+        scheduler.set_experiment_view(
+            TuneController(lambda: self.ctl.trials, self.pool.cpu_total, self.pool.gpu_total))
+        for h in (history or {}).values():
+            self.ctl.adopt(h.trial, rows=len(h.rows),
+                           checkpoints=[c for c in h.checkpoints if c[0] not in h.deleted],
+                           restore_meta=h.restore_meta,
+                           next_checkpoint_index=h.next_checkpoint_index)
+            self.files[h.trial.trial_id] = _Files()
+
+    @property
+    def trials(self) -> list[Trial]:
+        return self.ctl.trials
+
+    def _now(self) -> tuple[float, float]:
+        if self.clock is None:
+            return time.monotonic(), time.time()
+        return self.clock.monotonic(), self.clock.time()
 
     # ------------------------------------------------------------------------------------
-    # setup and restore
-    def _adopt_history(self, history: dict[str, TrialHistory]) -> None:
-        for h in history.values():
-            t = h.trial
-            live = _Live(rows=len(h.rows), next_checkpoint_index=h.next_checkpoint_index,
-                         restore_meta=h.restore_meta)
-            live.checkpoints = self._new_ckpt_manager()
-            for name, metrics, rows in h.checkpoints:
-                if name not in h.deleted:
-                    live.checkpoints.records.append(
-                        ckpt_record(self._ckpt_path(t, name), metrics, rows))
-            self.trials.append(t)
-            self.by_id[t.trial_id] = t
-            self.live[t.trial_id] = live
-            self.ctl.add(t)
-            if t.restore_path and not t.is_finished:
-                self._pin(t.restore_path)
-            idx = int(t.trial_id.rsplit("_", 1)[-1])
-            self.next_index = max(self.next_index, idx + 1)
-            self.scheduler.on_trial_add(t)
+    # what the controller asks of the runner
+    def _new_trial(self, trial_id: str, suggestion: Any) -> Trial:
+        """Name and place a new trial (the controller decides that it exists)."""
+        from poptune.search.variant_generator import format_vars
 
-    def _ckpt_path(self, trial: Trial, name: str) -> str:
-        if self.remote is not None:
-            return f"{trial.storage_dir}/{name}"
-        return os.path.join(trial.local_path, name)
-
-    def _new_ckpt_manager(self) -> TrialCheckpoints:
-        return TrialCheckpoints(
-            num_to_keep=self.ckpt_cfg.num_to_keep,
-            score_attribute=self.ckpt_cfg.checkpoint_score_attribute,
-            score_order=self.ckpt_cfg.checkpoint_score_order,
-            is_pinned=self._is_pinned,
-        )
-
-    def _is_pinned(self, path: str) -> bool:
-        if self.pinned.get(path):
-            return True
-        return path in self.scheduler.pinned_checkpoints()
+        index = int(trial_id.rsplit("_", 1)[-1])
+        config = suggestion.config
+        params = dict(suggestion.resolved_vars)
+        tag = f"{index}_{format_vars(params)}" if params else str(index)
+        resources = self.resources_fn(config) or dict(self.default_resources)
+        self.pool.check_fits_ever(resources)
+        trial = Trial(trial_id=trial_id, trainable_name=self.trainable_name, config=config,
+                      experiment_tag=tag, resources=resources, evaluated_params=params)
+        if self.tune_config.trial_name_creator is not None:
+            trial.custom_trial_name = str(self.tune_config.trial_name_creator(trial))
+        if self.tune_config.trial_dirname_creator is not None:
+            trial.dirname = str(self.tune_config.trial_dirname_creator(trial))
+        else:
+            trial.dirname = default_trial_dirname(trial, timestamp())
+        trial.local_path = os.path.join(self.experiment_dir, trial.dirname)
+        trial.storage_dir = (self.remote.uri_of(trial.dirname) if self.remote
+                             else trial.local_path)
+        self.files[trial_id] = _Files()
+        return trial
 
     def _blobs(self) -> dict[str, bytes]:
         try:
@@ -253,46 +245,34 @@ class Runner(TrialEvents):
 
     def _trial_config_blob(self, trial: Trial) -> bytes:
         """The trial's pickled config, made once per config object."""
-        live = self.live[trial.trial_id]
-        if live.config_blob is None or live.config_blob[0] is not trial.config:
-            live.config_blob = (trial.config, self._config_blob(trial.config))
-        return live.config_blob[1]
-
-    def _worker_count(self) -> int:
-        n = self.pool.max_concurrent(self.default_resources)
-        if self.max_concurrent:
-            n = min(n, self.max_concurrent)
-        total = getattr(self.searcher, "total_samples", None)
-        if total:
-            n = min(n, total)
-        return max(1, n)
+        files = self.files[trial.trial_id]
+        if files.config_blob is None or files.config_blob[0] is not trial.config:
+            files.config_blob = (trial.config, self._config_blob(trial.config))
+        return files.config_blob[1]
 
     # ------------------------------------------------------------------------------------
     # the loop
     def run(self) -> list[Trial]:
         blobs = self._blobs()
-        self.start_time = self.clock()
         for cb in self.callbacks:
             cb.setup(stop=self.run_config.stop, num_samples=self.tune_config.num_samples,
                      total_num_samples=getattr(self.searcher, "total_samples", None))
-        self.backend.setup(blobs, self._worker_count())
+        self.backend.setup(blobs, self.ctl.worker_count())
+        ctl = self.ctl
         try:
-            while not self._finished():
+            while True:
                 self.iteration += 1
                 for cb in self.callbacks:
-                    cb.on_step_begin(self.iteration, self.trials)
-                self._create_trials()
-                self._launch()
-                events = self.backend.poll(0.5 if not self.replies else 0.0)
-                for event in events:
-                    self._handle(event)
-                self._check_stop_all()
-                self._enforce_stop_grace()
+                    cb.on_step_begin(iteration=self.iteration, trials=ctl.trials)
+                self._carry_out(ctl.handle(Tick(*self._now())))
+                if ctl.finished:
+                    self._commit()
+                    break
+                for event in self.backend.poll(0.5 if not self._replies else 0.0):
+                    self._carry_out(ctl.handle(event))
                 self._commit()
                 for cb in self.callbacks:
-                    cb.on_step_end(self.iteration, self.trials)
-                if self.fatal is not None:
-                    raise self.fatal
+                    cb.on_step_end(iteration=self.iteration, trials=ctl.trials)
             self.journal.append({"e": "end"})
         except KeyboardInterrupt as exc:
             self._run_error = exc
@@ -308,84 +288,126 @@ class Runner(TrialEvents):
             raise
         finally:
             self._close()
-        return self.trials
+        return ctl.trials
 
-    def _finished(self) -> bool:
-        return self.ctl.is_finished(self.searcher_done, self.stopping_all)
+    def _carry_out(self, instructions: list[Instruction]) -> None:
+        for ins in instructions:
+            kind = type(ins)
+            if kind is Record:
+                self._record(ins.record)  # type: ignore[union-attr]
+            elif kind is Reply:
+                watch = ins.watch  # type: ignore[union-attr]
+                if watch is not None and watch.get("should_checkpoint"):
+                    self._carry_out(self.ctl.handle(SaveRequested(ins.trial_id)))  # type: ignore[union-attr]
+                else:
+                    self._replies.append((ins.trial_id, ins.answer.value))  # type: ignore[union-attr]
+            elif kind is LogResult:
+                self._log_result(ins.trial, ins.result)  # type: ignore[union-attr]
+            elif kind is Notify:
+                self._notify(ins.hook, ins.kwargs)  # type: ignore[union-attr]
+            elif kind is Launch:
+                self._launch(ins)  # type: ignore[arg-type]
+            elif kind is DeleteCheckpoint:
+                self._deletions.append(ins.path)  # type: ignore[union-attr]
+            elif kind is Snapshot:
+                self._snapshot.add(ins.what)  # type: ignore[union-attr]
+            elif kind is CloseLog:
+                self._close_writer(ins.trial)  # type: ignore[union-attr]
+                if ins.drain and self._drain_before_complete:  # type: ignore[union-attr]
+                    self.io.drain()  # e.g. MLflow uploading the trial dir: files complete
+            elif kind is Kill:
+                self.backend.kill(ins.trial_id)  # type: ignore[union-attr]
+            elif kind is WriteParams:
+                t = ins.trial  # type: ignore[union-attr]
+                self.io.submit(write_params, t.local_path, t.config, "params" in self.sinks)
+            elif kind is WriteError:
+                write_error(ins.trial.local_path, ins.traceback, ins.exception)  # type: ignore[union-attr]
+            elif kind is RewriteLog:
+                self._rewrite_log(ins.trial, ins.rows)  # type: ignore[union-attr]
+            elif kind is PolicyLog:
+                from poptune.storage.pbt_log import write_exploit_logs
 
-    def _max_pending(self) -> int:
-        """Random/grid search creates up to 1,000 trials ahead (a PBT population exists as a
-        whole); a model-based searcher is asked only when a slot is free."""
-        from poptune.search.basic_variant import BasicVariantGenerator
+                write_exploit_logs(self.experiment_dir, ins.trial_id,  # type: ignore[union-attr]
+                                   ins.donor_trial_id, ins.line)  # type: ignore[union-attr]
+            elif kind is Raise:
+                if not ins.after_commit:  # type: ignore[union-attr]
+                    raise ins.error  # type: ignore[union-attr]
+                if self._raise_after_commit is None:
+                    self._raise_after_commit = ins.error  # type: ignore[union-attr]
+            else:  # pragma: no cover - a new instruction type without a carrier
+                raise TypeError(f"no carrier for instruction {ins!r}")
 
-        if isinstance(self.searcher, BasicVariantGenerator):
-            return max(self._worker_count(), 1000)
-        return self._worker_count()
+    def _record(self, rec: dict[str, Any]) -> None:
+        config = rec.get("config")
+        if isinstance(config, dict):  # the config object: pickled once per object
+            trial = self.ctl.by_id.get(rec.get("id") or rec.get("t") or "")
+            blob = (self._trial_config_blob(trial) if trial is not None
+                    and trial.config is config else self._config_blob(config))
+            rec = {**rec, "config": base64.b64encode(blob).decode()}
+        self.journal.append(rec)
 
-    def _running_count(self) -> int:
-        return len(self.ctl.running)
+    def _log_result(self, trial: Trial, result: dict[str, Any]) -> None:
+        files = self.files[trial.trial_id]
+        if files.writer is not None:
+            files.writer.write(dict(result))  # callbacks may add keys while the thread writes
+            self._dirty_writers.add(trial.trial_id)
 
-    def _create_trials(self) -> None:
-        if self.searcher_done or self.stopping_all:
-            return
-        waiting = len(self.ctl.pending)
-        room = self._max_pending() - self._running_count() - waiting
-        if self.max_concurrent:
-            room = min(room, self.max_concurrent - self._running_count() - waiting)
-        while room > 0:
-            trial_id = f"{self.exp_hex}_{self.next_index:05d}"
-            suggestion = self.searcher.next_trial(trial_id)
-            if suggestion is None:
-                if self.searcher.is_finished():
-                    self.searcher_done = True
-                return
-            self._add_trial(trial_id, suggestion)
-            room -= 1
+    def _notify(self, hook: str, kwargs: dict[str, Any]) -> None:
+        if hook in _STEP_HOOKS:
+            kwargs = {"iteration": self.iteration, "trials": self.ctl.trials, **kwargs}
+        for cb in self.callbacks:
+            getattr(cb, hook)(**kwargs)
 
-    def _add_trial(self, trial_id: str, suggestion: Any) -> None:
-        from poptune.search.variant_generator import format_vars
+    def _launch(self, ins: Launch) -> None:
+        trial = ins.trial
+        files = self.files[trial.trial_id]
+        if files.writer is None:
+            files.writer = AsyncWriter(self.io, trial.local_path, "json" in self.sinks,
+                                       "csv" in self.sinks)
+        spec = LaunchSpec(
+            trial_id=trial.trial_id,
+            trial_name=str(trial),
+            trial_dir=trial.local_path,
+            experiment_name=self.experiment_name,
+            experiment_dir=self.experiment_dir,
+            config_blob=self._trial_config_blob(trial),
+            resources=dict(trial.resources),
+            restore_path=ins.restore_path,
+            start_iteration=ins.start_iteration,
+            time_total_offset=ins.time_total_offset,
+            next_checkpoint_index=ins.next_checkpoint_index,
+            checkpoint_frequency=self.ckpt_cfg.checkpoint_frequency if self.is_class else 0,
+            checkpoint_at_end=bool(self.ckpt_cfg.checkpoint_at_end) if self.is_class else False,
+            chdir=getattr(self.backend, "separate_processes", True) and os.environ.get(
+                "RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
+                    "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0",
+            storage_trial_dir=trial.storage_dir if self.remote else None,
+            env=({} if getattr(self.backend, "assigns_devices", False)
+                 else {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in ins.gpu_ids)}),
+        )
+        self.backend.launch(spec)
 
-        index = self.next_index
-        self.next_index += 1
-        config = suggestion.config
-        params = dict(suggestion.resolved_vars)
-        tag = f"{index}_{format_vars(params)}" if params else str(index)
-        resources = self.resources_fn(config) or dict(self.default_resources)
-        self.pool.check_fits_ever(resources)
-        trial = Trial(trial_id=trial_id, trainable_name=self.trainable_name, config=config,
-                      experiment_tag=tag, resources=resources, evaluated_params=params)
-        if self.tune_config.trial_name_creator is not None:
-            trial.custom_trial_name = str(self.tune_config.trial_name_creator(trial))
-        if self.tune_config.trial_dirname_creator is not None:
-            trial.dirname = str(self.tune_config.trial_dirname_creator(trial))
-        else:
-            trial.dirname = default_trial_dirname(trial, timestamp())
-        trial.local_path = os.path.join(self.experiment_dir, trial.dirname)
-        trial.storage_dir = (self.remote.uri_of(trial.dirname) if self.remote
-                             else trial.local_path)
-        self.scheduler.on_trial_add(trial)  # may fill in config keys (PBT) or replace it (replay)
-        config = trial.config
-        self.io.submit(write_params, trial.local_path, config, "params" in self.sinks)
-        live = _Live(checkpoints=self._new_ckpt_manager())
-        self.trials.append(trial)
-        self.by_id[trial_id] = trial
-        self.live[trial_id] = live
-        self.ctl.add(trial, TrialStatus.PENDING)
-        self.journal.append({
-            "e": "trial", "id": trial_id, "trainable": self.trainable_name,
-            "config": base64.b64encode(self._trial_config_blob(trial)).decode(),
-            "tag": tag, "path": trial.local_path, "dirname": trial.dirname,
-            "resources": resources, "params": params, "name": trial.custom_trial_name,
-        })
-        self._search_dirty = True
+    def _rewrite_log(self, trial: Trial, rows: int) -> None:
+        self._close_writer(trial)
+        self.io.drain()  # rows written so far must be on disk before we cut them
+        rewrite_rows(trial.local_path, rows)
 
+    def _close_writer(self, trial: Trial) -> None:
+        files = self.files.get(trial.trial_id)
+        if files is not None and files.writer is not None:
+            files.writer.close()
+            files.writer = None
+            self._dirty_writers.discard(trial.trial_id)
+
+    # ------------------------------------------------------------------------------------
+    # commit
     def _record_search_state(self) -> None:
         """Make the searcher's state part of the experiment after it changed.
 
         Called once per loop pass, just before the journal commits, when a trial was created
         or finished during the pass: the state lands in the same atomic commit as the trial
         records that changed it. A small state goes into the journal itself; a big one (a
-        model-based searcher's history) is written to ``searcher_state.pkl`` and the journal
+        model-based searcher's history) is written to ``searcher_state.b64`` and the journal
         only notes that, so the journal does not grow quadratically.
         """
         save_state = getattr(self.searcher, "save_state", None)
@@ -404,153 +426,43 @@ class Runner(TrialEvents):
         os.replace(path + ".tmp", path)
         self.journal.append({"e": "search", "file": SEARCHER_STATE_FILE})
 
-    def _launch(self) -> None:
-        if self.stopping_all:
-            return
-        if self._resizing:
-            self._apply_resource_changes()
-        while True:
-            if self.max_concurrent and self._running_count() >= self.max_concurrent:
-                return
-            if not self.ctl.pending and not self.ctl.paused:
-                return
-            trial: Trial | None
-            if self._default_choice:  # FIFO: pending first, then paused, in order
-                trial = next(iter(self.ctl.pending.values() or self.ctl.paused.values()))
-            else:
-                trial = self.scheduler.choose_trial_to_run(
-                    list(self.ctl.pending.values()) + list(self.ctl.paused.values()))
-                self._take_exploits()
-            if trial is None:
-                return
-            gpu_ids = self.pool.allocate(trial.trial_id, trial.resources)
-            if gpu_ids is None:
-                return
-            self._start(trial, gpu_ids)
-
-    def _apply_resource_changes(self) -> None:
-        """Give paused trials the resources a resizing scheduler chose for them."""
-        for trial_id, new in self.scheduler.take_resource_changes():
-            trial = self.by_id.get(trial_id)
-            if trial is None or trial.is_finished:
-                continue
-            what = "the resources_allocation_function's result"
-            resources = normalize_resources(new, what)
-            self.pool.check_fits_ever(resources, what=what)
-            trial.resources = resources
-            self.journal.append({"e": "resources", "t": trial_id, "r": resources})
-
-    def _start(self, trial: Trial, gpu_ids: list[int]) -> None:
-        live = self.live[trial.trial_id]
-        live.gpu_ids = gpu_ids
-        restore = trial.restore_path or trial.checkpoint_path
-        start_iter, time_offset = 0, 0.0
-        meta = live.restore_meta
-        if trial.restore_path and meta:
-            start_iter, time_offset = meta.get("it", 0), meta.get("tt", 0.0)
-        elif restore and live.checkpoints and live.checkpoints.latest:
-            m = live.checkpoints.latest.metrics
-            start_iter, time_offset = m.get("training_iteration", 0), m.get("time_total_s", 0.0)
-        if live.writer is None:
-            live.writer = AsyncWriter(self.io, trial.local_path, "json" in self.sinks,
-                                       "csv" in self.sinks)
-        spec = LaunchSpec(
-            trial_id=trial.trial_id,
-            trial_name=str(trial),
-            trial_dir=trial.local_path,
-            experiment_name=self.experiment_name,
-            experiment_dir=self.experiment_dir,
-            config_blob=self._trial_config_blob(trial),
-            resources=dict(trial.resources),
-            restore_path=restore,
-            start_iteration=start_iter,
-            time_total_offset=time_offset,
-            next_checkpoint_index=live.next_checkpoint_index,
-            checkpoint_frequency=self.ckpt_cfg.checkpoint_frequency if self.is_class else 0,
-            checkpoint_at_end=bool(self.ckpt_cfg.checkpoint_at_end) if self.is_class else False,
-            chdir=getattr(self.backend, "separate_processes", True) and os.environ.get(
-                "RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
-                "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0",
-            storage_trial_dir=trial.storage_dir if self.remote else None,
-            env=({} if getattr(self.backend, "assigns_devices", False)
-                 else {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in gpu_ids)}),
-        )
-        was_restore = restore is not None
-        self.ctl.on_launch(trial)
-        if trial.start_time is None:
-            trial.start_time = time.time()
-        live.stop_requested_at = None
-        self.journal.append({"e": "status", "t": trial.trial_id, "s": "RUNNING"})
-        self.backend.launch(spec)
-        for cb in self.callbacks:
-            cb.on_trial_start(self.iteration, self.trials, trial)
-            if was_restore:
-                cb.on_trial_restore(self.iteration, self.trials, trial)
-
-    # trial events live in _events.TrialEvents (mixin)
-
-    def _check_stop_all(self) -> None:
-        if self.stopping_all:
-            return
-        if self.stopper.stop_all():
-            self.stopping_all = True
-            self._stop_everything()
-
-    def _stop_everything(self) -> None:
-        now = self.clock()
-        for t in self.trials:
-            live = self.live[t.trial_id]
-            if t.status == TrialStatus.RUNNING:
-                self.ctl.tell(t.trial_id, Told.STOP, keep=True)
-                live.stop_requested_at = now
-                self._stopping[t.trial_id] = t
-            elif t.status in (TrialStatus.PENDING, TrialStatus.PAUSED) and live.rows > 0:
-                self.ctl.on_done(t)
-                self.journal.append({"e": "status", "t": t.trial_id, "s": "TERMINATED"})
-        never_started = [t for t in self.ctl.pending.values()
-                         if self.live[t.trial_id].rows == 0]
-        for t in never_started:
-            self.ctl.forget_pending(t.trial_id)
-        gone = {t.trial_id for t in never_started}
-        self.trials = [t for t in self.trials if t.trial_id not in gone]
-
-    def _enforce_stop_grace(self) -> None:
-        if not self._stopping:
-            return
-        now = self.clock()
-        for t in list(self._stopping.values()):
-            live = self.live[t.trial_id]
-            if t.status != TrialStatus.RUNNING or live.stop_requested_at is None:
-                self._stopping.pop(t.trial_id, None)
-            elif now - live.stop_requested_at > _STOP_GRACE_S:
-                self._stopping.pop(t.trial_id, None)
-                self.backend.kill(t.trial_id)
-                self._on_stopped(t)
-
     def _commit(self) -> None:
-        if self._search_dirty:
-            self._search_dirty = False
+        if "searcher" in self._snapshot:
             self._record_search_state()
+        sched_dirty = "scheduler" in self._snapshot
+        self._snapshot.clear()
         self.journal.commit()
-        for trial_id, decision in self.replies:
-            self.backend.reply(trial_id, decision)
-        self.replies.clear()
-        now = self.clock()
+        for trial_id, answer in self._replies:
+            self.backend.reply(trial_id, answer)
+        self._replies.clear()
+        if self._deletions:
+            self._delete_checkpoints()
+        if self._raise_after_commit is not None:
+            exc, self._raise_after_commit = self._raise_after_commit, None
+            raise exc
+        now = self._now()[0]
         if now - self._last_flush > 0.5:
             for tid in self._dirty_writers:
-                w = self.live[tid].writer
+                w = self.files[tid].writer
                 if w is not None:
                     w.flush()
             self._dirty_writers.clear()
             self._last_flush = now
-        if now - self._last_state_save > 2.0 or (
-                self._sched_dirty and now - self._last_state_save > 0.2):
-            self._sched_dirty = False
+        if now - self._last_state_save > 2.0 or (sched_dirty and now - self._last_state_save > 0.2):
             self.save_scheduler_state()
             self._last_state_save = now
         if self.remote is not None and now - self._last_sync > 5.0:
             self._last_sync = now
             self.io.submit(self.remote.sync_dir, self.experiment_dir)
+
+    def _delete_checkpoints(self) -> None:
+        """Delete checkpoints whose deletion is now committed to the journal."""
+        for path in self._deletions:
+            if self.remote is not None:
+                self.io.submit(self.remote.rm, path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+        self._deletions.clear()
 
     def save_scheduler_state(self) -> None:
         path = os.path.join(self.experiment_dir, SCHEDULER_STATE_FILE)
@@ -564,20 +476,20 @@ class Runner(TrialEvents):
         os.replace(tmp, path)
 
     def _abort(self) -> None:
-        for t in self.trials:
-            if t.status == TrialStatus.RUNNING:
-                self.ctl.tell(t.trial_id, Told.KILL)
-                self.backend.kill(t.trial_id)
-                self.pool.release(t.trial_id)
+        try:
+            self._carry_out([i for i in self.ctl.handle(Abort()) if not isinstance(i, Raise)])
+        except Exception:  # noqa: BLE001 - the run's own error matters more
+            logger.exception("poptune: stopping the running trials failed")
 
     def _close(self) -> None:
         try:
-            if self._search_dirty:
-                self._search_dirty = False
+            if "searcher" in self._snapshot:
+                self._snapshot.discard("searcher")
                 self._record_search_state()
             self.journal.close()
+            self._delete_checkpoints()  # their records are committed now
         finally:
-            for t in self.trials:
+            for t in self.ctl.trials:
                 self._close_writer(t)
             self.io.drain()
             self.io.close()
@@ -592,4 +504,3 @@ class Runner(TrialEvents):
                     # the run already failed (often for the same reason): keep its error
                     logger.warning("poptune: final upload to %s failed too: %s",
                                    self.remote.uri, exc)
-

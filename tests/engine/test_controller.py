@@ -1,112 +1,483 @@
-"""The Controller: feed it trial events, compare the instructions and statuses it returns."""
+"""The Controller: feed it events, compare the instructions that come back.
+
+No backend, no files, no clock: every decision of the engine is checked here at event level.
+"""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from poptune.engine.controller import Controller, ErrorOutcome, Reply, StopOutcome, Told
-from poptune.engine.trial import Trial, TrialStatus
-from poptune.schedulers import Exploit, SchedulerDecision
+from poptune.engine.controller import STOP_GRACE_S, InvalidTransition, Told
+from poptune.engine.events import (
+    Abort,
+    DoneEvent,
+    ErrorEvent,
+    SavedEvent,
+    SaveRequested,
+    StoppedEvent,
+    Tick,
+    WorkerLostEvent,
+)
+from poptune.engine.instructions import (
+    Answer,
+    CloseLog,
+    DeleteCheckpoint,
+    Kill,
+    Launch,
+    LogResult,
+    Notify,
+    PolicyLog,
+    Raise,
+    Record,
+    Reply,
+    RewriteLog,
+    WriteError,
+)
+from poptune.engine.testing import make_controller, of, result
+from poptune.engine.trial import TrialStatus
+from poptune.exceptions import TrialError, TuneConfigError
+from poptune.schedulers import Exploit, SchedulerDecision, TrialScheduler
+from poptune.stopper import Stopper
 
-CONTINUE, PAUSE, STOP = SchedulerDecision.CONTINUE, SchedulerDecision.PAUSE, SchedulerDecision.STOP
-EXPLOIT = Exploit(trial_id="a", donor_trial_id="b", checkpoint_path="/b/ckpt", config={"lr": 1})
-
-
-def running(ctl=None, tid="a"):
-    ctl = ctl or Controller(max_failures=0, fail_fast=False)
-    t = Trial(trial_id=tid, trainable_name="f", config={})
-    ctl.add(t, TrialStatus.PENDING)
-    ctl.on_launch(t)
-    return ctl, t
-
-
-@pytest.mark.parametrize("decision, can_pause, reply, told", [
-    (CONTINUE, True, Reply.CONTINUE, None),
-    (STOP, True, Reply.STOP, Told.STOP),
-    (PAUSE, True, Reply.PAUSE, Told.PAUSE),
-    (PAUSE, False, Reply.CONTINUE, None),  # no checkpoint to resume from: keep running
-    (EXPLOIT, True, Reply.STOP, Told.EXPLOIT),
-])
-def test_decisions_become_replies(decision, can_pause, reply, told):
-    ctl, t = running()
-    assert ctl.on_decision(t, decision, can_pause=can_pause) == reply
-    assert ctl.told_to("a") == told
-
-
-def test_an_exploit_waiting_for_a_trial_stops_it_whatever_the_scheduler_says():
-    ctl, t = running()
-    ctl.tell("a", Told.EXPLOIT)  # decided while another trial reported (synch PBT)
-    assert ctl.on_decision(t, CONTINUE, can_pause=True) == Reply.STOP
-    assert ctl.told_to("a") == Told.EXPLOIT
-    # ... but the stopper's stop wins: the trial ends instead of restarting from the donor
-    assert ctl.on_decision(t, CONTINUE, can_pause=True, by_stopper=True) == Reply.STOP
-    assert ctl.told_to("a") == Told.STOP
+A, B = "t_00000", "t_00001"
 
 
-def test_a_trial_told_something_gets_the_same_answer_to_later_results():
-    ctl, _ = running()
-    assert ctl.reply_while_told("a") is None
-    ctl.tell("a", Told.PAUSE)
-    assert ctl.reply_while_told("a") == Reply.PAUSE
-    ctl.tell("a", Told.STOP, keep=True)  # keep: an earlier instruction stands
-    assert ctl.told_to("a") == Told.PAUSE
-    ctl.tell("a", Told.EXPLOIT)
-    assert ctl.reply_while_told("a") == Reply.STOP
+def tick(ctl, now=0.0):
+    return ctl.handle(Tick(now=now, wall=1000.0 + now))
 
 
-@pytest.mark.parametrize("told, stopping_all, has_exploit, outcome, status", [
-    (Told.EXPLOIT, False, True, StopOutcome.EXPLOITED, TrialStatus.PAUSED),
-    (Told.EXPLOIT, False, False, StopOutcome.DONE, TrialStatus.RUNNING),  # runner calls on_done
-    (Told.PAUSE, False, True, StopOutcome.PAUSED, TrialStatus.PAUSED),
-    (Told.PAUSE, True, True, StopOutcome.DONE, TrialStatus.RUNNING),
-    (Told.KILL, False, True, StopOutcome.INTERRUPTED, TrialStatus.PAUSED),
-    (Told.STOP, False, True, StopOutcome.DONE, TrialStatus.RUNNING),
-    (None, False, True, StopOutcome.DONE, TrialStatus.RUNNING),
-])
-def test_what_a_stopped_trial_becomes(told, stopping_all, has_exploit, outcome, status):
-    ctl, t = running()
-    if told is not None:
-        ctl.tell("a", told)
-    assert ctl.on_stopped(t, stopping_all=stopping_all, has_exploit=has_exploit) == outcome
-    assert t.status == status and ctl.told_to("a") is None
-    if outcome == StopOutcome.DONE:
-        ctl.on_done(t)
-        assert t.status == TrialStatus.TERMINATED and not ctl.running
+def records(out, kind=None):
+    return [i.record for i in of(out, Record) if kind is None or i.record["e"] == kind]
 
 
-def test_failures_retry_up_to_max_failures_then_fail():
-    ctl, t = running(Controller(max_failures=2, fail_fast=False))
-    outcomes = []
-    for _ in range(3):
-        outcomes.append(ctl.on_error(t, lost=False))
-        if t.status == TrialStatus.PENDING:
-            assert "a" in ctl.pending
-            ctl.on_launch(t)
-    assert outcomes == [ErrorOutcome.RETRY, ErrorOutcome.RETRY, ErrorOutcome.FAILED]
-    assert t.status == TrialStatus.ERROR and t.num_failures == 3
+def answers(out):
+    return [(r.trial_id, r.answer) for r in of(out, Reply)]
 
 
-def test_unlimited_retries_fail_fast_and_a_worker_lost_while_stopping():
-    ctl, t = running(Controller(max_failures=-1, fail_fast=False))
-    assert [ctl.on_error(t, lost=True) for _ in range(5)] == [ErrorOutcome.RETRY] * 5
-    ctl, t = running(Controller(max_failures=3, fail_fast=True))
-    assert ctl.on_error(t, lost=False) == ErrorOutcome.FAILED
-    ctl, t = running()
-    ctl.tell("a", Told.STOP)
-    assert ctl.on_error(t, lost=True) == ErrorOutcome.STOPPED
-    assert t.num_failures == 0 and t.status == TrialStatus.RUNNING
+class Decide(TrialScheduler):
+    """Answers each result with the next decision from a script (CONTINUE when empty)."""
+
+    def __init__(self, *decisions, save_at=None, log_config=False):
+        self.decisions = list(decisions)
+        self.save_at = save_at
+        self.log_config = log_config
+        self.exploits, self.stops, self.seen = [], [], []
+
+    def on_trial_result(self, trial, result):
+        self.seen.append((trial.trial_id, result["training_iteration"]))
+        return self.decisions.pop(0) if self.decisions else SchedulerDecision.CONTINUE
+
+    def should_checkpoint(self, trial, result):
+        return result["training_iteration"] == self.save_at
+
+    def take_exploits(self):
+        out, self.exploits = self.exploits, []
+        return out
+
+    def take_stops(self):
+        out, self.stops = self.stops, []
+        return out
 
 
-def test_the_experiment_is_finished_when_nothing_runs_or_waits():
-    ctl = Controller(max_failures=0, fail_fast=False)
-    assert ctl.is_finished(searcher_done=True, stopping_all=False)
-    assert not ctl.is_finished(searcher_done=False, stopping_all=False)
-    ctl, t = running(ctl)
-    assert not ctl.is_finished(searcher_done=True, stopping_all=True)  # wait for it to stop
-    ctl.on_stopped(t, stopping_all=False)
-    ctl.on_done(t)
-    waiting = Trial(trial_id="b", trainable_name="f", config={})
-    ctl.add(waiting, TrialStatus.PAUSED)
-    assert not ctl.is_finished(searcher_done=True, stopping_all=False)
-    assert ctl.is_finished(searcher_done=True, stopping_all=True)
-    assert list(ctl.paused) == ["b"] and not ctl.pending and not ctl.running
+class RecordingSearcher:
+    """Wraps a real generator and records what it is told."""
+
+    def __init__(self, inner):
+        self.inner, self.results, self.completed = inner, [], []
+        self.metric = None
+
+    def next_trial(self, trial_id):
+        return self.inner.next_trial(trial_id)
+
+    def is_finished(self):
+        return self.inner.is_finished()
+
+    def on_trial_result(self, trial_id, result):
+        self.results.append((trial_id, result["training_iteration"]))
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        self.completed.append((trial_id, error))
+
+
+def searcher(n):
+    from poptune.search.basic_variant import BasicVariantGenerator
+
+    gen = BasicVariantGenerator()
+    gen.set_search_properties(None, None, {"x": 1})
+    gen.setup_experiment({"x": 1}, n, 0)
+    return RecordingSearcher(gen)
+
+
+# --------------------------------------------------------------------------------------------
+# creating and launching
+def test_a_tick_creates_trials_and_launches_as_many_as_the_pool_holds():
+    ctl = make_controller(num_samples=3, cpus=2)
+    out = tick(ctl)
+    assert [r["id"] for r in records(out, "trial")] == ["t_00000", "t_00001", "t_00002"]
+    assert [i.trial.trial_id for i in of(out, Launch)] == [A, B]
+    assert [r["s"] for r in records(out, "status")] == ["RUNNING", "RUNNING"]
+    assert list(ctl.pending) == ["t_00002"] and list(ctl.running) == [A, B]
+    assert ctl.searcher_done and not ctl.finished
+
+
+def test_max_concurrent_trials_limits_creation_and_launches():
+    ctl = make_controller(num_samples=5, cpus=4, max_concurrent=1)
+    out = tick(ctl)
+    assert len(of(out, Launch)) == 1 and len(records(out, "trial")) == 1
+
+
+def test_the_experiment_finishes_when_nothing_runs_or_waits():
+    ctl = make_controller(num_samples=1)
+    tick(ctl)
+    assert not ctl.finished
+    out = ctl.handle(DoneEvent(A))
+    assert records(out, "status") == [{"e": "status", "t": A, "s": "TERMINATED"}]
+    assert ctl.finished
+
+
+# --------------------------------------------------------------------------------------------
+# results: journal first, then the answer
+def test_a_result_is_journaled_logged_and_told_before_the_answer():
+    s = searcher(1)
+    ctl = make_controller(searcher=s)
+    tick(ctl)
+    out = ctl.handle(result(A, score=1.0))
+    assert [type(i) for i in out] == [Record, LogResult, Notify, Reply]
+    assert records(out)[0]["r"]["score"] == 1.0 and "config" not in records(out)[0]["r"]
+    assert answers(out) == [(A, Answer.CONTINUE)]
+    assert s.results == [(A, 1)]
+
+
+def test_the_result_that_stops_a_trial_says_done_and_is_hidden_from_the_searcher():
+    s = searcher(1)
+    ctl = make_controller(searcher=s, scheduler=Decide(SchedulerDecision.STOP))
+    tick(ctl)
+    out = ctl.handle(result(A, score=1.0))
+    assert answers(out) == [(A, Answer.STOP)]
+    assert records(out, "result")[0]["r"]["done"] is True
+    assert s.results == []  # as in Ray: the searcher hears the completion, not this result
+    ctl.handle(StoppedEvent(A))
+    assert s.completed == [(A, False)] and ctl.by_id[A].status == TrialStatus.TERMINATED
+
+
+def test_a_trial_told_to_stop_gets_the_same_answer_again_without_asking_anyone():
+    sched = Decide(SchedulerDecision.STOP)
+    ctl = make_controller(scheduler=sched)
+    tick(ctl)
+    ctl.handle(result(A, score=1.0))
+    out = ctl.handle(result(A, score=2.0))  # it reported once more before stopping
+    assert answers(out) == [(A, Answer.STOP)] and len(sched.seen) == 1
+    assert len(records(out, "result")) == 1
+
+
+def test_the_strict_metric_check_ends_the_run_after_the_commit():
+    ctl = make_controller(metric="loss", mode="min", strict_metrics=True)
+    tick(ctl)
+    out = ctl.handle(result(A, acc=0.5))
+    err = of(out, Raise)[0]
+    assert err.after_commit and isinstance(err.error, TuneConfigError)
+    assert "`loss`" in str(err.error) and "acc" in str(err.error)
+    assert answers(out) == [(A, Answer.STOP)]
+    assert records(out, "result")  # the row itself is kept
+
+
+def test_the_strict_metric_check_can_be_turned_off():
+    ctl = make_controller(metric="loss", mode="min", strict_metrics=False)
+    tick(ctl)
+    assert not of(ctl.handle(result(A, acc=0.5)), Raise)
+
+
+class StopAt(Stopper):
+    def __init__(self, it=None, everything=False):
+        self.it, self.everything = it, everything
+
+    def __call__(self, trial_id, result):
+        return result["training_iteration"] == self.it
+
+    def stop_all(self):
+        return self.everything
+
+
+def test_the_stopper_stops_a_trial_before_the_scheduler_is_asked():
+    sched = Decide()
+    ctl = make_controller(scheduler=sched, stopper=StopAt(it=1))
+    tick(ctl)
+    assert answers(ctl.handle(result(A, score=1.0))) == [(A, Answer.STOP)]
+    assert sched.seen == []
+
+
+def test_an_exception_inside_a_decision_still_journals_the_row_and_its_checkpoint():
+    class Boom(Stopper):
+        def __call__(self, trial_id, result):
+            raise KeyboardInterrupt
+
+        def stop_all(self):
+            return False
+
+    ctl = make_controller(stopper=Boom())
+    tick(ctl)
+    out = ctl.handle(result(A, score=1.0, checkpoint="checkpoint_000000"))
+    assert [r["e"] for r in records(out)] == ["ckpt", "result"]
+    assert isinstance(out[-1], Raise) and not out[-1].after_commit
+    assert isinstance(out[-1].error, KeyboardInterrupt)
+
+
+# --------------------------------------------------------------------------------------------
+# pause
+def test_pause_needs_a_checkpoint_for_a_function_trainable(caplog):
+    ctl = make_controller(scheduler=Decide(SchedulerDecision.PAUSE, SchedulerDecision.PAUSE))
+    tick(ctl)
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        assert answers(ctl.handle(result(A, score=1.0))) == [(A, Answer.CONTINUE)]
+    assert "pausing it would restart it from scratch" in caplog.text
+    out = ctl.handle(result(A, score=2.0, checkpoint="checkpoint_000000"))
+    assert answers(out) == [(A, Answer.PAUSE)]
+    out = ctl.handle(StoppedEvent(A))
+    assert ctl.by_id[A].status == TrialStatus.PAUSED
+    assert records(out, "status") == [{"e": "status", "t": A, "s": "PAUSED"}]
+    out = tick(ctl)  # relaunched from its checkpoint, where it left off
+    launch = of(out, Launch)[0]
+    assert launch.restore_path == "/exp/t_00000/checkpoint_000000"
+    assert (launch.start_iteration, launch.next_checkpoint_index) == (2, 1)
+    assert [n.hook for n in of(out, Notify)] == ["on_trial_start", "on_trial_restore"]
+
+
+def test_a_class_trainable_can_always_pause():
+    ctl = make_controller(scheduler=Decide(SchedulerDecision.PAUSE), is_class=True)
+    tick(ctl)
+    assert answers(ctl.handle(result(A, score=1.0))) == [(A, Answer.PAUSE)]
+
+
+# --------------------------------------------------------------------------------------------
+# save, then decide
+def test_a_class_trainable_saves_before_the_scheduler_decides():
+    sched = Decide(SchedulerDecision.STOP, save_at=1)
+    ctl = make_controller(scheduler=sched, is_class=True)
+    tick(ctl)
+    out = ctl.handle(result(A, score=1.0))
+    assert answers(out) == [(A, Answer.SAVE)] and sched.seen == []
+    assert records(out, "result")  # logged now, decided once saved
+    out = ctl.handle(SavedEvent(A, "checkpoint_000000"))
+    assert [r["e"] for r in records(out)] == ["ckpt"]
+    assert answers(out) == [(A, Answer.STOP)] and sched.seen == [(A, 1)]
+
+
+def test_a_callback_may_ask_a_class_trainable_for_a_checkpoint():
+    ctl = make_controller(is_class=True)
+    tick(ctl)
+    out = ctl.handle(result(A, score=1.0))
+    reply = of(out, Reply)[0]
+    assert reply.answer == Answer.CONTINUE and reply.watch is not None  # the runner watches
+    assert answers(ctl.handle(SaveRequested(A))) == [(A, Answer.SAVE)]
+    out = ctl.handle(SavedEvent(A, "checkpoint_000000"))
+    assert answers(out) == [(A, Answer.CONTINUE)]  # the decision stands
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+def test_old_checkpoints_are_deleted_after_their_record_but_a_pinned_one_is_kept():
+    from poptune.config import CheckpointConfig
+
+    ctl = make_controller(checkpoint_config=CheckpointConfig(num_to_keep=1))
+    tick(ctl)
+    ctl.handle(result(A, checkpoint="checkpoint_000000"))
+    out = ctl.handle(result(A, checkpoint="checkpoint_000001"))
+    assert records(out, "ckpt_del") == [{"e": "ckpt_del", "t": A, "name": "checkpoint_000000"}]
+    assert of(out, DeleteCheckpoint) == [DeleteCheckpoint("/exp/t_00000/checkpoint_000000")]
+    ctl._pin("/exp/t_00000/checkpoint_000001")  # a donor checkpoint some trial will restore
+    ctl.handle(result(A, checkpoint="checkpoint_000002"))
+    out = ctl.handle(result(A, checkpoint="checkpoint_000003"))
+    assert "/exp/t_00000/checkpoint_000001" not in [d.path for d in of(out, DeleteCheckpoint)]
+
+
+# --------------------------------------------------------------------------------------------
+# exploits
+def _exploit(target=A, donor=B, it=1):
+    return Exploit(trial_id=target, donor_trial_id=donor,
+                   checkpoint_path=f"/exp/{donor}/checkpoint_00000{it - 1}",
+                   config={"x": 99}, donor_result={"training_iteration": it})
+
+
+def test_an_exploit_of_the_reporting_trial_restarts_it_from_the_donor():
+    from poptune.config import CheckpointConfig
+
+    ex = _exploit()
+    sched = Decide(SchedulerDecision.CONTINUE, ex, log_config=True)
+    ctl = make_controller(num_samples=2, scheduler=sched,
+                          checkpoint_config=CheckpointConfig(num_to_keep=1))
+    tick(ctl)
+    ctl.handle(result(B, checkpoint="checkpoint_000000"))
+    out = ctl.handle(result(A, score=0.0))
+    assert answers(out) == [(A, Answer.STOP)]
+    assert of(out, PolicyLog)[0].donor_trial_id == B
+    assert ctl.pinned == {ex.checkpoint_path: 1}
+    # the donor moves on; its old checkpoint must survive: A restores from it
+    out = ctl.handle(result(B, checkpoint="checkpoint_000001"))
+    assert not of(out, DeleteCheckpoint)
+    out = ctl.handle(StoppedEvent(A))
+    cfg = records(out, "config")[0]
+    assert cfg["donor"] == B and cfg["restore"] == {"path": ex.checkpoint_path, "it": 1,
+                                                     "tt": 1.0}
+    assert cfg["config"] == {"x": 99}
+    assert ctl.by_id[A].status == TrialStatus.PAUSED and ctl.by_id[A].config == {"x": 99}
+    launch = of(tick(ctl), Launch)[0]
+    assert (launch.trial.trial_id, launch.restore_path, launch.start_iteration) == (
+        A, ex.checkpoint_path, 1)
+
+
+def test_an_exploit_decided_elsewhere_waits_for_the_running_trial_to_report():
+    sched = Decide()
+    ctl = make_controller(num_samples=2, scheduler=sched)
+    tick(ctl)
+    sched.exploits.append(_exploit())  # decided while B reported (synchronous PBT)
+    ctl.handle(result(B, checkpoint="checkpoint_000000"))
+    assert ctl.state[A].told == Told.EXPLOIT
+    assert answers(ctl.handle(result(A, score=0.0))) == [(A, Answer.STOP)]
+    out = ctl.handle(StoppedEvent(A))
+    assert records(out, "config")[0]["donor"] == B
+
+
+def test_the_stoppers_stop_wins_over_a_waiting_exploit_and_releases_its_pin():
+    sched = Decide()
+    ctl = make_controller(num_samples=2, scheduler=sched, stopper=StopAt(it=1))
+    tick(ctl)
+    sched.exploits.append(_exploit(it=1))
+    ctl.handle(result(B, iteration=5, checkpoint="checkpoint_000000"))
+    assert ctl.pinned
+    assert answers(ctl.handle(result(A))) == [(A, Answer.STOP)]
+    out = ctl.handle(StoppedEvent(A))
+    assert not records(out, "config") and ctl.by_id[A].status == TrialStatus.TERMINATED
+    assert ctl.pinned == {}
+
+
+def test_an_exploit_of_a_paused_trial_is_carried_out_at_once():
+    sched = Decide(SchedulerDecision.PAUSE)
+    ctl = make_controller(num_samples=2, cpus=2, scheduler=sched, is_class=True)
+    tick(ctl)
+    ctl.handle(result(A))
+    ctl.handle(StoppedEvent(A))
+    sched.exploits.append(_exploit())
+    out = ctl.handle(result(B, checkpoint="checkpoint_000000"))
+    assert records(out, "config")[0]["t"] == A and ctl.by_id[A].restore_path
+
+
+def test_the_scheduler_may_stop_a_waiting_trial():
+    sched = Decide(SchedulerDecision.PAUSE)
+    ctl = make_controller(num_samples=2, scheduler=sched, is_class=True)
+    tick(ctl)
+    ctl.handle(result(A))
+    ctl.handle(StoppedEvent(A))
+    sched.stops.append(A)
+    out = ctl.handle(result(B))
+    assert records(out, "status") == [{"e": "status", "t": A, "s": "TERMINATED"}]
+
+
+# --------------------------------------------------------------------------------------------
+# failures
+def test_a_failure_is_retried_from_the_latest_checkpoint_and_later_rows_rolled_back():
+    ctl = make_controller(max_failures=1)
+    tick(ctl)
+    ctl.handle(result(A, checkpoint="checkpoint_000000"))
+    ctl.handle(result(A))
+    ctl.handle(result(A))
+    out = ctl.handle(ErrorEvent(A, "Traceback\nValueError: boom\n"))
+    assert of(out, WriteError)[0].traceback.endswith("boom\n")
+    assert of(out, RewriteLog)[0].rows == 1
+    assert records(out, "rollback") == [{"e": "rollback", "t": A, "rows": 1}]
+    st = records(out, "status")[0]
+    assert (st["s"], st["failures"], st["msg"]) == ("PENDING", 1, "ValueError: boom")
+    launch = of(tick(ctl), Launch)[0]
+    assert launch.restore_path == "/exp/t_00000/checkpoint_000000"
+    out = ctl.handle(ErrorEvent(A, "ValueError: again\n"))
+    assert records(out, "status")[0]["s"] == "ERROR" and of(out, CloseLog)
+    assert ctl.by_id[A].status == TrialStatus.ERROR and ctl.by_id[A].num_failures == 2
+
+
+def test_unlimited_retries():
+    ctl = make_controller(max_failures=-1)
+    for _ in range(5):
+        tick(ctl)
+        ctl.handle(WorkerLostEvent(A, "killed"))
+        assert ctl.by_id[A].status == TrialStatus.PENDING
+
+
+def test_a_worker_lost_while_stopping_is_not_a_failure():
+    ctl = make_controller(scheduler=Decide(SchedulerDecision.STOP))
+    tick(ctl)
+    ctl.handle(result(A))
+    out = ctl.handle(WorkerLostEvent(A, "killed"))
+    assert not of(out, WriteError) and ctl.by_id[A].status == TrialStatus.TERMINATED
+    assert ctl.by_id[A].num_failures == 0
+
+
+def test_fail_fast_stops_everything_and_raise_ends_the_run_with_the_error():
+    ctl = make_controller(num_samples=3, cpus=2, fail_fast=True)
+    tick(ctl)
+    ctl.handle(result(B))
+    out = ctl.handle(ErrorEvent(A, "ValueError: boom\n"))
+    assert ctl.stopping_all and ctl.state[B].told == Told.STOP
+    assert "t_00002" not in ctl.by_id or ctl.by_id["t_00002"] not in ctl.trials
+    assert not of(out, Raise)
+    ctl = make_controller(num_samples=1, fail_fast="raise")
+    tick(ctl)
+    out = ctl.handle(ErrorEvent(A, "ValueError: boom\n"))
+    err = of(out, Raise)[0]
+    assert err.after_commit and isinstance(err.error, TrialError)
+
+
+# --------------------------------------------------------------------------------------------
+# stopping everything, the stop grace, interrupts
+def test_stop_all_tells_running_trials_to_stop_and_ends_waiting_ones():
+    stopper = StopAt()
+    sched = Decide(SchedulerDecision.PAUSE)
+    ctl = make_controller(num_samples=3, cpus=2, scheduler=sched, stopper=stopper,
+                          is_class=True)
+    tick(ctl)
+    ctl.handle(result(A))
+    ctl.handle(StoppedEvent(A))  # A is PAUSED with a row; t_00002 launches in its place
+    tick(ctl)
+    stopper.everything = True
+    out = tick(ctl, now=1.0)
+    assert records(out, "status") == [{"e": "status", "t": A, "s": "TERMINATED"}]
+    assert not of(out, Launch) and ctl.state[B].told == Told.STOP
+    assert answers(ctl.handle(result(B))) == [(B, Answer.STOP)]
+
+
+def test_a_trial_that_ignores_a_stop_is_killed_after_the_grace_time():
+    ctl = make_controller(num_samples=1, stopper=StopAt())
+    tick(ctl)
+    ctl.stopper.everything = True
+    tick(ctl, now=1.0)
+    assert not of(tick(ctl, now=1.0 + STOP_GRACE_S), Kill)
+    out = tick(ctl, now=1.1 + STOP_GRACE_S)
+    assert of(out, Kill) == [Kill(A)]
+    assert ctl.by_id[A].status == TrialStatus.TERMINATED and ctl.finished
+
+
+def test_abort_kills_running_trials_and_leaves_them_unfinished():
+    ctl = make_controller(num_samples=2)
+    tick(ctl)
+    out = ctl.handle(Abort())
+    assert of(out, Kill) == [Kill(A), Kill(B)] and not records(out)
+    ctl.handle(StoppedEvent(A))
+    assert ctl.by_id[A].status == TrialStatus.PAUSED  # resumed by a restore
+
+
+# --------------------------------------------------------------------------------------------
+# the life cycle itself
+def test_an_illegal_transition_names_the_trial_and_its_story():
+    ctl = make_controller()
+    tick(ctl)
+    ctl.handle(DoneEvent(A))
+    with pytest.raises(InvalidTransition) as info:
+        ctl._set(ctl.by_id[A], TrialStatus.RUNNING, "launched")
+    msg = str(info.value)
+    assert A in msg and "TERMINATED -> RUNNING" in msg
+    assert "created -> PENDING; launched -> RUNNING; done -> TERMINATED" in msg
+
+
+def test_events_for_unknown_trials_are_ignored():
+    ctl = make_controller()
+    assert ctl.handle(DoneEvent("nope")) == []
