@@ -12,8 +12,8 @@ ends, also on an error or Ctrl-C. A second driver on the same experiment fails a
   and taken over.
 * **fsspec storage** (:class:`RemoteLease`, e.g. S3, which has no locks): a lease object
   ``.driver_lease.json`` (holder, token, ``expires_at``) that a heartbeat thread renews every
-  ``ttl / 3`` seconds. A lease that has expired (its driver died or lost the storage) is taken
-  over: write, wait ``settle_s``, read back and compare the token, so of two drivers racing for
+  ``ttl / 3`` seconds. A lease that has expired (its driver died or lost the storage), or whose
+  holder ran on this host and is gone, is taken over: write, wait ``settle_s``, read back and compare the token, so of two drivers racing for
   it one wins and the other fails. :meth:`ExperimentOwner.check` raises once the heartbeat has
   found the lease taken by someone else or could not renew it before it expired.
 
@@ -195,6 +195,19 @@ class LocalLock(ExperimentOwner):
 
 
 # -- fsspec storage ----------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (a zombie counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
 @dataclass(frozen=True)
 class _LeaseRecord:
     holder: Holder | None
@@ -260,13 +273,21 @@ class RemoteLease(ExperimentOwner):
 
     def _acquire(self, settle_s: float) -> None:
         current = self._read()
-        if current is not None and current.expires_at > self.clock():
-            raise locked_error(self.path, current.holder,
-                               f", lease valid until {_iso(current.expires_at)}")
         if current is not None:
-            who = current.holder.describe() if current.holder else "an unknown driver"
-            logger.warning("experiment %r: the lease of %s expired at %s (driver gone?); this "
-                           "driver takes it over", self.path, who, _iso(current.expires_at))
+            holder = current.holder
+            who = holder.describe() if holder else "an unknown driver"
+            if current.expires_at <= self.clock():
+                logger.warning("experiment %r: the lease of %s expired at %s (driver gone?); "
+                               "this driver takes it over", self.path, who,
+                               _iso(current.expires_at))
+            elif holder is not None and holder.host == self.holder.host and not _pid_alive(
+                    holder.pid):
+                logger.warning("experiment %r: the lease of %s is valid until %s but that "
+                               "process is gone from this host; this driver takes it over",
+                               self.path, who, _iso(current.expires_at))
+            else:
+                raise locked_error(self.path, holder,
+                                   f", lease valid until {_iso(current.expires_at)}")
         self._write()
         if settle_s > 0:
             time.sleep(settle_s)  # let a racing writer land before reading back

@@ -398,3 +398,24 @@ def test_a_tuner_on_fsspec_storage_holds_a_lease(tmp_path: Any, monkeypatch: Any
                     if os.path.basename(p).startswith("journal-")]) == 1
     finally:
         fs.rm(root, recursive=True)
+
+
+def test_a_live_lease_of_a_dead_process_on_this_host_is_taken_over(memfs: Any,
+                                                                   caplog: Any) -> None:
+    fs, root = memfs
+    clock = FakeClock()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=30)  # reaped: its pid no longer exists
+    host = socket.gethostname()
+    for pid, other_host, taken in ((dead.pid, host, True), (dead.pid, "elsewhere", False),
+                                   (os.getpid(), host, False)):
+        fs.pipe_file(f"{root}/{LEASE_FILE}", json.dumps({
+            "holder": {"host": other_host, "pid": pid, "since": "t", "version": "0"},
+            "token": "old", "expires_at": clock.now + 25}).encode())
+        if taken:
+            with caplog.at_level(logging.WARNING, logger="poptune"):
+                _lease(fs, root, clock).release()
+            assert "process is gone from this host" in caplog.text
+        else:  # another host's driver, or a live process here, keeps its unexpired lease
+            with pytest.raises(ExperimentLockedError, match=f"pid {pid} on host '{other_host}'"):
+                _lease(fs, root, clock)
