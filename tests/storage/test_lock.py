@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from typing import Any, Iterator
 
@@ -419,3 +420,34 @@ def test_a_live_lease_of_a_dead_process_on_this_host_is_taken_over(memfs: Any,
         else:  # another host's driver, or a live process here, keeps its unexpired lease
             with pytest.raises(ExperimentLockedError, match=f"pid {pid} on host '{other_host}'"):
                 _lease(fs, root, clock)
+
+
+def test_a_tuner_whose_lease_is_stolen_stops_with_the_error(tmp_path: Any, slowmod: Any,
+                                                            monkeypatch: Any) -> None:
+    monkeypatch.setenv("POPTUNE_STAGING_DIR", str(tmp_path / "staging"))
+    monkeypatch.setenv("POPTUNE_LEASE_TTL_S", "0.6")  # heartbeat every 0.2 s
+    fs = fsspec.filesystem("memory")
+    root = f"/stolen-{time.time_ns()}"
+    lease = f"{root}/exp/{LEASE_FILE}"
+
+    def thief() -> None:  # takes the lease over once the run has committed a few times
+        deadline = time.monotonic() + 60
+        while not fs.exists(f"{root}/exp/journal/0000000003.jsonl"):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+        fs.pipe_file(lease, json.dumps({
+            "holder": {"host": "thief-host", "pid": 4242, "since": "t", "version": "0"},
+            "token": "thief", "expires_at": time.time() + 3600}).encode())
+
+    stealer = threading.Thread(target=thief, daemon=True)
+    stealer.start()
+    try:
+        with pytest.raises(ExperimentLockedError, match="taken over by pid 4242"):
+            Tuner(slowmod.train, param_space={"steps": 200, "sleep": 0.05},
+                  run_config=tune.RunConfig(name="exp", storage_path=f"memory://{root}",
+                                            verbose=0)).fit()
+        stealer.join(timeout=10)
+        assert json.loads(fs.cat_file(lease))["token"] == "thief"  # not deleted on release
+    finally:
+        fs.rm(root, recursive=True)
