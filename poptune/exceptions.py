@@ -8,6 +8,7 @@ Hierarchy::
     ├── TrialError                a trial failed; ``__cause__`` carries the trial's error
     │   └── WorkerLostError       the process running a trial died (e.g. SIGKILL)
     ├── StorageError              the experiment directory cannot be read or written
+    ├── ExperimentLockedError     another live driver runs the experiment (or took it over)
     └── RestoreError              an experiment directory cannot be restored
 
 Control flow inside a trial process (not errors):
@@ -17,6 +18,8 @@ Control flow inside a trial process (not errors):
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "TuneError",
     "TuneConfigError",
@@ -24,6 +27,7 @@ __all__ = [
     "TrialError",
     "WorkerLostError",
     "StorageError",
+    "ExperimentLockedError",
     "RestoreError",
     "TrialStopped",
 ]
@@ -51,6 +55,16 @@ class WorkerLostError(TrialError):
 
 class StorageError(TuneError, OSError):
     """The experiment storage cannot be read or written."""
+
+
+class ExperimentLockedError(TuneError):
+    """Another driver holds the experiment (``path``); ``holder`` names it when known."""
+
+    def __init__(self, message: str, *, path: str | None = None, holder: Any = None) -> None:
+        super().__init__(message)
+        self.path = path
+        #: a :class:`poptune.storage.lock.Holder` (host, pid, since, version) or None
+        self.holder = holder
 
 
 class RestoreError(TuneError):

@@ -31,6 +31,7 @@ from poptune.exceptions import RestoreError, StorageError, TuneConfigError, Tune
 from poptune.schedulers._base import FIFOScheduler, TrialScheduler
 from poptune.stopper import CombinedStopper, TimeoutStopper, as_stopper
 from poptune.storage.journal import Journal
+from poptune.storage.lock import acquire_experiment
 from poptune.storage.remote import is_remote
 from poptune.storage.trial_logs import rewrite_logs
 from poptune.trainable._util import normalize_resources, trainable_name, trainable_resources
@@ -164,7 +165,7 @@ class Tuner:
                 f"`path` {path!r} is not a restorable poptune experiment (it needs {TUNER_FILE} "
                 f"and {JOURNAL_FILE})"
             )
-        uri = path
+        uri, segments = path, 0
         if is_remote(path):  # work in a local staging copy; storage stays authoritative
             from poptune.storage.remote import RemoteStorage, staging_dir
 
@@ -173,6 +174,7 @@ class Tuner:
             path = staging_dir(path.rstrip("/").rsplit("/", 1)[-1], state["exp_hex"])
             remote.download_experiment(path)
             remote.start_journal_after_existing()
+            segments = remote.journal_length()
         with open(os.path.join(path, TUNER_FILE), "rb") as f:
             state = cloudpickle.load(f)
         tune_config: TuneConfig = state["tune_config"]
@@ -180,7 +182,7 @@ class Tuner:
         tuner = cls(trainable, param_space=param_space if param_space is not None else state["param_space"],
                     tune_config=tune_config, run_config=run_config,
                     _restore={"experiment_dir": path, "state": state, "remote": remote,
-                              "uri": uri,
+                              "uri": uri, "segments": segments,
                               "resume_unfinished": resume_unfinished,
                               "resume_errored": resume_errored,
                               "restart_errored": restart_errored})
@@ -188,10 +190,13 @@ class Tuner:
 
     # ------------------------------------------------------------------------------------
     def fit(self) -> Any:
-        """Run the experiment and return a :class:`~poptune.ResultGrid`."""
-        from poptune.engine.runner import Runner
+        """Run the experiment and return a :class:`~poptune.ResultGrid`.
 
-        tc, rc = self.tune_config, self.run_config
+        Raises:
+            ExperimentLockedError: another live driver runs this experiment (same ``name`` and
+                ``storage_path``, or the path given to :meth:`restore`).
+        """
+        rc = self.run_config
         name = trainable_name(self.trainable)
         remote = None
         if self._restore:
@@ -209,7 +214,6 @@ class Tuner:
 
                 remote = RemoteStorage(f"{storage.rstrip('/')}/{exp_name}", rc.storage_filesystem)
                 remote.check_writable()
-                remote.start_journal_after_existing()
                 exp_dir = staging_dir(exp_name, exp_hex)
             else:
                 if storage.startswith("file://"):
@@ -220,7 +224,23 @@ class Tuner:
         os.makedirs(exp_dir, exist_ok=True)
         self._remote = remote
         self._experiment_dir = exp_dir
+        # one driver per experiment: taken before anything is written into it, held until
+        # the runner has finished (also on errors and Ctrl-C)
+        owner = acquire_experiment(exp_dir, remote)
+        try:
+            if remote is not None:
+                remote.guard = owner.check  # a driver that lost its lease stops committing
+            return self._fit_owned(name, exp_dir, exp_name, exp_hex, remote)
+        finally:
+            if remote is not None:
+                remote.guard = None
+            owner.release()
 
+    def _fit_owned(self, name: str, exp_dir: str, exp_name: str, exp_hex: str,
+                   remote: Any) -> Any:
+        from poptune.engine.runner import Runner
+
+        tc, rc = self.tune_config, self.run_config
         default_res = normalize_resources(None)
         probe_res = trainable_resources(self.trainable, {})
         if probe_res is not None and not callable(getattr(self.trainable, "_poptune_resources", None)):
@@ -251,12 +271,14 @@ class Tuner:
             stopper = CombinedStopper(stopper, TimeoutStopper(cast(float, tc.time_budget_s)))
         history = None
         if self._restore:
+            if remote is not None and remote.journal_length() != self._restore["segments"]:
+                # the experiment went on between Tuner.restore() and fit(): start from its end
+                remote.download_experiment(exp_dir)
+                remote.start_journal_after_existing()
             history = self._load_history(exp_dir, searcher, scheduler)
         else:
             self._save_tuner_state(exp_dir, exp_hex)
-            old = os.path.join(exp_dir, JOURNAL_FILE)
-            if os.path.exists(old):  # a new run under an old name: keep the old journal aside
-                os.replace(old, os.path.join(exp_dir, f"journal-{timestamp()}-{exp_hex}.jsonl"))
+            _set_previous_run_aside(exp_dir, f"{timestamp()}-{exp_hex}", remote)
             if remote is not None:
                 remote.upload_file(os.path.join(exp_dir, TUNER_FILE), TUNER_FILE)
             journal = Journal(os.path.join(exp_dir, JOURNAL_FILE),
@@ -470,6 +492,41 @@ class Tuner:
         return ResultGrid(results, experiment_path=experiment_path,
                           default_metric=self.tune_config.metric,
                           default_mode=self.tune_config.mode)
+
+
+def _set_previous_run_aside(exp_dir: str, suffix: str, remote: Any) -> None:
+    """A new run under the name of an earlier one: keep the earlier run's journal (and
+    scheduler state) under another name, so that restore, ``ResultGrid.from_path``, the
+    dashboard and the CLI see the new run only; its trial directories stay where they are.
+
+    This matches Ray Tune 2.60, which reuses the directory as it is: ``TunerInternal.__init__``
+    overwrites ``tuner.pkl`` (ray/tune/impl/tuner_internal.py:168-186), each run writes its own
+    ``experiment_state-<start time>.json`` (tune/execution/tune_controller.py:73, 216-220,
+    302-304) next to the old one, trial directories get fresh ids (tune/experiment/trial.py:
+    188, 590) and ``Tuner.restore``/``ExperimentAnalysis`` read only the newest state file, i.e.
+    the newest run (tune/execution/experiment_state.py:36-61, tune_controller.py:436-455,
+    tune/analysis/experiment_analysis.py:95).
+    """
+    from poptune.engine.runner import SCHEDULER_STATE_FILE
+
+    stem, ext = os.path.splitext(SCHEDULER_STATE_FILE)
+    moved = False
+    old = os.path.join(exp_dir, JOURNAL_FILE)
+    if os.path.exists(old):
+        os.replace(old, os.path.join(exp_dir, f"journal-{suffix}.jsonl"))
+        moved = True
+    state = os.path.join(exp_dir, SCHEDULER_STATE_FILE)
+    if os.path.exists(state):
+        os.replace(state, os.path.join(exp_dir, f"{stem}-{suffix}{ext}"))
+    if remote is not None:
+        moved = remote.set_journal_aside(suffix) or moved
+        if remote.exists(SCHEDULER_STATE_FILE):
+            remote.fs.mv(remote.path_of(SCHEDULER_STATE_FILE),
+                         remote.path_of(f"{stem}-{suffix}{ext}"))
+    if moved:
+        logger.info("experiment %r already held a run: it is kept as journal-%s, and restore "
+                    "and results now see the new run only", remote.uri if remote else exp_dir,
+                    suffix)
 
 
 def _join(base: str, name: str) -> str:

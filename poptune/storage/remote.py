@@ -21,7 +21,7 @@ import os
 import posixpath
 import tempfile
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from poptune.exceptions import StorageError
 
@@ -54,6 +54,9 @@ class RemoteStorage:
         self._seq = 0
         self._synced: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
+        #: called before each journal segment is stored; the driver's
+        #: :meth:`~poptune.storage.lock.ExperimentOwner.check` (raises once its lease is lost)
+        self.guard: Callable[[], None] | None = None
 
     # paths -------------------------------------------------------------------------------
     def uri_of(self, *parts: str) -> str:
@@ -100,14 +103,30 @@ class RemoteStorage:
             return []
         return sorted(n for n in names if n.endswith(".jsonl"))
 
+    def journal_length(self) -> int:
+        """How many journal segments are stored."""
+        return len(self._segments())
+
     def put_journal_segment(self, data: bytes) -> None:
         """Store one commit's records; called before the trials are answered."""
         if not data:
             return
+        if self.guard is not None:
+            self.guard()
         with self._lock:
             self._seq += 1
             path = self.path_of(JOURNAL_SEGMENTS, f"{self._seq:010d}.jsonl")
         self._wrap("writing the journal", self.fs.pipe_file, path, data)
+
+    def set_journal_aside(self, suffix: str) -> bool:
+        """Move the stored journal segments to ``journal-<suffix>/`` (a new run under an old
+        name); readers and restore only read ``journal/``. True if there was one."""
+        segments = self._segments()
+        for p in segments:
+            self._wrap("setting the old journal aside", self.fs.mv, p,
+                       self.path_of(f"{JOURNAL_SEGMENTS}-{suffix}", posixpath.basename(p)))
+        self._seq = 0
+        return bool(segments)
 
     def read_journal(self) -> bytes:
         return b"".join(self._wrap("reading the journal", self.fs.cat_file, p)
@@ -141,7 +160,10 @@ class RemoteStorage:
         os.makedirs(local_dir, exist_ok=True)
         for path in self._wrap("listing the experiment", self.fs.find, self.root):
             rel = posixpath.relpath(path, self.root)
-            if rel.startswith(JOURNAL_SEGMENTS + "/") or "/checkpoint_" in "/" + rel:
+            top = rel.split("/", 1)[0]
+            if (top == JOURNAL_SEGMENTS or top.startswith(JOURNAL_SEGMENTS + "-")
+                    or "/checkpoint_" in "/" + rel
+                    or top.startswith(".driver")):  # the lease belongs to the storage only
                 continue
             target = os.path.join(local_dir, *rel.split("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -129,7 +129,8 @@ def test_restore_from_s3_on_a_fresh_machine_after_driver_sigkill(s3, tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    # "a fresh machine": a new staging dir, nothing local from the first driver
+    # "a fresh machine": a new staging dir, nothing local from the first driver (the lease of
+    # the killed driver is taken over at once as its pid is gone from this host)
     os.environ["POPTUNE_STAGING_DIR"] = str(tmp_path / "machine-b")
     exp = f"{storage}/crash"
     assert tune.Tuner.can_restore(exp)
