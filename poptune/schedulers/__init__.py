@@ -2,7 +2,11 @@
 
 from poptune.schedulers._base import (
     Decision,
+    Action,
     Exploit,
+    Outcome,
+    ResizeTrial,
+    StopTrial,
     FIFOScheduler,
     SchedulerDecision,
     TrialScheduler,
@@ -20,7 +24,11 @@ from poptune.schedulers.resource_changing_scheduler import (
 
 __all__ = [
     "Decision",
+    "Action",
     "Exploit",
+    "Outcome",
+    "ResizeTrial",
+    "StopTrial",
     "FIFOScheduler",
     "SchedulerDecision",
     "TrialScheduler",

@@ -1,23 +1,36 @@
 """The scheduler extension point.
 
-A scheduler *decides*; it never acts. The runner calls its hooks and carries out the value
-each returns:
+A scheduler *decides*; it never acts. The controller calls its hooks, one at a time, in event
+order, and carries out the value each returns:
 
 * :meth:`TrialScheduler.on_trial_result` returns a :data:`Decision`: ``CONTINUE``, ``PAUSE``,
   ``STOP``, ``NOOP`` (Ray's constants) or an :class:`Exploit` value meaning "restart this
   trial from that checkpoint with this config".
 * :meth:`TrialScheduler.choose_trial_to_run` picks which pending/paused trial gets a free slot.
+* :meth:`TrialScheduler.on_trial_add` may return config values to fill in (PBT samples the
+  hyperparameters it mutates); it never writes ``trial.config``.
+* Any hook may instead return an :class:`Outcome`: its usual value plus :data:`Action` values
+  about *other* trials (an :class:`Exploit`, :class:`StopTrial`, :class:`ResizeTrial`), e.g.
+  synchronous PBT exploiting the paused bottom of the population when the last member
+  reports, or HyperBand stopping the losers of a halving. Nothing is queued for later.
 
-Hooks are called in the driver, one at a time, in event order. Trials passed in are read-only.
-``save_state``/``load_state`` make the scheduler's memory part of the experiment, so a restored
-experiment continues where it stopped.
+Trials passed in are read-only views (:class:`~poptune.engine.trial_view.TrialView`): setting
+an attribute raises. ``save_state``/``load_state`` make the scheduler's memory part of the
+experiment, so a restored experiment continues where it stopped.
+
+Example:
+    >>> class StopAtFive(TrialScheduler):
+    ...     def on_trial_result(self, trial, result):
+    ...         return self.STOP if result["training_iteration"] >= 5 else self.CONTINUE
+    >>> Outcome(SchedulerDecision.PAUSE, (StopTrial("a_00001"),)).actions
+    (StopTrial(trial_id='a_00001'),)
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from poptune._validation import check_mode
 from poptune.exceptions import TuneConfigError
@@ -76,6 +89,38 @@ class Exploit:
 Decision = Union[SchedulerDecision, Exploit]
 
 
+@dataclass(frozen=True)
+class StopTrial:
+    """End ``trial_id`` for good: a PAUSED or PENDING trial at once, a RUNNING one at its next
+    result (e.g. the losers of a HyperBand halving)."""
+
+    trial_id: str
+
+
+@dataclass(frozen=True)
+class ResizeTrial:
+    """Run ``trial_id`` with ``resources`` (a dict or a ``PlacementGroupFactory``) from its next
+    start; a RUNNING trial is resized once it has paused."""
+
+    trial_id: str
+    resources: Any
+
+
+#: a decision about a trial other than the one a hook was called for
+Action = Union[Exploit, StopTrial, ResizeTrial]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """A hook's usual return ``value`` plus ``actions`` on other trials, carried out in order
+    right after the hook returns."""
+
+    value: T
+    actions: tuple[Action, ...] = ()
+
+
 class TrialScheduler:
     """Base class of every scheduler. Ray's class constants are kept for user subclasses."""
 
@@ -117,23 +162,34 @@ class TrialScheduler:
             self._metric = "_metric"
         return True
 
-    def on_trial_add(self, trial: Trial) -> None:
-        """A trial was created (before it first starts)."""
+    def on_trial_add(self, trial: Trial) -> dict[str, Any] | None | Outcome[Any]:
+        """A trial was created (before it first starts), or restored.
 
-    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
-        """A running trial reported ``result``; return what to do with it."""
+        Return the config values to fill in, as ``{"a/b": value}`` paths (PBT samples the
+        hyperparameters it mutates that the config lacks), or None. The controller writes
+        them into the trial's config and ``evaluated_params``."""
+        return None
+
+    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision | Outcome[Any]:
+        """A running trial reported ``result`` (flattened: ``"a/b"`` keys); return what to do
+        with it."""
         return SchedulerDecision.CONTINUE
 
-    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
-        """A trial finished (its function returned or it was stopped)."""
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> Outcome[None] | None:
+        """A running trial finished: its function returned, or it stopped after a result
+        (a ``STOP`` decision, the stopper)."""
+        return None
 
-    def on_trial_error(self, trial: Trial) -> None:
+    def on_trial_error(self, trial: Trial) -> Outcome[None] | None:
         """A trial errored for good."""
+        return None
 
-    def on_trial_remove(self, trial: Trial) -> None:
-        """A trial was stopped by the runner (stop criteria, ``STOP`` decision)."""
+    def on_trial_remove(self, trial: Trial) -> Outcome[None] | None:
+        """A PAUSED or PENDING trial was ended without running again (as in Ray: the
+        experiment stops, or a scheduler's :class:`StopTrial`)."""
+        return None
 
-    def choose_trial_to_run(self, candidates: list[Trial]) -> Trial | None:
+    def choose_trial_to_run(self, candidates: list[Trial]) -> Trial | None | Outcome[Any]:
         """Pick the next trial to launch among PENDING and PAUSED ones (FIFO by default).
 
         PENDING trials come first, in creation order, then PAUSED ones.
@@ -149,29 +205,6 @@ class TrialScheduler:
     def pinned_checkpoints(self) -> set[str]:
         """Checkpoint paths a future decision may restore from; never deleted while listed."""
         return set()
-
-    def take_exploits(self) -> list[Exploit]:
-        """Exploits decided for trials other than the one that just reported (synch PBT).
-
-        The runner calls this after every hook call (it is cheap) and, before launching
-        anything, applies each returned :class:`Exploit` to its PAUSED target: new config,
-        restore from ``checkpoint_path``. Each exploit is returned once.
-        """
-        return []
-
-    def take_stops(self) -> list[str]:
-        """Ids of trials other than the reporting one to stop for good (e.g. HyperBand halving
-        a bracket of PAUSED trials). Called like :meth:`take_exploits`; each id returned once.
-        A PAUSED or PENDING trial becomes TERMINATED at once; a RUNNING one stops at its next
-        report.
-        """
-        return []
-
-    def take_resource_changes(self) -> list[tuple[str, Any]]:
-        """New resources for trials that are not running, as ``(trial_id, resources)`` pairs
-        (a dict or a ``PlacementGroupFactory``). The runner calls this before launching and
-        relaunches each trial with its new resources; each pair is returned once."""
-        return []
 
     def set_experiment_view(self, view: Any) -> None:
         """Receive a read-only view of the experiment (a
