@@ -61,7 +61,16 @@ from poptune.engine.resources import ResourcePool
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TrialError, TuneConfigError, TuneError
 from poptune.callbacks._progress_format import AUTO_RESULT_KEYS  # TODO(dedupe): poptune.result
-from poptune.schedulers._base import Exploit, SchedulerDecision, TrialScheduler
+from poptune.engine.trial_view import TrialView
+from poptune.schedulers._base import (
+    Action,
+    Exploit,
+    Outcome,
+    ResizeTrial,
+    SchedulerDecision,
+    StopTrial,
+    TrialScheduler,
+)
 from poptune.search.variant_generator import flatten_dict
 from poptune.storage.checkpoints import CheckpointRecord, TrialCheckpoints
 from poptune.trainable._util import normalize_resources
@@ -115,6 +124,8 @@ class TrialState:
     stop_requested_at: float | None = None
     restore_meta: dict[str, Any] | None = None  # {"it", "tt"} of the donor's checkpoint
     next_checkpoint_index: int = 0
+    resize: Any = None  # resources to take once it has stopped (a ResizeTrial of a runner)
+    view: TrialView | None = None  # what the scheduler sees
     story: collections.deque[tuple[str, str]] = field(
         default_factory=lambda: collections.deque(maxlen=12))
 
@@ -200,11 +211,12 @@ class Controller:
         self.now = 0.0
         self.wall = 0.0
         self._stopping: dict[str, Trial] = {}
+        #: instructions decided outside :meth:`handle` (restore's on_trial_add), handed out
+        #: with the next event
+        self.pending_instructions: list[Instruction] = []
         self._warned_pause = False
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
-        self._resizing = (
-            type(scheduler).take_resource_changes is not TrialScheduler.take_resource_changes)
         from poptune.search.basic_variant import BasicVariantGenerator
 
         self._variants = isinstance(searcher, BasicVariantGenerator)
@@ -219,6 +231,8 @@ class Controller:
         so the result that was being handled still reaches the journal.
         """
         out: list[Instruction] = []
+        if self.pending_instructions:
+            out, self.pending_instructions = self.pending_instructions, []
         try:
             if isinstance(event, Tick):
                 self._on_tick(event, out)
@@ -295,13 +309,20 @@ class Controller:
             self._pin(trial.restore_path)
         idx = int(trial.trial_id.rsplit("_", 1)[-1])
         self.next_index = max(self.next_index, idx + 1)
-        self.scheduler.on_trial_add(trial)
+        out: list[Instruction] = []
+        self._fill_config(trial, self._ask(self.scheduler.on_trial_add(st.view), out))
+        self.pending_instructions.extend(out)
 
     def _track(self, trial: Trial, st: TrialState) -> None:
+        st.view = TrialView(trial)
         self.trials.append(trial)
         self.by_id[trial.trial_id] = trial
         self.state[trial.trial_id] = st
         self._index(trial, trial.status)
+
+    def views(self) -> list[Any]:
+        """Read-only views of every trial, in creation order (for the scheduler)."""
+        return [self.state[t.trial_id].view for t in self.trials]
 
     def checkpoints_of(self, trial_id: str) -> list[CheckpointRecord]:
         """The trial's retained checkpoints, oldest first."""
@@ -387,8 +408,7 @@ class Controller:
                 st.stop_requested_at = self.now
                 self._stopping[t.trial_id] = t
             elif t.status in (TrialStatus.PENDING, TrialStatus.PAUSED) and st.rows > 0:
-                self._set(t, TrialStatus.TERMINATED, "stop all")
-                out.append(Record({"e": "status", "t": t.trial_id, "s": "TERMINATED"}))
+                self._end_waiting(t, out)
         never_started = [t for t in self.pending.values() if self.state[t.trial_id].rows == 0]
         for t in never_started:
             self.pending.pop(t.trial_id, None)
@@ -429,11 +449,12 @@ class Controller:
                 return
             self.next_index += 1
             trial = self.new_trial(trial_id, suggestion)
-            self.scheduler.on_trial_add(trial)  # may fill in config keys (PBT) or replace it
             st = TrialState(checkpoints=self._new_checkpoints())
             st.story.append(("created", "PENDING"))
             trial.status = TrialStatus.PENDING
             self._track(trial, st)
+            # the scheduler may fill in config values (PBT samples what it mutates)
+            self._fill_config(trial, self._ask(self.scheduler.on_trial_add(st.view), out))
             out.append(WriteParams(trial))
             out.append(Record({
                 "e": "trial", "id": trial_id, "trainable": trial.trainable_name,
@@ -447,8 +468,6 @@ class Controller:
     def _launch(self, out: list[Instruction]) -> None:
         if self.stopping_all:
             return
-        if self._resizing:
-            self._apply_resource_changes(out)
         while True:
             if self.max_concurrent and len(self.running) >= self.max_concurrent:
                 return
@@ -458,27 +477,24 @@ class Controller:
             if self._default_choice:  # FIFO: pending first, then paused, in order
                 trial = next(iter(self.pending.values() or self.paused.values()))
             else:
-                trial = self.scheduler.choose_trial_to_run(
-                    list(self.pending.values()) + list(self.paused.values()))
-                self._take_scheduler_queues(out)
-            if trial is None:
-                return
+                chosen = self._ask(self.scheduler.choose_trial_to_run(
+                    [self.state[t].view for t in (*self.pending, *self.paused)]), out)
+                trial = None if chosen is None else self.by_id.get(chosen.trial_id)
+                if trial is None or trial.status not in (TrialStatus.PENDING, TrialStatus.PAUSED):
+                    return
             gpu_ids = self.pool.allocate(trial.trial_id, trial.resources)
             if gpu_ids is None:
                 return
             self._start(trial, gpu_ids, out)
 
-    def _apply_resource_changes(self, out: list[Instruction]) -> None:
-        """Give paused trials the resources a resizing scheduler chose for them."""
-        for trial_id, new in self.scheduler.take_resource_changes():
-            trial = self.by_id.get(trial_id)
-            if trial is None or trial.is_finished:
-                continue
-            what = "the resources_allocation_function's result"
-            resources = normalize_resources(new, what)
-            self.pool.check_fits_ever(resources, what=what)
-            trial.resources = resources
-            out.append(Record({"e": "resources", "t": trial_id, "r": resources}))
+    def _resize(self, trial: Trial, new: Any, out: list[Instruction]) -> None:
+        """Give a trial that is not running the resources a resizing scheduler chose."""
+        what = "the resources_allocation_function's result"
+        resources = normalize_resources(new, what)
+        self.pool.check_fits_ever(resources, what=what)
+        trial.resources = resources
+        logger.info("poptune: trial %s resized to %s", trial, resources)
+        out.append(Record({"e": "resources", "t": trial.trial_id, "r": resources}))
 
     def _start(self, trial: Trial, gpu_ids: list[int], out: list[Instruction]) -> None:
         st = self.state[trial.trial_id]
@@ -524,7 +540,7 @@ class Controller:
             return
         if self.is_class and not ckpt_name and (
                 result.get("should_checkpoint")
-                or self.scheduler.should_checkpoint(trial, flat_result(result))):
+                or self.scheduler.should_checkpoint(st.view, flat_result(result))):
             # save first, decide once saved: a PBT decision must see this step's checkpoint
             self._log_result(trial, result, out)
             st.awaiting_save = result
@@ -633,12 +649,11 @@ class Controller:
             return Answer.STOP
         if st.told == Told.EXPLOIT:
             return Answer.STOP  # an exploit decided elsewhere is waiting for this trial
-        decision = self.scheduler.on_trial_result(trial, flat)
+        decision = self._ask(self.scheduler.on_trial_result(st.view, flat), out)
         if decision != SchedulerDecision.CONTINUE:
             out.append(Snapshot("scheduler"))
         if isinstance(decision, Exploit):
             self._policy_log(decision, out)
-        self._take_scheduler_queues(out)
         if isinstance(decision, Exploit):
             st.told = Told.EXPLOIT
             if st.exploit is not None:
@@ -666,34 +681,69 @@ class Controller:
 
     # ------------------------------------------------------------------------------------
     # exploits and the scheduler's decisions about other trials
-    def _take_scheduler_queues(self, out: list[Instruction]) -> None:
-        """Carry out exploits and stops the scheduler decided outside ``on_trial_result``."""
-        for ex in self.scheduler.take_exploits():
-            target = self.by_id.get(ex.trial_id)
-            if target is None:
-                continue
-            self._policy_log(ex, out)
-            if target.status == TrialStatus.RUNNING:
-                st = self.state[target.trial_id]
-                st.told = Told.EXPLOIT
-                if st.exploit is not None:
-                    self._unpin(st.exploit.checkpoint_path)
-                st.exploit = ex
-                self._pin(ex.checkpoint_path)
-                continue  # carried out when it next reports / stops
-            self._carry_out_exploit(target, ex, out)
-        for trial_id in self.scheduler.take_stops():
-            trial = self.by_id.get(trial_id)
-            if trial is None or trial.is_finished:
-                continue
-            if trial.status == TrialStatus.RUNNING:
-                st = self.state[trial_id]
-                st.told = Told.STOP
-                if st.exploit is not None:
-                    self._unpin(st.exploit.checkpoint_path)
-                    st.exploit = None
+    def _ask(self, answer: Any, out: list[Instruction]) -> Any:
+        """A hook's value; the actions on other trials of an :class:`Outcome` are carried out
+        first, in order."""
+        if isinstance(answer, Outcome):
+            for action in answer.actions:
+                self._apply(action, out)
+            return answer.value
+        return answer
+
+    def _apply(self, action: Action, out: list[Instruction]) -> None:
+        """Carry out a scheduler's decision about a trial other than the one it was asked
+        about."""
+        trial = self.by_id.get(action.trial_id)
+        if trial is None or trial.is_finished:
+            return
+        st = self.state[trial.trial_id]
+        running = trial.status == TrialStatus.RUNNING
+        if isinstance(action, Exploit):
+            self._policy_log(action, out)
+            if not running:
+                self._carry_out_exploit(trial, action, out)
+                return
+            st.told = Told.EXPLOIT  # carried out once it has stopped
+            if st.exploit is not None:
+                self._unpin(st.exploit.checkpoint_path)
+            st.exploit = action
+            self._pin(action.checkpoint_path)
+        elif isinstance(action, StopTrial):
+            if not running:
+                self._end_waiting(trial, out)
+                return
+            st.told = Told.STOP
+            if st.exploit is not None:
+                self._unpin(st.exploit.checkpoint_path)
+                st.exploit = None
+        elif isinstance(action, ResizeTrial):
+            if running:
+                st.resize = action.resources
             else:
-                self._on_done(trial, out)
+                self._resize(trial, action.resources, out)
+        else:
+            raise TypeError(f"{type(self.scheduler).__name__} returned an unknown action "
+                            f"{action!r}; accepted: Exploit, StopTrial, ResizeTrial")
+
+    def _fill_config(self, trial: Trial, values: Any) -> None:
+        """Write the values a scheduler's ``on_trial_add`` filled in (``"a/b"`` paths) into a
+        copy of the trial's config and its ``evaluated_params``."""
+        if not values:
+            return
+        if not isinstance(values, dict):
+            raise TypeError(f"{type(self.scheduler).__name__}.on_trial_add returned "
+                            f"{values!r}; accepted: None or a dict of config values by path")
+        config = dict(trial.config)
+        for path, value in values.items():
+            keys = str(path).split("/")
+            node = config
+            for key in keys[:-1]:
+                child = node.get(key)
+                node[key] = dict(child) if isinstance(child, dict) else {}
+                node = node[key]
+            node[keys[-1]] = value
+        trial.config = config
+        trial.evaluated_params.update(values)
 
     def _carry_out_exploit(self, trial: Trial, ex: Exploit, out: list[Instruction]) -> None:
         donor = self.by_id.get(ex.donor_trial_id)
@@ -749,9 +799,25 @@ class Controller:
         out.append(CloseLog(trial, drain=True))
         self._unpin(trial.restore_path)
         last = flat_result(trial.last_result)
-        self.scheduler.on_trial_complete(trial, last)
-        self._take_scheduler_queues(out)
+        self._ask(self.scheduler.on_trial_complete(st.view, last), out)
         self.searcher.on_trial_complete(trial.trial_id, last, error=False)
+        out.append(Snapshot("searcher"))
+        out.append(Notify("on_trial_complete", {"trial": trial}))
+
+    def _end_waiting(self, trial: Trial, out: list[Instruction]) -> None:
+        """A PAUSED or PENDING trial ends without running again (Ray's ``stop_trial``: the
+        scheduler's ``on_trial_remove``, the searcher's completion without a result)."""
+        st = self.state[trial.trial_id]
+        if st.exploit is not None:
+            self._unpin(st.exploit.checkpoint_path)
+            st.exploit = None
+        self._set(trial, TrialStatus.TERMINATED, "removed")
+        trial.last_result = {**trial.last_result, "done": True}
+        out.append(Record({"e": "status", "t": trial.trial_id, "s": "TERMINATED"}))
+        out.append(CloseLog(trial, drain=True))
+        self._unpin(trial.restore_path)
+        self._ask(self.scheduler.on_trial_remove(st.view), out)
+        self.searcher.on_trial_complete(trial.trial_id, None, error=False)
         out.append(Snapshot("searcher"))
         out.append(Notify("on_trial_complete", {"trial": trial}))
 
@@ -769,6 +835,9 @@ class Controller:
         elif told == Told.PAUSE and not self.stopping_all:
             self._set(trial, TrialStatus.PAUSED, "paused")
             out.append(Record({"e": "status", "t": trial.trial_id, "s": "PAUSED"}))
+            if st.resize is not None:
+                new, st.resize = st.resize, None
+                self._resize(trial, new, out)
         elif told == Told.KILL:  # interrupted: unfinished in the journal, resumed by restore
             self._set(trial, TrialStatus.PAUSED, "interrupted")
         else:
@@ -812,8 +881,7 @@ class Controller:
                            "file": trial.error_file}))
         out.append(CloseLog(trial))
         self._unpin(trial.restore_path)
-        self.scheduler.on_trial_error(trial)
-        self._take_scheduler_queues(out)
+        self._ask(self.scheduler.on_trial_error(st.view), out)
         self.searcher.on_trial_complete(trial.trial_id, None, error=True)
         out.append(Snapshot("searcher"))
         out.append(Notify("on_trial_error", {"trial": trial}))

@@ -184,7 +184,7 @@ class Runner:
             checkpoint_config=ckpt_cfg, remote=remote is not None,
         )
         scheduler.set_experiment_view(
-            TuneController(lambda: self.ctl.trials, self.pool.cpu_total, self.pool.gpu_total))
+            TuneController(self.ctl.views, self.pool.cpu_total, self.pool.gpu_total))
         for h in (history or {}).values():
             self.ctl.adopt(h.trial, rows=len(h.rows),
                            checkpoints=[c for c in h.checkpoints if c[0] not in h.deleted],

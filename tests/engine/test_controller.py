@@ -38,7 +38,14 @@ from poptune.engine.instructions import (
 from poptune.engine.testing import make_controller, of, result
 from poptune.engine.trial import TrialStatus
 from poptune.exceptions import TrialError, TuneConfigError
-from poptune.schedulers import Exploit, SchedulerDecision, TrialScheduler
+from poptune.schedulers import (
+    Exploit,
+    Outcome,
+    ResizeTrial,
+    SchedulerDecision,
+    StopTrial,
+    TrialScheduler,
+)
 from poptune.stopper import Stopper
 
 A, B = "t_00000", "t_00001"
@@ -63,22 +70,21 @@ class Decide(TrialScheduler):
         self.decisions = list(decisions)
         self.save_at = save_at
         self.log_config = log_config
-        self.exploits, self.stops, self.seen = [], [], []
+        self.others, self.seen, self.removed = [], [], []
 
     def on_trial_result(self, trial, result):
         self.seen.append((trial.trial_id, result["training_iteration"]))
-        return self.decisions.pop(0) if self.decisions else SchedulerDecision.CONTINUE
+        decision = self.decisions.pop(0) if self.decisions else SchedulerDecision.CONTINUE
+        if self.others:  # decisions about other trials go out with this one
+            actions, self.others = tuple(self.others), []
+            return Outcome(decision, actions)
+        return decision
+
+    def on_trial_remove(self, trial):
+        self.removed.append(trial.trial_id)
 
     def should_checkpoint(self, trial, result):
         return result["training_iteration"] == self.save_at
-
-    def take_exploits(self):
-        out, self.exploits = self.exploits, []
-        return out
-
-    def take_stops(self):
-        out, self.stops = self.stops, []
-        return out
 
 
 class RecordingSearcher:
@@ -331,7 +337,7 @@ def test_an_exploit_decided_elsewhere_waits_for_the_running_trial_to_report():
     sched = Decide()
     ctl = make_controller(num_samples=2, scheduler=sched)
     tick(ctl)
-    sched.exploits.append(_exploit())  # decided while B reported (synchronous PBT)
+    sched.others.append(_exploit())  # decided while B reported (synchronous PBT)
     ctl.handle(result(B, checkpoint="checkpoint_000000"))
     assert ctl.state[A].told == Told.EXPLOIT
     assert answers(ctl.handle(result(A, score=0.0))) == [(A, Answer.STOP)]
@@ -343,7 +349,7 @@ def test_the_stoppers_stop_wins_over_a_waiting_exploit_and_releases_its_pin():
     sched = Decide()
     ctl = make_controller(num_samples=2, scheduler=sched, stopper=StopAt(it=1))
     tick(ctl)
-    sched.exploits.append(_exploit(it=1))
+    sched.others.append(_exploit(it=1))
     ctl.handle(result(B, iteration=5, checkpoint="checkpoint_000000"))
     assert ctl.pinned
     assert answers(ctl.handle(result(A))) == [(A, Answer.STOP)]
@@ -358,7 +364,7 @@ def test_an_exploit_of_a_paused_trial_is_carried_out_at_once():
     tick(ctl)
     ctl.handle(result(A))
     ctl.handle(StoppedEvent(A))
-    sched.exploits.append(_exploit())
+    sched.others.append(_exploit())
     out = ctl.handle(result(B, checkpoint="checkpoint_000000"))
     assert records(out, "config")[0]["t"] == A and ctl.by_id[A].restore_path
 
@@ -369,9 +375,10 @@ def test_the_scheduler_may_stop_a_waiting_trial():
     tick(ctl)
     ctl.handle(result(A))
     ctl.handle(StoppedEvent(A))
-    sched.stops.append(A)
+    sched.others.append(StopTrial(A))
     out = ctl.handle(result(B))
     assert records(out, "status") == [{"e": "status", "t": A, "s": "TERMINATED"}]
+    assert sched.removed == [A]  # as in Ray: a waiting trial ended is removed, not completed
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,3 +488,74 @@ def test_an_illegal_transition_names_the_trial_and_its_story():
 def test_events_for_unknown_trials_are_ignored():
     ctl = make_controller()
     assert ctl.handle(DoneEvent("nope")) == []
+
+
+# --------------------------------------------------------------------------------------------
+# the scheduler contract: values and Outcomes, read-only trials
+def test_on_trial_add_returns_values_the_controller_writes_into_a_copy_of_the_config():
+    class Fill(TrialScheduler):
+        def on_trial_add(self, trial):
+            return {"lr": 0.5, "model/width": 8}
+
+    ctl = make_controller(scheduler=Fill(), param_space={"x": 1, "model": {"depth": 2}})
+    out = tick(ctl)
+    trial = ctl.by_id[A]
+    assert trial.config == {"x": 1, "model": {"depth": 2, "width": 8}, "lr": 0.5}
+    assert trial.evaluated_params["lr"] == 0.5
+    assert records(out, "trial")[0]["config"] == trial.config  # journaled as filled
+
+
+def test_a_scheduler_cannot_write_a_trial():
+    class Writes(TrialScheduler):
+        def on_trial_result(self, trial, result):
+            trial.config = {"x": 2}
+            return SchedulerDecision.CONTINUE
+
+    ctl = make_controller(scheduler=Writes())
+    tick(ctl)
+    out = ctl.handle(result(A))
+    assert isinstance(out[-1], Raise) and "read-only" in str(out[-1].error)
+    assert ctl.by_id[A].config == {"x": 1}
+
+
+def test_a_resize_of_a_running_trial_waits_until_it_has_paused():
+    class Resize(TrialScheduler):
+        def on_trial_result(self, trial, result):
+            return Outcome(SchedulerDecision.PAUSE, (ResizeTrial(trial.trial_id, {"cpu": 2}),))
+
+    ctl = make_controller(scheduler=Resize(), is_class=True)
+    tick(ctl)
+    out = ctl.handle(result(A))
+    assert answers(out) == [(A, Answer.PAUSE)] and not records(out, "resources")
+    out = ctl.handle(StoppedEvent(A))
+    assert records(out, "resources") == [{"e": "resources", "t": A, "r": {"cpu": 2.0, "gpu": 0.0}}]
+    assert ctl.by_id[A].resources["cpu"] == 2.0
+
+
+def test_choose_trial_to_run_may_decide_about_other_trials():
+    class Choose(TrialScheduler):
+        def choose_trial_to_run(self, candidates):
+            first = candidates[0]
+            return Outcome(first, tuple(StopTrial(t.trial_id) for t in candidates[1:]
+                                        if t.status == TrialStatus.PAUSED))
+
+    sched = Choose()
+    ctl = make_controller(num_samples=1, scheduler=sched)
+    out = tick(ctl)
+    assert [i.trial.trial_id for i in of(out, Launch)] == [A]
+
+
+def test_stop_all_removes_waiting_trials_from_the_scheduler_as_ray_does():
+    stopper = StopAt()
+    sched = Decide(SchedulerDecision.PAUSE)
+    s = searcher(2)
+    ctl = make_controller(scheduler=sched, stopper=stopper, searcher=s, is_class=True, cpus=1)
+    tick(ctl)
+    ctl.handle(result(A))
+    ctl.handle(StoppedEvent(A))
+    tick(ctl)  # B runs now, A waits
+    stopper.everything = True
+    out = tick(ctl, now=1.0)
+    assert sched.removed == [A] and (A, False) in s.completed
+    assert [n.kwargs["trial"].trial_id for n in of(out, Notify)
+            if n.hook == "on_trial_complete"] == [A]
