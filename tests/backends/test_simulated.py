@@ -448,3 +448,14 @@ def test_fit_restores_the_real_clock_afterwards(tmp_path):
 
     fit(stepper, tmp_path, {"s": 1.0})
     assert isinstance(current(), RealClock)
+
+
+@pytest.mark.slow
+def test_the_documented_comparison_prints_what_the_docs_say(tmp_path, monkeypatch, capsys):
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs",
+                            "simulation.md")).read()
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    printed = re.search(r"```text\n(.*?)```", doc, re.S).group(1)
+    monkeypatch.setenv("POPTUNE_STORAGE_PATH", str(tmp_path))
+    exec(compile(code, "docs/simulation.md", "exec"), {"__name__": "__doc__"})
+    assert capsys.readouterr().out == printed
