@@ -233,16 +233,19 @@ class SimulatedBackend(Backend):
         if trial.awaiting:
             self._push(self.clock.monotonic(), trial, trial.token)
 
-    def poll(self, timeout: float) -> list[Event]:
+    def poll(self, timeout: float | None) -> list[Event]:
         """Run the trials due next, in simulated-time order, until some produce events.
 
         The clock moves to the first wake-up that produces events, but by at most
-        ``timeout`` simulated seconds (``math.inf``: no limit); then every trial due at that
-        same time runs too. Returns ``[]`` at once when no trial can run (all wait for
-        replies, or none is launched).
+        ``timeout`` simulated seconds (``None`` or ``math.inf``: no limit); then every trial
+        due at that same time runs too. Returns ``[]`` at once, the clock unmoved, when no
+        trial can run (all wait for replies, or none is launched).
         """
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise bad_value("timeout", timeout, "a number of seconds >= 0")
+        if timeout is None:
+            timeout = math.inf
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+                timeout >= 0):
+            raise bad_value("timeout", timeout, "None or a number of seconds >= 0")
         limit = self.clock.monotonic() + timeout
         while not self._events:
             if not self._next_due(limit):
