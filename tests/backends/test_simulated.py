@@ -324,7 +324,7 @@ def test_backend_by_name_by_env_and_as_an_instance(monkeypatch):
     assert isinstance(copy.clock, SimulatedClock)
 
 
-# -- through Tuner.fit -----------------------------------------------------------------------------
+# -- through Tuner.fit ----------------------------------------------------------------------------
 
 
 class Recorder(tune.Callback):
