@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, Union
 
 from poptune._validation import bad_type, bad_value, check_mode, check_one_of
+from poptune.backends import BACKEND_NAMES, Backend
 
 StopSpec = Union[Mapping[str, Any], Callable[[str, dict], bool], Any, None]
 
@@ -93,7 +94,9 @@ class TuneConfig:
         trial_name_creator: ``Callable[[Trial], str]`` for trial names.
         trial_dirname_creator: ``Callable[[Trial], str]`` for trial directory names.
         seed: seed for sampling configurations; the same seed samples the same configs.
-        backend: "local" (default), "ray" or "dask"; env ``POPTUNE_BACKEND`` also sets it.
+        backend: "local" (default), "ray", "dask" or "simulated" (in the driver process, on
+            simulated time: see ``poptune.simulation``), or a ``Backend`` instance such as
+            ``SimulatedBackend(num_cpus=8)``; env ``POPTUNE_BACKEND`` also sets it.
     """
 
     metric: str | None = None
@@ -107,7 +110,7 @@ class TuneConfig:
     trial_name_creator: Callable[[Any], str] | None = None
     trial_dirname_creator: Callable[[Any], str] | None = None
     seed: int | None = None
-    backend: str | None = None
+    backend: Any = None
     chdir_to_trial_dir: Any = None  # deprecated in Ray; accepted and ignored
 
     def __post_init__(self) -> None:
@@ -139,7 +142,11 @@ class TuneConfig:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise bad_type("seed", self.seed, "an int or None")
         if self.backend is not None:
-            check_one_of("backend", self.backend, ("local", "ray", "dask"))
+            if not isinstance(self.backend, Backend):
+                if not isinstance(self.backend, str):
+                    raise bad_type("backend", self.backend,
+                                   f"one of {', '.join(map(repr, BACKEND_NAMES))} or a Backend")
+                check_one_of("backend", self.backend, BACKEND_NAMES)
 
 
 @dataclass

@@ -100,7 +100,11 @@ class _Session:
         time_total_offset: float = 0.0,
         next_checkpoint_index: int = 0,
         storage_trial_dir: str | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        #: epoch seconds for the automatic time keys; None reads ``time.time()`` (a worker
+        #: process); the simulated backend passes its clock's ``time``
+        self._clock = clock
         self.storage_trial_dir = storage_trial_dir
         self.context = context
         self.channel = channel
@@ -109,7 +113,7 @@ class _Session:
         self.iterations_since_restore = 0
         self.time_total_offset = time_total_offset
         self.next_checkpoint_index = next_checkpoint_index
-        self.start = time.time()
+        self.start = time.time() if clock is None else clock()
         self.last = self.start
         self.hostname = _hostname()
         self.pid = os.getpid()
@@ -158,7 +162,7 @@ class _Session:
             self._discard_pending_checkpoint()  # an explicit checkpoint wins
             ckpt_name = self.persist_checkpoint(checkpoint) if checkpoint is not None else None
         self._last_metrics = {k: v for k, v in metrics.items() if k != "done"}
-        now = time.time()
+        now = time.time() if self._clock is None else self._clock()
         self.iteration += 1
         self.iterations_since_restore += 1
         result = dict(metrics)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import abc
 import math
 import numbers
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from poptune._validation import bad_type, bad_value, check_in_range, check_mode, check_one_of
+from poptune.clock import Clock
+from poptune.clock import current as current_clock
 from poptune.exceptions import TuneError
 
 
@@ -106,23 +107,47 @@ class MaximumIterationStopper(Stopper):
 
 
 class TimeoutStopper(Stopper):
-    """Stop the experiment after ``timeout`` seconds (``time_budget_s``)."""
+    """Stop the experiment after ``timeout`` seconds (``time_budget_s``), as Ray does.
 
-    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+    The budget counts from the first :meth:`stop_all` call and is spent between calls, read
+    from ``clock`` (default: the experiment's clock, :func:`poptune.clock.current`, read at
+    call time; the simulated backend's clock in a simulated fit). A pickled stopper keeps the
+    budget it has left: the time between pickling and unpickling is not charged.
+
+    Example:
+        >>> from poptune.clock import SimulatedClock
+        >>> clock = SimulatedClock()
+        >>> stopper = TimeoutStopper(60, clock=clock)
+        >>> stopper.stop_all()
+        False
+        >>> clock.advance(60)
+        >>> stopper.stop_all()
+        True
+    """
+
+    def __init__(self, timeout: float, clock: Clock | None = None) -> None:
         timeout = getattr(timeout, "total_seconds", lambda: timeout)()
         check_in_range("timeout", timeout, 0, low_open=True)
+        if clock is not None and not isinstance(clock, Clock):
+            raise bad_type("clock", clock, "a poptune.clock.Clock or None")
         self._timeout = float(timeout)
+        self._budget = self._timeout
         self._clock = clock
-        self._start: float | None = None
+        self._last_check: float | None = None
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False
 
     def stop_all(self) -> bool:
-        now = self._clock()
-        if self._start is None:
-            self._start = now
-        return now - self._start >= self._timeout
+        now = (self._clock or current_clock()).time()
+        if self._last_check is not None:
+            self._budget -= max(0.0, now - self._last_check)
+        self._last_check = now
+        return self._budget <= 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["_last_check"] = None  # the time a pickled stopper spent on disk is free
+        self.__dict__.update(state)
 
 
 class CombinedStopper(Stopper):

@@ -24,6 +24,8 @@ import cloudpickle
 
 from poptune._validation import bad_type, bad_value
 from poptune.backends import get_backend
+from poptune.clock import current as current_clock
+from poptune.clock import set_current as set_current_clock
 from poptune.config import RunConfig, TuneConfig, default_storage_path
 from poptune.engine.experiment import ExperimentHistory, replay_journal, timestamp, unpack
 from poptune.engine.trial import Trial, TrialStatus
@@ -246,6 +248,7 @@ class Tuner:
         if probe_res is not None and not callable(getattr(self.trainable, "_poptune_resources", None)):
             default_res = probe_res
         backend = get_backend(tc.backend)
+        clock = getattr(backend, "clock", None) or current_clock()  # simulated time, or real
         from poptune.engine.resources import ResourcePool
 
         pool = ResourcePool(**backend.total_resources())
@@ -268,7 +271,8 @@ class Tuner:
         stopper = as_stopper(rc.stop)
         if tc.time_budget_s:
             # TuneConfig has turned a timedelta into seconds already
-            stopper = CombinedStopper(stopper, TimeoutStopper(cast(float, tc.time_budget_s)))
+            stopper = CombinedStopper(stopper, TimeoutStopper(cast(float, tc.time_budget_s),
+                                                                clock=clock))
         history = None
         if self._restore:
             if remote is not None and remote.journal_length() != self._restore["segments"]:
@@ -296,7 +300,8 @@ class Tuner:
             resources_fn=lambda config: trainable_resources(self.trainable, config),
             history=history, remote=remote,
         )
-        start = time.monotonic()
+        previous_clock = set_current_clock(clock)  # stoppers, schedulers, progress read it
+        start = clock.monotonic()
         interrupted = False
         try:
             trials = runner.run()
@@ -304,12 +309,15 @@ class Tuner:
             interrupted = True
             trials = runner.trials
         finally:
-            for cb in callbacks:
-                try:
-                    cb.on_experiment_end(trials=runner.trials, experiment_path=exp_dir,
-                                         elapsed=time.monotonic() - start)
-                except TypeError:
-                    cb.on_experiment_end(runner.trials)
+            try:
+                for cb in callbacks:
+                    try:
+                        cb.on_experiment_end(trials=runner.trials, experiment_path=exp_dir,
+                                             elapsed=clock.monotonic() - start)
+                    except TypeError:
+                        cb.on_experiment_end(runner.trials)
+            finally:
+                set_current_clock(previous_clock)
         if interrupted:
             logger.warning("Experiment interrupted; resume with Tuner.restore(%r, trainable=...)",
                            exp_dir)

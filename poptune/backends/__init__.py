@@ -1,18 +1,30 @@
-"""Backends run trials: ``local`` (default, worker processes), ``ray`` and ``dask`` (extras)."""
+"""Backends run trials: ``local`` (default, worker processes), ``ray`` and ``dask`` (extras),
+``simulated`` (in the driver process, on simulated time)."""
 
 from poptune.backends._base import Backend, LaunchSpec
 
 __all__ = ["Backend", "LaunchSpec", "get_backend"]
 
 
-def get_backend(name: str | None, **kwargs: object) -> Backend:
-    """Create the backend named ``name`` (env ``POPTUNE_BACKEND`` when None)."""
+#: the names ``TuneConfig(backend=...)`` and ``POPTUNE_BACKEND`` accept
+BACKEND_NAMES = ("local", "ray", "dask", "simulated")
+
+
+def get_backend(name: str | Backend | None, **kwargs: object) -> Backend:
+    """Create the backend named ``name`` (env ``POPTUNE_BACKEND`` when None); a
+    :class:`Backend` instance is returned as it is."""
     import os
 
     from poptune._validation import check_one_of
 
+    if isinstance(name, Backend):
+        return name
     name = name or os.environ.get("POPTUNE_BACKEND") or "local"
-    check_one_of("backend", name, ("local", "ray", "dask"))
+    check_one_of("backend", name, BACKEND_NAMES)
+    if name == "simulated":
+        from poptune.backends.simulated import SimulatedBackend
+
+        return SimulatedBackend(**kwargs)  # type: ignore[arg-type]
     if name == "local":
         from poptune.backends.local import LocalBackend
 

@@ -63,6 +63,10 @@ def _die_with_parent() -> None:
 
 
 class Worker:
+    #: whether the trial's session is also the process's (a worker process, whose trial may
+    #: report from threads it starts); the simulated backend keeps sessions per thread
+    sets_process_session = True
+
     def __init__(self, conn: Connection, agent_id: str | None = None,
                  manage_process: bool = True) -> None:
         #: a worker that owns its process may chdir and set env vars per trial; an agent
@@ -153,17 +157,10 @@ class Worker:
                 experiment_dir=spec.experiment_dir,
                 trial_resources=dict(spec.resources),
             )
-            sess = _Session(
-                ctx,
-                self._channel(trial_id, state),
-                spec.restore_path,
-                start_iteration=spec.start_iteration,
-                time_total_offset=spec.time_total_offset,
-                next_checkpoint_index=spec.next_checkpoint_index,
-                storage_trial_dir=spec.storage_trial_dir,
-            )
+            sess = self._new_session(ctx, self._channel(trial_id, state), spec)
             state["session"] = sess
-            _session_mod._session = sess
+            if self.sets_process_session:
+                _session_mod._session = sess
             _session_mod._local.session = sess
             trainable = self.blobs["trainable"]
             try:
@@ -188,7 +185,8 @@ class Worker:
                     blob = None
                 self.conn.send(("error", trial_id, tb, blob))
         finally:
-            _session_mod._session = None
+            if self.sets_process_session:
+                _session_mod._session = None
             _session_mod._local.session = None
             inst = state.get("instance")
             if inst is not None:
@@ -203,6 +201,17 @@ class Worker:
                     os.environ[k] = v
             if self.manage_process:
                 os.chdir(self.home)
+
+    def _new_session(self, ctx: TuneContext, channel: Any, spec: LaunchSpec) -> _Session:
+        return _Session(
+            ctx,
+            channel,
+            spec.restore_path,
+            start_iteration=spec.start_iteration,
+            time_total_offset=spec.time_total_offset,
+            next_checkpoint_index=spec.next_checkpoint_index,
+            storage_trial_dir=spec.storage_trial_dir,
+        )
 
     def _run_function(self, fn: Any, config: dict[str, Any], spec: LaunchSpec, sess: _Session) -> None:
         kwargs: dict[str, Any] = {}

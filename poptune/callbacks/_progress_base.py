@@ -36,6 +36,7 @@ from poptune.callbacks._progress_format import (
     _scalar_items,
     _score_key,
 )
+from poptune.clock import current as current_clock
 from poptune.engine.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
@@ -145,8 +146,10 @@ class TuneReporterBase(ProgressReporter):
         self._metric = metric
         self._mode = mode
         self._sort_by_metric = sort_by_metric
-        self._clock: Callable[[], float] = time.monotonic
-        self._start_time = self._clock()
+        #: an injected clock (tests) for both elapsed time and report frequency; None: the
+        #: experiment's clock for elapsed time, the real clock for how often to print
+        self._clock: Callable[[], float] | None = None
+        self._start_time = self._now()
         self._last_report_time: float | None = None
         self._time_budget_s: float | None = None
         self._console: Console | None = None
@@ -159,7 +162,8 @@ class TuneReporterBase(ProgressReporter):
               metric: str | None = None, mode: str | None = None, *,
               console: Console | None = None, clock: Callable[[], float] | None = None,
               time_budget_s: float | None = None, **kwargs: Any) -> None:
-        """Receive run-time settings; ``start_time`` is read in the reporter's ``clock``.
+        """Receive run-time settings; ``start_time`` is read in the reporter's ``clock``
+        (default: the experiment's clock, :func:`poptune.clock.current`).
 
         Raises:
             TuneConfigError: the reporter has its own ``metric``/``mode`` and the
@@ -178,7 +182,17 @@ class TuneReporterBase(ProgressReporter):
                                else ("mode", self._mode, mode))
             raise bad_value(which, got, f"the progress reporter's own {which} {own!r} or None")
         self._time_budget_s = time_budget_s
-        self._last_report_time = self._start_time
+        self._last_report_time = self._wall()
+
+    def _now(self) -> float:
+        """The experiment's time (simulated seconds in a simulated fit)."""
+        clock = self._clock
+        return clock() if clock is not None else current_clock().monotonic()
+
+    def _wall(self) -> float:
+        """The time that paces printing: a person reads the output in real seconds."""
+        clock = self._clock
+        return clock() if clock is not None else time.monotonic()
 
     def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
         if (metric and self._metric and metric != self._metric) or (
@@ -194,11 +208,11 @@ class TuneReporterBase(ProgressReporter):
         self._total_samples = total_samples
 
     def set_start_time(self, timestamp: float | None = None) -> None:
-        self._start_time = self._clock() if timestamp is None else timestamp
+        self._start_time = self._now() if timestamp is None else timestamp
 
     def should_report(self, trials: list[Trial], done: bool = False) -> bool:
         """Yes at the end, or when ``max_report_frequency`` seconds passed since the last yes."""
-        now = self._clock()
+        now = self._wall()
         last = self._last_report_time
         if last is None or now - last >= self._max_report_frequency:
             self._last_report_time = now
@@ -271,7 +285,7 @@ class TuneReporterBase(ProgressReporter):
             total = str(max(total_samples or 0, n))
         extra = "".join(f", {counts[s]} {s.value.lower()}"
                         for s in (TrialStatus.PAUSED, TrialStatus.PENDING) if counts.get(s))
-        elapsed = self._clock() - self._start_time
+        elapsed = self._now() - self._start_time
         running, errored = counts.get(TrialStatus.RUNNING, 0), counts.get(TrialStatus.ERROR, 0)
         parts = [f"{done}/{total} trials done ({running} running, {errored} errored{extra})",
                  f"elapsed {_fmt_duration(elapsed)}"]

@@ -81,6 +81,7 @@ from poptune.callbacks._progress_reporters import (
     JupyterNotebookReporter,
     _notebook_shell,
 )
+from poptune.clock import current as current_clock
 from poptune.engine.trial import Trial
 
 if TYPE_CHECKING:
@@ -129,7 +130,10 @@ class ProgressCallback(Callback):
         time_budget_s: the experiment's time budget (seconds or a ``timedelta``), to show the
             time left.
         console: where to print (a ``rich.console.Console``); stdout by default.
-        clock: monotonic seconds; inject a fake one in tests.
+        clock: monotonic seconds for elapsed time and redraw pacing; inject a fake one in
+            tests. Default: elapsed time on the experiment's clock
+            (:func:`poptune.clock.current`, simulated seconds in a simulated fit), redraws
+            paced by the real clock.
         live_refresh_per_second: most redraws per second of the live table.
 
     The runner calls ``setup`` once, the trial hooks as events happen, ``on_step_end`` on
@@ -151,7 +155,7 @@ class ProgressCallback(Callback):
         time_budget_s: float | datetime.timedelta | None = None,
         console: Console | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         live_refresh_per_second: float = 4.0,
     ) -> None:
         level = verbose.value if isinstance(verbose, enum.Enum) else verbose
@@ -192,7 +196,7 @@ class ProgressCallback(Callback):
     def setup(self, stop: Any = None, num_samples: int | None = None,
               total_num_samples: int | None = None, **info: Any) -> None:
         self._is_setup = True
-        self._start = self._clock()
+        self._start = self._now()
         self._experiment_path = info.get("experiment_path", self._experiment_path)
         if self.verbose == 0:
             return
@@ -201,7 +205,7 @@ class ProgressCallback(Callback):
         user = self._user_reporter
         if user is not None and not isinstance(user, TuneReporterBase):
             # Ray's signature and time base (wall clock) for a user's own reporter
-            user.setup(start_time=time.time(), total_samples=total, metric=self._metric,
+            user.setup(start_time=current_clock().time(), total_samples=total, metric=self._metric,
                        mode=self._mode)
             self._display = _Display.CUSTOM
             return
@@ -283,6 +287,16 @@ class ProgressCallback(Callback):
             self._say(f"Trial {trial} errored (failure {trial.num_failures}): "
                       f"{_first_line(trial.error_msg)}")
 
+    def _now(self) -> float:
+        """The experiment's time (simulated seconds in a simulated fit)."""
+        clock = self._clock
+        return clock() if clock is not None else current_clock().monotonic()
+
+    def _wall(self) -> float:
+        """The time that paces redraws: a person watches the table in real seconds."""
+        clock = self._clock
+        return clock() if clock is not None else time.monotonic()
+
     # --- drawing ------------------------------------------------------------------------------
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
@@ -294,7 +308,7 @@ class ProgressCallback(Callback):
             return
         if self._lines and display is not _Display.LIVE:
             self._flush()
-        now = self._clock()
+        now = self._wall()
         if now < self._next_draw:
             return
         sys_info = info.get("sys_info", ())
@@ -363,7 +377,7 @@ class ProgressCallback(Callback):
     def _summary(self, trials: Sequence[Trial], **info: Any) -> str:
         elapsed = info.get("elapsed")
         if elapsed is None:
-            elapsed = self._clock() - self._start
+            elapsed = self._now() - self._start
         counts = Counter(t.status for t in trials)
         verb = "interrupted" if info.get("interrupted") else "finished"
         noun = "trial" if len(trials) == 1 else "trials"

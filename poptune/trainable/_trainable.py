@@ -25,8 +25,9 @@ import copy
 import os
 import pickle
 import tempfile
-import time
 from typing import Any
+
+from poptune.clock import current as current_clock
 
 _DICT_CHECKPOINT_FILE = "_dict_checkpoint.pkl"
 
@@ -47,7 +48,7 @@ class Trainable:
         self._time_total = 0.0
         self._timesteps_total = None
         self._episodes_total = None
-        self._start = time.time()
+        self._start = current_clock().time()
         self._last = self._start
         self._restored = False
         ctx = _context()
@@ -124,7 +125,7 @@ class Trainable:
             raise TypeError(
                 f"`{type(self).__name__}.step()` must return a dict of metrics, got {result!r}"
             )
-        now = time.time()
+        now = current_clock().time()
         self._iteration += 1
         self._time_total += now - self._last
         result = dict(result)

@@ -459,3 +459,22 @@ def test_verbose_3_lines_under_a_live_table_are_batched_per_redraw():
     assert shown.count("Result: ") == 5_000  # every result is printed ...
     # ... but each print under a live table repaints it: one batch per redraw, not per result
     assert shown.count("trials done") <= 3 * (5 * 4 + 2)
+
+
+def test_elapsed_time_is_read_from_the_experiment_clock_by_default():
+    from poptune.clock import SimulatedClock, use
+
+    console, out = make_console()
+    clock = SimulatedClock(start=50.0)
+    cb = ProgressCallback(2, console=console, total_samples=10, time_budget_s=3600)
+    trials = [make_trial(0, R, loss=1.0)]
+    with use(clock):  # Tuner.fit installs the backend's clock like this
+        cb.setup(num_samples=10)
+        clock.advance(125.0)
+        cb.on_trial_result(1, trials, trials[0], trials[0].last_result)
+        cb.on_step_end(1, trials)
+        cb.on_experiment_end(trials)
+    lines = text(out).splitlines()
+    assert lines[0] == ("0/10 trials done (1 running, 0 errored) | elapsed 0:02:05 | "
+                        "time budget left 0:57:55")
+    assert any(line.startswith("Experiment finished after 0:02:05") for line in lines)

@@ -1,12 +1,19 @@
-"""Plateau stoppers: their decisions on synthetic results, and one end-to-end run each."""
+"""Plateau stoppers (their decisions on synthetic results, and one end-to-end run each) and the
+TimeoutStopper on a moved or simulated clock."""
 
 from __future__ import annotations
+
+import datetime
+import pickle
+import time
 
 import pytest
 
 import poptune as tune
-from poptune.exceptions import TuneError
-from poptune.stopper import ExperimentPlateauStopper, TrialPlateauStopper
+from poptune.clock import SimulatedClock
+from poptune.clock import use as use_clock
+from poptune.exceptions import TuneConfigError, TuneError
+from poptune.stopper import ExperimentPlateauStopper, TimeoutStopper, TrialPlateauStopper
 
 
 def feed(stopper, values, trial_id="t", metric="loss"):
@@ -177,3 +184,77 @@ def test_experiment_plateau_stopper_end_to_end(tmp_path):
     assert all(t.status == "TERMINATED" for t in analysis.trials)
     total = sum(t.last_result["training_iteration"] for t in analysis.trials)
     assert total < 30  # far fewer than the 300 results the trials would report
+
+
+# -- TimeoutStopper (Ray's tests move the clock with freezegun: time.time and time.monotonic) --
+class FrozenTime:
+    """Patches ``time.time``/``time.monotonic`` as freezegun does; ``tick`` moves both."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.now = 1_700_000_000.0
+        monkeypatch.setattr(time, "time", lambda: self.now)
+        monkeypatch.setattr(time, "monotonic", lambda: self.now)
+
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_timeout_stopper_sees_a_patched_clock(monkeypatch):
+    frozen = FrozenTime(monkeypatch)
+    stopper = TimeoutStopper(timeout=60)
+    assert not stopper.stop_all()
+    frozen.tick(40)
+    assert not stopper.stop_all()
+    frozen.tick(22)
+    assert stopper.stop_all()
+
+
+def test_timeout_stopper_restored_before_timeout_keeps_its_budget(monkeypatch):
+    frozen = FrozenTime(monkeypatch)
+    stopper = TimeoutStopper(timeout=60)
+    assert not stopper.stop_all()
+    frozen.tick(40)
+    assert not stopper.stop_all()
+    saved = pickle.dumps(stopper)
+    frozen.tick(200)  # the time spent on disk is not charged
+    stopper = pickle.loads(saved)
+    assert not stopper.stop_all()
+    frozen.tick(10)
+    assert not stopper.stop_all()
+    frozen.tick(12)
+    assert stopper.stop_all()
+
+
+def test_timeout_stopper_restored_after_timeout_still_stops(monkeypatch):
+    frozen = FrozenTime(monkeypatch)
+    stopper = TimeoutStopper(timeout=datetime.timedelta(seconds=60))
+    assert not stopper.stop_all()
+    frozen.tick(62)
+    assert stopper.stop_all()
+    saved = pickle.dumps(stopper)
+    frozen.tick(200)
+    stopper = pickle.loads(saved)
+    assert stopper.stop_all()
+
+
+def test_timeout_stopper_reads_the_experiment_clock_at_call_time():
+    stopper = TimeoutStopper(timeout=3600)  # made before the clock is installed
+    clock = SimulatedClock()
+    with use_clock(clock):
+        assert not stopper.stop_all()
+        clock.advance(3599)
+        assert not stopper.stop_all()
+        clock.advance(1)
+        assert stopper.stop_all()
+
+
+def test_timeout_stopper_with_its_own_clock_and_bad_arguments():
+    clock = SimulatedClock()
+    stopper = TimeoutStopper(10, clock=clock)
+    assert not stopper.stop_all()
+    clock.advance(10)
+    assert stopper.stop_all()
+    with pytest.raises(TuneConfigError, match="`timeout`"):
+        TimeoutStopper(0)
+    with pytest.raises(TypeError, match="`clock`"):
+        TimeoutStopper(10, clock=time.monotonic)
