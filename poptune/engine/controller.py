@@ -125,7 +125,7 @@ class TrialState:
     restore_meta: dict[str, Any] | None = None  # {"it", "tt"} of the donor's checkpoint
     next_checkpoint_index: int = 0
     resize: Any = None  # resources to take once it has stopped (a ResizeTrial of a runner)
-    view: TrialView | None = None  # what the scheduler sees
+    view: Any = None  # the TrialView the scheduler sees
     story: collections.deque[tuple[str, str]] = field(
         default_factory=lambda: collections.deque(maxlen=12))
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import cloudpickle
 
 from poptune.backends._base import Backend, LaunchSpec
+from poptune.clock import current as current_clock
 from poptune.config import RunConfig, TuneConfig
 from poptune.engine._io import AsyncWriter, rewrite_rows
 from poptune.engine.controller import Controller
@@ -137,7 +138,9 @@ class Runner:
         self.callbacks = callbacks
         self.resources_fn = resources_fn
         self.default_resources = default_resources
-        self.clock = clock if clock is not None else getattr(backend, "clock", None)
+        #: the experiment's clock (the simulated backend's, else the current one): every
+        #: decision's time; file flushing and uploads are paced in real time
+        self.clock = clock or getattr(backend, "clock", None) or current_clock()
         self.is_class = isinstance(trainable, type)
         self.pool = ResourcePool(**backend.total_resources())
         self.journal = Journal(os.path.join(experiment_dir, "journal.jsonl"),
@@ -197,8 +200,6 @@ class Runner:
         return self.ctl.trials
 
     def _now(self) -> tuple[float, float]:
-        if self.clock is None:
-            return time.monotonic(), time.time()
         return self.clock.monotonic(), self.clock.time()
 
     # ------------------------------------------------------------------------------------
@@ -440,7 +441,7 @@ class Runner:
         if self._raise_after_commit is not None:
             exc, self._raise_after_commit = self._raise_after_commit, None
             raise exc
-        now = self._now()[0]
+        now = time.monotonic()  # pacing of file I/O, not a decision
         if now - self._last_flush > 0.5:
             for tid in self._dirty_writers:
                 w = self.files[tid].writer

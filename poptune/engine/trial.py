@@ -78,7 +78,7 @@ class Trial:
     def __hash__(self) -> int:
         return hash(self.trial_id)
 
-    def __eq__(self, other: object) -> bool:  # a read-only TrialView of it is equal too
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Trial) and other.trial_id == self.trial_id
 
     @property

@@ -43,7 +43,7 @@ class TrialView:
         self.__setattr__(name, None)
 
     @property
-    def __class__(self) -> type:  # isinstance(view, Trial) holds, as schedulers expect
+    def __class__(self) -> type:  # type: ignore[misc]  # isinstance(view, Trial) holds
         return Trial
 
     def __eq__(self, other: object) -> bool:

@@ -443,8 +443,6 @@ def test_time_budget_ends_by_simulated_time(tmp_path):
     assert min(r.metrics["time_total_s"] for r in grid) >= 3590.0
 
 
-@pytest.mark.xfail(strict=True, reason="needs the runner to time its stop grace on "
-                   "backend.clock (issue 10, item 5: the lead's runner wiring)")
 def test_trials_still_mid_step_when_the_budget_ends_are_killed_after_the_grace(tmp_path):
     """As on real workers: at the end of ``time_budget_s`` the runner tells running trials to
     stop and kills those that have not stopped 10 (simulated) seconds later, so steps of
