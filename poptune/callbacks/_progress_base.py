@@ -36,7 +36,7 @@ from poptune.callbacks._progress_format import (
     _scalar_items,
     _score_key,
 )
-from poptune.engine.trial import Trial, TrialStatus
+from poptune.experiment.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType

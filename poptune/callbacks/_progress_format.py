@@ -17,7 +17,7 @@ from numbers import Integral, Number, Real
 from typing import Any, SupportsFloat, TypeGuard
 
 from poptune._dicts import nested_get
-from poptune.engine.trial import Trial, TrialStatus
+from poptune.experiment.trial import Trial, TrialStatus
 from poptune.result import AUTO_RESULT_KEYS, DEFAULT_METRIC  # noqa: F401  (re-exported)
 
 Columns = Sequence[str] | Mapping[str, str] | None
