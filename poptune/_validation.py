@@ -65,3 +65,20 @@ def check_mode(mode: Any, name: str = "mode") -> None:
     """`mode` must be None, 'min' or 'max'."""
     if mode is not None:
         check_one_of(name, mode, ("min", "max"))
+
+
+def no_metric_mode(owner: object, metric: Any, mode: Any, pass_to: str) -> TuneConfigError:
+    """The error for a scheduler or searcher asked to work without a usable metric or mode.
+
+    ``owner`` is the object (its class names it) and ``pass_to`` where it takes them
+    (``"scheduler"``, ``"searcher"``).
+
+    >>> error = no_metric_mode(object(), None, "min", "searcher")
+    >>> print(str(error).replace("; ", ";\\n"))
+    object has no valid `metric` (None) or `mode` ('min');
+    pass them to the searcher or to `tune.TuneConfig()`
+    """
+    return TuneConfigError(
+        f"{type(owner).__name__} has no valid `metric` ({metric!r}) or `mode` ({mode!r}); "
+        f"pass them to the {pass_to} or to `tune.TuneConfig()`"
+    )

@@ -40,8 +40,8 @@ from poptune.config import (
     TuneConfig,
     default_storage_path,
 )
-from poptune.engine.trial import TrialStatus
 from poptune.exceptions import TuneError
+from poptune.experiment.trial import TrialStatus
 from poptune.storage.remote import is_remote
 from poptune.trainable import with_resources
 from poptune.tuner import Tuner

@@ -37,7 +37,9 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
+from poptune._dicts import flatten_dict, nested_get
 from poptune.exceptions import StorageError
+from poptune.storage.trial_logs import RESULT_FILE, parse_result_lines
 
 if TYPE_CHECKING:
     from poptune.results.result import Result
@@ -214,10 +216,8 @@ def _subdirs(fs: Any, path: str, local: bool) -> list[str]:
 
 
 def _read_rows(fs: Any, trial_dir: str) -> list[dict[str, Any]] | None:
-    from poptune.results.result import RESULT_FILE, _parse_result_lines
-
     text = _read_text(fs, trial_dir.rstrip("/") + "/" + RESULT_FILE)
-    return None if text is None else _parse_result_lines(text, trial_dir)
+    return None if text is None else parse_result_lines(text, trial_dir)
 
 
 def _safe_unpack(blob: str | None) -> dict[str, Any] | None:
@@ -449,9 +449,7 @@ def hyperparam_schedule(trial: PathOrResult) -> Schedule:
         >>> hyperparam_schedule(d)
         [(0, {'lr': 0.1}), (2, {'lr': 0.2})]
     """
-    from poptune.results.result import Result
-
-    if isinstance(trial, Result):
+    if not isinstance(trial, (str, os.PathLike)):  # a Result
         if not trial.path:  # a Result built in memory
             return []
         fs, path = trial._fs_path()
@@ -601,15 +599,10 @@ def _iteration(row: dict[str, Any], pos: int) -> int:
 
 
 def _lookup(row: dict[str, Any], key: str) -> Any:
-    from poptune.results.result import _MISSING, lookup_metric
-
-    value = lookup_metric(row, key)
-    return None if value is _MISSING else value
+    return nested_get(row, key)
 
 
 def _flatten(d: dict[str, Any]) -> dict[str, Any]:
-    from poptune.results.result import flatten_dict
-
     return flatten_dict(d or {})
 
 

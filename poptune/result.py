@@ -1,8 +1,18 @@
-"""Names of the keys poptune fills in every result (``ray.tune.result`` counterpart).
+"""Names of the keys poptune fills in every result (``ray.tune.result`` counterpart), and the
+one definition of which keys are automatic (for stoppers, the progress output, ``Result``
+and the dashboard).
 
 A callback may set ``result[SHOULD_CHECKPOINT] = True`` in ``on_trial_result`` to have a class
 trainable save a checkpoint right after that result.
+
+Example:
+    >>> FILLED_RESULT_KEYS <= AUTO_RESULT_KEYS, NON_METRIC_KEYS <= AUTO_RESULT_KEYS
+    (True, True)
+    >>> TRAINING_ITERATION in NON_METRIC_KEYS
+    False
 """
+
+from __future__ import annotations
 
 TRAINING_ITERATION = "training_iteration"
 TIME_THIS_ITER_S = "time_this_iter_s"
@@ -25,3 +35,31 @@ EPISODE_REWARD_MEAN = "episode_reward_mean"
 MEAN_ACCURACY = "mean_accuracy"
 MEAN_LOSS = "mean_loss"
 DEFAULT_METRIC = "_metric"
+WARMUP_TIME = "warmup_time"
+EXPERIMENT_ID = "experiment_id"
+TIMESTEPS_THIS_ITER = "timesteps_this_iter"
+TIMESTEPS_SINCE_RESTORE = "timesteps_since_restore"
+EPISODES_THIS_ITER = "episodes_this_iter"
+EPISODES_TOTAL = "episodes_total"
+
+#: The keys poptune puts into every result (the session and the runner), so a ``stop``
+#: criterion may always name them.
+FILLED_RESULT_KEYS = frozenset({
+    TRAINING_ITERATION, TIME_THIS_ITER_S, TIME_TOTAL_S, TIMESTAMP, DATE, PID, HOSTNAME, NODE_IP,
+    TRIAL_ID, ITERATIONS_SINCE_RESTORE, TIME_SINCE_RESTORE, DONE, CHECKPOINT_DIR_NAME, CONFIG,
+    EXPERIMENT_TAG,
+})
+#: Keys the framework fills in (poptune, Ray or a Ray library such as RLlib): never inferred
+#: as user metrics by the progress output, hidden from ``repr(Result)`` (Ray hides its
+#: ``AUTO_RESULT_KEYS`` and the reporter's skipped keys) and left out of the keys the strict
+#: metric check lists as reported.
+AUTO_RESULT_KEYS = FILLED_RESULT_KEYS | frozenset({
+    TIMESTEPS_THIS_ITER, TIMESTEPS_SINCE_RESTORE, TIMESTEPS_TOTAL, EPISODES_THIS_ITER,
+    EPISODES_TOTAL, EXPERIMENT_ID, SHOULD_CHECKPOINT, WARMUP_TIME,
+})
+#: Bookkeeping keys that are no metric worth plotting (the dashboard's metric list); the
+#: counters and times (``training_iteration``, ``time_total_s``, ...) are plotted.
+NON_METRIC_KEYS = frozenset({
+    DONE, TIMESTAMP, PID, TRIAL_ID, DATE, HOSTNAME, NODE_IP, EXPERIMENT_TAG, CHECKPOINT_DIR_NAME,
+    SHOULD_CHECKPOINT,
+})

@@ -18,22 +18,18 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from poptune._dicts import MISSING, nested_get
 from poptune._validation import bad_type, bad_value, check_in_range, check_mode, check_one_of
 from poptune.clock import Clock
 from poptune.clock import current as current_clock
 from poptune.exceptions import TuneError
+from poptune.result import FILLED_RESULT_KEYS
 
 
 def lookup(result: dict[str, Any], key: str) -> tuple[bool, Any]:
-    """Find ``key`` in ``result``, also as a nested path ``"a/b"``."""
-    if key in result:
-        return True, result[key]
-    cur: Any = result
-    for part in key.split("/"):
-        if not isinstance(cur, dict) or part not in cur:
-            return False, None
-        cur = cur[part]
-    return True, cur
+    """Find ``key`` in ``result``, also as a nested path ``"a/b"``: ``(found, value)``."""
+    value = nested_get(result, key, MISSING)
+    return (False, None) if value is MISSING else (True, value)
 
 
 class Stopper(abc.ABC):
@@ -78,11 +74,11 @@ class DictStopper(Stopper):
         for key, threshold in self.criteria.items():
             found, value = lookup(result, key)
             if not found:
-                user_keys = sorted(k for k in result if k not in _AUTO_KEYS)
+                user_keys = sorted(k for k in result if k not in FILLED_RESULT_KEYS)
                 raise TuneError(
                     f"the `stop` criterion {key!r} was not found in the result of trial "
                     f"{trial_id}; the trainable reported {user_keys} (plus the automatic keys "
-                    f"{sorted(_AUTO_KEYS)}). Report {key!r} or remove it from `stop`"
+                    f"{sorted(FILLED_RESULT_KEYS)}). Report {key!r} or remove it from `stop`"
                 )
             try:
                 if value >= threshold:
@@ -161,13 +157,6 @@ class CombinedStopper(Stopper):
 
     def stop_all(self) -> bool:
         return any(s.stop_all() for s in self._stoppers)
-
-
-_AUTO_KEYS = frozenset({
-    "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date", "pid",
-    "hostname", "node_ip", "trial_id", "iterations_since_restore", "time_since_restore",
-    "done", "checkpoint_dir_name", "config", "experiment_tag",
-})
 
 
 def as_stopper(stop: Any) -> Stopper:

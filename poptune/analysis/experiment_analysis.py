@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from poptune._validation import bad_type, bad_value, check_mode
 from poptune.checkpoint import Checkpoint
-from poptune.engine.trial import Trial, TrialStatus
+from poptune.experiment.trial import Trial, TrialStatus
 from poptune.results.result import _MISSING, Result, flatten_dict, is_number, lookup_metric
 from poptune.results.result_grid import DEFAULT_METRIC, SCOPES, ResultGrid, _score, _status
 from poptune.storage.journal import JOURNAL_FILE, read_journal

@@ -1,7 +1,7 @@
 """The callback base class, with Ray Tune's hook names.
 
 Every hook is optional and does nothing by default. Hooks run in the driver, in the order
-events happen; they receive the :class:`~poptune.engine.trial.Trial` list to read, never to
+events happen; they receive the :class:`~poptune.experiment.trial.Trial` list to read, never to
 change. Keyword arguments are passed by name so that subclasses may accept ``**info``.
 
 Example:
@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from poptune.engine.trial import Trial
+    from poptune.experiment.trial import Trial
 
 
 class Callback:

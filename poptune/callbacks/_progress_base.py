@@ -37,7 +37,7 @@ from poptune.callbacks._progress_format import (
     _score_key,
 )
 from poptune.clock import current as current_clock
-from poptune.engine.trial import Trial, TrialStatus
+from poptune.experiment.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType

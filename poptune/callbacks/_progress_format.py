@@ -16,20 +16,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from numbers import Integral, Number, Real
 from typing import Any, SupportsFloat, TypeGuard
 
-from poptune.engine.trial import Trial, TrialStatus
+from poptune._dicts import nested_get
+from poptune.experiment.trial import Trial, TrialStatus
+from poptune.result import AUTO_RESULT_KEYS, DEFAULT_METRIC  # noqa: F401  (re-exported)
 
 Columns = Sequence[str] | Mapping[str, str] | None
 
-#: Ray's name for the metric used when only ``mode`` is given.
-DEFAULT_METRIC = "_metric"
-#: Keys the framework fills in; never inferred as user metrics.
-AUTO_RESULT_KEYS = frozenset({
-    "training_iteration", "time_this_iter_s", "time_total_s", "time_since_restore",
-    "iterations_since_restore", "timesteps_this_iter", "timesteps_since_restore",
-    "timesteps_total", "episodes_this_iter", "episodes_total", "done", "config", "trial_id",
-    "experiment_id", "experiment_tag", "date", "timestamp", "pid", "hostname", "node_ip",
-    "should_checkpoint", "checkpoint_dir_name",
-})
 _ITER, _TIME = "training_iteration", "time_total_s"
 _STATUS_ORDER = (TrialStatus.RUNNING, TrialStatus.PAUSED, TrialStatus.PENDING,
                  TrialStatus.TERMINATED, TrialStatus.ERROR)
@@ -38,18 +30,8 @@ _STATUS_STYLE = {TrialStatus.RUNNING: "green", TrialStatus.PAUSED: "yellow",
                  TrialStatus.ERROR: "bold red"}
 
 
-def _lookup(result: Mapping[str, Any], key: str) -> Any:
-    """``result[key]``, else the nested value at ``"a/b"``, else ``None``."""
-    if key in result:
-        return result[key]
-    if "/" not in key:
-        return None
-    node: Any = result
-    for part in key.split("/"):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
+#: ``result[key]``, else the nested value at ``"a/b"``, else ``None``.
+_lookup = nested_get
 
 
 def _param(trial: Trial, key: str) -> Any:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from poptune.callbacks._progress_base import TuneReporterBase
 from poptune.callbacks._progress_format import Columns
-from poptune.engine.trial import Trial
+from poptune.experiment.trial import Trial
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -29,7 +29,7 @@ output to a file or pipe is 160 columns wide unless ``$COLUMNS`` or the console 
 Example:
     >>> import io
     >>> from rich.console import Console
-    >>> from poptune.engine.trial import Trial, TrialStatus
+    >>> from poptune.experiment.trial import Trial, TrialStatus
     >>> out = io.StringIO()
     >>> cb = ProgressCallback(1, metric="loss", mode="min",
     ...                       console=Console(file=out, width=100), clock=lambda: 0.0)
@@ -82,7 +82,7 @@ from poptune.callbacks._progress_reporters import (
     _notebook_shell,
 )
 from poptune.clock import current as current_clock
-from poptune.engine.trial import Trial
+from poptune.experiment.trial import Trial
 
 if TYPE_CHECKING:
     from rich.console import Console

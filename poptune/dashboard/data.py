@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from poptune.result import NON_METRIC_KEYS
 from poptune.storage.trial_logs import flatten
 
 JOURNAL = "journal.jsonl"
@@ -39,8 +40,7 @@ TUNER_PKL = "tuner.pkl"
 #: an experiment without an ``end`` record whose journal changed this recently is running
 RUNNING_WINDOW_S = 10.0
 #: result keys that are bookkeeping, not metrics worth plotting
-NON_METRICS = frozenset({"done", "timestamp", "pid", "trial_id", "date", "hostname", "node_ip",
-                         "experiment_tag", "checkpoint_dir_name", "should_checkpoint"})
+NON_METRICS = NON_METRIC_KEYS
 _BAD_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 

@@ -28,6 +28,7 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from poptune._dicts import flat_result, flatten_dict
 from poptune.engine.events import (
     Abort,
     DoneEvent,
@@ -60,7 +61,7 @@ from poptune.engine.instructions import (
 from poptune.engine.resources import ResourcePool
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TrialError, TuneConfigError, TuneError
-from poptune.callbacks._progress_format import AUTO_RESULT_KEYS  # TODO(dedupe): poptune.result
+from poptune.result import AUTO_RESULT_KEYS
 from poptune.engine.trial_view import TrialView
 from poptune.schedulers._base import (
     Action,
@@ -71,7 +72,6 @@ from poptune.schedulers._base import (
     StopTrial,
     TrialScheduler,
 )
-from poptune.search.variant_generator import flatten_dict
 from poptune.storage.checkpoints import CheckpointRecord, TrialCheckpoints
 from poptune.trainable._util import normalize_resources
 
@@ -128,18 +128,6 @@ class TrialState:
     view: Any = None  # the TrialView the scheduler sees
     story: collections.deque[tuple[str, str]] = field(
         default_factory=lambda: collections.deque(maxlen=12))
-
-
-def flat_result(result: dict[str, Any]) -> dict[str, Any]:
-    """The result as schedulers and searchers see it in Ray: nested dicts flattened to
-    ``"a/b"`` keys (``{"val": {"loss": 1}}`` -> ``{"val/loss": 1}``), ``config`` included.
-
-    >>> flat_result({"val": {"loss": 1.0}, "config": {"lr": 0.1}, "it": 2})
-    {'val/loss': 1.0, 'config/lr': 0.1, 'it': 2}
-    """
-    if not any(isinstance(v, dict) for v in result.values()):
-        return result
-    return flatten_dict(result)
 
 
 class Controller:

@@ -6,7 +6,7 @@ questions about the trials and the total resources; it cannot start, stop or cha
 anything (schedulers decide, the runner acts).
 
 Example:
-    >>> from poptune.engine.trial import Trial
+    >>> from poptune.experiment.trial import Trial
     >>> view = TuneController(lambda: [Trial(trial_id="a", trainable_name="f", config={})],
     ...                       num_cpus=2, num_gpus=0)
     >>> [t.trial_id for t in view.get_live_trials()], view._resource_updater.get_num_cpus()
@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from poptune.engine.trial import Trial
+    from poptune.experiment.trial import Trial
 
 
 class TuneController:

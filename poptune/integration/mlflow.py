@@ -30,7 +30,7 @@ from poptune.logger._base import LoggerCallback
 from poptune.storage.trial_logs import flatten
 
 if TYPE_CHECKING:
-    from poptune.engine.trial import Trial
+    from poptune.experiment.trial import Trial
 
 __all__ = ["MLflowLoggerCallback", "setup_mlflow"]
 

@@ -34,7 +34,7 @@ from poptune.callbacks._base import Callback
 from poptune.storage.trial_logs import TrialLogWriter
 
 if TYPE_CHECKING:
-    from poptune.engine.trial import Trial
+    from poptune.experiment.trial import Trial
 
 __all__ = ["LoggerCallback", "CSVLoggerCallback", "JsonLoggerCallback"]
 

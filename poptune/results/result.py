@@ -30,16 +30,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from poptune._dicts import MISSING as _MISSING
+from poptune._dicts import flatten_dict, nested_get
 from poptune._validation import check_one_of
 from poptune.checkpoint import Checkpoint, _split_fs
 from poptune.exceptions import StorageError, TrialError
+from poptune.lineage import _result_exploits
+from poptune.lineage import hyperparam_schedule as _hyperparam_schedule
+from poptune.result import AUTO_RESULT_KEYS
+from poptune.storage.trial_logs import RESULT_FILE  # noqa: F401  (re-exported)
+from poptune.storage.trial_logs import parse_result_lines as _parse_result_lines
 
 if TYPE_CHECKING:
     import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.csv"
 PARAMS_FILE = "params.json"
 PARAMS_PICKLE = "params.pkl"
@@ -48,42 +54,11 @@ ERROR_PICKLE = "error.pkl"
 CHECKPOINT_DIR_KEY = "checkpoint_dir_name"
 _CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d+)$")
 
-#: Keys filled in by poptune itself; hidden from ``repr(result)`` as Ray Tune does.
-_AUTO_KEYS = frozenset({
-    "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date", "pid",
-    "hostname", "node_ip", "trial_id", "experiment_id", "experiment_tag", "done", "config",
-    "iterations_since_restore", "time_since_restore", "timesteps_since_restore",
-    "checkpoint_dir_name", "should_checkpoint", "warmup_time",
-})
 
-_MISSING = object()
-
-
-# -- helpers shared with result_grid ----------------------------------------------------------
-def flatten_dict(d: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
-    """Flatten nested dicts into ``{"a/b": v}`` (lists stay whole; empty dicts vanish, as Ray)."""
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        name = f"{prefix}{sep}{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            out.update(flatten_dict(value, name, sep))
-        else:
-            out[name] = value
-    return out
-
-
+# -- helpers shared with result_grid (flatten_dict and _MISSING come from poptune._dicts) -----
 def lookup_metric(d: Mapping[str, Any] | None, key: str) -> Any:
     """Return ``d[key]``, else follow ``"a/b"`` into nested dicts; ``_MISSING`` if absent."""
-    if not d:
-        return _MISSING
-    if key in d:
-        return d[key]
-    node: Any = d
-    for part in key.split("/"):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
+    return nested_get(d, key, _MISSING)
 
 
 def is_number(value: Any) -> bool:
@@ -97,24 +72,6 @@ def _native(value: Any) -> Any:
 
 
 # -- reading a trial directory ----------------------------------------------------------------
-def _parse_result_lines(text: str, where: str) -> list[dict[str, Any]]:
-    """Parse JSON lines; an unparsable *last* line (driver killed mid-write) is dropped."""
-    lines = [ln for ln in text.split("\n") if ln.strip()]
-    rows: list[dict[str, Any]] = []
-    for i, line in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except ValueError:
-            row = None
-        if isinstance(row, dict):
-            rows.append(row)
-        elif i == len(lines) - 1:
-            logger.warning("Ignoring the truncated last line of %s", where)
-        else:
-            raise StorageError(f"{where}: line {i + 1} is not a JSON result: {line[:80]!r}")
-    return rows
-
-
 def _read_progress_csv(text: str) -> pd.DataFrame:
     """Read progress.csv, dropping an unterminated last row that lacks fields."""
     import pandas as pd
@@ -292,17 +249,13 @@ class Result:
         exploit, ``k`` is the donor checkpoint's iteration). See
         :func:`poptune.lineage.hyperparam_schedule`.
         """
-        from poptune.lineage import hyperparam_schedule
-
-        return hyperparam_schedule(self)
+        return _hyperparam_schedule(self)
 
     @property
     def lineage(self) -> list[Any]:
         """The PBT exploits whose target is this trial, oldest first
         (:class:`poptune.lineage.ExploitEvent`; ``[]`` outside PBT). For the full chain of
         clones behind the final model see :func:`poptune.lineage.lineage`."""
-        from poptune.lineage import _result_exploits
-
         return _result_exploits(self)
 
     @property
@@ -440,7 +393,7 @@ class Result:
         if self.error is not None:
             shown["error"] = type(self.error).__name__
         if self.metrics:
-            shown["metrics"] = {k: v for k, v in self.metrics.items() if k not in _AUTO_KEYS}
+            shown["metrics"] = {k: v for k, v in self.metrics.items() if k not in AUTO_RESULT_KEYS}
         else:
             shown["metrics"] = self.metrics
         shown["path"] = self.path

@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
+from typing import Any, Generic, TypeVar, Union
 
 from poptune._validation import check_mode
 from poptune.exceptions import TuneConfigError
-
-if TYPE_CHECKING:
-    from poptune.engine.trial import Trial
+from poptune.experiment.trial import Trial, TrialStatus
 
 
 class SchedulerDecision(str, enum.Enum):
@@ -194,8 +192,6 @@ class TrialScheduler:
 
         PENDING trials come first, in creation order, then PAUSED ones.
         """
-        from poptune.engine.trial import TrialStatus
-
         for status in (TrialStatus.PENDING, TrialStatus.PAUSED):
             for trial in candidates:
                 if trial.status == status:

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from poptune._validation import bad_type, bad_value, check_in_range, check_mode
-from poptune.engine.trial import Trial
+from poptune._validation import bad_type, bad_value, check_in_range, check_mode, no_metric_mode
 from poptune.exceptions import TuneConfigError
+from poptune.experiment.trial import Trial
 from poptune.schedulers._base import Decision, FIFOScheduler, SchedulerDecision
 
 __all__ = ["ASHAScheduler", "AsyncHyperBandScheduler"]
@@ -97,7 +97,7 @@ class AsyncHyperBandScheduler(FIFOScheduler):
             ``brackets > 1``).
 
     Example:
-        >>> from poptune.engine.trial import Trial
+        >>> from poptune.experiment.trial import Trial
         >>> asha = ASHAScheduler(metric="loss", mode="min", max_t=16, grace_period=1,
         ...                      reduction_factor=2)
         >>> trials = [Trial(f"t{i}", "f", {}) for i in range(3)]
@@ -157,10 +157,7 @@ class AsyncHyperBandScheduler(FIFOScheduler):
     def on_trial_add(self, trial: Trial) -> None:
         """Assign ``trial`` to a bracket (softmax over the brackets' rung counts)."""
         if not self._metric or self._metric_op is None:
-            raise TuneConfigError(
-                f"{type(self).__name__} has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}); pass them to the scheduler or to `tune.TuneConfig()`"
-            )
+            raise no_metric_mode(self, self._metric, self._mode, "scheduler")
         if trial.trial_id in self._trial_info or trial.is_finished:
             return  # known already (restore), or finished before the restore
         sizes = np.array([len(b.rungs) for b in self._brackets], dtype=float)

@@ -24,7 +24,7 @@ hanging when a trial errors) is :class:`~poptune.schedulers.hyperband.HyperBandS
 
 from __future__ import annotations
 
-from poptune.engine.trial import Trial, TrialStatus
+from poptune.experiment.trial import Trial, TrialStatus
 from poptune.schedulers._base import SchedulerDecision
 from poptune.schedulers.hyperband import HyperBandScheduler, _Bracket
 
@@ -38,7 +38,7 @@ class HyperBandForBOHB(HyperBandScheduler):
     ``metric``, ``mode``, ``max_t=81``, ``reduction_factor=3``, ``stop_last_trials=True``).
 
     Example:
-        >>> from poptune.engine.trial import Trial
+        >>> from poptune.experiment.trial import Trial
         >>> hb = HyperBandForBOHB(metric="loss", mode="min", max_t=9, reduction_factor=3)
         >>> first = Trial("t0", "f", {})
         >>> hb.on_trial_add(first)  # joins bracket s = s_max = 2: 9 trials, milestone 1

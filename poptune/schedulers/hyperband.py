@@ -38,9 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from poptune._validation import bad_type, check_in_range, check_mode
-from poptune.engine.trial import Trial, TrialStatus
-from poptune.exceptions import TuneConfigError
+from poptune._validation import bad_type, check_in_range, check_mode, no_metric_mode
+from poptune.experiment.trial import Trial, TrialStatus
 from poptune.schedulers._base import Decision, FIFOScheduler, SchedulerDecision
 
 __all__ = ["HyperBandScheduler"]
@@ -134,7 +133,7 @@ class HyperBandScheduler(FIFOScheduler):
         stop_last_trials: stop the last survivors at ``max_t``; if False they run on.
 
     Example:
-        >>> from poptune.engine.trial import Trial
+        >>> from poptune.experiment.trial import Trial
         >>> hb = HyperBandScheduler(metric="acc", mode="max", max_t=9, reduction_factor=3)
         >>> trials = [Trial(f"t{i}", "f", {}) for i in range(8)]
         >>> for t in trials:
@@ -196,10 +195,7 @@ class HyperBandScheduler(FIFOScheduler):
     def on_trial_add(self, trial: Trial) -> None:
         """Put ``trial`` in the current bracket, opening a new bracket (or band) when full."""
         if not self._metric or self._metric_op is None:
-            raise TuneConfigError(
-                f"{type(self).__name__} has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}); pass them to the scheduler or to `tune.TuneConfig()`"
-            )
+            raise no_metric_mode(self, self._metric, self._mode, "scheduler")
         tid = trial.trial_id
         self._trials[tid] = trial
         if trial.is_finished:  # restored: a finished trial leaves its bracket

@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from poptune._validation import bad_type, bad_value, check_in_range, check_mode
-from poptune.engine.trial import Trial, TrialStatus
-from poptune.exceptions import TuneConfigError
+from poptune._validation import bad_type, bad_value, check_in_range, check_mode, no_metric_mode
+from poptune.experiment.trial import Trial, TrialStatus
 from poptune.schedulers._base import Decision, FIFOScheduler, SchedulerDecision
 
 __all__ = ["MedianStoppingRule"]
@@ -50,7 +49,7 @@ class MedianStoppingRule(FIFOScheduler):
             waits and are not judged again).
 
     Example:
-        >>> from poptune.engine.trial import Trial
+        >>> from poptune.experiment.trial import Trial
         >>> rule = MedianStoppingRule(time_attr="training_iteration", metric="acc",
         ...                           mode="max", grace_period=1, min_samples_required=2)
         >>> trials = [Trial(f"t{i}", "f", {}) for i in range(3)]
@@ -99,10 +98,7 @@ class MedianStoppingRule(FIFOScheduler):
     # ----------------------------------------------------------------- hooks
     def on_trial_add(self, trial: Trial) -> None:
         if not self._metric or self._mode not in ("min", "max"):
-            raise TuneConfigError(
-                f"{type(self).__name__} has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}); pass them to the scheduler or to `tune.TuneConfig()`"
-            )
+            raise no_metric_mode(self, self._metric, self._mode, "scheduler")
         self._trials[trial.trial_id] = trial
 
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:

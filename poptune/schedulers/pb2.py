@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 from poptune._imports import require
 from poptune._validation import bad_value
-from poptune.engine.trial import Trial
+from poptune.experiment.trial import Trial
 from poptune.schedulers.pbt import PopulationBasedTraining, _summarize, _TrialState
 
 __all__ = ["PB2"]

@@ -30,9 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from poptune._validation import bad_type, bad_value, check_in_range, check_mode
-from poptune.engine.trial import Trial, TrialStatus
-from poptune.exceptions import TuneConfigError
+from poptune._validation import bad_type, bad_value, check_in_range, check_mode, no_metric_mode
+from poptune.experiment.trial import Trial, TrialStatus
 from poptune.schedulers._base import Decision, Exploit, FIFOScheduler, SchedulerDecision
 from poptune.schedulers._pbt_explore import (  # noqa: F401  (private ones: re-exported)
     _clean,
@@ -230,10 +229,7 @@ class PopulationBasedTraining(FIFOScheduler):
         its saved state.
         """
         if not self._metric or self._metric_op is None:
-            raise TuneConfigError(
-                f"{type(self).__name__} has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}); pass them to the scheduler or to `tune.TuneConfig()`"
-            )
+            raise no_metric_mode(self, self._metric, self._mode, "scheduler")
         self._trials[trial.trial_id] = trial
         if trial.trial_id in self._states:
             if not trial.status.is_finished():  # restored to run again (e.g. restart_errored)

@@ -13,8 +13,8 @@ import os
 from typing import Any
 
 from poptune._validation import bad_value
-from poptune.engine.trial import Trial
 from poptune.exceptions import TuneConfigError
+from poptune.experiment.trial import Trial
 from poptune.result import TRAINING_ITERATION
 from poptune.schedulers._base import Decision, Exploit, FIFOScheduler, SchedulerDecision
 from poptune.schedulers._pbt_explore import make_experiment_tag

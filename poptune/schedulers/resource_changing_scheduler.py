@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from poptune._validation import bad_type, bad_value
 from poptune.exceptions import TuneConfigError
 from poptune.execution.placement_groups import PlacementGroupFactory
+from poptune.experiment.trial import Trial, TrialStatus
 from poptune.schedulers._base import (
     Decision,
     Exploit,
@@ -40,7 +41,6 @@ from poptune.schedulers._base import (
 )
 
 if TYPE_CHECKING:
-    from poptune.engine.trial import Trial
     from poptune.execution.tune_controller import TuneController
 
 logger = logging.getLogger("poptune")
@@ -333,8 +333,6 @@ class ResourceChangingScheduler(TrialScheduler):
     # -- resizing --------------------------------------------------------------------------------
     def take_resource_changes(self) -> list[tuple[str, Any]]:
         changes: list[tuple[str, Any]] = []
-        from poptune.engine.trial import TrialStatus
-
         for tid, (trial, new) in list(self._to_reallocate.items()):
             if trial.status == TrialStatus.RUNNING:
                 continue  # it has not stopped yet; resize once it has

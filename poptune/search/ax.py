@@ -50,6 +50,7 @@ from poptune.search._ax_client import (
     _set_ax_log_level,
     _wrap,
 )
+from poptune.search._adapter import SearcherAdapter, check_seed, copy_points
 from poptune.search._base import Searcher, finite_metric
 from poptune.search.sample import (
     Categorical,
@@ -196,7 +197,7 @@ def _prepare(
     return searched, fixed, categories
 
 
-class AxSearch(Searcher):
+class AxSearch(SearcherAdapter):
     """Bayesian optimisation with `Ax <https://ax.dev>`_: quasi-random (Sobol) trials first,
     then a BoTorch Gaussian-process model proposes each trial.
 
@@ -243,11 +244,7 @@ class AxSearch(Searcher):
         if metric is not None and (not isinstance(metric, str) or not metric):
             raise bad_type("metric", metric, "a non-empty str or None")
         super().__init__(metric=metric, mode=mode)
-        if points_to_evaluate is not None and not (
-            isinstance(points_to_evaluate, (list, tuple))
-            and all(isinstance(p, dict) for p in points_to_evaluate)
-        ):
-            raise bad_type("points_to_evaluate", points_to_evaluate, "a list of dicts or None")
+        points = copy_points(points_to_evaluate)
         for name, value in (("parameter_constraints", parameter_constraints),
                             ("outcome_constraints", outcome_constraints)):
             if value is not None and not (
@@ -259,19 +256,16 @@ class AxSearch(Searcher):
         if unknown:
             raise bad_value("ax_kwargs", {k: ax_kwargs[k] for k in unknown},
                             f"keywords among {sorted(accepted)}")
-        seed = ax_kwargs.get("random_seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise bad_type("random_seed", seed, "an int or None")
+        check_seed("random_seed", ax_kwargs.get("random_seed"))
         if ax_kwargs.get("enforce_sequential_optimization") is not None:
             logger.info("AxSearch: `enforce_sequential_optimization` has no counterpart in "
                         "Ax's Client API and is ignored; limit parallelism with "
                         "ConcurrencyLimiter")
-        self._points = copy.deepcopy(list(points_to_evaluate or []))
+        self._points = points
         self._parameter_constraints = list(parameter_constraints or [])
         self._outcome_constraints = list(outcome_constraints or [])
         self._ax_kwargs = dict(ax_kwargs)
         self._params: list[dict[str, Any]] = []  # Ray's format, as converted or given
-        self._space_from_tuner = False
         self._client: _ApiClient | None = None
         self._own_experiment = False  # ax_client came with its experiment
         self._fixed: dict[str, Any] = {}
@@ -340,30 +334,21 @@ class AxSearch(Searcher):
         names = getattr(config, "metric_names", None) or set(config.metrics)
         self._required = [self._metric] + sorted(set(names) - {self._metric})
 
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
-    ) -> bool:
-        check_mode(mode)
-        if self._own_experiment or (self._params and not self._space_from_tuner):
-            self._fill(metric, mode, override=False)
-            return False
-        params = _convert(config, "param_space", constants=False)
-        if self._space_from_tuner:  # called again (a restored experiment): keep the experiment
-            if {p["name"] for p in params} != {p["name"] for p in self._params}:
-                return False
-        else:
-            self._params = params
-            self._space_from_tuner = True
-        self._fill(metric, mode, override=True)
-        return True
+    # the Tuner's param_space, taken once (SearcherAdapter.set_search_properties)
+    def _has_own_space(self) -> bool:
+        return self._own_experiment or bool(self._params)
 
-    def _fill(self, metric: str | None, mode: str | None, override: bool) -> None:
-        if self._names:
-            return  # the experiment exists: its objective is fixed
-        if metric and (override or self._metric is None):
-            self._metric = metric
-        if mode and (override or self._mode is None):
-            self._mode = mode
+    def _parse_space(self, config: dict[str, Any]) -> list[dict[str, Any]]:
+        return _convert(config, "param_space", constants=False)
+
+    def _same_space(self, parsed: list[dict[str, Any]]) -> bool:
+        return {p["name"] for p in parsed} == {p["name"] for p in self._params}
+
+    def _install_space(self, parsed: list[dict[str, Any]]) -> None:
+        self._params = parsed
+
+    def _objective_fixed(self) -> bool:
+        return bool(self._names)  # the experiment exists: its objective is fixed
 
     def _ensure_client(self) -> _ApiClient:
         """The client with its experiment, created on first use."""
@@ -375,12 +360,7 @@ class AxSearch(Searcher):
             raise TuneConfigError(
                 "AxSearch has no search space: pass `space`, or domains in the Tuner's "
                 "`param_space` (constants and sample_from entries are not searched)")
-        if self._metric is None and self._mode:
-            self._metric = "_metric"
-        if not self._metric or not self._mode:
-            raise TuneConfigError(
-                f"AxSearch has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}); pass them to the searcher or to `tune.TuneConfig()`")
+        self._require_metric_mode()
         if self._client is None:
             self._client = _ApiClient.new(self._ax_kwargs)
             if self._ax_kwargs.get("verbose_logging"):

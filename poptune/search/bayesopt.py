@@ -18,7 +18,6 @@ running waits for its result instead of counting towards ``patience``.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import math
@@ -28,6 +27,7 @@ from typing import Any
 from poptune._imports import require
 from poptune._validation import bad_type, bad_value, check_mode, check_one_of
 from poptune.exceptions import TuneConfigError
+from poptune.search._adapter import SearcherAdapter, copy_points
 from poptune.search._base import Searcher
 from poptune.search.sample import (
     Domain, Float, Function, LogUniform, Quantized, Uniform, _quantized_bounds,
@@ -143,7 +143,7 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-class BayesOptSearch(Searcher):
+class BayesOptSearch(SearcherAdapter):
     """Gaussian-process Bayesian optimisation over continuous parameters.
 
     Args:
@@ -196,20 +196,15 @@ class BayesOptSearch(Searcher):
             check_one_of("utility_kwargs key", key, _UTILITY_KEYS)
         check_one_of("utility_kwargs['kind']", utility_kwargs.get("kind", "ucb"),
                      ("ucb", "ei", "poi"))
-        if points_to_evaluate is not None and not (
-            isinstance(points_to_evaluate, (list, tuple))
-            and all(isinstance(p, dict) for p in points_to_evaluate)
-        ):
-            raise bad_type("points_to_evaluate", points_to_evaluate, "a list of dicts or None")
+        points = copy_points(points_to_evaluate)
         self._utility_kwargs = utility_kwargs
         self._random_state = random_state
         self._random_search_steps = random_search_steps
         self._verbose = verbose
         self._patience = patience
         self._skip_duplicate = bool(skip_duplicate)
-        self._points = copy.deepcopy(list(points_to_evaluate or []))
+        self._points = points
         self._bounds: dict[str, _Bound] = {}
-        self._space_from_tuner = False
         self.optimizer: Any = None
         self._live: dict[str, tuple[dict[str, float], str]] = {}  # id -> (params, hash)
         self._buffer: list[tuple[dict[str, float], float]] = []
@@ -228,34 +223,24 @@ class BayesOptSearch(Searcher):
         """The optimizer's bounds by ``"a/b"`` name (log-scale parameters in log units)."""
         return {k: (b.low, b.high) for k, b in _bounds(spec, "param_space").items()}
 
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
-    ) -> bool:
-        check_mode(mode)
-        if self._bounds and not self._space_from_tuner:  # a space of its own
-            self._metric = self._metric or metric
-            self._mode = self._mode or mode
-            return False
-        bounds = _bounds(config, "param_space")
-        if self._space_from_tuner:  # called again (a restored experiment): keep the model
-            if set(bounds) != set(self._bounds):
-                return False
-        else:
-            self._bounds, self._space_from_tuner = bounds, True
-        self._metric = metric or self._metric
-        self._mode = mode or self._mode
-        return True
+    # the Tuner's param_space, taken once (SearcherAdapter.set_search_properties)
+    def _has_own_space(self) -> bool:
+        return bool(self._bounds)
+
+    def _parse_space(self, config: dict[str, Any]) -> dict[str, _Bound]:
+        return _bounds(config, "param_space")
+
+    def _same_space(self, parsed: dict[str, _Bound]) -> bool:
+        return set(parsed) == set(self._bounds)
+
+    def _install_space(self, parsed: dict[str, _Bound]) -> None:
+        self._bounds = parsed
 
     def _ensure_optimizer(self) -> Any:
         if not self._bounds:
             raise TuneConfigError("BayesOptSearch has no search space: pass `space`, or float "
                                   "domains in the Tuner's `param_space`")
-        if self._metric is None and self._mode:
-            self._metric = "_metric"
-        if not self._metric or not self._mode:
-            raise TuneConfigError(
-                f"BayesOptSearch has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}); pass them to the searcher or to `tune.TuneConfig()`")
+        self._require_metric_mode()
         if self.optimizer is None:
             byo = _bayes_opt()
             self.optimizer = byo.BayesianOptimization(

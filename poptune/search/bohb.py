@@ -23,7 +23,6 @@ comes from the searcher's own generator (``seed``).
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 
 from poptune._validation import bad_type, bad_value, check_in_range, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._base import Searcher
+from poptune.search._adapter import SearcherAdapter, check_seed, copy_points
 from poptune.search.sample import (
     Categorical, Domain, Float, Integer, LogUniform, Normal, Quantized, Uniform,
     _quantized_bounds,
@@ -204,7 +203,7 @@ class _KDE:
         return k.mean(axis=1)
 
 
-class TuneBOHB(Searcher):
+class TuneBOHB(SearcherAdapter):
     """BOHB's searcher: per-budget good/bad KDEs proposing new configs (TPE-style).
 
     Use it with :class:`~poptune.schedulers.HyperBandForBOHB`.
@@ -249,20 +248,17 @@ class TuneBOHB(Searcher):
         budget_attr: str = "training_iteration",
     ) -> None:
         check_mode(mode)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise bad_type("seed", seed, "an int or None")
+        check_seed("seed", seed)
         if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int):
             raise bad_type("max_concurrent", max_concurrent, "an int")
-        if points_to_evaluate is not None and not (isinstance(points_to_evaluate, list) and all(
-                isinstance(p, dict) for p in points_to_evaluate)):
-            raise bad_type("points_to_evaluate", points_to_evaluate, "a list of dicts or None")
+        points = copy_points(points_to_evaluate)
         config = _check_bohb_config(bohb_config)
         super().__init__(metric=metric, mode=mode)
         self._bohb_config = config
         self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._max_concurrent = max_concurrent
-        self._points_to_evaluate = copy.deepcopy(points_to_evaluate or [])
+        self._points_to_evaluate = points
         self._budget_attr = budget_attr
         self._space: Any = None
         self._params: list[_Param] | None = None
@@ -316,10 +312,7 @@ class TuneBOHB(Searcher):
         if self._params is None:
             raise TuneConfigError(
                 "TuneBOHB has no search space: pass `space` or a Tuner `param_space`")
-        if not self._metric or not self._mode:
-            raise TuneConfigError(
-                f"TuneBOHB has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}); pass them to the searcher or to `tune.TuneConfig()`")
+        self._require_metric_mode()
         if 0 < self._max_concurrent <= len(self.running):
             return None
         if self._points_to_evaluate:

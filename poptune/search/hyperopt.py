@@ -17,7 +17,6 @@ warning) instead of stopping the experiment.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from functools import partial
@@ -28,7 +27,7 @@ import numpy as np
 from poptune._imports import require
 from poptune._validation import bad_type, bad_value, check_in_range, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._base import Searcher
+from poptune.search._adapter import SearcherAdapter, check_seed, copy_points
 from poptune.search.sample import (
     Categorical, Domain, Float, Function, Integer, LogUniform, Normal, Quantized, Uniform,
     _quantized_bounds,
@@ -125,7 +124,7 @@ def _is_hyperopt(value: Any) -> bool:
     return type(value).__name__ == "Apply" and type(value).__module__.startswith("hyperopt")
 
 
-class HyperOptSearch(Searcher):
+class HyperOptSearch(SearcherAdapter):
     """Tree-structured Parzen Estimator search with hyperopt.
 
     Args:
@@ -168,15 +167,8 @@ class HyperOptSearch(Searcher):
             raise bad_value("n_initial_points", n_initial_points, "an integer >= 0 or None")
         if gamma is not None:
             check_in_range("gamma", gamma, 0, 1, low_open=True, high_open=True)
-        if random_state_seed is not None and (
-            isinstance(random_state_seed, bool) or not isinstance(random_state_seed, int)
-        ):
-            raise bad_type("random_state_seed", random_state_seed, "an int or None")
-        if points_to_evaluate is not None and not (
-            isinstance(points_to_evaluate, (list, tuple))
-            and all(isinstance(p, dict) for p in points_to_evaluate)
-        ):
-            raise bad_type("points_to_evaluate", points_to_evaluate, "a list of dicts or None")
+        check_seed("random_state_seed", random_state_seed)
+        points = copy_points(points_to_evaluate)
         kwargs: dict[str, Any] = {}
         if n_initial_points is not None:
             kwargs["n_startup_jobs"] = n_initial_points
@@ -184,9 +176,8 @@ class HyperOptSearch(Searcher):
             kwargs["gamma"] = gamma
         self._algo = partial(hpo.tpe.suggest, **kwargs)
         self._rng = np.random.default_rng(random_state_seed)
-        self._points = copy.deepcopy(list(points_to_evaluate or []))
+        self._points = points
         self._space: dict[str, Any] | None = None
-        self._space_from_tuner = False
         self._domain: Any = None
         self._trials: Any = None
         self._live: dict[str, int] = {}  # trial id -> hyperopt tid
@@ -220,40 +211,24 @@ class HyperOptSearch(Searcher):
         self._domain = hpo.Domain(_identity, space)
         self._trials = hpo.Trials()
 
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
-    ) -> bool:
-        hpo = _hyperopt()
-        if self._space is not None and not self._space_from_tuner:
-            self._fill(metric, mode, override=False)
-            return False
-        space = _convert(hpo, config)
-        if self._space_from_tuner:  # called again (a restored experiment): keep the trials
-            if set(flatten_dict(space)) != set(flatten_dict(self._space or {})):
-                return False
-        else:
-            self._setup(space)
-            self._space_from_tuner = True
-        self._fill(metric, mode, override=True)
-        return True
+    # the Tuner's param_space, taken once (SearcherAdapter.set_search_properties)
+    def _has_own_space(self) -> bool:
+        return self._space is not None
 
-    def _fill(self, metric: str | None, mode: str | None, override: bool) -> None:
-        check_mode(mode)
-        if metric and (override or self._metric is None):
-            self._metric = metric
-        if mode and (override or self._mode is None):
-            self._mode = mode
+    def _parse_space(self, config: dict[str, Any]) -> dict[str, Any]:
+        return _convert(_hyperopt(), config)
+
+    def _same_space(self, parsed: dict[str, Any]) -> bool:
+        return set(flatten_dict(parsed)) == set(flatten_dict(self._space or {}))
+
+    def _install_space(self, parsed: dict[str, Any]) -> None:
+        self._setup(parsed)
 
     def _check_ready(self) -> None:
         if self._domain is None:
             raise TuneConfigError("HyperOptSearch has no search space: pass `space`, or "
                                   "domains in the Tuner's `param_space`")
-        if self._metric is None and self._mode:
-            self._metric = "_metric"
-        if not self._metric or not self._mode:
-            raise TuneConfigError(
-                f"HyperOptSearch has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}); pass them to the searcher or to `tune.TuneConfig()`")
+        self._require_metric_mode()
 
     # ----------------------------------------------------------------- searcher hooks
     def suggest(self, trial_id: str) -> dict[str, Any] | None:

@@ -38,7 +38,7 @@ import numpy as np
 from poptune._imports import MissingDependencyError, require
 from poptune._validation import bad_type, bad_value, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._base import Searcher
+from poptune.search._adapter import SearcherAdapter, check_seed, copy_points
 from poptune.search.sample import (
     Categorical, Domain, Float, Function, Integer, LogUniform, Quantized, Uniform,
     _quantized_bounds,
@@ -141,7 +141,7 @@ def _convert_domain(ng: Any, name: str, domain: Domain) -> tuple[Any, _Param | N
         "uniform, loguniform and quantized floats and integers, and choice")
 
 
-class NevergradSearch(Searcher):
+class NevergradSearch(SearcherAdapter):
     """Derivative-free optimisation with nevergrad.
 
     Args:
@@ -181,13 +181,8 @@ class NevergradSearch(Searcher):
 
         check_mode(mode)
         super().__init__(metric=metric, mode=mode)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise bad_type("seed", seed, "an int or None")
-        if points_to_evaluate is not None and not (
-            isinstance(points_to_evaluate, (list, tuple))
-            and all(isinstance(p, dict) for p in points_to_evaluate)
-        ):
-            raise bad_type("points_to_evaluate", points_to_evaluate, "a list of dicts or None")
+        check_seed("seed", seed)
+        points = copy_points(points_to_evaluate)
         if optimizer is None:
             optimizer = ng.optimizers.OnePlusOne
         if isinstance(optimizer, str):
@@ -201,7 +196,6 @@ class NevergradSearch(Searcher):
         self._names: list[str] | None = None
         self._space: Any = None
         self._post: dict[str, _Param] = {}
-        self._space_from_tuner = False
         if isinstance(optimizer, Optimizer):
             if space is not None and not isinstance(space, list):
                 raise bad_type("space", space, "None or a list of parameter names when "
@@ -227,7 +221,7 @@ class NevergradSearch(Searcher):
         else:
             raise bad_type("optimizer", optimizer, "a nevergrad optimizer class, configured "
                            "optimizer, registry name or instance")
-        self._points = copy.deepcopy(list(points_to_evaluate or []))
+        self._points = points
         self._log: list[tuple[Any, ...]] = []  # the optimizer's history, for replay
         self._opt: Any = optimizer if self._template is not None else None
         self._cands: dict[str, Any] = {}
@@ -264,23 +258,18 @@ class NevergradSearch(Searcher):
         """The ``ng.p.Dict`` parametrization for the domains of ``spec``."""
         return NevergradSearch._convert(spec, "param_space")[0]
 
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
-    ) -> bool:
-        check_mode(mode)
-        if self._space is not None and not self._space_from_tuner:
-            self._metric = self._metric or metric
-            self._mode = self._mode or mode
-            return False
-        space, post = self._convert(config, "param_space")
-        if self._space_from_tuner:  # called again (a restored experiment): keep the history
-            if set(space.value) != set(self._space.value):
-                return False
-        else:
-            self._space, self._post, self._space_from_tuner = space, post, True
-        self._metric = metric or self._metric
-        self._mode = mode or self._mode
-        return True
+    # the Tuner's param_space, taken once (SearcherAdapter.set_search_properties)
+    def _has_own_space(self) -> bool:
+        return self._space is not None
+
+    def _parse_space(self, config: dict[str, Any]) -> tuple[Any, dict[str, _Param]]:
+        return self._convert(config, "param_space")
+
+    def _same_space(self, parsed: tuple[Any, dict[str, _Param]]) -> bool:
+        return set(parsed[0].value) == set(self._space.value)
+
+    def _install_space(self, parsed: tuple[Any, dict[str, _Param]]) -> None:
+        self._space, self._post = parsed
 
     def _new_optimizer(self) -> Any:
         if self._template is not None:
@@ -293,12 +282,7 @@ class NevergradSearch(Searcher):
         if self._space is None or (self._space_from_tuner and not self._space.value):
             raise TuneConfigError("NevergradSearch has no search space: pass `space`, or "
                                   "domains in the Tuner's `param_space`")
-        if self._metric is None and self._mode:
-            self._metric = "_metric"
-        if not self._metric or not self._mode:
-            raise TuneConfigError(
-                f"NevergradSearch has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}); pass them to the searcher or to `tune.TuneConfig()`")
+        self._require_metric_mode()
         if self._opt is None:
             self._opt = self._new_optimizer()
         return self._opt

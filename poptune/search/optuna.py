@@ -15,7 +15,6 @@ own ``space`` (Ray's study silently maximised); an errored trial is always FAIL.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -27,7 +26,8 @@ from typing import Any
 from poptune._imports import require
 from poptune._validation import bad_type, bad_value, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._base import Searcher, finite_metric
+from poptune.search._adapter import SearcherAdapter, check_seed, copy_points
+from poptune.search._base import finite_metric
 from poptune.search.sample import (
     Categorical, Domain, Float, Function, Integer, LogUniform, Quantized, Uniform,
     _quantized_bounds,
@@ -144,7 +144,7 @@ class _Recorder:
         return record
 
 
-class OptunaSearch(Searcher):
+class OptunaSearch(SearcherAdapter):
     """Suggest configs with an Optuna study (TPE by default).
 
     Args:
@@ -195,19 +195,13 @@ class OptunaSearch(Searcher):
         super().__init__(metric=metric, mode=mode)  # type: ignore[arg-type]
         if sampler is not None and not isinstance(sampler, ot.samplers.BaseSampler):
             raise bad_type("sampler", sampler, "an optuna.samplers.BaseSampler instance")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise bad_type("seed", seed, "an int or None")
+        check_seed("seed", seed)
         if sampler is not None and seed is not None:
             logger.warning("OptunaSearch: `seed` is ignored because a `sampler` was given; "
                            "seed the sampler instead")
         if storage is not None and not isinstance(storage, (str, ot.storages.BaseStorage)):
             raise bad_type("storage", storage, "an optuna storage, its URL, or None")
-        if points_to_evaluate is not None and not (
-            isinstance(points_to_evaluate, (list, tuple))
-            and all(isinstance(p, dict) for p in points_to_evaluate)
-        ):
-            raise bad_type("points_to_evaluate", points_to_evaluate, "a list of dicts or None")
-        points = copy.deepcopy(list(points_to_evaluate or []))
+        points = copy_points(points_to_evaluate)
         if evaluated_rewards is not None and len(evaluated_rewards) != len(points):
             raise bad_value("evaluated_rewards", evaluated_rewards,
                             f"a list as long as `points_to_evaluate` ({len(points)} points)")
@@ -216,7 +210,6 @@ class OptunaSearch(Searcher):
                             "define-by-run function cannot replay known results")
         self._space: dict[str, Any] | Callable[..., Any] | None = None
         self._post: dict[str, _Post] = {}
-        self._space_from_tuner = False
         if isinstance(space, dict):
             if space:
                 self._space, self._post = self._convert(space, "space")
@@ -260,44 +253,32 @@ class OptunaSearch(Searcher):
         return {n: _convert_domain(ot, n, d)[0]
                 for n, d in _space_domains(spec, "OptunaSearch").items()}
 
-    def _set_metric_mode(self, metric: Any, mode: Any, override: bool) -> None:
-        if self._study is not None:
-            return  # the study's directions are fixed
-        mode = list(mode) if isinstance(mode, (list, tuple)) else mode
-        for m in mode if isinstance(mode, list) else [mode]:
-            check_mode(m)
-        if metric and (override or self._metric is None):
-            self._metric = list(metric) if isinstance(metric, (list, tuple)) else metric
-        if mode and (override or self._mode is None):
-            self._mode = mode
+    # the Tuner's param_space, taken once (SearcherAdapter.set_search_properties)
+    def _has_own_space(self) -> bool:
+        return self._space is not None
 
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
-    ) -> bool:
-        if self._space is not None and not self._space_from_tuner:
-            self._set_metric_mode(metric, mode, override=False)
-            return False
-        domains = _space_domains(config, "OptunaSearch")
-        if self._space_from_tuner:  # called again (a restored experiment): keep the study
-            if set(domains) != set(self._space):  # type: ignore[arg-type]
-                return False
-        else:
-            self._space, self._post = self._convert(domains, "param_space")
-            self._space_from_tuner = True
-        self._set_metric_mode(metric, mode, override=True)
-        return True
+    def _parse_space(self, config: dict[str, Any]) -> dict[str, Domain]:
+        return _space_domains(config, "OptunaSearch")
+
+    def _same_space(self, parsed: dict[str, Domain]) -> bool:
+        return set(parsed) == set(self._space)  # type: ignore[arg-type]
+
+    def _install_space(self, parsed: dict[str, Domain]) -> None:
+        self._space, self._post = self._convert(parsed, "param_space")
+
+    def _objective_fixed(self) -> bool:
+        return self._study is not None  # the study's directions are fixed
+
+    def _check_mode(self, mode: Any) -> None:
+        for m in mode if isinstance(mode, (list, tuple)) else [mode]:
+            check_mode(m)
 
     def _ensure_study(self) -> Any:
         if not self._space:
             raise TuneConfigError(
                 "OptunaSearch has no search space: pass `space`, or domains in the Tuner's "
                 "`param_space`")
-        if self._metric is None and isinstance(self._mode, str):
-            self._metric = "_metric"
-        if not self._metric or not self._mode:
-            raise TuneConfigError(
-                f"OptunaSearch has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}); pass them to the searcher or to `tune.TuneConfig()`")
+        self._require_metric_mode()
         if self._study is not None:
             return self._study
         ot = _optuna()

@@ -31,13 +31,13 @@ import copy
 import inspect
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, Union
 
 import numpy as np
 
 from poptune._validation import bad_type, bad_value
-from poptune.exceptions import TuneConfigError
+from poptune.exceptions import TuneConfigError, TuneError
 
 __all__ = [
     "Categorical", "Domain", "Float", "Function", "Grid", "Integer", "LogUniform", "Normal",
@@ -417,8 +417,6 @@ class _CallSampler(Sampler):
         assert isinstance(domain, Function)
         if not domain.pass_config:
             return [domain.func() for _ in range(size)]
-        from poptune.search.variant_generator import config_view
-
         configs = config if isinstance(config, list) else [config] * size
         return [domain.func(config_view(c)) for c in configs[:size]]
 
@@ -585,3 +583,73 @@ def grid_search(values: Iterable[Any]) -> dict[str, Any]:
     if len(values) == 0:
         raise bad_value("values", values, "a non-empty list of values")
     return {"grid_search": values}
+
+
+# -- what a sample_from function sees -------------------------------------------------------
+def _is_grid(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and "grid_search" in value
+
+
+def has_unresolved(value: Any) -> bool:
+    """Whether ``value`` holds a domain or a grid anywhere inside (dicts, lists, tuples)."""
+    if isinstance(value, Domain) or _is_grid(value):
+        return True
+    if isinstance(value, dict):
+        return any(has_unresolved(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_unresolved(v) for v in value)
+    return False
+
+
+class _UnresolvedAccess(TuneError):
+    """A ``sample_from`` function read a value that is not resolved yet."""
+
+
+class _ConfigView(Mapping):  # type: ignore[type-arg]
+    """Read-only view of a partially resolved config for ``sample_from`` functions.
+
+    ``view["a"]``, ``view.a``, ``view["config"]["a"]`` and ``view.config.a`` all work (the
+    last two are Ray's spec style). Reading a value that is still a domain raises
+    :class:`_UnresolvedAccess`, so the function is retried once that value is resolved.
+    """
+
+    __slots__ = ("_data", "_root")
+
+    def __init__(self, data: Mapping[str, Any], root: bool = True) -> None:
+        object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "_root", root)
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == "config" and self._root and "config" not in self._data:
+            return self
+        value = self._data[key]
+        if has_unresolved(value):
+            raise _UnresolvedAccess(f"`{key}` is not resolved yet")
+        return _ConfigView(value, root=False) if isinstance(value, dict) else value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the config has no key {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("the config seen by sample_from is read-only")
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"config_view({self._data!r})"
+
+
+def config_view(config: Any) -> Any:
+    """Wrap a config mapping for a ``sample_from`` function (other values pass through)."""
+    if isinstance(config, Mapping) and not isinstance(config, _ConfigView):
+        return _ConfigView(config)
+    return config

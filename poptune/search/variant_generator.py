@@ -31,9 +31,21 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from poptune._dicts import flatten_dict, unflatten_dict  # noqa: F401  (re-exported)
 from poptune._validation import bad_type, bad_value
 from poptune.exceptions import TuneConfigError, TuneError
-from poptune.search.sample import Domain, RandomState, Rng, as_generator, grid_search
+from poptune.search.sample import (  # noqa: F401  (the view and grid test: re-exported)
+    Domain,
+    RandomState,
+    Rng,
+    _ConfigView,
+    _is_grid,
+    _UnresolvedAccess,
+    as_generator,
+    config_view,
+    grid_search,
+    has_unresolved,
+)
 
 __all__ = [
     "config_view", "count_variants", "flatten_dict", "format_vars", "generate_variants",
@@ -42,21 +54,6 @@ __all__ = [
 
 Path = tuple[Any, ...]
 _MAX_RESOLUTION_PASSES = 20
-
-
-def _is_grid(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and "grid_search" in value
-
-
-def has_unresolved(value: Any) -> bool:
-    """Whether ``value`` holds a domain or a grid anywhere inside (dicts, lists, tuples)."""
-    if isinstance(value, Domain) or _is_grid(value):
-        return True
-    if isinstance(value, dict):
-        return any(has_unresolved(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(has_unresolved(v) for v in value)
-    return False
 
 
 def _grid_values(path: Path, value: dict[str, Any]) -> list[Any]:
@@ -157,60 +154,6 @@ def _get(node: Any, path: Path) -> Any:
 
 def _join(path: Path) -> str:
     return "/".join(str(k) for k in path)
-
-
-class _UnresolvedAccess(TuneError):
-    """A ``sample_from`` function read a value that is not resolved yet."""
-
-
-class _ConfigView(Mapping):  # type: ignore[type-arg]
-    """Read-only view of a partially resolved config for ``sample_from`` functions.
-
-    ``view["a"]``, ``view.a``, ``view["config"]["a"]`` and ``view.config.a`` all work (the
-    last two are Ray's spec style). Reading a value that is still a domain raises
-    :class:`_UnresolvedAccess`, so the function is retried once that value is resolved.
-    """
-
-    __slots__ = ("_data", "_root")
-
-    def __init__(self, data: Mapping[str, Any], root: bool = True) -> None:
-        object.__setattr__(self, "_data", data)
-        object.__setattr__(self, "_root", root)
-
-    def __getitem__(self, key: Any) -> Any:
-        if key == "config" and self._root and "config" not in self._data:
-            return self
-        value = self._data[key]
-        if has_unresolved(value):
-            raise _UnresolvedAccess(f"`{key}` is not resolved yet")
-        return _ConfigView(value, root=False) if isinstance(value, dict) else value
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"the config has no key {name!r}") from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("the config seen by sample_from is read-only")
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"config_view({self._data!r})"
-
-
-def config_view(config: Any) -> Any:
-    """Wrap a config mapping for a ``sample_from`` function (other values pass through)."""
-    if isinstance(config, Mapping) and not isinstance(config, _ConfigView):
-        return _ConfigView(config)
-    return config
 
 
 def _resolve_domains(
@@ -354,51 +297,3 @@ def format_vars(resolved_vars: Mapping[Any, Any]) -> str:
 
     items = sorted(((parts(k), v) for k, v in resolved_vars.items()), key=lambda kv: kv[0])
     return ",".join(f"{_clean_value(path[-1])}={_clean_value(v)}" for path, v in items)
-
-
-def flatten_dict(
-    dt: Mapping[str, Any], delimiter: str = "/", prevent_delimiter: bool = False
-) -> dict[str, Any]:
-    """Flatten nested dicts into ``{"a/b": value}`` (lists are leaves; empty dicts vanish).
-
-    Example:
-        >>> flatten_dict({"a": {"b": 1, "c": {"d": 2}}, "e": [3]})
-        {'a/b': 1, 'a/c/d': 2, 'e': [3]}
-    """
-    out: dict[str, Any] = {}
-
-    def walk(node: Mapping[Any, Any], prefix: str) -> None:
-        for key, value in node.items():
-            key = str(key)
-            if prevent_delimiter and delimiter in key:
-                raise bad_value("key", key, f"free of the delimiter {delimiter!r}")
-            full = f"{prefix}{delimiter}{key}" if prefix else key
-            if isinstance(value, dict):
-                walk(value, full)
-            else:
-                out[full] = value
-
-    walk(dt, "")
-    return out
-
-
-def unflatten_dict(dt: Mapping[str, Any], delimiter: str = "/") -> dict[str, Any]:
-    """Inverse of :func:`flatten_dict`.
-
-    Example:
-        >>> unflatten_dict({"a/b": 1, "a/c": 2, "d": 3})
-        {'a': {'b': 1, 'c': 2}, 'd': 3}
-    """
-    out: dict[str, Any] = {}
-    for key, value in dt.items():
-        *parents, last = str(key).split(delimiter)
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise TuneConfigError(
-                    f"`{key}` cannot be unflattened: its parent `{part}` holds a "
-                    f"{type(node).__name__}, not a dict"
-                )
-        node[last] = value
-    return out

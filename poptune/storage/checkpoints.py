@@ -19,23 +19,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from poptune._dicts import nested_get
+
 
 @dataclass
 class CheckpointRecord:
     path: str
     metrics: dict[str, Any]
     order: int
-
-
-def _lookup(metrics: dict[str, Any], key: str) -> Any:
-    if key in metrics:
-        return metrics[key]
-    cur: Any = metrics
-    for part in key.split("/"):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
 
 
 @dataclass
@@ -62,7 +53,7 @@ class TrialCheckpoints:
     def _score(self, rec: CheckpointRecord) -> float:
         if self.score_attribute is None:
             return float(rec.order)
-        value = _lookup(rec.metrics, self.score_attribute)
+        value = nested_get(rec.metrics, self.score_attribute)
         try:
             v = float(value)
         except (TypeError, ValueError):

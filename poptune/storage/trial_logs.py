@@ -5,22 +5,38 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from typing import Any, Iterable
 
+from poptune._dicts import flatten_dict
+from poptune.exceptions import StorageError
 from poptune.storage.journal import dumps, json_default
 
+logger = logging.getLogger(__name__)
 
-def flatten(d: dict[str, Any], prefix: str = "", delimiter: str = "/") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` → ``{"a/b": 1}``."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{delimiter}{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key, delimiter))
+RESULT_FILE = "result.json"
+
+#: the one flatten (:func:`poptune._dicts.flatten_dict`): ``{"a": {"b": 1}}`` → ``{"a/b": 1}``
+flatten = flatten_dict
+
+
+def parse_result_lines(text: str, where: str) -> list[dict[str, Any]]:
+    """Parse JSON lines; an unparsable *last* line (driver killed mid-write) is dropped."""
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    rows: list[dict[str, Any]] = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        elif i == len(lines) - 1:
+            logger.warning("Ignoring the truncated last line of %s", where)
         else:
-            out[key] = v
-    return out
+            raise StorageError(f"{where}: line {i + 1} is not a JSON result: {line[:80]!r}")
+    return rows
 
 
 def write_params(trial_dir: str, config: dict[str, Any], pickle_too: bool = True) -> None:

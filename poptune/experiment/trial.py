@@ -1,0 +1,102 @@
+"""The driver-side record of one trial (``ray.tune.experiment.Trial``): data that the engine,
+the schedulers, searchers and callbacks share, so it lives below all of them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TrialStatus(str, enum.Enum):
+    """Lifecycle of a trial. Values equal Ray Tune's status strings."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    TERMINATED = "TERMINATED"
+    ERROR = "ERROR"
+
+    def is_finished(self) -> bool:
+        return self in (TrialStatus.TERMINATED, TrialStatus.ERROR)
+
+    def __str__(self) -> str:  # "RUNNING", not "TrialStatus.RUNNING"
+        return self.value
+
+
+@dataclass
+class Trial:
+    """Everything the driver knows about one trial.
+
+    Schedulers, searchers, stoppers and callbacks receive ``Trial`` objects to read; only the
+    controller changes them.
+
+    Attributes:
+        trial_id: ``"{experiment_hex}_{index:05d}"`` as in Ray (e.g. ``"a1b2c_00003"``).
+        trainable_name: name of the trainable (function name or class name).
+        config: the resolved configuration the trial runs with (changes on a PBT exploit).
+        experiment_tag: ``"{index}_{k=v,...}"`` describing the sampled values.
+        local_path: the trial directory.
+        status: current lifecycle state.
+        last_result: the latest result dict (with auto-filled keys), ``{}`` before any.
+        resources: e.g. ``{"cpu": 1, "gpu": 0}``.
+        num_failures: how many times the trial errored or lost its worker.
+        error_msg: first line of the last error, if any.
+        error_file: path to ``error.txt`` when the trial errored.
+        checkpoint_path: path of the latest persisted checkpoint, if any.
+        restore_path: checkpoint to start from at the next launch (resume / PBT exploit).
+    """
+
+    trial_id: str
+    trainable_name: str
+    config: dict[str, Any]
+    experiment_tag: str = ""
+    local_path: str = ""
+    dirname: str = ""
+    #: the trial directory on the experiment's storage (a URI for remote storage);
+    #: checkpoints live here
+    storage_dir: str = ""
+    status: TrialStatus = TrialStatus.PENDING
+    last_result: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
+    num_failures: int = 0
+    error_msg: str | None = None
+    error_file: str | None = None
+    checkpoint_path: str | None = None
+    restore_path: str | None = None
+    custom_trial_name: str | None = None
+    evaluated_params: dict[str, Any] = field(default_factory=dict)
+    start_time: float | None = None
+
+    def __str__(self) -> str:
+        if self.custom_trial_name:
+            return self.custom_trial_name
+        return f"{self.trainable_name}_{self.trial_id}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def __hash__(self) -> int:
+        return hash(self.trial_id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Trial) and other.trial_id == self.trial_id
+
+    @property
+    def path(self) -> str:
+        """The trial directory (Ray name)."""
+        return self.local_path
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status.is_finished()
+
+    @property
+    def placement_group_factory(self) -> Any:
+        """The trial's resources as one bundle (Ray's ``Trial.placement_group_factory``)."""
+        from poptune.execution.placement_groups import resource_dict_to_pg_factory
+
+        return resource_dict_to_pg_factory(self.resources)
+
+    def get_trial_checkpoint(self) -> str | None:
+        return self.checkpoint_path
