@@ -8,7 +8,8 @@ PAUSED until every live trial of its bracket got there; then successive halving 
 best ``ceil(n / eta)`` (``n`` is the bracket's nominal size, as in Ray), stops the others
 (:class:`~poptune.schedulers.StopTrial` actions of the :class:`~poptune.schedulers.Outcome`
 the halving hook returns), multiplies the milestone by ``eta`` and resumes the survivors from
-their checkpoints (:meth:`~HyperBandScheduler.choose_trial_to_run` prefers them). After ``s`` halvings the survivors train to ``max_t`` and stop (``stop_last_trials``).
+their checkpoints (:meth:`~HyperBandScheduler.choose_trial_to_run` prefers them). After ``s``
+halvings the survivors train to ``max_t`` and stop (``stop_last_trials``).
 
 Pausing needs checkpoints: function trainables should report one at least at every
 milestone (the runner keeps a trial without a checkpoint running rather than restart it
