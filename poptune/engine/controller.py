@@ -642,6 +642,10 @@ class Controller:
             out.append(Snapshot("scheduler"))
         if isinstance(decision, Exploit):
             self._policy_log(decision, out)
+        elif st.told in (Told.EXPLOIT, Told.STOP):
+            # an action of the Outcome was about this trial itself (synchronous PBT's last
+            # member in the bottom quantile, a HyperBand halving): it wins over the value
+            return Answer.STOP
         if isinstance(decision, Exploit):
             st.told = Told.EXPLOIT
             if st.exploit is not None:

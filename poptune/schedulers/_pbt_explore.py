@@ -192,23 +192,36 @@ def make_experiment_tag(orig_tag: str, config: Mapping[str, Any], keys: Any) -> 
     return f"{orig_tag}@perturbed[{params}]"
 
 
-def _fill_missing(config: dict, mutations: Mapping[str, Any], rng: random.Random) -> dict:
-    """Sample the hyperparameters ``config`` lacks from ``mutations``; return what was filled."""
+def _fill_missing(
+    config: Mapping[str, Any], mutations: Mapping[str, Any], rng: random.Random
+) -> dict[str, Any]:
+    """Sample the hyperparameters ``config`` lacks from ``mutations``, without touching it.
+
+    Returns the sampled values as ``{"a/b": value}`` paths, drawn in the order of
+    ``mutations`` (so a seeded ``rng`` gives the same values as it always did).
+
+    Example:
+        >>> config = {"lr": 0.1, "model": {}}
+        >>> _fill_missing(config, {"lr": [0.5], "model": {"width": [32]}, "bs": [8]},
+        ...               random.Random(0))
+        {'model/width': 32, 'bs': 8}
+        >>> config
+        {'lr': 0.1, 'model': {}}
+    """
     filled: dict[str, Any] = {}
     for key, space in mutations.items():
         if isinstance(space, Mapping):
-            sub = config.setdefault(key, {})
+            sub = config.get(key, {})
             if isinstance(sub, dict):
                 inner = _fill_missing(sub, space, rng)
                 filled.update({f"{key}/{k}": v for k, v in inner.items()})
         elif key not in config:
             if isinstance(space, (list, tuple)):
-                config[key] = rng.choice(list(space))
+                filled[key] = rng.choice(list(space))
             elif _isinstance(space, "Domain"):
-                config[key] = _sample_domain(space, rng)
+                filled[key] = _sample_domain(space, rng)
             else:
-                config[key] = space()
-            filled[key] = config[key]
+                filled[key] = space()
     return filled
 
 

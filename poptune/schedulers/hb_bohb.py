@@ -57,9 +57,11 @@ class HyperBandForBOHB(HyperBandScheduler):
     def _ordered(self, band: list[_Bracket | None]) -> list[_Bracket]:
         return [b for b in band if b is not None]  # bracket order, not completion order
 
-    def choose_trial_to_run(self, candidates: list[Trial]) -> Trial | None:
+    def _choose(self, candidates: list[Trial]) -> Trial | None:
         """A PENDING trial or a freed PAUSED one; when there is none and no trial of this
-        scheduler runs, halve the brackets whose trials all wait (even if not full)."""
+        scheduler runs, halve the brackets whose trials all wait (even if not full): their
+        stops come back as :class:`~poptune.schedulers.StopTrial` actions of
+        :meth:`choose_trial_to_run`'s :class:`~poptune.schedulers.Outcome`."""
         by_id = {t.trial_id: t for t in candidates}
         trial = self._pick(by_id)
         if trial is not None:

@@ -6,9 +6,10 @@ Trials fill *brackets*; ``s_max + 1 = round(log(max_t) / log(eta)) + 1`` bracket
 ``r0 = int(max_t * eta**-s)`` units of ``time_attr``. A trial reaching the milestone is
 PAUSED until every live trial of its bracket got there; then successive halving keeps the
 best ``ceil(n / eta)`` (``n`` is the bracket's nominal size, as in Ray), stops the others
-(:meth:`~HyperBandScheduler.take_stops`), multiplies the milestone by ``eta`` and resumes the
-survivors from their checkpoints (:meth:`~HyperBandScheduler.choose_trial_to_run` prefers
-them). After ``s`` halvings the survivors train to ``max_t`` and stop (``stop_last_trials``).
+(:class:`~poptune.schedulers.StopTrial` actions of the :class:`~poptune.schedulers.Outcome`
+the halving hook returns), multiplies the milestone by ``eta`` and resumes the survivors from
+their checkpoints (:meth:`~HyperBandScheduler.choose_trial_to_run` prefers them). After ``s``
+halvings the survivors train to ``max_t`` and stop (``stop_last_trials``).
 
 Pausing needs checkpoints: function trainables should report one at least at every
 milestone (the runner keeps a trial without a checkpoint running rather than restart it
@@ -34,13 +35,21 @@ import collections
 import logging
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from poptune._validation import bad_type, check_in_range, check_mode, no_metric_mode
 from poptune.experiment.trial import Trial, TrialStatus
-from poptune.schedulers._base import Decision, FIFOScheduler, SchedulerDecision
+from poptune.schedulers._base import (
+    Decision,
+    FIFOScheduler,
+    Outcome,
+    SchedulerDecision,
+    StopTrial,
+)
+
+T = TypeVar("T")
 
 __all__ = ["HyperBandScheduler"]
 
@@ -174,6 +183,7 @@ class HyperBandScheduler(FIFOScheduler):
         self._trials: dict[str, Trial] = {}
         self._halved_out: set[str] = set()  # stopped by this scheduler (may still report)
         self._gone: set[str] = set()  # left their bracket (finished, errored, stopped)
+        #: trials this hook call stopped (besides its own trial): handed out by _outcome
         self._stops: list[str] = []
         self._num_stopped = 0
 
@@ -192,8 +202,24 @@ class HyperBandScheduler(FIFOScheduler):
         return band_len
 
     # ----------------------------------------------------------------- hooks
-    def on_trial_add(self, trial: Trial) -> None:
-        """Put ``trial`` in the current bracket, opening a new bracket (or band) when full."""
+    def on_trial_add(self, trial: Trial) -> Outcome[None] | None:
+        """Put ``trial`` in the current bracket, opening a new bracket (or band) when full.
+
+        A restored trial that a halving stopped before the stop was carried out comes back
+        with its :class:`StopTrial`; a restored finished one leaves its bracket, which may
+        stop others."""
+        self._stops = []
+        self._add(trial)
+        return self._outcome(None)
+
+    def _outcome(self, value: T) -> T | Outcome[T]:
+        """``value``, with the stops this hook call decided as its actions."""
+        stops, self._stops = self._stops, []
+        if not stops:
+            return value
+        return Outcome(value, tuple(StopTrial(tid) for tid in stops))
+
+    def _add(self, trial: Trial) -> None:
         if not self._metric or self._metric_op is None:
             raise no_metric_mode(self, self._metric, self._mode, "scheduler")
         tid = trial.trial_id
@@ -228,12 +254,18 @@ class HyperBandScheduler(FIFOScheduler):
         self._cur.all_ids.append(tid)
         self._where[tid] = self._cur
 
-    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
+    def on_trial_result(
+        self, trial: Trial, result: dict[str, Any]
+    ) -> Decision | Outcome[Decision]:
+        self._stops = []
+        return self._outcome(self._on_result(trial, result))
+
+    def _on_result(self, trial: Trial, result: dict[str, Any]) -> SchedulerDecision:
         tid = trial.trial_id
         if tid in self._halved_out or tid in self._gone:
             return STOP
         if tid not in self._where:
-            self.on_trial_add(trial)
+            self._add(trial)
         if self._time_attr not in result or tid not in self._where:
             return CONTINUE
         bracket = self._where[tid]
@@ -251,14 +283,20 @@ class HyperBandScheduler(FIFOScheduler):
         """``trial_id`` reached its bracket's milestone: pause it, or halve the bracket."""
         return self._process(bracket, trial_id)
 
-    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> Outcome[None] | None:
+        self._stops = []
         self._leave(trial.trial_id)
+        return self._outcome(None)
 
-    def on_trial_error(self, trial: Trial) -> None:
+    def on_trial_error(self, trial: Trial) -> Outcome[None] | None:
+        self._stops = []
         self._leave(trial.trial_id)
+        return self._outcome(None)
 
-    def on_trial_remove(self, trial: Trial) -> None:
+    def on_trial_remove(self, trial: Trial) -> Outcome[None] | None:
+        self._stops = []
         self._leave(trial.trial_id)
+        return self._outcome(None)
 
     def should_checkpoint(self, trial: Trial, result: dict[str, Any]) -> bool:
         """Class trainables save when they reach a milestone at which they will pause."""
@@ -267,9 +305,18 @@ class HyperBandScheduler(FIFOScheduler):
             return False
         return result[self._time_attr] >= bracket.r
 
-    def choose_trial_to_run(self, candidates: list[Trial]) -> Trial | None:
+    def choose_trial_to_run(
+        self, candidates: list[Trial]
+    ) -> Trial | None | Outcome[Trial | None]:
         """A PENDING trial, or a PAUSED one free to go on (a survivor of a halving), taking
-        brackets in order of completion within the oldest band first (Ray's fair order)."""
+        brackets in order of completion within the oldest band first (Ray's fair order).
+
+        When none is free, brackets whose trials all wait are halved here (never hang): the
+        choice then comes with the halving's :class:`StopTrial` actions."""
+        self._stops = []
+        return self._outcome(self._choose(candidates))
+
+    def _choose(self, candidates: list[Trial]) -> Trial | None:
         by_id = {t.trial_id: t for t in candidates}
         trial = self._pick(by_id)
         if trial is None:  # never hang: halve any bracket whose trials all wait
@@ -279,10 +326,6 @@ class HyperBandScheduler(FIFOScheduler):
                         self._process(bracket, None)
             trial = self._pick(by_id)
         return trial
-
-    def take_stops(self) -> list[str]:
-        stops, self._stops = self._stops, []
-        return stops
 
     def debug_string(self) -> str:
         total = sum(len(band) for band in self._bands)
@@ -312,7 +355,6 @@ class HyperBandScheduler(FIFOScheduler):
             "where": {tid: index[id(b)] for tid, b in self._where.items()},
             "halved_out": sorted(self._halved_out),
             "gone": sorted(self._gone),
-            "stops": list(self._stops),
             "num_stopped": self._num_stopped,
         }
 
@@ -325,7 +367,9 @@ class HyperBandScheduler(FIFOScheduler):
         self._where = {tid: self._bands[i][j] for tid, (i, j) in state["where"].items()}
         self._halved_out = set(state["halved_out"])
         self._gone = set(state["gone"])
-        self._stops = list(state["stops"])
+        # states saved before stops were returned by the hooks may hold a "stops" list: those
+        # trials are in `halved_out`, so on_trial_add stops them again when they are re-added
+        self._stops = []
         self._num_stopped = state["num_stopped"]
 
     # ----------------------------------------------------------------- internals
@@ -372,7 +416,6 @@ class HyperBandScheduler(FIFOScheduler):
 
     def _leave(self, trial_id: str) -> None:
         """``trial_id`` left the experiment: drop it and re-examine its bracket."""
-        self._stops = [t for t in self._stops if t != trial_id]
         bracket = self._where.pop(trial_id, None)
         if bracket is None:
             return
@@ -384,7 +427,8 @@ class HyperBandScheduler(FIFOScheduler):
         """Halve ``bracket`` while all its live trials wait at the milestone.
 
         Returns the decision for ``reporter`` (PAUSE while the bracket is incomplete).
-        Other trials are stopped through :meth:`take_stops` or freed to resume.
+        Other trials are stopped (collected for the hook's :class:`Outcome`) or freed to
+        resume.
         """
         action = PAUSE
         while bracket.live and bracket.cur_iter_done():

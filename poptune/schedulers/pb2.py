@@ -313,16 +313,22 @@ class PB2(PopulationBasedTraining):
         self._current: list[list[float]] | None = None
         self._last_exploration_time = 0.0
 
-    def on_trial_add(self, trial: Trial) -> None:
-        if trial.trial_id not in self._states:
-            for key, (low, high) in self._bounds_flat.items():
-                try:
-                    _get(trial.config, key)
-                except (KeyError, TypeError):
-                    value = low + (high - low) * self._rng.random()
-                    _set(trial.config, key, value)
-                    trial.evaluated_params["/".join(map(str, key))] = value
-        super().on_trial_add(trial)
+    def _sample_missing(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Bounded hyperparameters ``config`` lacks, uniform in their bounds (without
+        touching ``config``), then PBT's sampling of the rest."""
+        work: dict[str, Any] | None = None
+        filled: dict[str, Any] = {}
+        for key, (low, high) in self._bounds_flat.items():
+            try:
+                _get(work if work is not None else config, key)
+            except (KeyError, TypeError):
+                value = low + (high - low) * self._rng.random()
+                if work is None:
+                    work = copy.deepcopy(dict(config))
+                _set(work, key, value)
+                filled["/".join(map(str, key))] = value
+        filled.update(super()._sample_missing(work if work is not None else config))
+        return filled
 
     def _save_trial_state(
         self, state: _TrialState, time: float, result: dict[str, Any], trial: Trial

@@ -4,7 +4,9 @@ Every ``perturbation_interval`` units of ``time_attr``, a trial in the bottom
 ``quantile_fraction`` of the population is restarted from the latest checkpoint of a random
 trial in the top quantile, with an *explored* copy of that donor's config (perturbed by a
 factor, shifted to a neighbouring list value, or resampled). The scheduler only decides: it
-returns an :class:`~poptune.schedulers.Exploit` and the runner carries it out.
+returns an :class:`~poptune.schedulers.Exploit` and the controller carries it out. In synch
+mode the exploits of the whole population are returned, weakest first, as the actions of one
+:class:`~poptune.schedulers.Outcome` by the hook that released the barrier.
 
 Where poptune differs from Ray Tune (each a known Ray issue):
 
@@ -32,7 +34,13 @@ from typing import Any
 
 from poptune._validation import bad_type, bad_value, check_in_range, check_mode, no_metric_mode
 from poptune.experiment.trial import Trial, TrialStatus
-from poptune.schedulers._base import Decision, Exploit, FIFOScheduler, SchedulerDecision
+from poptune.schedulers._base import (
+    Decision,
+    Exploit,
+    FIFOScheduler,
+    Outcome,
+    SchedulerDecision,
+)
 from poptune.schedulers._pbt_explore import (  # noqa: F401  (private ones: re-exported)
     _clean,
     _clip,
@@ -191,7 +199,6 @@ class PopulationBasedTraining(FIFOScheduler):
         self._trials: dict[str, Trial] = {}
         self._states: dict[str, _TrialState] = {}
         self._gone: set[str] = set()
-        self._pending: list[Exploit] = []
         self._warned: set[tuple[str, str]] = set()  # (trial, donor) pairs told "no checkpoint"
         self._warned_attrs: set[str] = set()
         self._next_perturbation_sync = max(perturbation_interval, burn_in_period)
@@ -221,12 +228,13 @@ class PopulationBasedTraining(FIFOScheduler):
         return state.last_train_time if state else 0.0
 
     # ----------------------------------------------------------------- hooks
-    def on_trial_add(self, trial: Trial) -> None:
-        """Register ``trial``; sample its missing mutated hyperparameters into its config.
+    def on_trial_add(self, trial: Trial) -> dict[str, Any] | None:
+        """Register ``trial``; return its missing mutated hyperparameters, sampled.
 
-        Like Ray, this fills ``trial.config`` in place, so the runner must call it before it
-        writes ``params.json`` or launches the trial. A trial already known (restore) keeps
-        its saved state.
+        The values come as ``{"a/b": value}`` paths (None when nothing is missing); the
+        controller writes them into the trial's config before it writes ``params.json`` or
+        launches the trial (Ray fills ``trial.config`` in place). A trial already known
+        (restore) keeps its saved state and gets nothing.
         """
         if not self._metric or self._metric_op is None:
             raise no_metric_mode(self, self._metric, self._mode, "scheduler")
@@ -234,13 +242,18 @@ class PopulationBasedTraining(FIFOScheduler):
         if trial.trial_id in self._states:
             if not trial.status.is_finished():  # restored to run again (e.g. restart_errored)
                 self._gone.discard(trial.trial_id)
-            return
+            return None
         index = max((s.index for s in self._states.values()), default=-1) + 1
         self._states[trial.trial_id] = _TrialState(orig_tag=trial.experiment_tag, index=index)
-        filled = _fill_missing(trial.config, self._hyperparam_mutations, self._rng)
-        trial.evaluated_params.update(filled)
+        return self._sample_missing(trial.config) or None
 
-    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
+    def _sample_missing(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The mutated hyperparameters ``config`` lacks, sampled (PB2 extends this)."""
+        return _fill_missing(config, self._hyperparam_mutations, self._rng)
+
+    def on_trial_result(
+        self, trial: Trial, result: dict[str, Any]
+    ) -> Decision | Outcome[Decision]:
         state = self._states[trial.trial_id]
         _observe_checkpoint(trial, state, result)
         state.latest_iteration = result.get(TRAINING_ITERATION, state.latest_iteration)
@@ -266,46 +279,50 @@ class PopulationBasedTraining(FIFOScheduler):
         return time >= self._burn_in_period and (
             time - state.last_perturbation_time >= self._perturbation_interval)
 
-    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
-        self._leave(trial)
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> Outcome[None] | None:
+        return self._leave(trial)
 
-    def on_trial_error(self, trial: Trial) -> None:
-        self._leave(trial)
+    def on_trial_error(self, trial: Trial) -> Outcome[None] | None:
+        return self._leave(trial)
 
-    def on_trial_remove(self, trial: Trial) -> None:
-        self._leave(trial)
+    def on_trial_remove(self, trial: Trial) -> Outcome[None] | None:
+        return self._leave(trial)
 
-    def choose_trial_to_run(self, candidates: list[Trial]) -> Trial | None:
+    def choose_trial_to_run(
+        self, candidates: list[Trial]
+    ) -> Trial | None | Outcome[Trial | None]:
         """The waiting trial that has trained least (``last_train_time``) goes first.
 
         In synch mode only trials behind the barrier are eligible; if every live trial waits
-        at the barrier and none runs, the barrier is released here (never hangs).
+        at the barrier and none runs, the barrier is released here (never hangs): the
+        choice then comes in an :class:`Outcome` with the exploits of the release, which
+        the controller carries out before it launches the chosen trial.
         """
         waiting = [t for t in candidates if t.status in _WAITING and t.trial_id not in self._gone]
+        exploits: list[Exploit] = []
+        released = False
         if self._synch:
             eligible = [t for t in waiting if self._ltt(t) < self._next_perturbation_sync]
             running = any(t.status == TrialStatus.RUNNING for t in self._live_trials())
             if waiting and not eligible and not running:
-                self._release_barrier_if_ready()
+                released = self._release_barrier_if_ready(exploits)
                 eligible = [t for t in waiting if self._ltt(t) < self._next_perturbation_sync]
             waiting = eligible
-        if not waiting:
-            return None
-        order = {tid: s.index for tid, s in self._states.items()}
-        return min(waiting, key=lambda t: (self._ltt(t), order.get(t.trial_id, 0)))
-
-    def take_exploits(self) -> list[Exploit]:
-        exploits, self._pending = self._pending, []
-        return exploits
+        choice: Trial | None = None
+        if waiting:
+            order = {tid: s.index for tid, s in self._states.items()}
+            choice = min(waiting, key=lambda t: (self._ltt(t), order.get(t.trial_id, 0)))
+        return Outcome(choice, tuple(exploits)) if released else choice
 
     def pinned_checkpoints(self) -> set[str]:
-        """Checkpoints a pending or future exploit may restore from.
+        """Checkpoints a future exploit may restore from.
 
         Every live trial's latest checkpoint (any live trial may reach the upper quantile
-        before it saves again, so this covers the upper quantile and more; the runner keeps
-        each trial's latest anyway) plus the donors of exploits not yet taken.
+        before it saves again, so this covers the upper quantile and more; the controller
+        keeps each trial's latest anyway). Exploits are handed out as soon as they are
+        decided, and the controller pins their donors' checkpoints itself.
         """
-        pins = {e.checkpoint_path for e in self._pending}
+        pins: set[str] = set()
         for trial in self._live_trials():
             state = self._states[trial.trial_id]
             pins.update(p for p in (state.ckpt_path, trial.checkpoint_path) if p)
@@ -321,7 +338,6 @@ class PopulationBasedTraining(FIFOScheduler):
         return {
             "states": {tid: asdict(s) for tid, s in self._states.items()},
             "gone": sorted(self._gone),
-            "pending": list(self._pending),
             "warned": sorted(self._warned),
             "warned_attrs": sorted(self._warned_attrs),
             "rng": self._rng.getstate(),
@@ -339,7 +355,8 @@ class PopulationBasedTraining(FIFOScheduler):
                 loaded[tid] = s
         self._states = loaded
         self._gone = set(state["gone"])
-        self._pending = list(state["pending"])
+        # states saved before exploits were returned by the hooks may hold a "pending" list
+        # of exploits the runner took and carried out already: nothing to keep
         self._warned = {(a, b) for a, b in state["warned"]}
         self._warned_attrs = set(state.get("warned_attrs", ()))
         self._rng.setstate(state["rng"])
@@ -402,51 +419,58 @@ class PopulationBasedTraining(FIFOScheduler):
                 return exploit
         return decision
 
-    def _synch_step(self, trial: Trial, state: _TrialState, time: float) -> Decision:
+    def _synch_step(
+        self, trial: Trial, state: _TrialState, time: float
+    ) -> Decision | Outcome[Decision]:
         barrier = self._next_perturbation_sync
         if state.last_train_time < barrier:
             return SchedulerDecision.CONTINUE  # not at the barrier yet: no pointless pause
         if any(self._ltt(t) < barrier for t in self._live_trials() if t != trial):
             return SchedulerDecision.PAUSE  # wait for the others
-        self._synch_perturb(time)
-        # every exploit, the reporter's own included, goes out through take_exploits in the
-        # order decided (weakest first), so the logs do not depend on which trial came last
-        return SchedulerDecision.PAUSE
+        exploits: list[Exploit] = []
+        self._synch_perturb(time, exploits)
+        # every exploit, the reporter's own included, is an action of this one Outcome, in
+        # the order decided (weakest first), so the logs do not depend on which trial came
+        # last; the reporter's own exploit overrides the PAUSE (it stops, then restarts)
+        return Outcome(SchedulerDecision.PAUSE, tuple(exploits))
 
-    def _synch_perturb(self, time: float, reporter: Trial | None = None) -> Exploit | None:
-        """Perturb the whole (synchronised) population; return the reporter's own exploit."""
+    def _synch_perturb(self, time: float, exploits: list[Exploit]) -> None:
+        """Perturb the whole (synchronised) population; append its exploits to ``exploits``."""
         lower, upper = self._quantiles()
         live = self._live_trials()
         for t in live:
             self._states[t.trial_id].last_perturbation_time = time
         self._num_checkpoints += len(upper)
-        own: Exploit | None = None
         for t in lower:  # weakest first, ties in order of addition: deterministic per seed
             exploit = self._exploit(t, upper)
-            if exploit is None:
-                continue
-            if reporter is not None and t == reporter:
-                own = exploit
-            else:
-                self._pending.append(exploit)
+            if exploit is not None:
+                exploits.append(exploit)
         latest = max((self._ltt(t) for t in live), default=0.0)
         self._next_perturbation_sync = max(
             self._next_perturbation_sync + self._perturbation_interval, latest
         )
-        return own
 
-    def _leave(self, trial: Trial) -> None:
-        """``trial`` finished, errored or was removed: it leaves the population and barrier."""
+    def _leave(self, trial: Trial) -> Outcome[None] | None:
+        """``trial`` finished, errored or was removed: it leaves the population and barrier.
+
+        In synch mode its leaving may release the barrier: the exploits come back in the
+        returned :class:`Outcome`."""
         self._gone.add(trial.trial_id)
-        self._pending = [e for e in self._pending if e.trial_id != trial.trial_id]
-        if self._synch:
-            self._release_barrier_if_ready()
+        if not self._synch:
+            return None
+        exploits: list[Exploit] = []
+        if self._release_barrier_if_ready(exploits):
+            return Outcome(None, tuple(exploits))
+        return None
 
-    def _release_barrier_if_ready(self) -> None:
+    def _release_barrier_if_ready(self, exploits: list[Exploit]) -> bool:
+        """Perturb the population if every live trial reached the barrier; True if so."""
         live = self._live_trials()
         barrier = self._next_perturbation_sync
         if live and all(self._ltt(t) >= barrier for t in live):
-            self._synch_perturb(barrier)
+            self._synch_perturb(barrier, exploits)
+            return True
+        return False
 
     def _exploit(self, trial: Trial, upper: list[Trial]) -> Exploit | None:
         donor = self._rng.choice(upper)

@@ -91,14 +91,17 @@ class PopulationBasedTrainingReplay(FIFOScheduler):
         self._seen_path: str | None = None
         self._warned_at = -1
 
-    def on_trial_add(self, trial: Trial) -> None:
+    def on_trial_add(self, trial: Trial) -> dict[str, Any] | None:
+        """Start the trial with the lineage's initial config: return, as ``{"a/b": value}``
+        paths, the values of that config that the trial's config lacks or holds otherwise
+        (the controller writes them in); None when there is nothing to change."""
         if self._trial_id is not None and trial.trial_id != self._trial_id:
             raise TuneConfigError(
                 "More than one trial added to a PBT replay run: the same schedule would be "
                 "trained several times. Set `num_samples=1`."
             )
         if self._trial_id == trial.trial_id:  # re-added after a restore
-            return
+            return None
         self._trial_id = trial.trial_id
         if trial.config and self._policy:
             logger.warning(
@@ -112,9 +115,13 @@ class PopulationBasedTrainingReplay(FIFOScheduler):
                 f"No replay policy found in {self.policy_file} and the trial has no config. "
                 "Pass a `param_space` or do not use PBT replay for this run."
             )
-        trial.config.clear()
-        trial.config.update(copy.deepcopy(self.config))
         self.current_config = self.config
+        from poptune.results.result import flatten_dict
+
+        have = flatten_dict(trial.config)
+        changes = {k: copy.deepcopy(v) for k, v in flatten_dict(self.config).items()
+                   if k not in have or type(have[k]) is not type(v) or have[k] != v}
+        return changes or None
 
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
         fresh_checkpoint = bool(trial.checkpoint_path) and trial.checkpoint_path != self._seen_path

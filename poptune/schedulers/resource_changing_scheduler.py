@@ -3,8 +3,9 @@
 It wraps another scheduler. After each result the wrapped scheduler decides first; when it
 says ``CONTINUE``, the ``resources_allocation_function`` may return new resources for the
 trial. If they differ from the trial's current ones the trial is paused (it must be able to
-checkpoint: a class trainable, or a function that reports checkpoints), given the new
-resources while it is not running, and resumed from its checkpoint with them. Inside the
+checkpoint: a class trainable, or a function that reports checkpoints) and the hook returns
+``Outcome(PAUSE, (ResizeTrial(trial_id, new),))``: the controller gives the trial the new
+resources once it has stopped and resumes it from its checkpoint with them. Inside the
 trial, ``tune.get_context().get_trial_resources()`` (or ``Trainable.trial_resources``)
 returns the current resources.
 
@@ -33,9 +34,11 @@ from poptune.exceptions import TuneConfigError
 from poptune.execution.placement_groups import PlacementGroupFactory
 from poptune.experiment.trial import Trial, TrialStatus
 from poptune.schedulers._base import (
+    Action,
     Decision,
-    Exploit,
     FIFOScheduler,
+    Outcome,
+    ResizeTrial,
     SchedulerDecision,
     TrialScheduler,
 )
@@ -236,7 +239,9 @@ class ResourceChangingScheduler(TrialScheduler):
         self._base_scheduler = base_scheduler or FIFOScheduler()
         self._resources_allocation_function = resources_allocation_function
         self._base_trial_resources: PlacementGroupFactory | None = None
-        self._to_reallocate: dict[str, tuple[Trial, Any]] = {}
+        #: resizes decided and not yet seen carried out (the trial has not reported since):
+        #: saved with the experiment, so a restore gives them again
+        self._to_reallocate: dict[str, Any] = {}
         self._reallocated_trial_ids: set[str] = set()
         self._view: TuneController | None = None
         self._pending_restored: dict[str, Any] = {}
@@ -266,7 +271,11 @@ class ResourceChangingScheduler(TrialScheduler):
         self._view = view
         self._base_scheduler.set_experiment_view(view)
 
-    def on_trial_add(self, trial: Trial) -> None:
+    def on_trial_add(self, trial: Trial) -> Any:
+        """Check the trial starts with the base resources; forward to the base scheduler.
+
+        A restored trial whose resize was decided before the experiment stopped gets it
+        back as a :class:`ResizeTrial` action."""
         pgf = trial.placement_group_factory
         if self._base_trial_resources is None:
             self._base_trial_resources = pgf
@@ -276,40 +285,50 @@ class ResourceChangingScheduler(TrialScheduler):
                 "ResourceChangingScheduler needs every trial to start with the same resources: "
                 f"the first trial had {self._base_trial_resources.required_resources}, trial "
                 f"{trial} has {pgf.required_resources}")
-        self._base_scheduler.on_trial_add(trial)
+        out = self._base_scheduler.on_trial_add(trial)
+        new = self._pending_restored.pop(trial.trial_id, None)
+        if new is None or trial.is_finished:
+            return out
+        self._to_reallocate[trial.trial_id] = new
+        self._reallocated_trial_ids.add(trial.trial_id)
+        return _with_actions(out, (ResizeTrial(trial.trial_id, new),))
 
-    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
-        decision = self._base_scheduler.on_trial_result(trial, result)
+    def on_trial_result(
+        self, trial: Trial, result: dict[str, Any]
+    ) -> Decision | Outcome[Any]:
+        """The base scheduler decides; if it says CONTINUE and the allocation function
+        gives new resources, pause the trial and resize it
+        (``Outcome(PAUSE, (ResizeTrial(trial_id, new),))``, after the base's actions)."""
+        self._to_reallocate.pop(trial.trial_id, None)  # it runs: any earlier resize is done
+        out = self._base_scheduler.on_trial_result(trial, result)
+        decision = out.value if isinstance(out, Outcome) else out
         if decision == SchedulerDecision.CONTINUE:
             new = self._new_resources(trial, result)
             if new is not None:
-                self._to_reallocate[trial.trial_id] = (trial, new)
-                return SchedulerDecision.PAUSE
-        return decision
+                self._to_reallocate[trial.trial_id] = new
+                self._reallocated_trial_ids.add(trial.trial_id)
+                logger.info("poptune: trial %s will be resized to %s", trial, new)
+                return _with_actions(out, (ResizeTrial(trial.trial_id, new),),
+                                     value=SchedulerDecision.PAUSE)
+        return out
 
-    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> Any:
         self._to_reallocate.pop(trial.trial_id, None)
-        self._base_scheduler.on_trial_complete(trial, result)
+        return self._base_scheduler.on_trial_complete(trial, result)
 
-    def on_trial_error(self, trial: Trial) -> None:
+    def on_trial_error(self, trial: Trial) -> Any:
         self._to_reallocate.pop(trial.trial_id, None)
-        self._base_scheduler.on_trial_error(trial)
+        return self._base_scheduler.on_trial_error(trial)
 
-    def on_trial_remove(self, trial: Trial) -> None:
+    def on_trial_remove(self, trial: Trial) -> Any:
         self._to_reallocate.pop(trial.trial_id, None)
-        self._base_scheduler.on_trial_remove(trial)
+        return self._base_scheduler.on_trial_remove(trial)
 
-    def choose_trial_to_run(self, candidates: list[Trial]) -> Trial | None:
+    def choose_trial_to_run(self, candidates: list[Trial]) -> Any:
         return self._base_scheduler.choose_trial_to_run(candidates)
 
     def pinned_checkpoints(self) -> set[str]:
         return self._base_scheduler.pinned_checkpoints()
-
-    def take_exploits(self) -> list[Exploit]:
-        return self._base_scheduler.take_exploits()
-
-    def take_stops(self) -> list[str]:
-        return self._base_scheduler.take_stops()
 
     def should_checkpoint(self, trial: Trial, result: dict[str, Any]) -> bool:
         return self._base_scheduler.should_checkpoint(trial, result)
@@ -320,32 +339,18 @@ class ResourceChangingScheduler(TrialScheduler):
     def save_state(self) -> dict[str, Any]:
         return {"base": self._base_scheduler.save_state(),
                 "base_trial_resources": self._base_trial_resources,
-                "to_reallocate": {tid: new for tid, (_, new) in self._to_reallocate.items()},
+                "to_reallocate": dict(self._to_reallocate),
                 "reallocated": set(self._reallocated_trial_ids)}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self._base_scheduler.load_state(state["base"])
         self._base_trial_resources = state["base_trial_resources"]
         self._reallocated_trial_ids = set(state["reallocated"])
-        # pending resizes of trials that were paused for them: applied when they relaunch
+        # resizes of trials paused for them, perhaps not carried out before the experiment
+        # stopped: on_trial_add of each restored trial gives its resize again
         self._pending_restored = dict(state.get("to_reallocate", {}))
 
     # -- resizing --------------------------------------------------------------------------------
-    def take_resource_changes(self) -> list[tuple[str, Any]]:
-        changes: list[tuple[str, Any]] = []
-        for tid, (trial, new) in list(self._to_reallocate.items()):
-            if trial.status == TrialStatus.RUNNING:
-                continue  # it has not stopped yet; resize once it has
-            del self._to_reallocate[tid]
-            self._reallocated_trial_ids.add(tid)
-            logger.info("poptune: trial %s resized to %s", trial, new)
-            changes.append((tid, new))
-        for tid, new in self._pending_restored.items():
-            changes.append((tid, new))
-            self._reallocated_trial_ids.add(tid)
-        self._pending_restored = {}
-        return changes
-
     def _new_resources(self, trial: Trial, result: dict[str, Any]) -> Any:
         fn = self._resources_allocation_function
         if fn is None or self._view is None:
@@ -365,3 +370,13 @@ class ResourceChangingScheduler(TrialScheduler):
         if normalize_resources(new, "resources_allocation_function's result") == trial.resources:
             return None  # the same resources: nothing to do
         return new
+
+
+def _with_actions(out: Any, actions: tuple[Action, ...], value: Any = None) -> Outcome[Any]:
+    """``out`` (a hook's plain value or :class:`Outcome`) with ``actions`` added after its own;
+    its value replaced by ``value`` unless None."""
+    if isinstance(out, Outcome):
+        base_value, base_actions = out.value, out.actions
+    else:
+        base_value, base_actions = out, ()
+    return Outcome(base_value if value is None else value, base_actions + actions)

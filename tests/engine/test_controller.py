@@ -559,3 +559,20 @@ def test_stop_all_removes_waiting_trials_from_the_scheduler_as_ray_does():
     assert sched.removed == [A] and (A, False) in s.completed
     assert [n.kwargs["trial"].trial_id for n in of(out, Notify)
             if n.hook == "on_trial_complete"] == [A]
+
+
+def test_an_action_about_the_reporting_trial_itself_wins_over_the_value():
+    """Synchronous PBT: the last member to reach the barrier may be in the bottom quantile;
+    its exploit comes among the Outcome's actions while the value is PAUSE."""
+
+    class Barrier(TrialScheduler):
+        def on_trial_result(self, trial, result):
+            return Outcome(SchedulerDecision.PAUSE, (_exploit(target=trial.trial_id),))
+
+    ctl = make_controller(num_samples=2, scheduler=Barrier(), is_class=True)
+    tick(ctl)
+    ctl.handle(result(B, checkpoint="checkpoint_000000"))  # B exploits itself from itself
+    out = ctl.handle(result(A))
+    assert answers(out) == [(A, Answer.STOP)] and ctl.state[A].told == Told.EXPLOIT
+    out = ctl.handle(StoppedEvent(A))
+    assert records(out, "config")[0]["donor"] == B

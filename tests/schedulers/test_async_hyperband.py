@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from poptune.engine.trial import Trial, TrialStatus
+from poptune.engine.trial_view import TrialView
 from poptune.exceptions import TuneConfigError
 from poptune.schedulers import ASHAScheduler, AsyncHyperBandScheduler, SchedulerDecision
 
@@ -19,8 +20,8 @@ CONTINUE, STOP = SchedulerDecision.CONTINUE, SchedulerDecision.STOP
 
 def make_trials(sched: AsyncHyperBandScheduler, n: int) -> list[Trial]:
     trials = [Trial(f"abc_{i:05d}", "train", {}, status=TrialStatus.RUNNING) for i in range(n)]
-    for t in trials:
-        sched.on_trial_add(t)
+    for t in trials:  # read-only views, as the controller passes them
+        assert sched.on_trial_add(TrialView(t)) is None
     return trials
 
 
@@ -230,7 +231,7 @@ def test_save_and_load_state_round_trip_continues_identically():
     restored = asha(max_t=16, reduction_factor=2, brackets=2, seed=99)
     restored.load_state(state)
     for t in trials:  # the runner re-adds every trial after a restore
-        restored.on_trial_add(t)
+        assert restored.on_trial_add(TrialView(t)) is None
     assert drive(restored, trials, range(5, 9)) == rest
     assert STOP in first
     assert restored.debug_string() == base.debug_string()

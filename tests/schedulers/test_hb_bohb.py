@@ -9,7 +9,8 @@ import pytest
 
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TuneConfigError
-from poptune.schedulers import HyperBandForBOHB, HyperBandScheduler
+from poptune.schedulers import HyperBandForBOHB, HyperBandScheduler, Outcome, StopTrial
+from tests.schedulers.outcomes import add, stops, value
 from tests.schedulers.test_hyperband import (
     CONTINUE, PAUSE, PAUSED, PENDING, RUNNING, STOP, TI, Sim, make_trials, report,
 )  # fmt: skip
@@ -48,10 +49,11 @@ def test_brackets_are_opened_largest_first():
 def test_trials_pause_at_the_milestone_while_the_bracket_is_not_full():
     sched = bohb()
     trials = make_trials(sched, 4)  # bracket s=2 wants 9
+    stopped: list[str] = []
     for t in trials:
         t.status = RUNNING
-        assert report(sched, t, 1, t.config["x"]) == PAUSE
-    assert sched.take_stops() == []  # every live trial is at the milestone, but not full
+        assert report(sched, t, 1, t.config["x"], stopped) == PAUSE
+    assert stopped == []  # every live trial is at the milestone, but not full
 
 
 def test_a_full_bracket_is_halved_when_its_last_trial_arrives():
@@ -59,9 +61,14 @@ def test_a_full_bracket_is_halved_when_its_last_trial_arrives():
     trials = make_trials(sched, 9)
     for t in trials:
         t.status = RUNNING
-    decisions = [report(sched, t, 1, t.config["x"]) for t in trials]
-    assert decisions == [PAUSE] * 8 + [CONTINUE]  # the best one goes on at once
-    assert sched.take_stops() == [t.trial_id for t in trials[:6]]
+    outs = []
+    for t in trials:
+        outs.append(sched.on_trial_result(t, {TI: 1, "score": t.config["x"]}))
+        t.status = PAUSED
+    assert outs[:8] == [PAUSE] * 8
+    # the last arrival halves the bracket: it goes on at once (the best), with the stops
+    assert outs[8] == Outcome(CONTINUE, tuple(StopTrial(t.trial_id) for t in trials[:6]))
+    trials[8].status = RUNNING
     assert sched.choose_trial_to_run(trials[6:8]) is trials[6]
 
 
@@ -73,15 +80,14 @@ def test_choose_prefers_pending_trials_and_halves_only_when_nothing_runs():
         report(sched, t, 1, t.config["x"])
     trials[4].status = RUNNING
     assert sched.choose_trial_to_run(trials[:4]) is None  # trial 4 still runs
-    assert sched.take_stops() == []
     trials[4].status = PENDING
     assert sched.choose_trial_to_run(trials) is trials[4]  # a pending trial first
     trials[4].status = TrialStatus.TERMINATED
-    sched.on_trial_complete(trials[4], {TI: 0})  # the removal itself halves it (as Ray)
+    out = sched.on_trial_complete(trials[4], {TI: 0})  # the removal itself halves it (as Ray)
     # nothing runs and nothing is pending: the bracket (4 of 9) keeps ceil(9/3) = 3
-    assert sched.take_stops() == [trials[0].trial_id]
+    assert out == Outcome(None, (StopTrial(trials[0].trial_id),))
     trials[0].status = TrialStatus.TERMINATED
-    sched.on_trial_complete(trials[0], trials[0].last_result)
+    assert sched.on_trial_complete(trials[0], trials[0].last_result) is None
     assert sched.choose_trial_to_run(trials[1:4]) is trials[1]
 
 
@@ -92,9 +98,9 @@ def test_forced_halving_of_an_incomplete_bracket_when_the_runner_asks():
         t.status = RUNNING
         report(sched, t, 1, t.config["x"])
     assert all(t.status == PAUSED for t in trials)
-    chosen = sched.choose_trial_to_run(trials)
-    assert sched.take_stops() == [trials[0].trial_id]
-    assert chosen is trials[1]
+    out = sched.choose_trial_to_run(trials)
+    assert stops(out) == [trials[0].trial_id]
+    assert value(out) is trials[1]
 
 
 def test_simulated_run_with_an_incomplete_bracket_halves_it_and_finishes():
@@ -125,7 +131,7 @@ def test_save_and_load_state_mid_run_continues_identically():
     fresh = bohb()
     fresh.load_state(state)
     for t in part.trials:
-        fresh.on_trial_add(t)
+        part.apply(Outcome(None, add(fresh, t)))
     part.scheduler = fresh
     part.run()
     assert part.iters == reference.iters

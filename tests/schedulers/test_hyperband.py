@@ -11,7 +11,9 @@ import pytest
 
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TuneConfigError
-from poptune.schedulers import HyperBandScheduler, SchedulerDecision
+from poptune.engine.trial_view import TrialView
+from poptune.schedulers import HyperBandScheduler, Outcome, SchedulerDecision, StopTrial
+from tests.schedulers.outcomes import add, split, stops, value
 
 TI = "training_iteration"
 CONTINUE, PAUSE, STOP = SchedulerDecision.CONTINUE, SchedulerDecision.PAUSE, SchedulerDecision.STOP
@@ -23,7 +25,7 @@ def make_trials(sched: Any, n: int, start: int = 0) -> list[Trial]:
     trials = [Trial(f"abc_{i:05d}", "train", {"x": i}, status=PENDING)
               for i in range(start, start + n)]
     for t in trials:
-        sched.on_trial_add(t)
+        assert add(sched, t) == ()
     return trials
 
 
@@ -33,16 +35,22 @@ def hb(**kw: Any) -> HyperBandScheduler:
     return HyperBandScheduler(**args)
 
 
-def report(sched: Any, trial: Trial, t: float, score: float) -> Any:
-    """What the runner does with a decision for the reporting trial."""
+def report(sched: Any, trial: Trial, t: float, score: float,
+           stopped: list[str] | None = None) -> Any:
+    """What the runner does with a decision for the reporting trial; returns the decision
+    and adds the ids of the other trials the hooks stopped to ``stopped``."""
     result = {TI: t, "score": score}
-    decision = sched.on_trial_result(trial, result)
+    decision, acts = split(sched.on_trial_result(trial, result))
     trial.last_result = result
+    if stopped is not None:
+        stopped.extend(a.trial_id for a in acts if isinstance(a, StopTrial))
     if decision == PAUSE:
         trial.status = PAUSED
     elif decision == STOP:
         trial.status = TERMINATED
-        sched.on_trial_complete(trial, result)
+        more = stops(sched.on_trial_complete(trial, result))
+        if stopped is not None:
+            stopped.extend(more)
     return decision
 
 
@@ -53,7 +61,8 @@ def brackets(sched: Any) -> list[Any]:
 @dataclass
 class Sim:
     """A tiny runner: trials train in lockstep on ``slots`` workers, checkpoint every
-    iteration, and honour decisions, ``take_stops`` and ``choose_trial_to_run``."""
+    iteration, and honour decisions, the StopTrial actions of every hook (at once, in order,
+    as the controller does) and ``choose_trial_to_run``."""
 
     scheduler: Any
     trials: list[Trial]
@@ -66,6 +75,7 @@ class Sim:
     reported: dict[str, list[int]] = field(default_factory=dict)
     pauses: dict[str, int] = field(default_factory=dict)
     stop_next: set[str] = field(default_factory=set)
+    stopped: list[str] = field(default_factory=list)  # every StopTrial, in order
     ticks: int = 0
 
     def __post_init__(self) -> None:
@@ -81,11 +91,12 @@ class Sim:
 
     def finish(self, trial: Trial) -> None:
         trial.status = TERMINATED
-        self.scheduler.on_trial_complete(trial, trial.last_result)
-        self.apply_stops()
+        self.apply(self.scheduler.on_trial_complete(trial, trial.last_result))
 
-    def apply_stops(self) -> None:
-        for trial_id in self.scheduler.take_stops():
+    def apply(self, out: Any) -> None:
+        """Carry out the actions of a hook's return value."""
+        for trial_id in stops(out):
+            self.stopped.append(trial_id)
             trial = self.by_id(trial_id)
             if trial.status == RUNNING:
                 self.stop_next.add(trial_id)
@@ -97,8 +108,9 @@ class Sim:
             waiting = [t for t in self.trials if t.status in (PENDING, PAUSED)]
             if not waiting:
                 return
-            trial = self.scheduler.choose_trial_to_run(waiting)
-            self.apply_stops()
+            out = self.scheduler.choose_trial_to_run(waiting)
+            trial = value(out)
+            self.apply(out)
             if trial is None or trial.is_finished:
                 return
             assert trial in waiting
@@ -112,8 +124,7 @@ class Sim:
             it = self.iters[tid]
             if self.fail_at.get(tid) == it:
                 t.status = ERROR
-                self.scheduler.on_trial_error(t)
-                self.apply_stops()
+                self.apply(self.scheduler.on_trial_error(t))
                 continue
             self.ckpt[tid] = it
             t.checkpoint_path = f"/exp/{tid}/checkpoint_{it:06d}"
@@ -123,8 +134,9 @@ class Sim:
             if tid in self.stop_next:
                 self.finish(t)
                 continue
-            decision = self.scheduler.on_trial_result(t, result)
-            self.apply_stops()
+            out = self.scheduler.on_trial_result(t, result)
+            decision = value(out)
+            self.apply(out)
             if decision == STOP:
                 self.finish(t)
             elif decision == PAUSE:
@@ -206,18 +218,18 @@ def test_trials_pause_at_the_milestone_until_the_bracket_completes_then_halving(
     b1 = trials[3:]
     for t in b1:
         t.status = RUNNING
+    stopped: list[str] = []
     for t, score in zip(b1[:4], (1, 5, 2, 4)):
-        assert report(sched, t, 1, 0) == CONTINUE
-        assert report(sched, t, 3, score) == PAUSE
-        assert sched.take_stops() == []
+        assert report(sched, t, 1, 0, stopped) == CONTINUE
+        assert report(sched, t, 3, score, stopped) == PAUSE
+        assert stopped == []
     assert sched.choose_trial_to_run(b1[:4]) is None  # all wait for the last one
     # the last trial completes the bracket: keep ceil(5/3) = 2, stop 3
-    assert report(sched, b1[4], 3, 3) == STOP  # ranks 3rd of 5
-    assert sorted(sched.take_stops()) == sorted([b1[0].trial_id, b1[2].trial_id])
-    assert sched.take_stops() == []  # each stop is handed out once
+    assert report(sched, b1[4], 3, 3, stopped) == STOP  # ranks 3rd of 5
+    assert sorted(stopped) == sorted([b1[0].trial_id, b1[2].trial_id])
     for t in (b1[0], b1[2]):
         t.status = TERMINATED
-        sched.on_trial_complete(t, t.last_result)
+        assert sched.on_trial_complete(t, t.last_result) is None  # each stop handed out once
     # survivors resume first: choose_trial_to_run prefers them over nothing else
     assert sched.choose_trial_to_run([b1[1], b1[3]]) in (b1[1], b1[3])
     assert sched._where[b1[1].trial_id].r == 9 and sched._where[b1[1].trial_id].n == 2
@@ -230,9 +242,10 @@ def test_the_reporter_that_completes_the_bracket_continues_if_it_is_good():
         t.status = RUNNING
     for t in b1[:4]:
         report(sched, t, 3, 1)
-    assert report(sched, b1[4], 3, 10) == CONTINUE
+    out = sched.on_trial_result(b1[4], {TI: 3, "score": 10})
+    assert value(out) == CONTINUE
     # ties (1, 1, 1, 1) rank in bracket order: the last of them survives with the reporter
-    assert sched.take_stops() == [t.trial_id for t in b1[:3]]
+    assert stops(out) == [t.trial_id for t in b1[:3]]
 
 
 @pytest.mark.parametrize("mode", ["min", "max"])
@@ -280,15 +293,16 @@ def test_no_hang_when_the_last_survivor_errors_after_the_first_halving():
     b2 = make_trials(sched, 17)[8:]  # bracket s=2: 9 trials, milestone 1
     for t in b2:
         t.status = RUNNING
+    stopped: list[str] = []
     for t in b2:
-        report(sched, t, 1, t.config["x"])
-    assert len(sched.take_stops()) == 6
+        report(sched, t, 1, t.config["x"], stopped)
+    assert len(stopped) == 6
     a, b, c = b2[6:]  # x = 14, 15, 16 survive; milestone 3 now
     assert report(sched, a, 3, 14) == PAUSE
     assert report(sched, b, 3, 15) == PAUSE
     c.status = ERROR
-    sched.on_trial_error(c)  # the last one they wait for dies
-    assert sched.take_stops() == [a.trial_id]
+    out = sched.on_trial_error(c)  # the last one they wait for dies: the bracket is halved
+    assert out == Outcome(None, (StopTrial(a.trial_id),))
     assert sched.choose_trial_to_run([a, b]) is b  # resumes towards max_t
 
 
@@ -320,13 +334,14 @@ def test_missing_or_nan_metrics_rank_last():
     b1 = make_trials(sched, 8)[3:]
     for t in b1:
         t.status = RUNNING
-    report(sched, b1[0], 3, math.nan)
-    sched.on_trial_result(b1[1], {TI: 3})
+    stopped: list[str] = []
+    report(sched, b1[0], 3, math.nan, stopped)
+    assert sched.on_trial_result(b1[1], {TI: 3}) == PAUSE
     b1[1].status = PAUSED
     for t in b1[2:4]:
-        report(sched, t, 3, 0.0)
-    report(sched, b1[4], 3, -1.0)
-    assert {b1[0].trial_id, b1[1].trial_id} <= set(sched.take_stops())
+        report(sched, t, 3, 0.0, stopped)
+    report(sched, b1[4], 3, -1.0, stopped)
+    assert {b1[0].trial_id, b1[1].trial_id} <= set(stopped)
 
 
 def test_class_trainables_are_asked_to_save_at_milestones_they_pause_at():
@@ -345,7 +360,7 @@ def test_restored_finished_trial_leaves_its_bracket():
     fresh.load_state(state)
     trials[4].status = TERMINATED  # finished after the scheduler state was saved
     for t in trials:
-        fresh.on_trial_add(t)
+        assert add(fresh, t) == ()
     assert trials[4].trial_id not in fresh._where
     assert len(fresh._bands[0][1].live) == 4
 
@@ -355,9 +370,9 @@ def test_restore_repeats_stops_not_carried_out_and_readmits_resumed_errored_tria
     trials = make_trials(sched, 8)
     for t in trials:
         t.status = RUNNING
+    stopped: list[str] = []  # handed to the runner, which crashed before acting on them
     for t in trials[3:]:
-        report(sched, t, 3, t.config["x"])
-    stopped = sched.take_stops()  # taken by the runner, which crashed before acting on them
+        report(sched, t, 3, t.config["x"], stopped)
     assert sorted(stopped) == [t.trial_id for t in trials[3:6]]
     trials[0].status = ERROR
     sched.on_trial_error(trials[0])
@@ -367,9 +382,9 @@ def test_restore_repeats_stops_not_carried_out_and_readmits_resumed_errored_tria
     for t in trials[3:6]:
         t.status = PAUSED  # the journal never saw the stops
     trials[0].status = PENDING  # Tuner.restore(resume_errored=True) runs it again
-    for t in trials:
-        fresh.on_trial_add(t)
-    assert sorted(fresh.take_stops()) == sorted(stopped)
+    again = [a.trial_id for t in trials for a in add(fresh, t)]
+    assert sorted(again) == sorted(stopped)
+    assert all(isinstance(a, StopTrial) for a in add(fresh, trials[3]))
     assert trials[0].trial_id in fresh._where  # back in a bracket, as a new trial
     assert fresh.on_trial_result(trials[0], {TI: 1, "score": 0}) == CONTINUE
     assert fresh.on_trial_result(trials[3], {TI: 4, "score": 0}) == STOP
@@ -385,9 +400,56 @@ def test_save_and_load_state_mid_run_continues_identically():
     fresh = hb()
     fresh.load_state(state)
     for t in part.trials:
-        fresh.on_trial_add(t)
+        part.apply(Outcome(None, add(fresh, t)))
     part.scheduler = fresh
     part.run()
     assert part.iters == reference.iters
     assert "num_stopped=" in fresh.debug_string() and "Bracket(Max Size" in fresh.debug_string()
     assert fresh.state()["num_stopped"] == reference.scheduler.state()["num_stopped"]
+
+
+def test_a_halving_returns_its_stops_from_the_hook_that_halved():
+    sched = hb()
+    b1 = make_trials(sched, 8)[3:]  # bracket s=1: 5 trials, milestone 3
+    for t in b1:
+        t.status = RUNNING
+    outs = []
+    for t, score in zip(b1, (1, 5, 2, 4, 3)):
+        outs.append(sched.on_trial_result(t, {TI: 3, "score": score}))
+        t.status = PAUSED
+    assert outs[:4] == [PAUSE] * 4  # plain decisions: nothing decided about others yet
+    last = outs[4]
+    assert isinstance(last, Outcome) and last.value == STOP  # the reporter ranks 3rd of 5
+    assert last.actions == (StopTrial(b1[0].trial_id), StopTrial(b1[2].trial_id))
+
+
+def test_choose_trial_to_run_that_halves_returns_the_choice_with_the_stops():
+    sched = hb()
+    b1 = make_trials(sched, 8)[3:]
+    for t in b1[:4]:
+        t.status = RUNNING
+        assert report(sched, t, 3, t.config["x"]) == PAUSE
+    # a state where the 5th member is gone but nothing re-examined the bracket (as after a
+    # restore): all its live trials wait at the milestone; choose_trial_to_run halves it
+    del sched._where[b1[4].trial_id]
+    brackets(sched)[1].live.pop(b1[4].trial_id)
+    out = sched.choose_trial_to_run(b1[:4])
+    assert isinstance(out, Outcome) and out.value in (b1[2], b1[3])
+    assert sorted(stops(out)) == sorted(t.trial_id for t in b1[:2])
+
+
+def test_on_trial_add_leaves_the_trial_alone():
+    sched = hb()
+    trial = Trial("abc_00000", "train", {"x": 0}, status=PENDING)
+    assert sched.on_trial_add(TrialView(trial)) is None  # a view: any write would raise
+    assert trial.config == {"x": 0}
+
+
+def test_load_state_accepts_a_state_saved_with_a_stops_list():
+    sched = hb()
+    make_trials(sched, 8)
+    state = sched.save_state()
+    assert "stops" not in state
+    fresh = hb()
+    fresh.load_state({**state, "stops": []})  # what the old code saved
+    assert fresh.save_state() == state

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from poptune.engine.trial import Trial, TrialStatus
+from poptune.engine.trial_view import TrialView
 from poptune.exceptions import TuneConfigError
 from poptune.schedulers import MedianStoppingRule, SchedulerDecision
 
@@ -35,8 +36,8 @@ def rule(**kw: Any) -> MedianStoppingRule:
 
 def make_trials(sched: MedianStoppingRule, n: int, status=TrialStatus.RUNNING) -> list[Trial]:
     trials = [Trial(f"abc_{i:05d}", "train", {}, status=status) for i in range(n)]
-    for t in trials:
-        sched.on_trial_add(t)
+    for t in trials:  # read-only views, as the controller passes them
+        assert sched.on_trial_add(TrialView(t)) is None
     return trials
 
 
@@ -138,7 +139,7 @@ def test_trials_with_no_result_inside_the_window_are_not_samples():
     jumpy, probe = make_trials(sched, 2)
     report(sched, clock, jumpy, 5, 100)
     report(sched, clock, jumpy, 95, 100)  # from t = 5 straight to t = 100
-    sched._trials[jumpy.trial_id].status = TrialStatus.TERMINATED
+    jumpy.status = TrialStatus.TERMINATED
     # at t = 12, `jumpy` reached t but has no result in [10, 12]: no sample, no NaN stop
     assert report(sched, clock, probe, 12, 0) == CONTINUE
 
@@ -193,7 +194,7 @@ def test_save_and_load_state_round_trip():
     fresh = rule()
     fresh.load_state(state)
     for t in (a, b, c):
-        fresh.on_trial_add(t)
+        assert fresh.on_trial_add(TrialView(t)) is None
     clock2 = FakeClock()
     clock2.elapsed = dict(clock.elapsed)
     assert run_curve(fresh, clock2, c, [6.9, 6.9]) == run_curve(sched, clock, c, [6.9, 6.9])

@@ -11,9 +11,11 @@ import pytest
 pytest.importorskip("sklearn")
 
 from poptune.engine.trial import Trial, TrialStatus  # noqa: E402
+from poptune.engine.trial_view import TrialView  # noqa: E402
 from poptune.exceptions import TuneConfigError  # noqa: E402
 from poptune.schedulers import Exploit  # noqa: E402
 from poptune.schedulers.pb2 import PB2  # noqa: E402
+from tests.schedulers.outcomes import add, fill  # noqa: E402
 
 TI = "training_iteration"
 
@@ -37,7 +39,7 @@ def run(sched: PB2, n: int = 6, iters: int = 12, until: int | None = None):
                     config={"lr": 0.05 + 0.15 * i, "opt": {"layers": 1 + i}},
                     status=TrialStatus.RUNNING) for i in range(n)]
     for t in trials:
-        sched.on_trial_add(t)
+        assert add(sched, t) == ()
     weights = {t.trial_id: 0.0 for t in trials}
     ckpts: dict[str, float] = {}
     exploits = []
@@ -72,9 +74,19 @@ def test_same_seed_same_suggestions_different_seed_different_ones():
 def test_missing_hyperparameters_are_sampled_uniformly_within_bounds():
     sched = pb2(seed=1)
     trial = Trial(trial_id="p_00000", trainable_name="t", config={"other": 1})
-    sched.on_trial_add(trial)
+    filled = sched.on_trial_add(TrialView(trial))  # a view: writing the trial would raise
+    assert set(filled) == {"lr", "opt/layers"}
+    assert trial.config == {"other": 1}
+    fill(trial, filled)
     assert 0.0 <= trial.config["lr"] <= 1.0 and 1 <= trial.config["opt"]["layers"] <= 8
-    assert trial.config["other"] == 1
+    assert trial.config["other"] == 1 and trial.evaluated_params == filled
+
+
+def test_missing_hyperparameters_are_the_values_a_seed_always_gave():
+    # what the in-place fill wrote into trial.config before (seed 1)
+    sched = pb2(seed=1)
+    filled = sched.on_trial_add(TrialView(Trial("p_00000", "t", {"opt": {}})))
+    assert filled == {"lr": 0.13436424411240122, "opt/layers": 6.932036158560629}
 
 
 def test_save_and_load_state_mid_run_continues_identically():

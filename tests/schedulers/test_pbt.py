@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from poptune.engine.trial import Trial, TrialStatus
+from poptune.engine.trial_view import TrialView
 from poptune.exceptions import TuneConfigError
-from poptune.schedulers import Exploit, PopulationBasedTraining, SchedulerDecision
+from poptune.schedulers import Exploit, Outcome, PopulationBasedTraining, SchedulerDecision
 from poptune.schedulers.pbt import explore
 from poptune.search import sample
 from poptune.storage.pbt_log import write_exploit_logs
+from tests.schedulers.outcomes import actions, add, split, value
 
 TI = "training_iteration"
 CONTINUE, PAUSE = SchedulerDecision.CONTINUE, SchedulerDecision.PAUSE
@@ -44,14 +46,15 @@ def pbt(**kwargs: Any) -> PopulationBasedTraining:
 def population(sched: PopulationBasedTraining, n: int, **config: Any) -> list[Trial]:
     trials = [make_trial(i, lr=0.1 * (i + 1), **config) for i in range(n)]
     for t in trials:
-        sched.on_trial_add(t)
+        assert add(sched, t) == ()
     return trials
 
 
 def report(
     sched: PopulationBasedTraining, trial: Trial, it: int, score: float, ckpt: bool = True
 ) -> Any:
-    """What the runner does: persist the checkpoint first, then ask the scheduler."""
+    """What the runner does: persist the checkpoint first, then ask the scheduler (its
+    answer is returned as is: a Decision, or an Outcome)."""
     if ckpt:
         trial.checkpoint_path = f"/exp/{trial.trial_id}/checkpoint_{it:06d}"
     result = {TI: it, "time_total_s": float(it), "score": score}
@@ -97,7 +100,10 @@ class Population:
     def live(self) -> list[Trial]:
         return [t for t in self.trials if not t.status.is_finished()]
 
-    def carry_out(self, trial: Trial, decision: Any) -> None:
+    def carry_out(self, trial: Trial, out: Any) -> None:
+        """Carry out a hook's decision about ``trial``, then its actions (as the controller
+        does: at once, in order)."""
+        decision, acts = split(out)
         if isinstance(decision, Exploit):
             self.exploits.append((decision.trial_id, decision.donor_trial_id,
                                   decision.checkpoint_path, repr(decision.config)))
@@ -111,12 +117,13 @@ class Population:
         elif decision == PAUSE:
             trial.status = TrialStatus.PAUSED
             trial.restore_path = trial.checkpoint_path
-        self.apply_pending()
+        self.apply(acts)
 
-    def apply_pending(self) -> None:
-        for exploit in self.scheduler.take_exploits():
+    def apply(self, acts: tuple[Any, ...]) -> None:
+        for exploit in acts:
+            assert isinstance(exploit, Exploit), exploit
             target = self.by_id(exploit.trial_id)
-            assert target.status == TrialStatus.PAUSED, "take_exploits targets paused trials"
+            assert target.status == TrialStatus.PAUSED, "synch exploits target paused trials"
             self.carry_out(target, exploit)
 
     def launch(self) -> None:
@@ -124,8 +131,8 @@ class Population:
             waiting = [t for t in self.trials if t.status in (TrialStatus.PENDING, PAUSED_)]
             if not waiting:
                 return
-            trial = self.scheduler.choose_trial_to_run(waiting)
-            self.apply_pending()
+            trial, acts = split(self.scheduler.choose_trial_to_run(waiting))
+            self.apply(acts)
             if trial is None:
                 return
             if trial.restore_path:
@@ -154,8 +161,7 @@ class Population:
             self.weights[tid] += reward(t.config)
             if self.fail_at.get(tid) == it:
                 t.status = TrialStatus.ERROR
-                self.scheduler.on_trial_error(t)
-                self.apply_pending()
+                self.apply(actions(self.scheduler.on_trial_error(t)))
                 continue
             result = {TI: it, "time_total_s": float(it), "score": self.weights[tid] / it}
             if it % self.ckpt_every == 0:
@@ -166,8 +172,7 @@ class Population:
             if it >= self.finish_at.get(tid, self.max_iter):
                 t.last_result = result
                 t.status = TrialStatus.TERMINATED
-                self.scheduler.on_trial_complete(t, result)
-                self.apply_pending()
+                self.apply(actions(self.scheduler.on_trial_complete(t, result)))
                 continue
             decision = self.scheduler.on_trial_result(t, result)
             t.last_result = result
@@ -193,7 +198,7 @@ def sim(n: int = 8, slots: int = 8, seed: int = 0, synch: bool = False, **kw: An
                 hyperparam_mutations={"lr": sample.uniform(0.0, 1.0), "bs": [16, 32, 64]})
     trials = [make_trial(i, lr=0.05 + 0.1 * i, bs=32) for i in range(n)]
     for t in trials:
-        sched.on_trial_add(t)
+        add(sched, t)
     return Population(sched, trials, slots, **kw)
 
 
@@ -378,12 +383,35 @@ def test_on_trial_add_samples_missing_hyperparameters_reproducibly():
             "lr": sample.uniform(0, 1), "bs": [16, 32], "opt": {"mom": sample.uniform(0.8, 0.9)},
         })
         trial = make_trial(0)
-        sched.on_trial_add(trial)
+        add(sched, trial)
         return trial.config
 
     config = added(3)
     assert set(config) == {"lr", "bs", "opt"} and 0.8 <= config["opt"]["mom"] < 0.9
     assert added(3) == config
+
+
+def test_on_trial_add_returns_the_sampled_values_and_leaves_the_trial_alone():
+    sched = pbt(seed=3, hyperparam_mutations={
+        "lr": sample.uniform(0, 1), "bs": [16, 32], "opt": {"mom": sample.uniform(0.8, 0.9)},
+    })
+    trial = make_trial(0, bs=64)
+    filled = sched.on_trial_add(TrialView(trial))  # a view: any write to the trial raises
+    assert set(filled) == {"lr", "opt/mom"}
+    assert 0.0 <= filled["lr"] < 1.0 and 0.8 <= filled["opt/mom"] < 0.9
+    assert trial.config == {"bs": 64} and trial.evaluated_params == {}
+    assert sched.on_trial_add(TrialView(trial)) is None  # known already (a restore)
+    assert pbt().on_trial_add(TrialView(make_trial(1, lr=0.5))) is None  # nothing missing
+
+
+def test_on_trial_add_draws_the_values_the_in_place_fill_drew():
+    # seeded configs must not change: these are the values the old on_trial_add wrote into
+    # trial.config (seed 3, an empty config)
+    sched = pbt(seed=3, hyperparam_mutations={
+        "lr": sample.uniform(0, 1), "bs": [16, 32], "opt": {"mom": sample.uniform(0.8, 0.9)},
+    })
+    assert sched.on_trial_add(TrialView(make_trial(0))) == {
+        "lr": 0.08163509353835152, "bs": 16, "opt/mom": 0.8540089134593265}
 
 
 # --------------------------------------------------------------------------- explore
@@ -468,21 +496,20 @@ def test_scheduler_with_clip_to_bounds_explores_within_bounds():
 
 
 # --------------------------------------------------------------------------- pinning
-def test_pinned_checkpoints_hold_upper_quantile_latest_and_pending_donors():
+def test_pinned_checkpoints_hold_live_trials_latest_and_an_exploited_trials_donor():
     sched = pbt(synch=True)
     trials = population(sched, 4)
-    for t, s in zip(trials, [1, 2, 3, 4]):
-        report(sched, t, 5, s)
+    outs = [report(sched, t, 5, s) for t, s in zip(trials, [1, 2, 3, 4])]
     pins = sched.pinned_checkpoints()
     assert trials[3].checkpoint_path in pins
     assert all(t.checkpoint_path in pins for t in trials)  # every live trial's latest
     donor_ckpt = trials[3].checkpoint_path
     # the barrier released: trial 0 will restore trial 3's checkpoint; trial 3 then finishes
-    trials[3].status = TrialStatus.TERMINATED
-    sched.on_trial_complete(trials[3], {})
-    assert donor_ckpt in sched.pinned_checkpoints()  # a pending exploit restores from it
-    (exploit,) = sched.take_exploits()
+    (exploit,) = actions(outs[-1])
     assert exploit.checkpoint_path == donor_ckpt
+    trials[3].status = TrialStatus.TERMINATED
+    assert sched.on_trial_complete(trials[3], {}) is None
+    assert donor_ckpt in sched.pinned_checkpoints()  # trial 0's model state restores from it
     trials[0].config, trials[0].checkpoint_path = exploit.config, donor_ckpt  # runner applies
     assert donor_ckpt in sched.pinned_checkpoints()  # trial 0 carries it until it saves again
     report(sched, trials[0], 6, 5.0)
@@ -515,10 +542,10 @@ def test_synch_barrier_pauses_until_all_arrive_then_exploits_paused_trials():
     assert report(sched, trials[2], 5, 3.0) == PAUSE
     trials[2].status = TrialStatus.PAUSED
     assert sched.choose_trial_to_run(trials[:3]) is None  # all wait at the barrier
-    assert report(sched, trials[3], 5, 4.0) == PAUSE  # last arrival releases the barrier
-    (exploit,) = sched.take_exploits()
+    out = report(sched, trials[3], 5, 4.0)  # last arrival releases the barrier
+    assert value(out) == PAUSE
+    (exploit,) = actions(out)
     assert exploit.trial_id == trials[0].trial_id and exploit.donor_trial_id == trials[3].trial_id
-    assert sched.take_exploits() == []
     assert sched.choose_trial_to_run(trials[:3]) is not None
 
 
@@ -531,9 +558,11 @@ def test_synch_barrier_releases_when_a_trial_leaves(leave):
         t.status = TrialStatus.PAUSED
     assert sched.choose_trial_to_run([a, b]) is None
     c.status = TrialStatus.ERROR if leave == "error" else TrialStatus.TERMINATED
-    {"complete": lambda: sched.on_trial_complete(c, {}), "error": lambda: sched.on_trial_error(c),
-     "remove": lambda: sched.on_trial_remove(c)}[leave]()
-    (exploit,) = sched.take_exploits()
+    out = {"complete": lambda: sched.on_trial_complete(c, {}),
+           "error": lambda: sched.on_trial_error(c),
+           "remove": lambda: sched.on_trial_remove(c)}[leave]()
+    assert value(out) is None
+    (exploit,) = actions(out)
     assert (exploit.trial_id, exploit.donor_trial_id) == (a.trial_id, b.trial_id)
     assert sched.choose_trial_to_run([a, b]) is not None
 
@@ -584,8 +613,64 @@ def test_save_and_load_state_mid_run_continues_identically(synch):
     restored = pbt(synch=synch, seed=999, resample_probability=0.25,  # seed comes from the state
                    hyperparam_mutations={"lr": sample.uniform(0.0, 1.0), "bs": [16, 32, 64]})
     for t in twin.trials:
-        restored.on_trial_add(t)
+        assert add(restored, t) == ()
     restored.load_state(pickle.loads(blob))
     twin.scheduler = restored
     twin.run()
     assert twin.exploits[done:] == pop.exploits[done:] and len(pop.exploits) > done
+
+
+def test_synch_returns_all_the_exploits_of_a_release_in_one_outcome_weakest_first():
+    sched = pbt(synch=True, quantile_fraction=0.5)
+    trials = population(sched, 6)
+    outs = []
+    for t, s in zip(trials, [3.0, 1.0, 2.0, 6.0, 5.0, 4.0]):
+        outs.append(report(sched, t, 5, s))
+        t.status = TrialStatus.PAUSED
+    assert [split(o) for o in outs[:-1]] == [(PAUSE, ())] * 5  # nothing decided before
+    last = outs[-1]
+    assert isinstance(last, Outcome) and last.value == PAUSE
+    # the bottom half, weakest first (the reporter itself is not in it here)
+    assert [e.trial_id for e in last.actions] == [trials[i].trial_id for i in (1, 2, 0)]
+    assert all(isinstance(e, Exploit) for e in last.actions)
+    assert {e.donor_trial_id for e in last.actions} <= {trials[i].trial_id for i in (3, 4, 5)}
+    # nothing is left for later: the next hooks decide nothing about other trials
+    assert actions(sched.choose_trial_to_run(trials)) == ()
+
+
+def test_synch_reporters_own_exploit_is_among_the_actions_in_order():
+    sched = pbt(synch=True, quantile_fraction=0.5)
+    trials = population(sched, 4)
+    for t, s in zip(trials[1:], [1.0, 4.0, 3.0]):
+        report(sched, t, 5, s)
+        t.status = TrialStatus.PAUSED
+    out = report(sched, trials[0], 5, 0.0)  # the weakest arrives last
+    assert value(out) == PAUSE
+    assert [e.trial_id for e in actions(out)] == [trials[0].trial_id, trials[1].trial_id]
+
+
+def test_choose_trial_to_run_releasing_the_barrier_returns_its_exploits():
+    sched = pbt(synch=True)
+    a, b = population(sched, 2)
+    for t, s in ((a, 1.0), (b, 2.0)):
+        report(sched, t, 5, s)
+    # a state where both wait at the barrier without the release (e.g. a restore)
+    sched._next_perturbation_sync = 5.0
+    for t in (a, b):
+        sched._states[t.trial_id].last_perturbation_time = 0.0
+        t.status = TrialStatus.PAUSED
+    out = sched.choose_trial_to_run([a, b])
+    assert isinstance(out, Outcome) and out.value in (a, b)
+    (exploit,) = out.actions
+    assert (exploit.trial_id, exploit.donor_trial_id) == (a.trial_id, b.trial_id)
+
+
+def test_load_state_accepts_a_state_saved_with_pending_exploits():
+    sched = pbt()
+    population(sched, 2)
+    state = sched.save_state()
+    assert "pending" not in state
+    state["pending"] = []  # what the old code saved
+    twin = pbt(seed=5)
+    twin.load_state(state)
+    assert twin.save_state() == sched.save_state()

@@ -10,9 +10,11 @@ import pickle
 import pytest
 
 from poptune.engine.trial import Trial, TrialStatus
+from poptune.engine.trial_view import TrialView
 from poptune.exceptions import TuneConfigError
 from poptune.schedulers import Exploit, PopulationBasedTrainingReplay, SchedulerDecision
 from poptune.storage.pbt_log import policy_file_path
+from tests.schedulers.outcomes import add
 from tests.schedulers.test_pbt import sim
 
 TI = "training_iteration"
@@ -57,7 +59,7 @@ def report(replay, trial: Trial, it: int, ckpt: bool = True):
 def test_ray_policy_file_walks_the_lineage_back_to_the_initial_config(policy_file):
     replay = PopulationBasedTrainingReplay(policy_file)
     trial = make_trial()
-    replay.on_trial_add(trial)
+    add(replay, trial)
     assert trial.config == C0  # the root ancestor's config, not trial 3's own start
     assert all(report(replay, trial, it) == SchedulerDecision.CONTINUE for it in range(1, 5))
     first = report(replay, trial, 5)
@@ -79,7 +81,7 @@ def test_change_without_a_fresh_checkpoint_waits_for_the_next_one_and_warns_once
 ):
     replay = PopulationBasedTrainingReplay(policy_file)
     trial = make_trial()
-    replay.on_trial_add(trial)
+    add(replay, trial)
     report(replay, trial, 3)  # an older checkpoint exists: replay must not rewind to it
     with caplog.at_level(logging.WARNING, logger="poptune.schedulers.pbt"):
         assert report(replay, trial, 5, ckpt=False) == SchedulerDecision.CONTINUE
@@ -92,7 +94,7 @@ def test_change_without_a_fresh_checkpoint_waits_for_the_next_one_and_warns_once
 def test_changes_that_fall_due_together_collapse_into_the_latest(policy_file):
     replay = PopulationBasedTrainingReplay(policy_file)
     trial = make_trial()
-    replay.on_trial_add(trial)
+    add(replay, trial)
     exploit = report(replay, trial, 12)
     assert exploit.config == C3
     assert report(replay, trial, 20) == SchedulerDecision.CONTINUE
@@ -102,13 +104,23 @@ def test_trial_config_is_overwritten_with_a_warning(policy_file, caplog):
     replay = PopulationBasedTrainingReplay(policy_file)
     trial = make_trial({"lr": 1.0})
     with caplog.at_level(logging.WARNING, logger="poptune.schedulers.pbt"):
-        replay.on_trial_add(trial)
+        add(replay, trial)
     assert trial.config == C0 and "overwritten" in caplog.text
+
+
+def test_on_trial_add_returns_the_values_that_differ_and_leaves_the_trial_alone(policy_file):
+    replay = PopulationBasedTrainingReplay(policy_file)
+    trial = make_trial({"lr": 1.0, "momentum": 0.8})
+    assert replay.on_trial_add(TrialView(trial)) == {"lr": 0.0501, "checkpoint_interval": 5}
+    assert trial.config == {"lr": 1.0, "momentum": 0.8}
+    assert replay.on_trial_add(TrialView(trial)) is None  # re-added after a restore
+    same = PopulationBasedTrainingReplay(policy_file)
+    assert same.on_trial_add(TrialView(make_trial(C0))) is None  # nothing differs
 
 
 def test_only_one_trial_may_be_replayed(policy_file):
     replay = PopulationBasedTrainingReplay(policy_file)
-    replay.on_trial_add(make_trial())
+    add(replay, make_trial())
     other = Trial(trial_id="fff_00001", trainable_name="t", config={})
     with pytest.raises(TuneConfigError, match="More than one trial"):
         replay.on_trial_add(other)
@@ -123,7 +135,7 @@ def test_missing_file_and_empty_policy_without_config_are_errors(tmp_path):
         PopulationBasedTrainingReplay(str(empty)).on_trial_add(make_trial())
     replay = PopulationBasedTrainingReplay(str(empty))
     trial = make_trial({"lr": 0.3})
-    replay.on_trial_add(trial)  # nothing to replay: train with the given config
+    add(replay, trial)  # nothing to replay: train with the given config
     assert trial.config == {"lr": 0.3}
     assert report(replay, trial, 100) == SchedulerDecision.CONTINUE
 
@@ -131,11 +143,11 @@ def test_missing_file_and_empty_policy_without_config_are_errors(tmp_path):
 def test_replay_state_survives_a_restore(policy_file):
     replay = PopulationBasedTrainingReplay(policy_file)
     trial = make_trial()
-    replay.on_trial_add(trial)
+    add(replay, trial)
     report(replay, trial, 5)
     restored = PopulationBasedTrainingReplay(policy_file)
     restored.load_state(pickle.loads(pickle.dumps(replay.save_state())))
-    restored.on_trial_add(trial)  # the runner re-adds the same trial
+    add(restored, trial)  # the runner re-adds the same trial
     assert report(restored, trial, 10).config == C3
 
 
@@ -148,7 +160,7 @@ def test_policy_files_written_by_poptune_replay_the_trials_schedule(tmp_path):
             continue
         replay = PopulationBasedTrainingReplay(path)
         replayed = Trial(trial_id="r_00000", trainable_name="t", config={})
-        replay.on_trial_add(replayed)
+        add(replay, replayed)
         assert replayed.config in initial.values()  # an initial config of the population
         for it in range(1, 31):
             decision = report(replay, replayed, it)

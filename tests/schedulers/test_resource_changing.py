@@ -9,17 +9,24 @@ import pytest
 
 import poptune as tune
 from poptune.engine.trial import Trial, TrialStatus
+from poptune.engine.trial_view import TrialView
 from poptune.exceptions import TuneConfigError
 from poptune.execution import PlacementGroupFactory, TuneController
 from poptune.schedulers import (
     ASHAScheduler,
     DistributeResources,
     DistributeResourcesToTopJob,
+    Exploit,
     FIFOScheduler,
+    Outcome,
+    PopulationBasedTraining,
+    ResizeTrial,
     ResourceChangingScheduler,
     SchedulerDecision,
+    StopTrial,
     TrialScheduler,
 )
+from tests.schedulers.outcomes import resizes, split, value
 
 
 def trial(tid, cpu=1.0, score=None, status=TrialStatus.RUNNING):
@@ -36,7 +43,7 @@ def setup(trials, cpus, fn=None, base=None):
     sched.set_experiment_view(TuneController(lambda: trials, cpus, 0))
     for t in trials:
         now, t.resources = t.resources, {"cpu": 1.0, "gpu": 0.0}
-        sched.on_trial_add(t)
+        assert sched.on_trial_add(TrialView(t)) is None
         t.resources = now
     return sched
 
@@ -104,15 +111,81 @@ class Stopper(TrialScheduler):
         return SchedulerDecision.STOP
 
 
-def test_a_resize_pauses_the_trial_and_applies_once_it_stopped_running():
+def test_a_resize_pauses_the_trial_and_returns_its_new_resources_at_once():
     a, b = trial("a"), trial("b")
     sched = setup([a, b], cpus=4)
-    assert sched.on_trial_result(a, {"training_iteration": 1}) == SchedulerDecision.PAUSE
-    assert sched.take_resource_changes() == []  # still running
-    a.status = TrialStatus.PAUSED
-    [(tid, new)] = sched.take_resource_changes()
+    out = sched.on_trial_result(a, {"training_iteration": 1})
+    assert isinstance(out, Outcome) and out.value == SchedulerDecision.PAUSE
+    [(tid, new)] = resizes(out)  # the controller applies it once the trial has paused
     assert tid == "a" and cpus_of(new) == 2.0
-    assert sched.take_resource_changes() == []  # each change is handed out once
+    a.status = TrialStatus.PAUSED
+    assert sched.choose_trial_to_run([a]) is a  # nothing is left to hand out later
+
+
+class Decider(TrialScheduler):
+    """A base scheduler that returns Outcomes with actions on other trials."""
+
+    def on_trial_add(self, trial):
+        return Outcome({"lr": 0.1}, (StopTrial("x"),))
+
+    def on_trial_result(self, trial, result):
+        return Outcome(SchedulerDecision.CONTINUE, (StopTrial("other"),))
+
+    def on_trial_complete(self, trial, result):
+        return Outcome(None, (StopTrial("done-other"),))
+
+    def choose_trial_to_run(self, candidates):
+        return Outcome(candidates[0], (StopTrial("chosen-other"),))
+
+
+def test_the_base_schedulers_outcomes_are_forwarded_with_the_resize_after_their_actions():
+    a, b = trial("a"), trial("b")
+    sched = ResourceChangingScheduler(Decider(), DistributeResources())
+    sched.set_experiment_view(TuneController(lambda: [a, b], 4, 0))
+    assert sched.on_trial_add(TrialView(a)) == Outcome({"lr": 0.1}, (StopTrial("x"),))
+    out = sched.on_trial_result(a, {"training_iteration": 1})
+    assert value(out) == SchedulerDecision.PAUSE
+    stop, resize = out.actions
+    assert stop == StopTrial("other") and isinstance(resize, ResizeTrial)
+    assert resize.trial_id == "a" and cpus_of(resize.resources) == 2.0
+    assert sched.on_trial_complete(b, {}) == Outcome(None, (StopTrial("done-other"),))
+    assert split(sched.choose_trial_to_run([b])) == (b, (StopTrial("chosen-other"),))
+
+
+def test_a_pbt_exploit_passes_through_unchanged():
+    sched = ResourceChangingScheduler(
+        PopulationBasedTraining(time_attr="training_iteration", metric="score", mode="max",
+                                perturbation_interval=1, hyperparam_mutations={"lr": [1, 2]},
+                                seed=0), DistributeResources())
+    a, b = trial("a"), trial("b")
+    sched.set_experiment_view(TuneController(lambda: [a, b], 4, 0))
+    a.config = {"lr": 1}
+    filled = sched.on_trial_add(TrialView(b))  # PBT's filled values come through
+    assert set(filled) == {"lr"}
+    assert sched.on_trial_add(TrialView(a)) is None
+    b.config = {"lr": 2}
+    b.checkpoint_path = "/exp/b/checkpoint_000001"
+    sched.on_trial_result(b, {"training_iteration": 1, "score": 9.0})
+    out = sched.on_trial_result(a, {"training_iteration": 1, "score": 1.0})
+    assert isinstance(out, Exploit) and out.donor_trial_id == "b"  # no resize of an exploit
+
+
+def test_a_restored_pending_resize_comes_back_from_on_trial_add():
+    a, b = trial("a"), trial("b")
+    sched = setup([a, b], cpus=4)
+    [(_, new)] = resizes(sched.on_trial_result(a, {"training_iteration": 1}))
+    state = sched.save_state()  # the experiment stops before the resize was carried out
+    fresh = ResourceChangingScheduler(None, DistributeResources())
+    fresh.load_state(state)
+    a.status = TrialStatus.PAUSED
+    out = fresh.on_trial_add(TrialView(a))
+    assert out == Outcome(None, (ResizeTrial("a", new),))
+    assert fresh.on_trial_add(TrialView(b)) is None
+    # once the trial reports again the resize is done: a later restore does not repeat it
+    fresh.set_experiment_view(TuneController(lambda: [a, b], 4, 0))
+    a.status = TrialStatus.RUNNING
+    fresh.on_trial_result(a, {"training_iteration": 0})
+    assert fresh.save_state()["to_reallocate"] == {}
 
 
 def test_the_wrapped_schedulers_decision_comes_first_and_same_resources_continue():
