@@ -376,3 +376,37 @@ def test_restore_refuses_a_damaged_journal_and_repair_lets_it_finish_without_rer
     assert rows == [1, 2, 3, 4]
     Tuner.restore(str(exp), trainable=train).fit()
     assert starts(tmp_path) == {0: 1, 1: 2}  # and nothing runs on a later restore
+
+
+def test_readers_report_damage_instead_of_skipping_it(tmp_path, capsys):
+    from poptune.analysis import ExperimentAnalysis
+    from poptune.dashboard.data import ExperimentView
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    offset = damaged_journal(exp / "journal.jsonl", lambda line: b"{" * (len(line) - 1) + b"\n")
+    with pytest.raises(RestoreError, match=f"byte {offset}"):
+        ExperimentAnalysis(str(exp))
+    view = ExperimentView(str(exp))
+    view.refresh()  # the dashboard shows what verifies, and where the damage is
+    assert list(view.trials) == ["t1"] and view.num_results == 0
+    assert f"byte {offset}" in view.summary()["damage"]
+    assert cli.main(["show", str(exp)]) == 0
+    assert f"damaged at byte {offset}" in capsys.readouterr().out.replace("\n", "")
+
+
+@pytest.mark.parametrize("answer, truncated", [("n", False), ("", False), ("y", True)])
+def test_repair_asks_before_truncating(tmp_path, monkeypatch, capsys, answer, truncated):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    path = exp / "journal.jsonl"
+    offset = damaged_journal(path, lambda line: b"x" * (len(line) - 1) + b"\n")
+    size = os.path.getsize(path)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    assert cli.main(["repair", str(exp)]) == (0 if truncated else 1)
+    assert os.path.getsize(path) == (offset if truncated else size)
+    assert any(p.startswith("journal.jsonl.damaged-") for p in os.listdir(exp)) == truncated
+    if truncated:  # the commits before the damaged one are all there
+        assert load_state(str(path)).trials["t1"].results == []
+        assert list(load_state(str(path)).trials) == ["t1"]
