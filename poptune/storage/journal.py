@@ -154,6 +154,7 @@ class Journal:
             with open(path, "rb+") as f:
                 f.truncate(end)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = end  # bytes committed so far
         self._buffer: list[bytes] = []
 
     def append(self, record: Record | dict[str, Any]) -> None:
@@ -170,9 +171,18 @@ class Journal:
         data = encode_group(self._buffer, self.seq)
         self._buffer.clear()
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError:  # e.g. a full disk: take the torn group back, so later commits
+            try:         # never follow it
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
+            self.seq -= 1
+            raise
+        self._size += len(data)
         if self.on_commit is not None:
             self.on_commit(data)
 

@@ -85,12 +85,17 @@ class TrialCreated(Record):
     resources: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
+    #: the searcher's state, in journals of early poptune versions only
+    search_state: str | None = None
 
     def encode(self) -> dict[str, Any]:
-        return {"e": "trial", "id": self.trial_id, "trainable": self.trainable,
-                "config": self.config, "tag": self.tag, "path": self.path,
-                "dirname": self.dirname, "resources": self.resources, "params": self.params,
-                "name": self.name}
+        d = {"e": "trial", "id": self.trial_id, "trainable": self.trainable,
+             "config": self.config, "tag": self.tag, "path": self.path,
+             "dirname": self.dirname, "resources": self.resources, "params": self.params,
+             "name": self.name}
+        if self.search_state is not None:
+            d["search_state"] = self.search_state
+        return d
 
     @classmethod
     def decode(cls, d: dict[str, Any]) -> TrialCreated:
@@ -98,7 +103,8 @@ class TrialCreated(Record):
         return cls(str(d["id"]), str(d.get("trainable", "")), d.get("config") or "",
                    str(d.get("tag", "")), path,
                    str(d.get("dirname") or os.path.basename(path.rstrip("/\\"))),
-                   d.get("resources") or {}, d.get("params") or {}, d.get("name"))
+                   d.get("resources") or {}, d.get("params") or {}, d.get("name"),
+                   d.get("search_state"))
 
 
 @dataclass(frozen=True)

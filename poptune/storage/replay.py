@@ -459,6 +459,8 @@ class ExperimentState:
         elif isinstance(rec, TrialCreated):
             self.trials[rec.trial_id] = TrialState(rec, rec.config,
                                                    resources=dict(rec.resources))
+            if rec.search_state is not None:  # early poptune versions
+                self.searcher_state = SearcherState(state=rec.search_state)
         elif isinstance(rec, ConfigChanged):
             t = self.trials.get(rec.trial_id)
             if t is not None:

@@ -125,6 +125,31 @@ def test_a_group_cut_between_a_checkpoint_and_its_result_is_dropped_whole(tmp_pa
     assert hist.trials["t1"].trial.checkpoint_path is None
 
 
+def test_a_failed_write_takes_its_torn_group_back(tmp_path, monkeypatch):
+    path = tmp_path / "journal.jsonl"
+    write(path, [header(), trial()])
+    size = os.path.getsize(path)
+    j = Journal(str(path))
+    real_write, calls = os.write, []
+
+    def short_then_full_disk(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("poptune.storage.journal.os.write", short_then_full_disk)
+    j.append(CheckpointSaved("t1", "checkpoint_000000", "/p", 0, 1))
+    j.append(ResultReported("t1", {"i": 1}))
+    with pytest.raises(OSError, match="No space"):
+        j.commit()
+    assert os.path.getsize(path) == size
+    monkeypatch.setattr("poptune.storage.journal.os.write", real_write)
+    j.append(ResultReported("t1", {"i": 2}))
+    j.close()
+    assert results_of(path) == [{"i": 2}]
+
+
 # -- damage is never silent ------------------------------------------------------------------
 def damaged_journal(path, replace):
     """Three commits; the result line of the second replaced by ``replace(line)``."""
