@@ -254,6 +254,12 @@ def test_a_version_1_journal_still_replays_and_is_continued_in_version_2(tmp_pat
     assert b.status == "ERROR" and b.failures == 1 and b.error_msg == "boom"
     (ex, rows), = b.exploits
     assert rows == 1 and ex.donor is None and state.donor_of(ex) == "abcde_00000"
+    import fsspec
+
+    from poptune.lineage import _read_journal
+
+    (ex,) = _read_journal(fsspec.filesystem("file"), str(tmp_path)).exploits
+    assert (ex["target"], ex["donor"], ex["donor_it"]) == ("abcde_00001", "abcde_00000", 1)
     write(path, [StatusChanged("abcde_00001", "PENDING")])  # a restore appends commits
     assert load_state(str(path)).trials["abcde_00001"].status == "PENDING"
 
