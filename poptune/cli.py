@@ -11,6 +11,7 @@ Example:
     $ poptune plot pbt_function_api_example --out plots/
     $ poptune dashboard --port 8265
     $ poptune resume my_exp --trainable train:objective
+    $ poptune repair my_exp
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             row.append(str(t["num_exploits"]))
         table.add_row(*row)
     console.print(table)
+    if view.damage:
+        console.print(f"Warning: {view.damage}", markup=False, highlight=False)
     failed = [t for t in trials if t["status"] == "ERROR" or t["error"]]
     if failed:
         console.print("[bold]Errors[/bold]")
@@ -233,6 +236,42 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if errors else EXIT_OK
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    import shutil
+    import time
+
+    from poptune.storage.replay import check_journal
+
+    exp_dir = resolve_experiment(args.experiment, args.storage)
+    path = os.path.join(exp_dir, "journal.jsonl")
+    check = check_journal(path)  # RestoreError (no header, newer schema): exit 1
+    if check.damage is None:
+        msg = f"{path}: {check.commits} commits verify, no damage"
+        if check.tail is not None:
+            msg += (f"; an unacknowledged tail of {check.tail.size} bytes at byte "
+                    f"{check.tail.offset} is dropped on replay (normal after a crash)")
+        print(msg)
+        return EXIT_OK
+    d = check.damage
+    print(d.describe())
+    print(f"{check.commits} commits before it verify; the journal has {check.size} bytes.")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("Not truncated: run with --yes to truncate without asking.")
+            return EXIT_FAILURE
+        answer = input(f"Truncate {path} to byte {d.good_end}? (a backup is kept) [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Not truncated.")
+            return EXIT_FAILURE
+    backup = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    shutil.copy2(path, backup)
+    with open(path, "rb+") as f:
+        f.truncate(d.good_end)
+    print(f"Truncated {path} to byte {d.good_end}; the damaged journal is kept as {backup}.")
+    print(f"Resume with: poptune resume {exp_dir} --trainable MODULE:FUNCTION")
+    return EXIT_OK
+
+
 # -- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -296,6 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="restart errored trials from scratch")
     p.add_argument("--storage", help=storage_help)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("repair", help="show and truncate a damaged journal", description=(
+        "Verify an experiment's journal. If a record in the middle is damaged, show where "
+        "and what truncating the journal to its last good commit would lose, then truncate "
+        "it on confirmation (a backup journal.jsonl.damaged-TIMESTAMP is kept). Exits 1 if "
+        "the journal stays damaged."))
+    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
+    p.add_argument("--yes", "-y", action="store_true", help="truncate without asking")
+    p.add_argument("--storage", help=storage_help)
+    p.set_defaults(func=cmd_repair)
     return parser
 
 

@@ -245,40 +245,64 @@ class _Journal:
 
 
 def _read_journal(fs: Any, root: str) -> _Journal:
-    """The journal's trials and exploits (target, donor dirname, iterations, configs)."""
-    from poptune.storage.journal import JOURNAL_FILE
+    """The journal's trials and exploits (target, donor, iterations, configs).
 
-    text = _read_text(fs, root.rstrip("/") + "/" + JOURNAL_FILE)
+    Raises:
+        RestoreError: the journal is damaged or not a poptune journal.
+    """
+    import logging
+
+    from poptune.storage.journal import JOURNAL_FILE
+    from poptune.storage.records import (
+        ConfigChanged,
+        ExperimentStarted,
+        ResultReported,
+        RolledBack,
+        TrialCreated,
+    )
+    from poptune.storage.replay import read_groups
+
+    path = root.rstrip("/") + "/" + JOURNAL_FILE
+    try:
+        with fs.open(path, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return _Journal()
     out = _Journal()
     iters: dict[str, list[int]] = {}
     configs: dict[str, str | None] = {}
-    for line in (text or "").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # a partial last line
-        kind, tid = rec.get("e"), rec.get("t")
-        if kind == "exp":
-            out.exp_hex = rec.get("exp_hex")
-        elif kind == "trial":
-            out.trials[rec["id"]] = rec
-            configs[rec["id"]] = rec.get("config")
-        elif kind == "result":
-            iters.setdefault(tid, []).append(rec["r"].get("training_iteration", 0))
-        elif kind == "rollback":
-            iters[tid] = iters.get(tid, [])[: rec["rows"]]
-        elif kind == "config" and rec.get("restore"):
-            path = str(rec["restore"].get("path", "")).rstrip("/")
-            donor = next((i for i, t in out.trials.items()
-                          if t.get("dirname") == posixpath.basename(posixpath.dirname(path))
-                          or posixpath.dirname(path) == str(t.get("path", "")).rstrip("/")),
-                         None)
-            out.exploits.append({
-                "target": tid, "donor": donor, "donor_it": int(rec["restore"].get("it", 0)),
-                "target_it": (iters.get(tid) or [0])[-1],
-                "old": _safe_unpack(configs.get(donor or "")), "new": _safe_unpack(rec["config"])})
-            configs[tid] = rec["config"]
+    for group in read_groups(data, name=path, tail_log_level=logging.INFO):
+        for rec in group:
+            if isinstance(rec, ResultReported):
+                iters.setdefault(rec.trial_id, []).append(
+                    rec.result.get("training_iteration", 0))
+            elif isinstance(rec, TrialCreated):
+                out.trials[rec.trial_id] = {"id": rec.trial_id, "dirname": rec.dirname,
+                                            "path": rec.path, "tag": rec.tag}
+                configs[rec.trial_id] = rec.config
+            elif isinstance(rec, RolledBack):
+                iters[rec.trial_id] = iters.get(rec.trial_id, [])[: rec.rows]
+            elif isinstance(rec, ConfigChanged) and rec.restore_path is not None:
+                tid = rec.trial_id
+                donor = rec.donor if rec.donor is not None else _guess_donor(out, rec)
+                out.exploits.append({
+                    "target": tid, "donor": donor, "donor_it": rec.restore_iteration,
+                    "target_it": (iters.get(tid) or [0])[-1],
+                    "old": _safe_unpack(configs.get(donor or "")),
+                    "new": _safe_unpack(rec.config)})
+                configs[tid] = rec.config
+            elif isinstance(rec, ExperimentStarted):
+                out.exp_hex = rec.exp_hex
     return out
+
+
+def _guess_donor(journal: _Journal, rec: Any) -> str | None:
+    """The donor of an exploit journaled before schema version 2 (no ``donor`` field): the
+    trial whose directory holds the restored checkpoint."""
+    path = str(rec.restore_path or "").rstrip("/")
+    return next((i for i, t in journal.trials.items()
+                 if t.get("dirname") == posixpath.basename(posixpath.dirname(path))
+                 or posixpath.dirname(path) == str(t.get("path", "")).rstrip("/")), None)
 
 
 def _trial_index(trial_id: str, tag: str, fallback: int) -> int:

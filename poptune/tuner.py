@@ -34,6 +34,7 @@ from poptune.schedulers._base import FIFOScheduler, TrialScheduler
 from poptune.stopper import CombinedStopper, TimeoutStopper, as_stopper
 from poptune.storage.journal import Journal
 from poptune.storage.lock import acquire_experiment
+from poptune.storage.records import ExperimentStarted, RolledBack, StatusChanged
 from poptune.storage.remote import is_remote
 from poptune.storage.trial_logs import rewrite_logs
 from poptune.trainable._util import normalize_resources, trainable_name, trainable_resources
@@ -179,12 +180,20 @@ class Tuner:
             segments = remote.journal_length()
         with open(os.path.join(path, TUNER_FILE), "rb") as f:
             state = cloudpickle.load(f)
+        from poptune.storage.replay import load_state
+
+        # verify the journal now: damage is reported by restore(), not later by fit()
+        journal_state = load_state(
+            os.path.join(path, JOURNAL_FILE),
+            name=f"{uri.rstrip('/')}/journal/*.jsonl (its segments concatenated)" if remote
+            else None)
         tune_config: TuneConfig = state["tune_config"]
         run_config: RunConfig = state["run_config"]
         tuner = cls(trainable, param_space=param_space if param_space is not None else state["param_space"],
                     tune_config=tune_config, run_config=run_config,
                     _restore={"experiment_dir": path, "state": state, "remote": remote,
                               "uri": uri, "segments": segments,
+                              "journal_state": journal_state,
                               "resume_unfinished": resume_unfinished,
                               "resume_errored": resume_errored,
                               "restart_errored": restart_errored})
@@ -279,6 +288,7 @@ class Tuner:
                 # the experiment went on between Tuner.restore() and fit(): start from its end
                 remote.download_experiment(exp_dir)
                 remote.start_journal_after_existing()
+                self._restore.pop("journal_state", None)  # replayed again from the new copy
             history = self._load_history(exp_dir, searcher, scheduler)
         else:
             self._save_tuner_state(exp_dir, exp_hex)
@@ -287,9 +297,9 @@ class Tuner:
                 remote.upload_file(os.path.join(exp_dir, TUNER_FILE), TUNER_FILE)
             journal = Journal(os.path.join(exp_dir, JOURNAL_FILE),
                               on_commit=remote.put_journal_segment if remote else None)
-            journal.append({"e": "exp", "name": exp_name, "trainable": name,
-                            "metric": tc.metric, "mode": tc.mode,
-                            "start": time.time(), "exp_hex": exp_hex})
+            journal.append(ExperimentStarted(name=exp_name, trainable=name, metric=tc.metric,
+                                             mode=tc.mode, start=time.time(),
+                                             exp_hex=exp_hex))
             journal.close()
         callbacks = self._make_callbacks(searcher)
         runner = Runner(
@@ -418,11 +428,14 @@ class Tuner:
         remote = self._restore.get("remote")
         hist: ExperimentHistory = replay_journal(os.path.join(exp_dir, JOURNAL_FILE),
                                                  list(found.values()),
-                                                 storage_root=remote.uri if remote else None)
+                                                 storage_root=remote.uri if remote else None,
+                                                 state=self._restore.pop("journal_state", None))
         if hist.search_state is not None and hasattr(searcher, "load_state"):
             searcher.load_state(unpack(hist.search_state))
         sched_path = os.path.join(exp_dir, SCHEDULER_STATE_FILE)
-        if os.path.exists(sched_path):
+        if hist.scheduler_state is not None:  # the state at the last commit
+            scheduler.load_state(cloudpickle.loads(hist.scheduler_state))
+        elif os.path.exists(sched_path):  # journals before schema version 2
             with open(sched_path, "rb") as f:
                 scheduler.load_state(cloudpickle.load(f))
         flags = self._restore
@@ -436,7 +449,7 @@ class Tuner:
             elif status == TrialStatus.ERROR:
                 if flags["restart_errored"]:
                     h.rows, h.checkpoints, t.checkpoint_path, t.last_result = [], [], None, {}
-                    journal.append({"e": "rollback", "t": t.trial_id, "rows": 0})
+                    journal.append(RolledBack(t.trial_id, 0))
                     t.status = TrialStatus.PENDING
                 elif flags["resume_errored"]:
                     self._rollback(h, journal)
@@ -451,7 +464,7 @@ class Tuner:
                 t.status = TrialStatus.PAUSED if h.rows else TrialStatus.PENDING
             else:
                 t.status = TrialStatus.TERMINATED
-            journal.append({"e": "status", "t": t.trial_id, "s": t.status.value})
+            journal.append(StatusChanged(t.trial_id, t.status.value))
             sinks = self.run_config.log_sinks or ()
             rewrite_logs(t.local_path, h.rows, "json" in sinks, "csv" in sinks)
         journal.close()
@@ -465,7 +478,7 @@ class Tuner:
             keep = h.checkpoints[-1][2] if h.checkpoints else 0
         if keep < len(h.rows):
             h.rows = h.rows[:keep]
-            journal.append({"e": "rollback", "t": h.trial.trial_id, "rows": keep})
+            journal.append(RolledBack(h.trial.trial_id, keep))
         h.trial.last_result = h.rows[-1] if h.rows else {}
         h.trial.checkpoint_path = (
             _join(h.trial.storage_dir, h.checkpoints[-1][0]) if h.checkpoints else None)

@@ -29,8 +29,9 @@ from poptune.checkpoint import Checkpoint
 from poptune.experiment.trial import Trial, TrialStatus
 from poptune.results.result import _MISSING, Result, flatten_dict, is_number, lookup_metric
 from poptune.results.result_grid import DEFAULT_METRIC, SCOPES, ResultGrid, _score, _status
-from poptune.storage.journal import JOURNAL_FILE, read_journal
+from poptune.storage.journal import JOURNAL_FILE
 from poptune.storage.remote import is_remote
+from poptune.storage.replay import load_state
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,32 +97,24 @@ class _TrialFrames(dict):  # type: ignore[type-arg]
 
 # -- reading the experiment directory -----------------------------------------------------
 def _read_journal(exp_dir: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """(header, one dict per trial of the latest experiment in ``exp_dir``), or None."""
+    """(header, one dict per trial of the latest experiment in ``exp_dir``), or None.
+
+    Raises:
+        RestoreError: the journal is damaged or not a poptune journal.
+    """
     path = os.path.join(exp_dir, JOURNAL_FILE)
     if not os.path.isfile(path):
         return None
-    header: dict[str, Any] = {}
-    trials: dict[str, dict[str, Any]] = {}
-    for rec in read_journal(path):
-        kind, info = rec.get("e"), trials.get(rec.get("t", ""))
-        if kind == "exp":  # a new (not resumed) experiment reusing the directory
-            header, trials = rec, {}
-        elif kind == "trial":
-            trials[rec["id"]] = {"rec": rec, "status": "PENDING", "msg": None, "failures": 0,
-                                 "ckpts": {}}
-        elif info is None:
-            continue
-        elif kind == "status":
-            info["status"] = rec["s"]
-            info["msg"] = rec.get("msg", info["msg"])
-            info["failures"] = rec.get("failures", info["failures"])
-        elif kind == "ckpt":
-            info["ckpts"][rec["name"]] = (rec.get("m") or {}, rec.get("rows", 0))
-        elif kind == "ckpt_del":
-            info["ckpts"].pop(rec["name"], None)
-        elif kind == "rollback":
-            info["ckpts"] = {k: v for k, v in info["ckpts"].items() if v[1] <= rec["rows"]}
-    return header, list(trials.values())
+    state = load_state(path, tail_log_level=logging.INFO)  # a live run has a tail in flight
+    trials = []
+    for t in state.trials.values():
+        rec = t.created
+        trials.append({
+            "rec": {"id": rec.trial_id, "trainable": rec.trainable, "tag": rec.tag,
+                    "path": rec.path, "dirname": rec.dirname, "name": rec.name},
+            "status": t.status, "msg": t.error_msg, "failures": t.failures,
+            "ckpts": {c.name: (c.metrics, c.rows) for c in t.live_checkpoints}})
+    return (state.header.encode() if state.header else {}), trials
 
 
 def _result_at(path: str) -> Result:

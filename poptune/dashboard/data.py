@@ -5,9 +5,11 @@ executes or unpickles: the journal and ``pbt_global.txt`` are JSON lines, trial 
 from ``params.json`` plus the logged exploits, and ``metric``/``mode`` are read from
 ``tuner.pkl`` by *scanning* its opcodes (:func:`sniff_metric_mode`), never by loading it.
 
-Each :class:`ExperimentView` keeps a byte offset into ``journal.jsonl`` and
-``pbt_global.txt``; :meth:`ExperimentView.refresh` parses only the lines appended since the
-last call, so polling once a second is cheap. Names from requests go through
+Each :class:`ExperimentView` reads ``journal.jsonl`` through a
+:class:`~poptune.storage.replay.JournalReader` (verified, committed groups only) and keeps a
+byte offset into ``pbt_global.txt``; :meth:`ExperimentView.refresh` parses only what was
+appended since the last call, so polling once a second is cheap. A damaged journal is shown
+up to the damage, with :attr:`ExperimentView.damage` saying where it is. Names from requests go through
 :func:`resolve_inside`, which rejects anything that would leave the storage root.
 
 Example:
@@ -31,7 +33,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from poptune.exceptions import RestoreError
 from poptune.result import NON_METRIC_KEYS
+from poptune.storage.records import (
+    ConfigChanged,
+    ExperimentEnded,
+    ExperimentStarted,
+    Record,
+    ResultReported,
+    RolledBack,
+    StatusChanged,
+    TrialCreated,
+)
+from poptune.storage.replay import JournalReader
 from poptune.storage.trial_logs import flatten
 
 JOURNAL = "journal.jsonl"
@@ -188,7 +202,9 @@ class ExperimentView:
         self._reset()
 
     def _reset(self) -> None:
-        self._journal = _Tail(os.path.join(self.path, JOURNAL))
+        self._journal = JournalReader(os.path.join(self.path, JOURNAL))
+        #: why the journal cannot be read further (damage, no header), or None
+        self.damage: str | None = None
         self._pbt = _Tail(os.path.join(self.path, PBT_GLOBAL))
         self.runs: list[dict[str, Any]] = []
         self.header: dict[str, Any] = {}
@@ -204,14 +220,20 @@ class ExperimentView:
 
     # -- ingest -------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Parse what was appended to the journal and ``pbt_global.txt`` since last time."""
+        """Parse what was committed to the journal and appended to ``pbt_global.txt``."""
         with self.lock:
-            lines, shrank = self._journal.read()
-            if shrank:  # rewritten (a partial tail cut on restore): replay from the start
-                self._reset()
-                lines, _ = self._journal.read()
-            for rec in _parse(lines):
-                if isinstance(rec, dict):
+            try:
+                groups, restarted = self._journal.read()
+                if restarted:  # truncated (a torn tail cut on restore, a repair): start over
+                    self._reset()
+                    groups, _ = self._journal.read()
+            except RestoreError as exc:  # not a poptune journal, or a newer schema
+                groups, self.damage = [], str(exc)
+            else:
+                damage = self._journal.damage
+                self.damage = damage.describe() if damage is not None else None
+            for group in groups:
+                for rec in group:
                     self._apply(rec)
             for line in _parse(self._pbt.read()[0]):
                 if isinstance(line, list) and len(line) == 6:
@@ -219,10 +241,12 @@ class ExperimentView:
             if self._unmatched and self._pbt_lines:
                 self._match_exploits()
 
-    def _apply(self, rec: dict[str, Any]) -> None:
-        kind, t = rec.get("e"), self.trials.get(str(rec.get("t")))
-        if kind == "result" and t is not None and isinstance(rec.get("r"), dict):
-            flat = flatten(rec["r"])
+    def _apply(self, rec: Record) -> None:
+        if isinstance(rec, ResultReported):
+            t = self.trials.get(rec.trial_id)
+            if t is None:
+                return
+            flat = flatten(rec.result)
             row = {}
             for k, v in flat.items():
                 num = finite(v)
@@ -234,37 +258,49 @@ class ExperimentView:
             t.last = {k: v for k, v in flat.items()
                       if v is None or isinstance(v, (str, bool)) or finite(v) is not None}
             self.num_results += 1
-        elif kind == "status" and t is not None:
-            t.status = str(rec.get("s", t.status))
-            t.error = rec.get("msg", t.error) if t.status in ("ERROR", "PENDING") else t.error
-            t.failures = int(rec.get("failures", t.failures) or 0)
-        elif kind == "config" and t is not None:
-            self._add_exploit(t, rec.get("restore") or {})
-        elif kind == "rollback" and t is not None:
-            del t.rows[int(rec.get("rows", 0)):]
+        elif isinstance(rec, StatusChanged):
+            t = self.trials.get(rec.trial_id)
+            if t is None:
+                return
+            t.status = rec.status
+            if rec.failures is not None:
+                t.failures = rec.failures
+                if t.status in ("ERROR", "PENDING"):
+                    t.error = rec.message
+        elif isinstance(rec, ConfigChanged):
+            t = self.trials.get(rec.trial_id)
+            if t is not None:
+                self._add_exploit(t, rec)
+        elif isinstance(rec, RolledBack):
+            t = self.trials.get(rec.trial_id)
+            if t is None:
+                return
+            del t.rows[rec.rows:]
             t.breaks = [b for b in t.breaks if b < len(t.rows)]
             t.last = dict(t.rows[-1]) if t.rows else {}
             t.epoch += 1
-        elif kind == "trial" and "id" in rec:
-            dirname = str(rec.get("dirname") or os.path.basename(str(rec.get("path", ""))))
-            tv = TrialView(str(rec["id"]), str(rec.get("tag", "")), dirname, rec.get("name"))
+        elif isinstance(rec, TrialCreated):
+            tv = TrialView(rec.trial_id, rec.tag, rec.dirname, rec.name)
             self.trials[tv.trial_id] = tv
-            self._by_dirname[dirname] = tv.trial_id
-        elif kind == "exp":
-            self.runs.append({"start": rec.get("start"), "trainable": rec.get("trainable")})
-            self.header = {**self.header, **rec}
+            self._by_dirname[rec.dirname] = tv.trial_id
+        elif isinstance(rec, ExperimentStarted):
+            self.runs.append({"start": rec.start, "trainable": rec.trainable})
+            self.header = {**self.header, **rec.encode()}
             self.finished = False
-        elif kind == "end":
+        elif isinstance(rec, ExperimentEnded):
             self.finished = True
 
-    def _add_exploit(self, t: TrialView, restore: dict[str, Any]) -> None:
-        ckpt = str(restore.get("path") or "")
-        donor = self._by_dirname.get(os.path.basename(os.path.dirname(ckpt)), t.trial_id)
+    def _add_exploit(self, t: TrialView, rec: ConfigChanged) -> None:
+        donor = rec.donor
+        if donor is None or donor not in self.trials:  # journals before schema version 2
+            ckpt = str(rec.restore_path or "")
+            donor = self._by_dirname.get(os.path.basename(os.path.dirname(ckpt)), t.trial_id)
         index = len(self.exploits)
         self.exploits.append({
             "id": index, "target": t.trial_id, "donor": donor,
             "target_iter": (t.rows[-1].get("training_iteration") if t.rows else 0),
-            "donor_iter": restore.get("it"), "donor_config": None, "new_config": None})
+            "donor_iter": rec.restore_iteration if rec.restore_path is not None else None,
+            "donor_config": None, "new_config": None})
         t.exploits.append(index)
         t.breaks.append(len(t.rows))
         self._unmatched.append(index)
@@ -360,7 +396,8 @@ class ExperimentView:
                 "modified": modified, "trainable": self.header.get("trainable"),
                 "runs": len(self.runs), "num_trials": len(self.trials), "counts": counts,
                 "num_results": self.num_results, "num_exploits": len(self.exploits),
-                "metric": metric, "mode": mode, "best": self.best(metric, mode)}
+                "metric": metric, "mode": mode, "best": self.best(metric, mode),
+                "damage": self.damage}
 
     def trial_rows(self, metric: str | None) -> list[dict[str, Any]]:
         """One JSON-able dict per trial for the trial table."""

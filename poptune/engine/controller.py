@@ -62,6 +62,16 @@ from poptune.engine.resources import ResourcePool
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TrialError, TuneConfigError, TuneError
 from poptune.result import AUTO_RESULT_KEYS
+from poptune.storage.records import (
+    CheckpointDeleted,
+    CheckpointSaved,
+    ConfigChanged,
+    ResourcesChanged,
+    ResultReported,
+    RolledBack,
+    StatusChanged,
+    TrialCreated,
+)
 from poptune.engine.trial_view import TrialView
 from poptune.schedulers._base import (
     Action,
@@ -367,11 +377,10 @@ class Controller:
         trial.restore_path = None
         st.restore_meta = None
         m = {k: v for k, v in metrics.items() if k != "config"}
-        out.append(Record({"e": "ckpt", "t": trial.trial_id, "name": name, "path": path,
-                           "index": index, "rows": st.rows, "m": m}))
+        out.append(Record(CheckpointSaved(trial.trial_id, name, path, index, st.rows, m)))
         for old in st.checkpoints.add(path, {**m, "_rows": st.rows}):
-            out.append(Record({"e": "ckpt_del", "t": trial.trial_id,
-                               "name": old.rstrip("/").rsplit("/", 1)[-1]}))
+            out.append(Record(CheckpointDeleted(trial.trial_id,
+                                                old.rstrip("/").rsplit("/", 1)[-1])))
             out.append(DeleteCheckpoint(old))
         out.append(Notify("on_checkpoint", {"trial": trial, "checkpoint": path}))
         out.append(Notify("on_trial_save", {"trial": trial}))
@@ -444,12 +453,10 @@ class Controller:
             # the scheduler may fill in config values (PBT samples what it mutates)
             self._fill_config(trial, self._ask(self.scheduler.on_trial_add(st.view), out))
             out.append(WriteParams(trial))
-            out.append(Record({
-                "e": "trial", "id": trial_id, "trainable": trial.trainable_name,
-                "config": trial.config, "tag": trial.experiment_tag, "path": trial.local_path,
-                "dirname": trial.dirname, "resources": trial.resources,
-                "params": trial.evaluated_params, "name": trial.custom_trial_name,
-            }))
+            out.append(Record(TrialCreated(
+                trial_id, trial.trainable_name, "", trial.experiment_tag, trial.local_path,
+                trial.dirname, trial.resources, trial.evaluated_params,
+                trial.custom_trial_name), config=trial.config))
             out.append(Snapshot("searcher"))
             room -= 1
 
@@ -482,7 +489,7 @@ class Controller:
         self.pool.check_fits_ever(resources, what=what)
         trial.resources = resources
         logger.info("poptune: trial %s resized to %s", trial, resources)
-        out.append(Record({"e": "resources", "t": trial.trial_id, "r": resources}))
+        out.append(Record(ResourcesChanged(trial.trial_id, resources)))
 
     def _start(self, trial: Trial, gpu_ids: list[int], out: list[Instruction]) -> None:
         st = self.state[trial.trial_id]
@@ -499,7 +506,7 @@ class Controller:
         st.stop_requested_at = None
         if trial.start_time is None:
             trial.start_time = self.wall
-        out.append(Record({"e": "status", "t": trial.trial_id, "s": "RUNNING"}))
+        out.append(Record(StatusChanged(trial.trial_id, "RUNNING")))
         out.append(Launch(trial, gpu_ids, restore, start_iter, time_offset,
                           st.next_checkpoint_index))
         out.append(Notify("on_trial_start", {"trial": trial}))
@@ -538,8 +545,8 @@ class Controller:
 
     def _log_result(self, trial: Trial, result: dict[str, Any], out: list[Instruction]) -> None:
         """Journal the row, append it to the trial's files and pass it to the callbacks."""
-        out.append(Record({"e": "result", "t": trial.trial_id,
-                           "r": {k: v for k, v in result.items() if k != "config"}}))
+        out.append(Record(ResultReported(
+            trial.trial_id, {k: v for k, v in result.items() if k != "config"})))
         out.append(LogResult(trial, result))
         out.append(Notify("on_trial_result", {"trial": trial, "result": result}))
 
@@ -757,9 +764,10 @@ class Controller:
         self._pin(ex.checkpoint_path)
         self._unpin(old_restore)
         st.restore_meta = donor_meta
-        out.append(Record({"e": "config", "t": trial.trial_id, "config": ex.config,
-                           "restore": {"path": ex.checkpoint_path, **donor_meta},
-                           "donor": ex.donor_trial_id}))
+        out.append(Record(ConfigChanged(
+            trial.trial_id, "", ex.checkpoint_path, donor_meta["it"], donor_meta["tt"],
+            ex.donor_trial_id, ex.checkpoint_path.rstrip("/").rsplit("/", 1)[-1]),
+            config=ex.config))
 
     def _policy_log(self, ex: Exploit, out: list[Instruction]) -> None:
         """Append the exploit to pbt_global.txt / pbt_policy_*.txt when it is decided."""
@@ -787,11 +795,12 @@ class Controller:
         st.told = None
         self._set(trial, TrialStatus.TERMINATED, "done")
         trial.last_result = {**trial.last_result, "done": True}
-        out.append(Record({"e": "status", "t": trial.trial_id, "s": "TERMINATED"}))
+        out.append(Record(StatusChanged(trial.trial_id, "TERMINATED")))
         out.append(CloseLog(trial, drain=True))
         self._unpin(trial.restore_path)
         last = flat_result(trial.last_result)
         self._ask(self.scheduler.on_trial_complete(st.view, last), out)
+        out.append(Snapshot("scheduler"))
         self.searcher.on_trial_complete(trial.trial_id, last, error=False)
         out.append(Snapshot("searcher"))
         out.append(Notify("on_trial_complete", {"trial": trial}))
@@ -805,10 +814,11 @@ class Controller:
             st.exploit = None
         self._set(trial, TrialStatus.TERMINATED, "removed")
         trial.last_result = {**trial.last_result, "done": True}
-        out.append(Record({"e": "status", "t": trial.trial_id, "s": "TERMINATED"}))
+        out.append(Record(StatusChanged(trial.trial_id, "TERMINATED")))
         out.append(CloseLog(trial, drain=True))
         self._unpin(trial.restore_path)
         self._ask(self.scheduler.on_trial_remove(st.view), out)
+        out.append(Snapshot("scheduler"))
         self.searcher.on_trial_complete(trial.trial_id, None, error=False)
         out.append(Snapshot("searcher"))
         out.append(Notify("on_trial_complete", {"trial": trial}))
@@ -823,10 +833,10 @@ class Controller:
             self._set(trial, TrialStatus.PAUSED, "exploited")
             self._carry_out_exploit(trial, ex, out)
             self._unpin(ex.checkpoint_path)
-            out.append(Record({"e": "status", "t": trial.trial_id, "s": "PAUSED"}))
+            out.append(Record(StatusChanged(trial.trial_id, "PAUSED")))
         elif told == Told.PAUSE and not self.stopping_all:
             self._set(trial, TrialStatus.PAUSED, "paused")
-            out.append(Record({"e": "status", "t": trial.trial_id, "s": "PAUSED"}))
+            out.append(Record(StatusChanged(trial.trial_id, "PAUSED")))
             if st.resize is not None:
                 new, st.resize = st.resize, None
                 self._resize(trial, new, out)
@@ -862,18 +872,17 @@ class Controller:
                            trial, last_line, trial.num_failures,
                            "inf" if self.max_failures == -1 else self.max_failures)
             self._rollback_to_checkpoint(trial, out)
-            out.append(Record({"e": "status", "t": trial.trial_id, "s": "PENDING",
-                               "failures": trial.num_failures, "msg": last_line,
-                               "file": trial.error_file}))
+            out.append(Record(StatusChanged(trial.trial_id, "PENDING", trial.num_failures,
+                                            last_line, trial.error_file)))
             out.append(Notify("on_trial_error", {"trial": trial}))
             return
         self._set(trial, TrialStatus.ERROR, "failed")
-        out.append(Record({"e": "status", "t": trial.trial_id, "s": "ERROR",
-                           "failures": trial.num_failures, "msg": last_line,
-                           "file": trial.error_file}))
+        out.append(Record(StatusChanged(trial.trial_id, "ERROR", trial.num_failures,
+                                            last_line, trial.error_file)))
         out.append(CloseLog(trial))
         self._unpin(trial.restore_path)
         self._ask(self.scheduler.on_trial_error(st.view), out)
+        out.append(Snapshot("scheduler"))
         self.searcher.on_trial_complete(trial.trial_id, None, error=True)
         out.append(Snapshot("searcher"))
         out.append(Notify("on_trial_error", {"trial": trial}))
@@ -901,7 +910,7 @@ class Controller:
             return
         st.rows = keep_rows
         out.append(RewriteLog(trial, keep_rows))
-        out.append(Record({"e": "rollback", "t": trial.trial_id, "rows": keep_rows}))
+        out.append(Record(RolledBack(trial.trial_id, keep_rows)))
 
     def _on_abort(self, out: list[Instruction]) -> None:
         for t in list(self.running.values()):

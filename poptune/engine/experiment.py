@@ -6,12 +6,14 @@ import base64
 import datetime
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from poptune.engine.trial import Trial, TrialStatus
-from poptune.storage.journal import read_journal
+
+if TYPE_CHECKING:
+    from poptune.storage.replay import ExperimentState
 
 _UNSAFE = re.compile(r"[^\w.,=+@\-\[\]]+")
 
@@ -58,97 +60,89 @@ class TrialHistory:
 class ExperimentHistory:
     header: dict[str, Any]
     trials: dict[str, TrialHistory]
-    search_state: Any = None
+    search_state: Any = None  #: the searcher's ``pack``ed state (base64 text), or None
     finished: bool = False
+    #: the scheduler's pickled state at the last commit (None: not journaled, e.g. an
+    #: experiment from before schema version 2, whose state is in ``scheduler_state.pkl``)
+    scheduler_state: bytes | None = None
 
 
 def replay_journal(path: str, constants: list[Any] | None = None,
-                   storage_root: str | None = None) -> ExperimentHistory:
+                   storage_root: str | None = None,
+                   state: ExperimentState | None = None) -> ExperimentHistory:
     """Rebuild trials, their results and checkpoints from ``journal.jsonl``.
 
     Trial directories are placed under the journal's directory (so a moved or downloaded
     experiment works) and checkpoints under ``storage_root`` (the remote experiment URI, or
-    the same directory when local).
+    the same directory when local). ``state``: the journal already replayed (by
+    ``Tuner.restore``), else it is read from ``path``.
+
+    Raises:
+        RestoreError: the journal is damaged, empty, has no header or a newer schema
+            (see :mod:`poptune.storage.replay`).
     """
     import os
     import posixpath
 
+    from poptune.storage.replay import load_state
+
     exp_dir = os.path.dirname(os.path.abspath(path))
+    if state is None:
+        state = load_state(path)
 
     def storage_of(dirname: str) -> str:
         if storage_root:
             return posixpath.join(storage_root, dirname)
         return os.path.join(exp_dir, dirname)
 
-    header: dict[str, Any] = {}
     trials: dict[str, TrialHistory] = {}
+    for ts in state.trials.values():
+        configs: dict[str, Any] = {}
+        for blob in dict.fromkeys(ts.result_configs):
+            configs[blob] = unpack(blob, constants)
+        if ts.config not in configs:
+            configs[ts.config] = unpack(ts.config, constants)
+        rec = ts.created
+        t = Trial(
+            trial_id=rec.trial_id,
+            trainable_name=rec.trainable,
+            config=configs[ts.config],
+            experiment_tag=rec.tag,
+            local_path=os.path.join(exp_dir, rec.dirname),
+            dirname=rec.dirname,
+            storage_dir=storage_of(rec.dirname),
+            resources=ts.resources,
+            evaluated_params=rec.params,
+            custom_trial_name=rec.name,
+            status=TrialStatus(ts.status),
+            error_msg=ts.error_msg,
+            error_file=ts.error_file,
+            num_failures=ts.failures,
+        )
+        h = TrialHistory(t, rows=ts.results,
+                         checkpoints=[(c.name, c.metrics, c.rows) for c in ts.checkpoints],
+                         deleted=set(ts.deleted),
+                         restore_meta=(ts.pending_restore.restore_meta
+                                       if ts.pending_restore else None),
+                         next_checkpoint_index=ts.next_checkpoint_index)
+        for row, blob in zip(h.rows, ts.result_configs):
+            row["config"] = configs[blob]
+        t.last_result = h.rows[-1] if h.rows else {}
+        if h.checkpoints:
+            t.checkpoint_path = (posixpath.join(t.storage_dir, h.checkpoints[-1][0])
+                                 if storage_root else os.path.join(t.storage_dir,
+                                                                   h.checkpoints[-1][0]))
+        trials[t.trial_id] = h
     search_state = None
-    finished = False
-    for rec in read_journal(path):
-        kind = rec.get("e")
-        if kind == "exp":
-            header = rec
-        elif kind == "trial":
-            t = Trial(
-                trial_id=rec["id"],
-                trainable_name=rec["trainable"],
-                config=unpack(rec["config"], constants),
-                experiment_tag=rec["tag"],
-                local_path=os.path.join(exp_dir, rec["dirname"]),
-                dirname=rec["dirname"],
-                storage_dir=storage_of(rec["dirname"]),
-                resources=rec["resources"],
-                evaluated_params=rec.get("params", {}),
-                custom_trial_name=rec.get("name"),
-            )
-            trials[t.trial_id] = TrialHistory(t)
-            if rec.get("search_state") is not None:
-                search_state = rec["search_state"]
-        elif kind == "search":
-            if "file" in rec:
-                try:
-                    with open(os.path.join(exp_dir, rec["file"])) as f:
-                        search_state = f.read()
-                except FileNotFoundError:
-                    pass
-            else:
-                search_state = rec["state"]
-        elif kind == "result":
-            h = trials[rec["t"]]
-            row = rec["r"]
-            row["config"] = h.trial.config
-            h.rows.append(row)
-            h.trial.last_result = row
-        elif kind == "ckpt":
-            h = trials[rec["t"]]
-            h.checkpoints.append((rec["name"], rec["m"], rec["rows"]))
-            h.trial.checkpoint_path = posixpath.join(h.trial.storage_dir, rec["name"]) if (
-                storage_root) else os.path.join(h.trial.storage_dir, rec["name"])
-            h.next_checkpoint_index = max(h.next_checkpoint_index, rec["index"] + 1)
-            h.restore_meta = None
-        elif kind == "ckpt_del":
-            trials[rec["t"]].deleted.add(rec["name"])
-        elif kind == "status":
-            h = trials[rec["t"]]
-            h.trial.status = TrialStatus(rec["s"])
-            h.trial.error_msg = rec.get("msg", h.trial.error_msg)
-            h.trial.error_file = rec.get("file", h.trial.error_file)
-            h.trial.num_failures = rec.get("failures", h.trial.num_failures)
-        elif kind == "config":
-            h = trials[rec["t"]]
-            h.trial.config = unpack(rec["config"], constants)
-            h.restore_meta = rec.get("restore")
-        elif kind == "resources":  # resized by a ResourceChangingScheduler
-            trials[rec["t"]].trial.resources = rec["r"]
-        elif kind == "rollback":
-            h = trials[rec["t"]]
-            h.rows = h.rows[: rec["rows"]]
-            h.trial.last_result = h.rows[-1] if h.rows else {}
-            h.checkpoints = [c for c in h.checkpoints if c[2] <= rec["rows"]]
-            h.trial.checkpoint_path = (
-                f"{h.trial.storage_dir}/{h.checkpoints[-1][0]}" if h.checkpoints else None
-            )
-            h.restore_meta = None
-        elif kind == "end":
-            finished = True
-    return ExperimentHistory(header, trials, search_state, finished)
+    if state.searcher_state is not None:
+        if state.searcher_state.file is None:
+            search_state = state.searcher_state.state
+        else:
+            try:
+                with open(os.path.join(exp_dir, state.searcher_state.file)) as f:
+                    search_state = f.read()
+            except FileNotFoundError:
+                pass
+    sched = state.scheduler_state.blob(exp_dir) if state.scheduler_state else None
+    header = state.header.encode() if state.header else {}
+    return ExperimentHistory(header, trials, search_state, state.finished, sched)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
     from poptune.engine.trial import Trial
+    from poptune.storage.records import Record as JournalRecord
 
 
 class Answer(str, enum.Enum):
@@ -40,10 +41,12 @@ class Answer(str, enum.Enum):
 class Record:
     """Append ``record`` to the journal (committed before any :class:`Reply` is sent).
 
-    A ``"config"`` value that is a dict is the trial's config object; the runner encodes it.
+    ``config``: the config object of a record whose ``config`` field the runner fills in
+    (pickled once per config object; the controller does no encoding).
     """
 
-    record: dict[str, Any]
+    record: JournalRecord
+    config: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

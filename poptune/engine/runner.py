@@ -11,6 +11,7 @@ controller's; the runner knows files, the backend and the callbacks.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import logging
 import os
@@ -52,13 +53,14 @@ from poptune.schedulers._base import TrialScheduler
 from poptune.stopper import Stopper
 from poptune.storage.background import BackgroundIO
 from poptune.storage.journal import Journal
+from poptune.storage.records import ExperimentEnded, SchedulerState, SearcherState
 from poptune.storage.trial_logs import write_error, write_params
 
 logger = logging.getLogger("poptune")
 
 _SCALARS = (int, float, str, bytes, bool, type(None), complex)
+#: where experiments before journal schema version 2 kept the scheduler's state
 SCHEDULER_STATE_FILE = "scheduler_state.pkl"
-SEARCHER_STATE_FILE = "searcher_state.b64"
 #: hooks Ray calls with ``iteration`` and ``trials`` first
 _STEP_HOOKS = frozenset({"on_trial_start", "on_trial_restore", "on_trial_save",
                          "on_trial_result", "on_trial_complete", "on_trial_error",
@@ -151,6 +153,12 @@ class Runner:
         self._deletions: list[str] = []
         self._raise_after_commit: BaseException | None = None
         self._snapshot: set[str] = set()
+        self._state_files: dict[str, int] = {}
+        self._handled = False  # events handled since the scheduler state was last recorded
+        self._warned_state = False
+        #: FIFO keeps no state: nothing to journal
+        self._stateful = type(scheduler).save_state is not TrialScheduler.save_state or bool(
+            vars(scheduler))
         self._run_error: BaseException | None = None  # what ended run() early, if anything
         self._last_sync = 0.0
         self._last_flush = 0.0
@@ -270,11 +278,12 @@ class Runner:
                     self._commit()
                     break
                 for event in self.backend.poll(0.5 if not self._replies else 0.0):
+                    self._handled = True
                     self._carry_out(ctl.handle(event))
                 self._commit()
                 for cb in self.callbacks:
                     cb.on_step_end(iteration=self.iteration, trials=ctl.trials)
-            self.journal.append({"e": "end"})
+            self.journal.append(ExperimentEnded())
         except KeyboardInterrupt as exc:
             self._run_error = exc
             logger.warning(
@@ -295,7 +304,7 @@ class Runner:
         for ins in instructions:
             kind = type(ins)
             if kind is Record:
-                self._record(ins.record)  # type: ignore[union-attr]
+                self._record(ins)  # type: ignore[arg-type]
             elif kind is Reply:
                 watch = ins.watch  # type: ignore[union-attr]
                 if watch is not None and watch.get("should_checkpoint"):
@@ -338,13 +347,13 @@ class Runner:
             else:  # pragma: no cover - a new instruction type without a carrier
                 raise TypeError(f"no carrier for instruction {ins!r}")
 
-    def _record(self, rec: dict[str, Any]) -> None:
-        config = rec.get("config")
-        if isinstance(config, dict):  # the config object: pickled once per object
-            trial = self.ctl.by_id.get(rec.get("id") or rec.get("t") or "")
+    def _record(self, ins: Record) -> None:
+        rec = ins.record
+        if ins.config is not None:  # the config object: pickled once per object
+            trial = self.ctl.by_id.get(getattr(rec, "trial_id", ""))
             blob = (self._trial_config_blob(trial) if trial is not None
-                    and trial.config is config else self._config_blob(config))
-            rec = {**rec, "config": base64.b64encode(blob).decode()}
+                    and trial.config is ins.config else self._config_blob(ins.config))
+            rec = dataclasses.replace(rec, config=base64.b64encode(blob).decode())  # type: ignore[type-var]
         self.journal.append(rec)
 
     def _log_result(self, trial: Trial, result: dict[str, Any]) -> None:
@@ -402,14 +411,20 @@ class Runner:
 
     # ------------------------------------------------------------------------------------
     # commit
+    def _state_file(self, stem: str, ext: str) -> str:
+        """The next of two alternating file names for a big state: a file written for a
+        commit that never completes cannot overwrite the one the last commit names."""
+        self._state_files[stem] = n = 1 - self._state_files.get(stem, 1)
+        return f"{stem}.{n}{ext}"
+
     def _record_search_state(self) -> None:
         """Make the searcher's state part of the experiment after it changed.
 
         Called once per loop pass, just before the journal commits, when a trial was created
         or finished during the pass: the state lands in the same atomic commit as the trial
         records that changed it. A small state goes into the journal itself; a big one (a
-        model-based searcher's history) is written to ``searcher_state.b64`` and the journal
-        only notes that, so the journal does not grow quadratically.
+        model-based searcher's history) is written to a file the record names, so the
+        journal does not grow quadratically.
         """
         save_state = getattr(self.searcher, "save_state", None)
         if save_state is None:
@@ -419,18 +434,37 @@ class Runner:
         except Exception:  # noqa: BLE001 - a searcher whose state cannot be pickled
             return
         if len(blob) <= 4096:
-            self.journal.append({"e": "search", "state": blob})
+            self.journal.append(SearcherState(state=blob))
             return
-        path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
+        name = self._state_file("searcher_state", ".b64")
+        path = os.path.join(self.experiment_dir, name)
         with open(path + ".tmp", "w") as f:
             f.write(blob)
         os.replace(path + ".tmp", path)
-        self.journal.append({"e": "search", "file": SEARCHER_STATE_FILE})
+        self.journal.append(SearcherState(file=name))
+
+    def _record_scheduler_state(self) -> None:
+        """The scheduler's state, in the same commit as the results it has seen."""
+        try:
+            state = self.scheduler.save_state()
+            self.journal.append(SchedulerState.of(
+                state, self.experiment_dir, file_name=self._state_file("scheduler_state", ".pkl")))
+        except Exception as exc:  # noqa: BLE001 - a scheduler with unpicklable state
+            if not self._warned_state:
+                self._warned_state = True
+                logger.warning("poptune: the state of %s cannot be saved (%s); a restored "
+                               "experiment starts it afresh", type(self.scheduler).__name__, exc)
 
     def _commit(self) -> None:
         if "searcher" in self._snapshot:
             self._record_search_state()
-        sched_dirty = "scheduler" in self._snapshot
+        if self._stateful and ("scheduler" in self._snapshot or (
+                self._handled and time.monotonic() - self._last_state_save > 1.0)):
+            # a decision that changed the course is recorded with it; the bookkeeping of
+            # results the scheduler only noted goes in at most once a second
+            self._record_scheduler_state()
+            self._last_state_save = time.monotonic()
+            self._handled = False
         self._snapshot.clear()
         self.journal.commit()
         for trial_id, answer in self._replies:
@@ -449,9 +483,6 @@ class Runner:
                     w.flush()
             self._dirty_writers.clear()
             self._last_flush = now
-        if now - self._last_state_save > 2.0 or (sched_dirty and now - self._last_state_save > 0.2):
-            self.save_scheduler_state()
-            self._last_state_save = now
         if self.remote is not None and now - self._last_sync > 5.0:
             self._last_sync = now
             self.io.submit(self.remote.sync_dir, self.experiment_dir)
@@ -465,17 +496,6 @@ class Runner:
                 shutil.rmtree(path, ignore_errors=True)
         self._deletions.clear()
 
-    def save_scheduler_state(self) -> None:
-        path = os.path.join(self.experiment_dir, SCHEDULER_STATE_FILE)
-        try:
-            blob = cloudpickle.dumps(self.scheduler.save_state())
-        except Exception:  # noqa: BLE001 - a scheduler with unpicklable state is not persisted
-            return
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
-
     def _abort(self) -> None:
         try:
             self._carry_out([i for i in self.ctl.handle(Abort()) if not isinstance(i, Raise)])
@@ -487,6 +507,8 @@ class Runner:
             if "searcher" in self._snapshot:
                 self._snapshot.discard("searcher")
                 self._record_search_state()
+            if self._stateful:
+                self._record_scheduler_state()
             self.journal.close()
             self._delete_checkpoints()  # their records are committed now
         finally:
@@ -494,7 +516,6 @@ class Runner:
                 self._close_writer(t)
             self.io.drain()
             self.io.close()
-            self.save_scheduler_state()
             self.backend.shutdown()
             if self.remote is not None:  # the final state of every file, on storage
                 try:

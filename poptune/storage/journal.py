@@ -1,27 +1,41 @@
-"""An append-only journal of everything that happened in an experiment.
+"""The experiment journal: an append-only file of checksummed records in atomic commits.
 
-Each line is one JSON record. Records are buffered during one pass of the runner loop and
-written with a single ``os.write`` before any decision is sent back to a trial, so a result a
-trial saw acknowledged is on disk even if the driver is killed right after. A partial last line
-(driver killed mid-write) is ignored and cut off when the journal is reopened.
+Every line is one JSON object. A record (see :mod:`poptune.storage.records`) is written as
+its JSON with a last field ``"c"``: the CRC-32 of the line without that field. Records are
+buffered during one pass of the runner loop; :meth:`Journal.commit` writes them followed by
+a commit marker ``{"e":"commit","n":<sequence>,"k":<number of records>,"c":...}`` with a
+single ``os.write``, before any decision is sent back to a trial, so a result a trial saw
+acknowledged is on disk even if the driver is killed right after. A group without its marker
+(a driver killed mid-write) was never acknowledged: :mod:`poptune.storage.replay` drops it
+whole and reopening the journal cuts it off. The header record (``"e":"exp"``) carries the
+schema version.
 
 Example:
     >>> import tempfile, os
+    >>> from poptune.storage.records import ExperimentStarted, ResultReported
     >>> path = os.path.join(tempfile.mkdtemp(), "journal.jsonl")
     >>> j = Journal(path)
-    >>> j.append({"e": "result", "t": "a", "r": {"x": 1}})
+    >>> j.append(ExperimentStarted("exp", "train", start=0.0))
+    >>> j.append(ResultReported("a", {"x": 1}))
     >>> j.commit(); j.close()
-    >>> list(read_journal(path))
-    [{'e': 'result', 't': 'a', 'r': {'x': 1}}]
+    >>> open(path).read().splitlines()[1]
+    '{"e":"result","t":"a","r":{"x":1},"c":816204127}'
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+import logging
+import zlib
+from typing import Any, Callable
+
+from poptune.storage.records import Record
+
+logger = logging.getLogger(__name__)
 
 JOURNAL_FILE = "journal.jsonl"
+COMMIT = "commit"
 
 
 def json_default(obj: Any) -> Any:
@@ -47,57 +61,128 @@ def dumps(obj: Any) -> str:
     return _encoder.encode(obj)
 
 
-def _truncate_partial_tail(path: str) -> None:
-    """Cut a partial last line (no trailing newline) left by a killed driver."""
+def frame(record: dict[str, Any]) -> bytes:
+    """One journal line (with its newline): the record's JSON plus its checksum field."""
+    body = _encoder.encode(record).encode()
+    return b'%s,"c":%d}\n' % (body[:-1], zlib.crc32(body))
+
+
+def encode_group(lines: list[bytes], seq: int) -> bytes:
+    """A commit group: framed ``lines`` then the commit marker number ``seq``."""
+    return b"".join(lines) + frame({"e": COMMIT, "n": seq, "k": len(lines)})
+
+
+def _last_commit(path: str) -> tuple[int, int]:
+    """``(end offset, sequence number)`` of the journal's committed part.
+
+    Reads backwards from the end: the last commit marker ends the committed part; a version-1
+    record (no checksum) is committed on its own; a partial last line and checksummed records
+    after the last marker are an unacknowledged tail.
+    """
     try:
         size = os.path.getsize(path)
     except FileNotFoundError:
-        return
-    if size == 0:
-        return
-    with open(path, "rb+") as f:
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return
-        pos = size
-        chunk = 4096
-        while pos > 0:
-            start = max(0, pos - chunk)
+        return 0, 0
+    window = 1 << 16
+    with open(path, "rb") as f:
+        while True:
+            start = max(0, size - window)
             f.seek(start)
-            data = f.read(pos - start)
-            idx = data.rfind(b"\n")
-            if idx >= 0:
-                f.truncate(start + idx + 1)
-                return
-            pos = start
-        f.truncate(0)
+            data = f.read(size - start)
+            base = start
+            if start > 0:  # the window starts mid-line: skip to the first line start
+                nl = data.find(b"\n")
+                if nl < 0:
+                    window *= 4
+                    continue
+                base, data = start + nl + 1, data[nl + 1:]
+            lines = data.split(b"\n")[:-1]  # complete lines only
+            ends, off = [], base
+            for line in lines:
+                off += len(line) + 1
+                ends.append(off)
+            for line, line_end in zip(reversed(lines), reversed(ends)):
+                kind, seq, framed = _peek(line)
+                if kind == COMMIT:
+                    return line_end, seq
+                if kind is not None and not framed:  # a version-1 record
+                    return line_end, 0
+            if start == 0:
+                return 0, 0
+            window *= 4
+
+
+def _peek(line: bytes) -> tuple[str | None, int, bool]:
+    """(kind, commit number, has a checksum) of a line; kind None if it is not valid."""
+    try:
+        d = json.loads(line)
+    except ValueError:
+        return None, 0, False
+    if not isinstance(d, dict):
+        return None, 0, False
+    c = d.get("c")
+    if c is not None:
+        idx = line.rfind(b',"c":')
+        if idx < 0 or zlib.crc32(line[:idx] + b"}") != c:
+            return None, 0, False
+    kind = d.get("e")
+    if kind == COMMIT and c is not None:
+        return COMMIT, int(d.get("n") or 0), True
+    return (str(kind) if kind else None), 0, c is not None
 
 
 class Journal:
-    """Buffered, append-only JSON-lines writer."""
+    """Buffered, append-only writer of checksummed records in atomic commit groups.
 
-    def __init__(self, path: str, on_commit: Any = None) -> None:
+    Opening a journal cuts off an unacknowledged tail (records after the last commit marker,
+    a partial last line) and continues the commit numbering.
+
+    Args:
+        path: the journal file (created if missing).
+        on_commit: called with the bytes of each commit after they are written locally
+            (remote storage uploads them as a journal segment).
+    """
+
+    def __init__(self, path: str, on_commit: Callable[[bytes], Any] | None = None) -> None:
         self.path = path
-        #: called with the bytes of each commit after they are written locally (remote
-        #: storage uploads them as a journal segment)
         self.on_commit = on_commit
-        _truncate_partial_tail(path)
+        end, self.seq = _last_commit(path)
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        if size > end:
+            logger.info("journal %s: cutting %d bytes of unacknowledged records after the "
+                        "last commit (byte %d)", path, size - end, end)
+            with open(path, "rb+") as f:
+                f.truncate(end)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._buffer: list[str] = []
+        self._size = end  # bytes committed so far
+        self._buffer: list[bytes] = []
 
-    def append(self, record: dict[str, Any]) -> None:
-        self._buffer.append(dumps(record))
+    def append(self, record: Record | dict[str, Any]) -> None:
+        """Buffer one record (a typed record, or for now its dict form)."""
+        d = record if isinstance(record, dict) else record.encode()
+        body = _encoder.encode(d).encode()
+        self._buffer.append(b'%s,"c":%d}\n' % (body[:-1], zlib.crc32(body)))
 
     def commit(self) -> None:
-        """Write everything buffered with one system call."""
+        """Write everything buffered and a commit marker with one system call."""
         if not self._buffer:
             return
-        data = ("\n".join(self._buffer) + "\n").encode()
+        self.seq += 1
+        data = encode_group(self._buffer, self.seq)
         self._buffer.clear()
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError:  # e.g. a full disk: take the torn group back, so later commits
+            try:         # never follow it
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
+            self.seq -= 1
+            raise
+        self._size += len(data)
         if self.on_commit is not None:
             self.on_commit(data)
 
@@ -106,16 +191,3 @@ class Journal:
             self.commit()
             os.close(self._fd)
             self._fd = -1
-
-
-def read_journal(path: str) -> Iterator[dict[str, Any]]:
-    """Yield the journal's complete records in order (a partial last line is skipped)."""
-    with open(path, "rb") as f:
-        for raw in f:
-            if not raw.endswith(b"\n"):
-                return
-            try:
-                yield json.loads(raw)
-            except ValueError:
-                return
-

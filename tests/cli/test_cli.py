@@ -20,7 +20,7 @@ import pytest
 from poptune.cli import main
 from poptune.dashboard.app import lineage_schedule
 from poptune.dashboard.data import ExperimentView
-from tests.dashboard import journal_records, make_experiment
+from tests.dashboard import copy_without_end, journal_records, make_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["ls", "show", "plot", "dashboard", "resume"]
@@ -101,8 +101,7 @@ def test_ls_tells_running_from_interrupted(storage: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     exp = tmp_path / "half"
     exp.mkdir()
-    with open(storage / "pbt_exp" / "journal.jsonl") as f:
-        (exp / "journal.jsonl").write_text("".join(line for line in f if '"e":"end"' not in line))
+    copy_without_end(storage / "pbt_exp" / "journal.jsonl", exp / "journal.jsonl")
     _, out, _ = output(capsys, ["ls", str(tmp_path)])
     assert "running" in next(line for line in out.splitlines() if "half" in line)
     old = time.time() - 600

@@ -80,9 +80,36 @@ def make_experiment(storage: Path, name: str = "pbt_exp", *, fail: bool = False,
 
 
 def append_result(exp_dir: Path, trial_id: str, result: dict[str, Any]) -> None:
-    """Append one ``result`` record to the journal, as the runner does while a run is live."""
-    with open(exp_dir / "journal.jsonl", "a") as f:
-        f.write(json.dumps({"e": "result", "t": trial_id, "r": result}) + "\n")
+    """Commit one ``result`` record to the journal, as the runner does while a run is live."""
+    from poptune.storage.journal import Journal
+    from poptune.storage.records import ResultReported
+
+    journal = Journal(str(exp_dir / "journal.jsonl"))
+    journal.append(ResultReported(trial_id, result))
+    journal.close()
+
+
+def commit_bytes(exp_dir: Path, *records: Any) -> bytes:
+    """The bytes of the journal's next commit group holding ``records`` (not written)."""
+    from poptune.storage.journal import _last_commit, encode_group, frame
+
+    _, seq = _last_commit(str(exp_dir / "journal.jsonl"))
+    return encode_group([frame(r.encode()) for r in records], seq + 1)
+
+
+def copy_without_end(src: Path, dst: Path) -> None:
+    """Copy journal ``src`` to ``dst`` without its ``end`` record (a run still going)."""
+    from poptune.storage.journal import Journal
+    from poptune.storage.records import ExperimentEnded
+    from poptune.storage.replay import read_groups
+
+    journal = Journal(str(dst))
+    for group in read_groups(str(src)):
+        for rec in group:
+            if not isinstance(rec, ExperimentEnded):
+                journal.append(rec)
+        journal.commit()
+    journal.close()
 
 
 def journal_records(exp_dir: Path, kind: str) -> list[dict[str, Any]]:

@@ -24,7 +24,14 @@ with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx wo
 from poptune.dashboard import create_app
 from poptune.dashboard.app import is_loopback, resolve_token
 from poptune.dashboard.data import ExperimentView, PathError, resolve_inside, sniff_metric_mode
-from tests.dashboard import append_result, journal_records, make_experiment
+from poptune.storage.records import ResultReported, RolledBack
+from tests.dashboard import (
+    append_result,
+    commit_bytes,
+    copy_without_end,
+    journal_records,
+    make_experiment,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 LOCAL = "http://127.0.0.1"
@@ -52,8 +59,7 @@ def live_copy(storage: Path, name: str) -> Path:
     """A copy of the experiment's journal (no ``end`` record, no tuner.pkl) to append to."""
     src, dst = storage / "pbt_exp", storage / name
     dst.mkdir()
-    with open(src / "journal.jsonl") as f:
-        (dst / "journal.jsonl").write_text("".join(line for line in f if '"e":"end"' not in line))
+    copy_without_end(src / "journal.jsonl", dst / "journal.jsonl")
     return dst
 
 
@@ -144,16 +150,18 @@ def test_live_update_new_result_and_rollback_show_on_next_poll(storage: Path) ->
     first = client.get(url + "/series", params={"trials": tid, "metric": "score"}).json()
     n, epoch = first["series"][tid]["next"], first["series"][tid]["epoch"]
     append_result(exp, tid, {"score": 1234.5, "training_iteration": n + 1})
-    with open(exp / "journal.jsonl", "a") as f:  # a half-written line is not parsed yet
-        f.write(f'{{"e":"result","t":"{tid}","r":{{"score":')
+    group = commit_bytes(exp, ResultReported(tid, {"score": 5.0, "training_iteration": n + 2}),
+                         RolledBack(tid, 3))
+    cut = group.index(b'"score":') + 8
+    with open(exp / "journal.jsonl", "ab") as f:  # a half-written group is not parsed yet
+        f.write(group[:cut])
     trials = client.get(url + "/trials", params={"metric": "score"}).json()["trials"]
     assert next(t for t in trials if t["id"] == tid)["metric"] == 1234.5
     new = client.get(url + "/series", params={"trials": tid, "metric": "score",
                                               "since": f"{tid}:{epoch}:{n}"}).json()
     assert new["series"][tid]["points"] == [[n + 1, 1234.5]]
-    with open(exp / "journal.jsonl", "a") as f:
-        f.write(f'5.0,"training_iteration":{n + 2}}}}}\n')
-        f.write(json.dumps({"e": "rollback", "t": tid, "rows": 3}) + "\n")
+    with open(exp / "journal.jsonl", "ab") as f:
+        f.write(group[cut:])
     after = client.get(url + "/series", params={"trials": tid, "metric": "score",
                                                 "since": f"{tid}:{epoch}:{n + 1}"}).json()
     assert after["series"][tid]["epoch"] == epoch + 1 and after["series"][tid]["from"] == 0
@@ -277,7 +285,8 @@ def test_trial_dirnames_from_a_crafted_journal_cannot_escape(tmp_path: Path) -> 
     (root / "evil").mkdir(parents=True)
     (tmp_path / "secret").mkdir()
     (tmp_path / "secret" / "error.txt").write_text("TOP SECRET")
-    (root / "evil" / "journal.jsonl").write_text(json.dumps(
+    (root / "evil" / "journal.jsonl").write_text(json.dumps(  # schema version 1: no checksums
+        {"e": "exp", "name": "evil", "trainable": "f"}) + "\n" + json.dumps(
         {"e": "trial", "id": "t1", "tag": "0", "dirname": "../../secret"}) + "\n" + json.dumps(
         {"e": "status", "t": "t1", "s": "ERROR", "msg": "boom"}) + "\n")
     client = TestClient(create_app(str(root)), base_url=LOCAL)

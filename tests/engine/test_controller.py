@@ -56,7 +56,15 @@ def tick(ctl, now=0.0):
 
 
 def records(out, kind=None):
-    return [i.record for i in of(out, Record) if kind is None or i.record["e"] == kind]
+    """The journal records as they are written (a config object where the runner pickles)."""
+    found = []
+    for i in of(out, Record):
+        rec = i.record.encode()
+        if i.config is not None:
+            rec["config"] = i.config
+        if kind is None or rec["e"] == kind:
+            found.append(rec)
+    return found
 
 
 def answers(out):

@@ -203,7 +203,8 @@ def test_synch_pbt_restored_after_driver_sigkill_continues_without_hanging(tmp_p
     _wait_for_results(proc, os.path.join(exp_dir, "journal.jsonl"), 40)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    assert os.path.exists(os.path.join(exp_dir, "scheduler_state.pkl"))
+    with open(os.path.join(exp_dir, "journal.jsonl")) as f:  # PBT's state is journaled
+        assert '"e":"sched"' in f.read()
     grid = Tuner.restore(exp_dir, trainable=crashmod.train).fit()
     assert grid.num_errors == 0 and len(grid) == 4
     assert all(r.metrics["training_iteration"] == 24 for r in grid)
