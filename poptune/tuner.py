@@ -309,6 +309,8 @@ class Tuner:
             stopper=stopper, callbacks=callbacks, default_resources=default_res,
             resources_fn=lambda config: trainable_resources(self.trainable, config),
             history=history, remote=remote,
+            restore_flags={k: bool(self._restore[k]) for k in (
+                "resume_unfinished", "resume_errored", "restart_errored")} if self._restore else None,
         )
         previous_clock = set_current_clock(clock)  # stoppers, schedulers, progress read it
         start = clock.monotonic()
@@ -438,50 +440,7 @@ class Tuner:
         elif os.path.exists(sched_path):  # journals before schema version 2
             with open(sched_path, "rb") as f:
                 scheduler.load_state(cloudpickle.load(f))
-        flags = self._restore
-        journal = Journal(os.path.join(exp_dir, JOURNAL_FILE),
-                          on_commit=remote.put_journal_segment if remote else None)
-        for h in hist.trials.values():
-            t = h.trial
-            status = t.status
-            if status == TrialStatus.TERMINATED or (t.last_result.get("done") and status != TrialStatus.ERROR):
-                t.status = TrialStatus.TERMINATED
-            elif status == TrialStatus.ERROR:
-                if flags["restart_errored"]:
-                    h.rows, h.checkpoints, t.checkpoint_path, t.last_result = [], [], None, {}
-                    journal.append(RolledBack(t.trial_id, 0))
-                    t.status = TrialStatus.PENDING
-                elif flags["resume_errored"]:
-                    self._rollback(h, journal)
-                    t.status = TrialStatus.PENDING
-                else:
-                    continue
-            elif flags["resume_unfinished"]:
-                if h.restore_meta:  # a pending PBT exploit: start from the donor's checkpoint
-                    t.restore_path = h.restore_meta["path"]
-                else:
-                    self._rollback(h, journal)
-                t.status = TrialStatus.PAUSED if h.rows else TrialStatus.PENDING
-            else:
-                t.status = TrialStatus.TERMINATED
-            journal.append(StatusChanged(t.trial_id, t.status.value))
-            sinks = self.run_config.log_sinks or ()
-            rewrite_logs(t.local_path, h.rows, "json" in sinks, "csv" in sinks)
-        journal.close()
         return hist.trials
-
-    @staticmethod
-    def _rollback(h: Any, journal: Journal) -> None:
-        keep = h.checkpoints[-1][2] if h.checkpoints else 0
-        while h.checkpoints and h.checkpoints[-1][0] in h.deleted:
-            h.checkpoints.pop()
-            keep = h.checkpoints[-1][2] if h.checkpoints else 0
-        if keep < len(h.rows):
-            h.rows = h.rows[:keep]
-            journal.append(RolledBack(h.trial.trial_id, keep))
-        h.trial.last_result = h.rows[-1] if h.rows else {}
-        h.trial.checkpoint_path = (
-            _join(h.trial.storage_dir, h.checkpoints[-1][0]) if h.checkpoints else None)
 
     def _make_grid(self, trials: list[Trial], runner: Any, exp_dir: str) -> Any:
         from poptune.checkpoint import Checkpoint

@@ -53,6 +53,7 @@ from poptune.engine.instructions import (
     Raise,
     Record,
     Reply,
+    RestoreLog,
     RewriteLog,
     Snapshot,
     WriteError,
@@ -310,6 +311,59 @@ class Controller:
         out: list[Instruction] = []
         self._fill_config(trial, self._ask(self.scheduler.on_trial_add(st.view), out))
         self.pending_instructions.extend(out)
+
+    def restore(self, histories: Any, *, resume_unfinished: bool = True,
+                resume_errored: bool = False, restart_errored: bool = False) -> list[Instruction]:
+        """Take over the trials of a restored experiment (``TrialHistory`` values from the
+        journal's replay) and decide what each becomes, as ``Tuner.restore`` promises:
+        finished trials never re-run; unfinished ones resume from their latest checkpoint
+        (rows after it are rolled back) or from the donor's checkpoint of a pending exploit;
+        errored ones are left, resumed (``resume_errored``) or restarted from scratch
+        (``restart_errored``). Returns the records and log rewrites to carry out."""
+        out: list[Instruction] = []
+        for h in histories:
+            t = h.trial
+            status, keep = t.status, None
+            if status == TrialStatus.ERROR:
+                if restart_errored:
+                    keep, h.checkpoints, t.checkpoint_path = 0, [], None
+                    status = TrialStatus.PENDING
+                elif resume_errored:
+                    keep = self._restore_point(h)
+                    status = TrialStatus.PENDING
+            elif status == TrialStatus.TERMINATED or t.last_result.get("done"):
+                status = TrialStatus.TERMINATED
+            elif resume_unfinished:
+                if h.restore_meta:  # a pending PBT exploit: start from the donor's checkpoint
+                    t.restore_path = h.restore_meta["path"]
+                else:
+                    keep = self._restore_point(h)
+                status = TrialStatus.PAUSED if (h.rows[:keep] if keep is not None
+                                                else h.rows) else TrialStatus.PENDING
+            else:
+                status = TrialStatus.TERMINATED
+            if keep is not None and keep < len(h.rows):
+                h.rows = h.rows[:keep]
+                out.append(Record(RolledBack(t.trial_id, keep)))
+            if keep is not None:
+                t.last_result = h.rows[-1] if h.rows else {}
+            if status != t.status or t.status != TrialStatus.ERROR:
+                t.status = status
+                out.append(Record(StatusChanged(t.trial_id, status.value)))
+                out.append(RestoreLog(t, h.rows))
+            self.adopt(t, rows=len(h.rows),
+                       checkpoints=[c for c in h.checkpoints if c[0] not in h.deleted],
+                       restore_meta=h.restore_meta,
+                       next_checkpoint_index=h.next_checkpoint_index)
+        return out
+
+    def _restore_point(self, h: Any) -> int:
+        """Rows up to the trial's latest surviving checkpoint (which it restarts from)."""
+        while h.checkpoints and h.checkpoints[-1][0] in h.deleted:
+            h.checkpoints.pop()
+        h.trial.checkpoint_path = (
+            self._ckpt_path(h.trial, h.checkpoints[-1][0]) if h.checkpoints else None)
+        return h.checkpoints[-1][2] if h.checkpoints else 0
 
     def _track(self, trial: Trial, st: TrialState) -> None:
         st.view = TrialView(trial)

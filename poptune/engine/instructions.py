@@ -4,6 +4,7 @@ The controller decides; the runner carries out, in this order within one loop pa
 
 1. :class:`Record` — appended to the journal buffer at once;
 2. :class:`Launch`, :class:`Kill`, :class:`LogResult`, :class:`CloseLog`, :class:`RewriteLog`,
+   :class:`RestoreLog`,
    :class:`WriteError`, :class:`WriteParams`, :class:`PolicyLog`, :class:`Notify` — carried
    out at once, in the order given;
 3. the journal is committed (one write);
@@ -109,6 +110,14 @@ class RewriteLog:
 
 
 @dataclass(frozen=True, slots=True)
+class RestoreLog:
+    """Replace the trial's result files with exactly ``rows`` (the journal's, on restore)."""
+
+    trial: Trial
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class WriteError:
     """Write ``error.txt`` (and ``error.pkl``) into the trial directory."""
 
@@ -164,5 +173,6 @@ class Raise:
     after_commit: bool = False
 
 
-Instruction = Union[Record, Reply, Launch, Kill, LogResult, CloseLog, RewriteLog, WriteError,
+Instruction = Union[Record, Reply, Launch, Kill, LogResult, CloseLog, RewriteLog, RestoreLog,
+                    WriteError,
                     WriteParams, PolicyLog, DeleteCheckpoint, Notify, Snapshot, Raise]

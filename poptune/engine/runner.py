@@ -40,6 +40,7 @@ from poptune.engine.instructions import (
     Raise,
     Record,
     Reply,
+    RestoreLog,
     RewriteLog,
     Snapshot,
     WriteError,
@@ -53,8 +54,9 @@ from poptune.schedulers._base import TrialScheduler
 from poptune.stopper import Stopper
 from poptune.storage.background import BackgroundIO
 from poptune.storage.journal import Journal
+from poptune.storage.pbt_log import write_exploit_logs
 from poptune.storage.records import ExperimentEnded, SchedulerState, SearcherState
-from poptune.storage.trial_logs import write_error, write_params
+from poptune.storage.trial_logs import rewrite_logs, write_error, write_params
 
 logger = logging.getLogger("poptune")
 
@@ -123,6 +125,7 @@ class Runner:
         default_resources: dict[str, float],
         resources_fn: Callable[[dict[str, Any]], dict[str, float] | None],
         history: dict[str, TrialHistory] | None = None,
+        restore_flags: dict[str, bool] | None = None,
         clock: Any = None,
         remote: Any = None,
     ) -> None:
@@ -165,6 +168,7 @@ class Runner:
         self._last_state_save = 0.0
         self._dirty_writers: set[str] = set()
         self.io = BackgroundIO()
+        self._carriers = self._carriers_by_type()
         # the engine's own result files; a user's CSV/JSON logger callback replaces ours
         sinks = set(run_config.log_sinks or ())
         for cb in callbacks:
@@ -196,12 +200,10 @@ class Runner:
         )
         scheduler.set_experiment_view(
             TuneController(self.ctl.views, self.pool.cpu_total, self.pool.gpu_total))
-        for h in (history or {}).values():
-            self.ctl.adopt(h.trial, rows=len(h.rows),
-                           checkpoints=[c for c in h.checkpoints if c[0] not in h.deleted],
-                           restore_meta=h.restore_meta,
-                           next_checkpoint_index=h.next_checkpoint_index)
-            self.files[h.trial.trial_id] = _Files()
+        if history:
+            for h in history.values():
+                self.files[h.trial.trial_id] = _Files()
+            self._carry_out(self.ctl.restore(history.values(), **(restore_flags or {})))
 
     @property
     def trials(self) -> list[Trial]:
@@ -301,51 +303,50 @@ class Runner:
         return ctl.trials
 
     def _carry_out(self, instructions: list[Instruction]) -> None:
+        carriers = self._carriers
         for ins in instructions:
-            kind = type(ins)
-            if kind is Record:
-                self._record(ins)  # type: ignore[arg-type]
-            elif kind is Reply:
-                watch = ins.watch  # type: ignore[union-attr]
-                if watch is not None and watch.get("should_checkpoint"):
-                    self._carry_out(self.ctl.handle(SaveRequested(ins.trial_id)))  # type: ignore[union-attr]
-                else:
-                    self._replies.append((ins.trial_id, ins.answer.value))  # type: ignore[union-attr]
-            elif kind is LogResult:
-                self._log_result(ins.trial, ins.result)  # type: ignore[union-attr]
-            elif kind is Notify:
-                self._notify(ins.hook, ins.kwargs)  # type: ignore[union-attr]
-            elif kind is Launch:
-                self._launch(ins)  # type: ignore[arg-type]
-            elif kind is DeleteCheckpoint:
-                self._deletions.append(ins.path)  # type: ignore[union-attr]
-            elif kind is Snapshot:
-                self._snapshot.add(ins.what)  # type: ignore[union-attr]
-            elif kind is CloseLog:
-                self._close_writer(ins.trial)  # type: ignore[union-attr]
-                if ins.drain and self._drain_before_complete:  # type: ignore[union-attr]
-                    self.io.drain()  # e.g. MLflow uploading the trial dir: files complete
-            elif kind is Kill:
-                self.backend.kill(ins.trial_id)  # type: ignore[union-attr]
-            elif kind is WriteParams:
-                t = ins.trial  # type: ignore[union-attr]
-                self.io.submit(write_params, t.local_path, t.config, "params" in self.sinks)
-            elif kind is WriteError:
-                write_error(ins.trial.local_path, ins.traceback, ins.exception)  # type: ignore[union-attr]
-            elif kind is RewriteLog:
-                self._rewrite_log(ins.trial, ins.rows)  # type: ignore[union-attr]
-            elif kind is PolicyLog:
-                from poptune.storage.pbt_log import write_exploit_logs
+            carriers[type(ins)](ins)
 
-                write_exploit_logs(self.experiment_dir, ins.trial_id,  # type: ignore[union-attr]
-                                   ins.donor_trial_id, ins.line)  # type: ignore[union-attr]
-            elif kind is Raise:
-                if not ins.after_commit:  # type: ignore[union-attr]
-                    raise ins.error  # type: ignore[union-attr]
-                if self._raise_after_commit is None:
-                    self._raise_after_commit = ins.error  # type: ignore[union-attr]
-            else:  # pragma: no cover - a new instruction type without a carrier
-                raise TypeError(f"no carrier for instruction {ins!r}")
+    def _carriers_by_type(self) -> dict[type, Callable[[Any], object]]:
+        """One carrier per instruction type (a new type without one fails loudly)."""
+        return {
+            Record: self._record,
+            Reply: self._reply,
+            LogResult: lambda i: self._log_result(i.trial, i.result),
+            Notify: lambda i: self._notify(i.hook, i.kwargs),
+            Launch: self._launch,
+            DeleteCheckpoint: lambda i: self._deletions.append(i.path),
+            Snapshot: lambda i: self._snapshot.add(i.what),
+            CloseLog: self._close_log,
+            Kill: lambda i: self.backend.kill(i.trial_id),
+            WriteParams: lambda i: self.io.submit(write_params, i.trial.local_path,
+                                                  i.trial.config, "params" in self.sinks),
+            WriteError: lambda i: write_error(i.trial.local_path, i.traceback, i.exception),
+            RewriteLog: lambda i: self._rewrite_log(i.trial, i.rows),
+            RestoreLog: lambda i: rewrite_logs(i.trial.local_path, i.rows, "json" in self.sinks,
+                                               "csv" in self.sinks),
+            PolicyLog: lambda i: write_exploit_logs(self.experiment_dir, i.trial_id,
+                                                    i.donor_trial_id, i.line),
+            Raise: self._raise,
+        }
+
+    def _reply(self, ins: Reply) -> None:
+        if ins.watch is not None and ins.watch.get("should_checkpoint"):
+            # a callback asked the (class) trainable for a checkpoint: the controller decides
+            self._carry_out(self.ctl.handle(SaveRequested(ins.trial_id)))
+        else:
+            self._replies.append((ins.trial_id, ins.answer.value))
+
+    def _close_log(self, ins: CloseLog) -> None:
+        self._close_writer(ins.trial)
+        if ins.drain and self._drain_before_complete:
+            self.io.drain()  # e.g. MLflow uploading the trial dir: its files are complete
+
+    def _raise(self, ins: Raise) -> None:
+        if not ins.after_commit:
+            raise ins.error
+        if self._raise_after_commit is None:
+            self._raise_after_commit = ins.error
 
     def _record(self, ins: Record) -> None:
         rec = ins.record

@@ -53,6 +53,9 @@ HOLDER_FILE = ".driver.json"
 LEASE_FILE = ".driver_lease.json"
 #: every file above starts with this; remote downloads and syncs skip them
 OWNER_FILE_PREFIX = ".driver"
+#: tokens of the leases this process holds now: a lease naming this process with another
+#: token was released here (its deletion may have failed, e.g. storage was down)
+_HELD_HERE: set[str] = set()
 
 Clock = Callable[[], float]
 
@@ -285,6 +288,10 @@ class RemoteLease(ExperimentOwner):
                 logger.warning("experiment %r: the lease of %s is valid until %s but that "
                                "process is gone from this host; this driver takes it over",
                                self.path, who, _iso(current.expires_at))
+            elif (holder is not None and holder.host == self.holder.host
+                  and holder.pid == os.getpid() and current.token not in _HELD_HERE):
+                logger.info("experiment %r: taking back the lease this process released "
+                            "(deleting it had failed)", self.path)
             else:
                 raise locked_error(self.path, holder,
                                    f", lease valid until {_iso(current.expires_at)}")
@@ -295,6 +302,7 @@ class RemoteLease(ExperimentOwner):
         if back is None or back.token != self.token:
             raise locked_error(self.path, back.holder if back else None,
                                " (it took the lease at the same moment)")
+        _HELD_HERE.add(self.token)
         self._thread = threading.Thread(target=self._heartbeat, name="poptune-lease",
                                         daemon=True)
         self._thread.start()
@@ -337,6 +345,7 @@ class RemoteLease(ExperimentOwner):
         if self._stop.is_set():
             return
         self._stop.set()
+        _HELD_HERE.discard(self.token)
         if self._thread is not None:
             self._thread.join(timeout=max(5.0, self.renew_every_s))
         with self._io:

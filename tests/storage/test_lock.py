@@ -407,19 +407,40 @@ def test_a_live_lease_of_a_dead_process_on_this_host_is_taken_over(memfs: Any,
     clock = FakeClock()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(timeout=30)  # reaped: its pid no longer exists
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     host = socket.gethostname()
-    for pid, other_host, taken in ((dead.pid, host, True), (dead.pid, "elsewhere", False),
-                                   (os.getpid(), host, False)):
-        fs.pipe_file(f"{root}/{LEASE_FILE}", json.dumps({
-            "holder": {"host": other_host, "pid": pid, "since": "t", "version": "0"},
-            "token": "old", "expires_at": clock.now + 25}).encode())
-        if taken:
-            with caplog.at_level(logging.WARNING, logger="poptune"):
-                _lease(fs, root, clock).release()
-            assert "process is gone from this host" in caplog.text
-        else:  # another host's driver, or a live process here, keeps its unexpired lease
-            with pytest.raises(ExperimentLockedError, match=f"pid {pid} on host '{other_host}'"):
-                _lease(fs, root, clock)
+    try:
+        for pid, other_host, taken in ((dead.pid, host, True), (dead.pid, "elsewhere", False),
+                                       (alive.pid, host, False)):
+            fs.pipe_file(f"{root}/{LEASE_FILE}", json.dumps({
+                "holder": {"host": other_host, "pid": pid, "since": "t", "version": "0"},
+                "token": "old", "expires_at": clock.now + 25}).encode())
+            if taken:
+                with caplog.at_level(logging.WARNING, logger="poptune"):
+                    _lease(fs, root, clock).release()
+                assert "process is gone from this host" in caplog.text
+            else:  # another host's driver, or a live process here, keeps its lease
+                with pytest.raises(ExperimentLockedError,
+                                   match=f"pid {pid} on host '{other_host}'"):
+                    _lease(fs, root, clock)
+    finally:
+        alive.kill()
+        alive.wait(timeout=30)
+
+
+def test_a_lease_this_process_released_but_could_not_delete_is_taken_back(memfs: Any) -> None:
+    """Storage down at release (the lease stays behind), back at the next fit in the same
+    process: that fit is not blocked by this process's own stale lease."""
+    fs, root = memfs
+    clock = FakeClock()
+    first = _lease(fs, root, clock)
+    left = fs.cat_file(f"{root}/{LEASE_FILE}")
+    first.release()
+    fs.pipe_file(f"{root}/{LEASE_FILE}", left)  # as if deleting it had failed
+    second = _lease(fs, root, clock)  # same host, same (live) pid, a token no longer held
+    with pytest.raises(ExperimentLockedError, match=f"pid {os.getpid()}"):
+        _lease(fs, root, clock)  # but a lease held here right now still blocks
+    second.release()
 
 
 def test_a_tuner_whose_lease_is_stolen_stops_with_the_error(tmp_path: Any, slowmod: Any,
