@@ -32,6 +32,7 @@ from poptune.engine.instructions import (
     Raise,
     Record,
     Reply,
+    RestoreLog,
     RewriteLog,
     WriteError,
 )
@@ -584,3 +585,87 @@ def test_an_action_about_the_reporting_trial_itself_wins_over_the_value():
     assert answers(out) == [(A, Answer.STOP)] and ctl.state[A].told == Told.EXPLOIT
     out = ctl.handle(StoppedEvent(A))
     assert records(out, "config")[0]["donor"] == B
+
+
+# --------------------------------------------------------------------------------------------
+# restore: what each journaled trial becomes
+def _history(tid, status, rows, checkpoints=(), deleted=(), restore_meta=None, done=False):
+    from poptune.engine.experiment import TrialHistory
+    from poptune.engine.trial import Trial
+
+    t = Trial(trial_id=tid, trainable_name="f", config={"x": 1}, local_path=f"/exp/{tid}",
+              storage_dir=f"/exp/{tid}", status=status)
+    rs = [{"training_iteration": i + 1} for i in range(rows)]
+    if rs and done:
+        rs[-1]["done"] = True
+    t.last_result = rs[-1] if rs else {}
+    return TrialHistory(t, rs, list(checkpoints), set(deleted), restore_meta,
+                        len(checkpoints))
+
+
+class _Exhausted:
+    """A searcher with nothing more to suggest (a restored experiment's)."""
+
+    metric = None
+
+    def next_trial(self, trial_id):
+        return None
+
+    def is_finished(self):
+        return True
+
+    def on_trial_result(self, trial_id, result):
+        pass
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        pass
+
+
+def _restored(histories, **flags):
+    ctl = make_controller(searcher=_Exhausted())
+    out = ctl.restore(histories, **flags)
+    return ctl, out
+
+
+def test_restore_rolls_an_unfinished_trial_back_to_its_latest_surviving_checkpoint():
+    h = _history(A, TrialStatus.RUNNING, 5,
+                 checkpoints=[("checkpoint_000000", {}, 2), ("checkpoint_000001", {}, 4)],
+                 deleted={"checkpoint_000001"})
+    ctl, out = _restored([h])
+    assert records(out, "rollback") == [{"e": "rollback", "t": A, "rows": 2}]
+    assert records(out, "status") == [{"e": "status", "t": A, "s": "PAUSED"}]
+    assert [i.rows for i in of(out, RestoreLog)] == [h.rows] and len(h.rows) == 2
+    assert ctl.by_id[A].checkpoint_path == "/exp/t_00000/checkpoint_000000"
+    launch = of(tick(ctl), Launch)[0]
+    assert launch.restore_path == "/exp/t_00000/checkpoint_000000"
+
+
+def test_restore_never_reruns_a_finished_trial_and_leaves_errored_ones_by_default():
+    done = _history(A, TrialStatus.RUNNING, 3, done=True)  # its last row said done
+    failed = _history(B, TrialStatus.ERROR, 2)
+    ctl, out = _restored([done, failed])
+    assert ctl.by_id[A].status == TrialStatus.TERMINATED
+    assert ctl.by_id[B].status == TrialStatus.ERROR
+    assert records(out, "status") == [{"e": "status", "t": A, "s": "TERMINATED"}]
+    assert not of(tick(ctl), Launch) and ctl.finished
+
+
+def test_restore_resumes_or_restarts_errored_trials_when_asked():
+    h = _history(A, TrialStatus.ERROR, 3, checkpoints=[("checkpoint_000000", {}, 1)])
+    ctl, out = _restored([h], resume_errored=True)
+    assert records(out, "rollback") == [{"e": "rollback", "t": A, "rows": 1}]
+    assert ctl.by_id[A].status == TrialStatus.PENDING
+    h = _history(A, TrialStatus.ERROR, 3, checkpoints=[("checkpoint_000000", {}, 1)])
+    ctl, out = _restored([h], restart_errored=True)
+    assert records(out, "rollback") == [{"e": "rollback", "t": A, "rows": 0}]
+    assert ctl.by_id[A].checkpoint_path is None and not ctl.checkpoints_of(A)
+
+
+def test_restore_starts_a_pending_exploit_from_the_donors_checkpoint():
+    meta = {"path": "/exp/t_00001/checkpoint_000003", "it": 4, "tt": 4.0}
+    h = _history(A, TrialStatus.PAUSED, 5, checkpoints=[("checkpoint_000000", {}, 2)],
+                 restore_meta=meta)
+    ctl, out = _restored([h])
+    assert not records(out, "rollback") and ctl.pinned == {meta["path"]: 1}
+    launch = of(tick(ctl), Launch)[0]
+    assert (launch.restore_path, launch.start_iteration) == (meta["path"], 4)
