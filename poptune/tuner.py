@@ -33,7 +33,7 @@ from poptune.exceptions import RestoreError, StorageError, TuneConfigError, Tune
 from poptune.schedulers._base import FIFOScheduler, TrialScheduler
 from poptune.stopper import CombinedStopper, TimeoutStopper, as_stopper
 from poptune.storage.journal import Journal
-from poptune.storage.lock import acquire_experiment
+from poptune.storage.lock import acquire_experiment, check_remote_free
 from poptune.storage.records import ExperimentStarted, RolledBack, StatusChanged
 from poptune.storage.remote import is_remote
 from poptune.storage.trial_logs import rewrite_logs
@@ -173,6 +173,9 @@ class Tuner:
             from poptune.storage.remote import RemoteStorage, staging_dir
 
             remote = RemoteStorage(path, storage_filesystem)
+            # a live driver on this machine works in the same staging directory: refuse
+            # before the download overwrites its files
+            check_remote_free(remote)
             state = cloudpickle.loads(remote.fs.cat_file(remote.path_of(TUNER_FILE)))
             path = staging_dir(path.rstrip("/").rsplit("/", 1)[-1], state["exp_hex"])
             remote.download_experiment(path)

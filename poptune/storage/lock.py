@@ -218,6 +218,53 @@ class _LeaseRecord:
     expires_at: float
 
 
+def read_lease(fs: Any, lease_path: str, path: str) -> _LeaseRecord | None:
+    """The lease at ``lease_path`` (None: there is none; unreadable: an expired one)."""
+    try:
+        raw = fs.cat_file(lease_path)
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(raw)
+        return _LeaseRecord(Holder.from_dict(data["holder"]), str(data["token"]),
+                            float(data["expires_at"]))
+    except (ValueError, KeyError, TypeError):
+        logger.warning("experiment %r: unreadable lease %r is treated as expired", path,
+                       lease_path)
+        return _LeaseRecord(None, "", float("-inf"))
+
+
+def refuse_if_held(current: _LeaseRecord | None, path: str, now: float, host: str,
+                   quiet: bool = False) -> None:
+    """Raise :class:`ExperimentLockedError` if ``current`` is a live driver's lease; log why
+    a lease that is not (expired, its process gone from this host, released by this very
+    process) may be taken over."""
+    if current is None:
+        return
+    holder = current.holder
+    who = holder.describe() if holder else "an unknown driver"
+    log = logger.debug if quiet else logger.warning
+    if current.expires_at <= now:
+        log("experiment %r: the lease of %s expired at %s (driver gone?); this driver takes it "
+            "over", path, who, _iso(current.expires_at))
+    elif holder is not None and holder.host == host and not _pid_alive(holder.pid):
+        log("experiment %r: the lease of %s is valid until %s but that process is gone from "
+            "this host; this driver takes it over", path, who, _iso(current.expires_at))
+    elif (holder is not None and holder.host == host and holder.pid == os.getpid()
+          and current.token not in _HELD_HERE):
+        logger.info("experiment %r: taking back the lease this process released (deleting it "
+                    "had failed)", path)
+    else:
+        raise locked_error(path, holder, f", lease valid until {_iso(current.expires_at)}")
+
+
+def check_remote_free(remote: Any) -> None:
+    """Fail at once if a live driver holds the experiment on ``remote`` (``Tuner.restore``
+    calls this before downloading it into a staging directory a live driver may be using)."""
+    current = read_lease(remote.fs, remote.path_of(LEASE_FILE), remote.uri)
+    refuse_if_held(current, remote.uri, time.time(), socket.gethostname(), quiet=True)
+
+
 class RemoteLease(ExperimentOwner):
     """A lease object on an fsspec filesystem, renewed by a heartbeat thread.
 
@@ -254,18 +301,7 @@ class RemoteLease(ExperimentOwner):
 
     # records -----------------------------------------------------------------------------
     def _read(self) -> _LeaseRecord | None:
-        try:
-            raw = self.fs.cat_file(self.lease_path)
-        except FileNotFoundError:
-            return None
-        try:
-            data = json.loads(raw)
-            return _LeaseRecord(Holder.from_dict(data["holder"]), str(data["token"]),
-                                float(data["expires_at"]))
-        except (ValueError, KeyError, TypeError):
-            logger.warning("experiment %r: unreadable lease %r is treated as expired",
-                           self.path, self.lease_path)
-            return _LeaseRecord(None, "", float("-inf"))
+        return read_lease(self.fs, self.lease_path, self.path)
 
     def _write(self) -> None:
         expires_at = self.clock() + self.ttl_s
@@ -275,26 +311,7 @@ class RemoteLease(ExperimentOwner):
         self._expires_at = expires_at
 
     def _acquire(self, settle_s: float) -> None:
-        current = self._read()
-        if current is not None:
-            holder = current.holder
-            who = holder.describe() if holder else "an unknown driver"
-            if current.expires_at <= self.clock():
-                logger.warning("experiment %r: the lease of %s expired at %s (driver gone?); "
-                               "this driver takes it over", self.path, who,
-                               _iso(current.expires_at))
-            elif holder is not None and holder.host == self.holder.host and not _pid_alive(
-                    holder.pid):
-                logger.warning("experiment %r: the lease of %s is valid until %s but that "
-                               "process is gone from this host; this driver takes it over",
-                               self.path, who, _iso(current.expires_at))
-            elif (holder is not None and holder.host == self.holder.host
-                  and holder.pid == os.getpid() and current.token not in _HELD_HERE):
-                logger.info("experiment %r: taking back the lease this process released "
-                            "(deleting it had failed)", self.path)
-            else:
-                raise locked_error(self.path, holder,
-                                   f", lease valid until {_iso(current.expires_at)}")
+        refuse_if_held(self._read(), self.path, self.clock(), self.holder.host)
         self._write()
         if settle_s > 0:
             time.sleep(settle_s)  # let a racing writer land before reading back

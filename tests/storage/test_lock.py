@@ -401,6 +401,35 @@ def test_a_tuner_on_fsspec_storage_holds_a_lease(tmp_path: Any, monkeypatch: Any
         fs.rm(root, recursive=True)
 
 
+def test_restore_of_a_held_remote_experiment_fails_before_downloading(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """The staging directory of a restore is the live driver's own on this machine: a restore
+    must refuse before its download overwrites that driver's files."""
+    monkeypatch.setenv("POPTUNE_STAGING_DIR", str(tmp_path / "staging"))
+    fs = fsspec.filesystem("memory")
+    root = f"/restore-held-{time.time_ns()}"
+    uri = f"memory://{root}"
+
+    def ok(config: dict[str, Any]) -> None:
+        tune.report({"x": 1})
+
+    try:
+        Tuner(ok, run_config=tune.RunConfig(name="exp", storage_path=uri, verbose=0)).fit()
+        staged = {p: os.path.getmtime(p) for p in
+                  (str(q) for q in (tmp_path / "staging").rglob("*")) if os.path.isfile(p)}
+        assert staged
+        other = RemoteLease(fs, f"{root}/exp/{LEASE_FILE}", f"{uri}/exp", settle_s=0)
+        try:
+            with pytest.raises(ExperimentLockedError, match="lease valid until"):
+                Tuner.restore(f"{uri}/exp", trainable=ok)
+            assert {p: os.path.getmtime(p) for p in staged} == staged  # untouched
+        finally:
+            other.release()
+        assert Tuner.restore(f"{uri}/exp", trainable=ok).fit()[0].metrics["x"] == 1
+    finally:
+        fs.rm(root, recursive=True)
+
+
 def test_a_live_lease_of_a_dead_process_on_this_host_is_taken_over(memfs: Any,
                                                                    caplog: Any) -> None:
     fs, root = memfs
