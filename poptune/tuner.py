@@ -268,13 +268,11 @@ class Tuner:
         searcher = self._make_searcher()
         prestart = getattr(backend, "prestart", None)
         if prestart is not None:  # overlap worker start-up with the rest of the setup
-            n = pool.max_concurrent(default_res)
-            if tc.max_concurrent_trials:
-                n = min(n, tc.max_concurrent_trials)
-            total = getattr(searcher, "total_samples", None)
-            if total:
-                n = min(n, total)
-            prestart(max(1, n), default_res.get("cpu", 1.0))
+            from poptune.engine.resources import worker_count
+
+            prestart(worker_count(pool, default_res, tc.max_concurrent_trials,
+                                  getattr(searcher, "total_samples", None)),
+                     default_res.get("cpu", 1.0))
         scheduler = tc.scheduler if tc.scheduler is not None else FIFOScheduler()
         if not isinstance(scheduler, TrialScheduler):
             raise bad_type("scheduler", scheduler, "a poptune TrialScheduler")

@@ -59,7 +59,7 @@ from poptune.engine.instructions import (
     WriteError,
     WriteParams,
 )
-from poptune.engine.resources import ResourcePool
+from poptune.engine.resources import ResourcePool, worker_count
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TrialError, TuneConfigError, TuneError
 from poptune.result import AUTO_RESULT_KEYS
@@ -382,13 +382,8 @@ class Controller:
 
     def worker_count(self) -> int:
         """How many trials can run at once (workers to start)."""
-        n = self.pool.max_concurrent(self.default_resources)
-        if self.max_concurrent:
-            n = min(n, self.max_concurrent)
-        total = getattr(self.searcher, "total_samples", None)
-        if total:
-            n = min(n, total)
-        return max(1, n)
+        return worker_count(self.pool, self.default_resources, self.max_concurrent,
+                            getattr(self.searcher, "total_samples", None))
 
     # ------------------------------------------------------------------------------------
     # checkpoints and pins

@@ -92,3 +92,19 @@ class ResourcePool:
             per_gpu = int(1 // gpu + _EPS) if gpu < 1 else 0
             n = min(n, per_gpu * self.gpu_total if gpu < 1 else int(self.gpu_total // gpu))
         return max(n, 0)
+
+
+def worker_count(pool: ResourcePool, resources: dict[str, float],
+                 max_concurrent: int | None = None, total_samples: int | None = None) -> int:
+    """How many trials asking for ``resources`` run at once: what fits the pool, capped by
+    ``max_concurrent_trials`` and the number of trials the searcher will make (at least 1).
+
+    >>> worker_count(ResourcePool(cpu=8, gpu=0), {"cpu": 2}, max_concurrent=3, total_samples=10)
+    3
+    """
+    n = pool.max_concurrent(resources)
+    if max_concurrent and max_concurrent > 0:
+        n = min(n, max_concurrent)
+    if total_samples:
+        n = min(n, total_samples)
+    return max(1, n)
