@@ -50,6 +50,8 @@ def run_poptune(args: argparse.Namespace, storage: str) -> dict:
     t1 = time.perf_counter()
     grid = tuner.fit()
     best = grid.get_best_result()
+    if args.dataframe:
+        assert len(grid.get_dataframe()) == args.trials
     t_fit = time.perf_counter() - t1
     return {"best": best.metrics[METRIC], "best_config": best.config, "import_s": t_import,
             "fit_s": t_fit, "n_results": len(grid),
@@ -83,6 +85,8 @@ def run_ray(args: argparse.Namespace, storage: str) -> dict:
     t1 = time.perf_counter()
     grid = tuner.fit()
     best = grid.get_best_result()
+    if args.dataframe:
+        assert len(grid.get_dataframe()) == args.trials
     t_fit = time.perf_counter() - t1
     return {"best": best.metrics[METRIC], "best_config": best.config, "import_s": t_import,
             "ray_init_s": t_init, "fit_s": t_fit, "n_results": len(grid),
@@ -108,6 +112,8 @@ def run_optuna(args: argparse.Namespace, storage: str) -> dict:
     study = optuna.create_study(direction="maximize")
     t1 = time.perf_counter()
     study.optimize(objective, n_trials=args.trials)
+    if args.dataframe:
+        assert len(study.trials_dataframe()) == args.trials
     t_fit = time.perf_counter() - t1
     return {"best": study.best_value, "best_config": study.best_params, "import_s": t_import,
             "fit_s": t_fit, "n_results": len(study.trials), "n_errors": 0}
@@ -122,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--reports", type=int, default=10)
     p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--dataframe", action="store_true",
+                   help="also build the results table (ResultGrid.get_dataframe(), Optuna's "
+                        "study.trials_dataframe()) before printing the result")
     p.add_argument("--storage", default=None, help="results directory (default: a fresh tmpdir)")
     p.add_argument("--storage-parent", default=None,
                    help="where the fresh tmpdir is made (default: the system's, e.g. /tmp); "
@@ -133,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
         out = RUNNERS[args.framework](args, storage)
         _common.emit({"workload": "overhead", "framework": args.framework,
                       "trials": args.trials, "reports": args.reports,
-                      "concurrency": args.concurrency, "storage": storage, **out})
+                      "concurrency": args.concurrency, "dataframe": args.dataframe,
+                      "storage": storage, **out})
     finally:
         if args.storage is None:
             _common.discard(storage)

@@ -15,7 +15,7 @@ The controller decides; the runner carries out, in this order within one loop pa
 
 Example:
     >>> Reply("a_00000", Answer.STOP)
-    Reply(trial_id='a_00000', answer=<Answer.STOP: 'stop'>)
+    Reply(trial_id='a_00000', answer=<Answer.STOP: 'stop'>, watch=None)
 """
 
 from __future__ import annotations

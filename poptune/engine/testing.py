@@ -7,7 +7,7 @@ Example:
     >>> [i.trial.trial_id for i in of(out, Launch)]
     ['t_00000', 't_00001']
     >>> of(ctl.handle(result("t_00000", score=3.0)), Reply)
-    [Reply(trial_id='t_00000', answer=<Answer.CONTINUE: 'continue'>)]
+    [Reply(trial_id='t_00000', answer=<Answer.CONTINUE: 'continue'>, watch=None)]
 """
 
 from __future__ import annotations

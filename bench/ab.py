@@ -1,0 +1,77 @@
+"""A/B timing of one workload across poptune checkouts (and Optuna), interleaved.
+
+    python bench/ab.py --checkout base=/path/to/old/worktree --checkout new=. \\
+        [--optuna] [--repeat 5] -- overhead.py --trials 200 --dataframe
+
+Each run is a fresh subprocess (``PYTHONPATH`` = the checkout, so its poptune is imported
+first), timed from start to exit; runs of the different checkouts alternate so machine load
+hits them alike. Prints the median wall time of each and its ratio to the first. "Nothing got
+slower" checks between commits go through this; figures for bench/README.md too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1]
+    return wall, json.loads(line)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        raise SystemExit("usage: ab.py --checkout NAME=PATH ... -- WORKLOAD.py [ARGS]")
+    split = argv.index("--")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkout", action="append", required=True, metavar="NAME=PATH")
+    p.add_argument("--optuna", action="store_true", help="also run --framework optuna")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--python", default=sys.executable)
+    args = p.parse_args(argv[:split])
+    workload, *wargs = argv[split + 1:]
+    script = os.path.join(HERE, "workloads", workload)
+    variants: list[tuple[str, list[str], dict[str, str]]] = []
+    for item in args.checkout:
+        name, _, path = item.partition("=")
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(path))
+        cmd = [args.python, script, *wargs]
+        if "--framework" not in wargs and "overhead" in workload:
+            cmd += ["--framework", "poptune"]
+        variants.append((name, cmd, env))
+    if args.optuna:
+        variants.append(("optuna", [args.python, script, *wargs, "--framework", "optuna"],
+                         dict(os.environ)))
+    walls: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    last: dict[str, dict] = {}
+    for _ in range(args.repeat):
+        for name, cmd, env in variants:
+            wall, out = _run(cmd, env)
+            walls[name].append(wall)
+            last[name] = out
+    first = statistics.median(walls[variants[0][0]])
+    for name, _, _ in variants:
+        med = statistics.median(walls[name])
+        extra = {k: v for k, v in last[name].items()
+                 if k in ("fit_s", "per_trial_bookkeeping_ms", "driver_peak_rss_mb")}
+        print(f"{name:>10}: median {med:7.3f} s over {len(walls[name])} runs "
+              f"(min {min(walls[name]):.3f}, max {max(walls[name]):.3f}); "
+              f"x{med / first:.2f} of {variants[0][0]}; last run {extra}")
+
+
+if __name__ == "__main__":
+    main()
