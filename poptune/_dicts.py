@@ -34,6 +34,10 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+#: common leaf types, checked before the (slow) ``Mapping`` ABC check
+_LEAVES = frozenset({int, float, str, bool, list, tuple, type(None)})
+
+
 def flatten_dict(
     dt: Mapping[Any, Any], delimiter: str = "/", prevent_delimiter: bool = False
 ) -> dict[str, Any]:
@@ -58,7 +62,7 @@ def flatten_dict(
             if prevent_delimiter and delimiter in key:
                 raise bad_value("key", key, f"free of the delimiter {delimiter!r}")
             full = f"{prefix}{delimiter}{key}" if prefix else key
-            if isinstance(value, Mapping):
+            if type(value) is dict or (type(value) not in _LEAVES and isinstance(value, Mapping)):
                 walk(value, full)
             else:
                 out[full] = value

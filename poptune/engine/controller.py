@@ -91,8 +91,10 @@ logger = logging.getLogger("poptune")
 #: seconds a trial told to stop may take to do so before it is killed
 STOP_GRACE_S = 10.0
 
+# enum members as module constants: attribute access on an Enum class is slow on hot paths
 _P, _R, _A, _T, _E = (TrialStatus.PENDING, TrialStatus.RUNNING, TrialStatus.PAUSED,
                       TrialStatus.TERMINATED, TrialStatus.ERROR)
+_CONTINUE, _STOP, _PAUSE, _SAVE = Answer.CONTINUE, Answer.STOP, Answer.PAUSE, Answer.SAVE
 #: the legal status changes (restore sets statuses through :meth:`Controller.adopt`)
 TRANSITIONS: frozenset[tuple[TrialStatus, TrialStatus]] = frozenset({
     (_P, _R), (_P, _T),
@@ -120,6 +122,11 @@ class Told(str, enum.Enum):
     PAUSE = "pause"
     EXPLOIT = "exploit"  # stop, then restart from a donor's checkpoint with a new config
     KILL = "kill"  # the experiment is being interrupted
+
+
+_TOLD_STOP, _TOLD_PAUSE, _TOLD_EXPLOIT, _TOLD_KILL = Told.STOP, Told.PAUSE, Told.EXPLOIT, Told.KILL
+_DECIDE_CONTINUE, _DECIDE_PAUSE, _DECIDE_STOP = (
+    SchedulerDecision.CONTINUE, SchedulerDecision.PAUSE, SchedulerDecision.STOP)
 
 
 @dataclass
@@ -286,11 +293,11 @@ class Controller:
         self.paused.pop(tid, None)
         self.running.pop(tid, None)
         trial.status = status
-        if status == TrialStatus.PENDING:
+        if status == _P:
             self.pending[tid] = trial
-        elif status == TrialStatus.PAUSED:
+        elif status == _A:
             self.paused[tid] = trial
-        elif status == TrialStatus.RUNNING:
+        elif status == _R:
             self.running[tid] = trial
 
     def adopt(self, trial: Trial, *, rows: int = 0,
@@ -324,30 +331,30 @@ class Controller:
         for h in histories:
             t = h.trial
             status, keep = t.status, None
-            if status == TrialStatus.ERROR:
+            if status == _E:
                 if restart_errored:
                     keep, h.checkpoints, t.checkpoint_path = 0, [], None
-                    status = TrialStatus.PENDING
+                    status = _P
                 elif resume_errored:
                     keep = self._restore_point(h)
-                    status = TrialStatus.PENDING
-            elif status == TrialStatus.TERMINATED or t.last_result.get("done"):
-                status = TrialStatus.TERMINATED
+                    status = _P
+            elif status == _T or t.last_result.get("done"):
+                status = _T
             elif resume_unfinished:
                 if h.restore_meta:  # a pending PBT exploit: start from the donor's checkpoint
                     t.restore_path = h.restore_meta["path"]
                 else:
                     keep = self._restore_point(h)
-                status = TrialStatus.PAUSED if (h.rows[:keep] if keep is not None
-                                                else h.rows) else TrialStatus.PENDING
+                status = _A if (h.rows[:keep] if keep is not None
+                                                else h.rows) else _P
             else:
-                status = TrialStatus.TERMINATED
+                status = _T
             if keep is not None and keep < len(h.rows):
                 h.rows = h.rows[:keep]
                 out.append(Record(RolledBack(t.trial_id, keep)))
             if keep is not None:
                 t.last_result = h.rows[-1] if h.rows else {}
-            if status != t.status or t.status != TrialStatus.ERROR:
+            if status != t.status or t.status != _E:
                 t.status = status
                 out.append(Record(StatusChanged(t.trial_id, status.value)))
                 out.append(RestoreLog(t, h.rows))
@@ -448,12 +455,12 @@ class Controller:
         self.stopping_all = True
         for t in self.trials:
             st = self.state[t.trial_id]
-            if t.status == TrialStatus.RUNNING:
+            if t.status == _R:
                 if st.told is None:
-                    st.told = Told.STOP
+                    st.told = _TOLD_STOP
                 st.stop_requested_at = self.now
                 self._stopping[t.trial_id] = t
-            elif t.status in (TrialStatus.PENDING, TrialStatus.PAUSED) and st.rows > 0:
+            elif t.status in (_P, _A) and st.rows > 0:
                 self._end_waiting(t, out)
         never_started = [t for t in self.pending.values() if self.state[t.trial_id].rows == 0]
         for t in never_started:
@@ -465,7 +472,7 @@ class Controller:
     def _enforce_stop_grace(self, out: list[Instruction]) -> None:
         for t in list(self._stopping.values()):
             st = self.state[t.trial_id]
-            if t.status != TrialStatus.RUNNING or st.stop_requested_at is None:
+            if t.status != _R or st.stop_requested_at is None:
                 self._stopping.pop(t.trial_id, None)
             elif self.now - st.stop_requested_at > STOP_GRACE_S:
                 self._stopping.pop(t.trial_id, None)
@@ -497,7 +504,7 @@ class Controller:
             trial = self.new_trial(trial_id, suggestion)
             st = TrialState(checkpoints=self._new_checkpoints())
             st.story.append(("created", "PENDING"))
-            trial.status = TrialStatus.PENDING
+            trial.status = _P
             self._track(trial, st)
             # the scheduler may fill in config values (PBT samples what it mutates)
             self._fill_config(trial, self._ask(self.scheduler.on_trial_add(st.view), out))
@@ -524,7 +531,7 @@ class Controller:
                 chosen = self._ask(self.scheduler.choose_trial_to_run(
                     [self.state[t].view for t in (*self.pending, *self.paused)]), out)
                 trial = None if chosen is None else self.by_id.get(chosen.trial_id)
-                if trial is None or trial.status not in (TrialStatus.PENDING, TrialStatus.PAUSED):
+                if trial is None or trial.status not in (_P, _A):
                     return
             gpu_ids = self.pool.allocate(trial.trial_id, trial.resources)
             if gpu_ids is None:
@@ -550,7 +557,7 @@ class Controller:
         elif restore and st.checkpoints.latest:
             m = st.checkpoints.latest.metrics
             start_iter, time_offset = m.get("training_iteration", 0), m.get("time_total_s", 0.0)
-        self._set(trial, TrialStatus.RUNNING, "launched")
+        self._set(trial, _R, "launched")
         st.told = None
         st.stop_requested_at = None
         if trial.start_time is None:
@@ -575,12 +582,12 @@ class Controller:
         ckpt_name = result.get("checkpoint_dir_name")
         if ckpt_name:
             self._register_checkpoint(trial, ckpt_name, result, out)
-        if st.told is not None and st.told != Told.EXPLOIT:
+        if st.told is not None and st.told != _TOLD_EXPLOIT:
             # already told to stop or pause: answer the same way (a trial an exploit waits
             # for is decided on: the stopper's stop wins over the exploit)
             self._log_result(trial, result, out)
             out.append(Reply(trial.trial_id,
-                             Answer.PAUSE if st.told == Told.PAUSE else Answer.STOP))
+                             _PAUSE if st.told == _TOLD_PAUSE else _STOP))
             return
         if self.is_class and not ckpt_name and (
                 result.get("should_checkpoint")
@@ -588,7 +595,7 @@ class Controller:
             # save first, decide once saved: a PBT decision must see this step's checkpoint
             self._log_result(trial, result, out)
             st.awaiting_save = result
-            out.append(Reply(trial.trial_id, Answer.SAVE))
+            out.append(Reply(trial.trial_id, _SAVE))
             return
         self._decide(trial, result, False, out)
 
@@ -622,12 +629,12 @@ class Controller:
                 self._log_result(trial, result, out)
             raise
         st = self.state[trial.trial_id]
-        stopping = st.told == Told.STOP and not result.get("done")
+        stopping = st.told == _TOLD_STOP and not result.get("done")
         if not logged:
             if stopping:
                 result["done"] = True
             self._log_result(trial, result, out)
-            if (self.is_class and answer == Answer.CONTINUE
+            if (self.is_class and answer == _CONTINUE
                     and not result.get("checkpoint_dir_name")):
                 # a callback may ask for a checkpoint (SaveRequested): the runner watches
                 out.append(Reply(trial.trial_id, answer, watch=result))
@@ -643,8 +650,8 @@ class Controller:
         st = self.state.get(trial_id)
         if st is None or trial_id not in self.running:
             return
-        st.after_save = Answer.CONTINUE
-        out.append(Reply(trial_id, Answer.SAVE))
+        st.after_save = _CONTINUE
+        out.append(Reply(trial_id, _SAVE))
 
     def _missing_metric(self, trial: Trial, flat: dict[str, Any]) -> TuneError | None:
         """The error for a result that lacks a metric TuneConfig, the scheduler or the searcher
@@ -676,48 +683,48 @@ class Controller:
         missing = self._missing_metric(trial, flat)
         if missing is not None:  # as in Ray: a result without the metric ends the experiment
             out.append(Raise(missing, after_commit=True))
-            st.told = Told.STOP
-            return Answer.STOP
+            st.told = _TOLD_STOP
+            return _STOP
         if result.get("done"):
-            return Answer.CONTINUE
+            return _CONTINUE
         try:
             stop = bool(self.stopper(trial.trial_id, result))
         except TuneError as exc:
             out.append(Raise(exc, after_commit=True))
             stop = True
         if stop:  # the stopper's stop overrides an exploit waiting for the trial
-            st.told = Told.STOP
+            st.told = _TOLD_STOP
             if st.exploit is not None:
                 self._unpin(st.exploit.checkpoint_path)
                 st.exploit = None
-            return Answer.STOP
-        if st.told == Told.EXPLOIT:
-            return Answer.STOP  # an exploit decided elsewhere is waiting for this trial
+            return _STOP
+        if st.told == _TOLD_EXPLOIT:
+            return _STOP  # an exploit decided elsewhere is waiting for this trial
         decision = self._ask(self.scheduler.on_trial_result(st.view, flat), out)
-        if decision != SchedulerDecision.CONTINUE:
+        if decision != _DECIDE_CONTINUE:
             out.append(Snapshot("scheduler"))
         if isinstance(decision, Exploit):
             self._policy_log(decision, out)
-        elif st.told in (Told.EXPLOIT, Told.STOP):
+        elif st.told in (_TOLD_EXPLOIT, _TOLD_STOP):
             # an action of the Outcome was about this trial itself (synchronous PBT's last
             # member in the bottom quantile, a HyperBand halving): it wins over the value
-            return Answer.STOP
+            return _STOP
         if isinstance(decision, Exploit):
-            st.told = Told.EXPLOIT
+            st.told = _TOLD_EXPLOIT
             if st.exploit is not None:
                 self._unpin(st.exploit.checkpoint_path)
             st.exploit = decision
             self._pin(decision.checkpoint_path)
-            return Answer.STOP
-        if decision == SchedulerDecision.STOP:
-            st.told = Told.STOP
-            return Answer.STOP
-        if decision == SchedulerDecision.PAUSE:
+            return _STOP
+        if decision == _DECIDE_STOP:
+            st.told = _TOLD_STOP
+            return _STOP
+        if decision == _DECIDE_PAUSE:
             # pausing a function trial without a checkpoint would silently restart it from
             # scratch (Ray #27170): it keeps running instead
             if self.is_class or trial.checkpoint_path:
-                st.told = Told.PAUSE
-                return Answer.PAUSE
+                st.told = _TOLD_PAUSE
+                return _PAUSE
             if not self._warned_pause:
                 self._warned_pause = True
                 logger.warning(
@@ -725,7 +732,7 @@ class Controller:
                     "it would restart it from scratch, so it keeps running. Report checkpoints "
                     "with tune.report(..., checkpoint=...) so trials can be paused and resumed."
                     " (Warned once per experiment.)", type(self.scheduler).__name__, trial)
-        return Answer.CONTINUE
+        return _CONTINUE
 
     # ------------------------------------------------------------------------------------
     # exploits and the scheduler's decisions about other trials
@@ -745,13 +752,13 @@ class Controller:
         if trial is None or trial.is_finished:
             return
         st = self.state[trial.trial_id]
-        running = trial.status == TrialStatus.RUNNING
+        running = trial.status == _R
         if isinstance(action, Exploit):
             self._policy_log(action, out)
             if not running:
                 self._carry_out_exploit(trial, action, out)
                 return
-            st.told = Told.EXPLOIT  # carried out once it has stopped
+            st.told = _TOLD_EXPLOIT  # carried out once it has stopped
             if st.exploit is not None:
                 self._unpin(st.exploit.checkpoint_path)
             st.exploit = action
@@ -760,7 +767,7 @@ class Controller:
             if not running:
                 self._end_waiting(trial, out)
                 return
-            st.told = Told.STOP
+            st.told = _TOLD_STOP
             if st.exploit is not None:
                 self._unpin(st.exploit.checkpoint_path)
                 st.exploit = None
@@ -842,7 +849,7 @@ class Controller:
         self._release(trial)
         st = self.state[trial.trial_id]
         st.told = None
-        self._set(trial, TrialStatus.TERMINATED, "done")
+        self._set(trial, _T, "done")
         trial.last_result = {**trial.last_result, "done": True}
         out.append(Record(StatusChanged(trial.trial_id, "TERMINATED")))
         out.append(CloseLog(trial, drain=True))
@@ -861,7 +868,7 @@ class Controller:
         if st.exploit is not None:
             self._unpin(st.exploit.checkpoint_path)
             st.exploit = None
-        self._set(trial, TrialStatus.TERMINATED, "removed")
+        self._set(trial, _T, "removed")
         trial.last_result = {**trial.last_result, "done": True}
         out.append(Record(StatusChanged(trial.trial_id, "TERMINATED")))
         out.append(CloseLog(trial, drain=True))
@@ -877,20 +884,20 @@ class Controller:
         self._release(trial)
         st = self.state[trial.trial_id]
         told, st.told = st.told, None
-        if told == Told.EXPLOIT and st.exploit is not None:
+        if told == _TOLD_EXPLOIT and st.exploit is not None:
             ex, st.exploit = st.exploit, None
-            self._set(trial, TrialStatus.PAUSED, "exploited")
+            self._set(trial, _A, "exploited")
             self._carry_out_exploit(trial, ex, out)
             self._unpin(ex.checkpoint_path)
             out.append(Record(StatusChanged(trial.trial_id, "PAUSED")))
-        elif told == Told.PAUSE and not self.stopping_all:
-            self._set(trial, TrialStatus.PAUSED, "paused")
+        elif told == _TOLD_PAUSE and not self.stopping_all:
+            self._set(trial, _A, "paused")
             out.append(Record(StatusChanged(trial.trial_id, "PAUSED")))
             if st.resize is not None:
                 new, st.resize = st.resize, None
                 self._resize(trial, new, out)
-        elif told == Told.KILL:  # interrupted: unfinished in the journal, resumed by restore
-            self._set(trial, TrialStatus.PAUSED, "interrupted")
+        elif told == _TOLD_KILL:  # interrupted: unfinished in the journal, resumed by restore
+            self._set(trial, _A, "interrupted")
         else:
             self._on_done(trial, out)
 
@@ -898,7 +905,7 @@ class Controller:
                   out: list[Instruction]) -> None:
         """The trial raised (or, ``lost``, its worker died)."""
         st = self.state[trial.trial_id]
-        if lost and st.told in (Told.STOP, Told.KILL):
+        if lost and st.told in (_TOLD_STOP, _TOLD_KILL):
             self._on_stopped(trial, out)  # killed while being stopped: not a failure
             return
         self._release(trial)
@@ -916,7 +923,7 @@ class Controller:
         retry = not self.fail_fast and (self.max_failures == -1
                                         or trial.num_failures <= self.max_failures)
         if retry:
-            self._set(trial, TrialStatus.PENDING, "retry")
+            self._set(trial, _P, "retry")
             logger.warning("Trial %s failed (%s); retrying from its latest checkpoint (%d/%s)",
                            trial, last_line, trial.num_failures,
                            "inf" if self.max_failures == -1 else self.max_failures)
@@ -925,7 +932,7 @@ class Controller:
                                             last_line, trial.error_file)))
             out.append(Notify("on_trial_error", {"trial": trial}))
             return
-        self._set(trial, TrialStatus.ERROR, "failed")
+        self._set(trial, _E, "failed")
         out.append(Record(StatusChanged(trial.trial_id, "ERROR", trial.num_failures,
                                             last_line, trial.error_file)))
         out.append(CloseLog(trial))
@@ -963,6 +970,6 @@ class Controller:
 
     def _on_abort(self, out: list[Instruction]) -> None:
         for t in list(self.running.values()):
-            self.state[t.trial_id].told = Told.KILL
+            self.state[t.trial_id].told = _TOLD_KILL
             out.append(Kill(t.trial_id))
             self.pool.release(t.trial_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import re
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,16 @@ if TYPE_CHECKING:
 _UNSAFE = re.compile(r"[^\w.,=+@\-\[\]]+")
 
 
+_stamp: tuple[int, str] = (-1, "")
+
+
 def timestamp() -> str:
-    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    """The local time as Ray writes it in trial directory names (made once per second)."""
+    global _stamp
+    now = time.time()
+    if int(now) != _stamp[0]:
+        _stamp = (int(now), datetime.datetime.fromtimestamp(now).strftime("%Y-%m-%d_%H-%M-%S"))
+    return _stamp[1]
 
 
 def default_trial_dirname(trial: Trial, date: str) -> str:

@@ -15,6 +15,7 @@ import dataclasses
 import io
 import logging
 import os
+import pickle
 import shutil
 import time
 from typing import Any, Callable
@@ -22,6 +23,7 @@ from typing import Any, Callable
 import cloudpickle
 
 from poptune.backends._base import Backend, LaunchSpec
+from poptune.callbacks._base import Callback
 from poptune.clock import current as current_clock
 from poptune.config import RunConfig, TuneConfig
 from poptune.engine._io import AsyncWriter, rewrite_rows
@@ -29,6 +31,7 @@ from poptune.engine.controller import Controller
 from poptune.engine.events import Abort, SaveRequested, Tick
 from poptune.engine.experiment import TrialHistory, default_trial_dirname, pack, timestamp
 from poptune.engine.instructions import (
+    Answer,
     CloseLog,
     DeleteCheckpoint,
     Instruction,
@@ -50,7 +53,7 @@ from poptune.engine.resources import ResourcePool
 from poptune.engine.trial import Trial
 from poptune.exceptions import StorageError, TuneError
 from poptune.execution.tune_controller import TuneController
-from poptune.schedulers._base import TrialScheduler
+from poptune.schedulers._base import FIFOScheduler, TrialScheduler
 from poptune.stopper import Stopper
 from poptune.storage.background import BackgroundIO
 from poptune.storage.journal import Journal
@@ -63,6 +66,7 @@ logger = logging.getLogger("poptune")
 _SCALARS = (int, float, str, bytes, bool, type(None), complex)
 #: where experiments before journal schema version 2 kept the scheduler's state
 SCHEDULER_STATE_FILE = "scheduler_state.pkl"
+_ANSWER = {a: a.value for a in Answer}  # the protocol's strings, without Enum lookups
 #: hooks Ray calls with ``iteration`` and ``trials`` first
 _STEP_HOOKS = frozenset({"on_trial_start", "on_trial_restore", "on_trial_save",
                          "on_trial_result", "on_trial_complete", "on_trial_error",
@@ -158,10 +162,10 @@ class Runner:
         self._snapshot: set[str] = set()
         self._state_files: dict[str, int] = {}
         self._handled = False  # events handled since the scheduler state was last recorded
+        self._sched_due = False  # a course-changing decision since then
         self._warned_state = False
-        #: FIFO keeps no state: nothing to journal
-        self._stateful = type(scheduler).save_state is not TrialScheduler.save_state or bool(
-            vars(scheduler))
+        #: FIFO keeps no state but metric and mode: nothing to journal
+        self._stateful = type(scheduler) is not FIFOScheduler
         self._run_error: BaseException | None = None  # what ended run() early, if anything
         self._last_sync = 0.0
         self._last_flush = 0.0
@@ -169,6 +173,10 @@ class Runner:
         self._dirty_writers: set[str] = set()
         self.io = BackgroundIO()
         self._carriers = self._carriers_by_type()
+        self._listeners: dict[str, list[Callable[..., Any]]] = {}
+        from poptune.search.basic_variant import BasicVariantGenerator
+
+        self._plain_search_state = type(searcher) is BasicVariantGenerator
         # the engine's own result files; a user's CSV/JSON logger callback replaces ours
         sinks = set(run_config.log_sinks or ())
         for cb in callbacks:
@@ -335,7 +343,7 @@ class Runner:
             # a callback asked the (class) trainable for a checkpoint: the controller decides
             self._carry_out(self.ctl.handle(SaveRequested(ins.trial_id)))
         else:
-            self._replies.append((ins.trial_id, ins.answer.value))
+            self._replies.append((ins.trial_id, _ANSWER[ins.answer]))
 
     def _close_log(self, ins: CloseLog) -> None:
         self._close_writer(ins.trial)
@@ -354,7 +362,7 @@ class Runner:
             trial = self.ctl.by_id.get(getattr(rec, "trial_id", ""))
             blob = (self._trial_config_blob(trial) if trial is not None
                     and trial.config is ins.config else self._config_blob(ins.config))
-            rec = dataclasses.replace(rec, config=base64.b64encode(blob).decode())  # type: ignore[type-var]
+            rec = dataclasses.replace(rec, config=base64.b64encode(blob).decode())  # type: ignore[type-var]  # noqa: E501
         self.journal.append(rec)
 
     def _log_result(self, trial: Trial, result: dict[str, Any]) -> None:
@@ -364,10 +372,17 @@ class Runner:
             self._dirty_writers.add(trial.trial_id)
 
     def _notify(self, hook: str, kwargs: dict[str, Any]) -> None:
+        listeners = self._listeners.get(hook)
+        if listeners is None:  # the callbacks that do something on this hook, once per hook
+            listeners = self._listeners[hook] = [
+                getattr(cb, hook) for cb in self.callbacks
+                if getattr(type(cb), hook, None) is not getattr(Callback, hook, None)]
+        if not listeners:
+            return  # the base hooks do nothing
         if hook in _STEP_HOOKS:
             kwargs = {"iteration": self.iteration, "trials": self.ctl.trials, **kwargs}
-        for cb in self.callbacks:
-            getattr(cb, hook)(**kwargs)
+        for listen in listeners:
+            listen(**kwargs)
 
     def _launch(self, ins: Launch) -> None:
         trial = ins.trial
@@ -431,7 +446,11 @@ class Runner:
         if save_state is None:
             return
         try:
-            blob = pack(save_state())
+            state = save_state()
+            if self._plain_search_state:  # our own generator's state: plain data, fast pickle
+                blob = base64.b64encode(pickle.dumps(state, protocol=5)).decode()
+            else:
+                blob = pack(state)
         except Exception:  # noqa: BLE001 - a searcher whose state cannot be pickled
             return
         if len(blob) <= 4096:
@@ -459,13 +478,17 @@ class Runner:
     def _commit(self) -> None:
         if "searcher" in self._snapshot:
             self._record_search_state()
-        if self._stateful and ("scheduler" in self._snapshot or (
-                self._handled and time.monotonic() - self._last_state_save > 1.0)):
-            # a decision that changed the course is recorded with it; the bookkeeping of
-            # results the scheduler only noted goes in at most once a second
-            self._record_scheduler_state()
-            self._last_state_save = time.monotonic()
-            self._handled = False
+        if self._stateful:
+            # the state joins the commit sequence: within 0.2 s of a decision that changed
+            # the course (a stop, pause, exploit, completion), within 1 s of results the
+            # scheduler only noted; pickling a big state (ASHA at 10,000 trials) every pass
+            # would make the run quadratic
+            self._sched_due = self._sched_due or "scheduler" in self._snapshot
+            since = time.monotonic() - self._last_state_save
+            if (self._sched_due and since > 0.2) or (self._handled and since > 1.0):
+                self._record_scheduler_state()
+                self._last_state_save = time.monotonic()
+                self._handled = self._sched_due = False
         self._snapshot.clear()
         self.journal.commit()
         for trial_id, answer in self._replies:

@@ -69,7 +69,11 @@ def frame(record: dict[str, Any]) -> bytes:
 
 def encode_group(lines: list[bytes], seq: int) -> bytes:
     """A commit group: framed ``lines`` then the commit marker number ``seq``."""
-    return b"".join(lines) + frame({"e": COMMIT, "n": seq, "k": len(lines)})
+    body = b'{"e":"%s","n":%d,"k":%d}' % (COMMIT.encode(), seq, len(lines))  # as frame() would
+    lines.append(b'%s,"c":%d}\n' % (body[:-1], zlib.crc32(body)))
+    data = b"".join(lines)
+    lines.pop()
+    return data
 
 
 def _last_commit(path: str) -> tuple[int, int]:
