@@ -57,20 +57,24 @@ def main(argv: list[str] | None = None) -> None:
         variants.append(("optuna", [args.python, script, *wargs, "--framework", "optuna"],
                          dict(os.environ)))
     walls: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    fits: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     last: dict[str, dict] = {}
     for _ in range(args.repeat):
         for name, cmd, env in variants:
             wall, out = _run(cmd, env)
             walls[name].append(wall)
+            if "fit_s" in out:
+                fits[name].append(out["fit_s"])
             last[name] = out
     first = statistics.median(walls[variants[0][0]])
     for name, _, _ in variants:
         med = statistics.median(walls[name])
         extra = {k: v for k, v in last[name].items()
                  if k in ("fit_s", "per_trial_bookkeeping_ms", "driver_peak_rss_mb")}
+        fit = f"; fit() median {statistics.median(fits[name]):.3f} s" if fits[name] else ""
         print(f"{name:>10}: median {med:7.3f} s over {len(walls[name])} runs "
               f"(min {min(walls[name]):.3f}, max {max(walls[name]):.3f}); "
-              f"x{med / first:.2f} of {variants[0][0]}; last run {extra}")
+              f"x{med / first:.2f} of {variants[0][0]}{fit}; last run {extra}")
 
 
 if __name__ == "__main__":

@@ -221,6 +221,15 @@ class Controller:
         #: with the next event
         self.pending_instructions: list[Instruction] = []
         self._warned_pause = False
+        self._wanted: list[tuple[str, str]] | None = None
+        # hooks left at the base class's do-nothing are not called (nor is the result
+        # flattened for them): the hot path of every result
+        self._sched_listens = (
+            type(scheduler).on_trial_result is not TrialScheduler.on_trial_result)
+        from poptune.search._base import SearchAlgorithm
+
+        self._search_listens = getattr(type(searcher), "on_trial_result", None) is not (
+            SearchAlgorithm.on_trial_result)
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
         from poptune.search.basic_variant import BasicVariantGenerator
@@ -621,9 +630,9 @@ class Controller:
         """Decide on a result; mark it ``done`` when it stops the trial; log it unless that
         happened already; tell the searcher unless the trial is to stop (as Ray does: a
         searcher never hears the result that stopped a trial, only its completion)."""
-        flat = flat_result(result)
         try:
-            answer: Answer | None = self._answer(trial, result, flat, out)
+            answer: Answer | None
+            answer, flat = self._answer(trial, result, out)
         except BaseException:  # e.g. Ctrl-C inside a stopper: the row goes into the journal
             if not logged:     # with the checkpoint registered for it, or restore loses it
                 self._log_result(trial, result, out)
@@ -641,8 +650,9 @@ class Controller:
                 answer = None
         if answer is not None:
             out.append(Reply(trial.trial_id, answer))
-        if not stopping:
-            self.searcher.on_trial_result(trial.trial_id, flat)
+        if not stopping and self._search_listens:
+            self.searcher.on_trial_result(trial.trial_id,
+                                          flat if flat is not None else flat_result(result))
 
     def _on_save_requested(self, trial_id: str, out: list[Instruction]) -> None:
         """A callback asked the trial for a checkpoint: save, then continue (the decision
@@ -653,17 +663,30 @@ class Controller:
         st.after_save = _CONTINUE
         out.append(Reply(trial_id, _SAVE))
 
-    def _missing_metric(self, trial: Trial, flat: dict[str, Any]) -> TuneError | None:
+    def _wanted_metrics(self) -> list[tuple[str, str]]:
+        """The metrics results must hold, each with who ranks by it (fixed once trials run)."""
+        if self._wanted is None:
+            searcher_metric = getattr(self.searcher, "metric", None)
+            wanted = [(self.metric, "TuneConfig(metric=...)"),
+                      (self.scheduler.metric, type(self.scheduler).__name__)]
+            for m in (searcher_metric if isinstance(searcher_metric, list)
+                      else [searcher_metric]):
+                wanted.append(
+                    (m, type(getattr(self.searcher, "searcher", self.searcher)).__name__))
+            self._wanted = [(m, w) for m, w in wanted if m and m != "_metric"]
+        return self._wanted
+
+    def _missing_metric(self, trial: Trial, result: dict[str, Any]) -> TuneError | None:
         """The error for a result that lacks a metric TuneConfig, the scheduler or the searcher
         ranks by (Ray's strict metric check). A result with only the automatic keys (a
         function that returned without reporting) is not checked."""
-        searcher_metric = getattr(self.searcher, "metric", None)
-        wanted = [(self.metric, "TuneConfig(metric=...)"),
-                  (self.scheduler.metric, type(self.scheduler).__name__)]
-        for m in searcher_metric if isinstance(searcher_metric, list) else [searcher_metric]:
-            wanted.append((m, type(getattr(self.searcher, "searcher", self.searcher)).__name__))
-        for metric, where in wanted:
-            if not metric or metric == "_metric" or metric in flat:
+        flat: dict[str, Any] | None = None
+        for metric, where in self._wanted_metrics():
+            if metric in result:
+                continue
+            if flat is None:  # a nested metric ("val/loss"): only now flatten
+                flat = flat_result(result)
+            if metric in flat:
                 continue
             reported = sorted(k for k in flat if k not in AUTO_RESULT_KEYS
                               and not k.startswith("config/") and k != "config")
@@ -676,17 +699,19 @@ class Controller:
                 "to skip this check")
         return None
 
-    def _answer(self, trial: Trial, result: dict[str, Any], flat: dict[str, Any],
-                out: list[Instruction]) -> Answer:
-        """Check the metrics, ask the stopper, then the scheduler; return the worker's answer."""
+    def _answer(self, trial: Trial, result: dict[str, Any],
+                out: list[Instruction]) -> tuple[Answer, dict[str, Any] | None]:
+        """Check the metrics, ask the stopper, then the scheduler; return the worker's answer
+        and the flattened result if it was made (only a scheduler that listens needs it)."""
         st = self.state[trial.trial_id]
-        missing = self._missing_metric(trial, flat)
+        flat: dict[str, Any] | None = None
+        missing = self._missing_metric(trial, result)
         if missing is not None:  # as in Ray: a result without the metric ends the experiment
             out.append(Raise(missing, after_commit=True))
             st.told = _TOLD_STOP
-            return _STOP
+            return _STOP, flat
         if result.get("done"):
-            return _CONTINUE
+            return _CONTINUE, flat
         try:
             stop = bool(self.stopper(trial.trial_id, result))
         except TuneError as exc:
@@ -697,10 +722,14 @@ class Controller:
             if st.exploit is not None:
                 self._unpin(st.exploit.checkpoint_path)
                 st.exploit = None
-            return _STOP
+            return _STOP, flat
         if st.told == _TOLD_EXPLOIT:
-            return _STOP  # an exploit decided elsewhere is waiting for this trial
-        decision = self._ask(self.scheduler.on_trial_result(st.view, flat), out)
+            return _STOP, flat  # an exploit decided elsewhere is waiting for this trial
+        if self._sched_listens:
+            flat = flat_result(result)
+            decision = self._ask(self.scheduler.on_trial_result(st.view, flat), out)
+        else:
+            decision = _DECIDE_CONTINUE
         if decision != _DECIDE_CONTINUE:
             out.append(Snapshot("scheduler"))
         if isinstance(decision, Exploit):
@@ -708,23 +737,23 @@ class Controller:
         elif st.told in (_TOLD_EXPLOIT, _TOLD_STOP):
             # an action of the Outcome was about this trial itself (synchronous PBT's last
             # member in the bottom quantile, a HyperBand halving): it wins over the value
-            return _STOP
+            return _STOP, flat
         if isinstance(decision, Exploit):
             st.told = _TOLD_EXPLOIT
             if st.exploit is not None:
                 self._unpin(st.exploit.checkpoint_path)
             st.exploit = decision
             self._pin(decision.checkpoint_path)
-            return _STOP
+            return _STOP, flat
         if decision == _DECIDE_STOP:
             st.told = _TOLD_STOP
-            return _STOP
+            return _STOP, flat
         if decision == _DECIDE_PAUSE:
             # pausing a function trial without a checkpoint would silently restart it from
             # scratch (Ray #27170): it keeps running instead
             if self.is_class or trial.checkpoint_path:
                 st.told = _TOLD_PAUSE
-                return _PAUSE
+                return _PAUSE, flat
             if not self._warned_pause:
                 self._warned_pause = True
                 logger.warning(
@@ -732,7 +761,7 @@ class Controller:
                     "it would restart it from scratch, so it keeps running. Report checkpoints "
                     "with tune.report(..., checkpoint=...) so trials can be paused and resumed."
                     " (Warned once per experiment.)", type(self.scheduler).__name__, trial)
-        return _CONTINUE
+        return _CONTINUE, flat
 
     # ------------------------------------------------------------------------------------
     # exploits and the scheduler's decisions about other trials
