@@ -5,8 +5,11 @@
 
 Each run is a fresh subprocess (``PYTHONPATH`` = the checkout, so its poptune is imported
 first), timed from start to exit; runs of the different checkouts alternate so machine load
-hits them alike. Prints the median wall time of each and its ratio to the first. "Nothing got
-slower" checks between commits go through this; figures for bench/README.md too.
+hits them alike. Bytecode is cached per variant (``PYTHONPYCACHEPREFIX`` under
+bench/results/, even where ``PYTHONDONTWRITEBYTECODE`` is set) and one warm-up round is not
+counted, so no variant pays for compiling its sources. Prints the median wall time of each and
+its ratio to the first. "Nothing got slower" checks between commits go through this; figures
+for bench/README.md too.
 """
 
 from __future__ import annotations
@@ -46,19 +49,26 @@ def main(argv: list[str] | None = None) -> None:
     workload, *wargs = argv[split + 1:]
     script = os.path.join(HERE, "workloads", workload)
     variants: list[tuple[str, list[str], dict[str, str]]] = []
+    def bytecode_env(name: str, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(HERE, "results", "pycache-ab", name)
+        return {**env, **extra}
+
     for item in args.checkout:
         name, _, path = item.partition("=")
-        env = dict(os.environ, PYTHONPATH=os.path.abspath(path))
+        env = bytecode_env(name, PYTHONPATH=os.path.abspath(path))
         cmd = [args.python, script, *wargs]
         if "--framework" not in wargs and "overhead" in workload:
             cmd += ["--framework", "poptune"]
         variants.append((name, cmd, env))
     if args.optuna:
         variants.append(("optuna", [args.python, script, *wargs, "--framework", "optuna"],
-                         dict(os.environ)))
+                         bytecode_env("optuna")))
     walls: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     fits: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     last: dict[str, dict] = {}
+    for name, cmd, env in variants:  # warm-up: writes each variant's bytecode; not counted
+        _run(cmd, env)
     for _ in range(args.repeat):
         for name, cmd, env in variants:
             wall, out = _run(cmd, env)

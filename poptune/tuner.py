@@ -323,12 +323,10 @@ class Tuner:
             trials = runner.trials
         finally:
             try:
-                for cb in callbacks:
-                    try:
-                        cb.on_experiment_end(trials=runner.trials, experiment_path=exp_dir,
-                                             elapsed=clock.monotonic() - start)
-                    except TypeError:
-                        cb.on_experiment_end(runner.trials)
+                for cb in callbacks:  # keywords, as Ray's CallbackList calls it
+                    run_info = ({"experiment_path": exp_dir, "elapsed": clock.monotonic() - start}
+                                if getattr(cb, "_wants_run_info", False) else {})
+                    cb.on_experiment_end(trials=runner.trials, **run_info)
             finally:
                 set_current_clock(previous_clock)
         if interrupted:

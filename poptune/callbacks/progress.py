@@ -143,6 +143,9 @@ class ProgressCallback(Callback):
 
     #: the runner need not flush trial files before this callback hears of a completion
     _reads_no_files = True
+    #: ``on_experiment_end`` also gets ``experiment_path=`` and ``elapsed=`` (Ray passes
+    #: ``trials=`` only, so user callbacks get only that)
+    _wants_run_info = True
 
 
     def __init__(

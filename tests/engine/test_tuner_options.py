@@ -228,3 +228,40 @@ def test_the_metric_error_names_the_scheduler_that_wants_it(tmp_path):
     tc = tune.TuneConfig(scheduler=ASHAScheduler(metric="score", mode="max"))
     with pytest.raises(TuneConfigError, match="`score` that AsyncHyperBandScheduler ranks by"):
         tune.Tuner(_reports_other, tune_config=tc, run_config=rc(tmp_path)).fit()
+
+
+class _RayStyleHooks(tune.Callback):
+    """Written against Ray's CallbackList, which passes every argument by keyword."""
+
+    def __init__(self):
+        self.seen, self.ends = [], 0
+
+    def on_trial_result(self, trial, result, **info):
+        self.seen.append((trial.trial_id, result["i"], info["iteration"] > 0,
+                          isinstance(info["trials"], list)))
+
+    def on_experiment_end(self, trials):  # Ray passes trials= only
+        self.ends += 1
+        assert len(trials) == 1
+
+
+def test_callbacks_are_called_with_keywords_as_ray_does(tmp_path):
+    cb = _RayStyleHooks()
+    grid = tune.Tuner(steps, param_space={"n": 3}, run_config=rc(tmp_path, callbacks=[cb])).fit()
+    tid = grid[0].metrics["trial_id"]
+    assert cb.seen == [(tid, i, True, True) for i in range(3)] and cb.ends == 1
+
+
+class _BrokenEnd(tune.Callback):
+    calls = 0
+
+    def on_experiment_end(self, trials, **info):
+        type(self).calls += 1
+        raise TypeError("a bug in the user's callback")
+
+
+def test_a_failing_on_experiment_end_is_called_once_and_its_error_surfaces(tmp_path):
+    with pytest.raises(TypeError, match="a bug in the user's callback"):
+        tune.Tuner(steps, param_space={"n": 1},
+                   run_config=rc(tmp_path, callbacks=[_BrokenEnd()])).fit()
+    assert _BrokenEnd.calls == 1
