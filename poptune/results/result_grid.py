@@ -133,7 +133,10 @@ class ResultGrid:
         """Build a grid from an experiment directory on disk (local path or fsspec URI).
 
         Every subdirectory holding ``params.json``, ``result.json`` or ``progress.csv`` is a
-        trial; trials come in directory-name order. A trial that never reported has empty
+        trial; trials come in directory-name order. When the experiment's journal is there
+        (local storage), only the trials of its newest run count: a run started again under
+        the same name leaves the old run's directories beside the new ones, and Ray's
+        ``ResultGrid`` sees the newest run only. A trial that never reported has empty
         ``metrics``. Statuses are not stored in trial directories, so a trial counts as
         terminated when it has no error and its last result has ``done=True``.
 
@@ -156,6 +159,9 @@ class ResultGrid:
             names = {os.path.basename(str(e).rstrip("/")) for e in listing}
             if names & {PARAMS_FILE, RESULT_FILE, PROGRESS_FILE}:
                 trial_dirs.append(str(entry["name"]).rstrip("/"))
+        current = _current_run_dirnames(fs, fs_path)
+        if current is not None:  # a name reused: only the newest run's trials, as in Ray
+            trial_dirs = [d for d in trial_dirs if os.path.basename(d) in current]
         results = [Result._from_dir(d, storage_filesystem=fs) for d in sorted(trial_dirs)]
         grid = cls(results, fs_path, default_metric=default_metric, default_mode=default_mode)
         grid._filesystem = fs
@@ -345,3 +351,30 @@ def _status(result: Result) -> str | None:
     if result.metrics and result.metrics.get("done") is True:
         return "TERMINATED"
     return None
+
+
+def _current_run_dirnames(fs: Any, fs_path: str) -> set[str] | None:
+    """Trial directory names of the newest run in the experiment's local journal (None: no
+    journal to tell, e.g. remote storage or a directory of result files only)."""
+    import logging
+
+    from poptune.exceptions import RestoreError
+    from poptune.storage.journal import JOURNAL_FILE
+    from poptune.storage.replay import load_state
+
+    protocol = getattr(fs, "protocol", "file")
+    if protocol not in ("file", "local") and "file" not in protocol:
+        return None
+    path = os.path.join(fs_path, JOURNAL_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        state = load_state(path, tail_log_level=logging.DEBUG)
+    except RestoreError as exc:
+        logging.getLogger("poptune").warning(
+            "ResultGrid.from_path(%r): the journal cannot be read (%s); every trial directory "
+            "is listed", fs_path, exc)
+        return None
+    if state.header is None:
+        return None
+    return {t.created.dirname for t in state.trials.values()}

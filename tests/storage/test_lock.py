@@ -373,6 +373,8 @@ def test_a_new_run_under_a_finished_name_is_what_restore_sees(tmp_path: Any) -> 
     assert [r.metrics["run"] for r in restored] == [2]
     analysis = tune.ExperimentAnalysis(str(exp_dir))
     assert [t.last_result["run"] for t in analysis.trials] == [2]
+    grid = tune.ResultGrid.from_path(str(exp_dir))
+    assert [r.metrics["run"] for r in grid] == [2]
 
 
 def test_a_tuner_on_fsspec_storage_holds_a_lease(tmp_path: Any, monkeypatch: Any) -> None:
