@@ -109,7 +109,9 @@ def run_optuna(args: argparse.Namespace, storage: str) -> dict:
             trial.report(value, i)
         return value
 
-    study = optuna.create_study(direction="maximize")
+    sampler = (optuna.samplers.RandomSampler(seed=0) if args.optuna_sampler == "random"
+               else None)  # None: Optuna's default, TPE (its cost grows with the trials seen)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     t1 = time.perf_counter()
     study.optimize(objective, n_trials=args.trials)
     if args.dataframe:
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--reports", type=int, default=10)
     p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--optuna-sampler", choices=["tpe", "random"], default="tpe",
+                   help="Optuna's sampler: its default TPE, or random search as poptune's "
+                        "default searcher does (for thousands of trials)")
     p.add_argument("--dataframe", action="store_true",
                    help="also build the results table (ResultGrid.get_dataframe(), Optuna's "
                         "study.trials_dataframe()) before printing the result")

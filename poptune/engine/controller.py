@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import collections
 import enum
 import logging
 import os
@@ -90,6 +89,8 @@ logger = logging.getLogger("poptune")
 
 #: seconds a trial told to stop may take to do so before it is killed
 STOP_GRACE_S = 10.0
+#: status changes kept per trial for :class:`InvalidTransition` messages
+STORY_LENGTH = 12
 
 # enum members as module constants: attribute access on an Enum class is slow on hot paths
 _P, _R, _A, _T, _E = (TrialStatus.PENDING, TrialStatus.RUNNING, TrialStatus.PAUSED,
@@ -129,7 +130,7 @@ _DECIDE_CONTINUE, _DECIDE_PAUSE, _DECIDE_STOP = (
     SchedulerDecision.CONTINUE, SchedulerDecision.PAUSE, SchedulerDecision.STOP)
 
 
-@dataclass
+@dataclass(slots=True)
 class TrialState:
     """The controller's working state of one trial (what the :class:`Trial` does not hold)."""
 
@@ -144,8 +145,8 @@ class TrialState:
     next_checkpoint_index: int = 0
     resize: Any = None  # resources to take once it has stopped (a ResizeTrial of a runner)
     view: Any = None  # the TrialView the scheduler sees
-    story: collections.deque[tuple[str, str]] = field(
-        default_factory=lambda: collections.deque(maxlen=12))
+    #: the last status changes, ``(why, status)`` (at most :data:`STORY_LENGTH`)
+    story: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Controller:
@@ -293,7 +294,10 @@ class Controller:
         st = self.state[trial.trial_id]
         if start != status and (start, status) not in TRANSITIONS:
             raise InvalidTransition(trial.trial_id, start, status, list(st.story))
-        st.story.append((why, status.value))
+        story = st.story
+        story.append((why, status.value))
+        if len(story) > STORY_LENGTH:
+            del story[0]
         self._index(trial, status)
 
     def _index(self, trial: Trial, status: TrialStatus) -> None:
