@@ -493,9 +493,10 @@ class Controller:
                 self._on_stopped(t, out)
 
     def _max_pending(self) -> int:
-        """Random/grid search creates up to 1,000 trials ahead (a PBT population exists as a
-        whole); a model-based searcher is asked only when a slot is free."""
-        if self._variants:
+        """Random/grid search with a known number of trials creates up to 1,000 of them ahead
+        (a PBT population exists as a whole); an endless one (``num_samples=-1``) and a
+        model-based searcher only when a slot can take the trial."""
+        if self._variants and getattr(self.searcher, "total_samples", None):
             return max(self.worker_count(), 1000)
         return self.worker_count()
 

@@ -669,3 +669,13 @@ def test_restore_starts_a_pending_exploit_from_the_donors_checkpoint():
     assert not records(out, "rollback") and ctl.pinned == {meta["path"]: 1}
     launch = of(tick(ctl), Launch)[0]
     assert (launch.restore_path, launch.start_iteration) == (meta["path"], 4)
+
+
+def test_an_endless_search_creates_trials_only_for_free_slots():
+    """num_samples=-1 with a time budget: no thousand trial directories written ahead."""
+    ctl = make_controller(num_samples=-1, cpus=2, param_space={"x": 1})
+    out = tick(ctl)
+    assert len(records(out, "trial")) == 2 and len(of(out, Launch)) == 2
+    assert not records(tick(ctl, now=1.0), "trial")  # both slots busy: nothing ahead
+    ctl.handle(DoneEvent(A))
+    assert len(records(tick(ctl, now=3.0), "trial")) == 1  # one slot freed, one new trial
