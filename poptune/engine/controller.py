@@ -879,21 +879,10 @@ class Controller:
         self._stopping.pop(trial.trial_id, None)
 
     def _on_done(self, trial: Trial, out: list[Instruction]) -> None:
-        """The trial's function returned, or it stopped for good."""
+        """The trial's function returned, or it stopped for good after running."""
         self._release(trial)
-        st = self.state[trial.trial_id]
-        st.told = None
-        self._set(trial, _T, "done")
-        trial.last_result = {**trial.last_result, "done": True}
-        out.append(Record(StatusChanged(trial.trial_id, "TERMINATED")))
-        out.append(CloseLog(trial, drain=True))
-        self._unpin(trial.restore_path)
-        last = flat_result(trial.last_result)
-        self._ask(self.scheduler.on_trial_complete(st.view, last), out)
-        out.append(Snapshot("scheduler"))
-        self.searcher.on_trial_complete(trial.trial_id, last, error=False)
-        out.append(Snapshot("searcher"))
-        out.append(Notify("on_trial_complete", {"trial": trial}))
+        self.state[trial.trial_id].told = None
+        self._terminate(trial, "done", out)
 
     def _end_waiting(self, trial: Trial, out: list[Instruction]) -> None:
         """A PAUSED or PENDING trial ends without running again (Ray's ``stop_trial``: the
@@ -902,14 +891,26 @@ class Controller:
         if st.exploit is not None:
             self._unpin(st.exploit.checkpoint_path)
             st.exploit = None
-        self._set(trial, _T, "removed")
+        self._terminate(trial, "removed", out)
+
+    def _terminate(self, trial: Trial, why: str, out: list[Instruction]) -> None:
+        """TERMINATED for good: journal it, close its files, tell the deciders (a trial that
+        ran gets ``on_trial_complete`` with its last result, a waiting one
+        ``on_trial_remove``, as in Ray) and the callbacks."""
+        st = self.state[trial.trial_id]
+        self._set(trial, _T, why)
         trial.last_result = {**trial.last_result, "done": True}
         out.append(Record(StatusChanged(trial.trial_id, "TERMINATED")))
         out.append(CloseLog(trial, drain=True))
         self._unpin(trial.restore_path)
-        self._ask(self.scheduler.on_trial_remove(st.view), out)
+        last: dict[str, Any] | None = None
+        if why == "done":
+            last = flat_result(trial.last_result)
+            self._ask(self.scheduler.on_trial_complete(st.view, last), out)
+        else:
+            self._ask(self.scheduler.on_trial_remove(st.view), out)
         out.append(Snapshot("scheduler"))
-        self.searcher.on_trial_complete(trial.trial_id, None, error=False)
+        self.searcher.on_trial_complete(trial.trial_id, last, error=False)
         out.append(Snapshot("searcher"))
         out.append(Notify("on_trial_complete", {"trial": trial}))
 
