@@ -66,6 +66,8 @@ logger = logging.getLogger("poptune")
 _SCALARS = (int, float, str, bytes, bool, type(None), complex)
 #: where experiments before journal schema version 2 kept the scheduler's state
 SCHEDULER_STATE_FILE = "scheduler_state.pkl"
+#: a scheduler state up to this size (bytes) is journaled with every decision it makes
+_SMALL_STATE = 64 * 1024
 _ANSWER = {a: a.value for a in Answer}  # the protocol's strings, without Enum lookups
 #: hooks Ray calls with ``iteration`` and ``trials`` first
 _STEP_HOOKS = frozenset({"on_trial_start", "on_trial_restore", "on_trial_save",
@@ -163,6 +165,7 @@ class Runner:
         self._state_files: dict[str, int] = {}
         self._handled = False  # events handled since the scheduler state was last recorded
         self._sched_due = False  # a course-changing decision since then
+        self._state_size = 0  # bytes of the last state recorded (big ones are rate-limited)
         self._warned_state = False
         #: FIFO keeps no state but metric and mode: nothing to journal
         self._stateful = type(scheduler) is not FIFOScheduler
@@ -467,8 +470,11 @@ class Runner:
         """The scheduler's state, in the same commit as the results it has seen."""
         try:
             state = self.scheduler.save_state()
-            self.journal.append(SchedulerState.of(
-                state, self.experiment_dir, file_name=self._state_file("scheduler_state", ".pkl")))
+            rec = SchedulerState.of(
+                state, self.experiment_dir, file_name=self._state_file("scheduler_state", ".pkl"))
+            self._state_size = (len(rec.state) if rec.state is not None else os.path.getsize(
+                os.path.join(self.experiment_dir, rec.file or "")))
+            self.journal.append(rec)
         except Exception as exc:  # noqa: BLE001 - a scheduler with unpicklable state
             if not self._warned_state:
                 self._warned_state = True
@@ -479,13 +485,15 @@ class Runner:
         if "searcher" in self._snapshot:
             self._record_search_state()
         if self._stateful:
-            # the state joins the commit sequence: within 0.2 s of a decision that changed
-            # the course (a stop, pause, exploit, completion), within 1 s of results the
-            # scheduler only noted; pickling a big state (ASHA at 10,000 trials) every pass
-            # would make the run quadratic
+            # the state joins the commit sequence: in the same commit as a decision that
+            # changed the course (a stop, pause, exploit, completion) while it is small (a
+            # PBT population), within 0.2 s of one when it is big (pickling ASHA's state at
+            # 10,000 trials every pass would make the run quadratic), within 1 s of results
+            # the scheduler only noted
             self._sched_due = self._sched_due or "scheduler" in self._snapshot
             since = time.monotonic() - self._last_state_save
-            if (self._sched_due and since > 0.2) or (self._handled and since > 1.0):
+            small = self._state_size < _SMALL_STATE
+            if (self._sched_due and (small or since > 0.2)) or (self._handled and since > 1.0):
                 self._record_scheduler_state()
                 self._last_state_save = time.monotonic()
                 self._handled = self._sched_due = False
