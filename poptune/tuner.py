@@ -34,9 +34,8 @@ from poptune.schedulers._base import FIFOScheduler, TrialScheduler
 from poptune.stopper import CombinedStopper, TimeoutStopper, as_stopper
 from poptune.storage.journal import Journal
 from poptune.storage.lock import acquire_experiment, check_remote_free
-from poptune.storage.records import ExperimentStarted, RolledBack, StatusChanged
+from poptune.storage.records import ExperimentStarted
 from poptune.storage.remote import is_remote
-from poptune.storage.trial_logs import rewrite_logs
 from poptune.trainable._util import normalize_resources, trainable_name, trainable_resources
 
 logger = logging.getLogger("poptune")
@@ -506,10 +505,6 @@ def _set_previous_run_aside(exp_dir: str, suffix: str, remote: Any) -> None:
         logger.info("experiment %r already held a run: it is kept as journal-%s, and restore "
                     "and results now see the new run only", remote.uri if remote else exp_dir,
                     suffix)
-
-
-def _join(base: str, name: str) -> str:
-    return f"{base}/{name}" if is_remote(base) else os.path.join(base, name)
 
 
 def _load_error(trial: Trial) -> BaseException:

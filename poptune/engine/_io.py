@@ -1,5 +1,4 @@
-"""Small I/O helpers of the engine: asynchronous trial log writers, rollback of result files,
-checkpoint records."""
+"""Small I/O helpers of the engine: asynchronous trial log writers, rollback of result files."""
 
 from __future__ import annotations
 
@@ -35,16 +34,6 @@ class AsyncWriter:
 
     def close(self) -> None:
         self._io.submit(self._call, "close")
-
-
-def ckpt_record(path: str, metrics: dict[str, Any], rows: int) -> Any:
-    from poptune.storage.checkpoints import CheckpointRecord
-
-    return CheckpointRecord(path, {**metrics, "_rows": rows}, rows)
-
-
-def ckpt_metrics(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k != "config"}
 
 
 def rewrite_rows(trial_dir: str, keep_rows: int) -> None:

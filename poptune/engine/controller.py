@@ -429,6 +429,20 @@ class Controller:
     def _pin(self, path: str) -> None:
         self.pinned[path] = self.pinned.get(path, 0) + 1
 
+    def _await_exploit(self, st: TrialState, ex: Exploit) -> None:
+        """A running trial is to stop, then restart from ``ex``'s donor checkpoint (pinned
+        until then; an exploit it was already waiting for is dropped)."""
+        self._drop_exploit(st)
+        st.told = _TOLD_EXPLOIT
+        st.exploit = ex
+        self._pin(ex.checkpoint_path)
+
+    def _drop_exploit(self, st: TrialState) -> None:
+        """Forget the exploit a trial waits for, if any, and release its donor's pin."""
+        if st.exploit is not None:
+            self._unpin(st.exploit.checkpoint_path)
+            st.exploit = None
+
     def _unpin(self, path: str | None) -> None:
         if path and path in self.pinned:
             self.pinned[path] -= 1
@@ -724,9 +738,7 @@ class Controller:
             stop = True
         if stop:  # the stopper's stop overrides an exploit waiting for the trial
             st.told = _TOLD_STOP
-            if st.exploit is not None:
-                self._unpin(st.exploit.checkpoint_path)
-                st.exploit = None
+            self._drop_exploit(st)
             return _STOP, flat
         if st.told == _TOLD_EXPLOIT:
             return _STOP, flat  # an exploit decided elsewhere is waiting for this trial
@@ -744,11 +756,7 @@ class Controller:
             # member in the bottom quantile, a HyperBand halving): it wins over the value
             return _STOP, flat
         if isinstance(decision, Exploit):
-            st.told = _TOLD_EXPLOIT
-            if st.exploit is not None:
-                self._unpin(st.exploit.checkpoint_path)
-            st.exploit = decision
-            self._pin(decision.checkpoint_path)
+            self._await_exploit(st, decision)
             return _STOP, flat
         if decision == _DECIDE_STOP:
             st.told = _TOLD_STOP
@@ -792,19 +800,13 @@ class Controller:
             if not running:
                 self._carry_out_exploit(trial, action, out)
                 return
-            st.told = _TOLD_EXPLOIT  # carried out once it has stopped
-            if st.exploit is not None:
-                self._unpin(st.exploit.checkpoint_path)
-            st.exploit = action
-            self._pin(action.checkpoint_path)
+            self._await_exploit(st, action)
         elif isinstance(action, StopTrial):
             if not running:
                 self._end_waiting(trial, out)
                 return
             st.told = _TOLD_STOP
-            if st.exploit is not None:
-                self._unpin(st.exploit.checkpoint_path)
-                st.exploit = None
+            self._drop_exploit(st)
         elif isinstance(action, ResizeTrial):
             if running:
                 st.resize = action.resources
@@ -888,9 +890,7 @@ class Controller:
         """A PAUSED or PENDING trial ends without running again (Ray's ``stop_trial``: the
         scheduler's ``on_trial_remove``, the searcher's completion without a result)."""
         st = self.state[trial.trial_id]
-        if st.exploit is not None:
-            self._unpin(st.exploit.checkpoint_path)
-            st.exploit = None
+        self._drop_exploit(st)
         self._terminate(trial, "removed", out)
 
     def _terminate(self, trial: Trial, why: str, out: list[Instruction]) -> None:
@@ -945,9 +945,7 @@ class Controller:
             return
         self._release(trial)
         st.told = None
-        if st.exploit is not None:
-            self._unpin(st.exploit.checkpoint_path)
-            st.exploit = None
+        self._drop_exploit(st)
         st.awaiting_save = None
         st.after_save = None
         trial.num_failures += 1

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from poptune._validation import bad_type, bad_value
 from poptune.exceptions import TuneConfigError
 from poptune.execution.placement_groups import PlacementGroupFactory
-from poptune.experiment.trial import Trial, TrialStatus
+from poptune.experiment.trial import Trial
 from poptune.schedulers._base import (
     Action,
     Decision,
