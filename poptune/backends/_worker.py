@@ -202,8 +202,13 @@ class Worker:
             if self.manage_process:
                 os.chdir(self.home)
 
+    #: the session class and the clock of its time keys (None: ``time.time()``); the
+    #: simulated backend runs a subclass on its simulated clock
+    session_type: type[_Session] = _Session
+    session_clock: Any = None
+
     def _new_session(self, ctx: TuneContext, channel: Any, spec: LaunchSpec) -> _Session:
-        return _Session(
+        return self.session_type(
             ctx,
             channel,
             spec.restore_path,
@@ -211,6 +216,7 @@ class Worker:
             time_total_offset=spec.time_total_offset,
             next_checkpoint_index=spec.next_checkpoint_index,
             storage_trial_dir=spec.storage_trial_dir,
+            clock=self.session_clock,
         )
 
     def _run_function(self, fn: Any, config: dict[str, Any], spec: LaunchSpec, sess: _Session) -> None:

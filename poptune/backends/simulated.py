@@ -134,19 +134,13 @@ class _SimWorker(Worker):
                          manage_process=False)
         self.blobs = backend._blobs
         self._backend, self._trial = backend, trial
+        self.session_clock = backend.clock.time
+
+    session_type = _SimSession
 
     def _new_session(self, ctx: TuneContext, channel: Any, spec: LaunchSpec) -> _Session:
-        sess = _SimSession(
-            ctx,
-            channel,
-            spec.restore_path,
-            start_iteration=spec.start_iteration,
-            time_total_offset=spec.time_total_offset,
-            next_checkpoint_index=spec.next_checkpoint_index,
-            storage_trial_dir=spec.storage_trial_dir,
-            clock=self._backend.clock.time,
-        )
-        sess._sim_trial = self._trial
+        sess = super()._new_session(ctx, channel, spec)
+        cast(_SimSession, sess)._sim_trial = self._trial
         return sess
 
 
