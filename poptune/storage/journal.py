@@ -61,16 +61,20 @@ def dumps(obj: Any) -> str:
     return _encoder.encode(obj)
 
 
+def _checksummed(body: bytes) -> bytes:
+    """A JSON object's bytes as a journal line: its CRC-32 as a last field ``"c"``."""
+    return b'%s,"c":%d}\n' % (body[:-1], zlib.crc32(body))
+
+
 def frame(record: dict[str, Any]) -> bytes:
     """One journal line (with its newline): the record's JSON plus its checksum field."""
-    body = _encoder.encode(record).encode()
-    return b'%s,"c":%d}\n' % (body[:-1], zlib.crc32(body))
+    return _checksummed(_encoder.encode(record).encode())
 
 
 def encode_group(lines: list[bytes], seq: int) -> bytes:
     """A commit group: framed ``lines`` then the commit marker number ``seq``."""
-    body = b'{"e":"%s","n":%d,"k":%d}' % (COMMIT.encode(), seq, len(lines))  # as frame() would
-    lines.append(b'%s,"c":%d}\n' % (body[:-1], zlib.crc32(body)))
+    # the marker's JSON written directly (it is on every commit): what frame() would make
+    lines.append(_checksummed(b'{"e":"%s","n":%d,"k":%d}' % (COMMIT.encode(), seq, len(lines))))
     data = b"".join(lines)
     lines.pop()
     return data
@@ -163,9 +167,7 @@ class Journal:
 
     def append(self, record: Record | dict[str, Any]) -> None:
         """Buffer one record (a typed record, or for now its dict form)."""
-        d = record if isinstance(record, dict) else record.encode()
-        body = _encoder.encode(d).encode()
-        self._buffer.append(b'%s,"c":%d}\n' % (body[:-1], zlib.crc32(body)))
+        self._buffer.append(frame(record if isinstance(record, dict) else record.encode()))
 
     def commit(self) -> None:
         """Write everything buffered and a commit marker with one system call."""
