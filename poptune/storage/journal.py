@@ -66,6 +66,13 @@ def _checksummed(body: bytes) -> bytes:
     return b'%s,"c":%d}\n' % (body[:-1], zlib.crc32(body))
 
 
+def checksum_ok(line: bytes, c: Any) -> bool:
+    """Whether ``c`` is the checksum of ``line`` (without its newline) as
+    :func:`_checksummed` wrote it."""
+    idx = line.rfind(b',"c":')
+    return idx > 0 and zlib.crc32(line[:idx] + b"}") == c
+
+
 def frame(record: dict[str, Any]) -> bytes:
     """One journal line (with its newline): the record's JSON plus its checksum field."""
     return _checksummed(_encoder.encode(record).encode())
@@ -129,10 +136,8 @@ def _peek(line: bytes) -> tuple[str | None, int, bool]:
     if not isinstance(d, dict):
         return None, 0, False
     c = d.get("c")
-    if c is not None:
-        idx = line.rfind(b',"c":')
-        if idx < 0 or zlib.crc32(line[:idx] + b"}") != c:
-            return None, 0, False
+    if c is not None and not checksum_ok(line, c):
+        return None, 0, False
     kind = d.get("e")
     if kind == COMMIT and c is not None:
         return COMMIT, int(d.get("n") or 0), True

@@ -38,13 +38,12 @@ import json
 import logging
 import os
 import posixpath
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 from poptune.exceptions import RestoreError
-from poptune.storage.journal import COMMIT
+from poptune.storage.journal import COMMIT, checksum_ok
 from poptune.storage.records import (
     SCHEMA_VERSION,
     CheckpointDeleted,
@@ -117,11 +116,6 @@ class _Tail:
     reason: str
 
 
-def _crc_ok(raw: bytes, c: Any) -> bool:
-    idx = raw.rfind(b',"c":')
-    return idx > 0 and zlib.crc32(raw[:idx] + b"}") == c
-
-
 class _Scanner:
     """Verifies a journal's bytes and yields its committed groups.
 
@@ -186,7 +180,7 @@ class _Scanner:
                     if bad is None:
                         bad = (start, line_no, "a record without its checksum")
                     continue
-            elif not _crc_ok(raw, c):
+            elif not checksum_ok(raw, c):
                 if bad is None:
                     bad = (start, line_no, "a record whose checksum does not match")
                 continue
