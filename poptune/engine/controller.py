@@ -218,9 +218,6 @@ class Controller:
         self.now = 0.0
         self.wall = 0.0
         self._stopping: dict[str, Trial] = {}
-        #: instructions decided outside :meth:`handle` (restore's on_trial_add), handed out
-        #: with the next event
-        self.pending_instructions: list[Instruction] = []
         self._warned_pause = False
         self._wanted: list[tuple[str, str]] | None = None
         # hooks left at the base class's do-nothing are not called (nor is the result
@@ -247,8 +244,6 @@ class Controller:
         so the result that was being handled still reaches the journal.
         """
         out: list[Instruction] = []
-        if self.pending_instructions:
-            out, self.pending_instructions = self.pending_instructions, []
         try:
             if isinstance(event, Tick):
                 self._on_tick(event, out)
@@ -313,10 +308,11 @@ class Controller:
         elif status == _R:
             self.running[tid] = trial
 
-    def adopt(self, trial: Trial, *, rows: int = 0,
+    def adopt(self, trial: Trial, out: list[Instruction], *, rows: int = 0,
               checkpoints: list[tuple[str, dict[str, Any], int]] = (),  # type: ignore[assignment]
               restore_meta: dict[str, Any] | None = None, next_checkpoint_index: int = 0) -> None:
-        """Track a trial restored from the journal, in the status restore gave it."""
+        """Track a trial restored from the journal, in the status restore gave it; what the
+        scheduler's ``on_trial_add`` decides goes to ``out``."""
         st = TrialState(checkpoints=self._new_checkpoints(), rows=rows,
                         restore_meta=restore_meta, next_checkpoint_index=next_checkpoint_index)
         for name, metrics, nrows in checkpoints:
@@ -328,9 +324,7 @@ class Controller:
             self._pin(trial.restore_path)
         idx = int(trial.trial_id.rsplit("_", 1)[-1])
         self.next_index = max(self.next_index, idx + 1)
-        out: list[Instruction] = []
         self._fill_config(trial, self._ask(self.scheduler.on_trial_add(st.view), out))
-        self.pending_instructions.extend(out)
 
     def restore(self, histories: Any, *, resume_unfinished: bool = True,
                 resume_errored: bool = False, restart_errored: bool = False) -> list[Instruction]:
@@ -371,7 +365,7 @@ class Controller:
                 t.status = status
                 out.append(Record(StatusChanged(t.trial_id, status.value)))
                 out.append(RestoreLog(t, h.rows))
-            self.adopt(t, rows=len(h.rows),
+            self.adopt(t, out, rows=len(h.rows),
                        checkpoints=[c for c in h.checkpoints if c[0] not in h.deleted],
                        restore_meta=h.restore_meta,
                        next_checkpoint_index=h.next_checkpoint_index)
