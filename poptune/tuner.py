@@ -435,6 +435,8 @@ class Tuner:
         sched_path = os.path.join(exp_dir, SCHEDULER_STATE_FILE)
         if hist.scheduler_state is not None:  # the state at the last commit
             scheduler.load_state(cloudpickle.loads(hist.scheduler_state))
+            for delta in hist.scheduler_deltas:  # committed after that state, in order
+                scheduler.apply_state_delta(delta)
         elif os.path.exists(sched_path):  # journals before schema version 2
             with open(sched_path, "rb") as f:
                 scheduler.load_state(cloudpickle.load(f))
@@ -460,7 +462,7 @@ class Tuner:
                         best.append((Checkpoint(rec.path), {**metrics, "config": t.config}))
             ckpt = Checkpoint(t.checkpoint_path) if t.checkpoint_path and exists(t.checkpoint_path) else None
             results.append(Result(
-                metrics=dict(t.last_result) if t.last_result else {},
+                metrics=t.last_result or {},  # the run is over: shared, not copied
                 checkpoint=ckpt, error=error,
                 path=t.storage_dir if remote is not None else t.local_path,
                 best_checkpoints=best,

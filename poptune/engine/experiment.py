@@ -74,6 +74,8 @@ class ExperimentHistory:
     #: the scheduler's pickled state at the last commit (None: not journaled, e.g. an
     #: experiment from before schema version 2, whose state is in ``scheduler_state.pkl``)
     scheduler_state: bytes | None = None
+    #: the scheduler's deltas committed after ``scheduler_state`` (unpickled), in order
+    scheduler_deltas: list[Any] = field(default_factory=list)
 
 
 def replay_journal(path: str, constants: list[Any] | None = None,
@@ -154,4 +156,5 @@ def replay_journal(path: str, constants: list[Any] | None = None,
                 pass
     sched = state.scheduler_state.blob(exp_dir) if state.scheduler_state else None
     header = state.header.encode() if state.header else {}
-    return ExperimentHistory(header, trials, search_state, state.finished, sched)
+    deltas = [d.value() for d in state.scheduler_deltas] if sched is not None else []
+    return ExperimentHistory(header, trials, search_state, state.finished, sched, deltas)

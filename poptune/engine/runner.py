@@ -58,7 +58,8 @@ from poptune.stopper import Stopper
 from poptune.storage.background import BackgroundIO
 from poptune.storage.journal import Journal
 from poptune.storage.pbt_log import write_exploit_logs
-from poptune.storage.records import ExperimentEnded, SchedulerState, SearcherState
+from poptune.engine.scheduler_journal import SchedulerJournal
+from poptune.storage.records import ExperimentEnded, SearcherState
 from poptune.storage.trial_logs import rewrite_logs, write_error, write_params
 
 logger = logging.getLogger("poptune")
@@ -66,8 +67,6 @@ logger = logging.getLogger("poptune")
 _SCALARS = (int, float, str, bytes, bool, type(None), complex)
 #: where experiments before journal schema version 2 kept the scheduler's state
 SCHEDULER_STATE_FILE = "scheduler_state.pkl"
-#: a scheduler state up to this size (bytes) is journaled with every decision it makes
-_SMALL_STATE = 64 * 1024
 _ANSWER = {a: a.value for a in Answer}  # the protocol's strings, without Enum lookups
 #: hooks Ray calls with ``iteration`` and ``trials`` first
 _STEP_HOOKS = frozenset({"on_trial_start", "on_trial_restore", "on_trial_save",
@@ -163,19 +162,19 @@ class Runner:
         self._raise_after_commit: BaseException | None = None
         self._snapshot: set[str] = set()
         self._state_files: dict[str, int] = {}
-        self._handled = False  # events handled since the scheduler state was last recorded
-        self._sched_due = False  # a course-changing decision since then
-        self._state_size = 0  # bytes of the last state recorded (big ones are rate-limited)
-        self._warned_state = False
+        self._handled = False  # events handled during this loop pass
         #: FIFO keeps no state but metric and mode: nothing to journal
-        self._stateful = type(scheduler) is not FIFOScheduler
+        self._sched_journal = (SchedulerJournal(scheduler, self.journal, experiment_dir)
+                               if type(scheduler) is not FIFOScheduler else None)
         self._run_error: BaseException | None = None  # what ended run() early, if anything
         self._last_sync = 0.0
         self._last_flush = 0.0
-        self._last_state_save = 0.0
         self._dirty_writers: set[str] = set()
         self.io = BackgroundIO()
         self._carriers = self._carriers_by_type()
+        #: whether workers change into the trial directory (read once, not per launch)
+        self._chdir = getattr(backend, "separate_processes", True) and os.environ.get(
+            "RAY_CHDIR_TO_TRIAL_DIR", os.environ.get("POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0"
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
         from poptune.search.basic_variant import BasicVariantGenerator
 
@@ -286,7 +285,10 @@ class Runner:
                 self.iteration += 1
                 for cb in self.callbacks:
                     cb.on_step_begin(iteration=self.iteration, trials=ctl.trials)
-                self._carry_out(ctl.handle(Tick(*self._now())))
+                ticked = ctl.handle(Tick(*self._now()))
+                if ticked:  # e.g. trials created: the scheduler saw them
+                    self._handled = True
+                    self._carry_out(ticked)
                 if ctl.finished:
                     self._commit()
                     break
@@ -407,9 +409,7 @@ class Runner:
             next_checkpoint_index=ins.next_checkpoint_index,
             checkpoint_frequency=self.ckpt_cfg.checkpoint_frequency if self.is_class else 0,
             checkpoint_at_end=bool(self.ckpt_cfg.checkpoint_at_end) if self.is_class else False,
-            chdir=getattr(self.backend, "separate_processes", True) and os.environ.get(
-                "RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
-                    "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0",
+            chdir=self._chdir,
             storage_trial_dir=trial.storage_dir if self.remote else None,
             env=({} if getattr(self.backend, "assigns_devices", False)
                  else {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in ins.gpu_ids)}),
@@ -466,37 +466,13 @@ class Runner:
         os.replace(path + ".tmp", path)
         self.journal.append(SearcherState(file=name))
 
-    def _record_scheduler_state(self) -> None:
-        """The scheduler's state, in the same commit as the results it has seen."""
-        try:
-            state = self.scheduler.save_state()
-            rec = SchedulerState.of(
-                state, self.experiment_dir, file_name=self._state_file("scheduler_state", ".pkl"))
-            self._state_size = (len(rec.state) if rec.state is not None else os.path.getsize(
-                os.path.join(self.experiment_dir, rec.file or "")))
-            self.journal.append(rec)
-        except Exception as exc:  # noqa: BLE001 - a scheduler with unpicklable state
-            if not self._warned_state:
-                self._warned_state = True
-                logger.warning("poptune: the state of %s cannot be saved (%s); a restored "
-                               "experiment starts it afresh", type(self.scheduler).__name__, exc)
-
     def _commit(self) -> None:
         if "searcher" in self._snapshot:
             self._record_search_state()
-        if self._stateful:
-            # the state joins the commit sequence: in the same commit as a decision that
-            # changed the course (a stop, pause, exploit, completion) while it is small (a
-            # PBT population), within 0.2 s of one when it is big (pickling ASHA's state at
-            # 10,000 trials every pass would make the run quadratic), within 1 s of results
-            # the scheduler only noted
-            self._sched_due = self._sched_due or "scheduler" in self._snapshot
-            since = time.monotonic() - self._last_state_save
-            small = self._state_size < _SMALL_STATE
-            if (self._sched_due and (small or since > 0.2)) or (self._handled and since > 1.0):
-                self._record_scheduler_state()
-                self._last_state_save = time.monotonic()
-                self._handled = self._sched_due = False
+        if self._sched_journal is not None:  # in the same commit as what it has seen
+            self._sched_journal.before_commit(handled=self._handled,
+                                              course_changed="scheduler" in self._snapshot)
+        self._handled = False
         self._snapshot.clear()
         self.journal.commit()
         for trial_id, answer in self._replies:
@@ -539,8 +515,8 @@ class Runner:
             if "searcher" in self._snapshot:
                 self._snapshot.discard("searcher")
                 self._record_search_state()
-            if self._stateful:
-                self._record_scheduler_state()
+            if self._sched_journal is not None:
+                self._sched_journal.final()
             self.journal.close()
             self._delete_checkpoints()  # their records are committed now
         finally:

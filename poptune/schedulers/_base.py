@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, Union
+from typing import Any, ClassVar, Generic, TypeVar, Union
 
 from poptune._validation import check_mode
 from poptune.exceptions import TuneConfigError
@@ -223,6 +223,21 @@ class TrialScheduler:
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`save_state` returned."""
         self.__dict__.update(state)
+
+    #: True when the scheduler journals its state as deltas (:meth:`state_delta`): for a
+    #: state that grows with the experiment (ASHA's rungs), so that every commit records
+    #: exactly what changed instead of the whole state. Others are journaled whole.
+    incremental_state: ClassVar[bool] = False
+
+    def state_delta(self) -> Any:
+        """What changed in the state since the last call (None: nothing), for schedulers
+        with :attr:`incremental_state`; the engine calls it once per commit and calls
+        :meth:`save_state` (which must not reset it) when it writes the whole state."""
+        return None
+
+    def apply_state_delta(self, delta: Any) -> None:
+        """Apply one :meth:`state_delta` on top of the state restored by :meth:`load_state`."""
+        raise NotImplementedError(f"{type(self).__name__} does not journal state deltas")
 
 
 class FIFOScheduler(TrialScheduler):

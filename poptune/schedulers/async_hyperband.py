@@ -43,8 +43,11 @@ class _Bracket:
     Scores are signed so that higher is better (``metric_op * metric``).
     """
 
-    def __init__(self, min_t: float, max_t: float, rf: float, s: int) -> None:
+    def __init__(self, min_t: float, max_t: float, rf: float, s: int,
+                 log: list[tuple[Any, ...]] | None = None) -> None:
         self.rf = rf
+        self.index = s
+        self.log = log  # the scheduler's change log (state deltas), if any
         num_rungs = int(np.log(max_t / min_t) / np.log(rf) - s + 1)
         self.rungs: list[tuple[float, dict[str, float]]] = [
             (min_t * rf ** (k + s), {}) for k in reversed(range(num_rungs))
@@ -67,6 +70,8 @@ class _Bracket:
                 return SchedulerDecision.CONTINUE  # judged here already; never go back down
             cutoff = self.cutoff(recorded)
             recorded[trial_id] = score
+            if self.log is not None:
+                self.log.append(("r", self.index, milestone, trial_id, score))
             if cutoff is not None and score < cutoff:
                 return SchedulerDecision.STOP
             return SchedulerDecision.CONTINUE
@@ -142,9 +147,13 @@ class AsyncHyperBandScheduler(FIFOScheduler):
         self._stop_last_trials = bool(stop_last_trials)
         self._seed = seed
         self._rng = np.random.default_rng(seed)
+        self._log: list[tuple[Any, ...]] = []  # changes since the last state_delta()
         self._brackets = [
-            _Bracket(grace_period, max_t, reduction_factor, s) for s in range(brackets)
+            _Bracket(grace_period, max_t, reduction_factor, s, self._log)
+            for s in range(brackets)
         ]
+        self._sent = (0, False)  # num_stopped and warned_none as of the last delta
+        self._drew = False  # the generator moved since the last delta
         self._trial_info: dict[str, int] = {}  # trial id -> bracket index
         self._num_stopped = 0
         self._warned_none = False
@@ -164,6 +173,8 @@ class AsyncHyperBandScheduler(FIFOScheduler):
         probs = np.exp(sizes - sizes.max())
         index = int(self._rng.choice(len(self._brackets), p=probs / probs.sum()))
         self._trial_info[trial.trial_id] = index
+        self._log.append(("i", trial.trial_id, index))
+        self._drew = True
 
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
         if self._time_attr not in result or self._metric not in result:
@@ -185,7 +196,7 @@ class AsyncHyperBandScheduler(FIFOScheduler):
 
     def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
         """Record the final result at its rung (as Ray does), then forget the trial."""
-        index = self._trial_info.pop(trial.trial_id, None)
+        index = self._forget(trial.trial_id)
         if index is None or self._time_attr not in result or self._metric not in result:
             return
         score = self._score(result)
@@ -193,10 +204,16 @@ class AsyncHyperBandScheduler(FIFOScheduler):
             self._brackets[index].on_result(trial.trial_id, result[self._time_attr], score)
 
     def on_trial_error(self, trial: Trial) -> None:
-        self._trial_info.pop(trial.trial_id, None)
+        self._forget(trial.trial_id)
 
     def on_trial_remove(self, trial: Trial) -> None:
-        self._trial_info.pop(trial.trial_id, None)
+        self._forget(trial.trial_id)
+
+    def _forget(self, trial_id: str) -> int | None:
+        index = self._trial_info.pop(trial_id, None)
+        if index is not None:
+            self._log.append(("p", trial_id))
+        return index
 
     def debug_string(self) -> str:
         out = f"Using AsyncHyperBand: num_stopped={self._num_stopped}"
@@ -222,6 +239,48 @@ class AsyncHyperBandScheduler(FIFOScheduler):
         self._num_stopped = state["num_stopped"]
         self._rng.bit_generator.state = state["rng"]
         self._warned_none = state.get("warned_none", False)
+
+    # the rungs grow with every trial: the engine journals what changed at each commit
+    incremental_state = True
+
+    def state_delta(self) -> dict[str, Any] | None:
+        """The rung entries and bracket assignments since the last call (None: nothing).
+
+        >>> from poptune.experiment.trial import Trial
+        >>> asha = ASHAScheduler(metric="loss", mode="min", max_t=4, grace_period=1)
+        >>> asha.on_trial_add(Trial("t0", "f", {}))
+        >>> _ = asha.on_trial_result(Trial("t0", "f", {}), {"training_iteration": 1, "loss": 1.0})
+        >>> asha.state_delta()["ops"]
+        [('i', 't0', 0), ('r', 0, 1, 't0', -1.0)]
+        >>> asha.state_delta() is None
+        True
+        """
+        counters = (self._num_stopped, self._warned_none)
+        if not self._log and counters == self._sent and not self._drew:
+            return None
+        delta: dict[str, Any] = {"ops": list(self._log), "num_stopped": counters[0],
+                                 "warned_none": counters[1]}
+        if self._drew:
+            delta["rng"] = self._rng.bit_generator.state
+        self._log.clear()
+        self._sent, self._drew = counters, False
+        return delta
+
+    def apply_state_delta(self, delta: dict[str, Any]) -> None:
+        for op in delta["ops"]:
+            if op[0] == "r":
+                _, b, milestone, trial_id, score = op
+                for m, recorded in self._brackets[b].rungs:
+                    if m == milestone:
+                        recorded[trial_id] = score
+            elif op[0] == "i":
+                self._trial_info[op[1]] = op[2]
+            else:
+                self._trial_info.pop(op[1], None)
+        self._num_stopped = delta["num_stopped"]
+        self._warned_none = delta["warned_none"]
+        if "rng" in delta:
+            self._rng.bit_generator.state = delta["rng"]
 
     # ----------------------------------------------------------------- internals
     def _score(self, result: dict[str, Any]) -> float | None:

@@ -28,7 +28,8 @@ SCHEDULER_STATE_FILE = "scheduler_state.pkl"
 __all__ = [
     "SCHEMA_VERSION", "Record", "ExperimentStarted", "TrialCreated", "ResultReported",
     "CheckpointSaved", "CheckpointDeleted", "StatusChanged", "ConfigChanged",
-    "ResourcesChanged", "RolledBack", "SearcherState", "SchedulerState", "ExperimentEnded",
+    "ResourcesChanged", "RolledBack", "SearcherState", "SchedulerState", "SchedulerDelta",
+    "ExperimentEnded",
     "UnknownRecord", "decode_record", "RECORD_TYPES",
 ]
 
@@ -332,7 +333,12 @@ class SchedulerState(_State):
         base64, else written atomically to ``experiment_dir/file_name`` and named."""
         import cloudpickle
 
-        blob = cloudpickle.dumps(state)
+        return cls.of_blob(cloudpickle.dumps(state), experiment_dir, inline_limit, file_name)
+
+    @classmethod
+    def of_blob(cls, blob: bytes, experiment_dir: str, inline_limit: int = 4096,
+                file_name: str = SCHEDULER_STATE_FILE) -> SchedulerState:
+        """The record for a state pickled already (see :meth:`of`)."""
         text = base64.b64encode(blob).decode()
         if len(text) <= inline_limit:
             return cls(state=text)
@@ -341,6 +347,45 @@ class SchedulerState(_State):
             f.write(blob)
         os.replace(path + ".tmp", path)
         return cls(file=file_name)
+
+
+@dataclass(frozen=True)
+class SchedulerDelta(Record):
+    """What changed in the scheduler's state since the record before it (a scheduler with
+    ``incremental_state``, whose whole state grows with the experiment, e.g. ASHA's rungs).
+
+    Replay applies the deltas after the last :class:`SchedulerState` in order, so a restored
+    scheduler is consistent to the last committed result without the whole state being
+    rewritten at every commit.
+
+    Example:
+        >>> rec = SchedulerDelta.of([("r", 0, 1.0, "t1", 0.5)])
+        >>> SchedulerDelta.decode(rec.encode()).value()
+        [('r', 0, 1.0, 't1', 0.5)]
+    """
+
+    kind: ClassVar[str] = "sdelta"
+
+    delta: str = ""  #: base64 of the pickled delta
+
+    @classmethod
+    def of(cls, delta: Any) -> SchedulerDelta:
+        import pickle
+
+        return cls(base64.b64encode(pickle.dumps(delta, protocol=5)).decode())
+
+    def value(self) -> Any:
+        """The delta, unpickled."""
+        import pickle
+
+        return pickle.loads(base64.b64decode(self.delta))
+
+    def encode(self) -> dict[str, Any]:
+        return {"e": self.kind, "d": self.delta}
+
+    @classmethod
+    def decode(cls, d: dict[str, Any]) -> SchedulerDelta:
+        return cls(str(d["d"]))
 
 
 @dataclass(frozen=True)
@@ -371,7 +416,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls for cls in (
         ExperimentStarted, TrialCreated, ResultReported, CheckpointSaved, CheckpointDeleted,
         StatusChanged, ConfigChanged, ResourcesChanged, RolledBack, SearcherState,
-        SchedulerState, ExperimentEnded)
+        SchedulerState, SchedulerDelta, ExperimentEnded)
 }
 
 

@@ -55,6 +55,7 @@ from poptune.storage.records import (
     ResourcesChanged,
     ResultReported,
     RolledBack,
+    SchedulerDelta,
     SchedulerState,
     SearcherState,
     StatusChanged,
@@ -423,6 +424,8 @@ class ExperimentState:
     trials: dict[str, TrialState] = field(default_factory=dict)
     searcher_state: SearcherState | None = None
     scheduler_state: SchedulerState | None = None
+    #: the scheduler's deltas committed after ``scheduler_state``, in order
+    scheduler_deltas: list[SchedulerDelta] = field(default_factory=list)
     finished: bool = False
 
     def apply(self, rec: Record) -> None:
@@ -473,12 +476,16 @@ class ExperimentState:
             self.searcher_state = rec
         elif isinstance(rec, SchedulerState):
             self.scheduler_state = rec
+            self.scheduler_deltas = []
+        elif isinstance(rec, SchedulerDelta):
+            self.scheduler_deltas.append(rec)
         elif isinstance(rec, ExperimentEnded):
             self.finished = True
         elif isinstance(rec, ExperimentStarted):  # a new run (not a resume) of this name
             self.runs.append(rec)
             self.header, self.trials, self.finished = rec, {}, False
             self.searcher_state = self.scheduler_state = None
+            self.scheduler_deltas = []
 
     def donor_of(self, rec: ConfigChanged) -> str | None:
         """The exploit's donor trial: the record's ``donor`` (schema 2), else the trial whose
