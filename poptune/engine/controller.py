@@ -24,6 +24,7 @@ import enum
 import logging
 import os
 import pickle
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -86,6 +87,9 @@ from poptune.storage.checkpoints import CheckpointRecord, TrialCheckpoints
 from poptune.trainable._util import normalize_resources
 
 logger = logging.getLogger("poptune")
+_intern = sys.intern
+#: result values that are the same in most results (interned like the keys)
+_SHARED_VALUES = ("hostname", "node_ip")
 
 #: seconds a trial told to stop may take to do so before it is killed
 STOP_GRACE_S = 10.0
@@ -597,6 +601,13 @@ class Controller:
         """A trial reported: decide, then log the row and tell the callbacks and the searcher
         (Ray's order: a row that stopped the trial says ``done: true``)."""
         st = self.state[trial.trial_id]
+        # one copy of each key string for all results (a result arrives unpickled with
+        # fresh strings; kept as last_result they would cost ~1 KB per trial)
+        result = {_intern(k) if type(k) is str else k: v for k, v in result.items()}
+        for key in _SHARED_VALUES:
+            value = result.get(key)
+            if type(value) is str:
+                result[key] = _intern(value)
         result["experiment_tag"] = trial.experiment_tag
         result["config"] = trial.config
         st.rows += 1
@@ -893,7 +904,10 @@ class Controller:
         ``on_trial_remove``, as in Ray) and the callbacks."""
         st = self.state[trial.trial_id]
         self._set(trial, _T, why)
-        trial.last_result = {**trial.last_result, "done": True}
+        if trial.last_result:  # in place, as Ray's controller updates its last result
+            trial.last_result["done"] = True
+        else:
+            trial.last_result = {"done": True}
         out.append(Record(StatusChanged(trial.trial_id, "TERMINATED")))
         out.append(CloseLog(trial, drain=True))
         self._unpin(trial.restore_path)

@@ -25,10 +25,12 @@ from poptune.exceptions import TuneConfigError
 from poptune.search._base import SearchAlgorithm, TrialSuggestion
 from poptune.search.sample import Domain, RandomState, Rng, as_generator
 from poptune.search.variant_generator import (
+    Parsed,
     _copy_structure,
     _flatten_paths,
     _grid_values,
     _is_grid,
+    _parse,
     _variants,
     count_variants,
 )
@@ -122,6 +124,7 @@ class BasicVariantGenerator(SearchAlgorithm):
         self._constant_grid_search = bool(constant_grid_search)
         self._rng: Rng | None = None if random_state is None else as_generator(random_state)
         self._spaces: list[dict[str, Any]] = []  # one per point, then the plain space
+        self._parsed: dict[int, Parsed] = {}  # each space parsed once
         self._num_samples = 1
         self._total: int | None = None
         # Cursor. Configs are generated one ahead of those handed out (so that `is_finished`
@@ -149,6 +152,7 @@ class BasicVariantGenerator(SearchAlgorithm):
         # merging validates every point now, not when its turn comes
         points = [_merge_point(space, p, "") for p in self._points]
         self._spaces = points + [space]
+        self._parsed = {}
         self._num_samples = num_samples
         if num_samples == -1:
             self._total = None
@@ -170,8 +174,12 @@ class BasicVariantGenerator(SearchAlgorithm):
 
     def _open_pass(self) -> None:
         assert self._rng is not None
-        space = self._spaces[min(self._pass, len(self._spaces) - 1)]
-        self._iter = _variants(space, self._rng, self._constant_grid_search)
+        index = min(self._pass, len(self._spaces) - 1)
+        space = self._spaces[index]
+        parsed = self._parsed.get(index)
+        if parsed is None:
+            parsed = self._parsed[index] = _parse(space)
+        self._iter = _variants(space, self._rng, self._constant_grid_search, parsed)
 
     def _generate(self) -> tuple[dict[Any, Any], dict[str, Any]] | None:
         """The next config of the experiment, opening passes as needed; None at the end."""

@@ -191,11 +191,16 @@ def _resolve_domains(
     )
 
 
+Parsed = tuple[list[tuple[Path, Domain]], Grids]
+
+
 def _variants(
-    space: Any, rng: Rng, constant_grid_search: bool
+    space: Any, rng: Rng, constant_grid_search: bool, parsed: Parsed | None = None
 ) -> Iterator[tuple[dict[Path, Any], Any]]:
-    """One sample of ``space``: every grid point, with random values drawn for each."""
-    domains, grids = _parse(space)
+    """One sample of ``space``: every grid point, with random values drawn for each.
+    ``parsed``: ``_parse(space)`` done already (a generator drawing many samples of one
+    space parses it once)."""
+    domains, grids = parsed if parsed is not None else _parse(space)
     if not domains and not grids:
         yield {}, _copy_structure(space)
         return
