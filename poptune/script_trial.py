@@ -41,6 +41,8 @@ STDOUT_FILE = "stdout.txt"
 STDERR_FILE = "stderr.txt"
 #: how many trailing stderr lines a crash error quotes
 STDERR_TAIL_LINES = 20
+#: the directory holding the ``poptune`` package
+_POPTUNE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(_rep.__file__)))
 
 
 def _arg_value(value: Any) -> str:
@@ -170,6 +172,10 @@ class _ScriptRun:
         env[_rep.ENV_TRIAL_DIR] = self.trial_dir
         env[_rep.ENV_TRIAL_ID] = str(self.sess.context.trial_id)
         env[_rep.ENV_ACK_FD] = str(ack_r)
+        # the script imports poptune.script_reporter from the poptune that runs it
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if _POPTUNE_ROOT not in paths:
+            env["PYTHONPATH"] = os.pathsep.join(paths + [_POPTUNE_ROOT])
         return env
 
     # -- the run ----------------------------------------------------------------------------
@@ -201,7 +207,8 @@ class _ScriptRun:
                 raise ScriptError(
                     f"the script {shlex.join(argv)!r} {_exit_text(code)}; the last lines of "
                     f"its stderr ({err_path}):\n{_tail(err_path, err_start)}")
-            if self.reported == 0 and not self.spec.silence_ok:
+            restarted = self.sess.restore_checkpoint is not None  # may have nothing left to do
+            if self.reported == 0 and not (self.spec.silence_ok or restarted):
                 raise ScriptError(
                     f"the script {shlex.join(argv)!r} exited with code 0 without reporting a "
                     f"metric: print `{_rep.POPTUNE_MARKER} {{\"loss\": 0.1}}` lines (or call "
