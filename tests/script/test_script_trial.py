@@ -95,7 +95,8 @@ def test_nested_config_reaches_the_script_as_json(tmp_path):
     pt.script_report(lr=cfg["opt"]["lr"], arg_lr=args.opt["lr"], name=args.name,
                      momentum=cfg["opt"]["momentum"])
     """
-    grid = fit(tune.script(["python", write(tmp_path, body)]), tmp_path,
+    trainable = tune.with_resources(tune.script(["python", write(tmp_path, body)]), {"cpu": 1})
+    grid = fit(trainable, tmp_path,
                {"opt": {"lr": tune.grid_search([0.5]), "momentum": 0.9}, "name": "sgd"})
     r = grid[0]
     assert r.error is None, r.error
@@ -197,10 +198,10 @@ def test_crash_garbage_silence_and_a_missing_checkpoint_are_clear_trial_errors(t
     assert "checkpoint directory" in str(errors["empty_checkpoint"])
 
 
-def test_silence_ok_lets_a_script_report_nothing(tmp_path):
-    grid = fit(tune.script(f"python {write(tmp_path, ERRORS)}", silence_ok=True), tmp_path,
-               {"mode": "silent"})
-    assert grid[0].error is None
+def test_silence_ok_lets_a_script_report_nothing_and_tune_run_takes_scripts(tmp_path):
+    analysis = tune.run(tune.script(f"python {write(tmp_path, ERRORS)}", silence_ok=True),
+                        config={"mode": "silent"}, storage_path=str(tmp_path), verbose=0)
+    assert [t.status for t in analysis.trials] == ["TERMINATED"]
 
 
 def test_syne_tune_lines_and_checkpoint_arg(tmp_path):
