@@ -274,3 +274,24 @@ def test_a_command_that_cannot_start_is_a_trial_error(tmp_path):
 def test_script_outside_a_trial_is_a_clear_error(tmp_path):
     with pytest.raises(ScriptError, match="runs only as a trial"):
         tune.script("echo hi")({})
+
+
+def test_a_crashed_script_is_retried_from_its_last_checkpoint(tmp_path):
+    body = COUNTER.replace(
+        "    pt.script_report(",
+        "    if step == 3 and not os.path.exists(os.path.join(os.environ['POPTUNE_TRIAL_DIR'],"
+        " 'pids.txt.crashed')):\n"
+        "        open(os.path.join(os.environ['POPTUNE_TRIAL_DIR'], 'pids.txt.crashed'), 'w')\n"
+        "        raise SystemExit(7)\n"
+        "    pt.script_report(")
+    grid = tune.Tuner(
+        tune.script(f"python {write(tmp_path, body)} --steps 4"), param_space={"lr": 0.5},
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "results"), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    ).fit()
+    r = grid[0]
+    assert r.error is None, r.error
+    df = r.metrics_dataframe
+    assert list(df["step"]) == [1, 2, 3, 4]  # the retry resumed after step 2's checkpoint
+    assert list(df["restored_step"].fillna(0)) == [0, 0, 2, 2]
+    assert "exited with code 7" in open(os.path.join(r.path, "error.txt")).read()
