@@ -172,9 +172,10 @@ class _ScriptRun:
         env[_rep.ENV_TRIAL_DIR] = self.trial_dir
         env[_rep.ENV_TRIAL_ID] = str(self.sess.context.trial_id)
         env[_rep.ENV_ACK_FD] = str(ack_r)
-        # the script imports poptune.script_reporter from the poptune that runs it
+        # a script on poptune's interpreter imports poptune.script_reporter from the poptune
+        # that runs it (another interpreter gets no foreign path)
         paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        if _POPTUNE_ROOT not in paths:
+        if self.spec.argv[0] == sys.executable and _POPTUNE_ROOT not in paths:
             env["PYTHONPATH"] = os.pathsep.join(paths + [_POPTUNE_ROOT])
         return env
 
@@ -248,7 +249,7 @@ class _ScriptRun:
                     f"the script printed a bad metric line (`{_rep.CHECKPOINT_KEY}` must be "
                     f"true or false, got {flag!r}): {line.rstrip()!r}")
             take_checkpoint = flag
-            if flag and not os.listdir(self.ckpt_dir):
+            if flag and not (os.path.isdir(self.ckpt_dir) and os.listdir(self.ckpt_dir)):
                 raise ScriptError(
                     f"the script reported `{_rep.CHECKPOINT_KEY}: true` but its checkpoint "
                     f"directory {self.ckpt_dir} is empty: save into POPTUNE_CHECKPOINT_DIR "
