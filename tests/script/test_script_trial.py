@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -60,10 +63,19 @@ def pids_of(result):
         return [int(line) for line in f if line.strip()]
 
 
+def alive(pid):
+    """Whether ``pid`` runs (a zombie left to an init that does not reap counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
 def assert_dead(pids):
-    for pid in pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    assert pids
+    assert [pid for pid in pids if alive(pid)] == []
 
 
 def test_fifo_runs_a_script_per_trial_with_args_checkpoints_and_logs(tmp_path):
@@ -295,3 +307,40 @@ def test_a_crashed_script_is_retried_from_its_last_checkpoint(tmp_path):
     assert list(df["step"]) == [1, 2, 3, 4]  # the retry resumed after step 2's checkpoint
     assert list(df["restored_step"].fillna(0)) == [0, 0, 2, 2]
     assert "exited with code 7" in open(os.path.join(r.path, "error.txt")).read()
+
+
+def test_the_script_dies_with_its_worker_process(tmp_path):
+    body = """
+    import os, time
+    with open(os.path.join(os.environ["POPTUNE_TRIAL_DIR"], "pids.txt"), "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    with open(os.path.join(os.environ["POPTUNE_TRIAL_DIR"], "worker.pid"), "w") as f:
+        f.write(f"{os.getppid()}")
+    time.sleep(120)  # a long epoch; its worker is killed meanwhile
+    """
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(grid=fit(
+        tune.script(f"python {write(tmp_path, body)}"), tmp_path, {})))
+    thread.start()
+    worker_file = None
+    deadline = time.monotonic() + 120
+    while worker_file is None and time.monotonic() < deadline:
+        found = list((tmp_path / "results").glob("*/*/worker.pid"))
+        if found and found[0].read_text():
+            worker_file = found[0]
+        time.sleep(0.05)
+    assert worker_file is not None
+    os.kill(int(worker_file.read_text()), signal.SIGKILL)  # as the OOM killer would
+    thread.join()
+    grid = box["grid"]
+    assert "WorkerLostError" in str(grid[0].error), grid[0].error
+    pids = pids_of(grid[0])
+    try:
+        deadline = time.monotonic() + 30  # the kernel delivers the death signal at once
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert_dead(pids)
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
