@@ -333,9 +333,9 @@ def test_the_script_dies_with_its_worker_process(tmp_path):
     os.kill(int(worker_file.read_text()), signal.SIGKILL)  # as the OOM killer would
     thread.join()
     grid = box["grid"]
-    assert "WorkerLostError" in str(grid[0].error), grid[0].error
     pids = pids_of(grid[0])
     try:
+        assert "WorkerLostError" in str(grid[0].error), grid[0].error
         deadline = time.monotonic() + 30  # the kernel delivers the death signal at once
         while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
