@@ -145,6 +145,8 @@ class _ScriptRun:
         self.proc: subprocess.Popen[bytes] | None = None
         self.ack_w: int | None = None
         self.reported = 0
+        #: the script waits in script_report() for the driver's answer
+        self.waiting = False
         self._ckpt_signature: Any = None
 
     # -- setup ------------------------------------------------------------------------------
@@ -216,7 +218,7 @@ class _ScriptRun:
                     "poptune.script_report(loss=0.1)); pass silence_ok=True to script() to "
                     "allow a script that reports nothing")
         finally:
-            self._close()
+            self._close(out_log)
             out_log.close()
             err_log.close()
 
@@ -259,8 +261,10 @@ class _ScriptRun:
             take_checkpoint = bool(signature) and signature != self._ckpt_signature
         if take_checkpoint:
             self._ckpt_signature = _signature(self.ckpt_dir)
+        self.waiting = wait
         self.sess.report(metrics, Checkpoint(self.ckpt_dir) if take_checkpoint else None)
         self.reported += 1
+        self.waiting = False
         if wait and self.ack_w is not None:
             try:
                 os.write(self.ack_w, b"c")
@@ -268,23 +272,44 @@ class _ScriptRun:
                 pass  # the script is gone; its exit status tells the rest
 
     # -- teardown ---------------------------------------------------------------------------
-    def _close(self) -> None:
+    def _close(self, out_log: IO[bytes]) -> None:
+        """End the script: a script waiting in ``script_report`` gets EOF and exits by itself
+        (its ``finally`` blocks run); else, or if it lingers, SIGTERM, then SIGKILL."""
+        waiting = self.waiting
         if self.ack_w is not None:
-            os.close(self.ack_w)  # a script waiting in script_report() exits
+            os.close(self.ack_w)
             self.ack_w = None
         proc = self.proc
         if proc is None:
             return
-        if proc.stdout is not None:
-            proc.stdout.close()
+        grace = self.spec.stop_grace_s
+        if waiting and proc.poll() is None:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
         if proc.poll() is None:
             _signal_group(proc.pid, signal.SIGTERM)
             try:
-                proc.wait(timeout=self.spec.stop_grace_s)
+                proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 pass
         _signal_group(proc.pid, signal.SIGKILL)  # the script and anything it left behind
         proc.wait()
+        if proc.stdout is not None:
+            _drain(proc.stdout, out_log)  # what it printed on its way out
+            proc.stdout.close()
+
+
+def _drain(stdout: IO[bytes], out_log: IO[bytes]) -> None:
+    """Copy what is left in the pipe to the log without blocking (nothing is reported)."""
+    try:
+        os.set_blocking(stdout.fileno(), False)
+        rest = stdout.read()
+    except (OSError, ValueError):
+        return
+    if rest:
+        out_log.write(rest)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -344,3 +344,23 @@ def test_the_script_dies_with_its_worker_process(tmp_path):
         for pid in pids:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stopped_script_waiting_in_script_report_exits_cleanly(tmp_path):
+    body = """
+    import os
+    from poptune import script_report
+    try:
+        for step in range(1, 100):
+            script_report(step=step)
+    finally:
+        print("cleaning up")
+        with open(os.path.join(os.environ["POPTUNE_TRIAL_DIR"], "cleaned"), "w") as f:
+            f.write("yes")
+    """
+    grid = fit(tune.script(f"python {write(tmp_path, body)}", stop_grace_s=60), tmp_path, {},
+               stop={"training_iteration": 2})
+    r = grid[0]
+    assert r.error is None and r.metrics["training_iteration"] == 2
+    assert open(os.path.join(r.path, "cleaned")).read() == "yes"  # not SIGTERM'd mid-exit
+    assert "cleaning up" in open(os.path.join(r.path, "stdout.txt")).read()
