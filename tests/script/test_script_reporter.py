@@ -77,3 +77,15 @@ def test_config_and_checkpoint_dir_read_the_environment(monkeypatch):
     monkeypatch.delenv(rep.ENV_CONFIG)
     monkeypatch.delenv(rep.ENV_CHECKPOINT_DIR)
     assert rep.config() == {} and rep.checkpoint_dir() is None
+
+
+def test_poptune_script_and_script_report_stay_functions_once_their_modules_are_imported():
+    import importlib
+
+    import poptune
+
+    importlib.import_module("poptune.script_trial")
+    importlib.import_module("poptune.script_reporter")
+    assert callable(poptune.script) and poptune.script.__module__ == "poptune.script_trial"
+    assert callable(poptune.script_report)
+    assert poptune.script_report is rep.script_report
