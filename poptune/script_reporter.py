@@ -1,6 +1,6 @@
 """The script side of :func:`poptune.script`: report metrics from any training script.
 
-This module imports only the standard library (``json``, ``os``, ``sys``), so a script may
+This module imports only ``json``, ``os``, ``sys`` and ``typing``, so a script may
 import it cheaply, copy it next to itself, or skip it and print the lines by hand.
 
 A metric line is ``[poptune-metric]: {json object}`` (Syne Tune's ``[tune-metric]: {...}``
