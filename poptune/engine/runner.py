@@ -207,6 +207,7 @@ class Runner:
             is_class=self.is_class, metric=tune_config.metric,
             max_concurrent=tune_config.max_concurrent_trials,
             max_failures=failure.max_failures, fail_fast=failure.fail_fast,
+            silence_timeout_s=failure.silence_timeout_s,
             checkpoint_config=ckpt_cfg, remote=remote is not None,
         )
         scheduler.set_experiment_view(
