@@ -123,3 +123,62 @@ def test_silence_timeout_s_must_be_a_positive_number_of_seconds(bad):
         FailureConfig(silence_timeout_s=bad)
     assert "`silence_timeout_s` must be None or a number of seconds > 0" in str(info.value)
     assert repr(bad) in str(info.value) or str(bad) in str(info.value)
+
+
+# --- a real worker process stopped with SIGSTOP ---------------------------------------------
+def _stops_itself_once(config):
+    """Reports, then (first attempt only) stops its own worker process with SIGSTOP."""
+    import os
+    import signal
+
+    import poptune as tune
+
+    tune.report({"step": 1})
+    if not os.path.exists(config["pid_file"]):
+        with open(config["pid_file"], "w") as f:
+            f.write(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGSTOP)
+    tune.report({"step": 2})
+
+
+@pytest.fixture
+def stopped_pid(tmp_path):
+    """The pid file of the worker that stops itself; the process is continued and killed at
+    teardown if poptune left it behind (the test then fails on its own assertion)."""
+    import os
+    import signal
+
+    path = tmp_path / "stopped.pid"
+    yield path
+    if path.exists():
+        pid = int(path.read_text())
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+
+
+@pytest.mark.timeout(120)
+def test_a_stopped_worker_is_failed_after_the_silence_timeout_and_the_trial_retried(
+        tmp_path, stopped_pid):
+    import os
+
+    import poptune as tune
+
+    grid = tune.Tuner(
+        _stops_itself_once, param_space={"pid_file": str(stopped_pid)},
+        tune_config=tune.TuneConfig(backend="local"),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path), verbose=0,
+            # worker start-up counts as silence: spare retries for a very slow machine
+            failure_config=tune.FailureConfig(max_failures=5, silence_timeout_s=3.0)),
+    ).fit()
+    (result,) = list(grid)
+    trial_dir = result.path
+    assert result.error is None and result.metrics["step"] == 2  # the retry finished
+    assert stopped_pid.exists()  # the first attempt did stop itself
+    with open(os.path.join(trial_dir, "error.txt")) as f:
+        assert "SilenceTimeout" in f.read()  # what the attempts before it failed of
+    with pytest.raises(ProcessLookupError):  # the stopped worker was killed and reaped
+        os.kill(int(stopped_pid.read_text()), 0)
