@@ -3,13 +3,15 @@ did not stop is found (and then fails the run); one that was stopped is not."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 
 def test_a_ray_process_started_by_the_suite_is_found_until_it_is_stopped():
     from tests.conftest import leftovers
 
-    fake = subprocess.Popen(["bash", "-c", "exec -a raylet sleep 60"])  # inherits the marker
+    # ``sleep`` named "raylet"; it inherits the marker (Popen returns once it has exec'd)
+    fake = subprocess.Popen(["raylet", "60"], executable=shutil.which("sleep"))
     try:
         procs, _ = leftovers(wait=0)
         assert fake.pid in [pid for pid, _ in procs]
