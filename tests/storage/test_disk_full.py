@@ -120,3 +120,19 @@ def test_a_full_disk_under_a_failed_trials_error_file_is_one_storage_error(
     assert [type(e) for e in chain(info.value)] == [StorageError, OSError]
     grid = tune.Tuner.restore(str(exp_dir), trainable=disk_full_checkpoint).fit()
     assert not grid.errors and grid[0].metrics["step"] == STEPS - 1
+
+
+def test_repeated_trial_file_write_failures_are_logged_once(caplog):
+    from poptune.storage.background import BackgroundIO
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    io = BackgroundIO()
+    with caplog.at_level("WARNING", logger="poptune"):
+        for _ in range(50):
+            io.submit(full)
+        io.drain()
+    io.close()
+    assert len(io.errors) == 50
+    assert caplog.text.count("writing trial files failed") == 1
