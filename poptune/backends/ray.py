@@ -3,7 +3,8 @@
 ``TuneConfig(backend="ray")`` or ``POPTUNE_BACKEND=ray``; the cluster address comes from
 ``POPTUNE_ADDRESS`` (``auto``, ``ray://host:10001``, ``host:6379``), else from a ``RAY_ADDRESS``
 where a cluster answers, else a local Ray instance is started (``ray.init(address="local")``:
-never the cluster a stale ``/tmp/ray/ray_current_cluster`` names; see :func:`choose_address`). Each actor holds one trial's resources (fractional GPUs included; Ray sets
+never the cluster a stale ``/tmp/ray/ray_current_cluster`` names; see :func:`choose_address`).
+Each actor holds one trial's resources (fractional GPUs included; Ray sets
 ``CUDA_VISIBLE_DEVICES``) and is reused for later trials of the same resource shape. Results
 travel over a direct connection to the driver, not through Ray's object store.
 """

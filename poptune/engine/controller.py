@@ -40,6 +40,7 @@ from poptune.engine.events import (
     Tick,
     WorkerLostEvent,
 )
+from poptune.engine import silence
 from poptune.engine.instructions import (
     Answer,
     CloseLog,
@@ -59,7 +60,6 @@ from poptune.engine.instructions import (
     WriteError,
     WriteParams,
 )
-from poptune.engine import silence
 from poptune.engine.resources import ResourcePool, worker_count
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TrialError, TuneConfigError, TuneError
