@@ -60,8 +60,9 @@ def _what_to_check(address: str | None) -> str:
     )
 
 
-def _check_reachable(address: str, timeout: float) -> None:
-    """Raise :class:`TuneError` unless something accepts TCP connections at ``address``."""
+def _check_reachable(address: str, timeout: float, source: str = "") -> None:
+    """Raise :class:`TuneError` unless something accepts TCP connections at ``address``
+    (``source`` says where it came from, for the message)."""
     hp = host_port(address)
     if hp is None:  # "auto"/"local": Ray finds (or fails to find) the cluster itself
         return
@@ -76,8 +77,8 @@ def _check_reachable(address: str, timeout: float) -> None:
     why = unreachable(hosts, port, timeout)
     if why is not None:
         raise TuneError(
-            f"could not connect to the Ray cluster at {address}: nothing accepts connections "
-            f"there ({why}). {_what_to_check(address)}"
+            f"could not connect to the Ray cluster at {address}{source}: nothing accepts "
+            f"connections there ({why}). {_what_to_check(address)}"
         )
 
 
@@ -122,13 +123,20 @@ def _read_address_file(path: str) -> str | None:
         return None
 
 
-def _resolve_auto(address: str, init_kwargs: dict[str, Any]) -> str:
-    """What Ray will dial for ``address="auto"``: ``RAY_ADDRESS``, else the address file's
-    address (so a stale file fails at once instead of after many minutes of retries)."""
+def _resolve_auto(address: str, init_kwargs: dict[str, Any]) -> tuple[str, str]:
+    """What Ray will dial for ``address="auto"`` and where that comes from: ``RAY_ADDRESS``,
+    else the address file's address (so a stale file fails at once instead of after many
+    minutes of retries)."""
     if address != "auto":
-        return address
-    return (os.environ.get("RAY_ADDRESS") or _read_address_file(_address_file(init_kwargs))
-            or address)
+        return address, ""
+    env = os.environ.get("RAY_ADDRESS")
+    if env:
+        return env, " (address auto: RAY_ADDRESS)"
+    path = _address_file(init_kwargs)
+    found = _read_address_file(path)
+    if found:
+        return found, f" (address auto: the last cluster `ray start` started, named in {path})"
+    return address, ""
 
 
 def choose_address(init_kwargs: dict[str, Any], timeout: float) -> str:
@@ -218,7 +226,8 @@ class RayBackend(ConnectionBackend):
             if address:
                 # ray.init retries a silent address for many minutes (20 attempts of ~40 s
                 # each in Ray 2.x): find out at once whether anything listens there
-                _check_reachable(_resolve_auto(address, init_kwargs), connect_timeout)
+                dialled, source = _resolve_auto(address, init_kwargs)
+                _check_reachable(dialled, connect_timeout, source)
             else:  # never the dead cluster a stale RAY_ADDRESS or ray_current_cluster names
                 address = choose_address(init_kwargs, min(connect_timeout, 2.0))
             try:

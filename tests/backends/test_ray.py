@@ -153,6 +153,9 @@ def test_auto_with_a_stale_address_file_fails_at_once(private_ray_tmp, monkeypat
     private_ray_tmp.write_text(dead)
     fake = _FakeRay()
     monkeypatch.setattr(ray_backend, "require", lambda *a, **k: fake)
-    with pytest.raises(TuneError, match=f"could not connect to the Ray cluster at {dead}"):
+    with pytest.raises(TuneError) as info:
         ray_backend.RayBackend(address="auto")
+    assert str(info.value).startswith(
+        f"could not connect to the Ray cluster at {dead} (address auto: the last cluster "
+        f"`ray start` started, named in {private_ray_tmp}): nothing accepts connections there")
     assert fake.init_address == "<not called>"
