@@ -22,6 +22,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,6 +84,22 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
 
 
+def _silences(trials: list[dict[str, Any]]) -> dict[str, str] | None:
+    """How long each RUNNING trial has sent no result (from its last result's
+    ``timestamp``; "-" before its first), or None when no trial is RUNNING."""
+    from poptune.engine.silence import fmt_seconds
+
+    if not any(t["status"] == "RUNNING" for t in trials):
+        return None
+    now = time.time()
+    out = {}
+    for t in trials:
+        ts = (t["last"] or {}).get("timestamp")
+        out[t["id"]] = ("" if t["status"] != "RUNNING" else fmt_seconds(now - ts)
+                        if isinstance(ts, (int, float)) and not isinstance(ts, bool) else "-")
+    return out
+
+
 # -- commands ---------------------------------------------------------------------------------
 def cmd_ls(args: argparse.Namespace) -> int:
     from rich.table import Table
@@ -140,14 +157,17 @@ def cmd_show(args: argparse.Namespace) -> int:
                   f"{s['num_results']} results, "
                   f"{s['num_exploits']} exploits; started {_when(s['start'])}{best}")
     table = Table(title_justify="left")
-    cols = ["trial", "status", "iter", f"{metric} ({mode})" if metric else "metric", *keys]
+    silences = _silences(trials) if s["status"] != "finished" else None
+    cols = ["trial", "status", *(["silent"] if silences else []), "iter",
+            f"{metric} ({mode})" if metric else "metric", *keys]
     if s["num_exploits"]:
         cols.append("exploits")
     for col in cols:
         table.add_column(col, no_wrap=True,
                          justify="left" if col in ("trial", "status") else "right")
     for t in trials:
-        row = [t["name"], t["status"], _fmt(t["iteration"]), _fmt(t["metric"])]
+        row = [t["name"], t["status"], *([silences[t["id"]]] if silences else []),
+               _fmt(t["iteration"]), _fmt(t["metric"])]
         row += [_fmt((t["config"] or {}).get(k)) for k in keys]
         if s["num_exploits"]:
             row.append(str(t["num_exploits"]))

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, Union
@@ -64,10 +65,22 @@ class FailureConfig:
     Args:
         max_failures: retries per trial from its latest checkpoint; -1 retries forever.
         fail_fast: stop the whole experiment at the first trial error; ``"raise"`` re-raises it.
+        silence_timeout_s: (poptune) fail a running trial the driver has heard nothing from
+            (no result, no checkpoint since its launch or its last one) for more than this
+            many seconds: its worker is killed and the trial errors, retried within
+            ``max_failures``. For a worker that hangs (a deadlock, a stopped process). None
+            (default): never; the driver still warns once when a trial is silent for over
+            ``max(10 x its median step interval, 60 s)``. Measured on the experiment's clock,
+            from the launch (worker start-up included).
+
+    Example:
+        >>> FailureConfig(max_failures=2, silence_timeout_s=600).silence_timeout_s
+        600
     """
 
     max_failures: int = 0
     fail_fast: bool | str = False
+    silence_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.max_failures, bool) or not isinstance(self.max_failures, int) or (
@@ -76,6 +89,10 @@ class FailureConfig:
             raise bad_value("max_failures", self.max_failures, "an int >= -1 (-1 = retry forever)")
         if not isinstance(self.fail_fast, bool) and self.fail_fast != "raise":
             raise bad_value("fail_fast", self.fail_fast, 'True, False or "raise"')
+        t = self.silence_timeout_s
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
+                              or not 0 < t < math.inf):
+            raise bad_value("silence_timeout_s", t, "None or a number of seconds > 0")
 
 
 @dataclass

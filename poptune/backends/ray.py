@@ -1,8 +1,10 @@
 """Run trials as Ray actors on an existing Ray cluster (``pip install 'poptune[ray]'``).
 
 ``TuneConfig(backend="ray")`` or ``POPTUNE_BACKEND=ray``; the cluster address comes from
-``POPTUNE_ADDRESS`` (``auto``, ``ray://host:10001``, ``host:6379``), else a local Ray instance is
-started. Each actor holds one trial's resources (fractional GPUs included; Ray sets
+``POPTUNE_ADDRESS`` (``auto``, ``ray://host:10001``, ``host:6379``), else from a ``RAY_ADDRESS``
+where a cluster answers, else a local Ray instance is started (``ray.init(address="local")``:
+never the cluster a stale ``/tmp/ray/ray_current_cluster`` names; see :func:`choose_address`).
+Each actor holds one trial's resources (fractional GPUs included; Ray sets
 ``CUDA_VISIBLE_DEVICES``) and is reused for later trials of the same resource shape. Results
 travel over a direct connection to the driver, not through Ray's object store.
 """
@@ -14,6 +16,7 @@ import importlib
 import logging
 import os
 import socket
+import sys
 from multiprocessing.connection import Listener
 from typing import Any
 
@@ -57,8 +60,9 @@ def _what_to_check(address: str | None) -> str:
     )
 
 
-def _check_reachable(address: str, timeout: float) -> None:
-    """Raise :class:`TuneError` unless something accepts TCP connections at ``address``."""
+def _check_reachable(address: str, timeout: float, source: str = "") -> None:
+    """Raise :class:`TuneError` unless something accepts TCP connections at ``address``
+    (``source`` says where it came from, for the message)."""
     hp = host_port(address)
     if hp is None:  # "auto"/"local": Ray finds (or fails to find) the cluster itself
         return
@@ -73,8 +77,8 @@ def _check_reachable(address: str, timeout: float) -> None:
     why = unreachable(hosts, port, timeout)
     if why is not None:
         raise TuneError(
-            f"could not connect to the Ray cluster at {address}: nothing accepts connections "
-            f"there ({why}). {_what_to_check(address)}"
+            f"could not connect to the Ray cluster at {address}{source}: nothing accepts "
+            f"connections there ({why}). {_what_to_check(address)}"
         )
 
 
@@ -95,6 +99,88 @@ def _warn_if_other_cluster(ray: Any, address: str) -> None:
             "poptune: Ray is already connected to %s in this process; the address %s (from "
             "POPTUNE_ADDRESS or RayBackend(address=...)) is ignored. Call ray.shutdown() "
             "first to use it.", current, address)
+
+
+def _address_file(init_kwargs: dict[str, Any]) -> str:
+    """The file where ``ray start`` leaves the address of the last cluster it started (and
+    ``ray.init()`` without an address looks for one): ``<ray temp dir>/ray_current_cluster``,
+    the temp dir being ``_temp_dir``, else ``$RAY_TMPDIR/ray``, else ``$TMPDIR/ray`` (Linux),
+    else ``/tmp/ray``."""
+    temp = init_kwargs.get("_temp_dir")
+    if not temp:
+        base = os.environ.get("RAY_TMPDIR")
+        if base is None and sys.platform.startswith("linux"):
+            base = os.environ.get("TMPDIR")
+        temp = os.path.join(base or "/tmp", "ray")
+    return os.path.join(str(temp), "ray_current_cluster")
+
+
+def _read_address_file(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _resolve_auto(address: str, init_kwargs: dict[str, Any]) -> tuple[str, str]:
+    """What Ray will dial for ``address="auto"`` and where that comes from: ``RAY_ADDRESS``,
+    else the address file's address (so a stale file fails at once instead of after many
+    minutes of retries)."""
+    if address != "auto":
+        return address, ""
+    env = os.environ.get("RAY_ADDRESS")
+    if env:
+        return env, " (address auto: RAY_ADDRESS)"
+    path = _address_file(init_kwargs)
+    found = _read_address_file(path)
+    if found:
+        return found, f" (address auto: the last cluster `ray start` started, named in {path})"
+    return address, ""
+
+
+def choose_address(init_kwargs: dict[str, Any], timeout: float) -> str:
+    """The address to hand ``ray.init`` when poptune was given none: ``"local"`` (start a
+    local Ray instance, as documented), unless ``RAY_ADDRESS`` names a cluster that answers.
+
+    ``ray.init()`` without an address would join the cluster named by ``RAY_ADDRESS`` or by
+    the ``ray_current_cluster`` file and retry a dead one for many minutes. A live
+    ``RAY_ADDRESS`` is an address the user set (a Ray job's driver gets one) and is used; a
+    dead one, and the file's address whether it answers or not, are ignored with a warning
+    that names them.
+    """
+    env = os.environ.get("RAY_ADDRESS") or None
+    if env is not None and env != "local":
+        hp = host_port(env)
+        why = None if hp is None else unreachable([hp[0]], hp[1], timeout)
+        if hp is not None and why is None:
+            logger.info("poptune: using the Ray cluster at %s (from RAY_ADDRESS)", env)
+            return env
+        if hp is not None:
+            logger.warning(
+                "poptune: RAY_ADDRESS=%s is ignored: nothing accepts connections there (%s); "
+                "starting a local Ray instance instead (set POPTUNE_ADDRESS to insist on a "
+                "cluster).", env, why)
+        else:
+            logger.warning("poptune: RAY_ADDRESS=%s is ignored (not host:port or "
+                           "ray://host:port); starting a local Ray instance instead (set "
+                           "POPTUNE_ADDRESS=auto to join a running cluster).", env)
+    path = _address_file(init_kwargs)
+    found = _read_address_file(path)
+    hp = host_port(found) if found else None
+    if hp is not None:
+        why = unreachable([hp[0]], hp[1], timeout)
+        if why is None:
+            logger.warning(
+                "poptune: a Ray cluster started with `ray start` answers at %s (named in %s); "
+                "poptune starts its own local Ray instance, as it does without an address. "
+                "Set POPTUNE_ADDRESS=%s to run the trials on that cluster.", found, path, found)
+        else:
+            logger.warning(
+                "poptune: ignoring the stale Ray address %s in %s: nothing accepts "
+                "connections there (%s), the cluster that wrote it is gone; starting a local "
+                "Ray instance. Delete the file to silence this.", found, path, why)
+    return "local"
 
 
 class _RayActorAgent(Agent):
@@ -121,7 +207,8 @@ class RayBackend(ConnectionBackend):
     """Trials as Ray actors.
 
     Args:
-        address: Ray cluster address (default ``$POPTUNE_ADDRESS``; None starts local Ray).
+        address: Ray cluster address (default ``$POPTUNE_ADDRESS``; None starts local Ray, or
+            joins ``$RAY_ADDRESS`` when a cluster answers there: :func:`choose_address`).
         connect_timeout: seconds to wait for a TCP connection to ``address`` before giving up
             (a closed port fails at once); Ray itself would retry for many minutes.
         init_kwargs: passed to ``ray.init`` when this backend starts Ray.
@@ -139,15 +226,21 @@ class RayBackend(ConnectionBackend):
             if address:
                 # ray.init retries a silent address for many minutes (20 attempts of ~40 s
                 # each in Ray 2.x): find out at once whether anything listens there
-                _check_reachable(address, connect_timeout)
+                dialled, source = _resolve_auto(address, init_kwargs)
+                _check_reachable(dialled, connect_timeout, source)
+            else:  # never the dead cluster a stale RAY_ADDRESS or ray_current_cluster names
+                address = choose_address(init_kwargs, min(connect_timeout, 2.0))
             try:
                 self._ray.init(address=address, ignore_reinit_error=True,
                                include_dashboard=False, log_to_driver=True,
                                **init_kwargs)
             except Exception as exc:  # noqa: BLE001 - a cluster that does not answer
+                local = address == "local"
+                what = ("start a local Ray instance" if local
+                        else f"connect to the Ray cluster at {address}")
                 raise TuneError(
-                    f"could not connect to the Ray cluster at {address or '(local)'}: "
-                    f"{type(exc).__name__}: {str(exc).rstrip('.')}. {_what_to_check(address)}"
+                    f"could not {what}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
+                    f"{_what_to_check(None if local else address)}"
                 ) from exc
             self._started_ray = True
         elif address and host_port(address):

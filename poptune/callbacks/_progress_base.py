@@ -37,12 +37,17 @@ from poptune.callbacks._progress_format import (
     _score_key,
 )
 from poptune.clock import current as current_clock
+from poptune.engine.silence import fmt_seconds
 from poptune.experiment.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
 __all__ = ["ProgressReporter", "TuneReporterBase"]
+
+#: the trial table gets a "silent" column (time since each running trial last sent anything)
+#: once a running trial has been silent this long
+SHOW_SILENCE_AFTER_S = 10.0
 
 
 class ProgressReporter:
@@ -352,6 +357,9 @@ class TuneReporterBase(ProgressReporter):
                    for k, title in metrics.items()]
         columns += [(_fmt(title, n), [_fmt(_param(t, k), n) for t in rows])
                     for k, title in params.items()]
+        silent = self._silences(rows)
+        if silent is not None:  # first: a hung trial's silence is not cut for width
+            columns.insert(0, ("silent", silent))
         names = [str(t) for t in rows]
         gap = 3  # padding and separator between two columns
         used = max(map(len, ["Trial name", *names])) + max(len(str(t.status)) for t in rows) + gap
@@ -376,6 +384,16 @@ class TuneReporterBase(ProgressReporter):
         note = Text(f"({len(columns) - keep} columns not shown: {left_out})", style="dim",
                     no_wrap=True, overflow="ellipsis")
         return [table, note]
+
+    def _silences(self, rows: Sequence[Trial]) -> list[str] | None:
+        """How long each running trial has sent nothing (``Trial.last_heard``), or None
+        while no running trial has been silent for :data:`SHOW_SILENCE_AFTER_S`."""
+        now = self._now()
+        silent = [now - t.last_heard if t.status is TrialStatus.RUNNING
+                  and t.last_heard is not None else None for t in rows]
+        if not any(s is not None and s >= SHOW_SILENCE_AFTER_S for s in silent):
+            return None
+        return ["" if s is None else fmt_seconds(s) for s in silent]
 
     def _render(
         self, trials: Sequence[Trial], done: bool, sys_info: Sequence[Any] = ()

@@ -25,6 +25,7 @@ import logging
 import os
 import pickle
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -40,6 +41,7 @@ from poptune.engine.events import (
     Tick,
     WorkerLostEvent,
 )
+from poptune.engine import silence
 from poptune.engine.instructions import (
     Answer,
     CloseLog,
@@ -151,6 +153,10 @@ class TrialState:
     view: Any = None  # the TrialView the scheduler sees
     #: the last status changes, ``(why, status)`` (at most :data:`STORY_LENGTH`)
     story: list[tuple[str, str]] = field(default_factory=list)
+    #: the last intervals between the trial's messages (its usual step time)
+    intervals: deque[float] = field(
+        default_factory=lambda: deque(maxlen=silence.INTERVALS_KEPT))
+    warned_silent: float | None = None  # the ``last_heard`` a silence warning was given for
 
 
 class Controller:
@@ -165,7 +171,7 @@ class Controller:
         is_class: the trainable is a ``Trainable`` class (it can save on request and pause).
         metric: ``TuneConfig.metric`` (checked in every result, as Ray does).
         max_concurrent: ``TuneConfig.max_concurrent_trials`` (None: as many as fit).
-        max_failures, fail_fast: ``FailureConfig``.
+        max_failures, fail_fast, silence_timeout_s: ``FailureConfig``.
         checkpoint_config: ``CheckpointConfig`` (``num_to_keep`` and its score).
         remote: checkpoints live on remote storage (paths are URIs).
         strict_metrics: Ray's strict metric check (off with
@@ -187,6 +193,7 @@ class Controller:
         max_concurrent: int | None = None,
         max_failures: int = 0,
         fail_fast: bool | str = False,
+        silence_timeout_s: float | None = None,
         checkpoint_config: Any = None,
         remote: bool = False,
         strict_metrics: bool | None = None,
@@ -203,6 +210,7 @@ class Controller:
         self.max_concurrent = max_concurrent if max_concurrent and max_concurrent > 0 else None
         self.max_failures = max_failures
         self.fail_fast = fail_fast
+        self.silence_timeout_s = silence_timeout_s
         self.remote = remote
         if strict_metrics is None:
             strict_metrics = os.environ.get("TUNE_DISABLE_STRICT_METRIC_CHECKING", os.environ.get(
@@ -473,6 +481,7 @@ class Controller:
         if not self.stopping_all and self.stopper.stop_all():
             self._stop_everything(out)
         self._enforce_stop_grace(out)
+        self._watch_silence(out)
         self._create_trials(out)
         self._launch(out)
 
@@ -503,6 +512,30 @@ class Controller:
                 self._stopping.pop(t.trial_id, None)
                 out.append(Kill(t.trial_id))
                 self._on_stopped(t, out)
+
+    def _watch_silence(self, out: list[Instruction]) -> None:
+        """Warn about a running trial silent far longer than its usual step time; fail one
+        silent longer than ``silence_timeout_s`` (see :mod:`poptune.engine.silence`)."""
+        timeout = self.silence_timeout_s
+        for t in list(self.running.values()):
+            heard = t.last_heard
+            if heard is None or t.trial_id in self._stopping:
+                continue  # a trial told to stop has its own grace time
+            silent = self.now - heard
+            if silent < silence.WARN_FLOOR_S and (timeout is None or silent <= timeout):
+                continue
+            st = self.state[t.trial_id]
+            if timeout is not None and silent > timeout:
+                out.append(Kill(t.trial_id))
+                self._on_error(t, silence.timeout_text(t, silent, timeout), None, False, out)
+                continue
+            if st.warned_silent == heard:
+                continue
+            known = st.intervals or [i for s in self.state.values() for i in s.intervals]
+            after = silence.warn_after(known)
+            if silent > after:
+                st.warned_silent = heard
+                logger.warning(silence.warning_text(t, silent, after, bool(known)))
 
     def _max_pending(self) -> int:
         """Random/grid search with a known number of trials creates up to 1,000 of them ahead
@@ -588,6 +621,7 @@ class Controller:
         st.stop_requested_at = None
         if trial.start_time is None:
             trial.start_time = self.wall
+        trial.last_heard = self.now
         out.append(Record(StatusChanged(trial.trial_id, "RUNNING")))
         out.append(Launch(trial, gpu_ids, restore, start_iter, time_offset,
                           st.next_checkpoint_index))
@@ -612,6 +646,9 @@ class Controller:
         result["config"] = trial.config
         st.rows += 1
         trial.last_result = result
+        heard, trial.last_heard = trial.last_heard, self.now
+        if heard is not None:
+            st.intervals.append(self.now - heard)
         ckpt_name = result.get("checkpoint_dir_name")
         if ckpt_name:
             self._register_checkpoint(trial, ckpt_name, result, out)
@@ -641,6 +678,7 @@ class Controller:
 
     def _on_saved(self, trial: Trial, name: str, out: list[Instruction]) -> None:
         st = self.state[trial.trial_id]
+        trial.last_heard = self.now
         self._register_checkpoint(trial, name, trial.last_result, out)
         if st.awaiting_save is not None:
             result, st.awaiting_save = st.awaiting_save, None

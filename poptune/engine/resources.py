@@ -12,13 +12,27 @@ Example:
 
 from __future__ import annotations
 
+import logging
+
 from poptune.exceptions import ResourceError
 
+logger = logging.getLogger("poptune")
+
 _EPS = 1e-9
+#: trials asking for 0 CPUs run at most this many per CPU of the pool at once (each still
+#: needs a worker process or actor): without a cap the pool would hold any number of them
+ZERO_CPU_TRIALS_PER_CPU = 4
 
 
 class ResourcePool:
-    """Tracks free CPUs and per-GPU free fractions."""
+    """Tracks free CPUs and per-GPU free fractions.
+
+    Trials asking for 0 CPUs are capped at :attr:`zero_cpu_limit` running at once
+    (:data:`ZERO_CPU_TRIALS_PER_CPU` per CPU, at least that many): a warning names the cap.
+
+    >>> ResourcePool(cpu=2, gpu=0).max_concurrent({"cpu": 0})
+    8
+    """
 
     def __init__(self, cpu: float, gpu: float) -> None:
         self.cpu_total = float(cpu)
@@ -26,6 +40,8 @@ class ResourcePool:
         self.cpu_free = float(cpu)
         self.gpu_free = [1.0] * int(gpu)
         self._held: dict[str, tuple[float, dict[int, float]]] = {}
+        self.zero_cpu_limit = ZERO_CPU_TRIALS_PER_CPU * max(1, int(self.cpu_total))
+        self._zero_cpu_held = 0
 
     def check_fits_ever(self, resources: dict[str, float], what: str = "resources_per_trial") -> None:
         """Raise ``ResourceError`` at once if ``resources`` can never be satisfied here."""
@@ -55,6 +71,9 @@ class ResourcePool:
         gpu = resources.get("gpu", 0.0)
         if cpu > self.cpu_free + _EPS:
             return None
+        zero = cpu <= _EPS
+        if zero and self._zero_cpu_held >= self.zero_cpu_limit:
+            return None
         taken: dict[int, float] = {}
         if gpu > 0:
             if gpu < 1:
@@ -69,6 +88,7 @@ class ResourcePool:
             if not taken:
                 return None
         self.cpu_free -= cpu
+        self._zero_cpu_held += zero
         for i, amount in taken.items():
             self.gpu_free[i] -= amount
         self._held[key] = (cpu, taken)
@@ -80,6 +100,7 @@ class ResourcePool:
             return
         cpu, taken = held
         self.cpu_free += cpu
+        self._zero_cpu_held -= cpu <= _EPS
         for i, amount in taken.items():
             self.gpu_free[i] += amount
 
@@ -87,7 +108,7 @@ class ResourcePool:
         """How many trials with these resources fit at once on an empty pool."""
         cpu = resources.get("cpu", 1.0)
         gpu = resources.get("gpu", 0.0)
-        n = int(self.cpu_total // cpu + _EPS) if cpu > 0 else 10**6
+        n = int(self.cpu_total // cpu + _EPS) if cpu > _EPS else self.zero_cpu_limit
         if gpu > 0:
             per_gpu = int(1 // gpu + _EPS) if gpu < 1 else 0
             n = min(n, per_gpu * self.gpu_total if gpu < 1 else int(self.gpu_total // gpu))
@@ -103,8 +124,29 @@ def worker_count(pool: ResourcePool, resources: dict[str, float],
     3
     """
     n = pool.max_concurrent(resources)
+    capped = resources.get("cpu", 1.0) <= _EPS
     if max_concurrent and max_concurrent > 0:
+        capped = capped and max_concurrent > n
         n = min(n, max_concurrent)
     if total_samples:
+        capped = capped and total_samples > n
         n = min(n, total_samples)
+    if capped:
+        _warn_zero_cpu(pool, resources.get("cpu", 1.0))
     return max(1, n)
+
+
+_warned: set[tuple[float, int]] = set()
+
+
+def _warn_zero_cpu(pool: ResourcePool, cpu: float) -> None:
+    """Say (once per process and cap) that trials asking for no CPU are capped."""
+    key = (pool.cpu_total, pool.zero_cpu_limit)
+    if key in _warned:
+        return
+    _warned.add(key)
+    logger.warning(
+        "poptune: trials ask for %g CPUs; at most %d of them run at once (%d per CPU of the "
+        "%g here), not one worker process per trial without limit. Ask for a fraction (e.g. "
+        '{"cpu": 0.1}: 10 per CPU) to choose another number.',
+        cpu, pool.zero_cpu_limit, ZERO_CPU_TRIALS_PER_CPU, pool.cpu_total)

@@ -52,6 +52,7 @@ from poptune.engine.instructions import (
 from poptune.engine.resources import ResourcePool
 from poptune.engine.trial import Trial
 from poptune.exceptions import StorageError, TuneError
+from poptune.storage.errors import write_failed
 from poptune.execution.tune_controller import TuneController
 from poptune.schedulers._base import FIFOScheduler, TrialScheduler
 from poptune.stopper import Stopper
@@ -206,6 +207,7 @@ class Runner:
             is_class=self.is_class, metric=tune_config.metric,
             max_concurrent=tune_config.max_concurrent_trials,
             max_failures=failure.max_failures, fail_fast=failure.fail_fast,
+            silence_timeout_s=failure.silence_timeout_s,
             checkpoint_config=ckpt_cfg, remote=remote is not None,
         )
         scheduler.set_experiment_view(
@@ -461,9 +463,12 @@ class Runner:
             return
         name = self._state_file("searcher_state", ".b64")
         path = os.path.join(self.experiment_dir, name)
-        with open(path + ".tmp", "w") as f:
-            f.write(blob)
-        os.replace(path + ".tmp", path)
+        try:
+            with open(path + ".tmp", "w") as f:
+                f.write(blob)
+            os.replace(path + ".tmp", path)
+        except OSError as exc:
+            raise write_failed(exc, path, "the searcher's state") from exc
         self.journal.append(SearcherState(file=name))
 
     def _commit(self) -> None:
@@ -512,12 +517,20 @@ class Runner:
 
     def _close(self) -> None:
         try:
-            if "searcher" in self._snapshot:
+            # a run that failed writing the experiment (a full disk) ends with that one
+            # error: nothing more is written, and nothing more fails
+            failed_writing = isinstance(self._run_error, StorageError)
+            if "searcher" in self._snapshot and not failed_writing:
                 self._snapshot.discard("searcher")
                 self._record_search_state()
-            if self._sched_journal is not None:
+            if self._sched_journal is not None and not failed_writing:
                 self._sched_journal.final()
-            self.journal.close()
+            try:
+                self.journal.close(commit=not failed_writing)
+            except StorageError as exc:
+                if self._run_error is None:
+                    raise
+                logger.warning("poptune: closing the journal failed too: %s", exc)
             self._delete_checkpoints()  # their records are committed now
         finally:
             for t in self.ctl.trials:

@@ -45,6 +45,8 @@ class Trial:
         error_file: path to ``error.txt`` when the trial errored.
         checkpoint_path: path of the latest persisted checkpoint, if any.
         restore_path: checkpoint to start from at the next launch (resume / PBT exploit).
+        last_heard: when the driver last heard from the running trial (its launch, a result,
+            a checkpoint), in the experiment clock's monotonic seconds; None before launch.
     """
 
     trial_id: str
@@ -67,6 +69,7 @@ class Trial:
     custom_trial_name: str | None = None
     evaluated_params: dict[str, Any] = field(default_factory=dict)
     start_time: float | None = None
+    last_heard: float | None = None
 
     def __str__(self) -> str:
         if self.custom_trial_name:

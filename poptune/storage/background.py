@@ -26,6 +26,7 @@ logger = logging.getLogger("poptune")
 class BackgroundIO:
     def __init__(self) -> None:
         self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue()
+        self._said: set[str] = set()  # failure messages logged already
         self._thread = threading.Thread(target=self._run, name="poptune-io", daemon=True)
         self._thread.start()
         self.errors: list[BaseException] = []
@@ -41,7 +42,10 @@ class BackgroundIO:
                     fn(*args)
                 except Exception as exc:  # noqa: BLE001 - reported, never kills the thread
                     self.errors.append(exc)
-                    logger.warning("poptune: writing trial files failed: %s", exc)
+                    if str(exc) not in self._said:  # a full disk fails every write: say it once
+                        self._said.add(str(exc))
+                        logger.warning("poptune: writing trial files failed: %s (further "
+                                       "failures like it are not repeated)", exc)
             finally:
                 self._queue.task_done()
 

@@ -30,6 +30,7 @@ import logging
 import zlib
 from typing import Any, Callable
 
+from poptune.storage.errors import describe_records, write_failed
 from poptune.storage.records import Record
 
 logger = logging.getLogger(__name__)
@@ -186,19 +187,26 @@ class Journal:
             while view:
                 n = os.write(self._fd, view)
                 view = view[n:]
-        except OSError:  # e.g. a full disk: take the torn group back, so later commits
-            try:         # never follow it
+        except OSError as exc:  # e.g. a full disk: take the torn group back, so later
+            try:                # commits never follow it
                 os.ftruncate(self._fd, self._size)
             except OSError:
                 pass
             self.seq -= 1
-            raise
+            raise write_failed(exc, self.path, describe_records(
+                data.splitlines()[:-1])) from exc
         self._size += len(data)
         if self.on_commit is not None:
             self.on_commit(data)
 
-    def close(self) -> None:
+    def close(self, commit: bool = True) -> None:
+        """Commit what is buffered (unless ``commit`` is False: it is dropped), then close;
+        the file is closed even when that commit fails."""
         if self._fd >= 0:
-            self.commit()
-            os.close(self._fd)
-            self._fd = -1
+            try:
+                if commit:
+                    self.commit()
+            finally:
+                self._buffer.clear()
+                os.close(self._fd)
+                self._fd = -1

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from poptune._dicts import flatten_dict
 from poptune.exceptions import StorageError
+from poptune.storage.errors import write_failed
 from poptune.storage.journal import dumps, json_default
 
 logger = logging.getLogger(__name__)
@@ -58,13 +59,16 @@ def write_params(trial_dir: str, config: dict[str, Any], pickle_too: bool = True
 
 def write_error(trial_dir: str, traceback_text: str, exception_blob: bytes | None) -> str:
     """Write ``error.txt`` (and ``error.pkl`` when the exception pickles); return error.txt."""
-    os.makedirs(trial_dir, exist_ok=True)
     path = os.path.join(trial_dir, "error.txt")
-    with open(path, "w") as f:
-        f.write(traceback_text)
-    if exception_blob is not None:
-        with open(os.path.join(trial_dir, "error.pkl"), "wb") as f:
-            f.write(exception_blob)
+    try:
+        os.makedirs(trial_dir, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(traceback_text)
+        if exception_blob is not None:
+            with open(os.path.join(trial_dir, "error.pkl"), "wb") as f:
+                f.write(exception_blob)
+    except OSError as exc:
+        raise write_failed(exc, path, "the trial's error (error.txt, error.pkl)") from exc
     return path
 
 

@@ -64,3 +64,98 @@ def test_an_address_ignored_because_ray_is_already_connected_is_warned(
     with caplog.at_level("WARNING", logger="poptune"):
         ray_backend._warn_if_other_cluster(_ConnectedRay(connected), address)
     assert ("is ignored" in caplog.text) == warns
+
+
+# --- no address given: never the dead cluster a stale address names (issue 12) ------------
+class _FakeRay:
+    """Records what ``RayBackend`` hands ``ray.init`` (no Ray process is started)."""
+
+    def __init__(self):
+        self.init_address = "<not called>"
+
+    def is_initialized(self):
+        return False
+
+    def init(self, address=None, **kwargs):
+        self.init_address = address
+        raise _Stop
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.fixture
+def private_ray_tmp(monkeypatch, tmp_path):
+    """A private RAY_TMPDIR holding a ``ray_current_cluster`` file; no RAY_ADDRESS."""
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("POPTUNE_ADDRESS", raising=False)
+    (tmp_path / "ray").mkdir()
+    return tmp_path / "ray" / "ray_current_cluster"
+
+
+def _backend_init_address(monkeypatch):
+    from poptune.backends import ray as ray_backend
+
+    fake = _FakeRay()
+    monkeypatch.setattr(ray_backend, "require", lambda *a, **k: fake)
+    with pytest.raises(Exception):  # the fake stops the backend right after ray.init
+        ray_backend.RayBackend()
+    return fake.init_address
+
+
+def test_a_stale_ray_current_cluster_is_ignored_and_a_local_instance_started(
+        private_ray_tmp, monkeypatch, caplog):
+    dead = f"127.0.0.1:{_free_port()}"
+    private_ray_tmp.write_text(dead)
+    with caplog.at_level("WARNING", logger="poptune"):
+        address = _backend_init_address(monkeypatch)
+    assert address == "local"  # ray.init(address=None) would have dialled the dead cluster
+    assert f"ignoring the stale Ray address {dead} in {private_ray_tmp}" in caplog.text
+    assert "Connection refused" in caplog.text
+
+
+def test_a_live_cluster_named_by_the_file_is_named_but_local_ray_is_started(
+        private_ray_tmp, monkeypatch, caplog):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        live = f"127.0.0.1:{server.getsockname()[1]}"
+        private_ray_tmp.write_text(live)
+        with caplog.at_level("WARNING", logger="poptune"):
+            address = _backend_init_address(monkeypatch)
+    assert address == "local"
+    assert f"answers at {live}" in caplog.text and f"POPTUNE_ADDRESS={live}" in caplog.text
+
+
+def test_ray_address_is_used_when_a_cluster_answers_and_ignored_when_dead(
+        private_ray_tmp, monkeypatch, caplog):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        live = f"127.0.0.1:{server.getsockname()[1]}"
+        monkeypatch.setenv("RAY_ADDRESS", live)
+        assert _backend_init_address(monkeypatch) == live  # e.g. a Ray job's driver
+    dead = f"127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("RAY_ADDRESS", dead)
+    with caplog.at_level("WARNING", logger="poptune"):
+        assert _backend_init_address(monkeypatch) == "local"
+    assert f"RAY_ADDRESS={dead} is ignored: nothing accepts connections there" in caplog.text
+
+
+@pytest.mark.timeout(60)
+def test_auto_with_a_stale_address_file_fails_at_once(private_ray_tmp, monkeypatch):
+    from poptune.backends import ray as ray_backend
+    from poptune.exceptions import TuneError
+
+    dead = f"127.0.0.1:{_free_port()}"
+    private_ray_tmp.write_text(dead)
+    fake = _FakeRay()
+    monkeypatch.setattr(ray_backend, "require", lambda *a, **k: fake)
+    with pytest.raises(TuneError) as info:
+        ray_backend.RayBackend(address="auto")
+    assert str(info.value).startswith(
+        f"could not connect to the Ray cluster at {dead} (address auto: the last cluster "
+        f"`ray start` started, named in {private_ray_tmp}): nothing accepts connections there")
+    assert fake.init_address == "<not called>"

@@ -478,3 +478,32 @@ def test_elapsed_time_is_read_from_the_experiment_clock_by_default():
     assert lines[0] == ("0/10 trials done (1 running, 0 errored) | elapsed 0:02:05 | "
                         "time budget left 0:57:55")
     assert any(line.startswith("Experiment finished after 0:02:05") for line in lines)
+
+
+def test_the_table_shows_how_long_each_running_trial_has_been_silent_once_one_hangs():
+    console, out = make_console()
+    clock = FakeClock(now=1000.0)
+    cb = ProgressCallback(2, metric="loss", mode="min", console=console, clock=clock)
+    trials = [make_trial(0, R, loss=0.5, it=3, last_heard=1000.0 - 75.0),  # hung
+              make_trial(1, R, loss=0.4, it=9, last_heard=1000.0 - 2.0),
+              make_trial(2, T, loss=0.3, it=10, last_heard=900.0)]
+    cb.setup(total_num_samples=3)
+    cb.on_experiment_end(trials)
+    lines = text(out).splitlines()
+    header = next(line for line in lines if "Trial name" in line).split()
+    assert header[:4] == ["Trial", "name", "status", "silent"]
+    rows = {t: next(line for line in lines if line.startswith(str(t))).split()[1:3]
+            for t in trials}
+    assert rows[trials[0]] == ["RUNNING", "1m15s"]
+    assert rows[trials[1]] == ["RUNNING", "2s"]
+    assert rows[trials[2]] == ["TERMINATED", "0.3"]  # only running trials can be silent
+
+
+def test_no_silent_column_while_every_running_trial_speaks():
+    console, out = make_console()
+    clock = FakeClock(now=1000.0)
+    cb = ProgressCallback(2, metric="loss", mode="min", console=console, clock=clock)
+    trials = [make_trial(0, R, loss=0.5, it=3, last_heard=1000.0 - 9.0)]
+    cb.setup(total_num_samples=1)
+    cb.on_experiment_end(trials)
+    assert "silent" not in next(line for line in text(out).splitlines() if "Trial name" in line)

@@ -298,3 +298,41 @@ def test_resume_flags_exclude_each_other(storage: Path,
     code, _, err = output(capsys, ["resume", str(storage / "pbt_exp"), "--trainable", "m:f",
                                    "--resume-errored", "--restart-errored"])
     assert code == 2 and "exclude each other" in err
+
+
+def test_show_says_how_long_each_running_trial_has_sent_no_result(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from poptune.storage.journal import Journal
+    from poptune.storage.records import (
+        ExperimentStarted,
+        ResultReported,
+        StatusChanged,
+        TrialCreated,
+    )
+
+    exp = tmp_path / "hung"
+    exp.mkdir()
+    journal = Journal(str(exp / "journal.jsonl"))
+    journal.append(ExperimentStarted("hung", "train", "score", "max", start=time.time()))
+    for tid in ("h_00000", "h_00001", "h_00002"):
+        journal.append(TrialCreated(tid, "train", "", tid[-1], str(exp / tid), tid))
+        journal.append(StatusChanged(tid, "RUNNING"))
+    journal.append(ResultReported("h_00000", {"score": 1.0, "training_iteration": 3,
+                                              "timestamp": int(time.time()) - 125}))
+    journal.append(ResultReported("h_00002", {"score": 2.0, "training_iteration": 9,
+                                              "timestamp": int(time.time())}))
+    journal.append(StatusChanged("h_00002", "TERMINATED"))
+    journal.commit()
+    journal.close()
+    code, out, _ = output(capsys, ["show", str(exp)])
+    assert code == 0, out
+    lines = out.splitlines()
+    header = next(line for line in lines if "trial" in line and "status" in line)
+    assert header.split()[1:7:2] == ["trial", "status", "silent"]
+    rows = [line for line in lines if "│" in line]
+    cells = {tid: [c.strip() for c in next(r for r in rows if tid in r).split("│")]
+             for tid in ("h_00000", "h_00001", "h_00002")}
+    minutes, seconds = cells["h_00000"][3].rstrip("s").split("m")
+    assert cells["h_00000"][2] == "RUNNING" and 60 * int(minutes) + int(seconds) >= 125
+    assert cells["h_00001"][2:4] == ["RUNNING", "-"]  # no result yet
+    assert cells["h_00002"][2:4] == ["TERMINATED", ""]

@@ -34,3 +34,56 @@ def test_impossible_requests_name_the_resource():
         pool.check_fits_ever({"cpu": 3, "gpu": 0})
     with pytest.raises(ResourceError, match="custom resources"):
         pool.check_fits_ever({"cpu": 1, "gpu": 0, "tpu": 1})
+
+
+# --- trials asking for 0 CPUs (issue 12: up to 1,000,000 workers were asked for) -----------
+def test_zero_cpu_trials_are_capped_at_four_per_cpu():
+    pool = ResourcePool(cpu=2, gpu=0)
+    assert pool.max_concurrent({"cpu": 0}) == 8
+    assert all(pool.allocate(str(i), {"cpu": 0}) == [] for i in range(8))
+    assert pool.allocate("9th", {"cpu": 0}) is None
+    assert pool.allocate("one-cpu", {"cpu": 1}) == []  # the cap is on 0-CPU trials only
+    pool.release("3")
+    assert pool.allocate("9th", {"cpu": 0}) == []
+
+
+def test_the_zero_cpu_cap_is_warned_about_naming_the_request_and_the_cap(caplog):
+    from poptune.engine import resources
+
+    resources._warned.clear()
+    pool = ResourcePool(cpu=2, gpu=0)
+    with caplog.at_level("WARNING", logger="poptune"):
+        assert resources.worker_count(pool, {"cpu": 0}, total_samples=3) == 3
+        assert caplog.text == ""  # the cap does not bind: nothing to say
+        assert resources.worker_count(pool, {"cpu": 0}) == 8  # num_samples=-1: was 1,000,000
+    assert "trials ask for 0 CPUs; at most 8 of them run at once (4 per CPU of the 2 here)" \
+        in caplog.text
+
+
+def test_an_endless_search_of_zero_cpu_trials_runs_at_most_the_cap_at_once(tmp_path):
+    import poptune as tune
+    from poptune.backends.simulated import SimulatedBackend
+    from poptune.callbacks import Callback
+    from poptune.simulation import advance
+
+    class MostRunning(Callback):
+        most = 0
+
+        def on_step_end(self, iteration, trials, **info):
+            running = sum(t.status == "RUNNING" for t in trials)
+            MostRunning.most = max(MostRunning.most, running)
+
+    def steps(config):
+        for i in range(3):
+            advance(1.0)
+            tune.report({"i": i})
+
+    grid = tune.Tuner(
+        tune.with_resources(steps, {"cpu": 0}), param_space={"x": tune.uniform(0, 1)},
+        tune_config=tune.TuneConfig(num_samples=-1, time_budget_s=10,
+                                    backend=SimulatedBackend(num_cpus=2)),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                  callbacks=[MostRunning()]),
+    ).fit()
+    assert MostRunning.most == 8
+    assert 8 <= len(grid) <= 8 * 5  # trials made only for free slots, 8 at a time
