@@ -86,6 +86,15 @@ def _clean(obj: Any) -> Any:
     return str(obj)
 
 
+def _int_param(name: str, text: str, given: str) -> int:
+    """``int(text)``, or a ValueError naming the query parameter and what it accepts."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"`{name}` must be an integer (or trial:epoch:count items for "
+                         f"/series), got {given!r}") from None
+
+
 def exploit_event(view: ExperimentView, index: int) -> dict[str, Any]:
     """Exploit ``index`` with the target's config before it (``old_config``), the donor's
     (``donor_config``), the explored one (``new_config``) and the keys that ``changed``."""
@@ -308,7 +317,8 @@ def create_app(storage_root: str, token: str | None = None, *,
         for item in filter(None, (q.get("since") or "").split(",")):
             key, _, rest = item.partition(":")
             epoch_text, _, count = rest.partition(":")
-            since[key] = (int(epoch_text or 0), int(count or 0))
+            since[key] = (_int_param("since", epoch_text or "0", item),
+                          _int_param("since", count or "0", item))
         wanted = [t for t in (q.get("trials") or "").split(",") if t]
         if not wanted:
             wanted = list(view.trials)
@@ -322,7 +332,8 @@ def create_app(storage_root: str, token: str | None = None, *,
         return {"metric": metric, "x": x, "series": out}
 
     def exploits(request: Request, view: ExperimentView) -> Any:
-        start = max(0, int(request.query_params.get("since") or 0))
+        text = request.query_params.get("since") or "0"
+        start = max(0, _int_param("since", text, text))
         events = [exploit_event(view, i) for i in range(start, len(view.exploits))]
         return {"next": len(view.exploits), "exploits": events}
 

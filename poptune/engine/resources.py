@@ -20,7 +20,9 @@ _EPS = 1e-9
 class ResourcePool:
     """Tracks free CPUs and per-GPU free fractions."""
 
-    def __init__(self, cpu: float, gpu: float) -> None:
+    def __init__(self, cpu: float, gpu: float, memory: float | None = None) -> None:
+        #: bytes of memory trials may ask for in all (None: not checked)
+        self.memory_total = memory
         self.cpu_total = float(cpu)
         self.gpu_total = int(gpu)
         self.cpu_free = float(cpu)
@@ -41,6 +43,13 @@ class ResourcePool:
                 f"`{what}` asks for {gpu:g} GPU(s) per trial, but {self.gpu_total} GPU(s) are "
                 "available on this machine; request 0 GPUs, run on a machine with GPUs, or set "
                 "POPTUNE_NUM_GPUS if detection is wrong"
+            )
+        memory = resources.get("memory", 0.0) or 0.0
+        if self.memory_total is not None and memory > self.memory_total:
+            raise ResourceError(
+                f"`{what}` asks for {memory:g} bytes of memory per trial, but this machine has "
+                f"{self.memory_total:g} bytes ({self.memory_total / 2**30:.1f} GiB); `memory` is "
+                f"in bytes: request at most {self.memory_total:g}"
             )
         custom = sorted(k for k, v in resources.items() if k not in ("cpu", "gpu", "memory") and v)
         if custom:
@@ -108,3 +117,13 @@ def worker_count(pool: ResourcePool, resources: dict[str, float],
     if total_samples:
         n = min(n, total_samples)
     return max(1, n)
+
+
+def machine_memory() -> float:
+    """Bytes of physical memory on this machine (infinite where the OS does not say)."""
+    import os
+
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return float("inf")
