@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import datetime
 import math
+import numbers
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 from poptune._validation import bad_type, bad_value, check_mode, check_one_of
 from poptune.backends import BACKEND_NAMES, Backend
@@ -56,6 +57,12 @@ class CheckpointConfig:
             self.checkpoint_frequency, int
         ) or self.checkpoint_frequency < 0:
             raise bad_value("checkpoint_frequency", self.checkpoint_frequency, "an int >= 0")
+        if self.checkpoint_score_attribute is not None and not isinstance(
+                self.checkpoint_score_attribute, str):
+            raise bad_type("checkpoint_score_attribute", self.checkpoint_score_attribute,
+                           "None or a metric name (str)")
+        if self.checkpoint_at_end is not None and not isinstance(self.checkpoint_at_end, bool):
+            raise bad_type("checkpoint_at_end", self.checkpoint_at_end, "None or a bool")
 
 
 @dataclass
@@ -133,6 +140,8 @@ class TuneConfig:
     def __post_init__(self) -> None:
         if self.metric is not None and not isinstance(self.metric, str):
             raise bad_type("metric", self.metric, "a str")
+        if self.metric == "":
+            raise bad_value("metric", self.metric, "None or a non-empty metric name")
         check_mode(self.mode)
         if isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int) or (
             self.num_samples == 0 or self.num_samples < -1
@@ -149,7 +158,7 @@ class TuneConfig:
         if self.time_budget_s is not None and (
             isinstance(self.time_budget_s, bool)
             or not isinstance(self.time_budget_s, (int, float))
-            or self.time_budget_s <= 0
+            or not self.time_budget_s > 0  # NaN too
         ):
             raise bad_value("time_budget_s", self.time_budget_s, "None or a number of seconds > 0")
         for name in ("trial_name_creator", "trial_dirname_creator"):
@@ -158,6 +167,8 @@ class TuneConfig:
                 raise bad_type(name, value, "a callable taking a Trial and returning a str")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise bad_type("seed", self.seed, "an int or None")
+        if self.seed is not None and self.seed < 0:
+            raise bad_value("seed", self.seed, "None or an int >= 0")
         if self.backend is not None:
             if not isinstance(self.backend, Backend):
                 if not isinstance(self.backend, str):
@@ -218,6 +229,11 @@ class RunConfig:
         if self.name is not None and (not isinstance(self.name, str) or not self.name
                                       or "/" in self.name):
             raise bad_value("name", self.name, "a non-empty str without '/'")
+        if self.name in (".", ".."):  # would write into storage_path itself, or its parent
+            raise bad_value("name", self.name, "a directory name other than '.' and '..'")
+        if self.name is not None and ("\x00" in self.name or len(self.name.encode()) > 255):
+            raise bad_value("name", self.name,
+                            "a directory name of at most 255 bytes without NUL characters")
         if self.storage_path is None and self.local_dir is not None:
             self.storage_path = self.local_dir
         if self.storage_path is not None:
@@ -240,9 +256,17 @@ class RunConfig:
         elif not isinstance(self.failure_config, FailureConfig):
             raise bad_type("failure_config", self.failure_config, "a FailureConfig")
         if self.callbacks is not None:
-            self.callbacks = list(self.callbacks)
+            if isinstance(self.callbacks, (str, bytes, Mapping)) or not isinstance(
+                    self.callbacks, Iterable):
+                raise bad_type("callbacks", self.callbacks, "None or a list of Callback objects")
+            self.callbacks = list(self.callbacks)  # each must be a Callback: checked by fit()
         if self.stop is not None and not (isinstance(self.stop, Mapping) or callable(self.stop)):
             raise bad_type("stop", self.stop, "a dict, a callable(trial_id, result) or a Stopper")
+        if isinstance(self.stop, Mapping):
+            for key, limit in self.stop.items():
+                if not isinstance(limit, numbers.Real):  # bools count, as in Ray
+                    raise bad_type(f"stop[{key!r}]", limit,
+                                   "a number (stop when the result reaches it)")
 
 
 def default_storage_path() -> str:

@@ -399,20 +399,16 @@ def plot_scatter(experiment_dir: ExpLike, metric: str, mode: str | None = None,
 
 # -- everything at once --------------------------------------------------------------------
 def _infer(path: str, metric: str | None, mode: str | None) -> tuple[str | None, str | None]:
-    """Fill ``metric``/``mode`` from ``tuner.pkl`` (TuneConfig, else its scheduler)."""
-    try:
-        import cloudpickle
+    """Fill ``metric``/``mode`` from the journal's header, else ``tuner.pkl``'s TuneConfig
+    (or its scheduler's) found by scanning its opcodes: nothing is ever unpickled here."""
+    from poptune.dashboard.data import ExperimentView
 
-        with open(os.path.join(os.path.expanduser(path), "tuner.pkl"), "rb") as f:
-            state = cloudpickle.load(f)
-        tc = state["tune_config"]
-    except Exception:  # noqa: BLE001 - absent, written by Ray, or needs the user's modules
-        return metric, mode
-    sched = getattr(tc, "scheduler", None)
-    found = getattr(tc, "metric", None) or getattr(sched, "metric", None)
-    if metric is None or metric == found:
-        metric = metric or found
-        mode = mode or getattr(tc, "mode", None) or getattr(sched, "mode", None)
+    view = ExperimentView(os.path.expanduser(path))
+    view.refresh()
+    found_metric, found_mode = view.metric_mode()
+    if metric is None or metric == found_metric:
+        metric = metric or found_metric
+        mode = mode or found_mode
     return metric, mode
 
 
@@ -423,7 +419,8 @@ def plot_all(experiment_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
     ``metric.png`` always; ``schedules.png`` and ``family_tree.png`` when the experiment
     has PBT exploits; ``scatter_<hyperparameter>.png`` for each hyperparameter that differs
     between trials. ``metric``/``mode`` default to the experiment's ``TuneConfig`` (or its
-    scheduler's), read from ``tuner.pkl`` (unpickled: only for your own experiments).
+    scheduler's), read from the journal's header or found in ``tuner.pkl`` without
+    unpickling it (plotting never runs code from the experiment directory).
 
     Raises:
         ValueError: ``metric`` was not given and cannot be inferred.
@@ -436,7 +433,7 @@ def plot_all(experiment_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
     metric, mode = _infer(exp.path, metric, mode)
     if metric is None:
         raise ValueError(
-            f"`metric` must be given: it could not be inferred from {exp.path}/tuner.pkl "
+            f"`metric` must be given: it could not be inferred from {exp.path} "
             "(TuneConfig(metric=...) was not set there); pass metric=..., e.g. "
             "plot_all(path, out_dir, metric='mean_accuracy', mode='max')")
     out = os.path.expanduser(os.fspath(out_dir))

@@ -182,7 +182,10 @@ class _Session:
             checkpoint_dir_name=ckpt_name,
         )
         self.last = now
-        self.channel(result)
+        try:
+            self.channel(result)
+        except Exception as exc:  # noqa: BLE001 - name the value the driver cannot receive
+            raise _unsendable(metrics, exc) from exc
 
     # -- the legacy ``checkpoint_dir`` context (Ray <= 1.x) ---------------------------------
     def _new_pending_dir(self, step: int) -> str:
@@ -272,6 +275,21 @@ def _get_session(fn: str) -> _Session:
             "`Tuner(...)` or `tune.run(...)`"
         )
     return session
+
+
+def _unsendable(metrics: dict[str, Any], exc: Exception) -> Exception:
+    """``exc`` (sending a result failed), or a TypeError naming the first metric that
+    cannot be pickled."""
+    import cloudpickle
+
+    for key, value in metrics.items():
+        try:
+            cloudpickle.dumps(value)
+        except Exception:  # noqa: BLE001 - any failure means this value cannot travel
+            return bad_type(f"metrics[{key!r}]", value,
+                            f"a picklable value (numbers, str, lists, dicts); pickling it "
+                            f"failed with: {exc}")
+    return exc
 
 
 def report(metrics: dict[str, Any] | None = None, *, checkpoint: Checkpoint | None = None,

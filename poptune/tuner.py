@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import pickle
 import secrets
 import time
 from typing import Any, cast
@@ -84,6 +85,25 @@ def _check_storage(path: str) -> None:
         ) from exc
 
 
+def _check_space(space: Any, prefix: str = "") -> None:
+    """Reject a search-space factory left uncalled (``{"lr": tune.loguniform}``), naming its key."""
+    from poptune.search import sample
+
+    items = space.items() if isinstance(space, dict) else (
+        enumerate(space) if isinstance(space, (list, tuple)) else ())
+    for key, value in items:
+        path = f"{prefix}{key}"
+        if isinstance(value, (dict, list, tuple)):
+            _check_space(value, path + "/")
+        elif (inspect.isfunction(value) and value.__module__ == sample.__name__
+              and not value.__name__.startswith("_")) or (
+                isinstance(value, type) and issubclass(value, sample.Domain)):
+            name = getattr(value, "__name__", repr(value))
+            raise bad_value(f"param_space[{path!r}]", value,
+                            f"a value or a called search space such as tune.{name}(...), "
+                            f"not the function tune.{name} itself")
+
+
 class Tuner:
     """Tune a trainable over a search space.
 
@@ -106,6 +126,7 @@ class Tuner:
         _check_trainable(trainable)
         if param_space is not None and not isinstance(param_space, dict):
             raise bad_type("param_space", param_space, "a dict")
+        _check_space(param_space or {})
         if tune_config is not None and not isinstance(tune_config, TuneConfig):
             raise bad_type("tune_config", tune_config, "a poptune.TuneConfig")
         if run_config is not None and not isinstance(run_config, RunConfig):
@@ -180,8 +201,16 @@ class Tuner:
             remote.download_experiment(path)
             remote.start_journal_after_existing()
             segments = remote.journal_length()
-        with open(os.path.join(path, TUNER_FILE), "rb") as f:
-            state = cloudpickle.load(f)
+        pkl = os.path.join(path, TUNER_FILE)
+        with open(pkl, "rb") as f:
+            try:
+                state = cloudpickle.load(f)
+            except (pickle.UnpicklingError, EOFError) as exc:
+                raise RestoreError(
+                    f"{pkl} is damaged (truncated or not a pickle: {exc}); the experiment "
+                    "cannot be restored from it") from exc
+        if not isinstance(state, dict) or "tune_config" not in state:
+            raise RestoreError(f"{pkl} is not a poptune tuner state (got {type(state).__name__})")
         from poptune.storage.replay import load_state
 
         # verify the journal now: damage is reported by restore(), not later by fit()
@@ -189,6 +218,14 @@ class Tuner:
             os.path.join(path, JOURNAL_FILE),
             name=f"{uri.rstrip('/')}/journal/*.jsonl (its segments concatenated)" if remote
             else None)
+        header = journal_state.header
+        theirs = header.exp_hex if header is not None else None
+        if header is not None and theirs and state.get("exp_hex") and theirs != state["exp_hex"]:
+            raise RestoreError(
+                f"{os.path.join(path, JOURNAL_FILE)} belongs to another experiment (id "
+                f"{theirs!r}, named {header.name!r}) than {pkl} (id "
+                f"{state['exp_hex']!r}): put the experiment's own journal back, or restore "
+                "the directory the journal came from")
         tune_config: TuneConfig = state["tune_config"]
         run_config: RunConfig = state["run_config"]
         tuner = cls(trainable, param_space=param_space if param_space is not None else state["param_space"],

@@ -70,7 +70,9 @@ class LocalBackend(ConnectionBackend):
         self._threads_per_worker = 1.0
 
     def total_resources(self) -> dict[str, float]:
-        return {"cpu": self._cpus, "gpu": self._gpus}
+        from poptune.engine.resources import machine_memory
+
+        return {"cpu": self._cpus, "gpu": self._gpus, "memory": machine_memory()}
 
     def _shape(self, resources: dict[str, float]) -> tuple[Any, ...]:
         return ()  # any local worker process can run any trial

@@ -5,7 +5,11 @@ Security model:
 
 * Only ``GET``/``HEAD``; no endpoint writes, executes or unpickles anything.
 * Names in URLs are validated and resolved inside the storage root (``..``, absolute paths
-  and symlinks that leave it are rejected with 400).
+  and symlinks that leave it are rejected with 400). Every file read (journal, params,
+  error text, PBT log) must really be inside its experiment directory: one that is a
+  symlink leading out is not read (its endpoint answers 403, or leaves the field empty).
+* Every ASGI scope is guarded: a websocket that fails the Host/token checks is closed with
+  1008 (policy violation) before it is accepted; only ``lifespan`` passes untouched.
 * Without a token the app answers only requests whose ``Host`` is a loopback name (this
   defeats DNS-rebinding from web pages), and :func:`serve` binds 127.0.0.1 by default.
 * Binding any other address requires a token (one is generated and printed if none is
@@ -42,6 +46,7 @@ from poptune.dashboard.data import (
     finite,
     resolve_inside,
 )
+from poptune.storage.confined import OutsideRootError, is_file_under
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -79,6 +84,15 @@ def _clean(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, bool)):
         return obj
     return str(obj)
+
+
+def _int_param(name: str, text: str, given: str) -> int:
+    """``int(text)``, or a ValueError naming the query parameter and what it accepts."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"`{name}` must be an integer (or trial:epoch:count items for "
+                         f"/series), got {given!r}") from None
 
 
 def exploit_event(view: ExperimentView, index: int) -> dict[str, Any]:
@@ -128,7 +142,7 @@ class Storage:
     def get(self, name: str) -> ExperimentView:
         """The refreshed view of experiment ``name``; KeyError if there is none."""
         path = resolve_inside(self.root, name)
-        if not os.path.isfile(os.path.join(path, JOURNAL)):
+        if not is_file_under(path, os.path.join(path, JOURNAL)):
             raise KeyError(name)
         with self._lock:
             view = self._views.get(name)
@@ -158,29 +172,27 @@ class _Guard:
         self.app, self.token, self.allowed_hosts = app, token, allowed_hosts
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind == "lifespan":
             return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
-        set_cookie = False
+        if kind == "websocket":
+            refused = self._refusal(scope)
+            if refused is not None:  # close before accepting: the client sees a 403
+                return await send({"type": "websocket.close", "code": 1008,
+                                   "reason": refused[1]})
+            return await self.app(scope, receive, send)
+        if kind != "http":  # an ASGI extension this app does not know: refuse it
+            raise RuntimeError(f"poptune dashboard: unsupported ASGI scope type {kind!r}")
         if scope["method"] not in ("GET", "HEAD"):
             return await self._reply(send, 405, "read-only dashboard: only GET is allowed")
-        if self.allowed_hosts is not None:
-            host = headers.get("host", "")
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name.strip("[]") not in self.allowed_hosts:
-                return await self._reply(send, 403, f"host {host!r} not allowed")
+        refused = self._refusal(scope)
+        if refused is not None:
+            return await self._reply(send, *refused)
+        set_cookie = False
         if self.token is not None:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             given = (query.get("token") or [""])[0]
             set_cookie = bool(given) and self._ok(given)
-            cookie = SimpleCookie(headers.get("cookie", ""))
-            bearer = headers.get("authorization", "")
-            candidates = [given, headers.get("x-poptune-token", ""),
-                          bearer[7:] if bearer.lower().startswith("bearer ") else "",
-                          cookie[COOKIE].value if COOKIE in cookie else ""]
-            if not any(self._ok(c) for c in candidates if c):
-                return await self._reply(send, 401, "a valid token is required")
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -192,6 +204,27 @@ class _Guard:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _refusal(self, scope: dict[str, Any]) -> tuple[int, str] | None:
+        """``(status, why)`` if the scope fails the Host or token check, else None."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        if self.allowed_hosts is not None:
+            host = headers.get("host", "")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name.strip("[]") not in self.allowed_hosts:
+                return 403, f"host {host!r} not allowed"
+        if self.token is not None:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            given = (query.get("token") or [""])[0]
+            cookie = SimpleCookie(headers.get("cookie", ""))
+            bearer = headers.get("authorization", "")
+            candidates = [given, headers.get("x-poptune-token", ""),
+                          bearer[7:] if bearer.lower().startswith("bearer ") else "",
+                          cookie[COOKIE].value if COOKIE in cookie else ""]
+            if not any(self._ok(c) for c in candidates if c):
+                return 401, "a valid token is required"
+        return None
 
     def _ok(self, candidate: str) -> bool:
         assert self.token is not None
@@ -242,6 +275,8 @@ def create_app(storage_root: str, token: str | None = None, *,
                     return reply(fn(request, view))
             except PathError as exc:
                 return reply({"error": str(exc)}, 400)
+            except OutsideRootError:  # a file symlinked out of the experiment: not read
+                return reply({"error": "forbidden: the file leads outside the experiment"}, 403)
             except KeyError as exc:
                 return reply({"error": f"not found: {exc.args[0] if exc.args else ''}"}, 404)
             except ValueError as exc:
@@ -282,7 +317,8 @@ def create_app(storage_root: str, token: str | None = None, *,
         for item in filter(None, (q.get("since") or "").split(",")):
             key, _, rest = item.partition(":")
             epoch_text, _, count = rest.partition(":")
-            since[key] = (int(epoch_text or 0), int(count or 0))
+            since[key] = (_int_param("since", epoch_text or "0", item),
+                          _int_param("since", count or "0", item))
         wanted = [t for t in (q.get("trials") or "").split(",") if t]
         if not wanted:
             wanted = list(view.trials)
@@ -296,7 +332,8 @@ def create_app(storage_root: str, token: str | None = None, *,
         return {"metric": metric, "x": x, "series": out}
 
     def exploits(request: Request, view: ExperimentView) -> Any:
-        start = max(0, int(request.query_params.get("since") or 0))
+        text = request.query_params.get("since") or "0"
+        start = max(0, _int_param("since", text, text))
         events = [exploit_event(view, i) for i in range(start, len(view.exploits))]
         return {"next": len(view.exploits), "exploits": events}
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from poptune.exceptions import RestoreError
 from poptune.result import NON_METRIC_KEYS
+from poptune.storage.confined import OutsideRootError, is_file_under, open_under
 from poptune.storage.records import (
     ConfigChanged,
     ExperimentEnded,
@@ -97,14 +98,16 @@ _MEMO_PUT = {"BINPUT", "LONG_BINPUT", "PUT"}
 _MEMO_GET = {"BINGET", "LONG_BINGET", "GET"}
 
 
-def sniff_metric_mode(path: str, limit: int = 4 << 20) -> tuple[str | None, str | None]:
+def sniff_metric_mode(path: str, limit: int = 4 << 20, *, root: str | None = None
+                      ) -> tuple[str | None, str | None]:
     """``(metric, mode)`` of the TuneConfig (or else the scheduler) pickled in ``tuner.pkl``.
 
     Walks the pickle's opcodes with :func:`pickletools.genops`, which only decodes the stream:
-    no object is built and no code runs. Returns ``(None, None)`` when nothing is found.
+    no object is built and no code runs. Returns ``(None, None)`` when nothing is found, or
+    when ``path`` resolves outside ``root`` (default: its own directory).
     """
     try:
-        with open(path, "rb") as f:
+        with open_under(root or os.path.dirname(os.path.abspath(path)), path) as f:
             data = f.read(limit)
     except OSError:
         return None, None
@@ -141,8 +144,8 @@ def sniff_metric_mode(path: str, limit: int = 4 << 20) -> tuple[str | None, str 
 class _Tail:
     """Complete lines appended to a file since the last call (a partial line waits)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, root: str) -> None:
+        self.path, self.root = path, root
         self.offset = 0
 
     def read(self) -> tuple[list[bytes], bool]:
@@ -156,7 +159,11 @@ class _Tail:
             return [], True
         if size == self.offset:
             return [], False
-        with open(self.path, "rb") as f:
+        try:
+            f = open_under(self.root, self.path)
+        except OSError:  # gone, or leads outside the experiment: nothing to read
+            return [], False
+        with f:
             f.seek(self.offset)
             data = f.read(size - self.offset)
         end = data.rfind(b"\n") + 1
@@ -193,19 +200,23 @@ class TrialView:
 
 
 class ExperimentView:
-    """Incrementally parsed state of one experiment directory."""
+    """Incrementally parsed state of one experiment directory.
+
+    Every file it reads must really be inside the directory (symlinks resolved, see
+    :func:`poptune.storage.confined.open_under`): one that leads outside is not read.
+    """
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self.name = os.path.basename(path)
+        self.path = os.path.realpath(path)
+        self.name = os.path.basename(os.path.abspath(path))
         self.lock = threading.Lock()
         self._reset()
 
     def _reset(self) -> None:
-        self._journal = JournalReader(os.path.join(self.path, JOURNAL))
+        self._journal = JournalReader(os.path.join(self.path, JOURNAL), root=self.path)
         #: why the journal cannot be read further (damage, no header), or None
         self.damage: str | None = None
-        self._pbt = _Tail(os.path.join(self.path, PBT_GLOBAL))
+        self._pbt = _Tail(os.path.join(self.path, PBT_GLOBAL), self.path)
         self.runs: list[dict[str, Any]] = []
         self.header: dict[str, Any] = {}
         self.finished = False
@@ -229,6 +240,8 @@ class ExperimentView:
                     groups, _ = self._journal.read()
             except RestoreError as exc:  # not a poptune journal, or a newer schema
                 groups, self.damage = [], str(exc)
+            except OutsideRootError as exc:  # a symlink out of the experiment: not read
+                groups, self.damage = [], f"{JOURNAL} not read: {exc}"
             else:
                 damage = self._journal.damage
                 self.damage = damage.describe() if damage is not None else None
@@ -331,7 +344,8 @@ class ExperimentView:
     def initial_config(self, t: TrialView) -> dict[str, Any] | None:
         if t.initial_config is None:
             try:
-                with open(os.path.join(self.trial_dir(t.trial_id), "params.json")) as f:
+                with open_under(self.path, os.path.join(self.trial_dir(t.trial_id),
+                                                        "params.json"), "r") as f:
                     cfg = json.load(f)
                 t.initial_config = cfg if isinstance(cfg, dict) else None
             except (OSError, ValueError, PathError):
@@ -361,7 +375,7 @@ class ExperimentView:
         except OSError:
             mtime = -1.0
         if self._sniffed is None or self._sniffed[0] != mtime:
-            self._sniffed = (mtime, sniff_metric_mode(pkl))
+            self._sniffed = (mtime, sniff_metric_mode(pkl, root=self.path))
         m = metric or self.header.get("metric") or self._sniffed[1][0]
         md = mode or self.header.get("mode") or self._sniffed[1][1]
         return m, md if md in ("min", "max") else None
@@ -424,10 +438,17 @@ class ExperimentView:
                 "breaks": [b for b in t.breaks if b >= since]}
 
     def error_text(self, trial_id: str, limit: int = 200_000) -> str | None:
+        """The trial's ``error.txt`` (else the journal's message).
+
+        Raises:
+            OutsideRootError: ``error.txt`` leads outside the experiment directory.
+        """
         path = os.path.join(self.trial_dir(trial_id), "error.txt")
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
+            with open_under(self.path, path, "r", encoding="utf-8", errors="replace") as f:
                 return f.read(limit)
+        except OutsideRootError:
+            raise
         except OSError:
             return self.trials[trial_id].error
 
@@ -442,7 +463,8 @@ def experiment_names(root: str) -> list[str]:
     out = []
     for name in entries:
         try:
-            if os.path.isfile(os.path.join(resolve_inside(root, name), JOURNAL)):
+            path = resolve_inside(root, name)
+            if is_file_under(path, os.path.join(path, JOURNAL)):
                 out.append(name)
         except PathError:
             continue

@@ -34,7 +34,9 @@ class ResourcePool:
     8
     """
 
-    def __init__(self, cpu: float, gpu: float) -> None:
+    def __init__(self, cpu: float, gpu: float, memory: float | None = None) -> None:
+        #: bytes of memory trials may ask for in all (None: not checked)
+        self.memory_total = memory
         self.cpu_total = float(cpu)
         self.gpu_total = int(gpu)
         self.cpu_free = float(cpu)
@@ -57,6 +59,13 @@ class ResourcePool:
                 f"`{what}` asks for {gpu:g} GPU(s) per trial, but {self.gpu_total} GPU(s) are "
                 "available on this machine; request 0 GPUs, run on a machine with GPUs, or set "
                 "POPTUNE_NUM_GPUS if detection is wrong"
+            )
+        memory = resources.get("memory", 0.0) or 0.0
+        if self.memory_total is not None and memory > self.memory_total:
+            raise ResourceError(
+                f"`{what}` asks for {memory:g} bytes of memory per trial, but this machine has "
+                f"{self.memory_total:g} bytes ({self.memory_total / 2**30:.1f} GiB); `memory` is "
+                f"in bytes: request at most {self.memory_total:g}"
             )
         custom = sorted(k for k, v in resources.items() if k not in ("cpu", "gpu", "memory") and v)
         if custom:
@@ -150,3 +159,13 @@ def _warn_zero_cpu(pool: ResourcePool, cpu: float) -> None:
         "%g here), not one worker process per trial without limit. Ask for a fraction (e.g. "
         '{"cpu": 0.1}: 10 per CPU) to choose another number.',
         cpu, pool.zero_cpu_limit, ZERO_CPU_TRIALS_PER_CPU, pool.cpu_total)
+
+
+def machine_memory() -> float:
+    """Bytes of physical memory on this machine (infinite where the OS does not say)."""
+    import os
+
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return float("inf")

@@ -242,6 +242,13 @@ class ResultGrid:
                     or (mode == "min" and score < best_score)):
                 best, best_score = result, score
         if best is None:
+            for result in self._results:  # reported, but not as a number: say so
+                value = lookup_metric(result.metrics or {}, metric)
+                if value is not _MISSING and value is not None and not is_number(value):
+                    raise TypeError(
+                        f"`{metric}` must be reported as a number to rank trials, got "
+                        f"{value!r} of type {type(value).__name__} (trial "
+                        f"{(result.metrics or {}).get('trial_id', result.path)})")
             msg = (f"No best trial found for the given metric: {metric}. This means that no "
                    "trial has reported this metric")
             if filter_nan_and_inf:

@@ -156,6 +156,9 @@ class PopulationBasedTraining(FIFOScheduler):
         seed: int | None = None,
         clip_to_bounds: bool = False,
     ) -> None:
+        if hyperparam_mutations is not None and not isinstance(hyperparam_mutations, Mapping):
+            raise bad_type("hyperparam_mutations", hyperparam_mutations,
+                           "None or a dict of hyperparameter name -> list, domain or callable")
         mutations = dict(hyperparam_mutations or {})
         if not isinstance(time_attr, str):
             raise bad_type("time_attr", time_attr, "a str")

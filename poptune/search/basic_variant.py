@@ -111,6 +111,8 @@ class BasicVariantGenerator(SearchAlgorithm):
         constant_grid_search: bool = False,
         random_state: RandomState = None,
     ) -> None:
+        if points_to_evaluate is not None and not isinstance(points_to_evaluate, (list, tuple)):
+            raise bad_type("points_to_evaluate", points_to_evaluate, "None or a list of dicts")
         points = list(points_to_evaluate or [])
         for i, point in enumerate(points):
             if not isinstance(point, dict):

@@ -286,7 +286,7 @@ class _Range(Domain):
     def _finite(self, what: str) -> None:
         for name in ("lower", "upper"):
             if math.isinf(getattr(self, name)):
-                raise bad_value(name, None, f"a finite number for {what}")
+                raise bad_value(name, getattr(self, name), f"a finite number for {what}")
 
     def uniform(self: _R) -> _R:
         self._finite("uniform")

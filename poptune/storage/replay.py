@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from poptune.exceptions import RestoreError
+from poptune.storage.confined import open_under
 from poptune.storage.journal import COMMIT, checksum_ok
 from poptune.storage.records import (
     SCHEMA_VERSION,
@@ -336,8 +337,11 @@ class JournalReader:
         (1, False)
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, root: str | None = None) -> None:
         self.path = path
+        #: if set, the journal is read only if its real path is inside ``root`` (an
+        #: ``OutsideRootError``, a ``PermissionError``, otherwise): see poptune.storage.confined
+        self.root = root
         self._scanner = _Scanner(path)
         self._seen_size = -1
         #: the damage found so far (reading stops before it), or None
@@ -367,7 +371,8 @@ class JournalReader:
             return [], False
         self._seen_size = size
         start = self._scanner.committed
-        with open(self.path, "rb") as f:
+        with (open(self.path, "rb") if self.root is None
+              else open_under(self.root, self.path)) as f:
             f.seek(start)
             data = f.read(size - start)
         groups = [g for _, g in self._scanner.scan(data, start)]
