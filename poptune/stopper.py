@@ -1,7 +1,9 @@
 """Stoppers decide when a trial (or the whole experiment) stops.
 
 ``RunConfig(stop=...)`` accepts a dict (stop when ``result[key] >= value`` for any key), a
-function ``(trial_id, result) -> bool`` or a :class:`Stopper`.
+function ``(trial_id, result) -> bool``, a :class:`Stopper` or a list of stoppers. As in Ray,
+the engine calls ``stopper(trial_id, result)`` with each result of a trial and
+``stopper.stop_all()`` as the experiment runs.
 
 Example:
     >>> s = as_stopper({"training_iteration": 3})
@@ -167,9 +169,18 @@ def as_stopper(stop: Any) -> Stopper:
         return stop
     if isinstance(stop, Mapping):
         return DictStopper(stop)
+    if isinstance(stop, (list, tuple)):  # as in Ray: several stoppers, any of them stops
+        bad = [s for s in stop if not isinstance(s, Stopper)]
+        if bad:
+            raise bad_type("stop", bad[0], "a list of poptune.Stopper instances (in a list)")
+        return CombinedStopper(*stop)
     if callable(stop):
+        if hasattr(stop, "stop_all"):  # Ray's check: its stop_all would never be called
+            raise bad_type("stop", stop,
+                           "a poptune.Stopper subclass when it has a `stop_all` method")
         return FunctionStopper(stop)
-    raise bad_type("stop", stop, "a dict, a callable(trial_id, result) or a Stopper")
+    raise bad_type("stop", stop,
+                   "a dict, a callable(trial_id, result), a Stopper or a list of Stoppers")
 
 
 def _check_int(name: str, value: Any, low: int) -> None:

@@ -70,6 +70,32 @@ def _check_trainable(trainable: Any) -> None:
         )
 
 
+def _check_same_experiment(state: dict[str, Any], trainable: Any,
+                           param_space: dict[str, Any] | None) -> None:
+    """``Tuner.restore`` continues the experiment it was given, as in Ray: the trainable must
+    have the name it had, a re-specified ``param_space`` the same (flattened) keys."""
+    from poptune.registry import resolve_trainable
+    from poptune._dicts import flatten_dict
+
+    resolved, registered = resolve_trainable(trainable)
+    expected = state.get("trainable_name")
+    got = registered or (trainable_name(resolved) if resolved is not None else None)
+    if expected is not None and got != expected:
+        raise TuneConfigError(
+            f"`trainable` passed to `Tuner.restore()` is named {got!r} but the experiment ran "
+            f"{expected!r}; pass the trainable the experiment was started with")
+    if param_space is not None and isinstance(state.get("param_space"), dict):
+        if not isinstance(param_space, dict):
+            raise bad_type("param_space", param_space, "a dict")
+        keys = sorted(flatten_dict(param_space))
+        old = sorted(flatten_dict(state["param_space"]))
+        if keys != old:
+            raise TuneConfigError(
+                f"`param_space` passed to `Tuner.restore()` has the keys {keys} but the "
+                f"experiment's has {old}; re-specify the same space (only to refresh objects "
+                "in it), not new hyperparameters")
+
+
 def _check_storage(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
@@ -103,6 +129,9 @@ class Tuner:
         run_config: RunConfig | None = None,
         _restore: dict[str, Any] | None = None,
     ) -> None:
+        from poptune.registry import resolve_trainable
+
+        trainable, self._registered_name = resolve_trainable(trainable)  # tune.register_trainable
         _check_trainable(trainable)
         if param_space is not None and not isinstance(param_space, dict):
             raise bad_type("param_space", param_space, "a dict")
@@ -151,13 +180,27 @@ class Tuner:
         param_space: dict[str, Any] | None = None,
         storage_filesystem: Any = None,
         _tuner_kwargs: Any = None,
+        _resume_config: Any = None,
     ) -> "Tuner":
         """Continue an interrupted or crashed experiment. Finished trials never re-run.
 
         Unfinished trials resume from their latest checkpoint (results they reported after it
         are rolled back and reported again, so each appears once); errored trials are resumed
         (``resume_errored``) or restarted from scratch (``restart_errored``).
+        ``_resume_config`` (a :class:`~poptune.ResumeConfig`), when given, replaces the
+        three flags, as in Ray. ``trainable`` (or its registered name) must be the one the
+        experiment ran, a re-specified ``param_space`` must have the same keys
+        (``TuneConfigError``, a ``ValueError``, otherwise).
         """
+        if _resume_config is not None:
+            from poptune.config import ResumeConfig
+
+            if not isinstance(_resume_config, ResumeConfig):
+                raise bad_type("_resume_config", _resume_config, "a poptune.ResumeConfig")
+            flags = _resume_config._flags()
+            resume_unfinished = flags["resume_unfinished"]
+            resume_errored = flags["resume_errored"]
+            restart_errored = flags["restart_errored"]
         path = os.fspath(path)
         remote = None
         if not is_remote(path):
@@ -191,6 +234,7 @@ class Tuner:
             else None)
         tune_config: TuneConfig = state["tune_config"]
         run_config: RunConfig = state["run_config"]
+        _check_same_experiment(state, trainable, param_space)
         tuner = cls(trainable, param_space=param_space if param_space is not None else state["param_space"],
                     tune_config=tune_config, run_config=run_config,
                     _restore={"experiment_dir": path, "state": state, "remote": remote,
@@ -210,7 +254,7 @@ class Tuner:
                 ``storage_path``, or the path given to :meth:`restore`).
         """
         rc = self.run_config
-        name = trainable_name(self.trainable)
+        name = self._registered_name or trainable_name(self.trainable)
         remote = None
         if self._restore:
             exp_dir = self._restore["experiment_dir"]
@@ -400,7 +444,7 @@ class Tuner:
         )
         state = {"param_space": self.param_space, "tune_config": self.tune_config,
                  "run_config": run_config, "exp_hex": exp_hex,
-                 "trainable_name": trainable_name(self.trainable),
+                 "trainable_name": self._registered_name or trainable_name(self.trainable),
                  "space_accepted": getattr(getattr(self, "_searcher_obj", None),
                                            "_space_accepted", None)}
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 class TrialStatus(str, enum.Enum):
@@ -46,6 +46,13 @@ class Trial:
         checkpoint_path: path of the latest persisted checkpoint, if any.
         restore_path: checkpoint to start from at the next launch (resume / PBT exploit).
     """
+
+    #: Ray's status constants (``trial.status == Trial.TERMINATED``); equal to the strings
+    PENDING: ClassVar[TrialStatus] = TrialStatus.PENDING
+    RUNNING: ClassVar[TrialStatus] = TrialStatus.RUNNING
+    PAUSED: ClassVar[TrialStatus] = TrialStatus.PAUSED
+    TERMINATED: ClassVar[TrialStatus] = TrialStatus.TERMINATED
+    ERROR: ClassVar[TrialStatus] = TrialStatus.ERROR
 
     trial_id: str
     trainable_name: str
