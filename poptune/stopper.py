@@ -143,6 +143,10 @@ class TimeoutStopper(Stopper):
         self._last_check = now
         return self._budget <= 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        # an unpickled stopper (a restored run's) reads the clock of the run it is in
+        return {**self.__dict__, "_clock": None}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_last_check"] = None  # the time a pickled stopper spent on disk is free
         self.__dict__.update(state)
@@ -358,3 +362,45 @@ __all__ = [
     "CombinedStopper", "ExperimentPlateauStopper", "FunctionStopper", "MaximumIterationStopper",
     "Stopper", "TimeoutStopper", "TrialPlateauStopper",
 ]
+
+
+#: the stopper as a run left it, in the experiment directory (``Tuner.restore`` reads it)
+STOPPER_STATE_FILE = "stopper_state.pkl"
+
+
+def save_stopper_state(stopper: Stopper, experiment_dir: str) -> None:
+    """Keep ``stopper`` as the run leaves it, so a restored run continues with its state (a
+    :class:`TimeoutStopper`'s remaining budget, a plateau stopper's history), as Ray's
+    experiment state does. A stopper that cannot be pickled is skipped: a restored run then
+    starts it afresh."""
+    import logging
+    import os
+
+    import cloudpickle
+
+    try:
+        blob = cloudpickle.dumps(stopper)
+    except Exception as exc:  # noqa: BLE001 - e.g. a user's stopper holding a lock
+        logging.getLogger("poptune").debug("the stopper's state is not kept: %s", exc)
+        return
+    path = os.path.join(experiment_dir, STOPPER_STATE_FILE)
+    with open(path + ".tmp", "wb") as f:
+        f.write(blob)
+    os.replace(path + ".tmp", path)
+
+
+def load_stopper_state(experiment_dir: str) -> Stopper | None:
+    """The stopper :func:`save_stopper_state` kept in ``experiment_dir``, or None."""
+    import os
+
+    import cloudpickle
+
+    path = os.path.join(experiment_dir, STOPPER_STATE_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            stopper = cloudpickle.load(f)
+    except Exception:  # noqa: BLE001 - unreadable (e.g. its class is gone): start afresh
+        return None
+    return stopper if isinstance(stopper, Stopper) else None

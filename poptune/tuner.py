@@ -328,6 +328,10 @@ class Tuner:
                                                                 clock=clock))
         history = None
         if self._restore:
+            from poptune.stopper import load_stopper_state
+
+            # as in Ray, the stopper continues as the run left it (a time budget's remainder)
+            stopper = load_stopper_state(exp_dir) or stopper
             if remote is not None and remote.journal_length() != self._restore["segments"]:
                 # the experiment went on between Tuner.restore() and fit(): start from its end
                 remote.download_experiment(exp_dir)
@@ -386,7 +390,9 @@ class Tuner:
             raise TuneError("`get_results()` needs `fit()` to have run (or a restored Tuner)")
         from poptune.results import ResultGrid
 
-        return ResultGrid.from_path(self._experiment_dir)
+        tc = self.tune_config  # a restored Tuner's: the experiment's metric and mode
+        return ResultGrid.from_path(self._experiment_dir, default_metric=tc.metric,
+                                    default_mode=tc.mode)
 
     # ------------------------------------------------------------------------------------
     def _make_searcher(self) -> Any:
