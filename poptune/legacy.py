@@ -453,8 +453,10 @@ def run(
     ``tune.with_resources``, ``max_failures``/``fail_fast`` form the ``FailureConfig``).
 
     Args:
-        run_or_experiment: ``train(config)``, ``train(config, checkpoint_dir=None)`` or a
-            ``Trainable`` subclass.
+        run_or_experiment: ``train(config)``, ``train(config, checkpoint_dir=None)``, a
+            ``Trainable`` subclass, a name given to ``tune.register_trainable``, or an
+            :class:`~poptune.Experiment` (whose spec then replaces ``config``, ``stop``,
+            ``num_samples``, ``storage_path`` and the other arguments it holds).
         metric, mode: the metric to optimise and ``"min"``/``"max"``; passed to the searcher
             and scheduler when both are given, and the defaults of the analysis.
         keep_checkpoints_num: ``CheckpointConfig.num_to_keep``.
@@ -466,6 +468,9 @@ def run(
             must exist), ``"AUTO"`` (if it exists), ``"PROMPT"`` (ask); ``"+ERRORED"`` also
             resumes errored trials, ``"+RESTART_ERRORED"`` restarts them from scratch, the
             ``_ONLY`` forms skip unfinished trials. Finished trials never re-run.
+        resume_config: a :class:`~poptune.ResumeConfig` saying which trials continue; it
+            wins over the suffixes of ``resume`` and, given alone, resumes the experiment if
+            it exists.
         raise_on_failed_trial: raise ``TuneError`` listing the trials that ended in error.
         seed: poptune's ``TuneConfig.seed`` (same seed, same sampled configs).
 
