@@ -57,6 +57,10 @@ def test_tuner_runs_a_registered_class_by_name_and_restores_by_name(tmp_path):
                                                 verbose=0)).fit()
     assert grid[0].metrics["score"] == 6
     assert tune.Tuner.restore(str(tmp_path / "exp"), "counter") is not None
+    analysis = tune.run("counter", config={"x": 2}, stop={"training_iteration": 2}, verbose=0,
+                        storage_path=str(tmp_path))
+    assert [str(t).split("_")[0] for t in analysis.trials] == ["counter"]
+    assert analysis.trials[0].last_result["score"] == 4
 
 
 def test_unknown_trainable_name_is_a_tune_error(tmp_path):
