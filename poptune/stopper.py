@@ -364,33 +364,52 @@ __all__ = [
 ]
 
 
-#: the stopper as a run left it, in the experiment directory (``Tuner.restore`` reads it)
+#: the stoppers as a run left them, in the experiment directory (``Tuner.restore`` reads it)
 STOPPER_STATE_FILE = "stopper_state.pkl"
 
 
-def save_stopper_state(stopper: Stopper, experiment_dir: str) -> None:
-    """Keep ``stopper`` as the run leaves it, so a restored run continues with its state (a
-    :class:`TimeoutStopper`'s remaining budget, a plateau stopper's history), as Ray's
-    experiment state does. A stopper that cannot be pickled is skipped: a restored run then
-    starts it afresh."""
+def save_stopper_state(stoppers: dict[str, Stopper | None], experiment_dir: str,
+                       remote: Any = None) -> None:
+    """Keep ``stoppers`` (by role) as the run leaves them, so a restored run continues with
+    their state (a :class:`TimeoutStopper`'s remaining budget, a plateau stopper's history),
+    as Ray's experiment state does. One that cannot be pickled is skipped: a restored run
+    then starts it afresh.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> save_stopper_state({"stop": MaximumIterationStopper(3), "budget": None}, d)
+        >>> load_stopper_state(d)["stop"]("t", {"training_iteration": 3})
+        True
+    """
     import logging
     import os
 
     import cloudpickle
 
-    try:
-        blob = cloudpickle.dumps(stopper)
-    except Exception as exc:  # noqa: BLE001 - e.g. a user's stopper holding a lock
-        logging.getLogger("poptune").debug("the stopper's state is not kept: %s", exc)
-        return
+    kept: dict[str, Stopper] = {}
+    for role, stopper in stoppers.items():
+        if stopper is None:
+            continue
+        try:
+            cloudpickle.dumps(stopper)
+        except Exception as exc:  # noqa: BLE001 - e.g. a user's stopper holding a lock
+            logging.getLogger("poptune").debug("the %s stopper is not kept: %s", role, exc)
+            continue
+        kept[role] = stopper
     path = os.path.join(experiment_dir, STOPPER_STATE_FILE)
-    with open(path + ".tmp", "wb") as f:
-        f.write(blob)
-    os.replace(path + ".tmp", path)
+    try:
+        with open(path + ".tmp", "wb") as f:
+            f.write(cloudpickle.dumps(kept))
+        os.replace(path + ".tmp", path)
+        if remote is not None:  # a RemoteStorage: the experiment's authoritative copy
+            remote.upload_file(path, STOPPER_STATE_FILE)
+    except (OSError, TuneError) as exc:  # the experiment's own error matters more
+        logging.getLogger("poptune").warning("poptune: %s not written: %s", path, exc)
 
 
-def load_stopper_state(experiment_dir: str) -> Stopper | None:
-    """The stopper :func:`save_stopper_state` kept in ``experiment_dir``, or None."""
+def load_stopper_state(experiment_dir: str) -> dict[str, Stopper] | None:
+    """The stoppers :func:`save_stopper_state` kept in ``experiment_dir``, or None."""
     import os
 
     import cloudpickle
@@ -400,7 +419,7 @@ def load_stopper_state(experiment_dir: str) -> Stopper | None:
         return None
     try:
         with open(path, "rb") as f:
-            stopper = cloudpickle.load(f)
+            kept = cloudpickle.load(f)
     except Exception:  # noqa: BLE001 - unreadable (e.g. its class is gone): start afresh
         return None
-    return stopper if isinstance(stopper, Stopper) else None
+    return kept if isinstance(kept, dict) else None

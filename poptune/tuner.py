@@ -31,7 +31,13 @@ from poptune.engine.experiment import ExperimentHistory, replay_journal, timesta
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import RestoreError, StorageError, TuneConfigError, TuneError
 from poptune.schedulers._base import FIFOScheduler, TrialScheduler
-from poptune.stopper import CombinedStopper, TimeoutStopper, as_stopper
+from poptune.stopper import (
+    CombinedStopper,
+    TimeoutStopper,
+    as_stopper,
+    load_stopper_state,
+    save_stopper_state,
+)
 from poptune.storage.journal import Journal
 from poptune.storage.lock import acquire_experiment, check_remote_free
 from poptune.storage.records import ExperimentStarted
@@ -239,7 +245,7 @@ class Tuner:
                     tune_config=tune_config, run_config=run_config,
                     _restore={"experiment_dir": path, "state": state, "remote": remote,
                               "uri": uri, "segments": segments,
-                              "journal_state": journal_state,
+                              "journal_state": journal_state, "run_config": run_config,
                               "resume_unfinished": resume_unfinished,
                               "resume_errored": resume_errored,
                               "restart_errored": restart_errored})
@@ -321,17 +327,14 @@ class Tuner:
             raise bad_type("scheduler", scheduler, "a poptune TrialScheduler")
         if not self._restore:  # a restored scheduler already holds metric/mode
             scheduler.set_search_properties(tc.metric, tc.mode)
-        stopper = as_stopper(rc.stop)
-        if tc.time_budget_s:
-            # TuneConfig has turned a timedelta into seconds already
-            stopper = CombinedStopper(stopper, TimeoutStopper(cast(float, tc.time_budget_s),
-                                                                clock=clock))
+        user_stopper = as_stopper(rc.stop)
+        # TuneConfig has turned a timedelta into seconds already
+        budget = TimeoutStopper(cast(float, tc.time_budget_s)) if tc.time_budget_s else None
+        if self._restore:  # as in Ray, the stoppers continue as the run left them
+            user_stopper, budget = self._restored_stoppers(exp_dir, user_stopper, budget)
+        stopper = CombinedStopper(user_stopper, budget) if budget is not None else user_stopper
         history = None
         if self._restore:
-            from poptune.stopper import load_stopper_state
-
-            # as in Ray, the stopper continues as the run left it (a time budget's remainder)
-            stopper = load_stopper_state(exp_dir) or stopper
             if remote is not None and remote.journal_length() != self._restore["segments"]:
                 # the experiment went on between Tuner.restore() and fit(): start from its end
                 remote.download_experiment(exp_dir)
@@ -369,6 +372,7 @@ class Tuner:
             interrupted = True
             trials = runner.trials
         finally:
+            save_stopper_state({"stop": user_stopper, "budget": budget}, exp_dir, remote)
             try:
                 for cb in callbacks:  # keywords, as Ray's CallbackList calls it
                     run_info = ({"experiment_path": exp_dir, "elapsed": clock.monotonic() - start}
@@ -381,6 +385,17 @@ class Tuner:
                            exp_dir)
         self._result_grid = self._make_grid(trials, runner, exp_dir)
         return self._result_grid
+
+    def _restored_stoppers(self, exp_dir: str, stop: Any, budget: Any) -> tuple[Any, Any]:
+        """The stoppers as the interrupted run left them: the time budget's remainder always
+        (``time_budget_s`` is the experiment's), the ``stop`` stopper unless this run was
+        given another (``tune.run(resume=True, stop=...)`` replaces the run config)."""
+        saved = load_stopper_state(exp_dir) or {}
+        if budget is not None and isinstance(saved.get("budget"), TimeoutStopper):
+            budget = saved["budget"]
+        if self.run_config is (self._restore or {}).get("run_config") and saved.get("stop"):
+            stop = saved["stop"]
+        return stop, budget
 
     def get_results(self) -> Any:
         """The :class:`~poptune.ResultGrid` of the last ``fit()`` (or read from disk)."""

@@ -54,7 +54,7 @@ from poptune.engine.trial import Trial
 from poptune.exceptions import StorageError, TuneError
 from poptune.execution.tune_controller import TuneController
 from poptune.schedulers._base import FIFOScheduler, TrialScheduler
-from poptune.stopper import Stopper, save_stopper_state
+from poptune.stopper import Stopper
 from poptune.storage.background import BackgroundIO
 from poptune.storage.journal import Journal
 from poptune.storage.pbt_log import write_exploit_logs
@@ -541,7 +541,6 @@ class Runner:
                 self._record_search_state()
             if self._stateful:
                 self._record_scheduler_state()
-            save_stopper_state(self.ctl.stopper, self.experiment_dir)  # read by Tuner.restore
             self.journal.close()
             self._delete_checkpoints()  # their records are committed now
         finally:
