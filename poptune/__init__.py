@@ -65,6 +65,17 @@ _EXPORTS: dict[str, str] = {
     "get": "poptune._compat",
     "script": "poptune.script_trial",
     "script_report": "poptune.script_reporter",
+    "CLIReporter": "poptune.callbacks.progress",
+    "JupyterNotebookReporter": "poptune.callbacks.progress",
+    "ProgressReporter": "poptune.callbacks.progress",
+    "Experiment": "poptune.experiment",
+    "run_experiments": "poptune.legacy",
+    "register_trainable": "poptune.registry",
+    "register_env": "poptune.registry",
+    "create_scheduler": "poptune.schedulers",
+    "create_searcher": "poptune.search",
+    "ResumeConfig": "poptune.config",
+    "SyncConfig": "poptune.config",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -73,7 +84,8 @@ __all__ = sorted(_EXPORTS)
 _SUBMODULES = {"schedulers", "search", "stopper", "callbacks", "results", "examples", "utils",
                "execution",
                "result", "analysis", "legacy", "lineage",
-               "integration", "logger", "plot", "trainable", "backends", "exceptions"}
+               "integration", "logger", "plot", "trainable", "backends", "exceptions",
+               "registry", "callback", "experiment"}
 
 
 def __getattr__(name: str) -> Any:
@@ -117,3 +129,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from poptune.tuner import Tuner
     from poptune.script_trial import script
     from poptune.script_reporter import script_report
+    from poptune.callbacks.progress import CLIReporter, JupyterNotebookReporter, ProgressReporter
+    from poptune.config import ResumeConfig, SyncConfig
+    from poptune.experiment import Experiment
+    from poptune.legacy import run_experiments
+    from poptune.registry import register_env, register_trainable
+    from poptune.schedulers import create_scheduler
+    from poptune.search import create_searcher

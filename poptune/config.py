@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+import enum
 import math
 import numbers
 import os
@@ -260,8 +261,10 @@ class RunConfig:
                     self.callbacks, Iterable):
                 raise bad_type("callbacks", self.callbacks, "None or a list of Callback objects")
             self.callbacks = list(self.callbacks)  # each must be a Callback: checked by fit()
-        if self.stop is not None and not (isinstance(self.stop, Mapping) or callable(self.stop)):
-            raise bad_type("stop", self.stop, "a dict, a callable(trial_id, result) or a Stopper")
+        if self.stop is not None and not (isinstance(self.stop, (Mapping, list, tuple))
+                                          or callable(self.stop)):
+            raise bad_type("stop", self.stop, "a dict, a callable(trial_id, result), a Stopper "
+                           "or a list of Stoppers")
         if isinstance(self.stop, Mapping):
             for key, limit in self.stop.items():
                 if not isinstance(limit, numbers.Real):  # bools count, as in Ray
@@ -274,4 +277,99 @@ def default_storage_path() -> str:
     return os.environ.get("POPTUNE_STORAGE_PATH") or os.path.expanduser("~/poptune_results")
 
 
-__all__ = ["CheckpointConfig", "FailureConfig", "RunConfig", "TuneConfig", "default_storage_path"]
+class _ResumeType(enum.Enum):
+    """How ``Tuner.restore`` treats trials of one status (Ray's ``ResumeConfig.ResumeType``).
+
+    Members: ``RESUME`` (continue from the latest checkpoint), ``RESTART`` (start again
+    without a checkpoint), ``SKIP`` (leave it as it is: unfinished trials end as TERMINATED).
+    """
+
+    RESUME = "resume"
+    RESTART = "restart"
+    SKIP = "skip"
+
+
+@dataclass
+class ResumeConfig:
+    """Which trials a restored experiment continues (``Tuner.restore(..., _resume_config=)``,
+    ``tune.run(resume_config=...)``), as Ray Tune's ``ResumeConfig``.
+
+    Args:
+        finished: for TERMINATED trials; only ``SKIP`` (finished trials never re-run here).
+        unfinished: for PENDING/RUNNING/PAUSED trials: ``RESUME`` (default) or ``SKIP``.
+        errored: for ERROR trials: ``SKIP`` (default), ``RESUME`` or ``RESTART``.
+
+    Values are ``ResumeConfig.ResumeType`` members or their strings (``"resume"``, ...).
+
+    Example:
+        >>> rc = ResumeConfig(errored=ResumeConfig.ResumeType.RESTART)
+        >>> rc._flags()
+        {'resume_unfinished': True, 'resume_errored': False, 'restart_errored': True}
+    """
+
+    ResumeType = _ResumeType
+
+    finished: Any = _ResumeType.SKIP
+    unfinished: Any = _ResumeType.RESUME
+    errored: Any = _ResumeType.SKIP
+
+    def __post_init__(self) -> None:
+        allowed = {"finished": ("SKIP",), "unfinished": ("RESUME", "SKIP"),
+                   "errored": ("RESUME", "RESTART", "SKIP")}
+        for name, names in allowed.items():
+            value = getattr(self, name)
+            try:
+                kind = value if isinstance(value, _ResumeType) else _ResumeType(str(value).lower())
+            except ValueError:
+                kind = None
+            if kind is None or kind.name not in names:
+                raise bad_value(name, value, "one of " + ", ".join(
+                    f"ResumeConfig.ResumeType.{n}" for n in names)
+                    + (" (poptune never re-runs a finished trial)" if name == "finished" else "")
+                    + (" (poptune has no restart for unfinished trials)"
+                       if name == "unfinished" else ""))
+            setattr(self, name, kind)
+
+    def _flags(self) -> dict[str, bool]:
+        """The ``Tuner.restore`` flags this config means."""
+        return {"resume_unfinished": self.unfinished is _ResumeType.RESUME,
+                "resume_errored": self.errored is _ResumeType.RESUME,
+                "restart_errored": self.errored is _ResumeType.RESTART}
+
+
+@dataclass
+class SyncConfig:
+    """Ray Tune's file-sync settings, accepted and validated (``RunConfig(sync_config=...)``).
+
+    None of them changes what poptune does: it writes straight to ``storage_path``; on remote
+    storage the journal is uploaded at every commit, checkpoints before ``report`` returns,
+    and the rest of the experiment directory in the background and at the end
+    (:mod:`poptune.storage.remote`). So ``sync_period``, ``sync_timeout``, ``sync_artifacts``
+    and ``sync_artifacts_on_checkpoint`` are kept only so that scripts run unchanged.
+
+    Example:
+        >>> SyncConfig(sync_period=60).sync_period
+        60
+        >>> SyncConfig(sync_timeout=-1)
+        Traceback (most recent call last):
+        ...
+        poptune.exceptions.TuneConfigError: `sync_timeout` must be a number > 0, got -1
+    """
+
+    sync_period: float = 300
+    sync_timeout: float = 1800
+    sync_artifacts: bool = False
+    sync_artifacts_on_checkpoint: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("sync_period", "sync_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise bad_value(name, value, "a number > 0")
+        for name in ("sync_artifacts", "sync_artifacts_on_checkpoint"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad_type(name, getattr(self, name), "a bool")
+
+
+__all__ = ["CheckpointConfig", "FailureConfig", "ResumeConfig", "RunConfig", "SyncConfig",
+           "TuneConfig", "default_storage_path"]

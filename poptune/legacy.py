@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import difflib
 import functools
-import importlib
 import inspect
 import logging
 import os
@@ -36,6 +35,7 @@ from poptune.analysis import ExperimentAnalysis
 from poptune.config import (
     CheckpointConfig,
     FailureConfig,
+    ResumeConfig,
     RunConfig,
     TuneConfig,
     default_storage_path,
@@ -46,7 +46,7 @@ from poptune.storage.remote import is_remote
 from poptune.trainable import with_resources
 from poptune.tuner import Tuner
 
-__all__ = ["run"]
+__all__ = ["run", "run_experiments"]
 
 logger = logging.getLogger("poptune")
 
@@ -59,18 +59,6 @@ _NO_EFFECT = frozenset({
 #: Ray's other known parameters, handled below.
 _HANDLED = frozenset({"chdir_to_trial_dir"})
 
-#: ``scheduler="name"`` / ``search_alg="name"`` as Ray's ``create_scheduler``/``create_searcher``.
-_SCHEDULERS = {
-    "fifo": "FIFOScheduler", "async_hyperband": "AsyncHyperBandScheduler",
-    "asha": "ASHAScheduler", "median_stopping_rule": "MedianStoppingRule",
-    "hyperband": "HyperBandScheduler", "hb_bohb": "HyperBandForBOHB",
-    "pbt": "PopulationBasedTraining", "pb2": "PB2",
-}
-_SEARCHERS = {
-    "variant_generator": "BasicVariantGenerator", "random": "BasicVariantGenerator",
-    "optuna": "OptunaSearch", "hyperopt": "HyperOptSearch", "bayesopt": "BayesOptSearch",
-    "nevergrad": "NevergradSearch", "bohb": "TuneBOHB", "ax": "AxSearch",
-}
 
 _RESUME_TYPES = ("LOCAL", "REMOTE", "PROMPT", "AUTO")
 _RESUME_SUFFIXES = ("ERRORED", "ERRORED_ONLY", "RESTART_ERRORED", "RESTART_ERRORED_ONLY")
@@ -119,6 +107,16 @@ def _parse_resume(resume: Any) -> _Resume | None:
     return _Resume(kind, **flags)
 
 
+def _resume_with_config(parsed: _Resume | None, config: Any) -> _Resume | None:
+    """``resume_config`` decides which trials continue (as in Ray, it wins over the
+    ``+ERRORED``-style suffixes); given alone it resumes an experiment that exists."""
+    if config is None:
+        return parsed
+    if not isinstance(config, ResumeConfig):
+        raise bad_type("resume_config", config, "a poptune.ResumeConfig")
+    return _Resume(parsed.kind if parsed is not None else "AUTO", **config._flags())
+
+
 def _check_unknown(unknown: Mapping[str, Any]) -> dict[str, Any]:
     """Return Ray's known extra parameters; raise ``TypeError`` naming any other."""
     bad = sorted(k for k in unknown if k not in _NO_EFFECT and k not in _HANDLED)
@@ -137,16 +135,17 @@ def _check_unknown(unknown: Mapping[str, Any]) -> dict[str, Any]:
     return dict(unknown)
 
 
-def _by_name(kind: str, value: Any, names: dict[str, str], module: str) -> Any:
-    """Ray's ``scheduler="asha"`` / ``search_alg="optuna"`` shorthands."""
+def _by_name(kind: str, value: Any) -> Any:
+    """Ray's ``scheduler="asha"`` / ``search_alg="optuna"`` shorthands (its registries)."""
     if not isinstance(value, str):
         return value
-    cls_name = names.get(value.lower())
-    cls = getattr(importlib.import_module(module), cls_name, None) if cls_name else None
-    if cls is None:
-        raise bad_value(kind, value, "one of " + ", ".join(repr(n) for n in names)
-                        + f" available in `{module}`, or an instance")
-    return cls()
+    if kind == "scheduler":
+        from poptune.schedulers import create_scheduler
+
+        return create_scheduler(value)
+    from poptune.search import create_searcher
+
+    return create_searcher(value)
 
 
 def _checkpoint_config(base: CheckpointConfig | None, keep_checkpoints_num: int | None,
@@ -228,10 +227,14 @@ def _legacy_class(cls: type, restore: str) -> type:
 
 
 def _prepare_trainable(run_or_experiment: Any, restore: str | None) -> Any:
-    accepted = ("a function train(config) / train(config, checkpoint_dir=None) or a "
-                "poptune.Trainable subclass (poptune has no trainable registry, so names "
-                "and Experiment objects cannot be run)")
-    if isinstance(run_or_experiment, (str, list, tuple)) or not callable(run_or_experiment):
+    from poptune.registry import resolve_trainable
+
+    accepted = ("a function train(config) / train(config, checkpoint_dir=None), a "
+                "poptune.Trainable subclass, a name given to tune.register_trainable or an "
+                "Experiment")
+    if isinstance(run_or_experiment, str):
+        run_or_experiment, _ = resolve_trainable(run_or_experiment)
+    if isinstance(run_or_experiment, (list, tuple)) or not callable(run_or_experiment):
         raise bad_type("run_or_experiment", run_or_experiment, accepted)
     if restore is not None:
         restore = os.path.abspath(os.path.expanduser(os.fspath(restore)))
@@ -240,6 +243,100 @@ def _prepare_trainable(run_or_experiment: Any, restore: str | None) -> Any:
     if inspect.isclass(run_or_experiment):
         return _legacy_class(run_or_experiment, restore) if restore else run_or_experiment
     return _legacy_function(run_or_experiment, restore)
+
+
+def _named(trainable: Any, name: str) -> Any:
+    """``trainable`` under its registered name (trials are called ``{name}_{id}``, as in Ray)."""
+    if inspect.isclass(trainable):
+        return type(name, (trainable,), {"__module__": trainable.__module__,
+                                         "__qualname__": name})
+    trainable.__name__ = trainable.__qualname__ = name  # our own wrapper, never the user's
+    return trainable
+
+
+def _is_experiment(value: Any) -> bool:
+    from poptune.experiment.experiment import Experiment
+
+    return isinstance(value, Experiment) or (
+        isinstance(value, (list, tuple)) and any(isinstance(v, Experiment) for v in value))
+
+
+def _run_experiment(experiments: Any, call: dict[str, Any],
+                    unknown: dict[str, Any]) -> ExperimentAnalysis:
+    """``tune.run(Experiment(...))``: the experiment's spec fills the arguments it holds."""
+    from poptune.experiment.experiment import _convert_to_experiment_list
+
+    exps = _convert_to_experiment_list(list(experiments) if isinstance(experiments, tuple)
+                                       else experiments)
+    if len(exps) != 1:
+        raise bad_value("run_or_experiment", experiments,
+                        "one Experiment (poptune runs one experiment per call; "
+                        "tune.run_experiments runs several, one after another)")
+    exp = exps[0]
+    spec = dict(exp.spec)
+    call.update(name=exp.name, stop=spec["stop"], time_budget_s=spec["time_budget_s"],
+                config=spec["config"], resources_per_trial=spec["resources_per_trial"],
+                num_samples=spec["num_samples"], storage_path=spec["storage_path"],
+                local_dir=None, checkpoint_config=spec["checkpoint_config"],
+                trial_name_creator=spec["trial_name_creator"],
+                trial_dirname_creator=spec["trial_dirname_creator"],
+                log_to_file=spec["log_to_file"], max_failures=spec["max_failures"],
+                restore=spec["restore"])
+    for key in ("sync_config", "storage_filesystem", "export_formats"):
+        if spec[key] is not None:
+            unknown[key] = spec[key]
+    return run(spec["run"], **call, **unknown)
+
+
+def run_experiments(
+    experiments: Any,
+    scheduler: Any = None,
+    verbose: Any = None,
+    progress_reporter: Any = None,
+    resume: bool | str | None = None,
+    resume_config: ResumeConfig | None = None,
+    reuse_actors: bool = False,
+    raise_on_failed_trial: bool = True,
+    concurrent: bool = True,
+    callbacks: Sequence[Any] | None = None,
+    **unknown: Any,
+) -> list[Any]:
+    """Run several experiments and return all their trials (Ray Tune's ``run_experiments``).
+
+    Args:
+        experiments: an :class:`~poptune.Experiment`, a dict ``{name: spec}`` (the spec holds
+            ``Experiment``'s arguments, ``"run"`` the trainable or its registered name) or a
+            list of either.
+        scheduler, verbose, progress_reporter, resume, resume_config, reuse_actors,
+        raise_on_failed_trial, callbacks: passed to ``tune.run`` for each experiment.
+        concurrent: accepted; poptune runs the experiments one after another either way
+            (one engine per experiment), each with its own copy of ``scheduler``.
+
+    Example:
+        >>> import tempfile
+        >>> import poptune as tune
+        >>> def objective(config):
+        ...     tune.report({"score": config["x"]})
+        >>> trials = tune.run_experiments({"demo": {
+        ...     "run": objective, "config": {"x": tune.grid_search([1, 2])},
+        ...     "storage_path": tempfile.mkdtemp()}}, verbose=0)
+        >>> sorted(t.last_result["score"] for t in trials)
+        [1, 2]
+    """
+    import copy
+
+    from poptune.experiment.experiment import _convert_to_experiment_list
+
+    _check_unknown({k: v for k, v in unknown.items() if k != "_remote"})
+    exps = _convert_to_experiment_list(experiments)
+    trials: list[Any] = []
+    for exp in exps:
+        analysis = run(exp, scheduler=copy.deepcopy(scheduler) if len(exps) > 1 else scheduler,
+                       verbose=verbose, progress_reporter=progress_reporter, resume=resume,
+                       resume_config=resume_config, reuse_actors=reuse_actors,
+                       raise_on_failed_trial=raise_on_failed_trial, callbacks=callbacks)
+        trials.extend(analysis.trials)
+    return trials
 
 
 @contextlib.contextmanager
@@ -337,6 +434,7 @@ def run(
     fail_fast: bool | str = False,
     restore: str | None = None,
     resume: bool | str | None = None,
+    resume_config: ResumeConfig | None = None,
     reuse_actors: bool | None = None,
     raise_on_failed_trial: bool = True,
     callbacks: Sequence[Any] | None = None,
@@ -355,8 +453,10 @@ def run(
     ``tune.with_resources``, ``max_failures``/``fail_fast`` form the ``FailureConfig``).
 
     Args:
-        run_or_experiment: ``train(config)``, ``train(config, checkpoint_dir=None)`` or a
-            ``Trainable`` subclass.
+        run_or_experiment: ``train(config)``, ``train(config, checkpoint_dir=None)``, a
+            ``Trainable`` subclass, a name given to ``tune.register_trainable``, or an
+            :class:`~poptune.Experiment` (whose spec then replaces ``config``, ``stop``,
+            ``num_samples``, ``storage_path`` and the other arguments it holds).
         metric, mode: the metric to optimise and ``"min"``/``"max"``; passed to the searcher
             and scheduler when both are given, and the defaults of the analysis.
         keep_checkpoints_num: ``CheckpointConfig.num_to_keep``.
@@ -368,6 +468,9 @@ def run(
             must exist), ``"AUTO"`` (if it exists), ``"PROMPT"`` (ask); ``"+ERRORED"`` also
             resumes errored trials, ``"+RESTART_ERRORED"`` restarts them from scratch, the
             ``_ONLY`` forms skip unfinished trials. Finished trials never re-run.
+        resume_config: a :class:`~poptune.ResumeConfig` saying which trials continue; it
+            wins over the suffixes of ``resume`` and, given alone, resumes the experiment if
+            it exists.
         raise_on_failed_trial: raise ``TuneError`` listing the trials that ended in error.
         seed: poptune's ``TuneConfig.seed`` (same seed, same sampled configs).
 
@@ -379,8 +482,14 @@ def run(
             experiment only logs how to resume it).
         TypeError / ValueError: an unknown keyword or a bad value, named in the message.
     """
+    if _is_experiment(run_or_experiment):  # the spec's arguments, this call's others
+        call = {k: v for k, v in locals().items() if k not in ("run_or_experiment", "unknown")}
+        return _run_experiment(run_or_experiment, call, unknown)
     extra = _check_unknown(unknown)
+    registered = run_or_experiment if isinstance(run_or_experiment, str) else None
     trainable = _prepare_trainable(run_or_experiment, restore)
+    if registered is not None:
+        trainable = _named(trainable, registered)
     check_mode(mode)
     config = {} if config is None else config
     if not isinstance(config, dict):
@@ -389,8 +498,8 @@ def run(
         trainable = with_resources(trainable, resources_per_trial)
     tune_config = TuneConfig(
         metric=metric if mode else None, mode=mode,
-        search_alg=_by_name("search_alg", search_alg, _SEARCHERS, "poptune.search"),
-        scheduler=_by_name("scheduler", scheduler, _SCHEDULERS, "poptune.schedulers"),
+        search_alg=_by_name("search_alg", search_alg),
+        scheduler=_by_name("scheduler", scheduler),
         num_samples=num_samples, max_concurrent_trials=max_concurrent_trials,
         time_budget_s=time_budget_s, reuse_actors=reuse_actors,
         trial_name_creator=trial_name_creator, trial_dirname_creator=trial_dirname_creator,
@@ -407,7 +516,8 @@ def run(
         sync_config=extra.get("sync_config"),
     )
     fresh = Tuner(trainable, param_space=config, tune_config=tune_config, run_config=run_config)
-    tuner = _tuner(_parse_resume(resume), _experiment_dir(name, storage_path or local_dir), fresh)
+    tuner = _tuner(_resume_with_config(_parse_resume(resume), resume_config),
+                   _experiment_dir(name, storage_path or local_dir), fresh)
     with _chdir_setting(extra.get("chdir_to_trial_dir")):
         grid = tuner.fit()
     analysis = ExperimentAnalysis._from_result_grid(grid, metric, mode)

@@ -1,7 +1,9 @@
 """Stoppers decide when a trial (or the whole experiment) stops.
 
 ``RunConfig(stop=...)`` accepts a dict (stop when ``result[key] >= value`` for any key), a
-function ``(trial_id, result) -> bool`` or a :class:`Stopper`.
+function ``(trial_id, result) -> bool``, a :class:`Stopper` or a list of stoppers. As in Ray,
+the engine calls ``stopper(trial_id, result)`` with each result of a trial and
+``stopper.stop_all()`` as the experiment runs.
 
 Example:
     >>> s = as_stopper({"training_iteration": 3})
@@ -141,6 +143,10 @@ class TimeoutStopper(Stopper):
         self._last_check = now
         return self._budget <= 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        # an unpickled stopper (a restored run's) reads the clock of the run it is in
+        return {**self.__dict__, "_clock": None}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_last_check"] = None  # the time a pickled stopper spent on disk is free
         self.__dict__.update(state)
@@ -167,9 +173,18 @@ def as_stopper(stop: Any) -> Stopper:
         return stop
     if isinstance(stop, Mapping):
         return DictStopper(stop)
+    if isinstance(stop, (list, tuple)):  # as in Ray: several stoppers, any of them stops
+        bad = [s for s in stop if not isinstance(s, Stopper)]
+        if bad:
+            raise bad_type("stop", bad[0], "a list of poptune.Stopper instances (in a list)")
+        return CombinedStopper(*stop)
     if callable(stop):
+        if hasattr(stop, "stop_all"):  # Ray's check: its stop_all would never be called
+            raise bad_type("stop", stop,
+                           "a poptune.Stopper subclass when it has a `stop_all` method")
         return FunctionStopper(stop)
-    raise bad_type("stop", stop, "a dict, a callable(trial_id, result) or a Stopper")
+    raise bad_type("stop", stop,
+                   "a dict, a callable(trial_id, result), a Stopper or a list of Stoppers")
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
@@ -347,3 +362,64 @@ __all__ = [
     "CombinedStopper", "ExperimentPlateauStopper", "FunctionStopper", "MaximumIterationStopper",
     "Stopper", "TimeoutStopper", "TrialPlateauStopper",
 ]
+
+
+#: the stoppers as a run left them, in the experiment directory (``Tuner.restore`` reads it)
+STOPPER_STATE_FILE = "stopper_state.pkl"
+
+
+def save_stopper_state(stoppers: dict[str, Stopper | None], experiment_dir: str,
+                       remote: Any = None) -> None:
+    """Keep ``stoppers`` (by role) as the run leaves them, so a restored run continues with
+    their state (a :class:`TimeoutStopper`'s remaining budget, a plateau stopper's history),
+    as Ray's experiment state does. One that cannot be pickled is skipped: a restored run
+    then starts it afresh.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> save_stopper_state({"stop": MaximumIterationStopper(3), "budget": None}, d)
+        >>> load_stopper_state(d)["stop"]("t", {"training_iteration": 3})
+        True
+    """
+    import logging
+    import os
+
+    import cloudpickle
+
+    kept: dict[str, Stopper] = {}
+    for role, stopper in stoppers.items():
+        if stopper is None:
+            continue
+        try:
+            cloudpickle.dumps(stopper)
+        except Exception as exc:  # noqa: BLE001 - e.g. a user's stopper holding a lock
+            logging.getLogger("poptune").debug("the %s stopper is not kept: %s", role, exc)
+            continue
+        kept[role] = stopper
+    path = os.path.join(experiment_dir, STOPPER_STATE_FILE)
+    try:
+        with open(path + ".tmp", "wb") as f:
+            f.write(cloudpickle.dumps(kept))
+        os.replace(path + ".tmp", path)
+        if remote is not None:  # a RemoteStorage: the experiment's authoritative copy
+            remote.upload_file(path, STOPPER_STATE_FILE)
+    except (OSError, TuneError) as exc:  # the experiment's own error matters more
+        logging.getLogger("poptune").warning("poptune: %s not written: %s", path, exc)
+
+
+def load_stopper_state(experiment_dir: str) -> dict[str, Stopper] | None:
+    """The stoppers :func:`save_stopper_state` kept in ``experiment_dir``, or None."""
+    import os
+
+    import cloudpickle
+
+    path = os.path.join(experiment_dir, STOPPER_STATE_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            kept = cloudpickle.load(f)
+    except Exception:  # noqa: BLE001 - unreadable (e.g. its class is gone): start afresh
+        return None
+    return kept if isinstance(kept, dict) else None

@@ -32,7 +32,13 @@ from poptune.engine.experiment import ExperimentHistory, replay_journal, timesta
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import RestoreError, StorageError, TuneConfigError, TuneError
 from poptune.schedulers._base import FIFOScheduler, TrialScheduler
-from poptune.stopper import CombinedStopper, TimeoutStopper, as_stopper
+from poptune.stopper import (
+    CombinedStopper,
+    TimeoutStopper,
+    as_stopper,
+    load_stopper_state,
+    save_stopper_state,
+)
 from poptune.storage.journal import Journal
 from poptune.storage.lock import acquire_experiment, check_remote_free
 from poptune.storage.records import ExperimentStarted
@@ -69,6 +75,32 @@ def _check_trainable(trainable: Any) -> None:
             f"(config), got the required parameters {[p.name for p in params]}; bind the others "
             "with `tune.with_parameters(trainable, name=value)`"
         )
+
+
+def _check_same_experiment(state: dict[str, Any], trainable: Any,
+                           param_space: dict[str, Any] | None) -> None:
+    """``Tuner.restore`` continues the experiment it was given, as in Ray: the trainable must
+    have the name it had, a re-specified ``param_space`` the same (flattened) keys."""
+    from poptune.registry import resolve_trainable
+    from poptune._dicts import flatten_dict
+
+    resolved, registered = resolve_trainable(trainable)
+    expected = state.get("trainable_name")
+    got = registered or (trainable_name(resolved) if resolved is not None else None)
+    if expected is not None and got != expected:
+        raise TuneConfigError(
+            f"`trainable` passed to `Tuner.restore()` is named {got!r} but the experiment ran "
+            f"{expected!r}; pass the trainable the experiment was started with")
+    if param_space is not None and isinstance(state.get("param_space"), dict):
+        if not isinstance(param_space, dict):
+            raise bad_type("param_space", param_space, "a dict")
+        keys = sorted(flatten_dict(param_space))
+        old = sorted(flatten_dict(state["param_space"]))
+        if keys != old:
+            raise TuneConfigError(
+                f"`param_space` passed to `Tuner.restore()` has the keys {keys} but the "
+                f"experiment's has {old}; re-specify the same space (only to refresh objects "
+                "in it), not new hyperparameters")
 
 
 def _check_storage(path: str) -> None:
@@ -123,6 +155,9 @@ class Tuner:
         run_config: RunConfig | None = None,
         _restore: dict[str, Any] | None = None,
     ) -> None:
+        from poptune.registry import resolve_trainable
+
+        trainable, self._registered_name = resolve_trainable(trainable)  # tune.register_trainable
         _check_trainable(trainable)
         if param_space is not None and not isinstance(param_space, dict):
             raise bad_type("param_space", param_space, "a dict")
@@ -172,13 +207,27 @@ class Tuner:
         param_space: dict[str, Any] | None = None,
         storage_filesystem: Any = None,
         _tuner_kwargs: Any = None,
+        _resume_config: Any = None,
     ) -> "Tuner":
         """Continue an interrupted or crashed experiment. Finished trials never re-run.
 
         Unfinished trials resume from their latest checkpoint (results they reported after it
         are rolled back and reported again, so each appears once); errored trials are resumed
         (``resume_errored``) or restarted from scratch (``restart_errored``).
+        ``_resume_config`` (a :class:`~poptune.ResumeConfig`), when given, replaces the
+        three flags, as in Ray. ``trainable`` (or its registered name) must be the one the
+        experiment ran, a re-specified ``param_space`` must have the same keys
+        (``TuneConfigError``, a ``ValueError``, otherwise).
         """
+        if _resume_config is not None:
+            from poptune.config import ResumeConfig
+
+            if not isinstance(_resume_config, ResumeConfig):
+                raise bad_type("_resume_config", _resume_config, "a poptune.ResumeConfig")
+            flags = _resume_config._flags()
+            resume_unfinished = flags["resume_unfinished"]
+            resume_errored = flags["resume_errored"]
+            restart_errored = flags["restart_errored"]
         path = os.fspath(path)
         remote = None
         if not is_remote(path):
@@ -228,11 +277,12 @@ class Tuner:
                 "the directory the journal came from")
         tune_config: TuneConfig = state["tune_config"]
         run_config: RunConfig = state["run_config"]
+        _check_same_experiment(state, trainable, param_space)
         tuner = cls(trainable, param_space=param_space if param_space is not None else state["param_space"],
                     tune_config=tune_config, run_config=run_config,
                     _restore={"experiment_dir": path, "state": state, "remote": remote,
                               "uri": uri, "segments": segments,
-                              "journal_state": journal_state,
+                              "journal_state": journal_state, "run_config": run_config,
                               "resume_unfinished": resume_unfinished,
                               "resume_errored": resume_errored,
                               "restart_errored": restart_errored})
@@ -247,7 +297,7 @@ class Tuner:
                 ``storage_path``, or the path given to :meth:`restore`).
         """
         rc = self.run_config
-        name = trainable_name(self.trainable)
+        name = self._registered_name or trainable_name(self.trainable)
         remote = None
         if self._restore:
             exp_dir = self._restore["experiment_dir"]
@@ -314,11 +364,12 @@ class Tuner:
             raise bad_type("scheduler", scheduler, "a poptune TrialScheduler")
         if not self._restore:  # a restored scheduler already holds metric/mode
             scheduler.set_search_properties(tc.metric, tc.mode)
-        stopper = as_stopper(rc.stop)
-        if tc.time_budget_s:
-            # TuneConfig has turned a timedelta into seconds already
-            stopper = CombinedStopper(stopper, TimeoutStopper(cast(float, tc.time_budget_s),
-                                                                clock=clock))
+        user_stopper = as_stopper(rc.stop)
+        # TuneConfig has turned a timedelta into seconds already
+        budget = TimeoutStopper(cast(float, tc.time_budget_s)) if tc.time_budget_s else None
+        if self._restore:  # as in Ray, the stoppers continue as the run left them
+            user_stopper, budget = self._restored_stoppers(exp_dir, user_stopper, budget)
+        stopper = CombinedStopper(user_stopper, budget) if budget is not None else user_stopper
         history = None
         if self._restore:
             if remote is not None and remote.journal_length() != self._restore["segments"]:
@@ -358,6 +409,7 @@ class Tuner:
             interrupted = True
             trials = runner.trials
         finally:
+            save_stopper_state({"stop": user_stopper, "budget": budget}, exp_dir, remote)
             try:
                 for cb in callbacks:  # keywords, as Ray's CallbackList calls it
                     run_info = ({"experiment_path": exp_dir, "elapsed": clock.monotonic() - start}
@@ -371,6 +423,17 @@ class Tuner:
         self._result_grid = self._make_grid(trials, runner, exp_dir)
         return self._result_grid
 
+    def _restored_stoppers(self, exp_dir: str, stop: Any, budget: Any) -> tuple[Any, Any]:
+        """The stoppers as the interrupted run left them: the time budget's remainder always
+        (``time_budget_s`` is the experiment's), the ``stop`` stopper unless this run was
+        given another (``tune.run(resume=True, stop=...)`` replaces the run config)."""
+        saved = load_stopper_state(exp_dir) or {}
+        if budget is not None and isinstance(saved.get("budget"), TimeoutStopper):
+            budget = saved["budget"]
+        if self.run_config is (self._restore or {}).get("run_config") and saved.get("stop"):
+            stop = saved["stop"]
+        return stop, budget
+
     def get_results(self) -> Any:
         """The :class:`~poptune.ResultGrid` of the last ``fit()`` (or read from disk)."""
         if self._result_grid is not None:
@@ -379,7 +442,9 @@ class Tuner:
             raise TuneError("`get_results()` needs `fit()` to have run (or a restored Tuner)")
         from poptune.results import ResultGrid
 
-        return ResultGrid.from_path(self._experiment_dir)
+        tc = self.tune_config  # a restored Tuner's: the experiment's metric and mode
+        return ResultGrid.from_path(self._experiment_dir, default_metric=tc.metric,
+                                    default_mode=tc.mode)
 
     # ------------------------------------------------------------------------------------
     def _make_searcher(self) -> Any:
@@ -437,7 +502,7 @@ class Tuner:
         )
         state = {"param_space": self.param_space, "tune_config": self.tune_config,
                  "run_config": run_config, "exp_hex": exp_hex,
-                 "trainable_name": trainable_name(self.trainable),
+                 "trainable_name": self._registered_name or trainable_name(self.trainable),
                  "space_accepted": getattr(getattr(self, "_searcher_obj", None),
                                            "_space_accepted", None)}
         try:

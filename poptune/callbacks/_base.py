@@ -49,6 +49,9 @@ class Callback:
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         """Called when a trial finishes successfully."""
 
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Ray's hook for a trial that failed and will be retried (see ``on_trial_error``)."""
+
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         """Called when a trial errors (after its retries are used up, or on each retry)."""
 
@@ -59,3 +62,10 @@ class Callback:
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         """Called once when the experiment ends (also on interrupt)."""
+
+    def get_state(self) -> dict[str, Any] | None:
+        """The callback's state to keep with the experiment (None: stateless)."""
+        return None
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Take back the state :meth:`get_state` returned."""

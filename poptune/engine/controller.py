@@ -330,6 +330,9 @@ class Controller:
         for name, metrics, nrows in checkpoints:
             st.checkpoints.records.append(
                 CheckpointRecord(self._ckpt_path(trial, name), {**metrics, "_rows": nrows}, nrows))
+        # checkpoints taken after the restore are newer than every adopted one (num_to_keep
+        # without a score attribute keeps the newest)
+        st.checkpoints._counter = max((r.order for r in st.checkpoints.records), default=0)
         st.story.append(("restored", trial.status.value))
         self._track(trial, st)
         if trial.restore_path and not trial.is_finished:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 class TrialStatus(str, enum.Enum):
@@ -48,6 +48,13 @@ class Trial:
         last_heard: when the driver last heard from the running trial (its launch, a result,
             a checkpoint), in the experiment clock's monotonic seconds; None before launch.
     """
+
+    #: Ray's status constants (``trial.status == Trial.TERMINATED``); equal to the strings
+    PENDING: ClassVar[TrialStatus] = TrialStatus.PENDING
+    RUNNING: ClassVar[TrialStatus] = TrialStatus.RUNNING
+    PAUSED: ClassVar[TrialStatus] = TrialStatus.PAUSED
+    TERMINATED: ClassVar[TrialStatus] = TrialStatus.TERMINATED
+    ERROR: ClassVar[TrialStatus] = TrialStatus.ERROR
 
     trial_id: str
     trainable_name: str

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from poptune._validation import check_mode, check_one_of
+from poptune._validation import bad_type, check_mode, check_one_of
 from poptune.checkpoint import _split_fs
 from poptune.exceptions import StorageError
 from poptune.results.result import (
@@ -95,8 +95,11 @@ class ResultGrid:
     checkpoint. Index it, iterate it, or ask for the best result or a dataframe.
 
     Args:
-        results: one :class:`Result` per trial.
-        experiment_path: the experiment directory (``{storage_path}/{name}``).
+        results: one :class:`Result` per trial; or, as Ray's public constructor takes it, an
+            :class:`~poptune.ExperimentAnalysis` (``ResultGrid(analysis)``): its experiment's
+            results, with its default metric and mode.
+        experiment_path: the experiment directory (``{storage_path}/{name}``); needed with a
+            list of results.
         default_metric: metric used when :meth:`get_best_result` gets none
             (``TuneConfig.metric``).
         default_mode: ``"min"`` or ``"max"``, used when :meth:`get_best_result` gets none.
@@ -109,11 +112,22 @@ class ResultGrid:
 
     def __init__(
         self,
-        results: Sequence[Result],
-        experiment_path: str | os.PathLike[str],
+        results: Sequence[Result] | Any,
+        experiment_path: str | os.PathLike[str] | None = None,
         default_metric: str | None = None,
         default_mode: str | None = None,
     ) -> None:
+        from poptune.analysis import ExperimentAnalysis
+
+        if isinstance(results, ExperimentAnalysis):  # Ray's ResultGrid(experiment_analysis)
+            analysis = results
+            results = [t._result for t in analysis.trials]
+            experiment_path = analysis.experiment_path
+            if default_metric is None and default_mode is None:
+                default_metric, default_mode = analysis.default_metric, analysis.default_mode
+        if experiment_path is None:
+            raise bad_type("experiment_path", experiment_path,
+                           "the experiment directory (with a list of results)")
         check_mode(default_mode, "default_mode")
         if default_metric is None and default_mode is not None:
             default_metric = DEFAULT_METRIC

@@ -137,6 +137,12 @@ class _Recorder:
             return attr
 
         def record(*args: Any, **kwargs: Any) -> Any:
+            if name in ("suggest_int", "suggest_float") and len(args) > 3:
+                # Optuna < 4 took ``suggest_int(name, low, high, step, log)`` positionally;
+                # newer Optuna takes step/log by keyword only: accept both spellings
+                for key, value in zip(("step", "log"), args[3:]):
+                    kwargs.setdefault(key, value)
+                args = args[:3]
             value = attr(*args, **kwargs)
             self.values[kwargs["name"] if "name" in kwargs else args[0]] = value
             return value

@@ -219,8 +219,8 @@ def test_bad_input_is_rejected_before_any_trial(tmp_path):
         tune.Tuner(quadratic, tune_config=tune.TuneConfig(metric="loss"))
     with pytest.raises(TypeError, match="`trainable`"):
         tune.Tuner(42)
-    with pytest.raises(TypeError, match="`trainable`"):
-        tune.Tuner("my_registered_trainable")
+    with pytest.raises(TuneError, match="Unknown trainable: 'my_registered_trainable'"):
+        tune.Tuner("my_registered_trainable")  # never registered (tune.register_trainable)
     import threading
 
     lock = threading.Lock()

@@ -320,7 +320,8 @@ def test_rays_other_arguments_are_accepted(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"run_or_experiment": "PPO"}, TypeError, "`run_or_experiment` must be a function"),
+    ({"run_or_experiment": "PPO"}, TuneError, "Unknown trainable: 'PPO'"),
+    ({"run_or_experiment": 3}, TypeError, "`run_or_experiment` must be a function"),
     ({"config": [1, 2]}, TypeError, "`config` must be a dict"),
     ({"mode": "best"}, ValueError, "`mode` must be one of 'min', 'max', got 'best'"),
     ({"scheduler": "nope"}, ValueError, "`scheduler` must be one of 'fifo'"),
