@@ -160,6 +160,8 @@ class Worker:
         os.environ.update(env)
         try:
             os.makedirs(spec.trial_dir, exist_ok=True)
+            if self.manage_process:  # as Ray: the driver's directory, for relative paths
+                os.environ.setdefault("TUNE_ORIG_WORKING_DIR", self.home)
             if spec.chdir and self.manage_process:
                 os.chdir(spec.trial_dir)
             config = _ConstantUnpickler(spec.config_blob, self.blobs.get("constants", [])).load()

@@ -407,7 +407,8 @@ class Runner:
             next_checkpoint_index=ins.next_checkpoint_index,
             checkpoint_frequency=self.ckpt_cfg.checkpoint_frequency if self.is_class else 0,
             checkpoint_at_end=bool(self.ckpt_cfg.checkpoint_at_end) if self.is_class else False,
-            chdir=getattr(self.backend, "separate_processes", True) and os.environ.get(
+            chdir=getattr(self.backend, "separate_processes", True)
+            and self.tune_config.chdir_to_trial_dir is not False and os.environ.get(
                 "RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
                     "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0",
             storage_trial_dir=trial.storage_dir if self.remote else None,
