@@ -46,6 +46,6 @@ class TrainMNIST(Trainable):
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         torch.save(self.model.state_dict(), os.path.join(checkpoint_dir, "model.pth"))
 
-    def load_checkpoint(self, checkpoint_dir: str) -> None:
-        path = os.path.join(checkpoint_dir, "model.pth")
+    def load_checkpoint(self, checkpoint: dict[str, Any] | str) -> None:
+        path = os.path.join(str(checkpoint), "model.pth")  # save_checkpoint returns no dict
         self.model.load_state_dict(torch.load(path, map_location=self.device))

@@ -50,3 +50,20 @@ def test_pbt_function_learns_under_pbt_and_checkpoints_every_interval(tmp_path):
         with result.checkpoint.as_directory() as path:
             saved = json.load(open(f"{path}/checkpoint.json"))
         assert saved["step"] % 2 == 0 and saved["acc"] >= 0
+
+
+def test_train_mnist_saves_and_restores_its_model(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    from poptune.examples.pbt_convnet_example import PytorchTrainable
+
+    first = PytorchTrainable({"lr": 0.05})
+    first.train()
+    path = first.save(str(tmp_path / "ckpt"))
+    second = PytorchTrainable({"lr": 0.05})
+    second.restore(path)
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    first.stop()
+    second.stop()
