@@ -8,7 +8,6 @@ importable: in this interpreter, or from the directory ``make venv`` fills with 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import json
 import os
 import subprocess
@@ -28,13 +27,10 @@ RAY_2_60_CONFIGS = [
 
 DRIVE = """
 import json
-import nevergrad  # first: with bayes_opt 1.x no import order matters
 import bayes_opt
 from poptune.search.bayesopt import BayesOptSearch
-from poptune.search.nevergrad import NevergradSearch
 
 assert hasattr(bayes_opt, "UtilityFunction"), bayes_opt.__file__
-NevergradSearch(metric="loss", mode="min")
 s = BayesOptSearch(space={"x": (-2.0, 2.0), "y": (0.0, 1.0)}, metric="loss", mode="min",
                    random_search_steps=3, random_state=7)
 out = []
@@ -61,8 +57,6 @@ def _bayes_opt_1_path() -> str | None:
 
 
 def test_bayes_opt_1x_suggests_the_configs_rays_bayesoptsearch_suggests():
-    if importlib.util.find_spec("nevergrad") is None:
-        pytest.skip("nevergrad is not installed")
     extra = _bayes_opt_1_path()
     if extra is None:
         pytest.skip("bayesian-optimization 1.x is not installed (make venv puts it in "
