@@ -19,6 +19,7 @@ import enum
 import math
 import numbers
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
@@ -122,6 +123,8 @@ class TuneConfig:
         backend: "local" (default), "ray", "dask" or "simulated" (in the driver process, on
             simulated time: see ``poptune.simulation``), or a ``Backend`` instance such as
             ``SimulatedBackend(num_cpus=8)``; env ``POPTUNE_BACKEND`` also sets it.
+        chdir_to_trial_dir: deprecated (Ray 2.60 raises on it): ``False`` keeps trials in the
+            driver's working directory, like ``RAY_CHDIR_TO_TRIAL_DIR=0``; warns.
     """
 
     metric: str | None = None
@@ -136,7 +139,7 @@ class TuneConfig:
     trial_dirname_creator: Callable[[Any], str] | None = None
     seed: int | None = None
     backend: Any = None
-    chdir_to_trial_dir: Any = None  # deprecated in Ray; accepted and ignored
+    chdir_to_trial_dir: Any = None  # deprecated (Ray 2.60 rejects it): False = no chdir
 
     def __post_init__(self) -> None:
         if self.metric is not None and not isinstance(self.metric, str):
@@ -176,6 +179,12 @@ class TuneConfig:
                     raise bad_type("backend", self.backend,
                                    f"one of {', '.join(map(repr, BACKEND_NAMES))} or a Backend")
                 check_one_of("backend", self.backend, BACKEND_NAMES)
+        if self.chdir_to_trial_dir is not None:
+            if not isinstance(self.chdir_to_trial_dir, bool):
+                raise bad_type("chdir_to_trial_dir", self.chdir_to_trial_dir, "a bool or None")
+            warnings.warn("`chdir_to_trial_dir` is deprecated (Ray 2.60 rejects it): set the "
+                          "RAY_CHDIR_TO_TRIAL_DIR environment variable to 0 instead; poptune "
+                          "still honours it", DeprecationWarning, stacklevel=3)
 
 
 @dataclass

@@ -25,6 +25,20 @@ from poptune.exceptions import TrialStopped
 from poptune.session import TuneContext, _Session
 
 
+def send_result(conn: Connection, msg: tuple[Any, ...]) -> None:
+    """Send a result message as ``conn.send`` does (plain pickle: the fast path); a result
+    plain pickle cannot ship (an instance of a class defined in the user's script, which
+    is ``__main__`` only in the driver) goes with cloudpickle, as Ray ships results. The
+    driver's ``conn.recv()`` reads both. ``conn.send`` pickles the whole message before it
+    writes anything, so a message it cannot pickle leaves nothing half-sent."""
+    try:
+        conn.send(msg)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        import cloudpickle
+
+        conn.send_bytes(cloudpickle.dumps(msg))
+
+
 def _report_output(sess: Any, output: Any, final: bool) -> None:
     """Report what a function trainable returned or yielded, as Ray does: a dict of metrics,
     or a number (reported as ``_metric``)."""
@@ -104,7 +118,7 @@ class Worker:
     # ------------------------------------------------------------------------------------
     def _channel(self, trial_id: str, state: dict[str, Any]):
         def channel(result: dict[str, Any]) -> None:
-            self.conn.send(("result", trial_id, result))
+            send_result(self.conn, ("result", trial_id, result))
             self._await_decision(trial_id, state)
             if result.get("done"):
                 state["finished"] = True
@@ -146,6 +160,8 @@ class Worker:
         os.environ.update(env)
         try:
             os.makedirs(spec.trial_dir, exist_ok=True)
+            if self.manage_process:  # as Ray: the driver's directory, for relative paths
+                os.environ.setdefault("TUNE_ORIG_WORKING_DIR", self.home)
             if spec.chdir and self.manage_process:
                 os.chdir(spec.trial_dir)
             config = _ConstantUnpickler(spec.config_blob, self.blobs.get("constants", [])).load()

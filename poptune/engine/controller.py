@@ -265,8 +265,8 @@ class Controller:
                 self._on_save_requested(event.trial_id, out)
             else:
                 trial = self.by_id.get(event.trial_id)
-                if trial is None:
-                    return out
+                if trial is None or trial.status != _R:
+                    return out  # unknown, or its run was already ended (a kill): ignored
                 if isinstance(event, ResultEvent):
                     self._on_result(trial, event.result, out)
                 elif isinstance(event, SavedEvent):
@@ -1026,6 +1026,12 @@ class Controller:
         out.append(Notify("on_trial_error", {"trial": trial}))
         if self.fail_fast:
             self._stop_everything(out)
+            # Ray ends the experiment at once: the other running trials are stopped now (no
+            # stop grace, nothing more they report is recorded) and end TERMINATED
+            for other in list(self._stopping.values()):
+                self._stopping.pop(other.trial_id, None)
+                out.append(Kill(other.trial_id))
+                self._on_stopped(other, out)
             if self.fail_fast == "raise":
                 exc: BaseException | None = None
                 if blob is not None:

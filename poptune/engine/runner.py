@@ -174,8 +174,10 @@ class Runner:
         self.io = BackgroundIO()
         self._carriers = self._carriers_by_type()
         #: whether workers change into the trial directory (read once, not per launch)
-        self._chdir = getattr(backend, "separate_processes", True) and os.environ.get(
-            "RAY_CHDIR_TO_TRIAL_DIR", os.environ.get("POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0"
+        self._chdir = (getattr(backend, "separate_processes", True)
+                       and tune_config.chdir_to_trial_dir is not False
+                       and os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
+                           "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0")
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
         from poptune.search.basic_variant import BasicVariantGenerator
 

@@ -1,5 +1,7 @@
 """Bayesian optimisation with a Gaussian process (``ray.tune.search.bayesopt.BayesOptSearch``),
-on the ``bayesian-optimization`` 3.x API.
+on ``bayesian-optimization`` 1.x (the API Ray 2.60 uses, pinned by nevergrad 1.0) or 2.x/3.x:
+the installed version is detected when the optimizer is built. With 1.x, the same seed and the
+same results give the configs Ray's ``BayesOptSearch`` suggests.
 
 Only continuous float parameters are searched: ``tune.uniform`` and ``tune.quniform``
 linearly, ``tune.loguniform`` and ``tune.qloguniform`` on the log scale (Ray drops the log
@@ -118,8 +120,23 @@ def _bounds(spec: dict[str, Any], where: str) -> dict[str, _Bound]:
     return out
 
 
+def _new_optimizer(byo: Any, pbounds: dict[str, tuple[float, float]],
+                   utility_kwargs: dict[str, Any], random_state: int,
+                   verbose: int) -> tuple[Any, Any]:
+    """bayes_opt's optimizer and the utility its 1.x ``suggest(utility)`` takes (None for
+    2.x/3.x, where the acquisition function is part of the optimizer)."""
+    common = {"f": None, "pbounds": pbounds, "random_state": random_state, "verbose": verbose,
+              "allow_duplicate_points": True}
+    if hasattr(byo, "acquisition"):  # 2.x and 3.x
+        return (byo.BayesianOptimization(
+            acquisition_function=_acquisition(byo, utility_kwargs), **common), None)
+    utility = byo.UtilityFunction(**{"kind": "ucb", "kappa": 2.576, "xi": 0.0,
+                                     **utility_kwargs})
+    return byo.BayesianOptimization(**common), utility
+
+
 def _acquisition(byo: Any, utility_kwargs: dict[str, Any]) -> Any:
-    """The bayes_opt 3.x acquisition function for Ray's (1.x) ``utility_kwargs``."""
+    """The bayes_opt 2.x/3.x acquisition function for Ray's (1.x) ``utility_kwargs``."""
     acq = byo.acquisition
     kind = utility_kwargs.get("kind", "ucb")
     decay = utility_kwargs.get("kappa_decay", 1)
@@ -206,6 +223,7 @@ class BayesOptSearch(SearcherAdapter):
         self._points = points
         self._bounds: dict[str, _Bound] = {}
         self.optimizer: Any = None
+        self._utility: Any = None  # bayes_opt 1.x: the UtilityFunction given to suggest()
         self._live: dict[str, tuple[dict[str, float], str]] = {}  # id -> (params, hash)
         self._buffer: list[tuple[dict[str, float], float]] = []
         self._random_started = 0
@@ -242,12 +260,9 @@ class BayesOptSearch(SearcherAdapter):
                                   "domains in the Tuner's `param_space`")
         self._require_metric_mode()
         if self.optimizer is None:
-            byo = _bayes_opt()
-            self.optimizer = byo.BayesianOptimization(
-                f=None, pbounds={k: (b.low, b.high) for k, b in self._bounds.items()},
-                acquisition_function=_acquisition(byo, self._utility_kwargs),
-                random_state=self._random_state, verbose=self._verbose,
-                allow_duplicate_points=True)
+            self.optimizer, self._utility = _new_optimizer(
+                _bayes_opt(), {k: (b.low, b.high) for k, b in self._bounds.items()},
+                self._utility_kwargs, self._random_state, self._verbose)
         return self.optimizer
 
     # ----------------------------------------------------------------- searcher hooks
@@ -270,7 +285,8 @@ class BayesOptSearch(SearcherAdapter):
             if blocked and blocked[0] == len(optimizer.space) and self._is_live(blocked[1]):
                 return None  # nothing learnt since: the model would suggest the same again
             with _one_blas_thread():
-                raw = optimizer.suggest()
+                raw = (optimizer.suggest() if self._utility is None
+                       else optimizer.suggest(self._utility))
             values = {k: b.to_user(float(raw[k])) for k, b in self._bounds.items()}
         key = json.dumps({k: f"{v:.5f}" for k, v in values.items()}, sort_keys=True)
         if self._is_live(key):

@@ -14,9 +14,12 @@ the state is saved as the optimizer's history, which is replayed on restore, so
 optimizers that run in a thread (``NGOpt`` may pick one) can be saved too and such a thread
 no longer keeps the process alive at exit.
 
-nevergrad 1.0 pins ``bayesian-optimization==1.4`` and fails to import next to the 3.x
-release; poptune then imports it with ``bayes_opt`` hidden, so only nevergrad's own ``BO``
-optimizers are unavailable.
+nevergrad 1.0 pins ``bayesian-optimization==1.4`` (which ``BayesOptSearch`` supports, so
+with it nothing depends on import order). Installed with ``--no-deps`` next to the 3.x
+release, nevergrad itself fails to import: its ``from bayes_opt import UtilityFunction``
+(removed in 2.0) raises ``ImportError``, and it catches only ``ModuleNotFoundError``.
+poptune then imports it with ``bayes_opt`` hidden, so only nevergrad's own ``BO`` optimizers
+are unavailable, and a plain ``import nevergrad`` works after this module was imported.
 """
 
 from __future__ import annotations

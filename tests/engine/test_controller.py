@@ -433,7 +433,7 @@ def test_fail_fast_stops_everything_and_raise_ends_the_run_with_the_error():
     tick(ctl)
     ctl.handle(result(B))
     out = ctl.handle(ErrorEvent(A, "ValueError: boom\n"))
-    assert ctl.stopping_all and ctl.state[B].told == Told.STOP
+    assert ctl.stopping_all and of(out, Kill) == [Kill(B)]
     assert "t_00002" not in ctl.by_id or ctl.by_id["t_00002"] not in ctl.trials
     assert not of(out, Raise)
     ctl = make_controller(num_samples=1, fail_fast="raise")
@@ -679,3 +679,33 @@ def test_an_endless_search_creates_trials_only_for_free_slots():
     assert not records(tick(ctl, now=1.0), "trial")  # both slots busy: nothing ahead
     ctl.handle(DoneEvent(A))
     assert len(records(tick(ctl, now=3.0), "trial")) == 1  # one slot freed, one new trial
+
+
+# --------------------------------------------------------------------------------------------
+# fail_fast ends the experiment at once (Ray 2.60's TuneController)
+def test_fail_fast_kills_the_other_running_trials_at_once_and_ends_them_terminated():
+    ctl = make_controller(num_samples=3, cpus=2, fail_fast=True)
+    tick(ctl)
+    out = ctl.handle(ErrorEvent(A, "ValueError: boom\n"))
+    assert of(out, Kill) == [Kill(B)]  # no stop request, no grace
+    assert ctl.by_id[A].status == TrialStatus.ERROR
+    assert ctl.by_id[B].status == TrialStatus.TERMINATED
+    assert {"e": "status", "t": B, "s": "TERMINATED"} in records(out, "status")
+    assert ctl.finished and not of(tick(ctl, now=1.0), Launch)
+
+
+def test_fail_fast_records_nothing_a_killed_trial_reports_afterwards():
+    ctl = make_controller(num_samples=2, cpus=2, fail_fast=True)
+    tick(ctl)
+    ctl.handle(ErrorEvent(A, "ValueError: boom\n"))
+    late = ctl.handle(result(B, score=1.0))  # was already on its way when B was killed
+    assert late == [] and ctl.state[B].rows == 0
+    assert ctl.handle(DoneEvent(B)) == [] and ctl.by_id[B].status == TrialStatus.TERMINATED
+
+
+def test_fail_fast_raise_kills_the_others_too_and_raises_after_the_commit():
+    ctl = make_controller(num_samples=2, cpus=2, fail_fast="raise")
+    tick(ctl)
+    out = ctl.handle(ErrorEvent(A, "ValueError: boom\n"))
+    assert of(out, Kill) == [Kill(B)] and out[-1] is of(out, Raise)[0]
+    assert of(out, Raise)[0].after_commit
