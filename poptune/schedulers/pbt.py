@@ -217,11 +217,13 @@ class PopulationBasedTraining(FIFOScheduler):
 
     def _live_trials(self) -> list[Trial]:
         """Unfinished trials that have not left the experiment, in the order they were added."""
-        live = [
-            t for tid, t in self._trials.items()
-            if tid not in self._gone and not t.status.is_finished()
-        ]
-        return sorted(live, key=lambda t: self._states[t.trial_id].index)
+        return [t for t in self._members() if not t.status.is_finished()]
+
+    def _members(self) -> list[Trial]:
+        """The population, in the order trials were added: live trials and the ones that
+        completed (an errored or removed trial has left it)."""
+        members = [t for tid, t in self._trials.items() if tid not in self._gone]
+        return sorted(members, key=lambda t: self._states[t.trial_id].index)
 
     def _ltt(self, trial: Trial) -> float:
         state = self._states.get(trial.trial_id)
@@ -280,7 +282,19 @@ class PopulationBasedTraining(FIFOScheduler):
             time - state.last_perturbation_time >= self._perturbation_interval)
 
     def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> Outcome[None] | None:
-        return self._leave(trial)
+        """``trial`` stops training but stays in the population, frozen: ranked by its last
+        result, a donor with its latest checkpoint, never exploited (it does not run again).
+
+        So a member still training always has someone to compare with and learn from, even
+        when it is the last one running (Ray drops finished trials from the quantiles: the
+        last member keeps a bad config until the iteration limit)."""
+        state = self._states[trial.trial_id]
+        _observe_checkpoint(trial, state, result)
+        score = (result or {}).get(self._metric or "")
+        if isinstance(score, _NUMBER) and not isinstance(score, bool) and not math.isnan(score):
+            state.last_score = (self._metric_op or 1.0) * score
+            state.last_result = result
+        return self._leave(trial, stays=True)
 
     def on_trial_error(self, trial: Trial) -> Outcome[None] | None:
         return self._leave(trial)
@@ -323,7 +337,7 @@ class PopulationBasedTraining(FIFOScheduler):
         decided, and the controller pins their donors' checkpoints itself.
         """
         pins: set[str] = set()
-        for trial in self._live_trials():
+        for trial in self._members():  # a completed member donates its latest checkpoint
             state = self._states[trial.trial_id]
             pins.update(p for p in (state.ckpt_path, trial.checkpoint_path) if p)
         return pins
@@ -395,9 +409,12 @@ class PopulationBasedTraining(FIFOScheduler):
         return score
 
     def _quantiles(self) -> tuple[list[Trial], list[Trial]]:
-        """(lower, upper) quantile of the scored live trials; ``([], [])`` when too few."""
-        scores = {tid: s.last_score for tid, s in self._states.items() if s.last_score is not None}
-        scored = [t for t in self._live_trials() if t.trial_id in scores]
+        """(lower, upper) quantile of the scored members, completed ones included (they
+        donate, never receive: callers exploit only live trials of ``lower``); ``([], [])``
+        when too few."""
+        scores = {tid: s.last_score for tid, s in self._states.items()
+                  if s.last_score is not None and not math.isnan(s.last_score)}
+        scored = [t for t in self._members() if t.trial_id in scores]
         scored.sort(key=lambda t: scores[t.trial_id])  # stable: ties keep the order of addition
         if len(scored) <= 1:
             return [], []
@@ -442,6 +459,8 @@ class PopulationBasedTraining(FIFOScheduler):
             self._states[t.trial_id].last_perturbation_time = time
         self._num_checkpoints += len(upper)
         for t in lower:  # weakest first, ties in order of addition: deterministic per seed
+            if t.status.is_finished():
+                continue  # a completed member only donates
             exploit = self._exploit(t, upper)
             if exploit is not None:
                 exploits.append(exploit)
@@ -450,12 +469,14 @@ class PopulationBasedTraining(FIFOScheduler):
             self._next_perturbation_sync + self._perturbation_interval, latest
         )
 
-    def _leave(self, trial: Trial) -> Outcome[None] | None:
-        """``trial`` finished, errored or was removed: it leaves the population and barrier.
+    def _leave(self, trial: Trial, stays: bool = False) -> Outcome[None] | None:
+        """``trial`` completed, errored or was removed: it leaves the barrier, and the
+        population too unless it ``stays`` (completed: a donor from now on).
 
         In synch mode its leaving may release the barrier: the exploits come back in the
         returned :class:`Outcome`."""
-        self._gone.add(trial.trial_id)
+        if not stays:
+            self._gone.add(trial.trial_id)
         if not self._synch:
             return None
         exploits: list[Exploit] = []
