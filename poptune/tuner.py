@@ -276,7 +276,8 @@ class Tuner:
         if not isinstance(scheduler, TrialScheduler):
             raise bad_type("scheduler", scheduler, "a poptune TrialScheduler")
         if not self._restore:  # a restored scheduler already holds metric/mode
-            scheduler.set_search_properties(tc.metric, tc.mode)
+            seed = {} if tc.seed is None else {"seed": tc.seed}  # PBT seeds its explore
+            scheduler.set_search_properties(tc.metric, tc.mode, **seed)
         stopper = as_stopper(rc.stop)
         if tc.time_budget_s:
             # TuneConfig has turned a timedelta into seconds already

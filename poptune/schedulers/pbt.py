@@ -229,6 +229,17 @@ class PopulationBasedTraining(FIFOScheduler):
         state = self._states.get(trial.trial_id)
         return state.last_train_time if state else 0.0
 
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        """Take ``metric``/``mode`` from ``TuneConfig``, and its ``seed`` (``spec["seed"]``)
+        when this scheduler was given none: a seeded experiment explores the same way run
+        after run, whichever of the two holds the seed."""
+        accepted = super().set_search_properties(metric, mode, **spec)
+        seed = spec.get("seed")
+        if self._seed is None and isinstance(seed, int) and not isinstance(seed, bool):
+            # a stream of its own, not the searcher's (seeded with the same number)
+            self._rng = random.Random(f"{type(self).__name__}:{seed}")
+        return accepted
+
     # ----------------------------------------------------------------- hooks
     def on_trial_add(self, trial: Trial) -> dict[str, Any] | None:
         """Register ``trial``; return its missing mutated hyperparameters, sampled.
