@@ -15,8 +15,13 @@ Where poptune differs from Ray Tune (each a known Ray issue):
 * an exploit whose donor never checkpointed is skipped with one clear warning per pair;
 * ``synch=True`` never hangs: finished/errored/removed trials leave the barrier, and the
   scheduler state (barrier included) is saved with the experiment;
-* ``seed`` makes every random choice reproducible; ``clip_to_bounds`` keeps perturbed values
-  inside their search-space domain.
+* ``seed`` (or else ``TuneConfig(seed=...)``) makes every random choice reproducible;
+  ``clip_to_bounds`` keeps perturbed values inside their search-space domain;
+* a trial that completes stays in the population, frozen at its last result and latest
+  checkpoint: it is ranked and may donate, never exploited. Ray drops it from the quantiles,
+  so the last trial still running has no one to compare with and keeps its config, however
+  bad, until the stop condition (with Ray's rule, poptune left a member of the triangle toy
+  ``pbt_function.py`` behind in about one run in five).
 
 The explore step lives in :mod:`poptune.schedulers._pbt_explore` and the replay in
 :mod:`poptune.schedulers.pbt_replay`; both are re-exported here.
@@ -299,7 +304,9 @@ class PopulationBasedTraining(FIFOScheduler):
         So a member still training always has someone to compare with and learn from, even
         when it is the last one running (Ray drops finished trials from the quantiles: the
         last member keeps a bad config until the iteration limit)."""
-        state = self._states[trial.trial_id]
+        state = self._states.get(trial.trial_id)
+        if state is None:
+            return self._leave(trial)
         _observe_checkpoint(trial, state, result)
         score = (result or {}).get(self._metric or "")
         if isinstance(score, _NUMBER) and not isinstance(score, bool) and not math.isnan(score):

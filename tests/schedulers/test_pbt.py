@@ -582,6 +582,26 @@ def test_synch_barrier_releases_when_a_trial_leaves(leave):
     assert sched.choose_trial_to_run([a, b]) is not None
 
 
+@pytest.mark.parametrize("fraction", [0.25, 0.5])
+def test_synch_barrier_ranks_completed_trials_but_exploits_only_live_ones(fraction):
+    sched = pbt(synch=True, quantile_fraction=fraction)
+    a, b, c, d = population(sched, 4)
+    c.status = d.status = TrialStatus.TERMINATED  # completed before the barrier
+    c.checkpoint_path, d.checkpoint_path = "/exp/c/checkpoint_000004", "/exp/d/checkpoint_000004"
+    sched.on_trial_complete(c, {TI: 4, "score": 0.5})  # below both live trials
+    sched.on_trial_complete(d, {TI: 4, "score": 9.0})  # above both
+    assert report(sched, a, 5, 1.0) == PAUSE
+    a.status = TrialStatus.PAUSED
+    out = report(sched, b, 5, 2.0)  # releases the barrier
+    assert value(out) == PAUSE
+    if fraction == 0.25:  # lower = [c], upper = [d]: a is not at the bottom, c never restarts
+        assert actions(out) == ()
+    else:  # lower = [c, a], upper = [b, d]: only a is exploited
+        (exploit,) = actions(out)
+        assert exploit.trial_id == a.trial_id
+        assert exploit.donor_trial_id in (b.trial_id, d.trial_id)
+
+
 def test_synch_run_with_a_crashing_and_an_early_finishing_trial_never_hangs():
     pop = sim(n=5, slots=5, synch=True, fail_at={"abc_00002": 7}, finish_at={"abc_00004": 12})
     pop.run()
