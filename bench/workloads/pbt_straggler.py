@@ -9,6 +9,10 @@ Ray Tune, each run in its own process, interleaved (poptune, ray, poptune, ...) 
 the same machine load. The toy draws its noise from the global random state, unseeded, as
 in Ray's script: runs differ.
 
+``--simulated``: poptune only, on the simulated backend (2 slots), in this process, runs
+seeded 0, 1, ... (the global ``random``/``numpy`` state, PBT and ``TuneConfig``): the same
+figures every time, in seconds per run, and no machine load in them.
+
 Per run: whether every trial reached ``done`` (``mean_accuracy > 200``; a trial that did not
 stops at iteration 1,000), the median over the 8 trials of the iterations each needed
 (the trial's last ``training_iteration``), and the slowest trial. Then per framework: runs
@@ -62,6 +66,48 @@ def one_run(framework: str, python: str, timeout: float) -> dict:
             "fit_s": round(record.get("fit_s", 0.0), 1)}
 
 
+def one_simulated_run(seed: int) -> dict:
+    """The same experiment on the simulated backend, every random choice seeded by ``seed``."""
+    import random
+    import tempfile
+
+    import numpy as np
+
+    import pbt_function
+    import poptune as tune
+    from poptune.schedulers import PopulationBasedTraining
+
+    fn = pbt_function._load_poptune_example().pbt_function
+    random.seed(seed)
+    np.random.seed(seed)
+    storage = tempfile.mkdtemp(prefix="bench_pbt_straggler_sim_")
+    try:
+        pbt = PopulationBasedTraining(
+            time_attr="training_iteration", perturbation_interval=5, seed=seed,
+            hyperparam_mutations={"lr": tune.uniform(0.0001, 0.02),
+                                  "some_other_factor": [1, 2]})
+        t0 = time.perf_counter()
+        grid = tune.Tuner(
+            fn,
+            run_config=tune.RunConfig(
+                name=pbt_function.NAME, verbose=0, storage_path=storage,
+                stop={"done": True, "training_iteration": LIMIT},
+                checkpoint_config=tune.CheckpointConfig(
+                    checkpoint_score_attribute="mean_accuracy")),
+            tune_config=tune.TuneConfig(scheduler=pbt, metric="mean_accuracy", mode="max",
+                                        num_samples=8, backend="simulated", seed=seed),
+            param_space={"lr": 0.0001, "some_other_factor": 1, "checkpoint_interval": 5},
+        ).fit()
+        fit_s = time.perf_counter() - t0
+    finally:
+        _common.discard(storage)
+    iters = [int(r.metrics["training_iteration"]) for r in grid]
+    done = [r.metrics["mean_accuracy"] > 200 for r in grid]
+    return {"framework": "poptune-simulated", "seed": seed, "ok": True, "all_done": all(done),
+            "trials_done": sum(done), "median_iterations": statistics.median(iters),
+            "slowest": max(iters), "iterations": sorted(iters), "fit_s": round(fit_s, 1)}
+
+
 def summarize(runs: list[dict]) -> dict:
     ok = [r for r in runs if r["ok"]]
     if not ok:
@@ -83,7 +129,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--frameworks", default="poptune,ray")
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
+    p.add_argument("--simulated", action="store_true",
+                   help="poptune on the simulated backend, seeded runs, in this process")
     args = p.parse_args(argv)
+    if args.simulated:
+        os.environ["POPTUNE_NUM_CPUS"] = "2"
+        sim = [one_simulated_run(seed) for seed in range(args.runs)]
+        for r in sim:
+            print(f"seed {r['seed']:2}: all done {r['all_done']!s:5} median "
+                  f"{r['median_iterations']:6} slowest {r['slowest']:4}", file=sys.stderr)
+        _common.emit({"workload": "pbt_straggler", "backend": "simulated",
+                      "summary": {"poptune-simulated": summarize(sim)}, "runs": sim,
+                      "versions": _common.versions("poptune")})
+        return
     frameworks = [f for f in args.frameworks.split(",") if f]
     wanted = {"poptune": args.runs, "ray": args.ray_runs}
     load_before = os.getloadavg()
