@@ -363,7 +363,8 @@ class Tuner:
         if not isinstance(scheduler, TrialScheduler):
             raise bad_type("scheduler", scheduler, "a poptune TrialScheduler")
         if not self._restore:  # a restored scheduler already holds metric/mode
-            scheduler.set_search_properties(tc.metric, tc.mode)
+            seed = {} if tc.seed is None else {"seed": tc.seed}  # PBT seeds its explore
+            scheduler.set_search_properties(tc.metric, tc.mode, **seed)
         user_stopper = as_stopper(rc.stop)
         # TuneConfig has turned a timedelta into seconds already
         budget = TimeoutStopper(cast(float, tc.time_budget_s)) if tc.time_budget_s else None

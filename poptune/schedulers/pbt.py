@@ -15,8 +15,13 @@ Where poptune differs from Ray Tune (each a known Ray issue):
 * an exploit whose donor never checkpointed is skipped with one clear warning per pair;
 * ``synch=True`` never hangs: finished/errored/removed trials leave the barrier, and the
   scheduler state (barrier included) is saved with the experiment;
-* ``seed`` makes every random choice reproducible; ``clip_to_bounds`` keeps perturbed values
-  inside their search-space domain.
+* ``seed`` (or else ``TuneConfig(seed=...)``) makes every random choice reproducible;
+  ``clip_to_bounds`` keeps perturbed values inside their search-space domain;
+* a trial that completes stays in the population, frozen at its last result and latest
+  checkpoint: it is ranked and may donate, never exploited. Ray drops it from the quantiles,
+  so the last trial still running has no one to compare with and keeps its config, however
+  bad, until the stop condition (with Ray's rule, poptune left a member of the triangle toy
+  ``pbt_function.py`` behind in about one run in five).
 
 The explore step lives in :mod:`poptune.schedulers._pbt_explore` and the replay in
 :mod:`poptune.schedulers.pbt_replay`; both are re-exported here.
@@ -220,15 +225,28 @@ class PopulationBasedTraining(FIFOScheduler):
 
     def _live_trials(self) -> list[Trial]:
         """Unfinished trials that have not left the experiment, in the order they were added."""
-        live = [
-            t for tid, t in self._trials.items()
-            if tid not in self._gone and not t.status.is_finished()
-        ]
-        return sorted(live, key=lambda t: self._states[t.trial_id].index)
+        return [t for t in self._members() if not t.status.is_finished()]
+
+    def _members(self) -> list[Trial]:
+        """The population, in the order trials were added: live trials and the ones that
+        completed (an errored or removed trial has left it)."""
+        members = [t for tid, t in self._trials.items() if tid not in self._gone]
+        return sorted(members, key=lambda t: self._states[t.trial_id].index)
 
     def _ltt(self, trial: Trial) -> float:
         state = self._states.get(trial.trial_id)
         return state.last_train_time if state else 0.0
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        """Take ``metric``/``mode`` from ``TuneConfig``, and its ``seed`` (``spec["seed"]``)
+        when this scheduler was given none: a seeded experiment explores the same way run
+        after run, whichever of the two holds the seed."""
+        accepted = super().set_search_properties(metric, mode, **spec)
+        seed = spec.get("seed")
+        if self._seed is None and isinstance(seed, int) and not isinstance(seed, bool):
+            # a stream of its own, not the searcher's (seeded with the same number)
+            self._rng = random.Random(f"{type(self).__name__}:{seed}")
+        return accepted
 
     # ----------------------------------------------------------------- hooks
     def on_trial_add(self, trial: Trial) -> dict[str, Any] | None:
@@ -283,7 +301,21 @@ class PopulationBasedTraining(FIFOScheduler):
             time - state.last_perturbation_time >= self._perturbation_interval)
 
     def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> Outcome[None] | None:
-        return self._leave(trial)
+        """``trial`` stops training but stays in the population, frozen: ranked by its last
+        result, a donor with its latest checkpoint, never exploited (it does not run again).
+
+        So a member still training always has someone to compare with and learn from, even
+        when it is the last one running (Ray drops finished trials from the quantiles: the
+        last member keeps a bad config until the iteration limit)."""
+        state = self._states.get(trial.trial_id)
+        if state is None:
+            return self._leave(trial)
+        _observe_checkpoint(trial, state, result)
+        score = (result or {}).get(self._metric or "")
+        if isinstance(score, _NUMBER) and not isinstance(score, bool) and not math.isnan(score):
+            state.last_score = (self._metric_op or 1.0) * score
+            state.last_result = result
+        return self._leave(trial, stays=True)
 
     def on_trial_error(self, trial: Trial) -> Outcome[None] | None:
         return self._leave(trial)
@@ -326,7 +358,7 @@ class PopulationBasedTraining(FIFOScheduler):
         decided, and the controller pins their donors' checkpoints itself.
         """
         pins: set[str] = set()
-        for trial in self._live_trials():
+        for trial in self._members():  # a completed member donates its latest checkpoint
             state = self._states[trial.trial_id]
             pins.update(p for p in (state.ckpt_path, trial.checkpoint_path) if p)
         return pins
@@ -398,9 +430,12 @@ class PopulationBasedTraining(FIFOScheduler):
         return score
 
     def _quantiles(self) -> tuple[list[Trial], list[Trial]]:
-        """(lower, upper) quantile of the scored live trials; ``([], [])`` when too few."""
-        scores = {tid: s.last_score for tid, s in self._states.items() if s.last_score is not None}
-        scored = [t for t in self._live_trials() if t.trial_id in scores]
+        """(lower, upper) quantile of the scored members, completed ones included (they
+        donate, never receive: callers exploit only live trials of ``lower``); ``([], [])``
+        when too few."""
+        scores = {tid: s.last_score for tid, s in self._states.items()
+                  if s.last_score is not None and not math.isnan(s.last_score)}
+        scored = [t for t in self._members() if t.trial_id in scores]
         scored.sort(key=lambda t: scores[t.trial_id])  # stable: ties keep the order of addition
         if len(scored) <= 1:
             return [], []
@@ -445,6 +480,8 @@ class PopulationBasedTraining(FIFOScheduler):
             self._states[t.trial_id].last_perturbation_time = time
         self._num_checkpoints += len(upper)
         for t in lower:  # weakest first, ties in order of addition: deterministic per seed
+            if t.status.is_finished():
+                continue  # a completed member only donates
             exploit = self._exploit(t, upper)
             if exploit is not None:
                 exploits.append(exploit)
@@ -453,12 +490,14 @@ class PopulationBasedTraining(FIFOScheduler):
             self._next_perturbation_sync + self._perturbation_interval, latest
         )
 
-    def _leave(self, trial: Trial) -> Outcome[None] | None:
-        """``trial`` finished, errored or was removed: it leaves the population and barrier.
+    def _leave(self, trial: Trial, stays: bool = False) -> Outcome[None] | None:
+        """``trial`` completed, errored or was removed: it leaves the barrier, and the
+        population too unless it ``stays`` (completed: a donor from now on).
 
         In synch mode its leaving may release the barrier: the exploits come back in the
         returned :class:`Outcome`."""
-        self._gone.add(trial.trial_id)
+        if not stays:
+            self._gone.add(trial.trial_id)
         if not self._synch:
             return None
         exploits: list[Exploit] = []

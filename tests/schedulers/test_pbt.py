@@ -504,16 +504,31 @@ def test_pinned_checkpoints_hold_live_trials_latest_and_an_exploited_trials_dono
     assert trials[3].checkpoint_path in pins
     assert all(t.checkpoint_path in pins for t in trials)  # every live trial's latest
     donor_ckpt = trials[3].checkpoint_path
-    # the barrier released: trial 0 will restore trial 3's checkpoint; trial 3 then finishes
+    # the barrier released: trial 0 will restore trial 3's checkpoint; trial 3 then leaves
+    # (removed: a completed trial would stay a donor, see the next test)
     (exploit,) = actions(outs[-1])
     assert exploit.checkpoint_path == donor_ckpt
     trials[3].status = TrialStatus.TERMINATED
-    assert sched.on_trial_complete(trials[3], {}) is None
+    assert sched.on_trial_remove(trials[3]) is None
     assert donor_ckpt in sched.pinned_checkpoints()  # trial 0's model state restores from it
     trials[0].config, trials[0].checkpoint_path = exploit.config, donor_ckpt  # runner applies
     assert donor_ckpt in sched.pinned_checkpoints()  # trial 0 carries it until it saves again
     report(sched, trials[0], 6, 5.0)
     assert donor_ckpt not in sched.pinned_checkpoints()
+
+
+def test_a_completed_trial_stays_a_donor_and_its_latest_checkpoint_stays_pinned():
+    sched = pbt()
+    a, b = population(sched, 2)
+    assert report(sched, a, 5, 1.0) == CONTINUE  # alone among the scored: nothing to do
+    b.checkpoint_path = "/exp/abc_00001/checkpoint_000007"  # persisted with its last result
+    b.status = TrialStatus.TERMINATED
+    assert sched.on_trial_complete(b, {TI: 7, "score": 9.0}) is None
+    assert b.checkpoint_path in sched.pinned_checkpoints()
+    exploit = report(sched, a, 10, 2.0)  # a is the last one running, yet below b
+    assert isinstance(exploit, Exploit)
+    assert (exploit.donor_trial_id, exploit.checkpoint_path) == (b.trial_id, b.checkpoint_path)
+    assert exploit.donor_iteration == 7
 
 
 def test_num_to_keep_one_never_loses_a_donor_checkpoint():
@@ -565,6 +580,26 @@ def test_synch_barrier_releases_when_a_trial_leaves(leave):
     (exploit,) = actions(out)
     assert (exploit.trial_id, exploit.donor_trial_id) == (a.trial_id, b.trial_id)
     assert sched.choose_trial_to_run([a, b]) is not None
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5])
+def test_synch_barrier_ranks_completed_trials_but_exploits_only_live_ones(fraction):
+    sched = pbt(synch=True, quantile_fraction=fraction)
+    a, b, c, d = population(sched, 4)
+    c.status = d.status = TrialStatus.TERMINATED  # completed before the barrier
+    c.checkpoint_path, d.checkpoint_path = "/exp/c/checkpoint_000004", "/exp/d/checkpoint_000004"
+    sched.on_trial_complete(c, {TI: 4, "score": 0.5})  # below both live trials
+    sched.on_trial_complete(d, {TI: 4, "score": 9.0})  # above both
+    assert report(sched, a, 5, 1.0) == PAUSE
+    a.status = TrialStatus.PAUSED
+    out = report(sched, b, 5, 2.0)  # releases the barrier
+    assert value(out) == PAUSE
+    if fraction == 0.25:  # lower = [c], upper = [d]: a is not at the bottom, c never restarts
+        assert actions(out) == ()
+    else:  # lower = [c, a], upper = [b, d]: only a is exploited
+        (exploit,) = actions(out)
+        assert exploit.trial_id == a.trial_id
+        assert exploit.donor_trial_id in (b.trial_id, d.trial_id)
 
 
 def test_synch_run_with_a_crashing_and_an_early_finishing_trial_never_hangs():
