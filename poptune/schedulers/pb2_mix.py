@@ -108,14 +108,14 @@ class Param:
 
 
 def _quantum(domain: Any) -> float | None:
-    sampler = getattr(domain, "sampler", None)
+    sampler: Any = getattr(domain, "sampler", None)
     if _isinstance(sampler, "Quantized") and sampler.q != 1:
         return float(sampler.q)
     return None
 
 
 def _is_log(domain: Any) -> bool:
-    sampler = getattr(domain, "sampler", None)
+    sampler: Any = getattr(domain, "sampler", None)
     if _isinstance(sampler, "Quantized"):
         sampler = sampler.sampler
     return _isinstance(sampler, "LogUniform")
@@ -138,7 +138,7 @@ def _param(key: Key, value: Any) -> Param:
                      categories=tuple(value.categories), domain=value)
     if _isinstance(value, "Float") or _isinstance(value, "Integer"):
         bounds = _domain_bounds(value)
-        sampler = getattr(value, "sampler", None)
+        sampler: Any = getattr(value, "sampler", None)
         unbounded = bounds is None or any(math.isinf(b) for b in bounds)
         if unbounded or _isinstance(sampler, "Normal") or (
             _isinstance(sampler, "Quantized") and _isinstance(sampler.sampler, "Normal")
