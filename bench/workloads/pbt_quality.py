@@ -1,7 +1,7 @@
 """PBT quality bench: how good are the results, not how fast (issue 11, item 3).
 
     python bench/workloads/pbt_quality.py --framework poptune|ray --toy triangle|fig2|convnet
-                                          [--seeds N] [--methods pbt,pb2,...] [--out FILE]
+                                          [--seeds N] [--methods pbt,pb2,...]
     python bench/workloads/pbt_quality.py --plot FILE [FILE ...] [--img-dir bench/img]
 
 Three problems, each solved by several schedulers, each method over ``--seeds`` seeded runs;
@@ -28,7 +28,9 @@ poptune runs on the simulated backend (``SimulatedBackend(num_cpus=2)``, each re
 simulated second: deterministic per seed; the question is quality, not speed); Ray Tune with
 ``ray.init(num_cpus=2)`` (its PBT has no seed, so its runs vary; only its PBT and PB2 run:
 ASHA, random search and the paper's ablations are the baselines, run by poptune).
-Prints one JSON line (the medians) and writes every run's record to ``--out``.
+Prints one JSON line (the medians), writes every run's record to
+``bench/results/quality/<framework>_<toy>.json`` and redraws ``bench/img/quality_<toy>.png``
+from the files there (so a poptune run and a Ray run end up in the same plot).
 """
 
 from __future__ import annotations
@@ -379,8 +381,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="repeatable; default: triangle and fig2 (convnet takes minutes)")
     p.add_argument("--seeds", type=int, default=None, help="runs per method (default per toy)")
     p.add_argument("--methods", default=None, help="comma-separated subset")
-    p.add_argument("--out", default=None, help="write every run's record here (JSON); with "
-                   "several toys, one file per toy: OUT with the toy before the extension")
+    p.add_argument("--ray-seeds", type=int, default=5,
+                   help="at most this many runs per method for Ray (its runs are real processes)")
+    p.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "results", "quality"),
+                   help="every run's record goes to OUT_DIR/<framework>_<toy>.json; the plots "
+                   "are redrawn from all the files there")
     p.add_argument("--plot", nargs="+", default=None, help="plot these --out files and exit")
     p.add_argument("--img-dir", default=os.path.join(ROOT, "bench", "img"))
     args = p.parse_args(argv)
@@ -407,6 +412,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.framework == "ray":
             methods = [m for m in methods if m in RAY_METHODS]
         seeds = args.seeds or TOYS[toy]["seeds"]
+        if args.framework == "ray":
+            seeds = min(seeds, args.ray_seeds)
         runs = []
         for method in methods:
             if method not in TOYS[toy]["methods"]:
@@ -418,15 +425,17 @@ def main(argv: list[str] | None = None) -> None:
                       f"({run['wall_s']} s)", file=sys.stderr, flush=True)
         summary = summarize(toy, runs)
         result["toys"][toy] = summary
-        if args.out:
-            out = args.out
-            if len(args.toy or ["triangle", "fig2"]) > 1:
-                root, ext = os.path.splitext(args.out)
-                out = f"{root}_{toy}{ext or '.json'}"
-            with open(out, "w") as f:
-                json.dump({"framework": args.framework, "toy": toy, "summary": summary,
-                           "runs": runs}, f)
+        os.makedirs(args.out_dir, exist_ok=True)
+        with open(os.path.join(args.out_dir, f"{args.framework}_{toy}.json"), "w") as f:
+            json.dump({"framework": args.framework, "toy": toy, "summary": summary,
+                       "runs": runs}, f)
     _common.discard(storage)
+    try:
+        files = sorted(os.path.join(args.out_dir, n) for n in os.listdir(args.out_dir)
+                       if n.endswith(".json"))
+        result["plots"] = [os.path.relpath(p, ROOT) for p in plot(files, args.img_dir)]
+    except ImportError:  # matplotlib missing: the numbers are still printed
+        result["plots"] = []
     _common.emit({"workload": "pbt_quality", **result})
     _common.quiet_exit(0)
 
