@@ -308,8 +308,9 @@ def summarize(toy: str, runs: list[dict]) -> dict:
              "errors": sum(r["errors"] for r in rs)}
         if toy == "triangle":
             s["median_iters_to_done"] = _median([r["median_iters_to_done"] for r in rs])
-            s["solved_at"] = _median([r["solved_at"] if r["solved_at"] is not None
-                                      else math.inf for r in rs])
+            solved = _median([r["solved_at"] if r["solved_at"] is not None
+                              else math.inf for r in rs])
+            s["solved_at"] = "never" if solved == math.inf else solved
             s["runs_all_done"] = sum(r["trials_done"] == (8 if method == "asha" else 4)
                                      for r in rs)
         if toy == "fig2":
@@ -323,6 +324,7 @@ def summarize(toy: str, runs: list[dict]) -> dict:
 # --------------------------------------------------------------------------- plots
 LABELS = {"pbt": "PBT", "pb2": "PB2", "asha": "ASHA", "random": "random search",
           "explore_only": "explore only", "exploit_only": "exploit only", "no_pbt": "no PBT"}
+ABLATIONS = ("explore_only", "exploit_only", "no_pbt")  # dotted (exploit-only can hide no-PBT)
 YLABEL = {"triangle": "best mean_accuracy so far", "fig2": "best Q(θ) so far",
           "convnet": "best mean_accuracy so far"}
 
@@ -356,7 +358,7 @@ def plot(files: list[str], img_dir: str) -> list[str]:
                     q = statistics.quantiles(vals, n=4) if len(vals) > 1 else [vals[0]] * 3
                     med.append(statistics.median(vals)), lo.append(q[0]), hi.append(q[2])
                 label = f"{'Ray ' if fw == 'ray' else ''}{LABELS.get(method, method)} ({len(rs)} runs)"
-                style = "--" if fw == "ray" else "-"
+                style = "--" if fw == "ray" else ":" if method in ABLATIONS else "-"
                 line, = ax.plot(xs, med, style, label=label)
                 ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.12)
         ax.set_xlabel("training_iteration")
