@@ -355,7 +355,8 @@ def plot(files: list[str], img_dir: str) -> list[str]:
                     if not vals:
                         med.append(math.nan), lo.append(math.nan), hi.append(math.nan)
                         continue
-                    q = statistics.quantiles(vals, n=4) if len(vals) > 1 else [vals[0]] * 3
+                    q = (statistics.quantiles(vals, n=4, method="inclusive") if len(vals) >= 5
+                         else [vals[0], None, vals[-1]])  # few runs: min to max
                     med.append(statistics.median(vals)), lo.append(q[0]), hi.append(q[2])
                 label = f"{'Ray ' if fw == 'ray' else ''}{LABELS.get(method, method)} ({len(rs)} runs)"
                 style = "--" if fw == "ray" else ":" if method in ABLATIONS else "-"
@@ -363,7 +364,7 @@ def plot(files: list[str], img_dir: str) -> list[str]:
                 ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.12)
         ax.set_xlabel("training_iteration")
         ax.set_ylabel(YLABEL[toy])
-        ax.set_title(f"{toy}: median over seeds (band: quartiles)")
+        ax.set_title(f"{toy}: median over seeds (band: quartiles; min-max below 5 runs)")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         fig.tight_layout()
