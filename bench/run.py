@@ -528,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
                 if fw in slow:
                     continue
                 extra = ["--framework", fw] if spec["per_framework"] else []
+                if wname == "pbt_quality":  # this run's records; a quick run keeps bench/img
+                    extra += ["--out-dir", os.path.join(log_dir, "quality")]
+                    extra += ["--img-dir", log_dir] if args.quick else []
                 tag = f"{wname}-{fw}" + (f"-{variant}" if variant else "")
                 prefix = os.path.join(log_dir, f"{tag}-{rep}")
                 res = run_one(python, spec["script"], extra + wargs + vargs, args.timeout, prefix)
