@@ -59,6 +59,16 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "per_framework": False,
         "repeat": False,  # 10,000 trials average themselves; one run is enough
     },
+    # Result quality, not speed: medians over seeded runs inside one subprocess (see
+    # workloads/pbt_quality.py); poptune on the simulated backend, Ray on 2 CPUs.
+    "pbt_quality": {
+        "script": "pbt_quality.py",
+        "frameworks": ["poptune", "ray"],
+        "args": ["--toy", "triangle", "--toy", "fig2", "--toy", "convnet"],
+        "quick_args": ["--toy", "fig2", "--seeds", "5", "--ray-seeds", "2"],
+        "per_framework": True,
+        "repeat": False,  # the workload repeats itself over seeds
+    },
 }
 
 TARGETS = {
@@ -311,6 +321,8 @@ def summarize(report: dict) -> str:
             lines += _overhead_table(wruns, report, quick)
         elif wname == "scale":
             lines += _scale_table(wruns, quick)
+        elif wname == "pbt_quality":
+            lines += _quality_table(wruns)
         lines.append("")
     return "\n".join(lines)
 
@@ -391,6 +403,40 @@ def _scale_table(wruns: list[dict], quick: bool) -> list[str]:
                   f"per-trial bookkeeping < {ms_t} ms: "
                   + ("met" if ms < ms_t else f"MISSED by {ms - ms_t:.3f} ms ({ms / ms_t:.2f}x)")
                   + f" ({ms:.3f} ms){note}"]
+    return lines
+
+
+#: per toy: the columns of the quality table (summary key, header, digits)
+QUALITY_COLUMNS = {
+    "triangle": [("median_iters_to_done", "median iterations to done (per run, then median)", 0),
+                 ("runs_all_done", "runs with every trial done", 0),
+                 ("solved_at", "first trial done at", 0), ("best", "best accuracy", 1)],
+    "fig2": [("final", "final Q (best member)", 4), ("best", "best Q", 4)],
+    "convnet": [("best", "best accuracy", 4), ("best_at", "reached at iteration", 0)],
+}
+
+
+def _quality_table(wruns: list[dict]) -> list[str]:
+    lines = ["pbt_quality: medians over seeded runs (plots: bench/img/quality_<toy>.png)"]
+    for toy, columns in QUALITY_COLUMNS.items():
+        rows = []
+        for r in wruns:
+            summary = ((r.get("record") or {}).get("toys") or {}).get(toy) or {}
+            for method, s in summary.items():
+                rows.append(f"| {r['framework']} | {method} | {s['runs']} | "
+                            + " | ".join(_fmt(s.get(k), d) if isinstance(s.get(k), float)
+                                         else _fmt(s.get(k)) for k, _, d in columns)
+                            + f" | {_fmt(s.get('trial_iterations'), 0)} |")
+        if not rows:
+            continue
+        lines += ["", f"{toy}:", "",
+                  "| framework | method | runs | " + " | ".join(h for _, h, _ in columns)
+                  + " | trial iterations |",
+                  "|---" * (len(columns) + 4) + "|", *rows]
+    for r in wruns:
+        if r.get("skipped") or not r.get("record"):
+            lines.append(f"{r['framework']}: " + (r.get("skipped") or
+                         f"FAILED (rc={r.get('returncode')}, see {r.get('stderr_log')})"))
     return lines
 
 
@@ -482,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
                 if fw in slow:
                     continue
                 extra = ["--framework", fw] if spec["per_framework"] else []
+                if wname == "pbt_quality":  # this run's records; a quick run keeps bench/img
+                    extra += ["--out-dir", os.path.join(log_dir, "quality")]
+                    extra += ["--img-dir", log_dir] if args.quick else []
                 tag = f"{wname}-{fw}" + (f"-{variant}" if variant else "")
                 prefix = os.path.join(log_dir, f"{tag}-{rep}")
                 res = run_one(python, spec["script"], extra + wargs + vargs, args.timeout, prefix)

@@ -1,4 +1,4 @@
-"""Population Based Bandits (``ray.tune.schedulers.pb2.PB2``).
+"""Population Based Bandits (``ray.tune.schedulers.pb2.PB2``), with mixed spaces (PB2-Mix).
 
 PB2 is PBT whose *explore* step is a time-varying GP bandit: at each perturbation it models
 the reward change per unit of ``time_attr`` as a function of ``[time, reward before,
@@ -6,6 +6,11 @@ hyperparameters]`` with a Gaussian process whose kernel decays with time differe
 (TV-GP-UCB, Bogunovic et al. 2016), and picks the hyperparameters that maximise the upper
 confidence bound for the weights being cloned. A second GP, padded with the points already
 picked this round, discourages sending two trials to the same place.
+
+poptune extra (PB2-Mix, Parker-Holder et al. 2021): ``hyperparam_bounds`` may also hold
+search-space domains, integer ones (``tune.randint``) and categorical ones (``tune.choice``);
+categories are chosen first by a time-varying exponential-weights bandit, then the GP picks
+the continuous values given them (see :mod:`poptune.schedulers.pb2_mix`).
 
 scikit-learn is imported only when a ``PB2`` is created (``pip install 'poptune[pb2]'``).
 """
@@ -19,8 +24,8 @@ import warnings
 from typing import Any, Callable, Mapping
 
 from poptune._imports import require
-from poptune._validation import bad_value
 from poptune.experiment.trial import Trial
+from poptune.schedulers.pb2_mix import Param, category_probabilities, choose_category, parse_bounds
 from poptune.schedulers.pbt import PopulationBasedTraining, _summarize, _TrialState
 
 __all__ = ["PB2"]
@@ -28,16 +33,6 @@ __all__ = ["PB2"]
 logger = logging.getLogger(__name__)
 
 Key = tuple  # path of a (possibly nested) hyperparameter, e.g. ("optim", "lr")
-
-
-def _flatten(bounds: Mapping[str, Any], prefix: Key = ()) -> dict[Key, Any]:
-    out: dict[Key, Any] = {}
-    for name, value in bounds.items():
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, prefix + (name,)))
-        else:
-            out[prefix + (name,)] = value
-    return out
 
 
 def _get(config: Mapping[str, Any], key: Key) -> Any:
@@ -184,20 +179,24 @@ def _select_length(X: Any, y: Any, bounds: Any, seed: int, min_len: int = 200) -
     return lengths[int(max(range(len(scores)), key=scores.__getitem__))]
 
 
-def _select_config(X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any) -> Any:
+def _select_config(
+    X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any, fixed_hp: Any = None
+) -> Any:
     """Fit the GP on ``(X, y)`` and return the hyperparameters maximising UCB at ``newpoint``.
 
     ``X`` columns: time, reward before, hyperparameters; ``bounds``: (k, 2) array of
-    [low, high]; ``current``: hyperparameters already chosen this round, or None.
+    [low, high]; ``current``: hyperparameters already chosen this round, or None;
+    ``fixed_hp``: values (already in [0, 1]) of the first hyperparameter columns, held fixed
+    (the chosen categories' one-hot columns); only the remaining columns are searched.
     """
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     with threadpool_limits(limits=1):  # small matrices: BLAS threads would only contend
-        return _select_config_serial(X, y, current, newpoint, bounds, gen)
+        return _select_config_serial(X, y, current, newpoint, bounds, gen, fixed_hp)
 
 
 def _select_config_serial(
-    X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any
+    X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any, fixed_hp: Any = None
 ) -> Any:
     import numpy as np
     from scipy.optimize import minimize
@@ -207,11 +206,13 @@ def _select_config_serial(
     X, y = X[-n:], y[-n:]
     Xn = _normalize(X, _limits(X, bounds))
     yn = _standardize(y)
-    fixed = _normalize(newpoint, X[:, :2])  # time and reward of the weights being cloned
+    point = _normalize(newpoint, X[:, :2])  # time and reward of the weights being cloned
+    nfix = 0 if fixed_hp is None else len(fixed_hp)
+    fixed = np.concatenate([point, np.asarray(fixed_hp, dtype=float)]) if nfix else point
     mean_gp = var_gp = _Posterior(_fit_gp(Xn, yn, seed))
     if current is not None and len(current):
         cur = _normalize(np.asarray(current, dtype=float), bounds.T)
-        cur = np.hstack([np.tile(fixed, (cur.shape[0], 1)), cur])
+        cur = np.hstack([np.tile(point, (cur.shape[0], 1)), cur])
         padded = np.vstack([Xn, cur]), np.concatenate([yn, np.zeros(len(cur))])
         var_gp = _Posterior(_fit_gp(*padded, seed))
 
@@ -222,7 +223,7 @@ def _select_config_serial(
         return mean_gp.mean_std(points)[0] + kappa * var_gp.mean_std(points)[1]
 
     # Score 256 random points at once, then polish the 3 best with L-BFGS-B.
-    dim = bounds.shape[0]
+    dim = bounds.shape[0] - nfix
     candidates = gen.uniform(0, 1, (256, dim))
     values = ucb(candidates)
     best = int(np.argmax(values))
@@ -233,19 +234,24 @@ def _select_config_serial(
         if res.fun < best_val:
             best_x, best_val = res.x, res.fun
     best_x = np.clip(best_x, 0.0, 1.0)
-    return bounds[:, 0] + best_x * (bounds[:, 1] - bounds[:, 0])
+    return bounds[nfix:, 0] + best_x * (bounds[nfix:, 1] - bounds[nfix:, 0])
 
 
 class PB2(PopulationBasedTraining):
-    """Population Based Bandits: PBT with a GP-bandit explore step (continuous hyperparameters).
+    """Population Based Bandits: PBT with a GP-bandit explore step, for continuous, integer
+    and categorical hyperparameters.
 
     Args:
         time_attr: monotonically increasing progress attribute.
         metric: the objective (or from ``TuneConfig``).
         mode: ``"min"`` or ``"max"`` (or from ``TuneConfig``).
         perturbation_interval: perturb every this many units of ``time_attr``.
-        hyperparam_bounds: ``{name: [low, high]}``, nested dicts allowed. Missing values are
-            sampled uniformly in the bounds; ints stay ints.
+        hyperparam_bounds: ``{name: [low, high]}`` as in Ray, nested dicts allowed; poptune
+            also accepts bounded domains: ``tune.uniform``/``loguniform``/``quniform``
+            (continuous; log domains modelled in log space), ``tune.randint``/``lograndint``/
+            ``qrandint`` (integers) and ``tune.choice([...])`` (categorical, chosen by a
+            bandit, PB2-Mix). Missing values are sampled (uniform in ``[low, high]``, or from
+            the domain); with ``[low, high]`` ints stay ints.
         quantile_fraction: top/bottom fraction of the population, in [0, 0.5].
         log_config: the runner writes the ``pbt_*`` policy logs when True.
         require_attrs: raise when a result lacks ``time_attr`` or ``metric``.
@@ -254,11 +260,16 @@ class PB2(PopulationBasedTraining):
         seed: seed for every random choice, GP restarts and acquisition starts.
 
     Example:
+        >>> import poptune as tune
         >>> from poptune.schedulers.pb2 import PB2
         >>> pb2 = PB2(metric="mean_accuracy", mode="max", perturbation_interval=20,
         ...           hyperparam_bounds={"lr": [0.0001, 0.1]}, seed=0)
         >>> pb2.debug_string()
         'PopulationBasedTraining: 0 checkpoints, 0 perturbs'
+        >>> mixed = PB2(metric="mean_accuracy", mode="max", perturbation_interval=20, seed=0,
+        ...             hyperparam_bounds={"lr": tune.loguniform(1e-4, 1e-1),
+        ...                                "batch_size": tune.randint(16, 257),
+        ...                                "optimizer": tune.choice(["adam", "sgd"])})
     """
 
     def __init__(
@@ -277,19 +288,8 @@ class PB2(PopulationBasedTraining):
         seed: int | None = None,
     ) -> None:
         require("sklearn", "PB2")
-        if not hyperparam_bounds:
-            raise bad_value(
-                "hyperparam_bounds", hyperparam_bounds, "a non-empty dict of [low, high]"
-            )
-        flat = _flatten(hyperparam_bounds)
-        for key, value in flat.items():
-            name = f"hyperparam_bounds[{'/'.join(map(str, key))!r}]"
-            if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-            ):
-                raise bad_value(name, value, "a [low, high] list or tuple of two numbers")
-            if value[0] > value[1]:
-                raise bad_value(name, value, "[low, high] with low <= high")
+        params = parse_bounds(hyperparam_bounds)
+        assert hyperparam_bounds is not None
         super().__init__(
             time_attr=time_attr,
             metric=metric,
@@ -305,46 +305,46 @@ class PB2(PopulationBasedTraining):
             seed=seed,
         )
         self._hyperparam_bounds = dict(hyperparam_bounds)
-        self._bounds_flat: dict[Key, tuple[float, float]] = {
-            k: (float(v[0]), float(v[1])) for k, v in flat.items()
-        }
-        #: one row per perturbation point: (trial_id, time, [hyperparameters], reward)
+        self._params: list[Param] = params
+        #: one row per perturbation point: (trial_id, time, [GP coordinates], reward); a
+        #: categorical's coordinate is its category's index
         self._data: list[tuple[str, float, list[float], float]] = []
         self._current: list[list[float]] | None = None
         self._last_exploration_time = 0.0
 
     def _sample_missing(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Bounded hyperparameters ``config`` lacks, uniform in their bounds (without
-        touching ``config``), then PBT's sampling of the rest."""
+        """Bounded hyperparameters ``config`` lacks, sampled (without touching ``config``),
+        then PBT's sampling of the rest."""
         work: dict[str, Any] | None = None
         filled: dict[str, Any] = {}
-        for key, (low, high) in self._bounds_flat.items():
+        for param in self._params:
             try:
-                _get(work if work is not None else config, key)
+                _get(work if work is not None else config, param.key)
             except (KeyError, TypeError):
-                value = low + (high - low) * self._rng.random()
+                value = param.sample(self._rng)
                 if work is None:
                     work = copy.deepcopy(dict(config))
-                _set(work, key, value)
-                filled["/".join(map(str, key))] = value
+                _set(work, param.key, value)
+                filled[param.name] = value
         filled.update(super()._sample_missing(work if work is not None else config))
         return filled
+
+    def _coordinates(self, config: Mapping[str, Any]) -> list[float]:
+        return [p.to_gp(_get(config, p.key)) for p in self._params]
 
     def _save_trial_state(
         self, state: _TrialState, time: float, result: dict[str, Any], trial: Trial
     ) -> float:
         score = super()._save_trial_state(state, time, result, trial)
-        values = [float(_get(trial.config, key)) for key in self._bounds_flat]
-        self._data.append((trial.trial_id, float(time), values, float(score)))
+        self._data.append((trial.trial_id, float(time), self._coordinates(trial.config),
+                           float(score)))
         return score
 
-    def _training_data(self, donor_id: str) -> tuple[Any, Any, Any] | None:
-        """(X, y, newpoint) from the logged rows, or None when the donor has no data yet."""
-        import numpy as np
-
+    def _samples(self) -> list[tuple[str, float, float, list[float], float]]:
+        """(trial, time, reward before, coordinates, reward change per unit time)."""
         rows = sorted(self._data, key=lambda r: r[1])
         last: dict[tuple, tuple[float, float]] = {}
-        samples = []  # (trial, time, r_before, hparams, dr/dt)
+        samples = []
         for trial_id, time, values, reward in rows:
             group = (trial_id, tuple(values))
             if group in last:
@@ -353,13 +353,57 @@ class PB2(PopulationBasedTraining):
                     rate = (reward - prev_r) / (time - prev_t)
                     samples.append((trial_id, time, prev_r, values, rate))
             last[group] = (time, reward)
-        samples = samples[-1000:]
-        own = [s for s in samples if s[0] == donor_id]
+        return samples[-1000:]
+
+    def _encode(self, values: list[float]) -> list[float]:
+        """GP inputs for ``values``: one-hot columns of the categoricals, then the rest."""
+        onehot: list[float] = []
+        rest: list[float] = []
+        for param, value in zip(self._params, values):
+            if param.is_categorical:
+                onehot += [1.0 if i == int(value) else 0.0 for i in range(len(param.categories))]
+            else:
+                rest.append(value)
+        return onehot + rest
+
+    def _gp_bounds(self) -> Any:
+        import numpy as np
+
+        rows = [[0.0, 1.0] for p in self._params if p.is_categorical for _ in p.categories]
+        rows += [[p.low, p.high] for p in self._params if not p.is_categorical]
+        return np.array(rows, dtype=float)
+
+    def _choose(self, donor: Trial, gen: Any) -> list[float] | None:
+        """GP coordinates for the explored config, or None when the donor has no data yet."""
+        import numpy as np
+
+        samples = self._samples()
+        own = [s for s in samples if s[0] == donor.trial_id]
         if not own:
             return None
-        X = np.array([[s[1], s[2], *s[3]] for s in samples], dtype=float)
+        values = self._coordinates(donor.config)
+        latest = max(s[1] for s in samples)
+        picked = self._current or []
+        for i, param in enumerate(self._params):  # categories first, by the bandit
+            if param.is_categorical:
+                probs = category_probabilities(
+                    [(s[1], int(s[3][i]), s[4]) for s in samples], len(param.categories),
+                    latest, float(self._perturbation_interval), [int(c[i]) for c in picked])
+                values[i] = float(choose_category(probs, gen))
+        continuous = [i for i, p in enumerate(self._params) if not p.is_categorical]
+        if not continuous:
+            return values
+        X = np.array([[s[1], s[2], *self._encode(s[3])] for s in samples], dtype=float)
         y = np.array([s[4] for s in samples], dtype=float)
-        return X, y, np.array([own[-1][1], own[-1][2]], dtype=float)
+        newpoint = np.array([own[-1][1], own[-1][2]], dtype=float)
+        encoded = self._encode(values)
+        nfix = len(encoded) - len(continuous)
+        current = [self._encode(c) for c in self._current] if self._current else None
+        suggestion = _select_config(X, y, current, newpoint, self._gp_bounds(), gen,
+                                    encoded[:nfix] if nfix else None)
+        for i, x in zip(continuous, suggestion):
+            values[i] = float(x)
+        return values
 
     def _get_new_config(self, trial: Trial, donor: Trial) -> tuple[dict[str, Any], str]:
         import numpy as np
@@ -367,22 +411,19 @@ class PB2(PopulationBasedTraining):
         if self._data and max(r[1] for r in self._data) > self._last_exploration_time:
             self._current = None  # a new round: trials still running are not penalised
         new_config = copy.deepcopy(donor.config)
-        data = self._training_data(donor.trial_id)
-        if data is None:
-            logger.debug("PB2: no reward-change data for trial %s yet; cloning its config", donor)
-            values = [float(_get(donor.config, key)) for key in self._bounds_flat]
-        else:
-            X, y, newpoint = data
-            bounds = np.array(list(self._bounds_flat.values()), dtype=float)
+        gen = None
+        if any(s[0] == donor.trial_id for s in self._samples()):
             gen = np.random.default_rng(self._rng.getrandbits(64))
-            suggestion = _select_config(X, y, self._current, newpoint, bounds, gen)
+        chosen = self._choose(donor, gen) if gen is not None else None
+        if chosen is None:
+            logger.debug("PB2: no reward-change data for trial %s yet; cloning its config", donor)
+            values = self._coordinates(donor.config)
+        else:
             values = []
-            for key, value in zip(self._bounds_flat, suggestion):
-                old = _get(donor.config, key)
-                is_int = isinstance(old, int) and not isinstance(old, bool)
-                cast = int(value) if is_int else float(value)
-                _set(new_config, key, cast)
-                values.append(float(cast))
+            for param, x in zip(self._params, chosen):
+                value = param.from_gp(x, _get(donor.config, param.key))
+                _set(new_config, param.key, value)
+                values.append(param.to_gp(value))
             donor_rows = [r for r in self._data if r[0] == donor.trial_id]
             new_time, new_reward = donor_rows[-1][1], donor_rows[-1][3]
             # the target continues from the donor's weights with the new hyperparameters
