@@ -68,15 +68,17 @@ class Reporter:
                                 "(reserved for Syne Tune's own fields)")
             if value is None:
                 raise bad_value(key, value, "a JSON-serialisable value, not None")
+        from poptune.session import current_session
+
+        session = current_session()
         metrics = dict(kwargs)
-        metrics[ST_WORKER_TIMESTAMP] = time.time()
+        # the trial's clock: simulated seconds on the simulated backend
+        metrics[ST_WORKER_TIMESTAMP] = session._clock() if session is not None and (
+            session._clock is not None) else time.time()
         if self.add_time:
             metrics[ST_WORKER_TIME] = time.perf_counter() - self.start
         metrics[ST_WORKER_ITER] = self.iter
         self.iter += 1
-        from poptune.session import current_session
-
-        session = current_session()
         if session is None:
             print(f"[{ST_METRIC_TAG}]: {json.dumps(metrics, default=_jsonable)}")
             sys.stdout.flush()
