@@ -31,7 +31,12 @@ def trial_number(trial_id: str) -> int:
 class Bridge(Stopper, Callback):
     def __init__(self, stop_criterion: Callable[[TuningStatus], bool], metric_names: list[str],
                  max_failures: int, path: str, trial_stop: dict[str, float] | None = None,
-                 results_update_interval: float = 10.0) -> None:
+                 results_update_interval: float = 10.0,
+                 resource: tuple[str, float] | None = None) -> None:
+        #: ``(time_attr, max_t)`` of a stopping scheduler: a trial that ends below ``max_t``
+        #: while tuning goes on was stopped by the scheduler (poptune's callbacks see both
+        #: ends as ``on_trial_complete``)
+        self.resource = resource
         self.stop_criterion = stop_criterion
         self.status = TuningStatus(metric_names)
         self.max_failures = max_failures
@@ -88,12 +93,20 @@ class Bridge(Stopper, Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:
-        if (trial.last_result or {}).get("done"):
+        last = trial.last_result or {}
+        by_scheduler = False
+        if self.resource is not None:
+            reached = last.get(self.resource[0])
+            by_scheduler = isinstance(reached, (int, float)) and reached < self.resource[1]
+        if self.stopping:
+            self.status.num_trials_stopped += 1
+            self._mark(trial.trial_id, "CONTINUE", "Stopped")
+        elif by_scheduler:
+            self.status.num_trials_stopped += 1
+            self._mark(trial.trial_id, "STOP", "Stopped")
+        else:
             self.status.num_trials_completed += 1
             self._mark(trial.trial_id, "CONTINUE", "Completed")
-        else:
-            self.status.num_trials_stopped += 1
-            self._mark(trial.trial_id, "CONTINUE" if self.stopping else "STOP", "Stopped")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any,
                        **info: Any) -> None:

@@ -30,9 +30,10 @@ ST_WORKER_TIMESTAMP = "st_worker_timestamp"
 ST_WORKER_TIME = "st_worker_time"
 ST_WORKER_ITER = "st_worker_iter"
 
-#: set by the PythonBackend wrapper in a worker: the ``st_checkpoint_dir`` handed to the
-#: objective; a non-empty directory is reported as the trial's checkpoint
-_checkpoint_dir: str | None = None
+#: the session attribute where the PythonBackend wrapper keeps the ``st_checkpoint_dir`` it
+#: handed to the objective (per trial: several trials may share a process); a non-empty
+#: directory is reported as the trial's checkpoint
+SESSION_ATTR = "_syne_checkpoint_dir"
 
 
 def _jsonable(value: Any) -> Any:
@@ -84,11 +85,11 @@ class Reporter:
             sys.stdout.flush()
             return
         checkpoint = None
-        if _checkpoint_dir is not None and os.path.isdir(_checkpoint_dir) and os.listdir(
-                _checkpoint_dir):
+        ckpt_dir = getattr(session, SESSION_ATTR, None)
+        if ckpt_dir is not None and os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
             from poptune.checkpoint import Checkpoint
 
-            checkpoint = Checkpoint.from_directory(_checkpoint_dir)
+            checkpoint = Checkpoint.from_directory(ckpt_dir)
         session.report({k: _plain(v) for k, v in metrics.items()}, checkpoint)
 
 

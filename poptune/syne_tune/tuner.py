@@ -143,7 +143,8 @@ class Tuner:
         parts = self.scheduler.poptune_parts()
         path = str(self.tuner_path)
         bridge = Bridge(self.stop_criterion, self.scheduler.metric_names(), self.max_failures,
-                        path, parts.pop("stop", None), self.results_update_interval)
+                        path, parts.pop("stop", None), self.results_update_interval,
+                        parts.pop("resource", None))
         cpus = os.cpu_count() or 1
         trainable = with_resources(self.trial_backend.trainable(self.scheduler.config_space),
                                    {"cpu": min(1.0, cpus / self.n_workers)})

@@ -39,11 +39,8 @@ def _run_function(fn: Callable[..., Any], keys: list[str], wants_checkpoint: boo
             restored.to_directory(ckpt_dir)
         os.makedirs(ckpt_dir, exist_ok=True)
         kwargs[CHECKPOINT_KEY] = ckpt_dir
-        report._checkpoint_dir = ckpt_dir
-    try:
-        fn(**kwargs)
-    finally:
-        report._checkpoint_dir = None
+        setattr(session.current_session(), report.SESSION_ATTR, ckpt_dir)
+    fn(**kwargs)
 
 
 class PythonBackend(TrialBackend):

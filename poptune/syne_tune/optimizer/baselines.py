@@ -92,8 +92,9 @@ class SyneScheduler:
                                      random_state=self.random_seed)
 
     def poptune_parts(self) -> dict[str, Any]:
-        """``TuneConfig`` keywords (search_alg, scheduler, num_samples) and an optional
-        per-trial ``stop`` rule that run this scheduler on poptune."""
+        """``TuneConfig`` keywords (search_alg, scheduler, num_samples; the metric and mode
+        go to ``TuneConfig``), an optional per-trial ``stop`` rule and the ``resource``
+        ``(time_attr, max_t)`` of a stopping scheduler, that run this scheduler on poptune."""
         return {"search_alg": self._searcher(), "scheduler": None, "num_samples": -1}
 
 
@@ -117,7 +118,7 @@ class _Optuna(SyneScheduler):
         sampler = getattr(optuna.samplers, self._sampler)(seed=self.random_seed)
         from poptune.search.optuna import OptunaSearch
 
-        return OptunaSearch(metric=self.metric, mode=self.mode, sampler=sampler,
+        return OptunaSearch(sampler=sampler,
                             points_to_evaluate=self.points_to_evaluate or None)
 
 
@@ -177,11 +178,11 @@ class ASHA(SyneScheduler):
     def poptune_parts(self) -> dict[str, Any]:
         from poptune.schedulers import ASHAScheduler
 
-        sched = ASHAScheduler(time_attr=self.time_attr, metric=self.metric, mode=self.mode,
-                              max_t=self.max_t, grace_period=self.grace_period,
+        sched = ASHAScheduler(time_attr=self.time_attr, max_t=self.max_t, grace_period=self.grace_period,
                               reduction_factor=self.reduction_factor, brackets=self.brackets,
                               seed=self.random_seed)
-        return {**super().poptune_parts(), "scheduler": sched}
+        return {**super().poptune_parts(), "scheduler": sched,
+                "resource": (self.time_attr, self.max_t)}
 
 
 class PopulationBasedTraining(SyneScheduler):
@@ -218,8 +219,7 @@ class PopulationBasedTraining(SyneScheduler):
         from poptune.schedulers import PopulationBasedTraining as PBT
 
         mutations = {k: v for k, v in self.config_space.items() if isinstance(v, Domain)}
-        sched = PBT(time_attr=self.time_attr, metric=self.metric, mode=self.mode,
-                    perturbation_interval=self.perturbation_interval,
+        sched = PBT(time_attr=self.time_attr, perturbation_interval=self.perturbation_interval,
                     hyperparam_mutations=mutations, quantile_fraction=self.quantile_fraction,
                     resample_probability=self.resample_probability,
                     custom_explore_fn=self.custom_explore_fn, seed=self.random_seed)
