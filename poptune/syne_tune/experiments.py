@@ -142,6 +142,11 @@ def load_experiment(tuner_name: str, load_tuner: bool = False, local_path: str |
             metadata = json.load(f)
     except FileNotFoundError:
         metadata = {}
-    results = pd.read_csv(path / RESULTS_FILE) if os.path.exists(path / RESULTS_FILE) else None
+    results = None
+    if os.path.exists(path / RESULTS_FILE):
+        try:
+            results = pd.read_csv(path / RESULTS_FILE)
+        except pd.errors.EmptyDataError:  # no trial reported before tuning stopped
+            results = pd.DataFrame(columns=["trial_id", "st_tuner_time"])
     return ExperimentResult(name=path.name, results=results, metadata=metadata, tuner=None,
                             path=path)
