@@ -63,6 +63,8 @@ _EXPORTS: dict[str, str] = {
     "is_initialized": "poptune._compat",
     "put": "poptune._compat",
     "get": "poptune._compat",
+    "script": "poptune.script_trial",
+    "script_report": "poptune.script_reporter",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -113,3 +115,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from poptune.trainable import Trainable, with_parameters, with_resources
     from poptune.tuner import Tuner
+    from poptune.script_trial import script
+    from poptune.script_reporter import script_report

@@ -7,6 +7,8 @@ Hierarchy::
     ├── ResourceError             a trial asks for resources no worker can ever offer
     ├── TrialError                a trial failed; ``__cause__`` carries the trial's error
     │   └── WorkerLostError       the process running a trial died (e.g. SIGKILL)
+    ├── ScriptError               a script trial (``poptune.script``) crashed, printed a bad
+    │                             metric line or reported nothing
     ├── StorageError              the experiment directory cannot be read or written
     ├── ExperimentLockedError     another live driver runs the experiment (or took it over)
     └── RestoreError              an experiment directory cannot be restored
@@ -30,6 +32,7 @@ __all__ = [
     "ExperimentLockedError",
     "RestoreError",
     "TrialStopped",
+    "ScriptError",
 ]
 
 
@@ -51,6 +54,10 @@ class TrialError(TuneError):
 
 class WorkerLostError(TrialError):
     """The worker process running a trial exited unexpectedly."""
+
+
+class ScriptError(TuneError):
+    """A script trial's command failed: nonzero exit, a bad metric line, or no metric at all."""
 
 
 class StorageError(TuneError, OSError):
