@@ -333,11 +333,9 @@ def create_app(storage_root: str, token: str | None = None, *,
     def timeline(request: Request, view: ExperimentView) -> Any:
         from poptune.timeline import timeline as build
 
-        metric, mode = metric_mode(request, view)
-        with view.lock:
-            trials = [(tid, t.tag or tid, list(t.rows)) for tid, t in view.trials.items()]
-            start = view.runs[0]["start"] if view.runs else None
-        return build(trials, metric, mode, start)
+        metric, mode = metric_mode(request, view)  # the route holds view.lock
+        trials = [(tid, t.tag or tid, t.rows) for tid, t in view.trials.items()]
+        return build(trials, metric, mode, view.runs[0]["start"] if view.runs else None)
 
     base = "/api/experiments/{name}"
     routes = [
