@@ -80,3 +80,20 @@ def test_python_backend_in_real_worker_processes(_syne_folder):
     assert (done == 3).sum() >= 4  # stops once more than 3 completed
     assert exp.best_config()["config_x"] == 0.3
     assert (exp.results.st_worker_time >= 0).all()
+
+
+def test_the_example_runs_in_smoke_mode(tmp_path, _syne_folder):
+    import subprocess
+    import sys
+
+    example = Path(__file__).parents[2] / "examples" / "d2l_syne_tune.py"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]),
+           "POPTUNE_SYNE_VERBOSE": "0"}
+    out = tmp_path / "figs"
+    proc = subprocess.run([sys.executable, str(example), "--smoke", "--budget", "1",
+                           "--out", str(out)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "best config:" in proc.stdout
+    assert {"best_over_time.png", "trials_curves.png", "trials_over_time.png"} <= set(
+        os.listdir(out))
