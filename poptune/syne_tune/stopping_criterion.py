@@ -104,8 +104,9 @@ class StoppingCriterion:
         max_metric_value: ``{metric: threshold}``: stop once a result is above it.
 
     Example:
-        >>> StoppingCriterion(max_wallclock_time=60)
-        StoppingCriterion(max_wallclock_time=60, ...)  # doctest: +SKIP
+        >>> crit = StoppingCriterion(max_wallclock_time=60, max_num_trials_completed=10)
+        >>> crit(TuningStatus(["loss"], wallclock_time=61.0))
+        True
     """
 
     max_wallclock_time: float | None = None
