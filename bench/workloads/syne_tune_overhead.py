@@ -47,7 +47,7 @@ def main() -> None:
     folder = tempfile.mkdtemp(prefix="bench_syne_")
     os.environ["SYNETUNE_FOLDER"] = folder
     st = importlib.import_module(pkg)
-    backend_mod = importlib.import_module(f"{pkg}.backend.python_backend")
+    backend_mod = importlib.import_module(f"{pkg}.backend")  # 0.16: not .python_backend
     space_mod = importlib.import_module(f"{pkg}.config_space")
     baselines = importlib.import_module(f"{pkg}.optimizer.baselines")
     t_import = time.perf_counter() - T0
