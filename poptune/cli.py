@@ -194,7 +194,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     out = args.out or os.path.join(exp_dir, "plots")
     try:
-        paths = plot_all(exp_dir, out, metric=args.metric, mode=args.mode)
+        paths = plot_all(exp_dir, out, metric=args.metric, mode=args.mode,
+                         over_time=args.over_time)
     except ValueError as exc:  # e.g. no metric given and none recorded
         raise UsageError(str(exc)) from None
     for path in paths:
@@ -329,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
         "pip install 'poptune[plot]')."))
     p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
     p.add_argument("--out", metavar="DIR", help="output directory (default: EXPERIMENT/plots)")
+    p.add_argument("--over-time", action="store_true", help=(
+        "also plot against wall-clock time: trials_over_time.png (one bar per trial, coloured "
+        "by its final metric) and best_over_time.png (best metric so far)"))
     p.add_argument("--storage", help=storage_help)
     metric_args(p)
     p.set_defaults(func=cmd_plot)

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_all", "plot_family_tree", "plot_metric", "plot_scatter", "plot_schedules"]
+__all__ = ["plot_all", "plot_best_over_time", "plot_family_tree", "plot_metric", "plot_scatter",
+           "plot_schedules", "plot_trials_over_time"]
 
 ExpLike = Union[str, "os.PathLike[str]", Experiment]
 _LEGEND_MAX = 10
@@ -397,6 +398,102 @@ def plot_scatter(experiment_dir: ExpLike, metric: str, mode: str | None = None,
     return _save(fig, out)
 
 
+# -- over wall-clock time ------------------------------------------------------------------
+def _timeline(exp: Experiment, metric: str | None, mode: str | None) -> dict[str, Any]:
+    import json
+
+    from poptune.timeline import timeline
+
+    start = None
+    try:  # the journal's first record is the experiment header, with its start time
+        with open(os.path.join(exp.path, "journal.jsonl"), "rb") as f:
+            start = _number(json.loads(f.readline()).get("start"))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return timeline([(t.trial_id, t.label, t.rows) for t in exp.trials], metric, mode, start)
+
+
+def plot_best_over_time(experiment_dir: ExpLike, metric: str | None = None,
+                        mode: str | None = None, out: str | os.PathLike[str] | None = None
+                        ) -> Figure:
+    """The best ``metric`` so far against wall-clock seconds since the experiment started,
+    with every result as a faint dot (Syne Tune's ``ExperimentResult.plot``, for any
+    experiment). ``metric``/``mode`` default to the experiment's, from ``tuner.pkl``.
+
+    Example:
+        >>> fig = plot_best_over_time("~/poptune_results/exp", "loss", "min")  # doctest: +SKIP
+    """
+    exp = _exp(experiment_dir)
+    metric, mode = _infer(exp.path, metric, mode) if metric is None or mode is None else (
+        metric, mode)
+    if metric is None or mode not in ("min", "max"):
+        raise ValueError(f"`metric` and `mode` must be given (inferred from {exp.path}: "
+                         f"metric={metric!r}, mode={mode!r})")
+    _check_metric(exp, metric)
+    tl = _timeline(exp, metric, mode)
+    ax = _figure(8, 4.5).add_subplot()
+    pts = [p for t in tl["trials"] for p in t["points"]]
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=8, color="0.6", alpha=0.5,
+               label="results")
+    best = tl["best"]
+    if best:
+        end = max(p[0] for p in pts)
+        xs = [b[0] for b in best] + [end]
+        ys = [b[1] for b in best] + [best[-1][1]]
+        ax.step(xs, ys, where="post", color="C0", lw=2, label=f"best {metric} so far")
+    if _log_scale([p[1] for p in pts]):
+        ax.set_yscale("log")
+    ax.set_xlabel("wall-clock time (s)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"Best {metric} over time ({len(exp.trials)} trials)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(ax.figure, out)  # type: ignore[arg-type]
+
+
+def plot_trials_over_time(experiment_dir: ExpLike, metric: str | None = None,
+                          mode: str | None = None, out: str | os.PathLike[str] | None = None
+                          ) -> Figure:
+    """One bar per trial from its start to its end in wall-clock time (one per run when it
+    paused or was exploited), coloured by its final ``metric``: idle workers and the gaps of
+    synchronous scheduling show as white space.
+
+    Example:
+        >>> fig = plot_trials_over_time("~/poptune_results/exp", "loss")  # doctest: +SKIP
+    """
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    exp = _exp(experiment_dir)
+    if metric is None or mode is None:
+        metric, mode = _infer(exp.path, metric, mode)
+    if metric is not None:
+        _check_metric(exp, metric)
+    tl = _timeline(exp, metric, mode)
+    n = len(tl["trials"])
+    fig = _figure(9, 1.6 + 0.22 * min(max(n, 4), 60))
+    ax = fig.add_subplot()
+    finals = [t["final"] for t in tl["trials"] if t["final"] is not None]
+    cmap = colormaps["viridis" if mode != "max" else "viridis_r"]
+    norm = Normalize(min(finals), max(finals)) if finals else None
+    for lane, t in enumerate(tl["trials"]):
+        color = cmap(norm(t["final"])) if norm and t["final"] is not None else "0.7"
+        for t0, t1 in t["runs"]:
+            ax.barh(lane, max(t1 - t0, 1e-3), left=t0, height=0.8, color=color,
+                    edgecolor="0.3", linewidth=0.3)
+    if n <= 40:
+        ax.set_yticks(range(n), [t["label"] for t in tl["trials"]], fontsize="x-small")
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlabel("wall-clock time (s)")
+    ax.set_ylabel("trial")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"Trials over time ({n} trials)")
+    if norm is not None:
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"final {metric}")
+    return _save(fig, out)
+
+
 # -- everything at once --------------------------------------------------------------------
 def _infer(path: str, metric: str | None, mode: str | None) -> tuple[str | None, str | None]:
     """Fill ``metric``/``mode`` from the journal's header, else ``tuner.pkl``'s TuneConfig
@@ -413,10 +510,12 @@ def _infer(path: str, metric: str | None, mode: str | None) -> tuple[str | None,
 
 
 def plot_all(experiment_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-             metric: str | None = None, mode: str | None = None) -> list[str]:
+             metric: str | None = None, mode: str | None = None, *,
+             over_time: bool = False) -> list[str]:
     """Write every plot of an experiment as PNGs into ``out_dir``; return their paths.
 
-    ``metric.png`` always; ``schedules.png`` and ``family_tree.png`` when the experiment
+    ``metric.png`` always; with ``over_time`` also ``trials_over_time.png`` and (when the
+    mode is known) ``best_over_time.png``; ``schedules.png`` and ``family_tree.png`` when the experiment
     has PBT exploits; ``scatter_<hyperparameter>.png`` for each hyperparameter that differs
     between trials. ``metric``/``mode`` default to the experiment's ``TuneConfig`` (or its
     scheduler's), read from the journal's header or found in ``tuner.pkl`` without
@@ -445,6 +544,12 @@ def plot_all(experiment_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
         plot_schedules(exp, out=paths[-1])
         paths.append(os.path.join(out, "family_tree.png"))
         plot_family_tree(exp, out=paths[-1], metric=metric, mode=mode)
+    if over_time:
+        paths.append(os.path.join(out, "trials_over_time.png"))
+        plot_trials_over_time(exp, metric, mode, out=paths[-1])
+        if mode in ("min", "max"):
+            paths.append(os.path.join(out, "best_over_time.png"))
+            plot_best_over_time(exp, metric, mode, out=paths[-1])
     for key in _scatter_keys(exp):
         safe = re.sub(r"[^\w.=-]+", "_", key)
         paths.append(os.path.join(out, f"scatter_{safe}.png"))

@@ -367,6 +367,13 @@ def create_app(storage_root: str, token: str | None = None, *,
         return {"trial": tid, "status": t.status, "error": t.error,
                 "failures": t.failures, "text": view.error_text(tid)}
 
+    def timeline(request: Request, view: ExperimentView) -> Any:
+        from poptune.timeline import timeline as build
+
+        metric, mode = metric_mode(request, view)  # the route holds view.lock
+        trials = [(tid, t.tag or tid, t.rows) for tid, t in view.trials.items()]
+        return build(trials, metric, mode, view.runs[0]["start"] if view.runs else None)
+
     base = "/api/experiments/{name}"
     routes = [
         Route("/", index),
@@ -376,6 +383,7 @@ def create_app(storage_root: str, token: str | None = None, *,
         Route(base + "/series", experiment_route(series)),
         Route(base + "/exploits", experiment_route(exploits)),
         Route(base + "/tree", experiment_route(tree)),
+        Route(base + "/timeline", experiment_route(timeline)),
         Route(base + "/trials/{trial}/schedule", experiment_route(schedule)),
         Route(base + "/trials/{trial}/error", experiment_route(error)),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -1,0 +1,152 @@
+"""``load_experiment``: read back an experiment run by :class:`poptune.syne_tune.Tuner`.
+
+Example:
+    >>> exp = load_experiment("python-entrypoint-2026-12-03-12-00-00-000")  # doctest: +SKIP
+    >>> exp.results[["trial_id", "st_tuner_time", "validation_error"]]  # doctest: +SKIP
+    >>> exp.best_config()  # doctest: +SKIP
+    {'trial_id': 3, 'validation_error': 0.11, 'config_learning_rate': 0.3, ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from poptune._validation import bad_value
+from poptune.syne_tune._bridge import METADATA_FILE, RESULTS_FILE
+from poptune.syne_tune.tuner import experiment_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ExperimentResult", "load_experiment"]
+
+
+@dataclass
+class ExperimentResult:
+    """An experiment's results table (one row per reported result), metadata and path.
+
+    ``results`` columns: ``trial_id`` (0, 1, ...), the reported metrics, ``st_worker_time``
+    / ``st_worker_timestamp`` / ``st_worker_iter`` (from the reporter), ``st_tuner_time``
+    (seconds since the tuner started, when the result arrived), ``st_decision``,
+    ``st_status`` and ``config_<name>`` for each hyperparameter.
+    """
+
+    name: str
+    results: pd.DataFrame | None
+    metadata: dict[str, Any]
+    tuner: Any
+    path: Path
+
+    def __str__(self) -> str:
+        if self.results is None:
+            return f"Experiment {self.name}"
+        return (f"Experiment {self.name} contains {len(self.results)} evaluations from "
+                f"{self.results.trial_id.nunique()} trials")
+
+    def metric_names(self) -> list[str]:
+        return list(self.metadata.get("metric_names") or [])
+
+    def metric_mode(self) -> str:
+        return str(self.metadata.get("metric_mode", "min"))
+
+    def entrypoint_name(self) -> str:
+        return str(self.metadata.get("entrypoint", ""))
+
+    def creation_date(self) -> datetime:
+        return datetime.fromtimestamp(self.metadata["st_tuner_creation_timestamp"])
+
+    def _metric(self, metric: str | int) -> tuple[str, str]:
+        names = self.metric_names()
+        if isinstance(metric, int):
+            if not 0 <= metric < len(names):
+                raise bad_value("metric", metric, f"an index into the metrics {names}")
+            return names[metric], self.metric_mode()
+        if self.results is None or metric not in self.results.columns:
+            raise bad_value("metric", metric, f"a reported metric, e.g. one of {names}")
+        return metric, self.metric_mode()
+
+    def _table(self) -> pd.DataFrame:
+        if self.results is None or len(self.results) == 0:
+            raise bad_value("results", None, f"results in {self.path / RESULTS_FILE}")
+        return self.results
+
+    def best_config(self, metric: str | int = 0) -> dict[str, Any]:
+        """The row (without ``st_`` fields) with the best value of ``metric``."""
+        name, mode = self._metric(metric)
+        df = self._table()
+        index = df[name].idxmin() if mode == "min" else df[name].idxmax()
+        return {k: v for k, v in df.loc[index].to_dict().items() if not k.startswith("st_")}
+
+    def plot(self, metric_to_plot: str | int = 0, figure_path: str | None = None,
+             **plt_kwargs: Any) -> None:
+        """The best ``metric`` so far against wall-clock time (``st_tuner_time``), drawn with
+        pyplot; saved to ``figure_path`` when given, else shown."""
+        import matplotlib.pyplot as plt
+
+        name, mode = self._metric(metric_to_plot)
+        df = self._table().sort_values("st_tuner_time")
+        best = df[name].cummax() if mode == "max" else df[name].cummin()
+        fig, ax = plt.subplots()
+        ax.plot(df["st_tuner_time"], best, **plt_kwargs)
+        ax.set_xlabel("wallclock time (secs)")
+        ax.set_ylabel(name)
+        ax.set_title(f"Best result over time {self.name}")
+        self._finish(fig, figure_path)
+
+    def plot_trials_over_time(self, metric_to_plot: str | int = 0,
+                              figure_path: str | None = None,
+                              figsize: tuple[float, float] | None = None) -> None:
+        """Each trial's ``metric`` against wall-clock time; results where the scheduler
+        stopped a trial are red crosses."""
+        import matplotlib.pyplot as plt
+
+        name, _ = self._metric(metric_to_plot)
+        df = self._table()
+        fig, ax = plt.subplots(1, 1, figsize=figsize or (12, 4))
+        for trial_id in sorted(df.trial_id.unique()):
+            part = df[df.trial_id == trial_id]
+            ax.plot(part["st_tuner_time"], part[name], marker=".", alpha=0.5)
+        stops = df[df["st_decision"] == "STOP"]
+        ax.scatter(stops["st_tuner_time"], stops[name], marker="x", color="red")
+        ax.set_xlabel("Wallclock time (s)")
+        ax.set_ylabel(name)
+        ax.set_title("Trials value over time")
+        self._finish(fig, figure_path)
+
+    @staticmethod
+    def _finish(fig: Any, figure_path: str | None) -> None:
+        if figure_path is not None:
+            fig.savefig(figure_path)
+        else:
+            fig.show()
+
+
+def load_experiment(tuner_name: str, load_tuner: bool = False, local_path: str | None = None,
+                    experiment_name: str | None = None) -> ExperimentResult:
+    """Load the experiment ``tuner_name`` from ``local_path`` (default ``$SYNETUNE_FOLDER``
+    or ``~/syne-tune``). ``results`` is None when no results were written;
+    ``load_tuner`` is accepted (poptune keeps ``tuner.pkl`` for ``poptune.Tuner.restore``).
+    """
+    import pandas as pd
+
+    root = Path(local_path) / experiment_name if (local_path and experiment_name) else (
+        Path(local_path) if local_path else experiment_path())
+    path = root / tuner_name
+    try:
+        with open(path / METADATA_FILE) as f:
+            metadata = json.load(f)
+    except FileNotFoundError:
+        metadata = {}
+    results = None
+    if os.path.exists(path / RESULTS_FILE):
+        try:
+            results = pd.read_csv(path / RESULTS_FILE)
+        except pd.errors.EmptyDataError:  # no trial reported before tuning stopped
+            results = pd.DataFrame(columns=["trial_id", "st_tuner_time"])
+    return ExperimentResult(name=path.name, results=results, metadata=metadata, tuner=None,
+                            path=path)

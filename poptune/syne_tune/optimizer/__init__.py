@@ -1,0 +1,1 @@
+"""Syne Tune's ``syne_tune.optimizer`` on poptune: see :mod:`.baselines`."""

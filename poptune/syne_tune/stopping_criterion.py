@@ -1,0 +1,148 @@
+"""``StoppingCriterion`` and the ``TuningStatus`` it reads, with Syne Tune's semantics.
+
+Every bound means "stop once the count is *more than* this" (as Syne Tune); several bounds
+stop when any of them holds. When the criterion holds, running trials are stopped.
+
+Example:
+    >>> status = TuningStatus(["loss"])
+    >>> status.on_result(0, {"loss": 0.3})
+    >>> StoppingCriterion(max_num_evaluations=1)(status), StoppingCriterion(
+    ...     min_metric_value={"loss": 0.5})(status)
+    (False, True)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+from poptune._validation import bad_type, bad_value
+
+__all__ = ["MetricsStatistics", "StoppingCriterion", "TuningStatus"]
+
+
+@dataclass
+class MetricsStatistics:
+    """Count of reported results and the smallest / largest value seen per metric."""
+
+    count: int = 0
+    min_metrics: dict[str, float] = field(default_factory=dict)
+    max_metrics: dict[str, float] = field(default_factory=dict)
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.count += 1
+        for key, value in result.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                continue
+            value = float(value)
+            if math.isnan(value):
+                continue
+            self.min_metrics[key] = min(self.min_metrics.get(key, value), value)
+            self.max_metrics[key] = max(self.max_metrics.get(key, value), value)
+            self.last_metrics[key] = value
+
+
+@dataclass
+class TuningStatus:
+    """What the tuner knows so far (Syne Tune's ``TuningStatus``, the fields criteria use)."""
+
+    metric_names: list[str]
+    wallclock_time: float = 0.0
+    num_trials_started: int = 0
+    num_trials_completed: int = 0
+    num_trials_failed: int = 0
+    num_trials_stopped: int = 0
+    overall_metric_statistics: MetricsStatistics = field(default_factory=MetricsStatistics)
+    #: the last result of each trial, by trial id
+    trial_rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _cost: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def num_trials_finished(self) -> int:
+        """Completed, stopped or failed trials."""
+        return self.num_trials_completed + self.num_trials_failed + self.num_trials_stopped
+
+    @property
+    def num_trials_running(self) -> int:
+        return self.num_trials_started - self.num_trials_finished
+
+    @property
+    def cost(self) -> float:
+        """The sum over trials of their last reported ``st_worker_cost``."""
+        return float(sum(self._cost.values()))
+
+    def on_result(self, trial_id: int, result: dict[str, Any]) -> None:
+        self.overall_metric_statistics.add(result)
+        self.trial_rows[trial_id] = result
+        cost = result.get("st_worker_cost")
+        if isinstance(cost, numbers.Real) and not isinstance(cost, bool):
+            self._cost[trial_id] = float(cost)
+
+
+def _check_bound(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
+        raise bad_value(name, value, "a number >= 0 or None")
+
+
+@dataclass
+class StoppingCriterion:
+    """Stop tuning when any given bound is exceeded.
+
+    Args:
+        max_wallclock_time: seconds since the tuner started.
+        max_num_evaluations: reported results (over all trials).
+        max_num_trials_started: trials started.
+        max_num_trials_completed: trials that ran to their end (not stopped, not failed).
+        max_cost: the sum of the trials' last ``st_worker_cost``.
+        max_num_trials_finished: trials completed, stopped or failed.
+        min_metric_value: ``{metric: threshold}``: stop once a result is below it.
+        max_metric_value: ``{metric: threshold}``: stop once a result is above it.
+
+    Example:
+        >>> crit = StoppingCriterion(max_wallclock_time=60, max_num_trials_completed=10)
+        >>> crit(TuningStatus(["loss"], wallclock_time=61.0))
+        True
+    """
+
+    max_wallclock_time: float | None = None
+    max_num_evaluations: int | None = None
+    max_num_trials_started: int | None = None
+    max_num_trials_completed: int | None = None
+    max_cost: float | None = None
+    max_num_trials_finished: int | None = None
+    min_metric_value: dict[str, float] | None = None
+    max_metric_value: dict[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_wallclock_time", "max_num_evaluations", "max_num_trials_started",
+                     "max_num_trials_completed", "max_cost", "max_num_trials_finished"):
+            _check_bound(name, getattr(self, name))
+        for name in ("min_metric_value", "max_metric_value"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, dict):
+                raise bad_type(name, value, "a dict {metric: threshold} or None")
+
+    def __call__(self, status: TuningStatus) -> bool:
+        def over(bound: float | None, value: float) -> bool:
+            return bound is not None and value > bound
+
+        stats = status.overall_metric_statistics
+        if (over(self.max_wallclock_time, status.wallclock_time)
+                or over(self.max_num_trials_started, status.num_trials_started)
+                or over(self.max_num_trials_completed, status.num_trials_completed)
+                or over(self.max_num_trials_finished, status.num_trials_finished)
+                or over(self.max_cost, status.cost)
+                or over(self.max_num_evaluations, stats.count)):
+            return True
+        for metric, bound in (self.max_metric_value or {}).items():
+            if metric in stats.max_metrics and stats.max_metrics[metric] > bound:
+                return True
+        for metric, bound in (self.min_metric_value or {}).items():
+            if metric in stats.min_metrics and stats.min_metrics[metric] < bound:
+                return True
+        return False
