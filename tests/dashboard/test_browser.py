@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,39 @@ def test_learning_curves_are_drawn_for_checked_trials(browser: Any, server: Serv
                              for p in css(d, "#curves path.series")] == [box])
     browser.find_element(By.ID, "select-best").click()
     wait(browser, lambda d: len(css(d, "#curves path.series")) >= 3)
+
+
+def test_wall_clock_card_draws_a_bar_per_trial_run_and_the_best_so_far(browser: Any,
+                                                                       server: Server) -> None:
+    open_experiment(browser, server.url)
+    with urllib.request.urlopen(server.url + "api/experiments/pbt_exp/timeline") as r:
+        data = json.load(r)
+    runs = {t["trial_id"]: len(t["runs"]) for t in data["trials"] if t["runs"]}
+    assert len(runs) >= 3 and data["best"]  # the 3 trials that reported; the failed one did not
+
+    def drawn(d: Any) -> Any:  # read in one script: the card may re-render between calls
+        return d.execute_script("""
+            const bars = {};
+            for (const r of document.querySelectorAll("#timeline-bars rect.run")) {
+              const id = r.getAttribute("data-trial");
+              bars[id] = (bars[id] || 0) + 1;
+              if (!(r.width.baseVal.value > 0 && r.height.baseVal.value > 0)) return null;
+            }
+            const best = document.querySelector("#timeline-best path.series");
+            return best ? [bars, best.getAttribute("d")] : null;""")
+
+    bars, best = wait(browser, drawn)
+    assert bars == runs
+    assert best.count("V") == len(data["best"])  # a step per improvement, then on to the end
+    x_ticks = """return Array.from(document.querySelectorAll(arguments[0] + " text"))
+        .filter(t => t.getAttribute("text-anchor") === "middle" && !t.classList.contains("label"))
+        .map(t => [t.textContent, Math.round(Number(t.getAttribute("x")))]);"""
+    assert (browser.execute_script(x_ticks, "#timeline-bars")  # one time axis for both charts
+            == browser.execute_script(x_ticks, "#timeline-best"))
+    assert severe_console_errors(browser) == []
+    card = browser.find_element(By.ID, "timeline-card")
+    browser.execute_script("arguments[0].scrollIntoView()", card)
+    card.screenshot(str(ARTIFACTS / "dashboard-timeline.png"))
 
 
 def test_clicking_an_exploit_shows_the_old_and_new_config(browser: Any, server: Server,

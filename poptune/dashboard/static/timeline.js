@@ -39,7 +39,8 @@
     el("text", {x: m.l + W / 2, y: h - 3, "text-anchor": "middle", "class": "label"}, svg).textContent = "wall-clock time (s)";
     trials.forEach(function (t, i) {
       t.runs.forEach(function (r) {
-        var rect = el("rect", {x: sx(r[0]), y: m.t + i * laneH + 1, height: Math.max(laneH - 2, 2),
+        var rect = el("rect", {"class": "run", "data-trial": t.trial_id,
+                               x: sx(r[0]), y: m.t + i * laneH + 1, height: Math.max(laneH - 2, 2),
                                width: Math.max(sx(r[1]) - sx(r[0]), 1.5),
                                fill: color(t.final, lo, hi, data.mode)}, svg);
         el("title", {}, rect).textContent = t.label + ": " + PTChart.fmt(r[0]) + "–" + PTChart.fmt(r[1]) +
@@ -51,16 +52,13 @@
     var card = document.getElementById("timeline-card");
     if (!card) return;
     bars(document.getElementById("timeline-bars"), data);
-    var best = data.best.slice();
-    if (best.length) {
-      var end = 0;
-      data.trials.forEach(function (t) { t.runs.forEach(function (r) { end = Math.max(end, r[1]); }); });
-      best.push([end, best[best.length - 1][1]]);
-    }
-    PTChart.steps(document.getElementById("timeline-best"),
+    var best = data.best.slice(), end = 0;
+    data.trials.forEach(function (t) { t.runs.forEach(function (r) { end = Math.max(end, r[1]); }); });
+    if (best.length) best.push([end, best[best.length - 1][1]]);
+    PTChart.steps(document.getElementById("timeline-best"),  // the bars' time axis: 0 .. end
                   best.length ? [{id: "best", name: "best so far", points: best}] : [],
                   {xLabel: "wall-clock time (s)", yLabel: "best " + (data.metric || ""), height: 220,
-                   empty: "no metric with a mode to follow"});
+                   xDomain: [0, end || 1], empty: "no metric with a mode to follow"});
   }
   function tick() {
     var m = location.hash.match(/^#\/exp\/(.+)$/);
