@@ -36,6 +36,7 @@ from typing import Any
 from poptune.exceptions import RestoreError
 from poptune.result import NON_METRIC_KEYS
 from poptune.storage.confined import OutsideRootError, is_file_under, open_under
+from poptune.storage.lock import driver_alive
 from poptune.storage.records import (
     ConfigChanged,
     ExperimentEnded,
@@ -53,6 +54,7 @@ JOURNAL = "journal.jsonl"
 PBT_GLOBAL = "pbt_global.txt"
 TUNER_PKL = "tuner.pkl"
 #: an experiment without an ``end`` record whose journal changed this recently is running
+#: (used only when no lock or lease file tells whether a live driver holds it)
 RUNNING_WINDOW_S = 10.0
 #: result keys that are bookkeeping, not metrics worth plotting
 NON_METRICS = NON_METRIC_KEYS
@@ -381,9 +383,18 @@ class ExperimentView:
         return m, md if md in ("min", "max") else None
 
     def status(self, now: float | None = None) -> str:
-        """``finished`` (an ``end`` record closes the last run), ``running`` or ``interrupted``."""
+        """``finished`` (an ``end`` record closes the last run), ``running`` or ``interrupted``.
+
+        Unfinished: ``running`` while a live driver holds the experiment's lock or lease,
+        however long its trials have been silent (hung trials write nothing); without a lock
+        or lease file to tell by (a copy of remote storage), ``running`` while the journal
+        changed within :data:`RUNNING_WINDOW_S` seconds.
+        """
         if self.finished:
             return "finished"
+        live = driver_alive(self.path, now)
+        if live is not None:
+            return "running" if live else "interrupted"
         try:
             age = (now or time.time()) - os.path.getmtime(os.path.join(self.path, JOURNAL))
         except OSError:

@@ -377,6 +377,74 @@ class RemoteLease(ExperimentOwner):
                                "expires within %.0f s", self.path, exc, self.ttl_s)
 
 
+def _lock_held(lock_path: str) -> bool | None:
+    """Whether some open file holds the ``flock`` on ``lock_path`` (None: cannot tell).
+
+    Probes with a shared lock, dropped at once; a driver starting in that instant could be
+    refused, so callers probe only when a holder file names a live process.
+    """
+    if sys.platform == "win32":  # pragma: no cover - msvcrt has no shared probe
+        return None
+    import fcntl
+
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # e.g. ENOLCK on a network filesystem without locks
+        return None
+    finally:
+        os.close(fd)  # closing drops the probe's lock
+    return False
+
+
+def driver_alive(path: str, now: float | None = None) -> bool | None:
+    """Whether a live driver holds the experiment in the local directory ``path``.
+
+    Read-only. True: a driver holds its lock (or an unexpired lease), however long ago it last
+    wrote. False: the lock is free, or its holder file names a process gone from this host.
+    None: no lock or lease file to tell by (an experiment copied or downloaded from remote
+    storage, or written before locks); callers fall back to the journal's age.
+
+    Example:
+        >>> import tempfile
+        >>> exp = tempfile.mkdtemp()
+        >>> driver_alive(exp) is None
+        True
+        >>> with acquire_experiment(exp):
+        ...     driver_alive(exp)
+        True
+        >>> driver_alive(exp)
+        False
+    """
+    lease = _read_json(os.path.join(path, LEASE_FILE))
+    here = socket.gethostname()
+    if isinstance(lease, dict):  # a lease object seen through a mounted bucket
+        expires_at = lease.get("expires_at")
+        if (not isinstance(expires_at, (int, float))
+                or expires_at <= (time.time() if now is None else now)):
+            return False  # expired, or unreadable (treated as expired, as drivers do)
+        holder = Holder.from_dict(lease.get("holder"))
+        return not (holder and holder.host == here and not _pid_alive(holder.pid))
+    lock_path = os.path.join(path, LOCK_FILE)
+    if not os.path.exists(lock_path):
+        return None
+    holder = Holder.from_dict(_read_json(os.path.join(path, HOLDER_FILE)))
+    if holder is None:  # the holder file lives exactly as long as the lock is held
+        return False
+    local = holder.host == here
+    if local and not _pid_alive(holder.pid):
+        return False  # killed (the kernel dropped its lock); the file stays behind
+    held = _lock_held(lock_path)  # tells a live holder from a reused pid or another host's
+    if held is None:  # no lock to probe: trust a live local pid, else cannot tell
+        return True if local else None
+    return held
+
+
 def acquire_experiment(path: str, remote: Any = None, **lease_options: Any) -> ExperimentOwner:
     """Make this driver the only one running the experiment at ``path``.
 

@@ -222,6 +222,22 @@ def test_dashboard_rejects_missing_storage_and_bad_port(tmp_path: Path,
     assert output(capsys, ["dashboard", str(tmp_path), "--port", "70000"])[0] == 2
 
 
+def test_show_says_running_while_a_live_driver_holds_a_silent_experiment(
+        storage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from poptune.storage.lock import acquire_experiment
+
+    exp = tmp_path / "hung"  # every trial hangs: the journal has not changed for 10 minutes
+    exp.mkdir()
+    copy_without_end(storage / "pbt_exp" / "journal.jsonl", exp / "journal.jsonl")
+    old = time.time() - 600
+    os.utime(exp / "journal.jsonl", (old, old))
+    with acquire_experiment(str(exp)):  # this test process is its live driver
+        code, out, _ = output(capsys, ["show", "hung", "--storage", str(tmp_path)])
+        assert code == 0 and out.splitlines()[0].split()[:2] == ["hung", "running"]
+    _, out, _ = output(capsys, ["show", "hung", "--storage", str(tmp_path)])
+    assert out.splitlines()[0].split()[:2] == ["hung", "interrupted"]
+
+
 # -- resume --------------------------------------------------------------------------------------
 DRIVER = textwrap.dedent('''
     import sys, pathlib
