@@ -72,12 +72,24 @@ def _start(run: list[dict[str, Any]]) -> float | None:
 
 
 def run_starts(rows: Sequence[dict[str, Any]]) -> list[tuple[float, list[dict[str, Any]]]]:
-    """Each run of a trial as ``(epoch start, its rows)`` (runs without times are left out)."""
+    """Each run of a trial as ``(epoch start, its rows)`` (runs without times are left out).
+
+    A trial's runs follow one another: when whole-second timestamps cannot tell short runs
+    apart, a run starts where the one before it ended (never on top of it).
+
+    >>> rows = [{"timestamp": 100, "time_since_restore": 0.1, "iterations_since_restore": 1},
+    ...         {"timestamp": 100, "time_since_restore": 0.1, "iterations_since_restore": 1}]
+    >>> [round(s, 2) for s, _ in run_starts(rows)]
+    [100.4, 100.5]
+    """
     out = []
+    prev_end = -math.inf
     for run in _runs(rows):
         start = _start(run)
         if start is not None:
+            start = max(start, prev_end)
             out.append((start, run))
+            prev_end = start + max(_since(r) for r in run)
     return out
 
 
