@@ -18,7 +18,9 @@ Where poptune differs from Ray Tune (each a known Ray issue):
 * ``seed`` (or else ``TuneConfig(seed=...)``) makes every random choice reproducible;
   ``clip_to_bounds`` keeps perturbed values inside their search-space domain;
 * a trial that completes stays in the population, frozen at its last result and latest
-  checkpoint: it is ranked and may donate, never exploited. Ray drops it from the quantiles,
+  checkpoint: it is ranked and may donate (to members that trained at least as long as it
+  did, so nobody is carried past where it was stopped), never exploited. Ray drops it from
+  the quantiles,
   so the last trial still running has no one to compare with and keeps its config, however
   bad, until the stop condition (with Ray's rule, poptune left a member of the triangle toy
   ``pbt_function.py`` behind in about one run in five).
@@ -236,6 +238,14 @@ class PopulationBasedTraining(FIFOScheduler):
     def _ltt(self, trial: Trial) -> float:
         state = self._states.get(trial.trial_id)
         return state.last_train_time if state else 0.0
+
+    def _end_time(self, trial: Trial) -> float:
+        """A completed member's ``time_attr`` at its last result (its end)."""
+        state = self._states.get(trial.trial_id)
+        end = (state.last_result or {}).get(self._time_attr) if state else None
+        if isinstance(end, _NUMBER) and not isinstance(end, bool):
+            return float(end)
+        return self._ltt(trial)
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         """Take ``metric``/``mode`` from ``TuneConfig``, and its ``seed`` (``spec["seed"]``)
@@ -515,6 +525,14 @@ class PopulationBasedTraining(FIFOScheduler):
         return False
 
     def _exploit(self, trial: Trial, upper: list[Trial]) -> Exploit | None:
+        # a completed member donates only to members that trained at least as long: it
+        # shows what that much training reached, and restarting from its end would carry
+        # the recipient past the point where the donor was stopped (e.g. a
+        # `training_iteration` stop criterion)
+        upper = [d for d in upper
+                 if not d.status.is_finished() or self._end_time(d) <= self._ltt(trial)]
+        if not upper:
+            return None
         donor = self._rng.choice(upper)
         tstate, dstate = self._states[trial.trial_id], self._states[donor.trial_id]
         _observe_checkpoint(donor, dstate, None)

@@ -531,6 +531,20 @@ def test_a_completed_trial_stays_a_donor_and_its_latest_checkpoint_stays_pinned(
     assert exploit.donor_iteration == 7
 
 
+def test_a_completed_trial_donates_only_to_members_that_trained_as_long():
+    """Restarting from a completed trial's end would carry a less-trained member past where
+    the donor was stopped (``stop={"training_iteration": 6}`` gave a 7th iteration)."""
+    sched = pbt()
+    a, b = population(sched, 2)
+    assert report(sched, a, 5, 1.0) == CONTINUE
+    b.checkpoint_path = "/exp/abc_00001/checkpoint_000012"
+    b.status = TrialStatus.TERMINATED
+    assert sched.on_trial_complete(b, {TI: 12, "score": 9.0}) is None
+    assert report(sched, a, 10, 2.0) == CONTINUE  # behind the donor's end: no exploit
+    exploit = report(sched, a, 15, 2.0)  # trained longer than the donor did: exploits it
+    assert isinstance(exploit, Exploit) and exploit.donor_trial_id == b.trial_id
+
+
 def test_num_to_keep_one_never_loses_a_donor_checkpoint():
     # Ray Tune's pbt_function.py crashes here (FileNotFoundError); restores are checked in
     # Population.launch. Checkpoints every 3 iterations, perturbations every 5.
