@@ -40,11 +40,17 @@ def run_poptune(args: argparse.Namespace, storage: str) -> dict:
         for i in range(reports):
             tune.report({METRIC: x + i})
 
+    scheduler = None
+    if args.scheduler == "asha":  # poptune only: its state grows with every trial
+        from poptune.schedulers import ASHAScheduler
+
+        scheduler = ASHAScheduler(max_t=reports, grace_period=1, reduction_factor=2)
     tuner = tune.Tuner(
         trainable,
         param_space={"x": tune.uniform(0, 1)},
         tune_config=tune.TuneConfig(num_samples=args.trials, metric=METRIC, mode="max",
-                                    max_concurrent_trials=args.concurrency),
+                                    max_concurrent_trials=args.concurrency,
+                                    scheduler=scheduler),
         run_config=tune.RunConfig(verbose=0, storage_path=storage),
     )
     t1 = time.perf_counter()
@@ -53,9 +59,11 @@ def run_poptune(args: argparse.Namespace, storage: str) -> dict:
     if args.dataframe:
         assert len(grid.get_dataframe()) == args.trials
     t_fit = time.perf_counter() - t1
+    journal = os.path.join(grid.experiment_path, "journal.jsonl")
     return {"best": best.metrics[METRIC], "best_config": best.config, "import_s": t_import,
             "fit_s": t_fit, "n_results": len(grid),
-            "n_errors": sum(1 for r in grid if r.error is not None)}
+            "n_errors": sum(1 for r in grid if r.error is not None),
+            "journal_bytes": os.path.getsize(journal) if os.path.exists(journal) else None}
 
 
 def run_ray(args: argparse.Namespace, storage: str) -> dict:
@@ -136,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dataframe", action="store_true",
                    help="also build the results table (ResultGrid.get_dataframe(), Optuna's "
                         "study.trials_dataframe()) before printing the result")
+    p.add_argument("--scheduler", choices=["fifo", "asha"], default="fifo",
+                   help="poptune only: ASHA (max_t = reports) instead of FIFO")
     p.add_argument("--storage", default=None, help="results directory (default: a fresh tmpdir)")
     p.add_argument("--storage-parent", default=None,
                    help="where the fresh tmpdir is made (default: the system's, e.g. /tmp); "
