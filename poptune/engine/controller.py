@@ -950,7 +950,7 @@ class Controller:
         else:
             trial.last_result = {"done": True}
         out.append(Record(StatusChanged(trial.trial_id, "TERMINATED")))
-        out.append(CloseLog(trial, drain=True))
+        out.append(CloseLog(trial, drain=True, final=True))
         self._unpin(trial.restore_path)
         last: dict[str, Any] | None = None
         if why == "done":

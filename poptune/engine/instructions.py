@@ -95,10 +95,12 @@ class LogResult:
 @dataclass(frozen=True, slots=True)
 class CloseLog:
     """The trial's result files are complete for now (``drain``: wait until they are on disk,
-    e.g. before a user callback uploads the trial directory)."""
+    e.g. before a user callback uploads the trial directory; ``final``: the trial ended for
+    good, its file state can go)."""
 
     trial: Trial
     drain: bool = False
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)

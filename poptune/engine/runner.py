@@ -270,7 +270,9 @@ class Runner:
 
     def _trial_config_blob(self, trial: Trial) -> bytes:
         """The trial's pickled config, made once per config object."""
-        files = self.files[trial.trial_id]
+        files = self.files.get(trial.trial_id)
+        if files is None:  # terminated (its file state is gone): not cached
+            return self._config_blob(trial.config)
         if files.config_blob is None or files.config_blob[0] is not trial.config:
             files.config_blob = (trial.config, self._config_blob(trial.config))
         return files.config_blob[1]
@@ -356,6 +358,8 @@ class Runner:
 
     def _close_log(self, ins: CloseLog) -> None:
         self._close_writer(ins.trial)
+        if ins.final:  # terminated: it never runs again in this run (memory per trial)
+            self.files.pop(ins.trial.trial_id, None)
         if ins.drain and self._drain_before_complete:
             self.io.drain()  # e.g. MLflow uploading the trial dir: its files are complete
 
@@ -375,8 +379,8 @@ class Runner:
         self.journal.append(rec)
 
     def _log_result(self, trial: Trial, result: dict[str, Any]) -> None:
-        files = self.files[trial.trial_id]
-        if files.writer is not None:
+        files = self.files.get(trial.trial_id)
+        if files is not None and files.writer is not None:
             files.writer.write(dict(result))  # callbacks may add keys while the thread writes
             self._dirty_writers.add(trial.trial_id)
 
