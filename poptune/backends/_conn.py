@@ -81,22 +81,26 @@ class BufferedConnection:
     def close(self) -> None:
         self.conn.close()
 
-    def _next(self) -> bytes | None:
-        """The next complete message in the buffer (removed from it), or None."""
+    def _frame(self) -> tuple[int, int] | None:
+        """``(start, size)`` of the first buffered message once its header is complete."""
         buf = self._buf
         if len(buf) < 4:
             return None
         (size,) = struct.unpack_from("!i", buf)
-        start = 4
-        if size == -1:  # multiprocessing's header for messages over 2 GiB
-            if len(buf) < 12:
-                return None
-            (size,) = struct.unpack_from("!Q", buf, 4)
-            start = 12
-        if len(buf) < start + size:
+        if size != -1:
+            return 4, size
+        if len(buf) < 12:  # multiprocessing's header for messages over 2 GiB
             return None
-        msg = bytes(buf[start:start + size])
-        del buf[:start + size]
+        return 12, struct.unpack_from("!Q", buf, 4)[0]
+
+    def _next(self) -> bytes | None:
+        """The next complete message in the buffer (removed from it), or None."""
+        frame = self._frame()
+        if frame is None or len(self._buf) < frame[0] + frame[1]:
+            return None
+        start, size = frame
+        msg = bytes(self._buf[start:start + size])
+        del self._buf[:start + size]
         return msg
 
     def _fill(self) -> None:
@@ -105,21 +109,10 @@ class BufferedConnection:
             raise EOFError("the worker closed its connection")
         self._buf += chunk
 
-    def recv(self) -> Any:
-        """The next message (blocking until it is complete)."""
-        while True:
-            msg = self._next()
-            if msg is not None:
-                return ForkingPickler.loads(msg)
-            self._fill()
-
     def has_message(self) -> bool:
         """Whether a complete message is buffered already (``wait`` cannot see it)."""
-        buf = self._buf
-        if len(buf) < 4:
-            return False
-        (size,) = struct.unpack_from("!i", buf)
-        return size != -1 and len(buf) >= 4 + size
+        frame = self._frame()
+        return frame is not None and len(self._buf) >= frame[0] + frame[1]
 
     def read_available(self) -> list[Any]:
         """Every message that has arrived (reading once; completing a partial message)."""
