@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
                          bytecode_env("optuna")))
     walls: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     fits: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    cpus: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     last: dict[str, dict] = {}
     for name, cmd, env in variants:  # warm-up: writes each variant's bytecode; not counted
         _run(cmd, env)
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
             walls[name].append(wall)
             if "fit_s" in out:
                 fits[name].append(out["fit_s"])
+            if "driver_cpu_fit_s" in out:  # the driver's own CPU: less sensitive to load
+                cpus[name].append(out["driver_cpu_fit_s"])
             last[name] = out
     first = statistics.median(walls[variants[0][0]])
     for name, _, _ in variants:
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         extra = {k: v for k, v in last[name].items()
                  if k in ("fit_s", "per_trial_bookkeeping_ms", "driver_peak_rss_mb")}
         fit = f"; fit() median {statistics.median(fits[name]):.3f} s" if fits[name] else ""
+        if cpus[name]:
+            fit += f", driver CPU in fit() median {statistics.median(cpus[name]):.3f} s"
         print(f"{name:>10}: median {med:7.3f} s over {len(walls[name])} runs "
               f"(min {min(walls[name]):.3f}, max {max(walls[name]):.3f}); "
               f"x{med / first:.2f} of {variants[0][0]}{fit}; last run {extra}")

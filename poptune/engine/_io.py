@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from poptune.storage.background import BackgroundIO
-from poptune.storage.trial_logs import TrialLogWriter
+from poptune.storage.trial_logs import TrialLogWriter, ensure_dir
 
 
 class AsyncWriter:
@@ -19,7 +19,7 @@ class AsyncWriter:
             io.submit(self._open, trial_dir, json, csv)
 
     def _open(self, trial_dir: str, json: bool, csv: bool) -> None:
-        os.makedirs(trial_dir, exist_ok=True)
+        ensure_dir(trial_dir)
         self._box.append(TrialLogWriter(trial_dir, json, csv))
 
     def _call(self, name: str, *args: Any) -> None:

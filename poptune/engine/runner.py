@@ -505,6 +505,7 @@ class Runner:
         if self.remote is not None and now - self._last_sync > 5.0:
             self._last_sync = now
             self.io.submit(self.remote.sync_dir, self.experiment_dir)
+        self.io.release()  # this pass's file writes, while the loop waits for workers
 
     def _delete_checkpoints(self) -> None:
         """Delete checkpoints whose deletion is now committed to the journal."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -40,21 +41,31 @@ def parse_result_lines(text: str, where: str) -> list[dict[str, Any]]:
     return rows
 
 
+def ensure_dir(path: str) -> None:
+    """Create the directory ``path`` (and its parents) unless it exists: one system call in
+    the usual cases."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
 def write_params(trial_dir: str, config: dict[str, Any], pickle_too: bool = True) -> None:
     """Write ``params.json`` (readable) and ``params.pkl`` (exact) for a trial."""
     import cloudpickle
 
-    os.makedirs(trial_dir, exist_ok=True)
-    with open(os.path.join(trial_dir, "params.json"), "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True, default=json_default)
+    ensure_dir(trial_dir)
+    text = json.dumps(config, indent=2, sort_keys=True, default=json_default)
+    _write_new(os.path.join(trial_dir, "params.json"), text.encode())
     if not pickle_too:
         return
     try:
         blob = cloudpickle.dumps(config)
     except Exception:  # noqa: BLE001 - an unpicklable config still gets params.json
         return
-    with open(os.path.join(trial_dir, "params.pkl"), "wb") as f:
-        f.write(blob)
+    _write_new(os.path.join(trial_dir, "params.pkl"), blob)
 
 
 def write_error(trial_dir: str, traceback_text: str, exception_blob: bytes | None) -> str:
@@ -83,49 +94,89 @@ class TrialLogWriter:
 
     ``result.json`` lines carry the full result (with ``config``); ``progress.csv`` has the
     flattened result without ``config``. Columns are fixed by the first row (Ray's behaviour:
-    keys first seen later are not added to the CSV).
+    keys first seen later are not added to the CSV). Rows are kept in memory until
+    :meth:`flush` or :meth:`close`, which append them with one write per file (no file stays
+    open between flushes: a trial costs two opens, not two open files).
+
+    Args:
+        trial_dir: the trial's directory (it must exist when rows are flushed).
+        write_json, write_csv: which of the two files this writer owns.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> w = TrialLogWriter(d)
+        >>> w.write({"loss": 0.5, "config": {"lr": 0.1}}); w.close()
+        >>> open(os.path.join(d, "progress.csv")).read()
+        'loss\\n0.5\\n'
     """
 
     def __init__(self, trial_dir: str, write_json: bool = True, write_csv: bool = True) -> None:
         self.trial_dir = trial_dir
-        self._json = open(os.path.join(trial_dir, "result.json"), "a") if write_json else None
-        self._csv_file = None
+        self._json_path = os.path.join(trial_dir, RESULT_FILE) if write_json else None
+        self._csv_path = os.path.join(trial_dir, "progress.csv") if write_csv else None
+        self._json_rows: list[str] = []
+        self._csv_buf = io.StringIO()
+        self._csv_writer = csv.writer(self._csv_buf)
         self._fields: list[str] | None = None
-        self._write_csv = write_csv
-        if write_csv:
-            path = os.path.join(trial_dir, "progress.csv")
-            exists = os.path.exists(path) and os.path.getsize(path) > 0
-            self._csv_file = open(path, "a", newline="")
-            if exists:
-                with open(path, newline="") as f:
+        self._touched = False  # whether a flush created the files already
+        if self._csv_path is not None:  # an earlier run's file fixes the columns
+            try:
+                with open(self._csv_path, newline="") as f:
                     header = f.readline().strip()
-                self._fields = next(csv.reader([header])) if header else None
-        self._csv_writer: Any = None
+            except FileNotFoundError:
+                header = ""
+            self._fields = next(csv.reader([header])) if header else None
 
     def write(self, result: dict[str, Any]) -> None:
-        if self._json is not None:
-            self._json.write(dumps(result) + "\n")
-        if self._csv_file is not None:
+        if self._json_path is not None:
+            self._json_rows.append(dumps(result))
+        if self._csv_path is not None:
             row = flatten({k: v for k, v in result.items() if k != "config"})
-            if self._fields is None:
-                self._fields = list(row)
-                self._csv_writer = csv.DictWriter(self._csv_file, self._fields, extrasaction="ignore")
-                self._csv_writer.writeheader()
-            elif self._csv_writer is None:
-                self._csv_writer = csv.DictWriter(self._csv_file, self._fields, extrasaction="ignore")
-            self._csv_writer.writerow({k: _csv_value(v) for k, v in row.items()})
+            fields = self._fields
+            if fields is None:
+                fields = self._fields = list(row)
+                self._csv_writer.writerow(fields)
+            self._csv_writer.writerow([_csv_value(row.get(k, "")) for k in fields])
 
     def flush(self) -> None:
-        if self._json is not None:
-            self._json.flush()
-        if self._csv_file is not None:
-            self._csv_file.flush()
+        """Append the rows written since the last flush (the first flush creates the files,
+        rows or not)."""
+        touched, self._touched = self._touched, True
+        if self._json_path is not None and (self._json_rows or not touched):
+            rows = self._json_rows
+            _append(self._json_path, ("\n".join(rows) + "\n").encode() if rows else b"")
+            rows.clear()
+        buf = self._csv_buf
+        if self._csv_path is not None and (buf.tell() or not touched):
+            _append(self._csv_path, buf.getvalue().encode())
+            buf.seek(0)
+            buf.truncate()
 
     def close(self) -> None:
-        for f in (self._json, self._csv_file):
-            if f is not None:
-                f.close()
-        self._json = self._csv_file = None
+        if self._json_path is None and self._csv_path is None:
+            return
+        self.flush()
+        self._json_path = self._csv_path = None
+
+
+def _append(path: str, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created if missing) with raw system calls."""
+    _write_fd(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644), data)
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """Replace the contents of ``path`` with ``data`` (raw system calls)."""
+    _write_fd(os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o644), data)
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def rewrite_logs(trial_dir: str, results: Iterable[dict[str, Any]], write_json: bool = True,
