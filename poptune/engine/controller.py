@@ -25,7 +25,6 @@ import logging
 import os
 import pickle
 import sys
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -91,7 +90,10 @@ from poptune.trainable._util import normalize_resources
 logger = logging.getLogger("poptune")
 _intern = sys.intern
 #: result values that are the same in most results (interned like the keys)
-_SHARED_VALUES = ("hostname", "node_ip")
+_SHARED_VALUES = ("hostname", "node_ip", "date")
+#: the story entries ``(why, status)`` made so far, shared by every trial's story
+_STORY_ENTRIES: dict[tuple[str, TrialStatus], tuple[str, str]] = {}
+_CREATED = ("created", "PENDING")
 
 #: seconds a trial told to stop may take to do so before it is killed
 STOP_GRACE_S = 10.0
@@ -153,9 +155,9 @@ class TrialState:
     view: Any = None  # the TrialView the scheduler sees
     #: the last status changes, ``(why, status)`` (at most :data:`STORY_LENGTH`)
     story: list[tuple[str, str]] = field(default_factory=list)
-    #: the last intervals between the trial's messages (its usual step time)
-    intervals: deque[float] = field(
-        default_factory=lambda: deque(maxlen=silence.INTERVALS_KEPT))
+    #: the last intervals between the trial's messages (its usual step time; at most
+    #: :data:`~poptune.engine.silence.INTERVALS_KEPT`; a list: an empty deque costs 600 bytes)
+    intervals: list[float] = field(default_factory=list)
     warned_silent: float | None = None  # the ``last_heard`` a silence warning was given for
 
 
@@ -240,6 +242,10 @@ class Controller:
 
         self._search_listens = getattr(type(searcher), "on_trial_result", None) is not (
             SearchAlgorithm.on_trial_result)
+        #: whether a completion changes the searcher's journaled state (random search
+        #: without a concurrency limit: only a new trial does)
+        self._completion_snapshots = getattr(searcher, "completion_changes_state", True)
+        self._pinned_check = self._is_pinned  # one bound method for every trial's checkpoints
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
         from poptune.search.basic_variant import BasicVariantGenerator
@@ -302,7 +308,10 @@ class Controller:
         if start != status and (start, status) not in TRANSITIONS:
             raise InvalidTransition(trial.trial_id, start, status, list(st.story))
         story = st.story
-        story.append((why, status.value))
+        entry = _STORY_ENTRIES.get((why, status))
+        if entry is None:  # one shared tuple per (why, status): not one per trial
+            entry = _STORY_ENTRIES[(why, status)] = (why, status.value)
+        story.append(entry)
         if len(story) > STORY_LENGTH:
             del story[0]
         self._index(trial, status)
@@ -427,7 +436,7 @@ class Controller:
             num_to_keep=getattr(cfg, "num_to_keep", None),
             score_attribute=getattr(cfg, "checkpoint_score_attribute", None),
             score_order=getattr(cfg, "checkpoint_score_order", "max"),
-            is_pinned=self._is_pinned,
+            is_pinned=self._pinned_check,
         )
 
     def _is_pinned(self, path: str) -> bool:
@@ -565,7 +574,7 @@ class Controller:
             self.next_index += 1
             trial = self.new_trial(trial_id, suggestion)
             st = TrialState(checkpoints=self._new_checkpoints())
-            st.story.append(("created", "PENDING"))
+            st.story.append(_CREATED)
             trial.status = _P
             self._track(trial, st)
             # the scheduler may fill in config values (PBT samples what it mutates)
@@ -645,13 +654,18 @@ class Controller:
             value = result.get(key)
             if type(value) is str:
                 result[key] = _intern(value)
+        if result.get("trial_id") == trial.trial_id:
+            result["trial_id"] = trial.trial_id  # the trial's own string, not a copy
         result["experiment_tag"] = trial.experiment_tag
         result["config"] = trial.config
         st.rows += 1
         trial.last_result = result
         heard, trial.last_heard = trial.last_heard, self.now
         if heard is not None:
-            st.intervals.append(self.now - heard)
+            intervals = st.intervals
+            intervals.append(self.now - heard)
+            if len(intervals) > silence.INTERVALS_KEPT:
+                del intervals[0]
         ckpt_name = result.get("checkpoint_dir_name")
         if ckpt_name:
             self._register_checkpoint(trial, ckpt_name, result, out)
@@ -960,7 +974,8 @@ class Controller:
             self._ask(self.scheduler.on_trial_remove(st.view), out)
         out.append(Snapshot("scheduler"))
         self.searcher.on_trial_complete(trial.trial_id, last, error=False)
-        out.append(Snapshot("searcher"))
+        if self._completion_snapshots:
+            out.append(Snapshot("searcher"))
         out.append(Notify("on_trial_complete", {"trial": trial}))
 
     def _on_stopped(self, trial: Trial, out: list[Instruction]) -> None:
@@ -1022,7 +1037,8 @@ class Controller:
         self._ask(self.scheduler.on_trial_error(st.view), out)
         out.append(Snapshot("scheduler"))
         self.searcher.on_trial_complete(trial.trial_id, None, error=True)
-        out.append(Snapshot("searcher"))
+        if self._completion_snapshots:
+            out.append(Snapshot("searcher"))
         out.append(Notify("on_trial_error", {"trial": trial}))
         if self.fail_fast:
             self._stop_everything(out)

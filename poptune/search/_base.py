@@ -115,6 +115,13 @@ class SearchAlgorithm(abc.ABC):
     ) -> None:
         """A trial ended: its last ``result`` (None if none), ``error=True`` if it failed."""
 
+    @property
+    def completion_changes_state(self) -> bool:
+        """Whether :meth:`on_trial_complete` changes what :meth:`save_state` must keep (the
+        engine then journals the state after each completion, not only after each new
+        trial). True unless an algorithm knows better."""
+        return True
+
     @abc.abstractmethod
     def save_state(self) -> dict[str, Any]:
         """A picklable snapshot from which :meth:`load_state` continues exactly here."""

@@ -242,6 +242,11 @@ class BasicVariantGenerator(SearchAlgorithm):
     def is_finished(self) -> bool:
         return self._finished
 
+    @property
+    def completion_changes_state(self) -> bool:
+        """Only a concurrency limit makes the set of live trials part of the state."""
+        return bool(self.max_concurrent)
+
     def save_state(self) -> dict[str, Any]:
         if self._restored is not None:  # restored but not resumed yet: same snapshot
             return dict(self._restored, live=sorted(self._live))

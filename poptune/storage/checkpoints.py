@@ -22,14 +22,14 @@ from typing import Any, Callable
 from poptune._dicts import nested_get
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckpointRecord:
     path: str
     metrics: dict[str, Any]
     order: int
 
 
-@dataclass
+@dataclass(slots=True)
 class TrialCheckpoints:
     """The checkpoints of one trial, oldest first."""
 
