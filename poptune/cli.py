@@ -258,14 +258,25 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    import shutil
-    import time
+    from poptune.storage.remote import is_remote
 
-    from poptune.storage.replay import check_journal
+    if is_remote(args.experiment):
+        return _repair_remote(args)
+    from poptune.storage.lock import LocalLock
 
     exp_dir = resolve_experiment(args.experiment, args.storage)
     path = os.path.join(exp_dir, "journal.jsonl")
-    check = check_journal(path)  # RestoreError (no header, newer schema): exit 1
+    with LocalLock(exp_dir):  # never under a live driver (ExperimentLockedError: exit 1)
+        return _repair(path, args, _truncate_local(path), exp_dir)
+
+
+def _repair(path: str, args: argparse.Namespace, truncate: Any, exp_dir: str,
+            check_path: str | None = None) -> int:
+    """Show the damage of the journal at ``path`` (read from ``check_path``) and, when
+    confirmed, ``truncate(good_end)``; the shared half of a local and a remote repair."""
+    from poptune.storage.replay import check_journal
+
+    check = check_journal(check_path or path)  # RestoreError (no header, newer schema): exit 1
     if check.damage is None:
         msg = f"{path}: {check.commits} commits verify, no damage"
         if check.tail is not None:
@@ -274,7 +285,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         print(msg)
         return EXIT_OK
     d = check.damage
-    print(d.describe())
+    print(d.describe().replace(check_path, path) if check_path else d.describe())
     print(f"{check.commits} commits before it verify; the journal has {check.size} bytes.")
     if not args.yes:
         if not sys.stdin.isatty():
@@ -284,13 +295,51 @@ def cmd_repair(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("Not truncated.")
             return EXIT_FAILURE
-    backup = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
-    shutil.copy2(path, backup)
-    with open(path, "rb+") as f:
-        f.truncate(d.good_end)
+    backup = truncate(d.good_end)
     print(f"Truncated {path} to byte {d.good_end}; the damaged journal is kept as {backup}.")
     print(f"Resume with: poptune resume {exp_dir} --trainable MODULE:FUNCTION")
     return EXIT_OK
+
+
+def _truncate_local(path: str) -> Any:
+    def truncate(good_end: int) -> str:
+        import shutil
+
+        backup = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        shutil.copy2(path, backup)
+        with open(path, "rb+") as f:
+            f.truncate(good_end)
+        return backup
+
+    return truncate
+
+
+def _repair_remote(args: argparse.Namespace) -> int:
+    """``poptune repair s3://...``: the journal's segments are checked as one file; a cut
+    moves the segments past the last good commit to ``journal-damaged-<time>/``."""
+    import tempfile
+
+    from poptune.storage.lock import check_remote_free
+    from poptune.storage.remote import JOURNAL_SEGMENTS, RemoteStorage
+
+    remote = RemoteStorage(args.experiment)
+    if not remote.journal_length():
+        raise UsageError(f"{args.experiment} is not a poptune experiment (it has no "
+                         f"{JOURNAL_SEGMENTS}/ segments)")
+    check_remote_free(remote)  # never under a live driver (ExperimentLockedError: exit 1)
+    where = f"{remote.uri}/{JOURNAL_SEGMENTS}/"
+
+    def truncate(good_end: int) -> str:
+        check_remote_free(remote)  # a driver may have started while we asked
+        suffix = f"damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        remote.cut_journal(good_end, suffix)
+        return f"{remote.uri}/{JOURNAL_SEGMENTS}-{suffix}/"
+
+    with tempfile.TemporaryDirectory(prefix="poptune_repair_") as tmp:
+        local = os.path.join(tmp, "journal.jsonl")
+        with open(local, "wb") as f:
+            f.write(remote.read_journal())
+        return _repair(where, args, truncate, remote.uri, check_path=local)
 
 
 # -- parser -----------------------------------------------------------------------------------
@@ -363,9 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("repair", help="show and truncate a damaged journal", description=(
         "Verify an experiment's journal. If a record in the middle is damaged, show where "
         "and what truncating the journal to its last good commit would lose, then truncate "
-        "it on confirmation (a backup journal.jsonl.damaged-TIMESTAMP is kept). Exits 1 if "
-        "the journal stays damaged."))
-    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
+        "it on confirmation (a backup journal.jsonl.damaged-TIMESTAMP is kept; on remote "
+        "storage, e.g. s3://bucket/exp, the segments past the cut move to "
+        "journal-damaged-TIMESTAMP/). Refuses while a driver holds the experiment. Exits 1 "
+        "if the journal stays damaged."))
+    p.add_argument("experiment", metavar="EXPERIMENT",
+                   help="experiment path or name, or its URI on remote storage")
     p.add_argument("--yes", "-y", action="store_true", help="truncate without asking")
     p.add_argument("--storage", help=storage_help)
     p.set_defaults(func=cmd_repair)

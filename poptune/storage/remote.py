@@ -118,6 +118,35 @@ class RemoteStorage:
             path = self.path_of(JOURNAL_SEGMENTS, f"{self._seq:010d}.jsonl")
         self._wrap("writing the journal", self.fs.pipe_file, path, data)
 
+    def journal_segments(self) -> list[tuple[str, int]]:
+        """The stored journal segments in order, with their sizes in bytes."""
+        return [(p, int(self._wrap("reading the journal", self.fs.size, p)))
+                for p in self._segments()]
+
+    def cut_journal(self, good_end: int, suffix: str) -> list[str]:
+        """Keep the journal's first ``good_end`` bytes: segments past them move to
+        ``journal-<suffix>/`` (a segment ``good_end`` falls inside keeps its first part and
+        a copy of the whole goes there too). Returns the segments moved or cut."""
+        aside = f"{JOURNAL_SEGMENTS}-{suffix}"
+        touched: list[str] = []
+        start = 0
+        for path, size in self.journal_segments():
+            end = start + size
+            if end > good_end:
+                name = posixpath.basename(path)
+                keep = max(0, good_end - start)
+                if keep:
+                    head = self._wrap("reading the journal", self.fs.cat_file, path)[:keep]
+                    self._wrap("setting the damaged journal aside", self.fs.copy, path,
+                               self.path_of(aside, name))
+                    self._wrap("cutting the journal", self.fs.pipe_file, path, head)
+                else:
+                    self._wrap("setting the damaged journal aside", self.fs.mv, path,
+                               self.path_of(aside, name))
+                touched.append(name)
+            start = end
+        return touched
+
     def set_journal_aside(self, suffix: str) -> bool:
         """Move the stored journal segments to ``journal-<suffix>/`` (a new run under an old
         name); readers and restore only read ``journal/``. True if there was one."""

@@ -441,3 +441,19 @@ def test_repair_asks_before_truncating(tmp_path, monkeypatch, capsys, answer, tr
     if truncated:  # the commits before the damaged one are all there
         assert load_state(str(path)).trials["t1"].results == []
         assert list(load_state(str(path)).trials) == ["t1"]
+
+
+def test_repair_refuses_while_a_driver_holds_the_experiment(tmp_path, capsys):
+    from poptune.storage.lock import LocalLock
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    path = exp / "journal.jsonl"
+    damaged_journal(path, lambda line: b"x" * (len(line) - 1) + b"\n")
+    size = os.path.getsize(path)
+    with LocalLock(str(exp)):  # a live driver (this process, another descriptor)
+        assert cli.main(["repair", str(exp), "--yes"]) == 1
+        assert "pid" in capsys.readouterr().err
+        assert os.path.getsize(path) == size  # nothing cut under the driver
+    assert cli.main(["repair", str(exp), "--yes"]) == 0  # released: repaired
+    assert os.path.getsize(path) < size

@@ -150,3 +150,56 @@ def test_unwritable_bucket_is_a_clear_error(s3):
     with pytest.raises(StorageError, match="remote storage"):
         tune.Tuner(lambda c: None, run_config=tune.RunConfig(
             storage_path="s3://no-such-bucket-poptune/x", verbose=0)).fit()
+
+
+def test_repair_of_a_damaged_journal_on_s3_then_restore_finishes(s3, monkeypatch, capsys):
+    """``poptune repair s3://...``: the damage is shown, nothing is cut unasked, the cut moves
+    the segments past the last good commit aside, and restore then finishes the trial."""
+    import poptune as tune
+    from poptune import cli
+    from poptune.exceptions import RestoreError
+    from poptune.storage.lock import LEASE_FILE, RemoteLease
+    from poptune.storage.remote import RemoteStorage
+
+    fs, bucket, mod, _ = s3
+    uri = f"s3://{bucket}/runs/rep"
+    tune.Tuner(mod.train, param_space={"k": 1, "steps": 6},
+               run_config=tune.RunConfig(name="rep", storage_path=f"s3://{bucket}/runs",
+                                         verbose=0)).fit()
+    remote = RemoteStorage(uri)
+    segments = remote.journal_segments()
+    # damage the segment holding the 4th result (bytes flipped inside it, size unchanged)
+    hits = [(p, size) for p, size in segments if b'"e":"result"' in fs.cat_file(p)]
+    path, _ = hits[3]
+    data = fs.cat_file(path)
+    at = data.index(b'"e":"result"')
+    fs.pipe_file(path, data[:at] + b"#" * 12 + data[at + 12:])
+    offset = sum(size for p, size in segments[:segments.index((path, len(data)))])
+    with pytest.raises(RestoreError, match="damaged|unreadable|checksum"):
+        tune.Tuner.restore(uri, trainable=mod.train)
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert cli.main(["repair", uri]) == 1  # shown, not cut unasked
+    out = capsys.readouterr().out
+    assert f"{uri}/journal/" in out and "Not truncated" in out
+    assert len(remote.journal_segments()) == len(segments)
+
+    lease = RemoteLease(remote.fs, remote.path_of(LEASE_FILE), uri, settle_s=0)
+    try:  # a live driver holds it: repair refuses, naming the holder
+        assert cli.main(["repair", uri, "--yes"]) == 1
+        assert "pid" in capsys.readouterr().err
+    finally:
+        lease.release()
+
+    assert cli.main(["repair", uri, "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "Truncated" in out and f"byte {offset}" in out
+    kept = remote.journal_segments()
+    assert sum(size for _, size in kept) == offset
+    aside = [f for f in fs.find(f"{bucket}/runs/rep") if "/journal-damaged-" in f]
+    assert len(aside) == len(segments) - len(kept)
+    assert cli.main(["repair", uri]) == 0 and "no damage" in capsys.readouterr().out
+
+    grid = tune.Tuner.restore(uri, trainable=mod.train).fit()
+    assert grid.num_errors == 0 and grid[0].metrics["training_iteration"] == 6
+    assert list(grid[0].metrics_dataframe["value"]) == [1, 2, 3, 4, 5, 6]
