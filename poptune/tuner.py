@@ -31,6 +31,7 @@ from poptune.config import RunConfig, TuneConfig, default_storage_path
 from poptune.engine.experiment import ExperimentHistory, replay_journal, timestamp, unpack
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import RestoreError, StorageError, TuneConfigError, TuneError
+from poptune.result import TIMESTAMP
 from poptune.schedulers._base import FIFOScheduler, TrialScheduler
 from poptune.stopper import (
     CombinedStopper,
@@ -379,6 +380,12 @@ class Tuner:
                 remote.start_journal_after_existing()
                 self._restore.pop("journal_state", None)  # replayed again from the new copy
             history = self._load_history(exp_dir, searcher, scheduler)
+            resume_clock = getattr(backend, "resume_clock", None)
+            if resume_clock is not None:  # simulated time goes on from the journal's last
+                stamps = [row[TIMESTAMP] for h in history.values() for row in h.rows
+                          if isinstance(row.get(TIMESTAMP), (int, float))]
+                if stamps:
+                    resume_clock(max(stamps))
         else:
             self._save_tuner_state(exp_dir, exp_hex)
             _set_previous_run_aside(exp_dir, f"{timestamp()}-{exp_hex}", remote)

@@ -196,6 +196,14 @@ class SimulatedBackend(Backend):
         self.__init__(state["num_cpus"], state["num_gpus"],  # type: ignore[misc]
                       state["step_time"], state["now"])
 
+    def resume_clock(self, last_time: float) -> None:
+        """Continue a restored experiment's clock from ``last_time`` (the latest
+        :meth:`~poptune.clock.Clock.time` its journal holds) rather than from where the clock
+        stood when the experiment was saved: the resumed run's times follow the old ones."""
+        offset = self.clock.time() - self.clock.monotonic()
+        if last_time - offset > self.clock.monotonic():
+            self.clock.advance_to(last_time - offset)
+
     def __repr__(self) -> str:
         return (f"SimulatedBackend(num_cpus={self._cpus:g}, num_gpus={self._gpus:g}, "
                 f"step_time={self.step_time:g}, now={self.clock.monotonic():g})")

@@ -470,3 +470,36 @@ def test_the_documented_comparison_prints_what_the_docs_say(tmp_path, monkeypatc
     monkeypatch.setenv("POPTUNE_STORAGE_PATH", str(tmp_path))
     exec(compile(code, "docs/simulation.md", "exec"), {"__name__": "__doc__"})
     assert capsys.readouterr().out == printed
+
+
+def test_a_restored_simulated_experiment_continues_its_clock(tmp_path):
+    """Restore picks up the simulated clock where the journal left it: no result of the
+    resumed run is stamped earlier than those before the interruption."""
+    from poptune.callbacks import Callback
+
+    class Interrupt(Callback):
+        def __init__(self) -> None:
+            self.results = 0
+
+        def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: dict,
+                            **info: Any) -> None:
+            self.results += 1
+            if self.results == 9:
+                raise KeyboardInterrupt
+
+    space = {"steps": 8, "k": tune.grid_search([1, 2])}
+    tuner = tune.Tuner(checkpointing, param_space=space,
+                       tune_config=tune.TuneConfig(backend="simulated", max_concurrent_trials=2),
+                       run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path),
+                                                 verbose=0, callbacks=[Interrupt()]))
+    tuner.fit()  # interrupted: poptune, like Ray, returns what it has
+    path = str(tmp_path / "exp")
+    grid = tune.Tuner.restore(path, checkpointing, resume_unfinished=True).fit()
+    assert not grid.errors
+    for res in grid:
+        rows = res.metrics_dataframe
+        resumed = rows[rows["restored"]]
+        assert len(resumed) > 0 and len(rows) == 8  # picked up from a checkpoint
+        first_resumed = resumed.index[0]
+        assert rows["timestamp"][first_resumed] > rows["timestamp"][first_resumed - 1]
+        assert list(rows["timestamp"]) == sorted(rows["timestamp"])
