@@ -1,7 +1,7 @@
 """PBT quality bench: how good are the results, not how fast (issue 11, item 3).
 
     python bench/workloads/pbt_quality.py --framework poptune|ray --toy triangle|fig2|convnet
-                                          [--seeds N] [--methods pbt,pb2,...]
+                                          [--seeds N] [--methods pbt,pb2,...] [--cap N]
     python bench/workloads/pbt_quality.py --plot FILE [FILE ...] [--img-dir bench/img]
 
 Three problems, each solved by several schedulers, each method over ``--seeds`` seeded runs;
@@ -392,6 +392,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="repeatable; default: triangle and fig2 (convnet takes minutes)")
     p.add_argument("--seeds", type=int, default=None, help="runs per method (default per toy)")
     p.add_argument("--methods", default=None, help="comma-separated subset")
+    p.add_argument("--cap", type=int, default=None,
+                   help="iterations per trial (default per toy: triangle 1000, fig2 100, "
+                   "convnet 20); recorded in the output file")
     p.add_argument("--ray-seeds", type=int, default=5,
                    help="at most this many runs per method for Ray (its runs are real processes)")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "results", "quality"),
@@ -423,6 +426,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.framework == "ray":
             methods = [m for m in methods if m in RAY_METHODS]
         seeds = args.seeds or TOYS[toy]["seeds"]
+        if args.cap:
+            TOYS[toy]["cap"] = args.cap
         if args.framework == "ray":
             seeds = min(seeds, args.ray_seeds)
         runs = []
@@ -438,8 +443,8 @@ def main(argv: list[str] | None = None) -> None:
         result["toys"][toy] = summary
         os.makedirs(args.out_dir, exist_ok=True)
         with open(os.path.join(args.out_dir, f"{args.framework}_{toy}.json"), "w") as f:
-            json.dump({"framework": args.framework, "toy": toy, "summary": summary,
-                       "runs": runs}, f)
+            json.dump({"framework": args.framework, "toy": toy, "cap": TOYS[toy]["cap"],
+                       "summary": summary, "runs": runs}, f)
     _common.discard(storage)
     try:
         files = sorted(os.path.join(args.out_dir, n) for n in os.listdir(args.out_dir)
