@@ -2,10 +2,9 @@
 
 PB2 is PBT whose *explore* step is a time-varying GP bandit: at each perturbation it models
 the reward change per unit of ``time_attr`` over an interval as a function of ``[time,
-reward, hyperparameters]`` at the interval's start, with a Gaussian process whose kernel
-decays with the time difference (TV-GP-UCB, Bogunovic et al. 2016), and picks the
-hyperparameters that maximise the upper confidence bound at the checkpoint being cloned
-(its time and reward). A second GP, padded
+reward at its start, hyperparameters]`` with a Gaussian process whose kernel decays with
+time difference (TV-GP-UCB, Bogunovic et al. 2016), and picks the hyperparameters that
+maximise the upper confidence bound at the donor's latest interval. A second GP, padded
 with the points already picked this round, discourages sending two trials to the same place.
 
 The GP sees only the latest :data:`WINDOW` intervals (Ray keeps 1,000 and picks a length of
@@ -183,12 +182,12 @@ def _select_config(
     """Fit the GP on the latest :data:`WINDOW` rows of ``(X, y)`` and return the
     hyperparameters maximising UCB at ``newpoint``.
 
-    ``X`` columns: time, reward at the interval's start, hyperparameters; ``y``: reward
-    change per unit time; ``newpoint``: time and reward of the weights being cloned;
+    ``X`` columns: time (the interval's end), reward at its start, hyperparameters; ``y``:
+    reward change per unit time; ``newpoint``: the time and reward to predict at;
     ``bounds``: (k, 2) array of [low, high]; ``current``: hyperparameters already chosen this
     round, or None; ``fixed_hp``: values (already in [0, 1]) of the first hyperparameter
     columns, held fixed (the chosen categories' one-hot columns); only the remaining columns
-    are searched. Time and reward are scaled to [0, 1] over the window and ``newpoint``.
+    are searched.
     """
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
@@ -204,10 +203,9 @@ def _select_config_serial(
 
     seed = int(gen.integers(2**31))
     X, y = X[-WINDOW:], y[-WINDOW:]
-    limits = _limits(np.vstack([X[:, :2], newpoint.reshape(1, 2)]), bounds)
-    Xn = _normalize(X, limits)
+    Xn = _normalize(X, _limits(X, bounds))
     yn = _standardize(y)
-    point = _normalize(newpoint, limits[:, :2])
+    point = _normalize(newpoint, X[:, :2])  # time and reward of the donor's latest interval
     nfix = 0 if fixed_hp is None else len(fixed_hp)
     fixed = np.concatenate([point, np.asarray(fixed_hp, dtype=float)]) if nfix else point
     mean_gp = var_gp = _Posterior(_fit_gp(Xn, yn, seed))
@@ -345,7 +343,7 @@ class PB2(PopulationBasedTraining):
         return score
 
     def _samples(self) -> list[tuple[str, float, float, list[float], float]]:
-        """The latest :data:`WINDOW` measured intervals, oldest first: (trial, start time,
+        """The latest :data:`WINDOW` measured intervals, oldest first: (trial, end time,
         reward at the start, coordinates, reward change per unit time)."""
         rows = sorted(self._data, key=lambda r: r[1])  # stable: ties keep their order
         last: dict[tuple[str, int], tuple[float, float]] = {}
@@ -356,7 +354,7 @@ class PB2(PopulationBasedTraining):
                 prev_t, prev_r = last[group]
                 if time > prev_t:
                     rate = (reward - prev_r) / (time - prev_t)
-                    samples.append((trial_id, prev_t, prev_r, values, rate))
+                    samples.append((trial_id, time, prev_r, values, rate))
             last[group] = (time, reward)
         return samples[-WINDOW:]
 
@@ -388,10 +386,11 @@ class PB2(PopulationBasedTraining):
         rows += [[p.low, p.high] for p in self._params if not p.is_categorical]
         return np.array(rows, dtype=float)
 
-    def _choose(
-        self, donor: Trial, start: tuple[float, float], samples: list, gen: Any
-    ) -> list[float]:
-        """GP coordinates for the explored config, continuing from ``start`` (time, reward)."""
+    def _choose(self, donor: Trial, samples: list, gen: Any) -> list[float]:
+        """GP coordinates for the explored config: the UCB argmax at the input of the donor's
+        latest measured interval (as Ray: where the GP has data; the clone's own state, at
+        the edge of the data in time and reward, is where the GP knows least, and UCB there
+        is mostly variance, so it picks the bounds)."""
         import numpy as np
 
         values = self._coordinates(donor.config)
@@ -408,7 +407,8 @@ class PB2(PopulationBasedTraining):
             return values
         X = np.array([[s[1], s[2], *self._encode(s[3])] for s in samples], dtype=float)
         y = np.array([s[4] for s in samples], dtype=float)
-        newpoint = np.array(start, dtype=float)
+        own = [s for s in samples if s[0] == donor.trial_id][-1]
+        newpoint = np.array([own[1], own[2]], dtype=float)
         encoded = self._encode(values)
         nfix = len(encoded) - len(continuous)
         current = [self._encode(c) for c in self._current] if self._current else None
@@ -432,7 +432,7 @@ class PB2(PopulationBasedTraining):
         else:
             gen = np.random.default_rng(self._rng.getrandbits(64))
             values = []
-            for param, x in zip(self._params, self._choose(donor, start, samples, gen)):
+            for param, x in zip(self._params, self._choose(donor, samples, gen)):
                 value = param.from_gp(x, _get(donor.config, param.key))
                 _set(new_config, param.key, value)
                 values.append(param.to_gp(value))

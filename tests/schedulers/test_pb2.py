@@ -179,7 +179,7 @@ def test_a_reward_change_is_measured_only_within_one_stretch_of_training():
                    ("b", 4.0, [0.5, 2.0], 1.2, 1), ("b", 6.0, [0.5, 2.0], 1.3, 1)]
     samples = [(t, start, round(r0, 6), round(rate, 6))
                for t, start, r0, _, rate in sched._samples()]
-    assert samples == [("a", 2.0, 1.0, 0.1), ("b", 2.0, 0.2, 0.05), ("b", 4.0, 1.2, 0.05)]
+    assert samples == [("a", 4.0, 1.0, 0.1), ("b", 4.0, 0.2, 0.05), ("b", 6.0, 1.2, 0.05)]
 
 
 def test_the_target_continues_from_the_donors_checkpoint_not_its_last_perturbation():
