@@ -1,11 +1,18 @@
 """Population Based Bandits (``ray.tune.schedulers.pb2.PB2``), with mixed spaces (PB2-Mix).
 
 PB2 is PBT whose *explore* step is a time-varying GP bandit: at each perturbation it models
-the reward change per unit of ``time_attr`` as a function of ``[time, reward before,
-hyperparameters]`` with a Gaussian process whose kernel decays with time difference
-(TV-GP-UCB, Bogunovic et al. 2016), and picks the hyperparameters that maximise the upper
-confidence bound for the weights being cloned. A second GP, padded with the points already
-picked this round, discourages sending two trials to the same place.
+the reward change per unit of ``time_attr`` over an interval as a function of ``[time,
+reward at its start, hyperparameters]`` with a Gaussian process whose kernel decays with
+time difference (TV-GP-UCB, Bogunovic et al. 2016), and picks the hyperparameters that
+maximise the upper confidence bound at the donor's latest interval. A second GP, padded
+with the points already picked this round, discourages sending two trials to the same place.
+
+The GP sees only the latest :data:`WINDOW` intervals (Ray keeps 1,000 and picks a length of
+at least 200 by likelihood, refitting the GP for each candidate length), so one decision
+costs the same however long the experiment has run; with the time-varying kernel older
+intervals carry little weight anyway. An interval is measured only along one stretch of
+training: from a checkpoint (a trial's own, or the donor's it was given at an exploit) to
+the next perturbation point, with the same hyperparameters.
 
 poptune extra (PB2-Mix, Parker-Holder et al. 2021): ``hyperparam_bounds`` may also hold
 search-space domains, integer ones (``tune.randint``) and categorical ones (``tune.choice``);
@@ -28,7 +35,10 @@ from poptune.experiment.trial import Trial
 from poptune.schedulers.pb2_mix import Param, category_probabilities, choose_category, parse_bounds
 from poptune.schedulers.pbt import PopulationBasedTraining, _summarize, _TrialState
 
-__all__ = ["PB2"]
+__all__ = ["PB2", "WINDOW"]
+
+#: how many of the latest measured intervals the GP is fitted on (its cost is cubic in this)
+WINDOW = 100
 
 logger = logging.getLogger(__name__)
 
@@ -166,28 +176,18 @@ def _limits(X: Any, bounds: Any) -> Any:
     return np.concatenate([np.vstack([seen.min(axis=0), seen.max(axis=0)]), bounds.T], axis=1)
 
 
-def _select_length(X: Any, y: Any, bounds: Any, seed: int, min_len: int = 200) -> int:
-    """How many of the latest points to fit: all below ``min_len``, else the length (step 50)
-    whose GP has the best log marginal likelihood."""
-    if X.shape[0] < min_len:
-        return int(X.shape[0])
-    lengths = list(range(min_len, X.shape[0] + 1, 50))
-    scores = []
-    for n in lengths:
-        gp = _fit_gp(_normalize(X[-n:], _limits(X[-n:], bounds)), _standardize(y[-n:]), seed)
-        scores.append(gp.log_marginal_likelihood_value_)
-    return lengths[int(max(range(len(scores)), key=scores.__getitem__))]
-
-
 def _select_config(
     X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any, fixed_hp: Any = None
 ) -> Any:
-    """Fit the GP on ``(X, y)`` and return the hyperparameters maximising UCB at ``newpoint``.
+    """Fit the GP on the latest :data:`WINDOW` rows of ``(X, y)`` and return the
+    hyperparameters maximising UCB at ``newpoint``.
 
-    ``X`` columns: time, reward before, hyperparameters; ``bounds``: (k, 2) array of
-    [low, high]; ``current``: hyperparameters already chosen this round, or None;
-    ``fixed_hp``: values (already in [0, 1]) of the first hyperparameter columns, held fixed
-    (the chosen categories' one-hot columns); only the remaining columns are searched.
+    ``X`` columns: time (the interval's end), reward at its start, hyperparameters; ``y``:
+    reward change per unit time; ``newpoint``: the time and reward to predict at;
+    ``bounds``: (k, 2) array of [low, high]; ``current``: hyperparameters already chosen this
+    round, or None; ``fixed_hp``: values (already in [0, 1]) of the first hyperparameter
+    columns, held fixed (the chosen categories' one-hot columns); only the remaining columns
+    are searched.
     """
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
@@ -202,11 +202,10 @@ def _select_config_serial(
     from scipy.optimize import minimize
 
     seed = int(gen.integers(2**31))
-    n = _select_length(X, y, bounds, seed)
-    X, y = X[-n:], y[-n:]
+    X, y = X[-WINDOW:], y[-WINDOW:]
     Xn = _normalize(X, _limits(X, bounds))
     yn = _standardize(y)
-    point = _normalize(newpoint, X[:, :2])  # time and reward of the weights being cloned
+    point = _normalize(newpoint, X[:, :2])  # time and reward of the donor's latest interval
     nfix = 0 if fixed_hp is None else len(fixed_hp)
     fixed = np.concatenate([point, np.asarray(fixed_hp, dtype=float)]) if nfix else point
     mean_gp = var_gp = _Posterior(_fit_gp(Xn, yn, seed))
@@ -306,9 +305,12 @@ class PB2(PopulationBasedTraining):
         )
         self._hyperparam_bounds = dict(hyperparam_bounds)
         self._params: list[Param] = params
-        #: one row per perturbation point: (trial_id, time, [GP coordinates], reward); a
-        #: categorical's coordinate is its category's index
-        self._data: list[tuple[str, float, list[float], float]] = []
+        #: one row per perturbation point, and one per exploit for the checkpoint the target
+        #: restarts from: (trial_id, time, [GP coordinates], reward, stretch); a categorical's
+        #: coordinate is its category's index; ``stretch`` counts the trial's exploits, so a
+        #: reward change is measured only within one stretch of training
+        self._data: list[tuple[str, float, list[float], float, int]] = []
+        self._stretch: dict[str, int] = {}
         self._current: list[list[float]] | None = None
         self._last_exploration_time = 0.0
 
@@ -337,23 +339,34 @@ class PB2(PopulationBasedTraining):
     ) -> float:
         score = super()._save_trial_state(state, time, result, trial)
         self._data.append((trial.trial_id, float(time), self._coordinates(trial.config),
-                           float(score)))
+                           float(score), self._stretch.get(trial.trial_id, 0)))
         return score
 
     def _samples(self) -> list[tuple[str, float, float, list[float], float]]:
-        """(trial, time, reward before, coordinates, reward change per unit time)."""
-        rows = sorted(self._data, key=lambda r: r[1])
-        last: dict[tuple, tuple[float, float]] = {}
+        """The latest :data:`WINDOW` measured intervals, oldest first: (trial, end time,
+        reward at the start, coordinates, reward change per unit time)."""
+        rows = sorted(self._data, key=lambda r: r[1])  # stable: ties keep their order
+        last: dict[tuple[str, int], tuple[float, float]] = {}
         samples = []
-        for trial_id, time, values, reward in rows:
-            group = (trial_id, tuple(values))
+        for trial_id, time, values, reward, stretch in rows:
+            group = (trial_id, stretch)
             if group in last:
                 prev_t, prev_r = last[group]
                 if time > prev_t:
                     rate = (reward - prev_r) / (time - prev_t)
                     samples.append((trial_id, time, prev_r, values, rate))
             last[group] = (time, reward)
-        return samples[-1000:]
+        return samples[-WINDOW:]
+
+    def _start(self, donor: Trial) -> tuple[float, float] | None:
+        """Time and score of the checkpoint an exploit of ``donor`` restores (the donor's
+        latest: for a completed donor, its last one, not a perturbation point)."""
+        result = self._states[donor.trial_id].ckpt_result or {}
+        time, value = result.get(self._time_attr), result.get(self._metric or "")
+        if isinstance(time, (int, float)) and isinstance(value, (int, float)):
+            return float(time), (self._metric_op or 1.0) * float(value)
+        rows = [r for r in self._data if r[0] == donor.trial_id]
+        return (rows[-1][1], rows[-1][3]) if rows else None
 
     def _encode(self, values: list[float]) -> list[float]:
         """GP inputs for ``values``: one-hot columns of the categoricals, then the rest."""
@@ -373,14 +386,13 @@ class PB2(PopulationBasedTraining):
         rows += [[p.low, p.high] for p in self._params if not p.is_categorical]
         return np.array(rows, dtype=float)
 
-    def _choose(self, donor: Trial, gen: Any) -> list[float] | None:
-        """GP coordinates for the explored config, or None when the donor has no data yet."""
+    def _choose(self, donor: Trial, samples: list, gen: Any) -> list[float]:
+        """GP coordinates for the explored config: the UCB argmax at the input of the donor's
+        latest measured interval (as Ray: where the GP has data; the clone's own state, at
+        the edge of the data in time and reward, is where the GP knows least, and UCB there
+        is mostly variance, so it picks the bounds)."""
         import numpy as np
 
-        samples = self._samples()
-        own = [s for s in samples if s[0] == donor.trial_id]
-        if not own:
-            return None
         values = self._coordinates(donor.config)
         latest = max(s[1] for s in samples)
         picked = self._current or []
@@ -395,7 +407,8 @@ class PB2(PopulationBasedTraining):
             return values
         X = np.array([[s[1], s[2], *self._encode(s[3])] for s in samples], dtype=float)
         y = np.array([s[4] for s in samples], dtype=float)
-        newpoint = np.array([own[-1][1], own[-1][2]], dtype=float)
+        own = [s for s in samples if s[0] == donor.trial_id][-1]
+        newpoint = np.array([own[1], own[2]], dtype=float)
         encoded = self._encode(values)
         nfix = len(encoded) - len(continuous)
         current = [self._encode(c) for c in self._current] if self._current else None
@@ -411,23 +424,23 @@ class PB2(PopulationBasedTraining):
         if self._data and max(r[1] for r in self._data) > self._last_exploration_time:
             self._current = None  # a new round: trials still running are not penalised
         new_config = copy.deepcopy(donor.config)
-        gen = None
-        if any(s[0] == donor.trial_id for s in self._samples()):
-            gen = np.random.default_rng(self._rng.getrandbits(64))
-        chosen = self._choose(donor, gen) if gen is not None else None
-        if chosen is None:
+        samples, start = self._samples(), self._start(donor)
+        values = self._coordinates(donor.config)
+        if start is None or not any(s[0] == donor.trial_id for s in samples):
+            # as Ray: the GP decides once the donor has a measured interval of its own
             logger.debug("PB2: no reward-change data for trial %s yet; cloning its config", donor)
-            values = self._coordinates(donor.config)
         else:
+            gen = np.random.default_rng(self._rng.getrandbits(64))
             values = []
-            for param, x in zip(self._params, chosen):
+            for param, x in zip(self._params, self._choose(donor, samples, gen)):
                 value = param.from_gp(x, _get(donor.config, param.key))
                 _set(new_config, param.key, value)
                 values.append(param.to_gp(value))
-            donor_rows = [r for r in self._data if r[0] == donor.trial_id]
-            new_time, new_reward = donor_rows[-1][1], donor_rows[-1][3]
-            # the target continues from the donor's weights with the new hyperparameters
-            self._data.append((trial.trial_id, new_time, values, new_reward))
+        # the target starts a new stretch: the donor's checkpoint, the new hyperparameters
+        self._stretch[trial.trial_id] = self._stretch.get(trial.trial_id, 0) + 1
+        if start is not None:
+            self._data.append((trial.trial_id, start[0], values, start[1],
+                               self._stretch[trial.trial_id]))
         latest = max(r[1] for r in self._data) if self._data else 0.0
         if latest > self._last_exploration_time or self._current is None:
             self._last_exploration_time = latest
@@ -447,6 +460,7 @@ class PB2(PopulationBasedTraining):
         state = super().save_state()
         state["pb2"] = {
             "data": list(self._data),
+            "stretch": dict(self._stretch),
             "current": copy.deepcopy(self._current),
             "last_exploration_time": self._last_exploration_time,
         }
@@ -455,6 +469,8 @@ class PB2(PopulationBasedTraining):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         pb2 = state.get("pb2", {})
-        self._data = list(pb2.get("data", []))
+        # rows saved before stretches were recorded: one stretch per trial
+        self._data = [tuple(r) if len(r) == 5 else (*r, 0) for r in pb2.get("data", [])]
+        self._stretch = dict(pb2.get("stretch", {}))
         self._current = copy.deepcopy(pb2.get("current"))
         self._last_exploration_time = pb2.get("last_exploration_time", 0.0)

@@ -121,21 +121,81 @@ def test_importing_poptune_schedulers_does_not_import_sklearn():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_gp_bandit_on_a_long_history_selects_a_window_and_stays_in_bounds():
+def test_gp_bandit_on_a_long_history_fits_the_window_and_stays_in_bounds():
     import numpy as np
 
-    from poptune.schedulers.pb2 import _select_config
+    from poptune.schedulers import pb2 as pb2_module
+    from poptune.schedulers.pb2 import WINDOW, _select_config
 
     rng = np.random.default_rng(0)
-    n = 260  # above the 200 points where the fitted window length is chosen by likelihood
+    n = WINDOW + 160  # a history longer than the window
     hparams = rng.uniform([0.0, 1.0], [1.0, 8.0], size=(n, 2))
     X = np.column_stack([np.sort(rng.uniform(0, 100, n)), rng.uniform(0, 50, n), hparams])
     y = 1.0 - (hparams[:, 0] - 0.7) ** 2 + rng.normal(0, 0.01, n)
     bounds = np.array([[0.0, 1.0], [1.0, 8.0]])
-    picks = [
-        _select_config(X, y, None, np.array([100.0, 25.0]), bounds, np.random.default_rng(1))
-        for _ in range(2)
-    ]
+    fitted = []
+    real_fit = pb2_module._fit_gp
+
+    def spy(Xn, yn, seed):
+        fitted.append(len(yn))
+        return real_fit(Xn, yn, seed)
+
+    pb2_module._fit_gp = spy
+    try:
+        picks = [
+            _select_config(X, y, None, np.array([100.0, 25.0]), bounds, np.random.default_rng(1))
+            for _ in range(2)
+        ]
+    finally:
+        pb2_module._fit_gp = real_fit
+    assert fitted == [WINDOW, WINDOW]  # one GP per decision, on the latest WINDOW points
     assert np.array_equal(picks[0], picks[1])
     assert np.all(picks[0] >= bounds[:, 0]) and np.all(picks[0] <= bounds[:, 1])
     assert abs(picks[0][0] - 0.7) < 0.25  # the GP found the better learning rates
+
+
+def test_a_long_run_keeps_every_gp_within_the_window(monkeypatch):
+    from poptune.schedulers import pb2 as pb2_module
+
+    monkeypatch.setattr(pb2_module, "WINDOW", 12)
+    sizes = []
+    real_fit = pb2_module._fit_gp
+    monkeypatch.setattr(pb2_module, "_fit_gp",
+                        lambda X, y, seed: sizes.append(len(y)) or real_fit(X, y, seed))
+    sched = pb2(seed=2)
+    exploits, _ = run(sched, n=6, iters=24)
+    assert len(sched._samples()) == 12 < len(sched._data) // 2  # the history outgrew it
+    assert exploits and sizes and max(sizes) <= 12 + 6  # window, plus this round's picks
+    assert 12 in sizes
+
+
+def test_a_reward_change_is_measured_only_within_one_stretch_of_training():
+    sched = pb2()
+    # trial b is exploited at t=4 from a's checkpoint with the same lr it had: its rows at
+    # t=2 (its own weights) and t=4 (a's) must not make an interval, nor the t=4 row of its
+    # old stretch (Ray groups rows by trial and hyperparameters, and would)
+    sched._data = [("a", 2.0, [0.5, 2.0], 1.0, 0), ("b", 2.0, [0.5, 2.0], 0.2, 0),
+                   ("a", 4.0, [0.5, 2.0], 1.2, 0), ("b", 4.0, [0.5, 2.0], 0.3, 0),
+                   ("b", 4.0, [0.5, 2.0], 1.2, 1), ("b", 6.0, [0.5, 2.0], 1.3, 1)]
+    samples = [(t, start, round(r0, 6), round(rate, 6))
+               for t, start, r0, _, rate in sched._samples()]
+    assert samples == [("a", 4.0, 1.0, 0.1), ("b", 4.0, 0.2, 0.05), ("b", 6.0, 1.2, 0.05)]
+
+
+def test_the_target_continues_from_the_donors_checkpoint_not_its_last_perturbation():
+    sched = pb2(quantile_fraction=0.5)
+    donor, target = (Trial(trial_id=f"p_{i}", trainable_name="t", experiment_tag=str(i),
+                           config={"lr": 0.3 + 0.4 * i, "opt": {"layers": 2}},
+                           status=TrialStatus.RUNNING) for i in (1, 0))
+    add(sched, donor), add(sched, target)
+    for it, score in ((2, 1.0), (4, 2.0)):  # perturbation points (interval 2)
+        sched.on_trial_result(target, {TI: it, "score": 0.1 * it})
+        donor.checkpoint_path = f"/exp/p_1/checkpoint_{it}"
+        sched.on_trial_result(donor, {TI: it, "score": score})
+    donor.checkpoint_path = "/exp/p_1/checkpoint_5"  # its last one, at no perturbation point
+    sched.on_trial_result(donor, {TI: 5, "score": 2.6})
+    decision = sched.on_trial_result(target, {TI: 6, "score": 0.6})
+    assert isinstance(decision, Exploit) and decision.checkpoint_path.endswith("checkpoint_5")
+    own, row = sched._data[-2:]  # the target's result at t=6, then where it restarts
+    assert own[:2] == ("p_0", 6.0) and row[0] == "p_0" and (row[1], row[3]) == (5.0, 2.6)
+    assert row[4] == own[4] + 1  # a new stretch
