@@ -22,32 +22,41 @@ Example:
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from typing import Any, Callable
 
 logger = logging.getLogger("poptune")
 
-
 _Task = tuple[Callable[..., Any], tuple[Any, ...]]
+#: how long a wait may last before it looks again: a Ctrl-C that lands between handing a
+#: batch over and the wake-up call costs at most this much, never a hang (queue.Queue's
+#: ``join`` waits forever for a count such an interrupt can leave wrong)
+_RECHECK_S = 0.5
 
 
 class BackgroundIO:
     def __init__(self, batch_size: int = 256) -> None:
         self.batch_size = batch_size
         self._pending: list[_Task] = []
-        self._queue: queue.Queue[list[_Task] | None] = queue.Queue()
+        self._cond = threading.Condition()
+        self._batches: deque[list[_Task] | None] = deque()
+        self._handed = 0  # batches handed to the thread
+        self._done = 0  # batches it finished
         self._said: set[str] = set()  # failure messages logged already
+        self.errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, name="poptune-io", daemon=True)
         self._thread.start()
-        self.errors: list[BaseException] = []
 
     def _run(self) -> None:
         while True:
-            batch = self._queue.get()
+            with self._cond:
+                while not self._batches:
+                    self._cond.wait(_RECHECK_S)
+                batch = self._batches.popleft()
+            if batch is None:
+                return
             try:
-                if batch is None:
-                    return
                 for fn, args in batch:
                     try:
                         fn(*args)
@@ -58,7 +67,9 @@ class BackgroundIO:
                             logger.warning("poptune: writing trial files failed: %s (further "
                                            "failures like it are not repeated)", exc)
             finally:
-                self._queue.task_done()
+                with self._cond:
+                    self._done += 1
+                    self._cond.notify_all()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)``; it runs after the tasks submitted before it."""
@@ -70,15 +81,23 @@ class BackgroundIO:
         """Hand the tasks submitted so far to the thread."""
         if self._pending:
             batch, self._pending = self._pending, []
-            self._queue.put(batch)
+            with self._cond:
+                self._batches.append(batch)
+                self._handed += 1
+                self._cond.notify_all()
 
     def drain(self) -> None:
         """Wait until everything submitted so far is done."""
         self.release()
-        self._queue.join()
+        with self._cond:
+            target = self._handed
+            while self._done < target and self._thread.is_alive():
+                self._cond.wait(_RECHECK_S)
 
     def close(self) -> None:
         self.release()
         if self._thread.is_alive():
-            self._queue.put(None)
+            with self._cond:
+                self._batches.append(None)
+                self._cond.notify_all()
             self._thread.join()

@@ -74,11 +74,32 @@ def _count_results(journal: str) -> int:
         return 0
 
 
+_DRIVERS: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_driver_left_behind():
+    """A test that fails while its driver runs (a wait that timed out) must not leave the
+    driver running: kill every driver the test started."""
+    yield
+    while _DRIVERS:
+        proc = _DRIVERS.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def _popen(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen(args, env=env)
+    _DRIVERS.append(proc)
+    return proc
+
+
 def _start_driver(tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(moddir=str(tmp_path), storage=str(tmp_path / "results")))
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.Popen([sys.executable, str(script)], env=env)
+    return _popen([sys.executable, str(script)], env=env)
 
 
 def _wait_for_results(proc, journal, n, timeout=60):
@@ -126,7 +147,7 @@ def test_ctrl_c_stops_workers_and_leaves_a_restorable_experiment(tmp_path, crash
     proc = _start_driver(tmp_path)
     _wait_for_results(proc, os.path.join(exp_dir, "journal.jsonl"), 20)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=20)
+    proc.wait(timeout=60)  # it exits at once; the margin is for a loaded machine
     assert Tuner.can_restore(exp_dir)
     grid = Tuner.restore(exp_dir, trainable=crashmod.train).fit()
     assert grid.num_errors == 0
@@ -199,7 +220,7 @@ def test_synch_pbt_restored_after_driver_sigkill_continues_without_hanging(tmp_p
     script = tmp_path / "driver.py"
     script.write_text(SYNCH_DRIVER.format(moddir=str(tmp_path), storage=str(tmp_path / "results")))
     exp_dir = str(tmp_path / "results" / "crash")
-    proc = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ, PYTHONPATH=ROOT))
+    proc = _popen([sys.executable, str(script)], env=dict(os.environ, PYTHONPATH=ROOT))
     _wait_for_results(proc, os.path.join(exp_dir, "journal.jsonl"), 40)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
