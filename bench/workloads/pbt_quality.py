@@ -56,9 +56,10 @@ API: Any = None  # the tune module in use: poptune or ray.tune
 ADVANCE: Callable[[float], None] = lambda seconds: None  # noqa: E731
 
 TOYS = {
-    "triangle": {"methods": ["pbt", "pb2", "asha", "random"], "seeds": 20, "cap": 1000},
-    "fig2": {"methods": ["pbt", "explore_only", "exploit_only", "no_pbt", "pb2", "asha",
-                         "random"], "seeds": 20, "cap": 100},
+    "triangle": {"methods": ["pbt", "pb2", "pb2_tr", "asha", "random"], "seeds": 20,
+                 "cap": 1000},
+    "fig2": {"methods": ["pbt", "explore_only", "exploit_only", "no_pbt", "pb2", "pb2_tr",
+                         "asha", "random"], "seeds": 20, "cap": 100},
     "convnet": {"methods": ["pbt", "pb2", "asha", "random"], "seeds": 3, "cap": 20},
 }
 RAY_METHODS = ("pbt", "pb2")
@@ -172,9 +173,10 @@ def _setup(fw: str, toy: str, method: str, seed: int) -> dict:
                                             perturbation_interval=5,
                                             hyperparam_mutations={"lr": tune.uniform(1e-4, 0.02)},
                                             **kw)
-        elif method == "pb2":
+        elif method in ("pb2", "pb2_tr"):  # pb2_tr: poptune's trust_region=0.25
+            tr = {"trust_region": 0.25} if method == "pb2_tr" else {}
             sched = PB2(time_attr="training_iteration", perturbation_interval=5,
-                        hyperparam_bounds={"lr": [1e-4, 0.02]}, **kw)
+                        hyperparam_bounds={"lr": [1e-4, 0.02]}, **kw, **tr)
         else:
             space["lr"] = tune.loguniform(1e-4, 0.02)
             if method == "asha":
@@ -195,10 +197,11 @@ def _setup(fw: str, toy: str, method: str, seed: int) -> dict:
             sched = PopulationBasedTraining(custom_explore_fn=lambda c: c, **pbt_kw)
         elif method == "explore_only":
             space["self_explore"] = seed + 1
-        elif method == "pb2":
+        elif method in ("pb2", "pb2_tr"):
             pbt_kw.pop("quantile_fraction")
+            tr = {"trust_region": 0.25} if method == "pb2_tr" else {}
             sched = PB2(hyperparam_bounds={"h0": [0.0, 1.0], "h1": [0.0, 1.0]},
-                        quantile_fraction=0.5, **pbt_kw)
+                        quantile_fraction=0.5, **pbt_kw, **tr)
         elif method in ("asha", "random"):
             space = {"h0": tune.uniform(0.0, 1.0), "h1": tune.uniform(0.0, 1.0)}
             n = 2
@@ -330,7 +333,8 @@ def summarize(toy: str, runs: list[dict]) -> dict:
 
 
 # --------------------------------------------------------------------------- plots
-LABELS = {"pbt": "PBT", "pb2": "PB2", "asha": "ASHA", "random": "random search",
+LABELS = {"pbt": "PBT", "pb2": "PB2", "pb2_tr": "PB2, trust_region=0.25", "asha": "ASHA",
+          "random": "random search",
           "explore_only": "explore only", "exploit_only": "exploit only", "no_pbt": "no PBT"}
 ABLATIONS = ("explore_only", "exploit_only", "no_pbt")  # dotted (exploit-only can hide no-PBT)
 YLABEL = {"triangle": "best mean_accuracy so far", "fig2": "best Q(θ) so far",

@@ -30,6 +30,7 @@ import math
 import warnings
 from typing import Any, Callable, Mapping
 
+from poptune._validation import bad_value
 from poptune._imports import require
 from poptune.experiment.trial import Trial
 from poptune.schedulers.pb2_mix import Param, category_probabilities, choose_category, parse_bounds
@@ -177,7 +178,8 @@ def _limits(X: Any, bounds: Any) -> Any:
 
 
 def _select_config(
-    X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any, fixed_hp: Any = None
+    X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any, fixed_hp: Any = None,
+    region: tuple[Any, float] | None = None,
 ) -> Any:
     """Fit the GP on the latest :data:`WINDOW` rows of ``(X, y)`` and return the
     hyperparameters maximising UCB at ``newpoint``.
@@ -187,16 +189,18 @@ def _select_config(
     ``bounds``: (k, 2) array of [low, high]; ``current``: hyperparameters already chosen this
     round, or None; ``fixed_hp``: values (already in [0, 1]) of the first hyperparameter
     columns, held fixed (the chosen categories' one-hot columns); only the remaining columns
-    are searched.
+    are searched; ``region``: ``(center, r)``, the searched columns' values to stay near and
+    the half-width of the box around them as a fraction of each bound (None: whole bounds).
     """
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     with threadpool_limits(limits=1):  # small matrices: BLAS threads would only contend
-        return _select_config_serial(X, y, current, newpoint, bounds, gen, fixed_hp)
+        return _select_config_serial(X, y, current, newpoint, bounds, gen, fixed_hp, region)
 
 
 def _select_config_serial(
-    X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any, fixed_hp: Any = None
+    X: Any, y: Any, current: Any, newpoint: Any, bounds: Any, gen: Any, fixed_hp: Any = None,
+    region: tuple[Any, float] | None = None,
 ) -> Any:
     import numpy as np
     from scipy.optimize import minimize
@@ -223,16 +227,20 @@ def _select_config_serial(
 
     # Score 256 random points at once, then polish the 3 best with L-BFGS-B.
     dim = bounds.shape[0] - nfix
-    candidates = gen.uniform(0, 1, (256, dim))
+    lo, hi = np.zeros(dim), np.ones(dim)
+    if region is not None:  # a trust region around the donor's values
+        center = _normalize(np.asarray(region[0], dtype=float), bounds[nfix:].T)
+        lo, hi = np.clip(center - region[1], 0.0, 1.0), np.clip(center + region[1], 0.0, 1.0)
+    candidates = lo + gen.uniform(0, 1, (256, dim)) * (hi - lo)
     values = ucb(candidates)
     best = int(np.argmax(values))
     best_x, best_val = candidates[best], -float(values[best])
     for start in candidates[np.argsort(-values)[:3]]:
         res = minimize(lambda x: -float(ucb(x.reshape(1, -1))[0]), start, method="L-BFGS-B",
-                       bounds=[(0.0, 1.0)] * dim, options={"maxiter": 200, "maxfun": 200})
+                       bounds=list(zip(lo, hi)), options={"maxiter": 200, "maxfun": 200})
         if res.fun < best_val:
             best_x, best_val = res.x, res.fun
-    best_x = np.clip(best_x, 0.0, 1.0)
+    best_x = np.clip(best_x, lo, hi)
     return bounds[nfix:, 0] + best_x * (bounds[nfix:, 1] - bounds[nfix:, 0])
 
 
@@ -257,6 +265,11 @@ class PB2(PopulationBasedTraining):
         synch: synchronous PBT (see :class:`PopulationBasedTraining`).
         custom_explore_fn: ``f(config) -> config`` applied to the GP's suggestion.
         seed: seed for every random choice, GP restarts and acquisition starts.
+        trust_region: poptune only. ``None`` (default, as Ray): the GP-UCB acquisition is
+            maximised over the whole of each continuous bound. A number ``r`` in (0, 1]:
+            only within ``r`` times each bound's width around the donor's value (a trust
+            region, as in BG-PBT): UCB's uncertainty peaks at the bounds' edges, and with a
+            small, noisy population the whole-box argmax often lands there.
 
     Example:
         >>> import poptune as tune
@@ -285,8 +298,14 @@ class PB2(PopulationBasedTraining):
         custom_explore_fn: Callable[[dict], dict] | None = None,
         *,
         seed: int | None = None,
+        trust_region: float | None = None,
     ) -> None:
         require("sklearn", "PB2")
+        if trust_region is not None and (
+                isinstance(trust_region, bool) or not isinstance(trust_region, (int, float))
+                or not 0 < trust_region <= 1):
+            raise bad_value("trust_region", trust_region,
+                            "None or a fraction of each bound's width in (0, 1]")
         params = parse_bounds(hyperparam_bounds)
         assert hyperparam_bounds is not None
         super().__init__(
@@ -304,6 +323,7 @@ class PB2(PopulationBasedTraining):
             seed=seed,
         )
         self._hyperparam_bounds = dict(hyperparam_bounds)
+        self._trust_region = None if trust_region is None else float(trust_region)
         self._params: list[Param] = params
         #: one row per perturbation point, and one per exploit for the checkpoint the target
         #: restarts from: (trial_id, time, [GP coordinates], reward, stretch); a categorical's
@@ -412,8 +432,9 @@ class PB2(PopulationBasedTraining):
         encoded = self._encode(values)
         nfix = len(encoded) - len(continuous)
         current = [self._encode(c) for c in self._current] if self._current else None
+        region = None if self._trust_region is None else (encoded[nfix:], self._trust_region)
         suggestion = _select_config(X, y, current, newpoint, self._gp_bounds(), gen,
-                                    encoded[:nfix] if nfix else None)
+                                    encoded[:nfix] if nfix else None, region)
         for i, x in zip(continuous, suggestion):
             values[i] = float(x)
         return values

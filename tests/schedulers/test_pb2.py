@@ -199,3 +199,39 @@ def test_the_target_continues_from_the_donors_checkpoint_not_its_last_perturbati
     own, row = sched._data[-2:]  # the target's result at t=6, then where it restarts
     assert own[:2] == ("p_0", 6.0) and row[0] == "p_0" and (row[1], row[3]) == (5.0, 2.6)
     assert row[4] == own[4] + 1  # a new stretch
+
+
+def test_a_trust_region_keeps_every_explored_value_near_the_donors():
+    """``trust_region=r``: each continuous value PB2 explores lies within r times its bound's
+    width of the donor's value; without it the same run strays further."""
+
+    def moves(sched: PB2) -> list[tuple[list[float], list[float]]]:
+        seen = []
+        original = sched._choose
+
+        def spy(donor, samples, gen):
+            values = original(donor, samples, gen)
+            seen.append((sched._coordinates(donor.config), values))
+            return values
+
+        sched._choose = spy  # type: ignore[method-assign]
+        exploits, _ = run(sched, iters=16)
+        assert exploits and seen
+        for ex in exploits:
+            assert 0.0 <= ex.config["lr"] <= 1.0 and 1 <= ex.config["opt"]["layers"] <= 8
+        return seen
+
+    widths = [1.0, 7.0]  # lr in [0, 1], layers in [1, 8]
+
+    def farthest(seen) -> float:
+        return max(abs(a - b) / w for before, after in seen
+                   for b, a, w in zip(before, after, widths))
+
+    assert farthest(moves(pb2(trust_region=0.1))) <= 0.1 + 1e-6
+    assert farthest(moves(pb2())) > 0.1  # the whole box: further from the donors
+
+
+@pytest.mark.parametrize("bad", [0, -0.1, 1.5, True, "0.2"])
+def test_trust_region_rejects_what_is_not_a_fraction(bad):
+    with pytest.raises(Exception, match="trust_region"):
+        pb2(trust_region=bad)
