@@ -382,10 +382,10 @@ class Tuner:
             history = self._load_history(exp_dir, searcher, scheduler)
             resume_clock = getattr(backend, "resume_clock", None)
             if resume_clock is not None:  # simulated time goes on from the journal's last
-                stamps = [row[TIMESTAMP] for h in history.values() for row in h.rows
-                          if isinstance(row.get(TIMESTAMP), (int, float))]
-                if stamps:
-                    resume_clock(max(stamps))
+                last = max((row[TIMESTAMP] for h in history.values() for row in h.rows
+                            if isinstance(row.get(TIMESTAMP), (int, float))), default=None)
+                if last is not None:
+                    resume_clock(last)
         else:
             self._save_tuner_state(exp_dir, exp_hex)
             _set_previous_run_aside(exp_dir, f"{timestamp()}-{exp_hex}", remote)

@@ -62,6 +62,13 @@ def dumps(obj: Any) -> str:
     return _encoder.encode(obj)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than it was given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _checksummed(body: bytes) -> bytes:
     """A JSON object's bytes as a journal line: its CRC-32 as a last field ``"c"``."""
     return b'%s,"c":%d}\n' % (body[:-1], zlib.crc32(body))
@@ -182,11 +189,8 @@ class Journal:
         self.seq += 1
         data = encode_group(self._buffer, self.seq)
         self._buffer.clear()
-        view = memoryview(data)
         try:
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
+            write_all(self._fd, data)
         except OSError as exc:  # e.g. a full disk: take the torn group back, so later
             try:                # commits never follow it
                 os.ftruncate(self._fd, self._size)

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from poptune._dicts import flatten_dict
 from poptune.exceptions import StorageError
 from poptune.storage.errors import write_failed
-from poptune.storage.journal import dumps, json_default
+from poptune.storage.journal import dumps, json_default, write_all
 
 logger = logging.getLogger(__name__)
 
@@ -172,9 +172,7 @@ def _write_new(path: str, data: bytes) -> None:
 
 def _write_fd(fd: int, data: bytes) -> None:
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 
