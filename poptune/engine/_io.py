@@ -10,17 +10,23 @@ from poptune.storage.trial_logs import TrialLogWriter, ensure_dir
 
 
 class AsyncWriter:
-    """A :class:`TrialLogWriter` whose file operations run on the background I/O thread."""
+    """A :class:`TrialLogWriter` whose file operations run on the background I/O thread.
 
-    def __init__(self, io: BackgroundIO, trial_dir: str, json: bool = True, csv: bool = True) -> None:
+    ``fresh``: the trial was created in this run and its ``params.json`` was submitted before,
+    so its directory exists and holds no earlier results (nothing to look for).
+    """
+
+    def __init__(self, io: BackgroundIO, trial_dir: str, json: bool = True, csv: bool = True,
+                 fresh: bool = False) -> None:
         self._io = io
         self._box: list[TrialLogWriter] = []
         if json or csv:
-            io.submit(self._open, trial_dir, json, csv)
+            io.submit(self._open, trial_dir, json, csv, fresh)
 
-    def _open(self, trial_dir: str, json: bool, csv: bool) -> None:
-        ensure_dir(trial_dir)
-        self._box.append(TrialLogWriter(trial_dir, json, csv))
+    def _open(self, trial_dir: str, json: bool, csv: bool, fresh: bool) -> None:
+        if not fresh:
+            ensure_dir(trial_dir)
+        self._box.append(TrialLogWriter(trial_dir, json, csv, fresh=fresh))
 
     def _call(self, name: str, *args: Any) -> None:
         if self._box:

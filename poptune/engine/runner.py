@@ -101,10 +101,12 @@ class _RefPickler(cloudpickle.Pickler):
 class _Files:
     """The runner's per-trial file state: the result-log writer and the pickled config."""
 
-    __slots__ = ("writer", "config_blob")
+    __slots__ = ("writer", "config_blob", "fresh")
 
-    def __init__(self) -> None:
+    def __init__(self, fresh: bool = False) -> None:
         self.writer: AsyncWriter | None = None
+        #: created in this run and not launched yet: its directory has no results
+        self.fresh = fresh
         #: the pickled config and the config object it was made from (PBT replaces it)
         self.config_blob: tuple[Any, bytes] | None = None
 
@@ -249,7 +251,8 @@ class Runner:
         trial.local_path = os.path.join(self.experiment_dir, trial.dirname)
         trial.storage_dir = (self.remote.uri_of(trial.dirname) if self.remote
                              else trial.local_path)
-        self.files[trial_id] = _Files()
+        # a user's dirname creator may name two trials alike: then look before appending
+        self.files[trial_id] = _Files(fresh=self.tune_config.trial_dirname_creator is None)
         return trial
 
     def _blobs(self) -> dict[str, bytes]:
@@ -402,7 +405,8 @@ class Runner:
         files = self.files[trial.trial_id]
         if files.writer is None:
             files.writer = AsyncWriter(self.io, trial.local_path, "json" in self.sinks,
-                                       "csv" in self.sinks)
+                                       "csv" in self.sinks, fresh=files.fresh)
+            files.fresh = False
         spec = LaunchSpec(
             trial_id=trial.trial_id,
             trial_name=str(trial),

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import pickle
 from typing import Any, Iterable
 
 from poptune._dicts import flatten_dict
@@ -52,17 +53,56 @@ def ensure_dir(path: str) -> None:
         os.makedirs(path, exist_ok=True)
 
 
+#: the types whose values pickle the same with ``pickle`` and ``cloudpickle`` and that
+#: ``json.dumps`` writes as themselves (``bool`` is an ``int`` subclass: listed for clarity)
+_PLAIN = frozenset({int, float, str, bool, type(None)})
+_scalar_json = json.JSONEncoder(default=json_default).encode  # one value, C encoder
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is JSON-like plain data (nested dicts with str keys, lists)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return False
+
+
+def params_json(config: dict[str, Any]) -> str:
+    """``params.json``'s text: ``json.dumps(config, indent=2, sort_keys=True)`` (non-JSON values
+    as :func:`~poptune.storage.journal.json_default` says). A flat config of plain values is
+    formatted with the C encoder; the indenting encoder is pure Python and ten times slower.
+
+    Example:
+        >>> print(params_json({"lr": 0.1, "act": "relu"}))
+        {
+          "act": "relu",
+          "lr": 0.1
+        }
+    """
+    if config and type(config) is dict and all(
+            type(k) is str and type(v) in _PLAIN for k, v in config.items()):
+        enc = _scalar_json
+        return "{\n" + ",\n".join(f"  {enc(k)}: {enc(config[k])}" for k in sorted(config)) + "\n}"
+    return json.dumps(config, indent=2, sort_keys=True, default=json_default)
+
+
 def write_params(trial_dir: str, config: dict[str, Any], pickle_too: bool = True) -> None:
     """Write ``params.json`` (readable) and ``params.pkl`` (exact) for a trial."""
-    import cloudpickle
-
     ensure_dir(trial_dir)
-    text = json.dumps(config, indent=2, sort_keys=True, default=json_default)
-    _write_new(os.path.join(trial_dir, "params.json"), text.encode())
+    _write_new(os.path.join(trial_dir, "params.json"), params_json(config).encode())
     if not pickle_too:
         return
     try:
-        blob = cloudpickle.dumps(config)
+        if _plain(config):  # the same bytes as cloudpickle's, ten times sooner
+            blob = pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            import cloudpickle
+
+            blob = cloudpickle.dumps(config)
     except Exception:  # noqa: BLE001 - an unpicklable config still gets params.json
         return
     _write_new(os.path.join(trial_dir, "params.pkl"), blob)
@@ -83,8 +123,13 @@ def write_error(trial_dir: str, traceback_text: str, exception_blob: bytes | Non
     return path
 
 
+_CONTAINERS = (list, tuple, dict)
+#: values a result row keeps as they are when flattened
+_FLAT = _PLAIN | {list, tuple}
+
+
 def _csv_value(v: Any) -> Any:
-    if isinstance(v, (list, tuple, dict)):
+    if isinstance(v, _CONTAINERS):
         return dumps(v)
     return v
 
@@ -101,6 +146,8 @@ class TrialLogWriter:
     Args:
         trial_dir: the trial's directory (it must exist when rows are flushed).
         write_json, write_csv: which of the two files this writer owns.
+        fresh: the trial is new, so it has no ``progress.csv`` yet whose header would fix
+            the columns (saves looking for one).
 
     Example:
         >>> import tempfile, os
@@ -111,7 +158,8 @@ class TrialLogWriter:
         'loss\\n0.5\\n'
     """
 
-    def __init__(self, trial_dir: str, write_json: bool = True, write_csv: bool = True) -> None:
+    def __init__(self, trial_dir: str, write_json: bool = True, write_csv: bool = True,
+                 fresh: bool = False) -> None:
         self.trial_dir = trial_dir
         self._json_path = os.path.join(trial_dir, RESULT_FILE) if write_json else None
         self._csv_path = os.path.join(trial_dir, "progress.csv") if write_csv else None
@@ -120,7 +168,7 @@ class TrialLogWriter:
         self._csv_writer = csv.writer(self._csv_buf)
         self._fields: list[str] | None = None
         self._touched = False  # whether a flush created the files already
-        if self._csv_path is not None:  # an earlier run's file fixes the columns
+        if self._csv_path is not None and not fresh:  # an earlier run's file fixes the columns
             try:
                 with open(self._csv_path, newline="") as f:
                     header = f.readline().strip()
@@ -132,12 +180,16 @@ class TrialLogWriter:
         if self._json_path is not None:
             self._json_rows.append(dumps(result))
         if self._csv_path is not None:
-            row = flatten({k: v for k, v in result.items() if k != "config"})
+            row = {k: v for k, v in result.items() if k != "config"}
+            if not all(type(k) is str and type(v) in _FLAT for k, v in row.items()):
+                row = flatten(row)  # nested (or odd keys): the one flatten
             fields = self._fields
             if fields is None:
                 fields = self._fields = list(row)
                 self._csv_writer.writerow(fields)
-            self._csv_writer.writerow([_csv_value(row.get(k, "")) for k in fields])
+            get, plain = row.get, _PLAIN
+            self._csv_writer.writerow([v if type(v) in plain else _csv_value(v)
+                                       for v in [get(k, "") for k in fields]])
 
     def flush(self) -> None:
         """Append the rows written since the last flush (the first flush creates the files,
