@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import datetime
 import math
 import threading
 import time
@@ -28,7 +29,24 @@ from typing import Iterator
 
 from poptune._validation import bad_type, bad_value
 
-__all__ = ["Clock", "RealClock", "SimulatedClock", "current", "set_current", "use"]
+__all__ = ["Clock", "RealClock", "SimulatedClock", "current", "local_date", "set_current", "use"]
+
+_DATE: tuple[int, str] = (-1, "")
+
+
+def local_date(seconds: float) -> str:
+    """Epoch ``seconds`` as Ray writes dates (local time, ``%Y-%m-%d_%H-%M-%S``), formatted
+    once per second: a result's ``date``, a trial directory's suffix.
+
+    Example:
+        >>> local_date(0.0) == local_date(0.9)
+        True
+    """
+    global _DATE
+    second = math.floor(seconds)
+    if _DATE[0] != second:
+        _DATE = (second, datetime.datetime.fromtimestamp(second).strftime("%Y-%m-%d_%H-%M-%S"))
+    return _DATE[1]
 
 
 class Clock(abc.ABC):

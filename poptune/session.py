@@ -13,7 +13,6 @@ Example (inside a trainable)::
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import shutil
 import socket
@@ -25,6 +24,7 @@ from typing import Any, Callable, Iterator
 
 from poptune._validation import bad_type, bad_value
 from poptune.checkpoint import Checkpoint
+from poptune.clock import local_date
 from poptune.exceptions import TuneError
 
 _session: "_Session | None" = None
@@ -171,7 +171,7 @@ class _Session:
             time_this_iter_s=now - self.last,
             time_total_s=self.time_total_offset + (now - self.start),
             timestamp=int(now),
-            date=datetime.datetime.fromtimestamp(now).strftime("%Y-%m-%d_%H-%M-%S"),
+            date=local_date(now),
             pid=self.pid,
             hostname=self.hostname,
             node_ip="127.0.0.1",

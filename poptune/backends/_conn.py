@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import os
+import pickle
 import secrets
 import select
 import struct
@@ -76,7 +77,9 @@ class BufferedConnection:
         return self._fd
 
     def send(self, obj: Any) -> None:
-        self.conn.send(obj)
+        # plain pickle: ForkingPickler's reducers (sockets, connections) are never needed
+        # here, and its per-call Pickler costs twice the pickling of a launch
+        self.conn.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
     def close(self) -> None:
         self.conn.close()
@@ -148,6 +151,14 @@ class _Handle:
     conn: BufferedConnection
     shape: tuple[Any, ...]
     trial_id: str | None = None
+    #: when its last trial ended (``time.monotonic()``)
+    idle_since: float = 0.0
+
+
+#: an agent idle for longer than this is checked for life before it gets a trial (one that
+#: just sent a trial's end is alive: the check, a system call, is skipped for it; a send to
+#: one that died meanwhile fails and the trial goes to another agent)
+_CHECK_IDLE_AFTER_S = 1.0
 
 
 @dataclass
@@ -267,8 +278,10 @@ class ConnectionBackend(Backend):
         """Send queued trials to idle agents of the right shape; start agents if needed."""
         if not self._queue:
             return
+        checked_before = time.monotonic() - _CHECK_IDLE_AFTER_S
         for w in list(self._workers):
-            if w.trial_id is None and w.agent.exit_status() is not None:
+            if (w.trial_id is None and w.idle_since < checked_before
+                    and w.agent.exit_status() is not None):
                 self._drop(w)  # an idle agent that died is replaced; no trial is charged
         still: list[LaunchSpec] = []
         starting_by_shape: dict[tuple[Any, ...], int] = {}
@@ -288,12 +301,15 @@ class ConnectionBackend(Backend):
                     self.start_agents(1, spec.resources)
                 still.append(spec)
                 continue
-            worker.trial_id = spec.trial_id
-            self._by_trial[spec.trial_id] = worker
             try:
                 worker.conn.send(("start", spec))
-            except OSError:
-                pass  # detected as a lost worker at the next poll
+            except OSError:  # it died since its last trial: replaced; no trial is charged
+                self._drop(worker)
+                self.start_agents(1, spec.resources)
+                still.append(spec)
+                continue
+            worker.trial_id = spec.trial_id
+            self._by_trial[spec.trial_id] = worker
         self._queue = still
 
     def _reuse_across_shapes(self) -> bool:
@@ -384,6 +400,7 @@ class ConnectionBackend(Backend):
             return SavedEvent(trial_id, msg[2])
         self._by_trial.pop(trial_id, None)  # the trial is over: the agent is free again
         worker.trial_id = None
+        worker.idle_since = time.monotonic()
         if kind == "done":
             return DoneEvent(trial_id)
         if kind == "stopped":

@@ -8,7 +8,6 @@ The process is reused across trials; the trainable is unpickled once per experim
 from __future__ import annotations
 
 import inspect
-import io
 import numbers
 import os
 import pickle
@@ -20,8 +19,10 @@ from multiprocessing.connection import Client, Connection
 from typing import Any
 
 from poptune import session as _session_mod
+from poptune._pickling import load_config
 from poptune.backends._base import LaunchSpec
 from poptune.exceptions import TrialStopped
+from poptune.storage.dirs import ensure_dir
 from poptune.session import TuneContext, _Session
 
 
@@ -31,12 +32,16 @@ def send_result(conn: Connection, msg: tuple[Any, ...]) -> None:
     is ``__main__`` only in the driver) goes with cloudpickle, as Ray ships results. The
     driver's ``conn.recv()`` reads both. ``conn.send`` pickles the whole message before it
     writes anything, so a message it cannot pickle leaves nothing half-sent."""
-    try:
+    if not isinstance(conn, Connection):  # an in-process channel (simulated): no pickling
         conn.send(msg)
+        return
+    try:
+        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, AttributeError, TypeError):
         import cloudpickle
 
-        conn.send_bytes(cloudpickle.dumps(msg))
+        data = cloudpickle.dumps(msg)
+    conn.send_bytes(data)
 
 
 def _report_output(sess: Any, output: Any, final: bool) -> None:
@@ -52,17 +57,6 @@ def _report_output(sess: Any, output: Any, final: bool) -> None:
             f"return None), got {output!r} of type {type(output).__name__}")
     if metrics:
         sess.report({**metrics, "done": True} if final else metrics)
-
-
-class _ConstantUnpickler(pickle.Unpickler):
-    """Resolves references to the experiment's shared constants (shipped once)."""
-
-    def __init__(self, data: bytes, constants: list[Any]) -> None:
-        super().__init__(io.BytesIO(data))
-        self._constants = constants
-
-    def persistent_load(self, pid: Any) -> Any:
-        return self._constants[pid]
 
 
 def _die_with_parent() -> None:
@@ -90,6 +84,7 @@ class Worker:
         self.agent_id = agent_id or str(os.getpid())
         self.blobs: dict[str, Any] = {}
         self.home = os.getcwd()
+        self._signature: tuple[Any, bool] | None = None  # (trainable, takes checkpoint_dir)
 
     def serve(self) -> None:
         self.conn.send(("ready", self.agent_id))
@@ -155,16 +150,20 @@ class Worker:
     def run_trial(self, spec: LaunchSpec) -> None:
         trial_id = spec.trial_id
         state: dict[str, Any] = {"instance": None, "finished": False}
-        env = spec.env if self.manage_process else {}
-        old_env = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
+        environ = os.environ
+        # only the variables that change (setting one is a putenv): the usual launch sets
+        # the same CUDA_VISIBLE_DEVICES as the one before
+        old_env = ({k: environ.get(k) for k, v in spec.env.items() if environ.get(k) != v}
+                   if self.manage_process else {})
+        for k in old_env:
+            environ[k] = spec.env[k]
         try:
-            os.makedirs(spec.trial_dir, exist_ok=True)
-            if self.manage_process:  # as Ray: the driver's directory, for relative paths
-                os.environ.setdefault("TUNE_ORIG_WORKING_DIR", self.home)
+            ensure_dir(spec.trial_dir)
+            if self.manage_process and "TUNE_ORIG_WORKING_DIR" not in environ:
+                environ["TUNE_ORIG_WORKING_DIR"] = self.home  # as Ray: for relative paths
             if spec.chdir and self.manage_process:
                 os.chdir(spec.trial_dir)
-            config = _ConstantUnpickler(spec.config_blob, self.blobs.get("constants", [])).load()
+            config = load_config(spec.config_blob, self.blobs.get("constants", []))
             ctx = TuneContext(
                 trial_id=trial_id,
                 trial_name=spec.trial_name,
@@ -235,13 +234,21 @@ class Worker:
             clock=self.session_clock,
         )
 
+    def _takes_checkpoint_dir(self, fn: Any) -> bool:
+        """Whether ``fn`` has a ``checkpoint_dir`` parameter (looked up once per trainable)."""
+        cached = self._signature
+        if cached is not None and cached[0] is fn:
+            return cached[1]
+        try:
+            takes = "checkpoint_dir" in inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            takes = False
+        self._signature = (fn, takes)
+        return takes
+
     def _run_function(self, fn: Any, config: dict[str, Any], spec: LaunchSpec, sess: _Session) -> None:
         kwargs: dict[str, Any] = {}
-        try:
-            params = inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            params = {}  # type: ignore[assignment]
-        if "checkpoint_dir" in params:  # legacy `train(config, checkpoint_dir=None)`
+        if self._takes_checkpoint_dir(fn):  # legacy `train(config, checkpoint_dir=None)`
             kwargs["checkpoint_dir"] = spec.restore_path
         try:
             ret = fn(config, **kwargs)

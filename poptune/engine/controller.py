@@ -251,6 +251,13 @@ class Controller:
         from poptune.search.basic_variant import BasicVariantGenerator
 
         self._variants = isinstance(searcher, BasicVariantGenerator)
+        self._max_pending_for: tuple[int | None, int] | None = None  # (total_samples, value)
+        #: whether a completion's last result is read (the base scheduler and random search
+        #: ignore it)
+        self._completion_read = (
+            type(scheduler).on_trial_complete is not TrialScheduler.on_trial_complete
+            or getattr(type(searcher), "on_trial_complete", None)
+            is not BasicVariantGenerator.on_trial_complete)
 
     # ------------------------------------------------------------------------------------
     # the one entry point
@@ -553,9 +560,13 @@ class Controller:
         """Random/grid search with a known number of trials creates up to 1,000 of them ahead
         (a PBT population exists as a whole); an endless one (``num_samples=-1``) and a
         model-based searcher only when a slot can take the trial."""
-        if self._variants and getattr(self.searcher, "total_samples", None):
-            return max(self.worker_count(), 1000)
-        return self.worker_count()
+        total = getattr(self.searcher, "total_samples", None)
+        cached = self._max_pending_for
+        if cached is not None and cached[0] == total:
+            return cached[1]  # the pool and the limits do not change during a run
+        n = max(self.worker_count(), 1000) if self._variants and total else self.worker_count()
+        self._max_pending_for = (total, n)
+        return n
 
     def _create_trials(self, out: list[Instruction]) -> None:
         if self.searcher_done or self.stopping_all:
@@ -968,7 +979,9 @@ class Controller:
         self._unpin(trial.restore_path)
         last: dict[str, Any] | None = None
         if why == "done":
-            last = flat_result(trial.last_result)
+            # flattened only for a scheduler or searcher that reads it (this runs per trial)
+            last = (flat_result(trial.last_result) if self._completion_read
+                    else trial.last_result)
             self._ask(self.scheduler.on_trial_complete(st.view, last), out)
         else:
             self._ask(self.scheduler.on_trial_remove(st.view), out)

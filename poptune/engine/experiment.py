@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import re
 import time
 from dataclasses import dataclass, field
@@ -11,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from poptune._pickling import load_config
+from poptune.clock import local_date
 from poptune.engine.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
@@ -19,16 +20,9 @@ if TYPE_CHECKING:
 _UNSAFE = re.compile(r"[^\w.,=+@\-\[\]]+")
 
 
-_stamp: tuple[int, str] = (-1, "")
-
-
 def timestamp() -> str:
-    """The local time as Ray writes it in trial directory names (made once per second)."""
-    global _stamp
-    now = time.time()
-    if int(now) != _stamp[0]:
-        _stamp = (int(now), datetime.datetime.fromtimestamp(now).strftime("%Y-%m-%d_%H-%M-%S"))
-    return _stamp[1]
+    """The local time as Ray writes it in trial directory names."""
+    return local_date(time.time())
 
 
 def default_trial_dirname(trial: Trial, date: str) -> str:
@@ -43,14 +37,7 @@ def pack(obj: Any) -> str:
 
 def unpack(text: str, constants: list[Any] | None = None) -> Any:
     """Decode ``pack`` output; configs refer to the experiment's constants by index."""
-    import io
-    import pickle
-
-    class _Unpickler(pickle.Unpickler):
-        def persistent_load(self, pid: Any) -> Any:
-            return (constants or [])[pid]
-
-    return _Unpickler(io.BytesIO(base64.b64decode(text))).load()
+    return load_config(base64.b64decode(text), constants or [])
 
 
 @dataclass

@@ -11,8 +11,6 @@ controller's; the runner knows files, the backend and the callbacks.
 from __future__ import annotations
 
 import base64
-import dataclasses
-import io
 import logging
 import os
 import pickle
@@ -22,11 +20,12 @@ from typing import Any, Callable
 
 import cloudpickle
 
+from poptune._pickling import dump_config
 from poptune.backends._base import Backend, LaunchSpec
 from poptune.callbacks._base import Callback
 from poptune.clock import current as current_clock
 from poptune.config import RunConfig, TuneConfig
-from poptune.engine._io import AsyncWriter, rewrite_rows
+from poptune.engine._io import rewrite_rows
 from poptune.engine.controller import Controller
 from poptune.engine.events import Abort, SaveRequested, Tick
 from poptune.engine.experiment import TrialHistory, default_trial_dirname, pack, timestamp
@@ -61,7 +60,8 @@ from poptune.storage.journal import Journal
 from poptune.storage.pbt_log import write_exploit_logs
 from poptune.engine.scheduler_journal import SchedulerJournal
 from poptune.storage.records import ExperimentEnded, SearcherState
-from poptune.storage.trial_logs import rewrite_logs, write_error, write_params
+from poptune.storage.trial_files import TrialFiles
+from poptune.storage.trial_logs import rewrite_logs, write_error
 
 logger = logging.getLogger("poptune")
 
@@ -89,22 +89,14 @@ def collect_constants(space: Any, out: dict[int, Any]) -> None:
         out[id(space)] = space
 
 
-class _RefPickler(cloudpickle.Pickler):
-    def __init__(self, file: io.BytesIO, refs: dict[int, int]) -> None:
-        super().__init__(file)
-        self._refs = refs
-
-    def persistent_id(self, obj: Any) -> Any:  # noqa: D401 - pickle hook
-        return self._refs.get(id(obj))
-
-
 class _Files:
     """The runner's per-trial file state: the result-log writer and the pickled config."""
 
     __slots__ = ("writer", "config_blob", "fresh")
 
     def __init__(self, fresh: bool = False) -> None:
-        self.writer: AsyncWriter | None = None
+        #: the key of its open result-file writer (:class:`TrialFiles`), or None
+        self.writer: int | None = None
         #: created in this run and not launched yet: its directory has no results
         self.fresh = fresh
         #: the pickled config and the config object it was made from (PBT replaces it)
@@ -173,7 +165,9 @@ class Runner:
         self._last_sync = 0.0
         self._last_flush = 0.0
         self._dirty_writers: set[str] = set()
-        self.io = BackgroundIO()
+        self.io = BackgroundIO()  # uploads and remote deletions
+        #: the trial files, written by a child process
+        self.trial_files = TrialFiles()
         self._carriers = self._carriers_by_type()
         #: whether workers change into the trial directory (read once, not per launch)
         self._chdir = (getattr(backend, "separate_processes", True)
@@ -204,6 +198,11 @@ class Runner:
         collect_constants(param_space, constants)
         self.constants = list(constants.values())
         self.const_refs = {oid: i for i, oid in enumerate(constants)}
+        try:
+            self._constants_blob = cloudpickle.dumps(self.constants)
+        except Exception as exc:  # noqa: BLE001
+            raise TuneError(f"a constant in `param_space` cannot be pickled: {exc}") from exc
+        self.trial_files.constants(self._constants_blob)  # before any config is sent
         #: every decision: the pure state machine
         self.ctl = Controller(
             scheduler=scheduler, searcher=searcher, stopper=stopper, new_trial=self._new_trial,
@@ -219,6 +218,12 @@ class Runner:
         if history:
             for h in history.values():
                 self.files[h.trial.trial_id] = _Files()
+                trial = h.trial
+                if not os.path.exists(os.path.join(trial.local_path, "params.json")):
+                    # a driver killed before its files were written (they are derived from
+                    # the journal, which has the config)
+                    self.trial_files.params(trial.local_path, self._trial_config_blob(trial),
+                                            "params" in self.sinks)
             self._carry_out(self.ctl.restore(history.values(), **(restore_flags or {})))
 
     @property
@@ -260,16 +265,10 @@ class Runner:
             trainable_blob = cloudpickle.dumps(self.trainable)
         except Exception as exc:  # noqa: BLE001
             raise TuneError(f"the trainable {self.trainable_name!r} cannot be pickled: {exc}") from exc
-        try:
-            constants_blob = cloudpickle.dumps(self.constants)
-        except Exception as exc:  # noqa: BLE001
-            raise TuneError(f"a constant in `param_space` cannot be pickled: {exc}") from exc
-        return {"trainable": trainable_blob, "constants": constants_blob}
+        return {"trainable": trainable_blob, "constants": self._constants_blob}
 
     def _config_blob(self, config: dict[str, Any]) -> bytes:
-        buf = io.BytesIO()
-        _RefPickler(buf, self.const_refs).dump(config)
-        return buf.getvalue()
+        return dump_config(config, self.const_refs)
 
     def _trial_config_blob(self, trial: Trial) -> bytes:
         """The trial's pickled config, made once per config object."""
@@ -341,12 +340,11 @@ class Runner:
             Snapshot: lambda i: self._snapshot.add(i.what),
             CloseLog: self._close_log,
             Kill: lambda i: self.backend.kill(i.trial_id),
-            WriteParams: lambda i: self.io.submit(write_params, i.trial.local_path,
-                                                  i.trial.config, "params" in self.sinks),
+            WriteParams: lambda i: self.trial_files.params(
+                i.trial.local_path, self._trial_config_blob(i.trial), "params" in self.sinks),
             WriteError: lambda i: write_error(i.trial.local_path, i.traceback, i.exception),
             RewriteLog: lambda i: self._rewrite_log(i.trial, i.rows),
-            RestoreLog: lambda i: rewrite_logs(i.trial.local_path, i.rows, "json" in self.sinks,
-                                               "csv" in self.sinks),
+            RestoreLog: self._restore_log,
             PolicyLog: lambda i: write_exploit_logs(self.experiment_dir, i.trial_id,
                                                     i.donor_trial_id, i.line),
             Raise: self._raise,
@@ -364,7 +362,8 @@ class Runner:
         if ins.final:  # terminated: it never runs again in this run (memory per trial)
             self.files.pop(ins.trial.trial_id, None)
         if ins.drain and self._drain_before_complete:
-            self.io.drain()  # e.g. MLflow uploading the trial dir: its files are complete
+            self.trial_files.drain()  # e.g. MLflow uploading the trial dir: its files are
+                                      # complete
 
     def _raise(self, ins: Raise) -> None:
         if not ins.after_commit:
@@ -378,13 +377,16 @@ class Runner:
             trial = self.ctl.by_id.get(getattr(rec, "trial_id", ""))
             blob = (self._trial_config_blob(trial) if trial is not None
                     and trial.config is ins.config else self._config_blob(ins.config))
-            rec = dataclasses.replace(rec, config=base64.b64encode(blob).decode())  # type: ignore[type-var]  # noqa: E501
+            encoded = rec.encode()  # the record's dict with the config filled in: no copy
+            encoded["config"] = base64.b64encode(blob).decode()  # of the frozen record
+            self.journal.append(encoded)
+            return
         self.journal.append(rec)
 
     def _log_result(self, trial: Trial, result: dict[str, Any]) -> None:
         files = self.files.get(trial.trial_id)
         if files is not None and files.writer is not None:
-            files.writer.write(dict(result))  # callbacks may add keys while the thread writes
+            self.trial_files.write(files.writer, result)  # a copy: callbacks may add keys
             self._dirty_writers.add(trial.trial_id)
 
     def _notify(self, hook: str, kwargs: dict[str, Any]) -> None:
@@ -403,10 +405,11 @@ class Runner:
     def _launch(self, ins: Launch) -> None:
         trial = ins.trial
         files = self.files[trial.trial_id]
-        if files.writer is None:
-            files.writer = AsyncWriter(self.io, trial.local_path, "json" in self.sinks,
-                                       "csv" in self.sinks, fresh=files.fresh)
-            files.fresh = False
+        if files.writer is None and ("json" in self.sinks or "csv" in self.sinks):
+            files.writer = self.trial_files.open(
+                trial.local_path, "json" in self.sinks, "csv" in self.sinks, files.fresh,
+                trial.config, self._trial_config_blob(trial))
+        files.fresh = False
         spec = LaunchSpec(
             trial_id=trial.trial_id,
             trial_name=str(trial),
@@ -430,13 +433,17 @@ class Runner:
 
     def _rewrite_log(self, trial: Trial, rows: int) -> None:
         self._close_writer(trial)
-        self.io.drain()  # rows written so far must be on disk before we cut them
+        self.trial_files.drain()  # rows written so far must be on disk before we cut them
         rewrite_rows(trial.local_path, rows)
+
+    def _restore_log(self, ins: RestoreLog) -> None:
+        self.trial_files.drain()  # nothing of an earlier writer may land after the rewrite
+        rewrite_logs(ins.trial.local_path, ins.rows, "json" in self.sinks, "csv" in self.sinks)
 
     def _close_writer(self, trial: Trial) -> None:
         files = self.files.get(trial.trial_id)
         if files is not None and files.writer is not None:
-            files.writer.close()
+            self.trial_files.close(files.writer)
             files.writer = None
             self._dirty_writers.discard(trial.trial_id)
 
@@ -501,15 +508,17 @@ class Runner:
         now = time.monotonic()  # pacing of file I/O, not a decision
         if now - self._last_flush > 0.5:
             for tid in self._dirty_writers:
-                w = self.files[tid].writer
-                if w is not None:
-                    w.flush()
+                key = self.files[tid].writer
+                if key is not None:
+                    self.trial_files.flush(key)
             self._dirty_writers.clear()
             self._last_flush = now
         if self.remote is not None and now - self._last_sync > 5.0:
             self._last_sync = now
+            self.trial_files.drain()  # the upload sees every file written so far
             self.io.submit(self.remote.sync_dir, self.experiment_dir)
-        self.io.release()  # this pass's file writes, while the loop waits for workers
+        self.trial_files.release()  # this pass's file writes, while the loop waits for workers
+        self.io.release()
 
     def _delete_checkpoints(self) -> None:
         """Delete checkpoints whose deletion is now committed to the journal."""
@@ -546,6 +555,7 @@ class Runner:
         finally:
             for t in self.ctl.trials:
                 self._close_writer(t)
+            self.trial_files.shutdown()
             self.io.drain()
             self.io.close()
             self.backend.shutdown()

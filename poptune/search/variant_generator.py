@@ -35,7 +35,10 @@ from poptune._dicts import flatten_dict, unflatten_dict  # noqa: F401  (re-expor
 from poptune._validation import bad_type, bad_value
 from poptune.exceptions import TuneConfigError, TuneError
 from poptune.search.sample import (  # noqa: F401  (the view and grid test: re-exported)
+    Categorical,
     Domain,
+    Float,
+    Integer,
     RandomState,
     Rng,
     _ConfigView,
@@ -204,6 +207,12 @@ def _variants(
     if not domains and not grids:
         yield {}, _copy_structure(space)
         return
+    if not grids and _draws_plain_values(domains):
+        # random search's usual space: one variant, the same draws in the same order as
+        # below, without the grid and nesting machinery (this runs once per trial)
+        config = _copy_structure(space)
+        yield _resolve_domains(config, domains, rng, allow_fail=False)[1], config
+        return
     base, todo = space, domains
     fixed: dict[Path, Any] = {}
     if constant_grid_search:
@@ -235,6 +244,19 @@ def _variants(
                 out[path] = _get(final, path)
             out.update(inner)
             yield out, final
+
+
+def _draws_plain_values(domains: list[tuple[Path, Domain]]) -> bool:
+    """Whether every domain draws a value with nothing left to resolve inside, without
+    reading the rest of the config (numbers; categories free of domains and grids)."""
+    for _, domain in domains:
+        kind = type(domain)
+        if kind is Categorical:
+            if any(has_unresolved(c) for c in domain.categories):  # type: ignore[attr-defined]
+                return False
+        elif kind is not Float and kind is not Integer:
+            return False
+    return True
 
 
 def _flatten_paths(resolved: dict[Path, Any]) -> dict[str, Any]:

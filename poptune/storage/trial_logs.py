@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from poptune._dicts import flatten_dict
 from poptune.exceptions import StorageError
+from poptune.storage.dirs import ensure_dir
 from poptune.storage.errors import write_failed
 from poptune.storage.journal import dumps, json_default, write_all
 
@@ -40,17 +41,6 @@ def parse_result_lines(text: str, where: str) -> list[dict[str, Any]]:
         else:
             raise StorageError(f"{where}: line {i + 1} is not a JSON result: {line[:80]!r}")
     return rows
-
-
-def ensure_dir(path: str) -> None:
-    """Create the directory ``path`` (and its parents) unless it exists: one system call in
-    the usual cases."""
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
 
 
 #: the types whose values pickle the same with ``pickle`` and ``cloudpickle`` and that
@@ -231,7 +221,9 @@ def _write_fd(fd: int, data: bytes) -> None:
 
 def rewrite_logs(trial_dir: str, results: Iterable[dict[str, Any]], write_json: bool = True,
                  write_csv: bool = True) -> None:
-    """Replace a trial's result.json/progress.csv with exactly ``results`` (used on restore)."""
+    """Replace a trial's result.json/progress.csv with exactly ``results`` (used on restore;
+    the directory is made if it is missing, e.g. on a machine restoring from remote storage)."""
+    ensure_dir(trial_dir)
     for name, on in (("result.json", write_json), ("progress.csv", write_csv)):
         if not on:
             continue  # not ours to rewrite (switched off, or written by a user's logger)

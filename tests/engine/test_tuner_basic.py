@@ -266,8 +266,12 @@ def test_constants_in_param_space_are_shipped_once(tmp_path):
     Big.pickles = 0
     grid = run(uses_big, tmp_path, {"model": Big(), "i": tune.grid_search(list(range(6)))})
     assert all(r.metrics["ok"] for r in grid)
-    # once for the workers, once for tuner.pkl, once per trial's params.pkl; never per report
-    assert Big.pickles == 1 + 1 + 6
+    # in the driver: once for the workers and the trial-file writer, once for tuner.pkl;
+    # never per trial or per report (params.pkl is pickled by the trial-file writer)
+    assert Big.pickles == 1 + 1
+    for r in grid:
+        with open(os.path.join(r.path, "params.pkl"), "rb") as f:
+            assert isinstance(pickle.load(f)["model"], Big)
 
 
 def with_data(config, data=None):

@@ -1,0 +1,154 @@
+"""The trial-file writer process: the files it writes, its failures, what it leaves behind."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import cloudpickle
+
+from poptune._pickling import dump_config
+from poptune.storage.trial_files import TrialFiles
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Blob:
+    """A constant of the space: pickled once for the writer, referred to by each config."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __repr__(self) -> str:  # params.json shows it (the default repr has an address)
+        return f"Blob({self.n})"
+
+
+def _write_trials(files: TrialFiles, root, n: int = 3) -> None:
+    blob_obj = Blob(7)
+    files.constants(cloudpickle.dumps([blob_obj]))
+    for i in range(n):
+        config = {"lr": 0.1 * i, "model": blob_obj, "nested": {"a": i}}
+        cblob = dump_config(config, {id(blob_obj): 0})
+        d = str(root / f"t{i}")
+        files.params(d, cblob)
+        key = files.open(d, json=True, csv=True, fresh=True, config=config, config_blob=cblob)
+        for step in range(3):
+            files.write(key, {"loss": 1.0 / (step + 1), "training_iteration": step + 1,
+                              "config": config})
+            files.release()
+        files.flush(key)
+        files.close(key)
+
+
+def _contents(root) -> dict[str, bytes]:
+    return {os.path.relpath(os.path.join(dp, f), root): open(os.path.join(dp, f), "rb").read()
+            for dp, _, fs in os.walk(root) for f in fs}
+
+
+def test_the_writer_process_writes_what_the_driver_would(tmp_path):
+    files = TrialFiles()
+    try:
+        _write_trials(files, tmp_path / "proc")
+        files.drain()
+        assert files._proc is not None and files._proc.poll() is None
+    finally:
+        files.shutdown()
+    inline = TrialFiles(process=False)
+    _write_trials(inline, tmp_path / "inline")
+    inline.shutdown()
+    proc, ref = _contents(tmp_path / "proc"), _contents(tmp_path / "inline")
+    assert sorted(proc) == sorted(ref) and len(ref) == 12
+    for name in ref:
+        if not name.endswith(".pkl"):
+            assert proc[name] == ref[name], name
+    rows = [json.loads(ln) for ln in proc["t2/result.json"].decode().splitlines()]
+    assert [r["training_iteration"] for r in rows] == [1, 2, 3]
+    assert rows[0]["config"]["lr"] == 0.2 and rows[0]["config"]["nested"] == {"a": 2}
+    params = pickle.loads(proc["t1/params.pkl"])
+    assert isinstance(params["model"], Blob) and params["model"].n == 7
+
+
+def test_shutdown_leaves_no_process(tmp_path):
+    files = TrialFiles()
+    proc = files._proc
+    assert proc is not None
+    files.shutdown()
+    assert proc.poll() is not None
+
+
+def test_a_dead_writer_is_replaced_by_the_driver_and_open_writers_go_on(tmp_path, caplog):
+    files = TrialFiles()
+    config = {"x": 1}
+    cblob = dump_config(config, {})
+    d = str(tmp_path / "t")
+    files.params(d, cblob)
+    key = files.open(d, json=True, csv=True, fresh=True, config=config, config_blob=cblob)
+    files.write(key, {"it": 1, "config": config})
+    files.flush(key)
+    files.drain()
+    assert files._proc is not None
+    files._proc.kill()
+    files._proc.wait()
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        files.write(key, {"it": 2, "config": config})
+        files.flush(key)
+        files.drain()
+        files.write(key, {"it": 3, "config": config})
+        files.close(key)
+        files.shutdown()
+    assert "trial-file writer failed" in caplog.text
+    rows = [json.loads(ln) for ln in open(os.path.join(d, "result.json"))]
+    assert [r["it"] for r in rows] == [1, 2, 3]
+    assert open(os.path.join(d, "progress.csv")).read().splitlines() == ["it", "1", "2", "3"]
+
+
+def test_a_failing_write_is_reported_once_and_the_writer_goes_on(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    files = TrialFiles()
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        for i in range(2):  # the same failure twice: said once
+            files.params(str(blocker / f"t{i}"), dump_config({"x": i}, {}))
+        files.params(str(tmp_path / "ok"), dump_config({"x": 9}, {}))
+        files.shutdown()
+    assert caplog.text.count("writing trial files failed") == 2  # two different paths
+    assert json.load(open(tmp_path / "ok" / "params.json")) == {"x": 9}
+
+
+def test_what_a_killed_driver_sent_is_still_written(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {ROOT!r})
+        from poptune._pickling import dump_config
+        from poptune.storage.trial_files import TrialFiles
+        files = TrialFiles()
+        print(files._proc.pid, flush=True)
+        for i in range(200):
+            files.params(os.path.join({str(tmp_path)!r}, "t%d" % i), dump_config({{"i": i}}, {{}}))
+        files.release()
+        os.kill(os.getpid(), signal.SIGKILL)
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    writer_pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the writer finishes its input, then exits
+        try:
+            os.kill(writer_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(writer_pid, signal.SIGKILL)
+        raise AssertionError("the trial-file writer outlived its driver")
+    for i in range(200):
+        assert json.load(open(tmp_path / f"t{i}" / "params.json")) == {"i": i}
