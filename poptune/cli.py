@@ -3,11 +3,16 @@
 Every subcommand has ``--help``. Exit codes: 0 success, 1 runtime failure (including
 ``resume`` ending with errored trials), 2 usage error (bad arguments, missing experiment).
 ``EXPERIMENT`` is a path or a name under the storage directory (``--storage``, else
-``$POPTUNE_STORAGE_PATH``, else ``~/poptune_results``).
+``$POPTUNE_STORAGE_PATH``, else ``~/poptune_results``). ``ls``, ``show``, ``plot`` and
+``repair`` also read remote storage: a URI (``s3://bucket/runs/my_exp``), or a name under a
+storage URI (``--storage s3://bucket/runs``, or ``$POPTUNE_STORAGE_PATH`` set to one); the
+experiment's files (never its checkpoints) are downloaded to a temporary directory that is
+removed afterwards, and read by the same journal replay as a local experiment.
 
 Example:
     $ poptune ls
     $ poptune show pbt_function_api_example
+    $ poptune show s3://bucket/runs/pbt_function_api_example
     $ poptune plot pbt_function_api_example --out plots/
     $ poptune dashboard --port 8265
     $ poptune resume my_exp --trainable train:objective
@@ -17,16 +22,18 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib
 import importlib.util
 import os
+import posixpath
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from poptune.exceptions import TuneError
+from poptune.exceptions import StorageError, TuneError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -55,6 +62,126 @@ def resolve_experiment(arg: str, storage: str | None) -> str:
             raise UsageError(f"{path} is not a poptune experiment (it has no journal.jsonl)")
     where = " and ".join(dict.fromkeys(candidates))
     raise UsageError(f"no experiment {arg!r} (looked in {where})")
+
+
+# -- experiments on remote storage (fsspec URIs) --------------------------------------------------
+def storage_uri(storage: str | None) -> str | None:
+    """The storage root (``storage``, else ``$POPTUNE_STORAGE_PATH``) if it is a URI, else None."""
+    from poptune.config import default_storage_path
+    from poptune.storage.remote import is_remote
+
+    root = storage or default_storage_path()
+    return root.rstrip("/") if is_remote(root) else None
+
+
+def remote_experiment(arg: str, storage: str | None) -> str | None:
+    """The URI of the experiment ``arg`` names on remote storage (a URI, or a name under a
+    storage URI that is not also a local experiment), or None for a local experiment.
+
+    >>> remote_experiment("s3://b/runs/exp/", None), remote_experiment("exp", "s3://b/runs")
+    ('s3://b/runs/exp', 's3://b/runs/exp')
+    >>> remote_experiment("/tmp/exp", "s3://b/runs") is None
+    True
+    """
+    from poptune.storage.remote import is_remote
+
+    if is_remote(arg):
+        return arg.rstrip("/")
+    root = storage_uri(storage)
+    local = os.path.expanduser(arg)
+    if root is None or os.path.isabs(local) or os.path.isfile(
+            os.path.join(local, "journal.jsonl")):
+        return None
+    return posixpath.join(root, arg)
+
+
+def _open_remote(uri: str, filesystem: Any = None) -> Any:
+    """A :class:`~poptune.storage.remote.RemoteStorage` for ``uri``; a missing filesystem
+    package (s3fs, gcsfs) is a :class:`~poptune._imports.MissingDependencyError` with the
+    pip command, an unknown protocol a usage error."""
+    from poptune.storage.remote import RemoteStorage
+
+    try:
+        return RemoteStorage(uri, filesystem)
+    except ImportError:
+        from fsspec.registry import known_implementations
+
+        from poptune._imports import require
+
+        impl = known_implementations.get(uri.split("://", 1)[0], {})
+        require(str(impl.get("class", "fsspec")).split(".")[0], f"storage at {uri}")
+        raise
+    except ValueError as exc:  # fsspec: "Protocol not known: ..."
+        raise UsageError(f"cannot read {uri}: {exc}") from None
+
+
+def _one_line(exc: Exception) -> StorageError:
+    return StorageError(" ".join(str(exc).split()))
+
+
+#: what each command downloads besides the journal: (listing depth, files to keep)
+_TOP_FILES = ("tuner.pkl", "pbt_global.txt")
+_COPIES: dict[str, tuple[int | None, Any]] = {
+    "summary": (1, lambda rel: rel in _TOP_FILES),  # ls
+    "params": (2, lambda rel: rel in _TOP_FILES or rel.endswith("/params.json")),  # show
+    "all": (None, None),  # plot: every file but checkpoints
+}
+
+
+@contextlib.contextmanager
+def remote_copy(uri: str, files: str, filesystem: Any = None) -> Iterator[str]:
+    """A temporary local copy of the experiment at ``uri``, removed on exit.
+
+    It holds the journal (the segments joined, as :meth:`Tuner.restore` downloads it), the
+    driver's lease (so a live driver shows as ``running``) and, per ``files``
+    (``"summary"``, ``"params"`` or ``"all"``), the files :data:`_COPIES` names. The
+    journal's modification time is the last segment's, made old enough not to count as
+    recent when there is no lease (no driver runs it).
+
+    Raises:
+        UsageError: no journal segments at ``uri``.
+        StorageError: the storage cannot be read (credentials, network), as one line.
+    """
+    import tempfile
+
+    from poptune.dashboard.data import RUNNING_WINDOW_S
+    from poptune.storage.lock import LEASE_FILE
+    from poptune.storage.remote import JOURNAL_SEGMENTS
+
+    remote = _open_remote(uri, filesystem)
+    maxdepth, keep = _COPIES[files]
+    try:
+        if not remote.journal_length():
+            raise UsageError(f"no experiment at {uri} (looked for its journal segments "
+                             f"{uri}/{JOURNAL_SEGMENTS}/*.jsonl)")
+        with tempfile.TemporaryDirectory(prefix="poptune_cli_") as tmp:
+            local = os.path.join(tmp, uri.rsplit("/", 1)[-1] or "experiment")
+            remote.download_experiment(local, keep=keep, maxdepth=maxdepth)
+            stamp = remote.journal_modified() or 0.0
+            try:
+                lease = remote._wrap("reading the lease", remote.fs.cat_file,
+                                     remote.path_of(LEASE_FILE))
+            except FileNotFoundError:  # every driver on remote storage holds a lease: none
+                # runs, so the copy must not look "recently written" (running) either
+                stamp = min(stamp, time.time() - 2 * RUNNING_WINDOW_S)
+            else:
+                with open(os.path.join(local, LEASE_FILE), "wb") as f:
+                    f.write(lease)
+            os.utime(os.path.join(local, "journal.jsonl"), (stamp, stamp))
+            yield local
+    except StorageError as exc:
+        raise _one_line(exc) from exc
+
+
+def _as_uri(text: str, local: str, uri: str) -> str:
+    """``text`` with the local copy's paths (its journal first) written as on storage."""
+    from poptune.storage.remote import JOURNAL_SEGMENTS
+
+    for path in (local, os.path.realpath(local)):
+        text = text.replace(os.path.join(path, "journal.jsonl"),
+                            f"{uri}/{JOURNAL_SEGMENTS}/*.jsonl (its segments concatenated)")
+        text = text.replace(path, uri)
+    return text
 
 
 # -- output helpers -------------------------------------------------------------------------
@@ -102,10 +229,11 @@ def _silences(trials: list[dict[str, Any]]) -> dict[str, str] | None:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_ls(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from poptune.dashboard.data import ExperimentView, experiment_names
 
+    uri = storage_uri(args.storage)
+    if uri is not None:
+        return _print_experiments(uri, _remote_summaries(uri, args))
     root = os.path.abspath(os.path.expanduser(args.storage)) if args.storage else default_storage()
     if args.storage and not os.path.isdir(root):
         raise UsageError(f"storage directory {root} does not exist")
@@ -114,6 +242,38 @@ def cmd_ls(args: argparse.Namespace) -> int:
         view = ExperimentView(os.path.join(root, name))
         view.refresh()
         rows.append(view.summary(args.metric, args.mode))
+    return _print_experiments(root, rows)
+
+
+def _remote_summaries(uri: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The summaries of the experiments (directories with journal segments) under ``uri``."""
+    from poptune.dashboard.data import ExperimentView
+
+    storage = _open_remote(uri)
+    try:
+        entries = storage._wrap("listing the storage", storage.fs.ls, storage.root, detail=True)
+    except FileNotFoundError:
+        raise UsageError(f"storage {uri} does not exist") from None
+    except StorageError as exc:
+        raise _one_line(exc) from exc
+    rows = []
+    for entry in sorted(entries, key=lambda e: str(e["name"])):
+        name = posixpath.basename(str(entry["name"]).rstrip("/"))
+        if entry.get("type") != "directory" or name.startswith("."):
+            continue
+        try:
+            with remote_copy(posixpath.join(uri, name), "summary", storage.fs) as local:
+                view = ExperimentView(local)
+                view.refresh()
+                rows.append(view.summary(args.metric, args.mode))
+        except UsageError:  # no journal segments: not an experiment
+            continue
+    return rows
+
+
+def _print_experiments(root: str, rows: list[dict[str, Any]]) -> int:
+    from rich.table import Table
+
     console = _console()
     if not rows:
         console.print(f"No experiments in {root}")
@@ -134,11 +294,20 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    uri = remote_experiment(args.experiment, args.storage)
+    if uri is None:
+        return _show(resolve_experiment(args.experiment, args.storage), args)
+    with remote_copy(uri, "params") as local:
+        return _show(local, args, uri)
+
+
+def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int:
+    """Print the experiment in ``exp_dir`` (a local copy of the one at ``uri``, if given)."""
     from rich.table import Table
 
     from poptune.dashboard.data import ExperimentView
 
-    view = ExperimentView(resolve_experiment(args.experiment, args.storage))
+    view = ExperimentView(exp_dir)
     view.refresh()
     s = view.summary(args.metric, args.mode)
     metric, mode = s["metric"], s["mode"]
@@ -152,7 +321,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     console = _console()
     best = (f"; best {metric}={_fmt(s['best']['value'])} ({s['best']['trial']})"
             if s["best"] else "")
-    console.print(f"[bold]{s['name']}[/bold]  {s['status']}  {view.path}")
+    console.print(f"[bold]{s['name']}[/bold]  {s['status']}  {uri or view.path}")
     console.print(f"{s['num_trials']} trials ({_counts(s['counts'])}), "
                   f"{s['num_results']} results, "
                   f"{s['num_exploits']} exploits; started {_when(s['start'])}{best}")
@@ -174,12 +343,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         table.add_row(*row)
     console.print(table)
     if view.damage:
-        console.print(f"Warning: {view.damage}", markup=False, highlight=False)
+        damage = _as_uri(view.damage, exp_dir, uri) if uri else view.damage
+        console.print(f"Warning: {damage}", markup=False, highlight=False)
     failed = [t for t in trials if t["status"] == "ERROR" or t["error"]]
     if failed:
         console.print("[bold]Errors[/bold]")
         for t in failed:
-            path = os.path.join(view.path, t["dirname"], "error.txt")
+            path = (posixpath.join(uri, t["dirname"], "error.txt") if uri
+                    else os.path.join(view.path, t["dirname"], "error.txt"))
             console.print(f"  {t['name']} ({t['status'].lower()}): {t['error'] or '?'}  [{path}]",
                           markup=False, highlight=False)
     return EXIT_OK
@@ -188,16 +359,27 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from poptune._imports import require
 
-    exp_dir = resolve_experiment(args.experiment, args.storage)
+    uri = remote_experiment(args.experiment, args.storage)
+    if uri is None:
+        exp_dir = resolve_experiment(args.experiment, args.storage)
+    elif not args.out:
+        raise UsageError(f"--out DIR is required for an experiment on remote storage "
+                         f"(EXPERIMENT {uri}): the plots are written to a local directory")
     require("matplotlib", "poptune plot")
+    if uri is None:
+        return _plot(exp_dir, args.out or os.path.join(exp_dir, "plots"), args)
+    with remote_copy(uri, "all") as local:
+        return _plot(local, args.out, args, uri)
+
+
+def _plot(exp_dir: str, out: str, args: argparse.Namespace, uri: str | None = None) -> int:
     from poptune.plot import plot_all
 
-    out = args.out or os.path.join(exp_dir, "plots")
     try:
         paths = plot_all(exp_dir, out, metric=args.metric, mode=args.mode,
                          over_time=args.over_time)
     except ValueError as exc:  # e.g. no metric given and none recorded
-        raise UsageError(str(exc)) from None
+        raise UsageError(_as_uri(str(exc), exp_dir, uri) if uri else str(exc)) from None
     for path in paths:
         print(path)
     return EXIT_OK
@@ -353,6 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     storage_help = "storage directory for EXPERIMENT names (default: $POPTUNE_STORAGE_PATH " \
                    "or ~/poptune_results)"
+    remote_help = "storage directory or URI (e.g. s3://bucket/runs) for EXPERIMENT names " \
+                  "(default: $POPTUNE_STORAGE_PATH or ~/poptune_results)"
+    remote_note = (" On remote storage (EXPERIMENT a URI such as s3://bucket/runs/my_exp, or a "
+                   "name under a storage URI) its files, never its checkpoints, are downloaded "
+                   "to a temporary directory, removed afterwards.")
 
     def metric_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--metric", help="metric to rank by (default: the experiment's)")
@@ -360,29 +547,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ls", help="list experiments", description=(
         "List the experiments in a storage directory: status (running, finished, "
-        "interrupted), trial counts by status, best metric and start time."))
-    p.add_argument("storage", nargs="?", metavar="STORAGE", help=storage_help)
+        "interrupted), trial counts by status, best metric and start time. STORAGE may be "
+        "a URI (e.g. s3://bucket/runs): each experiment's journal is downloaded to a "
+        "temporary directory, removed afterwards."))
+    p.add_argument("storage", nargs="?", metavar="STORAGE", help=remote_help)
     metric_args(p)
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("show", help="show an experiment's trials", description=(
         "Show the trial table of an experiment (status, iterations, metric, final "
-        "hyperparameters) and the first line of each trial's error."))
-    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
-    p.add_argument("--storage", help=storage_help)
+        "hyperparameters) and the first line of each trial's error." + remote_note))
+    p.add_argument("experiment", metavar="EXPERIMENT",
+                   help="experiment path or name, or its URI on remote storage")
+    p.add_argument("--storage", help=remote_help)
     metric_args(p)
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("plot", help="write an experiment's plots as PNG", description=(
         "Write the metric curves, PBT schedules and family tree, and metric-vs-hyperparameter "
         "scatter plots of an experiment as PNG files (needs matplotlib: "
-        "pip install 'poptune[plot]')."))
-    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: EXPERIMENT/plots)")
+        "pip install 'poptune[plot]')." + remote_note))
+    p.add_argument("experiment", metavar="EXPERIMENT",
+                   help="experiment path or name, or its URI on remote storage")
+    p.add_argument("--out", metavar="DIR", help=(
+        "output directory (default: EXPERIMENT/plots; required for remote storage)"))
     p.add_argument("--over-time", action="store_true", help=(
         "also plot against wall-clock time: trials_over_time.png (one bar per trial, coloured "
         "by its final metric) and best_over_time.png (best metric so far)"))
-    p.add_argument("--storage", help=storage_help)
+    p.add_argument("--storage", help=remote_help)
     metric_args(p)
     p.set_defaults(func=cmd_plot)
 
