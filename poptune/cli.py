@@ -3,11 +3,12 @@
 Every subcommand has ``--help``. Exit codes: 0 success, 1 runtime failure (including
 ``resume`` ending with errored trials), 2 usage error (bad arguments, missing experiment).
 ``EXPERIMENT`` is a path or a name under the storage directory (``--storage``, else
-``$POPTUNE_STORAGE_PATH``, else ``~/poptune_results``). ``ls``, ``show``, ``plot`` and
-``repair`` also read remote storage: a URI (``s3://bucket/runs/my_exp``), or a name under a
-storage URI (``--storage s3://bucket/runs``, or ``$POPTUNE_STORAGE_PATH`` set to one); the
-experiment's files (never its checkpoints) are downloaded to a temporary directory that is
-removed afterwards, and read by the same journal replay as a local experiment.
+``$POPTUNE_STORAGE_PATH``, else ``~/poptune_results``). ``ls``, ``show`` and ``plot`` also
+read remote storage: a URI (``s3://bucket/runs/my_exp``), or a name under a storage URI
+(``--storage s3://bucket/runs``, or ``$POPTUNE_STORAGE_PATH`` set to one); the experiment's
+files (never its checkpoints) are downloaded to a temporary directory that is removed
+afterwards, and read by the same journal replay as a local experiment. ``repair`` takes an
+experiment's URI.
 
 Example:
     $ poptune ls
@@ -159,8 +160,7 @@ def remote_copy(uri: str, files: str, filesystem: Any = None) -> Iterator[str]:
             remote.download_experiment(local, keep=keep, maxdepth=maxdepth)
             stamp = remote.journal_modified() or 0.0
             try:
-                lease = remote._wrap("reading the lease", remote.fs.cat_file,
-                                     remote.path_of(LEASE_FILE))
+                lease = remote.read_bytes(LEASE_FILE)
             except FileNotFoundError:  # every driver on remote storage holds a lease: none
                 # runs, so the copy must not look "recently written" (running) either
                 stamp = min(stamp, time.time() - 2 * RUNNING_WINDOW_S)
@@ -251,15 +251,14 @@ def _remote_summaries(uri: str, args: argparse.Namespace) -> list[dict[str, Any]
 
     storage = _open_remote(uri)
     try:
-        entries = storage._wrap("listing the storage", storage.fs.ls, storage.root, detail=True)
+        names = storage.subdirectories()
     except FileNotFoundError:
         raise UsageError(f"storage {uri} does not exist") from None
     except StorageError as exc:
         raise _one_line(exc) from exc
     rows = []
-    for entry in sorted(entries, key=lambda e: str(e["name"])):
-        name = posixpath.basename(str(entry["name"]).rstrip("/"))
-        if entry.get("type") != "directory" or name.startswith("."):
+    for name in names:
+        if name.startswith("."):
             continue
         try:
             with remote_copy(posixpath.join(uri, name), "summary", storage.fs) as local:

@@ -90,6 +90,18 @@ class RemoteStorage:
     def exists(self, *parts: str) -> bool:
         return bool(self._wrap("a lookup", self.fs.exists, self.path_of(*parts)))
 
+    def read_bytes(self, *parts: str) -> bytes:
+        """The file at ``parts`` under the root (``FileNotFoundError`` if there is none)."""
+        return bytes(self._wrap(f"reading {posixpath.join(*parts)}", self.fs.cat_file,
+                                self.path_of(*parts)))
+
+    def subdirectories(self) -> list[str]:
+        """Names of the directories directly under the root, sorted (``FileNotFoundError``
+        if the root does not exist)."""
+        entries = self._wrap("listing the storage", self.fs.ls, self.root, detail=True)
+        return sorted(posixpath.basename(str(e["name"]).rstrip("/")) for e in entries
+                      if e.get("type") == "directory")
+
     # journal -----------------------------------------------------------------------------
     def start_journal_after_existing(self) -> None:
         """Number new segments after those already stored (restore)."""
