@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import importlib
 import importlib.util
@@ -31,7 +30,7 @@ import os
 import posixpath
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from poptune.exceptions import StorageError, TuneError
@@ -63,125 +62,6 @@ def resolve_experiment(arg: str, storage: str | None) -> str:
             raise UsageError(f"{path} is not a poptune experiment (it has no journal.jsonl)")
     where = " and ".join(dict.fromkeys(candidates))
     raise UsageError(f"no experiment {arg!r} (looked in {where})")
-
-
-# -- experiments on remote storage (fsspec URIs) --------------------------------------------------
-def storage_uri(storage: str | None) -> str | None:
-    """The storage root (``storage``, else ``$POPTUNE_STORAGE_PATH``) if it is a URI, else None."""
-    from poptune.config import default_storage_path
-    from poptune.storage.remote import is_remote
-
-    root = storage or default_storage_path()
-    return root.rstrip("/") if is_remote(root) else None
-
-
-def remote_experiment(arg: str, storage: str | None) -> str | None:
-    """The URI of the experiment ``arg`` names on remote storage (a URI, or a name under a
-    storage URI that is not also a local experiment), or None for a local experiment.
-
-    >>> remote_experiment("s3://b/runs/exp/", None), remote_experiment("exp", "s3://b/runs")
-    ('s3://b/runs/exp', 's3://b/runs/exp')
-    >>> remote_experiment("/tmp/exp", "s3://b/runs") is None
-    True
-    """
-    from poptune.storage.remote import is_remote
-
-    if is_remote(arg):
-        return arg.rstrip("/")
-    root = storage_uri(storage)
-    local = os.path.expanduser(arg)
-    if root is None or os.path.isabs(local) or os.path.isfile(
-            os.path.join(local, "journal.jsonl")):
-        return None
-    return posixpath.join(root, arg)
-
-
-def _open_remote(uri: str, filesystem: Any = None) -> Any:
-    """A :class:`~poptune.storage.remote.RemoteStorage` for ``uri``; a missing filesystem
-    package (s3fs, gcsfs) is a :class:`~poptune._imports.MissingDependencyError` with the
-    pip command, an unknown protocol a usage error."""
-    from poptune.storage.remote import RemoteStorage
-
-    try:
-        return RemoteStorage(uri, filesystem)
-    except ImportError:
-        from fsspec.registry import known_implementations
-
-        from poptune._imports import require
-
-        impl = known_implementations.get(uri.split("://", 1)[0], {})
-        require(str(impl.get("class", "fsspec")).split(".")[0], f"storage at {uri}")
-        raise
-    except ValueError as exc:  # fsspec: "Protocol not known: ..."
-        raise UsageError(f"cannot read {uri}: {exc}") from None
-
-
-def _one_line(exc: Exception) -> StorageError:
-    return StorageError(" ".join(str(exc).split()))
-
-
-#: what each command downloads besides the journal: (listing depth, files to keep)
-_TOP_FILES = ("tuner.pkl", "pbt_global.txt")
-_COPIES: dict[str, tuple[int | None, Any]] = {
-    "summary": (1, lambda rel: rel in _TOP_FILES),  # ls
-    "params": (2, lambda rel: rel in _TOP_FILES or rel.endswith("/params.json")),  # show
-    "all": (None, None),  # plot: every file but checkpoints
-}
-
-
-@contextlib.contextmanager
-def remote_copy(uri: str, files: str, filesystem: Any = None) -> Iterator[str]:
-    """A temporary local copy of the experiment at ``uri``, removed on exit.
-
-    It holds the journal (the segments joined, as :meth:`Tuner.restore` downloads it), the
-    driver's lease (so a live driver shows as ``running``) and, per ``files``
-    (``"summary"``, ``"params"`` or ``"all"``), the files :data:`_COPIES` names. The
-    journal's modification time is the last segment's, made old enough not to count as
-    recent when there is no lease (no driver runs it).
-
-    Raises:
-        UsageError: no journal segments at ``uri``.
-        StorageError: the storage cannot be read (credentials, network), as one line.
-    """
-    import tempfile
-
-    from poptune.dashboard.data import RUNNING_WINDOW_S
-    from poptune.storage.lock import LEASE_FILE
-    from poptune.storage.remote import JOURNAL_SEGMENTS
-
-    remote = _open_remote(uri, filesystem)
-    maxdepth, keep = _COPIES[files]
-    try:
-        if not remote.journal_length():
-            raise UsageError(f"no experiment at {uri} (looked for its journal segments "
-                             f"{uri}/{JOURNAL_SEGMENTS}/*.jsonl)")
-        with tempfile.TemporaryDirectory(prefix="poptune_cli_") as tmp:
-            local = os.path.join(tmp, uri.rsplit("/", 1)[-1] or "experiment")
-            remote.download_experiment(local, keep=keep, maxdepth=maxdepth)
-            stamp = remote.journal_modified() or 0.0
-            try:
-                lease = remote.read_bytes(LEASE_FILE)
-            except FileNotFoundError:  # every driver on remote storage holds a lease: none
-                # runs, so the copy must not look "recently written" (running) either
-                stamp = min(stamp, time.time() - 2 * RUNNING_WINDOW_S)
-            else:
-                with open(os.path.join(local, LEASE_FILE), "wb") as f:
-                    f.write(lease)
-            os.utime(os.path.join(local, "journal.jsonl"), (stamp, stamp))
-            yield local
-    except StorageError as exc:
-        raise _one_line(exc) from exc
-
-
-def _as_uri(text: str, local: str, uri: str) -> str:
-    """``text`` with the local copy's paths (its journal first) written as on storage."""
-    from poptune.storage.remote import JOURNAL_SEGMENTS
-
-    for path in (local, os.path.realpath(local)):
-        text = text.replace(os.path.join(path, "journal.jsonl"),
-                            f"{uri}/{JOURNAL_SEGMENTS}/*.jsonl (its segments concatenated)")
-        text = text.replace(path, uri)
-    return text
 
 
 # -- output helpers -------------------------------------------------------------------------
@@ -231,6 +111,8 @@ def _silences(trials: list[dict[str, Any]]) -> dict[str, str] | None:
 def cmd_ls(args: argparse.Namespace) -> int:
     from poptune.dashboard.data import ExperimentView, experiment_names
 
+    from poptune._cli_remote import storage_uri
+
     uri = storage_uri(args.storage)
     if uri is not None:
         return _print_experiments(uri, _remote_summaries(uri, args))
@@ -247,15 +129,16 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def _remote_summaries(uri: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """The summaries of the experiments (directories with journal segments) under ``uri``."""
+    from poptune._cli_remote import one_line, open_remote, remote_copy
     from poptune.dashboard.data import ExperimentView
 
-    storage = _open_remote(uri)
+    storage = open_remote(uri)
     try:
         names = storage.subdirectories()
     except FileNotFoundError:
         raise UsageError(f"storage {uri} does not exist") from None
     except StorageError as exc:
-        raise _one_line(exc) from exc
+        raise one_line(exc) from exc
     rows = []
     for name in names:
         if name.startswith("."):
@@ -293,6 +176,8 @@ def _print_experiments(root: str, rows: list[dict[str, Any]]) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from poptune._cli_remote import remote_copy, remote_experiment
+
     uri = remote_experiment(args.experiment, args.storage)
     if uri is None:
         return _show(resolve_experiment(args.experiment, args.storage), args)
@@ -304,6 +189,7 @@ def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int
     """Print the experiment in ``exp_dir`` (a local copy of the one at ``uri``, if given)."""
     from rich.table import Table
 
+    from poptune._cli_remote import as_uri
     from poptune.dashboard.data import ExperimentView
 
     view = ExperimentView(exp_dir)
@@ -342,7 +228,7 @@ def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int
         table.add_row(*row)
     console.print(table)
     if view.damage:
-        damage = _as_uri(view.damage, exp_dir, uri) if uri else view.damage
+        damage = as_uri(view.damage, exp_dir, uri) if uri else view.damage
         console.print(f"Warning: {damage}", markup=False, highlight=False)
     failed = [t for t in trials if t["status"] == "ERROR" or t["error"]]
     if failed:
@@ -356,6 +242,7 @@ def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from poptune._cli_remote import remote_copy, remote_experiment
     from poptune._imports import require
 
     uri = remote_experiment(args.experiment, args.storage)
@@ -372,13 +259,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _plot(exp_dir: str, out: str, args: argparse.Namespace, uri: str | None = None) -> int:
+    from poptune._cli_remote import as_uri
     from poptune.plot import plot_all
 
     try:
         paths = plot_all(exp_dir, out, metric=args.metric, mode=args.mode,
                          over_time=args.over_time)
     except ValueError as exc:  # e.g. no metric given and none recorded
-        raise UsageError(_as_uri(str(exc), exp_dir, uri) if uri else str(exc)) from None
+        raise UsageError(as_uri(str(exc), exp_dir, uri) if uri else str(exc)) from None
     for path in paths:
         print(path)
     return EXIT_OK

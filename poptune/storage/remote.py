@@ -221,6 +221,7 @@ class RemoteStorage:
             rel = posixpath.relpath(path, self.root)
             top = rel.split("/", 1)[0]
             if (top == JOURNAL_SEGMENTS or top.startswith(JOURNAL_SEGMENTS + "-")
+                    or top == ".."  # a key such as "exp/a/../../x" would land outside
                     or "/checkpoint_" in "/" + rel
                     or top.startswith(".driver")  # the lease belongs to the storage only
                     or keep is not None and not keep(rel)):

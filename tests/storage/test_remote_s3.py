@@ -318,7 +318,7 @@ def test_missing_experiment_on_s3_exits_2_naming_the_uri(s3, tmp_path, capsys):
     code, out, err = _cli(capsys, "ls", f"s3://{bucket}/runs")
     assert code == 0 and out.strip() == f"No experiments in s3://{bucket}/runs"
     code, _, err = _cli(capsys, "ls", f"s3://{bucket}/missing")
-    assert code == 2 and err == f"poptune ls: error: storage s3://{bucket}/missing does not exist\n"
+    assert (code, err) == (2, f"poptune ls: error: storage s3://{bucket}/missing does not exist\n")
     code, _, err = _cli(capsys, "plot", f"s3://{bucket}/runs/nope")
     assert code == 2 and "--out DIR is required" in err and f"s3://{bucket}/runs/nope" in err
 
@@ -336,3 +336,18 @@ def test_unreachable_s3_is_one_line_and_exit_1(s3, monkeypatch, capsys):
             assert err.count("\n") == 1 and "s3://b/runs" in err and "failed" in err
     finally:
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_download_never_writes_outside_the_local_directory(s3, tmp_path):
+    """A key such as ``exp/a/../../../x`` (S3 keys are plain strings) is not fetched: it
+    would land outside the copy (Tuner.restore's staging directory, the CLI's temporary one)."""
+    from poptune.storage.remote import RemoteStorage
+
+    fs, bucket, _, _ = s3
+    fs.pipe_file(f"{bucket}/runs/e/journal/0000000001.jsonl", b"x\n")
+    fs.pipe_file(f"{bucket}/runs/e/a/../../../escaped.txt", b"bad")
+    fs.pipe_file(f"{bucket}/runs/e/t/params.json", b"{}")
+    RemoteStorage(f"s3://{bucket}/runs/e").download_experiment(str(tmp_path / "dl" / "sub" / "e"))
+    files = sorted(str(p.relative_to(tmp_path / "dl")) for p in (tmp_path / "dl").rglob("*")
+                   if p.is_file())
+    assert files == ["sub/e/journal.jsonl", "sub/e/t/params.json"]
