@@ -27,6 +27,8 @@ EXTRAS = {
     "keras": "keras",
     "xgboost": "xgboost",
     "lightgbm": "lightgbm",
+    "s3fs": "s3",
+    "gcsfs": "gcs",
 }
 
 

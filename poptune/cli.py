@@ -3,11 +3,17 @@
 Every subcommand has ``--help``. Exit codes: 0 success, 1 runtime failure (including
 ``resume`` ending with errored trials), 2 usage error (bad arguments, missing experiment).
 ``EXPERIMENT`` is a path or a name under the storage directory (``--storage``, else
-``$POPTUNE_STORAGE_PATH``, else ``~/poptune_results``).
+``$POPTUNE_STORAGE_PATH``, else ``~/poptune_results``). ``ls``, ``show`` and ``plot`` also
+read remote storage: a URI (``s3://bucket/runs/my_exp``), or a name under a storage URI
+(``--storage s3://bucket/runs``, or ``$POPTUNE_STORAGE_PATH`` set to one); the experiment's
+files (never its checkpoints) are downloaded to a temporary directory that is removed
+afterwards, and read by the same journal replay as a local experiment. ``repair`` takes an
+experiment's URI.
 
 Example:
     $ poptune ls
     $ poptune show pbt_function_api_example
+    $ poptune show s3://bucket/runs/pbt_function_api_example
     $ poptune plot pbt_function_api_example --out plots/
     $ poptune dashboard --port 8265
     $ poptune resume my_exp --trainable train:objective
@@ -21,12 +27,13 @@ import datetime
 import importlib
 import importlib.util
 import os
+import posixpath
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from poptune.exceptions import TuneError
+from poptune.exceptions import StorageError, TuneError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -102,10 +109,13 @@ def _silences(trials: list[dict[str, Any]]) -> dict[str, str] | None:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_ls(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from poptune.dashboard.data import ExperimentView, experiment_names
 
+    from poptune._cli_remote import storage_uri
+
+    uri = storage_uri(args.storage)
+    if uri is not None:
+        return _print_experiments(uri, _remote_summaries(uri, args))
     root = os.path.abspath(os.path.expanduser(args.storage)) if args.storage else default_storage()
     if args.storage and not os.path.isdir(root):
         raise UsageError(f"storage directory {root} does not exist")
@@ -114,6 +124,38 @@ def cmd_ls(args: argparse.Namespace) -> int:
         view = ExperimentView(os.path.join(root, name))
         view.refresh()
         rows.append(view.summary(args.metric, args.mode))
+    return _print_experiments(root, rows)
+
+
+def _remote_summaries(uri: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The summaries of the experiments (directories with journal segments) under ``uri``."""
+    from poptune._cli_remote import one_line, open_remote, remote_copy
+    from poptune.dashboard.data import ExperimentView
+
+    storage = open_remote(uri)
+    try:
+        names = storage.subdirectories()
+    except FileNotFoundError:
+        raise UsageError(f"storage {uri} does not exist") from None
+    except StorageError as exc:
+        raise one_line(exc) from exc
+    rows = []
+    for name in names:
+        if name.startswith("."):
+            continue
+        try:
+            with remote_copy(posixpath.join(uri, name), "summary", storage.fs) as local:
+                view = ExperimentView(local)
+                view.refresh()
+                rows.append(view.summary(args.metric, args.mode))
+        except UsageError:  # no journal segments: not an experiment
+            continue
+    return rows
+
+
+def _print_experiments(root: str, rows: list[dict[str, Any]]) -> int:
+    from rich.table import Table
+
     console = _console()
     if not rows:
         console.print(f"No experiments in {root}")
@@ -134,11 +176,23 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from poptune._cli_remote import remote_copy, remote_experiment
+
+    uri = remote_experiment(args.experiment, args.storage)
+    if uri is None:
+        return _show(resolve_experiment(args.experiment, args.storage), args)
+    with remote_copy(uri, "params") as local:
+        return _show(local, args, uri)
+
+
+def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int:
+    """Print the experiment in ``exp_dir`` (a local copy of the one at ``uri``, if given)."""
     from rich.table import Table
 
+    from poptune._cli_remote import as_uri
     from poptune.dashboard.data import ExperimentView
 
-    view = ExperimentView(resolve_experiment(args.experiment, args.storage))
+    view = ExperimentView(exp_dir)
     view.refresh()
     s = view.summary(args.metric, args.mode)
     metric, mode = s["metric"], s["mode"]
@@ -152,7 +206,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     console = _console()
     best = (f"; best {metric}={_fmt(s['best']['value'])} ({s['best']['trial']})"
             if s["best"] else "")
-    console.print(f"[bold]{s['name']}[/bold]  {s['status']}  {view.path}")
+    console.print(f"[bold]{s['name']}[/bold]  {s['status']}  {uri or view.path}")
     console.print(f"{s['num_trials']} trials ({_counts(s['counts'])}), "
                   f"{s['num_results']} results, "
                   f"{s['num_exploits']} exploits; started {_when(s['start'])}{best}")
@@ -174,30 +228,45 @@ def cmd_show(args: argparse.Namespace) -> int:
         table.add_row(*row)
     console.print(table)
     if view.damage:
-        console.print(f"Warning: {view.damage}", markup=False, highlight=False)
+        damage = as_uri(view.damage, exp_dir, uri) if uri else view.damage
+        console.print(f"Warning: {damage}", markup=False, highlight=False)
     failed = [t for t in trials if t["status"] == "ERROR" or t["error"]]
     if failed:
         console.print("[bold]Errors[/bold]")
         for t in failed:
-            path = os.path.join(view.path, t["dirname"], "error.txt")
+            path = (posixpath.join(uri, t["dirname"], "error.txt") if uri
+                    else os.path.join(view.path, t["dirname"], "error.txt"))
             console.print(f"  {t['name']} ({t['status'].lower()}): {t['error'] or '?'}  [{path}]",
                           markup=False, highlight=False)
     return EXIT_OK
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from poptune._cli_remote import remote_copy, remote_experiment
     from poptune._imports import require
 
-    exp_dir = resolve_experiment(args.experiment, args.storage)
+    uri = remote_experiment(args.experiment, args.storage)
+    if uri is None:
+        exp_dir = resolve_experiment(args.experiment, args.storage)
+    elif not args.out:
+        raise UsageError(f"--out DIR is required for an experiment on remote storage "
+                         f"(EXPERIMENT {uri}): the plots are written to a local directory")
     require("matplotlib", "poptune plot")
+    if uri is None:
+        return _plot(exp_dir, args.out or os.path.join(exp_dir, "plots"), args)
+    with remote_copy(uri, "all") as local:
+        return _plot(local, args.out, args, uri)
+
+
+def _plot(exp_dir: str, out: str, args: argparse.Namespace, uri: str | None = None) -> int:
+    from poptune._cli_remote import as_uri
     from poptune.plot import plot_all
 
-    out = args.out or os.path.join(exp_dir, "plots")
     try:
         paths = plot_all(exp_dir, out, metric=args.metric, mode=args.mode,
                          over_time=args.over_time)
     except ValueError as exc:  # e.g. no metric given and none recorded
-        raise UsageError(str(exc)) from None
+        raise UsageError(as_uri(str(exc), exp_dir, uri) if uri else str(exc)) from None
     for path in paths:
         print(path)
     return EXIT_OK
@@ -353,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     storage_help = "storage directory for EXPERIMENT names (default: $POPTUNE_STORAGE_PATH " \
                    "or ~/poptune_results)"
+    remote_help = "storage directory or URI (e.g. s3://bucket/runs) for EXPERIMENT names " \
+                  "(default: $POPTUNE_STORAGE_PATH or ~/poptune_results)"
+    remote_note = (" On remote storage (EXPERIMENT a URI such as s3://bucket/runs/my_exp, or a "
+                   "name under a storage URI) its files, never its checkpoints, are downloaded "
+                   "to a temporary directory, removed afterwards.")
 
     def metric_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--metric", help="metric to rank by (default: the experiment's)")
@@ -360,29 +434,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ls", help="list experiments", description=(
         "List the experiments in a storage directory: status (running, finished, "
-        "interrupted), trial counts by status, best metric and start time."))
-    p.add_argument("storage", nargs="?", metavar="STORAGE", help=storage_help)
+        "interrupted), trial counts by status, best metric and start time. STORAGE may be "
+        "a URI (e.g. s3://bucket/runs): each experiment's journal is downloaded to a "
+        "temporary directory, removed afterwards."))
+    p.add_argument("storage", nargs="?", metavar="STORAGE", help=remote_help)
     metric_args(p)
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("show", help="show an experiment's trials", description=(
         "Show the trial table of an experiment (status, iterations, metric, final "
-        "hyperparameters) and the first line of each trial's error."))
-    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
-    p.add_argument("--storage", help=storage_help)
+        "hyperparameters) and the first line of each trial's error." + remote_note))
+    p.add_argument("experiment", metavar="EXPERIMENT",
+                   help="experiment path or name, or its URI on remote storage")
+    p.add_argument("--storage", help=remote_help)
     metric_args(p)
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("plot", help="write an experiment's plots as PNG", description=(
         "Write the metric curves, PBT schedules and family tree, and metric-vs-hyperparameter "
         "scatter plots of an experiment as PNG files (needs matplotlib: "
-        "pip install 'poptune[plot]')."))
-    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: EXPERIMENT/plots)")
+        "pip install 'poptune[plot]')." + remote_note))
+    p.add_argument("experiment", metavar="EXPERIMENT",
+                   help="experiment path or name, or its URI on remote storage")
+    p.add_argument("--out", metavar="DIR", help=(
+        "output directory (default: EXPERIMENT/plots; required for remote storage)"))
     p.add_argument("--over-time", action="store_true", help=(
         "also plot against wall-clock time: trials_over_time.png (one bar per trial, coloured "
         "by its final metric) and best_over_time.png (best metric so far)"))
-    p.add_argument("--storage", help=storage_help)
+    p.add_argument("--storage", help=remote_help)
     metric_args(p)
     p.set_defaults(func=cmd_plot)
 

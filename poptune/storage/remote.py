@@ -90,6 +90,18 @@ class RemoteStorage:
     def exists(self, *parts: str) -> bool:
         return bool(self._wrap("a lookup", self.fs.exists, self.path_of(*parts)))
 
+    def read_bytes(self, *parts: str) -> bytes:
+        """The file at ``parts`` under the root (``FileNotFoundError`` if there is none)."""
+        return bytes(self._wrap(f"reading {posixpath.join(*parts)}", self.fs.cat_file,
+                                self.path_of(*parts)))
+
+    def subdirectories(self) -> list[str]:
+        """Names of the directories directly under the root, sorted (``FileNotFoundError``
+        if the root does not exist)."""
+        entries = self._wrap("listing the storage", self.fs.ls, self.root, detail=True)
+        return sorted(posixpath.basename(str(e["name"]).rstrip("/")) for e in entries
+                      if e.get("type") == "directory")
+
     # journal -----------------------------------------------------------------------------
     def start_journal_after_existing(self) -> None:
         """Number new segments after those already stored (restore)."""
@@ -161,6 +173,17 @@ class RemoteStorage:
         return b"".join(self._wrap("reading the journal", self.fs.cat_file, p)
                         for p in self._segments())
 
+    def journal_modified(self) -> float | None:
+        """When the last journal segment was stored (seconds since the epoch), or None when
+        there is none or the filesystem does not tell."""
+        segments = self._segments()
+        if not segments:
+            return None
+        try:
+            return float(self.fs.modified(segments[-1]).timestamp())
+        except Exception:  # noqa: BLE001 - not every fsspec filesystem keeps the time
+            return None
+
     # files -------------------------------------------------------------------------------
     def upload_file(self, local: str, *parts: str) -> None:
         self._wrap(f"uploading {parts[-1]}", self.fs.put_file, local, self.path_of(*parts))
@@ -184,15 +207,24 @@ class RemoteStorage:
                 self.upload_file(local, rel)
                 self._synced[local] = key
 
-    def download_experiment(self, local_dir: str) -> None:
-        """Fetch everything but checkpoints into ``local_dir`` and rebuild the journal."""
+    def download_experiment(self, local_dir: str, keep: Callable[[str], bool] | None = None,
+                            maxdepth: int | None = None) -> None:
+        """Fetch everything but checkpoints into ``local_dir`` and rebuild the journal.
+
+        ``keep(relative_path)``, when given, picks which of those files are fetched;
+        ``maxdepth`` limits the listing (1: the experiment's own files, 2: also those of its
+        trial directories).
+        """
         os.makedirs(local_dir, exist_ok=True)
-        for path in self._wrap("listing the experiment", self.fs.find, self.root):
+        for path in self._wrap("listing the experiment", self.fs.find, self.root,
+                               maxdepth=maxdepth):
             rel = posixpath.relpath(path, self.root)
             top = rel.split("/", 1)[0]
             if (top == JOURNAL_SEGMENTS or top.startswith(JOURNAL_SEGMENTS + "-")
+                    or top == ".."  # a key such as "exp/a/../../x" would land outside
                     or "/checkpoint_" in "/" + rel
-                    or top.startswith(".driver")):  # the lease belongs to the storage only
+                    or top.startswith(".driver")  # the lease belongs to the storage only
+                    or keep is not None and not keep(rel)):
                 continue
             target = os.path.join(local_dir, *rel.split("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)

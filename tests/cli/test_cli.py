@@ -152,6 +152,23 @@ def test_show_by_path_and_metric_override(storage: Path,
     assert code == 0 and "lr_seen (min)" in out
 
 
+def test_remote_storage_without_its_filesystem_package_names_the_pip_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    registry = importlib.import_module("fsspec.registry")  # `fsspec.registry` is a mapping
+    monkeypatch.delitem(registry._registry, "s3", raising=False)
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # import s3fs fails
+    for argv in (["show", "s3://bucket/runs/exp"], ["ls", "s3://bucket/runs"],
+                 ["show", "exp", "--storage", "s3://bucket/runs"]):
+        code, out, err = output(capsys, argv)
+        uri = "s3://bucket/runs" + ("" if argv[0] == "ls" else "/exp")
+        assert (code, out) == (1, "")
+        assert err == (f"poptune {argv[0]}: error: `s3fs` is required for storage at {uri} but "
+                       "is not installed; run: pip install 'poptune[s3]'\n")
+
+
 # -- plot ----------------------------------------------------------------------------------------
 def test_plot_writes_pngs(storage: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -203,3 +204,150 @@ def test_repair_of_a_damaged_journal_on_s3_then_restore_finishes(s3, monkeypatch
     grid = tune.Tuner.restore(uri, trainable=mod.train).fit()
     assert grid.num_errors == 0 and grid[0].metrics["training_iteration"] == 6
     assert list(grid[0].metrics_dataframe["value"]) == [1, 2, 3, 4, 5, 6]
+
+
+# -- poptune ls / show / plot on s3 -----------------------------------------------------------
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from poptune import cli
+
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _table(out: str) -> list[str]:
+    """The lines of a command's output from its table's first border on."""
+    lines = out.splitlines()
+    return lines[next(i for i, line in enumerate(lines) if line.startswith("┏")):]
+
+
+def test_show_and_ls_on_s3_print_what_they_print_for_a_local_copy(s3, tmp_path, monkeypatch,
+                                                                  capsys):
+    """``show``/``ls`` read a remote experiment through the same replay as a local one (same
+    trials, metrics, configs, status), by URI, ``--storage URI`` or ``$POPTUNE_STORAGE_PATH``,
+    and leave nothing in the temporary directory."""
+    import tempfile
+
+    import poptune as tune
+    from poptune.storage.remote import RemoteStorage
+
+    fs, bucket, mod, _ = s3
+    monkeypatch.setenv("COLUMNS", "200")
+    from poptune.schedulers import PopulationBasedTraining
+
+    pbt = PopulationBasedTraining(perturbation_interval=2, synch=True, seed=1,
+                                  hyperparam_mutations={"k": [1, 2, 3]})
+    tune.Tuner(mod.train, param_space={"k": tune.grid_search([1, 2, 3]), "steps": 6},
+               tune_config=tune.TuneConfig(metric="value", mode="max", backend="simulated",
+                                           scheduler=pbt),
+               run_config=tune.RunConfig(name="exp", storage_path=f"s3://{bucket}/runs",
+                                         verbose=0)).fit()
+    uri = f"s3://{bucket}/runs/exp"
+    local_root = tmp_path / "copy"
+    RemoteStorage(uri).download_experiment(str(local_root / "exp"))  # as Tuner.restore does
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+
+    code, out, err = _cli(capsys, "show", uri)
+    assert code == 0, err
+    code_local, out_local, _ = _cli(capsys, "show", str(local_root / "exp"))
+    assert code_local == 0
+    assert out.splitlines()[0].split() == ["exp", "finished", uri]
+    assert out.splitlines()[1:] == out_local.splitlines()[1:]  # counts, best, the trial table
+    table = "\n".join(_table(out))
+    assert "value (max)" in table and table.count("TERMINATED") == 3 and "exploits" in table
+    assert "exploits; started" in out and " 0 exploits" not in out
+    assert _cli(capsys, "show", "exp", "--storage", f"s3://{bucket}/runs/")[1] == out
+
+    code, out, err = _cli(capsys, "ls", f"s3://{bucket}/runs")
+    assert code == 0, err
+    assert out.splitlines()[0] == f"Experiments in s3://{bucket}/runs"
+    assert _table(out) == _table(_cli(capsys, "ls", str(local_root))[1])
+    assert "exp" in out and "finished" in out and "3: 3 terminated" in out
+    monkeypatch.setenv("POPTUNE_STORAGE_PATH", f"s3://{bucket}/runs")
+    assert _cli(capsys, "ls")[1] == out
+    assert _cli(capsys, "show", "exp")[1].splitlines()[1:] == out_local.splitlines()[1:]
+    if importlib.util.find_spec("matplotlib"):
+        code, out, err = _cli(capsys, "plot", uri, "--out", str(tmp_path / "plots"))
+        assert code == 0, err
+        assert [os.path.basename(p) for p in out.split()] == [
+            "metric.png", "schedules.png", "family_tree.png", "scatter_k.png"]
+        assert all(os.path.getsize(p) for p in out.split())
+    assert os.listdir(tmp) == []  # every download removed
+
+
+def test_show_of_a_live_experiment_on_s3_says_running(s3, capsys):
+    """The driver's lease comes with the copy: ``running`` while a live driver holds it,
+    ``interrupted`` (not "recently modified") once no driver does."""
+    import poptune as tune
+    from poptune.storage.lock import LEASE_FILE, RemoteLease
+    from poptune.storage.remote import RemoteStorage
+
+    fs, bucket, mod, _ = s3
+    uri = f"s3://{bucket}/runs/live"
+    tune.Tuner(mod.train, param_space={"k": 1, "steps": 2},
+               tune_config=tune.TuneConfig(backend="simulated"),
+               run_config=tune.RunConfig(name="live", storage_path=f"s3://{bucket}/runs",
+                                         verbose=0)).fit()
+    remote = RemoteStorage(uri)
+    segments = remote.journal_segments()
+    last, _ = segments[-1]
+    assert b'"e":"end"' in fs.cat_file(last)
+    fs.rm(last)  # the run never ended
+    assert _cli(capsys, "show", uri)[1].split()[1] == "interrupted"
+    lease = RemoteLease(remote.fs, remote.path_of(LEASE_FILE), uri, settle_s=0)
+    try:
+        assert _cli(capsys, "show", uri)[1].split()[1] == "running"
+    finally:
+        lease.release()
+
+
+def test_missing_experiment_on_s3_exits_2_naming_the_uri(s3, tmp_path, capsys):
+    fs, bucket, _, _ = s3
+    fs.pipe_file(f"{bucket}/runs/not_exp/params.json", b"{}")  # a directory, no journal
+    for argv in (["show", f"s3://{bucket}/runs/nope"], ["show", "nope", "--storage",
+                                                         f"s3://{bucket}/runs"],
+                 ["plot", f"s3://{bucket}/runs/nope", "--out", str(tmp_path)],
+                 ["show", f"s3://{bucket}/runs/not_exp"]):
+        code, out, err = _cli(capsys, *argv)
+        uri = argv[1] if "://" in argv[1] else f"{argv[3]}/{argv[1]}"
+        assert code == 2 and out == ""
+        assert err == (f"poptune {argv[0]}: error: no experiment at {uri} (looked for its "
+                       f"journal segments {uri}/journal/*.jsonl)\n")
+    code, out, err = _cli(capsys, "ls", f"s3://{bucket}/runs")
+    assert code == 0 and out.strip() == f"No experiments in s3://{bucket}/runs"
+    code, _, err = _cli(capsys, "ls", f"s3://{bucket}/missing")
+    assert (code, err) == (2, f"poptune ls: error: storage s3://{bucket}/missing does not exist\n")
+    code, _, err = _cli(capsys, "plot", f"s3://{bucket}/runs/nope")
+    assert code == 2 and "--out DIR is required" in err and f"s3://{bucket}/runs/nope" in err
+
+
+def test_unreachable_s3_is_one_line_and_exit_1(s3, monkeypatch, capsys):
+    import s3fs
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # no retries: fail fast
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        for argv in (["show", "s3://b/runs/exp"], ["ls", "s3://b/runs"]):
+            code, out, err = _cli(capsys, *argv)
+            assert code == 1 and out == ""
+            assert err.count("\n") == 1 and "s3://b/runs" in err and "failed" in err
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_download_never_writes_outside_the_local_directory(s3, tmp_path):
+    """A key such as ``exp/a/../../../x`` (S3 keys are plain strings) is not fetched: it
+    would land outside the copy (Tuner.restore's staging directory, the CLI's temporary one)."""
+    from poptune.storage.remote import RemoteStorage
+
+    fs, bucket, _, _ = s3
+    fs.pipe_file(f"{bucket}/runs/e/journal/0000000001.jsonl", b"x\n")
+    fs.pipe_file(f"{bucket}/runs/e/a/../../../escaped.txt", b"bad")
+    fs.pipe_file(f"{bucket}/runs/e/t/params.json", b"{}")
+    RemoteStorage(f"s3://{bucket}/runs/e").download_experiment(str(tmp_path / "dl" / "sub" / "e"))
+    files = sorted(str(p.relative_to(tmp_path / "dl")) for p in (tmp_path / "dl").rglob("*")
+                   if p.is_file())
+    assert files == ["sub/e/journal.jsonl", "sub/e/t/params.json"]
