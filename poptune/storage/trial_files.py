@@ -44,6 +44,7 @@ import select
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
 from poptune._pickling import load_config
@@ -53,6 +54,8 @@ from poptune.storage.trial_logs import TrialLogWriter, write_params
 logger = logging.getLogger("poptune")
 
 _HEADER = 8  # bytes of a message's length prefix
+#: operations that make a message, and the longest a released operation waits to be sent
+BATCH_OPS, BATCH_S = 512, 0.05
 
 
 class FileOps:
@@ -150,6 +153,7 @@ class TrialFiles:
         self._proc: subprocess.Popen[bytes] | None = None
         self._inline: FileOps | None = None
         self._drains = 0
+        self._sent_at = 0.0  # time.monotonic() of the last message
         if process:
             try:
                 self._start()
@@ -265,12 +269,19 @@ class TrialFiles:
         self._ops.append(("close", key))
         self._open.pop(key, None)
 
-    def release(self) -> None:
-        """Send the operations queued so far (without waiting for the writer)."""
+    def release(self, force: bool = False) -> None:
+        """Send the operations queued so far (without waiting for the writer), once
+        :data:`BATCH_OPS` of them wait or :data:`BATCH_S` passed since the last send (or
+        ``force``): each message wakes the writer up, so fewer, bigger ones cost less on both
+        sides (a row reaches its file at most ``BATCH_S`` later)."""
         if not self._ops:
             if self._out and self._sock is not None:
                 self._pump()
             return
+        now = time.monotonic()
+        if not force and len(self._ops) < BATCH_OPS and now - self._sent_at < BATCH_S:
+            return
+        self._sent_at = now
         ops, self._ops = self._ops, []
         if self._inline is not None:
             self._run_inline(ops)
@@ -307,7 +318,7 @@ class TrialFiles:
             self._drains += 1
             token = self._drains
             self._ops.append(("drain", token))
-        self.release()
+        self.release(force=True)
         if self._inline is not None:  # done in the driver (or the writer was lost meanwhile)
             return
         try:
