@@ -40,9 +40,32 @@ class _RefUnpickler(pickle.Unpickler):
         return self._constants[pid]
 
 
+#: the types whose values pickle the same with ``pickle`` and ``cloudpickle``
+PLAIN = frozenset({int, float, str, bool, type(None)})
+
+
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is JSON-like plain data (nested dicts with str keys, lists).
+
+    Example:
+        >>> is_plain({"a": [1, 2.0, "x", None]}), is_plain({"f": len})
+        (True, False)
+    """
+    kind = type(value)
+    if kind in PLAIN:
+        return True
+    if kind is dict:
+        return all(type(k) is str and is_plain(v) for k, v in value.items())
+    if kind is list:
+        return all(is_plain(v) for v in value)
+    return False
+
+
 def dump_config(config: Any, refs: dict[int, int]) -> bytes:
     """Pickle ``config``; an object whose ``id`` is in ``refs`` becomes a reference to that
     index of the constants."""
+    if not refs and is_plain(config):  # nothing to refer to: the C pickler alone, sooner
+        return pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL)
     buf = io.BytesIO()
     _RefPickler(buf, refs).dump(config)
     return buf.getvalue()

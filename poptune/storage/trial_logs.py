@@ -12,6 +12,7 @@ import pickle
 from typing import Any, Iterable
 
 from poptune._dicts import flatten_dict
+from poptune._pickling import PLAIN, is_plain
 from poptune.exceptions import StorageError
 from poptune.storage.dirs import ensure_dir
 from poptune.storage.errors import write_failed
@@ -43,22 +44,7 @@ def parse_result_lines(text: str, where: str) -> list[dict[str, Any]]:
     return rows
 
 
-#: the types whose values pickle the same with ``pickle`` and ``cloudpickle`` and that
-#: ``json.dumps`` writes as themselves (``bool`` is an ``int`` subclass: listed for clarity)
-_PLAIN = frozenset({int, float, str, bool, type(None)})
 _scalar_json = json.JSONEncoder(default=json_default).encode  # one value, C encoder
-
-
-def _plain(value: Any) -> bool:
-    """Whether ``value`` is JSON-like plain data (nested dicts with str keys, lists)."""
-    kind = type(value)
-    if kind in _PLAIN:
-        return True
-    if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
-    if kind is list:
-        return all(_plain(v) for v in value)
-    return False
 
 
 def params_json(config: dict[str, Any]) -> str:
@@ -74,7 +60,7 @@ def params_json(config: dict[str, Any]) -> str:
         }
     """
     if config and type(config) is dict and all(
-            type(k) is str and type(v) in _PLAIN for k, v in config.items()):
+            type(k) is str and type(v) in PLAIN for k, v in config.items()):
         enc = _scalar_json
         return "{\n" + ",\n".join(f"  {enc(k)}: {enc(config[k])}" for k in sorted(config)) + "\n}"
     return json.dumps(config, indent=2, sort_keys=True, default=json_default)
@@ -87,7 +73,7 @@ def write_params(trial_dir: str, config: dict[str, Any], pickle_too: bool = True
     if not pickle_too:
         return
     try:
-        if _plain(config):  # the same bytes as cloudpickle's, ten times sooner
+        if is_plain(config):  # the same bytes as cloudpickle's, ten times sooner
             blob = pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL)
         else:
             import cloudpickle
@@ -115,7 +101,7 @@ def write_error(trial_dir: str, traceback_text: str, exception_blob: bytes | Non
 
 _CONTAINERS = (list, tuple, dict)
 #: values a result row keeps as they are when flattened
-_FLAT = _PLAIN | {list, tuple}
+_FLAT = PLAIN | {list, tuple}
 
 
 def _csv_value(v: Any) -> Any:
@@ -177,7 +163,7 @@ class TrialLogWriter:
             if fields is None:
                 fields = self._fields = list(row)
                 self._csv_writer.writerow(fields)
-            get, plain = row.get, _PLAIN
+            get, plain = row.get, PLAIN
             self._csv_writer.writerow([v if type(v) in plain else _csv_value(v)
                                        for v in [get(k, "") for k in fields]])
 
