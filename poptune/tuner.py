@@ -542,6 +542,10 @@ class Tuner:
                                                  state=self._restore.pop("journal_state", None))
         if hist.search_state is not None and hasattr(searcher, "load_state"):
             searcher.load_state(unpack(hist.search_state))
+            if hist.created_after_search_state and getattr(searcher, "replays_creations",
+                                                            False):
+                # its state is journaled now and then: redo the creations since
+                searcher.replay_creations(hist.created_after_search_state)
         sched_path = os.path.join(exp_dir, SCHEDULER_STATE_FILE)
         if hist.scheduler_state is not None:  # the state at the last commit
             scheduler.load_state(cloudpickle.loads(hist.scheduler_state))

@@ -63,6 +63,8 @@ class ExperimentHistory:
     scheduler_state: bytes | None = None
     #: the scheduler's deltas committed after ``scheduler_state`` (unpickled), in order
     scheduler_deltas: list[Any] = field(default_factory=list)
+    #: trials created after ``search_state`` was journaled (replayed by the searcher)
+    created_after_search_state: int = 0
 
 
 def replay_journal(path: str, constants: list[Any] | None = None,
@@ -144,4 +146,5 @@ def replay_journal(path: str, constants: list[Any] | None = None,
     sched = state.scheduler_state.blob(exp_dir) if state.scheduler_state else None
     header = state.header.encode() if state.header else {}
     deltas = [d.value() for d in state.scheduler_deltas] if sched is not None else []
-    return ExperimentHistory(header, trials, search_state, state.finished, sched, deltas)
+    return ExperimentHistory(header, trials, search_state, state.finished, sched, deltas,
+                             state.created_after_search_state)

@@ -68,6 +68,9 @@ logger = logging.getLogger("poptune")
 _SCALARS = (int, float, str, bytes, bool, type(None), complex)
 #: where experiments before journal schema version 2 kept the scheduler's state
 SCHEDULER_STATE_FILE = "scheduler_state.pkl"
+#: a searcher that replays creations (random search) has its state journaled with the first
+#: new trial, then after this many more, and at the end (restore redoes the rest)
+SEARCH_STATE_EVERY = 1000
 _ANSWER = {a: a.value for a in Answer}  # the protocol's strings, without Enum lookups
 #: hooks Ray calls with ``iteration`` and ``trials`` first
 _STEP_HOOKS = frozenset({"on_trial_start", "on_trial_restore", "on_trial_save",
@@ -178,6 +181,11 @@ class Runner:
         from poptune.search.basic_variant import BasicVariantGenerator
 
         self._plain_search_state = type(searcher) is BasicVariantGenerator
+        self._replays_creations = bool(getattr(searcher, "replays_creations", False))
+        #: trials created since the searcher's state was last journaled (the first trial's
+        #: is at once: restore needs a state to replay from)
+        self._unjournaled_creations = SEARCH_STATE_EVERY
+        self._snapshot_later = False  # a change is not journaled yet
         # the engine's own result files; a user's CSV/JSON logger callback replaces ours
         sinks = set(run_config.log_sinks or ())
         for cb in callbacks:
@@ -239,6 +247,7 @@ class Runner:
         """Name and place a new trial (the controller decides that it exists)."""
         from poptune.search.variant_generator import format_vars
 
+        self._unjournaled_creations += 1
         index = int(trial_id.rsplit("_", 1)[-1])
         config = suggestion.config
         params = dict(suggestion.resolved_vars)
@@ -490,7 +499,14 @@ class Runner:
 
     def _commit(self) -> None:
         if "searcher" in self._snapshot:
-            self._record_search_state()
+            self._snapshot.discard("searcher")
+            if (self._replays_creations  # journaled now and then (see SEARCH_STATE_EVERY)
+                    and self._unjournaled_creations <= SEARCH_STATE_EVERY):
+                self._snapshot_later = True
+            else:
+                self._unjournaled_creations = 0
+                self._snapshot_later = False
+                self._record_search_state()
         if self._sched_journal is not None:  # in the same commit as what it has seen
             self._sched_journal.before_commit(handled=self._handled,
                                               course_changed="scheduler" in self._snapshot)
@@ -540,7 +556,7 @@ class Runner:
             # a run that failed writing the experiment (a full disk) ends with that one
             # error: nothing more is written, and nothing more fails
             failed_writing = isinstance(self._run_error, StorageError)
-            if "searcher" in self._snapshot and not failed_writing:
+            if ("searcher" in self._snapshot or self._snapshot_later) and not failed_writing:
                 self._snapshot.discard("searcher")
                 self._record_search_state()
             if self._sched_journal is not None and not failed_writing:

@@ -122,6 +122,16 @@ class SearchAlgorithm(abc.ABC):
         trial). True unless an algorithm knows better."""
         return True
 
+    #: whether a new trial changes the state only in a way :meth:`replay_creations` can
+    #: redo from the trial count: the engine then journals the state now and then (every
+    #: :data:`~poptune.engine.runner.SEARCH_STATE_EVERY` trials) instead of with each trial
+    replays_creations: bool = False
+
+    def replay_creations(self, n: int) -> None:
+        """After :meth:`load_state`: the next ``n`` trials were created already (their
+        records are in the journal); move past them. Only for :attr:`replays_creations`."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def save_state(self) -> dict[str, Any]:
         """A picklable snapshot from which :meth:`load_state` continues exactly here."""

@@ -247,6 +247,18 @@ class BasicVariantGenerator(SearchAlgorithm):
         """Only a concurrency limit makes the set of live trials part of the state."""
         return bool(self.max_concurrent)
 
+    @property
+    def replays_creations(self) -> bool:  # type: ignore[override]
+        """Without a concurrency limit, the state after ``n`` more trials is the state
+        now plus ``n`` draws of the same generator."""
+        return not self.max_concurrent
+
+    def replay_creations(self, n: int) -> None:
+        for i in range(n):
+            if self.next_trial(f"__replayed_{i}") is None:
+                break
+        self._live.clear()  # not the real trial ids; without a limit nobody reads them
+
     def save_state(self) -> dict[str, Any]:
         if self._restored is not None:  # restored but not resumed yet: same snapshot
             return dict(self._restored, live=sorted(self._live))

@@ -428,6 +428,9 @@ class ExperimentState:
     runs: list[ExperimentStarted] = field(default_factory=list)
     trials: dict[str, TrialState] = field(default_factory=dict)
     searcher_state: SearcherState | None = None
+    #: trials created after ``searcher_state`` (a searcher whose state is journaled now and
+    #: then replays their creation on restore)
+    created_after_search_state: int = 0
     scheduler_state: SchedulerState | None = None
     #: the scheduler's deltas committed after ``scheduler_state``, in order
     scheduler_deltas: list[SchedulerDelta] = field(default_factory=list)
@@ -461,8 +464,10 @@ class ExperimentState:
         elif isinstance(rec, TrialCreated):
             self.trials[rec.trial_id] = TrialState(rec, rec.config,
                                                    resources=dict(rec.resources))
+            self.created_after_search_state += 1
             if rec.search_state is not None:  # early poptune versions
                 self.searcher_state = SearcherState(state=rec.search_state)
+                self.created_after_search_state = 0
         elif isinstance(rec, ConfigChanged):
             t = self.trials.get(rec.trial_id)
             if t is not None:
@@ -479,6 +484,7 @@ class ExperimentState:
                 t.resources = dict(rec.resources)
         elif isinstance(rec, SearcherState):
             self.searcher_state = rec
+            self.created_after_search_state = 0
         elif isinstance(rec, SchedulerState):
             self.scheduler_state = rec
             self.scheduler_deltas = []
@@ -490,6 +496,7 @@ class ExperimentState:
             self.runs.append(rec)
             self.header, self.trials, self.finished = rec, {}, False
             self.searcher_state = self.scheduler_state = None
+            self.created_after_search_state = 0
             self.scheduler_deltas = []
 
     def donor_of(self, rec: ConfigChanged) -> str | None:

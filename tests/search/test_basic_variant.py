@@ -226,3 +226,26 @@ def test_restore_works_with_a_legacy_random_state():
     restored = fresh()
     restored.load_state(pickle.loads(pickle.dumps(gen.save_state())))
     assert head + [t.config for t in drain(restored, start=3)] == reference
+
+
+@pytest.mark.parametrize("taken,later", [(0, 5), (3, 4), (5, 13), (2, 0)])
+def test_replaying_creations_continues_where_the_journal_ends(taken, later):
+    """The engine journals random search's state now and then: a state taken after ``taken``
+    trials plus ``later`` replayed creations hands out exactly what the original run would
+    have handed out next (grid, points_to_evaluate and sampling alike)."""
+    kwargs = {"points_to_evaluate": [{"x": 10, "y": "a", "lr": 0.01}]}
+    full = [t.config for t in drain(make(SPACE, 4, seed=3, **kwargs))]
+    gen = make(SPACE, 4, seed=3, **kwargs)
+    for i in range(taken):
+        gen.next_trial(f"t{i}")
+    state = pickle.loads(pickle.dumps(gen.save_state()))
+    restored = make(SPACE, 4, seed=3, **kwargs)
+    assert restored.replays_creations
+    restored.load_state(state)
+    restored.replay_creations(later)
+    rest = [t.config for t in drain(restored, start=taken + later)]
+    assert rest == full[taken + later:]
+
+
+def test_with_a_concurrency_limit_the_state_is_journaled_with_each_trial():
+    assert not make(SPACE, 2, max_concurrent=2).replays_creations
