@@ -81,6 +81,18 @@ class BufferedConnection:
         # here, and its per-call Pickler costs twice the pickling of a launch
         self.conn.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
+    def send_bytes(self, data: bytes) -> None:
+        self.conn.send_bytes(data)
+
+    def recv(self) -> Any:
+        """The next message, waiting for it (one read for what has arrived, not two reads
+        per message)."""
+        while True:
+            msg = self._next()
+            if msg is not None:
+                return ForkingPickler.loads(msg)
+            self._fill()
+
     def close(self) -> None:
         self.conn.close()
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import traceback
 from multiprocessing.connection import Client, Connection
-from typing import Any
+from typing import Any, cast
 
 from poptune import session as _session_mod
 from poptune._pickling import load_config
@@ -32,7 +32,8 @@ def send_result(conn: Connection, msg: tuple[Any, ...]) -> None:
     is ``__main__`` only in the driver) goes with cloudpickle, as Ray ships results. The
     driver's ``conn.recv()`` reads both. ``conn.send`` pickles the whole message before it
     writes anything, so a message it cannot pickle leaves nothing half-sent."""
-    if not isinstance(conn, Connection):  # an in-process channel (simulated): no pickling
+    send_bytes = getattr(conn, "send_bytes", None)
+    if send_bytes is None:  # an in-process channel (simulated): no pickling
         conn.send(msg)
         return
     try:
@@ -41,7 +42,7 @@ def send_result(conn: Connection, msg: tuple[Any, ...]) -> None:
         import cloudpickle
 
         data = cloudpickle.dumps(msg)
-    conn.send_bytes(data)
+    send_bytes(data)
 
 
 def _report_output(sess: Any, output: Any, final: bool) -> None:
@@ -308,7 +309,9 @@ def main() -> None:
         conn = Client(address, family="AF_UNIX", authkey=authkey)
     except (FileNotFoundError, ConnectionRefusedError):
         return  # the driver finished before this worker was needed
-    Worker(conn, agent_id).serve()
+    from poptune.backends._conn import BufferedConnection
+
+    Worker(cast(Connection, BufferedConnection(conn)), agent_id).serve()
 
 
 if __name__ == "__main__":
