@@ -182,6 +182,7 @@ class Runner:
 
         self._plain_search_state = type(searcher) is BasicVariantGenerator
         self._replays_creations = bool(getattr(searcher, "replays_creations", False))
+        self._default_fits = False  # whether the default resources were checked
         #: trials created since the searcher's state was last journaled (the first trial's
         #: is at once: restore needs a state to replay from)
         self._unjournaled_creations = SEARCH_STATE_EVERY
@@ -252,8 +253,14 @@ class Runner:
         config = suggestion.config
         params = dict(suggestion.resolved_vars)
         tag = f"{index}_{format_vars(params)}" if params else str(index)
-        resources = self.resources_fn(config) or dict(self.default_resources)
-        self.pool.check_fits_ever(resources)
+        resources = self.resources_fn(config)
+        if resources is None:  # the experiment's default: checked once
+            resources = dict(self.default_resources)
+            if not self._default_fits:
+                self.pool.check_fits_ever(resources)
+                self._default_fits = True
+        else:
+            self.pool.check_fits_ever(resources)
         trial = Trial(trial_id=trial_id, trainable_name=self.trainable_name, config=config,
                       experiment_tag=tag, resources=resources, evaluated_params=params)
         if self.tune_config.trial_name_creator is not None:

@@ -109,6 +109,8 @@ class Sampler:
         random_state: RandomState = None,
     ) -> Any:
         """Draw ``size`` values of ``domain``: one value if ``size == 1``, else a list."""
+        if size == 1 and type(size) is int:  # one value per trial: the usual call
+            return domain.cast(self._draw(domain, config, 1, random_state)[0])
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise bad_value("size", size, "an integer >= 1")
         values = [domain.cast(v) for v in self._draw(domain, config, int(size), random_state)]

@@ -300,12 +300,25 @@ def generate_variants(
             yield _flatten_paths(resolved), config
 
 
+_UNSAFE_TAG = re.compile(r"[^a-zA-Z0-9_-]+")
+_CLEAN_KEYS: dict[str, str] = {}  # a space's keys, cleaned once (tags are made per trial)
+
+
 def _clean_value(value: Any) -> str:
     """Floats with 4 decimals; anything else with characters outside ``[a-zA-Z0-9_-]``
     replaced by ``_`` (as in Ray, so tags are valid directory names)."""
     if isinstance(value, float):
         return f"{value:.4f}"
-    return re.sub(r"[^a-zA-Z0-9_-]+", "_", str(value)).strip("_")
+    return _UNSAFE_TAG.sub("_", str(value)).strip("_")
+
+
+def _clean_key(key: str) -> str:
+    cleaned = _CLEAN_KEYS.get(key)
+    if cleaned is None:
+        if len(_CLEAN_KEYS) >= 10_000:  # not just a space's keys: do not keep them all
+            _CLEAN_KEYS.clear()
+        cleaned = _CLEAN_KEYS[key] = _clean_value(key)
+    return cleaned
 
 
 def format_vars(resolved_vars: Mapping[Any, Any]) -> str:
@@ -318,6 +331,10 @@ def format_vars(resolved_vars: Mapping[Any, Any]) -> str:
         >>> format_vars({"optim/lr": 0.07012, "momentum": 0.1774, "act": "relu"})
         'act=relu,momentum=0.1774,lr=0.0701'
     """
+
+    if all(type(k) is str and "/" not in k for k in resolved_vars):  # a flat space
+        return ",".join(f"{_clean_key(k)}={_clean_value(resolved_vars[k])}"
+                        for k in sorted(resolved_vars))
 
     def parts(key: Any) -> tuple[str, ...]:
         return tuple(str(k) for k in key) if isinstance(key, tuple) else tuple(str(key).split("/"))
