@@ -31,6 +31,8 @@ _RAY_PATTERNS = ("raylet", "gcs_server", "ray::", "default_worker.py", "log_moni
                  "ray/dashboard", "ray/autoscaler", "runtime_env/agent")
 _DASK_PATTERNS = ("dask-scheduler", "dask-worker", "dask scheduler", "dask worker",
                   "distributed.cli", "distributed/cli")
+#: poptune's own children: a trial's worker process and the trial-file writer
+_POPTUNE_PATTERNS = ("poptune.backends._worker", "poptune.storage._files_process")
 
 
 def _default_ray_dir() -> str:
@@ -49,7 +51,7 @@ _RAY_DIR_BEFORE = _ray_dir_entries()
 
 
 def _leftover_processes() -> list[tuple[int, str]]:
-    """(pid, command line) of live Ray/Dask processes started by this session."""
+    """(pid, command line) of live Ray/Dask/poptune processes started by this session."""
     mark = f"POPTUNE_TEST_SESSION={_SESSION_MARK}".encode()
     found = []
     for name in os.listdir("/proc"):
@@ -66,7 +68,7 @@ def _leftover_processes() -> list[tuple[int, str]]:
                     continue  # a zombie holds nothing; its parent reaps it
         except OSError:  # gone meanwhile, or not ours to read
             continue
-        if any(p in cmd for p in _RAY_PATTERNS + _DASK_PATTERNS):
+        if any(p in cmd for p in _RAY_PATTERNS + _DASK_PATTERNS + _POPTUNE_PATTERNS):
             found.append((int(name), cmd[:200]))
     return found
 
@@ -101,7 +103,7 @@ def pytest_sessionfinish(session, exitstatus):
     procs, state = leftovers()
     if not procs and not state:
         return
-    lines = ["The test session left Ray/Dask processes or Ray state behind (issue 12):"]
+    lines = ["The test session left Ray/Dask/poptune processes or Ray state behind (issue 12):"]
     lines += [f"  process {pid}: {cmd}" for pid, cmd in procs]
     lines += [f"  Ray state outside RAY_TMPDIR ({_RAY_TMP}): {path}" for path in state]
     lines.append("  (the processes are killed now; the state is left for you to inspect)")

@@ -210,6 +210,7 @@ class Runner:
         try:
             self._constants_blob = cloudpickle.dumps(self.constants)
         except Exception as exc:  # noqa: BLE001
+            self.trial_files.shutdown()
             raise TuneError(f"a constant in `param_space` cannot be pickled: {exc}") from exc
         self.trial_files.constants(self._constants_blob)  # before any config is sent
         #: every decision: the pure state machine
@@ -225,15 +226,24 @@ class Runner:
         scheduler.set_experiment_view(
             TuneController(self.ctl.views, self.pool.cpu_total, self.pool.gpu_total))
         if history:
-            for h in history.values():
-                self.files[h.trial.trial_id] = _Files()
-                trial = h.trial
-                if not os.path.exists(os.path.join(trial.local_path, "params.json")):
-                    # a driver killed before its files were written (they are derived from
-                    # the journal, which has the config)
-                    self.trial_files.params(trial.local_path, self._trial_config_blob(trial),
-                                            "params" in self.sinks)
-            self._carry_out(self.ctl.restore(history.values(), **(restore_flags or {})))
+            try:
+                self._take_over(history, restore_flags)
+            except BaseException:
+                self.trial_files.shutdown()  # run() will not: its writer would be left
+                raise
+
+    def _take_over(self, history: dict[str, TrialHistory],
+                   restore_flags: dict[str, bool] | None) -> None:
+        """Adopt a restored experiment's trials (the controller decides what each becomes)."""
+        for h in history.values():
+            self.files[h.trial.trial_id] = _Files()
+            trial = h.trial
+            if not os.path.exists(os.path.join(trial.local_path, "params.json")):
+                # a driver killed before its files were written (they are derived from the
+                # journal, which has the config)
+                self.trial_files.params(trial.local_path, self._trial_config_blob(trial),
+                                        "params" in self.sinks)
+        self._carry_out(self.ctl.restore(history.values(), **(restore_flags or {})))
 
     @property
     def trials(self) -> list[Trial]:
@@ -298,13 +308,13 @@ class Runner:
     # ------------------------------------------------------------------------------------
     # the loop
     def run(self) -> list[Trial]:
-        blobs = self._blobs()
-        for cb in self.callbacks:
-            cb.setup(stop=self.run_config.stop, num_samples=self.tune_config.num_samples,
-                     total_num_samples=getattr(self.searcher, "total_samples", None))
-        self.backend.setup(blobs, self.ctl.worker_count())
         ctl = self.ctl
-        try:
+        try:  # a failing setup (an unpicklable trainable) still closes the files and workers
+            blobs = self._blobs()
+            for cb in self.callbacks:
+                cb.setup(stop=self.run_config.stop, num_samples=self.tune_config.num_samples,
+                         total_num_samples=getattr(self.searcher, "total_samples", None))
+            self.backend.setup(blobs, self.ctl.worker_count())
             while True:
                 self.iteration += 1
                 for cb in self.callbacks:

@@ -314,3 +314,21 @@ def test_time_budget_stops_the_experiment(tmp_path):
 def test_results_pickle_free_of_driver_state(tmp_path):
     grid = run(quadratic, tmp_path, {"x": 0.2})
     pickle.dumps(grid[0].metrics)
+
+
+def test_a_run_that_fails_to_set_up_leaves_no_process(tmp_path):
+    """An unpicklable trainable fails before the first trial: the workers started early and
+    the trial-file writer are stopped all the same."""
+    import threading
+
+    from tests.conftest import leftovers
+
+    lock = threading.Lock()
+
+    def unpicklable(config):
+        with lock:
+            tune.report({"a": 1})
+
+    with pytest.raises(TuneError, match="cannot be pickled"):
+        run(unpicklable, tmp_path)
+    assert leftovers(wait=10)[0] == []
