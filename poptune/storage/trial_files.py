@@ -130,6 +130,22 @@ def _dumps(obj: Any) -> bytes:
         return cloudpickle.dumps(obj)
 
 
+def _sendable(op: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``op`` with each row value that cannot be pickled replaced by its ``repr`` (what
+    ``result.json`` shows for it anyway). Results from worker processes always pickle; one
+    reported on the simulated backend, in the driver, may not (a lock, a generator)."""
+    if op[0] != "write":
+        return op
+    row = {}
+    for k, v in op[2].items():
+        try:
+            _dumps(v)
+        except Exception:  # noqa: BLE001
+            v = repr(v)
+        row[k] = v
+    return (op[0], op[1], row)
+
+
 class TrialFiles:
     """The driver's side: queues operations, sends them to the writer process once per loop
     pass (:meth:`release`), waits for it (:meth:`drain`).
@@ -286,7 +302,10 @@ class TrialFiles:
         if self._inline is not None:
             self._run_inline(ops)
             return
-        body = _dumps(ops)
+        try:
+            body = _dumps(ops)
+        except Exception:  # noqa: BLE001 - a value that cannot be pickled: its repr instead
+            body = _dumps([_sendable(op) for op in ops])
         try:
             self._send(len(body).to_bytes(_HEADER, "big") + body)
         except OSError as exc:

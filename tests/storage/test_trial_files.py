@@ -152,3 +152,22 @@ def test_what_a_killed_driver_sent_is_still_written(tmp_path):
         raise AssertionError("the trial-file writer outlived its driver")
     for i in range(200):
         assert json.load(open(tmp_path / f"t{i}" / "params.json")) == {"i": i}
+
+
+def test_a_row_value_that_cannot_be_pickled_is_written_as_its_repr(tmp_path):
+    """A trial on the simulated backend reports in the driver: its result is never pickled
+    on the way, so it may hold a lock; the writer gets its repr, as result.json shows it."""
+    import threading
+
+    lock = threading.Lock()
+    files = TrialFiles()
+    config = {"x": 1}
+    cblob = dump_config(config, {})
+    d = str(tmp_path / "t")
+    files.params(d, cblob)
+    key = files.open(d, json=True, csv=True, fresh=True, config=config, config_blob=cblob)
+    files.write(key, {"it": 1, "lock": lock, "config": config})
+    files.close(key)
+    files.shutdown()
+    (row,) = [json.loads(ln) for ln in open(os.path.join(d, "result.json"))]
+    assert row == {"it": 1, "lock": repr(lock), "config": {"x": 1}}
