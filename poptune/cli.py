@@ -7,8 +7,9 @@ Every subcommand has ``--help``. Exit codes: 0 success, 1 runtime failure (inclu
 read remote storage: a URI (``s3://bucket/runs/my_exp``), or a name under a storage URI
 (``--storage s3://bucket/runs``, or ``$POPTUNE_STORAGE_PATH`` set to one); the experiment's
 files (never its checkpoints) are downloaded to a temporary directory that is removed
-afterwards, and read by the same journal replay as a local experiment. ``repair`` takes an
-experiment's URI.
+afterwards, and read by the same journal replay as a local experiment. ``resume`` takes a
+URI or a name under a storage URI too (``Tuner.restore`` stages the experiment); ``repair``
+takes an experiment's URI.
 
 Example:
     $ poptune ls
@@ -312,9 +313,12 @@ def load_trainable(spec: str) -> Any:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from poptune._cli_remote import remote_experiment
     from poptune.tuner import Tuner
 
-    exp_dir = resolve_experiment(args.experiment, args.storage)
+    # on remote storage Tuner.restore takes the URI itself (it stages the experiment)
+    exp_dir = (remote_experiment(args.experiment, args.storage)
+               or resolve_experiment(args.experiment, args.storage))
     if not Tuner.can_restore(exp_dir):
         raise UsageError(f"{exp_dir} cannot be resumed (it has no tuner.pkl)")
     trainable = load_trainable(args.trainable)
@@ -478,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="resume an interrupted experiment", description=(
         "Continue an interrupted or crashed experiment with Tuner.restore(...).fit(). "
         "Finished trials never re-run. Exits 1 if trials end in ERROR."))
-    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment path or name")
+    p.add_argument("experiment", metavar="EXPERIMENT",
+                   help="experiment path, name, or URI on remote storage (s3://...)")
     p.add_argument("--trainable", required=True, metavar="MODULE:FUNCTION",
                    help="the trainable, e.g. train:objective or path/to/train.py:objective")
     p.add_argument("--resume-errored", action="store_true",

@@ -351,3 +351,34 @@ def test_download_never_writes_outside_the_local_directory(s3, tmp_path):
     files = sorted(str(p.relative_to(tmp_path / "dl")) for p in (tmp_path / "dl").rglob("*")
                    if p.is_file())
     assert files == ["sub/e/journal.jsonl", "sub/e/t/params.json"]
+
+
+def test_resume_on_s3_by_uri_finishes_an_interrupted_experiment(s3, tmp_path, capsys):
+    """``poptune resume s3://...`` restores through the URI (as Tuner.restore does): the
+    interrupted trials finish, the finished one is not run again."""
+    import poptune as tune
+    from poptune.callbacks import Callback
+
+    fs, bucket, mod, _ = s3
+
+    class Interrupt(Callback):
+        results = 0
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            Interrupt.results += 1
+            if Interrupt.results == 7:
+                raise KeyboardInterrupt
+
+    tune.Tuner(mod.train, param_space={"k": tune.grid_search([1, 2]), "steps": 6},
+               tune_config=tune.TuneConfig(backend="simulated", max_concurrent_trials=1),
+               run_config=tune.RunConfig(name="exp", storage_path=f"s3://{bucket}/runs",
+                                         verbose=0, callbacks=[Interrupt()])).fit()
+    uri = f"s3://{bucket}/runs/exp"
+    code, out, err = _cli(capsys, "resume", uri, "--trainable", "s3mod:train")
+    assert code == 0, err
+    assert "2 trials, 2 terminated, 0 errored" in out
+    grid = tune.Tuner.restore(uri, mod.train).get_results()
+    assert sorted(r.metrics["value"] for r in grid) == [6, 12]
+    code, _, err = _cli(capsys, "resume", f"s3://{bucket}/runs/nope", "--trainable",
+                        "s3mod:train")
+    assert code == 2 and "cannot be resumed" in err
