@@ -1,9 +1,10 @@
-"""A single background thread for trial-directory I/O.
+"""A single background thread for the runner's slow storage calls: uploads to remote storage
+and remote deletions (the trial files have their own writer process,
+:mod:`poptune.storage.trial_files`).
 
-Creating and appending files costs about a millisecond per operation on some filesystems;
-doing it off the runner's loop lets the driver answer trials while the disk catches up. The
-journal, which is what makes results durable, is still written on the runner's thread. All
-tasks run in submission order, so each trial's files see their writes in order.
+Such a call can take a long time; doing it off the runner's loop lets the driver answer trials
+meanwhile. The journal, which is what makes results durable, is still written on the runner's
+thread. All tasks run in submission order.
 
 Submitted tasks are handed to the thread in batches: :meth:`BackgroundIO.release` (the runner
 calls it once per loop pass, just before it waits for workers), :meth:`~BackgroundIO.drain`,

@@ -3,8 +3,8 @@ written by a child process of the driver.
 
 Formatting and writing these files costs as much as everything else the driver does for a
 short trial; on a thread of the driver it also competes with the driver's loop for the
-interpreter lock. So the driver sends each loop pass's file operations to one writer process
-(:class:`TrialFiles`) as one message, and the writer formats and writes them in order. The
+interpreter lock. So the driver sends its file operations to one writer process
+(:class:`TrialFiles`) in batches, and the writer formats and writes them in order. The
 journal, which is what makes results durable, stays on the driver's thread: these files are
 derived from it (restore rewrites them from the journal).
 
@@ -147,8 +147,8 @@ def _sendable(op: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 class TrialFiles:
-    """The driver's side: queues operations, sends them to the writer process once per loop
-    pass (:meth:`release`), waits for it (:meth:`drain`).
+    """The driver's side: queues operations, sends them to the writer process in batches
+    (:meth:`release`, called once per loop pass), waits for it (:meth:`drain`).
 
     Args:
         process: start a writer process (False: run the operations in the driver, e.g. for

@@ -231,6 +231,11 @@ def test_bad_input_is_rejected_before_any_trial(tmp_path):
 
     with pytest.raises(TuneError, match="cannot be pickled"):
         run(unpicklable, tmp_path)
+    # it failed before the first trial: the workers started early and the trial-file
+    # writer are stopped all the same
+    from tests.conftest import leftovers
+
+    assert leftovers(wait=10)[0] == []
     ro = tmp_path / "ro"
     ro.mkdir()
     os.chmod(ro, 0o500)
@@ -315,20 +320,3 @@ def test_results_pickle_free_of_driver_state(tmp_path):
     grid = run(quadratic, tmp_path, {"x": 0.2})
     pickle.dumps(grid[0].metrics)
 
-
-def test_a_run_that_fails_to_set_up_leaves_no_process(tmp_path):
-    """An unpicklable trainable fails before the first trial: the workers started early and
-    the trial-file writer are stopped all the same."""
-    import threading
-
-    from tests.conftest import leftovers
-
-    lock = threading.Lock()
-
-    def unpicklable(config):
-        with lock:
-            tune.report({"a": 1})
-
-    with pytest.raises(TuneError, match="cannot be pickled"):
-        run(unpicklable, tmp_path)
-    assert leftovers(wait=10)[0] == []

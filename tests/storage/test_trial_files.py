@@ -83,13 +83,19 @@ def test_shutdown_leaves_no_process(tmp_path):
     assert proc.poll() is not None
 
 
-def test_a_dead_writer_is_replaced_by_the_driver_and_open_writers_go_on(tmp_path, caplog):
-    files = TrialFiles()
+def _one_trial(files: TrialFiles, root) -> tuple[int, str, dict]:
+    """A new trial's params and result-file writer: (its key, its directory, its config)."""
     config = {"x": 1}
     cblob = dump_config(config, {})
-    d = str(tmp_path / "t")
+    d = str(root / "t")
     files.params(d, cblob)
     key = files.open(d, json=True, csv=True, fresh=True, config=config, config_blob=cblob)
+    return key, d, config
+
+
+def test_a_dead_writer_is_replaced_by_the_driver_and_open_writers_go_on(tmp_path, caplog):
+    files = TrialFiles()
+    key, d, config = _one_trial(files, tmp_path)
     files.write(key, {"it": 1, "config": config})
     files.flush(key)
     files.drain()
@@ -161,11 +167,7 @@ def test_a_row_value_that_cannot_be_pickled_is_written_as_its_repr(tmp_path):
 
     lock = threading.Lock()
     files = TrialFiles()
-    config = {"x": 1}
-    cblob = dump_config(config, {})
-    d = str(tmp_path / "t")
-    files.params(d, cblob)
-    key = files.open(d, json=True, csv=True, fresh=True, config=config, config_blob=cblob)
+    key, d, config = _one_trial(files, tmp_path)
     files.write(key, {"it": 1, "lock": lock, "config": config})
     files.close(key)
     files.shutdown()
