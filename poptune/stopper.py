@@ -45,6 +45,18 @@ class Stopper(abc.ABC):
         """Return True to stop every trial and end the experiment."""
         return False
 
+    @property
+    def stops_on_results(self) -> bool:
+        """Whether :meth:`__call__` may stop a trial on a result (or reads results). False
+        for no stopper and a time budget: then a trial need not wait for the engine's answer
+        to each result before it goes on.
+
+        Example:
+            >>> NoopStopper().stops_on_results, MaximumIterationStopper(3).stops_on_results
+            (False, True)
+        """
+        return type(self).__call__ not in _IGNORES_RESULTS
+
 
 class NoopStopper(Stopper):
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
@@ -163,6 +175,15 @@ class CombinedStopper(Stopper):
 
     def stop_all(self) -> bool:
         return any(s.stop_all() for s in self._stoppers)
+
+    @property
+    def stops_on_results(self) -> bool:
+        return type(self).__call__ is not CombinedStopper.__call__ or any(
+            getattr(s, "stops_on_results", True) for s in self._stoppers)
+
+
+#: ``__call__`` methods that never look at a result (a subclass that overrides one does)
+_IGNORES_RESULTS = frozenset({NoopStopper.__call__, TimeoutStopper.__call__})
 
 
 def as_stopper(stop: Any) -> Stopper:

@@ -6,7 +6,10 @@ The runner talks to a backend through a handful of calls and a stream of events:
 * :meth:`Backend.launch` to start a trial; the trial then reports results;
 * each :class:`ResultEvent` must be answered exactly once with :meth:`Backend.reply`
   (``"continue"``, ``"stop"``, ``"pause"`` or ``"save"``; after ``"save"`` the backend emits a
-  :class:`SavedEvent` and waits for another reply);
+  :class:`SavedEvent` and waits for another reply), except for a trial launched with
+  ``LaunchSpec.answered=False`` (only on a backend whose :attr:`Backend.unanswered_results`
+  is True): it goes on after each result without waiting, and a ``"stop"`` or ``"pause"``
+  sent to it any time is seen at its next result;
 * :meth:`Backend.poll` returns the events that arrived (results, saves, completions, errors,
   lost workers, acknowledgements of stop/pause);
 * :meth:`Backend.kill` ends a trial at once (its worker is replaced);
@@ -43,6 +46,9 @@ class LaunchSpec:
     env: dict[str, str] = field(default_factory=dict)
     #: the trial dir on remote storage (checkpoints are uploaded there); None when local
     storage_trial_dir: str | None = None
+    #: whether the trial waits for an answer to each result; False when nothing can answer
+    #: but "continue" (a stop or pause then arrives unasked and is seen at the next result)
+    answered: bool = True
 
 
 @dataclass
@@ -85,6 +91,9 @@ Event = ResultEvent | SavedEvent | DoneEvent | StoppedEvent | ErrorEvent | Worke
 
 class Backend(abc.ABC):
     """Base class of every backend."""
+
+    #: whether its trials can run with results left unanswered (``LaunchSpec.answered``)
+    unanswered_results = False
 
     @abc.abstractmethod
     def setup(self, blobs: dict[str, bytes], max_concurrent: int) -> None:

@@ -124,6 +124,10 @@ class BufferedConnection:
             raise EOFError("the worker closed its connection")
         self._buf += chunk
 
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Whether a message has arrived or is arriving (waiting up to ``timeout``)."""
+        return bool(self._buf) or bool(wait([self], timeout))
+
     def has_message(self) -> bool:
         """Whether a complete message is buffered already (``wait`` cannot see it)."""
         frame = self._frame()
@@ -193,6 +197,8 @@ class ConnectionBackend(Backend):
     assigns_devices = False
     #: whether the worker may change directory into the trial dir (separate processes only)
     separate_processes = True
+    #: the workers read a stop or pause sent unasked at a trial's next result
+    unanswered_results = True
 
     def __init__(self) -> None:
         self._authkey = secrets.token_bytes(16)

@@ -94,6 +94,8 @@ class Worker:
                 msg = self.conn.recv()
             except (EOFError, OSError):
                 return
+            if type(msg) is str:
+                continue  # a stop or pause sent to an unanswered trial that ended meanwhile
             kind = msg[0]
             if kind == "init":
                 for entry in reversed(msg[1]):  # the driver's import path, ahead of ours
@@ -112,10 +114,13 @@ class Worker:
                 return
 
     # ------------------------------------------------------------------------------------
-    def _channel(self, trial_id: str, state: dict[str, Any]):
+    def _channel(self, trial_id: str, state: dict[str, Any], answered: bool):
+        conn = self.conn
+
         def channel(result: dict[str, Any]) -> None:
-            send_result(self.conn, ("result", trial_id, result))
-            self._await_decision(trial_id, state)
+            send_result(conn, ("result", trial_id, result))
+            if answered or conn.poll():  # unanswered: only a stop or pause can be waiting
+                self._await_decision(trial_id, state)
             if result.get("done"):
                 state["finished"] = True
                 raise TrialStopped("done")
@@ -173,7 +178,7 @@ class Worker:
                 experiment_dir=spec.experiment_dir,
                 trial_resources=dict(spec.resources),
             )
-            sess = self._new_session(ctx, self._channel(trial_id, state), spec)
+            sess = self._new_session(ctx, self._channel(trial_id, state, spec.answered), spec)
             state["session"] = sess
             if self.sets_process_session:
                 _session_mod._session = sess

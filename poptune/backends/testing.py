@@ -128,6 +128,17 @@ def check_killed_worker_resumes_from_checkpoint(storage: str) -> None:
     assert rows[3]["pid"] != rows[4]["pid"]
 
 
+def check_time_budget_stops_running_trials(storage: str) -> None:
+    """Trials that would report for hours are stopped mid-run by ``time_budget_s`` (on the
+    local, Ray and Dask backends their results go unanswered: the stop is sent unasked)."""
+    grid = _fit(storage, "budget", {"steps": 10**6, "sleep": 0.01, "every": 10**6,
+                                    "k": tune.grid_search([1.0, 2.0])}, time_budget_s=2.0)
+    assert grid.num_errors == 0 and len(grid) == 2
+    for r in grid:
+        steps = [row["step"] for row in _rows(r)]
+        assert steps and steps == list(range(1, len(steps) + 1)) and steps[-1] < 10**6
+
+
 _DRIVER = textwrap.dedent('''
     import poptune as tune
     from poptune.backends.testing import counting_trainable
@@ -166,4 +177,5 @@ CHECKS: list[Callable[[str], None]] = [
     check_trial_that_raises_is_recorded,
     check_killed_worker_resumes_from_checkpoint,
     check_ctrl_c_stops_everything_and_is_restorable,
+    check_time_budget_stops_running_trials,
 ]

@@ -178,6 +178,11 @@ class Controller:
         remote: checkpoints live on remote storage (paths are URIs).
         strict_metrics: Ray's strict metric check (off with
             ``TUNE_DISABLE_STRICT_METRIC_CHECKING=1``); None reads the environment.
+        unanswered_results: the backend lets trials go on without waiting for an answer to
+            each result. Used when nothing can answer but "continue" (a function trainable,
+            a scheduler that does not decide on results, a stopper that does not read them):
+            no :class:`Reply` to a result then, and a stop decided elsewhere (a time budget,
+            a scheduler's action) is sent at once, to be seen at the trial's next result.
     """
 
     def __init__(
@@ -199,6 +204,7 @@ class Controller:
         checkpoint_config: Any = None,
         remote: bool = False,
         strict_metrics: bool | None = None,
+        unanswered_results: bool = False,
     ) -> None:
         self.scheduler = scheduler
         self.searcher = searcher
@@ -238,6 +244,11 @@ class Controller:
         # flattened for them): the hot path of every result
         self._sched_listens = (
             type(scheduler).on_trial_result is not TrialScheduler.on_trial_result)
+        #: whether a trial waits for the answer to each of its results (see
+        #: ``unanswered_results``)
+        self.answers_results = not (unanswered_results and not is_class
+                                    and not self._sched_listens
+                                    and not getattr(stopper, "stops_on_results", True))
         from poptune.search._base import SearchAlgorithm
 
         self._search_listens = getattr(type(searcher), "on_trial_result", None) is not (
@@ -462,6 +473,12 @@ class Controller:
         st.exploit = ex
         self._pin(ex.checkpoint_path)
 
+    def _interrupt(self, trial: Trial, out: list[Instruction]) -> None:
+        """Tell a running trial that does not wait for answers to stop now: it sees it at its
+        next result (an answered trial is told in the answer to that result)."""
+        if not self.answers_results:
+            out.append(Reply(trial.trial_id, _STOP))
+
     def _drop_exploit(self, st: TrialState) -> None:
         """Forget the exploit a trial waits for, if any, and release its donor's pin."""
         if st.exploit is not None:
@@ -511,6 +528,7 @@ class Controller:
             if t.status == _R:
                 if st.told is None:
                     st.told = _TOLD_STOP
+                    self._interrupt(t, out)
                 st.stop_requested_at = self.now
                 self._stopping[t.trial_id] = t
             elif t.status in (_P, _A) and st.rows > 0:
@@ -682,10 +700,12 @@ class Controller:
             self._register_checkpoint(trial, ckpt_name, result, out)
         if st.told is not None and st.told != _TOLD_EXPLOIT:
             # already told to stop or pause: answer the same way (a trial an exploit waits
-            # for is decided on: the stopper's stop wins over the exploit)
+            # for is decided on: the stopper's stop wins over the exploit); an unanswered
+            # trial was told when it was decided
             self._log_result(trial, result, out)
-            out.append(Reply(trial.trial_id,
-                             _PAUSE if st.told == _TOLD_PAUSE else _STOP))
+            if self.answers_results:
+                out.append(Reply(trial.trial_id,
+                                 _PAUSE if st.told == _TOLD_PAUSE else _STOP))
             return
         if self.is_class and not ckpt_name and (
                 result.get("should_checkpoint")
@@ -738,7 +758,7 @@ class Controller:
                 # a callback may ask for a checkpoint (SaveRequested): the runner watches
                 out.append(Reply(trial.trial_id, answer, watch=result))
                 answer = None
-        if answer is not None:
+        if answer is not None and (answer != _CONTINUE or self.answers_results):
             out.append(Reply(trial.trial_id, answer))
         if not stopping and self._search_listens:
             self.searcher.on_trial_result(trial.trial_id,
@@ -872,12 +892,14 @@ class Controller:
                 self._carry_out_exploit(trial, action, out)
                 return
             self._await_exploit(st, action)
+            self._interrupt(trial, out)
         elif isinstance(action, StopTrial):
             if not running:
                 self._end_waiting(trial, out)
                 return
             st.told = _TOLD_STOP
             self._drop_exploit(st)
+            self._interrupt(trial, out)
         elif isinstance(action, ResizeTrial):
             if running:
                 st.resize = action.resources

@@ -222,6 +222,9 @@ class Runner:
             max_failures=failure.max_failures, fail_fast=failure.fail_fast,
             silence_timeout_s=failure.silence_timeout_s,
             checkpoint_config=ckpt_cfg, remote=remote is not None,
+            # on remote storage a result is on storage before its trial goes on (the
+            # documented contract of docs/cluster.md "Failures"): every result is answered
+            unanswered_results=getattr(backend, "unanswered_results", False) and remote is None,
         )
         scheduler.set_experiment_view(
             TuneController(self.ctl.views, self.pool.cpu_total, self.pool.gpu_total))
@@ -452,6 +455,7 @@ class Runner:
             checkpoint_at_end=bool(self.ckpt_cfg.checkpoint_at_end) if self.is_class else False,
             chdir=self._chdir,
             storage_trial_dir=trial.storage_dir if self.remote else None,
+            answered=self.ctl.answers_results,
             env=({} if getattr(self.backend, "assigns_devices", False)
                  else {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in ins.gpu_ids)}),
         )

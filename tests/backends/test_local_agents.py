@@ -1,4 +1,5 @@
-"""The local backend's agents: one that dies while idle is replaced without charging a trial."""
+"""The local backend's agents: one that dies while idle is replaced without charging a trial;
+trials whose results go unanswered see a stop sent unasked at their next result."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import time
 
 import cloudpickle
 
-from poptune.backends._base import DoneEvent, LaunchSpec, WorkerLostEvent
+from poptune.backends._base import (
+    DoneEvent,
+    LaunchSpec,
+    ResultEvent,
+    StoppedEvent,
+    WorkerLostEvent,
+)
 from poptune.backends.local import LocalBackend
 
 
@@ -19,24 +26,39 @@ def _report_once(config):
     tune.report({"x": config["x"]})
 
 
-def _spec(tmp_path, i: int) -> LaunchSpec:
+def _report_until_stopped(config):
+    import time
+
+    import poptune as tune
+
+    for i in range(config["n"]):
+        tune.report({"i": i})
+        time.sleep(config["sleep"])
+
+
+def _spec(tmp_path, i: int, answered: bool = True, **config) -> LaunchSpec:
     return LaunchSpec(trial_id=f"t{i}", trial_name=f"t{i}", trial_dir=str(tmp_path / f"t{i}"),
                       experiment_name="e", experiment_dir=str(tmp_path),
-                      config_blob=pickle.dumps({"x": i}), resources={"cpu": 1.0}, chdir=False)
+                      config_blob=pickle.dumps({"x": i, **config}), resources={"cpu": 1.0},
+                      chdir=False, answered=answered)
 
 
-def _run(backend: LocalBackend, spec: LaunchSpec) -> list:
-    backend.launch(spec)
+def _until_end(backend: LocalBackend, on_result=lambda ev: None) -> list:
     events: list = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for ev in backend.poll(0.5):
             events.append(ev)
-            if type(ev).__name__ == "ResultEvent":
-                backend.reply(ev.trial_id, "continue")
-            if isinstance(ev, (DoneEvent, WorkerLostEvent)):
+            if isinstance(ev, ResultEvent):
+                on_result(ev)
+            if isinstance(ev, (DoneEvent, StoppedEvent, WorkerLostEvent)):
                 return events
-    raise AssertionError(f"trial {spec.trial_id} did not end: {events}")
+    raise AssertionError(f"no trial ended: {events}")
+
+
+def _run(backend: LocalBackend, spec: LaunchSpec) -> list:
+    backend.launch(spec)
+    return _until_end(backend, lambda ev: backend.reply(ev.trial_id, "continue"))
 
 
 def test_an_agent_killed_while_idle_is_replaced_and_no_trial_is_charged(tmp_path):
@@ -54,5 +76,40 @@ def test_an_agent_killed_while_idle_is_replaced_and_no_trial_is_charged(tmp_path
         assert isinstance(events[-1], DoneEvent), events
         assert not any(isinstance(e, WorkerLostEvent) for e in events)
         assert backend._workers[0].agent.proc.pid != pid  # type: ignore[attr-defined]
+    finally:
+        backend.shutdown()
+
+
+def test_an_unanswered_trial_runs_on_and_stops_at_its_next_result_when_told(tmp_path):
+    backend = LocalBackend(num_cpus=1)
+    try:
+        backend.setup({"trainable": cloudpickle.dumps(_report_until_stopped),
+                       "constants": cloudpickle.dumps([])}, 1)
+        # nobody answers: all five results arrive and the trial ends
+        backend.launch(_spec(tmp_path, 0, answered=False, n=5, sleep=0.0))
+        events = _until_end(backend)
+        assert [e.result["i"] for e in events if isinstance(e, ResultEvent)] == [0, 1, 2, 3, 4]
+        assert isinstance(events[-1], DoneEvent)
+        # a stop sent unasked (after the third result) is seen at the next result
+        backend.launch(_spec(tmp_path, 1, answered=False, n=1000, sleep=0.01))
+        seen: list[int] = []
+
+        def stop_after_three(ev):
+            seen.append(ev.result["i"])
+            if len(seen) == 3:
+                backend.reply(ev.trial_id, "stop")
+
+        events = _until_end(backend, stop_after_three)
+        assert isinstance(events[-1], StoppedEvent), events[-3:]
+        assert seen == list(range(len(seen))) and 4 <= len(seen) < 1000
+        # a stop that arrives after the trial returned is not taken by the next trial
+        backend.launch(_spec(tmp_path, 2, answered=False, n=1, sleep=0.5))
+        events = _until_end(backend, lambda ev: backend.reply(ev.trial_id, "stop"))
+        assert isinstance(events[-1], DoneEvent)  # it reported once and returned
+        backend.launch(_spec(tmp_path, 3, answered=False, n=3, sleep=0.0))
+        events = _until_end(backend)
+        assert [e.result["i"] for e in events if isinstance(e, ResultEvent)] == [0, 1, 2]
+        assert isinstance(events[-1], DoneEvent)
+        assert len(backend._workers) == 1  # one worker served them all
     finally:
         backend.shutdown()

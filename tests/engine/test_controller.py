@@ -47,7 +47,7 @@ from poptune.schedulers import (
     StopTrial,
     TrialScheduler,
 )
-from poptune.stopper import Stopper
+from poptune.stopper import CombinedStopper, NoopStopper, Stopper, TimeoutStopper
 
 A, B = "t_00000", "t_00001"
 
@@ -709,3 +709,75 @@ def test_fail_fast_raise_kills_the_others_too_and_raises_after_the_commit():
     out = ctl.handle(ErrorEvent(A, "ValueError: boom\n"))
     assert of(out, Kill) == [Kill(B)] and out[-1] is of(out, Raise)[0]
     assert of(out, Raise)[0].after_commit
+
+
+# --------------------------------------------------------------------------------------------
+# results nothing can answer but "continue" go unanswered (on a backend that allows it)
+class EndAll(NoopStopper):
+    """Reads no result; stops everything when told to (a time budget, say)."""
+
+    everything = False
+
+    def stop_all(self):
+        return self.everything
+
+
+def test_results_go_unanswered_when_nothing_can_answer_but_continue():
+    s = searcher(1)
+    ctl = make_controller(searcher=s, unanswered_results=True)
+    assert not ctl.answers_results
+    tick(ctl)
+    out = ctl.handle(result(A, score=1.0))
+    assert [type(i) for i in out] == [Record, LogResult, Notify]  # journaled, no answer
+    assert s.results == [(A, 1)]
+    assert records(ctl.handle(DoneEvent(A)), "status") == [
+        {"e": "status", "t": A, "s": "TERMINATED"}]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},  # a backend whose trials wait for answers (the simulated one)
+    {"unanswered_results": True, "scheduler": Decide()},
+    {"unanswered_results": True, "stopper": StopAt(it=3)},
+    {"unanswered_results": True, "stopper": CombinedStopper(NoopStopper(), StopAt(it=3))},
+    {"unanswered_results": True, "is_class": True},  # it may be asked to save
+], ids=["backend", "scheduler", "stopper", "combined-stopper", "class"])
+def test_results_are_answered_when_something_may_decide_on_them(kwargs):
+    ctl = make_controller(**kwargs)
+    assert ctl.answers_results
+    tick(ctl)
+    assert answers(ctl.handle(result(A, score=1.0))) == [(A, Answer.CONTINUE)]
+
+
+def test_a_time_budget_reads_no_result():
+    budget = CombinedStopper(NoopStopper(), TimeoutStopper(60))
+    assert not budget.stops_on_results
+    assert not make_controller(stopper=budget, unanswered_results=True).answers_results
+
+
+def test_stop_all_tells_an_unanswered_trial_at_once_and_not_again():
+    stopper = EndAll()
+    ctl = make_controller(num_samples=3, cpus=2, stopper=stopper, unanswered_results=True)
+    tick(ctl)
+    stopper.everything = True
+    out = tick(ctl, now=1.0)
+    assert answers(out) == [(A, Answer.STOP), (B, Answer.STOP)]  # sent now, not on a result
+    out = ctl.handle(result(A))  # reported before it saw the stop: kept, not answered again
+    assert answers(out) == [] and len(records(out, "result")) == 1
+    ctl.handle(StoppedEvent(A))
+    ctl.handle(DoneEvent(B))  # returned before it saw the stop
+    assert {t.status for t in ctl.trials} == {TrialStatus.TERMINATED} and ctl.finished
+
+
+def test_a_schedulers_stop_of_an_unanswered_trial_is_sent_at_once():
+    class StopOthers(TrialScheduler):  # decides about running trials, never on results
+        def choose_trial_to_run(self, candidates):
+            running = [t for t in ctl.trials if t.status == TrialStatus.RUNNING]
+            return Outcome(candidates[0], tuple(StopTrial(t.trial_id) for t in running))
+
+    ctl = make_controller(num_samples=3, cpus=2, scheduler=StopOthers(),
+                          unanswered_results=True)
+    assert not ctl.answers_results
+    tick(ctl)  # A and B launch; t_00002 waits
+    out = ctl.handle(DoneEvent(A))
+    out += tick(ctl, now=1.0)  # t_00002 takes A's slot; the scheduler stops B
+    assert answers(out) == [(B, Answer.STOP)] and ctl.state[B].told == Told.STOP

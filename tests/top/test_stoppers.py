@@ -258,3 +258,30 @@ def test_timeout_stopper_with_its_own_clock_and_bad_arguments():
         TimeoutStopper(0)
     with pytest.raises(TypeError, match="`clock`"):
         TimeoutStopper(10, clock=time.monotonic)
+
+
+# -- which stoppers read results (the engine skips answering results for the others) --------
+def test_only_stoppers_that_read_results_say_so():
+    from poptune.stopper import (
+        CombinedStopper,
+        FunctionStopper,
+        MaximumIterationStopper,
+        NoopStopper,
+        as_stopper,
+    )
+
+    class Subclassed(NoopStopper):  # a user's stopper built on a no-op base
+        def __call__(self, trial_id, result):
+            return result["training_iteration"] > 3
+
+    class OnlyStopsAll(NoopStopper):
+        def stop_all(self):
+            return False
+
+    reads = [MaximumIterationStopper(2), FunctionStopper(lambda t, r: False), Subclassed(),
+             as_stopper({"training_iteration": 3}), TrialPlateauStopper("loss"),
+             ExperimentPlateauStopper("loss"), CombinedStopper(TimeoutStopper(5), Subclassed())]
+    ignores = [NoopStopper(), TimeoutStopper(5), OnlyStopsAll(),
+               CombinedStopper(NoopStopper(), TimeoutStopper(5))]
+    assert [s.stops_on_results for s in reads] == [True] * len(reads)
+    assert [s.stops_on_results for s in ignores] == [False] * len(ignores)
