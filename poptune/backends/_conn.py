@@ -66,12 +66,13 @@ class BufferedConnection:
         >>> reader.close(); b.close()
     """
 
-    __slots__ = ("conn", "_fd", "_buf")
+    __slots__ = ("conn", "_fd", "_buf", "_poller")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._fd = conn.fileno()
         self._buf = bytearray()
+        self._poller: Any = None  # made by the first poll()
 
     def fileno(self) -> int:
         return self._fd
@@ -125,8 +126,14 @@ class BufferedConnection:
         self._buf += chunk
 
     def poll(self, timeout: float = 0.0) -> bool:
-        """Whether a message has arrived or is arriving (waiting up to ``timeout``)."""
-        return bool(self._buf) or bool(wait([self], timeout))
+        """Whether a message has arrived or is arriving (waiting up to ``timeout``): one
+        system call (a worker whose results go unanswered asks after every report)."""
+        if self._buf:
+            return True
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self._fd, select.POLLIN)
+        return bool(self._poller.poll(max(0.0, timeout) * 1000.0))
 
     def has_message(self) -> bool:
         """Whether a complete message is buffered already (``wait`` cannot see it)."""

@@ -113,3 +113,23 @@ def test_an_unanswered_trial_runs_on_and_stops_at_its_next_result_when_told(tmp_
         assert len(backend._workers) == 1  # one worker served them all
     finally:
         backend.shutdown()
+
+
+def test_a_buffered_connection_tells_whether_a_message_waits():
+    from multiprocessing import Pipe
+
+    from poptune.backends._conn import BufferedConnection
+
+    a, b = Pipe()
+    reader = BufferedConnection(a)
+    try:
+        assert not reader.poll()
+        b.send("stop")
+        b.send(("start", 1))
+        assert reader.poll() and reader.recv() == "stop"
+        assert reader.poll()  # the second message is buffered already: no system call needed
+        assert reader.recv() == ("start", 1) and not reader.poll(0.01)
+        b.close()
+        assert reader.poll()  # a closed connection is readable: recv() then raises EOFError
+    finally:
+        reader.close()
