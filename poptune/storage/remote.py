@@ -240,11 +240,16 @@ class RemoteStorage:
             pass
 
 
+def staging_root() -> str:
+    """Where drivers on this machine keep local working copies of remote experiments
+    (``$POPTUNE_STAGING_DIR``, default ``poptune_staging`` in the temporary directory)."""
+    return os.environ.get("POPTUNE_STAGING_DIR") or os.path.join(tempfile.gettempdir(),
+                                                                 "poptune_staging")
+
+
 def staging_dir(name: str, exp_hex: str) -> str:
     """A local working copy for an experiment stored remotely."""
-    base = os.environ.get("POPTUNE_STAGING_DIR") or os.path.join(tempfile.gettempdir(),
-                                                                 "poptune_staging")
-    path = os.path.join(base, f"{name}-{exp_hex}")
+    path = os.path.join(staging_root(), f"{name}-{exp_hex}")
     os.makedirs(path, exist_ok=True)
     return path
 

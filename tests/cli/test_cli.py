@@ -239,6 +239,19 @@ def test_dashboard_rejects_missing_storage_and_bad_port(tmp_path: Path,
     assert output(capsys, ["dashboard", str(tmp_path), "--port", "70000"])[0] == 2
 
 
+def test_dashboard_names_a_storage_uri_it_cannot_serve(tmp_path: Path, monkeypatch,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("POPTUNE_STAGING_DIR", str(tmp_path / "staging"))
+    code, _, err = output(capsys, ["dashboard", "s3://bucket/runs"])
+    assert code == 2 and "'s3://bucket/runs'" in err and str(tmp_path / "staging") in err
+    monkeypatch.setenv("POPTUNE_STORAGE_PATH", "s3://bucket/other")  # not ./s3:/bucket/other
+    code, _, err = output(capsys, ["dashboard"])
+    assert code == 2 and "'s3://bucket/other' (from $POPTUNE_STORAGE_PATH)" in err
+    assert list(tmp_path.iterdir()) == []  # nothing made: no staging dir, no ./s3:
+
+
 def test_show_says_running_while_a_live_driver_holds_a_silent_experiment(
         storage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from poptune.storage.lock import acquire_experiment
