@@ -7,9 +7,9 @@ a commit marker ``{"e":"commit","n":<sequence>,"k":<number of records>,"c":...}`
 single ``os.write``, before any decision is sent back to a trial, so a result a trial saw
 acknowledged is on disk even if the driver is killed right after. (A trial whose results go
 unanswered, ``LaunchSpec.answered``, does not wait: a driver killed before the commit loses
-its last results, and a restore runs them again from the trial's checkpoint.) A group without its marker
-(a driver killed mid-write) was never acknowledged: :mod:`poptune.storage.replay` drops it
-whole and reopening the journal cuts it off. The header record (``"e":"exp"``) carries the
+its last results, and a restore runs them again from the trial's checkpoint.) A group
+without its marker (a driver killed mid-write) was never acknowledged:
+:mod:`poptune.storage.replay` drops it whole and reopening the journal cuts it off. The header record (``"e":"exp"``) carries the
 schema version.
 
 Example:
