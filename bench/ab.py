@@ -8,7 +8,8 @@ first), timed from start to exit; runs of the different checkouts alternate so m
 hits them alike. Bytecode is cached per variant (``PYTHONPYCACHEPREFIX`` under
 bench/results/, even where ``PYTHONDONTWRITEBYTECODE`` is set) and one warm-up round is not
 counted, so no variant pays for compiling its sources. Prints the median wall time of each and
-its ratio to the first. "Nothing got slower" checks between commits go through this; figures
+its ratio to the first, then the median of the per-round (paired) ratios of each poptune
+checkout to the first and to Optuna. "Nothing got slower" checks between commits go through this; figures
 for bench/README.md too.
 """
 
@@ -90,6 +91,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:>10}: median {med:7.3f} s over {len(walls[name])} runs "
               f"(min {min(walls[name]):.3f}, max {max(walls[name]):.3f}); "
               f"x{med / first:.2f} of {variants[0][0]}{fit}; last run {extra}")
+    # paired: the ratio within each round (runs of one round are seconds apart, so a drift
+    # of the machine's speed over the session hits both sides of a pair alike)
+    refs = [variants[0][0]] + (["optuna"] if args.optuna else [])
+    for ref in refs:
+        for name, _, _ in variants:
+            if name == ref or name == "optuna":
+                continue
+            ratios = [a / b for a, b in zip(walls[name], walls[ref])]
+            print(f"{name:>10} / {ref}: paired per-round ratio median {statistics.median(ratios):.2f}"
+                  f" (min {min(ratios):.2f}, max {max(ratios):.2f}, {len(ratios)} rounds)")
 
 
 if __name__ == "__main__":
