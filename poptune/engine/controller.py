@@ -719,8 +719,9 @@ class Controller:
 
     def _log_result(self, trial: Trial, result: dict[str, Any], out: list[Instruction]) -> None:
         """Journal the row, append it to the trial's files and pass it to the callbacks."""
-        out.append(Record(ResultReported(
-            trial.trial_id, {k: v for k, v in result.items() if k != "config"})))
+        row = result.copy()  # without its config (a copy and a pop: no comprehension)
+        row.pop("config", None)
+        out.append(Record(ResultReported(trial.trial_id, row)))
         out.append(LogResult(trial, result))
         out.append(Notify("on_trial_result", {"trial": trial, "result": result}))
 

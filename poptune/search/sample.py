@@ -110,7 +110,7 @@ class Sampler:
     ) -> Any:
         """Draw ``size`` values of ``domain``: one value if ``size == 1``, else a list."""
         if size == 1 and type(size) is int:  # one value per trial: the usual call
-            return domain.cast(self._draw(domain, config, 1, random_state)[0])
+            return domain.cast(self._draw_one(domain, config, random_state))
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise bad_value("size", size, "an integer >= 1")
         values = [domain.cast(v) for v in self._draw(domain, config, int(size), random_state)]
@@ -118,6 +118,10 @@ class Sampler:
 
     def _draw(self, domain: Domain, config: Any, size: int, random_state: RandomState) -> Any:
         raise NotImplementedError
+
+    def _draw_one(self, domain: Domain, config: Any, random_state: RandomState) -> Any:
+        """One raw draw: the first of ``_draw(..., 1, ...)`` (the same value)."""
+        return self._draw(domain, config, 1, random_state)[0]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -137,6 +141,11 @@ class Uniform(Sampler):
             return _integers(rng, domain.lower, domain.upper, size)
         assert isinstance(domain, Float)
         return rng.uniform(domain.lower, domain.upper, size=size)
+
+    def _draw_one(self, domain: Domain, config: Any, random_state: RandomState) -> Any:
+        if type(domain) is Float:  # a scalar draw: the same value, without an array
+            return as_generator(random_state).uniform(domain.lower, domain.upper)
+        return self._draw(domain, config, 1, random_state)[0]
 
 
 class LogUniform(Sampler):
