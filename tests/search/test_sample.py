@@ -323,3 +323,14 @@ def test_grid_search_shape_and_validation():
         s.grid_search([])
     with pytest.raises(TypeError, match="`values`"):
         s.grid_search(3)
+
+
+@pytest.mark.parametrize("make_rng", [np.random.default_rng, np.random.RandomState])
+def test_one_draw_is_the_first_value_of_a_drawn_array(make_rng):
+    """One value per trial takes a scalar draw: it must equal the array draw it replaced, or a
+    seeded run (and the restore of an older experiment's searcher) would draw other configs."""
+    for domain in (s.uniform(-2.5, 7.0), s.randint(0, 10), s.choice(["a", "b", "c"])):
+        a, b = make_rng(3), make_rng(3)
+        one = [domain.sample(random_state=a) for _ in range(500)]
+        first = [domain.cast(s.Uniform()._draw(domain, None, 1, b)[0]) for _ in range(500)]
+        assert one == first and [type(v) for v in one] == [type(v) for v in first]
