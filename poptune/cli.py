@@ -274,21 +274,19 @@ def _plot(exp_dir: str, out: str, args: argparse.Namespace, uri: str | None = No
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from poptune.config import default_storage_path
+    from poptune._cli_remote import storage_uri
     from poptune.dashboard.app import serve
-    from poptune.storage.remote import is_remote
 
-    given = args.storage or default_storage_path()
-    if is_remote(given):  # not a path: say so instead of looking for ./s3:/...
+    uri = storage_uri(args.storage)
+    if uri is not None:  # not a path: say so instead of looking for ./s3:/...
         from poptune.storage.remote import staging_root
 
         origin = "" if args.storage else " (from $POPTUNE_STORAGE_PATH)"
-        staging = staging_root()
         raise UsageError(
-            f"the dashboard serves a local storage directory; got the URI {given!r}{origin}. "
+            f"the dashboard serves a local storage directory; got the URI {uri!r}{origin}. "
             f"A driver on this machine keeps its live copy of a remote experiment under "
-            f"{staging} ($POPTUNE_STAGING_DIR): serve that directory")
-    root = os.path.abspath(os.path.expanduser(given))
+            f"{staging_root()} ($POPTUNE_STAGING_DIR): serve that directory")
+    root = os.path.abspath(os.path.expanduser(args.storage)) if args.storage else default_storage()
     if not os.path.isdir(root):
         raise UsageError(f"storage directory {root} does not exist")
     if not 0 < args.port < 65536:

@@ -9,8 +9,8 @@ acknowledged is on disk even if the driver is killed right after. (A trial whose
 unanswered, ``LaunchSpec.answered``, does not wait: a driver killed before the commit loses
 its last results, and a restore runs them again from the trial's checkpoint.) A group
 without its marker (a driver killed mid-write) was never acknowledged:
-:mod:`poptune.storage.replay` drops it whole and reopening the journal cuts it off. The header record (``"e":"exp"``) carries the
-schema version.
+:mod:`poptune.storage.replay` drops it whole and reopening the journal cuts it off. The
+header record (``"e":"exp"``) carries the schema version.
 
 Example:
     >>> import tempfile, os
