@@ -145,7 +145,7 @@ class Uniform(Sampler):
     def _draw_one(self, domain: Domain, config: Any, random_state: RandomState) -> Any:
         if type(domain) is Float:  # a scalar draw: the same value, without an array
             return as_generator(random_state).uniform(domain.lower, domain.upper)
-        return self._draw(domain, config, 1, random_state)[0]
+        return super()._draw_one(domain, config, random_state)
 
 
 class LogUniform(Sampler):
