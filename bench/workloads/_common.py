@@ -78,7 +78,8 @@ def quiet_exit(code: int = 0) -> None:
     os._exit(code)
 
 
-#: set by bench/run.py: a file listing result directories to delete after the whole run.
+#: set by bench/run.py and bench/ab.py: a file listing result directories they delete after
+#: the clock stopped (run.py after the whole run, ab.py after each run).
 DEFER_CLEANUP_ENV = "POPTUNE_BENCH_DEFER_CLEANUP"
 
 
