@@ -5,13 +5,13 @@
 
 Each run is a fresh subprocess (``PYTHONPATH`` = the checkout, so its poptune is imported
 first), timed from start to exit, its results left on disk as a user's run leaves them and
-deleted after the clock stopped (``--clean-inside``: the workload deletes them, timed); runs of the different checkouts alternate so machine load
-hits them alike. Bytecode is cached per variant (``PYTHONPYCACHEPREFIX`` under
-bench/results/, even where ``PYTHONDONTWRITEBYTECODE`` is set) and one warm-up round is not
-counted, so no variant pays for compiling its sources. Prints the median wall time of each and
-its ratio to the first, then the median of the per-round (paired) ratios of each poptune
-checkout to the first and to Optuna. "Nothing got slower" checks between commits go through this; figures
-for bench/README.md too.
+deleted after the clock stopped (``--clean-inside``: the workload deletes them, timed); runs
+of the different checkouts alternate so machine load hits them alike. Bytecode is cached per
+variant (``PYTHONPYCACHEPREFIX`` under bench/results/, even where ``PYTHONDONTWRITEBYTECODE``
+is set) and one warm-up round is not counted, so no variant pays for compiling its sources.
+Prints the median wall time of each and its ratio to the first, then the median of the
+per-round (paired) ratios of each poptune checkout to the first and to Optuna. "Nothing got
+slower" checks between commits go through this; figures for bench/README.md too.
 """
 
 from __future__ import annotations
@@ -128,8 +128,9 @@ def main(argv: list[str] | None = None) -> None:
             if name == ref or name == "optuna":
                 continue
             ratios = [a / b for a, b in zip(walls[name], walls[ref])]
-            print(f"{name:>10} / {ref}: paired per-round ratio median {statistics.median(ratios):.2f}"
-                  f" (min {min(ratios):.2f}, max {max(ratios):.2f}, {len(ratios)} rounds)")
+            print(f"{name:>10} / {ref}: paired per-round ratio median "
+                  f"{statistics.median(ratios):.2f} (min {min(ratios):.2f}, "
+                  f"max {max(ratios):.2f}, {len(ratios)} rounds)")
 
 
 if __name__ == "__main__":
