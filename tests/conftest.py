@@ -8,7 +8,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-os.environ.setdefault("POPTUNE_STORAGE_PATH", os.path.join(ROOT, "test-artifacts", "results"))
+# $HOME, the XDG directories and $POPTUNE_STORAGE_PATH are set by the root conftest.py
 
 # Ray keeps its sessions and the address of the last cluster it started
 # (``ray_current_cluster``) under $RAY_TMPDIR/ray, /tmp/ray by default. A cluster a test stops

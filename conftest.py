@@ -1,0 +1,25 @@
+"""Session set-up shared by the test suite (``tests/``) and the package's doctests
+(``pytest --doctest-modules poptune``): nothing they run writes into the user's home.
+
+Every process the session starts (trial workers, Ray and Dask, chromium, MLflow, matplotlib,
+Keras, the digits cache of the examples) inherits a private ``$HOME`` and XDG directories,
+removed when the session ends; experiments run without a ``storage_path`` go under
+``test-artifacts/results`` (gitignored) instead of ``~/poptune_results``.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+os.environ.setdefault("POPTUNE_STORAGE_PATH", os.path.join(ROOT, "test-artifacts", "results"))
+
+_HOME = tempfile.mkdtemp(prefix="poptune-test-home-")
+os.environ["HOME"] = _HOME
+for _var, _sub in (("XDG_CACHE_HOME", ".cache"), ("XDG_CONFIG_HOME", ".config"),
+                   ("XDG_DATA_HOME", ".local/share"), ("XDG_STATE_HOME", ".local/state")):
+    os.environ[_var] = os.path.join(_HOME, _sub)
+os.environ.pop("POPTUNE_CACHE_DIR", None)  # the examples' data cache: under the private home
+atexit.register(shutil.rmtree, _HOME, True)

@@ -1,0 +1,29 @@
+"""The test session writes nothing into the user's home (the root conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+
+from poptune.config import default_storage_path
+
+
+def test_home_and_xdg_directories_are_private_to_the_session():
+    real_home = pwd.getpwuid(os.getuid()).pw_dir
+    home = os.environ["HOME"]
+    assert os.path.realpath(home) != os.path.realpath(real_home) and os.path.isdir(home)
+    for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        assert os.environ[var].startswith(home + os.sep), var
+    # a child process (a worker, chromium, a Ray daemon) sees the same private home
+    out = subprocess.run([sys.executable, "-c", "import os; print(os.path.expanduser('~'))"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == home
+
+
+def test_experiments_without_a_storage_path_do_not_go_to_the_users_home():
+    # test-artifacts/results, set by the conftest (or a path the user set before the run)
+    assert os.environ.get("POPTUNE_STORAGE_PATH")
+    real_home = pwd.getpwuid(os.getuid()).pw_dir
+    assert default_storage_path() != os.path.join(real_home, "poptune_results")
