@@ -7,21 +7,13 @@ worker it is not killed with the driver, so what the driver sent before it died 
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sys
 
-#: how much lower the writer's CPU priority is than the driver's (``os.nice``)
-NICENESS = 10
-
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's business
-    try:  # background work: it yields the CPU to the driver and the trials
-        os.nice(NICENESS)
-    except OSError:
-        pass
     from poptune.storage.trial_files import serve
 
     sock = socket.socket(fileno=int(sys.argv[1]))

@@ -4,8 +4,7 @@ written by a child process of the driver.
 Formatting and writing these files costs as much as everything else the driver does for a
 short trial; on a thread of the driver it also competes with the driver's loop for the
 interpreter lock. So the driver sends its file operations to one writer process
-(:class:`TrialFiles`) in batches, and the writer formats and writes them in order, at a lower
-CPU priority (``nice`` +10: on a busy machine it waits instead of preempting the driver). The
+(:class:`TrialFiles`) in batches, and the writer formats and writes them in order. The
 journal, which is what makes results durable, stays on the driver's thread: these files are
 derived from it (restore rewrites them from the journal).
 

@@ -15,7 +15,6 @@ import time
 import cloudpickle
 
 from poptune._pickling import dump_config
-from poptune.storage._files_process import NICENESS
 from poptune.storage.trial_files import TrialFiles
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -82,21 +81,6 @@ def test_shutdown_leaves_no_process(tmp_path):
     assert proc is not None
     files.shutdown()
     assert proc.poll() is not None
-
-
-def test_the_writer_runs_at_a_lower_cpu_priority_than_the_driver(tmp_path):
-    # it yields the CPU to the driver and the trials (fewer preemptions of the driver)
-    files = TrialFiles()
-    try:
-        files.drain()  # started: its niceness is set before it serves
-        proc = files._proc
-        assert proc is not None
-        ours = os.getpriority(os.PRIO_PROCESS, 0)
-        theirs = os.getpriority(os.PRIO_PROCESS, proc.pid)
-        assert NICENESS > 0 and theirs == min(19, ours + NICENESS)
-        assert theirs > ours or ours == 19
-    finally:
-        files.shutdown()
 
 
 def _one_trial(files: TrialFiles, root) -> tuple[int, str, dict]:
