@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "workloads"))
-from _common import DEFER_CLEANUP_ENV  # noqa: E402
+from _common import DEFER_CLEANUP_ENV, delete_listed  # noqa: E402
 
 
 def _run(cmd: list[str], env: dict[str, str], clean_inside: bool) -> tuple[float, dict]:
@@ -51,11 +50,7 @@ def _run(cmd: list[str], env: dict[str, str], clean_inside: bool) -> tuple[float
         wall = time.perf_counter() - t0
     finally:
         if listing is not None:
-            with open(listing) as f:
-                for path in f.read().split("\n"):
-                    if path:
-                        shutil.rmtree(path, ignore_errors=True)
-            os.unlink(listing)
+            delete_listed(listing)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1]

@@ -24,7 +24,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import shutil
 import signal
 import statistics
 import subprocess
@@ -36,6 +35,8 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORKLOADS_DIR = os.path.join(HERE, "workloads")
+sys.path.insert(0, WORKLOADS_DIR)
+import _common  # noqa: E402  (the workloads' helpers: the clean-up listing)
 
 #: module each framework needs, to tell "not installed" apart from "failed".
 FRAMEWORK_MODULE = {"poptune": "poptune", "ray": "ray.tune", "optuna": "optuna"}
@@ -101,7 +102,7 @@ def child_env() -> dict[str, str]:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = PYCACHE_PREFIX
     if CLEANUP_LIST is not None:  # see _common.discard: no mass delete between measurements
-        env["POPTUNE_BENCH_DEFER_CLEANUP"] = CLEANUP_LIST
+        env[_common.DEFER_CLEANUP_ENV] = CLEANUP_LIST
     return env
 
 
@@ -111,14 +112,7 @@ CLEANUP_LIST: str | None = None
 
 def cleanup_deferred() -> int:
     """Delete the result directories the workloads left behind; return how many."""
-    if CLEANUP_LIST is None or not os.path.exists(CLEANUP_LIST):
-        return 0
-    with open(CLEANUP_LIST) as f:
-        paths = [ln.strip() for ln in f if ln.strip()]
-    for path in paths:
-        shutil.rmtree(path, ignore_errors=True)
-    os.remove(CLEANUP_LIST)
-    return len(paths)
+    return 0 if CLEANUP_LIST is None else _common.delete_listed(CLEANUP_LIST)
 
 
 def warm_bytecode(python: str, prefix: str) -> float:

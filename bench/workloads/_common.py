@@ -83,6 +83,19 @@ def quiet_exit(code: int = 0) -> None:
 DEFER_CLEANUP_ENV = "POPTUNE_BENCH_DEFER_CLEANUP"
 
 
+def delete_listed(listing: str) -> int:
+    """Delete the result directories named in ``listing`` (a :data:`DEFER_CLEANUP_ENV` file),
+    then the listing itself; return how many there were."""
+    if not os.path.exists(listing):
+        return 0
+    with open(listing) as f:
+        paths = [ln.strip() for ln in f if ln.strip()]
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+    os.remove(listing)
+    return len(paths)
+
+
 def discard(path: str) -> None:
     """Delete a workload's results directory, or leave it for bench/run.py to delete at the end.
 

@@ -2,10 +2,11 @@
 
     python bench/workloads/driver.py [--trials 10000] [--storage-parent /dev/shm]
 
-A stub backend answers each launch at once with the result a worker would send (the same
-automatic keys, freshly unpickled strings) and the trial's completion, so no worker process
+A stub backend answers each launch at once with the result a worker would send (made by the
+worker's own session, freshly unpickled) and the trial's completion, so no worker process
 runs: what is left is the driver's own work per trial (searcher, controller, journal,
-runner, the trial-file writer's queue). The writer process still writes the files.
+runner, the trial-file writer's queue), plus the stub's making of the result (a few µs). The
+writer process still writes the files.
 
 Prints one JSON line with ``driver_cpu_per_trial_us`` (the main thread's CPU during
 ``fit()``, per trial) and ``fit_s``. The machine's speed drifts (see bench/README.md); for a
@@ -35,10 +36,11 @@ METRIC = "score"
 
 def _stub_backend() -> Any:
     from poptune.backends._base import Backend, DoneEvent, ResultEvent
-    from poptune.clock import local_date
+    from poptune.session import TuneContext, _Session
 
     class InDriver(Backend):
-        """Completes each launched trial at once with one result (as a worker would)."""
+        """Completes each launched trial at once with one result, made by the session a
+        worker runs (so it carries the same automatic keys)."""
 
         unanswered_results = True  # as the local backend: nothing waits for an answer
 
@@ -52,14 +54,13 @@ def _stub_backend() -> Any:
             return {"cpu": 2.0, "gpu": 0.0}
 
         def launch(self, spec: Any) -> None:
-            now = time.time()
-            result = {METRIC: 0.5, "training_iteration": 1, "time_this_iter_s": 1e-5,
-                      "time_total_s": 1e-5, "timestamp": int(now), "date": local_date(now),
-                      "pid": os.getpid(), "hostname": "host", "node_ip": "127.0.0.1",
-                      "trial_id": spec.trial_id, "iterations_since_restore": 1,
-                      "time_since_restore": 1e-5, "done": False, "checkpoint_dir_name": None}
-            result = pickle.loads(pickle.dumps(result))  # fresh strings, as from a worker
-            self.events += [ResultEvent(spec.trial_id, result), DoneEvent(spec.trial_id)]
+            trial_id = spec.trial_id
+            sent: list[dict[str, Any]] = []
+            context = TuneContext(trial_id, spec.trial_name, spec.trial_dir,
+                                  spec.experiment_name, spec.experiment_dir)
+            _Session(context, sent.append, None).report({METRIC: 0.5})
+            result = pickle.loads(pickle.dumps(sent[0]))  # fresh strings, as from a worker
+            self.events += [ResultEvent(trial_id, result), DoneEvent(trial_id)]
 
         def reply(self, trial_id: str, decision: str) -> None:
             pass
