@@ -27,12 +27,17 @@ def _report_once(config):
 
 
 def _report_until_stopped(config):
+    import os
     import time
 
     import poptune as tune
 
     for i in range(config["n"]):
         tune.report({"i": i})
+        if config.get("mark"):  # report() has returned: a stop sent now is seen at the next one
+            with open(config["mark"] + ".tmp", "w") as f:
+                f.write(str(i))
+            os.replace(config["mark"] + ".tmp", config["mark"])
         time.sleep(config["sleep"])
 
 
@@ -41,6 +46,14 @@ def _spec(tmp_path, i: int, answered: bool = True, **config) -> LaunchSpec:
                       experiment_name="e", experiment_dir=str(tmp_path),
                       config_blob=pickle.dumps({"x": i, **config}), resources={"cpu": 1.0},
                       chdir=False, answered=answered)
+
+
+def _wait_for_mark(mark, i: int) -> None:
+    """Wait until the trial's ``report()`` of iteration ``i`` has returned."""
+    deadline = time.monotonic() + 30
+    while not (mark.exists() and int(mark.read_text()) >= i):
+        assert time.monotonic() < deadline, f"report() of iteration {i} never returned"
+        time.sleep(0.002)
 
 
 def _until_end(backend: LocalBackend, on_result=lambda ev: None) -> list:
@@ -91,20 +104,31 @@ def test_an_unanswered_trial_runs_on_and_stops_at_its_next_result_when_told(tmp_
         assert [e.result["i"] for e in events if isinstance(e, ResultEvent)] == [0, 1, 2, 3, 4]
         assert isinstance(events[-1], DoneEvent)
         # a stop sent unasked (after the third result) is seen at the next result
-        backend.launch(_spec(tmp_path, 1, answered=False, n=1000, sleep=0.01))
+        # (sent once the third report() has returned, so it cannot be seen at the third)
+        mark1 = tmp_path / "t1.reported"
+        backend.launch(_spec(tmp_path, 1, answered=False, n=1000, sleep=0.01, mark=str(mark1)))
         seen: list[int] = []
 
         def stop_after_three(ev):
             seen.append(ev.result["i"])
             if len(seen) == 3:
+                _wait_for_mark(mark1, 2)
                 backend.reply(ev.trial_id, "stop")
 
         events = _until_end(backend, stop_after_three)
         assert isinstance(events[-1], StoppedEvent), events[-3:]
         assert seen == list(range(len(seen))) and 4 <= len(seen) < 1000
-        # a stop that arrives after the trial returned is not taken by the next trial
-        backend.launch(_spec(tmp_path, 2, answered=False, n=1, sleep=0.5))
-        events = _until_end(backend, lambda ev: backend.reply(ev.trial_id, "stop"))
+        # a stop that arrives after the trial returned is not taken by the next trial; it
+        # is sent once the trial's one report() has returned (its mark file), so it cannot
+        # be seen at that result
+        mark = tmp_path / "t2.reported"
+
+        def stop_once_reported(ev):
+            _wait_for_mark(mark, 0)
+            backend.reply(ev.trial_id, "stop")
+
+        backend.launch(_spec(tmp_path, 2, answered=False, n=1, sleep=0.5, mark=str(mark)))
+        events = _until_end(backend, stop_once_reported)
         assert isinstance(events[-1], DoneEvent)  # it reported once and returned
         backend.launch(_spec(tmp_path, 3, answered=False, n=3, sleep=0.0))
         events = _until_end(backend)
