@@ -36,7 +36,10 @@ _POPTUNE_PATTERNS = ("poptune.backends._worker", "poptune.storage._files_process
 
 
 def _default_ray_dir() -> str:
-    base = os.environ.get("TMPDIR") if sys.platform.startswith("linux") else None
+    """Where Ray keeps its state without RAY_TMPDIR: $TMPDIR/ray on Linux, /tmp/ray else
+    ($TMPDIR as the machine has it: the root conftest.py gives the session a private one)."""
+    base = (os.environ.get("POPTUNE_TEST_MACHINE_TMPDIR")
+            if sys.platform.startswith("linux") else None)
     return os.path.join(base or "/tmp", "ray")
 
 

@@ -27,3 +27,16 @@ def test_experiments_without_a_storage_path_do_not_go_to_the_users_home():
     assert os.environ.get("POPTUNE_STORAGE_PATH")
     real_home = pwd.getpwuid(os.getuid()).pw_dir
     assert default_storage_path() != os.path.join(real_home, "poptune_results")
+
+
+def test_the_temporary_directory_is_private_to_the_session():
+    import tempfile
+
+    # the root conftest's $TMPDIR: what tests leave there is removed when the session ends
+    tmp = os.environ["TMPDIR"]
+    assert os.path.basename(tmp).startswith("pt") and os.path.isdir(tmp)
+    assert tempfile.gettempdir() == tmp
+    assert os.path.dirname(os.path.realpath(tempfile.mkdtemp())) == os.path.realpath(tmp)
+    out = subprocess.run([sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == tmp
