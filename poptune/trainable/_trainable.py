@@ -54,7 +54,8 @@ class Trainable:
         ctx = _context()
         self._trial_id = ctx.trial_id if ctx else "default"
         self._trial_name = ctx.trial_name if ctx else "default"
-        self._logdir = ctx.trial_dir if ctx else tempfile.mkdtemp(prefix="trainable_")
+        # outside a trial: a temporary directory, made only if ``logdir`` is read
+        self._logdir: str | None = ctx.trial_dir if ctx else None
         self.setup(copy.deepcopy(self.config), **setup_kwargs)
 
     # --- hooks for subclasses --------------------------------------------------------
@@ -104,6 +105,10 @@ class Trainable:
 
     @property
     def logdir(self) -> str:
+        """The trial's directory; outside a trial, a temporary directory made on first use
+        (as Ray's ``trainable_`` one; a Trainable that never reads it leaves nothing)."""
+        if self._logdir is None:
+            self._logdir = tempfile.mkdtemp(prefix="trainable_")
         return self._logdir
 
     @property
