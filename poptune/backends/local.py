@@ -36,6 +36,52 @@ def detect_gpus() -> int:
     return len([line for line in out.stdout.splitlines() if line.startswith("GPU ")])
 
 
+#: the driver's socket directory: ``poptune_<driver pid>_<random>`` in the temp directory
+_SOCKET_DIR_PREFIX = "poptune_"
+_SOCKET_NAME = "driver.sock"
+
+
+def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
+    """Remove socket directories left by drivers that died without shutting down (``kill -9``,
+    the OOM killer); return their paths.
+
+    Only a directory named by a process that no longer exists and holding nothing but its
+    socket is removed: a live driver's, or one whose pid was reused, is left alone.
+    """
+    parent = parent or tempfile.gettempdir()
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(_SOCKET_DIR_PREFIX):
+            continue
+        pid_text = name[len(_SOCKET_DIR_PREFIX):].partition("_")[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or os.listdir(entry.path) != [_SOCKET_NAME]:
+                continue
+            os.unlink(os.path.join(entry.path, _SOCKET_NAME))
+            os.rmdir(entry.path)
+        except OSError:
+            continue  # another driver cleaned it meanwhile, or not ours to remove
+        removed.append(entry.path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
 class _ProcessAgent(Agent):
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
@@ -78,8 +124,9 @@ class LocalBackend(ConnectionBackend):
         return ()  # any local worker process can run any trial
 
     def _listen(self) -> Listener:
-        self._tmpdir = tempfile.mkdtemp(prefix="poptune_")
-        return Listener(os.path.join(self._tmpdir, "driver.sock"), family="AF_UNIX",
+        remove_stale_socket_dirs()
+        self._tmpdir = tempfile.mkdtemp(prefix=f"{_SOCKET_DIR_PREFIX}{os.getpid()}_")
+        return Listener(os.path.join(self._tmpdir, _SOCKET_NAME), family="AF_UNIX",
                         authkey=self._authkey)
 
     def prestart(self, n: int, cpus_per_trial: float = 1.0) -> None:
