@@ -49,7 +49,7 @@ def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
     socket is removed: a live driver's, or one whose pid was reused, is left alone.
     """
     parent = parent or tempfile.gettempdir()
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(parent))
     except OSError:
