@@ -11,6 +11,7 @@ import inspect
 import numbers
 import os
 import pickle
+import shutil
 import signal
 import sys
 import tempfile
@@ -150,8 +151,11 @@ class Worker:
         if inst is None:
             raise RuntimeError("function trainables checkpoint through tune.report(checkpoint=...)")
         inst._iteration = sess.iteration
-        tmp = inst.save(tempfile.mkdtemp(prefix="poptune_ckpt_"))
-        return sess.persist_checkpoint(Checkpoint(tmp))
+        tmp = tempfile.mkdtemp(prefix="poptune_ckpt_")
+        try:
+            return sess.persist_checkpoint(Checkpoint(inst.save(tmp)))
+        finally:  # moved into the trial dir, or copied when the two are on other filesystems
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def run_trial(self, spec: LaunchSpec) -> None:
         trial_id = spec.trial_id
@@ -291,11 +295,15 @@ class Worker:
                 result = inst.step()
                 if not isinstance(result, dict):
                     raise TypeError(f"`{cls.__name__}.step()` must return a dict, got {result!r}")
-                ckpt = None
+                tmp = None
                 if freq and (sess.iteration + 1) % freq == 0 and not result.get("done"):
                     inst._iteration = sess.iteration + 1
-                    ckpt = Checkpoint(inst.save(tempfile.mkdtemp(prefix="poptune_ckpt_")))
-                sess.report(result, ckpt)
+                    tmp = tempfile.mkdtemp(prefix="poptune_ckpt_")
+                try:
+                    sess.report(result, None if tmp is None else Checkpoint(inst.save(tmp)))
+                finally:  # as in _save: a copy across filesystems leaves the temporary one
+                    if tmp is not None:
+                        shutil.rmtree(tmp, ignore_errors=True)
                 inst._iteration = sess.iteration
         except TrialStopped as stop:
             if spec.checkpoint_at_end and str(stop) in ("done", "stop"):
