@@ -36,50 +36,62 @@ def detect_gpus() -> int:
     return len([line for line in out.stdout.splitlines() if line.startswith("GPU ")])
 
 
-#: the driver's socket directory: ``poptune_<driver pid>_<random>`` in the temp directory
+#: the driver's socket directory: ``poptune_<driver pid>_<random>`` in the temp directory,
+#: ``flock``-ed by the driver for as long as it runs
 _SOCKET_DIR_PREFIX = "poptune_"
 _SOCKET_NAME = "driver.sock"
+
+
+def _lock_dir(path: str) -> int | None:
+    """An open descriptor of ``path`` holding its exclusive ``flock``; None if another process
+    holds it (a live driver, in this or another PID namespace) or the path is gone."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
     """Remove socket directories left by drivers that died without shutting down (``kill -9``,
     the OOM killer); return their paths.
 
-    Only a directory named by a process that no longer exists and holding nothing but its
-    socket is removed: a live driver's, or one whose pid was reused, is left alone.
+    A driver holds a ``flock`` on its directory from before its socket exists until it has
+    removed it, so a directory whose socket exists and whose lock can be taken belongs to no
+    live process (a pid check would not see a driver in another PID namespace sharing
+    ``/tmp``). Only a directory holding nothing but that socket is removed.
     """
     parent = parent or tempfile.gettempdir()
     removed: list[str] = []
     try:
-        entries = list(os.scandir(parent))
+        entries = [e for e in os.scandir(parent) if e.name.startswith(_SOCKET_DIR_PREFIX)]
     except OSError:
         return removed
     for entry in entries:
-        name = entry.name
-        if not name.startswith(_SOCKET_DIR_PREFIX):
-            continue
-        pid_text = name[len(_SOCKET_DIR_PREFIX):].partition("_")[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
-            continue
         try:
             if not entry.is_dir(follow_symlinks=False) or os.listdir(entry.path) != [_SOCKET_NAME]:
                 continue
+        except OSError:
+            continue
+        fd = _lock_dir(entry.path)
+        if fd is None:
+            continue
+        try:
             os.unlink(os.path.join(entry.path, _SOCKET_NAME))
             os.rmdir(entry.path)
         except OSError:
             continue  # another driver cleaned it meanwhile, or not ours to remove
+        finally:
+            os.close(fd)
         removed.append(entry.path)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
 
 
 class _ProcessAgent(Agent):
@@ -113,6 +125,7 @@ class LocalBackend(ConnectionBackend):
         self._cpus = float(num_cpus if num_cpus is not None else (env_cpus or os.cpu_count() or 1))
         self._gpus = float(num_gpus if num_gpus is not None else detect_gpus())
         self._tmpdir: str | None = None
+        self._tmpdir_lock: int | None = None  # held while the socket exists
         self._threads_per_worker = 1.0
 
     def total_resources(self) -> dict[str, float]:
@@ -126,6 +139,7 @@ class LocalBackend(ConnectionBackend):
     def _listen(self) -> Listener:
         remove_stale_socket_dirs()
         self._tmpdir = tempfile.mkdtemp(prefix=f"{_SOCKET_DIR_PREFIX}{os.getpid()}_")
+        self._tmpdir_lock = _lock_dir(self._tmpdir)  # before the socket: see above
         return Listener(os.path.join(self._tmpdir, _SOCKET_NAME), family="AF_UNIX",
                         authkey=self._authkey)
 
@@ -159,3 +173,6 @@ class LocalBackend(ConnectionBackend):
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
+        if self._tmpdir_lock is not None:
+            os.close(self._tmpdir_lock)
+            self._tmpdir_lock = None

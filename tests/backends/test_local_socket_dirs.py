@@ -1,8 +1,9 @@
 """The local backend's socket directory: a driver killed with ``kill -9`` leaves it behind; the
-next driver on the machine removes it, and nothing that belongs to a live process."""
+next driver on the machine removes it, and nothing that belongs to a live driver."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -21,43 +22,55 @@ time.sleep(60)
 """
 
 
-def _killed_driver_dir(parent) -> str:
+def _driver(parent) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "TMPDIR": str(parent)}
     proc = subprocess.Popen([sys.executable, "-c", _DRIVER], env=env, stdout=subprocess.PIPE,
                             text=True)
-    try:
-        path = proc.stdout.readline().strip()
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
+    path = proc.stdout.readline().strip()
     assert os.listdir(path) == ["driver.sock"]
     assert os.path.basename(path).startswith(f"poptune_{proc.pid}_")
-    return path
+    return proc, path
+
+
+def _end(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
 
 
 def test_a_killed_drivers_socket_directory_is_removed_by_the_next_driver(tmp_path, monkeypatch):
-    stale = _killed_driver_dir(tmp_path)
-    mine = tmp_path / f"poptune_{os.getpid()}_live"  # a live process's: left alone
-    mine.mkdir()
-    (mine / "driver.sock").touch()
-    other = tmp_path / "poptune_999999999_x"  # no such process, but more than a socket
-    other.mkdir()
-    (other / "driver.sock").touch()
-    (other / "notes.txt").touch()
+    killed, stale = _driver(tmp_path)
+    _end(killed)
+    live, alive = _driver(tmp_path)
+    # a driver in another PID namespace sharing the directory: its pid means nothing here,
+    # but it holds the lock
+    foreign = tmp_path / "poptune_999999999_ns"
+    foreign.mkdir()
+    (foreign / "driver.sock").touch()
+    fd = os.open(foreign, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    extra = tmp_path / "poptune_999999998_x"  # unlocked, but more than a socket: not ours
+    extra.mkdir()
+    (extra / "driver.sock").touch()
+    (extra / "notes.txt").touch()
     unrelated = tmp_path / "poptune_results"
     unrelated.mkdir()
-
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     backend = LocalBackend(num_cpus=1)
     try:
         backend._ensure_listener()
         assert not os.path.exists(stale)
-        assert mine.is_dir() and other.is_dir() and unrelated.is_dir()
+        assert os.listdir(alive) == ["driver.sock"]
+        assert foreign.is_dir() and extra.is_dir() and unrelated.is_dir()
         own = backend._tmpdir
-        assert own is not None and os.path.isdir(own)  # its own, named by its pid
+        assert own is not None and os.listdir(own) == ["driver.sock"]
         assert os.path.basename(own).startswith(f"poptune_{os.getpid()}_")
+        assert own not in remove_stale_socket_dirs(str(tmp_path))  # it holds its own lock
     finally:
         backend.shutdown()
+        _end(live)
+        os.close(fd)
     assert not os.path.exists(own)
-    assert remove_stale_socket_dirs(str(tmp_path)) == []
+    # now both are gone without shutting down: the next sweep takes theirs
+    assert sorted(remove_stale_socket_dirs(str(tmp_path))) == sorted([alive, str(foreign)])
+    assert extra.is_dir() and unrelated.is_dir()
