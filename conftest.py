@@ -5,8 +5,9 @@ leaves files in the machine's temporary directory.
 Every process the session starts (trial workers, Ray and Dask, chromium, MLflow, matplotlib,
 Keras, the digits cache of the examples) inherits a private ``$HOME`` and XDG directories and
 a private ``$TMPDIR``, all removed when the session ends; experiments run without a
-``storage_path`` go under ``test-artifacts/results`` (gitignored) instead of
-``~/poptune_results``. The private ``$TMPDIR`` takes what a test or doctest cannot clean up
+``storage_path`` go under ``$TMPDIR/poptune_results`` instead of ``~/poptune_results``
+(``test-artifacts/`` keeps only what a run is meant to leave: the dashboard's screenshots).
+The private ``$TMPDIR`` takes what a test or doctest cannot clean up
 itself: the socket directory of a driver a test kills, ``tempfile.mkdtemp()`` in examples,
 pytest's own ``tmp_path`` directories. Its path stays short: Unix sockets go in it.
 """
@@ -16,16 +17,14 @@ import os
 import shutil
 import tempfile
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
-
-os.environ.setdefault("POPTUNE_STORAGE_PATH", os.path.join(ROOT, "test-artifacts", "results"))
-
 _TMP = tempfile.mkdtemp(prefix="pt")
 #: the machine's own temporary directory (tests/conftest.py checks Ray left nothing there)
 os.environ.setdefault("POPTUNE_TEST_MACHINE_TMPDIR", tempfile.gettempdir())
 os.environ["TMPDIR"] = _TMP
 tempfile.tempdir = None  # recomputed from $TMPDIR by the next gettempdir()
 atexit.register(shutil.rmtree, _TMP, True)
+
+os.environ.setdefault("POPTUNE_STORAGE_PATH", os.path.join(_TMP, "poptune_results"))
 
 _HOME = tempfile.mkdtemp(prefix="poptune-test-home-")
 os.environ["HOME"] = _HOME

@@ -23,7 +23,7 @@ def test_home_and_xdg_directories_are_private_to_the_session():
 
 
 def test_experiments_without_a_storage_path_do_not_go_to_the_users_home():
-    # test-artifacts/results, set by the conftest (or a path the user set before the run)
+    # $TMPDIR/poptune_results, set by the conftest (or a path the user set before the run)
     assert os.environ.get("POPTUNE_STORAGE_PATH")
     real_home = pwd.getpwuid(os.getuid()).pw_dir
     assert default_storage_path() != os.path.join(real_home, "poptune_results")
