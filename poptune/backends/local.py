@@ -36,9 +36,11 @@ def detect_gpus() -> int:
     return len([line for line in out.stdout.splitlines() if line.startswith("GPU ")])
 
 
-#: the driver's socket directory: ``poptune_<driver pid>_<random>`` in the temp directory,
-#: ``flock``-ed by the driver for as long as it runs
-_SOCKET_DIR_PREFIX = "poptune_"
+#: the driver's socket directory: ``poptune-<pid>-<random>`` in the temp directory (short: a
+#: Unix socket's path has at most 107 bytes), ``flock``-ed by the driver for as long as it
+#: runs (versions before the lock named it ``poptune_<random>``: never swept, as a live one
+#: holds no lock)
+_SOCKET_DIR_PREFIX = "poptune-"
 _SOCKET_NAME = "driver.sock"
 
 
@@ -71,7 +73,8 @@ def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
     parent = parent or tempfile.gettempdir()
     removed: list[str] = []
     try:
-        entries = [e for e in os.scandir(parent) if e.name.startswith(_SOCKET_DIR_PREFIX)]
+        entries = [e for e in os.scandir(parent) if e.name.startswith(_SOCKET_DIR_PREFIX)
+                   and e.name[len(_SOCKET_DIR_PREFIX):].partition("-")[0].isdigit()]
     except OSError:
         return removed
     for entry in entries:
@@ -138,7 +141,7 @@ class LocalBackend(ConnectionBackend):
 
     def _listen(self) -> Listener:
         remove_stale_socket_dirs()
-        self._tmpdir = tempfile.mkdtemp(prefix=f"{_SOCKET_DIR_PREFIX}{os.getpid()}_")
+        self._tmpdir = tempfile.mkdtemp(prefix=f"{_SOCKET_DIR_PREFIX}{os.getpid()}-")
         self._tmpdir_lock = _lock_dir(self._tmpdir)  # before the socket: see above
         return Listener(os.path.join(self._tmpdir, _SOCKET_NAME), family="AF_UNIX",
                         authkey=self._authkey)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 from poptune.backends.local import LocalBackend, remove_stale_socket_dirs
 
@@ -28,7 +30,7 @@ def _driver(parent) -> tuple[subprocess.Popen, str]:
                             text=True)
     path = proc.stdout.readline().strip()
     assert os.listdir(path) == ["driver.sock"]
-    assert os.path.basename(path).startswith(f"poptune_{proc.pid}_")
+    assert os.path.basename(path).startswith(f"poptune-{proc.pid}-")
     return proc, path
 
 
@@ -38,33 +40,45 @@ def _end(proc: subprocess.Popen) -> None:
     proc.stdout.close()
 
 
-def test_a_killed_drivers_socket_directory_is_removed_by_the_next_driver(tmp_path, monkeypatch):
+def test_a_killed_drivers_socket_directory_is_removed_by_the_next_driver(monkeypatch):
+    # a short parent (not tmp_path): the sockets' paths must stay under 108 bytes
+    tmp_path = Path(tempfile.mkdtemp(prefix="s"))
+    try:
+        _sweep(tmp_path, monkeypatch)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _sweep(tmp_path: Path, monkeypatch) -> None:
     killed, stale = _driver(tmp_path)
     _end(killed)
     live, alive = _driver(tmp_path)
     # a driver in another PID namespace sharing the directory: its pid means nothing here,
     # but it holds the lock
-    foreign = tmp_path / "poptune_999999999_ns"
+    foreign = tmp_path / "poptune-999999999-ns"
     foreign.mkdir()
     (foreign / "driver.sock").touch()
     fd = os.open(foreign, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    extra = tmp_path / "poptune_999999998_x"  # unlocked, but more than a socket: not ours
+    extra = tmp_path / "poptune-999999998-x"  # unlocked, but more than a socket: not ours
     extra.mkdir()
     (extra / "driver.sock").touch()
     (extra / "notes.txt").touch()
     unrelated = tmp_path / "poptune_results"
     unrelated.mkdir()
+    old = tmp_path / "poptune_k2j4x9q1"  # an older version's (it held no lock): left alone
+    old.mkdir()
+    (old / "driver.sock").touch()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     backend = LocalBackend(num_cpus=1)
     try:
         backend._ensure_listener()
         assert not os.path.exists(stale)
         assert os.listdir(alive) == ["driver.sock"]
-        assert foreign.is_dir() and extra.is_dir() and unrelated.is_dir()
+        assert foreign.is_dir() and extra.is_dir() and unrelated.is_dir() and old.is_dir()
         own = backend._tmpdir
         assert own is not None and os.listdir(own) == ["driver.sock"]
-        assert os.path.basename(own).startswith(f"poptune_{os.getpid()}_")
+        assert os.path.basename(own).startswith(f"poptune-{os.getpid()}-")
         assert own not in remove_stale_socket_dirs(str(tmp_path))  # it holds its own lock
     finally:
         backend.shutdown()
@@ -73,4 +87,4 @@ def test_a_killed_drivers_socket_directory_is_removed_by_the_next_driver(tmp_pat
     assert not os.path.exists(own)
     # now both are gone without shutting down: the next sweep takes theirs
     assert sorted(remove_stale_socket_dirs(str(tmp_path))) == sorted([alive, str(foreign)])
-    assert extra.is_dir() and unrelated.is_dir()
+    assert extra.is_dir() and unrelated.is_dir() and old.is_dir()
