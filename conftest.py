@@ -7,9 +7,9 @@ Keras, the digits cache of the examples) inherits a private ``$HOME`` and XDG di
 a private ``$TMPDIR``, all removed when the session ends; experiments run without a
 ``storage_path`` go under ``$TMPDIR/poptune_results`` instead of ``~/poptune_results``
 (``test-artifacts/`` keeps only what a run is meant to leave: the dashboard's screenshots).
-The private ``$TMPDIR`` takes what a test or doctest cannot clean up
-itself: the socket directory of a driver a test kills, ``tempfile.mkdtemp()`` in examples,
-pytest's own ``tmp_path`` directories. Its path stays short: Unix sockets go in it.
+The private ``$TMPDIR`` takes what a test or doctest cannot clean up itself: the socket
+directory of a driver a test kills, ``tempfile.mkdtemp()`` in examples, pytest's own
+``tmp_path`` directories. Its path stays short: Unix sockets go in it.
 """
 
 import atexit

@@ -53,6 +53,15 @@ def _sweep(tmp_path: Path, monkeypatch) -> None:
     killed, stale = _driver(tmp_path)
     _end(killed)
     live, alive = _driver(tmp_path)
+    try:
+        _sweep_beside(live, alive, stale, tmp_path, monkeypatch)
+    finally:
+        if live.poll() is None:
+            _end(live)
+
+
+def _sweep_beside(live: subprocess.Popen, alive: str, stale: str, tmp_path: Path,
+                  monkeypatch) -> None:
     # a driver in another PID namespace sharing the directory: its pid means nothing here,
     # but it holds the lock
     foreign = tmp_path / "poptune-999999999-ns"
