@@ -7,6 +7,7 @@ The process is reused across trials; the trainable is unpickled once per experim
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import numbers
 import os
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import traceback
 from multiprocessing.connection import Client, Connection
-from typing import Any, cast
+from typing import Any, Iterator, cast
 
 from poptune import session as _session_mod
 from poptune._pickling import load_config
@@ -70,6 +71,20 @@ def _die_with_parent() -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+
+
+@contextlib.contextmanager
+def _saved_to_temp(inst: Any) -> Iterator[Any]:
+    """A class trainable's checkpoint, saved into a temporary directory that is removed after
+    the ``with`` block: reporting moves it into the trial dir, but copies it when the two are
+    on different filesystems (e.g. a tmpfs ``/tmp``), and the original must not stay."""
+    from poptune.checkpoint import Checkpoint
+
+    tmp = tempfile.mkdtemp(prefix="poptune_ckpt_")
+    try:
+        yield Checkpoint(inst.save(tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Worker:
@@ -144,18 +159,13 @@ class Worker:
             raise TrialStopped(reply)
 
     def _save(self, state: dict[str, Any]) -> str:
-        from poptune.checkpoint import Checkpoint
-
         inst = state.get("instance")
         sess = state["session"]
         if inst is None:
             raise RuntimeError("function trainables checkpoint through tune.report(checkpoint=...)")
         inst._iteration = sess.iteration
-        tmp = tempfile.mkdtemp(prefix="poptune_ckpt_")
-        try:
-            return sess.persist_checkpoint(Checkpoint(inst.save(tmp)))
-        finally:  # moved into the trial dir, or copied when the two are on other filesystems
-            shutil.rmtree(tmp, ignore_errors=True)
+        with _saved_to_temp(inst) as ckpt:
+            return sess.persist_checkpoint(ckpt)
 
     def run_trial(self, spec: LaunchSpec) -> None:
         trial_id = spec.trial_id
@@ -281,8 +291,6 @@ class Worker:
 
     def _run_class(self, cls: Any, config: dict[str, Any], spec: LaunchSpec, sess: _Session,
                    state: dict[str, Any]) -> None:
-        from poptune.checkpoint import Checkpoint
-
         inst = cls(config)
         state["instance"] = inst
         if spec.restore_path:
@@ -295,15 +303,12 @@ class Worker:
                 result = inst.step()
                 if not isinstance(result, dict):
                     raise TypeError(f"`{cls.__name__}.step()` must return a dict, got {result!r}")
-                tmp = None
                 if freq and (sess.iteration + 1) % freq == 0 and not result.get("done"):
                     inst._iteration = sess.iteration + 1
-                    tmp = tempfile.mkdtemp(prefix="poptune_ckpt_")
-                try:
-                    sess.report(result, None if tmp is None else Checkpoint(inst.save(tmp)))
-                finally:  # as in _save: a copy across filesystems leaves the temporary one
-                    if tmp is not None:
-                        shutil.rmtree(tmp, ignore_errors=True)
+                    with _saved_to_temp(inst) as ckpt:
+                        sess.report(result, ckpt)
+                else:
+                    sess.report(result, None)
                 inst._iteration = sess.iteration
         except TrialStopped as stop:
             if spec.checkpoint_at_end and str(stop) in ("done", "stop"):

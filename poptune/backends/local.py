@@ -46,19 +46,21 @@ _SOCKET_NAME = "driver.sock"
 
 def _lock_dir(path: str) -> int | None:
     """An open descriptor of ``path`` holding its exclusive ``flock``; None if another process
-    holds it (a live driver, in this or another PID namespace) or the path is gone."""
-    import fcntl
+    holds it (a live driver, in this or another PID namespace), the path is gone or the
+    filesystem has no locks."""
+    from poptune.storage.lock import try_lock
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+        if try_lock(fd):
+            return fd
+    except OSError:  # e.g. ENOLCK: cannot tell, so treated as held
+        pass
+    os.close(fd)
+    return None
 
 
 def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:

@@ -132,7 +132,9 @@ class ExperimentOwner(ABC):
 
 
 # -- local storage -----------------------------------------------------------------------
-def _try_lock(fd: int) -> bool:
+def try_lock(fd: int) -> bool:
+    """Take the exclusive OS lock on ``fd`` without waiting; False if another open file
+    holds it (it is dropped when ``fd`` is closed, or its process dies)."""
     if sys.platform == "win32":  # pragma: no cover
         import msvcrt
 
@@ -171,7 +173,7 @@ class LocalLock(ExperimentOwner):
         self._holder_path = os.path.join(path, HOLDER_FILE)
         # the lock file is never deleted: unlinking it could let two drivers lock two inodes
         fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-        if not _try_lock(fd):
+        if not try_lock(fd):
             os.close(fd)
             raise locked_error(path, Holder.from_dict(_read_json(self._holder_path)))
         self._fd: int | None = fd
