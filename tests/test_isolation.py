@@ -1,4 +1,5 @@
-"""The test session writes nothing into the user's home (the root conftest.py)."""
+"""The test session writes nothing into the user's home and leaves nothing in the machine's
+temporary directory (the root conftest.py)."""
 
 from __future__ import annotations
 
