@@ -173,10 +173,13 @@ class Worker:
         environ = os.environ
         # only the variables that change (setting one is a putenv): the usual launch sets
         # the same CUDA_VISIBLE_DEVICES as the one before
-        old_env = ({k: environ.get(k) for k, v in spec.env.items() if environ.get(k) != v}
-                   if self.manage_process else {})
-        for k in old_env:
-            environ[k] = spec.env[k]
+        old_env: dict[str, str | None] = {}
+        if self.manage_process:
+            for k, value in spec.env.items():
+                was = environ.get(k)
+                if was != value:
+                    old_env[k] = was
+                    environ[k] = value
         try:
             ensure_dir(spec.trial_dir)
             if self.manage_process and "TUNE_ORIG_WORKING_DIR" not in environ:
