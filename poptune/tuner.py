@@ -339,14 +339,51 @@ class Tuner:
 
     def _fit_owned(self, name: str, exp_dir: str, exp_name: str, exp_hex: str,
                    remote: Any) -> Any:
-        from poptune.engine.runner import Runner
-
-        tc, rc = self.tune_config, self.run_config
+        tc = self.tune_config
         default_res = normalize_resources(None)
         probe_res = trainable_resources(self.trainable, {})
         if probe_res is not None and not callable(getattr(self.trainable, "_poptune_resources", None)):
             default_res = probe_res
         backend = get_backend(tc.backend)
+        try:
+            runner, clock, user_stopper, budget, callbacks = self._prepare_run(
+                name, exp_dir, exp_name, exp_hex, remote, backend, default_res)
+        except BaseException:
+            # the runner shuts the backend down once it runs; a setup that fails before (a
+            # bad scheduler, a damaged journal) must not leave the prestarted workers, a
+            # Ray or Dask cluster it started, or its socket directory behind
+            backend.shutdown()
+            raise
+        previous_clock = set_current_clock(clock)  # stoppers, schedulers, progress read it
+        start = clock.monotonic()
+        interrupted = False
+        try:
+            trials = runner.run()
+        except KeyboardInterrupt:
+            interrupted = True
+            trials = runner.trials
+        finally:
+            save_stopper_state({"stop": user_stopper, "budget": budget}, exp_dir, remote)
+            try:
+                for cb in callbacks:  # keywords, as Ray's CallbackList calls it
+                    run_info = ({"experiment_path": exp_dir, "elapsed": clock.monotonic() - start}
+                                if getattr(cb, "_wants_run_info", False) else {})
+                    cb.on_experiment_end(trials=runner.trials, **run_info)
+            finally:
+                set_current_clock(previous_clock)
+        if interrupted:
+            logger.warning("Experiment interrupted; resume with Tuner.restore(%r, trainable=...)",
+                           exp_dir)
+        self._result_grid = self._make_grid(trials, runner, exp_dir)
+        return self._result_grid
+
+    def _prepare_run(self, name: str, exp_dir: str, exp_name: str, exp_hex: str, remote: Any,
+                     backend: Any, default_res: dict[str, float]) -> tuple[Any, ...]:
+        """Everything between the backend's start and the run: the searcher, scheduler,
+        stoppers, the restored history or the new journal, the callbacks and the runner."""
+        from poptune.engine.runner import Runner
+
+        tc, rc = self.tune_config, self.run_config
         clock = getattr(backend, "clock", None) or current_clock()  # simulated time, or real
         from poptune.engine.resources import ResourcePool
 
@@ -408,28 +445,7 @@ class Tuner:
             restore_flags={k: bool(self._restore[k]) for k in (
                 "resume_unfinished", "resume_errored", "restart_errored")} if self._restore else None,
         )
-        previous_clock = set_current_clock(clock)  # stoppers, schedulers, progress read it
-        start = clock.monotonic()
-        interrupted = False
-        try:
-            trials = runner.run()
-        except KeyboardInterrupt:
-            interrupted = True
-            trials = runner.trials
-        finally:
-            save_stopper_state({"stop": user_stopper, "budget": budget}, exp_dir, remote)
-            try:
-                for cb in callbacks:  # keywords, as Ray's CallbackList calls it
-                    run_info = ({"experiment_path": exp_dir, "elapsed": clock.monotonic() - start}
-                                if getattr(cb, "_wants_run_info", False) else {})
-                    cb.on_experiment_end(trials=runner.trials, **run_info)
-            finally:
-                set_current_clock(previous_clock)
-        if interrupted:
-            logger.warning("Experiment interrupted; resume with Tuner.restore(%r, trainable=...)",
-                           exp_dir)
-        self._result_grid = self._make_grid(trials, runner, exp_dir)
-        return self._result_grid
+        return runner, clock, user_stopper, budget, callbacks
 
     def _restored_stoppers(self, exp_dir: str, stop: Any, budget: Any) -> tuple[Any, Any]:
         """The stoppers as the interrupted run left them: the time budget's remainder always

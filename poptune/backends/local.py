@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from multiprocessing.connection import Listener
 from typing import Any
 
@@ -42,6 +43,8 @@ def detect_gpus() -> int:
 #: holds no lock)
 _SOCKET_DIR_PREFIX = "poptune-"
 _SOCKET_NAME = "driver.sock"
+#: an empty socket directory this old (seconds) whose lock is free is a dead driver's
+_EMPTY_STALE_AFTER_S = 60.0
 
 
 def _lock_dir(path: str) -> int | None:
@@ -70,7 +73,9 @@ def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
     A driver holds a ``flock`` on its directory from before its socket exists until it has
     removed it, so a directory whose socket exists and whose lock can be taken belongs to no
     live process (a pid check would not see a driver in another PID namespace sharing
-    ``/tmp``). Only a directory holding nothing but that socket is removed.
+    ``/tmp``). Only a directory holding nothing but that socket is removed, or nothing at
+    all and older than a minute (a driver that exited without shutting its backend down,
+    whose listener unlinked the socket at exit).
     """
     parent = parent or tempfile.gettempdir()
     removed: list[str] = []
@@ -79,9 +84,16 @@ def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
                    and e.name[len(_SOCKET_DIR_PREFIX):].partition("-")[0].isdigit()]
     except OSError:
         return removed
+    now = time.time()
     for entry in entries:
         try:
-            if not entry.is_dir(follow_symlinks=False) or os.listdir(entry.path) != [_SOCKET_NAME]:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            listed = os.listdir(entry.path)
+            # empty: its socket was unlinked at exit by a driver whose backend was never shut
+            # down; one made just now has no lock yet either, hence the age
+            empty_and_old = not listed and now - entry.stat().st_mtime > _EMPTY_STALE_AFTER_S
+            if listed != [_SOCKET_NAME] and not empty_and_old:
                 continue
         except OSError:
             continue
@@ -89,7 +101,8 @@ def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
         if fd is None:
             continue
         try:
-            os.unlink(os.path.join(entry.path, _SOCKET_NAME))
+            if listed:
+                os.unlink(os.path.join(entry.path, _SOCKET_NAME))
             os.rmdir(entry.path)
         except OSError:
             continue  # another driver cleaned it meanwhile, or not ours to remove

@@ -97,3 +97,23 @@ def _sweep_beside(live: subprocess.Popen, alive: str, stale: str, tmp_path: Path
     # now both are gone without shutting down: the next sweep takes theirs
     assert sorted(remove_stale_socket_dirs(str(tmp_path))) == sorted([alive, str(foreign)])
     assert extra.is_dir() and unrelated.is_dir() and old.is_dir()
+
+
+def test_an_empty_socket_directory_is_removed_once_it_is_old_and_unlocked(tmp_path):
+    # a driver that exited without shutting its backend down: its listener unlinked the
+    # socket at exit and the directory stayed, empty
+    old = tmp_path / "poptune-999999997-old"
+    old.mkdir()
+    os.utime(old, (os.path.getmtime(old) - 120,) * 2)
+    new = tmp_path / "poptune-999999996-new"  # made just now: its driver may not hold the
+    new.mkdir()                               # lock yet
+    held = tmp_path / "poptune-999999995-held"  # old, but a live driver holds it
+    held.mkdir()
+    os.utime(held, (os.path.getmtime(held) - 120,) * 2)
+    fd = os.open(held, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert remove_stale_socket_dirs(str(tmp_path)) == [str(old)]
+    finally:
+        os.close(fd)
+    assert not old.exists() and new.is_dir() and held.is_dir()
