@@ -171,69 +171,70 @@ class Runner:
         self.io = BackgroundIO()  # uploads and remote deletions
         #: the trial files, written by a child process
         self.trial_files = TrialFiles()
-        self._carriers = self._carriers_by_type()
-        #: whether workers change into the trial directory (read once, not per launch)
-        self._chdir = (getattr(backend, "separate_processes", True)
-                       and tune_config.chdir_to_trial_dir is not False
-                       and os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
-                           "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0")
-        self._listeners: dict[str, list[Callable[..., Any]]] = {}
-        from poptune.search.basic_variant import BasicVariantGenerator
+        try:  # run() closes the writer and the I/O thread; a failing setup must too
+            self._carriers = self._carriers_by_type()
+            #: whether workers change into the trial directory (read once, not per launch)
+            self._chdir = (getattr(backend, "separate_processes", True)
+                           and tune_config.chdir_to_trial_dir is not False
+                           and os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
+                               "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0")
+            self._listeners: dict[str, list[Callable[..., Any]]] = {}
+            from poptune.search.basic_variant import BasicVariantGenerator
 
-        self._plain_search_state = type(searcher) is BasicVariantGenerator
-        self._replays_creations = bool(getattr(searcher, "replays_creations", False))
-        self._default_fits = False  # whether the default resources were checked
-        #: trials created since the searcher's state was last journaled (the first trial's
-        #: is at once: restore needs a state to replay from)
-        self._unjournaled_creations = SEARCH_STATE_EVERY
-        self._snapshot_later = False  # a change is not journaled yet
-        # the engine's own result files; a user's CSV/JSON logger callback replaces ours
-        sinks = set(run_config.log_sinks or ())
-        for cb in callbacks:
-            kind = getattr(cb, "_poptune_sink", None)
-            if kind:
-                sinks.discard(kind)
-        self.sinks = frozenset(sinks)
-        # a user callback may read the trial dir when a trial completes (e.g. MLflow uploads
-        # it): its files must be on disk by then; the live table does not need that
-        self._drain_before_complete = any(
-            not getattr(cb, "_reads_no_files", False) for cb in callbacks)
-        ckpt_cfg = run_config.checkpoint_config
-        assert ckpt_cfg is not None
-        self.ckpt_cfg = ckpt_cfg
-        failure = run_config.failure_config
-        assert failure is not None
-        constants: dict[int, Any] = {}
-        collect_constants(param_space, constants)
-        self.constants = list(constants.values())
-        self.const_refs = {oid: i for i, oid in enumerate(constants)}
-        try:
-            self._constants_blob = cloudpickle.dumps(self.constants)
-        except Exception as exc:  # noqa: BLE001
-            self.trial_files.shutdown()
-            raise TuneError(f"a constant in `param_space` cannot be pickled: {exc}") from exc
-        self.trial_files.constants(self._constants_blob)  # before any config is sent
-        #: every decision: the pure state machine
-        self.ctl = Controller(
-            scheduler=scheduler, searcher=searcher, stopper=stopper, new_trial=self._new_trial,
-            exp_hex=exp_hex, pool=self.pool, default_resources=default_resources,
-            is_class=self.is_class, metric=tune_config.metric,
-            max_concurrent=tune_config.max_concurrent_trials,
-            max_failures=failure.max_failures, fail_fast=failure.fail_fast,
-            silence_timeout_s=failure.silence_timeout_s,
-            checkpoint_config=ckpt_cfg, remote=remote is not None,
-            # on remote storage a result is on storage before its trial goes on (the
-            # documented contract of docs/cluster.md "Failures"): every result is answered
-            unanswered_results=getattr(backend, "unanswered_results", False) and remote is None,
-        )
-        scheduler.set_experiment_view(
-            TuneController(self.ctl.views, self.pool.cpu_total, self.pool.gpu_total))
-        if history:
+            self._plain_search_state = type(searcher) is BasicVariantGenerator
+            self._replays_creations = bool(getattr(searcher, "replays_creations", False))
+            self._default_fits = False  # whether the default resources were checked
+            #: trials created since the searcher's state was last journaled (the first trial's
+            #: is at once: restore needs a state to replay from)
+            self._unjournaled_creations = SEARCH_STATE_EVERY
+            self._snapshot_later = False  # a change is not journaled yet
+            # the engine's own result files; a user's CSV/JSON logger callback replaces ours
+            sinks = set(run_config.log_sinks or ())
+            for cb in callbacks:
+                kind = getattr(cb, "_poptune_sink", None)
+                if kind:
+                    sinks.discard(kind)
+            self.sinks = frozenset(sinks)
+            # a user callback may read the trial dir when a trial completes (e.g. MLflow uploads
+            # it): its files must be on disk by then; the live table does not need that
+            self._drain_before_complete = any(
+                not getattr(cb, "_reads_no_files", False) for cb in callbacks)
+            ckpt_cfg = run_config.checkpoint_config
+            assert ckpt_cfg is not None
+            self.ckpt_cfg = ckpt_cfg
+            failure = run_config.failure_config
+            assert failure is not None
+            constants: dict[int, Any] = {}
+            collect_constants(param_space, constants)
+            self.constants = list(constants.values())
+            self.const_refs = {oid: i for i, oid in enumerate(constants)}
             try:
+                self._constants_blob = cloudpickle.dumps(self.constants)
+            except Exception as exc:  # noqa: BLE001
+                raise TuneError(f"a constant in `param_space` cannot be pickled: {exc}") from exc
+            self.trial_files.constants(self._constants_blob)  # before any config is sent
+            #: every decision: the pure state machine
+            self.ctl = Controller(
+                scheduler=scheduler, searcher=searcher, stopper=stopper, new_trial=self._new_trial,
+                exp_hex=exp_hex, pool=self.pool, default_resources=default_resources,
+                is_class=self.is_class, metric=tune_config.metric,
+                max_concurrent=tune_config.max_concurrent_trials,
+                max_failures=failure.max_failures, fail_fast=failure.fail_fast,
+                silence_timeout_s=failure.silence_timeout_s,
+                checkpoint_config=ckpt_cfg, remote=remote is not None,
+                # on remote storage a result is on storage before its trial goes on (the
+                # documented contract of docs/cluster.md "Failures"): every result is answered
+                unanswered_results=(getattr(backend, "unanswered_results", False)
+                                    and remote is None),
+            )
+            scheduler.set_experiment_view(
+                TuneController(self.ctl.views, self.pool.cpu_total, self.pool.gpu_total))
+            if history:
                 self._take_over(history, restore_flags)
-            except BaseException:
-                self.trial_files.shutdown()  # run() will not: its writer would be left
-                raise
+        except BaseException:
+            self.trial_files.shutdown()
+            self.io.close()
+            raise
 
     def _take_over(self, history: dict[str, TrialHistory],
                    restore_flags: dict[str, bool] | None) -> None:

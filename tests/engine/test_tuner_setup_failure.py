@@ -2,9 +2,9 @@
 
 The local backend starts its workers early, so that their start-up overlaps the rest of the
 setup. A setup that then fails (a bad scheduler, an unpicklable constant in ``param_space``)
-must shut them down: in a notebook the user's next cell would otherwise find two idle worker
-processes per failed ``fit()``, and a socket directory in the temporary directory that no
-later driver removes.
+must shut them down, and the trial-file writer and I/O thread the runner had started: in a
+notebook the user's next cell would otherwise find two idle worker processes per failed
+``fit()``, and a socket directory in the temporary directory that no later driver removes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _trainable(config):
 
 
 def _my_workers() -> list[int]:
-    """Live worker processes whose parent is this process."""
+    """Live worker and trial-file writer processes whose parent is this process."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -38,7 +38,8 @@ def _my_workers() -> list[int]:
         except OSError:
             continue
         if (int(fields[1]) == os.getpid() and fields[0] != b"Z"
-                and b"poptune.backends._worker" in cmd):
+                and (b"poptune.backends._worker" in cmd
+                     or b"poptune.storage._files_process" in cmd)):
             found.append(int(name))
     return found
 
@@ -70,3 +71,4 @@ def test_a_setup_that_fails_after_the_workers_started_shuts_them_down(case, tmp_
         tuner.fit()
     assert _my_workers() == []
     assert _socket_dirs() == dirs
+    assert not [t for t in threading.enumerate() if t.name == "poptune-io"]
