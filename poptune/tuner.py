@@ -352,7 +352,10 @@ class Tuner:
             # the runner shuts the backend down once it runs; a setup that fails before (a
             # bad scheduler, a damaged journal) must not leave the prestarted workers, a
             # Ray or Dask cluster it started, or its socket directory behind
-            backend.shutdown()
+            try:
+                backend.shutdown()
+            except Exception:  # noqa: BLE001 - the setup's own error matters more
+                logger.exception("poptune: shutting the backend down after a failed setup failed")
             raise
         previous_clock = set_current_clock(clock)  # stoppers, schedulers, progress read it
         start = clock.monotonic()
