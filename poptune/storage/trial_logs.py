@@ -122,8 +122,10 @@ class TrialLogWriter:
     Args:
         trial_dir: the trial's directory (it must exist when rows are flushed).
         write_json, write_csv: which of the two files this writer owns.
-        fresh: the trial is new, so it has no ``progress.csv`` yet whose header would fix
-            the columns (saves looking for one).
+        fresh: the trial is new: no ``progress.csv`` of its own can fix the columns (saves
+            looking for one), and the first flush replaces whatever the two files hold (a
+            trial recreated after a restore lost its first creation finds the lost run's
+            files in a directory of the same name).
 
     Example:
         >>> import tempfile, os
@@ -144,6 +146,7 @@ class TrialLogWriter:
         self._csv_writer = csv.writer(self._csv_buf)
         self._fields: list[str] | None = None
         self._touched = False  # whether a flush created the files already
+        self._fresh = fresh
         if self._csv_path is not None and not fresh:  # an earlier run's file fixes the columns
             try:
                 with open(self._csv_path, newline="") as f:
@@ -169,15 +172,16 @@ class TrialLogWriter:
 
     def flush(self) -> None:
         """Append the rows written since the last flush (the first flush creates the files,
-        rows or not)."""
+        rows or not; a fresh writer's first flush replaces them)."""
         touched, self._touched = self._touched, True
+        put = _write_new if self._fresh and not touched else _append
         if self._json_path is not None and (self._json_rows or not touched):
             rows = self._json_rows
-            _append(self._json_path, ("\n".join(rows) + "\n").encode() if rows else b"")
+            put(self._json_path, ("\n".join(rows) + "\n").encode() if rows else b"")
             rows.clear()
         buf = self._csv_buf
         if self._csv_path is not None and (buf.tell() or not touched):
-            _append(self._csv_path, buf.getvalue().encode())
+            put(self._csv_path, buf.getvalue().encode())
             buf.seek(0)
             buf.truncate()
 

@@ -373,7 +373,9 @@ def test_restore_refuses_a_damaged_journal_and_repair_lets_it_finish_without_rer
     path = exp / "journal.jsonl"
     raw = lines(path)
     first, second = (json.loads(raw[0])["exp_hex"] + s for s in ("_00000", "_00001"))
-    # the first trial finished; damage the second trial's third result
+    # the first trial finished; damage the second trial's third result (on a loaded machine
+    # the driver may commit the second trial's creation in the same group, and repair then
+    # drops the trial whole: it is created again and runs from the start, into fresh files)
     done = next(i for i, line in enumerate(raw) if b'"TERMINATED"' in line and first.encode()
                 in line)
     bad = [i for i, line in enumerate(raw) if line.startswith(b'{"e":"result"')
@@ -407,6 +409,35 @@ def test_restore_refuses_a_damaged_journal_and_repair_lets_it_finish_without_rer
     assert rows == [1, 2, 3, 4]
     Tuner.restore(str(exp), trainable=train).fit()
     assert starts(tmp_path) == {0: 1, 1: 2}  # and nothing runs on a later restore
+
+
+def test_a_trial_recreated_after_repair_cut_its_creation_gets_fresh_files(tmp_path, capsys,
+                                                                          monkeypatch):
+    # the lost run and the restored one name the trial's directory alike (in a real run,
+    # when both create it within the same second)
+    monkeypatch.setattr("poptune.engine.runner.timestamp", lambda: "2026-12-04_00-00-00")
+    tune.Tuner(train, param_space={"x": tune.grid_search([0, 1]), "steps": 4,
+                                   "dir": str(tmp_path)},
+               tune_config=tune.TuneConfig(max_concurrent_trials=1),
+               run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path / "results"),
+                                         verbose=0)).fit()
+    exp = tmp_path / "results" / "exp"
+    path = exp / "journal.jsonl"
+    raw = lines(path)
+    second = json.loads(raw[0])["exp_hex"] + "_00001"
+    created = next(i for i, line in enumerate(raw)
+                   if line.startswith(b'{"e":"trial"') and second.encode() in line)
+    raw[created] = raw[created][:20] + b"\x00" * (len(raw[created]) - 21) + b"\n"
+    path.write_bytes(b"".join(raw))
+    assert cli.main(["repair", str(exp), "--yes"]) == 0
+    capsys.readouterr()
+
+    grid = Tuner.restore(str(exp), trainable=train).fit()
+    assert starts(tmp_path) == {0: 1, 1: 2}  # created again, from the start
+    (again,) = [r for r in grid if r.config["x"] == 1]
+    assert [json.loads(line)["v"] for line in open(again.path + "/result.json")] == [1, 2, 3, 4]
+    csv_rows = open(again.path + "/progress.csv").read().splitlines()
+    assert len(csv_rows) == 5 and csv_rows[0].startswith("v,")  # one header, four rows
 
 
 def test_readers_report_damage_instead_of_skipping_it(tmp_path, capsys):

@@ -82,3 +82,14 @@ def test_a_writer_of_a_trial_with_results_keeps_the_columns_its_file_has(tmp_pat
     (tmp_path / "result.json").unlink()
     csv_text, _ = _rows([{"a": 3, "b": 4}], tmp_path, fresh=True)
     assert csv_text.splitlines() == ["a,b", "3,4"]
+
+
+def test_a_fresh_writer_replaces_files_a_lost_run_left_in_its_directory(tmp_path):
+    # a trial recreated after `poptune repair` cut its creation from the journal: the lost
+    # run's files are in a directory of the same name, and none of their rows is journaled
+    (tmp_path / "progress.csv").write_text("x,y\n1,2\n")
+    (tmp_path / "result.json").write_text('{"x": 1, "y": 2}\n')
+    csv_text, json_text = _rows([{"a": 3, "b": 4}, {"a": 5, "b": 6}], tmp_path, fresh=True)
+    assert csv_text.splitlines() == ["a,b", "3,4", "5,6"]
+    assert [json.loads(line) for line in json_text.splitlines()] == [
+        {"a": 3, "b": 4}, {"a": 5, "b": 6}]
