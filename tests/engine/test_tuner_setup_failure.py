@@ -18,6 +18,7 @@ import pytest
 
 import poptune as tune
 from poptune.exceptions import TuneError
+from tests.conftest import _POPTUNE_PATTERNS
 
 
 def _trainable(config):
@@ -38,8 +39,7 @@ def _my_workers() -> list[int]:
         except OSError:
             continue
         if (int(fields[1]) == os.getpid() and fields[0] != b"Z"
-                and (b"poptune.backends._worker" in cmd
-                     or b"poptune.storage._files_process" in cmd)):
+                and any(p.encode() in cmd for p in _POPTUNE_PATTERNS)):
             found.append(int(name))
     return found
 

@@ -361,13 +361,23 @@ def starts(tmp_path) -> dict[int, int]:
             for x in (0, 1) if (tmp_path / f"starts-{x}").exists()}
 
 
-def test_restore_refuses_a_damaged_journal_and_repair_lets_it_finish_without_reruns(
-        tmp_path, capsys, monkeypatch):
+def run_two_trials(tmp_path) -> None:
+    """Trials x=0 then x=1 of ``train``, one at a time, in ``tmp_path/results/exp``."""
     tune.Tuner(train, param_space={"x": tune.grid_search([0, 1]), "steps": 4,
                                    "dir": str(tmp_path)},
                tune_config=tune.TuneConfig(max_concurrent_trials=1),
                run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path / "results"),
                                          verbose=0)).fit()
+
+
+def zeroed(line: bytes) -> bytes:
+    """A journal line damaged in the middle: its start kept, the rest zero bytes."""
+    return line[:20] + b"\x00" * (len(line) - 21) + b"\n"
+
+
+def test_restore_refuses_a_damaged_journal_and_repair_lets_it_finish_without_reruns(
+        tmp_path, capsys, monkeypatch):
+    run_two_trials(tmp_path)
     assert starts(tmp_path) == {0: 1, 1: 1}
     exp = tmp_path / "results" / "exp"
     path = exp / "journal.jsonl"
@@ -382,7 +392,7 @@ def test_restore_refuses_a_damaged_journal_and_repair_lets_it_finish_without_rer
            and second.encode() in line][2]
     assert bad > done
     offset = sum(map(len, raw[:bad]))
-    raw[bad] = raw[bad][:20] + b"\x00" * (len(raw[bad]) - 21) + b"\n"
+    raw[bad] = zeroed(raw[bad])
     path.write_bytes(b"".join(raw))
 
     with pytest.raises(RestoreError) as err:
@@ -416,18 +426,14 @@ def test_a_trial_recreated_after_repair_cut_its_creation_gets_fresh_files(tmp_pa
     # the lost run and the restored one name the trial's directory alike (in a real run,
     # when both create it within the same second)
     monkeypatch.setattr("poptune.engine.runner.timestamp", lambda: "2026-12-04_00-00-00")
-    tune.Tuner(train, param_space={"x": tune.grid_search([0, 1]), "steps": 4,
-                                   "dir": str(tmp_path)},
-               tune_config=tune.TuneConfig(max_concurrent_trials=1),
-               run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path / "results"),
-                                         verbose=0)).fit()
+    run_two_trials(tmp_path)
     exp = tmp_path / "results" / "exp"
     path = exp / "journal.jsonl"
     raw = lines(path)
     second = json.loads(raw[0])["exp_hex"] + "_00001"
     created = next(i for i, line in enumerate(raw)
                    if line.startswith(b'{"e":"trial"') and second.encode() in line)
-    raw[created] = raw[created][:20] + b"\x00" * (len(raw[created]) - 21) + b"\n"
+    raw[created] = zeroed(raw[created])
     path.write_bytes(b"".join(raw))
     assert cli.main(["repair", str(exp), "--yes"]) == 0
     capsys.readouterr()
