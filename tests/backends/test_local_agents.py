@@ -9,6 +9,7 @@ import signal
 import time
 
 import cloudpickle
+import pytest
 
 from poptune.backends._base import (
     DoneEvent,
@@ -157,3 +158,32 @@ def test_a_buffered_connection_tells_whether_a_message_waits():
         assert reader.poll()  # a closed connection is readable: recv() then raises EOFError
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 16384, 16385, 3 * 65536])
+def test_a_buffered_connection_sends_in_multiprocessings_framing(size):
+    """What its one-write send puts on the wire is what ``multiprocessing`` reads, for messages
+    around the size where the body goes in a write of its own; a message bigger than the
+    socket buffer arrives whole too (read while it is written)."""
+    import threading
+    from multiprocessing import Pipe
+
+    from poptune.backends._conn import BufferedConnection
+
+    a, b = Pipe()
+    writer = BufferedConnection(a)
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.extend(b.recv_bytes() for _ in range(2)))
+    reader.start()
+    try:
+        writer.send_bytes(payload)
+        writer.send({"after": size})
+        reader.join(timeout=30)
+        assert got[0] == payload
+        assert pickle.loads(got[1]) == {"after": size}
+    finally:
+        writer.close()
+        b.close()
+    with pytest.raises(OSError, match="closed"):  # never written to a reused descriptor
+        writer.send_bytes(b"late")
