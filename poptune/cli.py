@@ -9,7 +9,8 @@ read remote storage: a URI (``s3://bucket/runs/my_exp``), or a name under a stor
 files (never its checkpoints) are downloaded to a temporary directory that is removed
 afterwards, and read by the same journal replay as a local experiment. ``resume`` takes a
 URI or a name under a storage URI too (``Tuner.restore`` stages the experiment); ``repair``
-takes an experiment's URI.
+takes an experiment's URI. ``dashboard`` takes a storage URI (or one experiment's) and serves
+a local mirror of it that a thread keeps current (:mod:`poptune.dashboard.mirror`).
 
 Example:
     $ poptune ls
@@ -17,6 +18,7 @@ Example:
     $ poptune show s3://bucket/runs/pbt_function_api_example
     $ poptune plot pbt_function_api_example --out plots/
     $ poptune dashboard --port 8265
+    $ poptune dashboard s3://bucket/runs
     $ poptune resume my_exp --trainable train:objective
     $ poptune repair my_exp
 """
@@ -29,6 +31,7 @@ import importlib
 import importlib.util
 import os
 import posixpath
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -277,22 +280,53 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from poptune._cli_remote import storage_uri
     from poptune.dashboard.app import serve
 
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in [1, 65535], got {args.port}")
     uri = storage_uri(args.storage)
-    if uri is not None:  # not a path: say so instead of looking for ./s3:/...
-        from poptune.storage.remote import staging_root
-
-        origin = "" if args.storage else " (from $POPTUNE_STORAGE_PATH)"
-        raise UsageError(
-            f"the dashboard serves a local storage directory; got the URI {uri!r}{origin}. "
-            f"A driver on this machine keeps its live copy of a remote experiment under "
-            f"{staging_root()} ($POPTUNE_STAGING_DIR): serve that directory")
+    if uri is not None:
+        return _dashboard_remote(uri, args)
     root = os.path.abspath(os.path.expanduser(args.storage)) if args.storage else default_storage()
     if not os.path.isdir(root):
         raise UsageError(f"storage directory {root} does not exist")
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port must be in [1, 65535], got {args.port}")
     serve(root, host=args.host, port=args.port, token=args.token)
     return EXIT_OK
+
+
+def _dashboard_remote(uri: str, args: argparse.Namespace) -> int:
+    """Serve a local mirror of the experiments at ``uri``, kept current by a thread and
+    removed at exit."""
+    import shutil
+    import tempfile
+
+    from poptune._cli_remote import one_line, open_remote
+    from poptune.dashboard.app import serve
+    from poptune.dashboard.mirror import MIRROR_PREFIX, RemoteMirror, remove_stale_mirrors
+
+    fs = open_remote(uri).fs  # a missing s3fs/gcsfs or an unknown protocol: said here
+    remove_stale_mirrors()
+    local = tempfile.mkdtemp(prefix=f"{MIRROR_PREFIX}{os.getpid()}_")
+    mirror = RemoteMirror(uri, local, fs)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        # uvicorn hands a SIGTERM on to the handler it found once it has stopped: then the
+        # mirror is removed below instead of the process ending on the spot
+        for sig in previous:
+            signal.signal(sig, _exit_on_signal)
+        try:
+            mirror.start()
+        except StorageError as exc:
+            raise one_line(exc) from exc
+        serve(local, host=args.host, port=args.port, token=args.token, shown_as=uri)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        mirror.close()
+        shutil.rmtree(local, ignore_errors=True)
+    return EXIT_OK
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def load_trainable(spec: str) -> Any:
@@ -480,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("dashboard", help="serve the live web dashboard", description=(
-        "Serve the read-only web dashboard for every experiment in STORAGE. It binds "
+        "Serve the read-only web dashboard for every experiment in STORAGE (a directory, or "
+        "a storage URI such as s3://bucket/runs, read every few seconds). It binds "
         "127.0.0.1 by default; any other --host requires a token (generated and printed "
         "unless --token is given). Needs pip install 'poptune[dashboard]'."))
     p.add_argument("storage", nargs="?", metavar="STORAGE", help=storage_help)

@@ -401,7 +401,8 @@ def resolve_token(host: str, token: str | None) -> str | None:
 
 
 def serve(storage_root: str, host: str = "127.0.0.1", port: int = 8265,
-          token: str | None = None, print_fn: Callable[[str], None] = print) -> None:
+          token: str | None = None, print_fn: Callable[[str], None] = print,
+          shown_as: str | None = None) -> None:
     """Run the dashboard until interrupted. Binding a non-loopback ``host`` requires a token.
 
     Args:
@@ -410,6 +411,8 @@ def serve(storage_root: str, host: str = "127.0.0.1", port: int = 8265,
         port: TCP port.
         token: the token to require (optional on loopback).
         print_fn: where the URL line goes.
+        shown_as: what the URL line names instead of ``storage_root`` (the storage URI a
+            mirror in ``storage_root`` copies).
     """
     uvicorn = require("uvicorn", "the poptune dashboard")
     token = resolve_token(host, token)
@@ -417,6 +420,7 @@ def serve(storage_root: str, host: str = "127.0.0.1", port: int = 8265,
     app = create_app(storage_root, token, allowed_hosts=set(hosts) if hosts else None)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-    print_fn(f"poptune dashboard for {os.path.abspath(os.path.expanduser(storage_root))}: "
+    where = shown_as or os.path.abspath(os.path.expanduser(storage_root))
+    print_fn(f"poptune dashboard for {where}: "
              f"{url}  (Ctrl+C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -344,6 +344,7 @@ class JournalReader:
         self.root = root
         self._scanner = _Scanner(path)
         self._seen_size = -1
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file read
         #: the damage found so far (reading stops before it), or None
         self.damage: Damage | None = None
 
@@ -353,18 +354,22 @@ class JournalReader:
         return self._scanner.committed
 
     def read(self) -> tuple[list[list[Record]], bool]:
-        """``(new committed groups, restarted)``; ``restarted`` means the file shrank (it was
-        truncated or rewritten): the groups are from its start and the caller must drop
-        what it built before.
+        """``(new committed groups, restarted)``; ``restarted`` means the file shrank or was
+        replaced (truncated or rewritten): the groups are from its start and the caller must
+        drop what it built before.
 
         Raises:
             RestoreError: the journal has no valid header or a newer schema version.
         """
         try:
-            size = os.path.getsize(self.path)
+            st = os.stat(self.path)
         except OSError:
             return [], False
-        restarted = size < self._scanner.committed
+        size, identity = st.st_size, (st.st_dev, st.st_ino)
+        # shrunk, or another file now (replaced whole, e.g. by a mirror of remote storage)
+        restarted = size < self._scanner.committed or (
+            self._identity is not None and identity != self._identity)
+        self._identity = identity
         if restarted:
             self._scanner, self.damage = _Scanner(self.path), None
         if size == self._seen_size and not restarted:

@@ -239,17 +239,25 @@ def test_dashboard_rejects_missing_storage_and_bad_port(tmp_path: Path,
     assert output(capsys, ["dashboard", str(tmp_path), "--port", "70000"])[0] == 2
 
 
-def test_dashboard_names_a_storage_uri_it_cannot_serve(tmp_path: Path, monkeypatch,
-                                                       capsys: pytest.CaptureFixture[str]
-                                                       ) -> None:
+def test_dashboard_takes_a_storage_uri_and_names_one_it_cannot_read(
+        tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A URI is mirrored, not looked for as ./s3:/...; one that does not exist is a one-line
+    error naming it, whether given or from $POPTUNE_STORAGE_PATH (tests/dashboard/
+    test_remote_mirror.py serves real ones from an S3 server)."""
+    import tempfile
+
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("POPTUNE_STAGING_DIR", str(tmp_path / "staging"))
-    code, _, err = output(capsys, ["dashboard", "s3://bucket/runs"])
-    assert code == 2 and "'s3://bucket/runs'" in err and str(tmp_path / "staging") in err
-    monkeypatch.setenv("POPTUNE_STORAGE_PATH", "s3://bucket/other")  # not ./s3:/bucket/other
+    before = set(os.listdir(tempfile.gettempdir()))
+    code, _, err = output(capsys, ["dashboard", "memory://no-such-bucket/runs"])
+    assert code == 1 and "memory://no-such-bucket/runs" in err
+    assert len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("POPTUNE_STORAGE_PATH", "memory://no-such-bucket/other")
     code, _, err = output(capsys, ["dashboard"])
-    assert code == 2 and "'s3://bucket/other' (from $POPTUNE_STORAGE_PATH)" in err
-    assert list(tmp_path.iterdir()) == []  # nothing made: no staging dir, no ./s3:
+    assert code == 1 and "memory://no-such-bucket/other" in err
+    assert list(tmp_path.iterdir()) == []  # nothing made here: no ./memory:
+    assert set(os.listdir(tempfile.gettempdir())) == before  # no mirror left behind
+    code, _, err = output(capsys, ["dashboard", "memory://no-such-bucket/runs", "--port", "0"])
+    assert code == 2 and "--port must be in [1, 65535], got 0" in err
 
 
 def test_show_says_running_while_a_live_driver_holds_a_silent_experiment(

@@ -3,9 +3,40 @@ and a trainable module importable by worker processes."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Iterator
+
+import pytest
+
+BIN = os.path.dirname(sys.executable)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    """A moto S3 server on loopback for the module's tests; its URL."""
+    port = free_port()
+    proc = subprocess.Popen([os.path.join(BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 def s3_env(monkeypatch: Any, endpoint: str, staging: str) -> dict[str, str]:

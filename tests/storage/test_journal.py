@@ -299,6 +299,12 @@ def test_the_incremental_reader_returns_only_committed_groups(tmp_path):
         f.truncate(os.path.getsize(path) - len(group))
     groups, restarted = reader.read()
     assert restarted and [len(g) for g in groups] == [2]
+    # replaced by another file, even a longer one (a new run copied from remote storage)
+    other = tmp_path / "other.jsonl"
+    write(other, [header(), trial()], [trial("t2"), trial("t3")])
+    os.replace(other, path)
+    groups, restarted = reader.read()
+    assert restarted and [len(g) for g in groups] == [2, 2]
 
 
 # -- scheduler state ----------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,12 +12,11 @@ import time
 
 import pytest
 
-from tests.storage._s3 import fresh_bucket, import_source, s3_env
+from tests.storage._s3 import fresh_bucket, free_port, import_source, s3_env, s3_server  # noqa: F401
 
 pytest.importorskip("s3fs", reason="remote storage tests need `pip install s3fs moto[server]`")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
 
 TRAIN = textwrap.dedent('''
     import os, tempfile, time
@@ -39,29 +37,6 @@ TRAIN = textwrap.dedent('''
                 ckpt = tune.Checkpoint.from_directory(d)
             tune.report({"value": step * config["k"]}, checkpoint=ckpt)
 ''')
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    port = _free_port()
-    proc = subprocess.Popen([os.path.join(BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -326,7 +301,7 @@ def test_missing_experiment_on_s3_exits_2_naming_the_uri(s3, tmp_path, capsys):
 def test_unreachable_s3_is_one_line_and_exit_1(s3, monkeypatch, capsys):
     import s3fs
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # no retries: fail fast
     s3fs.S3FileSystem.clear_instance_cache()
     try:

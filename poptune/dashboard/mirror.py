@@ -1,0 +1,388 @@
+"""A local mirror of experiments on remote storage, kept current for the dashboard.
+
+``poptune dashboard s3://bucket/runs`` serves a temporary local directory that a
+:class:`RemoteMirror` thread brings up to date every few seconds. For each experiment under
+the URI (or the one experiment the URI names) it copies what the dashboard reads:
+
+* the journal: the segments the driver stores, appended in order as new ones appear (a
+  journal rewritten on storage, by ``poptune repair`` or a new run under the same name, is
+  copied again whole and replaces the local file, so readers start over);
+* the driver's lease, so that a live driver shows as ``running`` and a killed one as
+  ``interrupted`` once its lease expires;
+* ``pbt_global.txt`` (new bytes only), the ``error.txt`` of each trial that failed, and the
+  head of ``tuner.pkl``, where the dashboard looks for the metric and mode (never
+  unpickling it).
+
+Checkpoints, results files and everything else stay on storage. Names read from storage
+(experiment directories, trial directories) are used only if they are one plain path
+component: nothing is written outside the mirror's directory.
+
+Example (an in-memory fsspec filesystem stands in for S3):
+
+    >>> import os, tempfile
+    >>> from poptune.storage.journal import Journal
+    >>> from poptune.storage.records import ExperimentStarted
+    >>> from poptune.storage.remote import RemoteStorage
+    >>> path = os.path.join(tempfile.mkdtemp(), "journal.jsonl")
+    >>> j = Journal(path); j.append(ExperimentStarted("exp", "f")); j.commit(); j.close()
+    >>> RemoteStorage("memory://mirror-doctest/runs/exp").put_journal_segment(open(path, "rb").read())
+    >>> mirror = RemoteMirror("memory://mirror-doctest/runs", tempfile.mkdtemp())
+    >>> mirror.sync()
+    >>> sorted(os.listdir(mirror.local_root))
+    ['exp']
+    >>> open(os.path.join(mirror.local_root, "exp", "journal.jsonl"), "rb").read() == open(path, "rb").read()
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from poptune.exceptions import StorageError
+from poptune.storage.lock import LEASE_FILE
+from poptune.storage.remote import JOURNAL_SEGMENTS, RemoteStorage
+
+logger = logging.getLogger("poptune")
+
+JOURNAL = "journal.jsonl"
+PBT_GLOBAL = "pbt_global.txt"
+TUNER_PKL = "tuner.pkl"
+#: how much of ``tuner.pkl`` is copied: the dashboard only looks for metric and mode in it
+#: (never unpickling it), within its first bytes
+TUNER_HEAD = 4 << 20
+#: seconds between two passes of the mirror's thread
+INTERVAL_S = 2.0
+#: the name of a mirror's temporary directory starts with this, then the owner's pid and ``_``
+MIRROR_PREFIX = "poptune_dashboard_"
+#: passes an ``error.txt`` is looked for before the journal's message is all there is (the
+#: driver uploads trial files every few seconds, after the journal says the trial failed)
+ERROR_TRIES = 10
+
+
+def remove_stale_mirrors(parent: str | None = None) -> list[str]:
+    """Remove the mirror directories that ``poptune dashboard`` processes killed outright
+    (``kill -9``) left in ``parent`` (the temporary directory); returns their paths.
+
+    A directory counts as stale when the process its name carries is gone.
+    """
+    import shutil
+    import tempfile
+
+    from poptune.storage.lock import _pid_alive
+
+    parent = parent or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        pid_text = name[len(MIRROR_PREFIX):].split("_", 1)[0]
+        if not name.startswith(MIRROR_PREFIX) or not pid_text.isdigit():
+            continue
+        if int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        path = os.path.join(parent, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` is one path component that stays where it is joined.
+
+    >>> [is_plain_name(n) for n in ("exp", "..", ".", "a/b", "a\\\\b", "")]
+    [True, False, False, False, False, False]
+    """
+    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+            and "\x00" not in name)
+
+
+@dataclass
+class _Copy:
+    """What the mirror holds of one experiment."""
+
+    storage: RemoteStorage
+    local: str
+    #: the journal segments copied so far, in order: (name, size, version)
+    segments: list[tuple[str, int, Any]] = field(default_factory=list)
+    pbt_size: int = 0
+    tuner_version: Any = None
+    #: whether the journal's last commit ends the run
+    ended: bool = False
+    #: trial id -> its directory's name, from the journal
+    dirnames: dict[str, str] = field(default_factory=dict)
+    #: trial directory -> passes left to look for its ``error.txt``
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def _version(entry: dict[str, Any]) -> Any:
+    """What tells two stored objects of the same name and size apart (S3's ETag, else the
+    modification time)."""
+    for key in ("ETag", "etag", "LastModified", "mtime", "modified", "created"):
+        if entry.get(key) is not None:
+            return str(entry[key])
+    return None
+
+
+def _modified(entry: dict[str, Any]) -> float | None:
+    value = entry.get("LastModified") or entry.get("mtime") or entry.get("created")
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value.timestamp())
+    except AttributeError:
+        return None
+
+
+class RemoteMirror:
+    """Keeps ``local_root`` a copy of what the dashboard reads of the experiments at ``uri``.
+
+    Args:
+        uri: a storage root holding experiments (``s3://bucket/runs``) or one experiment
+            (``s3://bucket/runs/exp``).
+        local_root: the local directory the dashboard serves (the mirror writes only there).
+        filesystem: an fsspec filesystem (default: inferred from ``uri``).
+        interval: seconds between passes of :meth:`start`'s thread.
+    """
+
+    def __init__(self, uri: str, local_root: str, filesystem: Any = None,
+                 interval: float = INTERVAL_S) -> None:
+        self.uri = uri.rstrip("/")
+        self.local_root = local_root
+        self.interval = interval
+        self._root = RemoteStorage(self.uri, filesystem)
+        self.fs = self._root.fs
+        self._copies: dict[str, _Copy] = {}
+        self._single = False  # whether the URI is one experiment
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._said: set[str] = set()
+
+    # -- passes ------------------------------------------------------------------------
+    def sync(self) -> None:
+        """One pass: find the experiments and bring each copy up to date.
+
+        Raises:
+            StorageError: the storage cannot be listed (credentials, network, no such path).
+        """
+        for name, storage in self._experiments():
+            copy = self._copies.get(name)
+            if copy is None:
+                copy = self._copies[name] = _Copy(storage, os.path.join(self.local_root, name))
+            try:
+                self._sync_one(copy)
+            except Exception as exc:  # noqa: BLE001 - one experiment's trouble: the next pass
+                self._say(f"poptune dashboard: {self.uri}/{name} not brought up to date "
+                          f"({type(exc).__name__}: {exc}); trying again")
+
+    def _experiments(self) -> list[tuple[str, RemoteStorage]]:
+        if not self._single:  # asked again until it is: the experiment may start later
+            self._single = bool(self._listing(self._root.path_of(JOURNAL_SEGMENTS)))
+        if self._single:
+            name = posixpath.basename(self.uri)
+            return [(name if is_plain_name(name) else "experiment", self._root)]
+        out = []
+        for entry in self._listing(self._root.root, missing_ok=self._bucket_exists()):
+            name = posixpath.basename(str(entry["name"]).rstrip("/"))
+            if entry.get("type") == "directory" and is_plain_name(name):
+                out.append((name, RemoteStorage(f"{self.uri}/{name}", self.fs)))
+        return out
+
+    def _bucket_exists(self) -> bool:
+        """Whether the URI's bucket (its first path component) exists: then a root with
+        nothing under it yet is an empty storage (the first run is still to come)."""
+        bucket = self._root.root.strip("/").split("/", 1)[0]
+        try:
+            return bool(self.fs.exists(bucket if self._root.root[:1] != "/" else "/" + bucket))
+        except Exception:  # noqa: BLE001 - unreachable: the listing says how
+            return False
+
+    def _listing(self, path: str, missing_ok: bool = True) -> list[dict[str, Any]]:
+        """``path``'s entries as the storage has them now (fsspec caches listings)."""
+        try:
+            self.fs.invalidate_cache(path)
+            return list(self.fs.ls(path, detail=True))
+        except FileNotFoundError:
+            if missing_ok:
+                return []
+            raise StorageError(f"no such storage path: {self.uri}") from None
+        except Exception as exc:  # noqa: BLE001 - credentials, network: one line
+            raise StorageError(f"listing {path} failed: {' '.join(str(exc).split())}") from exc
+
+    def _sync_one(self, copy: _Copy) -> None:
+        storage = copy.storage
+        entries = self._listing(storage.path_of(JOURNAL_SEGMENTS))
+        segments = sorted((posixpath.basename(str(e["name"])), int(e.get("size") or 0),
+                           _version(e)) for e in entries
+                          if str(e["name"]).endswith(".jsonl") and e.get("type") != "directory")
+        if not segments:
+            return
+        os.makedirs(copy.local, exist_ok=True)
+        journal = os.path.join(copy.local, JOURNAL)
+        known = len(copy.segments)
+        rewritten = segments[:known] != copy.segments
+        parts = self._fetch(storage, segments if rewritten else segments[known:])
+        data = b"".join(parts)
+        if parts:  # an "end" record in the last commit: the run ended (no driver is expected)
+            copy.ended = b'"e":"end"' in parts[-1]
+        if rewritten:  # on storage (repair, a new run under the name): copied again whole
+            tmp = journal + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, journal)  # a new file: readers see it and start over
+            copy.dirnames.clear()
+            copy.errors.clear()
+            copy.pbt_size = 0
+        elif data:
+            with open(journal, "ab") as f:
+                f.write(data)
+        copy.segments = segments
+        self._note_trials(copy, data)
+        newest = max((m for e in entries if (m := _modified(e)) is not None), default=None)
+        top = {posixpath.basename(str(e["name"]).rstrip("/")): e
+               for e in self._listing(storage.root)}
+        self._copy_lease(copy, LEASE_FILE in top, journal, newest, copy.ended)
+        pbt = top.get(PBT_GLOBAL)
+        if pbt is not None:
+            self._copy_pbt(copy, int(pbt.get("size") or 0))
+        tuner = top.get(TUNER_PKL)
+        if tuner is not None and _version(tuner) != copy.tuner_version:
+            self._copy_head(copy, TUNER_PKL, TUNER_HEAD)
+            copy.tuner_version = _version(tuner)
+        self._copy_errors(copy)
+
+    def _fetch(self, storage: RemoteStorage, segments: list[tuple[str, int, Any]]) -> list[bytes]:
+        return [storage.read_bytes(JOURNAL_SEGMENTS, name) for name, _, _ in segments]
+
+    def _note_trials(self, copy: _Copy, data: bytes) -> None:
+        """Trial directories from new trial records; failed trials' errors to fetch."""
+        for line in data.splitlines():
+            if b'"trial"' not in line and b'"ERROR"' not in line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict):
+                continue
+            if rec.get("e") == "trial" and isinstance(rec.get("dirname"), str):
+                copy.dirnames[str(rec.get("id"))] = rec["dirname"]
+            elif rec.get("e") == "status" and rec.get("s") == "ERROR":
+                dirname = copy.dirnames.get(str(rec.get("t")))
+                if dirname is not None and is_plain_name(dirname):
+                    copy.errors[dirname] = ERROR_TRIES
+
+    def _copy_lease(self, copy: _Copy, exists: bool, journal: str,
+                    modified: float | None, ended: bool) -> None:
+        """The driver's lease as it is on storage, and the journal's time: the last
+        segment's, but made old enough not to count as recent when no driver holds the
+        experiment and its run did not end (it was interrupted)."""
+        local = os.path.join(copy.local, LEASE_FILE)
+        lease = None
+        if exists:
+            try:
+                lease = copy.storage.read_bytes(LEASE_FILE)
+            except FileNotFoundError:  # released since the listing
+                lease = None
+        if lease is None:
+            try:
+                os.remove(local)
+            except FileNotFoundError:
+                pass
+        else:
+            tmp = local + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(lease)
+            os.replace(tmp, local)
+        from poptune.dashboard.data import RUNNING_WINDOW_S
+
+        stamp = modified if modified is not None else time.time()
+        if lease is None and not ended:  # every driver on remote storage holds a lease
+            stamp = min(stamp, time.time() - 2 * RUNNING_WINDOW_S)
+        os.utime(journal, (stamp, stamp))
+
+    def _copy_pbt(self, copy: _Copy, size: int) -> None:
+        local = os.path.join(copy.local, PBT_GLOBAL)
+        if size == copy.pbt_size:
+            return
+        path = copy.storage.path_of(PBT_GLOBAL)
+        try:
+            if size > copy.pbt_size:
+                data = self.fs.cat_file(path, start=copy.pbt_size, end=size)
+                with open(local, "ab") as f:
+                    f.write(data)
+            else:  # rewritten: again whole
+                data = self.fs.cat_file(path)
+                with open(local + ".tmp", "wb") as f:
+                    f.write(data)
+                os.replace(local + ".tmp", local)
+                size = len(data)
+        except FileNotFoundError:
+            return
+        copy.pbt_size = size
+
+    def _copy_head(self, copy: _Copy, name: str, limit: int) -> None:
+        """The first ``limit`` bytes of the experiment's file ``name``."""
+        try:
+            data = self.fs.cat_file(copy.storage.path_of(name), start=0, end=limit)
+        except FileNotFoundError:
+            return
+        local = os.path.join(copy.local, name)
+        with open(local + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(local + ".tmp", local)
+
+    def _copy_errors(self, copy: _Copy) -> None:
+        for dirname, tries in list(copy.errors.items()):
+            try:
+                data = copy.storage.read_bytes(dirname, "error.txt")
+            except (FileNotFoundError, StorageError):
+                if tries <= 1:
+                    del copy.errors[dirname]  # the journal's message stands in
+                else:
+                    copy.errors[dirname] = tries - 1
+                continue
+            trial_dir = os.path.join(copy.local, dirname)
+            os.makedirs(trial_dir, exist_ok=True)
+            with open(os.path.join(trial_dir, "error.txt"), "wb") as f:
+                f.write(data)
+            del copy.errors[dirname]
+
+    def _say(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            logger.warning("%s", message)
+
+    # -- the thread --------------------------------------------------------------------
+    def start(self) -> None:
+        """Sync now (errors raise), then every :attr:`interval` seconds in a daemon thread
+        (errors are logged once each and retried)."""
+        self.sync()
+        self._thread = threading.Thread(target=self._run, name="poptune-mirror", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sync()
+            except Exception as exc:  # noqa: BLE001 - the storage is away: the next pass
+                self._say(f"poptune dashboard: {self.uri} not brought up to date "
+                          f"({type(exc).__name__}: {exc}); trying again")
+
+    def close(self) -> None:
+        """Stop the thread (the local copy stays; its owner removes it)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

@@ -1,0 +1,230 @@
+"""The dashboard on remote storage: a local mirror of experiments on a real S3-compatible
+server (moto's server mode on loopback), served by the same app as local storage."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from typing import Any
+
+import pytest
+
+from tests.storage._s3 import fresh_bucket, import_source, s3_env, s3_server  # noqa: F401
+
+pytest.importorskip("s3fs", reason="remote storage tests need `pip install s3fs moto[server]`")
+pytest.importorskip("starlette", reason="the dashboard needs the `dashboard` extra")
+pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (dev extra)")
+
+with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx works
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from poptune.dashboard import create_app  # noqa: E402
+from poptune.dashboard.mirror import RemoteMirror  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+LOCAL = "http://127.0.0.1"
+
+TRAIN = textwrap.dedent('''
+    import time
+    import poptune as tune
+
+    def train(config):
+        for step in range(1, config["steps"] + 1):
+            time.sleep(config.get("sleep", 0.0))
+            if step == config.get("fail_at"):
+                raise ValueError(f"planned failure at step {step}")
+            tune.report({"value": step * config["k"]})
+''')
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch, tmp_path):  # noqa: F811 - the module's server
+    env = s3_env(monkeypatch, s3_server, str(tmp_path / "staging"))
+    fs, bucket = fresh_bucket("m")
+    mod = import_source(tmp_path, "mirrormod", TRAIN)
+    yield fs, bucket, mod, env
+    sys.path.remove(str(tmp_path))
+
+
+def _fit(mod: Any, bucket: str, name: str, **space: Any) -> Any:
+    import poptune as tune
+
+    return tune.Tuner(mod.train, param_space={"steps": 3, "k": 1, **space},
+                      tune_config=tune.TuneConfig(backend="simulated"),
+                      run_config=tune.RunConfig(name=name, storage_path=f"s3://{bucket}/runs",
+                                                verbose=0)).fit()
+
+
+def _experiments(client: TestClient) -> dict[str, Any]:
+    r = client.get("/api/experiments")
+    assert r.status_code == 200, r.text
+    return {e["name"]: e for e in r.json()["experiments"]}
+
+
+def test_a_live_experiment_on_s3_is_followed_until_it_finishes(s3, tmp_path):
+    """A driver in another process runs on S3; the mirror shows it ``running`` with results
+    arriving, then ``finished`` with every result, as the local dashboard would."""
+    fs, bucket, mod, env = s3
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(f'''
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import poptune as tune
+        import mirrormod
+        tune.Tuner(mirrormod.train,
+                   param_space={{"k": tune.grid_search([1, 2]), "steps": 40, "sleep": 0.05}},
+                   tune_config=tune.TuneConfig(metric="value", mode="max"),
+                   run_config=tune.RunConfig(name="live", storage_path="s3://{bucket}/runs",
+                                             verbose=0)).fit()
+    '''))
+    local = tmp_path / "mirror"
+    mirror = RemoteMirror(f"s3://{bucket}/runs", str(local))
+    client = TestClient(create_app(str(local)), base_url=LOCAL)
+    driver = subprocess.Popen([sys.executable, str(script)], env={**os.environ, **env})
+    seen_running: list[int] = []
+    try:
+        while driver.poll() is None:
+            mirror.sync()
+            live = _experiments(client).get("live")
+            if live is not None and live["status"] == "running":
+                seen_running.append(live["num_results"])
+            time.sleep(0.3)
+        assert driver.returncode == 0
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    mirror.sync()
+    done = _experiments(client)["live"]
+    assert len(set(seen_running)) >= 2, seen_running  # followed while results came in
+    assert min(seen_running) < 80
+    assert done["status"] == "finished" and done["modified"] >= done["start"]
+    assert done["num_results"] == 80 and done["counts"] == {"TERMINATED": 2}
+    assert done["metric"] == "value" and done["best"]["value"] == 80
+    trials = client.get("/api/experiments/live/trials").json()["trials"]
+    series = client.get("/api/experiments/live/series", params={"metric": "value"}).json()
+    assert {tid: [p[0] for p in s["points"]] for tid, s in series["series"].items()} == {
+        t["id"]: list(range(1, 41)) for t in trials}
+    # nothing but what the dashboard reads: no checkpoint, result or params file
+    copied = {f for _, _, files in os.walk(local) for f in files}
+    assert copied <= {"journal.jsonl", "pbt_global.txt", ".driver_lease.json", "error.txt",
+                      "tuner.pkl"}
+
+
+def test_a_new_run_under_the_same_name_replaces_the_mirrored_one(s3, tmp_path):
+    """A journal rewritten on storage (here set aside by a new run of the same name) is copied
+    again whole, and the dashboard starts over from it instead of mixing the two runs."""
+    fs, bucket, mod, _ = s3
+    _fit(mod, bucket, "exp", k=__import__("poptune").grid_search([1, 2]))
+    local = tmp_path / "mirror"
+    mirror = RemoteMirror(f"s3://{bucket}/runs", str(local))
+    mirror.sync()
+    client = TestClient(create_app(str(local)), base_url=LOCAL)
+    first = _experiments(client)["exp"]
+    assert first["num_trials"] == 2 and first["status"] == "finished"
+    _fit(mod, bucket, "exp", k=__import__("poptune").grid_search([1, 2, 3]), steps=5)
+    mirror.sync()
+    second = _experiments(client)["exp"]
+    assert second["num_trials"] == 3 and second["num_results"] == 15
+    assert second["runs"] == 1  # the earlier run is not mixed in
+
+
+def test_a_failed_trials_error_text_comes_from_storage(s3, tmp_path):
+    fs, bucket, mod, _ = s3
+    grid = _fit(mod, bucket, "bad", fail_at=2)
+    assert grid.num_errors == 1
+    local = tmp_path / "mirror"
+    RemoteMirror(f"s3://{bucket}/runs/bad", str(local)).sync()  # one experiment's URI
+    client = TestClient(create_app(str(local)), base_url=LOCAL)
+    assert _experiments(client)["bad"]["counts"] == {"ERROR": 1}
+    trial = client.get("/api/experiments/bad/trials").json()["trials"][0]
+    text = client.get(f"/api/experiments/bad/trials/{trial['id']}/error").json()["text"]
+    assert "Traceback" in text and "planned failure at step 2" in text
+
+
+def test_names_from_storage_never_lead_outside_the_mirror(s3, tmp_path):
+    """A journal on storage naming a trial directory ``../outside`` gets nothing fetched for
+    it; experiment directories are plain names."""
+    from poptune.storage.remote import RemoteStorage
+
+    fs, bucket, mod, _ = s3
+    _fit(mod, bucket, "exp")
+    remote = RemoteStorage(f"s3://{bucket}/runs/exp")
+    records = (b'{"e":"trial","id":"x_1","dirname":"../outside"}\n'
+               b'{"e":"status","t":"x_1","s":"ERROR"}\n')
+    remote.put_journal_segment(records)
+    fs.pipe_file(f"{bucket}/runs/outside/error.txt", b"not the mirror's")
+    local = tmp_path / "mirror" / "root"
+    mirror = RemoteMirror(f"s3://{bucket}/runs", str(local))
+    mirror.sync()
+    assert sorted(os.listdir(local)) == ["exp"]  # "outside" holds no journal: not copied
+    assert not (tmp_path / "mirror" / "outside").exists()
+    written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "mirror") for f in files]
+    assert all(p.startswith(str(local) + os.sep) for p in written), written
+
+
+def test_the_dashboard_command_serves_a_mirror_of_s3_and_removes_it(s3, monkeypatch, capsys):
+    from poptune import cli
+    from poptune.dashboard import app
+
+    fs, bucket, mod, _ = s3
+    _fit(mod, bucket, "exp")
+    served: dict[str, Any] = {}
+
+    def fake_serve(root: str, **kwargs: Any) -> None:  # instead of blocking in uvicorn
+        served.update(kwargs, root=root, names=sorted(os.listdir(root)))
+        client = TestClient(create_app(root), base_url=LOCAL)
+        served["status"] = _experiments(client)["exp"]["status"]
+
+    monkeypatch.setattr(app, "serve", fake_serve)
+    assert cli.main(["dashboard", f"s3://{bucket}/runs", "--port", "8299"]) == 0
+    assert served["names"] == ["exp"] and served["status"] == "finished"
+    assert served["shown_as"] == f"s3://{bucket}/runs" and served["port"] == 8299
+    assert not os.path.exists(served["root"])  # the mirror is gone with the command
+    assert cli.main(["dashboard", f"s3://{bucket}-missing/runs"]) == 1
+    err = capsys.readouterr().err
+    assert f"s3://{bucket}-missing/runs" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_stopped_dashboard_removes_its_mirror_and_a_killed_ones_is_swept(s3, tmp_path):
+    """``poptune dashboard s3://...`` stopped with SIGTERM removes its mirror directory; one
+    left by a dashboard killed outright (its pid gone) is removed by the next start."""
+    import signal
+
+    fs, bucket, mod, env = s3
+    _fit(mod, bucket, "exp")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp / f"poptune_dashboard_{dead.pid}_abc"
+    (stale / "exp").mkdir(parents=True)
+    other = tmp / "poptune_dashboard_notapid"
+    other.mkdir()
+    from tests.storage._s3 import free_port
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "poptune", "dashboard", f"s3://{bucket}/runs",
+         "--port", str(free_port())],
+        env={**os.environ, **env, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert f"poptune dashboard for s3://{bucket}/runs: http://127.0.0.1:" in line, line
+        names = {p.name for p in tmp.iterdir()}
+        assert not stale.exists() and "poptune_dashboard_notapid" in names
+        (mirror,) = [n for n in names if n.startswith(f"poptune_dashboard_{proc.pid}_")]
+        assert names == {"poptune_dashboard_notapid", mirror}
+        assert (tmp / mirror / "exp" / "journal.jsonl").is_file()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert sorted(p.name for p in tmp.iterdir()) == ["poptune_dashboard_notapid"]
