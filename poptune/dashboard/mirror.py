@@ -13,6 +13,8 @@ the URI (or the one experiment the URI names) it copies what the dashboard reads
   head of ``tuner.pkl``, where the dashboard looks for the metric and mode (never
   unpickling it).
 
+An experiment deleted from storage leaves the mirror too.
+
 Checkpoints, results files and everything else stay on storage. Names read from storage
 (experiment directories, trial directories) are used only if they are one plain path
 component: nothing is written outside the mirror's directory.
@@ -40,6 +42,7 @@ import json
 import logging
 import os
 import posixpath
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -72,7 +75,6 @@ def remove_stale_mirrors(parent: str | None = None) -> list[str]:
 
     A directory counts as stale when the process its name carries is gone.
     """
-    import shutil
     import tempfile
 
     from poptune.storage.lock import _pid_alive
@@ -122,6 +124,14 @@ class _Copy:
     dirnames: dict[str, str] = field(default_factory=dict)
     #: trial directory -> passes left to look for its ``error.txt``
     errors: dict[str, int] = field(default_factory=dict)
+
+
+def _replace(path: str, data: bytes) -> None:
+    """Make ``path`` hold ``data``, all at once for a reader (a new file moved in place)."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def _version(entry: dict[str, Any]) -> Any:
@@ -176,7 +186,10 @@ class RemoteMirror:
         Raises:
             StorageError: the storage cannot be listed (credentials, network, no such path).
         """
-        for name, storage in self._experiments():
+        found = self._experiments()
+        for name in set(self._copies) - {name for name, _ in found}:  # deleted on storage
+            shutil.rmtree(self._copies.pop(name).local, ignore_errors=True)
+        for name, storage in found:
             copy = self._copies.get(name)
             if copy is None:
                 copy = self._copies[name] = _Copy(storage, os.path.join(self.local_root, name))
@@ -237,10 +250,7 @@ class RemoteMirror:
         if parts:  # an "end" record in the last commit: the run ended (no driver is expected)
             copy.ended = b'"e":"end"' in parts[-1]
         if rewritten:  # on storage (repair, a new run under the name): copied again whole
-            tmp = journal + ".tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, journal)  # a new file: readers see it and start over
+            _replace(journal, data)  # a new file: readers see it and start over
             copy.dirnames.clear()
             copy.errors.clear()
             copy.pbt_size = 0
@@ -301,10 +311,7 @@ class RemoteMirror:
             except FileNotFoundError:
                 pass
         else:
-            tmp = local + ".tmp"
-            with open(tmp, "wb") as f:
-                f.write(lease)
-            os.replace(tmp, local)
+            _replace(local, lease)
         from poptune.dashboard.data import RUNNING_WINDOW_S
 
         stamp = modified if modified is not None else time.time()
@@ -324,9 +331,7 @@ class RemoteMirror:
                     f.write(data)
             else:  # rewritten: again whole
                 data = self.fs.cat_file(path)
-                with open(local + ".tmp", "wb") as f:
-                    f.write(data)
-                os.replace(local + ".tmp", local)
+                _replace(local, data)
                 size = len(data)
         except FileNotFoundError:
             return
@@ -338,10 +343,7 @@ class RemoteMirror:
             data = self.fs.cat_file(copy.storage.path_of(name), start=0, end=limit)
         except FileNotFoundError:
             return
-        local = os.path.join(copy.local, name)
-        with open(local + ".tmp", "wb") as f:
-            f.write(data)
-        os.replace(local + ".tmp", local)
+        _replace(os.path.join(copy.local, name), data)
 
     def _copy_errors(self, copy: _Copy) -> None:
         for dirname, tries in list(copy.errors.items()):
@@ -355,8 +357,7 @@ class RemoteMirror:
                 continue
             trial_dir = os.path.join(copy.local, dirname)
             os.makedirs(trial_dir, exist_ok=True)
-            with open(os.path.join(trial_dir, "error.txt"), "wb") as f:
-                f.write(data)
+            _replace(os.path.join(trial_dir, "error.txt"), data)
             del copy.errors[dirname]
 
     def _say(self, message: str) -> None:

@@ -118,7 +118,8 @@ def test_a_live_experiment_on_s3_is_followed_until_it_finishes(s3, tmp_path):
 
 def test_a_new_run_under_the_same_name_replaces_the_mirrored_one(s3, tmp_path):
     """A journal rewritten on storage (here set aside by a new run of the same name) is copied
-    again whole, and the dashboard starts over from it instead of mixing the two runs."""
+    again whole, and the dashboard starts over from it instead of mixing the two runs; an
+    experiment deleted on storage leaves the dashboard."""
     fs, bucket, mod, _ = s3
     _fit(mod, bucket, "exp", k=__import__("poptune").grid_search([1, 2]))
     local = tmp_path / "mirror"
@@ -132,6 +133,9 @@ def test_a_new_run_under_the_same_name_replaces_the_mirrored_one(s3, tmp_path):
     second = _experiments(client)["exp"]
     assert second["num_trials"] == 3 and second["num_results"] == 15
     assert second["runs"] == 1  # the earlier run is not mixed in
+    fs.rm(f"{bucket}/runs/exp", recursive=True)  # deleted on storage: gone from the mirror
+    mirror.sync()
+    assert _experiments(client) == {} and os.listdir(local) == []
 
 
 def test_a_failed_trials_error_text_comes_from_storage(s3, tmp_path):
