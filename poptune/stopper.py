@@ -389,12 +389,12 @@ __all__ = [
 STOPPER_STATE_FILE = "stopper_state.pkl"
 
 
-def save_stopper_state(stoppers: dict[str, Stopper | None], experiment_dir: str,
+def save_stopper_state(stoppers: dict[str, Any], experiment_dir: str,
                        remote: Any = None) -> None:
     """Keep ``stoppers`` (by role) as the run leaves them, so a restored run continues with
     their state (a :class:`TimeoutStopper`'s remaining budget, a plateau stopper's history),
-    as Ray's experiment state does. One that cannot be pickled is skipped: a restored run
-    then starts it afresh.
+    as Ray's experiment state does; the role ``callbacks`` keeps the callbacks' ``get_state()``.
+    One that cannot be pickled is skipped: a restored run then starts it afresh.
 
     Example:
         >>> import tempfile
@@ -408,7 +408,7 @@ def save_stopper_state(stoppers: dict[str, Stopper | None], experiment_dir: str,
 
     import cloudpickle
 
-    kept: dict[str, Stopper] = {}
+    kept: dict[str, Any] = {}
     for role, stopper in stoppers.items():
         if stopper is None:
             continue
@@ -429,7 +429,7 @@ def save_stopper_state(stoppers: dict[str, Stopper | None], experiment_dir: str,
         logging.getLogger("poptune").warning("poptune: %s not written: %s", path, exc)
 
 
-def load_stopper_state(experiment_dir: str) -> dict[str, Stopper] | None:
+def load_stopper_state(experiment_dir: str) -> dict[str, Any] | None:
     """The stoppers :func:`save_stopper_state` kept in ``experiment_dir``, or None."""
     import os
 

@@ -19,6 +19,7 @@ import os
 import pickle
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any, cast
 
 import cloudpickle
@@ -278,6 +279,7 @@ class Tuner:
                 "the directory the journal came from")
         tune_config: TuneConfig = state["tune_config"]
         run_config: RunConfig = state["run_config"]
+        run_config.callbacks = _unpickle_callbacks(state.get("callbacks"), pkl)
         _check_same_experiment(state, trainable, param_space)
         tuner = cls(trainable, param_space=param_space if param_space is not None else state["param_space"],
                     tune_config=tune_config, run_config=run_config,
@@ -366,7 +368,9 @@ class Tuner:
             interrupted = True
             trials = runner.trials
         finally:
-            save_stopper_state({"stop": user_stopper, "budget": budget}, exp_dir, remote)
+            save_stopper_state({"stop": user_stopper, "budget": budget,
+                                "callbacks": _callback_states(self.run_config.callbacks or [])},
+                               exp_dir, remote)
             try:
                 for cb in callbacks:  # keywords, as Ray's CallbackList calls it
                     run_info = ({"experiment_path": exp_dir, "elapsed": clock.monotonic() - start}
@@ -438,6 +442,9 @@ class Tuner:
                                              exp_hex=exp_hex))
             journal.close()
         callbacks = self._make_callbacks(searcher)
+        if self._restore:
+            _set_callback_states(rc.callbacks or [], (load_stopper_state(exp_dir) or {})
+                                 .get("callbacks"))
         runner = Runner(
             trainable=self.trainable, trainable_name=name, param_space=self.param_space,
             tune_config=tc, run_config=rc, experiment_dir=exp_dir, experiment_name=exp_name,
@@ -526,9 +533,12 @@ class Tuner:
             name=rc.name, storage_path=rc.storage_path, stop=rc.stop,
             checkpoint_config=rc.checkpoint_config, failure_config=rc.failure_config,
             callbacks=None, verbose=rc.verbose, progress_reporter=None,
+            log_sinks=rc.log_sinks,
         )
         state = {"param_space": self.param_space, "tune_config": self.tune_config,
                  "run_config": run_config, "exp_hex": exp_hex,
+                 # apart: one that cannot be unpickled at restore must not block it
+                 "callbacks": _pickle_callbacks(rc.callbacks or []),
                  "trainable_name": self._registered_name or trainable_name(self.trainable),
                  "space_accepted": getattr(getattr(self, "_searcher_obj", None),
                                            "_space_accepted", None)}
@@ -605,6 +615,62 @@ class Tuner:
         return ResultGrid(results, experiment_path=experiment_path,
                           default_metric=self.tune_config.metric,
                           default_mode=self.tune_config.mode)
+
+
+def _pickle_callbacks(callbacks: Sequence[Any]) -> bytes | None:
+    """The user's callbacks, pickled for :meth:`Tuner.restore` (Ray restores them from its
+    ``tuner.pkl`` too); one that cannot be pickled is left out with a warning."""
+    kept = []
+    for cb in callbacks:
+        try:
+            cloudpickle.dumps(cb)
+        except Exception as exc:  # noqa: BLE001 - a lock, an open file, a live connection
+            logger.warning(
+                "poptune: the callback %r cannot be pickled (%s: %s); Tuner.restore of this "
+                "experiment will run without it", cb, type(exc).__name__, exc)
+            continue
+        kept.append(cb)
+    return cloudpickle.dumps(kept) if kept else None
+
+
+def _callback_states(callbacks: Sequence[Any]) -> dict[int, Any] | None:
+    """Each callback's ``get_state()`` by its place in ``RunConfig(callbacks=...)`` (as Ray's
+    ``CallbackList`` keeps them), or None when every one is stateless."""
+    states = {}
+    for i, cb in enumerate(callbacks):
+        get_state = getattr(cb, "get_state", None)
+        try:
+            state = get_state() if callable(get_state) else None
+        except Exception:  # noqa: BLE001 - the run's own end matters more
+            logger.exception("poptune: %r.get_state() failed; a restore starts it afresh", cb)
+            continue
+        if state is not None:
+            states[i] = state
+    return states or None
+
+
+def _set_callback_states(callbacks: Sequence[Any], states: Any) -> None:
+    """Give each callback back the state :func:`_callback_states` kept for its place."""
+    if not isinstance(states, dict):
+        return
+    for i, cb in enumerate(callbacks):
+        set_state = getattr(cb, "set_state", None)
+        if states.get(i) is not None and callable(set_state):
+            set_state(states[i])
+
+
+def _unpickle_callbacks(blob: bytes | None, where: str) -> list[Any] | None:
+    """The callbacks :func:`_pickle_callbacks` saved, or None (with a warning if they cannot
+    be loaded here, e.g. their package is not installed: the restore runs without them)."""
+    if not blob:
+        return None
+    try:
+        return list(cloudpickle.loads(blob))
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("poptune: the experiment's callbacks saved in %s cannot be loaded "
+                       "(%s: %s); the restored run goes on without them", where,
+                       type(exc).__name__, exc)
+        return None
 
 
 def _set_previous_run_aside(exp_dir: str, suffix: str, remote: Any) -> None:

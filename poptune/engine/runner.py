@@ -61,7 +61,7 @@ from poptune.storage.pbt_log import write_exploit_logs
 from poptune.engine.scheduler_journal import SchedulerJournal
 from poptune.storage.records import ExperimentEnded, SearcherState
 from poptune.storage.trial_files import TrialFiles
-from poptune.storage.trial_logs import rewrite_logs, write_error
+from poptune.storage.trial_logs import RESULT_FILE, rewrite_logs, write_error
 
 logger = logging.getLogger("poptune")
 
@@ -190,10 +190,13 @@ class Runner:
             self._snapshot_later = False  # a change is not journaled yet
             # the engine's own result files; a user's CSV/JSON logger callback replaces ours
             sinks = set(run_config.log_sinks or ())
+            #: result files a user's logger callback writes (and appends to, as Ray's do)
+            self._user_files: tuple[str, ...] = ()
             for cb in callbacks:
                 kind = getattr(cb, "_poptune_sink", None)
                 if kind:
                     sinks.discard(kind)
+                    self._user_files += (RESULT_FILE if kind == "json" else "progress.csv",)
             self.sinks = frozenset(sinks)
             # a user callback may read the trial dir when a trial completes (e.g. MLflow uploads
             # it): its files must be on disk by then; the live table does not need that
@@ -287,7 +290,14 @@ class Runner:
         trial.storage_dir = (self.remote.uri_of(trial.dirname) if self.remote
                              else trial.local_path)
         # a user's dirname creator may name two trials alike: then look before appending
-        self.files[trial_id] = _Files(fresh=self.tune_config.trial_dirname_creator is None)
+        fresh = self.tune_config.trial_dirname_creator is None
+        self.files[trial_id] = _Files(fresh=fresh)
+        if fresh:  # our writer replaces what a lost run of the trial left (see TrialLogWriter);
+            for name in self._user_files:  # a user's logger appends: make room for it too
+                try:
+                    os.remove(os.path.join(trial.local_path, name))
+                except FileNotFoundError:
+                    pass
         return trial
 
     def _blobs(self) -> dict[str, bytes]:

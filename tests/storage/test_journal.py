@@ -367,13 +367,13 @@ def starts(tmp_path) -> dict[int, int]:
             for x in (0, 1) if (tmp_path / f"starts-{x}").exists()}
 
 
-def run_two_trials(tmp_path) -> None:
+def run_two_trials(tmp_path, callbacks=()) -> None:
     """Trials x=0 then x=1 of ``train``, one at a time, in ``tmp_path/results/exp``."""
     tune.Tuner(train, param_space={"x": tune.grid_search([0, 1]), "steps": 4,
                                    "dir": str(tmp_path)},
                tune_config=tune.TuneConfig(max_concurrent_trials=1),
                run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path / "results"),
-                                         verbose=0)).fit()
+                                         verbose=0, callbacks=list(callbacks))).fit()
 
 
 def zeroed(line: bytes) -> bytes:
@@ -427,12 +427,17 @@ def test_restore_refuses_a_damaged_journal_and_repair_lets_it_finish_without_rer
     assert starts(tmp_path) == {0: 1, 1: 2}  # and nothing runs on a later restore
 
 
+@pytest.mark.parametrize("loggers", [(), ("json", "csv")])
 def test_a_trial_recreated_after_repair_cut_its_creation_gets_fresh_files(tmp_path, capsys,
-                                                                          monkeypatch):
+                                                                          monkeypatch, loggers):
+    """Whether the engine writes result.json/progress.csv or a user's logger callbacks do."""
+    from poptune.logger import CSVLoggerCallback, JsonLoggerCallback
+
     # the lost run and the restored one name the trial's directory alike (in a real run,
     # when both create it within the same second)
     monkeypatch.setattr("poptune.engine.runner.timestamp", lambda: "2026-12-04_00-00-00")
-    run_two_trials(tmp_path)
+    run_two_trials(tmp_path, [{"json": JsonLoggerCallback, "csv": CSVLoggerCallback}[k]()
+                              for k in loggers])
     exp = tmp_path / "results" / "exp"
     path = exp / "journal.jsonl"
     raw = lines(path)
