@@ -306,7 +306,12 @@ def _dashboard_remote(uri: str, args: argparse.Namespace) -> int:
     remove_stale_mirrors()
     local = tempfile.mkdtemp(prefix=f"{MIRROR_PREFIX}{os.getpid()}_")
     mirror = RemoteMirror(uri, local, fs)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    import threading
+
+    signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
+    if threading.current_thread() is not threading.main_thread():  # handlers: main only
+        signals = ()
+    previous = {sig: signal.getsignal(sig) for sig in signals}
     try:
         # uvicorn hands a SIGTERM on to the handler it found once it has stopped: then the
         # mirror is removed below instead of the process ending on the spot

@@ -206,7 +206,13 @@ class RemoteMirror:
             name = posixpath.basename(self.uri)
             return [(name if is_plain_name(name) else "experiment", self._root)]
         out = []
-        for entry in self._listing(self._root.root, missing_ok=self._bucket_exists()):
+        try:
+            entries = self._listing(self._root.root, missing_ok=False)
+        except StorageError:
+            if not self._bucket_exists():
+                raise
+            entries = []  # the bucket is there, the first run is still to come
+        for entry in entries:
             name = posixpath.basename(str(entry["name"]).rstrip("/"))
             if entry.get("type") == "directory" and is_plain_name(name):
                 out.append((name, RemoteStorage(f"{self.uri}/{name}", self.fs)))
@@ -239,10 +245,13 @@ class RemoteMirror:
         segments = sorted((posixpath.basename(str(e["name"])), int(e.get("size") or 0),
                            _version(e)) for e in entries
                           if str(e["name"]).endswith(".jsonl") and e.get("type") != "directory")
+        journal = os.path.join(copy.local, JOURNAL)
         if not segments:
+            if copy.segments:  # the journal left storage: the experiment leaves the dashboard
+                os.remove(journal)
+                copy.segments = []
             return
         os.makedirs(copy.local, exist_ok=True)
-        journal = os.path.join(copy.local, JOURNAL)
         known = len(copy.segments)
         rewritten = segments[:known] != copy.segments
         parts = self._fetch(storage, segments if rewritten else segments[known:])

@@ -133,9 +133,12 @@ def test_a_new_run_under_the_same_name_replaces_the_mirrored_one(s3, tmp_path):
     second = _experiments(client)["exp"]
     assert second["num_trials"] == 3 and second["num_results"] == 15
     assert second["runs"] == 1  # the earlier run is not mixed in
+    fs.rm(f"{bucket}/runs/exp/journal", recursive=True)  # its journal left storage
+    mirror.sync()
+    assert _experiments(client) == {} and not (local / "exp" / "journal.jsonl").exists()
     fs.rm(f"{bucket}/runs/exp", recursive=True)  # deleted on storage: gone from the mirror
     mirror.sync()
-    assert _experiments(client) == {} and os.listdir(local) == []
+    assert os.listdir(local) == []
 
 
 def test_a_failed_trials_error_text_comes_from_storage(s3, tmp_path):
