@@ -30,8 +30,20 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 LOCAL = "http://127.0.0.1"
 
 TRAIN = textwrap.dedent('''
-    import time
+    import json, os, tempfile, time
     import poptune as tune
+
+    def pbt_train(config):
+        start, w = 0, 0.0
+        ckpt = tune.get_checkpoint()
+        if ckpt:
+            with ckpt.as_directory() as d:
+                start, w = json.load(open(os.path.join(d, "s.json")))
+        for step in range(start + 1, 13):
+            w += config["lr"]
+            d = tempfile.mkdtemp()
+            json.dump([step, w], open(os.path.join(d, "s.json"), "w"))
+            tune.report({"w": w}, checkpoint=tune.Checkpoint.from_directory(d))
 
     def train(config):
         for step in range(1, config["steps"] + 1):
@@ -235,3 +247,32 @@ def test_a_stopped_dashboard_removes_its_mirror_and_a_killed_ones_is_swept(s3, t
             proc.kill()
             proc.wait()
     assert sorted(p.name for p in tmp.iterdir()) == ["poptune_dashboard_notapid"]
+
+
+def test_a_pbt_experiment_on_s3_shows_its_exploits_and_family_tree(s3, tmp_path):
+    """pbt_global.txt comes through the mirror: the exploits and the tree the local
+    dashboard would show, matched to the journal's exploit records."""
+    import poptune as tune
+    from poptune.schedulers import PopulationBasedTraining
+
+    fs, bucket, mod, _ = s3
+    pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=3,
+                                  hyperparam_mutations={"lr": tune.uniform(0.01, 1.0)},
+                                  seed=2)
+    tune.Tuner(mod.pbt_train, param_space={"lr": tune.uniform(0.01, 1.0)},
+               tune_config=tune.TuneConfig(num_samples=4, metric="w", mode="max",
+                                           scheduler=pbt, backend="simulated", seed=3),
+               run_config=tune.RunConfig(name="pbt", storage_path=f"s3://{bucket}/runs",
+                                         verbose=0)).fit()
+    stored = fs.cat_file(f"{bucket}/runs/pbt/pbt_global.txt").decode().splitlines()
+    assert stored  # the run exploited
+    local = tmp_path / "mirror"
+    RemoteMirror(f"s3://{bucket}/runs", str(local)).sync()
+    assert (local / "pbt" / "pbt_global.txt").read_text().splitlines() == stored
+    client = TestClient(create_app(str(local)), base_url=LOCAL)
+    assert _experiments(client)["pbt"]["num_exploits"] == len(stored)
+    exploits = client.get("/api/experiments/pbt/exploits").json()["exploits"]
+    assert len(exploits) == len(stored)
+    assert all(e["donor"] != e["target"] and e["donor_config"] for e in exploits)
+    tree = client.get("/api/experiments/pbt/tree").json()
+    assert len(tree["trials"]) == 4 and len(tree["exploits"]) == len(stored)
