@@ -31,7 +31,6 @@ import importlib
 import importlib.util
 import os
 import posixpath
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -293,45 +292,16 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _dashboard_remote(uri: str, args: argparse.Namespace) -> int:
-    """Serve a local mirror of the experiments at ``uri``, kept current by a thread and
-    removed at exit."""
-    import shutil
-    import tempfile
-
+    """Serve a local mirror of the experiments at ``uri`` (see :func:`dashboard.serve`)."""
     from poptune._cli_remote import one_line, open_remote
     from poptune.dashboard.app import serve
-    from poptune.dashboard.mirror import MIRROR_PREFIX, RemoteMirror, remove_stale_mirrors
 
     fs = open_remote(uri).fs  # a missing s3fs/gcsfs or an unknown protocol: said here
-    remove_stale_mirrors()
-    local = tempfile.mkdtemp(prefix=f"{MIRROR_PREFIX}{os.getpid()}_")
-    mirror = RemoteMirror(uri, local, fs)
-    import threading
-
-    signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
-    if threading.current_thread() is not threading.main_thread():  # handlers: main only
-        signals = ()
-    previous = {sig: signal.getsignal(sig) for sig in signals}
     try:
-        # uvicorn hands a SIGTERM on to the handler it found once it has stopped: then the
-        # mirror is removed below instead of the process ending on the spot
-        for sig in previous:
-            signal.signal(sig, _exit_on_signal)
-        try:
-            mirror.start()
-        except StorageError as exc:
-            raise one_line(exc) from exc
-        serve(local, host=args.host, port=args.port, token=args.token, shown_as=uri)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        mirror.close()
-        shutil.rmtree(local, ignore_errors=True)
+        serve(uri, host=args.host, port=args.port, token=args.token, filesystem=fs)
+    except StorageError as exc:
+        raise one_line(exc) from exc
     return EXIT_OK
-
-
-def _exit_on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
 
 
 def load_trainable(spec: str) -> Any:

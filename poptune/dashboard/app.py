@@ -402,18 +402,36 @@ def resolve_token(host: str, token: str | None) -> str | None:
 
 def serve(storage_root: str, host: str = "127.0.0.1", port: int = 8265,
           token: str | None = None, print_fn: Callable[[str], None] = print,
-          shown_as: str | None = None) -> None:
+          filesystem: Any = None) -> None:
     """Run the dashboard until interrupted. Binding a non-loopback ``host`` requires a token.
 
     Args:
-        storage_root: directory of experiments to show.
+        storage_root: directory of experiments to show, or a storage URI
+            (``s3://bucket/runs``, or one experiment's): then a local mirror of it, kept
+            current by a thread (:mod:`poptune.dashboard.mirror`), is served and removed
+            when the server stops.
         host: address to bind; anything but loopback gets a token (printed if generated).
         port: TCP port.
         token: the token to require (optional on loopback).
         print_fn: where the URL line goes.
-        shown_as: what the URL line names instead of ``storage_root`` (the storage URI a
-            mirror in ``storage_root`` copies).
+        filesystem: an fsspec filesystem for a URI (default: inferred from it).
+
+    Raises:
+        StorageError: a URI whose storage cannot be listed (credentials, no such bucket).
     """
+    from poptune.storage.remote import is_remote
+
+    if is_remote(storage_root):
+        from poptune.dashboard.mirror import mirrored
+
+        with mirrored(storage_root, filesystem) as local:
+            _serve(local, host, port, token, print_fn, shown_as=storage_root)
+        return
+    _serve(storage_root, host, port, token, print_fn)
+
+
+def _serve(storage_root: str, host: str, port: int, token: str | None,
+           print_fn: Callable[[str], None], shown_as: str | None = None) -> None:
     uvicorn = require("uvicorn", "the poptune dashboard")
     token = resolve_token(host, token)
     hosts = LOOPBACK_NAMES | {host.strip("[]")} if is_loopback(host) else None

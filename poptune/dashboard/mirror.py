@@ -1,7 +1,8 @@
 """A local mirror of experiments on remote storage, kept current for the dashboard.
 
-``poptune dashboard s3://bucket/runs`` serves a temporary local directory that a
-:class:`RemoteMirror` thread brings up to date every few seconds. For each experiment under
+``poptune dashboard s3://bucket/runs`` (or :func:`poptune.dashboard.serve` given a URI) serves
+a temporary local directory (:func:`mirrored`) that a :class:`RemoteMirror` thread brings up
+to date every few seconds. For each experiment under
 the URI (or the one experiment the URI names) it copies what the dashboard reads:
 
 * the journal: the segments the driver stores, appended in order as new ones appear (a
@@ -38,13 +39,17 @@ Example (an in-memory fsspec filesystem stands in for S3):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import posixpath
 import shutil
+import signal
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,8 +80,6 @@ def remove_stale_mirrors(parent: str | None = None) -> list[str]:
 
     A directory counts as stale when the process its name carries is gone.
     """
-    import tempfile
-
     from poptune.storage.lock import _pid_alive
 
     parent = parent or tempfile.gettempdir()
@@ -396,3 +399,39 @@ class RemoteMirror:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+
+
+@contextlib.contextmanager
+def mirrored(uri: str, filesystem: Any = None) -> Iterator[str]:
+    """A temporary local mirror of ``uri``, current while the ``with`` block runs (a thread
+    syncs it every :data:`INTERVAL_S` seconds), removed at its end.
+
+    The directory is ``$TMPDIR/poptune_dashboard_<pid>_*``; those of dashboards killed
+    outright are removed first. In the main thread, SIGTERM and SIGHUP end the block with
+    ``SystemExit`` (uvicorn hands a SIGTERM on to the handler it found once it stopped), so
+    the mirror goes with the process.
+
+    Raises:
+        StorageError: the first sync could not list the storage.
+    """
+    remove_stale_mirrors()
+    local = tempfile.mkdtemp(prefix=f"{MIRROR_PREFIX}{os.getpid()}_")
+    mirror = RemoteMirror(uri, local, filesystem)
+    signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
+    if threading.current_thread() is not threading.main_thread():  # handlers: main only
+        signals = ()
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    try:
+        for sig in signals:
+            signal.signal(sig, _exit_on_signal)
+        mirror.start()
+        yield local
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        mirror.close()
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)

@@ -195,12 +195,13 @@ def test_the_dashboard_command_serves_a_mirror_of_s3_and_removes_it(s3, monkeypa
     _fit(mod, bucket, "exp")
     served: dict[str, Any] = {}
 
-    def fake_serve(root: str, **kwargs: Any) -> None:  # instead of blocking in uvicorn
-        served.update(kwargs, root=root, names=sorted(os.listdir(root)))
+    def fake_serve(root: str, host: str, port: int, token: Any, print_fn: Any,
+                   shown_as: Any = None) -> None:  # instead of blocking in uvicorn
+        served.update(root=root, port=port, shown_as=shown_as, names=sorted(os.listdir(root)))
         client = TestClient(create_app(root), base_url=LOCAL)
         served["status"] = _experiments(client)["exp"]["status"]
 
-    monkeypatch.setattr(app, "serve", fake_serve)
+    monkeypatch.setattr(app, "_serve", fake_serve)
     assert cli.main(["dashboard", f"s3://{bucket}/runs", "--port", "8299"]) == 0
     assert served["names"] == ["exp"] and served["status"] == "finished"
     assert served["shown_as"] == f"s3://{bucket}/runs" and served["port"] == 8299
