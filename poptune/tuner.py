@@ -280,6 +280,8 @@ class Tuner:
         tune_config: TuneConfig = state["tune_config"]
         run_config: RunConfig = state["run_config"]
         run_config.callbacks = _unpickle_callbacks(state.get("callbacks"), pkl)
+        run_config.progress_reporter = next(
+            iter(_unpickle_callbacks(state.get("progress_reporter"), pkl) or []), None)
         _check_same_experiment(state, trainable, param_space)
         tuner = cls(trainable, param_space=param_space if param_space is not None else state["param_space"],
                     tune_config=tune_config, run_config=run_config,
@@ -539,6 +541,8 @@ class Tuner:
                  "run_config": run_config, "exp_hex": exp_hex,
                  # apart: one that cannot be unpickled at restore must not block it
                  "callbacks": _pickle_callbacks(rc.callbacks or []),
+                 "progress_reporter": _pickle_callbacks(
+                     [rc.progress_reporter] if rc.progress_reporter is not None else []),
                  "trainable_name": self._registered_name or trainable_name(self.trainable),
                  "space_accepted": getattr(getattr(self, "_searcher_obj", None),
                                            "_space_accepted", None)}
@@ -618,8 +622,9 @@ class Tuner:
 
 
 def _pickle_callbacks(callbacks: Sequence[Any]) -> bytes | None:
-    """The user's callbacks, pickled for :meth:`Tuner.restore` (Ray restores them from its
-    ``tuner.pkl`` too); one that cannot be pickled is left out with a warning."""
+    """The user's callbacks (or progress reporter), pickled for :meth:`Tuner.restore` (Ray
+    restores them from its ``tuner.pkl`` too); one that cannot be pickled is left out with a
+    warning."""
     kept = []
     for cb in callbacks:
         try:

@@ -80,7 +80,9 @@ def test_restore_brings_back_the_experiments_callbacks(tmp_path, recmod):
     log = tmp_path / "seen.txt"
     exp = _first_run(tmp_path, recmod, [recmod.Recorder(str(log))])
     assert log.read_text().split("\n")[:-1] == ["0 1", "0 2", "0 3"]
-    grid = tune.Tuner.restore(exp, trainable=recmod.train, restart_errored=True).fit()
+    restored = tune.Tuner.restore(exp, trainable=recmod.train, restart_errored=True)
+    assert restored.run_config.progress_reporter is None  # none was given
+    grid = restored.fit()
     assert grid.num_errors == 0
     # the restored run's results reached the callback (Ray restores callbacks too)
     assert log.read_text().split("\n")[:-1] == ["0 1", "0 2", "0 3", "1 1", "1 2", "1 3"]
@@ -125,3 +127,16 @@ def test_a_restored_callback_gets_its_state_back(tmp_path, recmod):
                                         recmod.Counter(str(log))])
     tune.Tuner.restore(exp, trainable=recmod.train, restart_errored=True).fit()
     assert log.read_text().split() == ["1", "2", "3", "4", "5", "6"]  # counting on, not anew
+
+
+def test_the_progress_reporter_comes_back_with_its_columns(tmp_path, recmod):
+    from poptune import CLIReporter
+
+    grid = tune.Tuner(recmod.train, param_space={"x": 0, "flag": str(tmp_path / "flag")},
+                      run_config=tune.RunConfig(
+                          name="exp", storage_path=str(tmp_path / "res"), verbose=0,
+                          progress_reporter=CLIReporter(metric_columns=["v"]))).fit()
+    assert not grid.errors
+    restored = tune.Tuner.restore(str(tmp_path / "res" / "exp"), trainable=recmod.train)
+    reporter = restored.run_config.progress_reporter
+    assert isinstance(reporter, CLIReporter) and list(reporter._metric_columns) == ["v"]
