@@ -14,7 +14,9 @@ the URI (or the one experiment the URI names) it copies what the dashboard reads
   head of ``tuner.pkl``, where the dashboard looks for the metric and mode (never
   unpickling it).
 
-An experiment deleted from storage leaves the mirror too.
+An experiment deleted from storage leaves the mirror too. A run that ended, with no driver
+holding it, is looked at only every :data:`QUIET_PASSES` passes: the listings of a bucket
+full of finished experiments do not repeat every two seconds.
 
 Checkpoints, results files and everything else stay on storage. Names read from storage
 (experiment directories, trial directories) are used only if they are one plain path
@@ -69,6 +71,11 @@ TUNER_HEAD = 4 << 20
 INTERVAL_S = 2.0
 #: the name of a mirror's temporary directory starts with this, then the owner's pid and ``_``
 MIRROR_PREFIX = "poptune_dashboard_"
+#: passes an ended experiment that no driver holds is left alone before it is looked at
+#: again (a finished run changes only when a new run or a repair rewrites it): two requests
+#: every 20 s instead of every 2 s for each finished experiment in the bucket (a new run
+#: under its name shows within 20 s)
+QUIET_PASSES = 10
 #: passes an ``error.txt`` is looked for before the journal's message is all there is (the
 #: driver uploads trial files every few seconds, after the journal says the trial failed)
 ERROR_TRIES = 10
@@ -123,6 +130,8 @@ class _Copy:
     tuner_version: Any = None
     #: whether the journal's last commit ends the run
     ended: bool = False
+    #: passes to skip before the next look (an ended run without a driver)
+    quiet: int = 0
     #: trial id -> its directory's name, from the journal
     dirnames: dict[str, str] = field(default_factory=dict)
     #: trial directory -> passes left to look for its ``error.txt``
@@ -196,6 +205,9 @@ class RemoteMirror:
             copy = self._copies.get(name)
             if copy is None:
                 copy = self._copies[name] = _Copy(storage, os.path.join(self.local_root, name))
+            if copy.quiet > 0:
+                copy.quiet -= 1
+                continue
             try:
                 self._sync_one(copy)
             except Exception as exc:  # noqa: BLE001 - one experiment's trouble: the next pass
@@ -203,23 +215,24 @@ class RemoteMirror:
                           f"({type(exc).__name__}: {exc}); trying again")
 
     def _experiments(self) -> list[tuple[str, RemoteStorage]]:
-        if not self._single:  # asked again until it is: the experiment may start later
-            self._single = bool(self._listing(self._root.path_of(JOURNAL_SEGMENTS)))
+        if not self._single:
+            try:
+                entries = self._listing(self._root.root, missing_ok=False)
+            except StorageError:
+                if not self._bucket_exists():
+                    raise
+                entries = []  # the bucket is there, the first run is still to come
+            dirs = [posixpath.basename(str(e["name"]).rstrip("/")) for e in entries
+                    if e.get("type") == "directory"]
+            # the URI is one experiment once its own journal segments show (asked again
+            # until then: the experiment may start later)
+            self._single = JOURNAL_SEGMENTS in dirs and bool(
+                self._listing(self._root.path_of(JOURNAL_SEGMENTS)))
         if self._single:
             name = posixpath.basename(self.uri)
             return [(name if is_plain_name(name) else "experiment", self._root)]
-        out = []
-        try:
-            entries = self._listing(self._root.root, missing_ok=False)
-        except StorageError:
-            if not self._bucket_exists():
-                raise
-            entries = []  # the bucket is there, the first run is still to come
-        for entry in entries:
-            name = posixpath.basename(str(entry["name"]).rstrip("/"))
-            if entry.get("type") == "directory" and is_plain_name(name):
-                out.append((name, RemoteStorage(f"{self.uri}/{name}", self.fs)))
-        return out
+        return [(name, RemoteStorage(f"{self.uri}/{name}", self.fs))
+                for name in dirs if is_plain_name(name)]
 
     def _bucket_exists(self) -> bool:
         """Whether the URI's bucket (its first path component) exists: then a root with
@@ -330,6 +343,7 @@ class RemoteMirror:
         if lease is None and not ended:  # every driver on remote storage holds a lease
             stamp = min(stamp, time.time() - 2 * RUNNING_WINDOW_S)
         os.utime(journal, (stamp, stamp))
+        copy.quiet = QUIET_PASSES if lease is None and ended else 0
 
     def _copy_pbt(self, copy: _Copy, size: int) -> None:
         local = os.path.join(copy.local, PBT_GLOBAL)

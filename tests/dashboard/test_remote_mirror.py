@@ -24,7 +24,7 @@ with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx wo
     from starlette.testclient import TestClient
 
 from poptune.dashboard import create_app  # noqa: E402
-from poptune.dashboard.mirror import RemoteMirror  # noqa: E402
+from poptune.dashboard.mirror import QUIET_PASSES, RemoteMirror  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 LOCAL = "http://127.0.0.1"
@@ -141,14 +141,16 @@ def test_a_new_run_under_the_same_name_replaces_the_mirrored_one(s3, tmp_path):
     first = _experiments(client)["exp"]
     assert first["num_trials"] == 2 and first["status"] == "finished"
     _fit(mod, bucket, "exp", k=__import__("poptune").grid_search([1, 2, 3]), steps=5)
-    mirror.sync()
+    for _ in range(QUIET_PASSES + 1):  # a finished run is looked at again now and then
+        mirror.sync()
     second = _experiments(client)["exp"]
     assert second["num_trials"] == 3 and second["num_results"] == 15
     assert second["runs"] == 1  # the earlier run is not mixed in
     fs.rm(f"{bucket}/runs/exp/journal", recursive=True)  # its journal left storage
-    mirror.sync()
+    for _ in range(QUIET_PASSES + 1):
+        mirror.sync()
     assert _experiments(client) == {} and not (local / "exp" / "journal.jsonl").exists()
-    fs.rm(f"{bucket}/runs/exp", recursive=True)  # deleted on storage: gone from the mirror
+    fs.rm(f"{bucket}/runs/exp", recursive=True)  # deleted on storage: gone at the next pass
     mirror.sync()
     assert os.listdir(local) == []
 
@@ -277,3 +279,23 @@ def test_a_pbt_experiment_on_s3_shows_its_exploits_and_family_tree(s3, tmp_path)
     assert all(e["donor"] != e["target"] and e["donor_config"] for e in exploits)
     tree = client.get("/api/experiments/pbt/tree").json()
     assert len(tree["trials"]) == 4 and len(tree["exploits"]) == len(stored)
+
+
+def test_a_finished_experiment_is_looked_at_again_only_now_and_then(s3, tmp_path):
+    """An ended run that no driver holds changes only when rewritten: the mirror looks at it
+    every QUIET_PASSES passes, not on every pass (the root's listing is all a pass costs);
+    a new run under its name is picked up at the next look."""
+    fs, bucket, mod, _ = s3
+    _fit(mod, bucket, "exp")
+    mirror = RemoteMirror(f"s3://{bucket}/runs", str(tmp_path / "mirror"))
+    mirror.sync()
+    listed: list[str] = []
+    ls = mirror.fs.ls
+    mirror.fs.ls = lambda path, **kw: (listed.append(str(path)), ls(path, **kw))[1]
+    for _ in range(QUIET_PASSES):
+        mirror.sync()
+    assert listed == [f"{bucket}/runs"] * QUIET_PASSES  # the root only
+    _fit(mod, bucket, "exp", k=__import__("poptune").grid_search([1, 2]))
+    mirror.sync()
+    client = TestClient(create_app(str(tmp_path / "mirror")), base_url=LOCAL)
+    assert _experiments(client)["exp"]["num_trials"] == 2
