@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from poptune.exceptions import StorageError, TuneError
+from poptune.storage.remote import local_path
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -48,13 +49,22 @@ class UsageError(Exception):
 def default_storage() -> str:
     from poptune.config import default_storage_path
 
-    return os.path.abspath(os.path.expanduser(default_storage_path()))
+    return os.path.abspath(os.path.expanduser(local_path(default_storage_path())))
+
+
+def local_storage(storage: str | None) -> str:
+    """The local storage directory ``storage`` names (a path or a ``file://`` URI), else the
+    default one."""
+    if not storage:
+        return default_storage()
+    return os.path.abspath(os.path.expanduser(local_path(storage)))
 
 
 def resolve_experiment(arg: str, storage: str | None) -> str:
-    """The experiment directory ``arg`` names (a path, or a name under ``storage``)."""
-    root = os.path.expanduser(storage) if storage else default_storage()
-    candidates = [os.path.expanduser(arg)]
+    """The experiment directory ``arg`` names (a path, or a name under ``storage``; either
+    may be a ``file://`` URI)."""
+    root = local_storage(storage)
+    candidates = [os.path.expanduser(local_path(arg))]
     if not os.path.isabs(candidates[0]):
         candidates.append(os.path.join(root, arg))
     for path in candidates:
@@ -119,7 +129,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     uri = storage_uri(args.storage)
     if uri is not None:
         return _print_experiments(uri, _remote_summaries(uri, args))
-    root = os.path.abspath(os.path.expanduser(args.storage)) if args.storage else default_storage()
+    root = local_storage(args.storage)
     if args.storage and not os.path.isdir(root):
         raise UsageError(f"storage directory {root} does not exist")
     rows = []
@@ -284,7 +294,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     uri = storage_uri(args.storage)
     if uri is not None:
         return _dashboard_remote(uri, args)
-    root = os.path.abspath(os.path.expanduser(args.storage)) if args.storage else default_storage()
+    root = local_storage(args.storage)
     if not os.path.isdir(root):
         raise UsageError(f"storage directory {root} does not exist")
     serve(root, host=args.host, port=args.port, token=args.token)

@@ -42,7 +42,7 @@ from poptune.config import (
 )
 from poptune.exceptions import TuneError
 from poptune.experiment.trial import TrialStatus
-from poptune.storage.remote import is_remote
+from poptune.storage.remote import is_remote, local_path
 from poptune.trainable import with_resources
 from poptune.tuner import Tuner
 
@@ -362,8 +362,7 @@ def _experiment_dir(name: str | None, storage: Any) -> str | None:
     storage = os.fspath(storage or default_storage_path())
     if is_remote(storage):
         return f"{storage.rstrip('/')}/{name}"
-    storage = storage.removeprefix("file://")
-    return os.path.join(os.path.abspath(os.path.expanduser(storage)), name)
+    return os.path.join(os.path.abspath(os.path.expanduser(local_path(storage))), name)
 
 
 def _tuner(resume: _Resume | None, exp_dir: str | None, fresh: Tuner) -> Tuner:

@@ -44,7 +44,7 @@ from poptune.stopper import (
 from poptune.storage.journal import Journal
 from poptune.storage.lock import acquire_experiment, check_remote_free
 from poptune.storage.records import ExperimentStarted
-from poptune.storage.remote import is_remote
+from poptune.storage.remote import is_remote, local_path
 from poptune.trainable._util import normalize_resources, trainable_name, trainable_resources
 
 logger = logging.getLogger("poptune")
@@ -194,7 +194,7 @@ class Tuner:
 
             remote = RemoteStorage(path, storage_filesystem)
             return remote.exists(TUNER_FILE) and remote.exists(JOURNAL_SEGMENTS)
-        path = os.path.expanduser(path)
+        path = os.path.expanduser(local_path(path))
         return os.path.isfile(os.path.join(path, TUNER_FILE)) and os.path.isfile(
             os.path.join(path, JOURNAL_FILE))
 
@@ -233,7 +233,7 @@ class Tuner:
         path = os.fspath(path)
         remote = None
         if not is_remote(path):
-            path = os.path.abspath(os.path.expanduser(path))
+            path = os.path.abspath(os.path.expanduser(local_path(path)))
         if not cls.can_restore(path, storage_filesystem):
             raise RestoreError(
                 f"`path` {path!r} is not a restorable poptune experiment (it needs {TUNER_FILE} "
@@ -321,9 +321,7 @@ class Tuner:
                 remote.check_writable()
                 exp_dir = staging_dir(exp_name, exp_hex)
             else:
-                if storage.startswith("file://"):
-                    storage = storage[len("file://"):]
-                storage = os.path.abspath(os.path.expanduser(storage))
+                storage = os.path.abspath(os.path.expanduser(local_path(storage)))
                 _check_storage(storage)
                 exp_dir = os.path.join(storage, exp_name)
         os.makedirs(exp_dir, exist_ok=True)

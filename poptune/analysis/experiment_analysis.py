@@ -30,7 +30,7 @@ from poptune.experiment.trial import Trial, TrialStatus
 from poptune.results.result import _MISSING, Result, flatten_dict, is_number, lookup_metric
 from poptune.results.result_grid import DEFAULT_METRIC, SCOPES, ResultGrid, _score, _status
 from poptune.storage.journal import JOURNAL_FILE
-from poptune.storage.remote import is_remote
+from poptune.storage.remote import is_remote, local_path
 from poptune.storage.replay import load_state
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ class ExperimentAnalysis:
         check_mode(default_mode, "default_mode")
         path = os.fspath(experiment_checkpoint_path)
         if not is_remote(path):
-            path = os.path.abspath(os.path.expanduser(path.removeprefix("file://")))
+            path = os.path.abspath(os.path.expanduser(local_path(path)))
             if os.path.isfile(path):
                 path = os.path.dirname(path)
             if not os.path.isdir(path):

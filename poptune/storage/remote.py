@@ -32,6 +32,15 @@ def is_remote(path: str | os.PathLike[str] | None) -> bool:
     return path is not None and "://" in os.fspath(path) and not os.fspath(path).startswith("file://")
 
 
+def local_path(path: str | os.PathLike[str]) -> str:
+    """A local path given as a ``file://`` URI (Ray accepts both), as a path; others as given.
+
+    >>> local_path("file:///tmp/runs/exp"), local_path("~/runs")
+    ('/tmp/runs/exp', '~/runs')
+    """
+    return os.fspath(path).removeprefix("file://")
+
+
 class RemoteStorage:
     """One experiment directory on an fsspec filesystem.
 

@@ -390,3 +390,22 @@ def test_show_says_how_long_each_running_trial_has_sent_no_result(
     assert cells["h_00000"][2] == "RUNNING" and 60 * int(minutes) + int(seconds) >= 125
     assert cells["h_00001"][2:4] == ["RUNNING", "-"]  # no result yet
     assert cells["h_00002"][2:4] == ["TERMINATED", ""]
+
+
+def test_file_uris_name_local_storage_and_experiments(storage: Path, monkeypatch,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """``storage_path="file:///..."`` works in a Tuner (as in Ray): the same spelling works
+    for ``ls``, ``show`` and ``dashboard``."""
+    from poptune.dashboard import app
+
+    uri = f"file://{storage}"
+    code, out, _ = output(capsys, ["ls", uri])
+    assert code == 0 and "pbt_exp" in out
+    code, out, _ = output(capsys, ["show", f"{uri}/pbt_exp"])
+    assert code == 0 and "4 trials" in out
+    code, out, _ = output(capsys, ["show", "pbt_exp", "--storage", uri])
+    assert code == 0 and "4 trials" in out
+    served: list[str] = []
+    monkeypatch.setattr(app, "_serve", lambda root, *a, **k: served.append(root))
+    assert output(capsys, ["dashboard", uri])[0] == 0 and served == [str(storage)]

@@ -309,3 +309,16 @@ def test_random_search_state_journaled_now_and_then_restores_the_same_trials(
     grid = tune.Tuner.restore(str(snapshot), _one_report).fit()
     assert not grid.errors
     assert sorted((r.config["x"], r.config["k"]) for r in grid) == whole
+
+
+def test_a_file_uri_names_a_local_experiment_everywhere(tmp_path):
+    """``storage_path="file:///..."`` (Ray accepts it) is a local directory for fit, and the
+    experiment's ``file://`` URI works for can_restore, restore and the analysis too."""
+    uri = f"file://{tmp_path}"
+    grid = tune.Tuner(steps, param_space={"n": 2}, tune_config=tune.TuneConfig(backend="simulated"),
+                      run_config=tune.RunConfig(name="exp", storage_path=uri, verbose=0)).fit()
+    assert grid.experiment_path == str(tmp_path / "exp")
+    assert tune.Tuner.can_restore(f"{uri}/exp")
+    restored = tune.Tuner.restore(f"{uri}/exp", trainable=steps)
+    assert len(restored.fit()) == 1
+    assert len(tune.ExperimentAnalysis(f"{uri}/exp").trials) == 1
