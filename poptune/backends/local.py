@@ -17,6 +17,7 @@ from multiprocessing.connection import Listener
 from typing import Any
 
 from poptune.backends._conn import Agent, ConnectionBackend
+from poptune.storage.lock import lock_dir
 
 
 def detect_gpus() -> int:
@@ -45,25 +46,6 @@ _SOCKET_DIR_PREFIX = "poptune-"
 _SOCKET_NAME = "driver.sock"
 #: an empty socket directory this old (seconds) whose lock is free is a dead driver's
 _EMPTY_STALE_AFTER_S = 60.0
-
-
-def _lock_dir(path: str) -> int | None:
-    """An open descriptor of ``path`` holding its exclusive ``flock``; None if another process
-    holds it (a live driver, in this or another PID namespace), the path is gone or the
-    filesystem has no locks."""
-    from poptune.storage.lock import try_lock
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return None
-    try:
-        if try_lock(fd):
-            return fd
-    except OSError:  # e.g. ENOLCK: cannot tell, so treated as held
-        pass
-    os.close(fd)
-    return None
 
 
 def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
@@ -97,7 +79,7 @@ def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
                 continue
         except OSError:
             continue
-        fd = _lock_dir(entry.path)
+        fd = lock_dir(entry.path)
         if fd is None:
             continue
         try:
@@ -157,7 +139,7 @@ class LocalBackend(ConnectionBackend):
     def _listen(self) -> Listener:
         remove_stale_socket_dirs()
         self._tmpdir = tempfile.mkdtemp(prefix=f"{_SOCKET_DIR_PREFIX}{os.getpid()}-")
-        self._tmpdir_lock = _lock_dir(self._tmpdir)  # before the socket: see above
+        self._tmpdir_lock = lock_dir(self._tmpdir)  # before the socket: see above
         return Listener(os.path.join(self._tmpdir, _SOCKET_NAME), family="AF_UNIX",
                         authkey=self._authkey)
 

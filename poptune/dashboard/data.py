@@ -53,6 +53,8 @@ from poptune.storage.trial_logs import flatten
 JOURNAL = "journal.jsonl"
 PBT_GLOBAL = "pbt_global.txt"
 TUNER_PKL = "tuner.pkl"
+#: how much of ``tuner.pkl`` is looked through for metric and mode
+SNIFF_BYTES = 4 << 20
 #: an experiment without an ``end`` record whose journal changed this recently is running
 #: (used only when no lock or lease file tells whether a live driver holds it)
 RUNNING_WINDOW_S = 10.0
@@ -100,7 +102,7 @@ _MEMO_PUT = {"BINPUT", "LONG_BINPUT", "PUT"}
 _MEMO_GET = {"BINGET", "LONG_BINGET", "GET"}
 
 
-def sniff_metric_mode(path: str, limit: int = 4 << 20, *, root: str | None = None
+def sniff_metric_mode(path: str, limit: int = SNIFF_BYTES, *, root: str | None = None
                       ) -> tuple[str | None, str | None]:
     """``(metric, mode)`` of the TuneConfig (or else the scheduler) pickled in ``tuner.pkl``.
 

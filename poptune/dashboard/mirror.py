@@ -42,7 +42,6 @@ Example (an in-memory fsspec filesystem stands in for S3):
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import posixpath
@@ -55,22 +54,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from poptune.exceptions import StorageError
-from poptune.storage.lock import LEASE_FILE
+from poptune.dashboard.data import (
+    JOURNAL,
+    PBT_GLOBAL,
+    RUNNING_WINDOW_S,
+    SNIFF_BYTES,
+    TUNER_PKL,
+)
+from poptune.exceptions import RestoreError, StorageError
+from poptune.storage.lock import LEASE_FILE, lock_dir
+from poptune.storage.records import (
+    ExperimentEnded,
+    ExperimentStarted,
+    StatusChanged,
+    TrialCreated,
+)
 from poptune.storage.remote import JOURNAL_SEGMENTS, RemoteStorage
+from poptune.storage.replay import JournalReader
 
 logger = logging.getLogger("poptune")
 
-JOURNAL = "journal.jsonl"
-PBT_GLOBAL = "pbt_global.txt"
-TUNER_PKL = "tuner.pkl"
-#: how much of ``tuner.pkl`` is copied: the dashboard only looks for metric and mode in it
-#: (never unpickling it), within its first bytes
-TUNER_HEAD = 4 << 20
 #: seconds between two passes of the mirror's thread
 INTERVAL_S = 2.0
 #: the name of a mirror's temporary directory starts with this, then the owner's pid and ``_``
 MIRROR_PREFIX = "poptune_dashboard_"
+#: an unlocked mirror directory this old (seconds) is a killed dashboard's
+STALE_AFTER_S = 60.0
 #: passes an ended experiment that no driver holds is left alone before it is looked at
 #: again (a finished run changes only when a new run or a repair rewrites it): two requests
 #: every 20 s instead of every 2 s for each finished experiment in the bucket (a new run
@@ -85,26 +94,35 @@ def remove_stale_mirrors(parent: str | None = None) -> list[str]:
     """Remove the mirror directories that ``poptune dashboard`` processes killed outright
     (``kill -9``) left in ``parent`` (the temporary directory); returns their paths.
 
-    A directory counts as stale when the process its name carries is gone.
+    A dashboard holds its directory's lock (:func:`~poptune.storage.lock.lock_dir`) from
+    just after making it until it has removed it, as a driver holds its socket directory: one
+    whose lock is free and that is older than :data:`STALE_AFTER_S` (one made just now is not
+    locked yet) belongs to no live process, in this PID namespace or another sharing the
+    directory.
     """
-    from poptune.storage.lock import _pid_alive
-
     parent = parent or tempfile.gettempdir()
     removed: list[str] = []
     try:
-        names = os.listdir(parent)
+        entries = [e for e in os.scandir(parent) if e.name.startswith(MIRROR_PREFIX)
+                   and e.name[len(MIRROR_PREFIX):].partition("_")[0].isdigit()]
     except OSError:
         return removed
-    for name in names:
-        pid_text = name[len(MIRROR_PREFIX):].split("_", 1)[0]
-        if not name.startswith(MIRROR_PREFIX) or not pid_text.isdigit():
+    now = time.time()
+    for entry in entries:
+        try:
+            if (not entry.is_dir(follow_symlinks=False)
+                    or now - entry.stat(follow_symlinks=False).st_mtime <= STALE_AFTER_S):
+                continue
+        except OSError:
             continue
-        if int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
-            continue
-        path = os.path.join(parent, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+        fd = lock_dir(entry.path)
+        if fd is None:
+            continue  # a live dashboard's
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        finally:
+            os.close(fd)
+        removed.append(entry.path)
     return removed
 
 
@@ -128,8 +146,10 @@ class _Copy:
     segments: list[tuple[str, int, Any]] = field(default_factory=list)
     pbt_size: int = 0
     tuner_version: Any = None
-    #: whether the journal's last commit ends the run
+    #: whether the journal's last run ended (no driver is expected to write again)
     ended: bool = False
+    #: the journal's records as the mirror copies them
+    reader: JournalReader | None = None
     #: passes to skip before the next look (an ended run without a driver)
     quiet: int = 0
     #: trial id -> its directory's name, from the journal
@@ -270,20 +290,15 @@ class RemoteMirror:
         os.makedirs(copy.local, exist_ok=True)
         known = len(copy.segments)
         rewritten = segments[:known] != copy.segments
-        parts = self._fetch(storage, segments if rewritten else segments[known:])
-        data = b"".join(parts)
-        if parts:  # an "end" record in the last commit: the run ended (no driver is expected)
-            copy.ended = b'"e":"end"' in parts[-1]
+        data = b"".join(self._fetch(storage, segments if rewritten else segments[known:]))
         if rewritten:  # on storage (repair, a new run under the name): copied again whole
             _replace(journal, data)  # a new file: readers see it and start over
-            copy.dirnames.clear()
-            copy.errors.clear()
             copy.pbt_size = 0
         elif data:
             with open(journal, "ab") as f:
                 f.write(data)
         copy.segments = segments
-        self._note_trials(copy, data)
+        self._note_records(copy, journal)
         newest = max((m for e in entries if (m := _modified(e)) is not None), default=None)
         top = {posixpath.basename(str(e["name"]).rstrip("/")): e
                for e in self._listing(storage.root)}
@@ -293,30 +308,37 @@ class RemoteMirror:
             self._copy_pbt(copy, int(pbt.get("size") or 0))
         tuner = top.get(TUNER_PKL)
         if tuner is not None and _version(tuner) != copy.tuner_version:
-            self._copy_head(copy, TUNER_PKL, TUNER_HEAD)
+            self._copy_head(copy, TUNER_PKL, SNIFF_BYTES)  # all the dashboard reads of it
             copy.tuner_version = _version(tuner)
         self._copy_errors(copy)
 
     def _fetch(self, storage: RemoteStorage, segments: list[tuple[str, int, Any]]) -> list[bytes]:
         return [storage.read_bytes(JOURNAL_SEGMENTS, name) for name, _, _ in segments]
 
-    def _note_trials(self, copy: _Copy, data: bytes) -> None:
-        """Trial directories from new trial records; failed trials' errors to fetch."""
-        for line in data.splitlines():
-            if b'"trial"' not in line and b'"ERROR"' not in line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(rec, dict):
-                continue
-            if rec.get("e") == "trial" and isinstance(rec.get("dirname"), str):
-                copy.dirnames[str(rec.get("id"))] = rec["dirname"]
-            elif rec.get("e") == "status" and rec.get("s") == "ERROR":
-                dirname = copy.dirnames.get(str(rec.get("t")))
-                if dirname is not None and is_plain_name(dirname):
-                    copy.errors[dirname] = ERROR_TRIES
+    def _note_records(self, copy: _Copy, journal: str) -> None:
+        """What the mirror needs from the records committed since the last pass, read by the
+        replay every reader uses: trial directories, failed trials (their errors to fetch)
+        and whether the run ended."""
+        if copy.reader is None:
+            copy.reader = JournalReader(journal)
+        try:
+            groups, restarted = copy.reader.read()
+        except RestoreError:  # no valid header: the dashboard says so; nothing to note
+            return
+        if restarted:
+            copy.dirnames.clear()
+            copy.errors.clear()
+            copy.ended = False
+        for group in groups:
+            for rec in group:
+                if isinstance(rec, TrialCreated):
+                    copy.dirnames[rec.trial_id] = rec.dirname
+                elif isinstance(rec, StatusChanged) and rec.status == "ERROR":
+                    dirname = copy.dirnames.get(rec.trial_id)
+                    if dirname is not None and is_plain_name(dirname):
+                        copy.errors[dirname] = ERROR_TRIES
+                elif isinstance(rec, (ExperimentStarted, ExperimentEnded)):
+                    copy.ended = isinstance(rec, ExperimentEnded)  # a restore starts a run
 
     def _copy_lease(self, copy: _Copy, exists: bool, journal: str,
                     modified: float | None, ended: bool) -> None:
@@ -337,8 +359,6 @@ class RemoteMirror:
                 pass
         else:
             _replace(local, lease)
-        from poptune.dashboard.data import RUNNING_WINDOW_S
-
         stamp = modified if modified is not None else time.time()
         if lease is None and not ended:  # every driver on remote storage holds a lease
             stamp = min(stamp, time.time() - 2 * RUNNING_WINDOW_S)
@@ -420,8 +440,8 @@ def mirrored(uri: str, filesystem: Any = None) -> Iterator[str]:
     """A temporary local mirror of ``uri``, current while the ``with`` block runs (a thread
     syncs it every :data:`INTERVAL_S` seconds), removed at its end.
 
-    The directory is ``$TMPDIR/poptune_dashboard_<pid>_*``; those of dashboards killed
-    outright are removed first. In the main thread, SIGTERM and SIGHUP end the block with
+    The directory is ``$TMPDIR/poptune_dashboard_<pid>_*``, locked while it exists; those of
+    dashboards killed outright are removed first. In the main thread, SIGTERM and SIGHUP end the block with
     ``SystemExit`` (uvicorn hands a SIGTERM on to the handler it found once it stopped), so
     the mirror goes with the process.
 
@@ -430,6 +450,7 @@ def mirrored(uri: str, filesystem: Any = None) -> Iterator[str]:
     """
     remove_stale_mirrors()
     local = tempfile.mkdtemp(prefix=f"{MIRROR_PREFIX}{os.getpid()}_")
+    held = lock_dir(local)  # while it exists: see remove_stale_mirrors
     mirror = RemoteMirror(uri, local, filesystem)
     signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
     if threading.current_thread() is not threading.main_thread():  # handlers: main only
@@ -445,6 +466,8 @@ def mirrored(uri: str, filesystem: Any = None) -> Iterator[str]:
             signal.signal(sig, handler)
         mirror.close()
         shutil.rmtree(local, ignore_errors=True)
+        if held is not None:
+            os.close(held)
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:

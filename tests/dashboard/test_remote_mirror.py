@@ -169,21 +169,34 @@ def test_a_failed_trials_error_text_comes_from_storage(s3, tmp_path):
 
 
 def test_names_from_storage_never_lead_outside_the_mirror(s3, tmp_path):
-    """A journal on storage naming a trial directory ``../outside`` gets nothing fetched for
-    it; experiment directories are plain names."""
+    """A journal on storage naming a failed trial's directory ``../../outside`` gets nothing
+    fetched for it, while its plainly named twin gets its error; experiment directories are
+    plain names."""
+    from poptune.storage.journal import Journal
+    from poptune.storage.records import ExperimentStarted, StatusChanged, TrialCreated
     from poptune.storage.remote import RemoteStorage
 
     fs, bucket, mod, _ = s3
     _fit(mod, bucket, "exp")
-    remote = RemoteStorage(f"s3://{bucket}/runs/exp")
-    records = (b'{"e":"trial","id":"x_1","dirname":"../outside"}\n'
-               b'{"e":"status","t":"x_1","s":"ERROR"}\n')
-    remote.put_journal_segment(records)
-    fs.pipe_file(f"{bucket}/runs/outside/error.txt", b"not the mirror's")
+    path = str(tmp_path / "evil.jsonl")
+    journal = Journal(path)
+    journal.append(ExperimentStarted("evil", "f"))
+    for tid, dirname in (("x_1", "../../outside"), ("x_2", "ok")):
+        journal.append(TrialCreated(tid, "f", "", "0", f"/x/{dirname}", dirname))
+    journal.commit()
+    for tid in ("x_1", "x_2"):
+        journal.append(StatusChanged(tid, "ERROR", 1, "boom", None))
+    journal.commit()
+    journal.close()
+    RemoteStorage(f"s3://{bucket}/runs/evil").put_journal_segment(open(path, "rb").read())
+    for key in ("runs/outside/error.txt", "runs/evil/../../outside/error.txt"):  # S3 keys
+        fs.pipe_file(f"{bucket}/{key}", b"not the mirror's")  # are literal: both can exist
+    fs.pipe_file(f"{bucket}/runs/evil/ok/error.txt", b"the twin's error")
     local = tmp_path / "mirror" / "root"
     mirror = RemoteMirror(f"s3://{bucket}/runs", str(local))
     mirror.sync()
-    assert sorted(os.listdir(local)) == ["exp"]  # "outside" holds no journal: not copied
+    assert sorted(os.listdir(local)) == ["evil", "exp"]  # "outside" holds no journal
+    assert (local / "evil" / "ok" / "error.txt").read_bytes() == b"the twin's error"
     assert not (tmp_path / "mirror" / "outside").exists()
     written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "mirror") for f in files]
     assert all(p.startswith(str(local) + os.sep) for p in written), written
@@ -215,20 +228,30 @@ def test_the_dashboard_command_serves_a_mirror_of_s3_and_removes_it(s3, monkeypa
 
 def test_a_stopped_dashboard_removes_its_mirror_and_a_killed_ones_is_swept(s3, tmp_path):
     """``poptune dashboard s3://...`` stopped with SIGTERM removes its mirror directory; one
-    left by a dashboard killed outright (its pid gone) is removed by the next start."""
+    left by a dashboard killed outright (its lock free) is removed by the next start, while
+    one whose lock is held (a live dashboard, whatever its pid) stays."""
     import signal
+
+    from poptune.dashboard.mirror import STALE_AFTER_S
+    from poptune.storage.lock import lock_dir
+    from tests.storage._s3 import free_port
 
     fs, bucket, mod, env = s3
     _fit(mod, bucket, "exp")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    stale = tmp / f"poptune_dashboard_{dead.pid}_abc"
+    old = time.time() - 2 * STALE_AFTER_S
+    stale = tmp / "poptune_dashboard_999999_abc"  # killed: nothing holds its lock
     (stale / "exp").mkdir(parents=True)
+    live = tmp / "poptune_dashboard_999998_def"  # another dashboard's, running
+    live.mkdir()
+    for d in (stale, live):
+        os.utime(d, (old, old))
     other = tmp / "poptune_dashboard_notapid"
     other.mkdir()
-    from tests.storage._s3 import free_port
+    os.utime(other, (old, old))
+    held = lock_dir(str(live))
+    assert held is not None
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "poptune", "dashboard", f"s3://{bucket}/runs",
@@ -241,15 +264,17 @@ def test_a_stopped_dashboard_removes_its_mirror_and_a_killed_ones_is_swept(s3, t
         names = {p.name for p in tmp.iterdir()}
         assert not stale.exists() and "poptune_dashboard_notapid" in names
         (mirror,) = [n for n in names if n.startswith(f"poptune_dashboard_{proc.pid}_")]
-        assert names == {"poptune_dashboard_notapid", mirror}
+        assert names == {"poptune_dashboard_notapid", live.name, mirror}
         assert (tmp / mirror / "exp" / "journal.jsonl").is_file()
+        assert lock_dir(str(tmp / mirror)) is None  # the running dashboard holds its own
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     finally:
+        os.close(held)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert sorted(p.name for p in tmp.iterdir()) == ["poptune_dashboard_notapid"]
+    assert sorted(p.name for p in tmp.iterdir()) == [live.name, "poptune_dashboard_notapid"]
 
 
 def test_a_pbt_experiment_on_s3_shows_its_exploits_and_family_tree(s3, tmp_path):
