@@ -623,6 +623,12 @@ def _pickle_callbacks(callbacks: Sequence[Any]) -> bytes | None:
     """The user's callbacks (or progress reporter), pickled for :meth:`Tuner.restore` (Ray
     restores them from its ``tuner.pkl`` too); one that cannot be pickled is left out with a
     warning."""
+    if not callbacks:
+        return None
+    try:
+        return cloudpickle.dumps(list(callbacks))  # the usual case: pickled once
+    except Exception:  # noqa: BLE001 - find the ones that cannot be, and keep the rest
+        pass
     kept = []
     for cb in callbacks:
         try:
