@@ -85,7 +85,7 @@ _SUBMODULES = {"schedulers", "search", "stopper", "callbacks", "results", "examp
                "execution",
                "result", "analysis", "legacy", "lineage",
                "integration", "logger", "plot", "trainable", "backends", "exceptions",
-               "registry", "callback", "experiment"}
+               "registry", "callback", "experiment", "track"}
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,8 @@
 :class:`~poptune.analysis.ExperimentAnalysis`. Ray Tune's Ray-1.x style trainables run as
 they are: ``train(config, checkpoint_dir=None)`` receives the directory of the checkpoint it
 is restarted from, writes checkpoints with ``tune.checkpoint_dir(step)`` and reports with
-``tune.report(**metrics)``.
+``tune.report(**metrics)``. Ray 0.x's do too: ``train(config, reporter)`` reports with
+``reporter(**metrics)``, and ``tune.track.log(**metrics)`` works in any of them.
 
 Example:
     >>> import tempfile
@@ -174,13 +175,42 @@ def _checkpoint_config(base: CheckpointConfig | None, keep_checkpoints_num: int 
 
 
 # -- trainables ---------------------------------------------------------------------------
+def _context() -> Any:
+    from poptune import session
+
+    return session.get_context()
+
+
+class StatusReporter:
+    """The ``reporter`` a Ray 0.x function trainable, ``train(config, reporter)``, is given.
+
+    ``reporter(**metrics)`` reports one iteration, as ``tune.report(metrics)``; a positional
+    value is reported as ``_metric`` (Ray's default metric name). ``logdir``, ``trial_name``,
+    ``trial_id`` and ``trial_resources`` describe the running trial.
+    """
+
+    def __call__(self, _metric: Any = None, **metrics: Any) -> None:
+        from poptune import session
+
+        if _metric is not None:
+            metrics["_metric"] = _metric
+        session.report(metrics)
+
+    logdir = property(lambda self: _context().get_trial_dir())
+    trial_name = property(lambda self: _context().get_trial_name())
+    trial_id = property(lambda self: _context().get_trial_id())
+    trial_resources = property(lambda self: _context().get_trial_resources())
+
+
 def _legacy_function(fn: Callable[..., Any], restore: str | None) -> Callable[..., Any]:
-    """Wrap ``fn`` so it gets ``checkpoint_dir`` when it asks for it, starts from ``restore``
-    and reports a checkpoint written by ``tune.checkpoint_dir`` after its last report."""
+    """Wrap ``fn`` so it gets ``checkpoint_dir`` (Ray 1.x) and ``reporter`` (Ray 0.x) when it
+    asks for them, starts from ``restore`` and reports a checkpoint written by
+    ``tune.checkpoint_dir`` after its last report."""
     try:
-        takes_dir = "checkpoint_dir" in inspect.signature(fn).parameters
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        takes_dir = False
+        params = {}  # type: ignore[assignment]
+    takes_dir, takes_reporter = "checkpoint_dir" in params, "reporter" in params
 
     def train(config: dict[str, Any], checkpoint_dir: str | None = None) -> Any:
         from poptune import session
@@ -190,8 +220,13 @@ def _legacy_function(fn: Callable[..., Any], restore: str | None) -> Callable[..
         if restore and checkpoint_dir is None and sess is not None and sess.restore_checkpoint is None:
             checkpoint_dir = restore
             sess.restore_checkpoint = Checkpoint(restore)
+        kwargs: dict[str, Any] = {}
+        if takes_reporter:
+            kwargs["reporter"] = StatusReporter()
+        if takes_dir:
+            kwargs["checkpoint_dir"] = checkpoint_dir
         try:
-            ret = fn(config, checkpoint_dir=checkpoint_dir) if takes_dir else fn(config)
+            ret = fn(config, **kwargs)
         except Exception:
             session._discard_pending_checkpoint()
             raise
@@ -229,7 +264,8 @@ def _legacy_class(cls: type, restore: str) -> type:
 def _prepare_trainable(run_or_experiment: Any, restore: str | None) -> Any:
     from poptune.registry import resolve_trainable
 
-    accepted = ("a function train(config) / train(config, checkpoint_dir=None), a "
+    accepted = ("a function train(config) / train(config, checkpoint_dir=None) / "
+                "train(config, reporter), a "
                 "poptune.Trainable subclass, a name given to tune.register_trainable or an "
                 "Experiment")
     if isinstance(run_or_experiment, str):

@@ -49,6 +49,8 @@ __all__ = [
     "test_func",
     "get_data_loaders",
     "train_mnist",
+    "train",
+    "test",
 ]
 
 # Change these values if you want the training to run quicker or slower.
@@ -123,6 +125,13 @@ def test_func(
             correct += (predicted == target).sum().item()
 
     return correct / total
+
+
+#: Ray <= 1.x's names for :func:`train_func` and :func:`test_func`, which older tutorials
+#: import (``from ray.tune.examples.mnist_pytorch import get_data_loaders, ConvNet, train,
+#: test``)
+train = train_func
+test = test_func
 
 
 def get_data_loaders(

@@ -230,3 +230,50 @@ def test_train_mnist_reports_mean_accuracy_each_epoch(
     assert all(0.0 <= m["mean_accuracy"] <= 1.0 for m, _ in reports)
     assert [f for _, f in reports] == ([["model.pt"]] * 3 if should_checkpoint else [None] * 3)
     assert torch.get_num_threads() == 1
+
+
+def blog_train_mnist(config: dict[str, Any]) -> None:
+    """The trainable of the 2019 post "Ray Tune: a Python library for fast hyperparameter
+    tuning at any scale" (``002_*``), with 3 epochs instead of 10."""
+    import torch.optim as optim
+
+    import poptune as tune
+    from poptune.examples.mnist_pytorch import ConvNet, get_data_loaders, test, train
+
+    model = ConvNet()
+    train_loader, test_loader = get_data_loaders()
+    optimizer = optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"])
+    for i in range(3):
+        train(model, optimizer, train_loader, torch.device("cpu"))
+        acc = test(model, test_loader, torch.device("cpu"))
+        tune.track.log(mean_accuracy=acc)
+        if i % 5 == 0:
+            torch.save(model, "./model.pth")  # "This saves the model to the trial directory"
+
+
+@pytest.mark.slow
+def test_the_2019_blog_posts_script_runs_after_the_import_swap(tmp_path: Any) -> None:
+    """Ray <= 1.x's names ``train``/``test``, ``tune.track.log``, a ``sample_from`` lambda,
+    ASHA, ``trial_dataframes`` and ``get_best_config``, as the post uses them."""
+    import numpy as np
+
+    import poptune as tune
+    from poptune.schedulers import ASHAScheduler
+
+    assert (mp.train, mp.test) == (mp.train_func, mp.test_func)
+    search_space = {
+        "lr": tune.sample_from(lambda spec: 10 ** (-10 * np.random.rand())),
+        "momentum": tune.uniform(0.1, 0.9),
+    }
+    analysis = tune.run(blog_train_mnist, num_samples=3,
+                        scheduler=ASHAScheduler(metric="mean_accuracy", mode="max", max_t=3,
+                                                grace_period=1),
+                        config=search_space, verbose=0, storage_path=str(tmp_path))
+    dfs = analysis.trial_dataframes
+    assert len(dfs) == 3
+    for path, df in dfs.items():
+        assert 1 <= len(df) <= 3 and df["mean_accuracy"].between(0, 1).all()
+        assert os.path.isfile(os.path.join(path, "model.pth"))
+    best = analysis.get_best_config(metric="mean_accuracy", mode="max")
+    assert best in [t.config for t in analysis.trials]
+    assert 1e-10 <= best["lr"] <= 1

@@ -430,3 +430,70 @@ def test_with_parameters_and_legacy_signature(tmp_path):
     analysis = run(tune.with_parameters(data_user, data=[1, 2, 3]), tmp_path)
     assert analysis.trials[0].last_result["n"] == 3
     assert analysis.trials[0].last_result["had_dir"] is False
+
+
+# -- Ray 0.x trainables: tune.track.log(**kw), train(config, reporter) ---------------------
+def track_user(config):
+    for step in range(3):
+        tune.track.log(mean_accuracy=config["x"] * step, step=step)
+    tune.track.log(mean_accuracy=0, where=tune.track.trial_dir(),
+                   name=tune.track.trial_name(), tid=tune.track.trial_id())
+
+
+def reporter_user(config, reporter):
+    reporter(mean_accuracy=config["x"], logdir=reporter.logdir, name=reporter.trial_name,
+             tid=reporter.trial_id, cpus=reporter.trial_resources.required_resources["CPU"])
+    reporter(0.5)  # a positional value is Ray's default metric, `_metric`
+
+
+def reporter_and_checkpoint_dir(config, reporter, checkpoint_dir=None):
+    start = 0
+    if checkpoint_dir:
+        with open(os.path.join(checkpoint_dir, "step")) as f:
+            start = int(f.read()) + 1
+    for step in range(start, 4):
+        with tune.checkpoint_dir(step=step) as d, open(os.path.join(d, "step"), "w") as f:
+            f.write(str(step))
+        reporter(step=step, started_at=start)
+
+
+def test_track_log_reports_like_report(tmp_path):
+    """``002_*`` (the 2019 Ray Tune blog post): ``tune.track.log(mean_accuracy=acc)``."""
+    analysis = run(track_user, tmp_path, config={"x": tune.grid_search([1, 2])},
+                   metric="mean_accuracy", mode="max")
+    assert analysis.get_best_config(scope="all") == {"x": 2}
+    for trial in analysis.trials:
+        df = analysis.trial_dataframes[trial.local_path]
+        assert list(df["mean_accuracy"].iloc[:3]) == [0, trial.config["x"], 2 * trial.config["x"]]
+        last = trial.last_result
+        assert (last["where"], last["name"], last["tid"]) == (
+            trial.local_path, str(trial), trial.trial_id)
+        assert last["training_iteration"] == 4
+
+
+def test_track_outside_a_trial_and_its_removed_calls():
+    with pytest.raises(TuneError, match="outside a trial"):
+        tune.track.log(loss=1.0)
+    for call in (tune.track.init, tune.track.shutdown, tune.track.get_session):
+        with pytest.raises(DeprecationWarning, match="use `tune.report` instead"):
+            call()
+
+
+def test_reporter_signature_reports_and_describes_the_trial(tmp_path):
+    analysis = run(reporter_user, tmp_path, config={"x": 0.25}, resources_per_trial={"cpu": 1})
+    trial = analysis.trials[0]
+    df = analysis.trial_dataframes[trial.local_path]
+    first = df.iloc[0]
+    assert first["mean_accuracy"] == 0.25 and first["cpus"] == 1
+    assert (first["logdir"], first["name"], first["tid"]) == (
+        trial.local_path, str(trial), trial.trial_id)
+    assert trial.last_result["_metric"] == 0.5
+    assert list(df["training_iteration"]) == [1, 2]
+
+
+def test_reporter_with_checkpoint_dir_is_restarted_from_its_checkpoint(tmp_path):
+    analysis = run(reporter_and_checkpoint_dir, tmp_path, scheduler=PauseOnceAt(2),
+                   metric="step", mode="max")
+    df = analysis.trial_dataframes[analysis.trials[0].local_path]
+    assert list(df["step"]) == [0, 1, 2, 3]
+    assert list(df["started_at"]) == [0, 0, 2, 2]  # resumed after step 1's checkpoint
