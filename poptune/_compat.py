@@ -2,7 +2,10 @@
 
 They let a script written for Ray run after an import swap (``import poptune as ray``):
 ``ray.init(num_cpus=2)`` limits poptune's local backend to 2 CPUs, ``ray.shutdown()`` and
-``ray.is_initialized()`` do what they say, and nothing starts a cluster.
+``ray.is_initialized()`` do what they say, and nothing starts a cluster. A script that joins a
+cluster, ``ray.init(address="auto")`` or ``ray.init(address="head:6379")``, gets its trials run
+there: the Ray backend, unless ``TuneConfig(backend=...)`` or ``POPTUNE_BACKEND`` says otherwise
+(``address="local"`` keeps the local engine, as no address does).
 
 Example:
     >>> init(num_cpus=2); is_initialized()
@@ -16,27 +19,42 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from poptune._validation import check_in_range
+from poptune._validation import bad_type, check_in_range
 
 _initialized = False
+#: the cluster ``init(address=...)`` named (None: none, or ``"local"``)
+_cluster: str | None = None
+#: whether ``init`` set ``POPTUNE_ADDRESS`` (``shutdown`` takes it back)
+_set_address = False
 
 
 def init(address: str | None = None, *, num_cpus: float | None = None,
          num_gpus: float | None = None, **kwargs: Any) -> None:
-    """Record resource limits for the local backend (no cluster is started).
-
-    ``address`` (a Ray cluster) selects the Ray backend when it is available.
+    """Record resource limits for the local backend (no cluster is started), or the Ray
+    cluster at ``address`` to run trials on (``"auto"``, ``"host:6379"``, ``"ray://host:10001"``;
+    ``"local"`` is the local engine).
     """
-    global _initialized
+    global _initialized, _cluster, _set_address
     if num_cpus is not None:
         check_in_range("num_cpus", num_cpus, 0, low_open=True)
         os.environ["POPTUNE_NUM_CPUS"] = str(num_cpus)
     if num_gpus is not None:
         check_in_range("num_gpus", num_gpus, 0)
         os.environ["POPTUNE_NUM_GPUS"] = str(int(num_gpus))
-    if address:
-        os.environ.setdefault("POPTUNE_ADDRESS", address)
+    if address is not None and not isinstance(address, str):
+        raise bad_type("address", address, 'a Ray cluster address ("auto", "host:6379", '
+                       '"ray://host:10001") or "local"')
+    if address and address != "local":
+        _cluster = address
+        if "POPTUNE_ADDRESS" not in os.environ:
+            os.environ["POPTUNE_ADDRESS"] = address
+            _set_address = True
     _initialized = True
+
+
+def requested_backend() -> str | None:
+    """``"ray"`` after ``init(address=...)`` named a cluster, else None."""
+    return "ray" if _cluster else None
 
 
 def is_initialized() -> bool:
@@ -44,8 +62,11 @@ def is_initialized() -> bool:
 
 
 def shutdown() -> None:
-    global _initialized
-    _initialized = False
+    global _initialized, _cluster, _set_address
+    _initialized, _cluster = False, None
+    if _set_address:
+        os.environ.pop("POPTUNE_ADDRESS", None)
+        _set_address = False
 
 
 def put(value: Any, **kwargs: Any) -> Any:

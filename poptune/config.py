@@ -122,7 +122,8 @@ class TuneConfig:
         seed: seed for sampling configurations; the same seed samples the same configs.
         backend: "local" (default), "ray", "dask" or "simulated" (in the driver process, on
             simulated time: see ``poptune.simulation``), or a ``Backend`` instance such as
-            ``SimulatedBackend(num_cpus=8)``; env ``POPTUNE_BACKEND`` also sets it.
+            ``SimulatedBackend(num_cpus=8)``; env ``POPTUNE_BACKEND`` also sets it, and
+            ``ray.init(address=...)`` naming a cluster selects ``"ray"``.
         chdir_to_trial_dir: deprecated (Ray 2.60 raises on it): ``False`` keeps trials in the
             driver's working directory, like ``RAY_CHDIR_TO_TRIAL_DIR=0``; warns.
     """

@@ -11,15 +11,17 @@ BACKEND_NAMES = ("local", "ray", "dask", "simulated")
 
 
 def get_backend(name: str | Backend | None, **kwargs: object) -> Backend:
-    """Create the backend named ``name`` (env ``POPTUNE_BACKEND`` when None); a
-    :class:`Backend` instance is returned as it is."""
+    """Create the backend named ``name`` (when None: env ``POPTUNE_BACKEND``, else ``ray``
+    after ``ray.init(address=...)`` named a cluster, else ``local``); a :class:`Backend`
+    instance is returned as it is."""
     import os
 
+    from poptune._compat import requested_backend
     from poptune._validation import check_one_of
 
     if isinstance(name, Backend):
         return name
-    name = name or os.environ.get("POPTUNE_BACKEND") or "local"
+    name = name or os.environ.get("POPTUNE_BACKEND") or requested_backend() or "local"
     check_one_of("backend", name, BACKEND_NAMES)
     if name == "simulated":
         from poptune.backends.simulated import SimulatedBackend

@@ -55,8 +55,9 @@ def _what_to_check(address: str | None) -> str:
     return (
         f"Check {running}, that the address is the head's GCS address (host:6379, printed by "
         "`ray start --head`) or its Ray Client address (ray://host:10001), and that no "
-        f"firewall blocks port {port}. The address comes from POPTUNE_ADDRESS (or "
-        "RayBackend(address=...)); poptune never starts a local Ray instance in its place."
+        f"firewall blocks port {port}. The address comes from POPTUNE_ADDRESS (set by "
+        "ray.init(address=...) too, or RayBackend(address=...)); poptune never starts a local "
+        "Ray instance in its place."
     )
 
 

@@ -144,4 +144,28 @@ def test_unreachable_cluster_is_a_clear_error(monkeypatch, tmp_path):
     assert "Connection refused" in str(raised.value)
 
 
+@pytest.mark.slow
+def test_ray_init_with_the_clusters_address_runs_trials_there(ray_cluster, monkeypatch, tmp_path):
+    """A Ray script's ``ray.init(address=...)`` (``import poptune as ray``) puts its trials on
+    that cluster: the Ray backend, with no ``POPTUNE_BACKEND``/``TuneConfig(backend=...)``."""
+    import poptune as tune
+
+    monkeypatch.delenv("POPTUNE_BACKEND", raising=False)
+    monkeypatch.delenv("POPTUNE_ADDRESS", raising=False)
+    monkeypatch.setenv("POPTUNE_KEEP_RAY", "1")  # the module's connection stays for others
+
+    def where(config):
+        import ray
+
+        tune.report(on_ray=ray.is_initialized())
+
+    tune.init(address=ray_cluster)
+    try:
+        analysis = tune.run(where, num_samples=2, verbose=0, storage_path=str(tmp_path))
+    finally:
+        tune.shutdown()
+    assert [t.last_result["on_ray"] for t in analysis.trials] == [True, True]
+    assert "POPTUNE_ADDRESS" not in os.environ  # ray.shutdown() took back what init set
+
+
 _ = shutil

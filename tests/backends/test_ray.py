@@ -6,6 +6,7 @@ about 40 s each), so the backend checks first that something accepts connections
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -37,6 +38,74 @@ def test_unreachable_ray_address_is_a_clear_error(scheme, monkeypatch, tmp_path)
     assert "Connection refused" in message
     assert "ray start --head" in message and "POPTUNE_ADDRESS" in message  # what to check
     assert not ray.is_initialized()  # no local Ray instance started in its place
+
+
+@pytest.mark.timeout(60)
+def test_ray_init_with_an_address_selects_the_ray_backend(monkeypatch, tmp_path):
+    """``import poptune as ray; ray.init(address="host:6379")`` then ``tune.run``: the trials
+    go to that cluster, so a dead address is the Ray backend's clear error, not a silent
+    local run."""
+    ray = pytest.importorskip("ray", reason="the Ray backend needs `pip install 'poptune[ray]'`")
+    if ray.is_initialized():
+        pytest.skip("this process is already connected to a Ray cluster")
+    import poptune as tune
+    from poptune.exceptions import TuneError
+
+    monkeypatch.delenv("POPTUNE_BACKEND", raising=False)
+    monkeypatch.delenv("POPTUNE_ADDRESS", raising=False)
+    address = f"127.0.0.1:{_free_port()}"
+    tune.init(address=address)
+    try:
+        with pytest.raises(TuneError) as info:
+            tune.run(lambda c: None, verbose=0, storage_path=str(tmp_path))
+    finally:
+        tune.shutdown()
+    assert str(info.value).startswith(f"could not connect to the Ray cluster at {address}: ")
+    assert "ray.init(address=...)" in str(info.value)
+    assert "POPTUNE_ADDRESS" not in os.environ  # shutdown took back what init set
+    assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("address", [None, "local"])
+def test_ray_init_without_a_cluster_keeps_the_local_engine(address, monkeypatch):
+    from poptune import _compat
+    from poptune.backends import get_backend
+    from poptune.backends.local import LocalBackend
+
+    monkeypatch.delenv("POPTUNE_BACKEND", raising=False)
+    monkeypatch.delenv("POPTUNE_ADDRESS", raising=False)
+    _compat.init(address=address, num_cpus=2)
+    try:
+        assert _compat.requested_backend() is None
+        backend = get_backend(None)
+        assert isinstance(backend, LocalBackend)
+        backend.shutdown()
+    finally:
+        _compat.shutdown()
+    assert "POPTUNE_ADDRESS" not in os.environ
+
+
+def test_ray_init_address_leaves_an_explicit_choice_alone(monkeypatch):
+    """``POPTUNE_BACKEND`` (and ``TuneConfig(backend=...)``) win over ``ray.init(address=...)``;
+    a ``POPTUNE_ADDRESS`` the user set is not touched by ``init`` or ``shutdown``."""
+    from poptune import _compat
+    from poptune.backends import get_backend
+    from poptune.backends.simulated import SimulatedBackend
+
+    monkeypatch.setenv("POPTUNE_BACKEND", "simulated")
+    monkeypatch.setenv("POPTUNE_ADDRESS", "tcp://elsewhere:8786")
+    _compat.init(address="10.0.0.7:6379")
+    try:
+        assert _compat.requested_backend() == "ray"
+        assert isinstance(get_backend(None), SimulatedBackend)
+        assert isinstance(get_backend("simulated"), SimulatedBackend)
+        assert os.environ["POPTUNE_ADDRESS"] == "tcp://elsewhere:8786"
+    finally:
+        _compat.shutdown()
+    assert os.environ["POPTUNE_ADDRESS"] == "tcp://elsewhere:8786"
+    assert _compat.requested_backend() is None
+    with pytest.raises(TypeError, match="`address` must be a Ray cluster address"):
+        _compat.init(address=6379)
 
 
 class _ConnectedRay:
