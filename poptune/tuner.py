@@ -515,6 +515,11 @@ class Tuner:
             if not isinstance(cb, Callback):
                 raise bad_type("callbacks", cb, "a list of poptune.Callback instances")
             callbacks.append(cb)
+        if os.environ.get("POPTUNE_TENSORBOARD", "0") == "1":  # Ray's default, on request
+            from poptune.logger.tensorboardx import TBXLoggerCallback
+
+            if not any(isinstance(cb, TBXLoggerCallback) for cb in callbacks):
+                callbacks.append(TBXLoggerCallback())
         verbose = 2 if rc.verbose is None else int(rc.verbose)
         try:
             from poptune.callbacks.progress import ProgressCallback

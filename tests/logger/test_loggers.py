@@ -275,3 +275,47 @@ def test_tbx_skips_hparams_until_a_retried_trial_is_done(tmp_path):
               if v.tag == "_hparams_/session_start_info"]
     assert len(starts) == 1 and _hparams(events) == {"x": 1.0, "o/p": "[1, 2]"}
     assert _scalars(events)["ray/tune/score"] == [(1, 1.0), (2, 2.0)]
+
+
+@pytest.mark.parametrize("env, given, files", [("1", False, 1), ("1", True, 1), ("0", False, 0)],
+                         ids=["env", "env-and-callback", "off"])
+def test_poptune_tensorboard_adds_the_tbx_logger_once(tmp_path, monkeypatch, env, given, files):
+    """``POPTUNE_TENSORBOARD=1`` writes event files without changing the script (Ray's
+    default); a ``TBXLoggerCallback`` the script passes is not doubled."""
+    from poptune.logger import TBXLoggerCallback
+
+    monkeypatch.setenv("POPTUNE_TENSORBOARD", env)
+    grid = _fit(tmp_path, "env", [TBXLoggerCallback()] if given else None, {"x": 1})
+    events = glob.glob(os.path.join(grid[0].path, "events.out.tfevents.*"))
+    assert len(events) == files
+    if files:
+        assert [v for _, v in _scalars(read_events(events[0]))["ray/tune/score"]] == [1, 2, 3, 4]
+
+
+def test_event_records_match_tensorboardxs_own_writer(tmp_path):
+    """The callback writes its records itself (``SummaryWriter`` costs a thread and a queue
+    per trial): histograms, images and scalars are the records ``SummaryWriter`` writes."""
+    import numpy as np
+    from tensorboardX import SummaryWriter
+
+    from poptune.logger.tensorboardx import TBXLoggerCallback
+
+    values = np.random.RandomState(0).randn(100)
+    image, images = np.random.RandomState(1).rand(3, 8, 8), np.random.RandomState(2).rand(2, 3, 8, 8)
+    ref = SummaryWriter(str(tmp_path / "ref"))
+    ref.add_scalar("ray/tune/loss", 0.25, 3)
+    ref.add_histogram("ray/tune/h", values, 3)
+    ref.add_image("ray/tune/i", image, 3)
+    ref.add_images("ray/tune/j", images, 3)
+    ref.close()
+    cb, trial = TBXLoggerCallback(), _fake_trial(tmp_path / "ours")
+    cb.on_trial_result(0, [trial], trial, {"loss": 0.25, "h": values, "i": image, "j": images,
+                                           "training_iteration": 3})
+    cb.on_experiment_end([trial])
+
+    def records(directory):
+        (path,) = glob.glob(os.path.join(directory, "events.out.tfevents.*"))
+        return sorted((ev.step, v.SerializeToString()) for ev in read_events(path)
+                      for v in ev.summary.value)
+
+    assert records(tmp_path / "ours") == records(tmp_path / "ref")
