@@ -553,6 +553,7 @@ def run(
     fresh = Tuner(trainable, param_space=config, tune_config=tune_config, run_config=run_config)
     tuner = _tuner(_resume_with_config(_parse_resume(resume), resume_config),
                    _experiment_dir(name, storage_path or local_dir), fresh)
+    tuner._say_how_to_resume = False  # _check_trials says it, the tune.run way
     with _chdir_setting(extra.get("chdir_to_trial_dir")):
         grid = tuner.fit()
     analysis = ExperimentAnalysis._from_result_grid(grid, metric, mode)

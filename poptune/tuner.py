@@ -181,6 +181,8 @@ class Tuner:
                 f"{self.tune_config.metric!r}), got None"
             )
         self._restore = _restore
+        #: whether an interrupted fit() says how to resume (tune.run says it its own way)
+        self._say_how_to_resume = True
         self._result_grid: Any = None
         self._experiment_dir: str | None = _restore["experiment_dir"] if _restore else None
 
@@ -373,12 +375,13 @@ class Tuner:
                                exp_dir, remote)
             try:
                 for cb in callbacks:  # keywords, as Ray's CallbackList calls it
-                    run_info = ({"experiment_path": exp_dir, "elapsed": clock.monotonic() - start}
-                                if getattr(cb, "_wants_run_info", False) else {})
+                    run_info = ({"experiment_path": exp_dir, "elapsed": clock.monotonic() - start,
+                             "interrupted": interrupted}
+                            if getattr(cb, "_wants_run_info", False) else {})
                     cb.on_experiment_end(trials=runner.trials, **run_info)
             finally:
                 set_current_clock(previous_clock)
-        if interrupted:
+        if interrupted and self._say_how_to_resume:
             logger.warning("Experiment interrupted; resume with Tuner.restore(%r, trainable=...)",
                            exp_dir)
         self._result_grid = self._make_grid(trials, runner, exp_dir)

@@ -349,10 +349,8 @@ class Runner:
             self.journal.append(ExperimentEnded())
         except KeyboardInterrupt as exc:
             self._run_error = exc
-            logger.warning(
-                "Experiment interrupted; its state is saved. Resume it with "
-                "Tuner.restore(%r, trainable=...)", self.experiment_dir,
-            )
+            logger.warning("Interrupted: stopping the trials (every result reported so far "
+                           "is kept)")
             self._abort()
             raise
         except BaseException as exc:

@@ -185,3 +185,26 @@ def test_optuna_define_by_run_takes_step_positionally(tmp_path):
     assert not grid.errors
     assert {r.config["n"] for r in grid} <= {1, 5, 9}
     assert all(round(r.config["lr"] * 10, 6) == round(r.config["lr"] * 10) for r in grid)
+
+
+def _hints(caplog, text):
+    return [r for r in caplog.records if text in r.getMessage()]
+
+
+def test_an_interrupted_run_says_so_once_with_how_to_resume(tmp_path, capsys, caplog):
+    """Ctrl-C: the summary says "interrupted" (not "finished"), and the resume hint comes
+    once: ``Tuner.restore`` after ``fit()``, ``tune.run(..., resume=True)`` after ``tune.run``."""
+    with caplog.at_level("WARNING", logger="poptune"):
+        tune.Tuner(Steps, run_config=tune.RunConfig(
+            storage_path=str(tmp_path), name="e", verbose=1, callbacks=[InterruptAt(2)])).fit()
+    out = capsys.readouterr().out
+    assert "Experiment interrupted after" in out and "Experiment finished" not in out
+    assert len(_hints(caplog, "resume with Tuner.restore(")) == 1
+    assert len(_hints(caplog, "Interrupted: stopping the trials")) == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="poptune"):
+        tune.run(Steps, name="r", storage_path=str(tmp_path), verbose=1,
+                 callbacks=[InterruptAt(2)])
+    assert "Experiment interrupted after" in capsys.readouterr().out
+    assert not _hints(caplog, "Tuner.restore(")
+    assert len(_hints(caplog, "tune.run(..., name='r', resume=True)")) == 1
