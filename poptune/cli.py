@@ -461,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "name under a storage URI) its files, never its checkpoints, are downloaded "
                    "to a temporary directory, removed afterwards.")
 
+    def storage_args(p: argparse.ArgumentParser, help: str) -> None:
+        """STORAGE as a positional argument, or as ``--storage`` like the other commands."""
+        p.add_argument("storage", nargs="?", metavar="STORAGE", help=help)
+        p.add_argument("--storage", dest="storage_option", metavar="STORAGE",
+                       help="the same as STORAGE")
+
     def metric_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--metric", help="metric to rank by (default: the experiment's)")
         p.add_argument("--mode", choices=("min", "max"), help="whether lower or higher is better")
@@ -470,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
         "interrupted), trial counts by status, best metric and start time. STORAGE may be "
         "a URI (e.g. s3://bucket/runs): each experiment's journal is downloaded to a "
         "temporary directory, removed afterwards."))
-    p.add_argument("storage", nargs="?", metavar="STORAGE", help=remote_help)
+    storage_args(p, remote_help)
     metric_args(p)
     p.set_defaults(func=cmd_ls)
 
@@ -503,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a storage URI such as s3://bucket/runs, read every few seconds). It binds "
         "127.0.0.1 by default; any other --host requires a token (generated and printed "
         "unless --token is given). Needs pip install 'poptune[dashboard]'."))
-    p.add_argument("storage", nargs="?", metavar="STORAGE", help=storage_help)
+    storage_args(p, storage_help)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8265, help="port (default: 8265)")
     p.add_argument("--token", help="token requests must carry (?token=...)")
@@ -540,7 +546,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``poptune`` command; returns the exit code (argparse errors exit with 2)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    option = getattr(args, "storage_option", None)
+    if option is not None:
+        if args.storage is not None and args.storage != option:
+            parser.error(f"STORAGE given twice ({args.storage!r} and --storage {option!r}): "
+                         "give one")
+        args.storage = option
     if getattr(args, "resume_errored", False) and getattr(args, "restart_errored", False):
         print("poptune: error: --resume-errored and --restart-errored exclude each other",
               file=sys.stderr)

@@ -126,6 +126,21 @@ def test_ls_of_empty_or_missing_storage(tmp_path: Path,
     assert code == 2 and "does not exist" in err
 
 
+def test_ls_and_dashboard_take_storage_as_an_option_too(storage: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    """``--storage DIR`` as show/plot/resume/repair spell it; given twice it must agree."""
+    code, out, _ = output(capsys, ["ls", "--storage", str(storage)])
+    assert code == 0 and "pbt_exp" in out
+    code, out, _ = output(capsys, ["ls", str(storage), "--storage", str(storage)])
+    assert code == 0 and "pbt_exp" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["ls", str(storage), "--storage", str(tmp_path)])
+    assert exc.value.code == 2 and "STORAGE given twice" in capsys.readouterr().err
+    code, _, err = output(capsys, ["dashboard", "--storage", str(tmp_path / "missing")])
+    assert code == 2 and str(tmp_path / "missing") in err  # the option reached the command
+
+
 # -- show ----------------------------------------------------------------------------------------
 def test_show_lists_trials_with_metric_final_hyperparameters_and_error(
         storage: Path, capsys: pytest.CaptureFixture[str]) -> None:
