@@ -199,9 +199,12 @@ class Runner:
                     self._user_files += (RESULT_FILE if kind == "json" else "progress.csv",)
             self.sinks = frozenset(sinks)
             # a user callback may read the trial dir when a trial completes (e.g. MLflow uploads
-            # it): its files must be on disk by then; the live table does not need that
+            # it): its files must be on disk by then. Only a callback that listens to
+            # on_trial_complete can, and the live table and the loggers that write files of
+            # their own say they do not (a wait for the file writer per trial)
             self._drain_before_complete = any(
-                not getattr(cb, "_reads_no_files", False) for cb in callbacks)
+                type(cb).on_trial_complete is not Callback.on_trial_complete
+                and not getattr(cb, "_reads_no_files", False) for cb in callbacks)
             ckpt_cfg = run_config.checkpoint_config
             assert ckpt_cfg is not None
             self.ckpt_cfg = ckpt_cfg

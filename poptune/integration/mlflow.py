@@ -160,6 +160,12 @@ class MLflowLoggerCallback(LoggerCallback):
         self._trial_runs: dict[str, str] = {}
         self._logged_params: dict[str, set[str]] = {}
 
+    @property
+    def _reads_no_files(self) -> bool:
+        """Only an artifact upload reads the trial directory when a trial completes (the
+        runner then waits for the trial files to be on disk)."""
+        return not self.should_save_artifact
+
     # setup -------------------------------------------------------------------------------
     def setup(self, *args: Any, **kwargs: Any) -> None:
         require("mlflow", "MLflowLoggerCallback")

@@ -95,6 +95,9 @@ class _TrialFileLogger(LoggerCallback):
 
     #: the engine's own writer for this file is switched off when this callback is given
     _poptune_sink = ""
+    #: it writes files of its own and reads none: the runner need not wait for the trial
+    #: files before its ``on_trial_complete``
+    _reads_no_files = True
 
     def __init__(self) -> None:
         self._writers: dict[str, TrialLogWriter] = {}

@@ -135,6 +135,9 @@ class TBXLoggerCallback(LoggerCallback):
         tune.RunConfig(callbacks=[TBXLoggerCallback()])
     """
 
+    #: it writes its event files and reads no trial file (see the runner's drain)
+    _reads_no_files = True
+
     def __init__(self, flush_secs: int = 30) -> None:
         self._summary = require("tensorboardX", "TBXLoggerCallback").summary
         self._flush_secs = flush_secs

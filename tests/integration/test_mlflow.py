@@ -80,6 +80,11 @@ def test_logger_callback_saves_the_trial_dir_as_artifacts(tmp_path, uri):
     (run,) = _runs(client, "named-by-tune")
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"params.json", "result.json", "progress.csv"} <= names
+    # uploaded once the trial files were complete (the runner waits for them: it reads them)
+    assert not cb._reads_no_files and MLflowLoggerCallback(tracking_uri=uri)._reads_no_files
+    local = client.download_artifacts(run.info.run_id, "progress.csv", str(tmp_path / "dl"))
+    with open(local) as f:
+        assert len(f.read().splitlines()) == 1 + 3
 
 
 def test_logger_callback_relaunch_with_a_new_config_keeps_the_run(tmp_path, uri):

@@ -13,7 +13,9 @@ import textwrap
 import time
 
 import cloudpickle
+import pytest
 
+import poptune as tune
 from poptune._pickling import dump_config
 from poptune.storage.trial_files import TrialFiles
 
@@ -173,3 +175,58 @@ def test_a_row_value_that_cannot_be_pickled_is_written_as_its_repr(tmp_path):
     files.shutdown()
     (row,) = [json.loads(ln) for ln in open(os.path.join(d, "result.json"))]
     assert row == {"it": 1, "lock": repr(lock), "config": {"x": 1}}
+
+
+# -- when the runner waits for the writer ---------------------------------------------------
+def _rows(config):
+    for i in range(config["n"]):
+        tune.report({"i": i})
+
+
+class ReadsAtCompletion(tune.Callback):
+    """A user callback that reads a trial's progress.csv when it completes (as MLflow's
+    artifact upload reads the trial directory)."""
+
+    def __init__(self):
+        self.seen = {}
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        with open(os.path.join(trial.local_path, "progress.csv")) as f:
+            self.seen[trial.trial_id] = len(f.read().splitlines()) - 1
+
+
+def _fit_counting_drains(tmp_path, monkeypatch, callbacks, n_trials=6):
+    drains = []
+    real = TrialFiles.drain
+    monkeypatch.setattr(TrialFiles, "drain", lambda self: (drains.append(1), real(self))[1])
+    tune.Tuner(_rows, param_space={"n": 5},
+               tune_config=tune.TuneConfig(num_samples=n_trials, max_concurrent_trials=2),
+               run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                         callbacks=callbacks)).fit()
+    return len(drains)
+
+
+def test_a_callback_reading_files_at_completion_finds_every_row(tmp_path, monkeypatch):
+    reader = ReadsAtCompletion()
+    _fit_counting_drains(tmp_path, monkeypatch, [reader])
+    assert list(reader.seen.values()) == [5] * 6
+
+
+def test_callbacks_that_cannot_read_files_at_completion_cost_no_wait_per_trial(
+        tmp_path, monkeypatch):
+    """Waiting for the writer at every completion halves the throughput of short trials: it
+    is only done for a callback that listens to ``on_trial_complete`` and may read files."""
+    pytest.importorskip("tensorboardX")
+    from poptune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+    class OnResult(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            pass
+
+    baseline = _fit_counting_drains(tmp_path / "none", monkeypatch, [])
+    monkeypatch.undo()
+    quiet = [OnResult(), JsonLoggerCallback(), CSVLoggerCallback(), TBXLoggerCallback()]
+    assert _fit_counting_drains(tmp_path / "quiet", monkeypatch, quiet) == baseline
+    monkeypatch.undo()
+    assert _fit_counting_drains(tmp_path / "reader", monkeypatch,
+                                [ReadsAtCompletion()]) >= baseline + 6
