@@ -8,6 +8,13 @@ record, log a result, delete a checkpoint, call the callbacks. No I/O, no clock 
 as :class:`~poptune.engine.events.Tick` events), no processes: tests feed events and compare
 the instructions that come back.
 
+It is the package's one long module, by choice: every status change and every decision of
+the state machine is here, in one class, where a reader can check each against
+``TRANSITIONS`` and the tests in ``tests/engine/test_controller.py``. What decides nothing
+lives elsewhere: I/O and journaling in the runner, the records in
+:mod:`poptune.storage.records`, checkpoint retention in :mod:`poptune.storage.checkpoints`,
+silence detection in :mod:`poptune.engine.silence`.
+
 Example:
     >>> from poptune.engine.testing import make_controller, result
     >>> ctl = make_controller(num_samples=1)
