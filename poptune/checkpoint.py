@@ -20,15 +20,15 @@ import tempfile
 from typing import Any, Iterator
 
 from poptune._validation import bad_type
+from poptune.storage.remote import is_remote, local_path
 
 _METADATA_FILE = ".metadata.json"
 
 
 def _split_fs(path: str) -> tuple[Any, str, bool]:
     """Return (filesystem, path within it, is_local)."""
-    if "://" not in path or path.startswith("file://"):
-        local = path[len("file://"):] if path.startswith("file://") else path
-        return _LocalFS, os.path.abspath(os.path.expanduser(local)), True
+    if not is_remote(path):
+        return _LocalFS, os.path.abspath(os.path.expanduser(local_path(path))), True
     import fsspec
 
     fs, inner = fsspec.core.url_to_fs(path)

@@ -1,3 +1,5 @@
+import os
+
 from poptune.storage.checkpoints import TrialCheckpoints
 
 
@@ -42,3 +44,15 @@ def test_nan_scores_rank_last():
     c.add("c0", m(0, 0.5))
     c.add("c1", m(1, float("nan")))  # kept only because it is the latest
     assert c.add("c2", m(2, 0.7)) == ["c1"]
+
+
+def test_a_file_uri_checkpoint_is_the_local_directory(tmp_path):
+    """``Checkpoint("file:///...")`` (Ray accepts it) is read in place, without fsspec."""
+    from poptune.checkpoint import Checkpoint
+
+    (tmp_path / "w.txt").write_text("weights")
+    ckpt = Checkpoint(f"file://{tmp_path}")
+    with ckpt.as_directory() as d:
+        assert d == str(tmp_path) and open(os.path.join(d, "w.txt")).read() == "weights"
+    out = ckpt.to_directory(str(tmp_path / "copy"))
+    assert open(os.path.join(out, "w.txt")).read() == "weights"
