@@ -15,14 +15,9 @@ import time
 import pytest
 
 from poptune.backends.testing import CHECKS, check_killed_worker_resumes_from_checkpoint
+from tests._net import free_port as _free_port
 
 BIN = os.path.dirname(sys.executable)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,7 @@ import socket
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests._net import free_port as _free_port
 
 
 @pytest.mark.timeout(60)  # Ray's own retries would take over ten minutes: this is the regression

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from poptune.cli import main
 from poptune.dashboard.app import lineage_schedule
 from poptune.dashboard.data import ExperimentView
 from tests.dashboard import copy_without_end, journal_records, make_experiment
+from tests._net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["ls", "show", "plot", "dashboard", "resume"]
@@ -197,12 +197,6 @@ def test_plot_writes_pngs(storage: Path, tmp_path: Path) -> None:
 
 
 # -- dashboard -----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_dashboard_command_serves_the_api_on_loopback(storage: Path) -> None:
     pytest.importorskip("uvicorn")
     port = free_port()

@@ -12,13 +12,9 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests._net import free_port
+
 BIN = os.path.dirname(sys.executable)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ import urllib.request
 import pytest
 
 from tests.storage._s3 import fresh_bucket, import_source, s3_env
+from tests._net import free_port as _free_port
 
 pytest.importorskip("s3fs", reason="remote storage tests need `pip install s3fs moto[server]`")
 
@@ -61,12 +62,6 @@ TRAIN = textwrap.dedent('''
             os.write(fd, f"{trial_id} {step}\\n".encode())
             os.close(fd)
 ''')
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RecordingS3Server:
