@@ -15,6 +15,7 @@ import pytest
 
 import poptune as tune
 from poptune.tuner import Tuner
+from tests._modules import source_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -56,14 +57,8 @@ DRIVER = textwrap.dedent('''
 
 @pytest.fixture
 def crashmod(tmp_path):
-    (tmp_path / "crashmod.py").write_text(TRAIN_MODULE)
-    sys.path.insert(0, str(tmp_path))
-    sys.modules.pop("crashmod", None)
-    import crashmod as mod
-
-    yield mod
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop("crashmod", None)
+    with source_module(tmp_path, "crashmod", TRAIN_MODULE) as mod:
+        yield mod
 
 
 def _count_results(journal: str) -> int:

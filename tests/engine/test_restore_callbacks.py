@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 import poptune as tune
+from tests._modules import source_module
 
 MODULE = textwrap.dedent('''
     import os
@@ -54,15 +55,8 @@ MODULE = textwrap.dedent('''
 
 @pytest.fixture
 def recmod(tmp_path):
-    (tmp_path / "recmod.py").write_text(MODULE)
-    sys.path.insert(0, str(tmp_path))
-    sys.modules.pop("recmod", None)
-    import recmod
-
-    yield recmod
-    sys.modules.pop("recmod", None)
-    if str(tmp_path) in sys.path:
-        sys.path.remove(str(tmp_path))
+    with source_module(tmp_path, "recmod", MODULE) as mod:
+        yield mod
 
 
 def _first_run(tmp_path, mod, callbacks) -> str:

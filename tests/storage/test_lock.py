@@ -29,6 +29,7 @@ from poptune.storage.lock import (
 )
 from poptune.storage.remote import RemoteStorage
 from poptune.tuner import Tuner
+from tests._modules import source_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -58,14 +59,8 @@ DRIVER = textwrap.dedent('''
 # -- helpers -------------------------------------------------------------------------------
 @pytest.fixture
 def slowmod(tmp_path: Any) -> Iterator[Any]:
-    (tmp_path / "slowmod.py").write_text(SLOW_MODULE)
-    sys.path.insert(0, str(tmp_path))
-    sys.modules.pop("slowmod", None)
-    import slowmod as mod
-
-    yield mod
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop("slowmod", None)
+    with source_module(tmp_path, "slowmod", SLOW_MODULE) as mod:
+        yield mod
 
 
 @pytest.fixture
