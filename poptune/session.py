@@ -1,7 +1,9 @@
 """The in-trial API: ``report``, ``get_checkpoint``, ``get_context``.
 
 These functions work inside a trial (a function or class trainable running in a worker). The
-worker installs a :class:`_Session`; outside a trial they raise a clear error.
+worker installs a :class:`_Session`. Outside a trial (a trainable called directly, to try it)
+they do what Ray Tune's do: warn once per function and return ``None`` (``report`` reports
+nothing; ``get_context()`` gives a context whose getters return ``None``).
 
 Example (inside a trainable)::
 
@@ -19,6 +21,7 @@ import socket
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -267,14 +270,39 @@ def current_session() -> "_Session | None":
     return getattr(_local, "session", None) or _session
 
 
-def _get_session(fn: str) -> _Session:
-    session = current_session()
-    if session is None:
-        raise TuneError(
-            f"`poptune.{fn}()` was called outside a trial; call it from the trainable passed to "
-            "`Tuner(...)` or `tune.run(...)`"
-        )
-    return session
+_warned_outside: set[str] = set()
+
+
+def _outside(fn: str) -> None:
+    """Warn (once per function and process) that ``fn`` was called outside a trial: as in
+    Ray Tune, it then does nothing and returns None."""
+    if fn not in _warned_outside:
+        _warned_outside.add(fn)
+        warnings.warn(f"`{fn}` is meant to only be called inside a function that is executed "
+                      "by a Tuner (or tune.run). Returning `None`.", stacklevel=3)
+
+
+class _ContextOutsideATrial(TuneContext):
+    """``get_context()`` outside a trial: each getter warns once and returns None (Ray)."""
+
+    def __init__(self) -> None:
+        super().__init__(trial_id="", trial_name="", trial_dir="", experiment_name="",
+                         experiment_dir="")
+
+
+def _getter_outside(name: str) -> Callable[[TuneContext], Any]:
+    def getter(self: TuneContext) -> Any:
+        _outside(name)
+        return None
+
+    getter.__name__ = getter.__qualname__ = name
+    return getter
+
+
+for _name in ("get_trial_id", "get_trial_name", "get_trial_dir", "get_experiment_name",
+              "get_trial_resources", "get_world_rank", "get_local_rank", "get_world_size",
+              "get_storage"):
+    setattr(_ContextOutsideATrial, _name, _getter_outside(_name))
 
 
 def _unsendable(metrics: dict[str, Any], exc: Exception) -> Exception:
@@ -300,7 +328,10 @@ def report(metrics: dict[str, Any] | None = None, *, checkpoint: Checkpoint | No
     filesystem) before this returns. Each call increments ``training_iteration``. The legacy
     keyword form ``report(loss=0.1)`` is accepted too.
     """
-    session = _get_session("report")
+    session = current_session()
+    if session is None:
+        _outside("report")
+        return
     if metrics is None:
         metrics = {}
     elif not isinstance(metrics, dict):
@@ -312,12 +343,18 @@ def report(metrics: dict[str, Any] | None = None, *, checkpoint: Checkpoint | No
 
 def get_checkpoint() -> Checkpoint | None:
     """The checkpoint this trial should resume from (its own, or a PBT donor's), or None."""
-    return _get_session("get_checkpoint").restore_checkpoint
+    session = current_session()
+    if session is None:
+        _outside("get_checkpoint")
+        return None
+    return session.restore_checkpoint
 
 
 def get_context() -> TuneContext:
-    """The running trial's id, name, directory, experiment name and resources."""
-    return _get_session("get_context").context
+    """The running trial's id, name, directory, experiment name and resources (outside a
+    trial, a context whose getters warn and return None, as Ray's)."""
+    session = current_session()
+    return _ContextOutsideATrial() if session is None else session.context
 
 
 @contextlib.contextmanager

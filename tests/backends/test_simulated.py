@@ -288,8 +288,7 @@ def test_each_trial_has_its_own_session_and_the_driver_none(tmp_path):
     backend.launch(spec(tmp_path, "b", {"s": 1.0}))
     rows = [e.result for _, e in drive(backend) if isinstance(e, ResultEvent)]
     assert {(r["trial_id"], r["trial"]) for r in rows} == {("a", "a"), ("b", "b")}
-    with pytest.raises(TuneError, match="outside a trial"):
-        tune.report({"x": 1})
+    assert tune.get_context().get_trial_id() is None  # the driver has no trial (a warning)
 
 
 def test_simulation_helpers_outside_a_trial():

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 
 import pandas as pd
 import pytest
@@ -298,9 +299,24 @@ def test_max_concurrent_trials_and_context(tmp_path):
     assert all(r.metrics["exp"] == "ctxexp" and r.metrics["dir_ok"] for r in grid)
 
 
-def test_report_outside_a_trial_is_a_clear_error():
-    with pytest.raises(TuneError, match="outside a trial"):
-        tune.report({"a": 1})
+def test_the_session_api_outside_a_trial_warns_and_returns_none(monkeypatch):
+    """As Ray Tune's: a trainable called directly (to try it) runs; ``report`` reports nothing,
+    ``get_checkpoint()`` is None, the context's getters return None; one warning each."""
+    from poptune import session
+
+    monkeypatch.setattr(session, "_warned_outside", set())
+    with pytest.warns(UserWarning, match="`report` is meant to only be called inside"):
+        assert tune.report({"a": 1}) is None
+    with pytest.warns(UserWarning, match="`get_checkpoint` is meant"):
+        assert tune.get_checkpoint() is None
+    ctx = tune.get_context()
+    assert isinstance(ctx, tune.TuneContext)
+    with pytest.warns(UserWarning, match="`get_trial_dir` is meant"):
+        assert ctx.get_trial_dir() is None
+    assert ctx.get_trial_id() is None and ctx.get_trial_resources() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once per function
+        assert tune.report({"a": 2}) is None and ctx.get_trial_dir() is None
 
 
 def test_time_budget_stops_the_experiment(tmp_path):
