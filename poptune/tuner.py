@@ -375,9 +375,10 @@ class Tuner:
                                exp_dir, remote)
             try:
                 for cb in callbacks:  # keywords, as Ray's CallbackList calls it
-                    run_info = ({"experiment_path": exp_dir, "elapsed": clock.monotonic() - start,
-                             "interrupted": interrupted}
-                            if getattr(cb, "_wants_run_info", False) else {})
+                    run_info = ({"experiment_path": exp_dir,
+                                 "elapsed": clock.monotonic() - start,
+                                 "interrupted": interrupted}
+                                if getattr(cb, "_wants_run_info", False) else {})
                     cb.on_experiment_end(trials=runner.trials, **run_info)
             finally:
                 set_current_clock(previous_clock)
