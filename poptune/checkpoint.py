@@ -20,7 +20,7 @@ import tempfile
 from typing import Any, Iterator
 
 from poptune._validation import bad_type
-from poptune.storage.remote import is_remote, local_path
+from poptune.storage.uri import is_remote, local_path
 
 _METADATA_FILE = ".metadata.json"
 

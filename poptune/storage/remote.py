@@ -24,21 +24,10 @@ import threading
 from typing import Any, Callable
 
 from poptune.exceptions import StorageError
+from poptune.storage.uri import is_remote as is_remote  # re-exported: callers import them
+from poptune.storage.uri import local_path as local_path  # from here too
 
 JOURNAL_SEGMENTS = "journal"
-
-
-def is_remote(path: str | os.PathLike[str] | None) -> bool:
-    return path is not None and "://" in os.fspath(path) and not os.fspath(path).startswith("file://")
-
-
-def local_path(path: str | os.PathLike[str]) -> str:
-    """A local path given as a ``file://`` URI (Ray accepts both), as a path; others as given.
-
-    >>> local_path("file:///tmp/runs/exp"), local_path("~/runs")
-    ('/tmp/runs/exp', '~/runs')
-    """
-    return os.fspath(path).removeprefix("file://")
 
 
 class RemoteStorage:
