@@ -29,6 +29,10 @@ def trial_number(trial_id: str) -> int:
 
 
 class Bridge(Stopper, Callback):
+    #: it keeps Syne Tune's table from the results and reads no trial file: the runner need
+    #: not wait for the trial files before its ``on_trial_complete``
+    _reads_no_files = True
+
     def __init__(self, stop_criterion: Callable[[TuningStatus], bool], metric_names: list[str],
                  max_failures: int, path: str, trial_stop: dict[str, float] | None = None,
                  results_update_interval: float = 10.0,

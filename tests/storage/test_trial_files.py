@@ -225,7 +225,10 @@ def test_callbacks_that_cannot_read_files_at_completion_cost_no_wait_per_trial(
 
     baseline = _fit_counting_drains(tmp_path / "none", monkeypatch, [])
     monkeypatch.undo()
-    quiet = [OnResult(), JsonLoggerCallback(), CSVLoggerCallback(), TBXLoggerCallback()]
+    from poptune.syne_tune._bridge import Bridge
+
+    bridge = Bridge(lambda status: False, ["i"], 0, str(tmp_path / "syne"))  # Syne Tune's table
+    quiet = [OnResult(), JsonLoggerCallback(), CSVLoggerCallback(), TBXLoggerCallback(), bridge]
     assert _fit_counting_drains(tmp_path / "quiet", monkeypatch, quiet) == baseline
     monkeypatch.undo()
     assert _fit_counting_drains(tmp_path / "reader", monkeypatch,
