@@ -70,7 +70,7 @@ def test_ray_init_without_a_cluster_keeps_the_local_engine(address, monkeypatch)
 
     monkeypatch.delenv("POPTUNE_BACKEND", raising=False)
     monkeypatch.delenv("POPTUNE_ADDRESS", raising=False)
-    _compat.init(address=address, num_cpus=2)
+    _compat.init(address=address)
     try:
         assert _compat.requested_backend() is None
         backend = get_backend(None)
