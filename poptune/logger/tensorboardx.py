@@ -140,7 +140,6 @@ class TBXLoggerCallback(LoggerCallback):
 
     def __init__(self, flush_secs: int = 30) -> None:
         self._summary = require("tensorboardX", "TBXLoggerCallback").summary
-        self._flush_secs = flush_secs
         self._writers: dict[str, _EventFile] = {}
         self._last: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
