@@ -7,6 +7,7 @@ socket, and run one trial at a time; they are reused across trials. A worker tha
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from multiprocessing.connection import Listener
 from typing import Any
 
 from poptune.backends._conn import Agent, ConnectionBackend
-from poptune.storage.lock import lock_dir
+from poptune.storage.lock import lock_dir, remove_unlocked_dirs
 
 
 def detect_gpus() -> int:
@@ -59,39 +60,21 @@ def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
     all and older than a minute (a driver that exited without shutting its backend down,
     whose listener unlinked the socket at exit).
     """
-    parent = parent or tempfile.gettempdir()
-    removed: list[str] = []
-    try:
-        entries = [e for e in os.scandir(parent) if e.name.startswith(_SOCKET_DIR_PREFIX)
-                   and e.name[len(_SOCKET_DIR_PREFIX):].partition("-")[0].isdigit()]
-    except OSError:
-        return removed
     now = time.time()
-    for entry in entries:
-        try:
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            listed = os.listdir(entry.path)
-            # empty: its socket was unlinked at exit by a driver whose backend was never shut
-            # down; one made just now has no lock yet either, hence the age
-            empty_and_old = not listed and now - entry.stat().st_mtime > _EMPTY_STALE_AFTER_S
-            if listed != [_SOCKET_NAME] and not empty_and_old:
-                continue
-        except OSError:
-            continue
-        fd = lock_dir(entry.path)
-        if fd is None:
-            continue
-        try:
-            if listed:
-                os.unlink(os.path.join(entry.path, _SOCKET_NAME))
-            os.rmdir(entry.path)
-        except OSError:
-            continue  # another driver cleaned it meanwhile, or not ours to remove
-        finally:
-            os.close(fd)
-        removed.append(entry.path)
-    return removed
+
+    def stale(entry: os.DirEntry[str]) -> bool:
+        listed = os.listdir(entry.path)
+        # empty: its socket was unlinked at exit by a driver whose backend was never shut
+        # down; one made just now has no lock yet either, hence the age
+        return listed == [_SOCKET_NAME] or (
+            not listed and now - entry.stat().st_mtime > _EMPTY_STALE_AFTER_S)
+
+    def remove(path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(path, _SOCKET_NAME))
+        os.rmdir(path)
+
+    return remove_unlocked_dirs(_SOCKET_DIR_PREFIX, "-", stale, remove, parent)
 
 
 class _ProcessAgent(Agent):

@@ -62,7 +62,7 @@ from poptune.dashboard.data import (
     TUNER_PKL,
 )
 from poptune.exceptions import RestoreError, StorageError
-from poptune.storage.lock import LEASE_FILE, lock_dir
+from poptune.storage.lock import LEASE_FILE, lock_dir, remove_unlocked_dirs
 from poptune.storage.records import (
     ExperimentEnded,
     ExperimentStarted,
@@ -97,33 +97,15 @@ def remove_stale_mirrors(parent: str | None = None) -> list[str]:
     A dashboard holds its directory's lock (:func:`~poptune.storage.lock.lock_dir`) from
     just after making it until it has removed it, as a driver holds its socket directory: one
     whose lock is free and that is older than :data:`STALE_AFTER_S` (one made just now is not
-    locked yet) belongs to no live process, in this PID namespace or another sharing the
-    directory.
+    locked yet) is removed (:func:`~poptune.storage.lock.remove_unlocked_dirs`).
     """
-    parent = parent or tempfile.gettempdir()
-    removed: list[str] = []
-    try:
-        entries = [e for e in os.scandir(parent) if e.name.startswith(MIRROR_PREFIX)
-                   and e.name[len(MIRROR_PREFIX):].partition("_")[0].isdigit()]
-    except OSError:
-        return removed
     now = time.time()
-    for entry in entries:
-        try:
-            if (not entry.is_dir(follow_symlinks=False)
-                    or now - entry.stat(follow_symlinks=False).st_mtime <= STALE_AFTER_S):
-                continue
-        except OSError:
-            continue
-        fd = lock_dir(entry.path)
-        if fd is None:
-            continue  # a live dashboard's
-        try:
-            shutil.rmtree(entry.path, ignore_errors=True)
-        finally:
-            os.close(fd)
-        removed.append(entry.path)
-    return removed
+
+    def stale(entry: os.DirEntry[str]) -> bool:
+        return now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
+
+    return remove_unlocked_dirs(MIRROR_PREFIX, "_", stale,
+                                lambda path: shutil.rmtree(path, ignore_errors=True), parent)
 
 
 def is_plain_name(name: str) -> bool:

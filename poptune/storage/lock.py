@@ -37,6 +37,7 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -168,6 +169,44 @@ def lock_dir(path: str) -> int | None:
         pass
     os.close(fd)
     return None
+
+
+def remove_unlocked_dirs(prefix: str, sep: str, stale: Callable[[os.DirEntry[str]], bool],
+                         remove: Callable[[str], None], parent: str | None = None) -> list[str]:
+    """Remove the directories ``<prefix><pid><sep>...`` in ``parent`` (the temporary
+    directory) that their owners left behind; return their paths.
+
+    An owner holds its directory's lock (:func:`lock_dir`) from just after making it until
+    it has removed it. A directory for which ``stale(entry)`` says so (the caller's test of
+    what a left-behind one looks like, e.g. its age: one made just now is not locked yet)
+    and whose lock can be taken belongs to no live process, in this PID namespace or another
+    sharing the directory; ``remove(path)`` removes it while the lock is held (an ``OSError``
+    from it leaves the directory).
+    """
+    parent = parent or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        entries = [e for e in os.scandir(parent) if e.name.startswith(prefix)
+                   and e.name[len(prefix):].partition(sep)[0].isdigit()]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if not entry.is_dir(follow_symlinks=False) or not stale(entry):
+                continue
+        except OSError:
+            continue
+        fd = lock_dir(entry.path)
+        if fd is None:
+            continue  # a live owner's
+        try:
+            remove(entry.path)
+        except OSError:
+            continue  # another process cleaned it meanwhile, or not ours to remove
+        finally:
+            os.close(fd)
+        removed.append(entry.path)
+    return removed
 
 
 def _read_json(path: str) -> Any:
