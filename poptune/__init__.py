@@ -85,7 +85,7 @@ _SUBMODULES = {"schedulers", "search", "stopper", "callbacks", "results", "examp
                "execution",
                "result", "analysis", "legacy", "lineage",
                "integration", "logger", "plot", "trainable", "backends", "exceptions",
-               "registry", "callback", "experiment", "track"}
+               "registry", "callback", "experiment", "track", "train", "air"}
 
 
 def __getattr__(name: str) -> Any:

@@ -80,8 +80,20 @@ class TuneContext:
     def get_world_size(self) -> int:
         return self.world_size
 
+    def get_local_world_size(self) -> int:
+        """1: a trial is one process (Ray Train's ranks have no meaning in Tune)."""
+        return 1
+
+    def get_node_rank(self) -> int:
+        return 0
+
     def get_storage(self) -> str:
         return self.experiment_dir
+
+    def get_metadata(self) -> dict[str, Any]:
+        """Raises, as in Ray 2.60 (a Ray Train trainer's metadata; never set in Tune)."""
+        raise DeprecationWarning(
+            "`get_metadata` is deprecated for Ray Tune, as it has never been usable.")
 
 
 class _Session:
@@ -273,13 +285,13 @@ def current_session() -> "_Session | None":
 _warned_outside: set[str] = set()
 
 
-def _outside(fn: str) -> None:
+def _outside(fn: str, returning: Any = None) -> None:
     """Warn (once per function and process) that ``fn`` was called outside a trial: as in
-    Ray Tune, it then does nothing and returns None."""
+    Ray Tune, it then does nothing and returns ``returning``."""
     if fn not in _warned_outside:
         _warned_outside.add(fn)
         warnings.warn(f"`{fn}` is meant to only be called inside a function that is executed "
-                      "by a Tuner (or tune.run). Returning `None`.", stacklevel=3)
+                      f"by a Tuner (or tune.run). Returning `{returning}`.", stacklevel=3)
 
 
 class _ContextOutsideATrial(TuneContext):
@@ -301,7 +313,7 @@ def _getter_outside(name: str) -> Callable[[TuneContext], Any]:
 
 for _name in ("get_trial_id", "get_trial_name", "get_trial_dir", "get_experiment_name",
               "get_trial_resources", "get_world_rank", "get_local_rank", "get_world_size",
-              "get_storage"):
+              "get_local_world_size", "get_node_rank", "get_storage"):
     setattr(_ContextOutsideATrial, _name, _getter_outside(_name))
 
 

@@ -33,6 +33,11 @@ MODULES: dict[str, str] = {
     "ray.tune.integration.keras": "poptune.integration.keras",
     "ray.tune.integration.lightgbm": "poptune.integration.lightgbm",
     "ray.tune.integration.xgboost": "poptune.integration.xgboost",
+    # Ray 2.x's other entry points of Tune scripts (`from ray import train`, `ray.air`)
+    "ray.train": "poptune.train",
+    "ray.air": "poptune.air",
+    "ray.air.config": "poptune.air.config",
+    "ray.air.integrations.mlflow": "poptune.air.integrations.mlflow",
 }
 
 
