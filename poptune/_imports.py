@@ -27,6 +27,8 @@ EXTRAS = {
     "keras": "keras",
     "xgboost": "xgboost",
     "lightgbm": "lightgbm",
+    "lightning": "lightning",
+    "pytorch_lightning": "lightning",
     "s3fs": "s3",
     "gcsfs": "gcs",
 }

@@ -29,10 +29,11 @@ MODULES: dict[str, str] = {
     "ray.tune.experiment": "poptune.experiment",
     "ray.tune.callback": "poptune.callback",
     "ray.tune.execution.placement_groups": "poptune.execution.placement_groups",
-    # integrations poptune has (no pytorch_lightning / ray_train counterpart)
+    # integrations poptune has (no ray_train counterpart)
     "ray.tune.integration.keras": "poptune.integration.keras",
     "ray.tune.integration.lightgbm": "poptune.integration.lightgbm",
     "ray.tune.integration.xgboost": "poptune.integration.xgboost",
+    "ray.tune.integration.pytorch_lightning": "poptune.integration.pytorch_lightning",
     # Ray 2.x's other entry points of Tune scripts (`from ray import train`, `ray.air`)
     "ray.train": "poptune.train",
     "ray.air": "poptune.air",

@@ -5,6 +5,8 @@
   (Keras 3, any backend; no TensorFlow needed).
 - :mod:`poptune.integration.xgboost`: ``TuneReportCheckpointCallback``, ``TuneReportCallback``.
 - :mod:`poptune.integration.lightgbm`: ``TuneReportCheckpointCallback``, ``TuneReportCallback``.
+- :mod:`poptune.integration.pytorch_lightning`: ``TuneReportCheckpointCallback``,
+  ``TuneReportCallback``, ``TuneCallback`` (``lightning.pytorch`` or ``pytorch_lightning``).
 - :mod:`poptune.integration.mlflow`: ``MLflowLoggerCallback``, ``setup_mlflow``.
 
 Each module imports its framework only when a class is used, and says which ``pip install``

@@ -25,6 +25,7 @@ from poptune.integration.keras import (  # noqa: E402
     TuneReportCheckpointCallback,
 )
 from poptune.schedulers import PopulationBasedTraining  # noqa: E402
+from tests.integration._helpers import FakeReport, result_rows  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = [
@@ -76,22 +77,7 @@ def train_digits(config):
                   metrics={"mean_accuracy": "val_accuracy", "loss": "loss"})])
 
 
-def _rows(trial_dir):
-    with open(os.path.join(trial_dir, "result.json")) as f:
-        return [json.loads(line) for line in f]
-
-
 # -- unit behaviour (no trial) ------------------------------------------------------------
-class _FakeReport:
-    def __init__(self, monkeypatch):
-        self.calls = []
-        import poptune.session as s
-
-        monkeypatch.setattr(s, "report", self)
-
-    def __call__(self, metrics=None, checkpoint=None):
-        files = sorted(os.listdir(checkpoint.path)) if checkpoint else None
-        self.calls.append((metrics, files))
 
 
 def _fit(callback, epochs=4):
@@ -108,7 +94,7 @@ def test_classes_are_keras_callbacks_built_on_first_use():
 
 
 def test_report_callback_maps_metrics_on_each_epoch(monkeypatch):
-    fake = _FakeReport(monkeypatch)
+    fake = FakeReport(monkeypatch)
     _fit(TuneReportCallback({"mean_accuracy": "accuracy"}), epochs=3)
     assert [files for _, files in fake.calls] == [None, None, None]
     assert all(set(m) == {"mean_accuracy"} and isinstance(m["mean_accuracy"], float)
@@ -116,7 +102,7 @@ def test_report_callback_maps_metrics_on_each_epoch(monkeypatch):
 
 
 def test_report_callback_without_metrics_reports_all_keras_logs(monkeypatch):
-    fake = _FakeReport(monkeypatch)
+    fake = FakeReport(monkeypatch)
     _fit(TuneReportCallback("val_loss"), epochs=1)
     _fit(TuneReportCallback(), epochs=1)
     assert set(fake.calls[0][0]) == {"val_loss"}
@@ -124,7 +110,7 @@ def test_report_callback_without_metrics_reports_all_keras_logs(monkeypatch):
 
 
 def test_checkpoint_frequency_counts_events_and_always_reports_metrics(monkeypatch):
-    fake = _FakeReport(monkeypatch)
+    fake = FakeReport(monkeypatch)
     _fit(TuneReportCheckpointCallback(["accuracy"], filename="model", frequency=2), epochs=4)
     assert [files for _, files in fake.calls] == [None, ["model"], None, ["model"]]
     # filename without extension: an unzipped Keras 3 model directory (older Ray scripts)
@@ -132,14 +118,14 @@ def test_checkpoint_frequency_counts_events_and_always_reports_metrics(monkeypat
 
 
 def test_checkpoint_on_a_different_event_than_reporting(monkeypatch):
-    fake = _FakeReport(monkeypatch)
+    fake = FakeReport(monkeypatch)
     cb = TuneReportCheckpointCallback(on="epoch_end", checkpoint_on="train_end")
     _fit(cb, epochs=2)
     assert [files for _, files in fake.calls] == [None, None, ["model.keras"]]
 
 
 def test_air_report_checkpoint_callback_saves_model_keras(monkeypatch):
-    fake = _FakeReport(monkeypatch)
+    fake = FakeReport(monkeypatch)
     _fit(ReportCheckpointCallback(metrics={"acc": "accuracy"}), epochs=1)
     assert fake.calls == [(fake.calls[0][0], ["model.keras"])] and "acc" in fake.calls[0][0]
 
@@ -154,7 +140,7 @@ def test_bad_arguments_are_named():
 
 
 def test_missing_metric_names_the_available_keys(monkeypatch):
-    _FakeReport(monkeypatch)
+    FakeReport(monkeypatch)
     with pytest.raises(MetricNotFoundError, match=r"'acc'.*'accuracy'"):
         _fit(TuneReportCallback({"a": "acc"}), epochs=1)
 
@@ -180,7 +166,7 @@ def test_fit_in_a_trial_reports_metrics_and_checkpoints_that_reload(tmp_path):
     ).fit()
     assert grid.num_errors == 0
     result = grid[0]
-    rows = _rows(result.path)
+    rows = result_rows(result.path)
     assert [r["training_iteration"] for r in rows] == [1, 2, 3]
     assert all(0.0 <= r["mean_accuracy"] <= 1.0 and r["loss"] > 0 for r in rows)
     assert [r["checkpoint_dir_name"] for r in rows] == [
@@ -219,7 +205,7 @@ def test_pbt_exploits_restore_the_donors_keras_model(tmp_path):
     assert from_donor >= 1  # exploits, not only pauses and resumes of a trial's own model
     for rec in restores:  # the loaded model scores exactly what the donor reported with it
         donor_dir, name = os.path.split(rec["from"])
-        donor_rows = [row for row in _rows(donor_dir) if row["checkpoint_dir_name"] == name]
+        donor_rows = [row for row in result_rows(donor_dir) if row["checkpoint_dir_name"] == name]
         assert donor_rows, rec
         assert rec["val_accuracy"] == pytest.approx(donor_rows[0]["mean_accuracy"], abs=1e-6)
     # the population learned: the slow learners were replaced by copies of fast ones

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +15,7 @@ import poptune as tune  # noqa: E402
 from poptune.exceptions import TuneConfigError  # noqa: E402
 from poptune.integration import MetricNotFoundError  # noqa: E402
 from poptune.integration.lightgbm import TuneReportCallback, TuneReportCheckpointCallback  # noqa: E402
+from tests.integration._helpers import result_rows  # noqa: E402
 
 PARAMS = {"objective": "binary", "metric": ["binary_logloss", "binary_error"], "verbose": -1,
           "num_leaves": 4, "learning_rate": 0.2, "num_threads": 1, "seed": 0}
@@ -52,14 +51,10 @@ def _fit(tmp_path, trainable, config, name="lgb"):
     ).fit()
 
 
-def _rows(path):
-    return [json.loads(line) for line in open(os.path.join(path, "result.json"))]
-
-
 def test_checkpoint_callback_reports_every_round_and_checkpoints_the_last(tmp_path):
     grid = _fit(tmp_path, train_breast_cancer, {"cb": {}})
     assert grid.num_errors == 0
-    rows = _rows(grid[0].path)
+    rows = result_rows(grid[0].path)
     assert [r["training_iteration"] for r in rows] == [1, 2, 3, 4, 5]
     assert {"train-binary_logloss", "eval-binary_logloss", "eval-binary_error"} <= set(rows[0])
     assert [r["checkpoint_dir_name"] is not None for r in rows] == [False] * 4 + [True]
@@ -75,7 +70,7 @@ def test_frequency_and_metric_mapping(tmp_path):
     cb = {"metrics": {"loss": "eval-binary_logloss"}, "frequency": 2,
           "checkpoint_at_end": False, "filename": "booster.txt"}
     grid = _fit(tmp_path, train_breast_cancer, {"cb": cb, "rounds": 5})
-    rows = _rows(grid[0].path)
+    rows = result_rows(grid[0].path)
     assert [r["checkpoint_dir_name"] is not None for r in rows] == [
         False, True, False, True, False]
     assert "loss" in rows[0] and "eval-binary_error" not in rows[0]
@@ -85,7 +80,7 @@ def test_frequency_and_metric_mapping(tmp_path):
 
 def test_report_callback_works_with_cv_and_never_checkpoints(tmp_path):
     grid = _fit(tmp_path, train_cv, {}, name="cv")
-    rows = _rows(grid[0].path)
+    rows = result_rows(grid[0].path)
     assert [r["training_iteration"] for r in rows] == [1, 2, 3, 4]
     assert all(r["checkpoint_dir_name"] is None and 0 < r["loss"] < 1 for r in rows)
 

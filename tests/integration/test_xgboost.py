@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -16,6 +15,7 @@ import poptune as tune  # noqa: E402
 from poptune.exceptions import TuneConfigError  # noqa: E402
 from poptune.integration import MetricNotFoundError  # noqa: E402
 from poptune.integration.xgboost import TuneReportCallback, TuneReportCheckpointCallback  # noqa: E402
+from tests.integration._helpers import result_rows  # noqa: E402
 
 
 def _data():
@@ -53,14 +53,10 @@ def _fit(tmp_path, trainable, config, name="xgb"):
     ).fit()
 
 
-def _rows(path):
-    return [json.loads(line) for line in open(os.path.join(path, "result.json"))]
-
-
 def test_checkpoint_callback_reports_every_round_and_the_final_model(tmp_path):
     grid = _fit(tmp_path, train_breast_cancer, {"cb": {}})
     assert grid.num_errors == 0
-    rows = _rows(grid[0].path)
+    rows = result_rows(grid[0].path)
     # six rounds, plus Ray's extra report that carries the checkpoint at the end
     assert [r["training_iteration"] for r in rows] == [1, 2, 3, 4, 5, 6, 7]
     assert {"train-logloss", "train-error", "test-logloss", "test-error"} <= set(rows[0])
@@ -77,7 +73,7 @@ def test_checkpoint_callback_reports_every_round_and_the_final_model(tmp_path):
 def test_frequency_checkpoints_and_no_duplicate_at_the_end(tmp_path):
     cb = {"metrics": {"loss": "test-logloss"}, "filename": "model.json", "frequency": 3}
     grid = _fit(tmp_path, train_breast_cancer, {"cb": cb, "rounds": 6})
-    rows = _rows(grid[0].path)
+    rows = result_rows(grid[0].path)
     assert [r["training_iteration"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert [r["checkpoint_dir_name"] is not None for r in rows] == [
         False, False, True, False, False, True]
@@ -91,7 +87,7 @@ def test_frequency_checkpoints_and_no_duplicate_at_the_end(tmp_path):
 def test_report_callback_never_checkpoints_and_works_with_cv(tmp_path):
     grid = _fit(tmp_path, train_cv, {}, name="cv")
     assert grid.num_errors == 0
-    rows = _rows(grid[0].path)
+    rows = result_rows(grid[0].path)
     assert [r["training_iteration"] for r in rows] == [1, 2, 3, 4]
     assert all(r["checkpoint_dir_name"] is None and 0 < r["loss"] < 1 for r in rows)
     assert grid[0].checkpoint is None
