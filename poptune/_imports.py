@@ -22,6 +22,7 @@ EXTRAS = {
     "ax": "ax",
     "tensorboardX": "tensorboard",
     "mlflow": "mlflow",
+    "wandb": "wandb",
     "starlette": "dashboard",
     "uvicorn": "dashboard",
     "keras": "keras",

@@ -39,6 +39,7 @@ MODULES: dict[str, str] = {
     "ray.air": "poptune.air",
     "ray.air.config": "poptune.air.config",
     "ray.air.integrations.mlflow": "poptune.air.integrations.mlflow",
+    "ray.air.integrations.wandb": "poptune.air.integrations.wandb",
 }
 
 

@@ -223,6 +223,11 @@ class Worker:
                     blob = None
                 self.conn.send(("error", trial_id, tb, blob))
         finally:
+            for fn in state["session"].at_end if "session" in state else ():
+                try:
+                    fn()
+                except Exception:  # noqa: BLE001 - reported; the worker goes on
+                    traceback.print_exc()
             if self.sets_process_session:
                 _session_mod._session = None
             _session_mod._local.session = None

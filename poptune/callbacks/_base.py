@@ -58,7 +58,8 @@ class Callback:
     def on_checkpoint(
         self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Any, **info: Any
     ) -> None:
-        """Called when a trial's checkpoint has been persisted."""
+        """Called when a trial's checkpoint has been persisted; ``checkpoint`` is a
+        :class:`~poptune.Checkpoint` (its ``path`` in the trial directory), as in Ray."""
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         """Called once when the experiment ends (also on interrupt)."""

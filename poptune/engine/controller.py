@@ -68,6 +68,7 @@ from poptune.engine.instructions import (
     WriteParams,
 )
 from poptune.engine.resources import ResourcePool, worker_count
+from poptune.checkpoint import Checkpoint
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TrialError, TuneConfigError, TuneError
 from poptune.result import AUTO_RESULT_KEYS
@@ -514,7 +515,7 @@ class Controller:
             out.append(Record(CheckpointDeleted(trial.trial_id,
                                                 old.rstrip("/").rsplit("/", 1)[-1])))
             out.append(DeleteCheckpoint(old))
-        out.append(Notify("on_checkpoint", {"trial": trial, "checkpoint": path}))
+        out.append(Notify("on_checkpoint", {"trial": trial, "checkpoint": Checkpoint(path)}))
         out.append(Notify("on_trial_save", {"trial": trial}))
 
     # ------------------------------------------------------------------------------------

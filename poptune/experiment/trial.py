@@ -108,5 +108,15 @@ class Trial:
 
         return resource_dict_to_pg_factory(self.resources)
 
+    @property
+    def checkpoint(self) -> Any:
+        """The latest checkpoint as a :class:`~poptune.Checkpoint`, or None (Ray's
+        ``Trial.checkpoint``, which callbacks read in ``on_trial_save``)."""
+        if self.checkpoint_path is None:
+            return None
+        from poptune.checkpoint import Checkpoint
+
+        return Checkpoint(self.checkpoint_path)
+
     def get_trial_checkpoint(self) -> str | None:
         return self.checkpoint_path

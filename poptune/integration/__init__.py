@@ -8,6 +8,8 @@
 - :mod:`poptune.integration.pytorch_lightning`: ``TuneReportCheckpointCallback``,
   ``TuneReportCallback``, ``TuneCallback`` (``lightning.pytorch`` or ``pytorch_lightning``).
 - :mod:`poptune.integration.mlflow`: ``MLflowLoggerCallback``, ``setup_mlflow``.
+- :mod:`poptune.integration.wandb`: ``WandbLoggerCallback``, ``setup_wandb`` (Weights &
+  Biases; also at Ray's path, :mod:`poptune.air.integrations.wandb`).
 
 Each module imports its framework only when a class is used, and says which ``pip install``
 provides it when it is missing.

@@ -26,3 +26,47 @@ class FakeReport:
     def __call__(self, metrics=None, checkpoint=None):
         files = sorted(os.listdir(checkpoint.path)) if checkpoint else None
         self.calls.append((metrics, files))
+
+
+def wandb_records(path):
+    """The records of an offline W&B run file (``run-<id>.wandb``) as ``(kind, message)``
+    pairs. The file is a LevelDB-style log (a 7-byte header, then 32 KiB blocks of framed
+    chunks) of ``wandb_internal_pb2.Record`` messages; wandb 0.30 ships no reader for it."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = open(path, "rb").read()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    block, pos, whole, pending = 32768, 7, [], b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # too little room for a chunk header: the block is padded
+            pos += left
+            continue
+        _crc, size, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if size == 0 and kind == 0:
+            pos += left
+            continue
+        chunk, pos = data[pos + 7:pos + 7 + size], pos + 7 + size
+        if kind == 1:  # a full record
+            whole.append(chunk)
+        elif kind in (2, 3):  # first and middle chunks
+            pending += chunk
+        else:  # the last chunk
+            whole.append(pending + chunk)
+            pending = b""
+    out = []
+    for raw in whole:
+        record = pb.Record()
+        record.ParseFromString(raw)
+        kind = record.WhichOneof("record_type")
+        out.append((kind, getattr(record, kind)))
+    return out
+
+
+def wandb_history(path):
+    """The rows an offline W&B run logged, each ``{key: value}`` (values JSON-decoded)."""
+    return [{item.key or "/".join(item.nested_key): json.loads(item.value_json)
+             for item in message.item}
+            for kind, message in wandb_records(path) if kind == "history"]

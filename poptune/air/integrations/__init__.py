@@ -1,2 +1,3 @@
-"""``ray.air.integrations``: :mod:`poptune.air.integrations.mlflow` (Ray's Comet, Keras and
-Weights & Biases integrations have no poptune counterpart)."""
+"""``ray.air.integrations``: :mod:`poptune.air.integrations.mlflow` and
+:mod:`poptune.air.integrations.wandb` (Ray's Comet and Keras ones have no counterpart here;
+Keras's callbacks are :mod:`poptune.integration.keras`)."""
