@@ -265,6 +265,15 @@ class WandbLoggerCallback(LoggerCallback):
         self._started: set[str] = set()  # trials whose run was asked for and not finished
         self._ready = False
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The arguments only (``tuner.pkl`` keeps the callback for ``Tuner.restore``): the
+        runs, their thread and the wandb module belong to this process."""
+        state = dict(self.__dict__)
+        for runtime in ("_runs", "_wandb"):
+            state.pop(runtime, None)
+        state.update(_runs=None, _started=set(), _ready=False)
+        return state
+
     def setup(self, *args: Any, **kwargs: Any) -> None:
         self._wandb = _wandb("WandbLoggerCallback")
         _set_api_key(self.api_key_file, self.api_key)

@@ -175,3 +175,21 @@ def test_upload_checkpoints_logs_each_checkpoint_as_an_artifact(tmp_path):
         ("model", f"checkpoint_checkpointing_{grid[0].metrics['trial_id']}")] * 2
     # each artifact holds that checkpoint's file
     assert all([e.path for e in a.manifest.contents] == ["weights"] for a in artifacts)
+
+
+def test_the_callback_pickles_while_its_runs_are_open(tmp_path):
+    """``tuner.pkl`` keeps the callbacks for ``Tuner.restore``: the copy holds the arguments,
+    not the open runs or the thread that makes their calls."""
+    import cloudpickle
+
+    callback = WandbLoggerCallback(project="p", excludes=["pid"])
+    runs = callback._calls()  # the thread, started as at a trial's start
+    try:
+        copy = cloudpickle.loads(cloudpickle.dumps(callback))
+    finally:
+        callback.on_experiment_end([])
+    assert not runs.is_alive()
+    assert (copy.project, copy.excludes, copy._runs, copy._started, copy._ready) == (
+        "p", ["pid"], None, set(), False)
+    grid = _fit(tmp_path, reporting, [copy], grid=(0.1,))  # and it works again
+    assert len(_runs(grid[0].path)) == 1
