@@ -370,7 +370,7 @@ class Controller:
         st.checkpoints._counter = max((r.order for r in st.checkpoints.records), default=0)
         st.story.append(("restored", trial.status.value))
         self._track(trial, st)
-        if trial.restore_path and not trial.is_finished:
+        if trial.restore_path and not trial.is_finished():
             self._pin(trial.restore_path)
         idx = int(trial.trial_id.rsplit("_", 1)[-1])
         self.next_index = max(self.next_index, idx + 1)
@@ -891,7 +891,7 @@ class Controller:
         """Carry out a scheduler's decision about a trial other than the one it was asked
         about."""
         trial = self.by_id.get(action.trial_id)
-        if trial is None or trial.is_finished:
+        if trial is None or trial.is_finished():
             return
         st = self.state[trial.trial_id]
         running = trial.status == _R

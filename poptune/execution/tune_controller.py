@@ -35,7 +35,7 @@ class TuneController:
 
     def get_live_trials(self) -> list[Trial]:
         """Trials that have not finished (pending, running or paused)."""
-        return [t for t in self._trials() if not t.is_finished]
+        return [t for t in self._trials() if not t.is_finished()]
 
     def get_num_cpus(self) -> float:
         """CPUs the backend offers in total (not just free ones)."""

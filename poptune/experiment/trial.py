@@ -4,6 +4,7 @@ the schedulers, searchers and callbacks share, so it lives below all of them."""
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -97,8 +98,8 @@ class Trial:
         """The trial directory (Ray name)."""
         return self.local_path
 
-    @property
     def is_finished(self) -> bool:
+        """Whether the trial ended (TERMINATED or ERROR): a method, as in Ray."""
         return self.status.is_finished()
 
     @property
@@ -117,6 +118,46 @@ class Trial:
         from poptune.checkpoint import Checkpoint
 
         return Checkpoint(self.checkpoint_path)
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_path is not None
+
+    @property
+    def has_reported_at_least_once(self) -> bool:
+        return bool(self.last_result)
+
+    @property
+    def local_experiment_path(self) -> str:
+        """The experiment directory (the trial directory's parent)."""
+        return os.path.dirname(self.local_path)
+
+    @property
+    def experiment_dir_name(self) -> str:
+        """The experiment directory's name (``RunConfig(name=...)``)."""
+        return os.path.basename(self.local_experiment_path)
+
+    @property
+    def node_ip(self) -> str | None:
+        """Where the trial last reported from (its results' ``node_ip``)."""
+        return self.last_result.get("node_ip")
+
+    @property
+    def logdir(self) -> str:
+        """Raises, as in Ray 2.60: the trial directory is ``local_path`` (or ``path``)."""
+        raise DeprecationWarning("Use `local_path` instead of `logdir`.")
+
+    def get_error(self) -> Exception | None:
+        """The trial's last error as a :class:`~poptune.TuneError` holding its traceback
+        (``error.txt``), or None (Ray's ``Trial.get_error``)."""
+        if not self.error_file:
+            return None
+        from poptune.exceptions import TuneError
+
+        try:
+            with open(self.error_file) as f:
+                return TuneError(f.read())
+        except OSError:
+            return TuneError(self.error_msg or "the trial failed")
 
     def get_trial_checkpoint(self) -> str | None:
         return self.checkpoint_path

@@ -167,7 +167,7 @@ class AsyncHyperBandScheduler(FIFOScheduler):
         """Assign ``trial`` to a bracket (softmax over the brackets' rung counts)."""
         if not self._metric or self._metric_op is None:
             raise no_metric_mode(self, self._metric, self._mode, "scheduler")
-        if trial.trial_id in self._trial_info or trial.is_finished:
+        if trial.trial_id in self._trial_info or trial.is_finished():
             return  # known already (restore), or finished before the restore
         sizes = np.array([len(b.rungs) for b in self._brackets], dtype=float)
         probs = np.exp(sizes - sizes.max())

@@ -224,7 +224,7 @@ class HyperBandScheduler(FIFOScheduler):
             raise no_metric_mode(self, self._metric, self._mode, "scheduler")
         tid = trial.trial_id
         self._trials[tid] = trial
-        if trial.is_finished:  # restored: a finished trial leaves its bracket
+        if trial.is_finished():  # restored: a finished trial leaves its bracket
             if tid in self._where:
                 self._leave(tid)
             return

@@ -287,7 +287,7 @@ class ResourceChangingScheduler(TrialScheduler):
                 f"{trial} has {pgf.required_resources}")
         out = self._base_scheduler.on_trial_add(trial)
         new = self._pending_restored.pop(trial.trial_id, None)
-        if new is None or trial.is_finished:
+        if new is None or trial.is_finished():
             return out
         self._to_reallocate[trial.trial_id] = new
         self._reallocated_trial_ids.add(trial.trial_id)

@@ -100,7 +100,7 @@ class Sim:
             trial = self.by_id(trial_id)
             if trial.status == RUNNING:
                 self.stop_next.add(trial_id)
-            elif not trial.is_finished:
+            elif not trial.is_finished():
                 self.finish(trial)
 
     def launch(self) -> None:
@@ -111,7 +111,7 @@ class Sim:
             out = self.scheduler.choose_trial_to_run(waiting)
             trial = value(out)
             self.apply(out)
-            if trial is None or trial.is_finished:
+            if trial is None or trial.is_finished():
                 return
             assert trial in waiting
             self.iters[trial.trial_id] = self.ckpt.get(trial.trial_id, 0)  # resume
