@@ -187,7 +187,7 @@ class MLflowLoggerCallback(LoggerCallback):
         if self._client is None:
             self.setup()
         if self.experiment_id is None:  # default: the poptune experiment's name
-            self._set_experiment(os.path.basename(os.path.dirname(trial.local_path)) or "poptune")
+            self._set_experiment(trial.experiment_dir_name or "poptune")
         run_id = self._trial_runs.get(trial.trial_id)
         if run_id is None:
             tags = {**{k: str(v) for k, v in self.tags.items()}, "trial_name": str(trial)}

@@ -301,7 +301,7 @@ class WandbLoggerCallback(LoggerCallback):
         init: dict[str, Any] = dict(
             id=trial.trial_id, name=str(trial), reinit="create_new", allow_val_change=True,
             project=self.project,
-            group=self.group or os.path.basename(os.path.dirname(trial.local_path)),
+            group=self.group or trial.experiment_dir_name,
             config=_plain_config(dict(trial.config), self.excludes),
             # quiet, and not capturing the driver's console (its live table) into each run
             settings=self._wandb.Settings(silent=True, console="off"))
