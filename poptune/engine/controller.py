@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from poptune._dicts import flat_result, flatten_dict
+from poptune.checkpoint import Checkpoint
 from poptune.engine.events import (
     Abort,
     DoneEvent,
@@ -68,7 +69,6 @@ from poptune.engine.instructions import (
     WriteParams,
 )
 from poptune.engine.resources import ResourcePool, worker_count
-from poptune.checkpoint import Checkpoint
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TrialError, TuneConfigError, TuneError
 from poptune.result import AUTO_RESULT_KEYS
