@@ -40,6 +40,7 @@ MODULES: dict[str, str] = {
     "ray.air.config": "poptune.air.config",
     "ray.air.integrations.mlflow": "poptune.air.integrations.mlflow",
     "ray.air.integrations.wandb": "poptune.air.integrations.wandb",
+    "ray.air.integrations.keras": "poptune.air.integrations.keras",
 }
 
 

@@ -239,3 +239,9 @@ def test_missing_keras_gives_the_install_command(monkeypatch):
     monkeypatch.delitem(vars(mod), "TuneReportCallback")  # drop the class built earlier
     with pytest.raises(MissingDependencyError, match=r"pip install 'poptune\[keras\]'"):
         mod.TuneReportCallback  # noqa: B018
+
+
+def test_ray_air_path_gives_the_same_callback():
+    from poptune.air.integrations.keras import ReportCheckpointCallback as at_air_path
+
+    assert at_air_path is ReportCheckpointCallback

@@ -1,3 +1,3 @@
-"""``ray.air.integrations``: :mod:`poptune.air.integrations.mlflow` and
-:mod:`poptune.air.integrations.wandb` (Ray's Comet and Keras ones have no counterpart here;
-Keras's callbacks are :mod:`poptune.integration.keras`)."""
+"""``ray.air.integrations``: :mod:`~poptune.air.integrations.mlflow`,
+:mod:`~poptune.air.integrations.wandb` and :mod:`~poptune.air.integrations.keras` (Ray's
+Comet integration has no counterpart here)."""
