@@ -83,6 +83,7 @@ from poptune.storage.records import (
     TrialCreated,
 )
 from poptune.engine.trial_view import TrialView
+from poptune.execution.tune_controller import Candidates
 from poptune.schedulers._base import (
     Action,
     Exploit,
@@ -215,6 +216,8 @@ class Controller:
         unanswered_results: bool = False,
     ) -> None:
         self.scheduler = scheduler
+        #: the read-only experiment view schedulers get (set by the runner)
+        self.experiment_view: Any = None
         self.searcher = searcher
         self.stopper = stopper
         self.new_trial = new_trial
@@ -636,8 +639,9 @@ class Controller:
             if self._default_choice:  # FIFO: pending first, then paused, in order
                 trial = next(iter(self.pending.values() or self.paused.values()))
             else:
-                chosen = self._ask(self.scheduler.choose_trial_to_run(
-                    [self.state[t].view for t in (*self.pending, *self.paused)]), out)
+                chosen = self._ask(self.scheduler.choose_trial_to_run(Candidates(
+                    [self.state[t].view for t in (*self.pending, *self.paused)],
+                    self.experiment_view)), out)
                 trial = None if chosen is None else self.by_id.get(chosen.trial_id)
                 if trial is None or trial.status not in (_P, _A):
                     return

@@ -233,8 +233,9 @@ class Runner:
                 unanswered_results=(getattr(backend, "unanswered_results", False)
                                     and remote is None),
             )
-            scheduler.set_experiment_view(
-                TuneController(self.ctl.views, self.pool.cpu_total, self.pool.gpu_total))
+            view = TuneController(self.ctl.views, self.pool.cpu_total, self.pool.gpu_total)
+            self.ctl.experiment_view = view  # what a Ray-style choose_trial_to_run asks
+            scheduler.set_experiment_view(view)
             if history:
                 self._take_over(history, restore_flags)
         except BaseException:

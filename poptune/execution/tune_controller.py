@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from poptune.experiment.trial import Trial
@@ -49,3 +49,28 @@ class TuneController:
     def _resource_updater(self) -> TuneController:
         """Ray scripts ask ``tune_controller._resource_updater.get_num_cpus()``."""
         return self
+
+
+class Candidates(list):  # type: ignore[type-arg]
+    """The trials a scheduler may start next: the list poptune passes to
+    ``choose_trial_to_run``, which also answers what Ray's ``tune_controller`` argument does
+    (``get_trials()``, ``get_live_trials()``, ...), so a Ray-style
+    ``choose_trial_to_run(self, tune_controller)`` works unchanged.
+
+    Example:
+        >>> from poptune.experiment.trial import Trial
+        >>> every = [Trial(trial_id=i, trainable_name="f", config={}) for i in "ab"]
+        >>> c = Candidates(every[1:], TuneController(lambda: every, num_cpus=2, num_gpus=0))
+        >>> [t.trial_id for t in c], [t.trial_id for t in c.get_trials()]
+        (['b'], ['a', 'b'])
+    """
+
+    def __init__(self, trials: list[Any], view: TuneController | None) -> None:
+        super().__init__(trials)
+        self._view = view
+
+    def __getattr__(self, name: str) -> Any:
+        view = self.__dict__.get("_view")
+        if view is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(view, name)

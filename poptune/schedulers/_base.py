@@ -29,8 +29,10 @@ Example:
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar, Union
+from typing import Any, Callable, ClassVar, Generic, TypeVar, Union
 
 from poptune._validation import check_mode
 from poptune.exceptions import TuneConfigError
@@ -119,8 +121,82 @@ class Outcome(Generic[T]):
     actions: tuple[Action, ...] = ()
 
 
+#: the trial hooks, and how many positional arguments poptune passes them after ``self``; Ray
+#: passes its ``tune_controller`` first (``on_trial_result(tune_controller, trial, result)``)
+HOOK_ARITY = {"on_trial_add": 1, "on_trial_error": 1, "on_trial_result": 2,
+              "on_trial_complete": 2, "on_trial_remove": 1}
+#: the names Ray (2.x, 1.x) gives that leading argument
+_CONTROLLER_NAMES = ("tune_controller", "trial_runner")
+#: where a scheduler keeps the experiment view it was given (a key ``save_state`` leaves out)
+_VIEW_KEY = "__experiment_view"
+
+
+def _required_positionals(fn: Callable[..., Any]) -> int | None:
+    """How many positional arguments ``fn`` requires after ``self`` (None: it takes
+    ``*args``, or has no signature)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return None
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+               for p in params)
+
+
+def _ray_hook(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A hook written with Ray's signature, called the poptune way: the experiment's
+    read-only :class:`~poptune.execution.TuneController` goes in front."""
+
+    @functools.wraps(fn)
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(self, self.__dict__.get(_VIEW_KEY), *args, **kwargs)
+
+    hook._poptune_hook = True  # type: ignore[attr-defined]
+    return hook
+
+
+def _tolerant_hook(fn: Callable[..., Any], arity: int) -> Callable[..., Any]:
+    """One of poptune's own hooks that also takes Ray's leading ``tune_controller`` (and
+    drops it): a Ray-style subclass calls ``super().on_trial_result(tune_controller, trial,
+    result)``."""
+
+    @functools.wraps(fn)
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for ray_name in _CONTROLLER_NAMES:
+            kwargs.pop(ray_name, None)
+        return fn(self, *(args[1:] if len(args) > arity else args), **kwargs)
+
+    hook._poptune_hook = True  # type: ignore[attr-defined]
+    return hook
+
+
 class TrialScheduler:
-    """Base class of every scheduler. Ray's class constants are kept for user subclasses."""
+    """Base class of every scheduler. Ray's class constants are kept for user subclasses.
+
+    A subclass may write its hooks with Ray's signatures (``on_trial_result(self,
+    tune_controller, trial, result)``, ``choose_trial_to_run(self, tune_controller)``, ...):
+    they get the experiment's read-only :class:`~poptune.execution.TuneController`
+    (``get_trials()``, ``get_live_trials()``, the total resources) as ``tune_controller``,
+    and may call ``super()`` the way Ray's do. Acting through it (``pause_trial``,
+    ``stop_trial``) is not possible: return a decision instead.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, arity in HOOK_ARITY.items():
+            fn = cls.__dict__.get(name)
+            if fn is None or getattr(fn, "_poptune_hook", False):
+                continue
+            if _required_positionals(fn) == arity + 1:  # Ray's (tune_controller, ...)
+                setattr(cls, name, _ray_hook(fn))
+            elif cls.__module__.startswith("poptune."):  # a Ray-style subclass calls super()
+                setattr(cls, name, _tolerant_hook(fn, arity))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop(_VIEW_KEY, None)  # the live experiment: not part of the scheduler
+        return state
 
     CONTINUE = SchedulerDecision.CONTINUE
     PAUSE = SchedulerDecision.PAUSE
@@ -205,7 +281,9 @@ class TrialScheduler:
     def set_experiment_view(self, view: Any) -> None:
         """Receive a read-only view of the experiment (a
         :class:`~poptune.execution.TuneController`: the trials, the total resources), once,
-        before the first trial starts. Most schedulers do not need it."""
+        before the first trial starts; it is what Ray-style hooks get as ``tune_controller``.
+        An override should call ``super().set_experiment_view(view)``."""
+        self.__dict__[_VIEW_KEY] = view
 
     def should_checkpoint(self, trial: Trial, result: dict[str, Any]) -> bool:
         """Class trainables only: return True to have the trial save a checkpoint right after
@@ -239,6 +317,9 @@ class TrialScheduler:
         """Apply one :meth:`state_delta` on top of the state restored by :meth:`load_state`."""
         raise NotImplementedError(f"{type(self).__name__} does not journal state deltas")
 
+
+for _name, _arity in HOOK_ARITY.items():  # the base's hooks, for super() calls from Ray style
+    setattr(TrialScheduler, _name, _tolerant_hook(TrialScheduler.__dict__[_name], _arity))
 
 class FIFOScheduler(TrialScheduler):
     """Run trials in the order they were created; never stops or pauses anything."""

@@ -268,6 +268,7 @@ class ResourceChangingScheduler(TrialScheduler):
         return self._base_scheduler.set_search_properties(metric, mode, **spec)
 
     def set_experiment_view(self, view: Any) -> None:
+        super().set_experiment_view(view)
         self._view = view
         self._base_scheduler.set_experiment_view(view)
 
