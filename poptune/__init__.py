@@ -63,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "is_initialized": "poptune._compat",
     "put": "poptune._compat",
     "get": "poptune._compat",
+    "get_gpu_ids": "poptune._compat",
     "script": "poptune.script_trial",
     "script_report": "poptune.script_reporter",
     "CLIReporter": "poptune.callbacks.progress",

@@ -77,3 +77,10 @@ def put(value: Any, **kwargs: Any) -> Any:
 def get(ref: Any, **kwargs: Any) -> Any:
     """``ray.get``: the identity for what :func:`put` returned (lists too)."""
     return ref
+
+
+def get_gpu_ids() -> list[int | str]:
+    """``ray.get_gpu_ids``: the GPUs given to the running trial (``CUDA_VISIBLE_DEVICES``, which
+    poptune sets for each trial), as ints (a UUID stays a str); ``[]`` without one."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return [int(g) if g.strip().isdigit() else g.strip() for g in visible.split(",") if g.strip()]
