@@ -193,3 +193,17 @@ def test_the_callback_pickles_while_its_runs_are_open(tmp_path):
         "p", ["pid"], None, set(), False)
     grid = _fit(tmp_path, reporting, [copy], grid=(0.1,))  # and it works again
     assert len(_runs(grid[0].path)) == 1
+
+
+def reports_an_image(config):
+    tune.report({"loss": 1.0, "picture": np.zeros((8, 8, 3), dtype=np.uint8)})
+
+
+def test_numpy_images_in_results_are_logged_as_wandb_images(tmp_path):
+    grid = _fit(tmp_path, reports_an_image, [WandbLoggerCallback(project="p")], grid=(0.1,))
+    assert grid.num_errors == 0
+    (path,) = _runs(grid[0].path).values()
+    (row,) = wandb_history(path)  # W&B keeps a media object's fields as nested keys
+    assert row["loss"] == 1.0 and row["picture/_type"] == "image-file"
+    assert (row["picture/width"], row["picture/height"]) == (8, 8)
+    assert os.path.isfile(os.path.join(os.path.dirname(path), "files", row["picture/path"]))
