@@ -120,9 +120,10 @@ class _Session:
         #: epoch seconds for the automatic time keys; None reads ``time.time()`` (a worker
         #: process); the simulated backend passes its clock's ``time``
         self._clock = clock
-        #: called when the trial's function or class ends, however it ends, in this order
-        #: (a reused worker process outlives its trials: e.g. ``setup_wandb``'s run ends here)
-        self.at_end: list[Callable[[], None]] = []
+        #: called with whether the trial failed when its function or class ends, however it
+        #: ends, in this order (a reused worker process outlives its trials: e.g.
+        #: ``setup_wandb``'s run ends here)
+        self.at_end: list[Callable[[bool], None]] = []
         self.storage_trial_dir = storage_trial_dir
         self.context = context
         self.channel = channel
@@ -437,9 +438,10 @@ def _discard_pending_checkpoint() -> None:
         session._discard_pending_checkpoint()
 
 
-def at_trial_end(fn: Callable[[], None]) -> bool:
-    """Call ``fn`` when the running trial ends (returned, stopped or failed), in the process
-    that runs it; False, and nothing registered, outside a trial."""
+def at_trial_end(fn: Callable[[bool], None]) -> bool:
+    """Call ``fn(failed)`` when the running trial ends (returned, stopped, or failed: then
+    ``failed`` is True), in the process that runs it, before the driver hears of the end;
+    False, and nothing registered, outside a trial."""
     session = current_session()
     if session is None:
         return False

@@ -206,13 +206,11 @@ class Worker:
                     self._run_class(trainable, config, spec, sess, state)
                 else:
                     self._run_function(trainable, config, spec, sess)
-                self.conn.send(("done", trial_id))
+                self._end(state, ("done", trial_id))
             except TrialStopped:
-                if state["finished"]:
-                    self.conn.send(("done", trial_id))
-                else:
-                    self.conn.send(("stopped", trial_id))
+                self._end(state, ("done" if state["finished"] else "stopped", trial_id))
             except BaseException as exc:  # noqa: BLE001 - everything a trial raises is reported
+                state["failed"] = True
                 tb = traceback.format_exc()
                 try:
                     import cloudpickle
@@ -221,13 +219,9 @@ class Worker:
                     pickle.loads(blob)
                 except Exception:  # noqa: BLE001
                     blob = None
-                self.conn.send(("error", trial_id, tb, blob))
+                self._end(state, ("error", trial_id, tb, blob))
         finally:
-            for fn in state["session"].at_end if "session" in state else ():
-                try:
-                    fn()
-                except Exception:  # noqa: BLE001 - reported; the worker goes on
-                    traceback.print_exc()
+            self._at_trial_end(state)  # if the end was not reached (the connection failed)
             if self.sets_process_session:
                 _session_mod._session = None
             _session_mod._local.session = None
@@ -244,6 +238,24 @@ class Worker:
                     os.environ[k] = v
             if self.manage_process:
                 os.chdir(self.home)
+
+    def _end(self, state: dict[str, Any], msg: tuple[Any, ...]) -> None:
+        """The trial's last message, after its ``at_trial_end`` functions: what they finish (a
+        W&B or MLflow run) is complete when the driver hears that the trial ended."""
+        self._at_trial_end(state)
+        self.conn.send(msg)
+
+    @staticmethod
+    def _at_trial_end(state: dict[str, Any]) -> None:
+        """Run the session's ``at_trial_end`` functions, once."""
+        if "session" not in state or state.get("ended"):
+            return
+        state["ended"] = True
+        for fn in state["session"].at_end:
+            try:
+                fn("failed" in state)
+            except Exception:  # noqa: BLE001 - reported; the trial's end goes on
+                traceback.print_exc()
 
     #: the session class and the clock of its time keys (None: ``time.time()``); the
     #: simulated backend runs a subclass on its simulated clock

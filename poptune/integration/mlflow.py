@@ -248,6 +248,16 @@ class MLflowLoggerCallback(LoggerCallback):
 _OWNED_RUN: dict[str, Any] = {}
 
 
+def _end_owned_run(mlflow: Any, run_id: str, failed: bool) -> None:
+    """End ``run_id`` when its trial ends, if it is still the active run: ``FAILED`` when the
+    trial failed (the worker process goes on to other trials)."""
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run(status="FAILED" if failed else "FINISHED")
+    if _OWNED_RUN.get("run") == run_id:
+        _OWNED_RUN.clear()
+
+
 def setup_mlflow(
     config: dict[str, Any] | None = None,
     tracking_uri: str | None = None,
@@ -267,8 +277,8 @@ def setup_mlflow(
     ``experiment_name`` (defaults: the trial id, then the trial name, as in Ray; the
     ``MLFLOW_EXPERIMENT_ID``/``_NAME`` variables also count) and created only when
     ``create_experiment_if_not_exists``. The run (named ``run_name``, default the experiment
-    name) becomes MLflow's active run, and ``config`` is logged as its params. A run left
-    active by an earlier trial in the same worker process is ended first.
+    name) becomes MLflow's active run, and ``config`` is logged as its params. Started in a
+    trial, the run ends when the trial does (``FINISHED``, or ``FAILED`` if it raised).
 
     Args:
         config: logged as params (flattened).
@@ -324,6 +334,7 @@ def setup_mlflow(
         active = mlflow.start_run(run_name=run_name or experiment_name, experiment_id=exp_id,
                                   tags=run_tags)
         _OWNED_RUN.update(launch=launch, run=active.info.run_id)
+        _session.at_trial_end(lambda failed: _end_owned_run(mlflow, active.info.run_id, failed))
     if config:
         from mlflow.exceptions import MlflowException
 

@@ -407,5 +407,6 @@ def setup_wandb(
     if not _offline(init):
         init.setdefault("resume", "allow")  # a restarted trial logs on into its run
     run = wandb.init(**init)
-    _session.at_trial_end(run.finish)  # the worker process outlives the trial
+    # the worker process outlives the trial: its run ends with it (exit code 1 if it failed)
+    _session.at_trial_end(lambda failed: run.finish(exit_code=int(failed)))
     return run

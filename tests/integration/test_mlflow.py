@@ -153,3 +153,25 @@ def test_setup_mlflow_outside_a_trial_and_missing_experiment(tmp_path, uri):
         mlflow.end_run()
         mlflow.set_tracking_uri(None)
     assert os.path.isdir(tmp_path / "mlruns")
+
+
+def mlflow_trainable_that_may_fail(config):
+    setup_mlflow(config, tracking_uri=config["uri"], experiment_name="ends",
+                 create_experiment_if_not_exists=True)
+    tune.report({"loss": 1.0})
+    if config["fail"]:
+        raise RuntimeError("boom")
+
+
+def test_setup_mlflows_run_ends_with_its_trial_failed_or_not(tmp_path, uri):
+    """The worker process runs the next trial (or sits idle): the run does not stay RUNNING."""
+    grid = tune.Tuner(
+        mlflow_trainable_that_may_fail,
+        param_space={"fail": tune.grid_search([True, False]), "uri": uri},
+        tune_config=tune.TuneConfig(max_concurrent_trials=1),
+        run_config=tune.RunConfig(name="ends", storage_path=str(tmp_path / "r"), verbose=0),
+    ).fit()
+    assert grid.num_errors == 1
+    runs = _runs(MlflowClient(tracking_uri=uri), "ends")
+    assert sorted((r.data.params["fail"], r.info.status) for r in runs) == [
+        ("False", "FINISHED"), ("True", "FAILED")]

@@ -207,3 +207,19 @@ def test_numpy_images_in_results_are_logged_as_wandb_images(tmp_path):
     assert row["loss"] == 1.0 and row["picture/_type"] == "image-file"
     assert (row["picture/width"], row["picture/height"]) == (8, 8)
     assert os.path.isfile(os.path.join(os.path.dirname(path), "files", row["picture/path"]))
+
+
+def setup_wandb_then_maybe_fail(config):
+    setup_wandb(config, project="inside").log({"x": 1})
+    tune.report({"loss": 1.0})
+    if config["lr"] > 0.15:
+        raise RuntimeError("boom")
+
+
+def test_setup_wandbs_run_ends_with_its_trial_failed_or_not(tmp_path):
+    grid = _fit(tmp_path, setup_wandb_then_maybe_fail, [])
+    assert grid.num_errors == 1
+    for result in grid:
+        (path,) = _runs(result.path).values()
+        (exit_record,) = [m for kind, m in wandb_records(path) if kind == "exit"]
+        assert exit_record.exit_code == (1 if result.config["lr"] > 0.15 else 0)

@@ -12,7 +12,8 @@ from poptune import session
 
 def registers(config):
     marker = os.path.join(tune.get_context().get_trial_dir(), "ended")
-    assert session.at_trial_end(lambda: open(marker, "a").write(f"{os.getpid()}\n"))
+    assert session.at_trial_end(
+        lambda failed: open(marker, "a").write(f"{os.getpid()} {failed}\n"))
     tune.report({"pid": os.getpid()})
     if config["fail"]:
         raise RuntimeError("the trial fails; its clean-up still runs")
@@ -25,8 +26,9 @@ def test_registered_functions_run_when_the_trial_ends_even_when_it_fails(tmp_pat
     assert grid.num_errors == 1
     for result in grid:
         with open(os.path.join(result.path, "ended")) as f:
-            assert f.read() == f"{result.metrics['pid']}\n"  # once, in the trial's worker
+            # once, in the trial's worker, told whether the trial failed
+            assert f.read() == f"{result.metrics['pid']} {result.config['fail']}\n"
 
 
 def test_outside_a_trial_nothing_is_registered():
-    assert session.at_trial_end(lambda: pytest.fail("never called")) is False
+    assert session.at_trial_end(lambda failed: pytest.fail("never called")) is False
