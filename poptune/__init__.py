@@ -86,7 +86,7 @@ _SUBMODULES = {"schedulers", "search", "stopper", "callbacks", "results", "examp
                "execution",
                "result", "analysis", "legacy", "lineage",
                "integration", "logger", "plot", "trainable", "backends", "exceptions",
-               "registry", "callback", "experiment", "track", "train", "air"}
+               "registry", "callback", "experiment", "track", "train", "air", "suggest"}
 
 
 def __getattr__(name: str) -> Any:

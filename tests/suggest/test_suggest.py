@@ -69,3 +69,9 @@ def test_a_ray_1x_script_with_hyperopt_runs(tmp_path):
                         metric="loss", mode="min", storage_path=str(tmp_path), verbose=0)
     assert len(analysis.trials) == 8
     assert analysis.best_result["loss"] < 0.05
+
+
+@pytest.mark.filterwarnings("ignore:`tune.suggest` has been renamed")
+def test_tune_dot_suggest_as_an_attribute():
+    """``import ray.tune as tune`` then ``tune.suggest.ConcurrencyLimiter(...)``."""
+    assert tune.suggest.ConcurrencyLimiter is search.ConcurrencyLimiter
