@@ -42,6 +42,21 @@ TIMESTEPS_SINCE_RESTORE = "timesteps_since_restore"
 EPISODES_THIS_ITER = "episodes_this_iter"
 EPISODES_TOTAL = "episodes_total"
 
+#: Ray's names of the files in a trial directory (``ray.tune.result``), for scripts that read
+#: them; poptune writes the same files
+EXPR_PARAM_FILE = "params.json"
+EXPR_PARAM_PICKLE_FILE = "params.pkl"
+EXPR_RESULT_FILE = "result.json"
+EXPR_PROGRESS_FILE = "progress.csv"
+EXPR_ERROR_FILE = "error.txt"
+EXPR_ERROR_PICKLE_FILE = "error.pkl"
+#: ``progress.csv``'s prefix of config columns (``config/lr``), and Ray's other constants
+CONFIG_PREFIX = "config"
+DEFAULT_EXPERIMENT_NAME = "default"
+DEFAULT_RESULT_KEYS = (TRAINING_ITERATION, TIME_TOTAL_S, MEAN_ACCURACY, MEAN_LOSS)
+DEBUG_METRICS = (TRIAL_ID, EXPERIMENT_ID, DATE, TIMESTAMP, PID, HOSTNAME, NODE_IP, CONFIG)
+DEFAULT_EXPERIMENT_INFO_KEYS = ("trainable_name", EXPERIMENT_TAG, TRIAL_ID)
+
 #: The keys poptune puts into every result (the session and the runner), so a ``stop``
 #: criterion may always name them.
 FILLED_RESULT_KEYS = frozenset({

@@ -37,3 +37,30 @@ def test_a_missing_stop_key_lists_the_keys_poptune_fills_in():
     message = str(info.value)
     assert "the trainable reported ['loss']" in message
     assert str(sorted(keys.FILLED_RESULT_KEYS)) in message
+
+
+def test_rays_file_name_constants_name_the_files_a_trial_writes(tmp_path):
+    """``from ray.tune.result import EXPR_PROGRESS_FILE`` etc.: the same values as Ray's, and
+    the files are there."""
+    import os
+
+    import poptune as tune
+    from poptune import result
+
+    ray_result = pytest.importorskip("ray.tune.result")
+    for name in ("EXPR_PARAM_FILE", "EXPR_PARAM_PICKLE_FILE", "EXPR_RESULT_FILE",
+                 "EXPR_PROGRESS_FILE", "EXPR_ERROR_FILE", "EXPR_ERROR_PICKLE_FILE",
+                 "CONFIG_PREFIX", "DEFAULT_EXPERIMENT_NAME", "DEFAULT_RESULT_KEYS",
+                 "DEBUG_METRICS", "DEFAULT_EXPERIMENT_INFO_KEYS"):
+        assert getattr(result, name) == getattr(ray_result, name), name
+
+    def fails(config):
+        tune.report({"x": 1})
+        raise ValueError("boom")
+
+    grid = tune.Tuner(fails, run_config=tune.RunConfig(storage_path=str(tmp_path),
+                                                       verbose=0)).fit()
+    files = set(os.listdir(grid[0].path))
+    assert {result.EXPR_PARAM_FILE, result.EXPR_PARAM_PICKLE_FILE, result.EXPR_RESULT_FILE,
+            result.EXPR_PROGRESS_FILE, result.EXPR_ERROR_FILE,
+            result.EXPR_ERROR_PICKLE_FILE} <= files
