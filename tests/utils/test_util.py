@@ -73,12 +73,15 @@ def test_date_str_is_rays_format():
 
 
 def test_warn_if_slow_warns_after_the_first_minute(monkeypatch, caplog):
+    import time
+
     from poptune.utils import util
 
+    monkeypatch.setattr(util, "_START", time.time())  # as if imported a moment ago
     with warn_if_slow("quick", threshold=0.0001) as quiet:
         sum(range(10000))
     assert not quiet.too_slow  # the first minute after import: quiet, as Ray
-    monkeypatch.setattr(util, "_START", 0.0)
+    monkeypatch.setattr(util, "_START", 0.0)  # long ago
     with warn_if_slow("slow op", threshold=0.0001) as slow:
         sum(range(10000))
     assert slow.too_slow and "The `slow op` operation took" in caplog.text
