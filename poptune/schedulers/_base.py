@@ -131,17 +131,21 @@ _CONTROLLER_NAMES = ("tune_controller", "trial_runner")
 _VIEW_KEY = "__experiment_view"
 
 
-def _required_positionals(fn: Callable[..., Any]) -> int | None:
-    """How many positional arguments ``fn`` requires after ``self`` (None: it takes
-    ``*args``, or has no signature)."""
+def _ray_style(fn: Callable[..., Any], arity: int) -> bool:
+    """Whether hook ``fn`` has Ray's signature: its first parameter after ``self`` is named
+    as Ray names the controller, or it requires one more positional argument than poptune
+    passes."""
     try:
         params = list(inspect.signature(fn).parameters.values())[1:]
     except (TypeError, ValueError):
-        return None
+        return False
+    if params and params[0].name in _CONTROLLER_NAMES:
+        return True
     if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return None
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-               for p in params)
+        return False
+    required = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                   and p.default is p.empty for p in params)
+    return required == arity + 1
 
 
 def _ray_hook(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -182,22 +186,6 @@ class TrialScheduler:
     ``stop_trial``) is not possible: return a decision instead.
     """
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        for name, arity in HOOK_ARITY.items():
-            fn = cls.__dict__.get(name)
-            if fn is None or getattr(fn, "_poptune_hook", False):
-                continue
-            if _required_positionals(fn) == arity + 1:  # Ray's (tune_controller, ...)
-                setattr(cls, name, _ray_hook(fn))
-            elif cls.__module__.startswith("poptune."):  # a Ray-style subclass calls super()
-                setattr(cls, name, _tolerant_hook(fn, arity))
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop(_VIEW_KEY, None)  # the live experiment: not part of the scheduler
-        return state
-
     CONTINUE = SchedulerDecision.CONTINUE
     PAUSE = SchedulerDecision.PAUSE
     STOP = SchedulerDecision.STOP
@@ -207,6 +195,22 @@ class TrialScheduler:
     _mode: str | None = None
     #: a scheduler that pauses trials and resumes them later needs checkpoints to do so
     needs_checkpoints = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, arity in HOOK_ARITY.items():
+            fn = cls.__dict__.get(name)
+            if fn is None or getattr(fn, "_poptune_hook", False):
+                continue
+            if _ray_style(fn, arity):  # Ray's (tune_controller, ...)
+                setattr(cls, name, _ray_hook(fn))
+            elif cls.__module__.startswith("poptune."):  # a Ray-style subclass calls super()
+                setattr(cls, name, _tolerant_hook(fn, arity))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop(_VIEW_KEY, None)  # the live experiment: not part of the scheduler
+        return state
 
     @property
     def metric(self) -> str | None:
@@ -320,6 +324,7 @@ class TrialScheduler:
 
 for _name, _arity in HOOK_ARITY.items():  # the base's hooks, for super() calls from Ray style
     setattr(TrialScheduler, _name, _tolerant_hook(TrialScheduler.__dict__[_name], _arity))
+
 
 class FIFOScheduler(TrialScheduler):
     """Run trials in the order they were created; never stops or pauses anything."""

@@ -141,3 +141,20 @@ def test_the_base_hooks_take_rays_leading_argument(hook):
     args = (trial, {}) if hook in ("on_trial_result", "on_trial_complete") else (trial,)
     base = TrialScheduler()
     assert getattr(base, hook)(None, *args) == getattr(base, hook)(*args)
+
+
+def test_rays_parameter_name_tells_even_with_defaults():
+    """``on_trial_complete(self, tune_controller, trial, result=None)`` has poptune's count
+    of required arguments; its first parameter's name says it is Ray's."""
+    seen = []
+
+    class WithDefaults(TrialScheduler):
+        def on_trial_complete(self, tune_controller, trial, result=None):
+            seen.append((tune_controller, trial.trial_id, result))
+
+    scheduler = WithDefaults()
+    view = TuneController(lambda: [], num_cpus=1, num_gpus=0)
+    scheduler.set_experiment_view(view)
+    trial = Trial(trial_id="a_00000", trainable_name="f", config={})
+    scheduler.on_trial_complete(trial, {"x": 1})
+    assert seen == [(view, "a_00000", {"x": 1})]
