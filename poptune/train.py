@@ -12,9 +12,11 @@ Those scripts start with ``from ray import train, tune``, report from the traina
 - ``RunConfig``, ``CheckpointConfig``, ``FailureConfig``, ``SyncConfig``, ``Checkpoint`` and
   ``Result`` are poptune's own classes; ``TrainContext`` is :class:`poptune.TuneContext`.
 
-Ray Train's own names (``ScalingConfig``, ``get_dataset_shard``, ``TrainingFailedError``, ...)
-can be imported, so a script that imports them but tunes a plain trainable runs; using one
-raises a :class:`~poptune.TuneError` saying that poptune has no Ray Train.
+Ray Train's own names (``ScalingConfig``, ``get_dataset_shard``, ...) can be imported, so a
+script that imports them but tunes a plain trainable runs; using one raises a
+:class:`~poptune.TuneError` saying that poptune has no Ray Train. Its errors
+(``TrainingFailedError``, ...) are exception classes that nothing raises, so ``except``
+clauses naming them stay valid.
 
 Example:
     >>> from poptune import train, tune
@@ -87,12 +89,20 @@ def stand_ins(prefix: str, names: list[str]) -> dict[str, RayTrainOnly]:
 #: Ray 2.60's ``ray.train`` names that belong to Ray Train alone (its trainers, data
 #: sharding, worker groups)
 globals().update(stand_ins("train", [
-    "BackendConfig", "CheckpointConsistencyMode", "CheckpointUploadMode", "ControllerError",
-    "DataConfig", "LoggingConfig", "MLflowLoggerCallback", "NCCLHangError", "PreemptionError",
-    "PreemptionInfo", "ReportedCheckpoint", "ReportedCheckpointStatus", "ScalingConfig",
-    "TRAIN_DATASET_KEY", "TrainingFailedError", "UserCallback", "ValidationConfig",
-    "ValidationFn", "ValidationTaskConfig", "WorkerGroupError", "get_all_reported_checkpoints",
+    "BackendConfig", "CheckpointConsistencyMode", "CheckpointUploadMode", "DataConfig",
+    "LoggingConfig", "MLflowLoggerCallback", "PreemptionInfo", "ReportedCheckpoint",
+    "ReportedCheckpointStatus", "ScalingConfig", "TRAIN_DATASET_KEY", "UserCallback",
+    "ValidationConfig", "ValidationFn", "ValidationTaskConfig", "get_all_reported_checkpoints",
     "get_dataset_shard", "get_preemption_info"]))
+
+
+class TrainingFailedError(TuneError):
+    """Ray Train's error for a failed ``Trainer.fit()``; poptune never raises it (there is no
+    Ray Train), but ``except train.TrainingFailedError:`` stays valid."""
+
+
+#: Ray Train V2's errors, for ``except`` clauses likewise (never raised)
+ControllerError = NCCLHangError = PreemptionError = WorkerGroupError = TrainingFailedError
 
 
 def use_tune_instead(call: str, name: str, ray_260: str) -> None:

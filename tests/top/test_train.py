@@ -90,8 +90,8 @@ def test_outside_a_trial_as_tune_no_future_warning(monkeypatch):
     assert "`report` is meant to only be called inside" in str(caught[0].message)
 
 
-@pytest.mark.parametrize("name", ["ScalingConfig", "get_dataset_shard", "TrainingFailedError",
-                                  "DataConfig", "get_all_reported_checkpoints"])
+@pytest.mark.parametrize("name", ["ScalingConfig", "get_dataset_shard", "DataConfig",
+                                  "get_all_reported_checkpoints", "TRAIN_DATASET_KEY"])
 def test_ray_train_names_import_and_say_why_they_do_nothing(name):
     stand_in = getattr(train, name)
     with pytest.raises(TuneError, match=rf"`train\.{name}` is Ray Train's .* poptune does not "
@@ -109,3 +109,17 @@ def test_scaling_config_points_to_with_resources():
 def test_an_unknown_name_is_a_plain_attribute_error():
     with pytest.raises(AttributeError, match="module 'poptune.train' has no attribute 'nope'"):
         train.nope  # noqa: B018
+
+
+def test_ray_trains_errors_are_exception_classes_for_except_clauses():
+    """``except train.TrainingFailedError:`` around a Tuner stays valid (nothing raises it)."""
+    for name in ("TrainingFailedError", "ControllerError", "WorkerGroupError", "PreemptionError",
+                 "NCCLHangError"):
+        error = getattr(train, name)
+        assert issubclass(error, TuneError)
+        try:
+            raise ValueError("not a Ray Train error")
+        except error:  # noqa: PERF203 - the clause itself is what is tested
+            pytest.fail(f"{name} caught a ValueError")
+        except ValueError:
+            pass
