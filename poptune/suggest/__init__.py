@@ -2,8 +2,9 @@
 2.0), so that tutorials of that time run after the import swap:
 ``from poptune.suggest.hyperopt import HyperOptSearch``.
 
-Ray 2.0–2.3 kept the old path with a deprecation warning, and Ray 2.4 removed it; poptune keeps
-Ray 2.0's behaviour. It warns once per process (a ``FutureWarning``: use ``poptune.search``).
+Ray 2.0 kept the old path with a deprecation warning, and later releases removed it; poptune
+keeps Ray 2.0's behaviour. It warns once per process (a ``FutureWarning``: use
+``poptune.search``).
 
 Example:
     >>> import warnings
