@@ -6,9 +6,10 @@ Those scripts start with ``from ray import train, tune``, report from the traina
 (``from poptune import train, tune``) they run unchanged:
 
 - ``report``, ``get_checkpoint`` and ``get_context`` are :func:`poptune.report`,
-  :func:`poptune.get_checkpoint` and :func:`poptune.get_context`, with the warning Ray
-  2.41–2.5x gave inside a trial (a ``FutureWarning``: use the ``tune`` names). Ray 2.60 raises
-  ``DeprecationWarning`` there instead, failing the trial; poptune keeps both spellings.
+  :func:`poptune.get_checkpoint` and :func:`poptune.get_context`, with the warning Ray gave
+  inside a trial before it made this an error (a ``FutureWarning``: use the ``tune`` names).
+  Ray 2.60 raises ``DeprecationWarning`` there instead, failing the trial; poptune keeps both
+  spellings.
 - ``RunConfig``, ``CheckpointConfig``, ``FailureConfig``, ``SyncConfig``, ``Checkpoint`` and
   ``Result`` are poptune's own classes; ``TrainContext`` is :class:`poptune.TuneContext`.
 

@@ -62,7 +62,7 @@ def test_a_ray_2_9_script_runs_after_the_import_swap(tmp_path):
         assert os.path.basename(result.path).startswith(name)
         with result.checkpoint.as_directory() as d, open(os.path.join(d, "step")) as f:
             assert f.read() == "3"
-    # inside a trial, each `train.` call warns, with Ray 2.41–2.5x's advice
+    # inside a trial, each `train.` call warns, with the advice Ray gave before 2.60
     warned = list(results[0].metrics_dataframe["warned"])
     advice = "FutureWarning: `train.{0}` should be switched to `tune.{0}` when running in a " \
              "function passed to Tune (Ray 2.60 raises here; poptune runs `tune.{0}`)"
