@@ -1,10 +1,23 @@
-"""What the framework-callback tests share: a trial's ``result.json`` rows, and a stand-in for
-``poptune.session.report`` that records what a callback reported outside a trial."""
+"""What the framework-callback tests share: a run of real trials that stops at the first error,
+a trial's ``result.json`` rows, and a stand-in for ``poptune.session.report`` that records
+what a callback reported outside a trial."""
 
 from __future__ import annotations
 
 import json
 import os
+
+
+def fit_fail_fast(tmp_path, trainable, param_space, name, **tune_config):
+    """``Tuner(trainable).fit()`` into ``tmp_path/name``, quiet, ending at the first error;
+    ``tune_config`` goes to ``TuneConfig`` (metric, mode, scheduler)."""
+    import poptune as tune
+
+    return tune.Tuner(
+        trainable, param_space=param_space, tune_config=tune.TuneConfig(**tune_config),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                  failure_config=tune.FailureConfig(fail_fast=True)),
+    ).fit()
 
 
 def result_rows(trial_dir):

@@ -25,7 +25,7 @@ from poptune.integration.keras import (  # noqa: E402
     TuneReportCheckpointCallback,
 )
 from poptune.schedulers import PopulationBasedTraining  # noqa: E402
-from tests.integration._helpers import FakeReport, result_rows  # noqa: E402
+from tests.integration._helpers import FakeReport, fit_fail_fast, result_rows  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = [
@@ -157,13 +157,8 @@ def test_reporting_outside_a_trial_warns_and_trains_on(monkeypatch):
 # -- real trials --------------------------------------------------------------------------
 @pytest.mark.slow
 def test_fit_in_a_trial_reports_metrics_and_checkpoints_that_reload(tmp_path):
-    grid = tune.Tuner(
-        train_digits,
-        param_space={"lr": 0.05, "epochs": 3},
-        tune_config=tune.TuneConfig(metric="mean_accuracy", mode="max"),
-        run_config=tune.RunConfig(name="keras", storage_path=str(tmp_path), verbose=0,
-                                  failure_config=tune.FailureConfig(fail_fast=True)),
-    ).fit()
+    grid = fit_fail_fast(tmp_path, train_digits, {"lr": 0.05, "epochs": 3}, "keras",
+                         metric="mean_accuracy", mode="max")
     assert grid.num_errors == 0
     result = grid[0]
     rows = result_rows(result.path)

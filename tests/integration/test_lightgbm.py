@@ -15,7 +15,7 @@ import poptune as tune  # noqa: E402
 from poptune.exceptions import TuneConfigError  # noqa: E402
 from poptune.integration import MetricNotFoundError  # noqa: E402
 from poptune.integration.lightgbm import TuneReportCallback, TuneReportCheckpointCallback  # noqa: E402
-from tests.integration._helpers import result_rows  # noqa: E402
+from tests.integration._helpers import fit_fail_fast, result_rows  # noqa: E402
 
 PARAMS = {"objective": "binary", "metric": ["binary_logloss", "binary_error"], "verbose": -1,
           "num_leaves": 4, "learning_rate": 0.2, "num_threads": 1, "seed": 0}
@@ -44,11 +44,7 @@ def train_cv(config):
 
 
 def _fit(tmp_path, trainable, config, name="lgb"):
-    return tune.Tuner(
-        trainable, param_space=config,
-        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
-                                  failure_config=tune.FailureConfig(fail_fast=True)),
-    ).fit()
+    return fit_fail_fast(tmp_path, trainable, config, name)
 
 
 def test_checkpoint_callback_reports_every_round_and_checkpoints_the_last(tmp_path):

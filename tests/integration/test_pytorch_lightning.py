@@ -23,7 +23,7 @@ from poptune.integration.pytorch_lightning import (  # noqa: E402
     TuneReportCheckpointCallback,
 )
 from poptune.schedulers import PopulationBasedTraining  # noqa: E402
-from tests.integration._helpers import FakeReport, result_rows  # noqa: E402
+from tests.integration._helpers import FakeReport, fit_fail_fast, result_rows  # noqa: E402
 
 pytestmark = [
     # Lightning's advice for real jobs (more dataloader workers, a logger): not for a toy
@@ -200,13 +200,8 @@ def test_missing_lightning_gives_the_install_command(monkeypatch):
 # -- real trials --------------------------------------------------------------------------
 @pytest.mark.slow
 def test_fit_in_a_trial_reports_metrics_and_checkpoints_that_reload(tmp_path):
-    grid = tune.Tuner(
-        train_digits,
-        param_space={"lr": 0.05, "epochs": 3},
-        tune_config=tune.TuneConfig(metric="mean_accuracy", mode="max"),
-        run_config=tune.RunConfig(name="ptl", storage_path=str(tmp_path), verbose=0,
-                                  failure_config=tune.FailureConfig(fail_fast=True)),
-    ).fit()
+    grid = fit_fail_fast(tmp_path, train_digits, {"lr": 0.05, "epochs": 3}, "ptl",
+                         metric="mean_accuracy", mode="max")
     assert grid.num_errors == 0
     result = grid[0]
     rows = result_rows(result.path)
@@ -229,13 +224,9 @@ def test_pbt_exploits_resume_the_donors_trainer(tmp_path):
         time_attr="training_iteration", perturbation_interval=2, seed=1, quantile_fraction=0.5,
         hyperparam_mutations={"lr": tune.uniform(0.001, 0.3)},
         synch=True)  # decide when both reached the boundary: the slow learner always copies
-    grid = tune.Tuner(
-        train_digits,
-        param_space={"lr": tune.grid_search([0.0005, 0.2]), "epochs": 6},
-        tune_config=tune.TuneConfig(scheduler=pbt, metric="mean_accuracy", mode="max"),
-        run_config=tune.RunConfig(name="ptlpbt", storage_path=str(tmp_path), verbose=0,
-                                  failure_config=tune.FailureConfig(fail_fast=True)),
-    ).fit()
+    grid = fit_fail_fast(tmp_path, train_digits,
+                         {"lr": tune.grid_search([0.0005, 0.2]), "epochs": 6}, "ptlpbt",
+                         scheduler=pbt, metric="mean_accuracy", mode="max")
     assert grid.num_errors == 0 and len(grid) == 2
     from_donor = 0
     for r in grid:
