@@ -41,10 +41,24 @@ class FakeReport:
         self.calls.append((metrics, files))
 
 
-def wandb_records(path):
+def wandb_records(path, timeout=30.0):
     """The records of an offline W&B run file (``run-<id>.wandb``) as ``(kind, message)``
-    pairs. The file is a LevelDB-style log (a 7-byte header, then 32 KiB blocks of framed
-    chunks) of ``wandb_internal_pb2.Record`` messages; wandb 0.30 ships no reader for it."""
+    pairs, read again until the run's ``exit`` record is in it (or ``timeout`` seconds): the
+    wandb-core service writes the file after ``run.finish()`` returns (a clean-clone run read
+    it with no records at all)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        records = _wandb_file(path)
+        if any(kind == "exit" for kind, _ in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
+
+
+def _wandb_file(path):
+    """Parse a W&B run file: a LevelDB-style log (a 7-byte header, then 32 KiB blocks of
+    framed chunks) of ``wandb_internal_pb2.Record`` messages; wandb 0.30 ships no reader."""
     import struct
 
     from wandb.proto import wandb_internal_pb2 as pb
