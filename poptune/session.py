@@ -105,6 +105,8 @@ class _Session:
     #: the user metrics of the last ``report`` (repeated by a final report that only carries
     #: a pending legacy checkpoint)
     _last_metrics: dict[str, Any] | None = None
+    #: a ``UtilMonitor`` when the config asks for ``log_sys_usage``: each result gets ``perf``
+    monitor: Any = None
 
     def __init__(
         self,
@@ -200,6 +202,8 @@ class _Session:
             done=bool(metrics.get("done", False)),
             checkpoint_dir_name=ckpt_name,
         )
+        if self.monitor is not None:
+            result.update(self.monitor.get_data())
         self.last = now
         try:
             self.channel(result)

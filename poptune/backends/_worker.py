@@ -197,6 +197,10 @@ class Worker:
             )
             sess = self._new_session(ctx, self._channel(trial_id, state, spec.answered), spec)
             state["session"] = sess
+            if self.session_clock is None and isinstance(config, dict) and config.get(
+                "log_sys_usage"
+            ):
+                _monitor(sess)
             if self.sets_process_session:
                 _session_mod._session = sess
             _session_mod._local.session = sess
@@ -335,6 +339,19 @@ class Worker:
                 name = self._save(state)
                 self.conn.send(("saved", spec.trial_id, name))
             raise
+
+
+def _monitor(sess: _Session) -> None:
+    """Ray's ``log_sys_usage``: a ``UtilMonitor`` for the trial, stopped when it ends."""
+    from poptune.utils.util import UtilMonitor
+
+    monitor = sess.monitor = UtilMonitor()
+
+    def stop(failed: bool) -> None:
+        monitor.stop()
+        monitor.join()
+
+    sess.at_end.append(stop)
 
 
 def main() -> None:

@@ -8,11 +8,11 @@ Example:
 
 from poptune.utils.mock_trainable import MyTrainableClass
 from poptune.utils.util import (
-    date_str, deep_update, diagnose_serialization, flatten_dict, merge_dicts, unflattened_lookup,
+    UtilMonitor, date_str, deep_update, diagnose_serialization, flatten_dict, merge_dicts, unflattened_lookup,
     wait_for_gpu, warn_if_slow,
 )
 from poptune.utils.validation import validate_save_restore
 
-__all__ = ["MyTrainableClass", "date_str", "deep_update", "diagnose_serialization",
+__all__ = ["MyTrainableClass", "UtilMonitor", "date_str", "deep_update", "diagnose_serialization",
            "flatten_dict", "merge_dicts", "unflattened_lookup", "validate_save_restore",
            "wait_for_gpu", "warn_if_slow"]

@@ -1,5 +1,6 @@
 """The helpers of ``ray.tune.utils`` that scripts import: dict merging and flattening,
-``date_str``, ``warn_if_slow``, ``diagnose_serialization`` and ``wait_for_gpu``.
+``date_str``, ``warn_if_slow``, ``diagnose_serialization``, ``wait_for_gpu`` and
+``UtilMonitor``.
 
 Example:
     >>> merge_dicts({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}, "d": 4})
@@ -16,6 +17,7 @@ import copy
 import inspect
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -24,7 +26,7 @@ from typing import Any, Callable
 from poptune._dicts import flatten_dict as _flatten_dict
 from poptune._imports import require
 
-__all__ = ["date_str", "deep_update", "diagnose_serialization", "flatten_dict", "merge_dicts",
+__all__ = ["UtilMonitor", "date_str", "deep_update", "diagnose_serialization", "flatten_dict", "merge_dicts",
            "unflattened_lookup", "wait_for_gpu", "warn_if_slow"]
 
 logger = logging.getLogger("poptune")
@@ -262,3 +264,93 @@ def wait_for_gpu(gpu_id: int | str | None = None, target_util: float = 0.01, ret
         time.sleep(delay_s)
     raise RuntimeError(f"GPU memory was not freed: GPU {gpu_id} stayed above "
                        f"target_util={target_util} for {retry} checks {delay_s} s apart")
+
+
+def _optional(module: str) -> Any:
+    """``module``, or None when it is not installed."""
+    try:
+        return __import__(module)
+    except ImportError:
+        return None
+
+
+class UtilMonitor(threading.Thread):
+    """A daemon thread that samples CPU and RAM use (psutil) and each GPU's load and memory
+    use (GPUtil) every ``delay`` seconds; :meth:`get_data` returns the means since the last
+    call, under ``"perf"``, as Ray's.
+
+    A trial whose config has ``"log_sys_usage": True`` runs one, and each of its results
+    carries the ``perf`` dict (``cpu_util_percent``, ``ram_util_percent``,
+    ``gpu_util_percent0``, ``vram_util_percent0``, ...).
+
+    Args:
+        start: start sampling now.
+        delay: seconds between samples.
+
+    Example:
+        >>> monitor = UtilMonitor(delay=0.01)
+        >>> time.sleep(0.05)
+        >>> sorted(monitor.get_data()["perf"])
+        ['cpu_util_percent', 'ram_util_percent']
+        >>> monitor.stop(); monitor.join()
+        >>> monitor.get_data()
+        {}
+    """
+
+    def __init__(self, start: bool = True, delay: float = 0.7) -> None:
+        super().__init__(name="poptune-util-monitor", daemon=True)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay > 0:
+            raise ValueError(f"`delay` must be a positive number of seconds, got {delay!r}")
+        self.delay = float(delay)
+        self.stopped = True
+        self.values: dict[str, list[float]] = {}
+        self.lock = threading.Lock()
+        self._wake = threading.Event()
+        self._psutil = _optional("psutil")
+        self.GPUtil = _optional("GPUtil")
+        if start and self._psutil is None:
+            logger.warning("Install psutil to monitor system performance.")
+        if start and self.GPUtil is None:
+            logger.warning("Install gputil for GPU system monitoring.")
+        if self._psutil is not None:
+            self._psutil.cpu_percent(interval=None)  # the first call only starts the count
+        if start and (self._psutil is not None or self.GPUtil is not None):
+            self.stopped = False
+            self.start()
+
+    def _sample(self) -> dict[str, float]:
+        sample: dict[str, float] = {}
+        if self._psutil is not None:
+            sample["cpu_util_percent"] = float(self._psutil.cpu_percent(interval=None))
+            sample["ram_util_percent"] = float(self._psutil.virtual_memory().percent)
+        if self.GPUtil is not None:
+            try:
+                gpus = self.GPUtil.getGPUs()
+            except Exception:  # noqa: BLE001 - no driver (nvidia-smi) here: no GPU figures
+                gpus = []
+            for gpu in gpus:
+                sample[f"gpu_util_percent{gpu.id}"] = float(gpu.load)
+                sample[f"vram_util_percent{gpu.id}"] = float(gpu.memoryUtil)
+        return sample
+
+    def run(self) -> None:
+        while not self.stopped:
+            sample = self._sample()
+            with self.lock:
+                for key, value in sample.items():
+                    self.values.setdefault(key, []).append(value)
+            self._wake.wait(self.delay)
+
+    def get_data(self) -> dict[str, Any]:
+        """``{"perf": {name: mean}}`` over the samples since the last call; ``{}`` once
+        stopped (or never started)."""
+        if self.stopped:
+            return {}
+        with self.lock:
+            values, self.values = self.values, {}
+        return {"perf": {k: sum(v) / len(v) for k, v in values.items() if v}}
+
+    def stop(self) -> None:
+        """Stop sampling (the thread ends within a moment: :meth:`join` waits for it)."""
+        self.stopped = True
+        self._wake.set()

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 import poptune as tune
 from poptune._compat import get_gpu_ids
 from poptune.utils import (
-    date_str, deep_update, diagnose_serialization, flatten_dict, merge_dicts, unflattened_lookup,
+    UtilMonitor, date_str, deep_update, diagnose_serialization, flatten_dict, merge_dicts, unflattened_lookup,
     wait_for_gpu, warn_if_slow,
 )
 from tests._modules import source_module
@@ -119,8 +120,10 @@ def getGPUs():
     n = int(os.environ.get("FAKE_GPU_CALLS", "0"))
     os.environ["FAKE_GPU_CALLS"] = str(n + 1)
     util = float(steps[min(n, len(steps) - 1)])
-    return [SimpleNamespace(id=0, uuid="GPU-aaaa", memoryUtil=0.0),
-            SimpleNamespace(id=1, uuid="GPU-bbbb", memoryUtil=util)]
+    if os.environ.get("FAKE_GPU_BROKEN"):
+        raise ValueError("NVIDIA-SMI has failed")
+    return [SimpleNamespace(id=0, uuid="GPU-aaaa", memoryUtil=0.0, load=0.25),
+            SimpleNamespace(id=1, uuid="GPU-bbbb", memoryUtil=util, load=0.75)]
 '''
 
 
@@ -173,3 +176,61 @@ def test_get_gpu_ids_reads_the_trials_devices(monkeypatch):
     assert get_gpu_ids() == [2, 3, "GPU-x"] and tune.get_gpu_ids is get_gpu_ids
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert get_gpu_ids() == []
+
+
+def test_util_monitor_averages_each_device_since_the_last_call(gputil, monkeypatch):
+    monkeypatch.setenv("FAKE_GPU_UTIL", "0.5")
+    monitor = UtilMonitor(start=False)
+    assert monitor.get_data() == {} and not monitor.is_alive()  # never started: nothing
+    monitor = UtilMonitor(delay=0.01)
+    try:
+        deadline = time.time() + 10
+        while int(gputil.os.environ["FAKE_GPU_CALLS"]) < 3 and time.time() < deadline:
+            time.sleep(0.01)
+        perf = monitor.get_data()["perf"]
+        assert set(perf) == {"cpu_util_percent", "ram_util_percent", "gpu_util_percent0",
+                             "gpu_util_percent1", "vram_util_percent0", "vram_util_percent1"}
+        assert (perf["gpu_util_percent0"], perf["gpu_util_percent1"]) == (0.25, 0.75)
+        assert (perf["vram_util_percent0"], perf["vram_util_percent1"]) == (0.0, 0.5)
+        assert 0 <= perf["cpu_util_percent"] <= 100 and 0 < perf["ram_util_percent"] <= 100
+        monkeypatch.setenv("FAKE_GPU_BROKEN", "1")  # GPUtil failing (no nvidia-smi): no GPU keys
+        monitor.get_data()
+        time.sleep(0.05)
+        assert set(monitor.get_data()["perf"]) == {"cpu_util_percent", "ram_util_percent"}
+    finally:
+        monitor.stop()
+        monitor.join(5)
+    assert not monitor.is_alive() and monitor.get_data() == {}
+    with pytest.raises(ValueError, match="`delay` must be a positive number of seconds, got 0"):
+        UtilMonitor(delay=0)
+
+
+def monitored(config):
+    for _ in range(3):
+        time.sleep(0.05)
+        tune.report({"threads": sorted(t.name for t in threading.enumerate())})
+
+
+class MonitoredClass(tune.Trainable):
+    def step(self):
+        time.sleep(0.05)
+        return {"done": self.iteration == 2}
+
+
+@pytest.mark.parametrize("trainable", [monitored, MonitoredClass])
+def test_log_sys_usage_puts_perf_in_every_result_of_that_trial(gputil, tmp_path, trainable):
+    """As Ray's ``Trainable``: ``"log_sys_usage": True`` in the config samples the machine
+    during the trial; the other trial (same reused worker) has no ``perf`` and no monitor."""
+    grid = tune.Tuner(trainable, param_space={"log_sys_usage": tune.grid_search([True, False])},
+                      tune_config=tune.TuneConfig(max_concurrent_trials=1),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert grid.num_errors == 0
+    on, off = sorted(grid, key=lambda r: not r.config["log_sys_usage"])
+    rows = on.metrics_dataframe
+    assert len(rows) == 3 and rows["perf/gpu_util_percent1"].iloc[0] == 0.75
+    assert rows["perf/cpu_util_percent"].iloc[0] >= 0 and "perf" in on.metrics
+    assert not any(c.startswith("perf") for c in off.metrics_dataframe.columns)
+    if trainable is monitored:
+        assert on.metrics["pid"] == off.metrics["pid"]  # one worker, reused
+        assert "poptune-util-monitor" in on.metrics["threads"]
+        assert "poptune-util-monitor" not in off.metrics["threads"]
