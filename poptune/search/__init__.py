@@ -73,12 +73,12 @@ UNDEFINED_METRIC_MODE = (
     "the search algorithm, or pass them to `tune.TuneConfig()`."
 )
 
-#: ``create_searcher`` names (Ray's) -> class name; Ray's "zoopt" and "hebo" have no
-#: poptune adapter
+#: ``create_searcher`` names (Ray's) -> class name
 SEARCH_ALG_IMPORT: dict[str, str] = {
     "variant_generator": "BasicVariantGenerator", "random": "BasicVariantGenerator",
     "ax": "AxSearch", "hyperopt": "HyperOptSearch", "bayesopt": "BayesOptSearch",
     "bohb": "TuneBOHB", "nevergrad": "NevergradSearch", "optuna": "OptunaSearch",
+    "zoopt": "ZOOptSearch", "hebo": "HEBOSearch",
 }
 
 
@@ -100,9 +100,8 @@ def create_searcher(search_alg: str, **kwargs: Any) -> Any:
 
     name = search_alg.lower() if isinstance(search_alg, str) else search_alg
     if name not in SEARCH_ALG_IMPORT:
-        extra = (" (poptune has no ZOOpt or HEBO adapter)" if name in ("zoopt", "hebo") else "")
         raise bad_value("search_alg", search_alg,
-                        "one of " + ", ".join(repr(k) for k in SEARCH_ALG_IMPORT) + extra)
+                        "one of " + ", ".join(repr(k) for k in SEARCH_ALG_IMPORT))
     cls_name = SEARCH_ALG_IMPORT[name]
     cls = globals().get(cls_name) or __getattr__(cls_name)
     return construct_accepting(cls, kwargs)
@@ -113,6 +112,7 @@ def create_searcher(search_alg: str, **kwargs: Any) -> Any:
 _ADAPTERS = {
     "OptunaSearch": "optuna", "HyperOptSearch": "hyperopt", "BayesOptSearch": "bayesopt",
     "NevergradSearch": "nevergrad", "TuneBOHB": "bohb", "AxSearch": "ax",
+    "ZOOptSearch": "zoopt", "HEBOSearch": "hebo",
 }
 
 

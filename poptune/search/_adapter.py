@@ -28,12 +28,58 @@ Example:
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from poptune._validation import bad_type, check_mode, no_metric_mode
 from poptune.search._base import Searcher
+from poptune.search.sample import (
+    Domain, Float, Integer, LogUniform, Quantized, Uniform, _quantized_bounds,
+)  # fmt: skip
 
-__all__ = ["SearcherAdapter", "check_seed", "copy_points"]
+__all__ = ["NumericRange", "SearcherAdapter", "check_seed", "copy_points", "numeric_range"]
+
+
+@dataclass(frozen=True)
+class NumericRange:
+    """A uniform or log-uniform float or integer domain, quantized or not, as a library
+    adapter converts it: inclusive bounds (``randint``'s exclusive upper bound already
+    lowered; a quantized domain's bounds snapped to multiples of ``q``)."""
+
+    low: Any
+    high: Any
+    log: bool = False
+    q: Any = None  # the step of a quantized domain (an int for integers); None otherwise
+    integer: bool = False
+
+
+def numeric_range(domain: Domain) -> NumericRange | None:
+    """The :class:`NumericRange` of ``domain``, or None if it is not such a domain (a
+    choice, ``randn``, ``sample_from``). ``qrandint(a, b, 1)`` is ``randint(a, b + 1)``, as in
+    Ray.
+
+    >>> from poptune.search.sample import randint, qloguniform, choice
+    >>> numeric_range(randint(0, 10))
+    NumericRange(low=0, high=9, log=False, q=None, integer=True)
+    >>> numeric_range(qloguniform(1e-3, 1, 1e-3)).log, numeric_range(choice([1, 2]))
+    (True, None)
+    """
+    sampler = domain.get_sampler()
+    q = None
+    if isinstance(sampler, Quantized):
+        q, sampler = sampler.q, sampler.get_sampler()
+        if isinstance(domain, Integer):
+            q = None if q == 1 else int(q)
+    if not (isinstance(domain, (Float, Integer)) and isinstance(sampler, (Uniform, LogUniform))):
+        return None
+    integer = isinstance(domain, Integer)
+    if q is not None:
+        low, high = _quantized_bounds(domain, q)
+    elif integer:
+        low, high = domain.lower, domain.upper - 1
+    else:
+        low, high = domain.lower, domain.upper
+    return NumericRange(low, high, isinstance(sampler, LogUniform), q, integer)
 
 
 def check_seed(name: str, seed: Any) -> None:

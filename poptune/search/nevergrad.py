@@ -41,11 +41,8 @@ import numpy as np
 from poptune._imports import MissingDependencyError, require
 from poptune._validation import bad_type, bad_value, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._adapter import SearcherAdapter, check_seed, copy_points
-from poptune.search.sample import (
-    Categorical, Domain, Float, Function, Integer, LogUniform, Quantized, Uniform,
-    _quantized_bounds,
-)  # fmt: skip
+from poptune.search._adapter import SearcherAdapter, check_seed, copy_points, numeric_range
+from poptune.search.sample import Categorical, Domain, Function, Uniform
 from poptune.search.variant_generator import _join, _parse, flatten_dict, unflatten_dict
 
 __all__ = ["NevergradSearch"]
@@ -115,29 +112,21 @@ class _Param:
 
 
 def _convert_domain(ng: Any, name: str, domain: Domain) -> tuple[Any, _Param | None]:
-    sampler = domain.get_sampler()
-    q = None
-    if isinstance(sampler, Quantized):
-        q, sampler = sampler.q, sampler.get_sampler()
-        if isinstance(domain, Integer) and q == 1:
-            q = None
-    is_int = isinstance(domain, Integer)
-    if isinstance(domain, (Float, Integer)) and isinstance(sampler, (Uniform, LogUniform)):
-        if q is None:
-            low, high = (domain.lower, domain.upper - 1) if is_int else (domain.lower, domain.upper)
-        else:
-            low, high = _quantized_bounds(domain, q)
-        if isinstance(sampler, LogUniform):
-            param = ng.p.Log(lower=low, upper=high)
-            if is_int and q is None:
+    r = numeric_range(domain)
+    if r is not None:
+        if r.log:
+            param = ng.p.Log(lower=r.low, upper=r.high)
+            if r.integer and r.q is None:
                 return param.set_integer_casting(), _Param(integer=True)
-            return param, (None if q is None else _Param(q=q, low=low, high=high, integer=is_int))
-        if q is None:
-            param = ng.p.Scalar(lower=low, upper=high)
-            return (param.set_integer_casting(), _Param(integer=True)) if is_int else (param, None)
-        steps = ng.p.Scalar(lower=round(low / q), upper=round(high / q)).set_integer_casting()
-        return steps, _Param(step=q, integer=is_int)
-    if isinstance(domain, Categorical) and isinstance(sampler, Uniform):
+            return param, (None if r.q is None
+                           else _Param(q=r.q, low=r.low, high=r.high, integer=r.integer))
+        if r.q is None:
+            param = ng.p.Scalar(lower=r.low, upper=r.high)
+            return ((param.set_integer_casting(), _Param(integer=True)) if r.integer
+                    else (param, None))
+        steps = ng.p.Scalar(lower=round(r.low / r.q), upper=round(r.high / r.q))
+        return steps.set_integer_casting(), _Param(step=r.q, integer=r.integer)
+    if isinstance(domain, Categorical) and isinstance(domain.get_sampler(), Uniform):
         return ng.p.Choice(list(domain.categories)), None
     raise TuneConfigError(
         f"`{name}` has domain {domain!r}, which NevergradSearch cannot search; it takes "

@@ -186,9 +186,11 @@ class Grid(Sampler):
 class Quantized(Sampler):
     """Wraps another sampler and rounds its draws to a multiple of ``q``.
 
-    The wrapped sampler draws in ``[ceil(lower/q)*q, floor(upper/q)*q]`` and the value is then
-    rounded with ``round(value / q) * q``, as in Ray. With ``q == 1`` an integer draw is not
-    touched (Ray's shortcut).
+    For floats, the wrapped sampler draws in ``[ceil(lower/q)*q, floor(upper/q)*q]`` and the
+    value is then rounded with ``round(value / q) * q``, as in Ray. For integers it draws the
+    index ``k`` of a multiple ``k*q`` in ``[lower, upper]``, both bounds inclusive (Ray 2.60),
+    so ``qrandint(0, 10, 2)`` draws 0, 2, ..., 10 alike; with ``q == 1`` an integer draw is
+    not touched (Ray's shortcut: the upper bound stays exclusive).
     """
 
     def __init__(self, sampler: Sampler, q: float) -> None:
@@ -205,6 +207,14 @@ class Quantized(Sampler):
             # Ray's shortcut: integer draws need no rounding (so the upper bound stays
             # exclusive). Floats are still rounded, where Ray returns them unrounded.
             return self.sampler._draw(domain, config, size, random_state)
+        if isinstance(domain, Integer):
+            # as Ray 2.60: the multiples of q in [lower, upper] (both inclusive) are drawn
+            # through their indices, so that each is as likely (uniform) as the sampler says
+            step = int(self.q)
+            first, last = -(-domain.lower // step), domain.upper // step  # >= 2 multiples
+            indices = copy.copy(domain)
+            indices.lower, indices.upper = first, last + 1
+            return np.multiply(self.sampler._draw(indices, config, size, random_state), step)
         inner = copy.copy(domain)
         inner.lower, inner.upper = _quantized_bounds(domain, self.q)  # type: ignore[attr-defined]
         values = self.sampler._draw(inner, config, size, random_state)

@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 
 import poptune as tune
-from poptune.stopper import Stopper
+from tests.search._helpers import ENABLED, StopAfterResults
 
 # Trial workers import this module to unpickle `train`: keep its import light (no libraries).
 
@@ -105,21 +105,6 @@ def test_optuna_define_by_run_and_multi_objective_in_a_tuner(tmp_path):
     assert len(study.best_trials) >= 1  # a Pareto front over the two objectives
 
 
-ENABLED = [True]
-
-
-class StopAfterResults(Stopper):
-    """Ends the experiment after ``n`` results while ``ENABLED[0]`` (so a restore runs on)."""
-
-    def __init__(self, n):
-        self.n, self.seen = n, 0
-
-    def __call__(self, trial_id, result):
-        self.seen += 1
-        return False
-
-    def stop_all(self):
-        return ENABLED[0] and self.seen >= self.n
 
 
 def _interrupted_then_restored(tmp_path):

@@ -17,7 +17,7 @@ from poptune._imports import MissingDependencyError
 from poptune.exceptions import TuneConfigError
 from poptune.search import ConcurrencyLimiter, Searcher
 from poptune.search.ax import AxSearch
-from poptune.stopper import Stopper
+from tests.search._helpers import ENABLED, StopAfterResults
 
 # Trial workers import this module to unpickle `train`: keep its import light (Ax is imported
 # by the tests that need it, never at module level).
@@ -382,21 +382,6 @@ def test_a_tuner_run_finds_the_optimum_and_ax_sees_every_trial(tmp_path):
     assert min(losses[5:]) < min(losses[:5])
 
 
-ENABLED = [True]
-
-
-class StopAfterResults(Stopper):
-    """Ends the experiment after ``n`` results while ``ENABLED[0]`` (so a restore runs on)."""
-
-    def __init__(self, n):
-        self.n, self.seen = n, 0
-
-    def __call__(self, trial_id, result):
-        self.seen += 1
-        return False
-
-    def stop_all(self):
-        return ENABLED[0] and self.seen >= self.n
 
 
 @needs_ax

@@ -81,6 +81,19 @@ def test_qrandint_includes_upper_for_q_above_one():
     assert all(type(v) is int for v in values) and set(values) == {3, 6, 9}
 
 
+@pytest.mark.parametrize("args", [(0, 10, 2), (1, 10, 3), (-7, 7, 7)])
+def test_qrandint_draws_each_multiple_alike_as_ray(args):
+    """Ray 2.60 draws the multiples' indices: each multiple of q in [lower, upper] is as likely
+    (rounding a randint draw instead would make 0..10 step 2 favour 4 and 8 and never give
+    10)."""
+    values = draws(s.qrandint(*args), n=12000)
+    counts = {v: values.count(v) for v in set(values)}
+    expected = 12000 / len(counts)
+    assert all(abs(c - expected) < 0.1 * expected for c in counts.values()), counts
+    ray_sample = pytest.importorskip("ray.tune.search.sample")
+    assert set(counts) == set(ray_sample.qrandint(*args).sample(size=3000))
+
+
 def test_qrandint_with_q_one_keeps_rays_exclusive_upper_bound():
     # Ray skips quantization for q == 1, so the upper bound stays exclusive.
     assert set(draws(s.qrandint(1, 5))) == {1, 2, 3, 4}

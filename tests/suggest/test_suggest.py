@@ -30,6 +30,8 @@ PATHS = [
     ("poptune.suggest.bohb", "TuneBOHB", "poptune.search.bohb"),
     ("poptune.suggest.ax", "AxSearch", "poptune.search.ax"),
     ("poptune.suggest.nevergrad", "NevergradSearch", "poptune.search.nevergrad"),
+    ("poptune.suggest.zoopt", "ZOOptSearch", "poptune.search.zoopt"),
+    ("poptune.suggest.hebo", "HEBOSearch", "poptune.search.hebo"),
     ("poptune.trial", "Trial", "poptune.experiment.trial"),
 ]
 

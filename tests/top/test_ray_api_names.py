@@ -148,8 +148,8 @@ def test_create_searcher_names(name, cls):
 def test_registries_name_what_they_accept():
     with pytest.raises(ValueError, match="`scheduler` must be one of 'fifo'"):
         tune.create_scheduler("nope")
-    with pytest.raises(ValueError, match="no ZOOpt or HEBO adapter"):
-        tune.create_searcher("zoopt")
+    with pytest.raises(ValueError, match="`search_alg` must be one of 'variant_generator'"):
+        tune.create_searcher("sigopt")
 
 
 # -- ResumeConfig / SyncConfig ---------------------------------------------------------------
