@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[dev,examples]'
 	# nevergrad pins an old bayesian-optimization; install it beside the new one (see NevergradSearch)
 	$(PY) -m pip install -q --no-deps nevergrad==1.0.12 cma directsearch
+	# HEBO declares numpy<1.25 and pymoo==0.6.0 but runs on today's (see HEBOSearch)
+	$(PY) -m pip install -q --no-deps HEBO==0.3.6
 	# bayes_opt 1.x (Ray 2.60's API) aside, for tests/search/test_bayesopt_versions.py
 	$(PY) -m pip install -q --no-deps --target $(VENV)/bayes-opt-1 bayesian-optimization==1.4.0
 	touch $(STAMP)

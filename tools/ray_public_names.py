@@ -24,11 +24,15 @@ MODULES: dict[str, str] = {
     "ray.tune": "poptune",
     "ray.tune.schedulers": "poptune.schedulers",
     "ray.tune.search": "poptune.search",
+    "ray.tune.search.zoopt": "poptune.search.zoopt",
+    "ray.tune.search.hebo": "poptune.search.hebo",
     "ray.tune.stopper": "poptune.stopper",
     "ray.tune.logger": "poptune.logger",
+    "ray.tune.logger.aim": "poptune.logger.aim",
     "ray.tune.experiment": "poptune.experiment",
     "ray.tune.callback": "poptune.callback",
     "ray.tune.execution.placement_groups": "poptune.execution.placement_groups",
+    "ray.tune.utils": "poptune.utils",
     # integrations poptune has (no ray_train counterpart)
     "ray.tune.integration.keras": "poptune.integration.keras",
     "ray.tune.integration.lightgbm": "poptune.integration.lightgbm",
@@ -41,6 +45,7 @@ MODULES: dict[str, str] = {
     "ray.air.integrations.mlflow": "poptune.air.integrations.mlflow",
     "ray.air.integrations.wandb": "poptune.air.integrations.wandb",
     "ray.air.integrations.keras": "poptune.air.integrations.keras",
+    "ray.air.integrations.comet": "poptune.air.integrations.comet",
 }
 
 

@@ -4,8 +4,8 @@
 ``from ray.air import RunConfig`` / ``from ray.air.config import CheckpointConfig``, run after
 the import swap (``from poptune.air import session``). :mod:`poptune.air.session` warns where
 Ray 2.60 warns (``report`` and ``get_checkpoint``: use the ``tune`` names).
-``ray.air.integrations.mlflow`` and ``.wandb`` are :mod:`poptune.air.integrations.mlflow` and
-:mod:`poptune.air.integrations.wandb`.
+``ray.air.integrations.mlflow``, ``.wandb``, ``.comet`` and ``.keras`` are
+:mod:`poptune.air.integrations.mlflow`, ``.wandb``, ``.comet`` and ``.keras``.
 
 AIR's names for Ray Train and Ray Data (``ScalingConfig``, ``DataBatchType``,
 ``ResourceRequest``, ``AcquiredResources``) can be imported; using one raises a

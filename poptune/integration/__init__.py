@@ -10,6 +10,8 @@
 - :mod:`poptune.integration.mlflow`: ``MLflowLoggerCallback``, ``setup_mlflow``.
 - :mod:`poptune.integration.wandb`: ``WandbLoggerCallback``, ``setup_wandb`` (Weights &
   Biases; also at Ray's path, :mod:`poptune.air.integrations.wandb`).
+- :mod:`poptune.integration.comet`: ``CometLoggerCallback`` (also at Ray's paths,
+  :mod:`poptune.air.integrations.comet` and :mod:`poptune.logger.comet`).
 
 Each module imports its framework only when a class is used, and says which ``pip install``
 provides it when it is missing.

@@ -28,15 +28,12 @@ import logging
 import numbers
 import os
 import pickle
-import queue
-import threading
-import time
 import warnings
 from typing import TYPE_CHECKING, Any, Sequence
 
 from poptune._dicts import flatten_dict
 from poptune._imports import require
-from poptune.logger._base import LoggerCallback
+from poptune.integration._worker import CallThread, ThreadedLoggerCallback
 
 if TYPE_CHECKING:
     from poptune.experiment.trial import Trial
@@ -150,25 +147,11 @@ def _plain_config(config: dict[str, Any], excludes: Sequence[str] = ()) -> dict[
     return out
 
 
-class _Runs(threading.Thread):
+class _Runs(CallThread):
     """The W&B calls of a :class:`WandbLoggerCallback`, made in order on one thread: starting
     a run, logging to it, uploading a checkpoint, finishing it."""
 
-    def __init__(self) -> None:
-        super().__init__(name="poptune-wandb", daemon=True)
-        self.calls: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
-        self.runs: dict[str, Any] = {}
-
-    def run(self) -> None:
-        while True:
-            call = self.calls.get()
-            if call is None:
-                return
-            try:
-                getattr(self, "_" + call[0])(*call[1:])
-            except Exception as exc:  # noqa: BLE001 - a logging failure never ends a run
-                logger.warning("poptune: W&B %s for trial %s failed: %s: %s", call[0], call[1],
-                               type(exc).__name__, exc)
+    library, thread_name = "W&B", "poptune-wandb"
 
     def _start(self, trial_id: str, init_kwargs: dict[str, Any]) -> None:
         if init_kwargs.get("dir"):
@@ -191,13 +174,13 @@ class _Runs(threading.Thread):
             artifact.add_dir(path)
             run.log_artifact(artifact)
 
-    def _finish(self, trial_id: str, exit_code: int) -> None:
+    def _end(self, trial_id: str, failed: bool) -> None:
         run = self.runs.pop(trial_id, None)
         if run is not None:
-            run.finish(exit_code=exit_code)
+            run.finish(exit_code=1 if failed else 0)
 
 
-class WandbLoggerCallback(LoggerCallback):
+class WandbLoggerCallback(ThreadedLoggerCallback):
     """Log each trial as a Weights & Biases run: its config, and every result's numbers.
 
     Args:
@@ -229,7 +212,8 @@ class WandbLoggerCallback(LoggerCallback):
     #: result keys that go into the run's config instead of its history (Ray's)
     AUTO_CONFIG_KEYS = ["trial_id", "experiment_tag", "node_ip", "experiment_id", "hostname",
                         "pid", "date"]
-    _reads_no_files = True  # checkpoints are on disk when reported; trial files not read
+    _call_thread = _Runs
+    _runtime_attributes = ("_wandb",)
 
     def __init__(
         self,
@@ -261,18 +245,7 @@ class WandbLoggerCallback(LoggerCallback):
         self.video_kwargs = dict(video_kwargs or {})
         self.image_kwargs = dict(image_kwargs or {})
         self.kwargs = kwargs
-        self._runs: _Runs | None = None
-        self._started: set[str] = set()  # trials whose run was asked for and not finished
-        self._ready = False
-
-    def __getstate__(self) -> dict[str, Any]:
-        """The arguments only (``tuner.pkl`` keeps the callback for ``Tuner.restore``): the
-        runs, their thread and the wandb module belong to this process."""
-        state = dict(self.__dict__)
-        for runtime in ("_runs", "_wandb"):
-            state.pop(runtime, None)
-        state.update(_runs=None, _started=set(), _ready=False)
-        return state
+        super().__init__()
 
     def setup(self, *args: Any, **kwargs: Any) -> None:
         self._wandb = _wandb("WandbLoggerCallback")
@@ -284,14 +257,6 @@ class WandbLoggerCallback(LoggerCallback):
                 f"{WANDB_PROJECT_ENV_VAR} (or WANDB_PROJECT) environment variable.")
         self.group = self.group or os.environ.get(WANDB_GROUP_ENV_VAR)
         self._ready = True
-
-    def _calls(self) -> _Runs:
-        if not self._ready:
-            self.setup()
-        if self._runs is None or not self._runs.is_alive():
-            self._runs = _Runs()
-            self._runs.start()
-        return self._runs
 
     def log_trial_start(self, trial: Trial) -> None:
         calls = self._calls()
@@ -310,7 +275,7 @@ class WandbLoggerCallback(LoggerCallback):
         init.update(self.kwargs)
         if not _offline(init):
             init.setdefault("resume", "allow")  # a restored experiment logs on into its runs
-        calls.calls.put(("start", trial.trial_id, init))
+        calls.put("start", trial.trial_id, init)
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
         calls = self._calls()
@@ -328,30 +293,17 @@ class WandbLoggerCallback(LoggerCallback):
             value = _media(value, self._wandb, self.image_kwargs, self.video_kwargs)
             if _loggable(value, self._wandb):
                 log[key] = value.item() if _one_number(value) else value
-        calls.calls.put(("log", trial.trial_id, log, config, result.get("training_iteration")))
+        calls.put("log", trial.trial_id, log, config, result.get("training_iteration"))
 
     def log_trial_save(self, trial: Trial) -> None:
         path = trial.checkpoint_path
         if self.upload_checkpoints and path is not None and os.path.isdir(path):
-            self._calls().calls.put(("checkpoint", trial.trial_id, str(trial), path))
-
-    def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
-        if self._runs is not None and trial.status.is_finished():  # not when it is retried
-            self._started.discard(trial.trial_id)
-            self._runs.calls.put(("finish", trial.trial_id, 1 if failed else 0))
+            self._calls().put("checkpoint", trial.trial_id, str(trial), path)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
-        """Wait up to ``upload_timeout`` seconds for the runs to finish (their uploads)."""
-        runs, self._runs = self._runs, None
-        self._started.clear()
-        if runs is None:
-            return
-        for trial_id in list(runs.runs):  # a run not ended by its trial (an interrupted fit)
-            runs.calls.put(("finish", trial_id, 1))
-        runs.calls.put(None)
-        deadline = time.monotonic() + self.upload_timeout
-        runs.join(max(0.0, deadline - time.monotonic()))
-        if runs.is_alive():
+        """Wait up to ``upload_timeout`` seconds for the runs to finish (their uploads); a run
+        its trial did not end (an interrupted fit) finishes with exit code 1."""
+        if not self._stop_calls(self.upload_timeout):
             logger.warning("poptune: W&B runs did not finish within upload_timeout=%s s",
                            self.upload_timeout)
 

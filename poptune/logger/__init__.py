@@ -9,6 +9,8 @@
 - :func:`pretty_print`: a result dict as YAML text, as Ray prints it.
 - :class:`TBXLoggerCallback`: TensorBoard event files with scalars and hyperparameters
   (needs ``pip install 'poptune[tensorboard]'``; imported on first use).
+- In their own modules, as in Ray: :mod:`poptune.logger.aim` (``AimLoggerCallback``) and
+  :mod:`poptune.logger.comet` (``CometLoggerCallback``).
 
 Example::
 

@@ -26,12 +26,9 @@ from typing import Any
 from poptune._imports import require
 from poptune._validation import bad_type, bad_value, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._adapter import SearcherAdapter, check_seed, copy_points
+from poptune.search._adapter import SearcherAdapter, check_seed, copy_points, numeric_range
 from poptune.search._base import finite_metric
-from poptune.search.sample import (
-    Categorical, Domain, Float, Function, Integer, LogUniform, Quantized, Uniform,
-    _quantized_bounds,
-)  # fmt: skip
+from poptune.search.sample import Categorical, Domain, Function, Uniform
 from poptune.search.variant_generator import _join, _parse, flatten_dict, unflatten_dict
 
 __all__ = ["OptunaSearch"]
@@ -93,28 +90,20 @@ class _Post:
 
 def _convert_domain(ot: Any, name: str, domain: Domain) -> tuple[Any, _Post | None]:
     dist = ot.distributions
-    sampler = domain.get_sampler()
-    q = None
-    if isinstance(sampler, Quantized):
-        q, sampler = sampler.q, sampler.get_sampler()
-        if isinstance(domain, Integer) and q == 1:
-            q = None  # Ray's shortcut: qrandint(a, b, 1) is randint(a, b)
-    log = isinstance(sampler, LogUniform)
-    if isinstance(domain, Float) and isinstance(sampler, (Uniform, LogUniform)):
-        low, high = (domain.lower, domain.upper) if q is None else _quantized_bounds(domain, q)
-        if q is not None and not log:
-            return dist.FloatDistribution(low, high, step=q), None
-        post = None if q is None else _Post(q=q, low=low, high=high)
-        return dist.FloatDistribution(low, high, log=log), post
-    if isinstance(domain, Integer) and isinstance(sampler, (Uniform, LogUniform)):
-        if q is None:
-            return dist.IntDistribution(domain.lower, domain.upper - 1, log=log), None
-        low, high = _quantized_bounds(domain, int(q))
-        if log:
-            post = _Post(q=int(q), low=low, high=high, integer=True)
-            return dist.IntDistribution(low, high, log=True), post
-        return dist.IntDistribution(low, high, step=int(q)), None
-    if isinstance(domain, Categorical) and isinstance(sampler, Uniform):
+    r = numeric_range(domain)
+    if r is not None and not r.integer:
+        if r.q is not None and not r.log:
+            return dist.FloatDistribution(r.low, r.high, step=r.q), None
+        post = None if r.q is None else _Post(q=r.q, low=r.low, high=r.high)
+        return dist.FloatDistribution(r.low, r.high, log=r.log), post
+    if r is not None:
+        if r.q is None:
+            return dist.IntDistribution(r.low, r.high, log=r.log), None
+        if r.log:
+            post = _Post(q=r.q, low=r.low, high=r.high, integer=True)
+            return dist.IntDistribution(r.low, r.high, log=True), post
+        return dist.IntDistribution(r.low, r.high, step=r.q), None
+    if isinstance(domain, Categorical) and isinstance(domain.get_sampler(), Uniform):
         cats = domain.categories
         if all(type(c) in _PLAIN for c in cats):
             return dist.CategoricalDistribution(cats), None

@@ -11,6 +11,7 @@ import pytest
 import poptune
 from poptune import schedulers, search, trainable
 from poptune.callbacks import progress
+from poptune.integration import comet
 
 #: (poptune module mirroring Ray's, name, the object it must be)
 PATHS = [
@@ -33,6 +34,7 @@ PATHS = [
     ("poptune.trainable.trainable", "Trainable", trainable.Trainable),
     ("poptune.trainable.util", "with_parameters", trainable.with_parameters),
     ("poptune.trainable.util", "with_resources", trainable.with_resources),
+    ("poptune.logger.comet", "CometLoggerCallback", comet.CometLoggerCallback),
 ]
 
 
