@@ -26,6 +26,12 @@ atexit.register(shutil.rmtree, _TMP, True)
 
 os.environ.setdefault("POPTUNE_STORAGE_PATH", os.path.join(_TMP, "poptune_results"))
 
+# comet_ml (imported by tensorboardX whenever it is installed, and the tests import
+# tensorboardX themselves) would patch MLflow, Keras, torch, ... for the rest of the session
+# and turn the tests' MLflow runs into offline Comet experiments in the working directory.
+# poptune's own imports keep it off (tests/top/test_imports.py checks that in a clean process)
+os.environ["COMET_DISABLE_AUTO_LOGGING"] = "1"
+
 _HOME = tempfile.mkdtemp(prefix="poptune-test-home-")
 os.environ["HOME"] = _HOME
 for _var, _sub in (("XDG_CACHE_HOME", ".cache"), ("XDG_CONFIG_HOME", ".config"),

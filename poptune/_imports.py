@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from types import ModuleType
 
 from poptune.exceptions import TuneError
@@ -42,12 +44,28 @@ class MissingDependencyError(TuneError, ImportError):
     """An optional dependency is needed but not installed."""
 
 
+#: comet_ml's switch for its import-time patching of ML frameworks
+COMET_AUTO_LOGGING_OFF = "COMET_DISABLE_AUTO_LOGGING"
+
+
 def require(module: str, purpose: str = "") -> ModuleType:
     """Import ``module`` or raise an error giving the pip command that installs it.
+
+    A first import runs with ``COMET_DISABLE_AUTO_LOGGING=1`` unless comet_ml is already
+    imported or the variable is set: comet_ml, imported on its own or by another library
+    (tensorboardX imports it when installed), would otherwise patch every ML framework the
+    driver imports later (an MLflow run in the driver then also became an offline Comet
+    experiment in the working directory). The variable is unset again after the import.
 
     >>> require("json").__name__
     'json'
     """
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return loaded
+    quiet = "comet_ml" not in sys.modules and COMET_AUTO_LOGGING_OFF not in os.environ
+    if quiet:
+        os.environ[COMET_AUTO_LOGGING_OFF] = "1"
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -57,3 +75,6 @@ def require(module: str, purpose: str = "") -> ModuleType:
         raise MissingDependencyError(
             f"`{module}` is required{what} but is not installed; run: {hint}"
         ) from exc
+    finally:
+        if quiet:
+            os.environ.pop(COMET_AUTO_LOGGING_OFF, None)

@@ -52,6 +52,20 @@ def _ray_dir_entries() -> set[str]:
 
 _RAY_DIR_BEFORE = _ray_dir_entries()
 
+# --- nor anything new in the directory the suite runs from (the repository) -----------------
+# e.g. comet_ml's `.cometml-runs`, MLflow's `mlruns`, W&B's `wandb` made by a library that
+# writes into the working directory by default; `test-artifacts/` is meant to stay
+_CWD = os.getcwd()
+_CWD_BEFORE = set(os.listdir(_CWD))
+_CWD_ALLOWED = {"test-artifacts"}
+
+
+def _new_in_cwd() -> list[str]:
+    try:
+        return sorted(set(os.listdir(_CWD)) - _CWD_BEFORE - _CWD_ALLOWED)
+    except OSError:
+        return []
+
 
 def _leftover_processes() -> list[tuple[int, str]]:
     """(pid, command line) of live Ray/Dask/poptune processes started by this session."""
@@ -104,12 +118,15 @@ def pytest_sessionfinish(session, exitstatus):
     import pytest
 
     procs, state = leftovers()
-    if not procs and not state:
+    written = _new_in_cwd()
+    if not procs and not state and not written:
         return
-    lines = ["The test session left Ray/Dask/poptune processes or Ray state behind (issue 12):"]
+    lines = ["The test session left processes, Ray state or files behind (issue 12):"]
     lines += [f"  process {pid}: {cmd}" for pid, cmd in procs]
     lines += [f"  Ray state outside RAY_TMPDIR ({_RAY_TMP}): {path}" for path in state]
-    lines.append("  (the processes are killed now; the state is left for you to inspect)")
+    lines += [f"  new in the working directory {_CWD}: {name}" for name in written]
+    lines.append("  (the processes are killed now; the state and files are left for you to "
+                 "inspect)")
     for pid, _ in procs:
         try:
             os.kill(pid, signal.SIGKILL)

@@ -30,7 +30,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from poptune._dicts import flatten_dict
-from poptune._imports import require
+from poptune._imports import COMET_AUTO_LOGGING_OFF, require
 from poptune._validation import bad_type
 from poptune.integration._worker import CallThread, ThreadedLoggerCallback
 
@@ -42,7 +42,7 @@ __all__ = ["CometLoggerCallback"]
 logger = logging.getLogger("poptune")
 
 #: comet_ml's variable that keeps it from patching ML frameworks (Ray sets it to 1)
-AUTO_LOGGING_ENV_VAR = "COMET_DISABLE_AUTO_LOGGING"
+AUTO_LOGGING_ENV_VAR = COMET_AUTO_LOGGING_OFF
 #: seconds to wait at the end of the experiment for the experiments to end (their uploads)
 END_TIMEOUT = 1800
 
@@ -55,16 +55,10 @@ def _check_installed() -> None:
 
 def _import_comet() -> Any:
     """comet_ml, imported with ``COMET_DISABLE_AUTO_LOGGING=1`` unless the variable is set
-    (Ray's default: comet then patches no framework the driver imports later). The variable
-    is set for the import only: trial processes started afterwards do not inherit it."""
-    set_here = AUTO_LOGGING_ENV_VAR not in os.environ
-    if set_here:
-        os.environ[AUTO_LOGGING_ENV_VAR] = "1"
-    try:
-        return require("comet_ml", "CometLoggerCallback")
-    finally:
-        if set_here:
-            os.environ.pop(AUTO_LOGGING_ENV_VAR, None)
+    (:func:`~poptune._imports.require`; Ray's default: comet then patches no framework the
+    driver imports later). The variable is set for the import only: trial processes started
+    afterwards do not inherit it."""
+    return require("comet_ml", "CometLoggerCallback")
 
 
 def _quiet(record: logging.LogRecord) -> bool:

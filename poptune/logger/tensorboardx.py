@@ -101,6 +101,7 @@ class _EventFile:
     """
 
     def __init__(self, logdir: str, suffix: str) -> None:
+        require("tensorboardX", "TBXLoggerCallback")  # first: it may import comet_ml
         from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import Event
 
