@@ -179,9 +179,16 @@ def _entry_dim(name: str, entry: Any) -> _Dim:
         raise bad_value(where, entry, _ACCEPTED_ENTRY)
     kind, values = entry[0], entry[1]
     if kind == GRID:
-        if not isinstance(values, (list, tuple)) or not values:
+        if not isinstance(values, (list, tuple, range)) or not values:
             raise bad_value(where, entry, "(ValueType.GRID, [values]) with at least one value")
         return _categorical(name, list(values))
+    if kind == DISCRETE and isinstance(values, range):
+        # range(lower, upper + 1): its values (zoopt would read values[0] and values[1] as
+        # the bounds, searching [lower, lower + 1] only)
+        if values.step != 1 or not values:
+            raise bad_value(where, entry, "a discrete range(lower, upper + 1) of step 1, or "
+                                          "[lower, upper]")
+        values = [values.start, values.stop - 1]
     if len(entry) != 3 or not isinstance(values, (list, tuple)) or len(values) != 2 or not all(
         _is_number(v) and math.isfinite(v) for v in values
     ):

@@ -225,6 +225,7 @@ def test_manual_dim_dict_in_zoopts_form_mixed_with_domains():
     ((0, [0.5, 2], True), "range \\[lower, upper\\] of integers"),
     ((0, [0, 2], "yes"), "has_order, is a bool"),
     ((2, []), "at least one value"),
+    ((0, range(0, 10, 2), True), r"range\(lower, upper \+ 1\) of step 1"),
 ])  # fmt: skip
 def test_bad_dim_dict_entries_name_the_parameter(entry, accepted):
     from poptune.search.zoopt import ZOOptSearch
@@ -235,6 +236,23 @@ def test_bad_dim_dict_entries_name_the_parameter(entry, accepted):
         ZOOptSearch(budget=5, dim_dict={"f": tune.sample_from(lambda: 1)})
     with pytest.raises(TypeError, match="`dim_dict` must be a dict"):
         ZOOptSearch(budget=5, dim_dict=[("x", 1)])
+
+
+def test_a_discrete_range_object_is_searched_over_all_its_values():
+    """Public scripts pass ``(ValueType.DISCRETE, range(lo, hi + 1), True)``; zoopt would take
+    ``range[0]`` and ``range[1]`` as the bounds and search two values only."""
+    from zoopt import ValueType
+
+    from poptune.search.zoopt import ZOOptSearch
+
+    s = ZOOptSearch(budget=40, dim_dict={"k": (ValueType.DISCRETE, range(1, 5), True),
+                                         "g": (ValueType.GRID, range(3))},
+                    metric="m", mode="min", seed=0)
+    configs = [c for c in drive(s, 40, objective=lambda c: -c["k"] - c["g"])
+               if isinstance(c, dict)]
+    assert len(configs) == 12  # the whole finite space, then FINISHED
+    assert {c["k"] for c in configs} <= {1, 2, 3, 4} and 4 in {c["k"] for c in configs}
+    assert {c["g"] for c in configs} <= {0, 1, 2}
 
 
 # -- Ray-like arguments ---------------------------------------------------------------------------
