@@ -31,6 +31,9 @@ os.environ.setdefault("POPTUNE_STORAGE_PATH", os.path.join(_TMP, "poptune_result
 # and turn the tests' MLflow runs into offline Comet experiments in the working directory.
 # poptune's own imports keep it off (tests/top/test_imports.py checks that in a clean process)
 os.environ["COMET_DISABLE_AUTO_LOGGING"] = "1"
+# ... and, at random one time in two, set up its error reporting to Comet's servers (Sentry),
+# whose worker thread then outlives the test that made comet log a warning
+os.environ["COMET_ERROR_TRACKING_ENABLE"] = "false"
 
 _HOME = tempfile.mkdtemp(prefix="poptune-test-home-")
 os.environ["HOME"] = _HOME
