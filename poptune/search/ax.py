@@ -50,19 +50,9 @@ from poptune.search._ax_client import (
     _set_ax_log_level,
     _wrap,
 )
-from poptune.search._adapter import SearcherAdapter, check_seed, copy_points
+from poptune.search._adapter import SearcherAdapter, check_seed, copy_points, numeric_range
 from poptune.search._base import Searcher, finite_metric
-from poptune.search.sample import (
-    Categorical,
-    Domain,
-    Float,
-    Function,
-    Integer,
-    LogUniform,
-    Quantized,
-    Uniform,
-    _quantized_bounds,
-)
+from poptune.search.sample import Categorical, Domain, Function, Quantized, Uniform
 from poptune.search.variant_generator import _join, _parse, flatten_dict, unflatten_dict
 
 __all__ = ["AxSearch"]
@@ -81,28 +71,19 @@ _CLIENT_KWARGS = ("random_seed", "storage_config", "generation_strategy", "torch
 # ------------------------------------------------------------------------ space conversion
 def _domain_param(name: str, domain: Domain) -> dict[str, Any]:
     """The Ax parameter dict (Ray's format) for one poptune domain."""
-    sampler = domain.get_sampler()
-    q = None
-    if isinstance(sampler, Quantized):
-        q, sampler = sampler.q, sampler.get_sampler()
-        if isinstance(domain, Integer) and q == 1:
-            q = None  # Ray's shortcut: qrandint(a, b, 1) is randint(a, b)
-    log = isinstance(sampler, LogUniform)
-    if isinstance(domain, (Float, Integer)) and isinstance(sampler, (Uniform, LogUniform)):
-        if q is not None:
+    r = numeric_range(domain)
+    if r is not None:
+        if r.q is not None:
             logger.warning("AxSearch: `%s` is quantized (q=%s), which Ax does not support; it "
-                           "is searched on its range without the step", name, q)
-        if isinstance(domain, Float):
-            low, high = (domain.lower, domain.upper) if q is None else _quantized_bounds(domain, q)
-            return {"name": name, "type": "range", "bounds": [float(low), float(high)],
-                    "value_type": "float", "log_scale": log}
-        low, high = ((domain.lower, domain.upper - 1) if q is None
-                     else _quantized_bounds(domain, int(q)))
-        if low == high:
-            return {"name": name, "type": "fixed", "value": int(low)}
-        return {"name": name, "type": "range", "bounds": [int(low), int(high)],
-                "value_type": "int", "log_scale": log}
-    if isinstance(domain, Categorical) and isinstance(sampler, Uniform):
+                           "is searched on its range without the step", name, r.q)
+        if not r.integer:
+            return {"name": name, "type": "range", "bounds": [float(r.low), float(r.high)],
+                    "value_type": "float", "log_scale": r.log}
+        if r.low == r.high:
+            return {"name": name, "type": "fixed", "value": int(r.low)}
+        return {"name": name, "type": "range", "bounds": [int(r.low), int(r.high)],
+                "value_type": "int", "log_scale": r.log}
+    if isinstance(domain, Categorical) and isinstance(domain.get_sampler(), Uniform):
         categories = list(domain.categories)
         if len(categories) == 1:
             return {"name": name, "type": "fixed", "value": categories[0]}

@@ -29,11 +29,9 @@ from typing import Any
 from poptune._imports import require
 from poptune._validation import bad_type, bad_value, check_mode, check_one_of
 from poptune.exceptions import TuneConfigError
-from poptune.search._adapter import SearcherAdapter, copy_points
+from poptune.search._adapter import SearcherAdapter, copy_points, numeric_range
 from poptune.search._base import Searcher
-from poptune.search.sample import (
-    Domain, Float, Function, LogUniform, Quantized, Uniform, _quantized_bounds,
-)  # fmt: skip
+from poptune.search.sample import Domain, Float, Function
 from poptune.search.variant_generator import _join, _parse, flatten_dict, unflatten_dict
 
 __all__ = ["BayesOptSearch"]
@@ -85,14 +83,9 @@ def _bound(name: str, value: Any) -> _Bound:
         if not value[0] < value[1]:
             raise bad_value(f"space[{name!r}]", value, "(lower, upper) with lower < upper")
         return _Bound(float(value[0]), float(value[1]))
-    if isinstance(value, Float):
-        sampler = value.get_sampler()
-        q = None
-        if isinstance(sampler, Quantized):
-            q, sampler = sampler.q, sampler.get_sampler()
-        if isinstance(sampler, (Uniform, LogUniform)):
-            low, high = (value.lower, value.upper) if q is None else _quantized_bounds(value, q)
-            return _Bound(low, high, log=isinstance(sampler, LogUniform), q=q)
+    r = numeric_range(value) if isinstance(value, Float) else None
+    if r is not None:
+        return _Bound(r.low, r.high, log=r.log, q=r.q)
     raise TuneConfigError(
         f"`{name}` has domain {value!r}, but BayesOptSearch searches only continuous float "
         f"parameters ({_ACCEPTED}); use OptunaSearch or HyperOptSearch for integers, "
