@@ -28,16 +28,46 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from poptune._validation import bad_type, check_mode, no_metric_mode
+from poptune._validation import bad_type, bad_value, check_mode, no_metric_mode
 from poptune.search._base import Searcher
+from poptune.exceptions import TuneConfigError
 from poptune.search.sample import (
-    Domain, Float, Integer, LogUniform, Quantized, Uniform, _quantized_bounds,
+    Domain, Float, Function, Integer, LogUniform, Quantized, Uniform, _quantized_bounds,
 )  # fmt: skip
+from poptune.search.variant_generator import _join, _parse
 
-__all__ = ["NumericRange", "SearcherAdapter", "check_seed", "copy_points", "numeric_range"]
+__all__ = ["NumericRange", "SearcherAdapter", "ValueMap", "check_seed", "copy_points",
+           "numeric_range", "space_domains"]
+
+
+def space_domains(spec: Any, who: str, where: str = "param_space") -> dict[str, Domain]:
+    """The domains of a space that ``who`` must search, by ``"a/b"`` name: ``grid_search``
+    is refused, ``sample_from`` left to the Tuner, nested keys must be strings free of ``/``.
+
+    >>> from poptune.search.sample import uniform, sample_from
+    >>> list(space_domains({"a": {"b": uniform(0, 1)}, "c": 3,
+    ...                     "d": sample_from(lambda s: 1)}, "X"))
+    ['a/b']
+    """
+    domains, grids = _parse(spec)
+    if grids:
+        raise TuneConfigError(
+            f"`{where}` entries {[_join(p) for p, _ in grids]} are grid_search, which "
+            f"{who} cannot search; use tune.choice, or the default search for grids")
+    out: dict[str, Domain] = {}
+    for path, domain in domains:
+        if isinstance(domain, Function):
+            continue  # sample_from: the Tuner draws it once the suggestion is in
+        if not all(isinstance(k, str) and "/" not in k for k in path):
+            raise TuneConfigError(
+                f"`{where}` entry {_join(path)!r} must sit in nested dicts with string "
+                f"keys free of '/' for {who}, got {domain!r} there")
+        out["/".join(path)] = domain
+    return out
 
 
 @dataclass(frozen=True)
@@ -51,6 +81,47 @@ class NumericRange:
     log: bool = False
     q: Any = None  # the step of a quantized domain (an int for integers); None otherwise
     integer: bool = False
+
+
+@dataclass(frozen=True)
+class ValueMap:
+    """How a value a library suggests becomes the config value, and back (for points): a
+    category by its index, a multiple of ``step`` by its integer, a log-scale draw rounded to
+    ``q`` within ``[low, high]``, an integer cast.
+
+    >>> ValueMap(step=0.25).decode(3), ValueMap(step=0.25).encode(0.75)
+    (0.75, 3)
+    >>> ValueMap(categories=("a", 3)).decode(1), ValueMap(categories=("a", 3)).encode("a")
+    (3, 0)
+    >>> ValueMap(q=5, low=5, high=100, integer=True).decode(98.2)
+    100
+    """
+
+    categories: tuple[Any, ...] | None = None  # the library's category i is categories[i]
+    step: float | None = None  # value = the library's integer * step
+    q: float | None = None  # rounded to q after a log-scale draw
+    low: float = -math.inf
+    high: float = math.inf
+    integer: bool = False
+
+    def decode(self, value: Any) -> Any:
+        if self.categories is not None:
+            return self.categories[int(value)]
+        if self.step is not None:
+            value = int(value) * self.step
+        elif self.q is not None:
+            value = min(max(round(value / self.q) * self.q, self.low), self.high)
+        return int(value) if self.integer else value
+
+    def encode(self, value: Any, where: str = "points_to_evaluate") -> Any:
+        """The library's value for a config value (a category's index, a multiple's
+        integer); ``where`` names the input in the error for a value that is no category."""
+        if self.categories is not None:
+            for i, category in enumerate(self.categories):
+                if category is value or category == value:
+                    return i
+            raise bad_value(where, value, f"one of {list(self.categories)}")
+        return round(value / self.step) if self.step is not None else value
 
 
 def numeric_range(domain: Domain) -> NumericRange | None:

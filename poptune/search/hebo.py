@@ -38,13 +38,11 @@ pymoo 0.6.2, and its default ``"gp"`` model needs neither GPy nor catboost, so p
 from __future__ import annotations
 
 import logging
-import math
 import random
 import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,10 +50,12 @@ import numpy as np
 from poptune._imports import MissingDependencyError, require
 from poptune._validation import bad_type, bad_value, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._adapter import SearcherAdapter, check_seed, copy_points, numeric_range
+from poptune.search._adapter import (
+    SearcherAdapter, ValueMap, check_seed, copy_points, numeric_range, space_domains,
+)  # fmt: skip
 from poptune.search._base import finite_metric
-from poptune.search.sample import Categorical, Domain, Function, Uniform
-from poptune.search.variant_generator import _join, _parse, flatten_dict, unflatten_dict
+from poptune.search.sample import Categorical, Domain, Uniform
+from poptune.search.variant_generator import flatten_dict, unflatten_dict
 
 __all__ = ["HEBOSearch"]
 
@@ -82,33 +82,17 @@ def _hebo() -> Any:
     return sys.modules["hebo"]
 
 
-@dataclass(frozen=True)
-class _Post:
-    """How a value HEBO suggests becomes the config value (and back)."""
-
-    categories: tuple[Any, ...] | None = None  # HEBO's category "i" is categories[i]
-    step: float | None = None  # value = HEBO's integer * step
-    q: float | None = None  # rounded to q after a log-scale draw
-    low: float = -math.inf
-    high: float = math.inf
-    integer: bool = False
+class _Post(ValueMap):
+    """How a value HEBO suggests becomes the config value (and back): HEBO's categories are
+    the strings ``"0"``, ``"1"``, ... (the indices), and a float domain's value is a float."""
 
     def decode(self, value: Any) -> Any:
-        if self.categories is not None:
-            return self.categories[int(value)]
-        if self.step is not None:
-            value = int(value) * self.step
-        elif self.q is not None:
-            value = min(max(round(value / self.q) * self.q, self.low), self.high)
-        return int(value) if self.integer else float(value)
+        decoded = super().decode(value)
+        return decoded if self.categories is not None or self.integer else float(decoded)
 
-    def encode(self, value: Any) -> Any:
-        if self.categories is not None:
-            for i, category in enumerate(self.categories):
-                if category == value:
-                    return str(i)
-            raise bad_value("a point's value", value, f"one of {list(self.categories)}")
-        return round(value / self.step) if self.step is not None else value
+    def encode(self, value: Any, where: str = "a point's value") -> Any:
+        encoded = super().encode(value, where)
+        return str(encoded) if self.categories is not None else encoded
 
 
 def _convert_domain(name: str, domain: Domain) -> tuple[dict[str, Any], _Post | None]:
@@ -134,25 +118,6 @@ def _convert_domain(name: str, domain: Domain) -> tuple[dict[str, Any], _Post | 
     raise TuneConfigError(
         f"`{name}` has domain {domain!r}, which HEBOSearch cannot search; it takes uniform, "
         "loguniform and quantized floats and integers, and choice")
-
-
-def _domains(spec: dict[str, Any], where: str) -> dict[str, Domain]:
-    """The domains of ``spec`` by ``"a/b"`` name (``sample_from`` left to the Tuner)."""
-    domains, grids = _parse(spec)
-    if grids:
-        raise TuneConfigError(
-            f"`{where}` entries {[_join(p) for p, _ in grids]} are grid_search, which "
-            "HEBOSearch cannot search; use tune.choice")
-    out: dict[str, Domain] = {}
-    for path, domain in domains:
-        if isinstance(domain, Function):
-            continue
-        if not all(isinstance(k, str) and "/" not in k for k in path):
-            raise TuneConfigError(
-                f"`{where}` entry {_join(path)!r} must sit in nested dicts with string keys "
-                f"free of '/' for HEBOSearch, got {domain!r} there")
-        out["/".join(path)] = domain
-    return out
 
 
 class HEBOSearch(SearcherAdapter):
@@ -211,7 +176,7 @@ class HEBOSearch(SearcherAdapter):
         self._post: dict[str, _Post] = {}
         if isinstance(space, dict):
             if space:
-                self._install_space(_domains(space, "space"))
+                self._install_space(space_domains(space, "HEBOSearch", "space"))
         elif isinstance(space, hebo.design_space.design_space.DesignSpace):
             self._space = space
         elif space is not None:
@@ -245,7 +210,7 @@ class HEBOSearch(SearcherAdapter):
     def convert_search_space(spec: dict[str, Any]) -> Any:
         """The HEBO ``DesignSpace`` for the domains of ``spec``."""
         hebo = _hebo()
-        params = [_convert_domain(n, d)[0] for n, d in _domains(spec, "param_space").items()]
+        params = [_convert_domain(n, d)[0] for n, d in space_domains(spec, "HEBOSearch").items()]
         return hebo.design_space.design_space.DesignSpace().parse(params)
 
     # the Tuner's param_space, taken once (SearcherAdapter.set_search_properties)
@@ -253,7 +218,7 @@ class HEBOSearch(SearcherAdapter):
         return self._space is not None
 
     def _parse_space(self, config: dict[str, Any]) -> dict[str, Domain]:
-        return _domains(config, "param_space")
+        return space_domains(config, "HEBOSearch")
 
     def _same_space(self, parsed: dict[str, Domain]) -> bool:
         return set(parsed) == set(self._space.para_names)

@@ -33,7 +33,6 @@ import math
 import sys
 import threading
 import weakref
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,7 +40,9 @@ import numpy as np
 from poptune._imports import MissingDependencyError, require
 from poptune._validation import bad_type, bad_value, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._adapter import SearcherAdapter, check_seed, copy_points, numeric_range
+from poptune.search._adapter import (
+    SearcherAdapter, ValueMap, check_seed, copy_points, numeric_range,
+)  # fmt: skip
 from poptune.search.sample import Categorical, Domain, Function, Uniform
 from poptune.search.variant_generator import _join, _parse, flatten_dict, unflatten_dict
 
@@ -90,25 +91,8 @@ def _watch(optimizer: Any) -> None:
         _HOOKED = True
 
 
-@dataclass(frozen=True)
-class _Param:
-    """Maps a nevergrad value to the config value (``k * step``, rounding) and back."""
-
-    step: float | None = None  # value = nevergrad's integer * step
-    q: float | None = None  # value rounded to q after a log-scale draw
-    low: float = -math.inf
-    high: float = math.inf
-    integer: bool = False
-
-    def decode(self, value: Any) -> Any:
-        if self.step is not None:
-            value = value * self.step
-        elif self.q is not None:
-            value = min(max(round(value / self.q) * self.q, self.low), self.high)
-        return int(value) if self.integer else value
-
-    def encode(self, value: Any) -> Any:
-        return round(value / self.step) if self.step is not None else value
+#: maps a nevergrad value to the config value (``k * step``, rounding) and back
+_Param = ValueMap
 
 
 def _convert_domain(ng: Any, name: str, domain: Domain) -> tuple[Any, _Param | None]:

@@ -16,20 +16,20 @@ own ``space`` (Ray's study silently maximised); an errored trial is always FAIL.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from poptune._imports import require
 from poptune._validation import bad_type, bad_value, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._adapter import SearcherAdapter, check_seed, copy_points, numeric_range
+from poptune.search._adapter import (
+    SearcherAdapter, ValueMap, check_seed, copy_points, numeric_range, space_domains,
+)  # fmt: skip
 from poptune.search._base import finite_metric
 from poptune.search.sample import Categorical, Domain, Function, Uniform
-from poptune.search.variant_generator import _join, _parse, flatten_dict, unflatten_dict
+from poptune.search.variant_generator import flatten_dict, unflatten_dict
 
 __all__ = ["OptunaSearch"]
 
@@ -43,49 +43,8 @@ def _optuna() -> Any:
     return require("optuna", "OptunaSearch")
 
 
-def _space_domains(config: Any, who: str) -> dict[str, Domain]:
-    """The domains of a ``param_space`` a searcher must search, by ``"a/b"`` name."""
-    domains, grids = _parse(config)
-    if grids:
-        raise TuneConfigError(
-            f"`param_space` entries {[_join(p) for p, _ in grids]} are grid_search, which "
-            f"{who} cannot search; use tune.choice, or the default search for grids")
-    out: dict[str, Domain] = {}
-    for path, domain in domains:
-        if isinstance(domain, Function):
-            continue  # sample_from: the Tuner draws it once the suggestion is in
-        if not all(isinstance(k, str) and "/" not in k for k in path):
-            raise TuneConfigError(
-                f"`param_space` entry {_join(path)!r} must sit in nested dicts with string "
-                f"keys free of '/' for {who}, got {domain!r} there")
-        out["/".join(path)] = domain
-    return out
-
-
-@dataclass(frozen=True)
-class _Post:
-    """How a value Optuna suggests becomes the config value (and back, for points)."""
-
-    categories: tuple[Any, ...] | None = None  # categorical searched by index
-    q: float | None = None  # step applied after a log-scale draw
-    low: float = -math.inf
-    high: float = math.inf
-    integer: bool = False
-
-    def decode(self, value: Any) -> Any:
-        if self.categories is not None:
-            return self.categories[int(value)]
-        if self.q is not None:
-            value = min(max(round(value / self.q) * self.q, self.low), self.high)
-        return int(value) if self.integer else value
-
-    def encode(self, value: Any) -> Any:
-        if self.categories is None:
-            return value
-        for i, category in enumerate(self.categories):
-            if category is value or category == value:
-                return i
-        raise bad_value("points_to_evaluate", value, f"one of {list(self.categories)}")
+#: how a value Optuna suggests becomes the config value (and back, for points)
+_Post = ValueMap
 
 
 def _convert_domain(ot: Any, name: str, domain: Domain) -> tuple[Any, _Post | None]:
@@ -246,14 +205,14 @@ class OptunaSearch(SearcherAdapter):
         """The Optuna distributions, by ``"a/b"`` name, for the domains of ``spec``."""
         ot = _optuna()
         return {n: _convert_domain(ot, n, d)[0]
-                for n, d in _space_domains(spec, "OptunaSearch").items()}
+                for n, d in space_domains(spec, "OptunaSearch").items()}
 
     # the Tuner's param_space, taken once (SearcherAdapter.set_search_properties)
     def _has_own_space(self) -> bool:
         return self._space is not None
 
     def _parse_space(self, config: dict[str, Any]) -> dict[str, Domain]:
-        return _space_domains(config, "OptunaSearch")
+        return space_domains(config, "OptunaSearch")
 
     def _same_space(self, parsed: dict[str, Domain]) -> bool:
         return set(parsed) == set(self._space)  # type: ignore[arg-type]
