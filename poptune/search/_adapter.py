@@ -95,6 +95,8 @@ class ValueMap:
     (3, 0)
     >>> ValueMap(q=5, low=5, high=100, integer=True).decode(98.2)
     100
+    >>> ValueMap(q=1, low=1, high=100).decode(41.7), ValueMap(step=1).decode(3)
+    (42.0, 3.0)
     """
 
     categories: tuple[Any, ...] | None = None  # the library's category i is categories[i]
@@ -111,7 +113,10 @@ class ValueMap:
             value = int(value) * self.step
         elif self.q is not None:
             value = min(max(round(value / self.q) * self.q, self.low), self.high)
-        return int(value) if self.integer else value
+        else:
+            return int(value) if self.integer else value
+        # a float domain's multiple stays a float, whatever the step (``q=1`` included)
+        return int(value) if self.integer else float(value)
 
     def encode(self, value: Any, where: str = "points_to_evaluate") -> Any:
         """The library's value for a config value (a category's index, a multiple's

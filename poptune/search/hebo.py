@@ -84,11 +84,7 @@ def _hebo() -> Any:
 
 class _Post(ValueMap):
     """How a value HEBO suggests becomes the config value (and back): HEBO's categories are
-    the strings ``"0"``, ``"1"``, ... (the indices), and a float domain's value is a float."""
-
-    def decode(self, value: Any) -> Any:
-        decoded = super().decode(value)
-        return decoded if self.categories is not None or self.integer else float(decoded)
+    the strings ``"0"``, ``"1"``, ... (the indices)."""
 
     def encode(self, value: Any, where: str = "a point's value") -> Any:
         encoded = super().encode(value, where)

@@ -82,7 +82,9 @@ FLOATS = {"u": tune.uniform(-2, 3), "lu": tune.loguniform(1e-4, 1e-1),
           "nested": {"lr": tune.uniform(0, 1)}}
 MIXED = {**FLOATS, "ri": tune.randint(0, 5), "lri": tune.lograndint(1, 100),
          "qri": tune.qrandint(0, 20, 5), "c": tune.choice(["a", "b", 3, None]),
-         "obj": tune.choice([[1, 2], {"k": 1}])}
+         "obj": tune.choice([[1, 2], {"k": 1}]),
+         # a float domain stays float with a step of 1 (as in Ray), not an int
+         "q1u": tune.quniform(0, 10, 1), "q1lu": tune.qloguniform(1, 100, 1)}
 
 
 def check_floats(config):
@@ -107,6 +109,8 @@ def test_converted_space_yields_the_domains_types_and_bounds(name):
         assert type(config["qri"]) is int and config["qri"] in (0, 5, 10, 15, 20)
         assert config["c"] in ("a", "b", 3, None)
         assert config["obj"] in ([1, 2], {"k": 1})
+        assert type(config["q1u"]) is float and config["q1u"] in range(11)
+        assert type(config["q1lu"]) is float and config["q1lu"] in range(1, 101)
         seen.add(config["ri"])
     assert len(seen) >= 3  # the integer range is explored
 

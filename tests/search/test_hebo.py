@@ -50,6 +50,7 @@ def test_every_accepted_domain_is_converted_with_its_value_set():
         "li": tune.lograndint(1, 100), "c": tune.choice(["a", "b", 3]),
         "qf": tune.quniform(0, 1, 0.25), "qi": tune.qrandint(0, 20, 5),
         "qlf": tune.qloguniform(1e-3, 1, 1e-3), "nested": {"y": tune.uniform(0, 1)},
+        "q1f": tune.quniform(0, 10, 1), "q1lf": tune.qloguniform(1, 100, 1),
         "const": 7, "drawn": tune.sample_from(lambda spec: 1),
     }
     design = HEBOSearch.convert_search_space(space)
@@ -57,7 +58,7 @@ def test_every_accepted_domain_is_converted_with_its_value_set():
     assert kinds == {
         "f": "NumericPara", "lf": "PowPara", "i": "IntegerPara", "li": "PowIntegerPara",
         "c": "CategoricalPara", "qf": "IntegerPara", "qi": "IntegerPara", "qlf": "PowPara",
-        "nested/y": "NumericPara"}
+        "nested/y": "NumericPara", "q1f": "IntegerPara", "q1lf": "PowPara"}
     searcher = HEBOSearch(space, metric="loss", mode="min", random_state_seed=0,
                           max_concurrent=16)
     seen = [searcher.suggest(f"t{i}") for i in range(16)]
@@ -66,7 +67,9 @@ def test_every_accepted_domain_is_converted_with_its_value_set():
         assert config["i"] in range(10) and isinstance(config["i"], int)
         assert 1 <= config["li"] <= 99 and isinstance(config["li"], int)
         assert config["c"] in ("a", "b", 3)
-        assert config["qf"] in (0, 0.25, 0.5, 0.75, 1.0)
+        assert config["qf"] in (0, 0.25, 0.5, 0.75, 1.0) and type(config["qf"]) is float
+        assert config["q1f"] in range(11) and type(config["q1f"]) is float  # not an int
+        assert config["q1lf"] in range(1, 101) and type(config["q1lf"]) is float
         assert config["qi"] in (0, 5, 10, 15, 20) and isinstance(config["qi"], int)
         assert 1e-3 <= config["qlf"] <= 1 and round(config["qlf"] / 1e-3, 6).is_integer()
         assert 0 <= config["nested"]["y"] <= 1 and set(config) >= {"nested"}
