@@ -33,11 +33,8 @@ import numpy as np
 
 from poptune._validation import bad_type, bad_value, check_in_range, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._adapter import SearcherAdapter, check_seed, copy_points
-from poptune.search.sample import (
-    Categorical, Domain, Float, Integer, LogUniform, Normal, Quantized, Uniform,
-    _quantized_bounds,
-)  # fmt: skip
+from poptune.search._adapter import SearcherAdapter, check_seed, copy_points, numeric_range
+from poptune.search.sample import Categorical, Domain, Float, Integer, Normal, Quantized, Uniform
 from poptune.search.variant_generator import _assign, _copy_structure, _get, _parse, flatten_dict
 
 __all__ = ["TuneBOHB"]
@@ -102,28 +99,26 @@ class _Param:
 def _make_param(path: tuple[Any, ...], domain: Domain) -> _Param:
     name = "/".join(str(p) for p in path)
     sampler = domain.get_sampler()
-    q = None
-    if isinstance(sampler, Quantized):
-        q, sampler = sampler.q, sampler.get_sampler()
     p = _Param(name=name, path=path, domain=domain)
     if isinstance(domain, Categorical) and isinstance(sampler, Uniform):
         p.choices = list(domain.categories)
         return p
+    if isinstance(domain, Float) and isinstance(sampler, Quantized):
+        p.step, sampler = sampler.q, sampler.get_sampler()
     if isinstance(domain, Float) and isinstance(sampler, Normal):
-        p.normal, p.step = (sampler.mean, sampler.sd), q
+        p.normal = (sampler.mean, sampler.sd)
         return p
-    if isinstance(domain, (Float, Integer)) and isinstance(sampler, (Uniform, LogUniform)):
-        p.log = isinstance(sampler, LogUniform)
-        p.is_int = isinstance(domain, Integer)
-        if q is not None and (q != 1 or not p.is_int):  # inclusive multiples of q
-            p.vmin, p.vmax = _quantized_bounds(domain, q)
-            p.step = q
-        elif p.is_int:  # randint's upper bound is exclusive
-            p.vmin, p.vmax, p.step = domain.lower, domain.upper - 1, 1
+    r = numeric_range(domain)
+    if r is not None:
+        p.log, p.is_int = r.log, r.integer
+        if r.q is not None:  # inclusive multiples of q
+            p.vmin, p.vmax, p.step = r.low, r.high, r.q
+        elif p.is_int:  # randint's upper bound, lowered: inclusive
+            p.vmin, p.vmax, p.step = r.low, r.high, 1
         else:  # uniform floats never reach `upper`
-            p.vmin, p.vmax = domain.lower, math.nextafter(domain.upper, -math.inf)
+            p.vmin, p.vmax, p.step = r.low, math.nextafter(r.high, -math.inf), None
         half = (p.step or 0) / 2 if p.is_int else 0.0
-        low, high = p.vmin - half, (p.vmax if p.step or p.is_int else domain.upper) + half
+        low, high = p.vmin - half, (p.vmax if p.step or p.is_int else r.high) + half
         p.low, p.high = (math.log(low), math.log(high)) if p.log else (low, high)
         return p
     raise TuneConfigError(

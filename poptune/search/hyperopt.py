@@ -27,11 +27,8 @@ import numpy as np
 from poptune._imports import require
 from poptune._validation import bad_type, bad_value, check_in_range, check_mode
 from poptune.exceptions import TuneConfigError
-from poptune.search._adapter import SearcherAdapter, check_seed, copy_points
-from poptune.search.sample import (
-    Categorical, Domain, Float, Function, Integer, LogUniform, Normal, Quantized, Uniform,
-    _quantized_bounds,
-)  # fmt: skip
+from poptune.search._adapter import SearcherAdapter, check_seed, copy_points, numeric_range
+from poptune.search.sample import Categorical, Domain, Float, Function, Normal, Quantized, Uniform
 from poptune.search.variant_generator import _join, _parse, flatten_dict, unflatten_dict
 
 __all__ = ["HyperOptSearch"]
@@ -56,28 +53,25 @@ def _expr(hpo: Any, path: tuple[Any, ...], domain: Domain) -> Any:
     """The hyperopt expression for one poptune domain."""
     hp, as_int, label = hpo.hp, hpo.pyll.scope.int, _label(path)
     sampler = domain.get_sampler()
+    r = numeric_range(domain)
+    if r is not None and r.integer:
+        step = r.q or 1
+        if r.log:
+            return as_int(hp.qloguniform(label, math.log(r.low), math.log(r.high), step))
+        return as_int(hp.quniform(label, r.low, r.high, step))
+    if r is not None:
+        lo, hi, q = r.low, r.high, r.q
+        if r.log:
+            lo, hi = math.log(lo), math.log(hi)
+            return hp.loguniform(label, lo, hi) if q is None else hp.qloguniform(label, lo, hi, q)
+        return hp.uniform(label, lo, hi) if q is None else hp.quniform(label, lo, hi, q)
     q = None
     if isinstance(sampler, Quantized):
         q, sampler = sampler.q, sampler.get_sampler()
-        if isinstance(domain, Integer) and q == 1:
-            q = None  # Ray's shortcut: qrandint(a, b, 1) is randint(a, b)
-    if isinstance(domain, Float):
-        lo, hi = (domain.lower, domain.upper) if q is None else _quantized_bounds(domain, q)
-        if isinstance(sampler, LogUniform):
-            lo, hi = math.log(lo), math.log(hi)
-            return hp.loguniform(label, lo, hi) if q is None else hp.qloguniform(label, lo, hi, q)
-        if isinstance(sampler, Uniform):
-            return hp.uniform(label, lo, hi) if q is None else hp.quniform(label, lo, hi, q)
-        if isinstance(sampler, Normal):
-            return (hp.normal(label, sampler.mean, sampler.sd) if q is None
-                    else hp.qnormal(label, sampler.mean, sampler.sd, q))
-    elif isinstance(domain, Integer) and isinstance(sampler, (Uniform, LogUniform)):
-        lo, hi = (domain.lower, domain.upper - 1) if q is None else _quantized_bounds(domain, q)
-        step = q or 1
-        if isinstance(sampler, LogUniform):
-            return as_int(hp.qloguniform(label, math.log(lo), math.log(hi), step))
-        return as_int(hp.quniform(label, lo, hi, step))
-    elif isinstance(domain, Categorical) and isinstance(sampler, Uniform):
+    if isinstance(domain, Float) and isinstance(sampler, Normal):
+        return (hp.normal(label, sampler.mean, sampler.sd) if q is None
+                else hp.qnormal(label, sampler.mean, sampler.sd, q))
+    if isinstance(domain, Categorical) and isinstance(sampler, Uniform):
         return hp.choice(label, [_category(hpo, path + (i,), c)
                                  for i, c in enumerate(domain.categories)])
     raise TuneConfigError(
