@@ -144,13 +144,22 @@ class _SimWorker(Worker):
         return sess
 
 
+def _from_env(name: str, default: float, accepted: str) -> float:
+    """The number in environment variable ``name``, or ``default`` if it is unset or empty."""
+    env = os.environ.get(name)
+    try:
+        return float(env) if env else default
+    except ValueError:
+        raise bad_value(name, env, accepted) from None
+
+
 class SimulatedBackend(Backend):
     """Trials in the driver process, on simulated time.
 
     Args:
         num_cpus: CPUs the simulated machine offers (default 2, env ``POPTUNE_NUM_CPUS``);
             with 1 CPU per trial, that many trials run at once.
-        num_gpus: GPUs it offers (default 0).
+        num_gpus: GPUs it offers (default 0, env ``POPTUNE_NUM_GPUS``).
         step_time: simulated seconds a step takes when the trainable does not say (with
             :func:`poptune.simulation.advance`) before it reports.
         start: the simulated clock's first reading.
@@ -162,14 +171,12 @@ class SimulatedBackend(Backend):
     #: trials share the driver's process: no ``chdir``, no per-trial environment
     separate_processes = False
 
-    def __init__(self, num_cpus: float | None = None, num_gpus: float = 0.0,
+    def __init__(self, num_cpus: float | None = None, num_gpus: float | None = None,
                  step_time: float = 1.0, start: float = 0.0) -> None:
         if num_cpus is None:
-            env = os.environ.get("POPTUNE_NUM_CPUS")
-            try:
-                num_cpus = float(env) if env else 2.0
-            except ValueError:
-                raise bad_value("POPTUNE_NUM_CPUS", env, "a number of CPUs") from None
+            num_cpus = _from_env("POPTUNE_NUM_CPUS", 2.0, "a number of CPUs")
+        if num_gpus is None:
+            num_gpus = _from_env("POPTUNE_NUM_GPUS", 0.0, "a number of GPUs")
         check_in_range("num_cpus", num_cpus, 0, low_open=True)
         check_in_range("num_gpus", num_gpus, 0)
         check_in_range("step_time", step_time, 0)

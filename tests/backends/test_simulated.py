@@ -323,6 +323,23 @@ def test_backend_by_name_by_env_and_as_an_instance(monkeypatch):
     assert isinstance(copy.clock, SimulatedClock)
 
 
+def test_the_machine_size_comes_from_the_same_variables_as_the_local_backend(monkeypatch, tmp_path):
+    monkeypatch.setenv("POPTUNE_NUM_CPUS", "4")
+    monkeypatch.setenv("POPTUNE_NUM_GPUS", "1")
+    assert SimulatedBackend().total_resources() == {"cpu": 4.0, "gpu": 1.0}
+    assert SimulatedBackend(num_gpus=2).total_resources()["gpu"] == 2.0  # an argument wins
+
+    def trainable(config):
+        tune.report({"ran": 1})
+
+    # the advice in the "no GPU here" error (set POPTUNE_NUM_GPUS) works on this backend too
+    grid = fit(tune.with_resources(trainable, {"cpu": 1, "gpu": 1}), tmp_path, {"x": 1})
+    assert grid[0].metrics["ran"] == 1 and grid.num_errors == 0
+    monkeypatch.setenv("POPTUNE_NUM_GPUS", "many")
+    with pytest.raises(TuneConfigError, match="`POPTUNE_NUM_GPUS`.*'many'"):
+        SimulatedBackend()
+
+
 # -- through Tuner.fit ----------------------------------------------------------------------------
 
 
