@@ -67,6 +67,34 @@ class ExperimentHistory:
     created_after_search_state: int = 0
 
 
+def _forget_missing_checkpoints(h: TrialHistory) -> None:
+    """Count as deleted the newest checkpoints the journal keeps but the local disk lacks
+    (journal and disk disagree, e.g. after ``poptune repair`` cut off the records of their
+    deletion, or after a user removed them): the trial then resumes from its newest
+    checkpoint that exists, or from the start, instead of handing its trainable a
+    checkpoint that is gone. A pending exploit whose donor checkpoint is gone is dropped
+    the same way. Each is said once, as a warning."""
+    import logging
+    import os
+
+    log = logging.getLogger("poptune")
+    t = h.trial
+    for name, _, _ in reversed(h.checkpoints):
+        if name in h.deleted:
+            continue
+        if os.path.isdir(os.path.join(t.storage_dir, name)):
+            break
+        h.deleted.add(name)
+        log.warning("poptune: trial %s: its checkpoint %s is in the journal but not in %s; "
+                    "the trial resumes from an earlier checkpoint or from the start", t.trial_id,
+                    name, t.storage_dir)
+    path = (h.restore_meta or {}).get("path")
+    if isinstance(path, str) and "://" not in path and not os.path.isdir(path):
+        log.warning("poptune: trial %s: the checkpoint %s it was to restore from (a PBT exploit) "
+                    "is gone; it resumes from its own latest checkpoint instead", t.trial_id, path)
+        h.restore_meta = None
+
+
 def replay_journal(path: str, constants: list[Any] | None = None,
                    storage_root: str | None = None,
                    state: ExperimentState | None = None) -> ExperimentHistory:
@@ -128,10 +156,12 @@ def replay_journal(path: str, constants: list[Any] | None = None,
         for row, blob in zip(h.rows, ts.result_configs):
             row["config"] = configs[blob]
         t.last_result = h.rows[-1] if h.rows else {}
-        if h.checkpoints:
-            t.checkpoint_path = (posixpath.join(t.storage_dir, h.checkpoints[-1][0])
-                                 if storage_root else os.path.join(t.storage_dir,
-                                                                   h.checkpoints[-1][0]))
+        if not storage_root and t.status != TrialStatus.TERMINATED:
+            _forget_missing_checkpoints(h)  # a trial that may run again needs its own
+        live = [c[0] for c in h.checkpoints if c[0] not in h.deleted]
+        if live:
+            t.checkpoint_path = (posixpath.join(t.storage_dir, live[-1]) if storage_root
+                                 else os.path.join(t.storage_dir, live[-1]))
         trials[t.trial_id] = h
     search_state = None
     if state.searcher_state is not None:

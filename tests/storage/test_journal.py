@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import numpy as np
 import pytest
@@ -359,6 +360,7 @@ def train(config):
         d = os.path.join(config["dir"], f"ck-{config['x']}-{step}")
         os.makedirs(d, exist_ok=True)
         open(os.path.join(d, "step"), "w").write(str(step))
+        time.sleep(config.get("sleep", 0))  # apart, each result gets its own commit
         tune.report({"v": step}, checkpoint=tune.Checkpoint.from_directory(d))
 
 
@@ -425,6 +427,43 @@ def test_restore_refuses_a_damaged_journal_and_repair_lets_it_finish_without_rer
     assert rows == [1, 2, 3, 4]
     Tuner.restore(str(exp), trainable=train).fit()
     assert starts(tmp_path) == {0: 1, 1: 2}  # and nothing runs on a later restore
+
+
+def test_after_repair_a_trial_whose_journaled_checkpoint_is_gone_resumes_without_it(
+        tmp_path, capsys, monkeypatch, caplog):
+    """The commits repair cuts off may have deleted checkpoints the kept journal still lists
+    (``num_to_keep``): the trial must not be handed a checkpoint that is gone."""
+    tune.Tuner(train, param_space={"x": tune.grid_search([0, 1]), "steps": 4,
+                                   "dir": str(tmp_path), "sleep": 0.1},
+               tune_config=tune.TuneConfig(max_concurrent_trials=1),
+               run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path / "results"),
+                                         verbose=0, checkpoint_config=tune.CheckpointConfig(
+                                             num_to_keep=1))).fit()
+    exp = tmp_path / "results" / "exp"
+    path = exp / "journal.jsonl"
+    raw = lines(path)
+    second = json.loads(raw[0])["exp_hex"] + "_00001"
+    bad = [i for i, line in enumerate(raw) if line.startswith(b'{"e":"result"')
+           and second.encode() in line][-1]  # its last result: checkpoint_000003's commit
+    raw[bad] = zeroed(raw[bad])
+    path.write_bytes(b"".join(raw))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert cli.main(["repair", str(exp), "--yes"]) == 0
+    capsys.readouterr()
+    kept = load_state(str(path)).trials[second]
+    (listed,) = kept.live_checkpoints  # the journal still keeps one the run deleted since
+    trial_dir = exp / kept.created.dirname
+    assert not (trial_dir / listed.name).exists()
+
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        grid = Tuner.restore(str(exp), trainable=train).fit()
+    assert grid.num_errors == 0 and sorted(r.metrics["training_iteration"] for r in grid) == [4, 4]
+    assert any(listed.name in r.getMessage() and "not in" in r.getMessage()
+               for r in caplog.records)
+    (again,) = [r for r in grid if r.config["x"] == 1]
+    rows = [json.loads(line)["v"] for line in open(again.path + "/result.json")]
+    assert rows == [1, 2, 3, 4]  # from the start: its only journaled checkpoint is gone
+    assert starts(tmp_path) == {0: 1, 1: 2}
 
 
 @pytest.mark.parametrize("loggers", [(), ("json", "csv")])
