@@ -466,6 +466,23 @@ def test_after_repair_a_trial_whose_journaled_checkpoint_is_gone_resumes_without
     assert starts(tmp_path) == {0: 1, 1: 2}
 
 
+def test_replay_forgets_a_pending_exploits_donor_checkpoint_that_is_gone(tmp_path, caplog):
+    donor_ckpt = tmp_path / "train_t2" / "checkpoint_000001"
+    path = tmp_path / "journal.jsonl"
+    write(path, [header(), trial("t1"), trial("t2")],
+          [ResultReported("t1", {"loss": 1.0, "training_iteration": 1}),
+           ConfigChanged("t1", pack({"x": 2}), str(donor_ckpt), 4, 4.0, "t2",
+                         "checkpoint_000001")])
+    (tmp_path / "train_t1").mkdir()
+    donor_ckpt.mkdir(parents=True)
+    assert replay_journal(str(path)).trials["t1"].restore_meta["path"] == str(donor_ckpt)
+    donor_ckpt.rmdir()
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        h = replay_journal(str(path)).trials["t1"]
+    assert h.restore_meta is None and h.trial.config == {"x": 2}
+    assert any(str(donor_ckpt) in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.parametrize("loggers", [(), ("json", "csv")])
 def test_a_trial_recreated_after_repair_cut_its_creation_gets_fresh_files(tmp_path, capsys,
                                                                           monkeypatch, loggers):
