@@ -18,7 +18,6 @@ import logging
 import os
 import pickle
 import secrets
-import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -26,6 +25,7 @@ import cloudpickle
 
 from poptune._validation import bad_type, bad_value
 from poptune.backends import get_backend
+from poptune.clock import SimulatedClock
 from poptune.clock import current as current_clock
 from poptune.clock import set_current as set_current_clock
 from poptune.config import RunConfig, TuneConfig, default_storage_path
@@ -441,9 +441,10 @@ class Tuner:
                 remote.upload_file(os.path.join(exp_dir, TUNER_FILE), TUNER_FILE)
             journal = Journal(os.path.join(exp_dir, JOURNAL_FILE),
                               on_commit=remote.put_journal_segment if remote else None)
+            simulated = isinstance(clock, SimulatedClock)  # the views read its start
             journal.append(ExperimentStarted(name=exp_name, trainable=name, metric=tc.metric,
-                                             mode=tc.mode, start=time.time(),
-                                             exp_hex=exp_hex))
+                                             mode=tc.mode, start=clock.time(), exp_hex=exp_hex,
+                                             clock="simulated" if simulated else None))
             journal.close()
         callbacks = self._make_callbacks(searcher)
         if self._restore:

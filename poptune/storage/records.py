@@ -59,17 +59,24 @@ class ExperimentStarted(Record):
     start: float = 0.0
     exp_hex: str | None = None
     version: int = SCHEMA_VERSION
+    #: ``"simulated"`` when the experiment runs on simulated time (``start`` and every
+    #: result's ``timestamp`` are then simulated seconds); None (not written) for real time
+    clock: str | None = None
 
     def encode(self) -> dict[str, Any]:
-        return {"e": "exp", "v": self.version, "name": self.name, "trainable": self.trainable,
-                "metric": self.metric, "mode": self.mode, "start": self.start,
-                "exp_hex": self.exp_hex}
+        d = {"e": "exp", "v": self.version, "name": self.name, "trainable": self.trainable,
+             "metric": self.metric, "mode": self.mode, "start": self.start,
+             "exp_hex": self.exp_hex}
+        if self.clock is not None:
+            d["clock"] = self.clock
+        return d
 
     @classmethod
     def decode(cls, d: dict[str, Any]) -> ExperimentStarted:
+        clock = d.get("clock")
         return cls(str(d.get("name", "")), str(d.get("trainable", "")), d.get("metric"),
                    d.get("mode"), float(d.get("start") or 0.0), d.get("exp_hex"),
-                   int(d.get("v", 1)))
+                   int(d.get("v", 1)), clock if isinstance(clock, str) else None)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,21 @@ def test_a_resumed_run_is_a_second_bar():
     assert len(tl["trials"][0]["runs"]) == 2 and tl["best"] == []
 
 
+def test_a_simulated_experiment_starts_on_its_own_clock(exp_dir):
+    import json
+
+    from poptune.lineage import load_experiment
+    from poptune.plot import _timeline
+
+    with open(os.path.join(exp_dir, "journal.jsonl")) as f:
+        head = json.loads(f.readline())
+    assert head["clock"] == "simulated" and head["start"] == 0.0
+    tl = _timeline(load_experiment(exp_dir), "loss", "min")  # what the plots draw
+    assert tl["start"] == 0.0
+    assert [v for t in tl["trials"] for v in t["runs"][0]] == pytest.approx(
+        [0, 30, 0, 30, 30, 60, 30, 60], abs=1)
+
+
 def test_plots_over_time_are_written(exp_dir, tmp_path):
     pytest.importorskip("matplotlib")
     from poptune.cli import main
@@ -76,5 +91,7 @@ def test_dashboard_serves_the_timeline(exp_dir):
     data = r.json()
     assert data["metric"] == "loss" and data["mode"] == "min"
     assert len(data["trials"]) == 4 and data["best"][-1][1] == 1.0
+    # the experiment's start is read on its own (simulated) clock, like its results
+    assert [t["runs"][0][0] for t in data["trials"]] == pytest.approx([0, 0, 30, 30], abs=1)
     assert client.get("/static/timeline.js").status_code == 200
     assert 'src="static/timeline.js"' in client.get("/").text
