@@ -26,8 +26,20 @@ def timestamp() -> str:
 
 
 def default_trial_dirname(trial: Trial, date: str) -> str:
-    """Ray's style: ``{trainable}_{trial_id}_{index}_{k=v,...}_{date}`` (sanitised)."""
+    """Ray's style: ``{trainable}_{trial_id}_{index}_{k=v,...}_{date}`` (sanitised); a trial
+    named by ``trial_name_creator`` starts with its name instead, as in Ray.
+
+    Example:
+        >>> t = Trial("ab_00001", "f", {"x": 2}, experiment_tag="1_x=2")
+        >>> default_trial_dirname(t, "D")
+        'f_ab_00001_1_x=2_D'
+        >>> t.custom_trial_name = "run/one"
+        >>> default_trial_dirname(t, "D")
+        'run_one_1_x=2_D'
+    """
     tag = _UNSAFE.sub("_", trial.experiment_tag)[:100]
+    if trial.custom_trial_name:
+        return f"{_UNSAFE.sub('_', trial.custom_trial_name)[:100]}_{tag}_{date}"
     return f"{trial.trainable_name}_{trial.trial_id}_{tag}_{date}"
 
 

@@ -28,6 +28,13 @@ def test_trial_name_and_dirname_creators(tmp_path):
         run_config=rc(tmp_path, name="names"),
     ).fit()
     assert sorted(os.path.basename(r.path) for r in grid) == ["dir-1", "dir-2"]
+    grid = tune.Tuner(  # a name alone starts the directory's name, as in Ray
+        steps, param_space={"x": tune.grid_search([1, 2])},
+        tune_config=tune.TuneConfig(trial_name_creator=lambda t: f"run-{t.config['x']}"),
+        run_config=rc(tmp_path, name="names_only"),
+    ).fit()
+    assert sorted(os.path.basename(r.path).rsplit("_", 2)[0] for r in grid) == [
+        "run-1_0_x=1", "run-2_1_x=2"]
 
 
 def test_stop_callable_and_stopper(tmp_path):
