@@ -181,6 +181,7 @@ class OptunaSearch(SearcherAdapter):
         self._ot_trials: dict[str, Any] = {}
         self._steps: dict[str, int] = {}
         self._completed: set[str] = set()
+        self._warned_missing = False  # a trial ended without the metric: said once
 
     # ----------------------------------------------------------------- space and study
     @staticmethod
@@ -336,6 +337,13 @@ class OptunaSearch(SearcherAdapter):
                 state = ot.trial.TrialState.PRUNED  # stopped before reporting the metric
             else:
                 state = ot.trial.TrialState.FAIL
+            if not self._warned_missing:  # e.g. only `mode` set: the metric is "_metric"
+                self._warned_missing = True
+                logger.warning(
+                    "OptunaSearch: trial %s ended without a finite %s (keys: %s); Optuna "
+                    "learns nothing from it (told as %s). Further trials like it are not "
+                    "reported", trial_id, ", ".join(f"`{m}`" for m in metrics),
+                    sorted(result or {}), state.name.lower())
         else:
             values = found if len(found) > 1 else found[0]
         try:

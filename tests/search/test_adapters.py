@@ -5,6 +5,7 @@ the missing-dependency message."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import sys
 
@@ -348,6 +349,25 @@ def test_optuna_reports_intermediate_values_and_marks_errors_failed():
     trials = searcher._study.trials
     assert trials[0].intermediate_values == {1: 0.9, 2: 0.5, 3: 0.4} and trials[0].value == 0.4
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "PRUNED"]
+
+
+@_needs("optuna")
+def test_optuna_says_once_that_trials_end_without_its_metric(tmp_path, caplog):
+    """Only `mode` set: the metric is "_metric", which the strict metric check skips (as
+    Ray's); Ray's OptunaSearch then fails the run, poptune's tells Optuna and says so."""
+    from poptune.search.optuna import OptunaSearch
+
+    def trainable(config):
+        tune.report({"score": config["x"]})
+
+    searcher = OptunaSearch(seed=0)
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        tune.Tuner(trainable, param_space={"x": tune.uniform(0, 1)},
+                   tune_config=tune.TuneConfig(num_samples=3, search_alg=searcher, mode="max"),
+                   run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    said = [r.getMessage() for r in caplog.records if "learns nothing" in r.getMessage()]
+    assert len(said) == 1 and "`_metric`" in said[0] and "'score'" in said[0]
+    assert [t.state.name for t in searcher._study.trials] == ["PRUNED"] * 3
 
 
 @_needs("optuna")
