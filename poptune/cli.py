@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib
 import importlib.util
@@ -33,7 +34,7 @@ import os
 import posixpath
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from poptune.exceptions import StorageError, TuneError
@@ -44,6 +45,21 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 class UsageError(Exception):
     """Bad command-line input: one line on stderr, exit code 2."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its work (not a usage error): one line on stderr, exit
+    code 1."""
+
+
+def check_storage_dir(root: str) -> None:
+    """A usage error unless ``root`` (STORAGE, or ``--storage``) is an existing directory."""
+    if not os.path.exists(root):
+        raise UsageError(f"storage directory {root} does not exist (STORAGE must be an "
+                         "existing directory of experiments)")
+    if not os.path.isdir(root):
+        raise UsageError(f"STORAGE must be a directory of experiments, got {root}: it is a "
+                         "file, not a directory")
 
 
 def default_storage() -> str:
@@ -73,6 +89,9 @@ def resolve_experiment(arg: str, storage: str | None) -> str:
     for path in candidates:
         if os.path.isdir(path):
             raise UsageError(f"{path} is not a poptune experiment (it has no journal.jsonl)")
+        if os.path.exists(path):
+            raise UsageError(f"EXPERIMENT must be an experiment directory, got {path}: it is "
+                             "a file")
     where = " and ".join(dict.fromkeys(candidates))
     raise UsageError(f"no experiment {arg!r} (looked in {where})")
 
@@ -128,16 +147,34 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     uri = storage_uri(args.storage)
     if uri is not None:
-        return _print_experiments(uri, _remote_summaries(uri, args))
+        return _print_experiments(uri, _remote_summaries(uri, args), args)
     root = local_storage(args.storage)
-    if args.storage and not os.path.isdir(root):
-        raise UsageError(f"storage directory {root} does not exist")
+    if args.storage or os.path.exists(root):
+        check_storage_dir(root)
     rows = []
     for name in experiment_names(root):
         view = ExperimentView(os.path.join(root, name))
         view.refresh()
-        rows.append(view.summary(args.metric, args.mode))
-    return _print_experiments(root, rows)
+        rows.append(_ls_row(view, args))
+    return _print_experiments(root, rows, args)
+
+
+def _ls_row(view: Any, args: argparse.Namespace, uri: str | None = None) -> dict[str, Any]:
+    """``ls``'s summary of one experiment (a local copy of the one at ``uri``, if given):
+    its status is ``unreadable`` when nothing can be read from its journal and ``damaged``
+    when the journal is damaged part-way (``note`` says why, and how to repair it)."""
+    from poptune._cli_remote import as_uri
+
+    row = view.summary(args.metric, args.mode)
+    problem = journal_problem(view)
+    note = None
+    if problem is not None:
+        row["status"], note = "unreadable", problem
+    elif view.damage:
+        row["status"], note = "damaged", view.damage + repair_hint(uri or view.path)
+    row["note"] = as_uri(note, view.path, uri) if (note and uri) else note
+    row["metric_reported"] = _metric_reported(view, args.metric) if args.metric else None
+    return row
 
 
 def _remote_summaries(uri: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -160,19 +197,23 @@ def _remote_summaries(uri: str, args: argparse.Namespace) -> list[dict[str, Any]
             with remote_copy(posixpath.join(uri, name), "summary", storage.fs) as local:
                 view = ExperimentView(local)
                 view.refresh()
-                rows.append(view.summary(args.metric, args.mode))
+                rows.append(_ls_row(view, args, posixpath.join(uri, name)))
         except UsageError:  # no journal segments: not an experiment
             continue
     return rows
 
 
-def _print_experiments(root: str, rows: list[dict[str, Any]]) -> int:
+def _print_experiments(root: str, rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = _console()
     if not rows:
         console.print(f"No experiments in {root}")
         return EXIT_OK
+    checked = [r["metric_reported"] for r in rows if r.get("metric_reported") is not None]
+    if args.metric and checked and not any(found for found, _ in checked):
+        # no listed experiment reported it (those with no result yet cannot tell)
+        _check_metric(args.metric, False, [k for _, seen in checked for k in seen], root)
     rows.sort(key=lambda e: e["start"] or 0, reverse=True)
     console.print(f"Experiments in {root}")
     table = Table()
@@ -182,10 +223,70 @@ def _print_experiments(root: str, rows: list[dict[str, Any]]) -> int:
     for e in rows:
         best = (f"{e['metric']}={_fmt(e['best']['value'])} ({e['mode']})"
                 if e["best"] else "-")
-        table.add_row(e["name"], e["status"], f"{e['num_trials']}: {_counts(e['counts'])}",
+        counts = f": {_counts(e['counts'])}" if e["counts"] else ""
+        table.add_row(e["name"], e["status"], f"{e['num_trials']}{counts}",
                       best, _when(e["start"]), str(e["num_results"]), str(e["num_exploits"]))
     console.print(table)
+    for e in rows:
+        if e.get("note"):
+            console.print(f"{e['name']} is {e['status']}: {e['note']}", markup=False,
+                          highlight=False, soft_wrap=True)
     return EXIT_OK
+
+
+def _check_metric(metric: str, found: bool, seen: Any, where: str) -> None:
+    """``poptune plot``'s check of a metric nobody reported, as a usage error."""
+    from poptune.plot import check_metric_reported
+
+    try:
+        check_metric_reported(metric, found, seen, where)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _metric_reported(view: Any, metric: str) -> tuple[bool, list[str]] | None:
+    """Whether a trial of ``view`` reported a number as ``metric``, and the numeric metrics
+    of the trials' last results; None before the first result (nothing to tell by)."""
+    if not view.num_results:
+        return None
+    trials = list(view.trials.values())
+    if any(r.get(metric) is not None for t in trials for r in t.rows):
+        return True, []
+    return False, [k for t in trials for r in t.rows[-1:] for k, v in r.items()
+                   if v is not None]
+
+
+def journal_problem(view: Any) -> str | None:
+    """Why nothing can be read from the experiment's journal (what ``poptune repair`` and
+    a restore say: empty, not a poptune journal, damaged from its first record, a newer
+    schema), or None when its header was read, or while a live driver is starting it."""
+    import logging
+
+    from poptune.exceptions import RestoreError
+    from poptune.storage.confined import open_under
+    from poptune.storage.lock import driver_alive
+    from poptune.storage.replay import read_groups
+
+    if view.runs or driver_alive(view.path):
+        return None
+    if view.damage:
+        return str(view.damage) + (repair_hint(view.path) if " is damaged at " in view.damage
+                                   else "")
+    path = os.path.join(view.path, "journal.jsonl")
+    try:
+        with open_under(view.path, path) as f:
+            data = f.read()
+        for _ in read_groups(data, name=path, tail_log_level=logging.DEBUG):
+            pass
+    except RestoreError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"journal {path} cannot be read: {exc}"
+    return None
+
+
+def repair_hint(exp: str) -> str:
+    return f" Run `poptune repair {exp}` to truncate it there (a backup is kept)."
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -207,6 +308,13 @@ def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int
 
     view = ExperimentView(exp_dir)
     view.refresh()
+    problem = journal_problem(view)
+    if problem is not None:
+        raise CommandFailed(as_uri(problem, exp_dir, uri) if uri else problem)
+    if args.metric:
+        reported = _metric_reported(view, args.metric)
+        if reported is not None:
+            _check_metric(args.metric, *reported, uri or view.path)
     s = view.summary(args.metric, args.mode)
     metric, mode = s["metric"], s["mode"]
     trials = view.trial_rows(metric)
@@ -219,7 +327,8 @@ def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int
     console = _console()
     best = (f"; best {metric}={_fmt(s['best']['value'])} ({s['best']['trial']})"
             if s["best"] else "")
-    console.print(f"[bold]{s['name']}[/bold]  {s['status']}  {uri or view.path}")
+    status = "damaged" if view.damage else s["status"]
+    console.print(f"[bold]{s['name']}[/bold]  {status}  {uri or view.path}")
     console.print(f"{s['num_trials']} trials ({_counts(s['counts'])}), "
                   f"{s['num_results']} results, "
                   f"{s['num_exploits']} exploits; started {_when(s['start'])}{best}")
@@ -241,16 +350,26 @@ def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int
         table.add_row(*row)
     console.print(table)
     if view.damage:
-        damage = as_uri(view.damage, exp_dir, uri) if uri else view.damage
-        console.print(f"Warning: {damage}", markup=False, highlight=False)
-    failed = [t for t in trials if t["status"] == "ERROR" or t["error"]]
-    if failed:
-        console.print("[bold]Errors[/bold]")
-        for t in failed:
+        damage = view.damage + repair_hint(uri or view.path)
+        console.print(f"Warning: {as_uri(damage, exp_dir, uri) if uri else damage}",
+                      markup=False, highlight=False, soft_wrap=True)
+
+    def errors(title: str, rows: list[dict[str, Any]], label: Any) -> None:
+        if rows:
+            console.print(f"[bold]{title}[/bold]")
+        for t in rows:
             path = (posixpath.join(uri, t["dirname"], "error.txt") if uri
                     else os.path.join(view.path, t["dirname"], "error.txt"))
-            console.print(f"  {t['name']} ({t['status'].lower()}): {t['error'] or '?'}  [{path}]",
-                          markup=False, highlight=False)
+            console.print(f"  {t['name']} ({label(t)}): {t['error'] or '?'}  [{path}]",
+                          markup=False, highlight=False, soft_wrap=True)
+
+    # a trial that failed and was retried or restarted (--restart-errored) is no longer in
+    # ERROR: its error is history, listed apart from the trials in ERROR now
+    errors("Errors", [t for t in trials if t["status"] == "ERROR"], lambda t: "error")
+    errors("Earlier errors (trials no longer in ERROR)",
+           [t for t in trials if t["status"] != "ERROR" and t["error"]],
+           lambda t: f"now {t['status'].lower()}, failed {t['failures']} time"
+                     f"{'s' if t['failures'] != 1 else ''} before")
     return EXIT_OK
 
 
@@ -264,6 +383,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     elif not args.out:
         raise UsageError(f"--out DIR is required for an experiment on remote storage "
                          f"(EXPERIMENT {uri}): the plots are written to a local directory")
+    if args.out:
+        from poptune.plot import out_dir_problem
+
+        problem = out_dir_problem(args.out)
+        if problem is not None:
+            raise UsageError(f"--out must be a directory (or a path where one can be made), "
+                             f"got {args.out}: {problem}")
     require("matplotlib", "poptune plot")
     if uri is None:
         return _plot(exp_dir, args.out or os.path.join(exp_dir, "plots"), args)
@@ -295,10 +421,26 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if uri is not None:
         return _dashboard_remote(uri, args)
     root = local_storage(args.storage)
-    if not os.path.isdir(root):
-        raise UsageError(f"storage directory {root} does not exist")
-    serve(root, host=args.host, port=args.port, token=args.token)
+    check_storage_dir(root)
+    with _bind_errors():
+        serve(root, host=args.host, port=args.port, token=args.token)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _bind_errors() -> Iterator[None]:
+    """The dashboard's :class:`~poptune.dashboard.app.BindError` said with the option to
+    change (exit code 1: the command line is fine, the machine's state is not)."""
+    from poptune.dashboard.app import BindError
+
+    try:
+        yield
+    except BindError as exc:
+        if exc.what == "port":
+            raise CommandFailed(f"--port {exc.port} cannot be used on {exc.host}: "
+                                f"{exc.reason}; choose another --port") from None
+        raise CommandFailed(f"--host {exc.host} cannot be used: {exc.reason}; pass an "
+                            "address of this machine (default: 127.0.0.1)") from None
 
 
 def _dashboard_remote(uri: str, args: argparse.Namespace) -> int:
@@ -308,7 +450,8 @@ def _dashboard_remote(uri: str, args: argparse.Namespace) -> int:
 
     fs = open_remote(uri).fs  # a missing s3fs/gcsfs or an unknown protocol: said here
     try:
-        serve(uri, host=args.host, port=args.port, token=args.token, filesystem=fs)
+        with _bind_errors():
+            serve(uri, host=args.host, port=args.port, token=args.token, filesystem=fs)
     except StorageError as exc:
         raise one_line(exc) from exc
     return EXIT_OK
@@ -468,12 +611,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the same as STORAGE")
 
     def metric_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--metric", help="metric to rank by (default: the experiment's)")
+        p.add_argument("--metric", help="metric to rank by (default: the experiment's); one "
+                       "no trial reported is a usage error")
         p.add_argument("--mode", choices=("min", "max"), help="whether lower or higher is better")
 
     p = sub.add_parser("ls", help="list experiments", description=(
         "List the experiments in a storage directory: status (running, finished, "
-        "interrupted), trial counts by status, best metric and start time. STORAGE may be "
+        "interrupted; damaged: its journal is damaged part-way and is shown up to the damage, "
+        "`poptune repair` truncates it; unreadable: nothing can be read from its journal; "
+        "a line below the table says why), trial counts by status, best metric and start "
+        "time. With --metric, a metric no listed experiment reported is a usage error. "
+        "STORAGE may be "
         "a URI (e.g. s3://bucket/runs): each experiment's journal is downloaded to a "
         "temporary directory, removed afterwards."))
     storage_args(p, remote_help)
@@ -482,7 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="show an experiment's trials", description=(
         "Show the trial table of an experiment (status, iterations, metric, final "
-        "hyperparameters) and the first line of each trial's error." + remote_note))
+        "hyperparameters) and the first line of the error of each trial in ERROR; trials "
+        "that failed before and were retried or restarted (resume --restart-errored) are "
+        "listed apart, under 'Earlier errors'. A journal nothing can be read from (empty, "
+        "not a poptune journal) is an error (exit 1)." + remote_note))
     p.add_argument("experiment", metavar="EXPERIMENT",
                    help="experiment path or name, or its URI on remote storage")
     p.add_argument("--storage", help=remote_help)
@@ -496,7 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", metavar="EXPERIMENT",
                    help="experiment path or name, or its URI on remote storage")
     p.add_argument("--out", metavar="DIR", help=(
-        "output directory (default: EXPERIMENT/plots; required for remote storage)"))
+        "output directory, created if missing (default: EXPERIMENT/plots; required for "
+        "remote storage)"))
     p.add_argument("--over-time", action="store_true", help=(
         "also plot against wall-clock time: trials_over_time.png (one bar per trial, coloured "
         "by its final metric) and best_over_time.png (best metric so far)"))
@@ -508,7 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Serve the read-only web dashboard for every experiment in STORAGE (a directory, or "
         "a storage URI such as s3://bucket/runs, read every few seconds). It binds "
         "127.0.0.1 by default; any other --host requires a token (generated and printed "
-        "unless --token is given). Needs pip install 'poptune[dashboard]'."))
+        "unless --token is given). A --port in use (or a --host that cannot be bound) is an "
+        "error (exit 1), said before anything is served. Needs pip install "
+        "'poptune[dashboard]'."))
     storage_args(p, storage_help)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8265, help="port (default: 8265)")
@@ -555,14 +709,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "give one")
         args.storage = option
     if getattr(args, "resume_errored", False) and getattr(args, "restart_errored", False):
-        print("poptune: error: --resume-errored and --restart-errored exclude each other",
-              file=sys.stderr)
+        print(f"poptune {args.command}: error: --resume-errored and --restart-errored "
+              "exclude each other: give one", file=sys.stderr)
         return EXIT_USAGE
     try:
         return int(args.func(args))
     except UsageError as exc:
         print(f"poptune {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CommandFailed as exc:
+        print(f"poptune {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"poptune {args.command}: interrupted", file=sys.stderr)
         return 130

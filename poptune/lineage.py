@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
 from poptune._dicts import flatten_dict, nested_get
+from poptune._validation import bad_type, bad_value
 from poptune.exceptions import StorageError
 from poptune.storage.trial_logs import RESULT_FILE, parse_result_lines
 
@@ -200,6 +201,28 @@ def _locate(path: Any, filesystem: Any = None) -> tuple[Any, str, bool]:
     return _split_fs(os.fspath(path))
 
 
+_GLOBAL_LOG = "pbt_global.txt"  # poptune.storage.pbt_log.GLOBAL_LOG
+_EXPERIMENT_DIR = ("an experiment directory (holding journal.jsonl, or trial directories "
+                   "with result.json or params.json)")
+
+
+def _check_path(name: str, value: Any, what: str) -> Any:
+    """``value`` if it is a path (``str`` or ``os.PathLike``), else the standard type error."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise bad_type(name, value, f"the path of {what} (str or os.PathLike)")
+    return value
+
+
+def _bad_path(name: str, value: Any, accepted: str, why: str) -> StorageError:
+    """The error for a path argument that names no usable directory: `name` must be
+    <accepted>, got <value>: <why>."""
+    return StorageError(f"{bad_value(name, os.fspath(value), accepted)}: {why}")
+
+
+def _exists(fs: Any, path: str, local: bool) -> bool:
+    return os.path.exists(path) if local else bool(fs.exists(path))
+
+
 def _read_text(fs: Any, path: str) -> str | None:
     try:
         with fs.open(path, "r", encoding="utf-8") as f:
@@ -239,6 +262,7 @@ def _safe_unpack(blob: str | None) -> dict[str, Any] | None:
 
 @dataclass
 class _Journal:
+    found: bool = False  #: the experiment has a journal
     exp_hex: str | None = None
     trials: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> trial record
     exploits: list[dict[str, Any]] = field(default_factory=list)
@@ -268,7 +292,7 @@ def _read_journal(fs: Any, root: str) -> _Journal:
             data = f.read()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return _Journal()
-    out = _Journal()
+    out = _Journal(found=True)
     iters: dict[str, list[int]] = {}
     configs: dict[str, str | None] = {}
     for group in read_groups(data, name=path, tail_log_level=logging.INFO):
@@ -319,16 +343,30 @@ def load_experiment(experiment_dir: str | os.PathLike[str], *,
     (by the journal's experiment id) are kept.
 
     Raises:
-        StorageError: ``experiment_dir`` does not exist.
+        TypeError: ``experiment_dir`` is not a path.
+        StorageError: ``experiment_dir`` does not exist, or is not an experiment directory
+            (it holds no ``journal.jsonl``, no ``pbt_global.txt`` and no trial directory).
+        RestoreError: its journal is empty, damaged or not a poptune journal.
 
     Example:
         >>> import tempfile
-        >>> load_experiment(tempfile.mkdtemp()).trials
-        []
+        >>> load_experiment(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        poptune.exceptions.StorageError: `experiment_dir` must be an experiment directory ...
     """
-    fs, root, local = _locate(experiment_dir, filesystem)
+    return _load(experiment_dir, filesystem, strict=True)
+
+
+def _load(experiment_dir: Any, filesystem: Any, strict: bool) -> Experiment:
+    """:func:`load_experiment`; ``strict=False`` reads a directory that holds no experiment
+    as one without trials (for ``Result.lineage``)."""
+    fs, root, local = _locate(_check_path("experiment_dir", experiment_dir,
+                                          "an experiment directory"), filesystem)
     if not (os.path.isdir(root) if local else fs.isdir(root)):
-        raise StorageError(f"Experiment directory {root} does not exist")
+        raise _bad_path("experiment_dir", experiment_dir, "an experiment directory",
+                        "it is a file" if (os.path.exists(root) if local else fs.exists(root))
+                        else "it does not exist")
     journal = _read_journal(fs, root)
     by_dirname = {t.get("dirname"): t for t in journal.trials.values()}
     trials: list[TrialRecord] = []
@@ -347,6 +385,10 @@ def load_experiment(experiment_dir: str | os.PathLike[str], *,
         params = json.loads(params_text) if params_text else None
         trials.append(TrialRecord(trial_id, _trial_index(trial_id, tag, len(trials)), tag,
                                   path, rows, params if isinstance(params, dict) else None))
+    if strict and not trials and not journal.found and not _exists(
+            fs, root.rstrip("/") + "/" + _GLOBAL_LOG, local):
+        raise _bad_path("experiment_dir", experiment_dir, _EXPERIMENT_DIR,
+                        "it holds no journal.jsonl, no pbt_global.txt and no trial directory")
     if journal.exp_hex and any(t.trial_id.startswith(journal.exp_hex + "_") for t in trials):
         trials = [t for t in trials if t.trial_id.startswith(journal.exp_hex + "_")]
     trials.sort(key=lambda t: (t.index, t.trial_id))
@@ -444,9 +486,19 @@ def load_exploits(experiment_dir: str | os.PathLike[str]) -> list[ExploitEvent]:
     Read from ``pbt_global.txt`` (tags mapped to trial ids through the journal, else through
     the tag's leading trial index), else from the journal's ``"config"`` records.
 
+    ``[]`` for an experiment without exploits (not run with PBT, or none happened yet).
+
+    Raises:
+        TypeError: ``experiment_dir`` is not a path.
+        StorageError: ``experiment_dir`` does not exist or is not an experiment directory.
+
     Example:
-        >>> import tempfile
-        >>> load_exploits(tempfile.mkdtemp())
+        >>> import json, os, tempfile
+        >>> trial = os.path.join(tempfile.mkdtemp(), "train_abcde_00000")
+        >>> os.makedirs(trial)
+        >>> with open(os.path.join(trial, "params.json"), "w") as f:
+        ...     json.dump({"lr": 0.1}, f)
+        >>> load_exploits(os.path.dirname(trial))
         []
     """
     return load_experiment(experiment_dir).exploits
@@ -462,7 +514,14 @@ def hyperparam_schedule(trial: PathOrResult) -> Schedule:
     does not show. Without ``result.json``, ``params.json`` gives ``[(0, config)]``.
 
     Args:
-        trial: a trial directory (path or URI) or a :class:`~poptune.Result`.
+        trial: a trial directory (path or URI) or a :class:`~poptune.Result`. For an
+            experiment directory use :func:`lineage_schedule` (or pass one of its trial
+            directories, ``load_experiment(path).trials[i].path``).
+
+    Raises:
+        TypeError: ``trial`` is neither a path nor a ``Result``.
+        StorageError: the path does not exist or is not a trial directory (it holds no
+            ``result.json`` and no ``params.json``; an experiment directory is refused).
 
     Example:
         >>> import json, os, tempfile
@@ -473,13 +532,19 @@ def hyperparam_schedule(trial: PathOrResult) -> Schedule:
         >>> hyperparam_schedule(d)
         [(0, {'lr': 0.1}), (2, {'lr': 0.2})]
     """
-    if not isinstance(trial, (str, os.PathLike)):  # a Result
+    if isinstance(trial, (str, os.PathLike)):
+        fs, path, local = _locate(trial)
+        rows = _read_rows(fs, path)
+        if rows is None and _read_text(fs, path.rstrip("/") + "/params.json") is None:
+            raise _not_a_trial(fs, path, local, trial)
+    elif callable(getattr(trial, "_fs_path", None)):  # a Result
         if not trial.path:  # a Result built in memory
             return []
         fs, path = trial._fs_path()
+        rows = _read_rows(fs, path)
     else:
-        fs, path, _ = _locate(trial)
-    rows = _read_rows(fs, path) or []
+        raise bad_type("trial", trial, "a trial directory (str or os.PathLike) or a Result")
+    rows = rows or []
     schedule: Schedule = []
     for pos, row in enumerate(rows):
         config = _row_config(row)
@@ -490,6 +555,25 @@ def hyperparam_schedule(trial: PathOrResult) -> Schedule:
         config = json.loads(params) if params else None
         return [(0, config)] if isinstance(config, dict) else []
     return [(0, schedule[0][1])] + schedule[1:]
+
+
+def _not_a_trial(fs: Any, path: str, local: bool, trial: Any) -> StorageError:
+    """Why ``path`` (holding neither ``result.json`` nor ``params.json``) is no trial."""
+    accepted = "a trial directory (holding result.json or params.json) or a Result"
+    if not _exists(fs, path, local):
+        return _bad_path("trial", trial, accepted, "it does not exist")
+    if not (os.path.isdir(path) if local else fs.isdir(path)):
+        return _bad_path("trial", trial, accepted, "it is a file")
+    base = path.rstrip("/") + "/"
+    if _exists(fs, base + "journal.jsonl", local) or _exists(fs, base + _GLOBAL_LOG, local) \
+            or any(_exists(fs, base + name + "/" + RESULT_FILE, local)
+                   or _exists(fs, base + name + "/params.json", local)
+                   for name in _subdirs(fs, path, local)):
+        return _bad_path("trial", trial, accepted,
+                         "it is an experiment directory; pass one of its trial directories "
+                         "(poptune.lineage.load_experiment(path).trials[i].path), or use "
+                         "lineage_schedule(path, trial_id)")
+    return _bad_path("trial", trial, accepted, "it holds no result.json or params.json")
 
 
 def _chain(exp: Experiment, trial_id: str) -> list[ExploitEvent]:
@@ -569,9 +653,17 @@ def family_tree(experiment_dir: str | os.PathLike[str], metric: str | None = Non
 
     ``iterations`` is the last reported ``training_iteration``; ``metric`` the last value.
 
+    Raises:
+        TypeError: ``experiment_dir`` is not a path.
+        StorageError: ``experiment_dir`` does not exist or is not an experiment directory.
+
     Example:
-        >>> import tempfile
-        >>> family_tree(tempfile.mkdtemp())["edges"]
+        >>> import json, os, tempfile
+        >>> trial = os.path.join(tempfile.mkdtemp(), "train_abcde_00000")
+        >>> os.makedirs(trial)
+        >>> with open(os.path.join(trial, "params.json"), "w") as f:
+        ...     json.dump({"lr": 0.1}, f)
+        >>> family_tree(os.path.dirname(trial))["edges"]
         []
     """
     exp = load_experiment(experiment_dir)
@@ -602,10 +694,12 @@ def mutated_keys(exp: Experiment) -> list[str]:
 
 def _result_exploits(result: Result) -> list[ExploitEvent]:
     """Exploits whose target is ``result``'s trial (for ``Result.lineage``)."""
+    if not result.path:  # a Result built in memory
+        return []
     fs, path = result._fs_path()
     if not path:
         return []
-    exp = load_experiment(posixpath.dirname(path.rstrip("/")), filesystem=fs)
+    exp = _load(posixpath.dirname(path.rstrip("/")), fs, strict=False)
     here = [t for t in exp.trials if t.path.rstrip("/") == path.rstrip("/")]
     return exp.exploits_of(here[0].trial_id) if here else []
 

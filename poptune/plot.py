@@ -19,10 +19,11 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Union
 
 from poptune._imports import require
-from poptune._validation import check_one_of
+from poptune._validation import bad_type, bad_value, check_one_of
 from poptune.lineage import (
     Experiment,
     TrialRecord,
@@ -59,7 +60,11 @@ def _figure(width: float, height: float) -> Figure:
 
 def _save(fig: Figure, out: str | os.PathLike[str] | None) -> Figure:
     if out is not None:
+        if not isinstance(out, (str, os.PathLike)):
+            raise bad_type("out", out, "the path of a PNG file to write (str or os.PathLike)")
         path = os.path.expanduser(os.fspath(out))
+        if os.path.isdir(path):
+            raise bad_value("out", out, "the path of a PNG file to write, not a directory")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         fig.savefig(path, dpi=_DPI)
     return fig
@@ -98,13 +103,60 @@ def _last_value(trial: TrialRecord, metric: str) -> float | None:
     return None
 
 
-def _check_metric(exp: Experiment, metric: str) -> None:
-    if any(_number(_lookup(r, metric)) is not None for t in exp.trials for r in t.rows):
+def check_metric_reported(metric: str, found: bool, reported: Iterable[str], where: str
+                          ) -> None:
+    """The one check (and message) for a ``metric`` no trial reported, shared by the plots
+    and ``poptune show``/``poptune ls``: raise unless ``found``.
+
+    ``reported`` are the numeric metrics the trials did report (their last results, the
+    ``config/...`` keys left out), ``where`` the experiment (or storage) they were read from.
+
+    Raises:
+        ValueError: ``found`` is false (the message lists ``reported``).
+
+    Example:
+        >>> try:
+        ...     check_metric_reported("nope", False, ["score", "loss"], "/tmp/exp")
+        ... except ValueError as exc:
+        ...     print(str(exc).replace("; ", ";\\n"))
+        `metric` must be a numeric metric the trials reported, got 'nope';
+        reported in /tmp/exp: ['loss', 'score']
+    """
+    if found:
         return
-    seen = sorted({k for t in exp.trials for r in t.rows[-1:] for k, v in _flatten(r).items()
-                   if _number(v) is not None and not k.startswith("config/")})
+    seen = sorted({k for k in reported if not k.startswith("config/")})
     raise ValueError(f"`metric` must be a numeric metric the trials reported, got {metric!r}; "
-                     f"reported in {exp.path}: {seen}")
+                     f"reported in {where}: {seen}")
+
+
+def _check_metric(exp: Experiment, metric: str) -> None:
+    found = any(_number(_lookup(r, metric)) is not None for t in exp.trials for r in t.rows)
+    seen = () if found else (k for t in exp.trials for r in t.rows[-1:]
+                             for k, v in _flatten(r).items() if _number(v) is not None)
+    check_metric_reported(metric, found, seen, exp.path)
+
+
+def out_dir_problem(out: str | os.PathLike[str]) -> str | None:
+    """Why no directory can be made (or used) at ``out``, or None: it is a file, or a path
+    component above it is one.
+
+    Example:
+        >>> import tempfile
+        >>> out_dir_problem(tempfile.mkdtemp()) is None
+        True
+        >>> f = tempfile.NamedTemporaryFile()
+        >>> out_dir_problem(f.name)
+        'it is a file'
+        >>> out_dir_problem(os.path.join(f.name, "plots")).endswith("is a file")
+        True
+    """
+    path = os.path.abspath(os.path.expanduser(os.fspath(out)))
+    probe = path
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if os.path.isdir(probe):
+        return None
+    return "it is a file" if probe == path else f"{probe} is a file"
 
 
 def _log_scale(values: list[float]) -> bool:
@@ -522,12 +574,24 @@ def plot_all(experiment_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
     unpickling it (plotting never runs code from the experiment directory).
 
     Raises:
-        ValueError: ``metric`` was not given and cannot be inferred.
+        ValueError: ``metric`` was not given and cannot be inferred, or was never reported;
+            ``out_dir`` is a file (or lies under one).
+        TypeError: ``experiment_dir`` or ``out_dir`` is not a path.
+        StorageError: ``experiment_dir`` does not exist or is not an experiment.
 
     Example:
         >>> plot_all("~/poptune_results/exp", "/tmp/plots")  # doctest: +SKIP
         ['/tmp/plots/metric.png', '/tmp/plots/schedules.png', ...]
     """
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise bad_type("out_dir", out_dir, "the path of a directory (str or os.PathLike)")
+    problem = out_dir_problem(out_dir)
+    if problem is not None:
+        raise bad_value("out_dir", os.fspath(out_dir),
+                        f"a directory, or a path where one can be made ({problem})")
+    if not isinstance(experiment_dir, (str, os.PathLike)):
+        raise bad_type("experiment_dir", experiment_dir,
+                       "the path of an experiment directory (str or os.PathLike)")
     exp = load_experiment(os.path.expanduser(os.fspath(experiment_dir)))
     metric, mode = _infer(exp.path, metric, mode)
     if metric is None:

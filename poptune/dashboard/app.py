@@ -24,12 +24,14 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
 import json
 import math
 import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from poptune._imports import require
+from poptune.exceptions import TuneError
 from poptune.dashboard.data import (
     JOURNAL,
     ExperimentView,
@@ -418,6 +421,8 @@ def serve(storage_root: str, host: str = "127.0.0.1", port: int = 8265,
 
     Raises:
         StorageError: a URI whose storage cannot be listed (credentials, no such bucket).
+        BindError: ``port`` is in use (or needs privileges) or ``host`` cannot be bound;
+            raised before the URL is printed, and no socket is left open.
     """
     from poptune.storage.remote import is_remote
 
@@ -430,6 +435,43 @@ def serve(storage_root: str, host: str = "127.0.0.1", port: int = 8265,
     _serve(storage_root, host, port, token, print_fn)
 
 
+class BindError(OSError):
+    """The dashboard cannot listen on ``host:port``: the port is in use or not allowed
+    (:attr:`what` is ``"port"``), or the address cannot be bound (``"host"``)."""
+
+    def __init__(self, host: str, port: int, what: str, reason: str) -> None:
+        self.host, self.port, self.what, self.reason = host, port, what, reason
+        accepted = (f"a port free on {host}" if what == "port"
+                    else "an address of this machine")
+        value = port if what == "port" else host
+        super().__init__(f"`{what}` must be {accepted}, got {value!r}: {reason}")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` as uvicorn binds one (``SO_REUSEADDR``; IPv6 for
+    an address with a colon), for :class:`uvicorn.Server` to listen on.
+
+    Raises:
+        BindError: the port is in use or needs privileges, or ``host`` cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise BindError(host, port, "port", "it is already in use (another program "
+                            "listens on it)") from None
+        if exc.errno == errno.EACCES:
+            raise BindError(host, port, "port", "binding it was refused (ports below 1024 "
+                            "need privileges)") from None
+        raise BindError(host, port, "host", f"it cannot be bound ({exc.strerror or exc})"
+                        ) from None
+    return sock
+
+
 def _serve(storage_root: str, host: str, port: int, token: str | None,
            print_fn: Callable[[str], None], shown_as: str | None = None) -> None:
     uvicorn = require("uvicorn", "the poptune dashboard")
@@ -439,6 +481,20 @@ def _serve(storage_root: str, host: str, port: int, token: str | None,
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     where = shown_as or os.path.abspath(os.path.expanduser(storage_root))
-    print_fn(f"poptune dashboard for {where}: "
-             f"{url}  (Ctrl+C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # bound before the address is announced: a port in use is an error, never a URL
+    sock = bind_socket(host, port)
+    interrupted = False
+    try:
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
+                                               log_level="warning"))
+        print_fn(f"poptune dashboard for {where}: "
+                 f"{url}  (Ctrl+C to stop)")
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it shut down on
+            interrupted = True
+    finally:
+        sock.close()
+    if not server.started and not interrupted:
+        raise TuneError(f"the poptune dashboard at {url} stopped before it started "
+                        "serving (see the messages above)")

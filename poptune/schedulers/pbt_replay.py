@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Any
 
-from poptune._validation import bad_value
+from poptune._validation import bad_type, bad_value
 from poptune.exceptions import TuneConfigError
 from poptune.experiment.trial import Trial
 from poptune.result import TRAINING_ITERATION
@@ -75,9 +75,16 @@ class PopulationBasedTrainingReplay(FIFOScheduler):
     needs_checkpoints = True
     log_config = False
 
-    def __init__(self, policy_file: str) -> None:
-        path = os.path.expanduser(str(policy_file))
-        if not os.path.exists(path):
+    def __init__(self, policy_file: str | os.PathLike[str]) -> None:
+        if not isinstance(policy_file, (str, os.PathLike)):
+            raise bad_type("policy_file", policy_file,
+                           "the path (str or os.PathLike) of a PBT policy file")
+        path = os.path.expanduser(os.fspath(policy_file))
+        if os.path.isdir(path):
+            raise bad_value("policy_file", policy_file, (
+                "the path of a PBT policy file, not a directory (an experiment directory "
+                "holds one per exploited trial: pbt_policy_<trial_id>.txt)"))
+        if not os.path.isfile(path):
             raise bad_value("policy_file", policy_file, "the path of an existing PBT policy file")
         self.policy_file = path
         initial_config, self._policy = _load_policy(path)

@@ -104,9 +104,12 @@ def read_policy_file(path: str) -> list[list[Any]]:
     """Parse a policy (or global) log: one JSON list per non-empty line.
 
     Raises:
-        ValueError: a line is not a JSON list of six items.
+        ValueError: a line is not a JSON list of six items, or ``path`` is a directory.
     """
     rows: list[list[Any]] = []
+    if os.path.isdir(os.path.expanduser(path)):
+        raise ValueError(f"Could not read PBT policy file {path}: it is a directory, not a "
+                         "policy file (pbt_global.txt or pbt_policy_<trial_id>.txt)")
     with open(os.path.expanduser(path), encoding="utf-8") as f:
         for number, raw in enumerate(f, start=1):
             if not raw.strip():

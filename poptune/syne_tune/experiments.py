@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from poptune._validation import bad_value
+from poptune.exceptions import TuneConfigError
 from poptune.syne_tune._bridge import METADATA_FILE, RESULTS_FILE
 from poptune.syne_tune.tuner import experiment_path
 
@@ -71,14 +72,23 @@ class ExperimentResult:
         return metric, self.metric_mode()
 
     def _table(self) -> pd.DataFrame:
-        if self.results is None or len(self.results) == 0:
-            raise bad_value("results", None, f"results in {self.path / RESULTS_FILE}")
-        return self.results
+        """The results, or an error saying why this experiment has none."""
+        if self.results is not None and len(self.results) > 0:
+            return self.results
+        table = self.path / RESULTS_FILE
+        if not self.path.is_dir():
+            why = (f"there is no experiment directory {self.path} (check the name "
+                   f"{self.name!r} and `local_path`)")
+        elif self.results is None:
+            why = f"{table} does not exist (no trial reported a result)"
+        else:
+            why = f"{table} holds no results (no trial reported a result)"
+        raise TuneConfigError(f"experiment {self.name!r} has no results: {why}")
 
     def best_config(self, metric: str | int = 0) -> dict[str, Any]:
         """The row (without ``st_`` fields) with the best value of ``metric``."""
-        name, mode = self._metric(metric)
         df = self._table()
+        name, mode = self._metric(metric)
         index = df[name].idxmin() if mode == "min" else df[name].idxmax()
         return {k: v for k, v in df.loc[index].to_dict().items() if not k.startswith("st_")}
 
@@ -86,10 +96,9 @@ class ExperimentResult:
              **plt_kwargs: Any) -> None:
         """The best ``metric`` so far against wall-clock time (``st_tuner_time``), drawn with
         pyplot; saved to ``figure_path`` when given, else shown."""
-        import matplotlib.pyplot as plt
-
-        name, mode = self._metric(metric_to_plot)
         df = self._table().sort_values("st_tuner_time")
+        name, mode = self._metric(metric_to_plot)
+        import matplotlib.pyplot as plt
         best = df[name].cummax() if mode == "max" else df[name].cummin()
         fig, ax = plt.subplots()
         ax.plot(df["st_tuner_time"], best, **plt_kwargs)
@@ -103,10 +112,9 @@ class ExperimentResult:
                               figsize: tuple[float, float] | None = None) -> None:
         """Each trial's ``metric`` against wall-clock time; results where the scheduler
         stopped a trial are red crosses."""
-        import matplotlib.pyplot as plt
-
-        name, _ = self._metric(metric_to_plot)
         df = self._table()
+        name, _ = self._metric(metric_to_plot)
+        import matplotlib.pyplot as plt
         fig, ax = plt.subplots(1, 1, figsize=figsize or (12, 4))
         for trial_id in sorted(df.trial_id.unique()):
             part = df[df.trial_id == trial_id]

@@ -231,10 +231,20 @@ def test_dashboard_off_loopback_prints_and_requires_a_token(
         from starlette.testclient import TestClient
 
     served: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+
+    def run(server: Any, sockets: Any = None) -> None:  # instead of serving for ever
+        served.update(app=server.config.app, host=server.config.host,
+                      port=server.config.port, sockets=sockets,
+                      bound=[sock.getsockname()[:2] for sock in sockets])
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    port = free_port()
     code, out, _ = output(capsys, ["dashboard", str(storage), "--host", "0.0.0.0",
-                                   "--port", "9999"])
-    assert code == 0 and served["host"] == "0.0.0.0" and served["port"] == 9999
+                                   "--port", str(port)])
+    assert code == 0 and served["host"] == "0.0.0.0" and served["port"] == port
+    assert served["bound"] == [("0.0.0.0", port)]  # the server got the socket bound first
+    assert served["sockets"][0].fileno() == -1  # and closed when the server stopped
     token = out.split("?token=")[1].split()[0]
     client = TestClient(served["app"], base_url="http://192.0.2.1")
     assert client.get("/api/experiments").status_code == 401
@@ -361,6 +371,7 @@ def test_resume_flags_exclude_each_other(storage: Path,
     code, _, err = output(capsys, ["resume", str(storage / "pbt_exp"), "--trainable", "m:f",
                                    "--resume-errored", "--restart-errored"])
     assert code == 2 and "exclude each other" in err
+    assert err.startswith("poptune resume: error: --resume-errored and --restart-errored")
 
 
 def test_show_says_how_long_each_running_trial_has_sent_no_result(
@@ -418,3 +429,171 @@ def test_file_uris_name_local_storage_and_experiments(storage: Path, monkeypatch
     served: list[str] = []
     monkeypatch.setattr(app, "_serve", lambda root, *a, **k: served.append(root))
     assert output(capsys, ["dashboard", uri])[0] == 0 and served == [str(storage)]
+
+
+# -- bad input: each names the option or argument, the value and what is accepted -------------
+def test_dashboard_on_a_port_in_use_says_so_without_announcing_and_exits_1(
+        storage: Path) -> None:
+    pytest.importorskip("uvicorn")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run("dashboard", str(storage), "--port", str(port), timeout=60)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stdout == ""  # no "serving at http://..." for a server that never served
+    assert r.stderr == (f"poptune dashboard: error: --port {port} cannot be used on 127.0.0.1: "
+                        "it is already in use (another program listens on it); choose "
+                        "another --port\n")
+
+
+def test_show_rejects_a_metric_no_trial_reported_as_plot_does(
+        storage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = output(capsys, ["show", str(storage / "pbt_exp"), "--metric", "nope"])
+    assert (code, out) == (2, "")
+    assert err.startswith("poptune show: error: `metric` must be a numeric metric the trials "
+                          f"reported, got 'nope'; reported in {storage / 'pbt_exp'}: [")
+    assert "'score'" in err and "'lr_seen'" in err and err.count("\n") == 1
+    if importlib_util_find_spec("matplotlib"):  # plot says the same (one implementation)
+        code, _, plot_err = output(capsys, ["plot", str(storage / "pbt_exp"), "--metric", "nope",
+                                            "--out", str(tmp_path / "plots")])
+        assert code == 2 and plot_err.split(": error: ")[1] == err.split(": error: ")[1]
+    code, out, _ = output(capsys, ["show", str(storage / "pbt_exp"), "--metric", "lr_seen"])
+    assert code == 0 and "lr_seen (max)" in out
+
+
+def importlib_util_find_spec(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def _hand_made(exp: Path, metric: str) -> Path:
+    """A finished one-trial experiment whose trial reported only ``metric``."""
+    from poptune.storage.journal import Journal
+    from poptune.storage.records import (
+        ExperimentEnded,
+        ExperimentStarted,
+        ResultReported,
+        StatusChanged,
+        TrialCreated,
+    )
+
+    exp.mkdir(parents=True)
+    journal = Journal(str(exp / "journal.jsonl"))
+    journal.append(ExperimentStarted(exp.name, "train", metric, "max", start=time.time()))
+    journal.append(TrialCreated("o_00000", "train", "", "0", str(exp / "o_00000"), "o_00000"))
+    journal.append(ResultReported("o_00000", {metric: 1.0, "training_iteration": 1}))
+    journal.append(StatusChanged("o_00000", "TERMINATED"))
+    journal.append(ExperimentEnded())
+    journal.commit()
+    journal.close()
+    return exp
+
+
+def test_ls_rejects_a_metric_only_when_no_listed_experiment_reported_it(
+        storage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = output(capsys, ["ls", str(storage), "--metric", "nope"])
+    assert (code, out) == (2, "")
+    assert err.startswith("poptune ls: error: `metric` must be a numeric metric the trials "
+                          f"reported, got 'nope'; reported in {storage}: [")
+    assert "'score'" in err
+    root = tmp_path  # two experiments, each reporting a metric the other lacks
+    _hand_made(root / "other", "accuracy")
+    (root / "pbt_exp").mkdir()  # ls reads the journal only
+    (root / "pbt_exp" / "journal.jsonl").write_bytes(
+        (storage / "pbt_exp" / "journal.jsonl").read_bytes())
+    code, out, _ = output(capsys, ["ls", str(root), "--metric", "accuracy"])
+    assert code == 0
+    assert "accuracy=1 (max)" in next(line for line in out.splitlines() if "other" in line)
+    assert "│ -" in next(line for line in out.splitlines() if "pbt_exp" in line)
+    code, _, err = output(capsys, ["ls", str(root), "--metric", "nope"])
+    assert code == 2 and "'accuracy'" in err and "'score'" in err
+
+
+@pytest.mark.parametrize("content", [b'{"nothing": 1}\n', b""], ids=["not-a-journal", "empty"])
+def test_show_of_an_unreadable_journal_says_what_repair_says(
+        tmp_path: Path, content: bytes, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = tmp_path / "bad"
+    exp.mkdir()
+    (exp / "journal.jsonl").write_bytes(content)
+    code, out, err = output(capsys, ["show", str(exp)])
+    assert (code, out) == (1, "") and err.count("\n") == 1
+    assert err.startswith(f"poptune show: error: journal {exp / 'journal.jsonl'} is ")
+    _, _, repaired = output(capsys, ["repair", str(exp)])
+    if content:
+        assert err.split(": error: ")[1] == repaired.split(": error: ")[1]
+        assert "is not a poptune journal: no committed record could be read" in err
+    else:
+        assert "is empty" in err and "is empty" in repaired
+
+
+def test_ls_marks_unreadable_and_damaged_journals(storage: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "journal.jsonl").write_text('{"nothing": 1}\n')
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "journal.jsonl").write_text("")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    lines = (storage / "pbt_exp" / "journal.jsonl").read_text().splitlines(keepends=True)
+    lines[len(lines) // 2] = "not json\n"  # damage in the middle
+    (damaged / "journal.jsonl").write_text("".join(lines))
+    old = time.time() - 600
+    for name in ("junk", "empty", "damaged"):
+        os.utime(tmp_path / name / "journal.jsonl", (old, old))
+    code, out, _ = output(capsys, ["ls", str(tmp_path)])
+    assert code == 0
+    lines = out.splitlines()
+    rows = {name: next(line for line in lines if line.startswith(f"│ {name} "))
+            for name in ("junk", "empty", "damaged")}
+    assert "unreadable" in rows["junk"] and "unreadable" in rows["empty"]
+    assert "damaged" in rows["damaged"] and "interrupted" not in rows["damaged"]
+    notes = {name: next(line for line in lines if line.startswith(f"{name} is "))
+             for name in ("junk", "empty", "damaged")}
+    assert "is not a poptune journal" in notes["junk"] and "is empty" in notes["empty"]
+    assert "is damaged at byte" in notes["damaged"]
+    assert f"Run `poptune repair {damaged}`" in notes["damaged"]
+    code, out, _ = output(capsys, ["show", str(damaged)])
+    assert code == 0 and out.split()[1] == "damaged" and f"poptune repair {damaged}" in out
+
+
+def test_path_arguments_that_are_files_are_named(storage: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, _, err = output(capsys, ["ls", str(afile)])
+    assert code == 2 and "does not exist" not in err
+    assert err == (f"poptune ls: error: STORAGE must be a directory of experiments, got "
+                   f"{afile}: it is a file, not a directory\n")
+    code, _, err = output(capsys, ["dashboard", str(afile)])
+    assert code == 2 and "it is a file, not a directory" in err
+    code, _, err = output(capsys, ["show", str(afile)])
+    assert code == 2 and err == (f"poptune show: error: EXPERIMENT must be an experiment "
+                                 f"directory, got {afile}: it is a file\n")
+    for out, why in ((afile, "it is a file"), (afile / "plots", f"{afile} is a file")):
+        code, stdout, err = output(capsys, ["plot", str(storage / "pbt_exp"), "--out", str(out)])
+        assert (code, stdout) == (2, "") and "Errno" not in err
+        assert err == (f"poptune plot: error: --out must be a directory (or a path where one "
+                       f"can be made), got {out}: {why}\n")
+    assert afile.read_text() == "x"
+
+
+def test_show_lists_only_trials_in_error_now_and_earlier_errors_apart(tmp_path: Path) -> None:
+    storage = tmp_path / "results"
+    make_experiment(storage, "errored", fail=True, steps=6, sleep=0.0, pbt=False)
+    before = run("show", str(storage / "errored"))
+    assert before.returncode == 0
+    assert "Errors\n" in before.stdout and "Earlier errors" not in before.stdout
+    r = run("resume", str(storage / "errored"), "--trainable",
+            f"{storage / '_code' / 'trainmod.py'}:train", "--restart-errored")
+    assert r.returncode == 0, r.stderr
+    after = run("show", str(storage / "errored"))
+    assert after.returncode == 0
+    assert "│ ERROR" not in after.stdout and "Errors\n" not in after.stdout
+    lines = after.stdout.splitlines()
+    at = lines.index("Earlier errors (trials no longer in ERROR)")
+    assert "(now terminated, failed 1 time before): ValueError: injected failure at step 1" \
+        in lines[at + 1]

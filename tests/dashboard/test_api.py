@@ -363,3 +363,27 @@ def test_sniffing_tuner_pkl_reads_metric_without_running_code(storage: Path,
     assert not marker.exists()
     (tmp_path / "junk.pkl").write_bytes(b"\x80\x05garbage")
     assert sniff_metric_mode(str(tmp_path / "junk.pkl")) == (None, None)
+
+
+def test_serve_on_a_port_in_use_raises_before_announcing_and_leaves_no_socket(
+        tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn")
+    import socket
+
+    from poptune.dashboard import serve
+    from poptune.dashboard.app import BindError
+
+    def open_fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
+
+    printed: list[str] = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        before = open_fds()
+        with pytest.raises(BindError, match=rf"^`port` must be a port free on 127.0.0.1, got "
+                                            rf"{port}: it is already in use"):
+            serve(str(tmp_path), port=port, print_fn=printed.append)
+        assert open_fds() <= before  # the socket that failed to bind was closed
+    assert printed == []  # no URL announced for a server that never served

@@ -168,3 +168,21 @@ def test_reporter_outside_a_trial_prints_syne_tunes_line(capsys):
     assert payload["loss"] == 0.25 and payload["st_worker_iter"] == 0
     with pytest.raises(ValueError, match="st_"):
         Reporter()(st_loss=1.0)
+
+
+def test_an_experiment_without_results_says_so_by_name(tmp_path):
+    from poptune.exceptions import TuneConfigError
+
+    exp = load_experiment("nonexistent-xyz", local_path=str(tmp_path))
+    assert exp.results is None  # documented: no results written
+    missing = (r"^experiment 'nonexistent-xyz' has no results: there is no experiment "
+               rf"directory {tmp_path}/nonexistent-xyz \(check the name 'nonexistent-xyz' and "
+               r"`local_path`\)$")
+    for call in (exp.best_config, exp.plot, exp.plot_trials_over_time):
+        with pytest.raises(TuneConfigError, match=missing):
+            call()
+    (tmp_path / "started").mkdir()  # stopped before any trial reported
+    exp = load_experiment("started", local_path=str(tmp_path))
+    with pytest.raises(TuneConfigError, match=r"^experiment 'started' has no results: .*"
+                                              r"results.csv.zip does not exist"):
+        exp.best_config()

@@ -149,6 +149,64 @@ def test_not_an_experiment_and_not_pbt(tmp_path):
     assert family_tree(plain)["edges"] == []
 
 
+@pytest.mark.parametrize("call", [load_exploits, family_tree, load_experiment,
+                                  lambda d: lineage(d, tid(0)),
+                                  lambda d: lineage_schedule(d, tid(0))],
+                         ids=["load_exploits", "family_tree", "load_experiment", "lineage",
+                              "lineage_schedule"])
+def test_an_experiment_argument_that_is_no_path_or_no_experiment_is_named(call, tmp_path):
+    with pytest.raises(TypeError, match=r"^`experiment_dir` must be the path of an experiment "
+                                        r"directory \(str or os.PathLike\), got 3 of type int$"):
+        call(3)
+    with pytest.raises(StorageError, match=rf"^`experiment_dir` must be an experiment directory, "
+                                           rf"got '{tmp_path}/missing': it does not exist$"):
+        call(str(tmp_path / "missing"))
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StorageError, match="got '.*afile': it is a file$"):
+        call(tmp_path / "afile")
+    (tmp_path / "empty").mkdir()  # what the CLI calls "not a poptune experiment"
+    with pytest.raises(StorageError, match=r"^`experiment_dir` must be an experiment directory "
+                                           r"\(holding journal.jsonl, or trial directories with "
+                                           r"result.json or params.json\), got '.*empty': it "
+                                           r"holds no journal.jsonl, no pbt_global.txt and no "
+                                           r"trial directory$"):
+        call(str(tmp_path / "empty"))
+
+
+def test_schedule_of_no_trial_directory_is_a_clear_error(exp_dir, tmp_path):
+    with pytest.raises(TypeError, match=r"^`trial` must be a trial directory \(str or "
+                                        r"os.PathLike\) or a Result, got 5 of type int$"):
+        hyperparam_schedule(5)
+    accepted = (r"^`trial` must be a trial directory \(holding result.json or params.json\) "
+                r"or a Result, ")
+    with pytest.raises(StorageError, match=accepted + "got '/nonexistent': it does not exist$"):
+        hyperparam_schedule("/nonexistent")
+    with pytest.raises(StorageError, match=accepted + f"got '{exp_dir}': it is an experiment "
+                                           r"directory; pass one of its trial directories"):
+        hyperparam_schedule(exp_dir)
+    (tmp_path / "bare").mkdir()
+    with pytest.raises(StorageError, match="'.*bare': it holds no result.json or params.json$"):
+        hyperparam_schedule(tmp_path / "bare")
+    trial = load_experiment(exp_dir).trials[1].path
+    assert hyperparam_schedule(trial) == [(0, {"lr": 0.5}), (3, {"lr": 0.12})]
+
+
+def test_replay_of_a_directory_or_no_path_is_a_clear_error(exp_dir):
+    from poptune.exceptions import TuneConfigError
+    from poptune.schedulers import PopulationBasedTrainingReplay
+    from poptune.storage.pbt_log import read_policy_file
+
+    with pytest.raises(TuneConfigError, match=r"^`policy_file` must be the path of a PBT policy "
+                                              r"file, not a directory .*, got '.*exp'$"):
+        PopulationBasedTrainingReplay(exp_dir)
+    with pytest.raises(TypeError, match=r"^`policy_file` must be the path .* got 3 of type int$"):
+        PopulationBasedTrainingReplay(3)  # type: ignore[arg-type]
+    with pytest.raises(TuneConfigError, match="an existing PBT policy file, got '/nonexistent'"):
+        PopulationBasedTrainingReplay("/nonexistent")
+    with pytest.raises(ValueError, match="Could not read PBT policy file .*: it is a directory"):
+        read_policy_file(exp_dir)
+
+
 def test_a_bad_log_line_is_a_clear_error_and_a_partial_last_line_is_ignored(exp_dir):
     path = os.path.join(exp_dir, "pbt_global.txt")
     with open(path, "a") as f:

@@ -108,6 +108,26 @@ def test_plot_all_without_a_metric_to_infer_says_so(exp_dir, tmp_path):
     assert len(paths) == 4  # metric, schedules, family tree, one hyperparameter
 
 
+def test_plot_all_into_a_file_or_from_no_path_is_a_clear_error(exp_dir, tmp_path):
+    from poptune.exceptions import TuneConfigError
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out, why in ((afile, "it is a file"), (afile / "plots", f"{afile} is a file")):
+        with pytest.raises(TuneConfigError, match=(
+                rf"^`out_dir` must be a directory, or a path where one can be made \({why}\), "
+                rf"got '{out}'$")):
+            plot.plot_all(exp_dir, out, metric="score", mode="max")
+    assert afile.read_text() == "x"
+    with pytest.raises(TypeError, match=r"^`out_dir` must be the path of a directory .* int$"):
+        plot.plot_all(exp_dir, 3)
+    with pytest.raises(TypeError, match=r"^`experiment_dir` must be the path of an experiment"):
+        plot.plot_all(3, tmp_path / "out")
+    with pytest.raises(TuneConfigError, match=r"^`out` must be the path of a PNG file to write, "
+                                              r"not a directory"):
+        plot.plot_metric(exp_dir, "score", out=tmp_path)
+
+
 def test_a_non_pbt_experiment_gets_curves_and_scatter_only(tmp_path):
     exp = make_experiment(tmp_path, rows={0: [(1, 0.1), (2, 0.1)], 1: [(1, 0.3), (2, 0.3)]},
                           lines=None)
