@@ -113,7 +113,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _when(ts: Any) -> str:
+def _when(ts: Any, clock: Any = None) -> str:
+    if clock == "simulated":  # its start is on its own clock, not a date
+        return "simulated"
     if not isinstance(ts, (int, float)):
         return "-"
     return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
@@ -123,20 +125,20 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
 
 
-def _silences(trials: list[dict[str, Any]]) -> dict[str, str] | None:
+def _silences(trials: list[dict[str, Any]], clock: Any = None) -> dict[str, str] | None:
     """How long each RUNNING trial has sent no result (from its last result's
-    ``timestamp``; "-" before its first), or None when no trial is RUNNING."""
+    ``timestamp``; "-" before its first), or None when no trial is RUNNING. On simulated
+    time (``clock="simulated"``) "now" is the latest result's simulated time."""
     from poptune.engine.silence import fmt_seconds
 
     if not any(t["status"] == "RUNNING" for t in trials):
         return None
-    now = time.time()
-    out = {}
-    for t in trials:
-        ts = (t["last"] or {}).get("timestamp")
-        out[t["id"]] = ("" if t["status"] != "RUNNING" else fmt_seconds(now - ts)
-                        if isinstance(ts, (int, float)) and not isinstance(ts, bool) else "-")
-    return out
+    stamps = {t["id"]: ts for t in trials
+              if isinstance(ts := (t["last"] or {}).get("timestamp"), (int, float))
+              and not isinstance(ts, bool)}
+    now = max(stamps.values(), default=0.0) if clock == "simulated" else time.time()
+    return {t["id"]: "" if t["status"] != "RUNNING" else fmt_seconds(now - stamps[t["id"]])
+            if t["id"] in stamps else "-" for t in trials}
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -214,7 +216,8 @@ def _print_experiments(root: str, rows: list[dict[str, Any]], args: argparse.Nam
     if args.metric and checked and not any(found for found, _ in checked):
         # no listed experiment reported it (those with no result yet cannot tell)
         _check_metric(args.metric, False, [k for _, seen in checked for k in seen], root)
-    rows.sort(key=lambda e: e["start"] or 0, reverse=True)
+    rows.sort(key=lambda e: (e["modified"] if e.get("clock") == "simulated" else e["start"])
+              or 0, reverse=True)
     console.print(f"Experiments in {root}")
     table = Table()
     for col in ("experiment", "status", "trials", "best", "started", "results", "exploits"):
@@ -225,7 +228,8 @@ def _print_experiments(root: str, rows: list[dict[str, Any]], args: argparse.Nam
                 if e["best"] else "-")
         counts = f": {_counts(e['counts'])}" if e["counts"] else ""
         table.add_row(e["name"], e["status"], f"{e['num_trials']}{counts}",
-                      best, _when(e["start"]), str(e["num_results"]), str(e["num_exploits"]))
+                      best, _when(e["start"], e.get("clock")), str(e["num_results"]),
+                      str(e["num_exploits"]))
     console.print(table)
     for e in rows:
         if e.get("note"):
@@ -331,9 +335,9 @@ def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int
     console.print(f"[bold]{s['name']}[/bold]  {status}  {uri or view.path}")
     console.print(f"{s['num_trials']} trials ({_counts(s['counts'])}), "
                   f"{s['num_results']} results, "
-                  f"{s['num_exploits']} exploits; started {_when(s['start'])}{best}")
+                  f"{s['num_exploits']} exploits; started {_when(s['start'], s['clock'])}{best}")
     table = Table(title_justify="left")
-    silences = _silences(trials) if s["status"] != "finished" else None
+    silences = _silences(trials, s["clock"]) if s["status"] != "finished" else None
     cols = ["trial", "status", *(["silent"] if silences else []), "iter",
             f"{metric} ({mode})" if metric else "metric", *keys]
     if s["num_exploits"]:

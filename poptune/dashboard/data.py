@@ -420,7 +420,7 @@ class ExperimentView:
         journal = os.path.join(self.path, JOURNAL)
         modified = os.path.getmtime(journal) if os.path.exists(journal) else None
         return {"name": self.name, "status": self.status(), "start": self.header.get("start"),
-                "modified": modified, "trainable": self.header.get("trainable"),
+                "clock": self.header.get("clock"), "modified": modified, "trainable": self.header.get("trainable"),
                 "runs": len(self.runs), "num_trials": len(self.trials), "counts": counts,
                 "num_results": self.num_results, "num_exploits": len(self.exploits),
                 "metric": metric, "mode": mode, "best": self.best(metric, mode),

@@ -597,3 +597,31 @@ def test_show_lists_only_trials_in_error_now_and_earlier_errors_apart(tmp_path: 
     at = lines.index("Earlier errors (trials no longer in ERROR)")
     assert "(now terminated, failed 1 time before): ValueError: injected failure at step 1" \
         in lines[at + 1]
+
+
+def test_a_simulated_experiment_is_shown_on_its_own_clock(tmp_path, capsys):
+    """Its start and results are simulated seconds (1970 dates): ``ls``/``show`` say
+    "simulated" instead of a date, and a running trial's silence is measured against the
+    latest simulated result, not the real clock."""
+    import poptune as tune
+    from poptune import simulation
+    from poptune.cli import _silences
+
+    def trainable(config):
+        for _ in range(2):
+            simulation.advance(30.0)
+            tune.report({"loss": config["x"]})
+
+    tune.Tuner(trainable, param_space={"x": tune.grid_search([1.0, 2.0])},
+               tune_config=tune.TuneConfig(metric="loss", mode="min", backend="simulated"),
+               run_config=tune.RunConfig(storage_path=str(tmp_path), name="sim",
+                                         verbose=0)).fit()
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "sim")]) == 0
+    assert "started simulated" in capsys.readouterr().out
+    assert main(["ls", str(tmp_path)]) == 0
+    assert "simulated" in capsys.readouterr().out
+    trials = [{"id": "a", "status": "RUNNING", "last": {"timestamp": 60}},
+              {"id": "b", "status": "RUNNING", "last": {"timestamp": 150}},
+              {"id": "c", "status": "TERMINATED", "last": {"timestamp": 30}}]
+    assert _silences(trials, "simulated") == {"a": "1m30s", "b": "0s", "c": ""}
