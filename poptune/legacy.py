@@ -74,8 +74,9 @@ class _Resume:
 
 
 def _parse_resume(resume: Any) -> _Resume | None:
-    """Ray's ``resume`` values: False/None, True (= "LOCAL"), "LOCAL", "REMOTE", "PROMPT",
-    "AUTO", each optionally suffixed ``+ERRORED``, ``+ERRORED_ONLY``, ``+RESTART_ERRORED`` or
+    """Ray's ``resume`` values: False/None, True (= "AUTO", as in Ray 2.60: the experiment
+    if it exists, else a new one), "LOCAL", "REMOTE", "PROMPT", "AUTO", each optionally
+    suffixed ``+ERRORED``, ``+ERRORED_ONLY``, ``+RESTART_ERRORED`` or
     ``+RESTART_ERRORED_ONLY``. A bare suffix means ``"LOCAL+<suffix>"``, except that the
     deprecated bare ``"ERRORED_ONLY"`` means ``"LOCAL+RESTART_ERRORED_ONLY"``, as in Ray."""
     if resume is None or resume is False:
@@ -83,7 +84,7 @@ def _parse_resume(resume: Any) -> _Resume | None:
     accepted = ("True, False, 'LOCAL', 'REMOTE', 'PROMPT' or 'AUTO', optionally suffixed with "
                 "'+ERRORED', '+ERRORED_ONLY', '+RESTART_ERRORED' or '+RESTART_ERRORED_ONLY'")
     if resume is True:
-        text = "LOCAL"
+        text = "AUTO"
     elif isinstance(resume, str):
         text = resume.strip().upper()
         if text == "ERRORED_ONLY":
@@ -499,8 +500,9 @@ def run(
             ``"min-loss"`` ranks by ``loss``, lowest best.
         checkpoint_freq, checkpoint_at_end: class trainables' checkpoint schedule.
         restore: a checkpoint directory every trial starts from (when it has none of its own).
-        resume: continue the experiment ``{storage_path}/{name}``: ``True``/``"LOCAL"`` (it
-            must exist), ``"AUTO"`` (if it exists), ``"PROMPT"`` (ask); ``"+ERRORED"`` also
+        resume: continue the experiment ``{storage_path}/{name}``: ``True``/``"AUTO"`` (if
+            it exists, else start it), ``"LOCAL"`` (it must exist), ``"PROMPT"`` (ask);
+            ``"+ERRORED"`` also
             resumes errored trials, ``"+RESTART_ERRORED"`` restarts them from scratch, the
             ``_ONLY`` forms skip unfinished trials. Finished trials never re-run.
         resume_config: a :class:`~poptune.ResumeConfig` saying which trials continue; it

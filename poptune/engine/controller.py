@@ -392,11 +392,11 @@ class Controller:
             t = h.trial
             status, keep = t.status, None
             if status == _E:
-                if restart_errored:
-                    keep, h.checkpoints, t.checkpoint_path = 0, [], None
-                    status = _P
-                elif resume_errored:
+                if resume_errored:  # wins over restart_errored, as in Ray
                     keep = self._restore_point(h)
+                    status = _P
+                elif restart_errored:
+                    keep, h.checkpoints, t.checkpoint_path = 0, [], None
                     status = _P
             elif status == _T or t.last_result.get("done"):
                 status = _T

@@ -659,6 +659,9 @@ def test_restore_resumes_or_restarts_errored_trials_when_asked():
     ctl, out = _restored([h], restart_errored=True)
     assert records(out, "rollback") == [{"e": "rollback", "t": A, "rows": 0}]
     assert ctl.by_id[A].checkpoint_path is None and not ctl.checkpoints_of(A)
+    h = _history(A, TrialStatus.ERROR, 3, checkpoints=[("checkpoint_000000", {}, 1)])
+    ctl, out = _restored([h], resume_errored=True, restart_errored=True)  # as Ray: resumed
+    assert records(out, "rollback") == [{"e": "rollback", "t": A, "rows": 1}]
 
 
 def test_restore_starts_a_pending_exploit_from_the_donors_checkpoint():

@@ -278,7 +278,10 @@ def test_resume_errored_resumes_and_restart_errored_restarts(tmp_path):
 
 def test_resume_without_an_experiment(tmp_path):
     with pytest.raises(ValueError, match="no experiment exists at .*nothing-here"):
-        run(quadratic, tmp_path, config={"x": 1}, name="nothing-here", resume=True)
+        run(quadratic, tmp_path, config={"x": 1}, name="nothing-here", resume="LOCAL")
+    # Ray 2.60: True is ResumeConfig(), which starts a new experiment when none exists
+    analysis = run(quadratic, tmp_path, config={"x": 1}, name="first-time", resume=True)
+    assert analysis.trials[0].status == "TERMINATED"
     with pytest.raises(ValueError, match="no `name` given"):
         run(quadratic, tmp_path, config={"x": 1}, resume="LOCAL")
     analysis = run(quadratic, tmp_path, config={"x": 1}, name="fresh", resume="AUTO")
@@ -286,7 +289,7 @@ def test_resume_without_an_experiment(tmp_path):
 
 
 @pytest.mark.parametrize("value, expected", [
-    (True, ("LOCAL", True, False, False)),
+    (True, ("AUTO", True, False, False)),
     ("AUTO+ERRORED", ("AUTO", True, True, False)),
     ("LOCAL+RESTART_ERRORED", ("LOCAL", True, False, True)),
     ("AUTO+ERRORED_ONLY", ("AUTO", False, True, False)),
