@@ -58,12 +58,37 @@ class _LocalFSType:
 _LocalFS = _LocalFSType()
 
 
+def _as_fsspec(filesystem: Any) -> Any:
+    """``filesystem`` as an fsspec filesystem: a ``pyarrow.fs.FileSystem`` (Ray's kind) is
+    wrapped in ``ArrowFSWrapper``; pyarrow is imported only when such an object is given."""
+    if type(filesystem).__module__.startswith("pyarrow"):
+        import pyarrow.fs
+
+        if isinstance(filesystem, pyarrow.fs.FileSystem):
+            from fsspec.implementations.arrow import ArrowFSWrapper
+
+            return ArrowFSWrapper(filesystem)
+    if isinstance(filesystem, _LocalFSType) or (
+            callable(getattr(filesystem, "open", None))
+            and callable(getattr(filesystem, "ls", None))):
+        return filesystem
+    raise bad_type("filesystem", filesystem,
+                   "an fsspec filesystem or a pyarrow.fs.FileSystem (or None to infer it "
+                   "from `path`)")
+
+
 class Checkpoint:
     """A reference to a checkpoint directory, local or on any fsspec filesystem.
 
     Args:
         path: the directory (a local path or a URI such as ``s3://bucket/ckpt``).
-        filesystem: an fsspec filesystem; inferred from ``path`` when omitted.
+        filesystem: an fsspec filesystem, or a ``pyarrow.fs.FileSystem`` as Ray takes (then
+            wrapped in fsspec's ``ArrowFSWrapper``: :attr:`filesystem` is that fsspec
+            object); ``path`` is then a path within it. Inferred from ``path`` when omitted.
+
+    Raises:
+        TypeError: ``path`` is not a str or os.PathLike, or ``filesystem`` is neither an
+            fsspec nor a pyarrow filesystem.
     """
 
     def __init__(self, path: str | os.PathLike[str], filesystem: Any = None) -> None:
@@ -73,8 +98,12 @@ class Checkpoint:
         if filesystem is None:
             self.filesystem, self.path, self._local = _split_fs(path)
         else:
+            filesystem = _as_fsspec(filesystem)
             self.filesystem, self.path = filesystem, path
-            self._local = "file" in getattr(filesystem, "protocol", ())
+            protocol = getattr(filesystem, "protocol", ())
+            protocols = protocol if isinstance(protocol, (tuple, list)) else (protocol,)
+            # a local one (fsspec's "file", a wrapped pyarrow LocalFileSystem's "local")
+            self._local = bool({"file", "local"} & set(protocols))
         self._uri = path
 
     @classmethod

@@ -10,6 +10,9 @@ Hierarchy::
     ├── ScriptError               a script trial (``poptune.script``) crashed, printed a bad
     │                             metric line or reported nothing
     ├── StorageError              the experiment directory cannot be read or written
+    ├── MetricTypeError           a metric to rank trials by was reported, but not as a number
+    │                             (also a TypeError and, as Ray's "No best trial found", a
+    │                             RuntimeError)
     ├── ExperimentLockedError     another live driver runs the experiment (or took it over)
     └── RestoreError              an experiment directory cannot be restored
 
@@ -33,6 +36,7 @@ __all__ = [
     "RestoreError",
     "TrialStopped",
     "ScriptError",
+    "MetricTypeError",
 ]
 
 
@@ -62,6 +66,14 @@ class ScriptError(TuneError):
 
 class StorageError(TuneError, OSError):
     """The experiment storage cannot be read or written."""
+
+
+class MetricTypeError(TuneError, TypeError, RuntimeError):
+    """``get_best_result`` was asked to rank by a metric reported as a non-number.
+
+    Ray Tune raises ``RuntimeError("No best trial found ...")`` there; this names the value,
+    and code catching either ``RuntimeError`` or ``TypeError`` catches it.
+    """
 
 
 class ExperimentLockedError(TuneError):

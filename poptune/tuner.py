@@ -217,7 +217,8 @@ class Tuner:
 
         Unfinished trials resume from their latest checkpoint (results they reported after it
         are rolled back and reported again, so each appears once); errored trials are resumed
-        (``resume_errored``) or restarted from scratch (``restart_errored``).
+        (``resume_errored``, which wins if both are given, as in Ray) or restarted from
+        scratch (``restart_errored``).
         ``_resume_config`` (a :class:`~poptune.ResumeConfig`), when given, replaces the
         three flags, as in Ray. ``trainable`` (or its registered name) must be the one the
         experiment ran, a re-specified ``param_space`` must have the same keys
@@ -482,8 +483,11 @@ class Tuner:
         from poptune.results import ResultGrid
 
         tc = self.tune_config  # a restored Tuner's: the experiment's metric and mode
+        # statuses and kept checkpoints from the journal; best_checkpoints ranked by the
+        # experiment's CheckpointConfig, as fit()'s grid
         return ResultGrid.from_path(self._experiment_dir, default_metric=tc.metric,
-                                    default_mode=tc.mode)
+                                    default_mode=tc.mode,
+                                    _checkpoint_config=self.run_config.checkpoint_config)
 
     # ------------------------------------------------------------------------------------
     def _make_searcher(self) -> Any:
@@ -600,6 +604,7 @@ class Tuner:
     def _make_grid(self, trials: list[Trial], runner: Any, exp_dir: str) -> Any:
         from poptune.checkpoint import Checkpoint
         from poptune.results import Result, ResultGrid
+        from poptune.results.result import rank_checkpoints
 
         results = []
         for t in trials:
@@ -616,13 +621,17 @@ class Tuner:
                         metrics = {k: v for k, v in rec.metrics.items() if k != "_rows"}
                         best.append((Checkpoint(rec.path), {**metrics, "config": t.config}))
             ckpt = Checkpoint(t.checkpoint_path) if t.checkpoint_path and exists(t.checkpoint_path) else None
-            results.append(Result(
+            result = Result(
                 metrics=t.last_result or {},  # the run is over: shared, not copied
                 checkpoint=ckpt, error=error,
                 path=t.storage_dir if remote is not None else t.local_path,
-                best_checkpoints=best,
+                # Ray's: the top num_to_keep by score, worst to best (not the latest as such)
+                best_checkpoints=rank_checkpoints(best, self.run_config.checkpoint_config),
                 _status=t.status.value,
-            ))
+            )
+            result._trial_id = t.trial_id
+            result._kept_checkpoints = best  # all kept on disk, oldest first
+            results.append(result)
         experiment_path = remote.uri if remote is not None else exp_dir
         return ResultGrid(results, experiment_path=experiment_path,
                           default_metric=self.tune_config.metric,

@@ -28,7 +28,17 @@ from poptune._validation import bad_type, bad_value, check_mode
 from poptune.checkpoint import Checkpoint
 from poptune.experiment.trial import Trial, TrialStatus
 from poptune.results.result import _MISSING, Result, flatten_dict, is_number, lookup_metric
-from poptune.results.result_grid import DEFAULT_METRIC, SCOPES, ResultGrid, _score, _status
+from poptune.results.result_grid import (
+    DEFAULT_METRIC,
+    SCOPES,
+    ResultGrid,
+    _apply_journal,
+    _finite,
+    _isnan,
+    _saved_checkpoint_config,
+    _score,
+    _status,
+)
 from poptune.storage.journal import JOURNAL_FILE
 from poptune.storage.remote import is_remote, local_path
 from poptune.storage.replay import load_state
@@ -66,33 +76,46 @@ class AnalysisTrial(Trial):
         return self._result.error
 
     @property
-    def metric_analysis(self) -> dict[str, dict[str, float]]:
-        """Per numeric metric: its ``max``, ``min``, ``avg``, ``last``, ``last-5-avg`` and
-        ``last-10-avg`` over every reported result (NaNs skipped)."""
-        df = self._result.metrics_dataframe
-        out: dict[str, dict[str, float]] = {}
-        if df is None:
-            return out
-        for column in df.select_dtypes(include=["number", "bool"]):
-            v = df[column].astype(float).dropna()
-            if len(v):
-                out[str(column)] = {"max": v.max(), "min": v.min(), "avg": v.mean(),
-                                    "last": v.iloc[-1], "last-5-avg": v.iloc[-5:].mean(),
-                                    "last-10-avg": v.iloc[-10:].mean()}
-        return {k: {s: float(x) for s, x in d.items()} for k, d in out.items()}
+    def metric_analysis(self) -> dict[str, dict[str, Any]]:
+        """Per numeric metric (flattened ``"a/b"``), Ray Tune's running statistics over the
+        results that reported it: ``max``, ``min``, ``avg`` (Ray's running mean by
+        ``training_iteration``), ``last``, ``last-5-avg`` and ``last-10-avg``; ints and bools
+        stay so where Ray keeps them, NaNs count as Ray counts them. See
+        :func:`poptune.results.result.metric_analysis`."""
+        return {k: dict(v) for k, v in self._result._metric_analysis().items()}
 
 
-class _TrialFrames(dict):  # type: ignore[type-arg]
-    """``{trial dir: DataFrame}`` (Ray <= 2.6) that also answers to a trial id (Ray >= 2.7)."""
+class _ByTrialId(dict):  # type: ignore[type-arg]
+    """``{trial id: value}`` (Ray >= 2.7) that also answers to a trial directory (Ray <= 2.6
+    keyed these dicts by it), with ``[]``, ``get`` and ``in``."""
 
-    def __init__(self, frames: dict[str, Any], ids: dict[str, str]) -> None:
-        super().__init__(frames)
-        self._ids = ids
+    def __init__(self, values: dict[str, Any], paths: dict[str, str]) -> None:
+        super().__init__(values)
+        self._paths = paths  # trial directory -> trial id
 
-    def __missing__(self, key: str) -> Any:
-        if key in self._ids:
-            return self[self._ids[key]]
+    def _id_of(self, key: Any) -> Any:
+        if isinstance(key, (str, os.PathLike)):
+            path = os.fspath(key)
+            return self._paths.get(path, self._paths.get(os.path.normpath(path).rstrip("/")))
+        return None
+
+    def __missing__(self, key: Any) -> Any:
+        trial_id = self._id_of(key)
+        if trial_id is not None and dict.__contains__(self, trial_id):
+            return dict.__getitem__(self, trial_id)
         raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if dict.__contains__(self, key):
+            return True
+        trial_id = self._id_of(key)
+        return trial_id is not None and dict.__contains__(self, trial_id)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
 
 # -- reading the experiment directory -----------------------------------------------------
@@ -133,14 +156,9 @@ def _make_trial(result: Result, status: str, trial_id: str | None = None,
         dirname.split(f"_{trial_id}")[0] if f"_{trial_id}" in dirname else "")
     if status == "TERMINATED" and metrics:
         metrics["done"] = True
-    if info is not None:  # the journal knows which checkpoints count and their results
-        kept = []
-        for ckpt, row in result.best_checkpoints:
-            known = info["ckpts"].get(os.path.basename(ckpt.path))
-            if known is not None:
-                kept.append((ckpt, {**row, **known[0]}))
-        result.best_checkpoints = kept
-        result.checkpoint = kept[-1][0] if kept else None
+        result.metrics = dict(metrics)  # the grid's Result shows it too, as fit()'s does
+    result._trial_id = trial_id
+    result._status = str(status)
     trial = AnalysisTrial(
         trial_id=trial_id, trainable_name=trainable, config=dict(result.config or {}),
         experiment_tag=rec.get("tag", metrics.get("experiment_tag", "")), local_path=result.path,
@@ -156,11 +174,17 @@ def _load_trials(exp_dir: str) -> tuple[dict[str, Any], list[AnalysisTrial]]:
     journal = None if is_remote(exp_dir) else _read_journal(exp_dir)
     if journal is not None:
         header, infos = journal
+        checkpoint_config = _saved_checkpoint_config(exp_dir)
         trials = []
         for info in infos:
             rec = info["rec"]
             path = os.path.join(exp_dir, rec["dirname"]) if rec.get("dirname") else rec["path"]
-            trials.append(_make_trial(_result_at(path), info["status"], rec["id"], info))
+            result = _result_at(path)
+            # the journal knows which checkpoints are kept and their results; Ray ranks them
+            _apply_journal(result, info["status"], rec["id"],
+                           {name: known[0] for name, known in info["ckpts"].items()},
+                           checkpoint_config)
+            trials.append(_make_trial(result, info["status"], rec["id"], info))
         return header, trials
     grid = ResultGrid.from_path(exp_dir)
     if not len(grid):
@@ -249,7 +273,8 @@ class ExperimentAnalysis:
         return self._experiment_path
 
     def fetch_trial_dataframes(self) -> dict[str, pd.DataFrame]:
-        """(Re)read every trial's results: ``{trial dir: DataFrame}``, one row per report."""
+        """(Re)read every trial's results: ``{trial id: DataFrame}``, one row per report (a
+        trial directory works as a key too)."""
         for t in self.trials:
             t._result._set_metrics_dataframe(None)  # read again on access
         return self._frames()
@@ -260,15 +285,22 @@ class ExperimentAnalysis:
         frames = {}
         for t in self.trials:
             df = t._result.metrics_dataframe
-            frames[t.local_path] = df if df is not None else pd.DataFrame()
-        self._trial_dataframes = _TrialFrames(frames, {t.trial_id: t.local_path
-                                                       for t in self.trials})
+            frames[t.trial_id] = df if df is not None else pd.DataFrame()
+        self._trial_dataframes = _ByTrialId(frames, self._paths())
         return self._trial_dataframes
+
+    def _paths(self) -> dict[str, str]:
+        """``{trial directory: trial id}`` (for Ray <= 2.6 code that looks up by directory)."""
+        paths = {}
+        for t in self.trials:
+            paths[t.local_path] = t.trial_id
+            paths[os.path.normpath(t.local_path).rstrip("/")] = t.trial_id
+        return paths
 
     @property
     def trial_dataframes(self) -> dict[str, pd.DataFrame]:
-        """``{trial dir: DataFrame}`` of every reported result, keys flattened with ``/``; a
-        trial id works as a key too (Ray >= 2.7 keys this dict by trial id)."""
+        """``{trial id: DataFrame}`` of every reported result, keys flattened with ``/``, as
+        Ray Tune >= 2.7; a trial directory works as a key too (Ray <= 2.6 keyed it so)."""
         return self._trial_dataframes
 
     @property
@@ -285,16 +317,19 @@ class ExperimentAnalysis:
         return pd.DataFrame.from_records(rows, index="trial_id") if rows else pd.DataFrame()
 
     def get_all_configs(self, prefix: bool = False) -> dict[str, dict[str, Any]]:
-        """``{trial dir: config}``; with ``prefix``, configs flattened as ``config/...``."""
-        return {t.local_path: flatten_dict({"config": t.config}) if prefix else t.config
-                for t in self.trials}
+        """``{trial id: config}`` (Ray >= 2.7; a trial directory works as a key too, as Ray
+        <= 2.6 keyed it); with ``prefix``, configs flattened as ``config/...``."""
+        return _ByTrialId({t.trial_id: flatten_dict({"config": t.config}) if prefix else t.config
+                           for t in self.trials}, self._paths())
 
     def dataframe(self, metric: str | None = None, mode: str | None = None) -> pd.DataFrame:
         """One row per trial: its last result, or with ``metric`` and ``mode`` the result
         where ``metric`` was lowest (``"min"``) or highest (``"max"``) *ever*.
 
-        Columns are the flattened result keys, ``config/...`` and ``logdir``. The defaults
-        are not used here, as in Ray. Trials that never reported are left out.
+        Columns are the flattened result keys, ``config/...`` and ``logdir`` (the trial id,
+        as in Ray 2.60; Ray <= 2.6 gave the trial directory). A trial's row is a row of its
+        dataframe, so ``done`` is as logged. The defaults are not used here, as in Ray.
+        Trials that never reported are left out.
 
         Raises:
             ValueError: a bad ``mode``, or ``mode`` without ``metric``.
@@ -303,6 +338,8 @@ class ExperimentAnalysis:
         if mode and not metric:
             raise ValueError("If a `mode` is passed to `ExperimentAnalysis.dataframe()`, "
                              "you'll also have to pass a `metric`!")
+        for t in self.trials:
+            t._result._trial_id = t.trial_id
         grid = ResultGrid([t._result for t in self.trials], self._experiment_path)
         return grid.get_dataframe(filter_metric=metric, filter_mode=mode)
 
@@ -339,9 +376,9 @@ class ExperimentAnalysis:
                        scope: str = "last", filter_nan_and_inf: bool = True) -> AnalysisTrial | None:
         """The trial that scored best on ``metric`` (defaults: ``default_metric``/``_mode``).
 
-        ``scope`` scores each trial by its ``"last"`` value, the mean of ``"avg"`` /
-        ``"last-5-avg"`` / ``"last-10-avg"`` of its values, or with ``"all"`` its best value
-        under ``mode``. With ``filter_nan_and_inf``, NaN and infinite scores are skipped;
+        ``scope`` scores each trial by its :attr:`AnalysisTrial.metric_analysis` statistic, as
+        Ray: ``"last"``, ``"avg"``, ``"last-5-avg"``, ``"last-10-avg"``, or with ``"all"`` its
+        ``max``/``min`` under ``mode``. With ``filter_nan_and_inf``, NaN and infinite scores are skipped;
         otherwise a NaN never beats a number. Ties go to the earlier trial. As in Ray, an
         experiment of one trial returns it without comparing.
 
@@ -361,9 +398,9 @@ class ExperimentAnalysis:
         best_score = math.nan
         for trial in self.trials:
             score = _score(trial._result, metric, mode, scope)
-            if score is None or (filter_nan_and_inf and not math.isfinite(score)):
+            if score is None or (filter_nan_and_inf and not _finite(score)):
                 continue
-            if (best is None or (math.isnan(best_score) and not math.isnan(score))
+            if (best is None or (_isnan(best_score) and not _isnan(score))
                     or (mode == "max" and score > best_score)
                     or (mode == "min" and score < best_score)):
                 best, best_score = trial, score
@@ -412,7 +449,7 @@ class ExperimentAnalysis:
     def best_dataframe(self) -> pd.DataFrame:
         """Every result of :attr:`best_trial`, as a DataFrame."""
         self._need_defaults("best_dataframe", "get_best_trial(metric, mode)")
-        return self._trial_dataframes[self._best().local_path]
+        return self._trial_dataframes[self._best().trial_id]
 
     @property
     def best_result_df(self) -> pd.DataFrame:
@@ -447,20 +484,29 @@ class ExperimentAnalysis:
                 return t._result
         return _result_at(path)
 
-    def _checkpoints(self, trial: Trial | str, metric: str | None) -> list[tuple[Checkpoint, Any]]:
+    def _checkpoints(self, trial: Trial | str, metric: str | None,
+                     kept: bool = False) -> list[tuple[Checkpoint, Any]]:
+        """``(checkpoint, value of metric)`` of Ray's ``best_checkpoints`` (the top
+        ``num_to_keep``, worst to best), or with ``kept`` of every checkpoint on disk."""
         metric = metric or self.default_metric or TRAINING_ITERATION
+        result = self._result_of(trial)
+        entries = result.best_checkpoints
+        if kept and result._kept_checkpoints is not None:
+            entries = result._kept_checkpoints
         out = []
-        for ckpt, metrics in self._result_of(trial).best_checkpoints:
+        for ckpt, metrics in entries:
             value = lookup_metric(metrics, metric)
             out.append((ckpt, None if value is _MISSING else value))
         return out
 
     def get_trial_checkpoints_paths(self, trial: Trial | str,
                                     metric: str | None = None) -> list[tuple[str, Any]]:
-        """``[(checkpoint dir, value of metric reported with it)]`` for each kept checkpoint
-        (``metric`` defaults to ``default_metric``, else ``training_iteration``; the value is
-        None when that result lacked it). Remote checkpoints are given as URIs."""
-        return [(getattr(c, "_uri", c.path), v) for c, v in self._checkpoints(trial, metric)]
+        """``[(checkpoint dir, value of metric reported with it)]`` for each checkpoint kept on
+        disk, oldest first: the top ``num_to_keep`` and the latest (``metric`` defaults to
+        ``default_metric``, else ``training_iteration``; the value is None when that result
+        lacked it). Remote checkpoints are given as URIs."""
+        return [(getattr(c, "_uri", c.path), v)
+                for c, v in self._checkpoints(trial, metric, kept=True)]
 
     def get_best_checkpoint(self, trial: Trial | str, metric: str | None = None,
                             mode: str | None = None,
@@ -487,8 +533,10 @@ class ExperimentAnalysis:
     def get_last_checkpoint(self, trial: Trial | str | None = None,
                             metric: str = TRAINING_ITERATION,
                             mode: str = "max") -> Checkpoint | str | None:
-        """The checkpoint with the highest ``training_iteration`` of ``trial`` (default: the
-        best trial by ``metric``/``mode``)."""
+        """The checkpoint with the highest ``training_iteration`` among ``trial``'s
+        ``best_checkpoints`` (default trial: the best by ``metric``/``mode``). As in Ray, that
+        is the top ``num_to_keep`` by score: the latest checkpoint only when it is among them
+        (``trial.checkpoint`` is the latest)."""
         if trial is None:
             trial = self.get_best_trial(metric, mode)
             if trial is None:

@@ -26,7 +26,7 @@ import numbers
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ from poptune.checkpoint import Checkpoint, _split_fs
 from poptune.exceptions import StorageError, TrialError
 from poptune.lineage import _result_exploits
 from poptune.lineage import hyperparam_schedule as _hyperparam_schedule
-from poptune.result import AUTO_RESULT_KEYS
+from poptune.result import AUTO_RESULT_KEYS, DEBUG_METRICS, TRAINING_ITERATION
 from poptune.storage.trial_logs import RESULT_FILE  # noqa: F401  (re-exported)
 from poptune.storage.trial_logs import parse_result_lines as _parse_result_lines
 
@@ -71,6 +71,108 @@ def _native(value: Any) -> Any:
     return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
 
 
+# -- Ray Tune's per-trial statistics and checkpoint ranking ------------------------------------
+#: The statistics :func:`metric_analysis` keeps per metric (Ray Tune's ``metric_analysis``).
+ANALYSIS_STATS = ("max", "min", "avg", "last", "last-5-avg", "last-10-avg")
+_WINDOWS = (5, 10)
+
+
+def metric_analysis(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Ray Tune's running statistics of every numeric metric over the reported ``rows``.
+
+    Each row is one reported result (a nested dict, in report order). As Ray Tune does when a
+    result arrives, the row minus its bookkeeping keys (``trial_id``, ``date``, ``config``,
+    ...) is flattened with ``/`` and every ``numbers.Number`` value (bools included) updates
+    its metric's ``max``, ``min``, ``avg``, ``last``, ``last-5-avg`` and ``last-10-avg``. A
+    metric a row lacks is not updated by it. ``avg`` is Ray's running mean over the
+    ``training_iteration`` (``step``) of the row: ``avg = (value + (step - 1) * avg) / step``,
+    the plain mean only when the metric is reported at every iteration from 1. The first
+    report sets every statistic to the value itself (an int stays an int); ``max``/``min``
+    are Python's ``max(value, previous)``/``min(...)`` (a NaN is kept until a later value
+    replaces it); a NaN makes ``avg`` NaN from then on.
+
+    Example:
+        >>> stats = metric_analysis([{"acc": 1, "training_iteration": 1},
+        ...                          {"training_iteration": 2},
+        ...                          {"acc": 3, "training_iteration": 3}])
+        >>> stats["acc"]["max"], stats["acc"]["last-5-avg"], round(stats["acc"]["avg"], 3)
+        (3, 2.0, 1.667)
+    """
+    out: dict[str, dict[str, Any]] = {}
+    windows: dict[str, dict[int, list[Any]]] = {}
+    for row in rows:
+        step = row.get(TRAINING_ITERATION) or 1
+        # (a progress.csv row is flat already: its "config/..." columns are left out too)
+        kept = {k: v for k, v in row.items() if str(k).split("/", 1)[0] not in DEBUG_METRICS}
+        for metric, value in flatten_dict(kept).items():
+            if not isinstance(value, numbers.Number):
+                continue
+            stats = out.get(metric)
+            if stats is None:
+                out[metric] = {"max": value, "min": value, "avg": value, "last": value}
+                windows[metric] = {}
+                for n in _WINDOWS:
+                    out[metric][f"last-{n}-avg"] = value
+                    windows[metric][n] = [value]
+                continue
+            stats["max"] = max(value, stats["max"])
+            stats["min"] = min(value, stats["min"])
+            stats["avg"] = 1 / step * (value + (step - 1) * stats["avg"])
+            stats["last"] = value
+            for n in _WINDOWS:
+                window = windows[metric][n]
+                window.append(value)
+                del window[:-n]
+                stats[f"last-{n}-avg"] = sum(window) / len(window)
+    return out
+
+
+def _ckpt_score(metrics: Mapping[str, Any], attribute: str | None,
+                order: str) -> tuple[bool, Any]:
+    """Ray's ordering key of a checkpoint: NaN < -inf < numbers (``mode="min"`` negated)."""
+    value: Any = flatten_dict(metrics).get(attribute, -math.inf) if attribute else -math.inf
+    try:
+        score = (1.0 if order == "max" else -1.0) * value
+    except TypeError:
+        return (False, -math.inf)
+    if not isinstance(score, numbers.Number) or score != score:  # noqa: PLR0124 (NaN)
+        return (False, -math.inf)
+    return (True, score)
+
+
+def rank_checkpoints(entries: Iterable[tuple[Checkpoint, dict[str, Any]]],
+                     checkpoint_config: Any) -> list[tuple[Checkpoint, dict[str, Any]]]:
+    """``Result.best_checkpoints`` as Ray Tune builds it from the checkpoints kept.
+
+    ``entries`` are ``(checkpoint, metrics)`` in the order they were taken. With a
+    ``checkpoint_score_attribute`` each one whose metrics have that key is placed by its
+    score, worst first (a NaN score below every number, ties after the earlier ones); one
+    without the key goes last. Only the top ``num_to_keep`` are returned (worst to best), so
+    the latest checkpoint, kept on disk anyway, is left out when it is not among them.
+
+    Example:
+        >>> from poptune.config import CheckpointConfig
+        >>> cfg = CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="acc")
+        >>> kept = [(Checkpoint(f"/tmp/c{i}"), {"acc": a}) for i, a in enumerate([0.9, 0.8, 0.3])]
+        >>> [m["acc"] for _, m in rank_checkpoints(kept, cfg)]
+        [0.8, 0.9]
+    """
+    attribute = getattr(checkpoint_config, "checkpoint_score_attribute", None)
+    order = getattr(checkpoint_config, "checkpoint_score_order", "max")
+    keep = getattr(checkpoint_config, "num_to_keep", None)
+    ranked: list[tuple[Checkpoint, dict[str, Any]]] = []
+    for entry in entries:
+        if attribute is not None and attribute in entry[1]:
+            key = _ckpt_score(entry[1], attribute, order)
+            i = 0
+            while i < len(ranked) and not _ckpt_score(ranked[i][1], attribute, order) > key:
+                i += 1
+            ranked.insert(i, entry)
+        else:
+            ranked.append(entry)
+    return ranked[-keep:] if keep is not None else ranked
+
+
 # -- reading a trial directory ----------------------------------------------------------------
 def _read_progress_csv(text: str) -> pd.DataFrame:
     """Read progress.csv, dropping an unterminated last row that lacks fields."""
@@ -90,6 +192,10 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame([flatten_dict(r) for r in rows])
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _row_dict(df: pd.DataFrame, position: int) -> dict[str, Any]:
@@ -211,22 +317,50 @@ class Result:
         if self.best_checkpoints is None:  # Ray Tune's constructor default
             self.best_checkpoints = []
         self._config_cache: Any = _MISSING
+        #: the trial id when the engine or an ExperimentAnalysis knows it
+        self._trial_id: str | None = None
+        #: every checkpoint kept on disk, oldest first, when ``best_checkpoints`` is Ray's
+        #: top ``num_to_keep`` only (``ExperimentAnalysis.get_trial_checkpoints_paths``)
+        self._kept_checkpoints: list[tuple[Checkpoint, dict[str, Any]]] | None = None
 
     # -- properties ---------------------------------------------------------------------------
     def _set_metrics_dataframe(self, value: pd.DataFrame | None) -> None:
         self._metrics_dataframe: pd.DataFrame | None = value
         self._df_loaded: bool = value is not None
+        #: the result.json rows the dataframe was built from (None: not read from there)
+        self._rows: list[dict[str, Any]] | None = None
+        self._analysis: dict[str, dict[str, Any]] | None = None
 
     def _get_metrics_dataframe(self) -> pd.DataFrame | None:
         if not self._df_loaded and self.path:
             fs, fs_path = self._fs_path()
-            _, df = _TrialDir(fs, fs_path).history()
+            rows, df = _TrialDir(fs, fs_path).history()
             if df is None:
                 import pandas as pd
 
                 df = pd.DataFrame()
             self._set_metrics_dataframe(df)
+            self._rows = rows
         return self._metrics_dataframe
+
+    def _reported(self) -> list[dict[str, Any]]:
+        """Every reported result, in order, as reported: the rows of ``result.json``; else
+        the rows of the dataframe (``progress.csv``, or one given), where a missing key and a
+        NaN look alike and an empty cell is taken as not reported; else ``[metrics]``."""
+        df = self.metrics_dataframe
+        if self._rows is not None:
+            return self._rows
+        if df is not None and not df.empty:
+            return [{k: v for k, v in _row_dict(df, i).items() if not _is_nan(v)}
+                    for i in range(len(df))]
+        return [self.metrics] if self.metrics else []
+
+    def _metric_analysis(self) -> dict[str, dict[str, Any]]:
+        """:func:`metric_analysis` of :meth:`_reported` (cached until the dataframe is
+        replaced)."""
+        if self._analysis is None or not self._df_loaded:
+            self._analysis = metric_analysis(self._reported())
+        return self._analysis
 
     @property
     def config(self) -> dict[str, Any] | None:
@@ -332,7 +466,7 @@ class Result:
             df = pd.DataFrame()
         best = [(trial.checkpoint(name), by_checkpoint.get(name, {}))
                 for _, name in trial.checkpoints]
-        return cls(
+        result = cls(
             metrics=metrics,
             checkpoint=best[-1][0] if best else None,
             error=trial.error(),
@@ -342,6 +476,8 @@ class Result:
             _storage_filesystem=fs,
             _status=status,
         )
+        result._rows = rows
+        return result
 
     # -- queries ------------------------------------------------------------------------------
     def get_best_checkpoint(self, metric: str, mode: str) -> Checkpoint | None:

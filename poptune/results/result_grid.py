@@ -16,13 +16,15 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from poptune._validation import bad_type, check_mode, check_one_of
 from poptune.checkpoint import _split_fs
-from poptune.exceptions import StorageError
+from poptune.exceptions import MetricTypeError, StorageError
+from poptune.result import DEBUG_METRICS
 from poptune.results.result import (
     _MISSING,
     PARAMS_FILE,
@@ -33,6 +35,7 @@ from poptune.results.result import (
     flatten_dict,
     is_number,
     lookup_metric,
+    rank_checkpoints,
 )
 
 if TYPE_CHECKING:
@@ -62,30 +65,21 @@ def _column(result: Result, metric: str) -> Any:
     return values.to_numpy()
 
 
-def _score(result: Result, metric: str, mode: str, scope: str) -> float | None:
-    """One number per trial for ``scope``; ``None`` if the trial never reported ``metric``."""
-    import numpy as np
-
-    if scope == "last":
+def _score(result: Result, metric: str, mode: str, scope: str) -> Any:
+    """One number per trial for ``scope``, as Ray Tune ranks trials: its statistic ``scope``
+    (``"all"``: its ``max``/``min`` under ``mode``) of :func:`~poptune.results.result.
+    metric_analysis` over the results that reported ``metric`` as a number; ``None`` if none
+    did. An int or bool stays one."""
+    if scope == "last" and metric != "done" and metric.split("/", 1)[0] not in DEBUG_METRICS:
+        # the last result has it: that is the last value reported (no file read for a grid
+        # the engine built)
         value = lookup_metric(result.metrics, metric)
-        if value is not _MISSING and is_number(value):
-            return float(value)
-        values = _column(result, metric)  # the last result lacks it: take the last reported
-        if values is None:
-            return None
-        values = values[~np.isnan(values)]
-        return float(values[-1]) if len(values) else None
-    values = _column(result, metric)
-    if values is None or len(values) == 0:
+        if value is not _MISSING and isinstance(value, numbers.Number):
+            return value
+    stats = result._metric_analysis().get(metric)
+    if stats is None:
         return None
-    if scope == "all":
-        finite = values[~np.isnan(values)]
-        if not len(finite):
-            return math.nan
-        return float(finite.max() if mode == "max" else finite.min())
-    if scope != "avg":  # "last-5-avg", "last-10-avg"
-        values = values[-int(scope.split("-")[1]):]
-    return float(values.mean())
+    return stats[mode if scope == "all" else scope]
 
 
 class ResultGrid:
@@ -121,7 +115,11 @@ class ResultGrid:
 
         if isinstance(results, ExperimentAnalysis):  # Ray's ResultGrid(experiment_analysis)
             analysis = results
-            results = [t._result for t in analysis.trials]
+            results = []
+            for t in analysis.trials:  # counted by the analysis' statuses, as in Ray
+                t._result._status = str(t.status)
+                t._result._trial_id = t.trial_id
+                results.append(t._result)
             experiment_path = analysis.experiment_path
             if default_metric is None and default_mode is None:
                 default_metric, default_mode = analysis.default_metric, analysis.default_mode
@@ -143,6 +141,8 @@ class ResultGrid:
         experiment_path: str | os.PathLike[str],
         default_metric: str | None = None,
         default_mode: str | None = None,
+        *,
+        _checkpoint_config: Any = _MISSING,
     ) -> ResultGrid:
         """Build a grid from an experiment directory on disk (local path or fsspec URI).
 
@@ -150,9 +150,14 @@ class ResultGrid:
         trial; trials come in directory-name order. When the experiment's journal is there
         (local storage), only the trials of its newest run count: a run started again under
         the same name leaves the old run's directories beside the new ones, and Ray's
-        ``ResultGrid`` sees the newest run only. A trial that never reported has empty
-        ``metrics``. Statuses are not stored in trial directories, so a trial counts as
-        terminated when it has no error and its last result has ``done=True``.
+        ``ResultGrid`` sees the newest run only, and each trial's status is the journal's
+        (a ``TERMINATED`` trial's ``metrics["done"]`` is True, as ``fit()`` gives it), its
+        checkpoints those the journal keeps, and ``best_checkpoints`` the top
+        ``CheckpointConfig.num_to_keep`` by its score attribute (read from ``tuner.pkl``),
+        worst to best, as Ray ranks them. A trial that never reported has empty ``metrics``.
+        Without a journal, statuses are not stored in trial directories, so a trial counts
+        as terminated when it has no error and its last result has ``done=True``; every
+        checkpoint directory is listed, by index.
 
         Raises:
             StorageError: ``experiment_path`` is not a directory.
@@ -162,6 +167,7 @@ class ResultGrid:
             >>> len(ResultGrid.from_path(tempfile.mkdtemp()))
             0
         """
+        checkpoint_config = _checkpoint_config  # (Tuner.get_results passes its own)
         fs, fs_path, _ = _split_fs(os.fspath(experiment_path))
         if not fs.isdir(fs_path):
             raise StorageError(f"Experiment directory {fs_path} does not exist")
@@ -173,10 +179,20 @@ class ResultGrid:
             names = {os.path.basename(str(e).rstrip("/")) for e in listing}
             if names & {PARAMS_FILE, RESULT_FILE, PROGRESS_FILE}:
                 trial_dirs.append(str(entry["name"]).rstrip("/"))
-        current = _current_run_dirnames(fs, fs_path)
+        current = _current_run_trials(fs, fs_path)
         if current is not None:  # a name reused: only the newest run's trials, as in Ray
             trial_dirs = [d for d in trial_dirs if os.path.basename(d) in current]
-        results = [Result._from_dir(d, storage_filesystem=fs) for d in sorted(trial_dirs)]
+            if checkpoint_config is _MISSING:
+                checkpoint_config = _saved_checkpoint_config(fs_path)
+        results = []
+        for d in sorted(trial_dirs):
+            result = Result._from_dir(d, storage_filesystem=fs)
+            if current is not None:
+                trial = current[os.path.basename(d)]
+                _apply_journal(result, trial.status, trial.trial_id,
+                               {c.name: c.metrics for c in trial.live_checkpoints},
+                               None if checkpoint_config is _MISSING else checkpoint_config)
+            results.append(result)
         grid = cls(results, fs_path, default_metric=default_metric, default_mode=default_mode)
         grid._filesystem = fs
         return grid
@@ -208,9 +224,12 @@ class ResultGrid:
             metric: metric to compare (``"a/b"`` reaches nested metrics). Defaults to
                 ``default_metric`` (``TuneConfig.metric``).
             mode: ``"min"`` or ``"max"``. Defaults to ``default_mode``.
-            scope: how each trial is scored: ``"last"`` its last reported value, ``"avg"``
-                the mean of all its values, ``"last-5-avg"`` / ``"last-10-avg"`` the mean of
-                its last 5 / 10 values, ``"all"`` its best value under ``mode``.
+            scope: how each trial is scored, as Ray Tune does, over the results that
+                reported ``metric`` as a number: ``"last"`` its last value, ``"avg"`` Ray's
+                running mean by ``training_iteration`` (the plain mean when reported at every
+                iteration), ``"last-5-avg"`` / ``"last-10-avg"`` the mean of its last 5 / 10
+                values, ``"all"`` its ``max`` or ``min`` under ``mode``. See
+                :func:`poptune.results.result.metric_analysis`.
             filter_nan_and_inf: skip trials whose score is NaN or infinite.
 
         As in Ray Tune, a grid of exactly one trial returns that trial without comparing.
@@ -221,6 +240,8 @@ class ResultGrid:
                 ``scope``.
             RuntimeError: no trial reported ``metric`` (or, when filtering, every score was
                 NaN or infinite).
+            MetricTypeError: no trial reported ``metric`` as a number, and one reported it as
+                something else (a ``RuntimeError`` as in Ray, and a ``TypeError``).
 
         Example:
             >>> grid = ResultGrid([
@@ -249,9 +270,9 @@ class ResultGrid:
         best_score = math.nan
         for result in self._results:
             score = _score(result, metric, mode, scope)
-            if score is None or (filter_nan_and_inf and not math.isfinite(score)):
+            if score is None or (filter_nan_and_inf and not _finite(score)):
                 continue
-            if (best is None or (math.isnan(best_score) and not math.isnan(score))
+            if (best is None or (_isnan(best_score) and not _isnan(score))
                     or (mode == "max" and score > best_score)
                     or (mode == "min" and score < best_score)):
                 best, best_score = result, score
@@ -259,7 +280,7 @@ class ResultGrid:
             for result in self._results:  # reported, but not as a number: say so
                 value = lookup_metric(result.metrics or {}, metric)
                 if value is not _MISSING and value is not None and not is_number(value):
-                    raise TypeError(
+                    raise MetricTypeError(
                         f"`{metric}` must be reported as a number to rank trials, got "
                         f"{value!r} of type {type(value).__name__} (trial "
                         f"{(result.metrics or {}).get('trial_id', result.path)})")
@@ -277,8 +298,12 @@ class ResultGrid:
     ) -> pd.DataFrame:
         """Return one row per trial: its last result, or its best if filtered.
 
-        Columns are the flattened result keys (``"a/b"``), the config as ``config/...`` and
-        ``logdir`` (the trial directory). Trials that never reported are left out. With
+        A trial's row is a row of its :attr:`Result.metrics_dataframe` (the last, unless
+        filtered), so its columns are every key any of its results had (missing ones NaN)
+        and ``done`` is as logged. Columns are the flattened result keys (``"a/b"``), the
+        config as ``config/...`` and ``logdir``: the trial id, as in Ray Tune 2.60 (Ray <= 2.6
+        put the trial directory there; it is :attr:`Result.path`). Trials that never reported
+        are left out. With
         ``filter_metric`` and ``filter_mode``, each trial's row is the result where
         ``filter_metric`` was lowest (``"min"``) or highest (``"max"``) ever; a trial that
         never reported it (or only NaN) shows its last result. ``default_metric`` and
@@ -292,10 +317,10 @@ class ResultGrid:
             ValueError: a bad ``filter_mode``, or ``filter_mode`` without ``filter_metric``.
 
         Example:
-            >>> grid = ResultGrid([Result({"acc": 0.5, "config": {"lr": 1}}, None, None,
-            ...                           "/tmp/e/a")], "/tmp/e")
-            >>> grid.get_dataframe().columns.tolist()
-            ['acc', 'config/lr', 'logdir']
+            >>> grid = ResultGrid([Result({"acc": 0.5, "trial_id": "a1", "config": {"lr": 1}},
+            ...                           None, None, "")], "/tmp/e")
+            >>> grid.get_dataframe().to_dict("records")
+            [{'acc': 0.5, 'trial_id': 'a1', 'config/lr': 1, 'logdir': 'a1'}]
         """
         import numpy as np
         import pandas as pd
@@ -315,14 +340,18 @@ class ResultGrid:
                     position = int(np.nanargmax(values) if filter_mode == "max"
                                    else np.nanargmin(values))
                 row = _row_dict(df, position)
-            elif result.metrics:
-                row = flatten_dict(result.metrics)
             else:
-                continue
+                df = result.metrics_dataframe
+                if df is not None and not df.empty:
+                    row = _row_dict(df, len(df) - 1)
+                elif result.metrics and result._rows is None:  # no result file to read
+                    row = flatten_dict(result.metrics)
+                else:
+                    continue
             config = result.config
             if config:
                 row.update(flatten_dict({"config": config}))
-            row["logdir"] = result.path
+            row["logdir"] = _trial_key(result, row)
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -374,9 +403,10 @@ def _status(result: Result) -> str | None:
     return None
 
 
-def _current_run_dirnames(fs: Any, fs_path: str) -> set[str] | None:
-    """Trial directory names of the newest run in the experiment's local journal (None: no
-    journal to tell, e.g. remote storage or a directory of result files only)."""
+def _current_run_trials(fs: Any, fs_path: str) -> dict[str, Any] | None:
+    """``{trial directory name: journal TrialState}`` of the newest run in the experiment's
+    local journal (None: no journal to tell, e.g. remote storage or a directory of result
+    files only)."""
     import logging
 
     from poptune.exceptions import RestoreError
@@ -398,4 +428,65 @@ def _current_run_dirnames(fs: Any, fs_path: str) -> set[str] | None:
         return None
     if state.header is None:
         return None
-    return {t.created.dirname for t in state.trials.values()}
+    return {t.created.dirname: t for t in state.trials.values()}
+
+
+def _saved_checkpoint_config(exp_dir: str) -> Any:
+    """The experiment's ``CheckpointConfig`` from its ``tuner.pkl``; None when there is none
+    or it cannot be read (then checkpoints are not ranked)."""
+    import logging
+
+    path = os.path.join(exp_dir, "tuner.pkl")
+    if not os.path.isfile(path):
+        return None
+    try:
+        import cloudpickle
+
+        with open(path, "rb") as f:
+            state = cloudpickle.load(f)
+        return getattr(state["run_config"], "checkpoint_config", None)
+    except Exception:  # noqa: BLE001 - a stale pickle: the checkpoints stay in index order
+        logging.getLogger("poptune").debug("Could not read %s", path, exc_info=True)
+        return None
+
+
+def _apply_journal(result: Result, status: str, trial_id: str | None,
+                   live: dict[str, dict[str, Any]] | None, checkpoint_config: Any) -> None:
+    """Give a trial's ``Result`` read from its directory what the journal knows: its status
+    (a ``TERMINATED`` trial's last result gets ``done=True``, as ``fit()`` gives it), its
+    id, the checkpoints still kept (``live``: name -> metrics) and, with a
+    ``checkpoint_config``, Ray's ``best_checkpoints`` (:func:`rank_checkpoints`). The latest
+    kept checkpoint stays ``result.checkpoint``."""
+    result._status = str(status)
+    result._trial_id = trial_id
+    if str(status) == "TERMINATED" and result.metrics:
+        result.metrics = {**result.metrics, "done": True}
+    entries = result.best_checkpoints  # every checkpoint directory, by index
+    if live is not None:
+        entries = [(ckpt, {**row, **live[name]}) for ckpt, row in entries
+                   if (name := os.path.basename(ckpt.path.rstrip("/"))) in live]
+    result.checkpoint = entries[-1][0] if entries else None
+    result._kept_checkpoints = list(entries)
+    result.best_checkpoints = (rank_checkpoints(entries, checkpoint_config)
+                               if checkpoint_config is not None else list(entries))
+
+
+def _trial_key(result: Result, row: dict[str, Any]) -> str:
+    """The trial id (Ray 2.60's ``logdir`` column and dataframe key): known to the engine or
+    an analysis, else the one its results carry, else its directory name."""
+    for candidate in (result._trial_id, row.get("trial_id"), (result.metrics or {}).get(
+            "trial_id")):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return os.path.basename(result.path.rstrip("/")) or result.path
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return True
+
+
+def _isnan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)

@@ -271,7 +271,9 @@ def test_the_2019_blog_posts_script_runs_after_the_import_swap(tmp_path: Any) ->
                         config=search_space, verbose=0, storage_path=str(tmp_path))
     dfs = analysis.trial_dataframes
     assert len(dfs) == 3
-    for path, df in dfs.items():
+    paths = {t.trial_id: t.local_path for t in analysis.trials}  # keyed by id, as Ray 2.60
+    for trial_id, df in dfs.items():
+        path = paths[trial_id]
         assert 1 <= len(df) <= 3 and df["mean_accuracy"].between(0, 1).all()
         # saved after the first report, so only by a trial ASHA did not stop there
         assert os.path.isfile(os.path.join(path, "model.pth")) == (len(df) >= 2)

@@ -372,3 +372,52 @@ def test_repr_hides_auto_keys_and_names_the_error_type(tmp_path: Path) -> None:
 def test_repr_without_error_or_metrics() -> None:
     assert repr(Result(None, None, None, "/x")) == (
         "Result(\n  metrics=None,\n  path='/x',\n  filesystem='local',\n  checkpoint=None\n)")
+
+
+# -- rank_checkpoints: Ray's best_checkpoints -----------------------------------------------
+def test_rank_checkpoints_keeps_rays_top_k_worst_to_best() -> None:
+    from poptune.config import CheckpointConfig
+    from poptune.results.result import rank_checkpoints
+
+    kept = [(Checkpoint(f"/tmp/ck{i}"), {"acc": a}) for i, a in
+            enumerate([0.9, math.nan, 0.5, 0.5, 0.3])]
+    top = rank_checkpoints(kept, CheckpointConfig(num_to_keep=3, checkpoint_score_attribute="acc"))
+    assert [c.path for c, _ in top] == ["/tmp/ck2", "/tmp/ck3", "/tmp/ck0"]  # ties: later wins
+    low = rank_checkpoints(kept, CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="acc",
+                                                  checkpoint_score_order="min"))
+    assert [c.path for c, _ in low] == ["/tmp/ck3", "/tmp/ck4"]  # the NaN one ranks lowest
+    everything = rank_checkpoints(kept, CheckpointConfig(checkpoint_score_attribute="acc"))
+    assert [c.path for c, _ in everything][0] == "/tmp/ck1"  # kept, below every number
+    by_time = rank_checkpoints(kept, CheckpointConfig(num_to_keep=2))
+    assert [c.path for c, _ in by_time] == ["/tmp/ck3", "/tmp/ck4"]
+
+
+# -- Checkpoint with a pyarrow filesystem (Ray's kind) ----------------------------------------
+def test_checkpoint_accepts_a_pyarrow_filesystem(tmp_path: Path) -> None:
+    pafs = pytest.importorskip("pyarrow.fs")
+    src = tmp_path / "ckpt"
+    src.mkdir()
+    (src / "model.txt").write_text("weights")
+    ckpt = Checkpoint(str(src), filesystem=pafs.LocalFileSystem())
+    ckpt.update_metadata({"step": 3})
+
+    assert ckpt.get_metadata() == {"step": 3}
+    out = ckpt.to_directory(str(tmp_path / "out"))
+    assert (Path(out) / "model.txt").read_text() == "weights"
+    with ckpt.as_directory() as d:
+        assert (Path(d) / "model.txt").read_text() == "weights"
+    assert type(ckpt.filesystem).__name__ == "ArrowFSWrapper"  # fsspec, not pyarrow
+    with pytest.raises(TypeError, match="`filesystem` must be an fsspec filesystem or a "
+                                        "pyarrow.fs.FileSystem.*got 3 of type int"):
+        Checkpoint(str(src), filesystem=3)
+
+
+def test_local_checkpoints_do_not_import_pyarrow(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, poptune; c = poptune.Checkpoint(sys.argv[1]); c.to_directory(); "
+            "c.get_metadata(); print('pyarrow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -203,7 +203,7 @@ def test_get_dataframe_has_one_row_per_trial_with_last_results_and_config(
     assert df["loss"].tolist() == [2, 6]
     assert df["config/name"].tolist() == ["a", "b"]
     assert df["training_iteration"].tolist() == [3, 2]
-    assert df["logdir"].tolist() == [r.path for r in grid]
+    assert df["logdir"].tolist() == ["abc_00000", "abc_00001"]  # trial ids, as Ray 2.60
     assert df["trial_id"].tolist() == ["abc_00000", "abc_00001"]
 
 
@@ -354,7 +354,8 @@ def test_engine_built_grid_answers_last_scope_without_reading_files(
     monkeypatch.setattr(result_module, "_TrialDir", no_io)
 
     assert grid.get_best_result().config == {"i": 6}
-    assert len(grid.get_dataframe()) == 2000
+    monkeypatch.undo()  # get_dataframe reads each trial's logged rows, as Ray's does
+    assert len(grid.get_dataframe()) == 2000  # no result files: the last metrics
 
 
 def test_engine_built_grid_reads_histories_lazily_for_other_scopes(tmp_path: Path) -> None:
@@ -379,3 +380,176 @@ def test_infinite_values_in_all_scope(tmp_path: Path) -> None:
     assert best_name(grid, metric="loss", mode="max", scope="all",
                      filter_nan_and_inf=False) == "a"
     assert math.isinf(grid.get_dataframe("loss", "max")["loss"].tolist()[0])
+
+
+# -- scopes and statistics as Ray's metric_analysis (reported values only) -------------------
+def test_avg_scopes_count_only_the_results_that_reported_the_metric(tmp_path: Path) -> None:
+    # val_acc at iterations 2 and 4 only; Ray: avg = (v + (step - 1) * avg) / step
+    grid = grid_of(tmp_path, {"a": [None, 1.6, None, 0.6], "b": [None, 1.0, None, 1.3]},
+                   key="val_acc")
+
+    assert best_name(grid, metric="val_acc", mode="max", scope="avg") == "a"  # 1.35 vs 1.075
+    assert best_name(grid, metric="val_acc", mode="max", scope="last-5-avg") == "b"  # 1.1/1.15
+    assert best_name(grid, metric="val_acc", mode="min", scope="last-10-avg") == "a"
+    stats = result_module.metric_analysis(grid[0]._reported())["val_acc"]
+    assert stats["avg"] == pytest.approx(1.35) and stats["last-5-avg"] == pytest.approx(1.1)
+
+
+def test_metric_analysis_follows_rays_running_statistics() -> None:
+    rows = [{"acc": 0.5, "n": 1, "flag": False, "s": "x", "training_iteration": 1,
+             "timestamp": 5, "config": {"lr": 1}},
+            {"acc": NAN, "n": 2, "flag": True, "once": 7, "training_iteration": 2},
+            {"acc": 0.6, "n": 3, "flag": True, "training_iteration": 3},
+            {"acc": 0.7, "n": 4, "flag": True, "training_iteration": 4, "nested": {"v": 2}}]
+
+    stats = result_module.metric_analysis(rows)
+
+    assert "s" not in stats and "timestamp" not in stats and "config/lr" not in stats
+    # Python's max(value, previous): a NaN is kept until a later value replaces it
+    assert stats["acc"]["max"] == 0.7 and stats["acc"]["min"] == 0.6
+    assert math.isnan(stats["acc"]["avg"]) and math.isnan(stats["acc"]["last-5-avg"])
+    assert stats["acc"]["last"] == 0.7
+    n = stats["n"]
+    assert (n["max"], n["min"], n["last"]) == (4, 1, 4) and type(n["max"]) is int
+    assert n["avg"] == 2.5 and type(n["avg"]) is float
+    assert stats["flag"]["max"] is True and stats["flag"]["min"] is False
+    assert stats["once"] == {"max": 7, "min": 7, "avg": 7, "last": 7, "last-5-avg": 7,
+                             "last-10-avg": 7}
+    assert type(stats["once"]["avg"]) is int
+    assert stats["nested/v"]["last"] == 2
+
+
+def test_all_scope_takes_rays_min_even_after_a_nan(tmp_path: Path) -> None:
+    # a: min(0.6, nan) is 0.6 in Ray's running statistics, so b (0.55) is lower
+    grid = grid_of(tmp_path, {"a": [0.5, NAN, 0.6], "b": [0.55, 0.7]})
+
+    assert best_name(grid, metric="loss", mode="min", scope="all") == "b"
+
+
+def test_a_non_numeric_metric_is_both_a_type_and_a_runtime_error(tmp_path: Path) -> None:
+    from poptune.exceptions import MetricTypeError
+
+    grid = grid_of(tmp_path, {"a": ["high"], "b": ["low"]})
+
+    with pytest.raises(RuntimeError, match="`loss` must be reported as a number.*'high'"):
+        grid.get_best_result("loss", "max")
+    with pytest.raises(TypeError, match="str"):
+        grid.get_best_result("loss", "max", scope="avg")
+    with pytest.raises(MetricTypeError):
+        grid.get_best_result("loss", "min")
+
+
+# -- get_dataframe: each trial's last logged row ---------------------------------------------
+def test_get_dataframe_uses_the_last_logged_row_and_skips_unreported_trials(
+    tmp_path: Path,
+) -> None:
+    rows = make_rows([{"n": 1, "extra": 5}, {"n": 2}], config={"k": 0}, trial_id="t_00000",
+                     done=False)
+    write_trial(tmp_path, "t0", rows)
+    write_trial(tmp_path, "t1", [], config={"k": 1})  # never reported
+    grid = ResultGrid.from_path(tmp_path)
+    grid[0].metrics["n"] = 99  # not what was logged: the row comes from the history
+
+    df = grid.get_dataframe()
+
+    assert len(df) == 1 and df["n"].tolist() == [2] and df["n"].dtype == "int64"
+    assert math.isnan(df["extra"][0])  # logged earlier, not in the last result
+    assert df["done"].tolist() == [False] and df["done"].dtype == bool
+    assert df["logdir"].tolist() == ["t_00000"] and df["config/k"].tolist() == [0]
+
+
+# -- a real experiment: fit(), restore, ExperimentAnalysis -----------------------------------
+ACCS = [0.9, 0.8, 0.5, 0.3]
+
+
+def _train(config: dict[str, Any]) -> None:
+    import os
+    import tempfile
+
+    import poptune as tune
+
+    for i, acc in enumerate(config["accs"]):
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "i.txt"), "w") as f:
+            f.write(str(i))
+        metrics = {"acc": acc}
+        if i % 2:
+            metrics["val_acc"] = acc + config["k"]
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[ResultGrid, str]:
+    import poptune as tune
+
+    storage = tmp_path_factory.mktemp("finished")
+    space = {"k": tune.grid_search([0, 1, 2]),
+             "accs": tune.sample_from(lambda spec: ACCS if spec.config.k < 2
+                                      else [0.5, NAN, 0.6, 0.7])}
+    grid = tune.Tuner(_train, param_space=space, run_config=tune.RunConfig(
+        name="exp", storage_path=str(storage), verbose=0,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="acc",
+                                                checkpoint_score_order="max"))).fit()
+    return grid, str(storage / "exp")
+
+
+def _names(result: Result) -> list[tuple[str, float]]:
+    return [(Path(c.path).name, m["acc"]) for c, m in result.best_checkpoints]
+
+
+def test_best_checkpoints_are_rays_top_k_worst_to_best(finished: Any) -> None:
+    import poptune as tune
+
+    grid, path = finished
+    restored = tune.Tuner.restore(path, _train).get_results()
+    analysis = tune.ExperimentAnalysis(path)
+    for results in (grid, restored, tune.ResultGrid(analysis)):
+        r = results[0]
+        assert _names(r) == [("checkpoint_000001", 0.8), ("checkpoint_000000", 0.9)]
+        assert Path(r.checkpoint.path).name == "checkpoint_000003"  # the latest, kept on disk
+        assert Path(r.get_best_checkpoint("acc", "min").path).name == "checkpoint_000001"
+        # a NaN score ranks below every number: not in the top 2
+        assert _names(results[2]) == [("checkpoint_000002", 0.6), ("checkpoint_000003", 0.7)]
+    last = analysis.get_last_checkpoint(analysis.trials[0])
+    assert Path(last.path).name == "checkpoint_000001"  # highest iteration of the top 2
+    assert sorted(Path(p).name for p, _ in analysis.get_trial_checkpoints_paths(
+        analysis.trials[0])) == ["checkpoint_000000", "checkpoint_000001", "checkpoint_000003"]
+    assert sorted(p.name for p in Path(grid[0].path).glob("checkpoint_*")) == [
+        "checkpoint_000000", "checkpoint_000001", "checkpoint_000003"]
+
+
+def test_restored_results_take_statuses_from_the_journal(finished: Any) -> None:
+    import poptune as tune
+
+    grid, path = finished
+    restored = tune.Tuner.restore(path, _train).get_results()
+    from_analysis = tune.ResultGrid(tune.ExperimentAnalysis(path))
+    for results in (grid, restored, ResultGrid.from_path(path), from_analysis):
+        assert (results.num_terminated, results.num_errors) == (3, 0)
+        assert [r.metrics["done"] for r in results] == [True, True, True]
+
+
+def test_fit_and_restored_grids_give_the_same_dataframe(finished: Any) -> None:
+    import poptune as tune
+
+    grid, path = finished
+    df = grid.get_dataframe()
+    again = tune.Tuner.restore(path, _train).get_results().get_dataframe()
+    analysis = tune.ExperimentAnalysis(path)
+    pd.testing.assert_frame_equal(df, again)
+    pd.testing.assert_frame_equal(df, analysis.dataframe())
+    assert df["done"].tolist() == [r.metrics_dataframe["done"].iloc[-1] for r in grid]
+    assert df["logdir"].tolist() == [t.trial_id for t in analysis.trials]
+    assert df["val_acc"].tolist() == pytest.approx([0.3, 1.3, 2.7], nan_ok=True)
+
+
+def test_avg_scope_of_a_metric_reported_every_other_step_on_a_real_run(finished: Any) -> None:
+    import poptune as tune
+
+    grid, path = finished
+    assert grid.get_best_result("val_acc", "max", scope="avg").config["k"] == 1
+    analysis = tune.ExperimentAnalysis(path)
+    assert analysis.get_best_config("val_acc", "max", scope="avg")["k"] == 1
+    stats = analysis.trials[0].metric_analysis["val_acc"]
+    assert stats["avg"] == pytest.approx((0.3 + 3 * 0.8) / 4)  # Ray's running mean
+    assert stats["last-5-avg"] == pytest.approx(0.55)

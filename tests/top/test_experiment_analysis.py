@@ -104,14 +104,15 @@ def test_results_and_results_df(experiment):
     assert {"loss", "info/acc", "config/x", "training_iteration"} <= set(df.columns)
 
 
-def test_trial_dataframes_by_path_and_by_trial_id(experiment):
+def test_trial_dataframes_by_trial_id_and_by_path(experiment):
     a = experiment
     frames = a.trial_dataframes
-    assert set(frames) == {t.local_path for t in a.trials}
+    assert set(frames) == {t.trial_id for t in a.trials}  # Ray 2.60's keys
     t = a.trials[2]
-    assert frames[t.trial_id] is frames[t.local_path]
-    assert list(frames[t.local_path]["training_iteration"]) == [1, 2, 3, 4]
-    assert "info/acc" in frames[t.local_path].columns
+    assert frames[t.local_path] is frames[t.trial_id]  # Ray <= 2.6 scripts: by directory
+    assert t.local_path in frames and frames.get(t.local_path) is frames[t.trial_id]
+    assert list(frames[t.trial_id]["training_iteration"]) == [1, 2, 3, 4]
+    assert "info/acc" in frames[t.trial_id].columns
     assert set(a.fetch_trial_dataframes()) == set(frames)
     with pytest.raises(KeyError):
         frames["no-such-trial"]
@@ -140,7 +141,9 @@ def test_get_best_trial_scopes_on_the_run(experiment, scope):
     ("last-10-avg", "max", "p"), ("last", "max", "r"), ("all", "max", "p")])
 def test_get_best_trial_scopes(tmp_path, scope, mode, expected):
     for name, losses in {"p": [10, 0], "q": [1, 1], "r": [3, 2]}.items():
-        write_trial(str(tmp_path), name, rows=[{"loss": v, "trial_id": name} for v in losses],
+        write_trial(str(tmp_path), name, rows=[{"loss": v, "trial_id": name,
+                                                "training_iteration": i + 1}
+                                               for i, v in enumerate(losses)],
                     config={"name": name})
     a = ExperimentAnalysis(str(tmp_path))
     assert a.get_best_trial("loss", mode, scope=scope).trial_id == expected
@@ -178,8 +181,11 @@ def test_checkpoint_methods(experiment):
 def test_configs_stats_and_path(experiment):
     a = experiment
     configs = a.get_all_configs()
-    assert set(configs) == {t.local_path for t in a.trials}
+    assert set(configs) == {t.trial_id for t in a.trials}  # Ray 2.60's keys
     assert sorted(c["x"] for c in configs.values()) == [0, 1, 2]
+    t = a.trials[1]
+    assert configs[t.local_path] is configs[t.trial_id]  # Ray <= 2.6 scripts: by directory
+    assert a.get_all_configs(prefix=True)[t.local_path] == {"config/x": t.config["x"]}
     assert all(set(c) == {"config/x"} for c in a.get_all_configs(prefix=True).values())
     stats = a.stats()
     assert stats["start_time"] <= stats["timestamp"]
@@ -353,3 +359,32 @@ def test_an_experiment_on_s3(s3_storage):
     resumed = tune.run(train, config={"x": tune.grid_search([0, 1])}, name="exp",
                        storage_path=s3_storage, verbose=0, resume=True)
     assert [t.status for t in resumed.trials] == ["TERMINATED", "TERMINATED"]
+
+
+def test_metric_analysis_is_rays_running_statistics(tmp_path):
+    rows = [{"loss": 4, "ok": True, "training_iteration": 1, "trial_id": "a"},
+            {"ok": False, "training_iteration": 2, "trial_id": "a"},
+            {"loss": 2, "ok": True, "training_iteration": 3, "trial_id": "a"}]
+    write_trial(str(tmp_path), "a", rows=rows, config={"k": 1})
+    write_trial(str(tmp_path), "b", rows=[{"loss": 3, "training_iteration": 1,
+                                           "trial_id": "b"}], config={"k": 2})
+    a = ExperimentAnalysis(str(tmp_path))
+    stats = a.trials[0].metric_analysis
+    assert set(stats) == {"loss", "ok", "training_iteration"}  # no trial_id, no config
+    loss = stats["loss"]
+    assert (loss["max"], loss["min"], loss["last"]) == (4, 2, 2)
+    assert type(loss["max"]) is int and type(loss["last-5-avg"]) is float
+    assert loss["avg"] == pytest.approx((2 + 2 * 4) / 3)  # Ray's running mean by iteration
+    assert loss["last-5-avg"] == 3.0  # the mean of the reported values
+    assert stats["ok"]["max"] is True and stats["ok"]["min"] is False
+    # the missing iteration is not a NaN: trial a has an average, and it is the best
+    assert a.get_best_config("loss", "max", scope="avg") == {"k": 1}
+    assert a.trials[1].metric_analysis["loss"] == dict.fromkeys(
+        ["max", "min", "avg", "last", "last-5-avg", "last-10-avg"], 3)
+
+
+def test_dataframe_logdir_and_keys_are_trial_ids(experiment):
+    a = experiment
+    df = a.dataframe()
+    assert df["logdir"].tolist() == [t.trial_id for t in a.trials]
+    assert a.best_dataframe is a.trial_dataframes[a.best_trial.trial_id]
