@@ -343,6 +343,26 @@ class Result:
             self._rows = rows
         return self._metrics_dataframe
 
+    def _logged_rows(self) -> list[dict[str, Any]] | None:
+        """The rows of the trial's ``result.json`` (None: it has none, or the dataframe came
+        from elsewhere), read without building the dataframe."""
+        if self._rows is not None:
+            return self._rows
+        if self._df_loaded or not self.path:
+            return None
+        if "://" not in self.path and self._storage_filesystem is None:  # local: no fsspec
+            path = os.path.join(self.path, RESULT_FILE)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    return _parse_result_lines(f.read(), path)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+        fs, fs_path = self._fs_path()
+        trial_dir = _TrialDir(fs, fs_path)
+        if RESULT_FILE not in trial_dir.files:
+            return None
+        return _parse_result_lines(trial_dir.read(RESULT_FILE), trial_dir.join(RESULT_FILE))
+
     def _reported(self) -> list[dict[str, Any]]:
         """Every reported result, in order, as reported: the rows of ``result.json``; else
         the rows of the dataframe (``progress.csv``, or one given), where a missing key and a

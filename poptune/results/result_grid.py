@@ -341,13 +341,22 @@ class ResultGrid:
                                    else np.nanargmin(values))
                 row = _row_dict(df, position)
             else:
-                df = result.metrics_dataframe
-                if df is not None and not df.empty:
-                    row = _row_dict(df, len(df) - 1)
-                elif result.metrics and result._rows is None:  # no result file to read
-                    row = flatten_dict(result.metrics)
+                logged = result._logged_rows()
+                if logged is not None:  # the last row with every key logged (a dataframe's)
+                    if not logged:
+                        continue
+                    flat = [flatten_dict(r) for r in logged]
+                    last = flat[-1]
+                    row = {k: last.get(k, math.nan) for k in dict.fromkeys(
+                        k for r in flat for k in r)}
                 else:
-                    continue
+                    df = result.metrics_dataframe
+                    if df is not None and not df.empty:
+                        row = _row_dict(df, len(df) - 1)
+                    elif result.metrics and result._rows is None:  # no result file to read
+                        row = flatten_dict(result.metrics)
+                    else:
+                        continue
             config = result.config
             if config:
                 row.update(flatten_dict({"config": config}))
