@@ -346,8 +346,8 @@ class Tuner:
                    remote: Any) -> Any:
         tc = self.tune_config
         default_res = normalize_resources(None)
-        probe_res = trainable_resources(self.trainable, {})
-        if probe_res is not None and not callable(getattr(self.trainable, "_poptune_resources", None)):
+        probe_res = _probe_resources(self.trainable)
+        if probe_res is not None:
             default_res = probe_res
         backend = get_backend(tc.backend)
         try:
@@ -636,6 +636,24 @@ class Tuner:
         return ResultGrid(results, experiment_path=experiment_path,
                           default_metric=self.tune_config.metric,
                           default_mode=self.tune_config.mode)
+
+
+def _probe_resources(trainable: Any) -> dict[str, float] | None:
+    """The trainable's resources when they are the same for every trial (they size the
+    worker pool), else None: ``with_resources`` given a function of the config is asked per
+    trial only; so is a class trainable's ``default_resource_request(config)`` that needs a
+    config (as in Ray, it is never given an empty one by mistake)."""
+    res = getattr(trainable, "_poptune_resources", None)
+    if res is not None and callable(res) and not isinstance(res, dict):
+        return None
+    if res is None and inspect.isclass(trainable):
+        try:
+            return trainable_resources(trainable, {})
+        except Exception:  # noqa: BLE001 - it reads the config: asked per trial instead
+            logger.debug("default_resource_request needs a config; asked per trial",
+                         exc_info=True)
+            return None
+    return trainable_resources(trainable, {})
 
 
 def _pickle_callbacks(callbacks: Sequence[Any]) -> bytes | None:

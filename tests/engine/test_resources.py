@@ -87,3 +87,38 @@ def test_an_endless_search_of_zero_cpu_trials_runs_at_most_the_cap_at_once(tmp_p
     ).fit()
     assert MostRunning.most == 8
     assert 8 <= len(grid) <= 8 * 5  # trials made only for free slots, 8 at a time
+
+
+def test_resources_that_depend_on_the_config_are_asked_per_trial_only(tmp_path):
+    """``with_resources`` given a function of the config, and a class trainable's own
+    ``default_resource_request(config)``, as Ray's docs use them: never called with an empty
+    config (they would raise ``KeyError``)."""
+    import poptune as tune
+
+    def steps(config):
+        tune.report({"cpus": tune.get_context().get_trial_resources().required_resources["CPU"]})
+
+    def per_config(config):
+        return {"cpu": 2} if config["big"] else {"cpu": 1}
+
+    grid = tune.Tuner(tune.with_resources(steps, per_config),
+                      param_space={"big": tune.grid_search([True, False])},
+                      tune_config=tune.TuneConfig(backend="simulated"),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert grid.num_errors == 0
+    assert sorted((r.config["big"], r.metrics["cpus"]) for r in grid) == [(False, 1), (True, 2)]
+
+    class Sized(tune.Trainable):
+        def step(self):
+            return {"cpus": tune.get_context().get_trial_resources().required_resources["CPU"],
+                    "done": True}
+
+        @classmethod
+        def default_resource_request(cls, config):
+            return tune.PlacementGroupFactory([{"CPU": config["n"]}])
+
+    grid = tune.Tuner(Sized, param_space={"n": tune.grid_search([1, 2])},
+                      tune_config=tune.TuneConfig(backend="simulated"),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert grid.num_errors == 0
+    assert sorted((r.config["n"], r.metrics["cpus"]) for r in grid) == [(1, 1), (2, 2)]
