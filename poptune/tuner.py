@@ -510,7 +510,13 @@ class Tuner:
             # space: asking again would get a Ray-style "already set" refusal
             alg._space_accepted = accepted
         elif not self._restore or getattr(alg, "metric", None) is None:
-            alg.set_search_properties(tc.metric, tc.mode, self.param_space)
+            from poptune.search._base import _set_search_properties_compat
+
+            # Ray's public spec of the experiment, for searchers that take **spec
+            _set_search_properties_compat(
+                alg.set_search_properties, tc.metric, tc.mode, self.param_space,
+                stop=self.run_config.stop if self.run_config.stop is not None else {},
+                num_samples=tc.num_samples, time_budget_s=tc.time_budget_s)
         alg.setup_experiment(self.param_space, tc.num_samples, tc.seed)
         self._searcher_obj = alg
         return alg

@@ -141,6 +141,33 @@ def test_old_style_set_search_properties_without_spec_kwargs():
     assert SearchGenerator(Old()).set_search_properties("m", "min", {}, extra=1) is True
 
 
+def test_the_tuner_passes_rays_public_spec_to_set_search_properties(tmp_path):
+    import poptune as tune
+
+    seen = {}
+
+    class Spec(Searcher):
+        def set_search_properties(self, metric, mode, config, **spec):
+            seen.update(spec)
+            self.total = spec["num_samples"]
+            return True
+
+        def suggest(self, trial_id):
+            self.total -= 1
+            return {"x": 1} if self.total >= 0 else Searcher.FINISHED
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            pass
+
+    def f(config):
+        tune.report({"score": config["x"]})
+
+    grid = tune.Tuner(f, param_space={"c": 1}, tune_config=tune.TuneConfig(
+        num_samples=2, time_budget_s=60, search_alg=Spec(metric="score", mode="max")),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert seen == {"stop": {}, "num_samples": 2, "time_budget_s": 60} and len(grid) == 2
+
+
 def test_non_dict_suggestion_is_rejected():
     class Bad(Walker):
         def suggest(self, trial_id):
