@@ -116,7 +116,15 @@ class TuneConfig:
         num_samples: trials to sample (grids are repeated this many times); -1 = unlimited.
         max_concurrent_trials: upper bound on trials running at once (None/0 = no limit).
         time_budget_s: stop the experiment after this many seconds.
-        reuse_actors: accepted for compatibility; poptune always reuses its worker processes.
+        reuse_actors: ``True``, as in Ray: a class trainable's instance is kept when its trial
+            ends (done, stopped or paused; not when it failed) and reset for a later trial with
+            the same resources, through ``Trainable.reset`` -> ``reset_config(new_config)``,
+            instead of a new instance and ``setup``; a ``reset_config`` returning False (the
+            default) fails that trial. A kept instance's ``cleanup`` runs when it is not reused
+            (at the latest when the experiment's workers end). ``False``/``None`` (the
+            default): a new Trainable for each trial. Function trainables are unaffected.
+            Worker processes are reused either way: module globals persist between trials
+            (Ray without ``reuse_actors`` starts a new actor process per trial).
         trial_name_creator: ``Callable[[Trial], str]`` for trial names.
         trial_dirname_creator: ``Callable[[Trial], str]`` for trial directory names.
         seed: seed for sampling configurations; the same seed samples the same configs.

@@ -49,6 +49,11 @@ class LaunchSpec:
     #: whether the trial waits for an answer to each result; False when nothing can answer
     #: but "continue" (a stop or pause then arrives unasked and is seen at the next result)
     answered: bool = True
+    #: ``TuneConfig(reuse_actors=True)`` with a class trainable: the worker keeps the
+    #: Trainable of a trial that ended (not failed) and resets it (``Trainable.reset`` ->
+    #: ``reset_config``) for its next trial of the same trainable and resources, as Ray
+    #: reuses the actor
+    reuse_actors: bool = False
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # its values in field order, without the field names: one is sent per trial, and

@@ -2,7 +2,9 @@
 
 Started by :class:`~poptune.backends.local.LocalBackend` as
 ``python -m poptune.backends._worker ADDRESS`` with the auth key in ``POPTUNE_AUTHKEY``.
-The process is reused across trials; the trainable is unpickled once per experiment.
+The process is reused across trials; the trainable is unpickled once per experiment. A class
+trainable's instance is made for each trial, unless ``TuneConfig(reuse_actors=True)``: then the
+instance of a trial that ended is kept and reset for the next (see ``Worker._run_class``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Iterator, cast
 from poptune import session as _session_mod
 from poptune._pickling import load_config
 from poptune.backends._base import LaunchSpec
-from poptune.exceptions import TrialStopped
+from poptune.exceptions import TrialStopped, TuneError
 from poptune.storage.dirs import ensure_dir
 from poptune.session import TuneContext, _Session
 
@@ -102,6 +104,9 @@ class Worker:
         self.blobs: dict[str, Any] = {}
         self.home = os.getcwd()
         self._signature: tuple[Any, bool] | None = None  # (trainable, takes checkpoint_dir)
+        #: ``reuse_actors``: (trainable, resources, instance) of the last class trial that
+        #: ended, kept for the next
+        self._cached: tuple[Any, dict[str, float], Any] | None = None
 
     def serve(self) -> None:
         self.conn.send(("ready", self.agent_id))
@@ -109,7 +114,7 @@ class Worker:
             try:
                 msg = self.conn.recv()
             except (EOFError, OSError):
-                return
+                break
             if type(msg) is str:
                 continue  # a stop or pause sent to an unanswered trial that ended meanwhile
             kind = msg[0]
@@ -123,11 +128,13 @@ class Worker:
             elif kind == "register":
                 import cloudpickle
 
+                self._drop_cached()  # a new experiment: its trainable is another
                 self.blobs = {k: cloudpickle.loads(v) for k, v in msg[1].items()}
             elif kind == "start":
                 self.run_trial(msg[1])
             elif kind == "shutdown":
-                return
+                break
+        self._drop_cached()
 
     # ------------------------------------------------------------------------------------
     def _channel(self, trial_id: str, state: dict[str, Any], answered: bool):
@@ -210,8 +217,10 @@ class Worker:
                     self._run_class(trainable, config, spec, sess, state)
                 else:
                     self._run_function(trainable, config, spec, sess)
+                state["reusable"] = True
                 self._end(state, ("done", trial_id))
             except TrialStopped:
+                state["reusable"] = True
                 self._end(state, ("done" if state["finished"] else "stopped", trial_id))
             except BaseException as exc:  # noqa: BLE001 - everything a trial raises is reported
                 state["failed"] = True
@@ -231,10 +240,10 @@ class Worker:
             _session_mod._local.session = None
             inst = state.get("instance")
             if inst is not None:
-                try:
-                    inst.stop()
-                except Exception:  # noqa: BLE001
-                    traceback.print_exc()
+                if spec.reuse_actors and state.get("reusable"):  # done, stopped or paused
+                    self._keep_cached(self.blobs["trainable"], spec.resources, inst)
+                else:
+                    _stop(inst)
             for k, v in old_env.items():
                 if v is None:
                     os.environ.pop(k, None)
@@ -313,10 +322,40 @@ class Worker:
         if flush is not None:  # a legacy `checkpoint_dir` written after the last report
             flush()
 
+    # --- reuse_actors --------------------------------------------------------------------
+    def _take_cached(self, cls: Any, resources: dict[str, float]) -> Any:
+        """The kept instance if it can run a trial of ``cls`` with ``resources`` (as Ray
+        reuses a cached actor only for the same trainable and resource request), else None
+        (a kept instance that cannot is stopped)."""
+        cached, self._cached = self._cached, None
+        if cached is None:
+            return None
+        if cached[0] is cls and cached[1] == resources:
+            return cached[2]
+        _stop(cached[2])
+        return None
+
+    def _keep_cached(self, cls: Any, resources: dict[str, float], inst: Any) -> None:
+        self._drop_cached()
+        self._cached = (cls, dict(resources), inst)
+
+    def _drop_cached(self) -> None:
+        """Stop the kept instance (its ``cleanup``), as Ray when it removes a cached actor."""
+        cached, self._cached = self._cached, None
+        if cached is not None:
+            _stop(cached[2])
+
     def _run_class(self, cls: Any, config: dict[str, Any], spec: LaunchSpec, sess: _Session,
                    state: dict[str, Any]) -> None:
-        inst = cls(config)
-        state["instance"] = inst
+        inst = self._take_cached(cls, spec.resources) if spec.reuse_actors else None
+        if inst is not None:  # as Ray's controller: `Trainable.reset`, or the trial fails
+            state["instance"] = inst  # stopped (its cleanup called) if the reset fails
+            if not inst.reset(config):
+                raise TuneError("Trainable runner reuse requires reset_config() to be "
+                                "implemented and return True.")
+        else:
+            inst = cls(config)
+            state["instance"] = inst
         if spec.restore_path:
             inst.restore(spec.restore_path)
             sess.iteration = inst._iteration
@@ -339,6 +378,14 @@ class Worker:
                 name = self._save(state)
                 self.conn.send(("saved", spec.trial_id, name))
             raise
+
+
+def _stop(inst: Any) -> None:
+    """A class trainable's ``stop()`` (its ``cleanup``); what it raises is printed."""
+    try:
+        inst.stop()
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
 
 
 def _monitor(sess: _Session) -> None:

@@ -55,7 +55,7 @@ from poptune.backends._base import (
     SavedEvent,
     StoppedEvent,
 )
-from poptune.backends._worker import Worker
+from poptune.backends._worker import Worker, _stop
 from poptune.checkpoint import Checkpoint
 from poptune.clock import SimulatedClock, set_thread_clock
 from poptune.exceptions import TuneError
@@ -143,6 +143,19 @@ class _SimWorker(Worker):
         cast(_SimSession, sess)._sim_trial = self._trial
         return sess
 
+    # ``reuse_actors``: the Trainables of ended trials are kept by the backend (a pool, as
+    # Ray's cached actors) rather than by this one-trial worker
+    def _take_cached(self, cls: Any, resources: dict[str, float]) -> Any:
+        pool = self._backend._cached
+        for i, (kept_cls, kept_resources, inst) in enumerate(pool):
+            if kept_cls is cls and kept_resources == resources:
+                del pool[i]
+                return inst
+        return None
+
+    def _keep_cached(self, cls: Any, resources: dict[str, float], inst: Any) -> None:
+        self._backend._cached.append((cls, dict(resources), inst))
+
 
 def _from_env(name: str, default: float, accepted: str) -> float:
     """The number in environment variable ``name``, or ``default`` if it is unset or empty."""
@@ -186,6 +199,8 @@ class SimulatedBackend(Backend):
         self.step_time = float(step_time)
         self.clock = SimulatedClock(start)
         self._blobs: dict[str, Any] = {}
+        #: ``reuse_actors``: (trainable, resources, instance) of ended class trials
+        self._cached: list[tuple[Any, dict[str, float], Any]] = []
         self._trials: dict[str, _SimTrial] = {}
         self._heap: list[tuple[float, int, int, _SimTrial]] = []
         self._seq = itertools.count()
@@ -219,6 +234,7 @@ class SimulatedBackend(Backend):
     def setup(self, blobs: dict[str, bytes], max_concurrent: int) -> None:
         import cloudpickle
 
+        self._drop_cached()  # a new experiment: its trainable is another
         self._blobs = {k: cloudpickle.loads(v) for k, v in blobs.items()}
 
     def total_resources(self) -> dict[str, float]:
@@ -275,8 +291,15 @@ class SimulatedBackend(Backend):
     def shutdown(self) -> None:
         for trial_id in list(self._trials):
             self.kill(trial_id)
+        self._drop_cached()
         self._heap.clear()
         self._events.clear()
+
+    def _drop_cached(self) -> None:
+        """Stop the kept Trainables (their ``cleanup``), as Ray removes its cached actors."""
+        cached, self._cached = self._cached, []
+        for _, _, inst in cached:
+            _stop(inst)
 
     # --- the event loop (driver side) -------------------------------------------------------
     def _push(self, when: float, trial: _SimTrial, token: int) -> None:

@@ -469,6 +469,7 @@ class Runner:
             chdir=self._chdir,
             storage_trial_dir=trial.storage_dir if self.remote else None,
             answered=self.ctl.answers_results,
+            reuse_actors=self.is_class and bool(self.tune_config.reuse_actors),
             env=({} if getattr(self.backend, "assigns_devices", False)
                  else {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in ins.gpu_ids)}),
         )

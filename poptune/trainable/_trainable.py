@@ -80,8 +80,57 @@ class Trainable:
         )
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
-        """Apply a new config in place; return True if supported (enables actor reuse)."""
+        """Apply a new config in place; return True if supported.
+
+        With ``TuneConfig(reuse_actors=True)`` a trial's Trainable is kept when the trial
+        ends and reset for the next trial (see :meth:`reset`), which calls this instead of
+        ``setup``; returning False fails that trial, as in Ray.
+        """
         return False
+
+    def reset(self, new_config: dict[str, Any], storage: Any = None) -> bool:
+        """Reset this Trainable for a new trial with ``new_config``, as Ray's.
+
+        Takes the running trial's facts (``trial_id``, ``trial_name``, ``logdir``), calls
+        :meth:`reset_config` and, if it returns True, starts the counters afresh (iteration,
+        total time; a checkpoint restored next sets them). Returns what ``reset_config``
+        returned. ``setup`` is not called again.
+
+        Example:
+            >>> class Scaled(Trainable):
+            ...     def setup(self, config):
+            ...         self.k = config["k"]
+            ...     def step(self):
+            ...         return {"y": self.k * self.iteration}
+            ...     def reset_config(self, new_config):
+            ...         self.k = new_config["k"]
+            ...         return True
+            >>> t = Scaled({"k": 1})
+            >>> _ = t.train(); _ = t.train()
+            >>> t.reset({"k": 10}), t.iteration, t.config
+            (True, 0, {'k': 10})
+            >>> t.train()["y"]
+            0
+            >>> Trainable().reset({})  # reset_config not implemented
+            False
+        """
+        self.config = new_config
+        ctx = _context()
+        if ctx is not None:
+            self._trial_id = ctx.trial_id
+            self._trial_name = ctx.trial_name
+            self._logdir = ctx.trial_dir
+        else:  # outside a trial (as Ray's: a new temporary directory, made on first use)
+            self._logdir = None
+        if not self.reset_config(new_config):
+            return False
+        self._iteration = 0
+        self._time_total = 0.0
+        self._timesteps_total = None
+        self._episodes_total = None
+        self._restored = False
+        self._start = self._last = current_clock().time()
+        return True
 
     def cleanup(self) -> None:
         """Called once when the trial stops."""

@@ -163,4 +163,64 @@ def test_ray_init_with_the_clusters_address_runs_trials_there(ray_cluster, monke
     assert "POPTUNE_ADDRESS" not in os.environ  # ray.shutdown() took back what init set
 
 
+
+# -- with_parameters copies and reuse_actors, on every backend (the same worker code) ----------
+def _with_data(config, data=None):
+    import poptune as tune
+
+    before = [len(data["lst"]), float(data["arr"].sum())]
+    data["lst"].append(config["i"])
+    try:
+        data["arr"] += 1
+        error = None
+    except ValueError as exc:
+        error = str(exc)
+    tune.report({"before": before, "error": error})
+
+
+def _reused_trainable():
+    import poptune as tune
+
+    class Reused(tune.Trainable):
+        def setup(self, config):
+            self.resets, self.setups = 0, getattr(self, "setups", 0) + 1
+
+        def step(self):
+            return {"resets": self.resets, "setups": self.setups, "me": id(self),
+                    "pid": os.getpid(), "done": True}
+
+        def reset_config(self, new_config):
+            self.resets += 1
+            return True
+
+    return Reused
+
+
+@pytest.mark.slow
+def test_with_parameters_copies_and_reuse_actors_on_every_backend(backend_env, tmp_path):
+    import numpy as np
+
+    import poptune as tune
+
+    data = {"lst": [], "arr": np.zeros(3)}
+    grid = tune.Tuner(tune.with_parameters(_with_data, data=data),
+                      param_space={"i": tune.grid_search([1, 2, 3, 4])},
+                      tune_config=tune.TuneConfig(max_concurrent_trials=1),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert [r.metrics["before"] for r in grid] == [[0, 0.0]] * 4
+    assert [r.metrics["error"] for r in grid] == ["output array is read-only"] * 4
+
+    grid = tune.Tuner(_reused_trainable(), param_space={"i": tune.grid_search([1, 2, 3, 4])},
+                      tune_config=tune.TuneConfig(max_concurrent_trials=1, reuse_actors=True),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    rows = [r.metrics for r in sorted(grid, key=lambda r: r.config["i"])]
+    assert all(r.error is None for r in grid)
+    by_instance: dict[tuple[int, int], list[int]] = {}
+    for m in rows:  # the trials run one at a time, in order: each instance counts its resets
+        assert m["setups"] == 1
+        by_instance.setdefault((m["pid"], m["me"]), []).append(m["resets"])
+    assert all(resets == list(range(len(resets))) for resets in by_instance.values())
+    assert len(by_instance) < len(rows)  # fewer instances than trials: some were reused
+
+
 _ = shutil
