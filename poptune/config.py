@@ -39,7 +39,8 @@ class CheckpointConfig:
         checkpoint_score_attribute: rank checkpoints by this metric (default: recency).
         checkpoint_score_order: "max" or "min".
         checkpoint_frequency: class trainables: checkpoint every N iterations (0 = never).
-        checkpoint_at_end: class trainables: checkpoint when the trial ends.
+        checkpoint_at_end: class trainables: checkpoint when the trial ends (None, the
+            default: yes under a ``Tuner``, no under ``tune.run``, as in Ray).
     """
 
     num_to_keep: int | None = None

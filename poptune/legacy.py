@@ -172,6 +172,8 @@ def _checkpoint_config(base: CheckpointConfig | None, keep_checkpoints_num: int 
         changes["checkpoint_frequency"] = checkpoint_freq
     if checkpoint_at_end:
         changes["checkpoint_at_end"] = True
+    elif base is None or base.checkpoint_at_end is None:
+        changes["checkpoint_at_end"] = False  # tune.run's default (a Tuner's is True)
     return dataclasses.replace(base or CheckpointConfig(), **changes)
 
 

@@ -361,20 +361,23 @@ class Worker:
             sess.iteration = inst._iteration
             sess.time_total_offset = inst._time_total
         freq = spec.checkpoint_frequency
+        saved_at = -1  # the iteration of the last checkpoint reported with its result
         try:
             while True:
                 result = inst.step()
                 if not isinstance(result, dict):
                     raise TypeError(f"`{cls.__name__}.step()` must return a dict, got {result!r}")
-                if freq and (sess.iteration + 1) % freq == 0 and not result.get("done"):
-                    inst._iteration = sess.iteration + 1
+                if freq and (sess.iteration + 1) % freq == 0:  # a last (done) result too
+                    inst._iteration = saved_at = sess.iteration + 1
                     with _saved_to_temp(inst) as ckpt:
                         sess.report(result, ckpt)
                 else:
                     sess.report(result, None)
                 inst._iteration = sess.iteration
         except TrialStopped as stop:
-            if spec.checkpoint_at_end and str(stop) in ("done", "stop"):
+            # at the end, unless this iteration's checkpoint was just taken (one, as Ray)
+            if (spec.checkpoint_at_end and str(stop) in ("done", "stop")
+                    and saved_at != sess.iteration):
                 name = self._save(state)
                 self.conn.send(("saved", spec.trial_id, name))
             raise

@@ -208,6 +208,11 @@ class Runner:
             ckpt_cfg = run_config.checkpoint_config
             assert ckpt_cfg is not None
             self.ckpt_cfg = ckpt_cfg
+            # unset: on for a class trainable, as Ray's Tuner (tune.run sets it off), when it
+            # can save (Ray fails the trial of one without save_checkpoint instead)
+            at_end = ckpt_cfg.checkpoint_at_end
+            self._checkpoint_at_end = self.is_class and (
+                at_end if at_end is not None else _saves_checkpoints(trainable))
             failure = run_config.failure_config
             assert failure is not None
             constants: dict[int, Any] = {}
@@ -465,7 +470,7 @@ class Runner:
             time_total_offset=ins.time_total_offset,
             next_checkpoint_index=ins.next_checkpoint_index,
             checkpoint_frequency=self.ckpt_cfg.checkpoint_frequency if self.is_class else 0,
-            checkpoint_at_end=bool(self.ckpt_cfg.checkpoint_at_end) if self.is_class else False,
+            checkpoint_at_end=self._checkpoint_at_end,
             chdir=self._chdir,
             storage_trial_dir=trial.storage_dir if self.remote else None,
             answered=self.ctl.answers_results,
@@ -619,3 +624,11 @@ class Runner:
                     # the run already failed (often for the same reason): keep its error
                     logger.warning("poptune: final upload to %s failed too: %s",
                                    self.remote.uri, exc)
+
+
+def _saves_checkpoints(trainable: Any) -> bool:
+    """Whether a class trainable implements ``save_checkpoint`` (the base raises)."""
+    from poptune.trainable import Trainable
+
+    save = getattr(trainable, "save_checkpoint", None)
+    return save is not None and save is not Trainable.save_checkpoint
