@@ -29,6 +29,7 @@ from poptune.search.variant_generator import (
     _copy_structure,
     _flatten_paths,
     _grid_values,
+    _is_eval,
     _is_grid,
     _parse,
     _variants,
@@ -51,10 +52,13 @@ def _merge_point(space: dict[str, Any], point: dict[str, Any], where: str) -> di
                 "search space first"
             )
         target = space[key]
-        if isinstance(value, dict) and isinstance(target, dict) and not _is_grid(target):
+        if (isinstance(value, dict) and isinstance(target, dict) and not _is_grid(target)
+                and not _is_eval(target)):
             merged[key] = _merge_point(target, value, path)
             continue
-        if _is_grid(target):
+        if _is_eval(target):  # any value may stand for an expression's (as in Ray)
+            valid = True
+        elif _is_grid(target):
             valid = value in _grid_values((path,), target)
         elif isinstance(target, Domain):
             valid = target.is_valid(value)
@@ -181,7 +185,9 @@ class BasicVariantGenerator(SearchAlgorithm):
         parsed = self._parsed.get(index)
         if parsed is None:
             parsed = self._parsed[index] = _parse(space)
-        self._iter = _variants(space, self._rng, self._constant_grid_search, parsed)
+        # Ray's trial tags leave out the values of sample_from functions
+        self._iter = _variants(space, self._rng, self._constant_grid_search, parsed,
+                               hide_functions=True)
 
     def _generate(self) -> tuple[dict[Any, Any], dict[str, Any]] | None:
         """The next config of the experiment, opening passes as needed; None at the end."""

@@ -204,6 +204,24 @@ class HyperOptSearch(SearcherAdapter):
         self._space = space
         self._domain = hpo.Domain(_identity, space)
         self._trials = hpo.Trials()
+        # hyperopt cannot complete a partial point (it fails deep inside with "switch argument
+        # was GarbageCollected"): check every point against the space as soon as both exist
+        for i, point in enumerate(self._points):
+            self._check_point(point, f"points_to_evaluate[{i}]")
+
+    def _check_point(self, point: dict[str, Any], where: str) -> None:
+        """Raise unless ``point`` gives every parameter the space searches unconditionally
+        (the parameters inside a ``choice`` sub-space are only searched when it is drawn)."""
+        params = _params(self._space or {})
+        missing = [(path, node) for path, node, _ in params if not _lookup(point, path)[0]]
+        if not missing:
+            return
+        needs = "; ".join(f"`{_label(path)}`: {_describe(node)}" for path, node in missing)
+        raise TuneConfigError(
+            f"`{where}` must give a value for every parameter HyperOptSearch searches "
+            f"({sorted(_label(path) for path, _, _ in params)}), got {point!r}, which "
+            f"misses {needs}. HyperOptSearch cannot complete a partial point: add the "
+            "missing keys to it")
 
     # the Tuner's param_space, taken once (SearcherAdapter.set_search_properties)
     def _has_own_space(self) -> bool:
@@ -231,7 +249,7 @@ class HyperOptSearch(SearcherAdapter):
         trials = self._trials
         extra: dict[str, Any] = {}
         if self._points:
-            point = flatten_dict(self._points.pop(0))
+            point = self._points.pop(0)
             vals, extra = self._point_vals(point)
             from hyperopt.fmin import generate_trial
 
@@ -257,23 +275,24 @@ class HyperOptSearch(SearcherAdapter):
         return config
 
     def _point_vals(self, point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Hyperopt's label values for a point (choices as indices), and the other keys."""
+        """Hyperopt's label values for a point (choices as indices), and the other keys
+        (flattened)."""
+        self._check_point(point, "points_to_evaluate")
         vals: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-        nodes = flatten_dict(self._space or {})
-        for key, value in point.items():
-            node = nodes.get(key)
-            if node is None or not _is_hyperopt(node):
-                extra[key] = value
-                continue
-            label = _find_label(node)
+        params = _params(self._space or {})
+        for path, node, label in params:
+            value = _lookup(point, path)[1]
             if node.name == "switch":
-                options = [a.obj for a in node.pos_args[1:] if a.name == "literal"]
-                matches = [i for i, o in enumerate(options) if o is value or o == value]
+                options = _options(node)
+                matches = [i for i, o in enumerate(options)
+                           if o is not _SUBSPACE and (o is value or o == value)]
                 if not matches:
-                    raise bad_value(f"points_to_evaluate[{key!r}]", value, f"one of {options}")
+                    raise bad_value(f"points_to_evaluate[{_label(path)!r}]", value,
+                                    _describe(node))
                 value = matches[0]
             vals[label] = value
+        covered = {path for path, _, _ in params}
+        extra = flatten_dict(_without(point, covered, ()))
         return vals, extra
 
     def _doc(self, tid: int) -> dict[str, Any]:
@@ -310,12 +329,90 @@ class HyperOptSearch(SearcherAdapter):
         self._trials.refresh()
 
 
-def _find_label(node: Any) -> str:
-    """The label of the first ``hyperopt_param`` in a hyperopt expression."""
+_SUBSPACE = object()  # a choice option holding parameters: a point cannot name it
+
+
+def _params(space: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any, str]]:
+    """``(path, expression, label)`` of every hyperopt expression in the (nested) dicts of
+    ``space``; constants and expressions without a parameter are left out."""
+    out: list[tuple[tuple[Any, ...], Any, str]] = []
+
+    def walk(node: dict[str, Any], prefix: tuple[Any, ...]) -> None:
+        for key, value in node.items():
+            path = prefix + (key,)
+            if isinstance(value, dict):
+                walk(value, path)
+            elif _is_hyperopt(value):
+                label = _label_of(value)
+                if label is not None:
+                    out.append((path, value, label))
+
+    walk(space, ())
+    return out
+
+
+def _lookup(point: Any, path: tuple[Any, ...]) -> tuple[bool, Any]:
+    """``(True, point[path[0]][path[1]]...)``, or ``(False, None)`` if a key is missing."""
+    for key in path:
+        if not isinstance(point, dict) or key not in point:
+            return False, None
+        point = point[key]
+    return True, point
+
+
+def _without(point: dict[str, Any], paths: set[tuple[Any, ...]], prefix: tuple[Any, ...]
+             ) -> dict[str, Any]:
+    """``point`` without the entries at ``paths``."""
+    out: dict[str, Any] = {}
+    for key, value in point.items():
+        path = prefix + (key,)
+        if path in paths:
+            continue
+        if isinstance(value, dict) and any(p[:len(path)] == path for p in paths):
+            value = _without(value, paths, path)
+        out[key] = value
+    return out
+
+
+def _options(switch: Any) -> list[Any]:
+    """The values a ``choice`` (a hyperopt ``switch``) picks from, in order;
+    :data:`_SUBSPACE` for an option that holds parameters of its own."""
+    hpo = _hyperopt()
+    options: list[Any] = []
+    for arg in switch.pos_args[1:]:
+        if arg.name == "literal":
+            options.append(arg.obj)
+        elif _label_of(arg) is None:
+            options.append(hpo.pyll.rec_eval(arg))  # e.g. a dict of constants
+        else:
+            options.append(_SUBSPACE)
+    return options
+
+
+def _describe(node: Any) -> str:
+    """What a point may give for a hyperopt expression."""
+    if node.name == "switch":
+        options = [o for o in _options(node) if o is not _SUBSPACE]
+        subspaces = len(node.pos_args) - 1 - len(options)
+        more = f" ({subspaces} option(s) holding parameters cannot be given)" if subspaces else ""
+        return f"one of {options}{more}"
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if getattr(current, "name", None) == "hyperopt_param":
+            return f"a number (hyperopt `{current.pos_args[1].name}` parameter)"
+        stack.extend(getattr(current, "pos_args", []))
+    return "a value"
+
+
+def _label_of(node: Any) -> str | None:
+    """The label of the first ``hyperopt_param`` in a hyperopt expression, None if none."""
     stack = [node]
     while stack:
         current = stack.pop()
         if getattr(current, "name", None) == "hyperopt_param":
             return str(current.pos_args[0].obj)
         stack.extend(reversed(list(getattr(current, "pos_args", []))))
-    raise TuneConfigError(f"hyperopt expression {node} has no label")
+        stack.extend(reversed([v for _, v in getattr(current, "named_args", [])]))
+    return None
+

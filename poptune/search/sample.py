@@ -28,8 +28,10 @@ unseeded generator, an int seed, a ``numpy.random.Generator`` or a ``RandomState
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import math
+import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, Union
@@ -611,9 +613,53 @@ def _is_grid(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and "grid_search" in value
 
 
+def _is_eval(value: Any) -> bool:
+    """Ray's JSON-style function: a one-key ``{"eval": "<python expression>"}`` dict."""
+    return isinstance(value, dict) and len(value) == 1 and "eval" in value
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(expression: str) -> Any:
+    return compile(expression, "<eval>", "eval")
+
+
+def _evaluate(expression: str, spec: Any) -> Any:
+    """Ray's globals for an ``{"eval": ...}`` expression: ``np`` and ``random``."""
+    return eval(_compiled(expression), {"np": np, "random": random}, {"spec": spec})  # noqa: S307
+
+
+class _Eval(Function):
+    """A ``{"eval": "<expression>"}`` entry: the expression is evaluated with ``spec`` (the
+    config resolved so far, read as ``spec.config.a`` or ``spec.a``) and the modules ``np``
+    and ``random``, as Ray evaluates it. Unlike a ``sample_from`` value, its value appears in
+    the trial's tag (Ray hides only ``sample_from`` functions from tags)."""
+
+    def __init__(self, where: str, expression: Any) -> None:
+        if not isinstance(expression, str):
+            raise bad_value(f"{where}/eval", expression,
+                            "a Python expression string using `spec`, `np` and `random`")
+        try:
+            _compiled(expression)
+        except SyntaxError as exc:
+            raise bad_value(
+                f"{where}/eval", expression,
+                f"a valid Python expression using `spec`, `np` and `random` ({exc.msg})",
+            ) from None
+        self.expression = expression
+        super().__init__(functools.partial(_evaluate, expression))  # picklable
+
+    @property
+    def domain_str(self) -> str:
+        return f"{{'eval': {self.expression!r}}}"
+
+    def __repr__(self) -> str:
+        return f"{{'eval': {self.expression!r}}}"
+
+
 def has_unresolved(value: Any) -> bool:
-    """Whether ``value`` holds a domain or a grid anywhere inside (dicts, lists, tuples)."""
-    if isinstance(value, Domain) or _is_grid(value):
+    """Whether ``value`` holds a domain, a grid or an ``{"eval": ...}`` entry anywhere inside
+    (dicts, lists, tuples)."""
+    if isinstance(value, Domain) or _is_grid(value) or _is_eval(value):
         return True
     if isinstance(value, dict):
         return any(has_unresolved(v) for v in value.values())
@@ -623,7 +669,28 @@ def has_unresolved(value: Any) -> bool:
 
 
 class _UnresolvedAccess(TuneError):
-    """A ``sample_from`` function read a value that is not resolved yet."""
+    """A ``sample_from`` function read a value that is not resolved yet (at ``path``)."""
+
+    def __init__(self, path: tuple[Any, ...]) -> None:
+        super().__init__(f"`{'/'.join(str(k) for k in path)}` is not resolved yet")
+        self.path = path
+
+
+def _view(value: Any, path: tuple[Any, ...]) -> Any:
+    """What reading ``value`` (at ``path``) gives a ``sample_from`` function.
+
+    Only an unresolved value itself raises: a dict or list still holding unresolved entries
+    (say the reading function's own entry) is returned as a view, and raises only if one of
+    those entries is read. This is what lets ``config["opt"]["lr"]`` work from a function
+    that sits in ``opt`` itself.
+    """
+    if isinstance(value, Domain) or _is_grid(value) or _is_eval(value):
+        raise _UnresolvedAccess(path)
+    if isinstance(value, dict):
+        return _ConfigView(value, root=False, path=path)
+    if isinstance(value, (list, tuple)) and has_unresolved(value):
+        return _SequenceView(value, path)
+    return value
 
 
 class _ConfigView(Mapping):  # type: ignore[type-arg]
@@ -634,19 +701,19 @@ class _ConfigView(Mapping):  # type: ignore[type-arg]
     :class:`_UnresolvedAccess`, so the function is retried once that value is resolved.
     """
 
-    __slots__ = ("_data", "_root")
+    __slots__ = ("_data", "_root", "_path")
 
-    def __init__(self, data: Mapping[str, Any], root: bool = True) -> None:
+    def __init__(
+        self, data: Mapping[str, Any], root: bool = True, path: tuple[Any, ...] = ()
+    ) -> None:
         object.__setattr__(self, "_data", data)
         object.__setattr__(self, "_root", root)
+        object.__setattr__(self, "_path", path)
 
     def __getitem__(self, key: Any) -> Any:
         if key == "config" and self._root and "config" not in self._data:
             return self
-        value = self._data[key]
-        if has_unresolved(value):
-            raise _UnresolvedAccess(f"`{key}` is not resolved yet")
-        return _ConfigView(value, root=False) if isinstance(value, dict) else value
+        return _view(self._data[key], self._path + (key,))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -661,6 +728,30 @@ class _ConfigView(Mapping):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"config_view({self._data!r})"
+
+
+class _SequenceView(Sequence):  # type: ignore[type-arg]
+    """Read-only view of a list or tuple that still holds unresolved entries."""
+
+    __slots__ = ("_data", "_path")
+
+    def __init__(self, data: Sequence[Any], path: tuple[Any, ...]) -> None:
+        self._data = data
+        self._path = path
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            items = [self[i] for i in range(*index.indices(len(self._data)))]
+            return items if isinstance(self._data, list) else tuple(items)
+        value = self._data[index]  # IndexError / TypeError as for the list itself
+        position = index + len(self._data) if index < 0 else index
+        return _view(value, self._path + (position,))
 
     def __len__(self) -> int:
         return len(self._data)

@@ -22,6 +22,8 @@ from poptune.search.repeater import _warn_num_samples
 from poptune.search.sample import Rng, as_generator
 from poptune.search.variant_generator import (
     _copy_structure,
+    _is_eval,
+    _is_grid,
     _join,
     _parse,
     _variants,
@@ -40,7 +42,8 @@ def _merge(base: Any, overlay: dict[str, Any]) -> dict[str, Any]:
     merged = _copy_structure(base) if isinstance(base, dict) else {}
     for key, value in overlay.items():
         current = merged.get(key)
-        if isinstance(value, dict) and isinstance(current, dict) and "grid_search" not in current:
+        if (isinstance(value, dict) and isinstance(current, dict) and not _is_grid(current)
+                and not _is_eval(current)):
             merged[key] = _merge(current, value)
         else:
             merged[key] = value

@@ -11,6 +11,9 @@ Ray Tune's rules (``ray.tune.search.variant_generator``):
 * ``sample_from`` functions see the partially resolved config; a function that reads a value
   not resolved yet is retried after the others (up to 20 passes).
 * Grid values may themselves hold domains or grids; they are expanded recursively.
+* A one-key ``{"eval": "<expression>"}`` dict is Ray's JSON-style function: the expression
+  is evaluated with ``spec`` (the config so far: ``spec.config.a``; ``spec.a`` works too)
+  and the modules ``np`` and ``random``.
 
 Unlike Ray, constants are never deep-copied: every generated config gets fresh ``dict``
 containers (and fresh lists/tuples where they held a domain), while every other leaf — a
@@ -38,10 +41,13 @@ from poptune.search.sample import (  # noqa: F401  (the view and grid test: re-e
     Categorical,
     Domain,
     Float,
+    Function,
     Integer,
     RandomState,
     Rng,
     _ConfigView,
+    _Eval,
+    _is_eval,
     _is_grid,
     _UnresolvedAccess,
     as_generator,
@@ -85,6 +91,8 @@ def _parse(node: Any, prefix: Path = ()) -> tuple[list[tuple[Path, Domain]], Gri
                 domains.append((path, value))
         elif _is_grid(value):
             grids.append((path, _grid_values(path, value)))
+        elif _is_eval(value):
+            domains.append((path, _Eval(_join(path), value["eval"])))
         elif isinstance(value, dict):
             for k, v in value.items():
                 walk(v, path + (k,))
@@ -114,7 +122,7 @@ def count_variants(space: Any) -> int:
 
 def _copy_structure(value: Any) -> Any:
     """Fresh dicts (and containers holding unresolved values); every other leaf is shared."""
-    if isinstance(value, Domain) or _is_grid(value):
+    if isinstance(value, Domain) or _is_grid(value) or _is_eval(value):
         return value
     if type(value) is dict:
         return {k: _copy_structure(v) for k, v in value.items()}
@@ -164,15 +172,16 @@ def _resolve_domains(
 ) -> tuple[bool, dict[Path, Any]]:
     """Sample ``domains`` into ``config`` in place, retrying functions that wait on others."""
     resolved: dict[Path, Any] = {}
+    waiting: dict[Path, Path] = {}  # a function's path -> the unresolved path it read
     for _ in range(_MAX_RESOLUTION_PASSES):
-        waiting: _UnresolvedAccess | None = None
+        waiting = {}
         for path, domain in domains:
             if path in resolved:
                 continue
             try:
                 value = domain.sample(_ConfigView(config), random_state=rng)
             except _UnresolvedAccess as exc:
-                waiting = exc
+                waiting[path] = exc.path
                 continue
             except TuneError:
                 raise
@@ -183,26 +192,52 @@ def _resolve_domains(
                 ) from exc
             _assign(config, path, value)
             resolved[path] = value
-        if waiting is None:
+        if not waiting:
             return True, resolved
     if allow_fail:
         return False, resolved
     pending = [_join(p) for p, _ in domains if p not in resolved]
+    reads = ", ".join(
+        f"`{_join(p)}` reads `{_join(q)}`" + (" (itself)" if p == q else "")
+        for p, q in waiting.items()
+    )
     raise TuneConfigError(
         f"`param_space` entries {pending} could not be resolved: their sample_from functions "
-        "depend on each other in a cycle"
+        f"depend on each other in a cycle ({reads}); a function may read any value except "
+        "itself and the functions that read it"
     )
 
 
 Parsed = tuple[list[tuple[Path, Domain]], Grids]
 
 
+def _hidden(value: Any) -> bool:
+    """A ``sample_from`` function (not an ``{"eval": ...}`` entry): Ray keeps its value out
+    of the trial's tag (it swaps such functions for placeholders before generating
+    variants and calls them afterwards)."""
+    return isinstance(value, Function) and not isinstance(value, _Eval)
+
+
+def _tag_vars(resolved: dict[Path, Any], domains: list[tuple[Path, Domain]]) -> dict[Path, Any]:
+    """``resolved`` without the values of ``sample_from`` functions (including a function
+    that a ``choice`` drew: then the drawn function itself is what ``resolved`` holds)."""
+    hidden = {path for path, domain in domains if _hidden(domain)}
+    if not hidden and not any(_hidden(v) for v in resolved.values()):
+        return resolved
+    return {p: v for p, v in resolved.items() if p not in hidden and not _hidden(v)}
+
+
 def _variants(
-    space: Any, rng: Rng, constant_grid_search: bool, parsed: Parsed | None = None
+    space: Any,
+    rng: Rng,
+    constant_grid_search: bool,
+    parsed: Parsed | None = None,
+    hide_functions: bool = False,
 ) -> Iterator[tuple[dict[Path, Any], Any]]:
     """One sample of ``space``: every grid point, with random values drawn for each.
     ``parsed``: ``_parse(space)`` done already (a generator drawing many samples of one
-    space parses it once)."""
+    space parses it once). ``hide_functions``: leave the values of ``sample_from``
+    functions out of the yielded resolved values, as Ray's trial tags do."""
     domains, grids = parsed if parsed is not None else _parse(space)
     if not domains and not grids:
         yield {}, _copy_structure(space)
@@ -236,14 +271,15 @@ def _variants(
         if not nested:
             for path, _ in grids:
                 resolved[path] = _get(config, path)
-            yield resolved, config
+            yield (_tag_vars(resolved, domains) if hide_functions else resolved), config
             continue
-        for inner, final in _variants(config, rng, constant_grid_search):
+        for inner, final in _variants(config, rng, constant_grid_search,
+                                      hide_functions=hide_functions):
             out = dict(resolved)
             for path, _ in grids:
                 out[path] = _get(final, path)
             out.update(inner)
-            yield out, final
+            yield (_tag_vars(out, domains) if hide_functions else out), final
 
 
 def _draws_plain_values(domains: list[tuple[Path, Domain]]) -> bool:
