@@ -278,7 +278,9 @@ class Runner:
         index = int(trial_id.rsplit("_", 1)[-1])
         config = suggestion.config
         params = dict(suggestion.resolved_vars)
-        tag = f"{index}_{format_vars(params)}" if params else str(index)
+        tag = suggestion.tag
+        if tag is None:
+            tag = f"{index}_{format_vars(params)}" if params else str(index)
         resources = self.resources_fn(config)
         if resources is None:  # the experiment's default: checked once
             resources = dict(self.default_resources)

@@ -59,10 +59,14 @@ class TrialSuggestion:
         config: the resolved config the trainable receives.
         resolved_vars: the sampled values by ``"/"``-joined path (Ray's ``evaluated_params``),
             from which the trial's tag is built with ``format_vars``.
+        tag: the trial's experiment tag, when the algorithm makes its own (Ray's
+            ``SearchGenerator``: its 1-based count and the whole config); None: the engine
+            makes ``{index}_{format_vars(resolved_vars)}``.
     """
 
     config: dict[str, Any]
     resolved_vars: dict[str, Any]
+    tag: str | None = None
 
 
 class SearchAlgorithm(abc.ABC):

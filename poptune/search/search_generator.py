@@ -28,6 +28,7 @@ from poptune.search.variant_generator import (
     _parse,
     _variants,
     flatten_dict,
+    format_vars,
     has_unresolved,
 )
 
@@ -218,7 +219,9 @@ class SearchGenerator(SearchAlgorithm):
                 )
             _, config = next(_variants(config, self._rng, constant_grid_search=False))
         self._counter += 1
-        return TrialSuggestion(config=config, resolved_vars=flatten_dict(suggestion))
+        # Ray's tag of a searcher's trial: its count from 1 and every value of its config
+        tag = f"{self._counter}_{format_vars(flatten_dict(config))}"
+        return TrialSuggestion(config=config, resolved_vars=flatten_dict(suggestion), tag=tag)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self.searcher.on_trial_result(trial_id, result)

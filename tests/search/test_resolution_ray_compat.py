@@ -235,13 +235,16 @@ class Counting(tune.search.Searcher):
         return {"x": self.i}
 
 
-@pytest.mark.xfail(strict=True, reason="the tag's index is made in poptune/engine/runner.py "
-                                       "(Trial creation), outside poptune/search")
 def test_searcher_created_trials_are_tagged_from_1_as_in_ray(tmp_path):
     grid = fit(tmp_path, {}, search_alg=Counting(), num_samples=2)
     got = by_tag(grid)
     assert [tag for tag, _, _ in got] == ["1_x=1", "2_x=2"]
     assert "_1_x=1_" in got[0][2] and "_2_x=2_" in got[1][2]
+
+    # and the whole config, constants too (Ray formats the merged config), sorted by path
+    grid = fit(tmp_path, {"epochs": 3, "opt": {"lr": 0.1}}, search_alg=Counting(),
+               num_samples=1)
+    assert [tag for tag, _, _ in by_tag(grid)] == ["1_epochs=3,lr=0.1000,x=1"]
 
 
 # -------------------------------------- 5. HyperOptSearch points_to_evaluate vs the space

@@ -72,8 +72,11 @@ def test_counts_up_to_num_samples_and_merges_constants_by_identity():
     assert gen.is_finished() and gen.next_trial("t3") is None
     assert trials[0] == TrialSuggestion(
         config={"model": model, "nested": {"z": 1, "y": 10}, "x": 1},
-        resolved_vars={"x": 1, "nested/y": 10},
+        resolved_vars={"x": 1, "nested/y": 10}, tag=trials[0].tag,
     )
+    # Ray's tag of a searcher's trial: counted from 1, every config value, sorted by path
+    assert trials[0].tag.startswith("1_model=object_object_at_0x")
+    assert trials[0].tag.endswith(",y=10,z=1,x=1") and trials[2].tag.startswith("3_")
     assert all(t.config["model"] is model for t in trials)
 
 
