@@ -124,8 +124,8 @@ class SearchGenerator(SearchAlgorithm):
         ...         return {"x": self.x}
         >>> gen = SearchGenerator(Doubling())
         >>> gen.setup_experiment({"epochs": 3}, num_samples=2, seed=0)
+        >>> gen.next_trial("t0")
         TrialSuggestion(config={'epochs': 3, 'x': 2}, resolved_vars={'x': 2}, tag='1_epochs=3,x=2')
-        TrialSuggestion(config={'epochs': 3, 'x': 2}, resolved_vars={'x': 2})
         >>> gen.next_trial("t1").config["x"], gen.next_trial("t2"), gen.is_finished()
         (4, None, True)
     """
