@@ -485,8 +485,11 @@ def _serve(storage_root: str, host: str, port: int, token: str | None,
     sock = bind_socket(host, port)
     interrupted = False
     try:
+        # log_config=None: uvicorn's own dictConfig would close every logging handler of
+        # the process (the user's, a test runner's) and replace them; its loggers are kept
+        # at WARNING and reach the root logger's handlers (or stderr) instead
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
-                                               log_level="warning"))
+                                               log_level="warning", log_config=None))
         print_fn(f"poptune dashboard for {where}: "
                  f"{url}  (Ctrl+C to stop)")
         try:

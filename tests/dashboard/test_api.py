@@ -387,3 +387,36 @@ def test_serve_on_a_port_in_use_raises_before_announcing_and_leaves_no_socket(
             serve(str(tmp_path), port=port, print_fn=printed.append)
         assert open_fds() <= before  # the socket that failed to bind was closed
     assert printed == []  # no URL announced for a server that never served
+
+
+def test_serving_leaves_the_processes_logging_handlers_alone(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """uvicorn's default log config (dictConfig) closes every handler of the process; the
+    dashboard, run from a user's script (or a test runner), must not."""
+    import logging
+
+    uvicorn = pytest.importorskip("uvicorn")
+    from poptune.dashboard import serve
+
+    class Kept(logging.Handler):
+        closed = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            pass
+
+        def close(self) -> None:
+            Kept.closed = True
+            super().close()
+
+    def run(server: Any, sockets: Any = None) -> None:  # instead of serving for ever
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    mine = Kept()
+    logging.getLogger().addHandler(mine)
+    try:
+        serve(str(tmp_path), port=0, print_fn=lambda line: None)
+        assert mine in logging.getLogger().handlers and not Kept.closed
+    finally:
+        logging.getLogger().removeHandler(mine)
