@@ -50,10 +50,12 @@ class Callback:
         """Called when a trial finishes successfully."""
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        """Ray's hook for a trial that failed and will be retried (see ``on_trial_error``)."""
+        """A trial failed and will be retried (``FailureConfig.max_failures``): it is PENDING
+        again, to resume from its latest checkpoint."""
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        """Called when a trial errors (after its retries are used up, or on each retry)."""
+        """Called when a trial ends in error (its retries used up); a retry is
+        :meth:`on_trial_recover`, as in Ray."""
 
     def on_checkpoint(
         self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Any, **info: Any

@@ -290,6 +290,14 @@ class ProgressCallback(Callback):
             self._say(f"Trial {trial} errored (failure {trial.num_failures}): "
                       f"{_first_line(trial.error_msg)}")
 
+    def on_trial_recover(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._event(trial)
+        if self.verbose == 3 and self._reporter is not None:
+            self._say(f"Trial {trial} errored (failure {trial.num_failures}), retrying: "
+                      f"{_first_line(trial.error_msg)}")
+
     def _now(self) -> float:
         """The experiment's time (simulated seconds in a simulated fit)."""
         clock = self._clock

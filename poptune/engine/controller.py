@@ -1075,7 +1075,7 @@ class Controller:
             self._rollback_to_checkpoint(trial, out)
             out.append(Record(StatusChanged(trial.trial_id, "PENDING", trial.num_failures,
                                             last_line, trial.error_file)))
-            out.append(Notify("on_trial_error", {"trial": trial}))
+            out.append(Notify("on_trial_recover", {"trial": trial}))  # Ray's hook for a retry
             return
         self._set(trial, _E, "failed")
         out.append(Record(StatusChanged(trial.trial_id, "ERROR", trial.num_failures,

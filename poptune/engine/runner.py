@@ -75,6 +75,7 @@ _ANSWER = {a: a.value for a in Answer}  # the protocol's strings, without Enum l
 #: hooks Ray calls with ``iteration`` and ``trials`` first
 _STEP_HOOKS = frozenset({"on_trial_start", "on_trial_restore", "on_trial_save",
                          "on_trial_result", "on_trial_complete", "on_trial_error",
+                         "on_trial_recover",
                          "on_checkpoint"})
 
 

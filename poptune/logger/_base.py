@@ -14,8 +14,9 @@ Callback hook          LoggerCallback method
 ``on_trial_error``     ``log_trial_end(trial, failed=True)``
 =====================  ===========================================
 
-``on_trial_start`` fires at every launch (also after a pause or a PBT exploit), and
-``on_trial_error`` also when a failed trial is about to be retried. An implementation opens
+``on_trial_start`` fires at every launch (also after a pause, a PBT exploit or a retry); a
+failed trial about to be retried gets ``on_trial_recover``, which, as in Ray, has no
+``LoggerCallback`` method: its files stay open for the retry. An implementation opens
 what it needs lazily and releases it in ``log_trial_end`` so that a 50,000-trial run holds
 files only for the trials that are running.
 

@@ -117,6 +117,45 @@ def test_restore_flags_for_errored_trials(tmp_path):
     assert list(fixed[0].metrics_dataframe["a"]) == [1, 2]
 
 
+def fails_once(config):
+    tune.report({"a": 1})
+    marker = os.path.join(config["dir"], "failed-once")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first run fails")
+    tune.report({"a": 2})
+
+
+def test_a_retried_trial_gets_on_trial_recover_not_on_trial_error(tmp_path):
+    """As Ray: ``on_trial_recover`` for a failure that will be retried, ``on_trial_error``
+    (and a LoggerCallback's ``log_trial_end(failed=True)``) only when the trial ends in
+    error."""
+    from poptune.logger import LoggerCallback
+
+    calls = []
+
+    class Hooks(tune.Callback):
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            calls.append(("recover", str(trial.status), trial.num_failures))
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            calls.append(("error", str(trial.status), trial.num_failures))
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            calls.append(("complete", str(trial.status), trial.num_failures))
+
+    class Ends(LoggerCallback):
+        def log_trial_end(self, trial, failed=False):
+            calls.append(("log_trial_end", failed))
+
+    grid = tune.Tuner(fails_once, param_space={"dir": str(tmp_path)},
+                      run_config=rc(tmp_path, name="retry", callbacks=[Hooks(), Ends()],
+                                    failure_config=tune.FailureConfig(max_failures=1))).fit()
+    assert grid.num_errors == 0
+    assert calls == [("recover", "PENDING", 1), ("complete", "TERMINATED", 1),
+                     ("log_trial_end", False)]
+
+
 def test_get_results_after_fit_and_from_restored_tuner(tmp_path):
     tuner = tune.Tuner(steps, param_space={"n": 2}, run_config=rc(tmp_path, name="gr"))
     grid = tuner.fit()

@@ -93,8 +93,9 @@ def test_logger_callback_restore_hook_on_retry(tmp_path):
                                   failure_config=tune.FailureConfig(max_failures=1)),
     ).fit()
     kinds = [c[0] for c in rec.calls]
-    assert kinds == ["start", "save", "result", "end", "start", "restore", "result", "end"]
-    assert [c[2] for c in rec.calls if c[0] == "end"] == [True, False]
+    # the failure that is retried is Ray's on_trial_recover: no log_trial_end for it
+    assert kinds == ["start", "save", "result", "start", "restore", "result", "end"]
+    assert [c[2] for c in rec.calls if c[0] == "end"] == [False]
 
 
 def flaky(config):
