@@ -47,7 +47,7 @@ import sys
 import time
 from typing import Any
 
-from poptune._pickling import load_config
+from poptune._pickling import PLAIN, load_config
 from poptune.storage.dirs import ensure_dir
 from poptune.storage.trial_logs import TrialLogWriter, write_params
 
@@ -130,8 +130,25 @@ def _dumps(obj: Any) -> bytes:
         return cloudpickle.dumps(obj)
 
 
+def _portable(value: Any) -> Any:
+    """``value`` with every object of a class the writer process cannot import (one from the
+    user's script, ``__main__``) replaced by ``str(object)``: what result.json and
+    progress.csv show for it anyway (Ray's fallback). Pickled by reference, such an object
+    would fail the writer's unpickling of the whole batch."""
+    kind = type(value)
+    if kind in PLAIN:
+        return value
+    if kind is dict:
+        return {k: _portable(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return kind(_portable(v) for v in value)
+    if kind.__module__ == "__main__":
+        return str(value)
+    return value
+
+
 def _sendable(op: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``op`` with each row value that cannot be pickled replaced by its ``repr`` (what
+    """``op`` with each row value that cannot be pickled replaced by its ``str`` (what
     ``result.json`` shows for it anyway). Results from worker processes always pickle; one
     reported on the simulated backend, in the driver, may not (a lock, a generator)."""
     if op[0] != "write":
@@ -141,7 +158,7 @@ def _sendable(op: tuple[Any, ...]) -> tuple[Any, ...]:
         try:
             _dumps(v)
         except Exception:  # noqa: BLE001
-            v = repr(v)
+            v = str(v)
         row[k] = v
     return (op[0], op[1], row)
 
@@ -271,7 +288,13 @@ class TrialFiles:
 
     def write(self, key: int, row: dict[str, Any]) -> None:
         """Append a copy of ``row`` (as it is now: callbacks may add keys later)."""
-        row = dict(row)
+        plain = PLAIN
+        for k, v in row.items():
+            if type(v) not in plain and k != "config":  # nested, numpy, objects: portable
+                row = {k: v if k == "config" else _portable(v) for k, v in row.items()}
+                break
+        else:
+            row = dict(row)
         if row and next(reversed(row)) == "config":
             opened = self._open.get(key)
             if opened is not None and row["config"] is opened[1]:

@@ -16,7 +16,7 @@ from poptune._pickling import PLAIN, is_plain
 from poptune.exceptions import StorageError
 from poptune.storage.dirs import ensure_dir
 from poptune.storage.errors import write_failed
-from poptune.storage.journal import dumps, json_default, write_all
+from poptune.storage.journal import json_default, write_all
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +104,36 @@ _CONTAINERS = (list, tuple, dict)
 _FLAT = PLAIN | {list, tuple}
 
 
+def result_json_default(obj: Any) -> Any:
+    """How ``result.json`` writes a value JSON has no form for, as Ray's encoder does: a
+    numpy scalar as its number, an array as a list, anything else as ``str(value)``.
+
+    Example:
+        >>> import datetime, numpy as np
+        >>> [result_json_default(v) for v in (np.int64(3), np.arange(2),
+        ...                                   datetime.date(2020, 1, 2), {1})]
+        [3, [0, 1], '2020-01-02', '{1}']
+    """
+    item = getattr(obj, "item", None)
+    if callable(item) and getattr(obj, "ndim", None) == 0:
+        try:
+            return item()
+        except (ValueError, TypeError):
+            pass
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist) and type(obj).__module__ == "numpy":
+        return tolist()
+    return str(obj)
+
+
+#: result.json's rows: Ray's layout (``json.dumps`` separators) and fallbacks
+_result_json = json.JSONEncoder(default=result_json_default, allow_nan=True).encode
+
+
 def _csv_value(v: Any) -> Any:
-    if isinstance(v, _CONTAINERS):
-        return dumps(v)
-    return v
+    """A progress.csv cell for a value that is no plain scalar: ``str(value)``, as the csv
+    module (and so Ray) writes it."""
+    return str(v)
 
 
 class TrialLogWriter:
@@ -157,7 +183,7 @@ class TrialLogWriter:
 
     def write(self, result: dict[str, Any]) -> None:
         if self._json_path is not None:
-            self._json_rows.append(dumps(result))
+            self._json_rows.append(_result_json(result))
         if self._csv_path is not None:
             row = {k: v for k, v in result.items() if k != "config"}
             if not all(type(k) is str and type(v) in _FLAT for k, v in row.items()):

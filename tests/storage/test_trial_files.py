@@ -174,7 +174,38 @@ def test_a_row_value_that_cannot_be_pickled_is_written_as_its_repr(tmp_path):
     files.close(key)
     files.shutdown()
     (row,) = [json.loads(ln) for ln in open(os.path.join(d, "result.json"))]
-    assert row == {"it": 1, "lock": repr(lock), "config": {"x": 1}}
+    assert row == {"it": 1, "lock": str(lock), "config": {"x": 1}}
+
+
+class FromTheScript:
+    """A class of the user's script (``__main__``), which the writer process cannot import."""
+
+    def __str__(self) -> str:
+        return "FromTheScript()"
+
+
+FromTheScript.__module__ = "__main__"
+
+
+def test_a_row_value_of_a_class_from_the_users_script_is_written_as_its_str(tmp_path, caplog):
+    """Pickled by reference it failed the writer's whole batch (other trials' rows lost);
+    result.json and progress.csv show ``str(value)``, as Ray's do."""
+    files = TrialFiles()
+    key, d, config = _one_trial(files, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        files.write(key, {"it": 1, "obj": FromTheScript(), "deep": [FromTheScript()],
+                          "config": config})
+        files.write(key, {"it": 2, "obj": 2, "deep": [], "config": config})
+        files.close(key)
+        files.drain()
+        assert files._proc is not None and files._proc.poll() is None  # the writer lived
+        files.shutdown()
+    assert not [r for r in caplog.records if "writer failed" in r.getMessage()]
+    rows = [json.loads(ln) for ln in open(os.path.join(d, "result.json"))]
+    assert [r["obj"] for r in rows] == ["FromTheScript()", 2]
+    assert rows[0]["deep"] == ["FromTheScript()"]
+    csv_rows = open(os.path.join(d, "progress.csv")).read().splitlines()
+    assert csv_rows[1].startswith("1,FromTheScript(),['FromTheScript()']"), csv_rows
 
 
 # -- when the runner waits for the writer ---------------------------------------------------
