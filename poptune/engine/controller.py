@@ -730,12 +730,14 @@ class Controller:
         self._decide(trial, result, False, out)
 
     def _log_result(self, trial: Trial, result: dict[str, Any], out: list[Instruction]) -> None:
-        """Journal the row, append it to the trial's files and pass it to the callbacks."""
+        """Journal the row, pass it to the callbacks, then append it to the trial's files (what
+        a callback changes in it in place reaches result.json/progress.csv, as in Ray, whose
+        file loggers are callbacks that come last)."""
         row = result.copy()  # without its config (a copy and a pop: no comprehension)
         row.pop("config", None)
         out.append(Record(ResultReported(trial.trial_id, row)))
-        out.append(LogResult(trial, result))
         out.append(Notify("on_trial_result", {"trial": trial, "result": result}))
+        out.append(LogResult(trial, result))
 
     def _on_saved(self, trial: Trial, name: str, out: list[Instruction]) -> None:
         st = self.state[trial.trial_id]

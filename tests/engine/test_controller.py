@@ -159,7 +159,7 @@ def test_a_result_is_journaled_logged_and_told_before_the_answer():
     ctl = make_controller(searcher=s)
     tick(ctl)
     out = ctl.handle(result(A, score=1.0))
-    assert [type(i) for i in out] == [Record, LogResult, Notify, Reply]
+    assert [type(i) for i in out] == [Record, Notify, LogResult, Reply]
     assert records(out)[0]["r"]["score"] == 1.0 and "config" not in records(out)[0]["r"]
     assert answers(out) == [(A, Answer.CONTINUE)]
     assert s.results == [(A, 1)]
@@ -731,7 +731,7 @@ def test_results_go_unanswered_when_nothing_can_answer_but_continue():
     assert not ctl.answers_results
     tick(ctl)
     out = ctl.handle(result(A, score=1.0))
-    assert [type(i) for i in out] == [Record, LogResult, Notify]  # journaled, no answer
+    assert [type(i) for i in out] == [Record, Notify, LogResult]  # journaled, no answer
     assert s.results == [(A, 1)]
     assert records(ctl.handle(DoneEvent(A)), "status") == [
         {"e": "status", "t": A, "s": "TERMINATED"}]

@@ -368,3 +368,21 @@ def test_a_file_uri_names_a_local_experiment_everywhere(tmp_path):
     restored = tune.Tuner.restore(f"{uri}/exp", trainable=steps)
     assert len(restored.fit()) == 1
     assert len(tune.ExperimentAnalysis(f"{uri}/exp").trials) == 1
+
+
+def test_what_a_callback_changes_in_a_result_reaches_the_trial_files(tmp_path):
+    """Ray's file loggers are callbacks that come after the user's: a key a callback adds
+    (or a value it changes) in ``on_trial_result`` is in result.json and progress.csv."""
+    import json
+
+    class Adds(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            result["doubled"] = result["i"] * 2
+
+    grid = tune.Tuner(steps, param_space={"n": 2},
+                      run_config=rc(tmp_path, name="adds", callbacks=[Adds()])).fit()
+    rows = [json.loads(line) for line in open(os.path.join(grid[0].path, "result.json"))]
+    assert [r["doubled"] for r in rows] == [0, 2]
+    assert list(grid.get_dataframe()["doubled"]) == [2]
+    header = open(os.path.join(grid[0].path, "progress.csv")).readline().strip().split(",")
+    assert "doubled" in header
