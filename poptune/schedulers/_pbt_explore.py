@@ -89,8 +89,8 @@ def explore(
     Per mutation key: a dict recurses; a list/tuple is resampled with probability
     ``resample_probability`` (or when the value is not in it), otherwise shifted to a
     neighbour (a no-op at the ends); a domain or callable is resampled with that probability,
-    otherwise multiplied by a random ``perturbation_factors`` entry. Ints stay ints
-    (truncation, as in Ray). ``custom_explore_fn(config)`` runs last.
+    otherwise multiplied by a random ``perturbation_factors`` entry. Ints stay ints (rounded)
+    and bools stay bools, as in Ray 2.60. ``custom_explore_fn(config)`` runs last.
 
     Example:
         >>> import random
@@ -146,8 +146,10 @@ def _explore_tree(
             else:
                 factor = rng.choice(factors)
                 new[key], ops[key] = old * factor, f"* {factor}"
-            if isinstance(old, int):
-                new[key] = int(new[key])
+            if isinstance(old, bool):  # as Ray 2.60: a bool stays a bool (only resampling
+                new[key] = bool(new[key])  # changes it), an int is rounded back to an int
+            elif isinstance(old, int):
+                new[key] = int(round(new[key]))
             if clip:
                 new[key] = _clip(new[key], dist, isinstance(old, int))
     return new, ops

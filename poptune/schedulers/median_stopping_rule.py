@@ -113,8 +113,9 @@ class MedianStoppingRule(FIFOScheduler):
         self._record(tid, result)
         if t < self._grace_period:
             return SchedulerDecision.CONTINUE
+        # as Ray: a running mean that is infinite (a diverged trial) does not count either
         means = [m for m in (self._running_mean(other, t) for other in self._beyond(t, tid))
-                 if m is not None]
+                 if m is not None and math.isfinite(m)]
         if len(means) < self._min_samples_required:
             action = self._on_insufficient_samples(trial, t)
             logger.debug("MedianStoppingRule: insufficient samples=%d to evaluate trial %s at "

@@ -199,3 +199,14 @@ def test_save_and_load_state_round_trip():
     clock2.elapsed = dict(clock.elapsed)
     assert run_curve(fresh, clock2, c, [6.9, 6.9]) == run_curve(sched, clock, c, [6.9, 6.9])
     assert fresh.save_state() == sched.save_state()
+
+
+def test_an_infinite_running_mean_is_left_out_of_the_median_as_in_ray():
+    """A diverged trial (loss inf) would raise the median and keep worse trials running."""
+    sched = rule(metric="loss", mode="min", grace_period=1.0, min_samples_required=2,
+                 time_attr="training_iteration")
+    diverged, one, three, late = make_trials(sched, 4)
+    for trial, loss in ((diverged, math.inf), (one, 1.0), (three, 3.0)):
+        sched.on_trial_result(trial, {"training_iteration": 1, "loss": loss})
+    # the median of the finite means [1, 3] is 2: 2.5 is worse (counting inf, it would be 3)
+    assert sched.on_trial_result(late, {"training_iteration": 1, "loss": 2.5}) == STOP

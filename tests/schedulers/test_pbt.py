@@ -723,3 +723,15 @@ def test_load_state_accepts_a_state_saved_with_pending_exploits():
     twin = pbt(seed=5)
     twin.load_state(state)
     assert twin.save_state() == sched.save_state()
+
+
+def test_explore_rounds_ints_and_keeps_bools_as_ray_2_60():
+    """Ray 2.60 rounds a perturbed int (``int(round(...))``) and keeps a bool a bool; a
+    truncation let small ints drift down to 0 and turned bools into 0/1."""
+    mutations = {"n": lambda: 1, "one": lambda: 1, "flag": lambda: True}
+    config = {"n": 7, "one": 1, "flag": True}
+    for factor, expected in ((0.8, {"n": 6, "one": 1, "flag": True}),
+                             (1.2, {"n": 8, "one": 1, "flag": True})):
+        new, _ = explore(config, mutations, resample_probability=0.0,
+                         perturbation_factors=(factor,), rng=random.Random(0))
+        assert new == expected and type(new["flag"]) is bool and type(new["n"]) is int
