@@ -13,7 +13,8 @@ halvings the survivors train to ``max_t`` and stop (``stop_last_trials``).
 
 Pausing needs checkpoints: function trainables should report one at least at every
 milestone (the runner keeps a trial without a checkpoint running rather than restart it
-from scratch); class trainables are asked to save at each milestone
+from scratch, so it is not paused for its bracket's halving, but it still stops at
+``max_t``); class trainables are asked to save at each milestone
 (:meth:`~HyperBandScheduler.should_checkpoint`).
 
 Where poptune differs from Ray Tune:
@@ -271,8 +272,12 @@ class HyperBandScheduler(FIFOScheduler):
         bracket = self._where[tid]
         t = result[self._time_attr]
         bracket.update(tid, t, self._score(result))
-        if bracket.stop_last_trials and bracket.halves == 0 and t >= bracket.r:
-            self._stop(bracket, tid, tid)  # trained to max_t: done
+        # trained to max_t: done. Also a trial the runner kept running because it could not
+        # be paused (no checkpoint) while its bracket waited: none trains past max_t, as in
+        # Ray (where it would restart from scratch)
+        if bracket.stop_last_trials and t >= (bracket.r if bracket.halves == 0
+                                              else self._max_t_attr):
+            self._stop(bracket, tid, tid)
             self._process(bracket, None)
             return STOP
         if bracket.continue_trial(tid):

@@ -453,3 +453,23 @@ def test_load_state_accepts_a_state_saved_with_a_stops_list():
     fresh = hb()
     fresh.load_state({**state, "stops": []})  # what the old code saved
     assert fresh.save_state() == state
+
+
+def test_a_trial_kept_running_for_want_of_a_checkpoint_stops_at_max_t(tmp_path):
+    """The runner keeps a trial that cannot be paused (no checkpoint) running while its
+    bracket waits; it must still not train past ``max_t`` (Ray restarts it from scratch,
+    and no trial goes past max_t there either)."""
+    import poptune as tune
+
+    def wavy(config):  # reports no checkpoint
+        for it in range(1, 31):
+            tune.report({"score": ((config["x"] * 7 + it * 3) % 11) + it * 0.1})
+
+    grid = tune.Tuner(
+        tune.with_resources(wavy, {"cpu": 2}),  # one trial at a time
+        param_space={"x": tune.grid_search(list(range(1, 7)))},
+        tune_config=tune.TuneConfig(scheduler=HyperBandScheduler(max_t=4, reduction_factor=2),
+                                    metric="score", mode="max", backend="simulated"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert grid.num_errors == 0
+    assert max(r.metrics["training_iteration"] for r in grid) == 4
