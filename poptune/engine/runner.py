@@ -337,9 +337,13 @@ class Runner:
         ctl = self.ctl
         try:  # a failing setup (an unpicklable trainable) still closes the files and workers
             blobs = self._blobs()
+            # Ray's public spec of the experiment (``stop`` {} when none) and the total
+            spec = {"stop": self.run_config.stop if self.run_config.stop is not None else {},
+                    "num_samples": self.tune_config.num_samples,
+                    "time_budget_s": self.tune_config.time_budget_s,
+                    "total_num_samples": getattr(self.searcher, "total_samples", None)}
             for cb in self.callbacks:
-                cb.setup(stop=self.run_config.stop, num_samples=self.tune_config.num_samples,
-                         total_num_samples=getattr(self.searcher, "total_samples", None))
+                _setup_callback(cb, spec)
             self.backend.setup(blobs, self.ctl.worker_count())
             while True:
                 self.iteration += 1
@@ -635,3 +639,19 @@ def _saves_checkpoints(trainable: Any) -> bool:
 
     save = getattr(trainable, "save_checkpoint", None)
     return save is not None and save is not Trainable.save_checkpoint
+
+
+def _setup_callback(cb: Any, spec: dict[str, Any]) -> None:
+    """``cb.setup(**spec)``; a ``setup`` that takes none of these gets no arguments, with
+    Ray's warning."""
+    try:
+        cb.setup(**spec)
+    except TypeError as exc:
+        if "argument" not in str(exc):
+            raise
+        import warnings
+
+        warnings.warn(f"Please update `setup` method in callback `{type(cb)}` to match the "
+                      "method signature in `ray.tune.callback.Callback`.", FutureWarning,
+                      stacklevel=2)
+        cb.setup()

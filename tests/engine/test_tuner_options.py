@@ -386,3 +386,22 @@ def test_what_a_callback_changes_in_a_result_reaches_the_trial_files(tmp_path):
     assert list(grid.get_dataframe()["doubled"]) == [2]
     header = open(os.path.join(grid[0].path, "progress.csv")).readline().strip().split(",")
     assert "doubled" in header
+
+
+def test_callback_setup_gets_rays_public_spec(tmp_path):
+    seen = {}
+
+    class Spec(tune.Callback):
+        def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
+            seen.update(stop=stop, num_samples=num_samples, total=total_num_samples, **info)
+
+    class Old(tune.Callback):
+        def setup(self):  # as some older callbacks do: called without arguments
+            seen["old"] = True
+
+    with pytest.warns(FutureWarning, match="update `setup`"):
+        tune.Tuner(steps, param_space={"n": 1},
+                   tune_config=tune.TuneConfig(num_samples=2, time_budget_s=100),
+                   run_config=rc(tmp_path, callbacks=[Spec(), Old()])).fit()
+    assert seen == {"stop": {}, "num_samples": 2, "total": 2, "time_budget_s": 100,
+                    "old": True}
