@@ -709,7 +709,21 @@ class Controller:
                 del intervals[0]
         ckpt_name = result.get("checkpoint_dir_name")
         if ckpt_name:
-            self._register_checkpoint(trial, ckpt_name, result, out)
+            # its records now; its callbacks (on_checkpoint, on_trial_save) after the result's
+            # on_trial_result, in Ray's order
+            registered: list[Instruction] = []
+            self._register_checkpoint(trial, ckpt_name, result, registered)
+            out.extend(i for i in registered if type(i) is not Notify)
+            try:
+                self._answer_result(trial, st, result, ckpt_name, out)
+            finally:
+                out.extend(i for i in registered if type(i) is Notify)
+            return
+        self._answer_result(trial, st, result, ckpt_name, out)
+
+    def _answer_result(self, trial: Trial, st: TrialState, result: dict[str, Any],
+                       ckpt_name: Any, out: list[Instruction]) -> None:
+        """Log a result and decide on it (or repeat a decision already told, or save first)."""
         if st.told is not None and st.told != _TOLD_EXPLOIT:
             # already told to stop or pause: answer the same way (a trial an exploit waits
             # for is decided on: the stopper's stop wins over the exploit); an unanswered

@@ -74,9 +74,9 @@ def test_logger_callback_maps_hooks_to_log_methods_in_order(tmp_path):
     grid = _fit(tmp_path, "rec", [rec], {"x": 1, "fail": tune.grid_search([False, True])})
     ok, bad = sorted(grid, key=lambda r: r.config["fail"])
     calls_ok = [c[:1] + c[2:] for c in rec.calls if c[1] == ok.metrics["trial_id"]]
-    # a checkpoint is persisted before the result that carries it is logged
-    assert calls_ok == [("start",), ("result", 1), ("save", "checkpoint_000000"), ("result", 2),
-                        ("result", 3), ("save", "checkpoint_000001"), ("result", 4),
+    # as in Ray: the result that carries a checkpoint, then the checkpoint's log_trial_save
+    assert calls_ok == [("start",), ("result", 1), ("result", 2), ("save", "checkpoint_000000"),
+                        ("result", 3), ("result", 4), ("save", "checkpoint_000001"),
                         ("end", False)]
     bad_id = next(c[1] for c in rec.calls if c[0] == "end" and c[2])
     assert [c[:1] + c[2:] for c in rec.calls if c[1] == bad_id] == [
@@ -94,7 +94,7 @@ def test_logger_callback_restore_hook_on_retry(tmp_path):
     ).fit()
     kinds = [c[0] for c in rec.calls]
     # the failure that is retried is Ray's on_trial_recover: no log_trial_end for it
-    assert kinds == ["start", "save", "result", "start", "restore", "result", "end"]
+    assert kinds == ["start", "result", "save", "start", "restore", "result", "end"]
     assert [c[2] for c in rec.calls if c[0] == "end"] == [False]
 
 
