@@ -632,11 +632,14 @@ class Tuner:
                 checkpoint=ckpt, error=error,
                 path=t.storage_dir if remote is not None else t.local_path,
                 # Ray's: the top num_to_keep by score, worst to best (not the latest as such)
-                best_checkpoints=rank_checkpoints(best, self.run_config.checkpoint_config),
+                best_checkpoints=(rank_checkpoints(best, self.run_config.checkpoint_config)
+                                  if best else best),
                 _status=t.status.value,
             )
-            result._trial_id = t.trial_id
-            result._kept_checkpoints = best  # all kept on disk, oldest first
+            if (t.last_result or {}).get("trial_id") != t.trial_id:
+                result._trial_id = t.trial_id  # (else its metrics say it: no entry needed)
+            if best:
+                result._kept_checkpoints = best  # all kept on disk, oldest first
             results.append(result)
         experiment_path = remote.uri if remote is not None else exp_dir
         return ResultGrid(results, experiment_path=experiment_path,

@@ -28,7 +28,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from poptune._dicts import MISSING as _MISSING
 from poptune._dicts import flatten_dict, nested_get
@@ -173,6 +173,37 @@ def rank_checkpoints(entries: Iterable[tuple[Checkpoint, dict[str, Any]]],
     return ranked[-keep:] if keep is not None else ranked
 
 
+_T = TypeVar("_T")
+
+
+class _Unset(Generic[_T]):
+    """An optional attribute: None until set, and no entry in the instance's ``__dict__``
+    until set to something else.
+
+    Example:
+        >>> class C:
+        ...     x = _Unset[int]()
+        >>> c = C(); c.x, vars(c)
+        (None, {})
+        >>> c.x = 3; c.x
+        3
+        >>> c.x = None; vars(c)
+        {}
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._key = name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> _T | None:
+        return None if obj is None else obj.__dict__.get(self._key)
+
+    def __set__(self, obj: Any, value: _T | None) -> None:
+        if value is None:
+            obj.__dict__.pop(self._key, None)
+        else:
+            obj.__dict__[self._key] = value
+
+
 # -- reading a trial directory ----------------------------------------------------------------
 def _read_progress_csv(text: str) -> pd.DataFrame:
     """Read progress.csv, dropping an unterminated last row that lacks fields."""
@@ -311,25 +342,33 @@ class Result:
     _storage_filesystem: Any = None
     #: trial status ("TERMINATED", "ERROR", ...) when known; ``ResultGrid`` counts with it.
     _status: str | None = None
+    # not dataclass fields (no annotation): None until set, with no per-instance entry
+    # until then (a grid of 100,000 results)
+    #: the trial id when the engine or an ExperimentAnalysis knows it
+    _trial_id = _Unset[str]()
+    #: every checkpoint kept on disk, oldest first, when ``best_checkpoints`` is Ray's top
+    #: ``num_to_keep`` only (``ExperimentAnalysis.get_trial_checkpoints_paths``)
+    _kept_checkpoints = _Unset[list[tuple[Checkpoint, dict[str, Any]]]]()
+    #: the result.json rows the dataframe was built from (None: not read from there)
+    _rows = _Unset[list[dict[str, Any]]]()
+    #: :func:`metric_analysis` of the reported rows, once computed
+    _analysis = _Unset[dict[str, dict[str, Any]]]()
 
     def __post_init__(self) -> None:
         self.path = os.fspath(self.path) if self.path is not None else ""
         if self.best_checkpoints is None:  # Ray Tune's constructor default
             self.best_checkpoints = []
         self._config_cache: Any = _MISSING
-        #: the trial id when the engine or an ExperimentAnalysis knows it
-        self._trial_id: str | None = None
-        #: every checkpoint kept on disk, oldest first, when ``best_checkpoints`` is Ray's
-        #: top ``num_to_keep`` only (``ExperimentAnalysis.get_trial_checkpoints_paths``)
-        self._kept_checkpoints: list[tuple[Checkpoint, dict[str, Any]]] | None = None
+        # _trial_id, _kept_checkpoints, _rows and _analysis: class defaults (None) until set,
+        # so that a grid of 100,000 results holds no per-instance entry for them
 
     # -- properties ---------------------------------------------------------------------------
     def _set_metrics_dataframe(self, value: pd.DataFrame | None) -> None:
         self._metrics_dataframe: pd.DataFrame | None = value
         self._df_loaded: bool = value is not None
-        #: the result.json rows the dataframe was built from (None: not read from there)
-        self._rows: list[dict[str, Any]] | None = None
-        self._analysis: dict[str, dict[str, Any]] | None = None
+        # read again with the dataframe
+        self._rows = None
+        self._analysis = None
 
     def _get_metrics_dataframe(self) -> pd.DataFrame | None:
         if not self._df_loaded and self.path:
