@@ -3,9 +3,10 @@
 For every result, each numeric value (nested dicts flattened to ``a/b``) becomes a scalar
 tagged ``ray/tune/<name>`` (Ray's tags, so existing TensorBoard layouts keep working) at step
 ``timesteps_total`` when the result has it, else ``training_iteration``. Non-empty lists and
-arrays become histograms (3-d/4-d arrays images). When the trial ends, its final
-configuration (flattened; values other than str/bool/int/float stringified) and its last
-scalars are written as a TensorBoard HParams session, and the writer is closed.
+arrays become histograms (3-d/4-d arrays images). When the trial ends, its sampled values
+(``trial.evaluated_params``, as in Ray; values other than str/bool/int/float stringified) and
+its last scalars are written as a TensorBoard HParams session (none when nothing was
+sampled), and the writer is closed.
 
 Ray Tune adds this logger to every run; poptune adds it when asked: in ``callbacks``, or for
 an unchanged script with the environment variable ``POPTUNE_TENSORBOARD=1``.
@@ -202,7 +203,7 @@ class TBXLoggerCallback(LoggerCallback):
             return
         try:
             # hyperparameters once, when the trial is done (not before a retry)
-            if trial.config and last and trial.status.is_finished():
+            if trial.evaluated_params and last and trial.status.is_finished():
                 self._write_hparams(writer, trial, last)
         finally:
             writer.close()
@@ -211,7 +212,9 @@ class TBXLoggerCallback(LoggerCallback):
                        metrics: dict[str, Any]) -> None:
         from tensorboardX.summary import hparams
 
-        params = {k: _hparam(v) for k, v in flatten(dict(trial.config)).items() if v is not None}
+        # the sampled values, as Ray (a PBT exploit updates them), not the whole config
+        params = {k: _hparam(v) for k, v in flatten(dict(trial.evaluated_params)).items()
+                  if v is not None}
         try:
             for summary in hparams(hparam_dict=params, metric_dict=metrics):
                 writer.add(summary)
