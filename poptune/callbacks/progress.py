@@ -285,17 +285,17 @@ class ProgressCallback(Callback):
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self._event(trial)
-        if self.verbose == 3 and self._reporter is not None:
-            self._say(f"Trial {trial} errored (failure {trial.num_failures}): "
-                      f"{_first_line(trial.error_msg)}")
+        self._failed(trial, "")
 
     def on_trial_recover(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
+        self._failed(trial, ", retrying")
+
+    def _failed(self, trial: Trial, then: str) -> None:
         self._event(trial)
         if self.verbose == 3 and self._reporter is not None:
-            self._say(f"Trial {trial} errored (failure {trial.num_failures}), retrying: "
+            self._say(f"Trial {trial} errored (failure {trial.num_failures}){then}: "
                       f"{_first_line(trial.error_msg)}")
 
     def _now(self) -> float:
