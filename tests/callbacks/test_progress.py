@@ -331,6 +331,13 @@ def test_verbose_3_adds_one_line_per_result_completion_and_error():
     assert f"Result: {trials[1]} iter 9 (0.9s): loss=0.1" in shown
     assert f"Trial {trials[0]} completed after 8 iterations." in shown
     assert f"Trial {trials[1]} errored (failure 1): ValueError: bad" in shown
+    console, out = make_console()  # a failure that will be retried says so
+    cb = ProgressCallback(3, metric="loss", mode="min", console=console, clock=clock)
+    cb.setup(num_samples=2)
+    trials[1].num_failures = 2
+    cb.on_trial_recover(0, trials, trials[1])
+    cb.on_experiment_end(trials, experiment_path="/tmp/exp", elapsed=1.0)
+    assert f"Trial {trials[1]} errored (failure 2), retrying: ValueError: bad" in text(out)
 
 
 def test_a_custom_ray_style_reporter_is_consulted_at_most_four_times_a_second():
