@@ -22,7 +22,7 @@ Example:
     ['WriteParams', 'Record', 'Snapshot', 'Record', 'Launch', 'Notify']
     >>> tid = ctl.trials[0].trial_id
     >>> [type(i).__name__ for i in ctl.handle(result(tid, score=1.0))]
-    ['Record', 'LogResult', 'Notify', 'Reply']
+    ['Record', 'Notify', 'LogResult', 'Reply']
 """
 
 from __future__ import annotations
