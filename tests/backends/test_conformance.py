@@ -165,19 +165,6 @@ def test_ray_init_with_the_clusters_address_runs_trials_there(ray_cluster, monke
 
 
 # -- with_parameters copies and reuse_actors, on every backend (the same worker code) ----------
-def _with_data(config, data=None):
-    import poptune as tune
-
-    before = [len(data["lst"]), float(data["arr"].sum())]
-    data["lst"].append(config["i"])
-    try:
-        data["arr"] += 1
-        error = None
-    except ValueError as exc:
-        error = str(exc)
-    tune.report({"before": before, "error": error})
-
-
 def _reused_trainable():
     import poptune as tune
 
@@ -201,9 +188,10 @@ def test_with_parameters_copies_and_reuse_actors_on_every_backend(backend_env, t
     import numpy as np
 
     import poptune as tune
+    from tests.trainable.test_with_parameters import mutating
 
     data = {"lst": [], "arr": np.zeros(3)}
-    grid = tune.Tuner(tune.with_parameters(_with_data, data=data),
+    grid = tune.Tuner(tune.with_parameters(mutating, data=data),
                       param_space={"i": tune.grid_search([1, 2, 3, 4])},
                       tune_config=tune.TuneConfig(max_concurrent_trials=1),
                       run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
