@@ -1,8 +1,11 @@
 """Syne Tune's search-space functions, returning poptune domains.
 
 Syne Tune's integer bounds are inclusive (``randint(1, 3)`` draws 1, 2 or 3), Ray Tune's
-(and so poptune's) upper bound is exclusive: these functions translate. Constants in a
-``config_space`` stay constants and reach the trial as they are.
+(and so poptune's) upper bound is exclusive: these functions translate, and the domain's
+``lower``/``upper`` stay poptune's (``randint(1, 3).upper == 4``: the engine reads them).
+Each domain remembers what Syne Tune would have built (:func:`syne_dict`, written to
+``metadata.json``). Constants in a ``config_space`` stay constants and reach the trial as
+they are.
 
 Example:
     >>> from poptune.syne_tune.config_space import randint, loguniform
@@ -16,45 +19,77 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from poptune._validation import bad_value, check_one_of
+from poptune._validation import bad_type, bad_value, check_one_of
 from poptune.search import sample as _s
 
-__all__ = ["choice", "finrange", "lograndint", "logfinrange", "logordinal", "loguniform",
-           "ordinal", "randint", "uniform"]
+__all__ = ["choice", "config_space_to_json_dict", "finrange", "lograndint", "logfinrange",
+           "logordinal", "loguniform", "ordinal", "randint", "syne_dict", "uniform"]
+
+#: the attribute holding Syne Tune's description of a domain made here
+_SYNE_ATTR = "_syne_tune"
+
+_D = TypeVar("_D", bound=_s.Domain)
+
+
+def _tag(domain: _D, cls: str, sampler: str | None, **kwargs: Any) -> _D:
+    described: dict[str, Any] = {"domain_cls": cls, "domain_kwargs": kwargs}
+    if sampler is not None:
+        described.update(sampler_cls=sampler,
+                         sampler_kwargs={"base": math.e} if sampler == "LogUniform" else {})
+    setattr(domain, _SYNE_ATTR, described)
+    return domain
+
+
+def _float(lower: float, upper: float, log: bool) -> Any:
+    for name, value in (("lower", lower), ("upper", upper)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+                value):
+            raise bad_type(name, value, "a finite number")
+    if lower > upper:
+        raise bad_value("lower", lower, f"<= `upper`={upper} (as Syne Tune)")
+    if log and lower <= 0:
+        raise bad_value("lower", lower, "> 0 for a log-uniform float")
+    # Syne Tune's Float allows lower == upper: every draw is that value
+    domain: Any = (_s.choice([float(lower)]) if lower == upper
+                   else _s.loguniform(lower, upper) if log else _s.uniform(lower, upper))
+    return _tag(domain, "Float", "LogUniform" if log else "Uniform", lower=lower, upper=upper)
 
 
 def uniform(lower: float, upper: float) -> _s.Float:
-    """A float drawn uniformly from ``[lower, upper]``."""
-    return _s.uniform(lower, upper)
+    """A float drawn uniformly from ``[lower, upper]`` (``lower == upper`` is that value)."""
+    return cast(_s.Float, _float(lower, upper, log=False))
 
 
 def loguniform(lower: float, upper: float) -> _s.Float:
     """A float whose logarithm is uniform between ``log(lower)`` and ``log(upper)``."""
-    return _s.loguniform(lower, upper)
+    return cast(_s.Float, _float(lower, upper, log=True))
 
 
 def randint(lower: int, upper: int) -> _s.Integer:
     """An integer drawn uniformly from ``lower`` to ``upper``, both included (Syne Tune)."""
-    return _s.randint(lower, int(upper) + 1)
+    return _tag(_s.randint(lower, int(upper) + 1), "Integer", "Uniform", lower=lower,
+                upper=upper)
 
 
 def lograndint(lower: int, upper: int) -> _s.Integer:
     """An integer drawn log-uniformly from ``lower`` to ``upper``, both included."""
-    return _s.lograndint(lower, int(upper) + 1)
+    return _tag(_s.lograndint(lower, int(upper) + 1), "Integer", "LogUniform", lower=lower,
+                upper=upper)
 
 
 def choice(categories: Sequence[Any]) -> _s.Categorical:
     """One of ``categories`` with equal probability."""
-    return _s.choice(categories)
+    return _tag(_s.choice(categories), "Categorical", "Uniform", categories=list(categories))
 
 
 class _NearestNeighbour(_s.Sampler):
-    """Draw a number uniformly (or log-uniformly) over ``[min, max]`` of the categories and
-    return the category nearest to it (Syne Tune's ``ordinal(kind="nn" | "nn-log")``)."""
+    """Draw a number uniformly (or log-uniformly) over the categories' range widened by half
+    their mean spacing at each end, and return the category nearest to it (Syne Tune's
+    ``ordinal(kind="nn" | "nn-log")``: evenly spaced values are equally likely)."""
 
     def __init__(self, log: bool) -> None:
         self.log = log
@@ -65,7 +100,8 @@ class _NearestNeighbour(_s.Sampler):
         values = np.array([float(c) for c in domain.categories])
         if self.log:
             values = np.log(values)
-        draws = rng.uniform(values[0], values[-1], size=size)
+        half = 0.5 * float(np.mean(np.diff(values))) if len(values) > 1 else 0.0
+        draws = rng.uniform(values[0] - half, values[-1] + half, size=size)
         return [domain.categories[int(np.abs(values - d).argmin())] for d in draws]
 
     def __repr__(self) -> str:
@@ -91,7 +127,7 @@ def ordinal(categories: Sequence[Any], kind: str | None = None) -> _s.Categorica
         kind = "nn" if increasing else "equal"
     check_one_of("kind", kind, ("equal", "nn", "nn-log"))
     if kind == "equal":
-        return _s.choice(cats)
+        return _tag(_s.choice(cats), "Ordinal", "Uniform", categories=cats)
     if not increasing:
         raise bad_value("categories", categories,
                         f"strictly increasing numbers for kind={kind!r}")
@@ -99,7 +135,8 @@ def ordinal(categories: Sequence[Any], kind: str | None = None) -> _s.Categorica
         raise bad_value("categories", categories, "positive numbers for kind='nn-log'")
     domain = _s.Categorical(cats)
     domain.set_sampler(_NearestNeighbour(log=kind == "nn-log"))
-    return domain
+    return _tag(domain, "OrdinalNearestNeighbor", None, categories=cats,
+                log_scale=kind == "nn-log")
 
 
 def logordinal(categories: Sequence[Any]) -> _s.Categorical:
@@ -108,26 +145,73 @@ def logordinal(categories: Sequence[Any]) -> _s.Categorical:
 
 
 def _grid(lower: float, upper: float, size: int, cast_int: bool, log: bool) -> list[Any]:
+    """Syne Tune's ``FiniteRange`` values: ``lower + i * step`` (in log space for ``log``),
+    clipped to ``[lower, upper]``, rounded for ``cast_int``."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise bad_value("size", size, "an integer >= 1")
+    if lower > upper:
+        raise bad_value("lower", lower, f"<= `upper`={upper} (as Syne Tune)")
     if log and lower <= 0:
         raise bad_value("lower", lower, "> 0 for a log range")
-    if size == 1:
-        values = [float(lower)]
-    elif log:
-        values = [math.exp(v) for v in np.linspace(math.log(lower), math.log(upper), size)]
-    else:
-        values = [float(v) for v in np.linspace(lower, upper, size)]
-    return [int(round(v)) for v in values] if cast_int else values
+    low, high = (math.log(lower), math.log(upper)) if log else (lower, upper)
+    step = (high - low) / (size - 1) if size > 1 else 0.0
+    values = [float(np.clip(math.exp(i * step + low) if log else i * step + low, lower, upper))
+              for i in range(size)]
+    return [int(np.rint(v)) for v in values] if cast_int else values
+
+
+def _finite_range(lower: float, upper: float, size: int, cast_int: bool,
+                  log: bool) -> _s.Categorical:
+    values = _grid(lower, upper, size, cast_int, log)
+    domain = _tag(_s.choice(values), "FiniteRange", None, lower=lower, upper=upper, size=size,
+                  log_scale=log, cast_int=cast_int)
+    domain.values = values  # type: ignore[attr-defined]  # Syne Tune's FiniteRange.values
+    return domain
 
 
 def finrange(lower: float, upper: float, size: int, cast_int: bool = False) -> _s.Categorical:
     """``size`` evenly spaced values from ``lower`` to ``upper`` (both included), drawn with
-    equal probability."""
-    return _s.choice(_grid(lower, upper, size, cast_int, log=False))
+    equal probability; ``.values`` lists them (as Syne Tune).
+
+    Example:
+        >>> finrange(0.0, 1.0, 3).values
+        [0.0, 0.5, 1.0]
+    """
+    return _finite_range(lower, upper, size, cast_int, log=False)
 
 
 def logfinrange(lower: float, upper: float, size: int, cast_int: bool = False
                 ) -> _s.Categorical:
-    """``size`` values evenly spaced in log space from ``lower`` to ``upper``."""
-    return _s.choice(_grid(lower, upper, size, cast_int, log=True))
+    """``size`` values evenly spaced in log space from ``lower`` to ``upper``.
+
+    Example:
+        >>> logfinrange(1, 100, 3).values
+        [1.0, 10.000000000000002, 100.0]
+    """
+    return _finite_range(lower, upper, size, cast_int, log=True)
+
+
+def syne_dict(domain: _s.Domain) -> dict[str, Any]:
+    """Syne Tune's ``to_dict`` of a domain: ``domain_cls``, ``domain_kwargs`` and the
+    sampler; a poptune domain not made here is described by its own class and bounds."""
+    tagged = getattr(domain, _SYNE_ATTR, None)
+    if tagged is not None:
+        return dict(tagged)
+    if isinstance(domain, _s.Categorical):
+        kwargs: dict[str, Any] = {"categories": list(domain.categories)}
+    else:
+        kwargs = {k: getattr(domain, k) for k in ("lower", "upper") if hasattr(domain, k)}
+    return {"domain_cls": type(domain).__name__, "domain_kwargs": kwargs,
+            "sampler_cls": type(domain.get_sampler()).__name__, "sampler_kwargs": {}}
+
+
+def config_space_to_json_dict(config_space: dict[str, Any]) -> dict[str, Any]:
+    """The config space as Syne Tune writes it into ``metadata.json``: each domain as
+    :func:`syne_dict`, constants as they are.
+
+    Example:
+        >>> config_space_to_json_dict({"x": uniform(0, 1), "epochs": 3})["x"]["domain_cls"]
+        'Float'
+    """
+    return {k: syne_dict(v) if isinstance(v, _s.Domain) else v
+            for k, v in config_space.items()}

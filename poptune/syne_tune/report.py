@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,9 +38,10 @@ SESSION_ATTR = "_syne_checkpoint_dir"
 
 
 def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+    """Numpy scalars (and one-element arrays) as Python numbers, larger arrays as lists."""
+    if getattr(value, "size", 1) == 1 and callable(getattr(value, "item", None)):
         return value.item()
-    if hasattr(value, "tolist") and callable(value.tolist):
+    if callable(getattr(value, "tolist", None)):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
@@ -100,17 +102,16 @@ def _plain(value: Any) -> Any:
         return value
 
 
+#: Syne Tune's pattern: the JSON object runs from the first ``{`` to the line's last ``}``
+_METRIC_LINE = re.compile(r"\[" + ST_METRIC_TAG + r"\]: (\{.*\})")
+
+
 def retrieve(log_lines: list[str]) -> list[dict[str, Any]]:
-    """The metrics reported in ``log_lines`` by ``[tune-metric]: {...}`` lines.
+    """The metrics reported in ``log_lines`` by ``[tune-metric]: {...}`` lines (text after
+    the object's closing brace is ignored, as in Syne Tune).
 
     Example:
-        >>> retrieve(['noise', '[tune-metric]: {"loss": 1.5}'])
+        >>> retrieve(['noise', '[tune-metric]: {"loss": 1.5} (epoch 1)'])
         [{'loss': 1.5}]
     """
-    tag = f"[{ST_METRIC_TAG}]: "
-    out = []
-    for line in log_lines:
-        pos = line.find(tag)
-        if pos >= 0:
-            out.append(json.loads(line[pos + len(tag):]))
-    return out
+    return [json.loads(m) for m in _METRIC_LINE.findall("\n".join(log_lines))]

@@ -47,7 +47,10 @@ class MetricsStatistics:
 
 @dataclass
 class TuningStatus:
-    """What the tuner knows so far (Syne Tune's ``TuningStatus``, the fields criteria use)."""
+    """What the tuner knows so far (Syne Tune's ``TuningStatus``): the counts criteria use,
+    the statistics over all results and per trial, each trial's last status and a row per
+    trial (``trial_id``, ``status``, ``iter``, its config, its last metrics,
+    ``worker-time``), which ``str()`` prints as Syne Tune's status table."""
 
     metric_names: list[str]
     wallclock_time: float = 0.0
@@ -56,7 +59,10 @@ class TuningStatus:
     num_trials_failed: int = 0
     num_trials_stopped: int = 0
     overall_metric_statistics: MetricsStatistics = field(default_factory=MetricsStatistics)
-    #: the last result of each trial, by trial id
+    trial_metric_statistics: dict[int, MetricsStatistics] = field(default_factory=dict)
+    #: each trial's status: ``InProgress``, ``Completed``, ``Stopped`` or ``Failed``
+    last_trial_status_seen: dict[int, str] = field(default_factory=dict)
+    #: a row per trial, by trial id
     trial_rows: dict[int, dict[str, Any]] = field(default_factory=dict)
     _cost: dict[int, float] = field(default_factory=dict)
 
@@ -74,12 +80,48 @@ class TuningStatus:
         """The sum over trials of their last reported ``st_worker_cost``."""
         return float(sum(self._cost.values()))
 
-    def on_result(self, trial_id: int, result: dict[str, Any]) -> None:
+    @property
+    def user_time(self) -> float:
+        """The sum over trials of their largest ``st_worker_time``."""
+        return float(sum(s.max_metrics.get("st_worker_time", 0.0)
+                         for s in self.trial_metric_statistics.values()))
+
+    def on_result(self, trial_id: int, result: dict[str, Any],
+                  config: dict[str, Any] | None = None, status: str = "InProgress") -> None:
         self.overall_metric_statistics.add(result)
-        self.trial_rows[trial_id] = result
+        stats = self.trial_metric_statistics.setdefault(trial_id, MetricsStatistics())
+        stats.add(result)
         cost = result.get("st_worker_cost")
         if isinstance(cost, numbers.Real) and not isinstance(cost, bool):
             self._cost[trial_id] = float(cost)
+        row: dict[str, Any] = {"trial_id": trial_id, "status": status, "iter": stats.count,
+                               **(config or {}), **stats.last_metrics}
+        if "st_worker_time" in stats.max_metrics:
+            row["worker-time"] = stats.max_metrics["st_worker_time"]
+        self.last_trial_status_seen[trial_id] = status
+        self.trial_rows[trial_id] = row
+
+    def set_status(self, trial_id: int, status: str) -> None:
+        """Record a trial's new status (its row, if any, too)."""
+        self.last_trial_status_seen[trial_id] = status
+        if trial_id in self.trial_rows:
+            self.trial_rows[trial_id]["status"] = status
+
+    def get_dataframe(self) -> Any:
+        """The trial rows as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.trial_rows.values()))
+
+    def __str__(self) -> str:
+        text = ""
+        if self.trial_rows:
+            df = self.get_dataframe()
+            cols = [c for c in df.columns if not str(c).startswith("st_")]
+            text = df.loc[:, cols].to_string(index=False, na_rep="-") + "\n"
+        return (text + f"{self.num_trials_running} trials running, "
+                f"{self.num_trials_finished} finished ({self.num_trials_completed} until the "
+                f"end), {self.wallclock_time:.2f}s wallclock-time\n")
 
 
 def _check_bound(name: str, value: Any) -> None:

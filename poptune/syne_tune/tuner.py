@@ -15,22 +15,47 @@ import logging
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from poptune._validation import bad_type, bad_value
-from poptune.exceptions import TuneError
+from poptune.exceptions import TuneConfigError, TuneError
 from poptune.syne_tune._bridge import METADATA_FILE, Bridge
-from poptune.syne_tune.backend._python import TrialBackend
+from poptune.syne_tune.backend._python import CUDA, TrialBackend, TrialSetup
 from poptune.syne_tune.optimizer.baselines import SyneScheduler
 from poptune.syne_tune.stopping_criterion import TuningStatus
+from poptune.syne_tune.tuner_callback import is_syne_callback
 
 logger = logging.getLogger("poptune.syne_tune")
 
-__all__ = ["Tuner", "experiment_path", "name_from_base"]
+__all__ = ["TrialFailedError", "Tuner", "experiment_path", "json_default", "name_from_base"]
 
 ENV_FOLDER = "SYNETUNE_FOLDER"
+#: lines of a trial's log shown when it failed or reported nothing
+TAIL_LINES = 20
+
+
+class TrialFailedError(TuneError, ValueError):
+    """More than ``max_failures`` trials failed: Syne Tune's ``ValueError("Trial - {id}
+    failed")``, and a poptune :class:`~poptune.exceptions.TuneError`."""
+
+
+def json_default(value: Any) -> Any:
+    """``json.dump``'s ``default`` for ``metadata.json``: numpy scalars as numbers (as Syne
+    Tune's ``dump_json_with_numpy``), arrays as lists, anything else as its ``str``.
+
+    Example:
+        >>> import numpy as np
+        >>> json.dumps({"seed": np.int64(3), "w": np.float32(0.5)}, default=json_default)
+        '{"seed": 3, "w": 0.5}'
+    """
+    if getattr(value, "size", None) == 1 and callable(getattr(value, "item", None)):
+        return value.item()
+    if callable(getattr(value, "tolist", None)):
+        return value.tolist()
+    return str(value)
 
 
 def experiment_path(tuner_name: str | None = None, local_path: str | None = None) -> Path:
@@ -53,6 +78,44 @@ def name_from_base(base: str, max_length: int = 63) -> str:
     return f"{base[:max_length - len(stamp) - 1]}-{stamp}"
 
 
+def _tail(path: str, lines: int = TAIL_LINES) -> str | None:
+    """The last ``lines`` lines of a text file, or None if it is missing or empty."""
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return "\n".join(text.rstrip().splitlines()[-lines:]) or None
+
+
+def _show_logs(trial: Any, what: str) -> None:
+    """Print where a trial's output is, with the tails of its error and std files."""
+    trial_dir = getattr(trial, "local_path", None) or ""
+    print(f"{what}; its directory is {trial_dir}")
+    files = [getattr(trial, "error_file", None)] + [
+        os.path.join(trial_dir, name) for name in ("stdout.txt", "stderr.txt")]
+    shown = False
+    for path in files:
+        text = _tail(path) if path else None
+        if text:
+            shown = True
+            print(f"--- last lines of {path}:\n{text}")
+    if not shown:
+        print("(a PythonBackend function's output is not captured: it went to this console)")
+
+
+def _best(status: TuningStatus, metric: str, mode: str) -> tuple[int, float] | None:
+    """The trial with the best value of ``metric`` over all its results, and that value."""
+    sign = 1.0 if mode == "min" else -1.0
+    best = [(sign * st.min_metrics[metric] if mode == "min" else sign * st.max_metrics[metric],
+             trial_id) for trial_id, st in status.trial_metric_statistics.items()
+            if metric in st.min_metrics]
+    if not best:
+        return None
+    value, trial_id = min(best)
+    return trial_id, sign * value
+
+
 class Tuner:
     """Run ``scheduler`` over ``trial_backend`` with ``n_workers`` trials at a time until
     ``stop_criterion(status)`` holds.
@@ -62,14 +125,23 @@ class Tuner:
         scheduler: a baseline from :mod:`poptune.syne_tune.optimizer.baselines`.
         stop_criterion: a :class:`StoppingCriterion` or any ``f(TuningStatus) -> bool``.
         n_workers: trials running at once.
-        max_failures: failed trials tolerated before tuning stops (default 1, as Syne Tune).
-        tuner_name: the experiment's name prefix (default: the backend's entry point).
+        max_failures: failed trials tolerated; one more stops tuning and raises
+            :class:`TrialFailedError` (a ``ValueError``, as Syne Tune; default 1).
+        tuner_name: the experiment's name prefix (default: the backend's entry point):
+            letters, digits, ``-``, ``_`` and ``.``.
         suffix_tuner_name: append a timestamp to the name (default True).
+        callbacks: poptune callbacks and Syne Tune ``TunerCallback`` objects
+            (:mod:`poptune.syne_tune.tuner_callback`); ``results.csv.zip`` is written
+            either way.
         metadata: extra entries for ``metadata.json``.
         results_update_interval: seconds between writes of ``results.csv.zip``.
         sleep_time, print_update_interval, save_tuner, start_jobs_without_delay,
         trial_backend_path, output_logger: accepted for compatibility (poptune does not
         poll, so there is nothing to sleep).
+
+    Trials run in the working directory their backend was built in, and see GPUs as
+    the backend's ``rotate_gpus`` says. A trial that ends without reporting raises
+    ``ValueError("trial {id} completed and no metrics got observed")`` (as Syne Tune).
 
     Example:
         >>> from poptune.syne_tune import Tuner, StoppingCriterion, Reporter
@@ -111,10 +183,10 @@ class Tuner:
             raise bad_value("wait_trial_completion_when_stopping",
                             wait_trial_completion_when_stopping,
                             "False (running trials are stopped when the criterion holds)")
-        if tuner_name is not None and not re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*",
-                                                      tuner_name):
-            raise bad_value("tuner_name", tuner_name,
-                            "letters and digits, possibly separated by '-'")
+        if tuner_name is not None and (not isinstance(tuner_name, str) or not re.fullmatch(
+                r"[A-Za-z0-9._-]+", tuner_name) or tuner_name in (".", "..")):
+            raise bad_value("tuner_name", tuner_name, "a name usable as a directory: letters, "
+                            "digits, '-', '_' and '.' (not '.' or '..')")
         self.trial_backend = trial_backend
         self.scheduler = scheduler
         self.stop_criterion = stop_criterion
@@ -130,38 +202,137 @@ class Tuner:
                              entrypoint=trial_backend.entrypoint_stem(),
                              backend=type(trial_backend).__name__, **scheduler.metadata())
         self.status: TuningStatus | None = None
+        self._configs: dict[int, dict[str, Any]] = {}
+
+    @property
+    def tuning_status(self) -> TuningStatus | None:
+        """Syne Tune's name for :attr:`status` (None before :meth:`run`)."""
+        return self.status
 
     def run(self) -> None:
         """Run the experiment until the stopping criterion holds (or the searcher is done).
 
         Raises:
-            TuneError: more than ``max_failures`` trials failed.
+            ValueError: a trial completed without reporting a result (as Syne Tune).
+            TrialFailedError: more than ``max_failures`` trials failed.
         """
         import poptune as tune
         from poptune.trainable import with_resources
 
         parts = self.scheduler.poptune_parts()
         path = str(self.tuner_path)
+        syne_cbs = [cb for cb in self.callbacks if is_syne_callback(cb)]
         bridge = Bridge(self.stop_criterion, self.scheduler.metric_names(), self.max_failures,
                         path, parts.pop("stop", None), self.results_update_interval,
-                        parts.pop("resource", None))
-        cpus = os.cpu_count() or 1
-        trainable = with_resources(self.trial_backend.trainable(self.scheduler.config_space),
-                                   {"cpu": min(1.0, cpus / self.n_workers)})
+                        parts.pop("resource", None), syne_cbs)
+        self.status = bridge.status
+        resources, setup = self._trial_resources()
+        trainable = with_resources(
+            self.trial_backend.trainable(self.scheduler.config_space, setup), resources)
+        with warnings.catch_warnings():  # Syne Tune's trials keep the launcher's cwd
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tune_config = tune.TuneConfig(
+                metric=self.scheduler.metric, mode=self.scheduler.mode,
+                max_concurrent_trials=self.n_workers, chdir_to_trial_dir=False, **parts)
+        verbose = int(os.environ.get("POPTUNE_SYNE_VERBOSE", 1))
         tuner = tune.Tuner(
-            trainable, param_space=dict(self.scheduler.config_space),
-            tune_config=tune.TuneConfig(metric=self.scheduler.metric, mode=self.scheduler.mode,
-                                        max_concurrent_trials=self.n_workers, **parts),
-            run_config=tune.RunConfig(name=self.name, storage_path=str(self.tuner_path.parent),
-                                      stop=bridge, callbacks=[bridge, *self.callbacks],
-                                      verbose=int(os.environ.get("POPTUNE_SYNE_VERBOSE", 1))))
+            trainable, param_space=dict(self.scheduler.config_space), tune_config=tune_config,
+            run_config=tune.RunConfig(
+                name=self.name, storage_path=str(self.tuner_path.parent), stop=bridge,
+                callbacks=[bridge, *(cb for cb in self.callbacks if cb not in syne_cbs)],
+                verbose=verbose))
         os.makedirs(path, exist_ok=True)
         self.metadata["st_tuner_start_timestamp"] = time.time()
         with open(os.path.join(path, METADATA_FILE), "w") as f:
-            json.dump(self.metadata, f, default=str)
+            json.dump(self.metadata, f, default=json_default)
+        for cb in syne_cbs:
+            if callable(getattr(cb, "on_tuning_start", None)):
+                cb.on_tuning_start(self)
         logger.info("results of trials will be saved on %s", path)
         tuner.fit()
-        self.status = bridge.status
+        self._configs = {n: t.config for n, t in bridge.trials.items()}
+        if verbose:
+            self._print_summary()
+        for cb in syne_cbs:
+            if callable(getattr(cb, "on_tuning_end", None)):
+                cb.on_tuning_end()
+        self._raise_for(bridge)
+
+    def _trial_resources(self) -> tuple[dict[str, float], TrialSetup]:
+        """Each trial's poptune resources, and what it keeps from the driver: a GPU (or a
+        share) per trial when poptune's local (or simulated) backend has GPUs and
+        ``rotate_gpus``; else the driver's ``CUDA_VISIBLE_DEVICES``. On Ray and Dask no GPU
+        is requested and the environment is theirs."""
+        from poptune._compat import requested_backend
+
+        name = os.environ.get("POPTUNE_BACKEND") or requested_backend() or "local"
+        num_gpus = 0.0
+        if name in ("local", "simulated"):
+            from poptune.backends import get_backend
+
+            num_gpus = float(get_backend(name).total_resources().get("gpu", 0) or 0)
+        gpu = self.trial_backend.gpus_per_trial(num_gpus, self.n_workers)
+        cpus = os.cpu_count() or 1
+        resources = {"cpu": min(1.0, cpus / self.n_workers)}
+        if gpu:
+            resources["gpu"] = gpu
+        return resources, TrialSetup(cwd=self.trial_backend.cwd,
+                                     set_cuda=name == "local" and not gpu,
+                                     cuda=os.environ.get(CUDA))
+
+    def _raise_for(self, bridge: Bridge) -> None:
+        """Syne Tune's errors at the end of a run: a trial that reported nothing, too many
+        failed trials (after showing where their output is)."""
+        if bridge.silent is not None:
+            number = _number(bridge.silent)
+            _show_logs(bridge.silent, f"trial {number} completed and no metrics got observed")
+            raise ValueError(f"trial {number} completed and no metrics got observed")
         if bridge.status.num_trials_failed > self.max_failures:
-            raise TuneError(f"{bridge.status.num_trials_failed} trials failed (more than "
-                            f"max_failures={self.max_failures}); see the trial logs in {path}")
+            first = bridge.failed[0]
+            number = _number(first)
+            _show_logs(first, f"trial {number} failed")
+            detail = getattr(first, "error_msg", None) or "see its error.txt"
+            raise TrialFailedError(
+                f"Trial - {number} failed: {bridge.status.num_trials_failed} trials failed "
+                f"(more than max_failures={self.max_failures}); trial {number}: {detail}; "
+                f"see the trial logs in {self.tuner_path}")
+
+    def _print_summary(self) -> None:
+        """Syne Tune's end-of-run summary (``print_best_metric_found``)."""
+        status = self.status
+        if status is None or status.overall_metric_statistics.count == 0:
+            return
+        print("-" * 20)
+        print(f"Resource summary (last result is reported):\n{status}")
+        best = _best(status, self.scheduler.metric, self.scheduler.mode)
+        if best is not None:
+            print(f"{self.scheduler.metric}: best {best[1]} for trial-id {best[0]}")
+        print("-" * 20)
+
+    def best_config(self, metric: str | int | None = 0) -> tuple[int, dict[str, Any]]:
+        """The trial id and config with the best value of ``metric`` (a name, or an index
+        into the scheduler's metrics) over all results of the run, as Syne Tune.
+
+        Raises:
+            TuneConfigError: before :meth:`run`, for an unknown metric, or with no result.
+        """
+        names = self.scheduler.metric_names()
+        if metric is None or metric == 0:
+            metric = names[0]
+        if isinstance(metric, int) or metric not in names:
+            raise bad_value("metric", metric, f"one of the scheduler's metrics {names} or 0")
+        if self.status is None:
+            raise TuneConfigError(f"Tuner {self.name!r} has no results: call run() first")
+        best = _best(self.status, metric, self.scheduler.mode)
+        if best is None:
+            raise TuneConfigError(f"Tuner {self.name!r} has no result for {metric!r}")
+        trial_id = best[0]
+        config = dict(self._configs.get(trial_id, {}))
+        print(f"Best configuration (trial {trial_id}, {metric}={best[1]}): {config}")
+        return trial_id, config
+
+
+def _number(trial: Any) -> int:
+    from poptune.syne_tune._bridge import trial_number
+
+    return trial_number(trial.trial_id)

@@ -53,3 +53,28 @@ def test_bad_arguments_name_the_parameter(call, name):
 def test_constants_pass_through_to_the_param_space():
     space = {"lr": cs.loguniform(1e-3, 1), "max_epochs": 10}
     assert space["max_epochs"] == 10 and not math.isnan(space["lr"].sample(random_state=0))
+
+
+@pytest.mark.parametrize("domain, values", [
+    (cs.ordinal([1, 2, 3]), [1, 2, 3]),
+    (cs.logordinal([1, 2, 4, 8]), [1, 2, 4, 8]),
+])
+def test_nearest_neighbour_ordinals_draw_evenly_spaced_values_equally(domain, values):
+    # Syne Tune widens the interval by half the mean spacing (in log space for nn-log)
+    draws = domain.sample(size=20000, random_state=0)
+    share = [draws.count(v) / len(draws) for v in values]
+    assert all(abs(p - 1 / len(values)) < 0.02 for p in share), share
+
+
+def test_finite_ranges_are_clipped_and_expose_their_values():
+    assert cs.logfinrange(1, 100, 3).values == [1.0, 10.000000000000002, 100.0]
+    assert max(cs.logfinrange(0.1, 34.9, 7).values) <= 34.9
+    assert cs.finrange(0.0, 1.0, 3).values == cs.finrange(0.0, 1.0, 3).categories
+    with pytest.raises(ValueError, match="`lower`"):
+        cs.finrange(3, 1, 3)
+
+
+def test_float_bounds_as_syne_tune():
+    assert cs.uniform(1, 1).sample(size=3, random_state=0) == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="`lower`"):
+        cs.uniform(1, 0)

@@ -11,8 +11,11 @@ Syne Tune                  poptune
 ``PopulationBasedTraining`` ``PopulationBasedTraining`` over the config space's domains
 =========================  ==================================================================
 
-Both keyword forms are accepted: the d2l-era ``metric="loss", mode="min"`` and Syne Tune
-0.16's ``metric(s)=..., do_minimize=True``.
+Both argument forms are accepted: the d2l-era ``metric="loss", mode="min"`` and the latest
+release's ``metric(s)=..., do_minimize=True``, positionally too (a bool where ``mode`` stands
+is ``do_minimize``, followed by ``random_seed`` and ``points_to_evaluate``). d2l-era
+``search_options`` and ``max_resource_attr`` (and ASHA's ``type``) are accepted with a
+warning saying they are ignored.
 
 Example:
     >>> from poptune.syne_tune.config_space import loguniform
@@ -23,6 +26,8 @@ Example:
 
 from __future__ import annotations
 
+import json
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +48,11 @@ def _metric_mode(metric: Any, metrics: Any, mode: Any, do_minimize: Any) -> tupl
         name = name[0]
     if not isinstance(name, str) or not name:
         raise bad_type("metric", name, "a metric name (str)")
+    if isinstance(mode, bool):  # the latest release's positional ``do_minimize``
+        if do_minimize is not None and do_minimize != mode:
+            raise bad_value("do_minimize", do_minimize,
+                            f"consistent with the positional do_minimize={mode!r}")
+        mode, do_minimize = None, mode
     if mode is not None:
         check_one_of("mode", mode, ("min", "max"))
     if do_minimize is not None and not isinstance(do_minimize, bool):
@@ -54,14 +64,25 @@ def _metric_mode(metric: Any, metrics: Any, mode: Any, do_minimize: Any) -> tupl
     return name, mode
 
 
+def _ignored(owner: str, **given: Any) -> None:
+    """Warn that the d2l-era / Syne Tune arguments in ``given`` (those not None) are
+    accepted and ignored."""
+    names = [f"{k}={v!r}" for k, v in given.items() if v is not None]
+    if names:
+        warnings.warn(f"{owner}: {', '.join(names)} accepted for Syne Tune compatibility and "
+                      "ignored (poptune has no equivalent)", stacklevel=4)
+
+
 class SyneScheduler:
     """What every baseline holds: the config space, the metric and its mode, a seed and
     the configurations to try first. :meth:`poptune_parts` says how poptune runs it."""
 
     def __init__(self, config_space: dict[str, Any], metric: str | None = None,
-                 mode: str | None = None, *, metrics: list[str] | None = None,
-                 do_minimize: bool | None = None, random_seed: int | None = None,
-                 points_to_evaluate: list[dict[str, Any]] | None = None) -> None:
+                 mode: str | bool | None = None, random_seed: int | None = None,
+                 points_to_evaluate: list[dict[str, Any]] | None = None, *,
+                 metrics: list[str] | None = None, do_minimize: bool | None = None,
+                 search_options: dict[str, Any] | None = None,
+                 max_resource_attr: str | None = None) -> None:
         if not isinstance(config_space, dict):
             raise bad_type("config_space", config_space, "a dict of domains and constants")
         if random_seed is not None and (isinstance(random_seed, bool)
@@ -69,6 +90,8 @@ class SyneScheduler:
             raise bad_type("random_seed", random_seed, "an int or None")
         if points_to_evaluate is not None and not isinstance(points_to_evaluate, list):
             raise bad_type("points_to_evaluate", points_to_evaluate, "a list of dicts")
+        _ignored(type(self).__name__, search_options=search_options,
+                 max_resource_attr=max_resource_attr)
         self.config_space = config_space
         self.metric, self.mode = _metric_mode(metric, metrics, mode, do_minimize)
         self.random_seed = random_seed
@@ -81,9 +104,15 @@ class SyneScheduler:
         return self.mode
 
     def metadata(self) -> dict[str, Any]:
-        """What Syne Tune writes into ``metadata.json`` for a scheduler."""
+        """What Syne Tune writes into ``metadata.json`` for a scheduler (``config_space``
+        as the JSON text of Syne Tune's domain descriptions)."""
+        from poptune.syne_tune.config_space import config_space_to_json_dict
+        from poptune.syne_tune.tuner import json_default
+
         return {"metric_names": self.metric_names(), "metric_mode": self.metric_mode(),
-                "scheduler_name": type(self).__name__}
+                "scheduler_name": type(self).__name__,
+                "config_space": json.dumps(config_space_to_json_dict(self.config_space),
+                                           default=json_default)}
 
     def _searcher(self) -> Any:
         from poptune.search.basic_variant import BasicVariantGenerator
@@ -105,17 +134,30 @@ class RandomSearch(SyneScheduler):
     Example:
         >>> RandomSearch({"x": 1.0}, metrics=["y"], do_minimize=False).metric_mode()
         'max'
+        >>> RandomSearch({"x": 1.0}, ["y"], False, 3).random_seed  # positional, latest release
+        3
     """
 
 
 class _Optuna(SyneScheduler):
     _sampler = "GPSampler"
 
+    def _sampler_kwargs(self) -> dict[str, Any]:
+        return {}
+
     def _searcher(self) -> Any:
         from poptune._imports import require
 
         optuna = require("optuna", f"poptune.syne_tune {type(self).__name__}")
-        sampler = getattr(optuna.samplers, self._sampler)(seed=self.random_seed)
+        make, kwargs = getattr(optuna.samplers, self._sampler), self._sampler_kwargs()
+        with warnings.catch_warnings():  # Optuna >= 4.9 deprecates `gamma` (still honoured)
+            warnings.simplefilter("ignore", FutureWarning)
+            try:
+                sampler = make(seed=self.random_seed, **kwargs)
+            except TypeError:  # an Optuna without `gamma`
+                kwargs.pop("gamma", None)
+                _ignored(type(self).__name__, top_n_percent=getattr(self, "top_n_percent", None))
+                sampler = make(seed=self.random_seed, **kwargs)
         from poptune.search.optuna import OptunaSearch
 
         return OptunaSearch(sampler=sampler,
@@ -132,15 +174,72 @@ class BOTorch(_Optuna):
     improvement on torch); ``searcher_kwargs`` is accepted and ignored."""
 
     def __init__(self, config_space: dict[str, Any], metric: str | None = None,
-                 mode: str | None = None, *, searcher_kwargs: dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(config_space, metric, mode, **kwargs)
+                 mode: str | bool | None = None, random_seed: int | None = None,
+                 points_to_evaluate: list[dict[str, Any]] | None = None,
+                 searcher_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(config_space, metric, mode, random_seed, points_to_evaluate, **kwargs)
+        if searcher_kwargs:
+            _ignored("BOTorch", searcher_kwargs=searcher_kwargs)
+
+
+class _GoodCount:
+    """Optuna's ``gamma``: how many of ``n`` observations form the "good" density, as Syne
+    Tune's KDE: ``max(num_min_data_points, top_n_percent * n // 100)``."""
+
+    def __init__(self, num_min: int, top_n_percent: float) -> None:
+        self.num_min, self.top_n_percent = num_min, top_n_percent
+
+    def __call__(self, n: int) -> int:
+        return min(n, max(self.num_min, int(self.top_n_percent * n // 100)))
 
 
 class TPE(_Optuna):
-    """Tree-structured Parzen estimator (Optuna's ``TPESampler``)."""
+    """Tree-structured Parzen estimator (Optuna's ``TPESampler``) with Syne Tune's KDE
+    arguments mapped to Optuna: ``top_n_percent`` and ``num_min_data_points`` set the size
+    of the "good" set (``gamma``), random configurations are drawn until Syne Tune's KDE
+    could be fit (``n_startup_trials``), ``num_candidates`` is ``n_ei_candidates``.
+    ``min_bandwidth``, ``bandwidth_factor`` and ``random_fraction`` have no Optuna
+    equivalent: other values than Syne Tune's defaults warn and are ignored.
+
+    Example:
+        >>> TPE({"x": 1.0}, "y", num_candidates=32)._sampler_kwargs()["n_ei_candidates"]
+        32
+    """
 
     _sampler = "TPESampler"
+
+    def __init__(self, config_space: dict[str, Any], metric: str | None = None,
+                 mode: str | bool | None = None, random_seed: int | None = None,
+                 points_to_evaluate: list[dict[str, Any]] | None = None,
+                 num_min_data_points: int | None = None, top_n_percent: int = 15,
+                 min_bandwidth: float = 1e-3, num_candidates: int = 64,
+                 bandwidth_factor: int = 3, random_fraction: float = 0.33,
+                 **kwargs: Any) -> None:
+        super().__init__(config_space, metric, mode, random_seed, points_to_evaluate, **kwargs)
+        num_hps = sum(isinstance(v, Domain) for v in config_space.values())
+        for name, value, low in (("num_min_data_points", num_min_data_points, num_hps),
+                                 ("top_n_percent", top_n_percent, 1),
+                                 ("num_candidates", num_candidates, 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < low):
+                raise bad_value(name, value, f"an integer >= {low}")
+        self.num_min = num_hps if num_min_data_points is None else num_min_data_points
+        self.top_n_percent, self.num_candidates = top_n_percent, num_candidates
+        self.num_hps = num_hps
+        _ignored("TPE", **{k: v for k, v, default in (
+            ("min_bandwidth", min_bandwidth, 1e-3), ("bandwidth_factor", bandwidth_factor, 3),
+            ("random_fraction", random_fraction, 0.33)) if v != default})
+
+    def _startup(self) -> int:
+        """The first number of observations at which Syne Tune's KDE is fit: both the good
+        and the bad set hold more points than there are hyperparameters."""
+        good = _GoodCount(self.num_min, self.top_n_percent)
+        return next((n for n in range(1, 100_000)
+                     if min(good(n), n - good(n)) > self.num_hps), 100_000)
+
+    def _sampler_kwargs(self) -> dict[str, Any]:
+        return {"n_startup_trials": self._startup(), "n_ei_candidates": self.num_candidates,
+                "gamma": _GoodCount(self.num_min, self.top_n_percent)}
 
 
 def _resource(config_space: dict[str, Any], time_attr: str | None, resource_attr: str | None,
@@ -156,29 +255,44 @@ def _resource(config_space: dict[str, Any], time_attr: str | None, resource_attr
     return attr, max_t
 
 
+#: the d2l era's ``HyperbandScheduler(type=...)``: poptune runs the stopping variant
+_HYPERBAND_TYPES = ("stopping", "promotion", "cost_promotion", "pasha", "rush_stopping",
+                    "rush_promotion", "dyhpo")
+
+
 class ASHA(SyneScheduler):
     """Asynchronous successive halving (stopping variant) with random search.
 
-    ``time_attr`` (0.16) or ``resource_attr`` (d2l era) names the reported resource, e.g.
+    ``time_attr`` (latest) or ``resource_attr`` (d2l era) names the reported resource, e.g.
     ``"epoch"``; ``max_t`` or ``max_resource_attr`` (a constant of the config space) its
-    largest value.
+    largest value. A trial reaching ``max_t`` ends with a STOP decision, as in Syne Tune.
+    ``type`` other than ``"stopping"`` warns: poptune runs the stopping variant.
     """
 
     def __init__(self, config_space: dict[str, Any], metric: str | None = None,
                  time_attr: str | None = None, max_t: float | None = None,
-                 mode: str | None = None, *, resource_attr: str | None = None,
-                 max_resource_attr: str | None = None, grace_period: float = 1,
-                 reduction_factor: float = 3, brackets: int = 1, **kwargs: Any) -> None:
-        super().__init__(config_space, metric, mode, **kwargs)
+                 mode: str | bool | None = None, random_seed: int | None = None,
+                 points_to_evaluate: list[dict[str, Any]] | None = None, *,
+                 resource_attr: str | None = None, max_resource_attr: str | None = None,
+                 grace_period: float = 1, reduction_factor: float = 3, brackets: int = 1,
+                 type: str = "stopping", **kwargs: Any) -> None:
+        super().__init__(config_space, metric, mode, random_seed, points_to_evaluate, **kwargs)
+        check_one_of("type", type, _HYPERBAND_TYPES)
+        if type != "stopping":
+            _ignored("ASHA", type=type)
         self.time_attr, self.max_t = _resource(config_space, time_attr, resource_attr, max_t,
                                                max_resource_attr)
         self.grace_period, self.reduction_factor = grace_period, reduction_factor
         self.brackets = brackets
 
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "metric": self.metric}
+
     def poptune_parts(self) -> dict[str, Any]:
         from poptune.schedulers import ASHAScheduler
 
-        sched = ASHAScheduler(time_attr=self.time_attr, max_t=self.max_t, grace_period=self.grace_period,
+        sched = ASHAScheduler(time_attr=self.time_attr, max_t=self.max_t,
+                              grace_period=self.grace_period,
                               reduction_factor=self.reduction_factor, brackets=self.brackets,
                               seed=self.random_seed)
         return {**super().poptune_parts(), "scheduler": sched,
@@ -188,20 +302,30 @@ class ASHA(SyneScheduler):
 class PopulationBasedTraining(SyneScheduler):
     """Population Based Training (poptune's own PBT) over the config space's domains.
 
-    A trial is exploited in place: it restarts from its donor's checkpoint with a mutated
-    config (Syne Tune starts a new trial id instead). A trial reaching ``max_t`` stops. The
-    population (``population_size`` trials) runs until the stopping criterion ends it.
+    As in Syne Tune, new random configurations (``searcher_kwargs["points_to_evaluate"]``
+    first) keep starting, ``n_workers`` at a time, until the stopping criterion holds: a
+    trial reaching ``max_t`` stops (with a STOP decision) and a new one takes its place;
+    ``population_size`` limits nothing. A trial is exploited in place: it restarts from its
+    donor's checkpoint with a mutated config (Syne Tune starts a new trial id instead).
     """
 
     def __init__(self, config_space: dict[str, Any], metric: str | None = None,
                  time_attr: str | None = None, max_t: float | None = 100,
                  custom_explore_fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 mode: str | None = None, *, resource_attr: str | None = None,
-                 max_resource_attr: str | None = None, population_size: int = 4,
-                 perturbation_interval: float = 60, quantile_fraction: float = 0.25,
-                 resample_probability: float = 0.25, searcher_kwargs: Any = None,
+                 mode: str | bool | None = None, random_seed: int | None = None,
+                 population_size: int = 4, perturbation_interval: float = 60,
+                 quantile_fraction: float = 0.25, resample_probability: float = 0.25,
+                 searcher_kwargs: dict[str, Any] | None = None, *,
+                 resource_attr: str | None = None, max_resource_attr: str | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(config_space, metric, mode, **kwargs)
+        if searcher_kwargs is not None and not isinstance(searcher_kwargs, dict):
+            raise bad_type("searcher_kwargs", searcher_kwargs, "a dict or None")
+        points = (searcher_kwargs or {}).get("points_to_evaluate")
+        if points is not None and kwargs.get("points_to_evaluate") is not None:
+            raise bad_value("points_to_evaluate", kwargs["points_to_evaluate"],
+                            "None when searcher_kwargs['points_to_evaluate'] is given")
+        kwargs.setdefault("points_to_evaluate", points)
+        super().__init__(config_space, metric, mode, random_seed, **kwargs)
         if max_resource_attr is not None:
             max_t = None
         self.time_attr, self.max_t = _resource(config_space, time_attr, resource_attr, max_t,
@@ -216,12 +340,12 @@ class PopulationBasedTraining(SyneScheduler):
         self.resample_probability = resample_probability
 
     def poptune_parts(self) -> dict[str, Any]:
-        from poptune.schedulers import PopulationBasedTraining as PBT
+        from poptune.syne_tune.optimizer._pbt import SynePBT as PBT
 
         mutations = {k: v for k, v in self.config_space.items() if isinstance(v, Domain)}
         sched = PBT(time_attr=self.time_attr, perturbation_interval=self.perturbation_interval,
                     hyperparam_mutations=mutations, quantile_fraction=self.quantile_fraction,
                     resample_probability=self.resample_probability,
                     custom_explore_fn=self.custom_explore_fn, seed=self.random_seed)
-        return {"search_alg": self._searcher(), "scheduler": sched,
-                "num_samples": self.population_size, "stop": {self.time_attr: self.max_t}}
+        return {"search_alg": self._searcher(), "scheduler": sched, "num_samples": -1,
+                "stop": {self.time_attr: self.max_t}}
