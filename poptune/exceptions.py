@@ -28,6 +28,7 @@ from typing import Any
 __all__ = [
     "TuneError",
     "TuneConfigError",
+    "TuneConfigTypeError",
     "ResourceError",
     "TrialError",
     "WorkerLostError",
@@ -46,6 +47,12 @@ class TuneError(Exception):
 
 class TuneConfigError(TuneError, ValueError):
     """A parameter has a value poptune cannot accept."""
+
+
+class TuneConfigTypeError(TuneConfigError, TypeError):
+    """A parameter has a type poptune cannot accept: a ``TypeError`` that is also the
+    ``ValueError`` Ray raises for it (e.g. a ``stop`` that is neither a dict, a callable nor a
+    Stopper)."""
 
 
 class ResourceError(TuneError, ValueError):

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import abc
+import logging
 import math
 import numbers
 from collections import deque
@@ -24,8 +25,10 @@ from poptune._dicts import MISSING, nested_get
 from poptune._validation import bad_type, bad_value, check_in_range, check_mode, check_one_of
 from poptune.clock import Clock
 from poptune.clock import current as current_clock
-from poptune.exceptions import TuneError
+from poptune.exceptions import TuneConfigTypeError, TuneError
 from poptune.result import FILLED_RESULT_KEYS
+
+logger = logging.getLogger("poptune")
 
 
 def lookup(result: dict[str, Any], key: str) -> tuple[bool, Any]:
@@ -76,24 +79,38 @@ class FunctionStopper(Stopper):
 
 
 class DictStopper(Stopper):
-    """Stop when ``result[key] >= threshold`` for any key (Ray's dict semantics)."""
+    """Stop when ``result[key] >= threshold`` for any key (Ray's dict semantics).
+
+    A key missing from a result is skipped, as in Ray 2.60 (a metric reported only every few
+    iterations, e.g. a validation score): the first miss of each key is logged as a warning
+    naming the keys the trial did report.
+
+    Example:
+        >>> s = DictStopper({"val_acc": 0.6})
+        >>> s("t1", {"loss": 0.5}), s("t1", {"loss": 0.4, "val_acc": 0.7})
+        (False, True)
+    """
 
     def __init__(self, criteria: Mapping[str, Any]) -> None:
         self.criteria = dict(criteria)
         for key, value in self.criteria.items():
             if not isinstance(value, (int, float)):  # bools count, as in Ray ({"done": True})
                 raise bad_type(f"stop[{key!r}]", value, "a number")
+        self._warned: set[str] = set()
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         for key, threshold in self.criteria.items():
             found, value = lookup(result, key)
             if not found:
-                user_keys = sorted(k for k in result if k not in FILLED_RESULT_KEYS)
-                raise TuneError(
-                    f"the `stop` criterion {key!r} was not found in the result of trial "
-                    f"{trial_id}; the trainable reported {user_keys} (plus the automatic keys "
-                    f"{sorted(FILLED_RESULT_KEYS)}). Report {key!r} or remove it from `stop`"
-                )
+                if key not in self._warned:
+                    self._warned.add(key)
+                    user_keys = sorted(k for k in result if k not in FILLED_RESULT_KEYS)
+                    logger.warning(
+                        "the `stop` criterion %r was not found in the result of trial %s; the "
+                        "trainable reported %s (plus the automatic keys %s). If %r is never "
+                        "reported, the trials run until they end by themselves (as in Ray)",
+                        key, trial_id, user_keys, sorted(FILLED_RESULT_KEYS), key)
+                continue
             try:
                 if value >= threshold:
                     return True
@@ -103,6 +120,10 @@ class DictStopper(Stopper):
                     f"{threshold!r}; the reported value must be a number"
                 ) from exc
         return False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # pickled before `_warned` existed
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_warned", set())
 
 
 class MaximumIterationStopper(Stopper):
@@ -187,7 +208,12 @@ _IGNORES_RESULTS = frozenset({NoopStopper.__call__, TimeoutStopper.__call__})
 
 
 def as_stopper(stop: Any) -> Stopper:
-    """Turn ``RunConfig.stop`` into a :class:`Stopper`."""
+    """Turn ``RunConfig.stop`` into a :class:`Stopper`.
+
+    Raises:
+        TuneConfigTypeError: ``stop`` is none of the accepted kinds (a ``TypeError`` and, as
+            in Ray, a ``ValueError``).
+    """
     if stop is None:
         return NoopStopper()
     if isinstance(stop, Stopper):
@@ -197,15 +223,17 @@ def as_stopper(stop: Any) -> Stopper:
     if isinstance(stop, (list, tuple)):  # as in Ray: several stoppers, any of them stops
         bad = [s for s in stop if not isinstance(s, Stopper)]
         if bad:
-            raise bad_type("stop", bad[0], "a list of poptune.Stopper instances (in a list)")
+            raise _bad_stop(bad[0], "a list of poptune.Stopper instances (in a list)")
         return CombinedStopper(*stop)
     if callable(stop):
         if hasattr(stop, "stop_all"):  # Ray's check: its stop_all would never be called
-            raise bad_type("stop", stop,
-                           "a poptune.Stopper subclass when it has a `stop_all` method")
+            raise _bad_stop(stop, "a poptune.Stopper subclass when it has a `stop_all` method")
         return FunctionStopper(stop)
-    raise bad_type("stop", stop,
-                   "a dict, a callable(trial_id, result), a Stopper or a list of Stoppers")
+    raise _bad_stop(stop, "a dict, a callable(trial_id, result), a Stopper or a list of Stoppers")
+
+
+def _bad_stop(value: Any, accepted: str) -> TuneConfigTypeError:
+    return TuneConfigTypeError(str(bad_type("stop", value, accepted)))
 
 
 def _check_int(name: str, value: Any, low: int) -> None:

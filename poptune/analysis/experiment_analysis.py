@@ -136,6 +136,7 @@ def _read_journal(exp_dir: str) -> tuple[dict[str, Any], list[dict[str, Any]]] |
             "rec": {"id": rec.trial_id, "trainable": rec.trainable, "tag": rec.tag,
                     "path": rec.path, "dirname": rec.dirname, "name": rec.name},
             "status": t.status, "msg": t.error_msg, "failures": t.failures,
+            "error_file": t.error_file,
             "ckpts": {c.name: (c.metrics, c.rows) for c in t.live_checkpoints}})
     return (state.header.encode() if state.header else {}), trials
 
@@ -165,9 +166,20 @@ def _make_trial(result: Result, status: str, trial_id: str | None = None,
         dirname=dirname, status=TrialStatus(status), last_result=metrics,
         num_failures=info["failures"] if info else 0, error_msg=info["msg"] if info else None,
         checkpoint_path=result.checkpoint.path if result.checkpoint else None,
-        custom_trial_name=rec.get("name"))
+        custom_trial_name=rec.get("name"), error_file=_error_file(result.path, status, info))
     trial._result = result
     return trial
+
+
+def _error_file(trial_dir: str, status: str, info: dict[str, Any] | None) -> str | None:
+    """Where an errored trial's traceback is (Ray's ``Trial.error_file``): the journal's
+    record of it, else ``error.txt`` in the trial dir; None for a trial that did not fail."""
+    if status != "ERROR":
+        return None
+    for path in ((info or {}).get("error_file"), os.path.join(trial_dir, "error.txt")):
+        if path and os.path.exists(path):  # the journal's path, unless the experiment moved
+            return path
+    return None
 
 
 def _load_trials(exp_dir: str) -> tuple[dict[str, Any], list[AnalysisTrial]]:

@@ -146,18 +146,17 @@ class Trial:
         """Raises, as in Ray 2.60: the trial directory is ``local_path`` (or ``path``)."""
         raise DeprecationWarning("Use `local_path` instead of `logdir`.")
 
-    def get_error(self) -> Exception | None:
-        """The trial's last error as a :class:`~poptune.TuneError` holding its traceback
-        (``error.txt``), or None (Ray's ``Trial.get_error``)."""
+    def get_error(self) -> str | None:
+        """The text of the trial's last error (``error.txt``: its traceback), or None when
+        it has not failed, as Ray 2.60's ``Trial.get_error`` returns it (a ``str``, though
+        Ray's annotation says ``TuneError``)."""
         if not self.error_file:
             return None
-        from poptune.exceptions import TuneError
-
         try:
             with open(self.error_file) as f:
-                return TuneError(f.read())
+                return f.read()
         except OSError:
-            return TuneError(self.error_msg or "the trial failed")
+            return None
 
     def get_trial_checkpoint(self) -> str | None:
         return self.checkpoint_path

@@ -388,3 +388,24 @@ def test_dataframe_logdir_and_keys_are_trial_ids(experiment):
     df = a.dataframe()
     assert df["logdir"].tolist() == [t.trial_id for t in a.trials]
     assert a.best_dataframe is a.trial_dataframes[a.best_trial.trial_id]
+
+
+def fails_for_x1(config):
+    tune.report({"loss": config["x"]})
+    if config["x"] == 1:
+        raise RuntimeError(f"boom x={config['x']}")
+
+
+def test_errored_trials_name_their_error_file_and_text(tmp_path):
+    """Ray's ``Trial.error_file`` and ``get_error()`` (the traceback as text), from
+    ``tune.run`` and from disk; trials that did not fail have neither."""
+    analysis = tune.run(fails_for_x1, config={"x": tune.grid_search([0, 1])},
+                        storage_path=str(tmp_path), name="errs", verbose=0,
+                        raise_on_failed_trial=False)
+    for a in (analysis, ExperimentAnalysis(str(tmp_path / "errs"))):
+        by_x = {t.config["x"]: t for t in a.trials}
+        assert by_x[0].error_file is None and by_x[0].get_error() is None
+        failed = by_x[1]
+        assert failed.error_file == os.path.join(failed.local_path, "error.txt")
+        assert isinstance(failed.get_error(), str)
+        assert "RuntimeError: boom x=1" in failed.get_error()

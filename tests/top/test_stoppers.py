@@ -285,3 +285,13 @@ def test_only_stoppers_that_read_results_say_so():
                CombinedStopper(NoopStopper(), TimeoutStopper(5))]
     assert [s.stops_on_results for s in reads] == [True] * len(reads)
     assert [s.stops_on_results for s in ignores] == [False] * len(ignores)
+
+
+@pytest.mark.parametrize("stop", [object(), "score", 5, [tune.stopper.MaximumIterationStopper(2), "x"]])
+def test_a_stop_of_no_accepted_kind_is_a_type_error_and_rays_value_error(stop):
+    from poptune.exceptions import TuneConfigTypeError
+    from poptune.stopper import as_stopper
+
+    with pytest.raises(TuneConfigTypeError, match="`stop` must be") as info:
+        as_stopper(stop)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
