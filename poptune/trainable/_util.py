@@ -15,10 +15,16 @@ _RESOURCE_KEYS = {"cpu", "gpu", "memory"}
 def normalize_resources(resources: Any, name: str = "resources_per_trial") -> dict[str, float]:
     """Turn ``{"cpu": 1, "gpu": 0.5}`` (or a PlacementGroupFactory-like object) into a dict.
 
+    As in Ray, a CPU count left out is 0 CPUs (``{"gpu": 1}`` is a GPU and no CPU), while
+    no request (None or ``{}``) is one CPU. ``{"cpu": 0}`` is accepted (Ray refuses it): such
+    trials run a few per CPU (see :mod:`poptune.engine.resources`).
+
     >>> normalize_resources({"CPU": 2})
     {'cpu': 2.0, 'gpu': 0.0}
+    >>> normalize_resources({"gpu": 1})
+    {'cpu': 0.0, 'gpu': 1.0}
     """
-    if resources is None:
+    if resources is None or (isinstance(resources, dict) and not resources):
         return {"cpu": 1.0, "gpu": 0.0}
     bundles = getattr(resources, "bundles", None)
     if bundles is not None:  # PlacementGroupFactory: sum its bundles
@@ -29,7 +35,7 @@ def normalize_resources(resources: Any, name: str = "resources_per_trial") -> di
         resources = total
     if not isinstance(resources, dict):
         raise bad_type(name, resources, 'a dict such as {"cpu": 1, "gpu": 0.5}')
-    out: dict[str, float] = {"cpu": 1.0, "gpu": 0.0}
+    out: dict[str, float] = {"cpu": 0.0, "gpu": 0.0}
     for key, value in resources.items():
         k = str(key).lower()
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
