@@ -44,6 +44,14 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
     if address is not None and not isinstance(address, str):
         raise bad_type("address", address, 'a Ray cluster address ("auto", "host:6379", '
                        '"ray://host:10001") or "local"')
+    if kwargs.get("resources") and not (address and address != "local"):
+        import warnings
+
+        warnings.warn(
+            f"`resources={kwargs['resources']!r}` is ignored: poptune's local engine offers only "
+            "'cpu', 'gpu' and 'memory' (a trial that asks for a custom resource fails before "
+            "it starts); on a Ray cluster (`init(address=...)`) the cluster's own resources "
+            "count", UserWarning, stacklevel=2)
     if address and address != "local":
         _cluster = address
         if "POPTUNE_ADDRESS" not in os.environ:
