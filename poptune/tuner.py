@@ -18,7 +18,7 @@ import logging
 import os
 import pickle
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import cloudpickle
@@ -393,6 +393,7 @@ class Tuner:
                      backend: Any, default_res: dict[str, float]) -> tuple[Any, ...]:
         """Everything between the backend's start and the run: the searcher, scheduler,
         stoppers, the restored history or the new journal, the callbacks and the runner."""
+        from poptune.callbacks.progress import progress_sys_info
         from poptune.engine.runner import Runner
 
         tc, rc = self.tune_config, self.run_config
@@ -447,7 +448,9 @@ class Tuner:
                                              mode=tc.mode, start=clock.time(), exp_hex=exp_hex,
                                              clock="simulated" if simulated else None))
             journal.close()
-        callbacks = self._make_callbacks(searcher)
+        # the progress output's header lines, read from the runner only when a table is drawn
+        callbacks = self._make_callbacks(searcher, exp_dir,
+                                         lambda: progress_sys_info(scheduler, runner.pool))
         if self._restore:
             _set_callback_states(rc.callbacks or [], (load_stopper_state(exp_dir) or {})
                                  .get("callbacks"))
@@ -521,7 +524,8 @@ class Tuner:
         self._searcher_obj = alg
         return alg
 
-    def _make_callbacks(self, searcher: Any) -> list[Any]:
+    def _make_callbacks(self, searcher: Any, exp_dir: str | None = None,
+                        sys_info: Callable[[], Sequence[str]] | None = None) -> list[Any]:
         from poptune.callbacks import Callback
 
         rc, tc = self.run_config, self.tune_config
@@ -536,6 +540,7 @@ class Tuner:
             if not any(isinstance(cb, TBXLoggerCallback) for cb in callbacks):
                 callbacks.append(TBXLoggerCallback())
         verbose = 2 if rc.verbose is None else int(rc.verbose)
+        raises = getattr(rc.failure_config, "fail_fast", False) == "raise"  # the error speaks
         try:
             from poptune.callbacks.progress import ProgressCallback
         except ImportError:  # pragma: no cover
@@ -543,7 +548,9 @@ class Tuner:
         callbacks.append(ProgressCallback(
             verbose=verbose, reporter=rc.progress_reporter, metric=tc.metric, mode=tc.mode,
             total_samples=getattr(searcher, "total_samples", None),
-            time_budget_s=tc.time_budget_s,
+            time_budget_s=tc.time_budget_s, experiment_path=exp_dir, sys_info=sys_info,
+            # tune.run names the failed trials itself
+            log_errors=not raises, log_incomplete=self._say_how_to_resume and not raises,
         ))
         return callbacks
 

@@ -51,7 +51,7 @@ class Callback:
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         """A trial failed and will be retried (``FailureConfig.max_failures``): it is PENDING
-        again, to resume from its latest checkpoint."""
+        again, to resume from its latest checkpoint (from the start without one)."""
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         """Called when a trial ends in error (its retries used up); a retry is

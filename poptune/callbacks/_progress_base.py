@@ -1,23 +1,24 @@
 """Reporter base classes: Ray's :class:`ProgressReporter` interface and :class:`TuneReporterBase`.
 
 :class:`TuneReporterBase` holds Ray's column and frequency settings and builds the progress
-view with ``rich`` (header, best trial, trial table cut to the rows and columns that fit,
-error table) and the one-line texts of verbose 3. The concrete reporters that print it are
-in :mod:`poptune.callbacks._progress_reporters`; all are importable from
-:mod:`poptune.callbacks.progress`.
+view with ``rich`` (header, best trial, trial table cut to the rows and, in a terminal, the
+columns that fit, error table with each error file) and the one-line texts of verbose 3. The
+concrete reporters that print it are in :mod:`poptune.callbacks._progress_reporters`; all
+are importable from :mod:`poptune.callbacks.progress`.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from poptune._validation import bad_type, bad_value, check_in_range, check_mode
+from poptune._validation import bad_type, check_in_range, check_mode
 from poptune.callbacks._progress_format import (
     _ITER,
     _STATUS_ORDER,
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
 __all__ = ["ProgressReporter", "TuneReporterBase"]
+
+logger = logging.getLogger("poptune")
 
 #: the trial table gets a "silent" column (time since each running trial last sent anything)
 #: once a running trial has been silent this long
@@ -170,9 +173,9 @@ class TuneReporterBase(ProgressReporter):
         """Receive run-time settings; ``start_time`` is read in the reporter's ``clock``
         (default: the experiment's clock, :func:`poptune.clock.current`).
 
-        Raises:
-            TuneConfigError: the reporter has its own ``metric``/``mode`` and the
-                experiment's differ.
+        A reporter whose own ``metric``/``mode`` differ from the experiment's keeps them for
+        its table and "Current best" line, with a warning (Ray's default engine ignores such
+        a reporter; its old one raised).
         """
         if clock is not None:
             self._clock = clock
@@ -182,10 +185,10 @@ class TuneReporterBase(ProgressReporter):
         if total_samples is not None:
             self.set_total_samples(total_samples)
         if not self.set_search_properties(metric, mode):
-            which, own, got = (("metric", self._metric, metric)
-                               if metric and self._metric and metric != self._metric
-                               else ("mode", self._mode, mode))
-            raise bad_value(which, got, f"the progress reporter's own {which} {own!r} or None")
+            logger.warning("The progress reporter's metric %r (mode %r) differs from the "
+                           "experiment's %r (mode %r): the progress table ranks trials by the "
+                           "reporter's, everything else by the experiment's", self._metric,
+                           self._mode, metric, mode)
         self._time_budget_s = time_budget_s
         self._last_report_time = self._wall()
 
@@ -298,20 +301,23 @@ class TuneReporterBase(ProgressReporter):
             parts.append(f"time budget left {_fmt_duration(self._time_budget_s - elapsed)}")
         return " | ".join(parts)
 
-    def _best_line(self, best: Trial | None) -> str | None:
+    def _best_line(self, best: Trial | None, full: bool = False) -> str | None:
+        """``name metric=value (params)``: the first 6 parameters, or all when ``full``."""
         if best is None or not self._metric:
             return None
         n = self._max_column_length
-        shown = itertools.islice(best.evaluated_params.items(), 6)
+        items = best.evaluated_params.items()
+        shown = items if full else itertools.islice(items, 6)
         params = ", ".join(f"{k}={_fmt(v, n)}" for k, v in shown)
         value = _fmt(_lookup(best.last_result, self._metric), n)
         return f"{best} {self._metric}={value}" + (f" ({params})" if params else "")
 
     def _select_rows(self, trials: Sequence[Trial], scored: list[tuple[float, int, Trial]],
                      done: bool) -> list[Trial]:
-        """At most ``max_progress_rows`` trials, grouped by status; O(trials)."""
+        """At most ``max_progress_rows`` trials (all when ``done``, as Ray's final table),
+        grouped by status; O(trials)."""
         max_rows = self._max_progress_rows
-        if len(trials) <= max_rows:
+        if done or len(trials) <= max_rows:
             rows = list(trials)
             if self._sort_by_metric and scored:  # finished trials best first (Ray)
                 ranked = sorted(scored, key=lambda s: s[:2])
@@ -326,7 +332,7 @@ class TuneReporterBase(ProgressReporter):
                 best = [t for _, _, t in heapq.nsmallest(budget, scored, key=lambda s: s[:2])]
                 recent = heapq.nlargest(budget, (t for t in trials if id(t) not in taken),
                                         key=lambda t: self._recency.get(t.trial_id, -1))
-                share = budget if done else (budget + 1) // 2
+                share = (budget + 1) // 2
                 for t in itertools.chain(best[:share], recent, best[share:]):
                     if len(picked) >= max_rows:
                         break
@@ -337,11 +343,29 @@ class TuneReporterBase(ProgressReporter):
         order = {s: i for i, s in enumerate(_STATUS_ORDER)}
         return sorted(rows, key=lambda t: order.get(t.status, len(order)))  # stable in groups
 
-    def _trial_table(self, rows: Sequence[Trial]) -> list[Any]:
-        """The trial table, keeping only the columns that fit the console at their full width.
+    def _unbounded(self) -> bool:
+        """Whether output goes to a file or pipe: no screen width to fit, nothing is cut."""
+        console = self._get_console()
+        return not (console.is_terminal or console.is_jupyter)
 
-        Name, status and metrics come first; hyperparameter columns that would not fit are
-        left out and named below the table rather than squeezed into unreadable "…" cells.
+    def _natural_width(self, table: Any) -> Any:
+        """``table`` at its full width when the output is unbounded (not squeezed to fit)."""
+        if self._unbounded():
+            from rich.measure import Measurement
+
+            console = self._get_console()
+            wide = Measurement.get(console, console.options.update_width(1 << 20), table).maximum
+            if wide > console.width:
+                table.width = wide
+        return table
+
+    def _trial_table(self, rows: Sequence[Trial]) -> list[Any]:
+        """The trial table; in a terminal, only the columns that fit it at their full width.
+
+        Name, status and metrics come first; in a terminal, hyperparameter and inferred metric
+        columns that would not fit are left out and named below the table rather than
+        squeezed into unreadable "…" cells. Columns the user listed (``metric_columns``,
+        ``parameter_columns``) are always shown, and so is every column in a file or pipe.
         """
         from rich import box
         from rich.table import Table
@@ -353,35 +377,41 @@ class TuneReporterBase(ProgressReporter):
                    if any(_lookup(t.last_result, k) is not None for t in rows)}
         params = self._parameter_columns or {  # in search-space order, as sampled
             k: k for t in rows for k in t.evaluated_params}
-        columns = [(_fmt(title, n), [_fmt(_lookup(t.last_result, k), n, k == _TIME) for t in rows])
-                   for k, title in metrics.items()]
-        columns += [(_fmt(title, n), [_fmt(_param(t, k), n) for t in rows])
-                    for k, title in params.items()]
+        listed = self._metric_columns if self._metrics_override else {}
+        # (title, cells, the user listed it: never left out)
+        columns = [(_fmt(title, n), [_fmt(_lookup(t.last_result, k), n, k == _TIME) for t in rows],
+                    k in listed) for k, title in metrics.items()]
+        columns += [(_fmt(title, n), [_fmt(_param(t, k), n) for t in rows],
+                     bool(self._parameter_columns)) for k, title in params.items()]
         silent = self._silences(rows)
-        if silent is not None:  # first: a hung trial's silence is not cut for width
-            columns.insert(0, ("silent", silent))
+        if silent is not None:  # a hung trial's silence is never cut for width
+            columns.insert(0, ("silent", silent, True))
         names = [str(t) for t in rows]
         gap = 3  # padding and separator between two columns
+        need = [max(len(title), *map(len, cells)) + gap for title, cells, _ in columns]
         used = max(map(len, ["Trial name", *names])) + max(len(str(t.status)) for t in rows) + gap
-        width = self._get_console().width
-        keep = 0
-        for title, cells in columns:
-            need = max(len(title), *map(len, cells)) + gap
-            if keep and used + need > width:
-                break
-            used, keep = used + need, keep + 1
+        used += sum(w for w, (_, _, must) in zip(need, columns) if must)
+        width = self._get_console().width if not self._unbounded() else None
+        shown: list[tuple[str, list[str]]] = []
+        left_out: list[str] = []
+        for w, (title, cells, must) in zip(need, columns):
+            if must or width is None or not shown or used + w <= width:
+                used += 0 if must else w
+                shown.append((title, cells))
+            else:  # this column and every optional one after it
+                width = -1
+                left_out.append(title)
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
         table.add_column("Trial name", no_wrap=True)
         table.add_column("status", no_wrap=True)
-        for title, _ in columns[:keep]:
+        for title, _ in shown:
             table.add_column(title, justify="right", no_wrap=True)
         for i, t in enumerate(rows):
             table.add_row(names[i], Text(str(t.status), style=_STATUS_STYLE.get(t.status, "")),
-                          *(cells[i] for _, cells in columns[:keep]))
-        if keep == len(columns):
-            return [table]
-        left_out = ", ".join(title for title, _ in columns[keep:])
-        note = Text(f"({len(columns) - keep} columns not shown: {left_out})", style="dim",
+                          *(cells[i] for _, cells in shown))
+        if not left_out:
+            return [self._natural_width(table)]
+        note = Text(f"({len(left_out)} columns not shown: {', '.join(left_out)})", style="dim",
                     no_wrap=True, overflow="ellipsis")
         return [table, note]
 
@@ -399,9 +429,7 @@ class TuneReporterBase(ProgressReporter):
         self, trials: Sequence[Trial], done: bool, sys_info: Sequence[Any] = ()
     ) -> RenderableType:
         """Header, best trial, trial table and error table; O(trials)."""
-        from rich import box
         from rich.console import Group
-        from rich.table import Table
         from rich.text import Text
 
         counts = Counter(t.status for t in trials)
@@ -412,8 +440,9 @@ class TuneReporterBase(ProgressReporter):
             scored = [(k, i, t) for i, t in enumerate(trials)
                       if (k := _score_key(t, self._metric, self._mode)) is not None]
         best = min(scored, key=lambda s: s[:2])[2] if scored else None
-        if (line := self._best_line(best)) is not None:
-            parts.append(Text(f"Current best: {line}", no_wrap=True, overflow="ellipsis"))
+        wide = self._unbounded()
+        if (line := self._best_line(best, full=wide)) is not None:
+            parts.append(Text(f"Current best: {line}", no_wrap=not wide, overflow="ellipsis"))
         if trials and (done or self._print_intermediate_tables):
             rows = self._select_rows(trials, scored, done)
             parts.extend(self._trial_table(rows))
@@ -421,21 +450,51 @@ class TuneReporterBase(ProgressReporter):
             if hidden:
                 parts.append(Text(f"... {sum(hidden.values())} more trials not shown "
                                   f"({_counts_text(hidden)})", style="dim"))
-        errored = [t for t in trials if t.error_msg or t.status is TrialStatus.ERROR]
-        if errored and self._max_error_rows:
-            noun = "trial" if len(errored) == 1 else "trials"
-            errors = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                           title=f"Errors ({len(errored)} {noun})", title_justify="left")
-            errors.add_column("Trial name", no_wrap=True)
-            errors.add_column("# failures", justify="right")
-            errors.add_column("error", no_wrap=True, overflow="ellipsis")
-            for t in errored[: self._max_error_rows]:
-                errors.add_row(str(t), str(t.num_failures), _first_line(t.error_msg))
-            parts.append(errors)
-            if len(errored) > self._max_error_rows:
-                parts.append(Text(f"... {len(errored) - self._max_error_rows} more errored trials",
-                                  style="dim"))
+        parts.extend(self._error_parts(trials, done, wide))
         return Group(*parts)
+
+    def _error_parts(self, trials: Sequence[Trial], done: bool, wide: bool) -> list[Any]:
+        """The error table: name, failures (``1*``: it ended well after a retry, as Ray marks
+        it), error file and first error line; all errored trials when ``done``, else at most
+        ``max_error_rows``. In a terminal too narrow for the paths, each path gets a line."""
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
+        errored = [t for t in trials if t.error_msg or t.status is TrialStatus.ERROR]
+        limit = len(errored) if done else self._max_error_rows  # all at the end (Ray)
+        shown = errored[:limit]
+        if not shown:
+            return []
+        names = [str(t) for t in shown]
+        files = [t.error_file or "" for t in shown]
+        fails = [f"{t.num_failures}{'*' if t.status is TrialStatus.TERMINATED else ''}"
+                 for t in shown]
+        fixed = max(map(len, ["Trial name", *names])) + len("# failures") + 6
+        path_width = max(map(len, ["error file", *files])) + 3
+        width = self._get_console().width
+        in_table = wide or fixed + path_width + 20 <= width  # the paths fit whole
+        fixed += path_width if in_table else 0
+        noun = "trial" if len(errored) == 1 else "trials"
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                      title=f"Errors ({len(errored)} {noun})", title_justify="left")
+        table.add_column("Trial name", no_wrap=True)
+        table.add_column("# failures", justify="right", no_wrap=True)
+        if in_table:
+            table.add_column("error file", no_wrap=True)
+        table.add_column("error", no_wrap=True, overflow="ellipsis",
+                         max_width=None if wide else max(10, width - fixed))
+        for t, name, path, fail in zip(shown, names, files, fails):
+            table.add_row(name, fail, *([path] if in_table else []), _first_line(t.error_msg))
+        parts: list[Any] = [self._natural_width(table)]
+        if not in_table:
+            parts.extend(Text(f"{name} error file: {path}", overflow="fold")
+                         for name, path in zip(names, files) if path)
+        if len(errored) > limit:
+            parts.append(Text(f"... {len(errored) - limit} more errored trials", style="dim"))
+        if any(f.endswith("*") for f in fails):
+            parts.append(Text("* The trial terminated successfully after retrying."))
+        return parts
 
     def _get_console(self) -> Console:
         if self._console is None:

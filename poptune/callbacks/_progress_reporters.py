@@ -34,7 +34,7 @@ class CLIReporter(TuneReporterBase):
     """
 
     def report(self, trials: list[Trial], done: bool, *sys_info: Any) -> None:
-        self._get_console().print(self._render(trials, done, sys_info))
+        self._get_console().print(self._render(trials, done, sys_info), crop=False)
 
 
 def _notebook_shell() -> Any:
@@ -74,7 +74,7 @@ class JupyterNotebookReporter(TuneReporterBase):
     def report(self, trials: list[Trial], done: bool, *sys_info: Any) -> None:
         renderable = self._render(trials, done, sys_info)
         if _notebook_shell() is None:
-            self._get_console().print(renderable)
+            self._get_console().print(renderable, crop=False)
             return
         from IPython.display import HTML, display
 

@@ -2,13 +2,19 @@
 
 :class:`ProgressCallback` is what the runner installs. What it prints depends on ``verbose``:
 
-* ``0``: nothing at all.
-* ``1``: only a final summary (experiment path, trial counts, best result, total time).
+* ``0``: nothing on stdout.
+* ``1``: where the results go (``View detailed results here: <path>``) at the start, and a
+  final summary (experiment path, trial counts, best result, total time).
 * ``2``: a live table when the console is a terminal (rich ``Live``, redrawn at most
   ``live_refresh_per_second`` times a second), an in-place HTML table in a Jupyter notebook,
   or a plain compact table at most every ``max_report_frequency`` seconds otherwise; then the
   final table and the summary.
 * ``3``: like ``2`` plus one line per result, completion and error (Ray's verbosity 3).
+
+At every verbosity, as in Ray, each trial failure is logged on the ``poptune`` logger
+(stderr) as ``Trial task failed for trial <name>`` with its traceback (``error.txt``), unless
+``TUNE_PRINT_ALL_TRIAL_ERRORS=0``; at the end ``Trials did not complete: [...]`` names the
+trials that ended in error.
 
 The reporters keep Ray's names and arguments (:class:`CLIReporter`,
 :class:`JupyterNotebookReporter`, ``should_report``/``report``/``setup``,
@@ -21,10 +27,12 @@ all are importable from here.)
 Cost: a result costs a dictionary store (plus one queued line at verbose 3, printed in one
 batch per redraw); tables are built only when a redraw is due, in O(trials), and a live
 redraw waits at least ten times its own cost, so drawing takes at most ~10% of the driver.
-Tables show at most ``max_progress_rows`` rows: running trials first, then the best by
-metric, then the most recently updated, with a "... N more trials not shown" line, and only
-the hyperparameter columns that fit the console. ``rich`` is imported on the first draw;
-output to a file or pipe is 160 columns wide unless ``$COLUMNS`` or the console says else.
+Intermediate tables show at most ``max_progress_rows`` rows: running trials first, then the
+best by metric, then the most recently updated, with a "... N more trials not shown" line;
+the final table shows every trial and every error, as Ray's. In a terminal a table keeps the
+columns that fit it (and every column the user listed); output to a file or pipe keeps every
+column, its text lines wrapping at 160 columns unless ``$COLUMNS`` or the console says else.
+``rich`` is imported on the first draw.
 
 Example:
     >>> import io
@@ -35,9 +43,10 @@ Example:
     ...                       console=Console(file=out, width=100), clock=lambda: 0.0)
     >>> t = Trial("abc_00000", "train", {"lr": 0.1}, evaluated_params={"lr": 0.1},
     ...           status=TrialStatus.TERMINATED, last_result={"loss": 0.25})
-    >>> cb.setup(total_num_samples=1)
+    >>> cb.setup(total_num_samples=1, experiment_path="/tmp/exp")
     >>> cb.on_experiment_end([t], experiment_path="/tmp/exp", elapsed=3.0)
     >>> print(out.getvalue().strip())
+    View detailed results here: /tmp/exp
     Experiment finished after 0:00:03: 1 trial (1 TERMINATED)
     Experiment path: /tmp/exp
     Best result: train_abc_00000 loss=0.25 (lr=0.1)
@@ -47,6 +56,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import logging
 import math
 import os
 import time
@@ -82,7 +92,7 @@ from poptune.callbacks._progress_reporters import (
     _notebook_shell,
 )
 from poptune.clock import current as current_clock
-from poptune.experiment.trial import Trial
+from poptune.experiment.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -94,12 +104,33 @@ __all__ = [
     "ProgressCallback",
     "ProgressReporter",
     "TuneReporterBase",
+    "progress_sys_info",
 ]
+
+logger = logging.getLogger("poptune")
 
 _CUSTOM_POLL_S = 0.25  # a user's reporter is asked `should_report` at most this often
 _IDLE_REDRAW_S = 1.0  # a live table with nothing new still ticks its clock this often
 _LOG_WIDTH = 160  # width of plain output to a file or pipe (unless $COLUMNS says otherwise)
 _MAX_DRAW_SHARE = 0.1  # a live redraw waits 1/share times its own cost (<= 10% of the driver)
+
+
+def progress_sys_info(scheduler: Any, pool: Any) -> tuple[str, str]:
+    """Ray's ``sys_info`` lines: the scheduler's ``debug_string()`` and the logical resource
+    usage of ``pool`` (a :class:`~poptune.engine.resources.ResourcePool`).
+
+    Example:
+        >>> from poptune.engine.resources import ResourcePool
+        >>> from poptune.schedulers import FIFOScheduler
+        >>> pool = ResourcePool(cpu=2, gpu=0)
+        >>> _ = pool.allocate("a", {"cpu": 1})
+        >>> progress_sys_info(FIFOScheduler(), pool)
+        ('Using FIFO scheduling algorithm.', 'Logical resource usage: 1/2 CPUs, 0/0 GPUs')
+    """
+    cpu = max(0.0, round(pool.cpu_total - pool.cpu_free, 3)) + 0.0  # + 0.0: no "-0"
+    gpu = max(0.0, round(len(pool.gpu_free) - sum(pool.gpu_free), 3)) + 0.0
+    return (scheduler.debug_string(), f"Logical resource usage: {cpu:g}/{pool.cpu_total:g} CPUs, "
+                                      f"{gpu:g}/{pool.gpu_total} GPUs")
 
 
 # ----------------------------------------------------------------------------- callback
@@ -135,6 +166,14 @@ class ProgressCallback(Callback):
             (:func:`poptune.clock.current`, simulated seconds in a simulated fit), redraws
             paced by the real clock.
         live_refresh_per_second: most redraws per second of the live table.
+        experiment_path: where the results go (printed at the start from verbose 1).
+        sys_info: returns the lines shown under the table's header and passed to a reporter's
+            ``report`` (Ray's scheduler status and ``Logical resource usage: ...``); called
+            only when a table is drawn.
+        log_errors: log each trial failure with its traceback (off with ``fail_fast="raise"``,
+            whose error is raised instead).
+        log_incomplete: log ``Trials did not complete: [...]`` at the end (off for
+            ``tune.run``, which says it itself).
 
     The runner calls ``setup`` once, the trial hooks as events happen, ``on_step_end`` on
     every loop pass (redraws happen there, when due) and ``on_experiment_end`` once, with
@@ -160,6 +199,10 @@ class ProgressCallback(Callback):
         *,
         clock: Callable[[], float] | None = None,
         live_refresh_per_second: float = 4.0,
+        experiment_path: str | None = None,
+        sys_info: Callable[[], Sequence[str]] | None = None,
+        log_errors: bool = True,
+        log_incomplete: bool = True,
     ) -> None:
         level = verbose.value if isinstance(verbose, enum.Enum) else verbose
         if not isinstance(level, int) or isinstance(level, bool):
@@ -192,7 +235,10 @@ class ProgressCallback(Callback):
         self._dirty = True
         self._live: Live | None = None
         self._lines: list[str] = []  # verbose-3 lines waiting to be printed
-        self._experiment_path: str | None = None
+        self._experiment_path = experiment_path
+        self._sys_info = sys_info
+        self._log_errors = log_errors and os.environ.get("TUNE_PRINT_ALL_TRIAL_ERRORS") != "0"
+        self._log_incomplete = log_incomplete
 
     # --- setup -------------------------------------------------------------------------------
 
@@ -203,6 +249,9 @@ class ProgressCallback(Callback):
         self._experiment_path = info.get("experiment_path", self._experiment_path)
         if self.verbose == 0:
             return
+        if self._experiment_path:
+            self._get_console().print(f"View detailed results here: {self._experiment_path}",
+                                      markup=False, highlight=False, emoji=False, soft_wrap=True)
         total = next((n for n in (self._total_samples, total_num_samples, num_samples)
                       if n is not None), None)
         user = self._user_reporter
@@ -222,7 +271,8 @@ class ProgressCallback(Callback):
         self._reporter.setup(start_time=self._start, total_samples=total, metric=self._metric,
                              mode=self._mode, console=console, clock=self._clock,
                              time_budget_s=self._time_budget_s)
-        self._metric, self._mode = self._reporter._metric, self._reporter._mode
+        if self._metric is None or (self._mode is None and self._reporter._metric == self._metric):
+            self._metric, self._mode = self._reporter._metric, self._reporter._mode
         if self.verbose < 2:
             return
         if isinstance(self._reporter, JupyterNotebookReporter):
@@ -294,9 +344,14 @@ class ProgressCallback(Callback):
 
     def _failed(self, trial: Trial, then: str) -> None:
         self._event(trial)
+        if self._log_errors:  # Ray's record, at every verbosity
+            retry = f" (failure {trial.num_failures}, will be retried)" if then else ""
+            logger.error("Trial task failed for trial %s%s\n%s", trial, retry,
+                         (trial.get_error() or trial.error_msg or "").rstrip())
         if self.verbose == 3 and self._reporter is not None:
+            where = f" (error file: {trial.error_file})" if trial.error_file else ""
             self._say(f"Trial {trial} errored (failure {trial.num_failures}){then}: "
-                      f"{_first_line(trial.error_msg)}")
+                      f"{_first_line(trial.error_msg)}{where}")
 
     def _now(self) -> float:
         """The experiment's time (simulated seconds in a simulated fit)."""
@@ -322,13 +377,12 @@ class ProgressCallback(Callback):
         now = self._wall()
         if now < self._next_draw:
             return
-        sys_info = info.get("sys_info", ())
         if display is _Display.LIVE:
             wait = self._live_period
             if self._dirty or now - self._last_draw >= _IDLE_REDRAW_S:
                 began = time.perf_counter()
                 self._flush()
-                self._draw_live(trials, done=False, sys_info=sys_info)
+                self._draw_live(trials, done=False, sys_info=self._system_info(info))
                 wait = max(wait, (time.perf_counter() - began) / _MAX_DRAW_SHARE)
                 self._last_draw, self._dirty = now, False
             self._next_draw = now + wait
@@ -336,19 +390,30 @@ class ProgressCallback(Callback):
             self._next_draw = now + _CUSTOM_POLL_S
             user = self._user_reporter
             if user.should_report(trials, done=False):  # type: ignore[union-attr]
-                user.report(trials, False, *sys_info)  # type: ignore[union-attr]
+                user.report(trials, False, *self._system_info(info))  # type: ignore[union-attr]
         else:  # PLAIN or NOTEBOOK: the reporter's own frequency, and only when there is news
             reporter = self._reporter
             assert reporter is not None
             if self._dirty and reporter.should_report(trials, done=False):
-                reporter.report(trials, False, *sys_info)
+                reporter.report(trials, False, *self._system_info(info))
                 self._dirty = False
+
+    def _system_info(self, info: dict[str, Any]) -> Sequence[Any]:
+        """The ``sys_info`` lines: passed by the caller, else from the ``sys_info`` source."""
+        given = info.get("sys_info")
+        if given is not None:
+            return tuple(given)
+        return tuple(self._sys_info()) if self._sys_info is not None else ()
 
     def _draw_live(
         self, trials: Sequence[Trial], done: bool, sys_info: Sequence[Any] = ()
     ) -> None:
         renderable = self._reporter._render(trials, done, sys_info)  # type: ignore[union-attr]
-        if self._live is None:
+        if done and self._live is not None:  # drawn in full (not cut to the screen) by close()
+            self._live.update(renderable, refresh=False)
+        elif done:
+            self._get_console().print(renderable)
+        elif self._live is None:
             from rich.live import Live
 
             self._live = Live(renderable, console=self._get_console(), auto_refresh=False,
@@ -364,12 +429,24 @@ class ProgressCallback(Callback):
             live.stop()
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
-        """Final table (verbose >= 2) and summary (verbose >= 1)."""
+        """Final table (verbose >= 2) and summary (verbose >= 1), unless no trial was ever
+        created (a run that failed to start); then the trials that errored are logged."""
+        try:
+            self._final_output(trials, info)
+        finally:
+            failed = [t for t in trials if t.status is TrialStatus.ERROR]
+            if failed and self._log_incomplete:
+                logger.error("Trials did not complete: %s", failed)
+
+    def _final_output(self, trials: list[Trial], info: dict[str, Any]) -> None:
+        if not (trials or info.get("interrupted")):  # it never started: nothing to sum up
+            self.close()
+            return
         if not self._is_setup:
             self.setup()
         if self.verbose == 0:
             return
-        sys_info = info.get("sys_info", ())
+        sys_info = self._system_info(info)
         try:
             self._flush()
             if self._display is _Display.LIVE:
@@ -383,7 +460,7 @@ class ProgressCallback(Callback):
         finally:
             self.close()
         self._get_console().print(self._summary(trials, **info), markup=False, highlight=False,
-                                  emoji=False)
+                                  emoji=False, soft_wrap=True)  # long lines kept whole
 
     def _summary(self, trials: Sequence[Trial], **info: Any) -> str:
         elapsed = info.get("elapsed")
@@ -403,6 +480,8 @@ class ProgressCallback(Callback):
                       if (k := _score_key(t, self._metric, self._mode)) is not None]
             if scored:
                 best = min(scored, key=lambda s: s[:2])[2]
-                reporter = self._reporter or CLIReporter(metric=self._metric, mode=self._mode)
-                lines.append(f"Best result: {reporter._best_line(best)}")
+                reporter = self._reporter
+                if reporter is None or reporter._metric != self._metric:
+                    reporter = CLIReporter(metric=self._metric, mode=self._mode)
+                lines.append(f"Best result: {reporter._best_line(best, full=True)}")
         return "\n".join(lines)

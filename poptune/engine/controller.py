@@ -1085,8 +1085,9 @@ class Controller:
                                         or trial.num_failures <= self.max_failures)
         if retry:
             self._set(trial, _P, "retry")
-            logger.warning("Trial %s failed (%s); retrying from its latest checkpoint (%d/%s)",
-                           trial, last_line, trial.num_failures,
+            logger.warning("Trial %s failed (%s); retrying from %s (%d/%s)", trial, last_line,
+                           "its latest checkpoint" if trial.restore_path or trial.checkpoint_path
+                           else "the start", trial.num_failures,
                            "inf" if self.max_failures == -1 else self.max_failures)
             self._rollback_to_checkpoint(trial, out)
             out.append(Record(StatusChanged(trial.trial_id, "PENDING", trial.num_failures,

@@ -331,3 +331,7 @@ class FIFOScheduler(TrialScheduler):
 
     def __init__(self) -> None:
         pass
+
+    def debug_string(self) -> str:
+        """Ray's status line for this scheduler."""
+        return "Using FIFO scheduling algorithm."

@@ -228,13 +228,18 @@ def test_errored_trials_are_listed_with_failures_and_first_error_line():
     assert "Traceback" not in shown
 
 
-def test_error_table_is_bounded_by_max_error_rows():
+def test_error_table_is_bounded_by_max_error_rows_until_the_end():
     console, out = make_console()
     reporter = CLIReporter(max_error_rows=2)
     reporter.setup(console=console, clock=FakeClock())
-    reporter.report([make_trial(i, E, error_msg=f"err {i}") for i in range(5)], True)
+    trials = [make_trial(i, E, error_msg=f"err {i}") for i in range(5)]
+    reporter.report(trials, False)
     shown = text(out)
     assert "err 1" in shown and "err 2" not in shown and "... 3 more errored trials" in shown
+    console, out = make_console()  # the final table lists every error, as Ray's
+    reporter.setup(console=console, clock=FakeClock())
+    reporter.report(trials, True)
+    assert "err 4" in text(out) and "more errored" not in text(out)
 
 
 def test_ten_thousand_trials_render_a_bounded_table_of_the_most_relevant_rows():
@@ -262,13 +267,13 @@ def test_ten_thousand_trials_render_a_bounded_table_of_the_most_relevant_rows():
     assert len(shown.splitlines()) < 30
 
 
-def test_final_table_of_many_trials_shows_the_best_ones():
+def test_intermediate_table_of_many_trials_shows_the_best_ones():
     console, out = make_console()
     reporter = CLIReporter(max_progress_rows=3, metric="loss", mode="max")
     reporter.setup(console=console, clock=FakeClock())
-    reporter.report([make_trial(i, T, loss=float(i)) for i in range(50)], True)
+    reporter.report([make_trial(i, T, loss=float(i)) for i in range(50)], False)
     names = [line.split()[0] for line in text(out).splitlines() if line.startswith("train_")]
-    assert names == ["train_abcde_00049", "train_abcde_00048", "train_abcde_00047"]
+    assert len(names) == 3 and names[:2] == ["train_abcde_00049", "train_abcde_00048"]
 
 
 def test_cli_reporter_selects_the_columns_shown():
@@ -415,11 +420,20 @@ def test_invalid_arguments_are_rejected_with_the_standard_message():
         CLIReporter(max_progress_rows=0)
 
 
-def test_a_reporter_metric_that_contradicts_the_experiment_metric_is_rejected():
+def test_a_reporter_metric_that_contradicts_the_experiment_metric_ranks_only_its_table(caplog):
+    console, out = make_console()
     cb = ProgressCallback(2, CLIReporter(metric="acc", mode="max"), metric="loss", mode="min",
-                          console=make_console()[0])
-    with pytest.raises(TuneConfigError, match="`metric` must be the progress reporter's own"):
-        cb.setup()
+                          console=console, clock=FakeClock())
+    with caplog.at_level("WARNING", logger="poptune"):
+        cb.setup()  # Ray's default engine runs it too (its old one raised)
+    assert "progress reporter's metric 'acc'" in caplog.text
+    trials = [make_trial(0, T, loss=1.0), make_trial(1, T, loss=2.0)]
+    for t, acc in zip(trials, (0.1, 0.9)):
+        t.last_result["acc"] = acc
+    cb.on_experiment_end(trials, elapsed=1)
+    shown = text(out)
+    assert f"Current best: {trials[1]} acc=0.9" in shown  # the reporter's table: its metric
+    assert f"Best result: {trials[0]} loss=1" in shown  # the experiment's summary: its own
 
 
 def test_reporter_metric_is_used_when_the_experiment_has_none():
@@ -442,7 +456,7 @@ def test_ray_verbosity_enums_are_accepted():
 
 
 def test_hyperparameter_columns_that_do_not_fit_are_named_instead_of_squeezed():
-    console, out = make_console()  # 120 columns
+    console, out = make_console(terminal=True)  # 120 columns
     reporter = CLIReporter(metric="loss", mode="min")
     reporter.setup(console=console, clock=FakeClock())
     t = make_trial(0, T, loss=0.5, it=3)
@@ -514,3 +528,246 @@ def test_no_silent_column_while_every_running_trial_speaks():
     cb.setup(total_num_samples=1)
     cb.on_experiment_end(trials)
     assert "silent" not in next(line for line in text(out).splitlines() if "Trial name" in line)
+
+
+# --- what reaches the terminal: errors, full final tables, paths, system lines ----------------
+
+
+def _failed_trial(tmp_path: Any, i: int = 0, status: TrialStatus = E, failures: int = 1) -> Trial:
+    """A trial whose error.txt holds a traceback, as the engine leaves it."""
+    error_file = tmp_path / f"t{i}" / "error.txt"
+    error_file.parent.mkdir()
+    error_file.write_text('Traceback (most recent call last):\n  File "train.py", line 3, in '
+                          'train\nValueError: boom\n')
+    return make_trial(i, status, loss=1.0, it=1, error_msg="ValueError: boom",
+                      error_file=str(error_file), num_failures=failures)
+
+
+def test_a_trial_failure_is_logged_with_its_traceback_at_every_verbosity(tmp_path, caplog,
+                                                                           monkeypatch):
+    bad = _failed_trial(tmp_path)
+    console, out = make_console()
+    cb = ProgressCallback(0, console=console, clock=FakeClock())
+    cb.setup()
+    with caplog.at_level("ERROR", logger="poptune"):
+        cb.on_trial_recover(0, [bad], bad)  # a failure that will be retried says so
+        cb.on_trial_error(0, [bad], bad)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Trial task failed for trial {bad} (failure 1, will be retried)\n"
+        'Traceback (most recent call last):\n  File "train.py", line 3, in train\n'
+        "ValueError: boom",
+        f"Trial task failed for trial {bad}\nTraceback (most recent call last):\n"
+        '  File "train.py", line 3, in train\nValueError: boom']
+    assert out.getvalue() == ""  # stdout stays silent at verbose 0
+    caplog.clear()
+    quiet = ProgressCallback(2, console=console, clock=FakeClock(), log_errors=False)
+    monkeypatch.setenv("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # Ray's switch
+    for cb in (quiet, ProgressCallback(2, console=console, clock=FakeClock())):
+        cb.setup()
+        cb.on_trial_error(0, [bad], bad)
+    assert not caplog.records
+
+
+def test_the_trials_that_errored_are_named_at_the_end_at_every_verbosity(tmp_path, caplog):
+    trials = [make_trial(0, T, loss=1.0), _failed_trial(tmp_path, 1), _failed_trial(tmp_path, 2)]
+    with caplog.at_level("ERROR", logger="poptune"):
+        for log_incomplete in (True, False):  # tune.run says it itself
+            cb = ProgressCallback(0, console=make_console()[0], clock=FakeClock(),
+                                  log_incomplete=log_incomplete)
+            cb.setup()
+            cb.on_experiment_end(trials)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Trials did not complete: [train_abcde_00001, train_abcde_00002]"]
+
+
+def test_the_error_table_and_the_verbose_3_line_name_each_error_file(tmp_path):
+    bad = _failed_trial(tmp_path)
+    console, out = make_console()
+    cb = ProgressCallback(3, console=console, clock=FakeClock())
+    cb.setup()
+    cb.on_trial_error(0, [bad], bad)
+    cb.on_experiment_end([bad])
+    shown = text(out)
+    assert (f"Trial {bad} errored (failure 1): ValueError: boom (error file: {bad.error_file})"
+            in shown)
+    header = next(line for line in shown.splitlines() if "# failures" in line).split()
+    assert header == ["Trial", "name", "#", "failures", "error", "file", "error"]
+    assert [str(bad), "1", bad.error_file, "ValueError:", "boom"] in [
+        line.split() for line in shown.splitlines()]
+    console, out = make_console(terminal=True)  # too narrow for the path: a line of its own
+    reporter = CLIReporter()
+    reporter.setup(console=console, clock=FakeClock())
+    reporter.report([bad], True)
+    shown = text(out)
+    assert [str(bad), "1", "ValueError:", "boom"] in [line.split() for line in shown.splitlines()]
+    assert f"{bad}errorfile:{bad.error_file}" in "".join(shown.split())
+
+
+def test_a_trial_that_ended_well_after_a_retry_is_marked_with_rays_footnote(tmp_path):
+    console, out = make_console()
+    reporter = CLIReporter()
+    reporter.setup(console=console, clock=FakeClock())
+    recovered, failed = _failed_trial(tmp_path, 0, T), _failed_trial(tmp_path, 1, E, failures=2)
+    reporter.report([recovered, failed], True)
+    rows = {line.split()[0]: line.split()[1] for line in text(out).splitlines()
+            if line.startswith("train_") and "error.txt" in line}
+    assert rows == {str(recovered): "1*", str(failed): "2"}
+    assert "* The trial terminated successfully after retrying." in text(out)
+    console, out = make_console()
+    reporter.setup(console=console, clock=FakeClock())
+    reporter.report([failed], True)
+    assert "retrying" not in text(out)
+
+
+def test_the_final_table_shows_every_trial_whatever_max_progress_rows(tmp_path):
+    console, out = make_console()
+    reporter = CLIReporter(max_progress_rows=5, max_error_rows=2, metric="loss", mode="min")
+    reporter.setup(console=console, clock=FakeClock())
+    trials = [make_trial(i, T, loss=float(i)) for i in range(25)]
+    trials += [_failed_trial(tmp_path, i) for i in range(25, 29)]
+    reporter.report(trials, False)
+    assert len([ln for ln in text(out).splitlines() if ln.startswith("train_")]) == 5 + 2
+    assert "more trials not shown" in text(out)
+    console, out = make_console()
+    reporter.setup(console=console, clock=FakeClock())
+    reporter.report(trials, True)
+    names = [line.split()[0] for line in text(out).splitlines() if line.startswith("train_")]
+    assert len(names) == 29 + 4 and set(names) == {str(t) for t in trials}
+    assert "not shown" not in text(out) and "more errored" not in text(out)
+
+
+def test_output_to_a_file_keeps_every_column_and_the_whole_best_trial(tmp_path):
+    console, out = make_console(terminal=False)  # 120 columns, but not a terminal
+    cb = ProgressCallback(2, metric="loss", mode="min", console=console, clock=FakeClock())
+    t = make_trial(0, T, loss=0.5, it=3)
+    t.evaluated_params = {f"hyperparameter_{j}": 0.001 * (j + 1) for j in range(12)}
+    cb.setup()
+    cb.on_experiment_end([t], experiment_path="/tmp/exp")
+    lines = text(out).splitlines()
+    header = next(line for line in lines if line.startswith("Trial name")).split()
+    assert header[-12:] == [f"hyperparameter_{j}" for j in range(12)]
+    row = next(line for line in lines if line.startswith(str(t))).split()
+    assert row[-12:] == [f"{0.001 * (j + 1):.5g}" for j in range(12)]
+    assert "not shown" not in text(out) and "…" not in text(out)
+    best = next(line for line in lines if line.startswith("Best result: "))
+    assert best.endswith("hyperparameter_11=0.012)")
+
+
+def test_columns_the_user_listed_are_never_left_out_in_a_terminal():
+    console, out = make_console(terminal=True)  # 120 columns
+    listed = [f"optimizer/param_{j}" for j in (9, 10, 11)]
+    reporter = CLIReporter(metric="loss", mode="min", parameter_columns=listed)
+    reporter.setup(console=console, clock=FakeClock())
+    t = make_trial(0, T, loss=0.5, it=3)
+    t.evaluated_params = {f"optimizer/param_{j}": 0.001 * j for j in range(12)}
+    t.last_result.update({f"metric_number_{j}": float(j) for j in range(2)})
+    reporter.report([t], True)
+    lines = text(out).splitlines()
+    header = next(line for line in lines if line.startswith("Trial name")).split()
+    # the inferred columns give way to the listed ones, which come last
+    assert header[3:] == ["loss", "metric_number_0", *listed]
+    assert "(3 columns not shown: metric_number_1, iter, total time (s))" in lines
+    assert max(len(line.rstrip()) for line in lines) <= 120
+
+
+def test_a_run_that_never_started_prints_no_summary():
+    console, out = make_console()
+    cb = ProgressCallback(2, console=console, clock=FakeClock())
+    cb.on_experiment_end([], experiment_path="/tmp/exp", elapsed=0.0)  # setup never ran
+    assert text(out) == ""
+    cb.on_experiment_end([], experiment_path="/tmp/exp", elapsed=0.0, interrupted=True)
+    assert "Experiment interrupted after 0:00:00: 0 trials (none started)" in text(out)
+
+
+def test_the_results_path_is_printed_once_at_the_start_from_verbose_1():
+    for verbose, shown in ((0, ""), (1, "View detailed results here: /tmp/exp\n")):
+        console, out = make_console()
+        cb = ProgressCallback(verbose, console=console, clock=FakeClock(),
+                              experiment_path="/tmp/exp")
+        cb.setup(total_num_samples=1)
+        cb.on_step_end(0, [make_trial(0)])
+        assert text(out) == shown
+
+
+def test_system_lines_are_read_only_when_a_table_is_drawn_and_reach_a_users_reporter():
+    calls = []
+
+    def sys_info() -> tuple[str, str]:
+        calls.append(1)
+        return ("Using FIFO scheduling algorithm.", "Logical resource usage: 1/2 CPUs, 0/0 GPUs")
+
+    class Reporter(ProgressReporter):
+        def __init__(self) -> None:
+            self.got: list[tuple[Any, ...]] = []
+
+        def should_report(self, trials, done=False):
+            return done
+
+        def report(self, trials, done, *sys_info):
+            self.got.append(sys_info)
+
+    clock = FakeClock()
+    trials = [make_trial(0, loss=1.0)]
+    quiet = ProgressCallback(0, clock=clock, sys_info=sys_info)
+    run_experiment(quiet, clock, trials, n_results=50)
+    assert calls == []  # verbose 0: never read
+    reporter = Reporter()
+    cb = ProgressCallback(2, reporter, console=make_console()[0], clock=clock, sys_info=sys_info)
+    run_experiment(cb, clock, trials, n_results=50)
+    assert reporter.got == [sys_info()]  # Ray's old engine passes these two
+    console, out = make_console()
+    cb = ProgressCallback(2, console=console, clock=clock, sys_info=sys_info)
+    run_experiment(cb, clock, trials, n_results=50)
+    assert "Logical resource usage: 1/2 CPUs, 0/0 GPUs" in text(out).splitlines()
+
+
+def _fails_when_told(config):
+    import poptune as tune
+
+    tune.report({"loss": config["x"]})
+    if config["fail"]:
+        raise ValueError("boom from trial")
+
+
+def test_a_tuner_run_says_where_results_go_logs_failures_and_passes_system_lines(
+        tmp_path, caplog, capsys):
+    import poptune as tune
+
+    class Reporter(ProgressReporter):
+        def __init__(self) -> None:
+            self.got: list[tuple[Any, ...]] = []
+
+        def should_report(self, trials, done=False):
+            return done
+
+        def report(self, trials, done, *sys_info):
+            self.got.append(sys_info)
+
+    reporter = Reporter()
+    space = {"x": 1.0, "fail": tune.grid_search([False, True])}
+    with caplog.at_level("WARNING", logger="poptune"):
+        grid = tune.Tuner(_fails_when_told, param_space=space, run_config=tune.RunConfig(
+            storage_path=str(tmp_path), name="exp", verbose=1, progress_reporter=reporter,
+            failure_config=tune.FailureConfig(max_failures=1))).fit()
+    assert grid.num_errors == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"View detailed results here: {tmp_path / 'exp'}"
+    messages = [r.getMessage() for r in caplog.records]
+    failed = [m for m in messages if m.startswith("Trial task failed for trial ")]
+    assert len(failed) == 2 and "(failure 1, will be retried)" in failed[0]
+    assert all(m.endswith("ValueError: boom from trial") and "Traceback" in m for m in failed)
+    assert any(m.endswith("retrying from the start (1/1)") for m in messages)  # no checkpoint
+    assert len([m for m in messages if m.startswith("Trials did not complete: [")]) == 1
+    assert reporter.got[-1][0] == "Using FIFO scheduling algorithm."
+    assert re.fullmatch(r"Logical resource usage: [\d.]+/[\d.]+ CPUs, [\d.]+/\d+ GPUs",
+                        reporter.got[-1][1])
+
+
+def test_tune_run_names_the_failed_trials_once(tmp_path, caplog):
+    import poptune as tune
+
+    with caplog.at_level("ERROR", logger="poptune"):
+        tune.run(_fails_when_told, config={"x": 1.0, "fail": True}, storage_path=str(tmp_path),
+                 verbose=0, raise_on_failed_trial=False)
+    assert len([r for r in caplog.records
+                if r.getMessage().startswith("Trials did not complete")]) == 1
