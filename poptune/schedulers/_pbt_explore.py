@@ -11,12 +11,12 @@ from __future__ import annotations
 import copy
 import math
 import random
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from poptune._validation import bad_type, bad_value
 from poptune.exceptions import TuneError
+from poptune.search.variant_generator import _clean_value as _clean  # Ray's `_clean_value`
 
 __all__ = ["explore", "make_experiment_tag"]
 
@@ -182,15 +182,16 @@ def _summarize(old: Mapping[str, Any], new: Mapping[str, Any], ops: Any, prefix:
     return "\n".join(line for line in lines if line)
 
 
-def _clean(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return re.sub(r"[^a-zA-Z0-9_.\-]+", "_", str(value)).strip("_")
-
-
 def make_experiment_tag(orig_tag: str, config: Mapping[str, Any], keys: Any) -> str:
-    """``"{orig_tag}@perturbed[k=v,...]"`` for the mutated top-level keys (Ray's format)."""
-    params = ",".join(f"{k}={_clean(config[k])}" for k in sorted(keys) if k in config)
+    """``"{orig_tag}@perturbed[k=v,...]"`` for the mutated top-level keys (Ray's format:
+    keys and values cleaned as in trial tags).
+
+    Example:
+        >>> make_experiment_tag("0_lr=0.1", {"lr": 0.5, "opt": {"m": 0.9}, "v": "v1.2"},
+        ...                     ["opt", "lr", "v"])
+        '0_lr=0.1@perturbed[lr=0.5000,opt=m_0_9,v=v1_2]'
+    """
+    params = ",".join(f"{_clean(k)}={_clean(config[k])}" for k in sorted(keys) if k in config)
     return f"{orig_tag}@perturbed[{params}]"
 
 

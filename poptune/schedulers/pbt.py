@@ -15,6 +15,10 @@ Where poptune differs from Ray Tune (each a known Ray issue):
 * an exploit whose donor never checkpointed is skipped with one clear warning per pair;
 * ``synch=True`` never hangs: finished/errored/removed trials leave the barrier, and the
   scheduler state (barrier included) is saved with the experiment;
+* a policy line's target iteration is the iteration of the result the exploit was decided
+  on (Ray's is the one before, for the trial whose result it was: its ``last_result`` is
+  updated after the scheduler's hook), so lineage plots place exploits where they happened and
+  a seeded synch run writes the same logs each time;
 * ``seed`` (or else ``TuneConfig(seed=...)``) makes every random choice reproducible;
   ``clip_to_bounds`` keeps perturbed values inside their search-space domain;
 * a trial that completes stays in the population, frozen at its last result and latest
@@ -88,6 +92,8 @@ class _TrialState:
     last_perturbation_time: float = 0.0
     last_train_time: float = 0.0
     last_result: dict[str, Any] | None = None
+    #: ``training_iteration`` of the trial's last result, the target iteration of its policy
+    #: lines
     latest_iteration: int = 0
     #: checkpoint this trial's current model state restores from (its own, or its donor's
     #: right after an exploit) and the result that carried it

@@ -1,8 +1,9 @@
 """PBT replay: re-run the hyperparameter schedule one trial followed in a PBT run.
 
 :class:`PopulationBasedTrainingReplay` reads a ``pbt_policy_{trial_id}.txt`` (poptune's or
-Ray Tune's) and applies its config changes to a single trial. Also importable from
-:mod:`poptune.schedulers.pbt` and :mod:`poptune.schedulers`.
+Ray Tune's) and applies its config changes to a single trial, at most one per result as Ray
+does (changes due at once follow one another, each trained at least one iteration). Also
+importable from :mod:`poptune.schedulers.pbt` and :mod:`poptune.schedulers`.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class PopulationBasedTrainingReplay(FIFOScheduler):
     ``training_iteration >= k`` that carries a new checkpoint (exact when the trainable
     checkpoints every ``perturbation_interval``, as the PBT guide recommends). Until then the
     trial continues with a warning (once per change); it never restarts from scratch nor
-    rewinds to an older checkpoint. Several changes due at once collapse into the latest.
+    rewinds to an older checkpoint. As in Ray, one change is applied per result: when several
+    are due at once (e.g. recorded at the same iteration), the next one waits for the next
+    result, so each is trained at least one iteration and the later ones come that much late.
 
     Args:
         policy_file: path of the policy file.
@@ -141,9 +144,7 @@ class PopulationBasedTrainingReplay(FIFOScheduler):
         change_at, _ = self._policy[self._next]
         if step < change_at:
             return SchedulerDecision.CONTINUE
-        due = self._next
-        while due + 1 < len(self._policy) and self._policy[due + 1][0] <= step:
-            due += 1
+        due = self._next  # one change per result, as Ray: the next due one waits
         new_config = self._policy[due][1]
         if not fresh_checkpoint:
             if self._warned_at != due:

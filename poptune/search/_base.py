@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import abc
 import inspect
+import logging
 import math
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +34,11 @@ import cloudpickle
 
 from poptune._validation import bad_value, check_mode
 from poptune.exceptions import TuneConfigError
+from poptune.search import _saved_state
 
 __all__ = ["SearchAlgorithm", "Searcher", "TrialSuggestion"]
+
+logger = logging.getLogger(__name__)
 
 
 def finite_metric(value: Any) -> float | None:
@@ -268,9 +274,92 @@ class Searcher:
             cloudpickle.dump(self.get_state(), f)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Load a file written by :meth:`save`."""
+        """Load a file written by :meth:`save` (or by a wrapper's ``save``: a ``Repeater``'s
+        file holds this searcher's file, which is what Ray's holds)."""
         with open(checkpoint_path, "rb") as f:
             state = cloudpickle.load(f)
+        if isinstance(state, _WrappedFile):
+            _restore_bytes(self, state.inner)
+            return
         if not isinstance(state, dict):
             raise TuneConfigError(f"`checkpoint_path` {checkpoint_path!r} holds no searcher state")
         self.set_state(state)
+
+    #: Ray's name of the file :meth:`save_to_dir` writes, ``{}`` the session string
+    CKPT_FILE_TMPL = "searcher-state-{}.pkl"
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Write :meth:`save`'s file to ``checkpoint_dir/searcher-state-{session_str}.pkl``
+        (atomically, as Ray's); a ``save`` raising NotImplementedError is skipped with a
+        warning."""
+        try:
+            _saved_state.write_atomically(
+                checkpoint_dir, self.CKPT_FILE_TMPL.format(session_str), self.save)
+        except NotImplementedError:
+            logger.warning("save not implemented for %s. Skipping save.", type(self).__name__)
+
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        """Restore from ``checkpoint_dir``: the newest ``searcher-state-*.pkl`` in it (written
+        by :meth:`save_to_dir`), else the searcher state a poptune experiment there saved
+        last. From an experiment, the innermost searcher's state goes to this searcher's
+        innermost one (wrappers start afresh; Ray's file holds only that state too).
+
+        Raises:
+            NoSearchStateError: (a ``RuntimeError``, as Ray's) the directory holds neither.
+        """
+        from poptune.search.search_generator import _chain, _load_searcher
+
+        path = _saved_state.newest_file(checkpoint_dir, self.CKPT_FILE_TMPL)
+        if path is not None:
+            self.restore(path)
+            return
+        found = _saved_state.journaled_state(checkpoint_dir)
+        blobs = found[0].get("searchers") if found and isinstance(found[0], dict) else None
+        if not blobs or blobs[-1] == b"none:":
+            raise _saved_state.NoSearchStateError(
+                f"Searcher unable to find checkpoint in {checkpoint_dir!r}: `checkpoint_dir` "
+                "must hold a `searcher-state-*.pkl` (written by `save_to_dir`) or be the "
+                "directory of a poptune experiment whose search algorithm was a Searcher"
+            )
+        _load_searcher(_chain(self)[-1], blobs[-1])
+
+
+class _WrappedFile:
+    """What a wrapper's ``save`` writes (``Repeater``): the wrapped searcher's own file and
+    the wrapper's state. :meth:`Searcher.restore` reads the inner file; code that takes it
+    for a state dict (``__dict__.update``) fails clearly instead of copying attributes."""
+
+    def __init__(self, wrapper: str, state: dict[str, Any], inner: bytes) -> None:
+        self.wrapper, self.state, self.inner = wrapper, state, inner
+
+    def keys(self) -> Any:
+        raise TuneConfigError(
+            f"`checkpoint_path` holds a {self.wrapper}'s file, not a state dict: restore it with "
+            f"{self.wrapper}.restore or Searcher.restore (which read the wrapped searcher's file)"
+        )
+
+    def __iter__(self) -> Any:
+        return self.keys()
+
+
+def _file_bytes(searcher: Searcher) -> bytes:
+    """The file ``searcher.save`` writes, as bytes."""
+    fd, path = tempfile.mkstemp(suffix=".pkl")
+    os.close(fd)
+    try:
+        searcher.save(path)
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(path)
+
+
+def _restore_bytes(searcher: Searcher, data: bytes) -> None:
+    """``searcher.restore`` from a file holding ``data``."""
+    fd, path = tempfile.mkstemp(suffix=".pkl")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        searcher.restore(path)
+    finally:
+        os.unlink(path)

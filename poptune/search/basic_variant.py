@@ -18,10 +18,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import cloudpickle
 import numpy as np
 
 from poptune._validation import bad_type, bad_value
 from poptune.exceptions import TuneConfigError
+from poptune.search import _saved_state
 from poptune.search._base import SearchAlgorithm, TrialSuggestion
 from poptune.search.sample import Domain, RandomState, Rng, as_generator
 from poptune.search.variant_generator import (
@@ -108,6 +110,9 @@ class BasicVariantGenerator(SearchAlgorithm):
         True
     """
 
+    #: Ray's name of the file :meth:`save_to_dir` writes (a pickle), ``{}`` the session string
+    CKPT_FILE_TMPL = "basic-variant-state-{}.json"
+
     def __init__(
         self,
         points_to_evaluate: list[dict[str, Any]] | None = None,
@@ -144,6 +149,7 @@ class BasicVariantGenerator(SearchAlgorithm):
         self._live: set[str] = set()
         self._finished = False
         self._restored: dict[str, Any] | None = None  # applied at the next `next_trial`
+        self._replay = 0  # trials created after `_restored` was saved (see `restore_from_dir`)
 
     def setup_experiment(
         self, param_space: dict[str, Any], num_samples: int, seed: int | None
@@ -225,6 +231,11 @@ class BasicVariantGenerator(SearchAlgorithm):
         if self._restored is not None:
             state, self._restored = self._restored, None
             self._apply_restored(state)
+            if self._replay:  # move past the trials created after that state, limit or not
+                n, limit = self._replay, self.max_concurrent
+                self._replay = self.max_concurrent = 0
+                self.replay_creations(n)
+                self.max_concurrent = limit
         if self._finished:
             return None
         if self.max_concurrent and len(self._live) >= self.max_concurrent:
@@ -267,7 +278,7 @@ class BasicVariantGenerator(SearchAlgorithm):
 
     def save_state(self) -> dict[str, Any]:
         if self._restored is not None:  # restored but not resumed yet: same snapshot
-            return dict(self._restored, live=sorted(self._live))
+            return dict(self._restored, live=sorted(self._live), replay=self._replay)
         opened = self._pass_rng_state is not None
         rng_state = self._pass_rng_state
         if not opened and self._rng is not None:
@@ -288,4 +299,64 @@ class BasicVariantGenerator(SearchAlgorithm):
         self._finished = state["finished"]
         self._iter, self._ahead = None, None
         self._pass_rng_state = state["rng_state"] if state["opened"] else None
+        self._replay = state.get("replay", 0)
         self._restored = dict(state)
+
+    # Ray's names for the state, and its files in a directory
+    def get_state(self) -> dict[str, Any]:
+        """:meth:`save_state` (Ray's name)."""
+        return self.save_state()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """:meth:`load_state` (Ray's name): call ``setup_experiment`` with the same
+        ``param_space`` and ``num_samples`` (a Tuner does) to continue the sequence."""
+        self.load_state(state)
+
+    def save_to_dir(self, dirpath: str, session_str: str = "default") -> None:
+        """Write :meth:`get_state` to ``dirpath/basic-variant-state-{session_str}.json``."""
+        def write(path: str) -> None:
+            with open(path, "wb") as f:
+                cloudpickle.dump(self.get_state(), f)
+
+        _saved_state.write_atomically(dirpath, self.CKPT_FILE_TMPL.format(session_str), write)
+
+    def has_checkpoint(self, dirpath: str) -> bool:
+        """Whether :meth:`restore_from_dir` finds a state in ``dirpath``."""
+        return self._saved_in(dirpath) is not None
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        """Restore from the newest ``basic-variant-state-*.json`` in ``dirpath`` (written by
+        :meth:`save_to_dir`), else from the state a poptune experiment there (run with this
+        generator) saved last. Trials live in that run do not count against
+        ``max_concurrent`` here.
+
+        Raises:
+            NoSearchStateError: (a ``RuntimeError``, as Ray's) no state in ``dirpath``.
+        """
+        state = self._saved_in(dirpath)
+        if state is None:
+            raise _saved_state.NoSearchStateError(
+                f"Unable to find checkpoint in {dirpath!r}: `dirpath` must hold a "
+                "`basic-variant-state-*.json` (written by `save_to_dir`) or be the directory "
+                "of a poptune experiment whose search algorithm was a BasicVariantGenerator"
+            )
+        self.set_state(dict(state, live=[]))
+
+    def _saved_in(self, dirpath: str) -> dict[str, Any] | None:
+        path = _saved_state.newest_file(dirpath, self.CKPT_FILE_TMPL)
+        if path is not None:
+            with open(path, "rb") as f:
+                state = cloudpickle.load(f)
+            if not _is_own_state(state):
+                raise bad_value(f"{dirpath}'s file {path}", type(state).__name__,
+                                "a state written by poptune's save_to_dir")
+            return state  # type: ignore[no-any-return]
+        found = _saved_state.journaled_state(dirpath)
+        if found is None or not _is_own_state(found[0]):
+            return None  # none, or another search algorithm's
+        return dict(found[0], replay=found[0].get("replay", 0) + found[1])
+
+
+def _is_own_state(state: Any) -> bool:
+    """Whether ``state`` is a :meth:`BasicVariantGenerator.save_state` snapshot."""
+    return isinstance(state, dict) and {"pass", "position", "opened"} <= state.keys()

@@ -8,9 +8,14 @@ from typing import Any
 from poptune._validation import bad_type, bad_value
 from poptune.search._base import Searcher, _set_search_properties_compat
 
-__all__ = ["ConcurrencyLimiter"]
+__all__ = ["ConcurrencyLimiter", "NotASearcherError"]
 
 logger = logging.getLogger(__name__)
+
+
+class NotASearcherError(TypeError, RuntimeError):
+    """``ConcurrencyLimiter`` given something that is not a Searcher: a ``TypeError``, and
+    the ``RuntimeError`` Ray raises."""
 
 
 class ConcurrencyLimiter(Searcher):
@@ -40,8 +45,9 @@ class ConcurrencyLimiter(Searcher):
 
     def __init__(self, searcher: Searcher, max_concurrent: int, batch: bool = False) -> None:
         if not isinstance(searcher, Searcher):
-            raise bad_type("searcher", searcher, "a Searcher (pass `max_concurrent` to a "
-                           "BasicVariantGenerator directly)")  # fmt: skip
+            raise NotASearcherError(*bad_type(
+                "searcher", searcher,
+                "a Searcher (pass `max_concurrent` to a BasicVariantGenerator directly)").args)
         if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or (
             max_concurrent < 1
         ):
@@ -144,3 +150,15 @@ class ConcurrencyLimiter(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         self.searcher.restore(checkpoint_path)
+
+    def on_pause(self, trial_id: str) -> None:
+        """Ray's BOHB hook: passed to the wrapped searcher if it has one."""
+        hook = getattr(self.searcher, "on_pause", None)
+        if hook is not None:
+            hook(trial_id)
+
+    def on_unpause(self, trial_id: str) -> None:
+        """Ray's BOHB hook: passed to the wrapped searcher if it has one."""
+        hook = getattr(self.searcher, "on_unpause", None)
+        if hook is not None:
+            hook(trial_id)

@@ -6,10 +6,18 @@ import logging
 import math
 from typing import Any
 
-from poptune._validation import bad_type, bad_value
-from poptune.search._base import Searcher, _set_search_properties_compat
+import cloudpickle
 
-__all__ = ["TRIAL_INDEX", "Repeater"]
+from poptune._validation import bad_type, bad_value
+from poptune.search._base import (
+    Searcher,
+    _file_bytes,
+    _restore_bytes,
+    _set_search_properties_compat,
+    _WrappedFile,
+)
+
+__all__ = ["TRIAL_INDEX", "NotASearcherError", "Repeater"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +33,11 @@ def _warn_num_samples(searcher: Searcher, num_samples: int) -> None:
             num_samples,
             searcher.repeat,
         )
+
+
+class NotASearcherError(TypeError, AttributeError):
+    """``Repeater`` given something that is not a Searcher: a ``TypeError``, and the
+    ``AttributeError`` Ray raises."""
 
 
 class _TrialGroup:
@@ -88,7 +101,7 @@ class Repeater(Searcher):
 
     def __init__(self, searcher: Searcher, repeat: int = 1, set_index: bool = True) -> None:
         if not isinstance(searcher, Searcher):
-            raise bad_type("searcher", searcher, "a Searcher")
+            raise NotASearcherError(*bad_type("searcher", searcher, "a Searcher").args)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
             raise bad_value("repeat", repeat, "an integer >= 1")
         self.searcher = searcher
@@ -138,7 +151,7 @@ class Repeater(Searcher):
     ) -> None:
         """Record the trial's metric; once its group is complete, report the mean.
 
-        The searcher is told ``error=True`` only if every trial of the group errored.
+        The searcher gets the ``error`` flag of the trial that completed the group (Ray's).
         """
         group = self._trial_id_to_group.get(trial_id)
         if group is None:
@@ -151,7 +164,7 @@ class Repeater(Searcher):
             self.searcher.on_trial_complete(
                 group.primary_trial_id,
                 result={metric: group.mean()},
-                error=all(group.errors.values()),
+                error=error,
             )
 
     def get_state(self) -> dict[str, Any]:
@@ -160,3 +173,24 @@ class Repeater(Searcher):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.__dict__.update({k: v for k, v in state.items() if k != "searcher"})
+
+    def save(self, checkpoint_path: str) -> None:
+        """Write the wrapped searcher's file with this repeater's groups alongside (any
+        searcher's ``restore`` reads the wrapped file, as Ray's Repeater file is that file)."""
+        wrapped = _WrappedFile("Repeater", self.get_state(), _file_bytes(self.searcher))
+        with open(checkpoint_path, "wb") as f:
+            cloudpickle.dump(wrapped, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Restore :meth:`save`'s file (the groups continue), or hand any other file (Ray's
+        Repeater file, the wrapped searcher's own) to the wrapped searcher."""
+        with open(checkpoint_path, "rb") as f:
+            try:
+                saved = cloudpickle.load(f)
+            except Exception:  # noqa: BLE001 - not a pickle: the wrapped searcher's own format
+                saved = None
+        if not isinstance(saved, _WrappedFile):
+            self.searcher.restore(checkpoint_path)
+            return
+        _restore_bytes(self.searcher, saved.inner)
+        self.set_state(saved.state)

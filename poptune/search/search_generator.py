@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from typing import Any
 
 import cloudpickle
@@ -15,6 +13,8 @@ from poptune.search._base import (
     SearchAlgorithm,
     Searcher,
     TrialSuggestion,
+    _file_bytes,
+    _restore_bytes,
     _set_search_properties_compat,
 )
 from poptune.search.basic_variant import _get_rng_state, _set_rng_state
@@ -65,14 +65,7 @@ def _dump_searcher(searcher: Searcher) -> bytes:
     overrides_state = type(searcher).get_state is not Searcher.get_state
     try:
         if overrides_save and not overrides_state:  # Ray style: the searcher writes a file
-            fd, path = tempfile.mkstemp(suffix=".pkl")
-            os.close(fd)
-            try:
-                searcher.save(path)
-                with open(path, "rb") as f:
-                    return b"file:" + f.read()
-            finally:
-                os.unlink(path)
+            return b"file:" + _file_bytes(searcher)
         return b"state:" + cloudpickle.dumps(searcher.get_state())
     except Exception as exc:  # noqa: BLE001 - an unsaveable searcher must not stop the run
         name = type(searcher).__name__
@@ -93,13 +86,7 @@ def _load_searcher(searcher: Searcher, blob: bytes) -> None:
     if kind == b"state":
         searcher.set_state(cloudpickle.loads(payload))
         return
-    fd, path = tempfile.mkstemp(suffix=".pkl")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        searcher.restore(path)
-    finally:
-        os.unlink(path)
+    _restore_bytes(searcher, payload)
 
 
 class SearchGenerator(SearchAlgorithm):

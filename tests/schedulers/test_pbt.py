@@ -273,7 +273,9 @@ def test_exploit_records_what_the_policy_log_needs():
     sched = pbt()
     a, b = population(sched, 2)
     report(sched, b, 5, 10.0)
+    assert report(sched, a, 4, 0.5) == CONTINUE
     exploit = report(sched, a, 6, 1.0)
+    # the target's iteration is the one the exploit was decided on (Ray's is the one before)
     assert exploit.log_line == [
         a.experiment_tag, b.experiment_tag, 6, 5, b.config, exploit.config,
     ]
@@ -576,6 +578,30 @@ def test_synch_barrier_pauses_until_all_arrive_then_exploits_paused_trials():
     (exploit,) = actions(out)
     assert exploit.trial_id == trials[0].trial_id and exploit.donor_trial_id == trials[3].trial_id
     assert sched.choose_trial_to_run(trials[:3]) is not None
+
+
+def test_synch_policy_lines_give_every_target_its_latest_iteration_whoever_came_last():
+    """Ray names the previous iteration for the trial whose result released the barrier
+    (which one depends on timing); poptune keeps synch runs' logs reproducible."""
+    sched = pbt(synch=True, quantile_fraction=0.5)
+    a, b, c, d = population(sched, 4)
+    for t, s in ((a, 1.0), (b, 9.0), (c, 8.0)):
+        assert report(sched, t, 5, s) == PAUSE
+        t.status = TrialStatus.PAUSED
+    assert report(sched, d, 4, 0.0) == CONTINUE
+    out = report(sched, d, 5, 0.5)  # the last arrival, and the weakest
+    assert {e.trial_id: e.target_iteration for e in actions(out)} == {
+        d.trial_id: 5, a.trial_id: 5}
+
+
+def test_perturbed_tags_clean_keys_and_values_as_rays_trial_tags():
+    sched = pbt(hyperparam_mutations={"opt": {"lr": [0.5, 0.6]}, "v.x": ["v1.2", "v1.3"]})
+    a, b = population(sched, 2, opt={"lr": 0.5}, **{"v.x": "v1.2"})
+    report(sched, b, 5, 10.0)
+    exploit = report(sched, a, 5, 1.0)
+    lr, v = (str(x).replace(".", "_") for x in (exploit.config["opt"]["lr"],
+                                                  exploit.config["v.x"]))
+    assert exploit.experiment_tag == f"0_lr=0.1@perturbed[opt=lr_{lr},v_x={v}]"  # Ray's
 
 
 @pytest.mark.parametrize("leave", ["complete", "error", "remove"])

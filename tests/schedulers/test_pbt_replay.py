@@ -91,12 +91,15 @@ def test_change_without_a_fresh_checkpoint_waits_for_the_next_one_and_warns_once
     assert exploit.config == C1 and exploit.checkpoint_path.endswith("checkpoint_000007")
 
 
-def test_changes_that_fall_due_together_collapse_into_the_latest(policy_file):
+def test_changes_that_fall_due_together_are_applied_one_per_result_as_in_ray(policy_file):
     replay = PopulationBasedTrainingReplay(policy_file)
     trial = make_trial()
     add(replay, trial)
-    exploit = report(replay, trial, 12)
-    assert exploit.config == C3
+    first = report(replay, trial, 12)
+    assert first.config == C1  # the next change waits for the next result
+    trial.config = first.config
+    second = report(replay, trial, 13)
+    assert second.config == C3 and second.donor_config == C1
     assert report(replay, trial, 20) == SchedulerDecision.CONTINUE
 
 

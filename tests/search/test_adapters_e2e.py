@@ -139,3 +139,44 @@ def test_restored_searcher_knows_every_trial_that_finished_before_the_interrupti
     _, tuner, _ = _interrupted_then_restored(tmp_path)
     searcher = tuner.tune_config.search_alg
     assert [t.state.name for t in searcher._study.trials].count("RUNNING") == 0
+
+
+@_needs("optuna")
+def test_restored_repeater_of_optuna_continues_its_groups_without_duplicates(tmp_path):
+    from collections import Counter
+
+    from poptune.search import Repeater
+    from poptune.search.optuna import OptunaSearch
+
+    ENABLED[0] = True
+    try:
+        first = fit(Repeater(OptunaSearch(seed=0), repeat=2), tmp_path,
+                    stop=StopAfterResults(4), metric="loss", mode="min")
+        ENABLED[0] = False
+        tuner = tune.Tuner.restore(str(tmp_path / "exp"), trainable=train)
+        grid = tuner.fit()
+    finally:
+        ENABLED[0] = True
+    assert 0 < len([r for r in first if r.metrics]) < 12
+    assert len(grid) == 12 and grid.num_errors == 0
+    points = Counter((r.config["x"], r.config["y"]) for r in grid)
+    assert sorted(points.values()) == [2] * 6  # each suggestion ran exactly `repeat` times
+    indices = Counter(r.config["__trial_index__"] for r in grid)
+    assert indices == {0: 6, 1: 6}
+    study = tuner.tune_config.search_alg.searcher._study
+    assert len(study.trials) == 6 and all(t.state.name == "COMPLETE" for t in study.trials)
+
+
+@_needs("optuna")
+def test_optuna_restore_from_dir_of_a_poptune_experiment_continues_its_study(tmp_path):
+    from poptune.search import ConcurrencyLimiter
+    from poptune.search.optuna import OptunaSearch
+
+    grid = fit(ConcurrencyLimiter(OptunaSearch(seed=3), 1), tmp_path, num_samples=6,
+               metric="loss", mode="min")
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(tmp_path / "exp"))
+    assert len(searcher._study.trials) == 6
+    config = searcher.suggest("n0")
+    assert len(searcher._study.trials) == 7 and 0 <= config["x"] <= 1
+    assert config["x"] not in {r.config["x"] for r in grid}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -250,3 +251,80 @@ def test_replaying_creations_continues_where_the_journal_ends(taken, later):
 
 def test_with_a_concurrency_limit_the_state_is_journaled_with_each_trial():
     assert not make(SPACE, 2, max_concurrent=2).replays_creations
+
+
+# ---------------------------------------------------------------- Ray's state methods and files
+
+
+def test_get_set_state_and_dir_files_as_rays(tmp_path):
+    assert BasicVariantGenerator.CKPT_FILE_TMPL == "basic-variant-state-{}.json"
+    gen = _fresh()
+    head = [gen.next_trial(f"t{i}").config for i in range(4)]
+    assert not gen.has_checkpoint(str(tmp_path))
+    gen.save_to_dir(str(tmp_path), "2024-01-01_00-00-00")
+    assert os.listdir(tmp_path) == ["basic-variant-state-2024-01-01_00-00-00.json"]
+    assert gen.has_checkpoint(str(tmp_path))
+    clone = BasicVariantGenerator(points_to_evaluate=RESTORE_POINTS)
+    clone.set_state(pickle.loads(pickle.dumps(gen.get_state())))
+    clone.setup_experiment(RESTORE_SPACE, 4, 11)
+    expected = [t.config for t in drain(gen, start=4)]
+    assert head and [t.config for t in drain(clone, start=4)] == expected
+    restored = BasicVariantGenerator(points_to_evaluate=RESTORE_POINTS)
+    restored.restore_from_dir(str(tmp_path))
+    restored.setup_experiment(RESTORE_SPACE, 4, 11)
+    assert [t.config for t in drain(restored, start=4)] == expected
+
+
+def test_restore_from_dir_without_a_state_names_the_directory(tmp_path):
+    with pytest.raises(RuntimeError, match=f"Unable to find checkpoint in '{tmp_path}'"):
+        BasicVariantGenerator().restore_from_dir(str(tmp_path))
+    (tmp_path / "basic-variant-state-x.json").write_bytes(pickle.dumps({"_iterators": []}))
+    with pytest.raises(TuneConfigError, match="basic-variant-state-x.json` must be a state "
+                                              "written by poptune's save_to_dir, got 'dict'"):
+        BasicVariantGenerator().restore_from_dir(str(tmp_path))  # e.g. Ray's
+
+
+def test_restore_from_dir_replays_the_trials_created_after_the_journaled_state(monkeypatch):
+    """The engine journals random search's state now and then: ``restore_from_dir`` moves
+    past the trials created after it, a concurrency limit or not, and frees the old run's
+    live trials."""
+    from poptune.search import _saved_state
+
+    full = [t.config for t in drain(make(SPACE, 4, seed=3))]
+    gen = make(SPACE, 4, seed=3)
+    for i in range(3):
+        gen.next_trial(f"t{i}")
+    state = pickle.loads(pickle.dumps(gen.save_state()))
+    monkeypatch.setattr(_saved_state, "journaled_state", lambda dirpath: (state, 5))
+    restored = BasicVariantGenerator(max_concurrent=1)
+    restored.restore_from_dir("/experiment")
+    again = BasicVariantGenerator()
+    again.set_state(restored.get_state())  # saved before it resumed: the replay is kept
+    restored.setup_experiment(SPACE, 4, 3)
+    assert restored.next_trial("t8").config == full[8]
+    again.setup_experiment(SPACE, 4, 3)
+    assert [t.config for t in drain(again, start=8)] == full[8:]
+
+
+def test_restore_from_dir_reads_the_state_of_a_poptune_experiment(tmp_path):
+    import poptune as tune
+    from tests.search._helpers import ENABLED, StopAfterResults
+
+    space = {"a": s.uniform(0, 1), "g": s.grid_search([1, 2])}
+    reference = [t.config for t in drain(make(space, 3, random_state=0))]
+    ENABLED[0] = True
+    tune.Tuner(
+        lambda config: tune.report({"loss": config["a"]}), param_space=space,
+        tune_config=tune.TuneConfig(search_alg=BasicVariantGenerator(random_state=0),
+                                    num_samples=3, max_concurrent_trials=1),
+        run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path), verbose=0,
+                                  stop=StopAfterResults(2)),
+    ).fit()
+    exp = str(tmp_path / "exp")
+    created = len([n for n in os.listdir(exp) if n.startswith("lambda_")])
+    assert 0 < created < len(reference)
+    gen = BasicVariantGenerator(random_state=5)
+    assert gen.has_checkpoint(exp)
+    gen.restore_from_dir(exp)
+    gen.setup_experiment(space, 3, None)
+    assert [t.config for t in drain(gen, start=created)] == reference[created:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 
 import pytest
@@ -235,6 +236,34 @@ def test_limiter_validates_arguments_and_forwards_metric():
             ConcurrencyLimiter(Walker(), max_concurrent=bad)
     with pytest.raises(TypeError, match="`searcher` must be a Searcher"):
         ConcurrencyLimiter(object(), 1)
+
+
+def test_wrappers_given_a_non_searcher_raise_what_ray_raises_too():
+    from poptune.search import BasicVariantGenerator
+
+    with pytest.raises(RuntimeError, match="`searcher` must be a Searcher") as limiter:
+        ConcurrencyLimiter(BasicVariantGenerator(), 2)
+    with pytest.raises(AttributeError, match="`searcher` must be a Searcher") as repeater:
+        Repeater(BasicVariantGenerator())
+    assert isinstance(limiter.value, TypeError) and isinstance(repeater.value, TypeError)
+
+
+def test_limiter_passes_pause_and_unpause_to_a_searcher_that_has_them():
+    class Pausable(Walker):
+        def __init__(self):
+            super().__init__()
+            self.events = []
+
+        def on_pause(self, trial_id):
+            self.events.append(("pause", trial_id))
+
+        def on_unpause(self, trial_id):
+            self.events.append(("unpause", trial_id))
+
+    limiter = ConcurrencyLimiter(Pausable(), 2)
+    limiter.on_pause("a"), limiter.on_unpause("a")
+    assert limiter.searcher.events == [("pause", "a"), ("unpause", "a")]
+    ConcurrencyLimiter(Walker(), 2).on_pause("a")  # no such hook: nothing to do
     limiter = ConcurrencyLimiter(Walker(metric="acc", mode="max"), 2)
     assert (limiter.metric, limiter.mode) == ("acc", "max")
     with pytest.raises(TuneConfigError, match="`trial_id` must be unique"):
@@ -277,6 +306,120 @@ def test_repeater_passes_finished_through_and_warns_on_uneven_num_samples(caplog
     assert "not a multiple of `repeat` (4)" in caplog.text
     with pytest.raises(TuneConfigError, match="`repeat` must be an integer >= 1, got 0"):
         Repeater(Walker(), repeat=0)
+
+
+def test_repeater_passes_the_error_flag_of_the_trial_that_completes_the_group():
+    walker = Walker()
+    rep = Repeater(walker, repeat=2)
+    for t in "abcd":
+        rep.suggest(t)
+    rep.on_trial_complete("a", None, error=True)
+    rep.on_trial_complete("b", {"loss": 1.0})
+    rep.on_trial_complete("c", {"loss": 1.0})
+    rep.on_trial_complete("d", None, error=True)
+    assert walker.completed["a"][1] is False and walker.completed["c"][1] is True  # as Ray
+
+
+def test_repeater_save_and_restore_go_through_to_the_wrapped_searcher_and_keep_the_groups(
+        tmp_path):
+    rep = Repeater(Walker(), repeat=2)
+    for i in range(3):
+        rep.suggest(f"t{i}")  # x = 1, 1, 2: the second group is half full
+    rep.on_trial_complete("t0", {"loss": 1.0})
+    path = str(tmp_path / "repeater.pkl")
+    rep.save(path)
+    reference = [rep.suggest(f"t{i}")["x"] for i in range(3, 6)]
+    clone = Repeater(Walker(), repeat=2)
+    clone.restore(path)
+    assert [clone.suggest(f"t{i}")["x"] for i in range(3, 6)] == reference == [2, 3, 3]
+    clone.on_trial_complete("t1", {"loss": 3.0})
+    assert clone.searcher.completed == {"t0": ({"loss": 2.0}, False)}
+
+
+def test_a_repeater_file_restores_the_wrapped_searcher_alone_and_nothing_foreign(tmp_path):
+    rep = Repeater(Walker(), repeat=2)
+    rep.suggest("a"), rep.suggest("b"), rep.suggest("c")
+    path = str(tmp_path / "repeater.pkl")
+    rep.save(path)
+    plain = Walker()
+    plain.restore(path)  # Ray's Repeater file is the wrapped searcher's file
+    assert plain.next_x == 3 and not hasattr(plain, "_groups") and not hasattr(plain, "searcher")
+    limited = ConcurrencyLimiter(Walker(), 2)
+    limited.restore(path)
+    assert limited.searcher.next_x == 3
+
+    class Naive(Walker):  # a Ray-style override that takes the file for a state dict
+        def restore(self, checkpoint_path):
+            with open(checkpoint_path, "rb") as f:
+                self.__dict__.update(pickle.load(f))
+
+    with pytest.raises(TuneConfigError, match="holds a Repeater's file, not a state dict"):
+        Naive().restore(path)
+    walker = Walker()
+    walker.suggest("a")
+    walker.save(path)  # the wrapped searcher's own file (what Ray's Repeater writes)
+    clone = Repeater(Walker(), repeat=2)
+    clone.restore(path)
+    assert clone.searcher.next_x == 2 and clone._groups == []
+
+
+def test_save_to_dir_and_restore_from_dir_as_rays(tmp_path):
+    assert Searcher.CKPT_FILE_TMPL == "searcher-state-{}.pkl"
+    walker = Walker()
+    walker.suggest("a")
+    limited = ConcurrencyLimiter(walker, 2)
+    limited.save_to_dir(str(tmp_path))  # the wrapped searcher's file, written atomically
+    assert os.listdir(tmp_path) == ["searcher-state-default.pkl"]
+    walker.suggest("b")
+    Repeater(walker, 2).save_to_dir(str(tmp_path), session_str="zz")
+    clone = Walker()
+    clone.restore_from_dir(str(tmp_path))  # the greatest name, as Ray
+    assert clone.next_x == 3
+    limited = ConcurrencyLimiter(Walker(), 2)
+    limited.restore_from_dir(str(tmp_path))
+    assert limited.searcher.next_x == 3
+    os.remove(tmp_path / "searcher-state-zz.pkl")
+    clone.restore_from_dir(str(tmp_path))
+    assert clone.next_x == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RuntimeError, match=f"unable to find checkpoint in '{empty}'"):
+        Walker().restore_from_dir(str(empty))
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["journal", "state_file"])
+def test_restore_from_dir_reads_the_searcher_state_a_poptune_experiment_saved(tmp_path, big):
+    import poptune as tune
+
+    def trainable(config):
+        tune.report({"loss": float(config["x"])})
+
+    walker = Walker()
+    walker.padding = "x" * (10_000 if big else 0)  # a big state goes to searcher_state.N.b64
+    tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(walker, 2), num_samples=4),
+        run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    exp = str(tmp_path / "exp")
+    assert any(n.startswith("searcher_state.") for n in os.listdir(exp)) == big
+    clone = Repeater(Walker(), repeat=2)  # any wrapping: its innermost searcher gets the state
+    clone.restore_from_dir(exp)
+    assert clone.searcher.next_x == 5 and len(clone.searcher.completed) == 4
+    assert clone._groups == [] and clone.suggest("n0")["x"] == 5
+    from poptune.search import BasicVariantGenerator
+
+    with pytest.raises(RuntimeError, match="Unable to find checkpoint in"):
+        BasicVariantGenerator().restore_from_dir(exp)  # a searcher's state is not its own
+
+
+def test_restore_from_dir_of_an_experiment_without_a_searcher_names_the_directory(tmp_path):
+    import poptune as tune
+
+    tune.Tuner(lambda config: tune.report({"loss": 1.0}), run_config=tune.RunConfig(
+        name="exp", storage_path=str(tmp_path), verbose=0)).fit()
+    with pytest.raises(RuntimeError, match="exp'.*a poptune experiment whose search algorithm"):
+        Walker().restore_from_dir(str(tmp_path / "exp"))
 
 
 # ---------------------------------------------------------------- Searcher base
