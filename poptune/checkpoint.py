@@ -164,7 +164,11 @@ class Checkpoint:
         return self.get_metadata()
 
     def __repr__(self) -> str:
-        return f"Checkpoint(filesystem={type(self.filesystem).__name__}, path={self._uri})"
+        fs: Any = "local" if self._local else getattr(self.filesystem, "protocol", None)
+        if isinstance(fs, (tuple, list)):  # Ray's ``type_name``: local, s3, gcs, ...
+            fs = fs[0]
+        fs = fs or type(self.filesystem).__name__
+        return f"Checkpoint(filesystem={fs}, path={self._uri})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Checkpoint) and other.path == self.path

@@ -212,7 +212,11 @@ class RunConfig:
         callbacks: a list of :class:`~poptune.callbacks.Callback`.
         verbose: 0 silent, 1 final summary, 2 live table (default), 3 also every result.
         progress_reporter: a Ray-style ``CLIReporter`` whose columns to use.
-        log_to_file: accepted for compatibility.
+        log_to_file: also write each trial's stdout and stderr to files in its directory,
+            as Ray: ``True`` (files ``stdout`` and ``stderr``), a file name (both into it)
+            or a pair ``(stdout file, stderr file)`` (None for one: not written). The files
+            are appended to (a restarted trial adds to them). See
+            :func:`log_to_file_names`.
         storage_filesystem: an fsspec filesystem for ``storage_path``.
         sync_config: accepted for compatibility (poptune writes to storage directly).
         log_sinks: poptune only: which per-trial result files the engine writes, any of
@@ -246,6 +250,7 @@ class RunConfig:
             raise bad_value("log_sinks", self.log_sinks,
                             "a collection of 'json', 'csv' and 'params'")
         self.log_sinks = tuple(self.log_sinks)
+        log_to_file_names(self.log_to_file)  # raises on a value Ray rejects
         if self.name is not None and (not isinstance(self.name, str) or not self.name
                                       or "/" in self.name):
             raise bad_value("name", self.name, "a non-empty str without '/'")
@@ -289,6 +294,43 @@ class RunConfig:
                 if not isinstance(limit, numbers.Real):  # bools count, as in Ray
                     raise bad_type(f"stop[{key!r}]", limit,
                                    "a number (stop when the result reaches it)")
+
+
+def log_to_file_names(log_to_file: Any) -> tuple[str | None, str | None] | None:
+    """``RunConfig(log_to_file=...)`` as ``(stdout file, stderr file)`` (None: off), as Ray's
+    ``_validate_log_to_file``.
+
+    Example:
+        >>> log_to_file_names(True), log_to_file_names("out.log"), log_to_file_names(False)
+        (('stdout', 'stderr'), ('out.log', 'out.log'), None)
+        >>> log_to_file_names(("a",))
+        Traceback (most recent call last):
+        ...
+        ValueError: If you pass a Sequence to `log_to_file` it has to have a length of 2 (for stdout and stderr, respectively). The Sequence you passed has length 1: ('a',).
+
+    Raises:
+        ValueError: not a bool, a str or a sequence of two file names (str or None).
+    """
+    if not log_to_file:
+        return None
+    if log_to_file is True:
+        return "stdout", "stderr"
+    if isinstance(log_to_file, (str, os.PathLike)):
+        name = os.fspath(log_to_file)
+        return name, name
+    if isinstance(log_to_file, Sequence) and not isinstance(log_to_file, (bytes, bytearray)):
+        if len(log_to_file) != 2:
+            raise ValueError(
+                "If you pass a Sequence to `log_to_file` it has to have a length of 2 (for "
+                "stdout and stderr, respectively). The Sequence you passed has length "
+                f"{len(log_to_file)}: {log_to_file!r}.")
+        out, err = (os.fspath(f) if isinstance(f, os.PathLike) else f for f in log_to_file)
+        if all(f is None or isinstance(f, str) for f in (out, err)):
+            return out, err
+    raise ValueError(
+        "You can pass a boolean, a string, or a Sequence of length 2 (of file names: str or "
+        f"None) to `log_to_file`, but you passed something else ({log_to_file!r} of type "
+        f"{type(log_to_file).__name__}).")
 
 
 def default_storage_path() -> str:

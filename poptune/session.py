@@ -18,6 +18,7 @@ import contextlib
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from poptune._validation import bad_type, bad_value
-from poptune.checkpoint import Checkpoint
+from poptune.checkpoint import Checkpoint, _split_fs
 from poptune.clock import local_date
 from poptune.exceptions import TuneError
 
@@ -51,6 +52,8 @@ class TuneContext:
     world_rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    #: the trial dir on remote storage (checkpoints are uploaded there); None when local
+    storage_trial_dir: str | None = None
 
     def get_trial_id(self) -> str:
         return self.trial_id
@@ -87,13 +90,69 @@ class TuneContext:
     def get_node_rank(self) -> int:
         return 0
 
-    def get_storage(self) -> str:
-        return self.experiment_dir
+    def get_storage(self) -> "StorageContext":
+        """Where the trial's files go, with the attribute names of Ray's ``StorageContext``
+        (``str()`` of it is the experiment directory)."""
+        return StorageContext(self.experiment_dir, self.trial_dir, self.storage_trial_dir)
 
     def get_metadata(self) -> dict[str, Any]:
         """Raises, as in Ray 2.60 (a Ray Train trainer's metadata; never set in Tune)."""
         raise DeprecationWarning(
             "`get_metadata` is deprecated for Ray Tune, as it has never been usable.")
+
+
+class StorageContext:
+    """``get_context().get_storage()``: where a trial's files go, with the attribute names of
+    Ray's ``StorageContext``. ``str()`` (and ``os.fspath``) of it is the experiment directory.
+
+    Example:
+        >>> s = StorageContext("/r/exp", "/r/exp/t_1")
+        >>> s.storage_path, s.experiment_dir_name, s.trial_dir_name, s.trial_fs_path
+        ('/r', 'exp', 't_1', '/r/exp/t_1')
+        >>> str(s), s.trial_working_directory
+        ('/r/exp', '/r/exp/t_1')
+    """
+
+    def __init__(self, experiment_dir: str, trial_dir: str,
+                 storage_trial_dir: str | None = None) -> None:
+        self._path = experiment_dir
+        #: the local directory the trial runs in (its files before an upload)
+        self.trial_working_directory = trial_dir
+        self.trial_dir_name = os.path.basename(os.path.normpath(trial_dir))
+        self.experiment_dir_name = os.path.basename(os.path.normpath(experiment_dir))
+        if storage_trial_dir is None:
+            self.storage_path = os.path.dirname(os.path.normpath(experiment_dir))
+        else:  # remote: the URI of the experiment's parent
+            self.storage_path = storage_trial_dir.rstrip("/").rsplit("/", 2)[0]
+
+    @property
+    def storage_filesystem(self) -> Any:
+        """The filesystem of :attr:`storage_path` (an fsspec one; Ray's is pyarrow's)."""
+        return _split_fs(self.storage_path)[0]
+
+    @property
+    def storage_fs_path(self) -> str:
+        """:attr:`storage_path` within :attr:`storage_filesystem`."""
+        return _split_fs(self.storage_path)[1]
+
+    @property
+    def experiment_fs_path(self) -> str:
+        return f"{self.storage_fs_path}/{self.experiment_dir_name}"
+
+    @property
+    def trial_fs_path(self) -> str:
+        return f"{self.experiment_fs_path}/{self.trial_dir_name}"
+
+    def __str__(self) -> str:
+        return self._path
+
+    def __fspath__(self) -> str:
+        return self._path
+
+    def __repr__(self) -> str:
+        return (f"StorageContext(storage_path={self.storage_path!r}, "
+                f"experiment_dir_name={self.experiment_dir_name!r}, "
+                f"trial_dir_name={self.trial_dir_name!r})")
 
 
 class _Session:
@@ -107,6 +166,12 @@ class _Session:
     _last_metrics: dict[str, Any] | None = None
     #: a ``UtilMonitor`` when the config asks for ``log_sys_usage``: each result gets ``perf``
     monitor: Any = None
+    #: the trial runs a class Trainable: the worker reports ``step()``'s results, a user's
+    #: ``tune.report`` only warns (Ray's class trainables have no session), and results
+    #: carry ``checkpoint_dir_name`` only with a checkpoint
+    is_class = False
+    #: the name of the last checkpoint this trial reported (``checkpoint_NNNNNN``)
+    _latest_checkpoint: str | None = None
 
     def __init__(
         self,
@@ -118,6 +183,8 @@ class _Session:
         next_checkpoint_index: int = 0,
         storage_trial_dir: str | None = None,
         clock: Callable[[], float] | None = None,
+        timesteps_total: float | None = None,
+        episodes_total: float | None = None,
     ) -> None:
         #: epoch seconds for the automatic time keys; None reads ``time.time()`` (a worker
         #: process); the simulated backend passes its clock's ``time``
@@ -133,6 +200,14 @@ class _Session:
         self.iteration = start_iteration
         self.iterations_since_restore = 0
         self.time_total_offset = time_total_offset
+        #: seconds since (re)start: the sum of the results' ``time_this_iter_s``
+        self.time_since_restore = 0.0
+        #: Ray's ``timesteps_total``/``episodes_total`` (None until a result reports
+        #: ``timesteps_this_iter``/``episodes_this_iter``; a restore carries them over)
+        self.timesteps_total = timesteps_total
+        self.episodes_total = episodes_total
+        self.timesteps_since_restore: float = 0
+        self._counts = timesteps_total is not None or episodes_total is not None
         self.next_checkpoint_index = next_checkpoint_index
         self.start = time.time() if clock is None else clock()
         self.last = self.start
@@ -140,7 +215,10 @@ class _Session:
         self.pid = os.getpid()
 
     def persist_checkpoint(self, checkpoint: Checkpoint) -> str:
-        """Move (same filesystem) or copy the checkpoint into the trial dir; return its name."""
+        """Move (same filesystem) or copy the checkpoint into the trial dir; return its name.
+
+        A moved (or, on remote storage, uploaded) directory of the user's is left in place
+        empty, so code that removes or reuses it after ``report`` works."""
         if not isinstance(checkpoint, Checkpoint):
             raise bad_type("checkpoint", checkpoint, "a poptune.Checkpoint (Checkpoint.from_directory(path))")
         name = checkpoint_dir_name(self.next_checkpoint_index)
@@ -154,6 +232,7 @@ class _Session:
                     os.path.realpath(self.context.trial_dir) + os.sep)
             if checkpoint._local and not managed:
                 shutil.rmtree(checkpoint.path, ignore_errors=True)
+                os.makedirs(checkpoint.path, exist_ok=True)
             return name
         target = os.path.join(self.context.trial_dir, name)
         if os.path.exists(target):  # a stale dir from a run that crashed before recording it
@@ -172,9 +251,15 @@ class _Session:
             os.rename(src, target)
         except OSError:
             shutil.copytree(src, target)
+        else:
+            os.makedirs(src, exist_ok=True)  # the user's path still exists, emptied
         return name
 
     def report(self, metrics: dict[str, Any], checkpoint: Checkpoint | None = None) -> None:
+        """Send ``metrics`` with the automatic keys, as Ray's ``Trainable.train()`` fills
+        them: a reported ``training_iteration``/``timestamp`` is kept, a reported
+        ``time_this_iter_s`` is the iteration's time, and ``timesteps_this_iter``/
+        ``episodes_this_iter`` add up to ``timesteps_total``/``episodes_total``."""
         if not isinstance(metrics, dict):
             raise bad_type("metrics", metrics, "a dict of metric name to value")
         if checkpoint is None and self._pending_checkpoint is not None:
@@ -182,15 +267,23 @@ class _Session:
         else:
             self._discard_pending_checkpoint()  # an explicit checkpoint wins
             ckpt_name = self.persist_checkpoint(checkpoint) if checkpoint is not None else None
+        if ckpt_name is not None:
+            self._latest_checkpoint = ckpt_name
         self._last_metrics = {k: v for k, v in metrics.items() if k != "done"}
         now = time.time() if self._clock is None else self._clock()
         self.iteration += 1
         self.iterations_since_restore += 1
         result = dict(metrics)
+        # a result with one of Ray's keys of its own (rare: one set test on the fast path)
+        own = self._counts or not _OWN_KEYS.isdisjoint(metrics)
+        this_iter = metrics.get("time_this_iter_s") if own else None
+        if this_iter is None:
+            this_iter = now - self.last
+        self.time_since_restore += this_iter
         result.update(
             training_iteration=self.iteration,
-            time_this_iter_s=now - self.last,
-            time_total_s=self.time_total_offset + (now - self.start),
+            time_this_iter_s=this_iter,
+            time_total_s=self.time_total_offset + self.time_since_restore,
             timestamp=int(now),
             date=local_date(now),
             pid=self.pid,
@@ -198,10 +291,14 @@ class _Session:
             node_ip="127.0.0.1",
             trial_id=self.context.trial_id,
             iterations_since_restore=self.iterations_since_restore,
-            time_since_restore=now - self.start,
+            time_since_restore=self.time_since_restore,
             done=bool(metrics.get("done", False)),
             checkpoint_dir_name=ckpt_name,
         )
+        if ckpt_name is None and self.is_class:
+            del result["checkpoint_dir_name"]
+        if own:
+            self._own_keys(metrics, result)
         if self.monitor is not None:
             result.update(self.monitor.get_data())
         self.last = now
@@ -209,6 +306,38 @@ class _Session:
             self.channel(result)
         except Exception as exc:  # noqa: BLE001 - name the value the driver cannot receive
             raise _unsendable(metrics, exc) from exc
+
+    def _own_keys(self, metrics: dict[str, Any], result: dict[str, Any]) -> None:
+        """As Ray's ``Trainable.train()``: keep a reported ``training_iteration`` and (truthy)
+        ``timestamp``; add this result's ``timesteps_this_iter``/``episodes_this_iter`` to
+        the totals, filled in unless the result reports them itself."""
+        if "training_iteration" in metrics:  # Ray's setdefault
+            result["training_iteration"] = metrics["training_iteration"]
+        if metrics.get("timestamp"):
+            result["timestamp"] = metrics["timestamp"]
+        steps, episodes = result.get("timesteps_this_iter"), result.get("episodes_this_iter")
+        if steps is not None:
+            self.timesteps_total = (self.timesteps_total or 0) + steps
+            self.timesteps_since_restore += steps
+        if episodes is not None:
+            self.episodes_total = (self.episodes_total or 0) + episodes
+        self._counts = self.timesteps_total is not None or self.episodes_total is not None
+        if self.timesteps_total is not None:
+            result.setdefault("timesteps_total", self.timesteps_total)
+        if self.episodes_total is not None:
+            result.setdefault("episodes_total", self.episodes_total)
+        if self.timesteps_since_restore:
+            result["timesteps_since_restore"] = self.timesteps_since_restore
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The last checkpoint this trial reported (as persisted: in the trial dir, or its
+        URI on remote storage), else the one it started from (:attr:`restore_checkpoint`)."""
+        name = self._latest_checkpoint
+        if name is None:
+            return self.restore_checkpoint
+        if self.storage_trial_dir is not None:
+            return Checkpoint(f"{self.storage_trial_dir}/{name}")
+        return Checkpoint(os.path.join(self.context.trial_dir, name))
 
     # -- the legacy ``checkpoint_dir`` context (Ray <= 1.x) ---------------------------------
     def _new_pending_dir(self, step: int) -> str:
@@ -265,6 +394,9 @@ class _Session:
 
 
 _PENDING_PREFIX = ".checkpoint_dir_tmp_"
+#: keys Ray's ``Trainable.train()`` takes from a result rather than filling in
+_OWN_KEYS = frozenset(("training_iteration", "timestamp", "time_this_iter_s",
+                       "timesteps_this_iter", "episodes_this_iter"))
 
 
 def _is_checkpoint_dir(path: str) -> bool:
@@ -303,26 +435,29 @@ def _outside(fn: str, returning: Any = None) -> None:
 
 
 class _ContextOutsideATrial(TuneContext):
-    """``get_context()`` outside a trial: each getter warns once and returns None (Ray)."""
+    """``get_context()`` outside a trial: each getter warns once and returns what Ray's
+    does: None, but a world size of 1 and ranks of 0."""
 
     def __init__(self) -> None:
         super().__init__(trial_id="", trial_name="", trial_dir="", experiment_name="",
                          experiment_dir="")
 
 
-def _getter_outside(name: str) -> Callable[[TuneContext], Any]:
+def _getter_outside(name: str, returning: Any = None) -> Callable[[TuneContext], Any]:
     def getter(self: TuneContext) -> Any:
-        _outside(name)
-        return None
+        _outside(name, returning)
+        return returning
 
     getter.__name__ = getter.__qualname__ = name
     return getter
 
 
-for _name in ("get_trial_id", "get_trial_name", "get_trial_dir", "get_experiment_name",
-              "get_trial_resources", "get_world_rank", "get_local_rank", "get_world_size",
-              "get_local_world_size", "get_node_rank", "get_storage"):
-    setattr(_ContextOutsideATrial, _name, _getter_outside(_name))
+for _name, _value in (("get_trial_id", None), ("get_trial_name", None),
+                      ("get_trial_dir", None), ("get_experiment_name", None),
+                      ("get_trial_resources", None), ("get_storage", None),
+                      ("get_world_size", 1), ("get_world_rank", 0), ("get_local_rank", 0),
+                      ("get_local_world_size", 0), ("get_node_rank", 0)):
+    setattr(_ContextOutsideATrial, _name, _getter_outside(_name, _value))
 
 
 def _unsendable(metrics: dict[str, Any], exc: Exception) -> Exception:
@@ -347,27 +482,60 @@ def report(metrics: dict[str, Any] | None = None, *, checkpoint: Checkpoint | No
     The checkpoint directory is persisted into the trial directory (moved when on the same
     filesystem) before this returns. Each call increments ``training_iteration``. The legacy
     keyword form ``report(loss=0.1)`` is accepted too.
+
+    As in Ray, outside a trial, and inside a class Trainable (whose ``step`` returns its
+    results), it warns once and does nothing.
+
+    Raises:
+        TypeError: no metrics (``report()``, ``report(None)``), or not a dict.
+        ValueError: the metrics hold a torch tensor or module (as Ray, which cannot ship one).
     """
     session = current_session()
-    if session is None:
+    if session is None or session.is_class:
         _outside("report")
         return
     if metrics is None:
+        if not kwargs:
+            raise bad_type("metrics", metrics, "a dict of metric name to value "
+                           "(report(metrics) needs one, as Ray's)")
         metrics = {}
     elif not isinstance(metrics, dict):
         raise bad_type("metrics", metrics, "a dict of metric name to value")
     if kwargs:
         metrics = {**metrics, **kwargs}
+    if "torch" in sys.modules and _holds_tensor(metrics):
+        raise ValueError(
+            "Passing objects containg Torch tensors as metrics is not supported as it will "
+            "throw an exception on deserialization (got metrics with a torch tensor or "
+            "module). You can either convert the tensors to Python objects (e.g. "
+            "`tensor.item()`) or report a `Checkpoint` to store your Torch objects.")
     session.report(metrics, checkpoint)
 
 
+def _holds_tensor(obj: Any, kinds: tuple[type, ...] = ()) -> bool:
+    """Whether ``obj`` is or holds (in dict keys and values, lists, tuples) a torch tensor
+    or module (``torch`` is imported already)."""
+    if not kinds:
+        import torch
+
+        kinds = (torch.Tensor, torch.nn.Module)
+    if isinstance(obj, kinds):
+        return True
+    if isinstance(obj, dict):
+        return any(_holds_tensor(k, kinds) or _holds_tensor(v, kinds) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return any(_holds_tensor(v, kinds) for v in obj)
+    return False
+
+
 def get_checkpoint() -> Checkpoint | None:
-    """The checkpoint this trial should resume from (its own, or a PBT donor's), or None."""
+    """The trial's latest checkpoint, as Ray's: the last one it reported, else the one it
+    resumes from (its own, or a PBT donor's), or None."""
     session = current_session()
     if session is None:
         _outside("get_checkpoint")
         return None
-    return session.restore_checkpoint
+    return session.latest_checkpoint()
 
 
 def get_context() -> TuneContext:

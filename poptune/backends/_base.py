@@ -54,6 +54,13 @@ class LaunchSpec:
     #: ``reset_config``) for its next trial of the same trainable and resources, as Ray
     #: reuses the actor
     reuse_actors: bool = False
+    #: Ray's ``timesteps_total``/``episodes_total`` of the checkpoint the trial restores from
+    #: (None: not counted), carried on as ``time_total_offset`` is
+    timesteps_total: float | None = None
+    episodes_total: float | None = None
+    #: ``RunConfig(log_to_file=...)``: the files (in the trial dir) the trial's stdout and
+    #: stderr are also written to; None when it is off
+    log_to_file: tuple[str | None, str | None] | None = None
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # its values in field order, without the field names: one is sent per trial, and

@@ -18,6 +18,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from multiprocessing.connection import Client, Connection
 from typing import Any, Iterator, cast
@@ -87,6 +88,123 @@ def _saved_to_temp(inst: Any) -> Iterator[Any]:
         yield Checkpoint(inst.save(tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _OutputTee:
+    """``RunConfig(log_to_file=...)``: while a trial runs, its stdout and stderr also go
+    (appended) to files in its directory; they still reach the console.
+
+    In a worker process of its own (``fd_level``: the local backend) file descriptors 1 and
+    2 are redirected into pipes, which a thread per stream copies to the console and to the
+    file: output of C code and of subprocesses is captured too. In a process shared with
+    other trials (the simulated backend, Dask and Ray agents) only Python-level writes to
+    ``sys.stdout``/``sys.stderr`` from the trial's thread are (as Ray's tee).
+    """
+
+    def __init__(self, trial_dir: str, names: tuple[str | None, str | None],
+                 fd_level: bool) -> None:
+        self._paths = [None if n is None else os.path.join(trial_dir, os.path.expanduser(n))
+                       for n in names]
+        self._fd_level = fd_level
+        self._undo: list[Any] = []  # what stop() undoes, last first
+
+    def start(self) -> None:
+        for fd, stream, path in zip((1, 2), ("stdout", "stderr"), self._paths):
+            if path is not None:
+                if self._fd_level:
+                    self._undo.append(_tee_fd(fd, getattr(sys, stream), path))
+                else:
+                    self._undo.append(_ThreadTee.add(stream, path))
+
+    def stop(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+
+def _tee_fd(fd: int, stream: Any, path: str) -> Any:
+    """Point ``fd`` into a pipe whose thread copies it to ``fd``'s old target and appends it
+    to ``path``; return the function that undoes it (and waits for the copy, briefly)."""
+    with contextlib.suppress(Exception):
+        stream.flush()
+    file_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    saved = os.dup(fd)
+    console = os.dup(fd)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, fd)
+    os.close(write_end)
+
+    def copy() -> None:
+        try:
+            while data := os.read(read_end, 65536):
+                for out in (console, file_fd):
+                    with contextlib.suppress(OSError):  # a closed console: the file still
+                        view = memoryview(data)
+                        while view:
+                            view = view[os.write(out, view):]
+        finally:
+            for own in (read_end, console, file_fd):
+                os.close(own)
+
+    thread = threading.Thread(target=copy, name=f"poptune-log-to-file-{fd}", daemon=True)
+    thread.start()
+
+    def undo() -> None:
+        with contextlib.suppress(Exception):
+            stream.flush()
+        os.dup2(saved, fd)  # closes the pipe's write end: the copy ends with its last bytes
+        os.close(saved)
+        thread.join(timeout=1.0)  # longer only if a subprocess still holds the pipe
+
+    return undo
+
+
+class _ThreadTee:
+    """Stands in for ``sys.stdout``/``sys.stderr`` in a shared process while some trial
+    logs to a file: a write goes to the real stream, and to the file of the writing thread's
+    trial, if it has one."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._files: dict[int, Any] = {}
+
+    @classmethod
+    def add(cls, name: str, path: str) -> Any:
+        """Tee this thread's writes to ``sys.<name>`` into ``path``; return the undo."""
+        file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        ident = threading.get_ident()
+        with cls._lock:
+            tee = getattr(sys, name)
+            if not isinstance(tee, _ThreadTee):
+                tee = _ThreadTee(tee)
+                setattr(sys, name, tee)
+            tee._files[ident] = file
+
+        def undo() -> None:
+            with cls._lock:
+                tee._files.pop(ident, None)
+                if not tee._files and getattr(sys, name) is tee:
+                    setattr(sys, name, tee._stream)
+            file.close()
+
+        return undo
+
+    def write(self, text: str) -> int:
+        n = self._stream.write(text)
+        file = self._files.get(threading.get_ident())
+        if file is not None:
+            file.write(text)
+        return n
+
+    def flush(self) -> None:
+        self._stream.flush()
+        file = self._files.get(threading.get_ident())
+        if file is not None:
+            file.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class Worker:
@@ -201,6 +319,7 @@ class Worker:
                 experiment_name=spec.experiment_name,
                 experiment_dir=spec.experiment_dir,
                 trial_resources=dict(spec.resources),
+                storage_trial_dir=spec.storage_trial_dir,
             )
             sess = self._new_session(ctx, self._channel(trial_id, state, spec.answered), spec)
             state["session"] = sess
@@ -212,6 +331,10 @@ class Worker:
                 _session_mod._session = sess
             _session_mod._local.session = sess
             trainable = self.blobs["trainable"]
+            if spec.log_to_file is not None:
+                tee = state["tee"] = _OutputTee(spec.trial_dir, spec.log_to_file,
+                                                fd_level=self.manage_process)
+                tee.start()
             try:
                 if inspect.isclass(trainable):
                     self._run_class(trainable, config, spec, sess, state)
@@ -234,6 +357,8 @@ class Worker:
                     blob = None
                 self._end(state, ("error", trial_id, tb, blob))
         finally:
+            if "tee" in state:
+                state["tee"].stop()
             self._at_trial_end(state)  # if the end was not reached (the connection failed)
             if self.sets_process_session:
                 _session_mod._session = None
@@ -254,8 +379,11 @@ class Worker:
 
     def _end(self, state: dict[str, Any], msg: tuple[Any, ...]) -> None:
         """The trial's last message, after its ``at_trial_end`` functions: what they finish (a
-        W&B or MLflow run) is complete when the driver hears that the trial ended."""
+        W&B or MLflow run) is complete when the driver hears that the trial ended. Its
+        ``log_to_file`` files are complete by then too."""
         self._at_trial_end(state)
+        if "tee" in state:
+            state["tee"].stop()
         self.conn.send(msg)
 
     @staticmethod
@@ -285,6 +413,8 @@ class Worker:
             next_checkpoint_index=spec.next_checkpoint_index,
             storage_trial_dir=spec.storage_trial_dir,
             clock=self.session_clock,
+            timesteps_total=spec.timesteps_total,
+            episodes_total=spec.episodes_total,
         )
 
     def _takes_checkpoint_dir(self, fn: Any) -> bool:
@@ -347,6 +477,7 @@ class Worker:
 
     def _run_class(self, cls: Any, config: dict[str, Any], spec: LaunchSpec, sess: _Session,
                    state: dict[str, Any]) -> None:
+        sess.is_class = True  # before setup: a tune.report there warns, as in Ray
         inst = self._take_cached(cls, spec.resources) if spec.reuse_actors else None
         if inst is not None:  # as Ray's controller: `Trainable.reset`, or the trial fails
             state["instance"] = inst  # stopped (its cleanup called) if the reset fails
@@ -357,9 +488,15 @@ class Worker:
             inst = cls(config)
             state["instance"] = inst
         if spec.restore_path:
+            # the counters of the checkpoint's result (a bare ``save()``'s state file, as
+            # older checkpoints have, overrides them)
+            inst._iteration, inst._time_total = sess.iteration, sess.time_total_offset
+            inst._timesteps_total, inst._episodes_total = sess.timesteps_total, sess.episodes_total
             inst.restore(spec.restore_path)
-            sess.iteration = inst._iteration
-            sess.time_total_offset = inst._time_total
+            sess.iteration, sess.time_total_offset = inst._iteration, inst._time_total
+            sess.timesteps_total, sess.episodes_total = inst._timesteps_total, inst._episodes_total
+            sess._counts = inst._timesteps_total is not None or inst._episodes_total is not None
+        _class_channel(inst, sess)
         freq = spec.checkpoint_frequency
         saved_at = -1  # the iteration of the last checkpoint reported with its result
         try:
@@ -381,6 +518,31 @@ class Worker:
                 name = self._save(state)
                 self.conn.send(("saved", spec.trial_id, name))
             raise
+
+
+def _class_channel(inst: Any, sess: _Session) -> None:
+    """Before each result of a class trainable goes out: update the instance's counters
+    (``get_state``) and call its ``log_result`` with the result and ``config``, as Ray's
+    ``Trainable.train()`` does."""
+    from poptune.trainable import Trainable
+
+    send = sess.channel
+    log = None if getattr(type(inst), "log_result", None) is Trainable.log_result else getattr(
+        inst, "log_result", None)
+
+    def channel(result: dict[str, Any]) -> None:
+        inst._iteration = sess.iteration
+        inst._time_total = result["time_total_s"]
+        inst._time_since_restore = sess.time_since_restore
+        inst._iterations_since_restore = sess.iterations_since_restore
+        inst._timesteps_total, inst._episodes_total = sess.timesteps_total, sess.episodes_total
+        inst._timesteps_since_restore = sess.timesteps_since_restore
+        inst._last_result = result
+        if log is not None:
+            log({**result, "config": inst.config})
+        send(result)
+
+    sess.channel = channel
 
 
 def _stop(inst: Any) -> None:

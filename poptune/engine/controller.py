@@ -513,6 +513,8 @@ class Controller:
         trial.restore_path = None
         st.restore_meta = None
         m = {k: v for k, v in metrics.items() if k != "config"}
+        if self.is_class:  # the result it came with named it: Ray's metrics do not
+            m.pop("checkpoint_dir_name", None)
         out.append(Record(CheckpointSaved(trial.trial_id, name, path, index, st.rows, m)))
         for old in st.checkpoints.add(path, {**m, "_rows": st.rows}):
             out.append(Record(CheckpointDeleted(trial.trial_id,
@@ -664,10 +666,12 @@ class Controller:
         restore = trial.restore_path or trial.checkpoint_path
         start_iter, time_offset = 0, 0.0
         meta = st.restore_meta
+        counts: dict[str, Any] = {}  # Ray's step totals carried on from the checkpoint
         if trial.restore_path and meta:
             start_iter, time_offset = meta.get("it", 0), meta.get("tt", 0.0)
+            counts = meta
         elif restore and st.checkpoints.latest:
-            m = st.checkpoints.latest.metrics
+            m = counts = st.checkpoints.latest.metrics
             start_iter, time_offset = m.get("training_iteration", 0), m.get("time_total_s", 0.0)
         self._set(trial, _R, "launched")
         st.told = None
@@ -677,7 +681,8 @@ class Controller:
         trial.last_heard = self.now
         out.append(Record(StatusChanged(trial.trial_id, "RUNNING")))
         out.append(Launch(trial, gpu_ids, restore, start_iter, time_offset,
-                          st.next_checkpoint_index))
+                          st.next_checkpoint_index, counts.get("timesteps_total"),
+                          counts.get("episodes_total")))
         out.append(Notify("on_trial_start", {"trial": trial}))
         if restore is not None:
             out.append(Notify("on_trial_restore", {"trial": trial}))
@@ -718,6 +723,8 @@ class Controller:
                 self._answer_result(trial, st, result, ckpt_name, out)
             finally:
                 out.extend(i for i in registered if type(i) is Notify)
+                if self.is_class:  # decided on: Ray's class results have no such key
+                    result.pop("checkpoint_dir_name", None)
             return
         self._answer_result(trial, st, result, ckpt_name, out)
 
@@ -749,6 +756,8 @@ class Controller:
         file loggers are callbacks that come last)."""
         row = result.copy()  # without its config (a copy and a pop: no comprehension)
         row.pop("config", None)
+        if self.is_class:  # its checkpoint is recorded on its own (CheckpointSaved)
+            row.pop("checkpoint_dir_name", None)
         out.append(Record(ResultReported(trial.trial_id, row)))
         out.append(Notify("on_trial_result", {"trial": trial, "result": result}))
         out.append(LogResult(trial, result))
@@ -961,13 +970,15 @@ class Controller:
     def _carry_out_exploit(self, trial: Trial, ex: Exploit, out: list[Instruction]) -> None:
         donor = self.by_id.get(ex.donor_trial_id)
         st = self.state[trial.trial_id]
-        donor_meta = {"it": ex.donor_result.get("training_iteration", 0),
-                      "tt": ex.donor_result.get("time_total_s", 0.0)}
+        donor_metrics = ex.donor_result
         if donor is not None:
             for rec in self.state[donor.trial_id].checkpoints.records:
                 if rec.path == ex.checkpoint_path:
-                    donor_meta = {"it": rec.metrics.get("training_iteration", 0),
-                                  "tt": rec.metrics.get("time_total_s", 0.0)}
+                    donor_metrics = rec.metrics
+        donor_meta = {"it": donor_metrics.get("training_iteration", 0),
+                      "tt": donor_metrics.get("time_total_s", 0.0),
+                      "timesteps_total": donor_metrics.get("timesteps_total"),
+                      "episodes_total": donor_metrics.get("episodes_total")}
         trial.config = ex.config
         flat = flatten_dict(ex.config)  # the progress table shows current values
         trial.evaluated_params = {k: flat.get(k, v) for k, v in trial.evaluated_params.items()}

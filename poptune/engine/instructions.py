@@ -75,6 +75,9 @@ class Launch:
     start_iteration: int
     time_total_offset: float
     next_checkpoint_index: int
+    #: the restored checkpoint's ``timesteps_total``/``episodes_total`` (None: not counted)
+    timesteps_total: float | None = None
+    episodes_total: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,8 @@ def _spec() -> LaunchSpec:
         start_iteration=7, time_total_offset=12.5, next_checkpoint_index=3,
         checkpoint_frequency=2, checkpoint_at_end=True, chdir=False,
         env={"CUDA_VISIBLE_DEVICES": "0"}, storage_trial_dir="s3://bucket/exp/f_t_00001",
-        answered=False, reuse_actors=True,
+        answered=False, reuse_actors=True, timesteps_total=40, episodes_total=3.0,
+        log_to_file=("out.txt", "err.txt"),
     )
 
 

@@ -253,7 +253,9 @@ def test_class_trainable_saves_on_request_and_on_pause_and_restores(tmp_path):
     assert [t for t, _ in seen] == [2.0, 2.0, 4.0, 4.0, 4.0]
     ckpt = tmp_path / "t" / "checkpoint_000001"
     assert ckpt.is_dir()
-    backend.launch(spec(tmp_path, "t", {}, restore_path=str(ckpt), next_checkpoint_index=2))
+    # the counters come with the launch (the engine's: its checkpoint's result), as in Ray
+    backend.launch(spec(tmp_path, "t", {}, restore_path=str(ckpt), start_iteration=2,
+                        next_checkpoint_index=2))
     seen = drive(backend, lambda e: "stop" if e.result["x"] == 4 else "continue")
     rows = [e.result for _, e in seen if isinstance(e, ResultEvent)]
     assert [(r["x"], r["training_iteration"]) for r in rows] == [(3, 3), (4, 4)]
