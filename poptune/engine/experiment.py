@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -26,8 +27,9 @@ def timestamp() -> str:
 
 
 def default_trial_dirname(trial: Trial, date: str) -> str:
-    """Ray's style: ``{trainable}_{trial_id}_{index}_{k=v,...}_{date}`` (sanitised); a trial
-    named by ``trial_name_creator`` starts with its name instead, as in Ray.
+    """Ray's style: ``{trial name}_{index}_{k=v,...}`` cut to ``TUNE_MAX_LEN_IDENTIFIER``
+    (130) characters, then ``_{date}``, sanitised; the trial name is ``trial_name_creator``'s
+    when it gave one, as in Ray.
 
     Example:
         >>> t = Trial("ab_00001", "f", {"x": 2}, experiment_tag="1_x=2")
@@ -37,10 +39,8 @@ def default_trial_dirname(trial: Trial, date: str) -> str:
         >>> default_trial_dirname(t, "D")
         'run_one_1_x=2_D'
     """
-    tag = _UNSAFE.sub("_", trial.experiment_tag)[:100]
-    if trial.custom_trial_name:
-        return f"{_UNSAFE.sub('_', trial.custom_trial_name)[:100]}_{tag}_{date}"
-    return f"{trial.trainable_name}_{trial.trial_id}_{tag}_{date}"
+    limit = int(os.environ.get("TUNE_MAX_LEN_IDENTIFIER", "130"))
+    return _UNSAFE.sub("_", f"{trial}_{trial.experiment_tag}"[:limit]) + f"_{date}"
 
 
 def pack(obj: Any) -> str:

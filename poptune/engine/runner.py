@@ -14,6 +14,8 @@ import base64
 import logging
 import os
 import pickle
+import re
+import secrets
 import shutil
 import time
 from typing import Any, Callable
@@ -21,10 +23,11 @@ from typing import Any, Callable
 import cloudpickle
 
 from poptune._pickling import dump_config
+from poptune._validation import bad_type, bad_value
 from poptune.backends._base import Backend, LaunchSpec
 from poptune.callbacks._base import Callback
 from poptune.clock import current as current_clock
-from poptune.config import RunConfig, TuneConfig
+from poptune.config import RunConfig, TuneConfig, log_to_file_names
 from poptune.engine._io import rewrite_rows
 from poptune.engine.controller import Controller
 from poptune.engine.events import Abort, SaveRequested, Tick
@@ -179,7 +182,11 @@ class Runner:
                            and tune_config.chdir_to_trial_dir is not False
                            and os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", os.environ.get(
                                "POPTUNE_CHDIR_TO_TRIAL_DIR", "1")) != "0")
+            #: ``RunConfig(log_to_file=...)``: (stdout file, stderr file) or None, per launch
+            self._log_to_file = log_to_file_names(run_config.log_to_file)
             self._listeners: dict[str, list[Callable[..., Any]]] = {}
+            #: directory names ``trial_dirname_creator`` gave in this run (kept unique)
+            self._custom_dirnames: set[str] = set()
             from poptune.search.basic_variant import BasicVariantGenerator
 
             self._plain_search_state = type(searcher) is BasicVariantGenerator
@@ -293,9 +300,13 @@ class Runner:
         trial = Trial(trial_id=trial_id, trainable_name=self.trainable_name, config=config,
                       experiment_tag=tag, resources=resources, evaluated_params=params)
         if self.tune_config.trial_name_creator is not None:
-            trial.custom_trial_name = str(self.tune_config.trial_name_creator(trial))
-        if self.tune_config.trial_dirname_creator is not None:
-            trial.dirname = str(self.tune_config.trial_dirname_creator(trial))
+            trial.custom_trial_name = _created_name(
+                self.tune_config.trial_name_creator(trial), "trial_name_creator")
+        custom_dir = (_created_name(self.tune_config.trial_dirname_creator(trial),
+                                    "trial_dirname_creator", is_dir=True)
+                      if self.tune_config.trial_dirname_creator is not None else None)
+        if custom_dir is not None:
+            trial.dirname = self._unique_dirname(custom_dir)
         else:
             trial.dirname = default_trial_dirname(trial, timestamp())
         trial.local_path = os.path.join(self.experiment_dir, trial.dirname)
@@ -311,6 +322,16 @@ class Runner:
                 except FileNotFoundError:
                     pass
         return trial
+
+    def _unique_dirname(self, name: str) -> str:
+        """A user-made directory name that another trial has (in this run, or on disk) gets
+        ``_`` and 4 hex digits, as Ray's ``_create_unique_logdir_name``: two trials never
+        share a directory."""
+        taken = self._custom_dirnames
+        while name in taken or os.path.exists(os.path.join(self.experiment_dir, name)):
+            name = f"{name}_{secrets.token_hex(2)}"
+        taken.add(name)
+        return name
 
     def _blobs(self) -> dict[str, bytes]:
         try:
@@ -476,6 +497,9 @@ class Runner:
             start_iteration=ins.start_iteration,
             time_total_offset=ins.time_total_offset,
             next_checkpoint_index=ins.next_checkpoint_index,
+            timesteps_total=ins.timesteps_total,
+            episodes_total=ins.episodes_total,
+            log_to_file=self._log_to_file,
             checkpoint_frequency=self.ckpt_cfg.checkpoint_frequency if self.is_class else 0,
             checkpoint_at_end=self._checkpoint_at_end,
             chdir=self._chdir,
@@ -631,6 +655,27 @@ class Runner:
                     # the run already failed (often for the same reason): keep its error
                     logger.warning("poptune: final upload to %s failed too: %s",
                                    self.remote.uri, exc)
+
+
+#: characters Ray replaces in a trial directory name (the rest of a user's name is kept)
+_RAY_DIRNAME_UNSAFE = re.compile(r'[()<>:"\\|?*]')
+
+
+def _created_name(name: Any, creator: str, is_dir: bool = False) -> str | None:
+    """What a ``trial_name_creator``/``trial_dirname_creator`` returned, as Ray takes it: None
+    or ``""`` means the default name; anything but a str is a ``TypeError``; a directory name
+    with ``/`` is an error and Ray's reserved characters become ``_``."""
+    if name is None or name == "":
+        return None
+    if not isinstance(name, str):
+        raise bad_type(creator, name, "a function returning a str (or None for the default)")
+    if is_dir:
+        if os.sep in name or "/" in name:
+            raise bad_value(f"{creator}(trial)", name, "a directory name without '/'")
+        if name in (".", ".."):
+            raise bad_value(f"{creator}(trial)", name, "a directory name other than '.' or '..'")
+        name = _RAY_DIRNAME_UNSAFE.sub("_", name)
+    return name
 
 
 def _saves_checkpoints(trainable: Any) -> bool:

@@ -80,9 +80,15 @@ class Trial:
     last_heard: float | None = None
 
     def __str__(self) -> str:
+        """``trial_name_creator``'s name, else Ray's ``{trainable}_{trial_id}``, with the
+        config's ``env`` between them when it has one (``PPO_CartPole-v1_a1b2c_00000``)."""
         if self.custom_trial_name:
             return self.custom_trial_name
-        return f"{self.trainable_name}_{self.trial_id}"
+        env = self.config.get("env") if type(self.config) is dict else None
+        if env is None:
+            return f"{self.trainable_name}_{self.trial_id}"
+        env = env.__name__ if isinstance(env, type) else env
+        return f"{self.trainable_name}_{env}_{self.trial_id}".replace("/", "_")
 
     def __repr__(self) -> str:
         return str(self)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 
 import pytest
 
 import poptune as tune
+from poptune.exceptions import TuneConfigError
 from poptune.stopper import MaximumIterationStopper, Stopper
 
 
@@ -35,6 +38,54 @@ def test_trial_name_and_dirname_creators(tmp_path):
     ).fit()
     assert sorted(os.path.basename(r.path).rsplit("_", 2)[0] for r in grid) == [
         "run-1_0_x=1", "run-2_1_x=2"]
+
+
+def saves_who(config):
+    d = tempfile.mkdtemp()
+    with open(os.path.join(d, "who"), "w") as f:
+        f.write(str(config["x"]))
+    tune.report({"x": config["x"]}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_two_trials_given_one_directory_name_get_their_own_directories(tmp_path):
+    """As Ray's ``_create_unique_logdir_name``: the second gets ``_`` and 4 hex digits."""
+    grid = tune.Tuner(
+        saves_who, param_space={"x": tune.grid_search([0, 1])},
+        tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: "same"),
+        run_config=rc(tmp_path, name="clash"),
+    ).fit()
+    names = sorted(os.path.basename(r.path) for r in grid)
+    assert names[0] == "same" and re.fullmatch(r"same_[0-9a-f]{4}", names[1]), names
+    for r in grid:
+        assert len(r.metrics_dataframe) == 1
+        with open(os.path.join(r.checkpoint.path, "who")) as f:
+            assert f.read() == str(r.config["x"])
+
+
+def test_empty_or_none_names_mean_the_default_and_bad_ones_are_errors(tmp_path):
+    grid = tune.Tuner(
+        steps, param_space={"x": 1},
+        tune_config=tune.TuneConfig(trial_name_creator=lambda t: None,
+                                    trial_dirname_creator=lambda t: ""),
+        run_config=rc(tmp_path, name="defaults"),
+    ).fit()
+    (result,) = grid
+    assert os.path.basename(result.path).startswith("steps_")  # the default name
+    assert os.path.dirname(result.path) == str(tmp_path / "defaults")
+    with pytest.raises(TuneConfigError, match="trial_dirname_creator.*without '/', got 'a/b'"):
+        tune.Tuner(steps, param_space={"x": 1},
+                   tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: "a/b"),
+                   run_config=rc(tmp_path, name="slash")).fit()
+    with pytest.raises(TypeError, match="trial_name_creator.*123"):
+        tune.Tuner(steps, param_space={"x": 1},
+                   tune_config=tune.TuneConfig(trial_name_creator=lambda t: 123),
+                   run_config=rc(tmp_path, name="int")).fit()
+
+
+def test_an_env_in_the_config_is_in_the_trial_name_as_in_ray(tmp_path):
+    (result,) = tune.Tuner(steps, param_space={"env": "CartPole-v1"},
+                           run_config=rc(tmp_path, name="env")).fit()
+    assert re.match(r"steps_CartPole-v1_[0-9a-f]{5}_00000_", os.path.basename(result.path))
 
 
 def test_stop_callable_and_stopper(tmp_path):
