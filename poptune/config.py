@@ -169,6 +169,8 @@ class TuneConfig:
             raise bad_value("max_concurrent_trials", self.max_concurrent_trials, "None or an int >= 0")
         if isinstance(self.time_budget_s, datetime.timedelta):
             self.time_budget_s = self.time_budget_s.total_seconds()
+        if self.time_budget_s == 0 and not isinstance(self.time_budget_s, bool):
+            self.time_budget_s = None  # as Ray: 0 is no budget (e.g. an argparse default)
         if self.time_budget_s is not None and (
             isinstance(self.time_budget_s, bool)
             or not isinstance(self.time_budget_s, (int, float))
@@ -251,6 +253,8 @@ class RunConfig:
                             "a collection of 'json', 'csv' and 'params'")
         self.log_sinks = tuple(self.log_sinks)
         log_to_file_names(self.log_to_file)  # raises on a value Ray rejects
+        if self.name == "":
+            self.name = None  # as Ray: the default name
         if self.name is not None and (not isinstance(self.name, str) or not self.name
                                       or "/" in self.name):
             raise bad_value("name", self.name, "a non-empty str without '/'")
@@ -334,8 +338,19 @@ def log_to_file_names(log_to_file: Any) -> tuple[str | None, str | None] | None:
 
 
 def default_storage_path() -> str:
-    """``$POPTUNE_STORAGE_PATH`` or ``~/poptune_results``."""
-    return os.environ.get("POPTUNE_STORAGE_PATH") or os.path.expanduser("~/poptune_results")
+    """``$POPTUNE_STORAGE_PATH`` or ``~/poptune_results``.
+
+    Ray's old ``TUNE_RESULT_DIR``/``RAY_AIR_LOCAL_CACHE_DIR`` are not read (Ray 2.60 refuses
+    to run with them set): a warning says where the results go instead."""
+    path = os.environ.get("POPTUNE_STORAGE_PATH") or os.path.expanduser("~/poptune_results")
+    for var in ("TUNE_RESULT_DIR", "RAY_AIR_LOCAL_CACHE_DIR"):
+        if os.environ.get(var):
+            import warnings
+
+            warnings.warn(f"${var} is not read (Ray 2.60 rejects it too): results go to "
+                          f"{path}; set RunConfig(storage_path=...) or $POPTUNE_STORAGE_PATH",
+                          UserWarning, stacklevel=2)
+    return path
 
 
 class _ResumeType(enum.Enum):

@@ -257,7 +257,10 @@ def _legacy_class(cls: type, restore: str) -> type:
             sess = session.current_session()
             if sess is not None and sess.restore_checkpoint is None:
                 self.restore(restore)
-                sess.iteration, sess.time_total_offset = self._iteration, self._time_total
+                # as Ray: `restore=` hands over the checkpoint without its result, so the
+                # trial counts its iterations and time from 0
+                self._iteration, self._time_total = 0, 0.0
+                sess.iteration, sess.time_total_offset = 0, 0.0
 
     _Restored.__name__, _Restored.__qualname__ = cls.__name__, cls.__qualname__
     _Restored.__module__ = cls.__module__
@@ -429,6 +432,22 @@ def _tuner(resume: _Resume | None, exp_dir: str | None, fresh: Tuner) -> Tuner:
         'when none exists, use `resume="AUTO"`, or `resume=False`.')
 
 
+class TrialsDidNotComplete(TuneError):
+    """``tune.run``'s error for failed trials: ``args`` are Ray's ``("Trials did not
+    complete", [trials])``, ``trials`` the same list, and ``str()`` names each trial's error
+    and its ``error.txt``."""
+
+    def __init__(self, trials: list[Any]) -> None:
+        super().__init__("Trials did not complete", trials)
+        self.trials = trials
+
+    def __str__(self) -> str:
+        listing = "; ".join(f"{t} ({t.error_msg or 'error'}, see {t.local_path}/error.txt)"
+                            for t in self.trials)
+        return (f"Trials did not complete: {listing}. Pass `raise_on_failed_trial=False` to "
+                "get the ExperimentAnalysis instead")
+
+
 def _check_trials(analysis: ExperimentAnalysis, raise_on_failed_trial: bool) -> None:
     unfinished = [t for t in analysis.trials if not t.status.is_finished()]
     failed = [t for t in analysis.trials if t.status == TrialStatus.ERROR]
@@ -437,12 +456,7 @@ def _check_trials(analysis: ExperimentAnalysis, raise_on_failed_trial: bool) -> 
                        "tune.run(..., name=%r, resume=True)", len(unfinished),
                        os.path.basename(analysis.experiment_path))
     elif failed and raise_on_failed_trial:
-        listing = "; ".join(f"{t} ({t.error_msg or 'error'}, see {t.local_path}/error.txt)"
-                            for t in failed)
-        error = TuneError(f"Trials did not complete: {listing}. Pass "
-                          "`raise_on_failed_trial=False` to get the ExperimentAnalysis instead")
-        error.trials = failed  # type: ignore[attr-defined]
-        raise error
+        raise TrialsDidNotComplete(failed)
     elif failed:
         logger.error("Trials did not complete: %s", failed)
 
@@ -525,6 +539,12 @@ def run(
         call = {k: v for k, v in locals().items() if k not in ("run_or_experiment", "unknown")}
         return _run_experiment(run_or_experiment, call, unknown)
     extra = _check_unknown(unknown)
+    if local_dir is not None:  # Ray 2.60 refuses it; Ray 1.x-2.6 scripts still pass it
+        import warnings
+
+        warnings.warn("`local_dir` is deprecated (Ray 2.60 rejects it): it is used as "
+                      "`storage_path`; pass `storage_path` instead", DeprecationWarning,
+                      stacklevel=2)
     registered = run_or_experiment if isinstance(run_or_experiment, str) else None
     trainable = _prepare_trainable(run_or_experiment, restore)
     if registered is not None:

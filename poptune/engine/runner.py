@@ -185,6 +185,9 @@ class Runner:
             #: ``RunConfig(log_to_file=...)``: (stdout file, stderr file) or None, per launch
             self._log_to_file = log_to_file_names(run_config.log_to_file)
             self._listeners: dict[str, list[Callable[..., Any]]] = {}
+            #: the driver's visible GPUs (``CUDA_VISIBLE_DEVICES``), which GPU slots map to
+            self._visible_devices = [d.strip() for d in os.environ.get(
+                "CUDA_VISIBLE_DEVICES", "").split(",") if d.strip() and d.strip() != "-1"]
             #: directory names ``trial_dirname_creator`` gave in this run (kept unique)
             self._custom_dirnames: set[str] = set()
             from poptune.search.basic_variant import BasicVariantGenerator
@@ -507,9 +510,16 @@ class Runner:
             answered=self.ctl.answers_results,
             reuse_actors=self.is_class and bool(self.tune_config.reuse_actors),
             env=({} if getattr(self.backend, "assigns_devices", False)
-                 else {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in ins.gpu_ids)}),
+                 else {"CUDA_VISIBLE_DEVICES": ",".join(self._devices(ins.gpu_ids))}),
         )
         self.backend.launch(spec)
+
+    def _devices(self, gpu_ids: list[int]) -> list[str]:
+        """The devices a trial's GPU slots are: the driver's ``CUDA_VISIBLE_DEVICES`` entries
+        when it has them (slot 0 of ``"2,3"`` is device 2, as Ray numbers a node's GPUs),
+        else the slot numbers."""
+        visible = self._visible_devices
+        return [visible[i] if i < len(visible) else str(i) for i in gpu_ids]
 
     def _rewrite_log(self, trial: Trial, rows: int) -> None:
         self._close_writer(trial)

@@ -232,6 +232,17 @@ def test_fractional_gpus_are_counted_and_visible_devices_set(tmp_path, monkeypat
     assert all(r.metrics["res"] == 0.5 for r in grid)
 
 
+def test_gpu_slots_are_the_drivers_visible_devices(tmp_path, monkeypatch):
+    """Fake GPUs: with ``CUDA_VISIBLE_DEVICES=5,7`` in the driver, a trial on slot 0 sees
+    device 5 and one on slot 1 device 7 (as Ray numbers a node's GPUs), not 0 and 1."""
+    monkeypatch.setenv("POPTUNE_NUM_GPUS", "2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    grid = run(tune.with_resources(gpu_env, {"cpu": 0.5, "gpu": 1}), tmp_path,
+               {"i": tune.grid_search([0, 1, 2, 3])}, max_concurrent_trials=2)
+    assert {r.metrics["cuda"] for r in grid} <= {"5", "7"}
+    assert grid.num_errors == 0
+
+
 def test_bad_input_is_rejected_before_any_trial(tmp_path):
     with pytest.raises(TuneConfigError, match="`num_samples` must be"):
         tune.TuneConfig(num_samples=0)

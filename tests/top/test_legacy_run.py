@@ -221,6 +221,7 @@ def test_raise_on_failed_trial_names_the_failed_trials(tmp_path):
     with pytest.raises(TuneError, match="Trials did not complete: .*this trial always fails") as info:
         run(always_fails, tmp_path, config={"k": tune.grid_search([1, 2])})
     assert len(info.value.trials) == 2
+    assert info.value.args == ("Trials did not complete", info.value.trials)  # Ray's args
     analysis = run(always_fails, tmp_path, raise_on_failed_trial=False)
     assert analysis.trials[0].status == "ERROR"
     assert isinstance(analysis.trials[0].error, RuntimeError)
@@ -422,7 +423,9 @@ def test_class_trainable_restore_starts_from_a_saved_checkpoint(tmp_path):
     path = saved.save(str(tmp_path / "saved"))
     analysis = run(Adder, tmp_path, config={"inc": 2}, restore=path)
     df = analysis.trial_dataframes[analysis.trials[0].local_path]
-    assert list(df["total"]) == [6] and list(df["training_iteration"]) == [3]
+    # the model continues (total 4 + 2); as in Ray, `restore=` hands over the checkpoint
+    # without its result: the trial counts its iterations from 1
+    assert list(df["total"]) == [6] and list(df["training_iteration"]) == [1]
 
 
 def data_user(config, checkpoint_dir=None, data=None):
@@ -503,3 +506,9 @@ def test_reporter_with_checkpoint_dir_is_restarted_from_its_checkpoint(tmp_path)
     df = analysis.trial_dataframes[analysis.trials[0].local_path]
     assert list(df["step"]) == [0, 1, 2, 3]
     assert list(df["started_at"]) == [0, 0, 2, 2]  # resumed after step 1's checkpoint
+
+
+def test_local_dir_is_the_storage_path_with_rays_deprecation_said(tmp_path):
+    with pytest.warns(DeprecationWarning, match="`local_dir` is deprecated.*storage_path"):
+        analysis = tune.run(quadratic, config={"x": 1}, local_dir=str(tmp_path), verbose=0)
+    assert analysis.experiment_path.startswith(str(tmp_path))

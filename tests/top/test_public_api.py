@@ -39,7 +39,7 @@ def test_unknown_attribute_is_an_attribute_error():
     ({"num_samples": -2}, "`num_samples` must be a positive int or -1"),
     ({"mode": "best"}, "`mode` must be one of 'min', 'max'"),
     ({"max_concurrent_trials": -1}, "`max_concurrent_trials`"),
-    ({"time_budget_s": 0}, "`time_budget_s`"),
+    ({"time_budget_s": -1}, "`time_budget_s`"),
     ({"backend": "spark"}, "`backend` must be one of"),
 ])
 def test_tune_config_validation(kwargs, message):
@@ -63,3 +63,16 @@ def test_fail_fast_with_retries_is_rejected():
     with pytest.raises(ValueError, match="`max_failures` must be 0 when `fail_fast` is set"):
         tune.Tuner(lambda c: None, run_config=tune.RunConfig(
             failure_config=tune.FailureConfig(max_failures=2, fail_fast=True)))
+
+
+def test_zero_budget_and_empty_name_mean_unset_as_in_ray():
+    assert config.TuneConfig(time_budget_s=0).time_budget_s is None
+    assert config.RunConfig(name="").name is None
+
+
+@pytest.mark.parametrize("var", ["TUNE_RESULT_DIR", "RAY_AIR_LOCAL_CACHE_DIR"])
+def test_rays_old_result_dir_variables_are_said_to_be_unread(monkeypatch, tmp_path, var):
+    monkeypatch.setenv("POPTUNE_STORAGE_PATH", str(tmp_path))
+    monkeypatch.setenv(var, "/somewhere/else")
+    with pytest.warns(UserWarning, match=f"\\${var} is not read.*{tmp_path}"):
+        assert config.default_storage_path() == str(tmp_path)
