@@ -26,10 +26,10 @@ def timestamp() -> str:
     return local_date(time.time())
 
 
-def default_trial_dirname(trial: Trial, date: str) -> str:
-    """Ray's style: ``{trial name}_{index}_{k=v,...}`` cut to ``TUNE_MAX_LEN_IDENTIFIER``
-    (130) characters, then ``_{date}``, sanitised; the trial name is ``trial_name_creator``'s
-    when it gave one, as in Ray.
+def default_trial_dirname(trial: Trial, date: str, limit: int = 130) -> str:
+    """Ray's style: ``{trial name}_{index}_{k=v,...}`` cut to ``limit`` characters (Ray's
+    ``TUNE_MAX_LEN_IDENTIFIER``, 130: see :func:`name_limit`), then ``_{date}``, sanitised;
+    the trial name is ``trial_name_creator``'s when it gave one, as in Ray.
 
     Example:
         >>> t = Trial("ab_00001", "f", {"x": 2}, experiment_tag="1_x=2")
@@ -39,8 +39,13 @@ def default_trial_dirname(trial: Trial, date: str) -> str:
         >>> default_trial_dirname(t, "D")
         'run_one_1_x=2_D'
     """
-    limit = int(os.environ.get("TUNE_MAX_LEN_IDENTIFIER", "130"))
     return _UNSAFE.sub("_", f"{trial}_{trial.experiment_tag}"[:limit]) + f"_{date}"
+
+
+def name_limit() -> int:
+    """``TUNE_MAX_LEN_IDENTIFIER`` (default 130): how long a trial directory's name may be
+    before its date (read once per experiment)."""
+    return int(os.environ.get("TUNE_MAX_LEN_IDENTIFIER", "130"))
 
 
 def pack(obj: Any) -> str:

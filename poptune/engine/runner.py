@@ -31,7 +31,13 @@ from poptune.config import RunConfig, TuneConfig, log_to_file_names
 from poptune.engine._io import rewrite_rows
 from poptune.engine.controller import Controller
 from poptune.engine.events import Abort, SaveRequested, Tick
-from poptune.engine.experiment import TrialHistory, default_trial_dirname, pack, timestamp
+from poptune.engine.experiment import (
+    TrialHistory,
+    default_trial_dirname,
+    name_limit,
+    pack,
+    timestamp,
+)
 from poptune.engine.instructions import (
     Answer,
     CloseLog,
@@ -188,6 +194,7 @@ class Runner:
             #: the driver's visible GPUs (``CUDA_VISIBLE_DEVICES``), which GPU slots map to
             self._visible_devices = [d.strip() for d in os.environ.get(
                 "CUDA_VISIBLE_DEVICES", "").split(",") if d.strip() and d.strip() != "-1"]
+            self._name_limit = name_limit()  # TUNE_MAX_LEN_IDENTIFIER
             #: directory names ``trial_dirname_creator`` gave in this run (kept unique)
             self._custom_dirnames: set[str] = set()
             from poptune.search.basic_variant import BasicVariantGenerator
@@ -311,7 +318,7 @@ class Runner:
         if custom_dir is not None:
             trial.dirname = self._unique_dirname(custom_dir)
         else:
-            trial.dirname = default_trial_dirname(trial, timestamp())
+            trial.dirname = default_trial_dirname(trial, timestamp(), self._name_limit)
         trial.local_path = os.path.join(self.experiment_dir, trial.dirname)
         trial.storage_dir = (self.remote.uri_of(trial.dirname) if self.remote
                              else trial.local_path)
@@ -510,7 +517,8 @@ class Runner:
             answered=self.ctl.answers_results,
             reuse_actors=self.is_class and bool(self.tune_config.reuse_actors),
             env=({} if getattr(self.backend, "assigns_devices", False)
-                 else {"CUDA_VISIBLE_DEVICES": ",".join(self._devices(ins.gpu_ids))}),
+                 else {"CUDA_VISIBLE_DEVICES": ",".join(self._devices(ins.gpu_ids))
+                       if ins.gpu_ids else ""}),
         )
         self.backend.launch(spec)
 
