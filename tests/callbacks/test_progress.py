@@ -689,6 +689,19 @@ def test_the_results_path_is_printed_once_at_the_start_from_verbose_1():
         assert text(out) == shown
 
 
+class SysInfoReporter(ProgressReporter):
+    """A user's reporter keeping the ``sys_info`` lines it is given at the end."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[Any, ...]] = []
+
+    def should_report(self, trials, done=False):
+        return done
+
+    def report(self, trials, done, *sys_info):
+        self.got.append(sys_info)
+
+
 def test_system_lines_are_read_only_when_a_table_is_drawn_and_reach_a_users_reporter():
     calls = []
 
@@ -696,22 +709,12 @@ def test_system_lines_are_read_only_when_a_table_is_drawn_and_reach_a_users_repo
         calls.append(1)
         return ("Using FIFO scheduling algorithm.", "Logical resource usage: 1/2 CPUs, 0/0 GPUs")
 
-    class Reporter(ProgressReporter):
-        def __init__(self) -> None:
-            self.got: list[tuple[Any, ...]] = []
-
-        def should_report(self, trials, done=False):
-            return done
-
-        def report(self, trials, done, *sys_info):
-            self.got.append(sys_info)
-
     clock = FakeClock()
     trials = [make_trial(0, loss=1.0)]
     quiet = ProgressCallback(0, clock=clock, sys_info=sys_info)
     run_experiment(quiet, clock, trials, n_results=50)
     assert calls == []  # verbose 0: never read
-    reporter = Reporter()
+    reporter = SysInfoReporter()
     cb = ProgressCallback(2, reporter, console=make_console()[0], clock=clock, sys_info=sys_info)
     run_experiment(cb, clock, trials, n_results=50)
     assert reporter.got == [sys_info()]  # Ray's old engine passes these two
@@ -733,17 +736,7 @@ def test_a_tuner_run_says_where_results_go_logs_failures_and_passes_system_lines
         tmp_path, caplog, capsys):
     import poptune as tune
 
-    class Reporter(ProgressReporter):
-        def __init__(self) -> None:
-            self.got: list[tuple[Any, ...]] = []
-
-        def should_report(self, trials, done=False):
-            return done
-
-        def report(self, trials, done, *sys_info):
-            self.got.append(sys_info)
-
-    reporter = Reporter()
+    reporter = SysInfoReporter()
     space = {"x": 1.0, "fail": tune.grid_search([False, True])}
     with caplog.at_level("WARNING", logger="poptune"):
         grid = tune.Tuner(_fails_when_told, param_space=space, run_config=tune.RunConfig(

@@ -116,23 +116,26 @@ def test_asha_stops_poor_trials_with_a_stop_decision():
     assert (df.drop(last.index).st_decision == "CONTINUE").all()
 
 
-def test_pbt_restarts_a_trial_from_its_donors_checkpoint(tmp_path):
-    def trainable(lr, steps, st_checkpoint_dir):
-        from poptune import simulation
+def pbt_trainable(lr, steps, st_checkpoint_dir):
+    from poptune import simulation
 
-        path = os.path.join(st_checkpoint_dir, "state.json")
-        step, value = 0, 0.0
-        if os.path.exists(path):
-            with open(path) as f:
-                step, value = json.load(f)
-        report = Reporter()
-        while step < steps:
-            step += 1
-            value += lr
-            simulation.advance(1.0)
-            with open(path, "w") as f:
-                json.dump([step, value], f)
-            report(step=step, score=value)
+    path = os.path.join(st_checkpoint_dir, "state.json")
+    step, value = 0, 0.0
+    if os.path.exists(path):
+        with open(path) as f:
+            step, value = json.load(f)
+    report = Reporter()
+    while step < steps:
+        step += 1
+        value += lr
+        simulation.advance(1.0)
+        with open(path, "w") as f:
+            json.dump([step, value], f)
+        report(step=step, score=value)
+
+
+def test_pbt_restarts_a_trial_from_its_donors_checkpoint(tmp_path):
+    trainable = pbt_trainable
 
     space = {"lr": uniform(0.0, 1.0), "steps": 12}
     sched = PopulationBasedTraining(space, metric="score", mode="max", resource_attr="step",
@@ -195,24 +198,6 @@ def test_an_experiment_without_results_says_so_by_name(tmp_path):
     with pytest.raises(TuneConfigError, match=r"^experiment 'started' has no results: .*"
                                               r"results.csv.zip does not exist"):
         exp.best_config()
-
-
-def pbt_trainable(lr, steps, st_checkpoint_dir):
-    from poptune import simulation
-
-    path = os.path.join(st_checkpoint_dir, "state.json")
-    step, value = 0, 0.0
-    if os.path.exists(path):
-        with open(path) as f:
-            step, value = json.load(f)
-    report = Reporter()
-    while step < steps:
-        step += 1
-        value += lr
-        simulation.advance(1.0)
-        with open(path, "w") as f:
-            json.dump([step, value], f)
-        report(step=step, score=value)
 
 
 def test_pbt_keeps_starting_trials_until_the_criterion_holds():
