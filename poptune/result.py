@@ -78,3 +78,27 @@ NON_METRIC_KEYS = frozenset({
     DONE, TIMESTAMP, PID, TRIAL_ID, DATE, HOSTNAME, NODE_IP, EXPERIMENT_TAG, CHECKPOINT_DIR_NAME,
     SHOULD_CHECKPOINT,
 })
+
+
+def count_steps(result: dict, timesteps_total: float | None,
+                episodes_total: float | None) -> tuple[float | None, float | None, float]:
+    """Ray's step totals (``Trainable.train()``): add the result's ``timesteps_this_iter``/
+    ``episodes_this_iter`` to the totals, fill ``timesteps_total``/``episodes_total`` in
+    unless the result reports them, and return ``(timesteps_total, episodes_total, steps
+    this iteration)`` (a total stays None until some result counts it).
+
+    Example:
+        >>> r = {"timesteps_this_iter": 10}
+        >>> count_steps(r, 20, None), r["timesteps_total"]
+        ((30, None, 10), 30)
+    """
+    steps, episodes = result.get(TIMESTEPS_THIS_ITER), result.get(EPISODES_THIS_ITER)
+    if steps is not None:
+        timesteps_total = (timesteps_total or 0) + steps
+    if episodes is not None:
+        episodes_total = (episodes_total or 0) + episodes
+    if timesteps_total is not None:
+        result.setdefault(TIMESTEPS_TOTAL, timesteps_total)
+    if episodes_total is not None:
+        result.setdefault(EPISODES_TOTAL, episodes_total)
+    return timesteps_total, episodes_total, steps or 0

@@ -30,6 +30,7 @@ from poptune._validation import bad_type, bad_value
 from poptune.checkpoint import Checkpoint, _split_fs
 from poptune.clock import local_date
 from poptune.exceptions import TuneError
+from poptune.result import count_steps
 
 _session: "_Session | None" = None
 
@@ -315,17 +316,10 @@ class _Session:
             result["training_iteration"] = metrics["training_iteration"]
         if metrics.get("timestamp"):
             result["timestamp"] = metrics["timestamp"]
-        steps, episodes = result.get("timesteps_this_iter"), result.get("episodes_this_iter")
-        if steps is not None:
-            self.timesteps_total = (self.timesteps_total or 0) + steps
-            self.timesteps_since_restore += steps
-        if episodes is not None:
-            self.episodes_total = (self.episodes_total or 0) + episodes
+        self.timesteps_total, self.episodes_total, steps = count_steps(
+            result, self.timesteps_total, self.episodes_total)
+        self.timesteps_since_restore += steps
         self._counts = self.timesteps_total is not None or self.episodes_total is not None
-        if self.timesteps_total is not None:
-            result.setdefault("timesteps_total", self.timesteps_total)
-        if self.episodes_total is not None:
-            result.setdefault("episodes_total", self.episodes_total)
         if self.timesteps_since_restore:
             result["timesteps_since_restore"] = self.timesteps_since_restore
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from poptune.clock import current as current_clock
 from poptune.clock import local_date
+from poptune.result import count_steps
 
 _DICT_CHECKPOINT_FILE = "_dict_checkpoint.pkl"
 #: a bare ``Trainable.save()``'s counters (under Tune they are in the checkpoint's result)
@@ -277,16 +278,9 @@ class Trainable:
         self._time_total += this_iter
         self._time_since_restore += this_iter
         result.setdefault("done", False)
-        steps, episodes = result.get("timesteps_this_iter"), result.get("episodes_this_iter")
-        if steps is not None:
-            self._timesteps_total = (self._timesteps_total or 0) + steps
-            self._timesteps_since_restore += steps
-        if episodes is not None:
-            self._episodes_total = (self._episodes_total or 0) + episodes
-        if self._timesteps_total is not None:
-            result.setdefault("timesteps_total", self._timesteps_total)
-        if self._episodes_total is not None:
-            result.setdefault("episodes_total", self._episodes_total)
+        self._timesteps_total, self._episodes_total, steps = count_steps(
+            result, self._timesteps_total, self._episodes_total)
+        self._timesteps_since_restore += steps
         result.setdefault("training_iteration", self._iteration)
         result.update(self.get_auto_filled_metrics(time_this_iter=this_iter,
                                                    timestamp=result.get("timestamp")))
