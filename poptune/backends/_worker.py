@@ -509,8 +509,7 @@ class Worker:
                     with _saved_to_temp(inst) as ckpt:
                         sess.report(result, ckpt)
                 else:
-                    sess.report(result, None)
-                inst._iteration = sess.iteration
+                    sess.report(result, None)  # the channel keeps the instance's counters
         except TrialStopped as stop:
             # at the end, unless this iteration's checkpoint was just taken (one, as Ray)
             if (spec.checkpoint_at_end and str(stop) in ("done", "stop")
