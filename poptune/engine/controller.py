@@ -93,6 +93,7 @@ from poptune.schedulers._base import (
     StopTrial,
     TrialScheduler,
 )
+from poptune.stopper import Stopper
 from poptune.storage.checkpoints import CheckpointRecord, TrialCheckpoints
 from poptune.trainable._util import normalize_resources
 
@@ -220,6 +221,9 @@ class Controller:
         self.experiment_view: Any = None
         self.searcher = searcher
         self.stopper = stopper
+        #: whether the stopper can end the experiment (checked after every result, and on
+        #: every tick for a time budget)
+        self._stop_all_checked = getattr(type(stopper), "stop_all", None) is not Stopper.stop_all
         self.new_trial = new_trial
         self.exp_hex = exp_hex
         self.pool = pool
@@ -865,9 +869,14 @@ class Controller:
         except TuneError as exc:
             out.append(Raise(exc, after_commit=True))
             stop = True
-        if stop:  # the stopper's stop overrides an exploit waiting for the trial
+        if stop or (self._stop_all_checked and not self.stopping_all
+                    and self.stopper.stop_all()):
+            # the stopper's stop overrides an exploit waiting for the trial; a stop of them
+            # all is decided at once (Ray checks after every event), this trial first
             st.told = _TOLD_STOP
             self._drop_exploit(st)
+            if not stop:
+                self._stop_everything(out)
             return _STOP, flat
         if st.told == _TOLD_EXPLOIT:
             return _STOP, flat  # an exploit decided elsewhere is waiting for this trial

@@ -784,3 +784,28 @@ def test_a_schedulers_stop_of_an_unanswered_trial_is_sent_at_once():
     out = ctl.handle(DoneEvent(A))
     out += tick(ctl, now=1.0)  # t_00002 takes A's slot; the scheduler stops B
     assert answers(out) == [(B, Answer.STOP)] and ctl.state[B].told == Told.STOP
+
+
+def test_stop_all_is_decided_on_the_result_that_made_it_true():
+    """Ray checks ``stop_all`` after every event: the trial whose result made it true is told
+    to stop in the answer to that result, and the others at once (not at the next tick)."""
+
+    class AfterTwoResults(Stopper):
+        def __init__(self):
+            self.seen = 0
+
+        def __call__(self, trial_id, result):
+            self.seen += 1
+            return False
+
+        def stop_all(self):
+            return self.seen >= 2
+
+    ctl = make_controller(num_samples=3, cpus=2, stopper=AfterTwoResults())
+    tick(ctl)
+    assert answers(ctl.handle(result(A))) == [(A, Answer.CONTINUE)]
+    out = ctl.handle(result(B))
+    assert answers(out) == [(B, Answer.STOP)]
+    assert ctl.stopping_all and ctl.state[A].told == Told.STOP
+    assert answers(ctl.handle(result(A))) == [(A, Answer.STOP)]
+    assert "t_00002" not in ctl.by_id or ctl.by_id["t_00002"].status != TrialStatus.RUNNING
