@@ -462,14 +462,18 @@ def _saved_checkpoint_config(exp_dir: str) -> Any:
 def _apply_journal(result: Result, status: str, trial_id: str | None,
                    live: dict[str, dict[str, Any]] | None, checkpoint_config: Any) -> None:
     """Give a trial's ``Result`` read from its directory what the journal knows: its status
-    (a ``TERMINATED`` trial's last result gets ``done=True``, as ``fit()`` gives it), its
-    id, the checkpoints still kept (``live``: name -> metrics) and, with a
+    (a ``TERMINATED`` trial's last result gets ``done=True`` and no error, as ``fit()`` gives
+    it), its id, the checkpoints still kept (``live``: name -> metrics) and, with a
     ``checkpoint_config``, Ray's ``best_checkpoints`` (:func:`rank_checkpoints`). The latest
     kept checkpoint stays ``result.checkpoint``."""
     result._status = str(status)
     result._trial_id = trial_id
-    if str(status) == "TERMINATED" and result.metrics:
-        result.metrics = {**result.metrics, "done": True}
+    if str(status) == "TERMINATED":
+        # a trial that failed, was retried and finished keeps its old error file: as in
+        # Ray's ResultGrid, a terminated trial has no error
+        result.error = None
+        if result.metrics:
+            result.metrics = {**result.metrics, "done": True}
     entries = result.best_checkpoints  # every checkpoint directory, by index
     if live is not None:
         entries = [(ckpt, {**row, **live[name]}) for ckpt, row in entries

@@ -164,6 +164,10 @@ def test_worker_sigkill_is_detected_and_trial_retried_from_checkpoint(tmp_path, 
     assert list(df["training_iteration"]) == list(range(1, 11))
     # resumed from checkpoint_000000 (step 3), so steps 4.. ran again in the new worker
     assert df["pid"].nunique() == 2
+    # read back from disk, the trial that recovered has no error either (its error.txt stays)
+    again = tune.ResultGrid.from_path(str(tmp_path / "wk"))
+    assert again.num_errors == 0 and again[0].error is None
+    assert os.path.exists(os.path.join(r.path, "error.txt"))
 
 
 def test_worker_sigkill_without_retries_errors_the_trial(tmp_path, crashmod):
