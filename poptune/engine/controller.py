@@ -422,6 +422,8 @@ class Controller:
                 t.status = status
                 out.append(Record(StatusChanged(t.trial_id, status.value)))
                 out.append(RestoreLog(t, h.rows))
+            # directories the journal deleted or never recorded: removed once committed
+            out.extend(DeleteCheckpoint(p) for p in getattr(h, "stale_checkpoints", ()))
             self.adopt(t, out, rows=len(h.rows),
                        checkpoints=[c for c in h.checkpoints if c[0] not in h.deleted],
                        restore_meta=h.restore_meta,

@@ -67,6 +67,9 @@ class TrialHistory:
     deleted: set[str] = field(default_factory=set)
     restore_meta: dict[str, Any] | None = None
     next_checkpoint_index: int = 0
+    #: checkpoint directories on local disk the journal deleted or never recorded (a driver
+    #: that died between the journal and the disk left them): a restore removes them
+    stale_checkpoints: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -110,6 +113,23 @@ def _forget_missing_checkpoints(h: TrialHistory) -> None:
         log.warning("poptune: trial %s: the checkpoint %s it was to restore from (a PBT exploit) "
                     "is gone; it resumes from its own latest checkpoint instead", t.trial_id, path)
         h.restore_meta = None
+
+
+_CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}")
+
+
+def _stale_checkpoint_dirs(h: TrialHistory) -> list[str]:
+    """The ``checkpoint_NNNNNN`` directories in a trial's local directory that the journal
+    marks deleted or never recorded (a deletion committed, or a checkpoint not yet committed,
+    when the driver died)."""
+    kept = {name for name, _, _ in h.checkpoints if name not in h.deleted}
+    try:
+        names = os.listdir(h.trial.local_path)
+    except OSError:
+        return []
+    return [os.path.join(h.trial.local_path, n) for n in sorted(names)
+            if n not in kept and _CHECKPOINT_DIR.fullmatch(n)
+            and os.path.isdir(os.path.join(h.trial.local_path, n))]
 
 
 def replay_journal(path: str, constants: list[Any] | None = None,
@@ -175,6 +195,8 @@ def replay_journal(path: str, constants: list[Any] | None = None,
         t.last_result = h.rows[-1] if h.rows else {}
         if not storage_root and t.status != TrialStatus.TERMINATED:
             _forget_missing_checkpoints(h)  # a trial that may run again needs its own
+        if not storage_root:
+            h.stale_checkpoints = _stale_checkpoint_dirs(h)
         live = [c[0] for c in h.checkpoints if c[0] not in h.deleted]
         if live:
             t.checkpoint_path = (posixpath.join(t.storage_dir, live[-1]) if storage_root

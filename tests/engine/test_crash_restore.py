@@ -190,6 +190,28 @@ def test_restore_of_a_finished_experiment_reruns_nothing(tmp_path, crashmod):
     assert open(os.path.join(grid[0].path, "result.json")).read() == before
 
 
+def test_restore_removes_checkpoint_dirs_the_journal_deleted_or_never_recorded(tmp_path,
+                                                                            crashmod):
+    """A driver that dies after committing a checkpoint's deletion but before removing it (or
+    before committing a checkpoint it was sent) leaves a directory no restore would use: the
+    next restore removes it, keeps the live checkpoint and anything else in the trial dir."""
+    grid = tune.Tuner(
+        crashmod.train, param_space={"k": 1, "steps": 9, "sleep": 0.0},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, name="stale",
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    ).fit()
+    trial_dir = grid[0].path
+    assert sorted(n for n in os.listdir(trial_dir) if n.startswith("checkpoint_")) == [
+        "checkpoint_000002"]
+    for name in ("checkpoint_000000", "checkpoint_000007", "checkpoint_notes"):
+        os.makedirs(os.path.join(trial_dir, name))
+    again = Tuner.restore(str(tmp_path / "stale"), trainable=crashmod.train).fit()
+    assert sorted(n for n in os.listdir(trial_dir) if n.startswith("checkpoint_")) == [
+        "checkpoint_000002", "checkpoint_notes"]
+    with again[0].checkpoint.as_directory() as d:
+        assert open(os.path.join(d, "step")).read() == "9"
+
+
 def test_restore_rejects_a_non_experiment(tmp_path):
     from poptune.exceptions import RestoreError
 
