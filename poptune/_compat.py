@@ -26,6 +26,8 @@ _initialized = False
 _cluster: str | None = None
 #: whether ``init`` set ``POPTUNE_ADDRESS`` (``shutdown`` takes it back)
 _set_address = False
+#: ``init(log_to_driver=...)`` (None: not given)
+_log_to_driver: bool | None = None
 
 
 def init(address: str | None = None, *, num_cpus: float | None = None,
@@ -34,7 +36,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
     cluster at ``address`` to run trials on (``"auto"``, ``"host:6379"``, ``"ray://host:10001"``;
     ``"local"`` is the local engine).
     """
-    global _initialized, _cluster, _set_address
+    global _initialized, _cluster, _set_address, _log_to_driver
+    if kwargs.get("log_to_driver") is not None:
+        _log_to_driver = bool(kwargs["log_to_driver"])
     if num_cpus is not None:
         check_in_range("num_cpus", num_cpus, 0, low_open=True)
         os.environ["POPTUNE_NUM_CPUS"] = str(num_cpus)
@@ -69,9 +73,18 @@ def is_initialized() -> bool:
     return _initialized
 
 
+def log_to_driver() -> bool:
+    """Whether the driver shows what trials print (local backend): ``init(log_to_driver=...)``,
+    else ``RAY_LOG_TO_DRIVER`` (``1``/``true``), else True, as Ray."""
+    if _log_to_driver is not None:
+        return _log_to_driver
+    env = os.environ.get("RAY_LOG_TO_DRIVER")
+    return True if env is None else env.lower() in ("1", "true")
+
+
 def shutdown() -> None:
-    global _initialized, _cluster, _set_address
-    _initialized, _cluster = False, None
+    global _initialized, _cluster, _set_address, _log_to_driver
+    _initialized, _cluster, _log_to_driver = False, None, None
     if _set_address:
         os.environ.pop("POPTUNE_ADDRESS", None)
         _set_address = False

@@ -211,6 +211,8 @@ class Worker:
     #: whether the trial's session is also the process's (a worker process, whose trial may
     #: report from threads it starts); the simulated backend keeps sessions per thread
     sets_process_session = True
+    #: whether this process's stdout and stderr are relayed by the driver (local backend)
+    relayed = False
 
     def __init__(self, conn: Connection, agent_id: str | None = None,
                  manage_process: bool = True) -> None:
@@ -248,6 +250,10 @@ class Worker:
 
                 self._drop_cached()  # a new experiment: its trainable is another
                 self.blobs = {k: cloudpickle.loads(v) for k, v in msg[1].items()}
+                if self.relayed:  # the driver prefixes our lines with the trainable's name
+                    from poptune.backends._relay import announce
+
+                    announce(getattr(self.blobs.get("trainable"), "__name__", "func"))
             elif kind == "start":
                 self.run_trial(msg[1])
             elif kind == "shutdown":
@@ -577,7 +583,9 @@ def main() -> None:
         return  # the driver finished before this worker was needed
     from poptune.backends._conn import BufferedConnection
 
-    Worker(cast(Connection, BufferedConnection(conn)), agent_id).serve()
+    worker = Worker(cast(Connection, BufferedConnection(conn)), agent_id)
+    worker.relayed = os.environ.pop("POPTUNE_RELAYED", None) == "1"
+    worker.serve()
 
 
 if __name__ == "__main__":

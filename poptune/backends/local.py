@@ -17,7 +17,9 @@ import time
 from multiprocessing.connection import Listener
 from typing import Any
 
+from poptune._compat import log_to_driver
 from poptune.backends._conn import Agent, ConnectionBackend
+from poptune.backends._relay import OutputRelay
 from poptune.storage.lock import lock_dir, remove_unlocked_dirs
 
 
@@ -110,6 +112,10 @@ class LocalBackend(ConnectionBackend):
         self._tmpdir: str | None = None
         self._tmpdir_lock: int | None = None  # held while the socket exists
         self._threads_per_worker = 1.0
+        #: what the workers print is relayed, prefixed, by one thread (``_relay.py``); with
+        #: ``init(log_to_driver=False)`` it is not shown, as in Ray
+        self._log_to_driver = log_to_driver()
+        self._relay: OutputRelay | None = None
 
     def total_resources(self) -> dict[str, float]:
         from poptune.engine.resources import machine_memory
@@ -146,13 +152,33 @@ class LocalBackend(ConnectionBackend):
         # one BLAS/OpenMP thread per CPU a trial gets, as Ray does: two 1-CPU trials that each
         # start a thread per core run several times slower than with one thread each
         env.setdefault("OMP_NUM_THREADS", str(max(1, int(self._threads_per_worker))))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "poptune.backends._worker", str(self._listener.address)],
-            env=env, cwd=os.getcwd(),
-        )
+        args = [sys.executable, "-m", "poptune.backends._worker", str(self._listener.address)]
+        if not self._log_to_driver:
+            env.pop("POPTUNE_RELAYED", None)
+            return _ProcessAgent(subprocess.Popen(args, env=env, cwd=os.getcwd(),
+                                                  stdout=subprocess.DEVNULL,
+                                                  stderr=subprocess.DEVNULL))
+        env["POPTUNE_RELAYED"] = "1"
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            proc = subprocess.Popen(args, env=env, cwd=os.getcwd(), stdout=out_w, stderr=err_w)
+        except BaseException:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        if self._relay is None:
+            self._relay = OutputRelay()
+        self._relay.add(proc.pid, out_r, err_r)
         return _ProcessAgent(proc)
 
     def _cleanup(self) -> None:
+        if self._relay is not None:  # the workers are gone: what they printed goes out
+            self._relay.close()
+            self._relay = None
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
