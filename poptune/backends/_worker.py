@@ -585,7 +585,15 @@ def main() -> None:
 
     worker = Worker(cast(Connection, BufferedConnection(conn)), agent_id)
     worker.relayed = os.environ.pop("POPTUNE_RELAYED", None) == "1"
-    worker.serve()
+    try:
+        worker.serve()
+    except (ConnectionError, EOFError):
+        # the driver is gone (Ctrl-C, killed) while a trial was ending: no one to tell, and
+        # nothing to print (it would reach the driver's console as a traceback)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

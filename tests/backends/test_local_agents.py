@@ -187,3 +187,25 @@ def test_a_buffered_connection_sends_in_multiprocessings_framing(size):
         b.close()
     with pytest.raises(OSError, match="closed"):  # never written to a reused descriptor
         writer.send_bytes(b"late")
+
+
+def test_a_worker_whose_driver_goes_away_mid_trial_exits_quietly(tmp_path, capsys):
+    """The driver's end of the connection closes (Ctrl-C, a killed driver) while a trial
+    waits for the answer to its result: the worker exits with code 0 and prints no traceback
+    (the trial's failure cannot be reported to anyone)."""
+    backend = LocalBackend(num_cpus=1)
+    try:
+        backend.setup({"trainable": cloudpickle.dumps(_report_until_stopped),
+                       "constants": cloudpickle.dumps([])}, 1)
+        backend.launch(_spec(tmp_path, 0, n=1000, sleep=0.0))
+        deadline = time.monotonic() + 60
+        while not any(isinstance(e, ResultEvent) for e in backend.poll(0.5)):
+            assert time.monotonic() < deadline, "no result"
+        (worker,) = backend._workers
+        proc = worker.agent.proc  # type: ignore[attr-defined]
+        worker.conn.close()  # unanswered: the trial waits, then finds the driver gone
+        assert proc.wait(timeout=30) == 0
+    finally:
+        backend.shutdown()  # the relay writes what the worker printed before returning
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
