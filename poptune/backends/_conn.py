@@ -12,6 +12,7 @@ is connected and idle, and ``poll`` accepts new connections as they arrive.
 from __future__ import annotations
 
 import abc
+import logging
 import os
 import pickle
 import secrets
@@ -36,7 +37,11 @@ from poptune.backends._base import (
 )
 from poptune.exceptions import TuneError
 
+logger = logging.getLogger("poptune")
+
 START_TIMEOUT_S = 120.0
+#: agents killed while starting that are replaced in a row before the run fails
+START_RETRIES = 3
 #: messages up to this size are sent with their header in one write (as ``multiprocessing``)
 _SMALL_MESSAGE = 16384
 _SIZE = struct.Struct("!i")
@@ -52,6 +57,11 @@ class Agent(abc.ABC):
     @abc.abstractmethod
     def kill(self) -> None:
         """End the agent now (best effort)."""
+
+    def killed_from_outside(self) -> bool:
+        """Whether the agent, which has exited, was ended by a signal (``kill -9``, the OOM
+        killer) rather than by a failure of its own (an import error): another one may start."""
+        return False
 
 
 class BufferedConnection:
@@ -230,6 +240,8 @@ class ConnectionBackend(Backend):
         self._by_trial: dict[str, _Handle] = {}
         self._starting: dict[str, _Starting] = {}
         self._queue: list[LaunchSpec] = []
+        #: agents killed while starting since the last one that connected
+        self._start_failures = 0
         self._register_msg: tuple[Any, ...] | None = None
         self._init_msg: tuple[Any, ...] = ("init",) + self._init_payload()
 
@@ -289,20 +301,32 @@ class ConnectionBackend(Backend):
             if self._register_msg is not None:
                 conn.send(self._register_msg)
             self._workers.append(_Handle(pending.agent, BufferedConnection(conn), pending.shape))
+            self._start_failures = 0
             deadline = time.monotonic()  # got one: do not wait for more
 
     def _check_starting(self) -> None:
+        """A starting agent that was killed from outside is replaced (the trial waiting for
+        it starts on the next one), up to :data:`START_RETRIES` times in a row; one that
+        failed on its own, or timed out, ends the run with a :class:`TuneError`."""
         now = time.monotonic()
         for agent_id, pending in list(self._starting.items()):
             status = pending.agent.exit_status()
-            if status is not None or now - pending.started > START_TIMEOUT_S:
-                for other in self._starting.values():
-                    other.agent.kill()
-                self._starting.clear()
-                raise TuneError(
-                    f"a poptune worker failed to start ({status or 'timed out'}); see its output "
-                    "above"
-                )
+            if status is None and now - pending.started <= START_TIMEOUT_S:
+                continue
+            if (status is not None and pending.agent.killed_from_outside()
+                    and self._start_failures < START_RETRIES):
+                self._start_failures += 1
+                del self._starting[agent_id]
+                logger.warning("poptune: a worker was killed while it started (%s); starting "
+                               "another", status)
+                continue
+            for other in self._starting.values():
+                other.agent.kill()
+            self._starting.clear()
+            raise TuneError(
+                f"a poptune worker failed to start ({status or 'timed out'}); see its output "
+                "above"
+            )
 
     def _drop(self, worker: _Handle) -> None:
         if worker in self._workers:

@@ -87,6 +87,10 @@ class _ProcessAgent(Agent):
         code = self.proc.poll()
         return None if code is None else f"pid {self.proc.pid} exited with code {code}"
 
+    def killed_from_outside(self) -> bool:
+        code = self.proc.poll()
+        return code is not None and code < 0  # ended by a signal
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()

@@ -209,3 +209,58 @@ def test_a_worker_whose_driver_goes_away_mid_trial_exits_quietly(tmp_path, capsy
         backend.shutdown()  # the relay writes what the worker printed before returning
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
+
+
+class _FirstAgentKilled(LocalBackend):
+    """Its first worker is killed (SIGKILL) before it can connect, as an OOM kill would."""
+
+    killed = 0
+
+    def _start_agent(self, agent_id, resources):
+        agent = super()._start_agent(agent_id, resources)
+        if not self.killed:
+            self.killed += 1
+            agent.proc.kill()  # type: ignore[attr-defined]
+            agent.proc.wait(timeout=10)  # type: ignore[attr-defined]
+        return agent
+
+
+def test_a_worker_killed_while_it_starts_is_replaced_and_the_trial_runs(tmp_path, caplog):
+    backend = _FirstAgentKilled(num_cpus=1)
+    try:
+        backend.setup({"trainable": cloudpickle.dumps(_report_once),
+                       "constants": cloudpickle.dumps([])}, 1)
+        events = _run(backend, _spec(tmp_path, 0))
+        assert isinstance(events[-1], DoneEvent), events
+        assert backend.killed == 1
+        assert "killed while it started" in caplog.text
+    finally:
+        backend.shutdown()
+
+
+class _CannotStart(LocalBackend):
+    """Every worker fails on its own (exit code 1), as with an import error."""
+
+    def _start_agent(self, agent_id, resources):
+        import subprocess
+        import sys
+
+        from poptune.backends.local import _ProcessAgent
+
+        return _ProcessAgent(subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"]))
+
+
+def test_a_worker_that_fails_to_start_on_its_own_ends_the_run(tmp_path):
+    from poptune.exceptions import TuneError
+
+    backend = _CannotStart(num_cpus=1)
+    try:
+        backend.setup({"trainable": cloudpickle.dumps(_report_once),
+                       "constants": cloudpickle.dumps([])}, 1)
+        backend.launch(_spec(tmp_path, 0))
+        with pytest.raises(TuneError, match="failed to start .*exited with code 1"):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                backend.poll(0.2)
+    finally:
+        backend.shutdown()
