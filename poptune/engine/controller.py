@@ -1004,6 +1004,7 @@ class Controller:
             trial.trial_id, "", ex.checkpoint_path, donor_meta["it"], donor_meta["tt"],
             ex.donor_trial_id, ex.checkpoint_path.rstrip("/").rsplit("/", 1)[-1]),
             config=ex.config))
+        out.append(WriteParams(trial))  # as Ray's JSON logger at the trial's next start
 
     def _policy_log(self, ex: Exploit, out: list[Instruction]) -> None:
         """Append the exploit to pbt_global.txt / pbt_policy_*.txt when it is decided."""

@@ -74,6 +74,12 @@ def test_the_last_trial_running_still_exploits_the_ones_that_completed(tmp_path)
     (exploit,) = load_exploits(tmp_path / "climb")
     # at 5 it had trained less than the completed donors (7): it exploits them at 10
     assert exploit.target_iteration == 10 and exploit.donor_iteration == 7
+    # its params.json holds the config it trained on after the exploit, as Ray's JSON logger
+    # rewrites it when the trial starts again
+    (target,) = [r for r in grid if r.metrics.get("trial_id") == exploit.target_trial_id]
+    with open(os.path.join(target.path, "params.json")) as f:
+        params = json.load(f)
+    assert params["lr"] == target.config["lr"] == exploit.new_config["lr"] != 0.0
 
 
 # --------------------------------------------------------------------------- the triangle toy
