@@ -232,9 +232,12 @@ class RayBackend(ConnectionBackend):
             else:  # never the dead cluster a stale RAY_ADDRESS or ray_current_cluster names
                 address = choose_address(init_kwargs, min(connect_timeout, 2.0))
             try:
+                from poptune._compat import log_to_driver
+
+                # poptune.init(log_to_driver=...) / RAY_LOG_TO_DRIVER, unless given here
                 self._ray.init(address=address, ignore_reinit_error=True,
-                               include_dashboard=False, log_to_driver=True,
-                               **init_kwargs)
+                               include_dashboard=False,
+                               **{"log_to_driver": log_to_driver(), **init_kwargs})
             except Exception as exc:  # noqa: BLE001 - a cluster that does not answer
                 local = address == "local"
                 what = ("start a local Ray instance" if local

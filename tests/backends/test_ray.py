@@ -224,3 +224,42 @@ def test_auto_with_a_stale_address_file_fails_at_once(private_ray_tmp, monkeypat
         f"could not connect to the Ray cluster at {dead} (address auto: the last cluster "
         f"`ray start` started, named in {private_ray_tmp}): nothing accepts connections there")
     assert fake.init_address == "<not called>"
+
+
+class _FakeRay:
+    """Records ``ray.init``'s arguments; enough of Ray for the backend's constructor."""
+
+    def __init__(self):
+        self.init_kwargs = None
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **kwargs):
+        self.init_kwargs = kwargs
+
+    def remote(self, **_):
+        return lambda cls: cls
+
+    def nodes(self):
+        return [{"Alive": True, "NodeManagerAddress": "127.0.0.1"}]
+
+
+@pytest.mark.parametrize("given, env, expected", [
+    ({}, None, True),                          # Ray's default
+    ({}, "0", False),                          # RAY_LOG_TO_DRIVER=0
+    ({"log_to_driver": False}, None, False),   # passed to the backend (was a TypeError)
+])
+def test_the_ray_backend_passes_log_to_driver_to_ray_init(given, env, expected, monkeypatch):
+    import poptune.backends.ray as ray_backend
+
+    fake = _FakeRay()
+    monkeypatch.setattr(ray_backend, "require", lambda *a, **k: fake)
+    monkeypatch.setattr(ray_backend, "choose_address", lambda *a, **k: "local")
+    if env is None:
+        monkeypatch.delenv("RAY_LOG_TO_DRIVER", raising=False)
+    else:
+        monkeypatch.setenv("RAY_LOG_TO_DRIVER", env)
+    monkeypatch.delenv("POPTUNE_ADDRESS", raising=False)
+    ray_backend.RayBackend(**given)
+    assert fake.init_kwargs["log_to_driver"] is expected
