@@ -21,6 +21,7 @@ A backend never decides anything: it carries out what the runner asks.
 from __future__ import annotations
 
 import abc
+import operator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -65,10 +66,12 @@ class LaunchSpec:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # its values in field order, without the field names: one is sent per trial, and
         # the names were half of its pickle (~640 bytes) and of its unpickling time
-        return (LaunchSpec, tuple(getattr(self, name) for name in _LAUNCH_FIELDS))
+        return (LaunchSpec, _launch_values(self))
 
 
 _LAUNCH_FIELDS = tuple(f.name for f in fields(LaunchSpec))
+#: a spec's values in field order, as one tuple (made in C: a third of a generator's time)
+_launch_values = operator.attrgetter(*_LAUNCH_FIELDS)
 
 
 @dataclass
