@@ -284,6 +284,10 @@ class PB2(PopulationBasedTraining):
         ...                                "optimizer": tune.choice(["adam", "sgd"])})
     """
 
+    #: the history's length that triggers :meth:`_prune` (a class default: a PB2 pickled
+    #: before it existed, in an older experiment's tuner.pkl, still has it)
+    _prune_at: int = 4 * WINDOW
+
     def __init__(
         self,
         time_attr: str = "time_total_s",
@@ -330,6 +334,7 @@ class PB2(PopulationBasedTraining):
         #: coordinate is its category's index; ``stretch`` counts the trial's exploits, so a
         #: reward change is measured only within one stretch of training
         self._data: list[tuple[str, float, list[float], float, int]] = []
+        self._prune_at = 4 * WINDOW
         self._stretch: dict[str, int] = {}
         self._current: list[list[float]] | None = None
         self._last_exploration_time = 0.0
@@ -360,23 +365,45 @@ class PB2(PopulationBasedTraining):
         score = super()._save_trial_state(state, time, result, trial)
         self._data.append((trial.trial_id, float(time), self._coordinates(trial.config),
                            float(score), self._stretch.get(trial.trial_id, 0)))
+        if len(self._data) > self._prune_at:
+            self._prune()
         return score
+
+    def _measured(self) -> list[tuple[tuple[str, float, float, list[float], float], int, int]]:
+        """Every measured interval, oldest first, with the indices in ``_data`` of the rows
+        that end and start it."""
+        order = sorted(range(len(self._data)), key=lambda i: self._data[i][1])  # stable
+        last: dict[tuple[str, int], int] = {}
+        measured = []
+        for i in order:
+            trial_id, time, values, reward, stretch = self._data[i]
+            group = (trial_id, stretch)
+            if group in last:
+                prev = self._data[last[group]]
+                if time > prev[1]:
+                    rate = (reward - prev[3]) / (time - prev[1])
+                    measured.append(((trial_id, time, prev[3], values, rate), i, last[group]))
+            last[group] = i
+        return measured
 
     def _samples(self) -> list[tuple[str, float, float, list[float], float]]:
         """The latest :data:`WINDOW` measured intervals, oldest first: (trial, end time,
         reward at the start, coordinates, reward change per unit time)."""
-        rows = sorted(self._data, key=lambda r: r[1])  # stable: ties keep their order
-        last: dict[tuple[str, int], tuple[float, float]] = {}
-        samples = []
-        for trial_id, time, values, reward, stretch in rows:
-            group = (trial_id, stretch)
-            if group in last:
-                prev_t, prev_r = last[group]
-                if time > prev_t:
-                    rate = (reward - prev_r) / (time - prev_t)
-                    samples.append((trial_id, time, prev_r, values, rate))
-            last[group] = (time, reward)
-        return samples[-WINDOW:]
+        return [m[0] for m in self._measured()[-WINDOW:]]
+
+    def _prune(self) -> None:
+        """Drop the rows no later decision reads, so the history (and the saved state) stays
+        bounded however long the run: kept are the two rows of each interval in the window
+        (an interval older than the window never comes back into it: later ones only add
+        to its end) and each trial's latest row (the start of its next interval, and of an
+        exploit's ``_start``). Kept rows keep their order, so ties sort as before."""
+        keep = {i for _, end, start in self._measured()[-WINDOW:] for i in (end, start)}
+        latest: dict[str, int] = {}
+        for i, row in enumerate(self._data):
+            latest[row[0]] = i
+        keep.update(latest.values())
+        self._data = [row for i, row in enumerate(self._data) if i in keep]
+        self._prune_at = max(4 * WINDOW, 2 * len(self._data))
 
     def _start(self, donor: Trial) -> tuple[float, float] | None:
         """Time and score of the checkpoint an exploit of ``donor`` restores (the donor's

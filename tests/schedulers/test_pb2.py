@@ -235,3 +235,30 @@ def test_a_trust_region_keeps_every_explored_value_near_the_donors():
 def test_trust_region_rejects_what_is_not_a_fraction(bad):
     with pytest.raises(Exception, match="trust_region"):
         pb2(trust_region=bad)
+
+
+def test_pruning_the_history_keeps_every_decision_and_bounds_the_state(monkeypatch):
+    """A long run makes the same exploits with the history pruned as without, while the
+    pruned history (and so the journaled state) stays bounded by the window and the
+    population instead of growing with the run."""
+    from poptune.schedulers import pb2 as pb2_module
+
+    monkeypatch.setattr(pb2_module, "WINDOW", 12)
+    unpruned, pruned = pb2(seed=4), pb2(seed=4)
+    unpruned._prune_at = 10**9
+    pruned._prune_at = 4 * 12
+    sizes = []
+    real = pruned._prune
+
+    def prune():
+        real()
+        sizes.append(len(pruned._data))
+
+    pruned._prune = prune
+    full, _ = run(unpruned, n=6, iters=60)
+    cut, _ = run(pruned, n=6, iters=60)
+    assert [(e.trial_id, e.donor_trial_id, e.config) for e in full] == [
+        (e.trial_id, e.donor_trial_id, e.config) for e in cut]
+    assert len(full) > 10 and len(sizes) > 3
+    assert len(unpruned._data) > 250 and max(sizes) <= 2 * 12 + 6
+    assert len(pruned._data) <= 2 * 4 * 12
