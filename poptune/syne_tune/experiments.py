@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from poptune._validation import bad_value
@@ -24,7 +25,11 @@ from poptune.syne_tune.tuner import experiment_path
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ExperimentResult", "load_experiment"]
+__all__ = ["ExperimentResult", "get_metadata", "list_experiments", "load_experiment",
+           "load_experiments_df"]
+
+#: the metadata entry that marks a Syne Tune experiment (``ST_TUNER_CREATION_TIMESTAMP``)
+_CREATED = "st_tuner_creation_timestamp"
 
 
 @dataclass
@@ -158,3 +163,96 @@ def load_experiment(tuner_name: str, load_tuner: bool = False, local_path: str |
             results = pd.DataFrame(columns=["trial_id", "st_tuner_time"])
     return ExperimentResult(name=path.name, results=results, metadata=metadata, tuner=None,
                             path=path)
+
+
+PathFilter = Callable[[str], bool]
+ExperimentFilter = Callable[[ExperimentResult], bool]
+
+
+def _root(root: str | Path | None) -> Path:
+    return experiment_path() if root is None else Path(root)
+
+
+def get_metadata(path_filter: PathFilter | None = None,
+                 root: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The metadata of every experiment under ``root`` (default ``$SYNETUNE_FOLDER`` or
+    ``~/syne-tune``, read when called) whose directory passes ``path_filter``, by tuner
+    name; each with ``"path"``, the directory holding the experiment (as Syne Tune: only
+    ``metadata.json`` files holding ``st_tuner_creation_timestamp`` count).
+
+    Example:
+        >>> get_metadata(root="/nonexistent")
+        {}
+    """
+    res: dict[str, dict[str, Any]] = {}
+    for metadata_path in sorted(_root(root).glob(f"**/{METADATA_FILE}")):
+        path = metadata_path.parent
+        if path_filter is not None and not path_filter(str(path)):
+            continue
+        try:
+            with open(metadata_path) as f:
+                metadata = json.load(f)
+        except json.JSONDecodeError:
+            print(f"Could not read {path}")
+            continue
+        if isinstance(metadata, dict) and _CREATED in metadata:
+            metadata["path"] = str(path.parent)
+            res[path.name] = metadata
+    return res
+
+
+def list_experiments(path_filter: PathFilter | None = None,
+                     experiment_filter: ExperimentFilter | None = None,
+                     root: str | Path | None = None,
+                     load_tuner: bool = False) -> list[ExperimentResult]:
+    """Every experiment under ``root`` (default as :func:`get_metadata`) with both
+    metadata and results, newest first (by ``st_tuner_creation_timestamp``).
+    ``path_filter`` is given the path of each ``metadata.json``, ``experiment_filter``
+    each :class:`ExperimentResult`.
+
+    Example:
+        >>> list_experiments(root="/nonexistent")
+        []
+    """
+    res = []
+    for metadata_path in sorted(_root(root).glob(f"**/{METADATA_FILE}")):
+        path = metadata_path.parent
+        if path_filter is not None and not path_filter(str(metadata_path)):
+            continue
+        result = load_experiment(path.name, load_tuner, local_path=str(path.parent))
+        if (experiment_filter is None or experiment_filter(result)) and (
+                result.results is not None and result.metadata is not None):
+            res.append(result)
+    return sorted(res, key=lambda r: r.metadata.get(_CREATED, 0), reverse=True)
+
+
+def load_experiments_df(path_filter: PathFilter | None = None,
+                        experiment_filter: ExperimentFilter | None = None,
+                        root: str | Path | None = None,
+                        load_tuner: bool = False) -> pd.DataFrame:
+    """The results of :func:`list_experiments` in one DataFrame, each row with its
+    ``tuner_name`` and its experiment's metadata entries as columns (a list entry of one
+    value as that value, a longer one as ``{key}-{i}`` columns).
+
+    Raises:
+        ValueError: no experiment matched (pandas' "No objects to concatenate", as Syne
+            Tune).
+    """
+    import pandas as pd
+
+    dfs = []
+    for experiment in list_experiments(path_filter, experiment_filter, root, load_tuner):
+        assert experiment.results is not None
+        df = experiment.results
+        df["tuner_name"] = experiment.name
+        for key, value in experiment.metadata.items():
+            if isinstance(value, list):
+                if len(value) > 1:
+                    for i, x in enumerate(value):
+                        df[f"{key}-{i}"] = x
+                elif value:
+                    df[key] = value[0]
+            else:
+                df[key] = value
+        dfs.append(df)
+    return pd.concat(dfs, ignore_index=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from poptune._validation import bad_type, bad_value
 
-__all__ = ["MetricsStatistics", "StoppingCriterion", "TuningStatus"]
+__all__ = ["MetricsStatistics", "PlateauStopper", "StoppingCriterion", "TuningStatus"]
 
 
 @dataclass
@@ -188,3 +188,62 @@ class StoppingCriterion:
             if metric in stats.min_metrics and stats.min_metrics[metric] < bound:
                 return True
         return False
+
+
+class PlateauStopper:
+    """Stop tuning once the best value of ``metric`` so far has plateaued (Syne Tune's
+    ``stopping_criterion.PlateauStopper``, inspired by Ray Tune's): over the trials' rows in
+    ``TuningStatus.trial_rows`` (each trial's last value, in the order trials first
+    reported), the running best of the last ``num_trials`` trials has a standard deviation
+    ``<= std``, on more than ``patience`` consecutive evaluations of the criterion (poptune
+    evaluates it on each engine tick; Syne Tune on each loop of its tuner). Nothing stops
+    before a trial has finished.
+
+    Example:
+        >>> status = TuningStatus(["loss"])
+        >>> for trial_id, loss in enumerate([0.5, 0.2, 0.3, 0.4]):
+        ...     status.on_result(trial_id, {"loss": loss})
+        >>> status.num_trials_completed = 1
+        >>> stop = PlateauStopper("loss", num_trials=3)
+        >>> stop(status)  # the best so far: 0.5, 0.2, 0.2, 0.2
+        True
+    """
+
+    def __init__(self, metric: str, std: float = 0.001, num_trials: int = 10,
+                 mode: str = "min", patience: int = 0) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError("The mode parameter can only be either min or max.")
+        if not isinstance(num_trials, int) or num_trials <= 1:
+            raise ValueError("Top results to consider must be a positive integer greater "
+                             "than one.")
+        if not isinstance(patience, int) or patience < 0:
+            raise ValueError("Patience must be a strictly positive integer.")
+        if not isinstance(std, float) or std <= 0:
+            raise ValueError("The standard deviation must be a strictly positive float "
+                             "number.")
+        self._mode = mode
+        self._metric = metric
+        self._patience = patience
+        self._iterations = 0
+        self._std = std
+        self._num_trials = num_trials
+        self.multiplier = 1 if mode == "min" else -1
+
+    def __call__(self, status: TuningStatus) -> bool:
+        """True if tuning has to stop."""
+        import numpy as np
+
+        if status.num_trials_finished == 0:
+            return False
+        trajectory: list[float] = []
+        best: float | None = None
+        for row in status.trial_rows.values():
+            if self._metric in row:
+                y = self.multiplier * row[self._metric]
+                if best is None or y < best:
+                    best = y
+                trajectory.append(best)
+        top = trajectory[-self._num_trials:]
+        plateaued = len(top) == self._num_trials and float(np.std(top)) <= self._std
+        self._iterations = self._iterations + 1 if plateaued else 0
+        return plateaued and self._iterations >= self._patience

@@ -132,7 +132,7 @@ class Tuner:
         suffix_tuner_name: append a timestamp to the name (default True).
         callbacks: poptune callbacks and Syne Tune ``TunerCallback`` objects
             (:mod:`poptune.syne_tune.tuner_callback`); ``results.csv.zip`` is written
-            either way.
+            either way, and a ``StoreResultsCallback`` among them holds its rows.
         metadata: extra entries for ``metadata.json``.
         results_update_interval: seconds between writes of ``results.csv.zip``.
         sleep_time, print_update_interval, save_tuner, start_jobs_without_delay,
@@ -202,6 +202,7 @@ class Tuner:
                              entrypoint=trial_backend.entrypoint_stem(),
                              backend=type(trial_backend).__name__, **scheduler.metadata())
         self.status: TuningStatus | None = None
+        self._bridge: Bridge | None = None
         self._configs: dict[int, dict[str, Any]] = {}
 
     @property
@@ -226,6 +227,8 @@ class Tuner:
                         path, parts.pop("stop", None), self.results_update_interval,
                         parts.pop("resource", None), syne_cbs)
         self.status = bridge.status
+        #: the results table: a StoreResultsCallback's ``results`` are its rows
+        self._bridge = bridge
         resources, setup = self._trial_resources()
         trainable = with_resources(
             self.trial_backend.trainable(self.scheduler.config_space, setup), resources)

@@ -26,7 +26,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Trial", "TunerCallback"]
+__all__ = ["StoreResultsCallback", "Trial", "TunerCallback"]
+
+
+def __getattr__(name: str) -> Any:
+    """``StoreResultsCallback`` lived here in the d2l era (now in
+    :mod:`poptune.syne_tune.results_callback`)."""
+    if name == "StoreResultsCallback":
+        from poptune.syne_tune.results_callback import StoreResultsCallback
+
+        return StoreResultsCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass

@@ -4,6 +4,7 @@
 Syne Tune                  poptune
 =========================  ==================================================================
 ``RandomSearch``           ``BasicVariantGenerator`` (random, endless) + FIFO
+``GridSearch``             Syne Tune's grid (:mod:`._grid`) as a poptune ``Searcher`` + FIFO
 ``BayesianOptimization``   ``OptunaSearch`` with Optuna's ``GPSampler`` (Gaussian process)
 ``BOTorch``                the same (Optuna's GP sampler is BoTorch-style GP-EI on torch)
 ``TPE``                    ``OptunaSearch`` with Optuna's ``TPESampler``
@@ -34,7 +35,7 @@ from typing import Any
 from poptune._validation import bad_type, bad_value, check_one_of
 from poptune.search.sample import Domain
 
-__all__ = ["ASHA", "BOTorch", "BayesianOptimization", "PopulationBasedTraining",
+__all__ = ["ASHA", "BOTorch", "BayesianOptimization", "GridSearch", "PopulationBasedTraining",
            "RandomSearch", "SyneScheduler", "TPE"]
 
 
@@ -137,6 +138,103 @@ class RandomSearch(SyneScheduler):
         >>> RandomSearch({"x": 1.0}, ["y"], False, 3).random_seed  # positional, latest release
         3
     """
+
+
+#: ``search_options`` keys of Syne Tune's ``GridSearcher``
+_GRID_OPTIONS = ("num_samples", "shuffle_config", "allow_duplicates")
+
+
+class GridSearch(SyneScheduler):
+    """Grid search, as Syne Tune's ``GridSearch`` (``searcher="grid"``; syne_tune <= 0.14,
+    ``legacy_baselines`` in 0.14; 0.15 dropped it).
+
+    Every value of each categorical, ordinal and finite-range hyperparameter, and
+    ``num_samples[name]`` evenly spaced points per float (default 5, with a warning) or integer
+    (default ``min(5, its number of values)``) one: the centres of equal cells of the range,
+    in log space for log domains. The configurations are the Cartesian product, shuffled with
+    ``random_seed`` unless ``shuffle_config=False`` (then the last hyperparameter varies
+    fastest). ``points_to_evaluate`` go first, their missing values filled by Syne Tune's
+    midpoint heuristic; when it is None the first trial is the midpoint configuration (as
+    Syne Tune; pass ``[]`` for none), and configurations already tried are skipped in the
+    grid. When the grid is exhausted no new trial starts and tuning ends once the running
+    trials end (Syne Tune prints "Tuning is finishing as the whole configuration space got
+    exhausted."), unless ``allow_duplicates=True``, which goes round the grid again.
+
+    ``num_samples``, ``shuffle_config`` and ``allow_duplicates`` are Syne Tune's
+    ``search_options`` keys; they are also accepted as keyword arguments.
+
+    Example:
+        >>> from poptune.syne_tune.config_space import choice, uniform
+        >>> g = GridSearch({"x": uniform(0, 1), "act": choice(["relu", "tanh"])}, "loss",
+        ...                search_options={"num_samples": {"x": 3}, "shuffle_config": False},
+        ...                points_to_evaluate=[])
+        >>> g.grid_size, g.configs()[:2]
+        (6, [{'act': 'relu', 'x': 0.16666666666666666}, {'act': 'relu', 'x': 0.5}])
+    """
+
+    def __init__(self, config_space: dict[str, Any], metric: str | None = None,
+                 mode: str | bool | None = None, random_seed: int | None = None,
+                 points_to_evaluate: list[dict[str, Any]] | None = None, *,
+                 num_samples: dict[str, int] | None = None,
+                 shuffle_config: bool | None = None, allow_duplicates: bool | None = None,
+                 search_options: dict[str, Any] | None = None, max_t: int | None = None,
+                 **kwargs: Any) -> None:
+        if search_options is not None and not isinstance(search_options, dict):
+            raise bad_type("search_options", search_options, "a dict or None")
+        options = dict(search_options or {})
+        given: dict[str, Any] = {"num_samples": num_samples, "shuffle_config": shuffle_config,
+                 "allow_duplicates": allow_duplicates}
+        for key in _GRID_OPTIONS:
+            if key in options and given[key] is not None:
+                raise bad_value(key, given[key],
+                                f"None when search_options[{key!r}] is given (pass one)")
+            if given[key] is None:
+                given[key] = options.pop(key, None)
+        super().__init__(config_space, metric, mode, random_seed, points_to_evaluate,
+                         search_options=options or None, **kwargs)
+        self._initial_points = points_to_evaluate
+        for key in ("shuffle_config", "allow_duplicates"):
+            if given[key] is not None and not isinstance(given[key], bool):
+                raise bad_type(key, given[key], "True, False or None")
+        self.shuffle_config = given["shuffle_config"] is not False
+        self.allow_duplicates = bool(given["allow_duplicates"])
+        from poptune.syne_tune.optimizer._grid import grid_configs
+
+        self._configs, self.num_samples = grid_configs(
+            config_space, given["num_samples"], self.shuffle_config, random_seed)
+
+    @property
+    def grid_size(self) -> int:
+        """The number of configurations on the grid."""
+        return len(self._configs)
+
+    def configs(self) -> list[dict[str, Any]]:
+        """The grid's configurations in the order they are tried (after
+        ``points_to_evaluate``)."""
+        return [dict(c) for c in self._configs]
+
+    def initial_configs(self) -> list[dict[str, Any]]:
+        """``points_to_evaluate`` completed by the midpoint heuristic, duplicates dropped
+        (None: the midpoint configuration)."""
+        from poptune.syne_tune.optimizer._grid import match_key, midpoint_config
+
+        points = [{}] if self._initial_points is None else list(self._initial_points)
+        out, seen = [], set()
+        for point in points:
+            if not isinstance(point, dict):
+                raise bad_type("points_to_evaluate", point, "a list of dicts")
+            config = midpoint_config(self.config_space, point)
+            key = match_key(self.config_space, config)
+            if key not in seen:
+                seen.add(key)
+                out.append(config)
+        return out
+
+    def _searcher(self) -> Any:
+        from poptune.syne_tune.optimizer._grid import GridSearcher
+
+        return GridSearcher(self.config_space, self.configs(), self.initial_configs(),
+                            self.allow_duplicates)
 
 
 class _Optuna(SyneScheduler):
