@@ -140,10 +140,11 @@ class MaximumIterationStopper(Stopper):
 class TimeoutStopper(Stopper):
     """Stop the experiment after ``timeout`` seconds (``time_budget_s``), as Ray does.
 
-    The budget counts from the first :meth:`stop_all` call and is spent between calls, read
-    from ``clock`` (default: the experiment's clock, :func:`poptune.clock.current`, read at
-    call time; the simulated backend's clock in a simulated fit). A pickled stopper keeps the
-    budget it has left: the time between pickling and unpickling is not charged.
+    The budget counts from the first :meth:`stop_all` call, which fixes the deadline it ends
+    at, read from ``clock`` (default: the experiment's clock, :func:`poptune.clock.current`,
+    read at call time; the simulated backend's clock in a simulated fit): it is spent when
+    the clock reads the deadline. A pickled stopper keeps the budget it had left at its last
+    check: the time between that check and the first one after unpickling is not charged.
 
     Example:
         >>> from poptune.clock import SimulatedClock
@@ -162,8 +163,11 @@ class TimeoutStopper(Stopper):
         if clock is not None and not isinstance(clock, Clock):
             raise bad_type("clock", clock, "a poptune.clock.Clock or None")
         self._timeout = float(timeout)
+        #: the budget left when no deadline is set (before the first check, once unpickled)
         self._budget = self._timeout
         self._clock = clock
+        #: the clock's reading at which the budget is spent (set by the first check)
+        self._deadline: float | None = None
         self._last_check: float | None = None
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
@@ -171,17 +175,31 @@ class TimeoutStopper(Stopper):
 
     def stop_all(self) -> bool:
         now = (self._clock or current_clock()).time()
-        if self._last_check is not None:
-            self._budget -= max(0.0, now - self._last_check)
+        if self._deadline is None:
+            self._deadline = now + self._budget
+        elif self._last_check is not None and now < self._last_check:
+            self._deadline -= self._last_check - now  # a clock set back gives no time back
         self._last_check = now
-        return self._budget <= 0
+        return now >= self._deadline
+
+    def _time_left(self) -> float:
+        """Seconds of budget left at the clock's reading (the whole budget before the first
+        check); at most 0 once spent. The simulated runner sleeps until then."""
+        if self._deadline is None:
+            return self._budget
+        return self._deadline - (self._clock or current_clock()).time()
 
     def __getstate__(self) -> dict[str, Any]:
-        # an unpickled stopper (a restored run's) reads the clock of the run it is in
-        return {**self.__dict__, "_clock": None}
+        # an unpickled stopper (a restored run's) reads the clock of the run it is in, and
+        # keeps the budget left at the last check
+        state = {**self.__dict__, "_clock": None, "_deadline": None}
+        if self._deadline is not None and self._last_check is not None:
+            state["_budget"] = max(0.0, self._deadline - self._last_check)
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_last_check"] = None  # the time a pickled stopper spent on disk is free
+        state["_deadline"] = None  # set again by the first check (pickles before it existed)
         self.__dict__.update(state)
 
 
@@ -196,6 +214,13 @@ class CombinedStopper(Stopper):
 
     def stop_all(self) -> bool:
         return any(s.stop_all() for s in self._stoppers)
+
+    def _time_left(self) -> float | None:
+        """The least time budget left among the stoppers that have one (None: none has)."""
+        left = [f() for f in (getattr(s, "_time_left", None) for s in self._stoppers)
+                if f is not None]
+        known = [x for x in left if x is not None]
+        return min(known) if known else None
 
     @property
     def stops_on_results(self) -> bool:

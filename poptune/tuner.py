@@ -372,7 +372,8 @@ class Tuner:
             trials = runner.trials
         finally:
             save_stopper_state({"stop": user_stopper, "budget": budget,
-                                "callbacks": _callback_states(self.run_config.callbacks or [])},
+                                "callbacks": _callback_states(self.run_config.callbacks or []),
+                                "clock": _clock_reading(clock, runner)},
                                exp_dir, remote)
             try:
                 for cb in callbacks:  # keywords, as Ray's CallbackList calls it
@@ -431,9 +432,8 @@ class Tuner:
                 self._restore.pop("journal_state", None)  # replayed again from the new copy
             history = self._load_history(exp_dir, searcher, scheduler)
             resume_clock = getattr(backend, "resume_clock", None)
-            if resume_clock is not None:  # simulated time goes on from the journal's last
-                last = max((row[TIMESTAMP] for h in history.values() for row in h.rows
-                            if isinstance(row.get(TIMESTAMP), (int, float))), default=None)
+            if resume_clock is not None:  # simulated time goes on from the last run's end
+                last = _resume_time(exp_dir, history)
                 if last is not None:
                     resume_clock(last)
         else:
@@ -693,6 +693,37 @@ def _pickle_callbacks(callbacks: Sequence[Any]) -> bytes | None:
             continue
         kept.append(cb)
     return cloudpickle.dumps(kept) if kept else None
+
+
+def _clock_reading(clock: Any, runner: Any) -> dict[str, Any] | None:
+    """A simulated clock's reading as the run ends, with the journal's last commit number (a
+    restore resumes the clock from it: see :func:`_resume_time`); None on real time."""
+    if not isinstance(clock, SimulatedClock):
+        return None
+    return {"time": clock.time(), "commits": runner.journal.seq}
+
+
+def _resume_time(exp_dir: str, history: dict[str, Any]) -> float | None:
+    """The latest simulated time of a restored experiment: the exact reading its last run kept
+    (``stopper_state.pkl``, role ``clock``) when the journal has not gone on since; else (a
+    driver killed before it could keep one) the latest ``timestamp`` of its results, whole
+    seconds the session wrote or values a trainable reported, and never earlier than a kept
+    reading."""
+    from poptune.storage.journal import _last_commit
+
+    saved = (load_stopper_state(exp_dir) or {}).get("clock")
+    if not isinstance(saved, dict):
+        saved = {}
+    kept = saved.get("time")
+    if not isinstance(kept, (int, float)) or isinstance(kept, bool):
+        kept = None
+    elif saved.get("commits") == _last_commit(os.path.join(exp_dir, JOURNAL_FILE))[1]:
+        return float(kept)
+    stamps = [row[TIMESTAMP] for h in history.values() for row in h.rows
+              if isinstance(row.get(TIMESTAMP), (int, float))]
+    if kept is not None:
+        stamps.append(kept)
+    return max(stamps, default=None)
 
 
 def _callback_states(callbacks: Sequence[Any]) -> dict[int, Any] | None:

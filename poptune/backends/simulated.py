@@ -183,6 +183,9 @@ class SimulatedBackend(Backend):
 
     #: trials share the driver's process: no ``chdir``, no per-trial environment
     separate_processes = False
+    #: :meth:`poll` counts simulated seconds: the runner polls until the controller's next
+    #: deadline rather than every half second
+    simulated_time = True
 
     def __init__(self, num_cpus: float | None = None, num_gpus: float | None = None,
                  step_time: float = 1.0, start: float = 0.0) -> None:

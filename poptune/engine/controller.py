@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import os
 import pickle
 import sys
@@ -592,6 +593,53 @@ class Controller:
             if silent > after:
                 st.warned_silent = heard
                 logger.warning(silence.warning_text(t, silent, after, bool(known)))
+
+    def next_deadline(self) -> float | None:
+        """The earliest time (on the clock of :class:`Tick`'s ``now``) at which a tick would
+        decide something though no event came before it, or None if none would.
+
+        Those deadlines are the time budget (a stopper with ``_time_left``: a
+        :class:`~poptune.stopper.TimeoutStopper`, also inside a ``CombinedStopper``), the
+        stop grace of trials told to stop, and the silence warning and
+        ``silence_timeout_s`` of running trials. Never earlier than the last tick's time: a
+        deadline a tick did not act on yet (its ``>`` needs a later reading) comes back as
+        the next representable time after it. A runner on simulated time sleeps until then
+        instead of waking every half second; any other decision follows an event.
+        """
+        now = self.now
+        best = math.inf
+        if not self.stopping_all:
+            time_left = getattr(self.stopper, "_time_left", None)
+            left = time_left() if time_left is not None else None
+            if left is not None:
+                best = now + left
+        for t in self._stopping.values():
+            requested = self.state[t.trial_id].stop_requested_at
+            if t.status == _R and requested is not None:
+                best = min(best, requested + STOP_GRACE_S)
+        timeout = self.silence_timeout_s
+        fleet = None  # the warning threshold of a trial with no interval of its own yet
+        for t in self.running.values():
+            heard = t.last_heard
+            if heard is None or t.trial_id in self._stopping:
+                continue
+            if timeout is not None:
+                best = min(best, heard + timeout)
+            st = self.state[t.trial_id]
+            if st.warned_silent != heard:  # the threshold as _watch_silence reckons it
+                if st.intervals:
+                    at = heard + silence.warn_after(st.intervals)
+                else:  # the other trials' intervals (a longer list): only past the floor
+                    at = heard + silence.WARN_FLOOR_S
+                    if at <= now:
+                        if fleet is None:
+                            fleet = silence.warn_after(
+                                [i for s in self.state.values() for i in s.intervals])
+                        at = heard + fleet
+                best = min(best, at)
+        if best == math.inf:
+            return None
+        return best if best > now else math.nextafter(now, math.inf)
 
     def _max_pending(self) -> int:
         """Random/grid search with a known number of trials creates up to 1,000 of them ahead

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import os
 import pickle
 import re
@@ -159,6 +160,9 @@ class Runner:
         #: the experiment's clock (the simulated backend's, else the current one): every
         #: decision's time; file flushing and uploads are paced in real time
         self.clock = clock or getattr(backend, "clock", None) or current_clock()
+        #: the backend runs on the simulated clock: a poll waits until the controller's next
+        #: deadline (simulated seconds), not half a second
+        self._sim_time = bool(getattr(backend, "simulated_time", False))
         self.is_class = isinstance(trainable, type)
         self.pool = ResourcePool(**backend.total_resources())
         self.journal = Journal(os.path.join(experiment_dir, "journal.jsonl"),
@@ -364,6 +368,13 @@ class Runner:
 
     # ------------------------------------------------------------------------------------
     # the loop
+    def _sim_wait(self) -> float:
+        """How long a poll of a simulated backend may move its clock: until the controller's
+        next time-based decision (``inf``: until the next event), so a loop pass follows
+        each event or deadline however long the simulated steps are."""
+        deadline = self.ctl.next_deadline()
+        return math.inf if deadline is None else max(0.0, deadline - self.clock.monotonic())
+
     def run(self) -> list[Trial]:
         ctl = self.ctl
         try:  # a failing setup (an unpicklable trainable) still closes the files and workers
@@ -387,7 +398,13 @@ class Runner:
                 if ctl.finished:
                     self._commit()
                     break
-                for event in self.backend.poll(0.5 if not self._replies else 0.0):
+                if self._sim_time:
+                    events = self.backend.poll(0.0 if self._replies else self._sim_wait())
+                    if events:  # they happened at the clock's reading, which may be far
+                        ctl.now, ctl.wall = self._now()  # past the last tick's
+                else:
+                    events = self.backend.poll(0.5 if not self._replies else 0.0)
+                for event in events:
                     self._handled = True
                     self._carry_out(ctl.handle(event))
                 self._commit()

@@ -12,6 +12,10 @@ The controller checks its running trials on every :class:`~poptune.engine.events
 * with ``FailureConfig(silence_timeout_s=N)`` it kills a trial silent for more than ``N``
   seconds and fails it (retried from its latest checkpoint within ``max_failures``).
 
+On the simulated backend these are simulated seconds (a trial is silent while its declared
+step lasts): the decisions are those a real run with equally long steps makes, and the
+messages say the time is simulated.
+
 Example:
     >>> warn_after([1.0, 2.0, 30.0]), warn_after([]), warn_after([0.01])
     (60.0, 300.0, 60.0)
@@ -58,9 +62,21 @@ def fmt_seconds(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def _simulated() -> bool:
+    """Whether the experiment runs on simulated time (its trials cannot hang in it)."""
+    from poptune.clock import SimulatedClock, current
+
+    return isinstance(current(), SimulatedClock)
+
+
 def warning_text(trial: object, silent: float, threshold: float, known: bool) -> str:
     usual = (f"over {WARN_FACTOR:g}x its usual step time" if known
              else "and no step time of it is known yet")
+    if _simulated():  # a step declared that long, not a hang (a real run warns alike)
+        return (f"poptune: trial {trial} has sent nothing for {fmt_seconds(silent)} of "
+                f"simulated time ({usual}; warned after {threshold:.0f} simulated s): on "
+                "real workers this warns of a hung worker; here a step simply takes that "
+                "long. FailureConfig(silence_timeout_s=...) counts simulated seconds too.")
     return (f"poptune: trial {trial} has sent nothing for {fmt_seconds(silent)} ({usual}; "
             f"warned after {threshold:.0f} s): its worker may hang (a deadlock, a stopped "
             "process). FailureConfig(silence_timeout_s=...) fails such a trial and retries it.")
@@ -68,6 +84,11 @@ def warning_text(trial: object, silent: float, threshold: float, known: bool) ->
 
 def timeout_text(trial: object, silent: float, timeout: float) -> str:
     """The error a trial failed for silence gets (its ``error.txt``)."""
+    if _simulated():
+        return (f"SilenceTimeout: trial {trial} sent nothing for {silent:.1f} simulated "
+                f"seconds, longer than FailureConfig(silence_timeout_s={timeout:g}), which "
+                "counts simulated seconds on the simulated backend; the trial was ended as "
+                "a hung worker would be\n")
     return (f"SilenceTimeout: trial {trial} sent nothing for "
             f"{silent:.1f} s, longer than FailureConfig(silence_timeout_s={timeout:g}); its "
             "worker was killed\n")

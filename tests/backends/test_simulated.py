@@ -7,6 +7,7 @@ Driven directly (launch / poll / reply / kill, as the runner does) and through
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import pickle
@@ -65,11 +66,12 @@ def checkpointing(config: dict[str, Any]) -> None:
             with open(os.path.join(d, "step")) as f:
                 start = int(f.read())
     for step in range(start + 1, config.get("steps", 5) + 1):
-        simulation.advance(1.0)
+        simulation.advance(config.get("step_s", 1.0))
         d = tempfile.mkdtemp()
         with open(os.path.join(d, "step"), "w") as f:
             f.write(str(step))
-        tune.report({"step": step, "restored": ckpt is not None},
+        extra = {"timestamp": config["stamp"]} if "stamp" in config else {}
+        tune.report({"step": step, "restored": ckpt is not None, **extra},
                     checkpoint=tune.Checkpoint.from_directory(d))
 
 
@@ -521,3 +523,118 @@ def test_a_restored_simulated_experiment_continues_its_clock(tmp_path):
         first_resumed = resumed.index[0]
         assert rows["timestamp"][first_resumed] > rows["timestamp"][first_resumed - 1]
         assert list(rows["timestamp"]) == sorted(rows["timestamp"])
+
+
+# -- loop passes follow events and deadlines, not simulated seconds ------------------------------
+class PassCounter(tune.Callback):
+    """Counts the runner's loop passes."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+
+    def on_step_begin(self, iteration: int, trials: Any, **info: Any) -> None:
+        self.passes += 1
+
+
+def one_step(config: dict[str, Any]) -> None:
+    simulation.advance(config["d"])
+    tune.report({"x": 1})
+
+
+def test_loop_passes_do_not_grow_with_the_simulated_step_length(tmp_path):
+    """A runner on simulated time polls until the controller's next deadline: a step of
+    10,000 simulated seconds took 20,002 loop passes when each poll moved the clock by at
+    most 0.5 s."""
+    passes = {}
+    for d in (10.0, 10_000.0):
+        counter = PassCounter()
+        backend = SimulatedBackend()
+        fit(one_step, tmp_path / str(d), {"d": d}, callbacks=[counter], backend=backend)
+        assert backend.clock.monotonic() == d
+        passes[d] = counter.passes
+    # the long step adds the silence checks at 60 s and 300 s (and the warning just after)
+    assert passes[10_000.0] <= passes[10.0] + 4 <= 10
+
+
+def _run_scaled_asha(tmp_path: Any, name: str, scale: float) -> tuple[list[Any], list[Any], int]:
+    rec, counter = Recorder("lr", "score"), PassCounter()
+    grid = fit(converge, tmp_path / name, {"lr": tune.loguniform(1e-3, 0.5),
+                                           "cost": tune.choice([scale, 2 * scale, 5 * scale])},
+               callbacks=[rec, counter], metric="score", mode="max", num_samples=8, seed=7,
+               scheduler=ASHAScheduler(max_t=27, grace_period=3, reduction_factor=3),
+               stop={"training_iteration": 27})
+    rows = [(lr, it, tt / scale, score) for lr, it, tt, score in rec.rows]
+    final = sorted((r.config["lr"], r.metrics["training_iteration"]) for r in grid)
+    return rows, final, counter.passes
+
+
+def test_hour_long_steps_make_the_same_decisions_in_about_as_many_loop_passes(tmp_path, caplog):
+    rows1, final1, passes1 = _run_scaled_asha(tmp_path, "seconds", 1.0)
+    rows2, final2, passes2 = _run_scaled_asha(tmp_path, "hours", 720.0)  # 12 min to 1 h
+    assert rows1 == rows2 and final1 == final2
+    assert any(it < 27 for _, it in final1), "ASHA stopped no trial early"
+    assert passes2 <= 2 * passes1, (passes1, passes2)
+
+
+def test_a_time_budget_ends_at_its_deadline_between_long_steps(tmp_path):
+    """No result comes between 0 and 5,000 s: the budget still ends at 3,600 s exactly, and
+    the trials still mid-step are killed once their 10 s of grace are over."""
+    from poptune.engine.controller import STOP_GRACE_S
+
+    backend, counter = SimulatedBackend(num_cpus=2), PassCounter()
+    grid = fit(forever, tmp_path, {"cost": tune.grid_search([5000.0, 4000.0])},
+               backend=backend, time_budget_s=3600, callbacks=[counter])
+    assert 3600.0 + STOP_GRACE_S < backend.clock.monotonic() < 3600.0 + STOP_GRACE_S + 1e-9
+    assert not any("training_iteration" in r.metrics for r in grid)  # no step ended
+    assert counter.passes < 15
+
+
+def test_a_time_budget_is_spent_at_a_result_on_its_deadline(tmp_path):
+    """Steps of 0.5 s and 0.15 s: the 0.5 s trial's 4th result comes at 2.0 s, when a 2 s
+    budget is spent, and its answer stops it (the budget, once a sum of the intervals
+    between checks, had a few 1e-16 s left there and let it run a step more). The 0.15 s
+    trial, mid-step, records the step it ends within its grace."""
+    grid = fit(forever, tmp_path, {"cost": tune.grid_search([0.5, 0.15])}, time_budget_s=2.0)
+    ends = [(r.metrics["training_iteration"], r.metrics["time_total_s"]) for r in grid]
+    assert ends[0] == (4, 2.0)
+    assert ends[1][0] == 14 and ends[1][1] == pytest.approx(2.1)
+
+
+def test_the_silence_warning_says_the_seconds_are_simulated(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        fit(one_step, tmp_path, {"d": 1000.0})
+    warnings = [r.getMessage() for r in caplog.records if "has sent nothing" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "5m00s of simulated time" in warnings[0] and "may hang" not in warnings[0]
+
+
+def test_a_silence_timeout_counts_simulated_seconds_and_says_so(tmp_path):
+    grid = tune.Tuner(
+        one_step, param_space={"d": 3600.0}, tune_config=tune.TuneConfig(backend="simulated"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                  failure_config=tune.FailureConfig(silence_timeout_s=1800)),
+    ).fit()
+    assert "sent nothing for 1800.0 simulated seconds" in str(grid[0].error)
+
+
+def test_a_restored_clock_goes_on_from_the_exact_time_not_a_timestamp(tmp_path):
+    """Interrupted at 1.35 s, the restored run ends when an uninterrupted one does (the
+    clock went on from int(1.35) = 1 s, or from a timestamp the trainable reported)."""
+    from poptune.callbacks import Callback
+
+    class Interrupt(Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if result["training_iteration"] == 3:
+                raise KeyboardInterrupt
+
+    config = {"stamp": 10**6, "steps": 10, "step_s": 0.45}  # a timestamp of its own
+    whole = SimulatedBackend()
+    fit(checkpointing, tmp_path / "whole", config, backend=whole)
+    tune.Tuner(checkpointing, param_space=config,
+               tune_config=tune.TuneConfig(backend=SimulatedBackend()),
+               run_config=tune.RunConfig(name="cut", storage_path=str(tmp_path), verbose=0,
+                                         callbacks=[Interrupt()])).fit()
+    restored = tune.Tuner.restore(str(tmp_path / "cut"), checkpointing)
+    grid = restored.fit()
+    assert grid[0].metrics["step"] == 10
+    assert restored.tune_config.backend.clock.monotonic() == whole.clock.monotonic()

@@ -809,3 +809,64 @@ def test_stop_all_is_decided_on_the_result_that_made_it_true():
     assert ctl.stopping_all and ctl.state[A].told == Told.STOP
     assert answers(ctl.handle(result(A))) == [(A, Answer.STOP)]
     assert "t_00002" not in ctl.by_id or ctl.by_id["t_00002"].status != TrialStatus.RUNNING
+
+
+# -- next_deadline: when a tick would decide something without an event ---------------------
+def test_next_deadline_is_none_without_any_time_based_decision():
+    ctl = make_controller(num_samples=2)
+    tick(ctl, 0.0)
+    ctl.handle(result(A))
+    assert ctl.next_deadline() == 0.0 + 60.0  # the silence floor: nothing is decided earlier
+    ctl = make_controller(num_samples=1)
+    assert ctl.next_deadline() is None  # nothing runs
+
+
+def test_next_deadline_is_the_time_budgets_end_and_a_tick_then_stops_everything():
+    from poptune.clock import SimulatedClock
+
+    clock = SimulatedClock()
+    ctl = make_controller(num_samples=1, stopper=CombinedStopper(NoopStopper(),
+                                                                 TimeoutStopper(30, clock=clock)))
+    tick(ctl, 0.0)
+    assert ctl.next_deadline() == 30.0
+    clock.advance_to(12.5)
+    tick(ctl, 12.5)
+    assert ctl.next_deadline() == 30.0
+    clock.advance_to(30.0)
+    tick(ctl, 30.0)
+    assert ctl.stopping_all
+    assert ctl.next_deadline() == 30.0 + STOP_GRACE_S  # the running trial's grace
+
+
+def test_next_deadline_is_the_stop_grace_and_never_a_time_already_ticked():
+    from poptune.clock import SimulatedClock
+
+    clock = SimulatedClock()
+    ctl = make_controller(num_samples=1, stopper=TimeoutStopper(5, clock=clock))
+    tick(ctl, 0.0)
+    clock.advance_to(5.0)
+    tick(ctl, 5.0)
+    assert ctl.next_deadline() == 15.0
+    clock.advance_to(15.0)
+    assert not [i for i in tick(ctl, 15.0) if isinstance(i, Kill)]  # grace is "more than 10 s"
+    later = ctl.next_deadline()
+    assert 15.0 < later < 15.0 + 1e-9
+    assert [i.trial_id for i in tick(ctl, later) if isinstance(i, Kill)] == [A]
+    assert ctl.next_deadline() is None
+
+
+def test_next_deadline_follows_the_silence_warning_and_timeout(caplog):
+    ctl = make_controller(num_samples=1, silence_timeout_s=500.0)
+    tick(ctl, 0.0)
+    assert ctl.next_deadline() == 60.0  # no warning can come before the floor
+    tick(ctl, 60.0)
+    assert ctl.next_deadline() == 300.0  # no step time known: warned after 300 s
+    tick(ctl, 300.0)
+    assert 300.0 < ctl.next_deadline() < 300.0 + 1e-9  # warned once silent *more* than that
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        tick(ctl, ctl.next_deadline())
+    assert "has sent nothing for 5m00s" in caplog.text
+    assert ctl.next_deadline() == 500.0  # warned for this stretch: the timeout is next
+    ctl.handle(result(A))  # heard at 300+: intervals known, 10x the step time from now
+    now = ctl.now
+    assert ctl.next_deadline() == min(now + 500.0, now + max(10 * (now - 0.0), 60.0))

@@ -295,3 +295,44 @@ def test_a_stop_of_no_accepted_kind_is_a_type_error_and_rays_value_error(stop):
     with pytest.raises(TuneConfigTypeError, match="`stop` must be") as info:
         as_stopper(stop)
     assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
+
+
+def test_timeout_stopper_is_spent_when_the_clock_reads_its_deadline():
+    """The budget is a deadline, not a sum of the intervals between checks (whose rounding
+    left 2.2e-16 s of a 2 s budget at 2.0 s)."""
+    clock = SimulatedClock()
+    stopper = TimeoutStopper(2.0, clock=clock)
+    assert not stopper.stop_all()
+    for t in [0.2, 0.3, 0.5, 0.7, 0.75, 1.0, 1.05, 1.2, 1.5, 1.7, 1.8]:
+        clock.advance_to(t)
+        assert not stopper.stop_all()
+    clock.advance_to(2.0)
+    assert stopper.stop_all()
+
+
+def test_timeout_stopper_time_left_and_pickled_after_a_clock_set_back(monkeypatch):
+    from poptune.stopper import CombinedStopper, MaximumIterationStopper
+
+    clock = SimulatedClock(start=100.0)
+    stopper = TimeoutStopper(60, clock=clock)
+    assert stopper._time_left() == 60.0  # the budget counts from the first check
+    stopper.stop_all()
+    clock.advance(45)
+    assert stopper._time_left() == 15.0
+    combined = CombinedStopper(MaximumIterationStopper(3), stopper, TimeoutStopper(10))
+    assert combined._time_left() == 10.0  # the other's budget has not started yet
+    assert CombinedStopper(MaximumIterationStopper(3))._time_left() is None
+    stopper.stop_all()
+    restored = pickle.loads(pickle.dumps(stopper))
+    assert restored._time_left() == 15.0
+    frozen = FrozenTime(monkeypatch)  # a real clock set back is not a refund
+    real = TimeoutStopper(60)
+    assert not real.stop_all()
+    frozen.tick(40)
+    assert not real.stop_all()
+    frozen.tick(-100)
+    assert not real.stop_all()
+    frozen.tick(19)
+    assert not real.stop_all()
+    frozen.tick(1)
+    assert real.stop_all()
