@@ -574,6 +574,7 @@ class Controller:
         """Warn about a running trial silent far longer than its usual step time; fail one
         silent longer than ``silence_timeout_s`` (see :mod:`poptune.engine.silence`)."""
         timeout = self.silence_timeout_s
+        fleet: list[float] | None = None  # every trial's intervals: gathered once per tick
         for t in list(self.running.values()):
             heard = t.last_heard
             if heard is None or t.trial_id in self._stopping:
@@ -588,7 +589,11 @@ class Controller:
                 continue
             if st.warned_silent == heard:
                 continue
-            known = st.intervals or [i for s in self.state.values() for i in s.intervals]
+            known = st.intervals
+            if not known:  # none of its own yet: the other trials'
+                if fleet is None:
+                    fleet = [i for s in self.state.values() for i in s.intervals]
+                known = fleet
             after = silence.warn_after(known)
             if silent > after:
                 st.warned_silent = heard
