@@ -256,6 +256,11 @@ class _Session:
             os.makedirs(src, exist_ok=True)  # the user's path still exists, emptied
         return name
 
+    def _iteration_time(self, now: float) -> float:
+        """The iteration's ``time_this_iter_s``: the time since the last report (or the
+        start), ``now`` being this report's reading of the session's clock."""
+        return now - self.last
+
     def report(self, metrics: dict[str, Any], checkpoint: Checkpoint | None = None) -> None:
         """Send ``metrics`` with the automatic keys, as Ray's ``Trainable.train()`` fills
         them: a reported ``training_iteration``/``timestamp`` is kept, a reported
@@ -279,7 +284,7 @@ class _Session:
         own = self._counts or not _OWN_KEYS.isdisjoint(metrics)
         this_iter = metrics.get("time_this_iter_s") if own else None
         if this_iter is None:
-            this_iter = now - self.last
+            this_iter = self._iteration_time(now)
         self.time_since_restore += this_iter
         result.update(
             training_iteration=self.iteration,

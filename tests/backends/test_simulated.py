@@ -638,3 +638,17 @@ def test_a_restored_clock_goes_on_from_the_exact_time_not_a_timestamp(tmp_path):
     grid = restored.fit()
     assert grid[0].metrics["step"] == 10
     assert restored.tune_config.backend.clock.monotonic() == whole.clock.monotonic()
+
+
+def uneven(config: dict[str, Any]) -> None:
+    for seconds in config["steps"]:
+        simulation.advance(seconds)
+        tune.report({"s": seconds})
+
+
+def test_time_this_iter_s_is_exactly_what_each_step_declared(tmp_path):
+    grid = fit(uneven, tmp_path, {"steps": [0.7, 0.2, 0.1]})
+    rows = grid[0].metrics_dataframe
+    # the differences of the clock's readings were 0.19999999999999996, 0.09999999999999998
+    assert list(rows["time_this_iter_s"]) == [0.7, 0.2, 0.1]
+    assert list(rows["time_total_s"]) == [0.7, 0.7 + 0.2, 0.7 + 0.2 + 0.1]
