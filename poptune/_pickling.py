@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import types
+from collections import ChainMap
 from typing import Any
 
 import cloudpickle
@@ -74,3 +76,43 @@ def dump_config(config: Any, refs: dict[int, int]) -> bytes:
 def load_config(blob: bytes, constants: list[Any]) -> Any:
     """Unpickle what :func:`dump_config` made, against the same ``constants``."""
     return _RefUnpickler(blob, constants).load()
+
+
+#: what cloudpickle (from 3.1.3) writes for every code object's file name (for a payload that
+#: does not depend on where the function was defined)
+_DYNAMIC = "<dynamic-code>"
+
+
+def _code_reduce_with_filename(code: types.CodeType) -> Any:
+    """cloudpickle's reducer of a code object, keeping the object's own ``co_filename``: a
+    trial's traceback then names the user's script and shows its lines, as Ray's (which
+    bundles an older cloudpickle) does, instead of ``File "<dynamic-code>"``."""
+    ctor, args = _cloudpickle_code_reduce(code)
+    return ctor, tuple(code.co_filename if type(a) is str and a == _DYNAMIC else a
+                       for a in args)
+
+
+_cloudpickle_code_reduce = getattr(getattr(cloudpickle, "cloudpickle", None), "_code_reduce",
+                                   None)
+
+
+class _SourcePickler(cloudpickle.Pickler):
+    if _cloudpickle_code_reduce is not None:
+        dispatch_table = ChainMap({types.CodeType: _code_reduce_with_filename},
+                                  cloudpickle.Pickler.dispatch_table)
+
+
+def dumps_with_sources(obj: Any) -> bytes:
+    """``cloudpickle.dumps(obj)``, but functions pickled by value keep their file names (a
+    trainable from the user's script: its tracebacks point at the script's lines).
+
+    Example:
+        >>> def f():
+        ...     return 1
+        >>> cloudpickle.loads(dumps_with_sources(f)).__code__.co_filename == (
+        ...     f.__code__.co_filename)
+        True
+    """
+    buf = io.BytesIO()
+    _SourcePickler(buf, protocol=pickle.DEFAULT_PROTOCOL).dump(obj)
+    return buf.getvalue()

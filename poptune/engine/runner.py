@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import cloudpickle
 
-from poptune._pickling import dump_config
+from poptune._pickling import dump_config, dumps_with_sources
 from poptune._validation import bad_type, bad_value
 from poptune.backends._base import Backend, LaunchSpec
 from poptune.callbacks._base import Callback
@@ -349,7 +349,7 @@ class Runner:
 
     def _blobs(self) -> dict[str, bytes]:
         try:
-            trainable_blob = cloudpickle.dumps(self.trainable)
+            trainable_blob = dumps_with_sources(self.trainable)
         except Exception as exc:  # noqa: BLE001
             raise TuneError(f"the trainable {self.trainable_name!r} cannot be pickled: {exc}") from exc
         return {"trainable": trainable_blob, "constants": self._constants_blob}
