@@ -87,6 +87,7 @@ def _code_reduce_with_filename(code: types.CodeType) -> Any:
     """cloudpickle's reducer of a code object, keeping the object's own ``co_filename``: a
     trial's traceback then names the user's script and shows its lines, as Ray's (which
     bundles an older cloudpickle) does, instead of ``File "<dynamic-code>"``."""
+    assert _cloudpickle_code_reduce is not None  # only installed when cloudpickle has it
     ctor, args = _cloudpickle_code_reduce(code)
     return ctor, tuple(code.co_filename if type(a) is str and a == _DYNAMIC else a
                        for a in args)
