@@ -1173,7 +1173,7 @@ class Controller:
         self._set(trial, _E, "failed")
         out.append(Record(StatusChanged(trial.trial_id, "ERROR", trial.num_failures,
                                             last_line, trial.error_file)))
-        out.append(CloseLog(trial))
+        out.append(CloseLog(trial, drain=True))  # complete before on_trial_error reads them
         self._unpin(trial.restore_path)
         self._ask(self.scheduler.on_trial_error(st.view), out)
         out.append(Snapshot("scheduler"))

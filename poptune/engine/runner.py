@@ -225,7 +225,8 @@ class Runner:
             # on_trial_complete can, and the live table and the loggers that write files of
             # their own say they do not (a wait for the file writer per trial)
             self._drain_before_complete = any(
-                type(cb).on_trial_complete is not Callback.on_trial_complete
+                (type(cb).on_trial_complete is not Callback.on_trial_complete
+                 or type(cb).on_trial_error is not Callback.on_trial_error)
                 and not getattr(cb, "_reads_no_files", False) for cb in callbacks)
             ckpt_cfg = run_config.checkpoint_config
             assert ckpt_cfg is not None

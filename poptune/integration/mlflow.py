@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from typing import TYPE_CHECKING, Any, Iterable
 
 from poptune._imports import require
 from poptune.logger._base import LoggerCallback
 from poptune.storage.trial_logs import flatten
+
+_CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}")
 
 if TYPE_CHECKING:
     from poptune.experiment.trial import Trial
@@ -229,12 +232,23 @@ class MLflowLoggerCallback(LoggerCallback):
                     except MlflowException as exc:
                         logger.debug("MLflow refused metric %r: %s", m.key, exc)
 
+    def _save_trial_dir(self, run_id: str, path: str) -> None:
+        """The trial directory's files as the run's artifacts, without its checkpoint
+        directories (Ray's trial dir holds none: they go to the storage path), which can
+        be gigabytes of model weights."""
+        for entry in sorted(os.scandir(path), key=lambda e: e.name):
+            if entry.is_dir():
+                if not _CHECKPOINT_DIR.fullmatch(entry.name):
+                    self._client.log_artifacts(run_id, entry.path, artifact_path=entry.name)
+            elif entry.is_file():
+                self._client.log_artifact(run_id, entry.path)
+
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
         run_id = self._trial_runs.get(trial.trial_id)
         if run_id is None:
             return
         if self.should_save_artifact and os.path.isdir(trial.local_path):
-            self._client.log_artifacts(run_id, trial.local_path)
+            self._save_trial_dir(run_id, trial.local_path)
         if self.log_params_on_trial_end:
             self._log_params(trial, run_id)
         self._client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")

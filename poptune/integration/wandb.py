@@ -267,7 +267,9 @@ class WandbLoggerCallback(ThreadedLoggerCallback):
             id=trial.trial_id, name=str(trial), reinit="create_new", allow_val_change=True,
             project=self.project,
             group=self.group or trial.experiment_dir_name,
-            config=_plain_config(dict(trial.config), self.excludes),
+            # Ray's logging actor adds the trial's directory as ``trial_log_path``
+            config={**_plain_config(dict(trial.config), self.excludes),
+                    "trial_log_path": trial.local_path},
             # quiet, and not capturing the driver's console (its live table) into each run
             settings=self._wandb.Settings(silent=True, console="off"))
         if "dir" not in self.kwargs and not os.environ.get("WANDB_DIR"):
@@ -350,8 +352,9 @@ def setup_wandb(
     init = dict(defaults, reinit="finish_previous", allow_val_change=True,
                 config=_plain_config(dict(config or {})),
                 project=_project(kwargs.pop("project", None)),
-                group=kwargs.pop("group", None) or os.environ.get(WANDB_GROUP_ENV_VAR)
-                or defaults.get("group"))
+                # as Ray's: given, else the experiment's name (WANDB_GROUP_NAME is the
+                # logger callback's, not this one's)
+                group=kwargs.pop("group", None) or defaults.get("group"))
     for ray_name, wandb_name in (("trial_id", "id"), ("trial_name", "name")):
         if ray_name in kwargs:  # Ray's own names for these two
             init[wandb_name] = kwargs.pop(ray_name)

@@ -73,13 +73,36 @@ def test_logger_callback_one_run_per_trial_with_params_metrics_and_status(tmp_pa
     assert [m.step for m in client.get_metric_history(failed[0].info.run_id, "score")] == [1, 2]
 
 
+def checkpointing_objective(config):
+    import tempfile
+
+    for i in range(3):
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "w.txt"), "w") as f:
+            f.write(str(i))
+        os.makedirs("own_dir", exist_ok=True)  # the trial's working dir is its directory
+        with open(os.path.join("own_dir", "notes.txt"), "w") as f:
+            f.write("kept")
+        if config.get("fail") and i == 1:
+            raise RuntimeError("boom")
+        tune.report({"score": i}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
 def test_logger_callback_saves_the_trial_dir_as_artifacts(tmp_path, uri):
     cb = MLflowLoggerCallback(tracking_uri=uri, save_artifact=True)  # default experiment name
-    _fit(tmp_path, objective, {"x": 1}, [cb], name="named-by-tune")
+    _fit(tmp_path, checkpointing_objective, {"x": 1}, [cb], name="named-by-tune")
     client = MlflowClient(tracking_uri=uri)
     (run,) = _runs(client, "named-by-tune")
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"params.json", "result.json", "progress.csv"} <= names
+    assert {"params.json", "result.json", "progress.csv", "own_dir"} <= names
+    assert not [n for n in names if n.startswith("checkpoint_")]  # not the model weights
+    # a failed trial's run gets its result files too (they were still being written)
+    cb = MLflowLoggerCallback(tracking_uri=uri, save_artifact=True)
+    _fit(tmp_path, checkpointing_objective, {"x": 1, "fail": True}, [cb], name="failing")
+    (failed,) = _runs(client, "failing")
+    names = {a.path for a in client.list_artifacts(failed.info.run_id)}
+    assert failed.info.status == "FAILED"
+    assert {"params.json", "result.json", "progress.csv", "error.txt"} <= names
     # uploaded once the trial files were complete (the runner waits for them: it reads them)
     assert not cb._reads_no_files and MLflowLoggerCallback(tracking_uri=uri)._reads_no_files
     local = client.download_artifacts(run.info.run_id, "progress.csv", str(tmp_path / "dl"))

@@ -4,6 +4,7 @@ network), read back from the run files W&B writes."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 import numpy as np
@@ -82,6 +83,7 @@ def test_one_run_per_trial_with_its_results(tmp_path):
         assert os.path.basename(result.path).startswith(run.display_name)
         config = {c.key: c.value_json for c in run.config.update}
         assert config["lr"] == str(result.config["lr"])
+        assert json.loads(config["trial_log_path"]) == result.path  # as Ray's logging actor
         history = wandb_history(runs[trial_id])
         rows = result_rows(result.path)
         assert [h["loss"] for h in history] == [r["loss"] for r in rows]
@@ -105,7 +107,8 @@ def test_numpy_values_are_logged_as_numbers_and_log_config_adds_the_config(tmp_p
     assert [h["config/lr"] for h in history] == [0.1] * 3
 
 
-def test_setup_wandb_starts_the_trials_run_inside_the_trainable(tmp_path):
+def test_setup_wandb_starts_the_trials_run_inside_the_trainable(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_GROUP_NAME", "from-env")  # as in Ray: not read by setup_wandb
     grid = _fit(tmp_path, with_setup_wandb, [])
     assert grid.num_errors == 0
     for result in grid:
