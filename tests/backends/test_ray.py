@@ -226,7 +226,7 @@ def test_auto_with_a_stale_address_file_fails_at_once(private_ray_tmp, monkeypat
     assert fake.init_address == "<not called>"
 
 
-class _FakeRay:
+class _InitRecorder:
     """Records ``ray.init``'s arguments; enough of Ray for the backend's constructor."""
 
     def __init__(self):
@@ -253,7 +253,7 @@ class _FakeRay:
 def test_the_ray_backend_passes_log_to_driver_to_ray_init(given, env, expected, monkeypatch):
     import poptune.backends.ray as ray_backend
 
-    fake = _FakeRay()
+    fake = _InitRecorder()
     monkeypatch.setattr(ray_backend, "require", lambda *a, **k: fake)
     monkeypatch.setattr(ray_backend, "choose_address", lambda *a, **k: "local")
     if env is None:
