@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -346,11 +347,22 @@ class ExperimentView:
         return resolve_inside(self.path, t.dirname)
 
     def initial_config(self, t: TrialView) -> dict[str, Any] | None:
+        """The config the trial started with: its first result's (``params.json`` holds the
+        latest config, rewritten after an exploit as Ray's logger does), else
+        ``params.json`` (no result yet, so no exploit either)."""
         if t.initial_config is None:
             try:
-                with open_under(self.path, os.path.join(self.trial_dir(t.trial_id),
-                                                        "params.json"), "r") as f:
-                    cfg = json.load(f)
+                trial_dir = self.trial_dir(t.trial_id)
+                cfg = None
+                with contextlib.suppress(OSError, ValueError, PathError, AttributeError):
+                    with open_under(self.path, os.path.join(trial_dir, "result.json"),
+                                    "r") as f:
+                        first = f.readline()
+                    cfg = json.loads(first).get("config") if first.strip() else None
+                if not isinstance(cfg, dict):
+                    with open_under(self.path, os.path.join(trial_dir, "params.json"),
+                                    "r") as f:
+                        cfg = json.load(f)
                 t.initial_config = cfg if isinstance(cfg, dict) else None
             except (OSError, ValueError, PathError):
                 return None
