@@ -924,13 +924,14 @@ class Controller:
         except TuneError as exc:
             out.append(Raise(exc, after_commit=True))
             stop = True
-        if stop or (self._stop_all_checked and not self.stopping_all
-                    and self.stopper.stop_all()):
-            # the stopper's stop overrides an exploit waiting for the trial; a stop of them
-            # all is decided at once (Ray checks after every event), this trial first
+        # a stop of them all is decided at once (Ray checks after every event), also when
+        # the same result stops this trial (ExperimentPlateauStopper says both)
+        stop_all = (self._stop_all_checked and not self.stopping_all
+                    and self.stopper.stop_all())
+        if stop or stop_all:  # the stopper's stop overrides an exploit waiting for the trial
             st.told = _TOLD_STOP
             self._drop_exploit(st)
-            if not stop:
+            if stop_all:
                 self._stop_everything(out)
             return _STOP, flat
         if st.told == _TOLD_EXPLOIT:

@@ -870,3 +870,25 @@ def test_next_deadline_follows_the_silence_warning_and_timeout(caplog):
     ctl.handle(result(A))  # heard at 300+: intervals known, 10x the step time from now
     now = ctl.now
     assert ctl.next_deadline() == min(now + 500.0, now + max(10 * (now - 0.0), 60.0))
+
+
+def test_a_result_that_stops_its_trial_and_all_stops_the_others_at_once():
+    """ExperimentPlateauStopper's kind: the result that makes ``stop_all`` true also stops its
+    own trial; the others are told at once too, not at the next tick."""
+
+    class PlateauLike(Stopper):
+        def __init__(self):
+            self.seen = 0
+
+        def __call__(self, trial_id, result):
+            self.seen += 1
+            return self.stop_all()
+
+        def stop_all(self):
+            return self.seen >= 2
+
+    ctl = make_controller(num_samples=3, cpus=2, stopper=PlateauLike())
+    tick(ctl)
+    assert answers(ctl.handle(result(A))) == [(A, Answer.CONTINUE)]
+    assert answers(ctl.handle(result(B))) == [(B, Answer.STOP)]
+    assert ctl.stopping_all and ctl.state[A].told == Told.STOP
