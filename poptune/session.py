@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import sys
@@ -38,6 +39,10 @@ _session: "_Session | None" = None
 def checkpoint_dir_name(index: int) -> str:
     """Ray's checkpoint directory name: ``checkpoint_000007``."""
     return f"checkpoint_{index:06d}"
+
+
+#: the names :func:`checkpoint_dir_name` gives (``CHECKPOINT_DIR.fullmatch(name)``)
+CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}")
 
 
 @dataclass

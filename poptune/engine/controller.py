@@ -592,12 +592,17 @@ class Controller:
             known = st.intervals
             if not known:  # none of its own yet: the other trials'
                 if fleet is None:
-                    fleet = [i for s in self.state.values() for i in s.intervals]
+                    fleet = self._all_intervals()
                 known = fleet
             after = silence.warn_after(known)
             if silent > after:
                 st.warned_silent = heard
                 logger.warning(silence.warning_text(t, silent, after, bool(known)))
+
+    def _all_intervals(self) -> list[float]:
+        """Every trial's recent step intervals: what the silence warning of a trial with none
+        of its own yet is reckoned from."""
+        return [i for s in self.state.values() for i in s.intervals]
 
     def next_deadline(self) -> float | None:
         """The earliest time (on the clock of :class:`Tick`'s ``now``) at which a tick would
@@ -638,8 +643,7 @@ class Controller:
                     at = heard + silence.WARN_FLOOR_S
                     if at <= now:
                         if fleet is None:
-                            fleet = silence.warn_after(
-                                [i for s in self.state.values() for i in s.intervals])
+                            fleet = silence.warn_after(self._all_intervals())
                         at = heard + fleet
                 best = min(best, at)
         if best == math.inf:

@@ -14,6 +14,7 @@ import cloudpickle
 from poptune._pickling import load_config
 from poptune.clock import local_date
 from poptune.engine.trial import Trial, TrialStatus
+from poptune.session import CHECKPOINT_DIR
 
 if TYPE_CHECKING:
     from poptune.storage.replay import ExperimentState
@@ -115,9 +116,6 @@ def _forget_missing_checkpoints(h: TrialHistory) -> None:
         h.restore_meta = None
 
 
-_CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}")
-
-
 def _stale_checkpoint_dirs(h: TrialHistory) -> list[str]:
     """The ``checkpoint_NNNNNN`` directories in a trial's local directory that the journal
     marks deleted or never recorded (a deletion committed, or a checkpoint not yet committed,
@@ -128,7 +126,7 @@ def _stale_checkpoint_dirs(h: TrialHistory) -> list[str]:
     except OSError:
         return []
     return [os.path.join(h.trial.local_path, n) for n in sorted(names)
-            if n not in kept and _CHECKPOINT_DIR.fullmatch(n)
+            if n not in kept and CHECKPOINT_DIR.fullmatch(n)
             and os.path.isdir(os.path.join(h.trial.local_path, n))]
 
 

@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from typing import TYPE_CHECKING, Any, Iterable
 
 from poptune._imports import require
 from poptune.logger._base import LoggerCallback
+from poptune.session import CHECKPOINT_DIR
 from poptune.storage.trial_logs import flatten
 
-_CHECKPOINT_DIR = re.compile(r"checkpoint_\d{6}")
 
 if TYPE_CHECKING:
     from poptune.experiment.trial import Trial
@@ -238,7 +237,7 @@ class MLflowLoggerCallback(LoggerCallback):
         be gigabytes of model weights."""
         for entry in sorted(os.scandir(path), key=lambda e: e.name):
             if entry.is_dir():
-                if not _CHECKPOINT_DIR.fullmatch(entry.name):
+                if not CHECKPOINT_DIR.fullmatch(entry.name):
                     self._client.log_artifacts(run_id, entry.path, artifact_path=entry.name)
             elif entry.is_file():
                 self._client.log_artifact(run_id, entry.path)
