@@ -172,6 +172,7 @@ class TrialLogWriter:
         self._csv_writer = csv.writer(self._csv_buf)
         self._fields: list[str] | None = None
         self._touched = False  # whether a flush created the files already
+        self._csv_touched = False  # whether a flush wrote progress.csv already
         self._fresh = fresh
         if self._csv_path is not None and not fresh:  # an earlier run's file fixes the columns
             try:
@@ -197,19 +198,27 @@ class TrialLogWriter:
                                        for v in [get(k, "") for k in fields]])
 
     def flush(self) -> None:
-        """Append the rows written since the last flush (the first flush creates the files,
-        rows or not; a fresh writer's first flush replaces them)."""
+        """Append the rows written since the last flush. The first flush creates
+        ``result.json``, rows or not; ``progress.csv`` is created with its first row, as
+        Ray's CSV logger does (a trial that fails before reporting has none). A fresh
+        writer's first write to each file replaces what it held."""
         touched, self._touched = self._touched, True
-        put = _write_new if self._fresh and not touched else _append
+        fresh = self._fresh
         if self._json_path is not None and (self._json_rows or not touched):
             rows = self._json_rows
+            put = _write_new if fresh and not touched else _append
             put(self._json_path, ("\n".join(rows) + "\n").encode() if rows else b"")
             rows.clear()
         buf = self._csv_buf
-        if self._csv_path is not None and (buf.tell() or not touched):
-            put(self._csv_path, buf.getvalue().encode())
-            buf.seek(0)
-            buf.truncate()
+        if self._csv_path is not None:
+            if buf.tell():
+                put = _write_new if fresh and not self._csv_touched else _append
+                self._csv_touched = True
+                put(self._csv_path, buf.getvalue().encode())
+                buf.seek(0)
+                buf.truncate()
+            elif fresh and not touched:  # a lost earlier run's rows are not this trial's
+                _remove(self._csv_path)
 
     def close(self) -> None:
         if self._json_path is None and self._csv_path is None:
@@ -221,6 +230,13 @@ class TrialLogWriter:
 def _append(path: str, data: bytes) -> None:
     """Append ``data`` to ``path`` (created if missing) with raw system calls."""
     _write_fd(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644), data)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def _write_new(path: str, data: bytes) -> None:

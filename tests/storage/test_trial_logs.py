@@ -94,3 +94,24 @@ def test_a_fresh_writer_replaces_files_a_lost_run_left_in_its_directory(tmp_path
     assert csv_text.splitlines() == ["a,b", "3,4", "5,6"]
     assert [json.loads(line) for line in json_text.splitlines()] == [
         {"a": 3, "b": 4}, {"a": 5, "b": 6}]
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_progress_csv_is_created_with_the_first_row_as_ray_does(tmp_path, fresh):
+    # Ray's CSV logger opens progress.csv at a trial's first result, its JSON logger opens
+    # result.json when the trial starts: a trial that fails before reporting has an empty
+    # result.json and no progress.csv (not an empty one pandas cannot read)
+    if fresh:  # and a lost earlier run's progress.csv is not left behind for it
+        (tmp_path / "progress.csv").write_text("x\n1\n")
+    w = TrialLogWriter(str(tmp_path), fresh=fresh)
+    w.flush()
+    w.close()
+    assert not (tmp_path / "progress.csv").exists()
+    assert (tmp_path / "result.json").read_text() == ""
+    w = TrialLogWriter(str(tmp_path), fresh=fresh)
+    w.flush()
+    w.write({"a": 1})
+    w.flush()
+    w.write({"a": 2})
+    w.close()
+    assert (tmp_path / "progress.csv").read_text().splitlines() == ["a", "1", "2"]
