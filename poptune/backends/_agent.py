@@ -12,8 +12,10 @@ from typing import Any
 
 
 def serve(address: tuple[str, int], authkey_hex: str, agent_id: str,
-          manage_process: bool = False) -> str:
-    """Connect to the driver and run trials until it says goodbye; return how it ended."""
+          manage_process: bool = False, name_marker: bytes | None = None) -> str:
+    """Connect to the driver and run trials until it says goodbye; return how it ended.
+
+    ``name_marker``: see :attr:`Worker.name_marker`."""
     from poptune.backends._worker import Worker
 
     try:
@@ -22,7 +24,9 @@ def serve(address: tuple[str, int], authkey_hex: str, agent_id: str,
     except (ConnectionRefusedError, OSError) as exc:
         return f"could not reach the driver at {address[0]}:{address[1]} ({exc})"
     try:
-        Worker(conn, agent_id, manage_process=manage_process).serve()
+        worker = Worker(conn, agent_id, manage_process=manage_process)
+        worker.name_marker = name_marker
+        worker.serve()
     finally:
         conn.close()
     return "finished"
@@ -32,7 +36,12 @@ class RayAgent:
     """Body of the Ray actor class (decorated with ``ray.remote`` by the Ray backend)."""
 
     def serve(self, address: Any, authkey_hex: str, agent_id: str) -> str:
-        return serve(address, authkey_hex, agent_id, manage_process=True)  # own process
+        from poptune.backends._relay import RAY_ACTOR_NAME
+
+        # its own process; Ray's log monitor prefixes what it prints with the trainable's
+        # name, as Ray Tune's trainable actors: ``(train_fn pid=N)``, not ``(RayAgent ...)``
+        return serve(address, authkey_hex, agent_id, manage_process=True,
+                     name_marker=RAY_ACTOR_NAME)
 
     def pid(self) -> int:
         import os

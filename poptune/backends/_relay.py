@@ -34,6 +34,9 @@ from typing import Any
 #: the marker line a worker writes to its stdout and stderr to name what it runs next:
 #: ``MARKER + name + b"\n"`` (the NUL keeps it apart from anything a trial prints)
 MARKER = b"\x00poptune-relay-name:"
+#: the line start by which a Ray worker names its actor to Ray's log monitor (Ray's
+#: ``ray_constants.LOG_PREFIX_ACTOR_NAME``)
+RAY_ACTOR_NAME = b":actor_name:"
 #: a line longer than this without a newline is written in pieces (bounded memory)
 _MAX_LINE = 1 << 16
 _READ = 1 << 16
@@ -46,9 +49,14 @@ _RESET = "\x1b[0m"
 _PALETTE = ("\x1b[35m", "\x1b[36m", "\x1b[32m", "\x1b[90m", "\x1b[94m", "\x1b[95m")
 
 
-def announce(name: str) -> None:
-    """In a worker whose output is relayed: name what it runs from now on (its trainable)."""
-    line = MARKER + name.replace("\n", " ").encode("utf-8", "replace") + b"\n"
+def announce(name: str, marker: bytes = MARKER) -> None:
+    """In a worker whose output is relayed: name what it runs from now on (its trainable).
+
+    ``marker`` starts the line that says so: :data:`MARKER` for this module's relay,
+    :data:`RAY_ACTOR_NAME` in a Ray actor, whose output Ray's log monitor prefixes with the
+    name it reads from such a line (as it does for Ray Tune's trainable actors).
+    """
+    line = marker + name.replace("\n", " ").encode("utf-8", "replace") + b"\n"
     for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
         with contextlib.suppress(Exception):
             stream.flush()  # what was printed before goes out under the old name

@@ -211,8 +211,10 @@ class Worker:
     #: whether the trial's session is also the process's (a worker process, whose trial may
     #: report from threads it starts); the simulated backend keeps sessions per thread
     sets_process_session = True
-    #: whether this process's stdout and stderr are relayed by the driver (local backend)
-    relayed = False
+    #: the line prefix that names what this process runs to whoever relays its output (the
+    #: local backend's relay: ``_relay.MARKER``; Ray's log monitor: ``":actor_name:"``), or
+    #: None when no one prefixes its lines
+    name_marker: bytes | None = None
 
     def __init__(self, conn: Connection, agent_id: str | None = None,
                  manage_process: bool = True) -> None:
@@ -250,10 +252,11 @@ class Worker:
 
                 self._drop_cached()  # a new experiment: its trainable is another
                 self.blobs = {k: cloudpickle.loads(v) for k, v in msg[1].items()}
-                if self.relayed:  # the driver prefixes our lines with the trainable's name
+                if self.name_marker is not None:  # our lines get the trainable's name
                     from poptune.backends._relay import announce
 
-                    announce(getattr(self.blobs.get("trainable"), "__name__", "func"))
+                    announce(getattr(self.blobs.get("trainable"), "__name__", "func"),
+                             self.name_marker)
             elif kind == "start":
                 self.run_trial(msg[1])
             elif kind == "shutdown":
@@ -584,7 +587,10 @@ def main() -> None:
     from poptune.backends._conn import BufferedConnection
 
     worker = Worker(cast(Connection, BufferedConnection(conn)), agent_id)
-    worker.relayed = os.environ.pop("POPTUNE_RELAYED", None) == "1"
+    if os.environ.pop("POPTUNE_RELAYED", None) == "1":
+        from poptune.backends._relay import MARKER
+
+        worker.name_marker = MARKER
     try:
         worker.serve()
     except (ConnectionError, EOFError):

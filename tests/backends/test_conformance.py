@@ -164,6 +164,36 @@ def test_ray_init_with_the_clusters_address_runs_trials_there(ray_cluster, monke
 
 
 
+def _printing_trainable(config):
+    import poptune as tune
+
+    print(f"hello from trial {config['i']}", flush=True)
+    tune.report(score=config["i"])
+
+
+@pytest.mark.slow
+def test_what_a_trial_prints_on_ray_is_prefixed_with_its_trainable(ray_cluster, monkeypatch,
+                                                                     tmp_path, capfd):
+    """Ray's log monitor names a trial's lines after the trainable, as Ray Tune's actors are
+    named (``(_printing_trainable pid=N)``), not after poptune's actor class (``RayAgent``)."""
+    import poptune as tune
+
+    monkeypatch.setenv("POPTUNE_ADDRESS", ray_cluster)
+    monkeypatch.setenv("POPTUNE_KEEP_RAY", "1")
+    tune.Tuner(_printing_trainable, param_space={"i": tune.grid_search([1, 2])},
+               tune_config=tune.TuneConfig(backend="ray"),
+               run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    out = ""
+    deadline = time.time() + 30  # Ray's log monitor polls the workers' log files
+    while time.time() < deadline and out.count("hello from trial") < 2:
+        out += capfd.readouterr().out
+        time.sleep(0.2)
+    # (each line may come twice: both nodes' log monitors read the session's one log dir)
+    lines = {ln for ln in out.splitlines() if "hello from trial" in ln}
+    assert len(lines) == 2, out
+    assert all("(_printing_trainable pid=" in ln and "RayAgent" not in ln for ln in lines), lines
+
+
 # -- with_parameters copies and reuse_actors, on every backend (the same worker code) ----------
 def _reused_trainable():
     import poptune as tune
