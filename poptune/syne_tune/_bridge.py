@@ -41,13 +41,26 @@ class Bridge(Stopper, Callback):
                  max_failures: int, path: str, trial_stop: dict[str, float] | None = None,
                  results_update_interval: float = 10.0,
                  resource: tuple[str, float] | None = None,
-                 syne_callbacks: list[Any] | None = None) -> None:
+                 syne_callbacks: list[Any] | None = None, *,
+                 status: TuningStatus | None = None, rows: list[dict[str, Any]] | None = None,
+                 trials: dict[int, SyneTrial] | None = None,
+                 scheduler_stops: Callable[[str], bool] | None = None,
+                 on_write: Callable[[], None] | None = None) -> None:
+        """``status``, ``rows`` and ``trials`` continue an earlier run (a loaded or re-run
+        tuner): its results stay in the table, its counts in the status, and the tuner time
+        goes on from ``status.wallclock_time``. ``scheduler_stops(trial_id)`` tells whether a
+        scheduler with no ``max_t`` (the median stopping rule) stopped that trial;
+        ``on_write`` is called after each write of ``results.csv.zip``."""
         #: ``(time_attr, max_t)`` of a stopping scheduler: a trial that ends below ``max_t``
         #: while tuning goes on was stopped by the scheduler (poptune's callbacks see both
         #: ends as ``on_trial_complete``)
         self.resource = resource
         self.stop_criterion = stop_criterion
-        self.status = TuningStatus(metric_names)
+        self.status = status if status is not None else TuningStatus(metric_names)
+        #: tuner time spent by earlier runs (st_tuner_time goes on from it)
+        self.elapsed = self.status.wallclock_time if status is not None else 0.0
+        self.scheduler_stops = scheduler_stops
+        self.on_write = on_write
         self.max_failures = max_failures
         self.path = path
         self.trial_stop = dict(trial_stop or {})
@@ -55,26 +68,32 @@ class Bridge(Stopper, Callback):
         self.max_t = resource or next(iter(self.trial_stop.items()), None)
         self.update_interval = results_update_interval
         self.syne_callbacks = list(syne_callbacks or [])
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = rows if rows is not None else []
         self.start: float | None = None
         self.stopping = False
         #: Syne Tune's view of each trial, by trial number
-        self.trials: dict[int, SyneTrial] = {}
+        self.trials: dict[int, SyneTrial] = trials if trials is not None else {}
         #: poptune's trial objects that failed, in order (their logs are shown at the end)
         self.failed: list[Any] = []
         #: a trial that completed without reporting (Syne Tune's tuner raises on it)
         self.silent: Any = None
-        self._started: set[str] = set()
         self._reported: set[int] = set()
         self._last: dict[int, dict[str, Any]] = {}
-        self._last_write = 0.0
+        self._last_write = self.elapsed
+
+    def __getstate__(self) -> dict[str, Any]:
+        """poptune pickles its stopper and callbacks with the experiment: not the Syne Tune
+        tuner that saves itself after each write, nor the scheduler's view of its stops."""
+        state = dict(self.__dict__)
+        state["on_write"] = state["scheduler_stops"] = None
+        return state
 
     # -- time --------------------------------------------------------------------------
     def _now(self) -> float:
         now = current_clock().time()
         if self.start is None:
             self.start = now
-        return now - self.start
+        return self.elapsed + now - self.start
 
     # -- Stopper -----------------------------------------------------------------------
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
@@ -107,8 +126,7 @@ class Bridge(Stopper, Callback):
                        **info: Any) -> None:
         number = trial_number(trial.trial_id)
         syne = SyneTrial(number, dict(trial.config or {}), datetime.now())
-        if trial.trial_id not in self._started:
-            self._started.add(trial.trial_id)
+        if number not in self.trials:
             self.status.num_trials_started += 1
             self.trials[number] = syne
             self.status.set_status(number, "InProgress")
@@ -144,7 +162,8 @@ class Bridge(Stopper, Callback):
         if self.stopping:  # ended by the criterion: its rows stay as they were (Syne Tune)
             self.status.num_trials_stopped += 1
             self.status.set_status(number, "Stopped")
-        elif self.resource is not None and isinstance(reached, (int, float)) and not at_max:
+        elif (self.scheduler_stops is not None and self.scheduler_stops(trial.trial_id)) or (
+                self.resource is not None and isinstance(reached, (int, float)) and not at_max):
             # stopped by the scheduler: Syne Tune records STOP on that result, and the
             # status it had when it was fetched
             self.status.num_trials_stopped += 1
@@ -196,3 +215,5 @@ class Bridge(Stopper, Callback):
         pd.DataFrame(self.rows).to_csv(
             tmp, index=False, compression={"method": "zip", "archive_name": RESULTS_MEMBER})
         os.replace(tmp, os.path.join(self.path, RESULTS_FILE))
+        if self.on_write is not None:
+            self.on_write()

@@ -41,7 +41,7 @@ ST_REMOTE_UPLOAD_DIR_NAME = "tuner"
 ST_RESULTS_DATAFRAME_FILENAME = "results.csv.zip"
 #: the tuner's metadata file
 ST_METADATA_FILENAME = "metadata.json"
-#: Syne Tune's pickled tuner (poptune keeps ``tuner.pkl`` instead)
+#: the pickled tuner (``Tuner.save``; poptune.Tuner.restore reads its own ``tuner.pkl``)
 ST_TUNER_DILL_FILENAME = "tuner.dill"
 #: datetime format of experiment names
 ST_DATETIME_FORMAT = "%Y-%m-%d-%H-%M-%S"

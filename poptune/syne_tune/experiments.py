@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 from poptune._validation import bad_value
 from poptune.exceptions import TuneConfigError
 from poptune.syne_tune._bridge import METADATA_FILE, RESULTS_FILE
-from poptune.syne_tune.tuner import experiment_path
+from poptune.syne_tune.tuner import TUNER_FILE, experiment_path
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ExperimentResult", "get_metadata", "list_experiments", "load_experiment",
-           "load_experiments_df"]
+__all__ = ["ExperimentResult", "get_metadata", "hypervolume", "hypervolume_cumulative",
+           "list_experiments", "load_experiment", "load_experiments_df"]
+
+logger = logging.getLogger("poptune.syne_tune")
 
 #: the metadata entry that marks a Syne Tune experiment (``ST_TUNER_CREATION_TIMESTAMP``)
 _CREATED = "st_tuner_creation_timestamp"
@@ -131,6 +134,89 @@ class ExperimentResult:
         ax.set_title("Trials value over time")
         self._finish(fig, figure_path)
 
+    def _modes(self, names: list[str], metric_modes: str | list[str] | None) -> list[str]:
+        """Each metric's mode: ``metric_modes`` (one for all, or one per metric), else the
+        experiment's (a list in ``metadata.json`` goes by the metric's index), else min."""
+        if metric_modes is None:
+            stored = self.metadata.get("metric_mode", "min")
+            known = self.metric_names()
+            if isinstance(stored, list):
+                return [stored[known.index(n)] if n in known and known.index(n) < len(stored)
+                        else "min" for n in names]
+            return [str(stored)] * len(names)
+        modes = [metric_modes] * len(names) if isinstance(metric_modes, str) else list(
+            metric_modes)
+        if len(modes) != len(names) or any(m not in ("min", "max") for m in modes):
+            raise bad_value("metric_modes", metric_modes, f"'min' or 'max', or a list of "
+                            f"them, one per metric of {names}")
+        return modes
+
+    def hypervolume_indicator(self, metrics_to_plot: list[int] | list[str] | None = None,
+                              reference_point: Any = None,
+                              metric_modes: str | list[str] | None = None
+                              ) -> tuple[Any, Any]:
+        """The hypervolume indicator of the results seen so far, after each result in
+        ``st_tuner_time`` order: ``(times, values)`` (numpy arrays). See
+        :meth:`plot_hypervolume` for the arguments."""
+        import numpy as np
+
+        if metrics_to_plot is None:
+            metrics_to_plot = self.metric_names()
+        if isinstance(metrics_to_plot, (str, int)) or len(metrics_to_plot) < 2:
+            raise bad_value("metrics_to_plot", metrics_to_plot,
+                            "two metrics or more (names or indices into the experiment's "
+                            "metrics): a hypervolume needs several objectives")
+        names = [self._metric(m)[0] for m in metrics_to_plot]
+        modes = self._modes(names, metric_modes)
+        df = self._table().sort_values("st_tuner_time", kind="stable")
+        sign = np.array([-1.0 if m == "max" else 1.0 for m in modes])
+        points = df[names].to_numpy(dtype=float) * sign  # every metric minimized
+        if reference_point is None:
+            finite = points[np.isfinite(points).all(axis=1)]
+            if len(finite) == 0:
+                raise bad_value("metrics_to_plot", names, "metrics with numeric results")
+            ref = finite.max(axis=0) * (1 + _EPSILON) + _EPSILON  # as Syne Tune
+        else:
+            ref = np.asarray(reference_point, dtype=float).reshape(-1)
+            if ref.shape != (len(names),) or not np.isfinite(ref).all():
+                raise bad_value("reference_point", reference_point,
+                                f"{len(names)} finite numbers, one per metric of {names}")
+            ref = ref * sign
+        return df["st_tuner_time"].to_numpy(dtype=float), hypervolume_cumulative(points, ref)
+
+    def plot_hypervolume(self, metrics_to_plot: list[int] | list[str] | None = None,
+                         reference_point: Any = None, figure_path: str | None = None,
+                         metric_modes: str | list[str] | None = None,
+                         **plt_kwargs: Any) -> None:
+        """The hypervolume indicator of the results so far against wall-clock time
+        (``st_tuner_time``), drawn with pyplot; saved to ``figure_path``, else shown.
+
+        Args:
+            metrics_to_plot: two metrics or more: names of reported values, or indices into
+                the experiment's metrics (default: the experiment's metrics).
+            reference_point: one value per metric, in the metrics' own units, worse than
+                the results (default: the worst value seen per metric, moved slightly
+                further, as Syne Tune).
+            metric_modes: ``"min"``/``"max"`` for all, or one per metric (default: the
+                experiment's ``metric_mode``). Syne Tune insists on ``"max"`` for all and
+                then measures as if all were minimized; poptune honours each mode.
+            plt_kwargs: passed to ``Axes.plot``.
+
+        Example:
+            >>> exp.plot_hypervolume(["error", "latency"], reference_point=[1.0, 100.0],
+            ...                      figure_path="hv.png")  # doctest: +SKIP
+        """
+        times, values = self.hypervolume_indicator(metrics_to_plot, reference_point,
+                                                   metric_modes)
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.plot(times, values, **plt_kwargs)
+        ax.set_xlabel("wallclock time (secs)")
+        ax.set_ylabel("Hypervolume indicator")
+        ax.set_title(f"Hypervolume over time {self.name}")
+        self._finish(fig, figure_path)
+
     @staticmethod
     def _finish(fig: Any, figure_path: str | None) -> None:
         if figure_path is not None:
@@ -142,8 +228,15 @@ class ExperimentResult:
 def load_experiment(tuner_name: str, load_tuner: bool = False, local_path: str | None = None,
                     experiment_name: str | None = None) -> ExperimentResult:
     """Load the experiment ``tuner_name`` from ``local_path`` (default ``$SYNETUNE_FOLDER``
-    or ``~/syne-tune``). ``results`` is None when no results were written;
-    ``load_tuner`` is accepted (poptune keeps ``tuner.pkl`` for ``poptune.Tuner.restore``).
+    or ``~/syne-tune``). ``results`` is None when no results were written. With
+    ``load_tuner`` the result's ``tuner`` is the :class:`~poptune.syne_tune.Tuner` saved in
+    its ``tuner.dill`` (``Tuner.load``), or None when there is none or it cannot be read (as
+    Syne Tune; the reason is logged as a warning); its ``run()`` continues the experiment.
+
+    Example:
+        >>> exp = load_experiment("my-tuning", load_tuner=True)  # doctest: +SKIP
+        >>> exp.tuner.stop_criterion = StoppingCriterion(max_num_trials_started=20)  # doctest: +SKIP
+        >>> exp.tuner.run()  # doctest: +SKIP
     """
     import pandas as pd
 
@@ -161,8 +254,21 @@ def load_experiment(tuner_name: str, load_tuner: bool = False, local_path: str |
             results = pd.read_csv(path / RESULTS_FILE)
         except pd.errors.EmptyDataError:  # no trial reported before tuning stopped
             results = pd.DataFrame(columns=["trial_id", "st_tuner_time"])
-    return ExperimentResult(name=path.name, results=results, metadata=metadata, tuner=None,
-                            path=path)
+    tuner = None
+    if load_tuner:
+        from poptune.syne_tune.tuner import Tuner
+
+        try:
+            tuner = Tuner.load(path)
+        except FileNotFoundError:
+            tuner = None
+        except Exception as exc:  # noqa: BLE001 - as Syne Tune: no tuner, and say why
+            logger.warning("load_experiment(%r, load_tuner=True): %s could not be loaded "
+                           "(%s: %s); `tuner` is None", tuner_name, path / TUNER_FILE,
+                           type(exc).__name__, exc)
+            tuner = None
+    return ExperimentResult(name=tuner.name if tuner is not None else path.name,
+                            results=results, metadata=metadata, tuner=tuner, path=path)
 
 
 PathFilter = Callable[[str], bool]
@@ -256,3 +362,82 @@ def load_experiments_df(path_filter: PathFilter | None = None,
                 df[key] = value
         dfs.append(df)
     return pd.concat(dfs, ignore_index=True)
+
+
+#: Syne Tune's margin of the default reference point
+_EPSILON = 1e-6
+
+
+def hypervolume(points: Any, reference_point: Any) -> float:
+    """The volume dominated by ``points`` (rows, every objective minimized) and bounded by
+    ``reference_point``; points not strictly better than it in every objective add nothing.
+
+    Example:
+        >>> hypervolume([[1.0, 3.0], [2.0, 1.0]], [4.0, 4.0])  # 3 + 6, less their overlap 2
+        7.0
+    """
+    import numpy as np
+
+    ref = np.asarray(reference_point, dtype=float)
+    pts = np.asarray(points, dtype=float).reshape(-1, len(ref))
+    pts = pts[np.isfinite(pts).all(axis=1) & (pts < ref).all(axis=1)]
+    return float(_volume(_pareto(pts), ref)) if len(pts) else 0.0
+
+
+def hypervolume_cumulative(points: Any, reference_point: Any) -> Any:
+    """:func:`hypervolume` of ``points[:i + 1]`` for each ``i`` (a numpy array); a row with a
+    NaN keeps the value before it.
+
+    Example:
+        >>> hypervolume_cumulative([[2.0, 1.0], [3.0, 3.0], [1.0, 3.0]], [4.0, 4.0]).tolist()
+        [6.0, 6.0, 7.0]
+    """
+    import numpy as np
+
+    ref = np.asarray(reference_point, dtype=float)
+    pts = np.asarray(points, dtype=float).reshape(-1, len(ref))
+    out = np.zeros(len(pts))
+    front = np.empty((0, len(ref)))
+    value = 0.0
+    for i, p in enumerate(pts):
+        if np.isfinite(p).all() and (p < ref).all() and not (front <= p).all(axis=1).any():
+            front = _pareto(np.vstack([front, p]))
+            value = float(_volume(front, ref))
+        out[i] = value
+    return out
+
+
+def _pareto(points: Any) -> Any:
+    """The rows no other row weakly dominates (duplicates kept once)."""
+    import numpy as np
+
+    points = np.unique(points, axis=0)
+    keep = [i for i, p in enumerate(points)
+            if not ((points <= p).all(axis=1) & (points < p).any(axis=1)).any()]
+    return points[keep]
+
+
+def _volume(points: Any, ref: Any) -> float:
+    """Hypervolume by slicing along the last objective (exact; fine for a few objectives
+    and thousands of points)."""
+    import numpy as np
+
+    if len(points) == 0:
+        return 0.0
+    if len(ref) == 1:
+        return float(ref[0] - points[:, 0].min())
+    if len(ref) == 2:
+        area, best = 0.0, float(ref[1])
+        for x, y in points[np.argsort(points[:, 0], kind="stable")]:
+            if y < best:
+                area += (ref[0] - x) * (best - y)
+                best = y
+        return float(area)
+    order = points[np.argsort(points[:, -1], kind="stable")]
+    total = 0.0
+    for i in range(len(order)):
+        upper = order[i + 1, -1] if i + 1 < len(order) else ref[-1]
+        depth = upper - order[i, -1]
+        if depth > 0:
+            total += depth * _volume(_pareto(order[:i + 1, :-1]), ref[:-1])
+    return float(total)

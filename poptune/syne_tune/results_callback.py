@@ -88,6 +88,14 @@ class StoreResultsCallback(TunerCallback):
         #: the poptune tuner's results table (its rows are :attr:`results`), once attached
         self._bridge: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its tuner (``Tuner.save``): its rows, not the live engine link
+        (``on_tuning_start`` attaches it again when the loaded tuner runs)."""
+        state = dict(self.__dict__)
+        state["results"] = list(self.results)
+        state["_bridge"] = None
+        return state
+
     def on_tuning_start(self, tuner: Any) -> None:
         self.csv_file = str(tuner.tuner_path / ST_RESULTS_DATAFRAME_FILENAME)
         self._bridge = getattr(tuner, "_bridge", None)

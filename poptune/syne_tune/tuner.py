@@ -10,6 +10,7 @@ show it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,6 +34,8 @@ logger = logging.getLogger("poptune.syne_tune")
 __all__ = ["TrialFailedError", "Tuner", "experiment_path", "json_default", "name_from_base"]
 
 ENV_FOLDER = "SYNETUNE_FOLDER"
+#: the pickled tuner, as Syne Tune names it (``ST_TUNER_DILL_FILENAME``)
+TUNER_FILE = "tuner.dill"
 #: lines of a trial's log shown when it failed or reported nothing
 TAIL_LINES = 20
 
@@ -134,14 +137,23 @@ class Tuner:
             (:mod:`poptune.syne_tune.tuner_callback`); ``results.csv.zip`` is written
             either way, and a ``StoreResultsCallback`` among them holds its rows.
         metadata: extra entries for ``metadata.json``.
-        results_update_interval: seconds between writes of ``results.csv.zip``.
-        sleep_time, print_update_interval, save_tuner, start_jobs_without_delay,
-        trial_backend_path, output_logger: accepted for compatibility (poptune does not
-        poll, so there is nothing to sleep).
+        results_update_interval: seconds between writes of ``results.csv.zip`` (and of
+            ``tuner.dill``).
+        save_tuner: pickle the tuner into ``tuner.dill`` (:meth:`save`) with each write of
+            the results and at the end of :meth:`run` (default True, as Syne Tune).
+        sleep_time, print_update_interval, start_jobs_without_delay, trial_backend_path,
+            output_logger: accepted for compatibility (poptune does not poll, so there is
+            nothing to sleep).
 
     Trials run in the working directory their backend was built in, and see GPUs as
     the backend's ``rotate_gpus`` says. A trial that ends without reporting raises
     ``ValueError("trial {id} completed and no metrics got observed")`` (as Syne Tune).
+
+    :meth:`run` on a tuner that ran before (in this process, or loaded with :meth:`load`)
+    continues its experiment, as Syne Tune: the trials that ended stay ended, new trial ids
+    follow the old ones, the searcher and scheduler go on from their journaled state, the
+    status keeps its counts (so a new ``stop_criterion`` counts the earlier trials too) and
+    ``results.csv.zip`` keeps the earlier rows.
 
     Example:
         >>> from poptune.syne_tune import Tuner, StoppingCriterion, Reporter
@@ -201,9 +213,90 @@ class Tuner:
         self.metadata.update(st_tuner_creation_timestamp=time.time(),
                              entrypoint=trial_backend.entrypoint_stem(),
                              backend=type(trial_backend).__name__, **scheduler.metadata())
+        self.save_tuner = save_tuner
         self.status: TuningStatus | None = None
         self._bridge: Bridge | None = None
         self._configs: dict[int, dict[str, Any]] = {}
+        #: the results table and Syne Tune's view of the trials of the earlier runs
+        self._rows: list[dict[str, Any]] = []
+        self._trials: dict[int, Any] = {}
+        self._save_failed = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What :meth:`save` pickles: all but the live link to a running engine."""
+        state = dict(self.__dict__)
+        bridge = state.pop("_bridge", None)
+        if bridge is not None:  # saved during a run: the table and trials as they are now
+            state["_rows"], state["_trials"] = list(bridge.rows), dict(bridge.trials)
+            state["_configs"] = {n: t.config for n, t in bridge.trials.items()}
+        state["_bridge"] = None
+        return state
+
+    def save(self, folder: str | os.PathLike[str] | None = None) -> None:
+        """Pickle this tuner into ``{folder}/tuner.dill`` (default: the experiment's
+        directory), as Syne Tune; :meth:`load` reads it back. The file is written with
+        cloudpickle (the tune function, lambdas and closures included) and loads with
+        ``pickle``, ``cloudpickle`` or ``dill``.
+
+        Example:
+            >>> tuner.save()  # doctest: +SKIP
+            >>> Tuner.load(str(tuner.tuner_path)).status.num_trials_started  # doctest: +SKIP
+            4
+        """
+        import cloudpickle
+
+        path = Path(folder) if folder is not None else self.tuner_path
+        path.mkdir(parents=True, exist_ok=True)
+        target = path / TUNER_FILE
+        data = cloudpickle.dumps(self)
+        tmp = path / f".{TUNER_FILE}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        logger.debug("saved the tuner in %s", target)
+
+    @staticmethod
+    def load(tuner_path: str | os.PathLike[str]) -> "Tuner":
+        """The tuner :meth:`save` pickled into ``{tuner_path}/tuner.dill``. Its
+        :attr:`tuner_path` becomes ``tuner_path`` (Syne Tune resets it to
+        ``$SYNETUNE_FOLDER/<name>``, which differs when the experiment was elsewhere), so
+        :meth:`run` continues the experiment there.
+
+        Raises:
+            FileNotFoundError: there is no ``tuner.dill`` in ``tuner_path``.
+            TuneConfigError: the file holds something else than a tuner.
+            TypeError: ``tuner_path`` is not a path.
+
+        Example:
+            >>> tuner = Tuner.load("~/syne-tune/python-entrypoint-2026-12-03-12-00-00-000")  # doctest: +SKIP
+            >>> tuner.stop_criterion = StoppingCriterion(max_num_trials_started=20)  # doctest: +SKIP
+            >>> tuner.run()  # doctest: +SKIP
+        """
+        import pickle
+
+        if not isinstance(tuner_path, (str, os.PathLike)):
+            raise bad_type("tuner_path", tuner_path, "the experiment's directory (str or Path)")
+        path = Path(tuner_path).expanduser()
+        with open(path / TUNER_FILE, "rb") as f:
+            tuner = pickle.load(f)
+        if not isinstance(tuner, Tuner):
+            raise bad_value("tuner_path", str(path),
+                            f"a directory whose {TUNER_FILE} holds a pickled Tuner (it holds a "
+                            f"{type(tuner).__name__})")
+        tuner.tuner_path = path
+        return tuner
+
+    def _autosave(self) -> None:
+        """Save during a run: a failure warns once, naming the error, and tuning goes on."""
+        if not self.save_tuner or self._save_failed:
+            return
+        try:
+            self.save()
+        except Exception as exc:  # noqa: BLE001 - a callback or function that cannot pickle
+            self._save_failed = True
+            warnings.warn(f"Tuner(save_tuner=True): the tuner could not be pickled into "
+                          f"{self.tuner_path / TUNER_FILE} ({type(exc).__name__}: {exc}); "
+                          "tuning goes on without it (pass save_tuner=False to skip saving)",
+                          stacklevel=2)
 
     @property
     def tuning_status(self) -> TuningStatus | None:
@@ -223,27 +316,44 @@ class Tuner:
         parts = self.scheduler.poptune_parts()
         path = str(self.tuner_path)
         syne_cbs = [cb for cb in self.callbacks if is_syne_callback(cb)]
+        resume = self.status is not None and tune.Tuner.can_restore(path)
+        earlier: dict[str, Any] = ({"status": self.status, "rows": self._rows,
+                                    "trials": self._trials} if resume else {})
         bridge = Bridge(self.stop_criterion, self.scheduler.metric_names(), self.max_failures,
                         path, parts.pop("stop", None), self.results_update_interval,
-                        parts.pop("resource", None), syne_cbs)
+                        parts.pop("resource", None), syne_cbs,
+                        scheduler_stops=parts.pop("scheduler_stops", None),
+                        on_write=self._autosave, **earlier)
         self.status = bridge.status
         #: the results table: a StoreResultsCallback's ``results`` are its rows
         self._bridge = bridge
         resources, setup = self._trial_resources()
         trainable = with_resources(
             self.trial_backend.trainable(self.scheduler.config_space, setup), resources)
-        with warnings.catch_warnings():  # Syne Tune's trials keep the launcher's cwd
-            warnings.simplefilter("ignore", DeprecationWarning)
-            tune_config = tune.TuneConfig(
-                metric=self.scheduler.metric, mode=self.scheduler.mode,
-                max_concurrent_trials=self.n_workers, chdir_to_trial_dir=False, **parts)
         verbose = int(os.environ.get("POPTUNE_SYNE_VERBOSE", 1))
-        tuner = tune.Tuner(
-            trainable, param_space=dict(self.scheduler.config_space), tune_config=tune_config,
-            run_config=tune.RunConfig(
-                name=self.name, storage_path=str(self.tuner_path.parent), stop=bridge,
-                callbacks=[bridge, *(cb for cb in self.callbacks if cb not in syne_cbs)],
-                verbose=verbose))
+        callbacks = [bridge, *(cb for cb in self.callbacks if cb not in syne_cbs)]
+        if resume:
+            # the engine continues its journal: ended trials stay ended, the searcher and
+            # scheduler go on from their journaled state; this run's stopper and callbacks
+            tuner = tune.Tuner.restore(path, trainable)
+            tuner.run_config = dataclasses.replace(tuner.run_config, stop=bridge,
+                                                   callbacks=callbacks, verbose=verbose)
+            tuner.tune_config.max_concurrent_trials = self.n_workers
+            restored = tuner.tune_config.scheduler  # the one whose journaled state goes on
+            if callable(getattr(restored, "was_stopped", None)):
+                bridge.scheduler_stops = restored.was_stopped
+        else:
+            with warnings.catch_warnings():  # Syne Tune's trials keep the launcher's cwd
+                warnings.simplefilter("ignore", DeprecationWarning)
+                tune_config = tune.TuneConfig(
+                    metric=self.scheduler.metric, mode=self.scheduler.mode,
+                    max_concurrent_trials=self.n_workers, chdir_to_trial_dir=False, **parts)
+            tuner = tune.Tuner(
+                trainable, param_space=dict(self.scheduler.config_space),
+                tune_config=tune_config,
+                run_config=tune.RunConfig(
+                    name=self.name, storage_path=str(self.tuner_path.parent), stop=bridge,
+                    callbacks=callbacks, verbose=verbose))
         os.makedirs(path, exist_ok=True)
         self.metadata["st_tuner_start_timestamp"] = time.time()
         with open(os.path.join(path, METADATA_FILE), "w") as f:
@@ -252,8 +362,12 @@ class Tuner:
             if callable(getattr(cb, "on_tuning_start", None)):
                 cb.on_tuning_start(self)
         logger.info("results of trials will be saved on %s", path)
-        tuner.fit()
-        self._configs = {n: t.config for n, t in bridge.trials.items()}
+        try:
+            tuner.fit()
+        finally:
+            self._configs = {n: t.config for n, t in bridge.trials.items()}
+            self._rows, self._trials = bridge.rows, bridge.trials
+            self._autosave()
         if verbose:
             self._print_summary()
         for cb in syne_cbs:

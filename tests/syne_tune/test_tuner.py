@@ -11,7 +11,7 @@ import pytest
 
 from poptune.syne_tune import Reporter, StoppingCriterion, Tuner
 from poptune.syne_tune.backend import PythonBackend
-from poptune.syne_tune.config_space import choice, loguniform, randint, uniform
+from poptune.syne_tune.config_space import choice, uniform
 from poptune.syne_tune.experiments import load_experiment
 from poptune.syne_tune.optimizer.baselines import (
     ASHA,
@@ -20,16 +20,7 @@ from poptune.syne_tune.optimizer.baselines import (
     RandomSearch,
 )
 
-SPACE = {"lr": loguniform(1e-3, 1.0), "width": randint(1, 4), "epochs": 5}
-
-
-def objective(lr, width, epochs):
-    from poptune import simulation
-
-    report = Reporter()
-    for epoch in range(1, epochs + 1):
-        simulation.advance(10.0)
-        report(epoch=epoch, loss=lr / epoch + width * 0.01)
+from tests.syne_tune._toy import SPACE, objective
 
 
 @pytest.fixture(autouse=True)
