@@ -77,6 +77,7 @@ from poptune.storage.records import (
     CheckpointDeleted,
     CheckpointSaved,
     ConfigChanged,
+    PauseRequested,
     ResourcesChanged,
     ResultReported,
     RolledBack,
@@ -389,13 +390,21 @@ class Controller:
         """Take over the trials of a restored experiment (``TrialHistory`` values from the
         journal's replay) and decide what each becomes, as ``Tuner.restore`` promises:
         finished trials never re-run; unfinished ones resume from their latest checkpoint
-        (rows after it are rolled back) or from the donor's checkpoint of a pending exploit;
-        errored ones are left, resumed (``resume_errored``) or restarted from scratch
-        (``restart_errored``). Returns the records and log rewrites to carry out."""
+        (rows after it are rolled back) or from the donor's checkpoint of a pending exploit,
+        ahead of new trials unless their scheduler had paused them; errored ones are left,
+        resumed (``resume_errored``) or restarted from scratch (``restart_errored``). Returns
+        the records and log rewrites to carry out."""
         out: list[Instruction] = []
+        #: where each waiting trial queues: the interrupted ones first, in launch order, then
+        #: the others in the order they began to wait (as in the run that was interrupted)
+        queue: dict[str, tuple[int, int]] = {}
+        #: unfinished in the journal, ended by this restore: the scheduler and searcher
+        #: hear of it as in a run that ended them (their journaled states had not)
+        ended: list[tuple[Trial, bool]] = []
         for h in histories:
             t = h.trial
             status, keep = t.status, None
+            queue[t.trial_id] = (0 if status == _R and not h.pausing else 1, h.status_seq)
             if status == _E:
                 if resume_errored:  # wins over restart_errored, as in Ray
                     keep = self._restore_point(h)
@@ -410,8 +419,12 @@ class Controller:
                     t.restore_path = h.restore_meta["path"]
                 else:
                     keep = self._restore_point(h)
-                status = _A if (h.rows[:keep] if keep is not None
-                                                else h.rows) else _P
+                # a trial its scheduler paused waits for it again (HyperBand, PBT); one the
+                # driver's end interrupted (RUNNING) resumes first, ahead of new trials,
+                # as in the run that was not interrupted (Ray requeues it as PENDING too)
+                paused = status == _A or h.pausing
+                status = _A if paused and (h.rows[:keep] if keep is not None
+                                           else h.rows) else _P
             else:
                 status = _T
             if keep is not None and keep < len(h.rows):
@@ -419,16 +432,30 @@ class Controller:
                 out.append(Record(RolledBack(t.trial_id, keep)))
             if keep is not None:
                 t.last_result = h.rows[-1] if h.rows else {}
-            if status != t.status or t.status != _E:
+            if status == _T and t.status in (_R, _P, _A):
+                ended.append((t, bool(h.rows)))
+                t.status = status
+                out.append(RestoreLog(t, h.rows))  # its TERMINATED record: _terminate's
+            elif status != t.status or t.status != _E:
                 t.status = status
                 out.append(Record(StatusChanged(t.trial_id, status.value)))
                 out.append(RestoreLog(t, h.rows))
-            # directories the journal deleted or never recorded: removed once committed
+            # directories the journal deleted or never recorded (no committed record names
+            # them): the runner removes them before any trial runs
             out.extend(DeleteCheckpoint(p) for p in getattr(h, "stale_checkpoints", ()))
             self.adopt(t, out, rows=len(h.rows),
                        checkpoints=[c for c in h.checkpoints if c[0] not in h.deleted],
                        restore_meta=h.restore_meta,
                        next_checkpoint_index=h.next_checkpoint_index)
+        for waiting in (self.pending, self.paused):
+            ordered = sorted(waiting.values(), key=lambda tr: queue[tr.trial_id])
+            waiting.clear()
+            waiting.update((tr.trial_id, tr) for tr in ordered)
+        for t, ran in ended:  # e.g. a model-based searcher would wait for it for ever
+            ending: list[Instruction] = []
+            self._terminate(t, "done" if ran else "removed", ending)
+            # the callbacks are not set up yet (Ray tells them nothing either)
+            out.extend(i for i in ending if type(i) is not Notify)
         return out
 
     def _restore_point(self, h: Any) -> int:
@@ -964,6 +991,7 @@ class Controller:
             # scratch (Ray #27170): it keeps running instead
             if self.is_class or trial.checkpoint_path:
                 st.told = _TOLD_PAUSE
+                out.append(Record(PauseRequested(trial.trial_id)))  # a restore pauses it too
                 return _PAUSE, flat
             if not self._warned_pause:
                 self._warned_pause = True

@@ -71,6 +71,10 @@ class TrialHistory:
     #: checkpoint directories on local disk the journal deleted or never recorded (a driver
     #: that died between the journal and the disk left them): a restore removes them
     stale_checkpoints: list[str] = field(default_factory=list)
+    #: its scheduler paused it on its latest result and it had not stopped yet
+    pausing: bool = False
+    #: the journal position where it began to wait (created, its latest status, a pause)
+    status_seq: int = 0
 
 
 @dataclass
@@ -187,7 +191,8 @@ def replay_journal(path: str, constants: list[Any] | None = None,
                          deleted=set(ts.deleted),
                          restore_meta=(ts.pending_restore.restore_meta
                                        if ts.pending_restore else None),
-                         next_checkpoint_index=ts.next_checkpoint_index)
+                         next_checkpoint_index=ts.next_checkpoint_index,
+                         pausing=ts.pausing, status_seq=ts.status_seq)
         for row, blob in zip(h.rows, ts.result_configs):
             row["config"] = configs[blob]
         t.last_result = h.rows[-1] if h.rows else {}

@@ -283,6 +283,10 @@ class Runner:
                 self.trial_files.params(trial.local_path, self._trial_config_blob(trial),
                                         "params" in self.sinks)
         self._carry_out(self.ctl.restore(history.values(), **(restore_flags or {})))
+        # the restore deletes only directories no committed record names (stale ones): at
+        # once, before any trial runs, or a relaunched trial's new checkpoint of the same
+        # name would be deleted with them at the first commit
+        self._delete_checkpoints()
 
     @property
     def trials(self) -> list[Trial]:

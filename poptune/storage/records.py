@@ -29,7 +29,7 @@ __all__ = [
     "SCHEMA_VERSION", "Record", "ExperimentStarted", "TrialCreated", "ResultReported",
     "CheckpointSaved", "CheckpointDeleted", "StatusChanged", "ConfigChanged",
     "ResourcesChanged", "RolledBack", "SearcherState", "SchedulerState", "SchedulerDelta",
-    "ExperimentEnded",
+    "ExperimentEnded", "PauseRequested",
     "UnknownRecord", "decode_record", "RECORD_TYPES",
 ]
 
@@ -410,6 +410,23 @@ class ExperimentEnded(Record):
 
 
 @dataclass(frozen=True)
+class PauseRequested(Record):
+    """The scheduler paused ``trial_id`` on its latest result; the trial is ``PAUSED`` once
+    it stopped. A restore of a driver that ended in between pauses it too (the scheduler's
+    journaled state counts it paused), where a trial merely interrupted resumes first."""
+
+    kind: ClassVar[str] = "pause"
+    trial_id: str
+
+    def encode(self) -> dict[str, Any]:
+        return {"e": "pause", "t": self.trial_id}
+
+    @classmethod
+    def decode(cls, d: dict[str, Any]) -> PauseRequested:
+        return cls(str(d["t"]))
+
+
+@dataclass(frozen=True)
 class UnknownRecord(Record):
     """A record kind this poptune does not know (readers ignore it)."""
 
@@ -423,7 +440,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls for cls in (
         ExperimentStarted, TrialCreated, ResultReported, CheckpointSaved, CheckpointDeleted,
         StatusChanged, ConfigChanged, ResourcesChanged, RolledBack, SearcherState,
-        SchedulerState, SchedulerDelta, ExperimentEnded)
+        SchedulerState, SchedulerDelta, ExperimentEnded, PauseRequested)
 }
 
 

@@ -52,6 +52,7 @@ from poptune.storage.records import (
     ConfigChanged,
     ExperimentEnded,
     ExperimentStarted,
+    PauseRequested,
     Record,
     ResourcesChanged,
     ResultReported,
@@ -407,6 +408,11 @@ class TrialState:
     #: every exploit, with the number of results the trial had when it happened
     exploits: list[tuple[ConfigChanged, int]] = field(default_factory=list)
     next_checkpoint_index: int = 0
+    #: its scheduler paused it on its latest result and it had not stopped yet
+    pausing: bool = False
+    #: the journal position of its creation, its latest status or pause request: the
+    #: order trials began to wait in (a restore queues them in it)
+    status_seq: int = 0
 
     @property
     def trial_id(self) -> str:
@@ -440,9 +446,12 @@ class ExperimentState:
     #: the scheduler's deltas committed after ``scheduler_state``, in order
     scheduler_deltas: list[SchedulerDelta] = field(default_factory=list)
     finished: bool = False
+    #: records folded in so far
+    seq: int = 0
 
     def apply(self, rec: Record) -> None:
         """Fold one record in (records of unknown trials are ignored)."""
+        self.seq += 1
         if isinstance(rec, ResultReported):
             t = self.trials.get(rec.trial_id)
             if t is not None:
@@ -452,6 +461,8 @@ class ExperimentState:
             t = self.trials.get(rec.trial_id)
             if t is not None:
                 t.status = rec.status
+                t.pausing = False
+                t.status_seq = self.seq
                 if rec.failures is not None:
                     t.failures, t.error_msg, t.error_file = (rec.failures, rec.message,
                                                              rec.error_file)
@@ -468,7 +479,8 @@ class ExperimentState:
                 t.deleted.add(rec.name)
         elif isinstance(rec, TrialCreated):
             self.trials[rec.trial_id] = TrialState(rec, rec.config,
-                                                   resources=dict(rec.resources))
+                                                   resources=dict(rec.resources),
+                                                   status_seq=self.seq)
             self.created_after_search_state += 1
             if rec.search_state is not None:  # early poptune versions
                 self.searcher_state = SearcherState(state=rec.search_state)
@@ -495,6 +507,11 @@ class ExperimentState:
             self.scheduler_deltas = []
         elif isinstance(rec, SchedulerDelta):
             self.scheduler_deltas.append(rec)
+        elif isinstance(rec, PauseRequested):
+            t = self.trials.get(rec.trial_id)
+            if t is not None:
+                t.pausing = True
+                t.status_seq = self.seq
         elif isinstance(rec, ExperimentEnded):
             self.finished = True
         elif isinstance(rec, ExperimentStarted):  # a new run (not a resume) of this name

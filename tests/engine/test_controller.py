@@ -265,6 +265,16 @@ def test_a_class_trainable_can_always_pause():
     assert answers(ctl.handle(result(A, score=1.0))) == [(A, Answer.PAUSE)]
 
 
+def test_a_pause_decision_is_journaled_with_the_result_it_was_made_on():
+    """A restore of a driver that ended before the trial stopped pauses it too (the
+    scheduler's journaled state counts it paused)."""
+    ctl = make_controller(scheduler=Decide(SchedulerDecision.PAUSE), is_class=True)
+    tick(ctl)
+    out = ctl.handle(result(A, score=1.0))
+    assert [r["e"] for r in records(out) if r["e"] in ("pause", "result")] == ["pause", "result"]
+    assert records(out, "pause") == [{"e": "pause", "t": A}]
+
+
 # --------------------------------------------------------------------------------------------
 # save, then decide
 def test_a_class_trainable_saves_before_the_scheduler_decides():
@@ -633,11 +643,79 @@ def test_restore_rolls_an_unfinished_trial_back_to_its_latest_surviving_checkpoi
                  deleted={"checkpoint_000001"})
     ctl, out = _restored([h])
     assert records(out, "rollback") == [{"e": "rollback", "t": A, "rows": 2}]
-    assert records(out, "status") == [{"e": "status", "t": A, "s": "PAUSED"}]
+    # interrupted while RUNNING: it waits PENDING, ahead of new trials (Ray requeues it so)
+    assert records(out, "status") == [{"e": "status", "t": A, "s": "PENDING"}]
     assert [i.rows for i in of(out, RestoreLog)] == [h.rows] and len(h.rows) == 2
     assert ctl.by_id[A].checkpoint_path == "/exp/t_00000/checkpoint_000000"
     launch = of(tick(ctl), Launch)[0]
     assert launch.restore_path == "/exp/t_00000/checkpoint_000000"
+
+
+def _waiting(ctl):
+    return list(ctl.pending), list(ctl.paused)
+
+
+def test_restore_queues_interrupted_trials_first_then_in_the_order_they_began_to_wait():
+    """As in the run that was interrupted: the trials that were running go on first (in the
+    order they were launched), then the others in the order they began to wait; a trial
+    its scheduler paused, or was pausing, stays PAUSED (HyperBand, PBT, the median rule)."""
+    ckpt = [("checkpoint_000000", {}, 1)]
+    ids = [f"t_{i:05d}" for i in range(6)]
+    hs = [_history(ids[0], TrialStatus.RUNNING, 2, checkpoints=ckpt),   # launched 2nd
+          _history(ids[1], TrialStatus.PENDING, 0),                     # never started
+          _history(ids[2], TrialStatus.PAUSED, 2, checkpoints=ckpt),    # paused 2nd
+          _history(ids[3], TrialStatus.PAUSED, 2, checkpoints=ckpt),    # paused 1st
+          _history(ids[4], TrialStatus.RUNNING, 2, checkpoints=ckpt),   # launched 1st
+          _history(ids[5], TrialStatus.RUNNING, 2, checkpoints=ckpt)]   # being paused, 3rd
+    for h, seq in zip(hs, [10, 2, 8, 5, 4, 12]):
+        h.status_seq = seq
+    hs[5].pausing = True
+    ctl, out = _restored(hs)
+    assert _waiting(ctl) == ([ids[4], ids[0], ids[1]], [ids[3], ids[2], ids[5]])
+    assert {r["t"]: r["s"] for r in records(out, "status")} == {
+        ids[0]: "PENDING", ids[1]: "PENDING", ids[2]: "PAUSED", ids[3]: "PAUSED",
+        ids[4]: "PENDING", ids[5]: "PAUSED"}
+    assert [i.trial.trial_id for i in of(tick(ctl), Launch)] == [ids[4], ids[0]]  # 2 slots
+
+
+def test_a_restored_interrupted_trial_is_counted_before_the_searcher_is_asked():
+    """A waiting interrupted trial fills the room for new trials: a model-based searcher is
+    not asked for a new trial while it waits (its suggestions would miss its result)."""
+    asked = []
+
+    class Recording(_Exhausted):
+        def next_trial(self, trial_id):
+            asked.append(trial_id)
+            return None
+
+        def is_finished(self):
+            return False
+
+    h = _history(A, TrialStatus.RUNNING, 2, checkpoints=[("checkpoint_000000", {}, 2)])
+    ctl = make_controller(searcher=Recording(), cpus=1)
+    ctl.restore([h])
+    launch = of(tick(ctl), Launch)
+    assert [i.trial.trial_id for i in launch] == [A] and asked == []
+
+
+def test_a_trial_a_restore_ends_is_completed_for_the_scheduler_and_searcher():
+    """Its last row said done (the stop was decided) but the driver ended before the trial
+    did: the searcher and scheduler hear of its end as in a run that ended it, once."""
+    completed = []
+
+    class Listening(_Exhausted):
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            completed.append((trial_id, (result or {}).get("training_iteration"), error))
+
+    done = _history(A, TrialStatus.RUNNING, 3, done=True)
+    waiting = _history(B, TrialStatus.PENDING, 0)
+    ctl = make_controller(searcher=Listening())
+    out = ctl.restore([done, waiting], resume_unfinished=False)
+    assert completed == [(A, 3, False), (B, None, False)]
+    assert records(out, "status") == [{"e": "status", "t": A, "s": "TERMINATED"},
+                                      {"e": "status", "t": B, "s": "TERMINATED"}]
+    assert not of(out, Notify)  # the callbacks are not set up yet (Ray tells them nothing)
+    assert not of(tick(ctl), Launch) and ctl.finished
 
 
 def test_restore_never_reruns_a_finished_trial_and_leaves_errored_ones_by_default():
