@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import os
@@ -562,7 +563,8 @@ class Tuner:
             callbacks=None, verbose=rc.verbose, progress_reporter=None,
             log_sinks=rc.log_sinks,
         )
-        state = {"param_space": self.param_space, "tune_config": self.tune_config,
+        state = {"param_space": self.param_space,
+                 "tune_config": _portable_tune_config(self.tune_config),
                  "run_config": run_config, "exp_hex": exp_hex,
                  # apart: one that cannot be unpickled at restore must not block it
                  "callbacks": _pickle_callbacks(rc.callbacks or []),
@@ -670,6 +672,24 @@ def _probe_resources(trainable: Any) -> dict[str, float] | None:
                          exc_info=True)
             return None
     return trainable_resources(trainable, {})
+
+
+def _portable_tune_config(tc: TuneConfig) -> TuneConfig:
+    """``tc`` as ``tuner.pkl`` keeps it: a backend object that cannot be pickled (a
+    ``DaskBackend`` holds its client's connection) is kept as its kind, ``"dask"``, which a
+    restore builds from ``POPTUNE_ADDRESS`` (a backend's connection is never restored)."""
+    backend = tc.backend
+    if backend is None or isinstance(backend, str):
+        return tc
+    try:
+        cloudpickle.dumps(backend)
+        return tc
+    except Exception:  # noqa: BLE001 - a live connection, a lock, a thread
+        from poptune.backends import BACKEND_NAMES
+
+        kinds = [c.__name__.lower().removesuffix("backend") for c in type(backend).__mro__]
+        kind = next((k for k in kinds if k in BACKEND_NAMES), None)  # a subclass: its base's
+        return dataclasses.replace(tc, backend=kind)
 
 
 def _pickle_callbacks(callbacks: Sequence[Any]) -> bytes | None:

@@ -456,3 +456,33 @@ def test_callback_setup_gets_rays_public_spec(tmp_path):
                    run_config=rc(tmp_path, callbacks=[Spec(), Old()])).fit()
     assert seen == {"stop": {}, "num_samples": 2, "total": 2, "time_budget_s": 100,
                     "old": True}
+
+
+def _one_step(config):
+    tune.report({"score": config["x"]})
+
+
+def test_a_backend_object_that_cannot_be_pickled_is_kept_as_its_kind(tmp_path, monkeypatch):
+    """``TuneConfig(backend=DaskBackend(client=...))`` (its client cannot be pickled) ran
+    into "the experiment configuration cannot be pickled for restore"; tuner.pkl keeps the
+    backend's kind, and a restore builds that kind anew."""
+    import pickle
+    import threading
+
+    from poptune.backends.local import LocalBackend
+
+    class Connected(LocalBackend):
+        def __init__(self) -> None:
+            super().__init__()
+            self.connection = threading.Lock()  # as a live client: not picklable
+
+    monkeypatch.delenv("POPTUNE_BACKEND", raising=False)
+    grid = tune.Tuner(_one_step, param_space={"x": tune.grid_search([1, 2])},
+                      tune_config=tune.TuneConfig(backend=Connected()),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="e",
+                                                verbose=0)).fit()
+    assert grid.num_errors == 0 and len(grid) == 2
+    with open(tmp_path / "e" / "tuner.pkl", "rb") as f:
+        assert pickle.load(f)["tune_config"].backend == "local"
+    again = tune.Tuner.restore(str(tmp_path / "e"), _one_step).fit()
+    assert sorted(r.metrics["score"] for r in again) == [1, 2]
