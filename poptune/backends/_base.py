@@ -112,11 +112,19 @@ class WorkerLostEvent:
 Event = ResultEvent | SavedEvent | DoneEvent | StoppedEvent | ErrorEvent | WorkerLostEvent
 
 
+#: the file in the experiment directory a worker on another machine reads to check it
+#: shares that directory with the driver (:attr:`Backend.runs_elsewhere`)
+STORAGE_MARKER = ".poptune_storage_check"
+
+
 class Backend(abc.ABC):
     """Base class of every backend."""
 
     #: whether its trials can run with results left unanswered (``LaunchSpec.answered``)
     unanswered_results = False
+    #: whether its workers may run on other machines (Ray, Dask): with a local
+    #: ``storage_path`` each worker checks that it sees the driver's experiment directory
+    runs_elsewhere = False
 
     @abc.abstractmethod
     def setup(self, blobs: dict[str, bytes], max_concurrent: int) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Iterator, cast
 
 from poptune import session as _session_mod
 from poptune._pickling import load_config
-from poptune.backends._base import LaunchSpec
+from poptune.backends._base import STORAGE_MARKER, LaunchSpec
 from poptune.exceptions import TrialStopped, TuneError
 from poptune.storage.dirs import ensure_dir
 from poptune.session import TuneContext, _Session
@@ -224,6 +224,7 @@ class Worker:
         self.conn = conn
         self.agent_id = agent_id or str(os.getpid())
         self.blobs: dict[str, Any] = {}
+        self._storage_checked = False
         self.home = os.getcwd()
         self._signature: tuple[Any, bool] | None = None  # (trainable, takes checkpoint_dir)
         #: ``reuse_actors``: (trainable, resources, instance) of the last class trial that
@@ -252,6 +253,7 @@ class Worker:
 
                 self._drop_cached()  # a new experiment: its trainable is another
                 self.blobs = {k: cloudpickle.loads(v) for k, v in msg[1].items()}
+                self._storage_checked = False
                 if self.name_marker is not None:  # our lines get the trainable's name
                     from poptune.backends._relay import announce
 
@@ -315,6 +317,11 @@ class Worker:
                     old_env[k] = was
                     environ[k] = value
         try:
+            try:
+                self._check_storage()
+            except TuneError:  # the trial fails, saying why; this worker serves on
+                self._end(state, ("error", trial_id, traceback.format_exc(), None))
+                return
             ensure_dir(spec.trial_dir)
             if self.manage_process and "TUNE_ORIG_WORKING_DIR" not in environ:
                 environ["TUNE_ORIG_WORKING_DIR"] = self.home  # as Ray: for relative paths
@@ -385,6 +392,32 @@ class Worker:
                     os.environ[k] = v
             if self.manage_process:
                 os.chdir(self.home)
+
+    def _check_storage(self) -> None:
+        """With a local ``storage_path`` and workers that may run on other machines, check
+        once per experiment that this one sees the driver's experiment directory (a token
+        the driver wrote there): otherwise every checkpoint would be written to this
+        machine's disk and never reach the driver (Ray checks the same)."""
+        check = self.blobs.get("storage_check")
+        if check is None or self._storage_checked:
+            return
+        exp_dir, token = check
+        try:
+            with open(os.path.join(exp_dir, STORAGE_MARKER)) as f:
+                seen = f.read()
+        except OSError:
+            seen = None
+        if seen != token:
+            import socket
+
+            raise TuneError(
+                f"this worker (host {socket.gethostname()}) does not see the experiment "
+                f"directory {exp_dir!r} the driver writes: RunConfig(storage_path=...) is a "
+                "local path that is not shared with this machine, so the trial's checkpoints "
+                "would never reach the driver. Set storage_path to a filesystem every node "
+                "mounts at the same path (e.g. '/mnt/nfs/results') or to object storage "
+                "('s3://bucket/results')")
+        self._storage_checked = True
 
     def _end(self, state: dict[str, Any], msg: tuple[Any, ...]) -> None:
         """The trial's last message, after its ``at_trial_end`` functions: what they finish (a

@@ -50,6 +50,7 @@ class DaskBackend(ConnectionBackend):
         client: an existing ``distributed.Client`` (takes precedence over ``address``).
     """
 
+    runs_elsewhere = True  # a local storage_path must be shared: see Worker._check_storage
     separate_processes = False
 
     def __init__(self, address: str | None = None, client: Any = None,

@@ -215,6 +215,8 @@ class RayBackend(ConnectionBackend):
         init_kwargs: passed to ``ray.init`` when this backend starts Ray.
     """
 
+    runs_elsewhere = True  # a local storage_path must be shared: see Worker._check_storage
+
     assigns_devices = True
 
     def __init__(self, address: str | None = None, connect_timeout: float = 10.0,

@@ -11,6 +11,7 @@ controller's; the runner knows files, the backend and the callbacks.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import math
 import os
@@ -25,7 +26,7 @@ import cloudpickle
 
 from poptune._pickling import dump_config, dumps_with_sources
 from poptune._validation import bad_type, bad_value
-from poptune.backends._base import Backend, LaunchSpec
+from poptune.backends._base import STORAGE_MARKER, Backend, LaunchSpec
 from poptune.callbacks._base import Callback
 from poptune.clock import current as current_clock
 from poptune.config import RunConfig, TuneConfig, log_to_file_names
@@ -145,6 +146,7 @@ class Runner:
     ) -> None:
         #: a :class:`~poptune.storage.remote.RemoteStorage`, or None for a local experiment
         self.remote = remote
+        self._storage_marker: str | None = None  # written for workers on other machines
         self.trainable = trainable
         self.trainable_name = trainable_name
         self.tune_config = tune_config
@@ -357,7 +359,20 @@ class Runner:
             trainable_blob = dumps_with_sources(self.trainable)
         except Exception as exc:  # noqa: BLE001
             raise TuneError(f"the trainable {self.trainable_name!r} cannot be pickled: {exc}") from exc
-        return {"trainable": trainable_blob, "constants": self._constants_blob}
+        blobs = {"trainable": trainable_blob, "constants": self._constants_blob}
+        if self.remote is None and getattr(self.backend, "runs_elsewhere", False):
+            blobs["storage_check"] = cloudpickle.dumps(self._write_storage_marker())
+        return blobs
+
+    def _write_storage_marker(self) -> tuple[str, str]:
+        """A file with a token of this run in the experiment directory: a worker on another
+        machine checks it sees it before its trial writes there (as Ray's storage check)."""
+        path = os.path.join(self.experiment_dir, STORAGE_MARKER)
+        token = secrets.token_hex(8)
+        with open(path, "w") as f:
+            f.write(token)
+        self._storage_marker = path
+        return self.experiment_dir, token
 
     def _config_blob(self, config: dict[str, Any]) -> bytes:
         return dump_config(config, self.const_refs)
@@ -679,6 +694,9 @@ class Runner:
                     raise
                 logger.warning("poptune: closing the journal failed too: %s", exc)
             self._delete_checkpoints()  # their records are committed now
+            if self._storage_marker is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(self._storage_marker)
         finally:
             for t in self.ctl.trials:
                 self._close_writer(t)
