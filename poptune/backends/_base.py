@@ -131,8 +131,9 @@ class Backend(abc.ABC):
         """Prepare to run trials; ``blobs`` are shipped to each worker once."""
 
     @abc.abstractmethod
-    def total_resources(self) -> dict[str, float]:
-        """Resources available to trials, e.g. ``{"cpu": 2, "gpu": 0}``."""
+    def total_resources(self) -> dict[str, Any]:
+        """Resources available to trials: :class:`~poptune.engine.resources.ResourcePool`'s
+        arguments, e.g. ``{"cpu": 2, "gpu": 0}`` (and ``memory``, ``custom``, ``where``)."""
 
     @abc.abstractmethod
     def launch(self, spec: LaunchSpec) -> None:

@@ -92,11 +92,11 @@ class DaskBackend(ConnectionBackend):
         self._host = "127.0.0.1" if ("127.0.0.1" in sched or "localhost" in sched
                                      or sched.startswith("inproc")) else driver_ip()
 
-    def total_resources(self) -> dict[str, float]:
+    def total_resources(self) -> dict[str, Any]:
         workers = self._client.scheduler_info().get("workers", {}).values()
         cpu = sum(float(w.get("nthreads", 1)) for w in workers)
         gpu = sum(float(w.get("resources", {}).get("GPU", 0)) for w in workers)
-        return {"cpu": cpu, "gpu": gpu}
+        return {"cpu": cpu, "gpu": gpu, "where": "the Dask cluster"}
 
     def _shape(self, resources: dict[str, float]) -> tuple[Any, ...]:
         return (resources.get("gpu", 0.0),)

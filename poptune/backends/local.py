@@ -121,7 +121,7 @@ class LocalBackend(ConnectionBackend):
         self._log_to_driver = log_to_driver()
         self._relay: OutputRelay | None = None
 
-    def total_resources(self) -> dict[str, float]:
+    def total_resources(self) -> dict[str, Any]:
         from poptune.engine.resources import machine_memory
 
         return {"cpu": self._cpus, "gpu": self._gpus, "memory": machine_memory()}

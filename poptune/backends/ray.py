@@ -262,10 +262,16 @@ class RayBackend(ConnectionBackend):
         ips = {n.get("NodeManagerAddress") for n in nodes}
         return ips <= {"127.0.0.1", driver_ip(), socket.gethostbyname(socket.gethostname())}
 
-    def total_resources(self) -> dict[str, float]:
+    def total_resources(self) -> dict[str, Any]:
+        """The cluster's CPUs, GPUs, memory and custom resources (``ray start
+        --resources``), as trials may ask for them."""
         res = self._ray.cluster_resources()
-        out = {"cpu": float(res.get("CPU", 0)), "gpu": float(res.get("GPU", 0))}
-        return out
+        custom = {k: float(v) for k, v in res.items()
+                  if k not in ("CPU", "GPU", "memory", "object_store_memory")
+                  and not k.startswith(("node:", "accelerator_type:"))}
+        return {"cpu": float(res.get("CPU", 0)), "gpu": float(res.get("GPU", 0)),
+                "memory": float(res["memory"]) if "memory" in res else None,
+                "custom": custom, "where": "the Ray cluster"}
 
     def _reuse_across_shapes(self) -> bool:
         return False  # an idle actor holds cluster resources: free them for other shapes
@@ -278,6 +284,8 @@ class RayBackend(ConnectionBackend):
         assert self._listener is not None
         opts: dict[str, Any] = {"num_cpus": resources.get("cpu", 1.0),
                                 "num_gpus": resources.get("gpu", 0.0), "max_restarts": 0}
+        if resources.get("memory"):  # bytes, as Ray's ``memory`` resource
+            opts["memory"] = resources["memory"]
         custom = {k: v for k, v in resources.items() if k not in _RESOURCE_NAMES and v}
         if custom:
             opts["resources"] = custom

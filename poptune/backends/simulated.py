@@ -249,7 +249,7 @@ class SimulatedBackend(Backend):
         self._drop_cached()  # a new experiment: its trainable is another
         self._blobs = {k: cloudpickle.loads(v) for k, v in blobs.items()}
 
-    def total_resources(self) -> dict[str, float]:
+    def total_resources(self) -> dict[str, Any]:
         return {"cpu": self._cpus, "gpu": self._gpus}
 
     def launch(self, spec: LaunchSpec) -> None:

@@ -34,14 +34,21 @@ class ResourcePool:
     8
     """
 
-    def __init__(self, cpu: float, gpu: float, memory: float | None = None) -> None:
+    def __init__(self, cpu: float, gpu: float, memory: float | None = None,
+                 custom: dict[str, float] | None = None, where: str = "this machine") -> None:
         #: bytes of memory trials may ask for in all (None: not checked)
         self.memory_total = memory
+        #: custom resources (a Ray cluster's ``--resources``) and their free amounts; None:
+        #: the backend offers none
+        self.custom_total = dict(custom) if custom is not None else None
+        self.custom_free = dict(custom or {})
+        #: what offers these resources, for messages ("this machine", "the Ray cluster")
+        self.where = where
         self.cpu_total = float(cpu)
         self.gpu_total = int(gpu)
         self.cpu_free = float(cpu)
         self.gpu_free = [1.0] * int(gpu)
-        self._held: dict[str, tuple[float, dict[int, float]]] = {}
+        self._held: dict[str, tuple[float, dict[int, float], dict[str, float]]] = {}
         self.zero_cpu_limit = ZERO_CPU_TRIALS_PER_CPU * max(1, int(self.cpu_total))
         self._zero_cpu_held = 0
 
@@ -49,29 +56,37 @@ class ResourcePool:
         """Raise ``ResourceError`` at once if ``resources`` can never be satisfied here."""
         cpu = resources.get("cpu", 1.0)
         gpu = resources.get("gpu", 0.0)
+        where = self.where
+        local = where == "this machine"
         if cpu > self.cpu_total + _EPS:
+            hint = "" if local else " (its workers may still be starting)"
             raise ResourceError(
-                f"`{what}` asks for {cpu:g} CPUs per trial, but this machine offers "
-                f"{self.cpu_total:g}; request at most {self.cpu_total:g} CPUs"
+                f"`{what}` asks for {cpu:g} CPUs per trial, but {where} offers "
+                f"{self.cpu_total:g}{hint}; request at most {self.cpu_total:g} CPUs"
             )
         if gpu > self.gpu_total + _EPS:
+            fix = ("run on a machine with GPUs, or set POPTUNE_NUM_GPUS if detection is wrong"
+                   if local else "add workers with GPUs")
             raise ResourceError(
                 f"`{what}` asks for {gpu:g} GPU(s) per trial, but {self.gpu_total} GPU(s) are "
-                "available on this machine; request 0 GPUs, run on a machine with GPUs, or set "
-                "POPTUNE_NUM_GPUS if detection is wrong"
+                f"available on {where}; request 0 GPUs or {fix}"
             )
         memory = resources.get("memory", 0.0) or 0.0
         if self.memory_total is not None and memory > self.memory_total:
             raise ResourceError(
-                f"`{what}` asks for {memory:g} bytes of memory per trial, but this machine has "
+                f"`{what}` asks for {memory:g} bytes of memory per trial, but {where} has "
                 f"{self.memory_total:g} bytes ({self.memory_total / 2**30:.1f} GiB); `memory` is "
                 f"in bytes: request at most {self.memory_total:g}"
             )
         custom = sorted(k for k, v in resources.items() if k not in ("cpu", "gpu", "memory") and v)
-        if custom:
+        offered = self.custom_total or {}
+        missing = [k for k in custom if resources[k] > offered.get(k, 0.0) + _EPS]
+        if missing:
+            has = (f"; it offers {dict(sorted(offered.items()))}" if offered
+                   else "; accepted keys are 'cpu', 'gpu' and 'memory'")
             raise ResourceError(
-                f"`{what}` asks for custom resources {custom}, which the local backend does not "
-                "offer; accepted keys are 'cpu', 'gpu' and 'memory'"
+                f"`{what}` asks for custom resources "
+                f"{ {k: resources[k] for k in missing} }, which {where} does not offer{has}"
             )
 
     def allocate(self, key: str, resources: dict[str, float]) -> list[int] | None:
@@ -96,22 +111,32 @@ class ResourcePool:
                     taken = {i: 1.0 for i in whole[: int(gpu)]}
             if not taken:
                 return None
+        custom: dict[str, float] = {}
+        if self.custom_total is not None and len(resources) > 2:  # cpu and gpu: none
+            custom = {k: v for k, v in resources.items()
+                      if k not in ("cpu", "gpu", "memory") and v}
+            if any(v > self.custom_free.get(k, 0.0) + _EPS for k, v in custom.items()):
+                return None
         self.cpu_free -= cpu
         self._zero_cpu_held += zero
         for i, amount in taken.items():
             self.gpu_free[i] -= amount
-        self._held[key] = (cpu, taken)
+        for k, v in custom.items():
+            self.custom_free[k] -= v
+        self._held[key] = (cpu, taken, custom)
         return sorted(taken)
 
     def release(self, key: str) -> None:
         held = self._held.pop(key, None)
         if held is None:
             return
-        cpu, taken = held
+        cpu, taken, custom = held
         self.cpu_free += cpu
         self._zero_cpu_held -= cpu <= _EPS
         for i, amount in taken.items():
             self.gpu_free[i] += amount
+        for k, v in custom.items():
+            self.custom_free[k] += v
 
     def max_concurrent(self, resources: dict[str, float]) -> int:
         """How many trials with these resources fit at once on an empty pool."""
@@ -121,6 +146,10 @@ class ResourcePool:
         if gpu > 0:
             per_gpu = int(1 // gpu + _EPS) if gpu < 1 else 0
             n = min(n, per_gpu * self.gpu_total if gpu < 1 else int(self.gpu_total // gpu))
+        for k, v in (self.custom_total or {}).items():
+            need = resources.get(k, 0.0)
+            if need:
+                n = min(n, int(v // need + _EPS))
         return max(n, 0)
 
 

@@ -43,8 +43,9 @@ def ray_cluster(tmp_path_factory):
             break
         except OSError:
             time.sleep(0.2)
-    procs.append(subprocess.Popen(
-        [ray_bin, "start", f"--address={address}", *common], env=env, start_new_session=True,
+    procs.append(subprocess.Popen(  # the worker node offers a custom resource too
+        [ray_bin, "start", f"--address={address}", '--resources={"accel": 2}', *common],
+        env=env, start_new_session=True,
         stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT))
     os.environ["RAY_AUTH_MODE"] = "disabled"
     ray.init(address=address)
@@ -162,6 +163,40 @@ def test_ray_init_with_the_clusters_address_runs_trials_there(ray_cluster, monke
     assert [t.last_result["on_ray"] for t in analysis.trials] == [True, True]
     assert "POPTUNE_ADDRESS" not in os.environ  # ray.shutdown() took back what init set
 
+
+
+def _where(config):
+    import ray
+
+    import poptune as tune
+
+    tune.report(score=1, node=ray.get_runtime_context().get_node_id())
+
+
+@pytest.mark.slow
+def test_trials_asking_for_a_custom_resource_run_where_the_ray_cluster_offers_it(
+        ray_cluster, monkeypatch, tmp_path):
+    """``ray start --resources='{"accel": 2}'`` on one node: trials asking for ``accel``
+    run there, as in Ray Tune (a probe found them refused, naming the local backend)."""
+    import ray
+
+    import poptune as tune
+    from poptune.exceptions import ResourceError
+
+    monkeypatch.setenv("POPTUNE_ADDRESS", ray_cluster)
+    monkeypatch.setenv("POPTUNE_KEEP_RAY", "1")
+    accel_node = next(n["NodeID"] for n in ray.nodes() if n["Alive"]
+                      and n["Resources"].get("accel"))
+    grid = tune.Tuner(tune.with_resources(_where, {"cpu": 0.5, "accel": 1}),
+                      param_space={"i": tune.grid_search([1, 2, 3])},
+                      tune_config=tune.TuneConfig(backend="ray"),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert grid.num_errors == 0 and {r.metrics["node"] for r in grid} == {accel_node}
+    with pytest.raises(ResourceError, match=r"\{'accel': 3.0\}, which the Ray cluster does "
+                                            r"not offer; it offers \{'accel': 2.0\}"):
+        tune.Tuner(tune.with_resources(_where, {"cpu": 0.5, "accel": 3}),
+                   tune_config=tune.TuneConfig(backend="ray"),
+                   run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
 
 
 def _printing_trainable(config):

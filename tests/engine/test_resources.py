@@ -36,6 +36,33 @@ def test_impossible_requests_name_the_resource():
         pool.check_fits_ever({"cpu": 1, "gpu": 0, "tpu": 1})
 
 
+def test_custom_resources_a_cluster_offers_are_accounted_for():
+    """A Ray cluster's ``--resources`` (a probe found them refused, naming "the local
+    backend"): trials asking for them run as far as they fit."""
+    pool = ResourcePool(cpu=4, gpu=0, custom={"accel": 2}, where="the Ray cluster")
+    pool.check_fits_ever({"cpu": 0.5, "gpu": 0, "accel": 1})
+    assert pool.max_concurrent({"cpu": 0.5, "accel": 1}) == 2
+    assert pool.allocate("a", {"cpu": 0.5, "gpu": 0, "accel": 1}) == []
+    assert pool.allocate("b", {"cpu": 0.5, "gpu": 0, "accel": 1}) == []
+    assert pool.allocate("c", {"cpu": 0.5, "gpu": 0, "accel": 1}) is None  # both taken
+    assert pool.allocate("d", {"cpu": 0.5, "gpu": 0}) == []  # others still run
+    pool.release("a")
+    assert pool.allocate("c", {"cpu": 0.5, "gpu": 0, "accel": 1}) == []
+    with pytest.raises(ResourceError, match=r"\{'accel': 3\}, which the Ray cluster does not "
+                                            r"offer; it offers \{'accel': 2\}"):
+        pool.check_fits_ever({"cpu": 1, "gpu": 0, "accel": 3})
+    with pytest.raises(ResourceError, match=r"\{'tpu': 1\}, which this machine does not offer; "
+                                            "accepted keys are 'cpu', 'gpu' and 'memory'"):
+        ResourcePool(cpu=2, gpu=0).check_fits_ever({"cpu": 1, "gpu": 0, "tpu": 1})
+
+
+def test_a_cluster_without_the_cpus_asked_for_says_its_workers_may_still_start():
+    pool = ResourcePool(cpu=0, gpu=0, where="the Dask cluster")
+    with pytest.raises(ResourceError, match="but the Dask cluster offers 0 .its workers may "
+                                            "still be starting.; request at most 0 CPUs"):
+        pool.check_fits_ever({"cpu": 1, "gpu": 0})
+
+
 # --- trials asking for 0 CPUs (issue 12: up to 1,000,000 workers were asked for) -----------
 def test_zero_cpu_trials_are_capped_at_four_per_cpu():
     pool = ResourcePool(cpu=2, gpu=0)
