@@ -17,6 +17,13 @@ Security model:
   ``Authorization: Bearer``; a valid ``?token=`` also sets an HttpOnly cookie so the page's
   own script and stylesheet requests pass. Anything else gets 401.
 
+Polling is cheap: each experiment answer is kept per query and per view state (journal
+version, status, metric/mode, journal mtime; :func:`cached_answer`), so an experiment that
+did not change (a finished one, above all) is never rebuilt; every answer carries an ``ETag``
+and a request whose ``If-None-Match`` names it gets an empty ``304``. ``/trials?since=VERSION``
+sends only the trials that changed, ``?last=0`` and ``/timeline?points=0`` leave out what the
+page does not draw.
+
 Example:
     >>> from poptune.dashboard import serve
     >>> serve("~/poptune_results", port=8265)            # doctest: +SKIP
@@ -25,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import errno
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -51,6 +59,8 @@ from poptune.dashboard.data import (
 )
 from poptune.storage.confined import OutsideRootError, is_file_under
 
+#: answers kept per experiment (each endpoint and query string is one)
+CACHE_ENTRIES = 32
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 COOKIE = "poptune_token"
@@ -87,6 +97,47 @@ def _clean(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, bool)):
         return obj
     return str(obj)
+
+
+def render_json(content: Any) -> bytes:
+    """``content`` as the compact UTF-8 JSON Starlette's ``JSONResponse`` sends."""
+    return json.dumps(_clean(content), ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def etag_of(body: bytes) -> str:
+    """A strong entity tag for ``body`` (a hash of its bytes, so equal answers match even
+    across rebuilds and server restarts)."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header value names ``etag`` (or is ``*``)."""
+    if not header:
+        return False
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag == "*" or (tag[2:] if tag.startswith("W/") else tag) == etag:
+            return True
+    return False
+
+
+def cached_answer(view: ExperimentView, key: Any, build: Callable[[], Any]
+                  ) -> tuple[bytes, str]:
+    """``(body, etag)`` of the answer ``build()`` gives for ``key`` in the view's current
+    :meth:`~ExperimentView.state`; built only when no answer for both is kept (the caller
+    holds ``view.lock``). The view keeps the :data:`CACHE_ENTRIES` most recently used."""
+    full_key = (key, view.state())
+    hit = view.cache.pop(full_key, None)
+    if hit is None:
+        body = render_json(build())
+        hit = (body, etag_of(body))
+        # building may read a trial config late (a new version): key it by the state after
+        full_key = (key, view.state())
+    view.cache[full_key] = hit
+    while len(view.cache) > CACHE_ENTRIES:
+        del view.cache[next(iter(view.cache))]
+    return hit
 
 
 def _int_param(name: str, text: str, given: str) -> int:
@@ -256,7 +307,7 @@ def create_app(storage_root: str, token: str | None = None, *,
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.requests import Request
-    from starlette.responses import FileResponse, JSONResponse
+    from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
@@ -265,8 +316,13 @@ def create_app(storage_root: str, token: str | None = None, *,
     def reply(content: Any, status: int = 200) -> JSONResponse:
         return JSONResponse(_clean(content), status_code=status)
 
-    def experiment_route(fn: Callable[[Request, ExperimentView], Any]) -> Callable[..., Any]:
-        def endpoint(request: Request) -> JSONResponse:
+    def experiment_route(fn: Callable[[Request, ExperimentView], Any], cache: bool = True
+                         ) -> Callable[..., Any]:
+        """An endpoint answering ``fn(request, view)``. With ``cache``, the answer is kept
+        per query and view state (see :func:`cached_answer`): polling an experiment that
+        did not change rebuilds nothing, and a request whose ``If-None-Match`` names the
+        answer's ``ETag`` gets an empty ``304 Not Modified``."""
+        def endpoint(request: Request) -> Response:
             try:
                 view = store.get(request.path_params["name"])
                 trial = request.path_params.get("trial")
@@ -275,7 +331,16 @@ def create_app(storage_root: str, token: str | None = None, *,
                         resolve_inside(view.path, trial)  # same name rules as paths
                         if trial not in view.trials:
                             raise KeyError(trial)
-                    return reply(fn(request, view))
+                    if not cache:
+                        return reply(fn(request, view))
+                    query = tuple(sorted((k, v) for k, v in request.query_params.multi_items()
+                                         if k != "token"))
+                    body, etag = cached_answer(view, (fn.__name__, trial, query),
+                                               lambda: fn(request, view))
+                headers = {"etag": etag}
+                if etag_matches(request.headers.get("if-none-match"), etag):
+                    return Response(status_code=304, headers=headers)
+                return Response(body, media_type="application/json", headers=headers)
             except PathError as exc:
                 return reply({"error": str(exc)}, 400)
             except OutsideRootError:  # a file symlinked out of the experiment: not read
@@ -306,11 +371,28 @@ def create_app(storage_root: str, token: str | None = None, *,
         return {**view.summary(metric, mode), "metrics": list(view.metric_keys),
                 "params": list(keys)}
 
+    def flag(request: Request, name: str) -> bool:
+        value = request.query_params.get(name, "1")
+        if value not in ("0", "1", "true", "false"):
+            raise ValueError(f"`{name}` must be 0 or 1, got {value!r}")
+        return value in ("1", "true")
+
     def trials(request: Request, view: ExperimentView) -> Any:
+        """``?since=VERSION`` (the ``version`` of an earlier answer): only the trials that
+        changed after it (``full`` false), else every trial (``full`` true). ``?last=0``
+        leaves out each trial's whole last result."""
         metric, mode = metric_mode(request, view)
+        given = request.query_params.get("since") or ""
+        token, _, number = given.rpartition(":")
+        since = None
+        if given:
+            if token == view.token and number.isdigit() and view.rows_since_valid(int(number)):
+                since = int(number)
+        rows = view.trial_rows(metric, since, last=flag(request, "last"))
         return {"metric": metric, "mode": mode, "metrics": list(view.metric_keys),
                 "status": view.status(), "best": view.best(metric, mode),
-                "trials": view.trial_rows(metric)}
+                "version": f"{view.token}:{view.version}", "full": since is None,
+                "num_trials": len(view.trials), "trials": rows}
 
     def series(request: Request, view: ExperimentView) -> Any:
         q = request.query_params
@@ -375,7 +457,11 @@ def create_app(storage_root: str, token: str | None = None, *,
 
         metric, mode = metric_mode(request, view)  # the route holds view.lock
         trials = [(tid, t.tag or tid, t.rows) for tid, t in view.trials.items()]
-        return build(trials, metric, mode, view.runs[0]["start"] if view.runs else None)
+        out = build(trials, metric, mode, view.runs[0]["start"] if view.runs else None)
+        if not flag(request, "points"):  # the page draws runs and best only
+            for t in out["trials"]:
+                del t["points"]
+        return out
 
     base = "/api/experiments/{name}"
     routes = [
@@ -388,7 +474,7 @@ def create_app(storage_root: str, token: str | None = None, *,
         Route(base + "/tree", experiment_route(tree)),
         Route(base + "/timeline", experiment_route(timeline)),
         Route(base + "/trials/{trial}/schedule", experiment_route(schedule)),
-        Route(base + "/trials/{trial}/error", experiment_route(error)),
+        Route(base + "/trials/{trial}/error", experiment_route(error, cache=False)),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     hosts = None if token else frozenset(allowed_hosts or LOOPBACK_NAMES)

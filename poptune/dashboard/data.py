@@ -27,6 +27,7 @@ import math
 import os
 import pickletools
 import re
+import secrets
 import threading
 import time
 from collections import Counter
@@ -202,6 +203,10 @@ class TrialView:
     initial_config: dict[str, Any] | None = None
     exploits: list[int] = field(default_factory=list)  # indexes into ExperimentView.exploits
     breaks: list[int] = field(default_factory=list)  # row indexes where a restored model starts
+    #: the :attr:`ExperimentView.version` at which this trial's table row last changed
+    changed: int = 0
+    #: its initial config could not be read yet (reading it later changes its row)
+    config_missing: bool = False
 
 
 class ExperimentView:
@@ -215,6 +220,16 @@ class ExperimentView:
         self.path = os.path.realpath(path)
         self.name = os.path.basename(os.path.abspath(path))
         self.lock = threading.Lock()
+        #: bumped whenever what the view shows may have changed (a committed journal group,
+        #: a ``pbt_global.txt`` line, a damage note, a trial config read late); never goes
+        #: back, also not when the journal is re-read from its start
+        self.version = 0
+        #: tells this view's versions from another's (a restarted server, a replaced view)
+        self.token = secrets.token_hex(6)
+        #: answers computed from this view, for the web server (see :meth:`state`)
+        self.cache: dict[Any, Any] = {}
+        self._stamp = 0  # the version records applied by the running refresh() get
+        self._base = 0  # versions before this one describe trials read before a restart
         self._reset()
 
     def _reset(self) -> None:
@@ -236,12 +251,17 @@ class ExperimentView:
 
     # -- ingest -------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Parse what was committed to the journal and appended to ``pbt_global.txt``."""
+        """Parse what was committed to the journal and appended to ``pbt_global.txt``;
+        :attr:`version` goes up if anything was."""
         with self.lock:
+            self._stamp = self.version + 1
+            damage_before = self.damage
+            changed = False
             try:
                 groups, restarted = self._journal.read()
                 if restarted:  # truncated (a torn tail cut on restore, a repair): start over
                     self._reset()
+                    self._base, changed = self._stamp, True
                     groups, _ = self._journal.read()
             except RestoreError as exc:  # not a poptune journal, or a newer schema
                 groups, self.damage = [], str(exc)
@@ -253,11 +273,31 @@ class ExperimentView:
             for group in groups:
                 for rec in group:
                     self._apply(rec)
+                changed = True
             for line in _parse(self._pbt.read()[0]):
                 if isinstance(line, list) and len(line) == 6:
                     self._pbt_lines.append(line)
+                    changed = True
             if self._unmatched and self._pbt_lines:
                 self._match_exploits()
+            if changed or self.damage != damage_before:
+                self.version = self._stamp
+
+    def state(self) -> tuple[Any, ...]:
+        """What every answer about this view depends on besides the request: equal states
+        give equal answers, so a web server may reuse one (call :meth:`refresh` first).
+
+        The :attr:`version`, the experiment's status (a running experiment turns
+        interrupted without writing), metric and mode (``tuner.pkl``) and the journal's
+        modification time. For a finished experiment nothing of it changes until the
+        journal does.
+        """
+        journal = os.path.join(self.path, JOURNAL)
+        try:
+            modified: float | None = os.path.getmtime(journal)
+        except OSError:
+            modified = None
+        return (self.token, self.version, self.status(), self.metric_mode(), modified)
 
     def _apply(self, rec: Record) -> None:
         if isinstance(rec, ResultReported):
@@ -275,12 +315,13 @@ class ExperimentView:
             t.rows.append(row)
             t.last = {k: v for k, v in flat.items()
                       if v is None or isinstance(v, (str, bool)) or finite(v) is not None}
+            t.changed = self._stamp
             self.num_results += 1
         elif isinstance(rec, StatusChanged):
             t = self.trials.get(rec.trial_id)
             if t is None:
                 return
-            t.status = rec.status
+            t.status, t.changed = rec.status, self._stamp
             if rec.failures is not None:
                 t.failures = rec.failures
                 if t.status in ("ERROR", "PENDING"):
@@ -288,6 +329,7 @@ class ExperimentView:
         elif isinstance(rec, ConfigChanged):
             t = self.trials.get(rec.trial_id)
             if t is not None:
+                t.changed = self._stamp
                 self._add_exploit(t, rec)
         elif isinstance(rec, RolledBack):
             t = self.trials.get(rec.trial_id)
@@ -297,8 +339,9 @@ class ExperimentView:
             t.breaks = [b for b in t.breaks if b < len(t.rows)]
             t.last = dict(t.rows[-1]) if t.rows else {}
             t.epoch += 1
+            t.changed = self._stamp
         elif isinstance(rec, TrialCreated):
-            tv = TrialView(rec.trial_id, rec.tag, rec.dirname, rec.name)
+            tv = TrialView(rec.trial_id, rec.tag, rec.dirname, rec.name, changed=self._stamp)
             self.trials[tv.trial_id] = tv
             self._by_dirname[rec.dirname] = tv.trial_id
         elif isinstance(rec, ExperimentStarted):
@@ -332,6 +375,7 @@ class ExperimentView:
             for i, line in enumerate(self._pbt_lines):
                 if (str(line[0]), str(line[1])) == tags and line[3] == ev["donor_iter"]:
                     ev["donor_config"], ev["new_config"] = line[4], line[5]
+                    self.trials[ev["target"]].changed = self._stamp  # its config changed
                     del self._pbt_lines[i]
                     break
             else:
@@ -365,7 +409,13 @@ class ExperimentView:
                         cfg = json.load(f)
                 t.initial_config = cfg if isinstance(cfg, dict) else None
             except (OSError, ValueError, PathError):
-                return None
+                t.initial_config = None
+            if t.initial_config is None:
+                t.config_missing = True
+            elif t.config_missing:  # read late: rows and answers sent before lack it
+                t.config_missing = False
+                self.version += 1
+                t.changed = self.version
         return t.initial_config
 
     def config_before(self, t: TrialView, event_index: int) -> dict[str, Any] | None:
@@ -438,15 +488,36 @@ class ExperimentView:
                 "metric": metric, "mode": mode, "best": self.best(metric, mode),
                 "damage": self.damage}
 
-    def trial_rows(self, metric: str | None) -> list[dict[str, Any]]:
-        """One JSON-able dict per trial for the trial table."""
+    def trial_rows(self, metric: str | None, since: int | None = None,
+                   last: bool = True) -> list[dict[str, Any]]:
+        """One JSON-able dict per trial for the trial table, in the order trials were
+        created.
+
+        Args:
+            metric: the metric each row's ``metric`` holds.
+            since: only the rows of trials that changed after this :attr:`version` (all
+                rows if it is older than the last restart of the journal, see
+                :meth:`rows_since_valid`).
+            last: include each trial's whole last result (``last``).
+        """
+        if since is not None and not self.rows_since_valid(since):
+            since = None
+        for t in self.trials.values():
+            if t.config_missing:  # try again: one read now marks its row changed
+                self.initial_config(t)
         return [{"id": t.trial_id, "name": t.name or t.trial_id, "tag": t.tag,
                  "dirname": t.dirname, "status": t.status,
                  "iteration": t.last.get("training_iteration", 0) if t.last else 0,
                  "metric": finite(t.last.get(metric)) if metric else None,
-                 "last": t.last, "config": self.current_config(t), "error": t.error,
+                 **({"last": t.last} if last else {}),
+                 "config": self.current_config(t), "error": t.error,
                  "failures": t.failures, "num_exploits": len(t.exploits), "epoch": t.epoch}
-                for t in self.trials.values()]
+                for t in self.trials.values() if since is None or t.changed > since]
+
+    def rows_since_valid(self, since: int) -> bool:
+        """Whether rows changed after version ``since`` are all a client that has the rows
+        of version ``since`` needs (False: it must start over, the journal was re-read)."""
+        return self._base <= since <= self.version
 
     def series(self, trial_id: str, metric: str, x: str = "training_iteration",
                since: int = 0, epoch: int | None = None) -> dict[str, Any]:

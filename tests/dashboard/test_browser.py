@@ -63,11 +63,13 @@ from poptune.dashboard import create_app
 class Server:
     """uvicorn serving the dashboard app in a background thread on a free loopback port."""
 
-    def __init__(self, storage: Path, token: str | None = None) -> None:
+    def __init__(self, storage: Path, token: str | None = None,
+                 log: list[tuple[str, str, str, int]] | None = None) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
-        config = uvicorn.Config(create_app(str(storage), token), host="127.0.0.1",
+        app = create_app(str(storage), token)
+        config = uvicorn.Config(app if log is None else _Recorder(app, log), host="127.0.0.1",
                                 port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -81,6 +83,27 @@ class Server:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class _Recorder:
+    """ASGI wrapper logging ``(path, query, If-None-Match, status)`` of every request."""
+
+    def __init__(self, app: Any, log: list[tuple[str, str, str, int]]) -> None:
+        self.app, self.log = app, log
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+
+        async def send_logged(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.log.append((scope["path"], scope["query_string"].decode(),
+                                 headers.get(b"if-none-match", b"").decode(),
+                                 message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, send_logged)
 
 
 @pytest.fixture(scope="module")
@@ -320,6 +343,36 @@ def test_a_new_result_appears_within_2s_without_reload(browser: Any, server: Ser
     assert browser.execute_script("return window.__sameDocument") is True  # no reload
     browser.save_screenshot(str(ARTIFACTS / "dashboard-live.png"))
     assert severe_console_errors(browser) == []
+
+
+def test_polls_of_an_unchanged_experiment_are_answered_304_and_fetch_only_what_is_drawn(
+        browser: Any, storage: Path) -> None:
+    log: list[tuple[str, str, str, int]] = []
+    srv = Server(storage, log=log)
+    try:
+        open_experiment(browser, srv.url)
+        base = "/api/experiments/pbt_exp/"
+
+        def answers(path: str) -> list[tuple[str, str, int]]:
+            return [(q, inm, st) for p, q, inm, st in list(log) if p == base + path]
+
+        # the timeline polls every 3 s: wait for its second poll
+        wait(browser, lambda d: len(answers("timeline")) >= 2, timeout=15)
+        settle(browser)
+        for path in ("trials", "tree", "timeline"):
+            got = answers(path)
+            assert got[0][1] == "" and got[0][2] == 200, (path, got)
+            assert got[-1][1].startswith('"') and got[-1][2] == 304, (path, got)
+        trials = answers("trials")
+        assert all("last=0" in q for q, _, _ in trials)
+        assert "since=" not in trials[0][0] and all("since=" in q for q, _, _ in trials[-2:])
+        assert all("points=0" in q for q, _, _ in answers("timeline"))
+        # what the page shows is unchanged by answers it did not have to download
+        assert len(css(browser, "#trials tbody tr")) == 4
+        assert css(browser, "#timeline-bars rect.run") and css(browser, "circle.exploit")
+        assert severe_console_errors(browser) == []
+    finally:
+        srv.stop()
 
 
 def test_token_protected_dashboard_works_with_the_printed_url(browser: Any,

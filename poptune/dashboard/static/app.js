@@ -8,7 +8,11 @@
   var S = {exp: null, metric: null, x: "training_iteration", selected: null, series: {},
            exploits: [], exploitsNext: 0, sort: {key: "metric", dir: -1}, trials: [],
            scheduleTrial: null, scheduleKey: "", selectedExploit: null, tree: null,
-           metrics: [], mode: null, lastTrialsJson: "", errorOpen: {}, treeJson: "", treeKey: ""};
+           metrics: [], mode: null, trialsVersion: null, errorOpen: {}, treeSeq: 0, treeKey: ""};
+  /* The last answer per API path: {url, etag, data}. A poll sends its ETag as If-None-Match
+   * (fetch with cache "no-store" neither stores answers nor revalidates by itself) and a
+   * 304 Not Modified reuses the data; one entry per path, so `since` queries do not pile up. */
+  var ANSWERS = {};
 
   function $(id) { return document.getElementById(id); }
   function h(tag, attrs, children) {
@@ -40,10 +44,16 @@
     var q = new URLSearchParams();
     for (var k in (params || {})) if (params[k] !== null && params[k] !== undefined && params[k] !== "") q.set(k, params[k]);
     var headers = TOKEN ? {"X-Poptune-Token": TOKEN} : {};
-    var qs = q.toString();
-    return fetch(path + (qs ? "?" + qs : ""), {headers: headers, cache: "no-store"}).then(function (r) {
+    var qs = q.toString(), url = path + (qs ? "?" + qs : ""), known = ANSWERS[path];
+    if (known && known.url === url) headers["If-None-Match"] = known.etag;
+    return fetch(url, {headers: headers, cache: "no-store"}).then(function (r) {
+      if (r.status === 304 && known && known.url === url) return known.data;
       if (!r.ok) return r.json().catch(function () { return {}; }).then(function (b) { throw new Error(b.error || ("HTTP " + r.status)); });
-      return r.json();
+      return r.json().then(function (data) {
+        var etag = r.headers.get("ETag");
+        if (etag) ANSWERS[path] = {url: url, etag: etag, data: data}; else delete ANSWERS[path];
+        return data;
+      });
     });
   }
   function expPath(suffix) { return "api/experiments/" + encodeURIComponent(S.exp) + (suffix || ""); }
@@ -185,7 +195,7 @@
   /* ---------------------------------------------------------------- family tree + exploits */
   function renderTree(fromPoll) {
     if (!S.tree) return;
-    var key = S.treeJson + "|" + S.selectedExploit + "|" + S.scheduleTrial + "|" + S.exploits.length +
+    var key = S.treeSeq + "|" + S.selectedExploit + "|" + S.scheduleTrial + "|" + S.exploits.length +
               "|" + $("tree").clientWidth;
     if (fromPoll && key === S.treeKey) return;  // unchanged: keep the DOM (and hover/focus) as is
     S.treeKey = key;
@@ -294,34 +304,50 @@
 
   /* ---------------------------------------------------------------- experiment view */
   function pollExperiment() {
-    return api(expPath("/trials"), {metric: S.metric}).then(function (d) {
+    /* only the trials that changed since the version we have (all of them after a metric
+     * change or a restart); `last=0`: the table does not show each trial's last result */
+    var asked = S.metric;
+    return api(expPath("/trials"), {metric: S.metric, last: 0, since: S.trialsVersion}).then(function (d) {
+      if (asked !== S.metric) return;  // the metric changed meanwhile: the next poll asks again
       var first = S.selected === null;
       S.metrics = d.metrics; S.mode = d.mode;
       if (!S.metric) S.metric = d.metric || d.metrics[0] || null;
-      S.trials = d.trials;
+      var changed = d.version !== S.trialsVersion;
+      if (changed) {
+        if (d.full) S.trials = d.trials.slice();
+        else {
+          var at = {};
+          S.trials.forEach(function (t, i) { at[t.id] = i; });
+          S.trials = S.trials.slice();
+          d.trials.forEach(function (t) { if (t.id in at) S.trials[at[t.id]] = t; else S.trials.push(t); });
+        }
+        // rows for another metric than the one shown (the first poll, metric unknown yet):
+        // ask for all of them again next time
+        S.trialsVersion = d.metric === S.metric ? d.version : null;
+      }
       if (first) { selectTop(8); S.sort = {key: "metric", dir: S.mode === "min" ? 1 : -1}; }
-      if (!S.scheduleTrial && d.trials.length) S.scheduleTrial = (d.best && d.best.trial) || d.trials[0].id;
+      if (!S.scheduleTrial && S.trials.length) S.scheduleTrial = (d.best && d.best.trial) || S.trials[0].id;
       setOptions($("metric-select"), d.metrics, S.metric);
       var xs = ["training_iteration", "time_total_s"].concat(d.metrics.filter(function (m) { return m !== "training_iteration" && m !== "time_total_s"; }));
       setOptions($("x-select"), xs, S.x);
       var counts = {};
-      d.trials.forEach(function (t) { counts[t.status] = (counts[t.status] || 0) + 1; });
+      S.trials.forEach(function (t) { counts[t.status] = (counts[t.status] || 0) + 1; });
       fill($("exp-summary"), [h("h2", {text: S.exp}), badge(d.status),
-        h("span", {"class": "muted", text: " " + d.trials.length + " trials · " + Object.keys(counts).map(function (k) { return counts[k] + " " + k.toLowerCase(); }).join(", ") +
+        h("span", {"class": "muted", text: " " + S.trials.length + " trials · " + Object.keys(counts).map(function (k) { return counts[k] + " " + k.toLowerCase(); }).join(", ") +
           (d.best ? " · best " + d.metric + " = " + fmt(d.best.value) + " (" + d.best.trial + ")" : "")})]);
-      var json = JSON.stringify(d.trials);
-      if (json !== S.lastTrialsJson) { S.lastTrialsJson = json; renderTrials(); renderErrors(); }
+      if (changed) { renderTrials(); renderErrors(); }
       return Promise.all([pollSeries(), pollExploits().then(function () {
         return api(expPath("/tree"), {metric: S.metric}).then(function (t) {
-          S.tree = t; S.treeJson = JSON.stringify(t); renderTree(true);
+          if (t !== S.tree) S.treeSeq += 1;  // a 304 gives back the same object
+          S.tree = t; renderTree(true);
         });
       }), pollSchedule()]);
     });
   }
   function openExperiment(name) {
     S.exp = name; S.metric = null; S.selected = null; S.series = {}; S.exploits = []; S.exploitsNext = 0;
-    S.scheduleTrial = null; S.scheduleKey = ""; S.selectedExploit = null; S.tree = null; S.lastTrialsJson = "";
-    S.treeJson = ""; S.treeKey = "";
+    S.scheduleTrial = null; S.scheduleKey = ""; S.selectedExploit = null; S.tree = null; S.trialsVersion = null;
+    S.trials = []; S.treeSeq = 0; S.treeKey = "";
     fill($("exploit-panel"), [h("p", {"class": "muted", text: "Click an exploit to see the old → new config."})]);
     $("crumb").textContent = "/ " + name;
   }
@@ -352,7 +378,7 @@
       timer = setTimeout(tick, POLL_MS);
     });
   }
-  $("metric-select").addEventListener("change", function (ev) { S.metric = ev.target.value; S.series = {}; S.lastTrialsJson = ""; tick(true); });
+  $("metric-select").addEventListener("change", function (ev) { S.metric = ev.target.value; S.series = {}; S.trialsVersion = null; tick(true); });
   $("x-select").addEventListener("change", function (ev) { S.x = ev.target.value; S.series = {}; tick(true); });
   $("select-none").addEventListener("click", function () { S.selected = {}; renderTrials(); renderCurves(); });
   $("select-best").addEventListener("click", function () { selectTop(8); renderTrials(); tick(true); });

@@ -5,7 +5,7 @@
   "use strict";
   var POLL_MS = 3000, NS = "http://www.w3.org/2000/svg";
   var TOKEN = new URLSearchParams(location.search).get("token");
-  var last = "";
+  var last = "", etag = "";  // the URL and ETag of the answer drawn
 
   function el(tag, attrs, parent) {
     var n = document.createElementNS(NS, tag);
@@ -64,13 +64,18 @@
     var m = location.hash.match(/^#\/exp\/(.+)$/);
     if (!m || document.hidden) { setTimeout(tick, POLL_MS); return; }
     var headers = TOKEN ? {"X-Poptune-Token": TOKEN} : {};
-    fetch("api/experiments/" + encodeURIComponent(decodeURIComponent(m[1])) + "/timeline",
-          {headers: headers, cache: "no-store"})
-      .then(function (r) { return r.ok ? r.text() : ""; })
-      .then(function (text) { if (text && text !== last) { last = text; draw(JSON.parse(text)); } })
+    // points=0: the card draws runs and the best so far, not every trial's points
+    var url = "api/experiments/" + encodeURIComponent(decodeURIComponent(m[1])) + "/timeline?points=0";
+    if (url === last && etag) headers["If-None-Match"] = etag;  // unchanged: 304, no body
+    fetch(url, {headers: headers, cache: "no-store"})
+      .then(function (r) {
+        if (!r.ok) return null;  // 304 (nothing new) or an error
+        var tag = r.headers.get("ETag") || "";
+        return r.json().then(function (data) { last = url; etag = tag; draw(data); });
+      })
       .catch(function () {})
       .then(function () { setTimeout(tick, POLL_MS); });
   }
-  window.addEventListener("hashchange", function () { last = ""; });
+  window.addEventListener("hashchange", function () { last = ""; etag = ""; });
   setTimeout(tick, 300);
 })();
