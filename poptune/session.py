@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 from poptune._validation import bad_type, bad_value
 from poptune.checkpoint import Checkpoint, _split_fs
 from poptune.clock import local_date
-from poptune.exceptions import TuneError
+from poptune.exceptions import TrialStopped, TuneError
 from poptune.result import count_steps
 
 _session: "_Session | None" = None
@@ -178,6 +178,10 @@ class _Session:
     is_class = False
     #: the name of the last checkpoint this trial reported (``checkpoint_NNNNNN``)
     _latest_checkpoint: str | None = None
+    #: whether the driver still runs this trial: asked before a checkpoint is written where
+    #: the driver's journal may credit it to another run (None: not asked; see
+    #: ``Worker._driver_alive``)
+    driver_alive: Callable[[], bool] | None = None
 
     def __init__(
         self,
@@ -227,6 +231,10 @@ class _Session:
         empty, so code that removes or reuses it after ``report`` works."""
         if not isinstance(checkpoint, Checkpoint):
             raise bad_type("checkpoint", checkpoint, "a poptune.Checkpoint (Checkpoint.from_directory(path))")
+        if self.driver_alive is not None and not self.driver_alive():
+            # killed by the driver, but running on (a Dask task cannot be stopped): its
+            # checkpoint would replace one the driver credits to the trial's retry
+            raise TrialStopped("the driver ended this trial")
         name = checkpoint_dir_name(self.next_checkpoint_index)
         self.next_checkpoint_index += 1
         if self.storage_trial_dir is not None:  # remote storage: upload, then drop the local copy

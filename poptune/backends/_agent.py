@@ -26,6 +26,8 @@ def serve(address: tuple[str, int], authkey_hex: str, agent_id: str,
     try:
         worker = Worker(conn, agent_id, manage_process=manage_process)
         worker.name_marker = name_marker
+        # a Dask task's thread: the driver's kill closes the connection but cannot stop it
+        worker.guards_checkpoints = not manage_process
         worker.serve()
     finally:
         conn.close()

@@ -215,6 +215,8 @@ class _Starting:
     agent: Agent
     shape: tuple[Any, ...]
     started: float = field(default_factory=time.monotonic)
+    #: what its trials ask for (for the message when it never starts)
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 def resource_shape(resources: dict[str, float]) -> tuple[Any, ...]:
@@ -272,7 +274,8 @@ class ConnectionBackend(Backend):
         shape = self._shape(resources)
         for _ in range(n):
             agent_id = secrets.token_hex(8)
-            self._starting[agent_id] = _Starting(self._start_agent(agent_id, resources), shape)
+            self._starting[agent_id] = _Starting(self._start_agent(agent_id, resources), shape,
+                                                 resources=dict(resources))
 
     def _accept_ready(self, block_s: float = 0.0) -> None:
         """Adopt agents that connected (waiting up to ``block_s`` for the first)."""
@@ -323,10 +326,16 @@ class ConnectionBackend(Backend):
             for other in self._starting.values():
                 other.agent.kill()
             self._starting.clear()
+            if status is None:  # a cluster may lack a node with that much free
+                wanted = {k: v for k, v in pending.resources.items() if v}
+                raise TuneError(
+                    f"a poptune worker for trials asking for {wanted} did not start within "
+                    f"{START_TIMEOUT_S:g} s: no node of the cluster may have that much free "
+                    "(a request may fit the cluster's total but no single node), or the "
+                    "cluster is still starting its workers; see the output above") from None
             raise TuneError(
-                f"a poptune worker failed to start ({status or 'timed out'}); see its output "
-                "above"
-            )
+                f"a poptune worker failed to start ({status}); see its output above"
+            ) from None
 
     def _drop(self, worker: _Handle) -> None:
         if worker in self._workers:

@@ -16,6 +16,7 @@ import os
 import pickle
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -215,6 +216,9 @@ class Worker:
     #: local backend's relay: ``_relay.MARKER``; Ray's log monitor: ``":actor_name:"``), or
     #: None when no one prefixes its lines
     name_marker: bytes | None = None
+    #: whether a trial checks that the driver still runs it before writing a checkpoint:
+    #: in a thread of a Dask worker, which the driver's kill cannot stop
+    guards_checkpoints = False
 
     def __init__(self, conn: Connection, agent_id: str | None = None,
                  manage_process: bool = True) -> None:
@@ -445,8 +449,21 @@ class Worker:
     session_type: type[_Session] = _Session
     session_clock: Any = None
 
+    def _driver_alive(self) -> bool:
+        """Whether the driver's end of the connection is still open (it closes it when it
+        kills this trial). A peek: a waiting decision is left for the trial to read."""
+        if not self.conn.poll():
+            return True
+        try:
+            with socket.socket(fileno=os.dup(self.conn.fileno())) as sock:
+                return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
     def _new_session(self, ctx: TuneContext, channel: Any, spec: LaunchSpec) -> _Session:
-        return self.session_type(
+        sess = self.session_type(
             ctx,
             channel,
             spec.restore_path,
@@ -458,6 +475,9 @@ class Worker:
             timesteps_total=spec.timesteps_total,
             episodes_total=spec.episodes_total,
         )
+        if self.guards_checkpoints:
+            sess.driver_alive = self._driver_alive
+        return sess
 
     def _takes_checkpoint_dir(self, fn: Any) -> bool:
         """Whether ``fn`` has a ``checkpoint_dir`` parameter (looked up once per trainable)."""

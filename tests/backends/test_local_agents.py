@@ -264,3 +264,36 @@ def test_a_worker_that_fails_to_start_on_its_own_ends_the_run(tmp_path):
                 backend.poll(0.2)
     finally:
         backend.shutdown()
+
+
+class _NeverStarts(LocalBackend):
+    """A worker that never connects (a cluster without a node with that much free)."""
+
+    def _start_agent(self, agent_id, resources):
+        import subprocess
+        import sys
+
+        from poptune.backends.local import _ProcessAgent
+
+        return _ProcessAgent(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+
+
+def test_a_worker_that_never_starts_names_the_resources_it_waited_for(tmp_path, monkeypatch):
+    """A probe's Ray trial asking for 2 CPUs on 1-CPU nodes ended after 120 s with "failed to
+    start (timed out)", naming no cause."""
+    from poptune.backends import _conn
+    from poptune.exceptions import TuneError
+
+    monkeypatch.setattr(_conn, "START_TIMEOUT_S", 0.5)
+    backend = _NeverStarts(num_cpus=2)
+    try:
+        backend.setup({"trainable": cloudpickle.dumps(_report_once),
+                       "constants": cloudpickle.dumps([])}, 1)
+        backend.launch(_spec(tmp_path, 0))
+        with pytest.raises(TuneError, match=r"asking for \{'cpu': 1.0\} did not start within "
+                                            r"0.5 s: no node of the cluster may have"):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                backend.poll(0.2)
+    finally:
+        backend.shutdown()
