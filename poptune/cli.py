@@ -10,7 +10,12 @@ files (never its checkpoints) are downloaded to a temporary directory that is re
 afterwards, and read by the same journal replay as a local experiment. ``resume`` takes a
 URI or a name under a storage URI too (``Tuner.restore`` stages the experiment); ``repair``
 takes an experiment's URI. ``dashboard`` takes a storage URI (or one experiment's) and serves
-a local mirror of it that a thread keeps current (:mod:`poptune.dashboard.mirror`).
+a local mirror of it that a thread keeps current (:mod:`poptune.dashboard.mirror`); given one
+local experiment's directory, it serves the directory above, the printed URL opening the page
+on that experiment.
+
+What ``ls`` and ``show`` print from an experiment (names, config keys and values, errors) is
+plain text: never rich markup, and control characters (terminal escape sequences) escaped.
 
 Example:
     $ poptune ls
@@ -32,6 +37,7 @@ import importlib
 import importlib.util
 import os
 import posixpath
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -103,6 +109,89 @@ def _console() -> Any:
     if sys.stdout.isatty():
         return Console()
     return Console(width=int(os.environ.get("COLUMNS") or 200), no_color=True)
+
+
+#: what a terminal must not receive from an experiment's files: C0/C1 control characters
+#: (ESC starts the sequences that set the window title, clear the screen, recolour or hide
+#: text), DEL, bidirectional overrides and Unicode line separators
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                     "\u2066-\u2069]")
+
+
+def safe_text(value: Any, newlines: bool = False) -> str:
+    """``str(value)`` with every character a terminal would act on written as a visible
+    escape (``\\x1b``, ``\\u202e``); printable text is kept. ``newlines`` keeps ``\\n`` (and
+    ``\\t``) for multi-line messages.
+
+    >>> safe_text("T\\x1b]0;title\\x07 x[/]")
+    'T\\\\x1b]0;title\\\\x07 x[/]'
+    """
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if newlines and char in "\n\t":
+            return char
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNSAFE.sub(escape, str(value))
+
+
+def _plain(value: Any, style: str = "") -> Any:
+    """``value`` as a rich ``Text`` printed as it is: no markup (``[bold]``, ``[/]``), no
+    emoji codes, no highlighting, no control characters (see :func:`safe_text`)."""
+    from rich.text import Text
+
+    return Text(safe_text(value), style=style)
+
+
+def _print_line(console: Any, *parts: Any) -> None:
+    """One line of journal-derived text (``parts`` are strings or ``(text, style)``), printed
+    as plain text and never cut."""
+    from rich.text import Text
+
+    line = Text.assemble(*((safe_text(p[0]), p[1]) if isinstance(p, tuple) else safe_text(p)
+                           for p in parts))
+    console.print(line, soft_wrap=True)
+
+
+def _natural_width(header: str, rows: list[list[Any]], column: int) -> int:
+    """The width column ``column`` of ``rows`` (rich ``Text`` cells) needs on one line."""
+    from rich.cells import cell_len
+
+    return max([cell_len(header), *(cell_len(r[column].plain) for r in rows)])
+
+
+def _share(total: int, least: dict[int, int], most: dict[int, int]) -> dict[int, int]:
+    """Column widths summing to ``total`` where possible: each at least ``least[c]``, the
+    rest shared evenly, no column above ``most[c]``.
+
+    >>> _share(20, {0: 1, 1: 5, 2: 1}, {0: 30, 1: 5, 2: 4})
+    {0: 11, 1: 5, 2: 4}
+    """
+    widths = dict(least)
+    spare = total - sum(widths.values())
+    open_ = sorted((c for c in widths if widths[c] < most[c]), key=lambda c: most[c])
+    while spare > 0 and open_:
+        each = max(spare // len(open_), 1)
+        for c in list(open_):
+            add = min(each, most[c] - widths[c], spare)
+            widths[c] += add
+            spare -= add
+            if widths[c] >= most[c]:
+                open_.remove(c)
+    return widths
+
+
+def _print_table(console: Any, table: Any) -> None:
+    """``table`` on a terminal at its width; into a file or a pipe at the table's natural
+    width, so that no cell is cut or folded (a script reads whole values)."""
+    from rich.measure import Measurement
+
+    if not console.is_terminal:
+        need = Measurement.get(console, console.options.update_width(1_000_000), table).maximum
+        if need > console.width:
+            console.width = need
+    console.print(table)
 
 
 def _fmt(value: Any) -> str:
@@ -193,7 +282,7 @@ def _remote_summaries(uri: str, args: argparse.Namespace) -> list[dict[str, Any]
         raise one_line(exc) from exc
     rows = []
     for name in names:
-        if name.startswith("."):
+        if name in ("", ".", ".."):
             continue
         try:
             with remote_copy(posixpath.join(uri, name), "summary", storage.fs) as local:
@@ -210,7 +299,7 @@ def _print_experiments(root: str, rows: list[dict[str, Any]], args: argparse.Nam
 
     console = _console()
     if not rows:
-        console.print(f"No experiments in {root}")
+        _print_line(console, f"No experiments in {root}")
         return EXIT_OK
     checked = [r["metric_reported"] for r in rows if r.get("metric_reported") is not None]
     if args.metric and checked and not any(found for found, _ in checked):
@@ -218,32 +307,45 @@ def _print_experiments(root: str, rows: list[dict[str, Any]], args: argparse.Nam
         _check_metric(args.metric, False, [k for _, seen in checked for k in seen], root)
     rows.sort(key=lambda e: (e["modified"] if e.get("clock") == "simulated" else e["start"])
               or 0, reverse=True)
-    console.print(f"Experiments in {root}")
-    table = Table()
-    for col in ("experiment", "status", "trials", "best", "started", "results", "exploits"):
-        table.add_column(col, no_wrap=col != "trials",
-                         justify="right" if col in ("results", "exploits") else "left")
+    _print_line(console, f"Experiments in {root}")
+    cells = []
     for e in rows:
         best = (f"{e['metric']}={_fmt(e['best']['value'])} ({e['mode']})"
                 if e["best"] else "-")
         counts = f": {_counts(e['counts'])}" if e["counts"] else ""
-        table.add_row(e["name"], e["status"], f"{e['num_trials']}{counts}",
-                      best, _when(e["start"], e.get("clock")), str(e["num_results"]),
-                      str(e["num_exploits"]))
-    console.print(table)
+        cells.append([_plain(c) for c in (
+            e["name"], e["status"], f"{e['num_trials']}{counts}", best,
+            _when(e["start"], e.get("clock")), str(e["num_results"]), str(e["num_exploits"]))])
+    table = Table()
+    cols = ("experiment", "status", "trials", "best", "started", "results", "exploits")
+    # on a narrow terminal the names, counts, best value and start (date, then time) wrap or
+    # fold, sharing what the status and the numbers (kept whole) leave: no cell is cut
+    folding = ("experiment", "trials", "best", "started")
+    natural = [_natural_width(col, cells, i) for i, col in enumerate(cols)]
+    left = console.width - 3 * len(cols) - 1 - sum(
+        w for col, w in zip(cols, natural) if col not in folding)
+    share = max(left // len(folding), 1)
+    for col, width in zip(cols, natural):
+        folds = col in folding
+        table.add_column(_plain(col), no_wrap=not folds, overflow="fold",
+                         min_width=min(width, share) if folds else width,
+                         justify="right" if col in ("results", "exploits") else "left")
+    for row in cells:
+        table.add_row(*row)
+    _print_table(console, table)
     for e in rows:
         if e.get("note"):
-            console.print(f"{e['name']} is {e['status']}: {e['note']}", markup=False,
-                          highlight=False, soft_wrap=True)
+            _print_line(console, f"{e['name']} is {e['status']}: {e['note']}")
     return EXIT_OK
 
 
 def _check_metric(metric: str, found: bool, seen: Any, where: str) -> None:
-    """``poptune plot``'s check of a metric nobody reported, as a usage error."""
+    """``poptune plot``'s check of a metric nobody reported, as a usage error naming
+    ``--metric``."""
     from poptune.plot import check_metric_reported
 
     try:
-        check_metric_reported(metric, found, seen, where)
+        check_metric_reported(metric, found, seen, where, name="--metric")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -257,7 +359,7 @@ def _metric_reported(view: Any, metric: str) -> tuple[bool, list[str]] | None:
     if any(r.get(metric) is not None for t in trials for r in t.rows):
         return True, []
     return False, [k for t in trials for r in t.rows[-1:] for k, v in r.items()
-                   if v is not None]
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def journal_problem(view: Any) -> str | None:
@@ -304,9 +406,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int:
-    """Print the experiment in ``exp_dir`` (a local copy of the one at ``uri``, if given)."""
-    from rich.table import Table
+    """Print the experiment in ``exp_dir`` (a local copy of the one at ``uri``, if given).
 
+    Every string from the experiment (names, config keys and values, errors) is printed as
+    plain text with its control characters escaped (:func:`safe_text`): never as rich
+    markup, never as a terminal escape sequence."""
     from poptune._cli_remote import as_uri
     from poptune.dashboard.data import ExperimentView
 
@@ -332,40 +436,39 @@ def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int
     best = (f"; best {metric}={_fmt(s['best']['value'])} ({s['best']['trial']})"
             if s["best"] else "")
     status = "damaged" if view.damage else s["status"]
-    console.print(f"[bold]{s['name']}[/bold]  {status}  {uri or view.path}")
-    console.print(f"{s['num_trials']} trials ({_counts(s['counts'])}), "
-                  f"{s['num_results']} results, "
-                  f"{s['num_exploits']} exploits; started {_when(s['start'], s['clock'])}{best}")
-    table = Table(title_justify="left")
-    silences = _silences(trials, s["clock"]) if s["status"] != "finished" else None
-    cols = ["trial", "status", *(["silent"] if silences else []), "iter",
-            f"{metric} ({mode})" if metric else "metric", *keys]
-    if s["num_exploits"]:
-        cols.append("exploits")
-    for col in cols:
-        table.add_column(col, no_wrap=True,
-                         justify="left" if col in ("trial", "status") else "right")
+    _print_line(console, (s["name"], "bold"), f"  {status}  {uri or view.path}")
+    _print_line(console, f"{s['num_trials']} trials ({_counts(s['counts'])}), "
+                f"{s['num_results']} results, "
+                f"{s['num_exploits']} exploits; started {_when(s['start'], s['clock'])}{best}")
+    # a silence is measured only while the experiment runs: in an interrupted one, RUNNING
+    # is the status its trials had when it stopped
+    silences = _silences(trials, s["clock"]) if s["status"] == "running" else None
+    fixed = ["trial", "status", *(["silent"] if silences else []), "iter",
+             f"{metric} ({mode})" if metric else "metric",
+             *(["exploits"] if s["num_exploits"] else [])]
+    rows = []
     for t in trials:
         row = [t["name"], t["status"], *([silences[t["id"]]] if silences else []),
                _fmt(t["iteration"]), _fmt(t["metric"])]
-        row += [_fmt((t["config"] or {}).get(k)) for k in keys]
         if s["num_exploits"]:
             row.append(str(t["num_exploits"]))
-        table.add_row(*row)
-    console.print(table)
+        row += [_fmt((t["config"] or {}).get(k)) for k in keys]
+        rows.append([_plain(c) for c in row])
+    _print_trials(console, fixed, [str(k) for k in keys], rows)
+    if s["status"] == "interrupted" and any(t["status"] == "RUNNING" for t in trials):
+        _print_line(console, "Trials shown RUNNING were running when the experiment was "
+                    "interrupted (poptune resume continues them).")
     if view.damage:
         damage = view.damage + repair_hint(uri or view.path)
-        console.print(f"Warning: {as_uri(damage, exp_dir, uri) if uri else damage}",
-                      markup=False, highlight=False, soft_wrap=True)
+        _print_line(console, f"Warning: {as_uri(damage, exp_dir, uri) if uri else damage}")
 
     def errors(title: str, rows: list[dict[str, Any]], label: Any) -> None:
         if rows:
-            console.print(f"[bold]{title}[/bold]")
+            _print_line(console, (title, "bold"))
         for t in rows:
             path = (posixpath.join(uri, t["dirname"], "error.txt") if uri
                     else os.path.join(view.path, t["dirname"], "error.txt"))
-            console.print(f"  {t['name']} ({label(t)}): {t['error'] or '?'}  [{path}]",
-                          markup=False, highlight=False, soft_wrap=True)
+            _print_line(console, f"  {t['name']} ({label(t)}): {t['error'] or '?'}  [{path}]")
 
     # a trial that failed and was retried or restarted (--restart-errored) is no longer in
     # ERROR: its error is history, listed apart from the trials in ERROR now
@@ -375,6 +478,60 @@ def _show(exp_dir: str, args: argparse.Namespace, uri: str | None = None) -> int
            lambda t: f"now {t['status'].lower()}, failed {t['failures']} time"
                      f"{'s' if t['failures'] != 1 else ''} before")
     return EXIT_OK
+
+
+def _print_trials(console: Any, fixed: list[str], keys: list[str], rows: list[list[Any]]
+                  ) -> None:
+    """The trial table: the ``fixed`` columns (trial, status, iteration, metric...), then one
+    per hyperparameter in ``keys``; ``rows`` hold rich ``Text`` cells in that order.
+
+    Nothing is cut. Into a file or a pipe it is one table at its natural width. On a
+    terminal the trial name folds, the short columns keep their width, and hyperparameters
+    that do not fit beside them continue in further tables, each led by the trial column
+    (as pandas wraps a wide frame)."""
+    from rich.cells import cell_len
+    from rich.table import Table
+
+    headers = fixed + keys
+    natural = [_natural_width(h, rows, i) for i, h in enumerate(headers)]
+    blocks: list[list[int]] = [list(range(len(fixed)))]
+    if console.is_terminal:
+        def fits(cols: list[int]) -> bool:  # rich's default box: 3 columns of frame per cell
+            return sum(natural[c] + 3 for c in cols) + 1 <= console.width
+
+        for c in range(len(fixed), len(headers)):
+            if fits(blocks[-1] + [c]):
+                blocks[-1].append(c)
+            else:  # (a continuation holds one hyperparameter even if it does not fit)
+                blocks.append([0, c])
+    else:
+        blocks[0] += range(len(fixed), len(headers))
+    # a block wider than the terminal: the metric's header may wrap, its numbers not; status,
+    # iteration, silence and exploit counts keep their width; the trial name and the
+    # hyperparameters wrap or fold in what those leave (only a terminal too narrow even for
+    # the columns kept whole cuts anything)
+    metric_col = fixed.index(next(h for h in fixed if h not in ("trial", "status", "silent",
+                                                                  "iter")))
+    numbers = max([1, *(cell_len(r[metric_col].plain) for r in rows)])
+    for n, cols in enumerate(blocks):
+        title = None
+        if n:
+            first, last = cols[1] - len(fixed) + 1, cols[-1] - len(fixed) + 1
+            title = _plain(f"hyperparameters {first}-{last} of {len(keys)}, continued")
+        table = Table(title=title, title_justify="left")
+        widths: dict[int, int] = {}
+        if console.is_terminal and sum(natural[c] + 3 for c in cols) + 1 > console.width:
+            least = {c: numbers if c == metric_col else natural[c] if 0 < c < len(fixed)
+                     else 1 for c in cols}
+            widths = _share(console.width - 3 * len(cols) - 1, least,
+                            {c: natural[c] for c in cols})
+        for c in cols:
+            table.add_column(_plain(headers[c]), width=widths.get(c), overflow="fold",
+                             no_wrap=0 < c < len(fixed) and c != metric_col,
+                             justify="left" if c < 2 else "right")
+        for row in rows:
+            table.add_row(*(row[c] for c in cols))
+        _print_table(console, table)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -402,22 +559,78 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _plot(exp_dir: str, out: str, args: argparse.Namespace, uri: str | None = None) -> int:
-    from poptune._cli_remote import as_uri
-    from poptune.plot import plot_all
+    """Write the plots; a plot that cannot be drawn (a :class:`~poptune.plot.PlotWarning`)
+    is said on stderr after the paths of the others, and the exit code is 1."""
+    import warnings
 
-    try:
-        paths = plot_all(exp_dir, out, metric=args.metric, mode=args.mode,
-                         over_time=args.over_time)
-    except ValueError as exc:  # e.g. no metric given and none recorded
-        raise UsageError(as_uri(str(exc), exp_dir, uri) if uri else str(exc)) from None
+    from poptune._cli_remote import as_uri
+    from poptune.plot import PlotWarning, plot_all
+
+    def where(text: str) -> str:
+        return as_uri(text, exp_dir, uri) if uri else text
+
+    with warnings.catch_warnings(record=True) as caught, _warnings_said("poptune.lineage"):
+        warnings.simplefilter("always", PlotWarning)
+        try:
+            paths = plot_all(exp_dir, out, metric=args.metric, mode=args.mode,
+                             over_time=args.over_time)
+        except ValueError as exc:  # no metric given and none recorded, or never reported
+            raise UsageError(where(_option_message(str(exc), uri or exp_dir))) from None
+        except OSError as exc:
+            target = os.path.abspath(exc.filename) if isinstance(exc.filename, str) else ""
+            if target and os.path.commonpath([target, os.path.abspath(out)]) in (
+                    target, os.path.abspath(out)):  # --out, a directory above it or a plot
+                raise CommandFailed(f"--out {out}: cannot write {target}: "
+                                    f"{exc.strerror or exc}") from None
+            raise
+    failed = []
+    for w in caught:
+        if issubclass(w.category, PlotWarning):
+            failed.append(where(str(w.message)))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     for path in paths:
         print(path)
-    return EXIT_OK
+    for message in failed:
+        print(f"poptune plot: error: {safe_text(message)}", file=sys.stderr)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+@contextlib.contextmanager
+def _warnings_said(logger: str) -> Iterator[None]:
+    """While inside, the warnings of ``logger`` (a file of the experiment left unread) go to
+    stderr as ``poptune plot: warning: ...`` lines."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("poptune plot: warning: %(message)s"))
+    log = logging.getLogger(logger)
+    propagate, log.propagate = log.propagate, False
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+
+
+def _option_message(message: str, where: str) -> str:
+    """:func:`poptune.plot.plot_all`'s message about its ``metric`` argument, said about the
+    command's ``--metric`` option."""
+    if message.startswith("`metric` must be given"):
+        return (f"--metric must be given: the experiment's metric could not be inferred from "
+                f"{where} (TuneConfig(metric=...) was not set there); pass --metric NAME "
+                "(and --mode min or max)")
+    if message.startswith("`metric` must be"):
+        return "--metric" + message[len("`metric`"):]
+    return message
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from poptune._cli_remote import storage_uri
     from poptune.dashboard.app import serve
+    from poptune.dashboard.data import experiment_names
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in [1, 65535], got {args.port}")
@@ -426,9 +639,39 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         return _dashboard_remote(uri, args)
     root = local_storage(args.storage)
     check_storage_dir(root)
+    print_fn: Any = print
+    if os.path.isfile(os.path.join(root, "journal.jsonl")):
+        # one experiment's directory: serve its storage, the page opened on it
+        real = os.path.realpath(root)
+        root, name = os.path.dirname(real), os.path.basename(real)
+        print_fn = _select_experiment(name)
+    elif not experiment_names(root):
+        print(f"poptune dashboard: note: {_no_experiment_hint(root)}", file=sys.stderr)
     with _bind_errors():
-        serve(root, host=args.host, port=args.port, token=args.token)
+        serve(root, host=args.host, port=args.port, token=args.token, print_fn=print_fn)
     return EXIT_OK
+
+
+def _select_experiment(name: str) -> Any:
+    """A ``print_fn`` for :func:`~poptune.dashboard.app.serve` whose announced URL opens the
+    page on experiment ``name``."""
+    from urllib.parse import quote
+
+    def announce(line: str) -> None:
+        print(re.sub(r"(https?://\S+)", lambda m: f"{m.group(1)}#/exp/{quote(name, safe='')}",
+                     line, count=1))
+
+    return announce
+
+
+def _no_experiment_hint(root: str) -> str:
+    """Why the dashboard of ``root`` starts empty, and what to pass instead."""
+    if any(os.path.isfile(os.path.join(root, f)) for f in ("result.json", "params.json")):
+        parent = os.path.dirname(os.path.dirname(os.path.abspath(root)))
+        return (f"{root} is a trial directory; pass its experiment's storage directory "
+                f"(e.g. {parent}) as STORAGE")
+    return (f"no experiment (a directory holding journal.jsonl) in {root} yet; the page lists "
+            "experiments as they appear")
 
 
 @contextlib.contextmanager
@@ -534,13 +777,17 @@ def _repair(path: str, args: argparse.Namespace, truncate: Any, exp_dir: str,
         print(msg)
         return EXIT_OK
     d = check.damage
-    print(d.describe().replace(check_path, path) if check_path else d.describe())
+    print(safe_text(d.describe().replace(check_path, path) if check_path else d.describe()))
     print(f"{check.commits} commits before it verify; the journal has {check.size} bytes.")
     if not args.yes:
         if not sys.stdin.isatty():
             print("Not truncated: run with --yes to truncate without asking.")
             return EXIT_FAILURE
-        answer = input(f"Truncate {path} to byte {d.good_end}? (a backup is kept) [y/N] ")
+        try:
+            answer = input(f"Truncate {path} to byte {d.good_end}? (a backup is kept) [y/N] ")
+        except EOFError:  # Ctrl-D: no answer is "no"
+            print()
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             print("Not truncated.")
             return EXIT_FAILURE
@@ -662,12 +909,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dashboard", help="serve the live web dashboard", description=(
         "Serve the read-only web dashboard for every experiment in STORAGE (a directory, or "
-        "a storage URI such as s3://bucket/runs, read every few seconds). It binds "
+        "a storage URI such as s3://bucket/runs, read every few seconds). STORAGE may also "
+        "be one experiment's directory: its storage directory is served, and the printed "
+        "URL opens the page on that experiment. It binds "
         "127.0.0.1 by default; any other --host requires a token (generated and printed "
         "unless --token is given). A --port in use (or a --host that cannot be bound) is an "
         "error (exit 1), said before anything is served. Needs pip install "
         "'poptune[dashboard]'."))
-    storage_args(p, storage_help)
+    storage_args(p, "storage directory of experiments, or one experiment's directory, or a "
+                    "storage URI (e.g. s3://bucket/runs, or one experiment's) (default: "
+                    "$POPTUNE_STORAGE_PATH or ~/poptune_results)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8265, help="port (default: 8265)")
     p.add_argument("--token", help="token requests must carry (?token=...)")
@@ -699,6 +950,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", "-y", action="store_true", help="truncate without asking")
     p.add_argument("--storage", help=storage_help)
     p.set_defaults(func=cmd_repair)
+    for p in sub.choices.values():  # a usage error found after parsing shows its usage
+        p.set_defaults(command_parser=p)
     return parser
 
 
@@ -709,8 +962,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     option = getattr(args, "storage_option", None)
     if option is not None:
         if args.storage is not None and args.storage != option:
-            parser.error(f"STORAGE given twice ({args.storage!r} and --storage {option!r}): "
-                         "give one")
+            args.command_parser.error(f"STORAGE given twice ({args.storage!r} and --storage "
+                                      f"{option!r}): give one")
         args.storage = option
     if getattr(args, "resume_errored", False) and getattr(args, "restart_errored", False):
         print(f"poptune {args.command}: error: --resume-errored and --restart-errored "
@@ -718,17 +971,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
-    except UsageError as exc:
-        print(f"poptune {args.command}: error: {exc}", file=sys.stderr)
+    except UsageError as exc:  # (messages may quote names from an experiment's files)
+        print(f"poptune {args.command}: error: {safe_text(exc, True)}", file=sys.stderr)
         return EXIT_USAGE
     except CommandFailed as exc:
-        print(f"poptune {args.command}: error: {exc}", file=sys.stderr)
+        print(f"poptune {args.command}: error: {safe_text(exc, True)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"poptune {args.command}: interrupted", file=sys.stderr)
         return 130
     except (TuneError, OSError) as exc:
-        print(f"poptune {args.command}: error: {exc}", file=sys.stderr)
+        print(f"poptune {args.command}: error: {safe_text(exc, True)}", file=sys.stderr)
         return EXIT_FAILURE
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import math
 import os
 import pickle
@@ -51,6 +52,7 @@ __all__ = ["Experiment", "ExploitEvent", "Segment", "TrialRecord", "family_tree"
 
 Schedule = list[tuple[int, dict[str, Any]]]
 PathOrResult = Union[str, "os.PathLike[str]", "Result"]
+_log = logging.getLogger(__name__)
 _LEADING_INT = re.compile(r"\s*(\d+)")
 _ID_INDEX = re.compile(r"_(\d+)$")
 _DIR_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
@@ -223,23 +225,56 @@ def _exists(fs: Any, path: str, local: bool) -> bool:
     return os.path.exists(path) if local else bool(fs.exists(path))
 
 
-def _read_text(fs: Any, path: str) -> str | None:
+def _confined(fs: Any, root: str) -> str | None:
+    """``root`` if ``fs`` is the local filesystem (then every read stays inside ``root``, see
+    :func:`_open`), else None: a remote store has no symlinks or FIFOs to plant."""
+    return root if "file" in getattr(fs, "protocol", ()) else None
+
+
+def _open(fs: Any, path: str, root: str | None, mode: str) -> Any:
+    """``path`` opened for reading; with ``root`` (local), only a regular file whose real path
+    is inside ``root`` (:func:`poptune.storage.confined.open_under`, what ``poptune ls``/``show``
+    and the dashboard read through): a symlink out of it is refused, a FIFO never blocks."""
+    if root is None:
+        return fs.open(path, mode, **({"encoding": "utf-8"} if mode == "r" else {}))
+    from poptune.storage.confined import open_under
+
+    return open_under(root, path, mode, **({"encoding": "utf-8"} if mode == "r" else {}))
+
+
+def _refused(path: str, exc: OSError) -> None:
+    """Say (as a warning) that ``path`` was left unread: it leaves the experiment directory
+    or is not a regular file. A directory in a file's place is skipped silently."""
+    if not os.path.isdir(path):
+        _log.warning("Not read (left out): %s", exc)
+
+
+def _read_text(fs: Any, path: str, root: str | None = None) -> str | None:
+    """The text of ``path``; None if it is missing (or refused: see :func:`_open`)."""
+    from poptune.storage.confined import OutsideRootError
+
     try:
-        with fs.open(path, "r", encoding="utf-8") as f:
+        with _open(fs, path, root, "r") as f:
             return f.read()  # type: ignore[no-any-return]
+    except OutsideRootError as exc:
+        _refused(path, exc)
+        return None
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
 
 
 def _subdirs(fs: Any, path: str, local: bool) -> list[str]:
+    """The subdirectories of ``path``; locally, a symlink to a directory is not one (it may
+    lead out of the experiment)."""
     if local:
-        return sorted(e.name for e in os.scandir(path) if e.is_dir())
+        return sorted(e.name for e in os.scandir(path) if e.is_dir(follow_symlinks=False))
     return sorted(posixpath.basename(str(e["name"]).rstrip("/"))
                   for e in fs.ls(path, detail=True) if e.get("type") == "directory")
 
 
-def _read_rows(fs: Any, trial_dir: str) -> list[dict[str, Any]] | None:
-    text = _read_text(fs, trial_dir.rstrip("/") + "/" + RESULT_FILE)
+def _read_rows(fs: Any, trial_dir: str, root: str | None = None
+               ) -> list[dict[str, Any]] | None:
+    text = _read_text(fs, trial_dir.rstrip("/") + "/" + RESULT_FILE, root)
     return None if text is None else parse_result_lines(text, trial_dir)
 
 
@@ -268,7 +303,7 @@ class _Journal:
     exploits: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _read_journal(fs: Any, root: str) -> _Journal:
+def _read_journal(fs: Any, root: str, confine: str | None = None) -> _Journal:
     """The journal's trials and exploits (target, donor, iterations, configs).
 
     Raises:
@@ -276,6 +311,7 @@ def _read_journal(fs: Any, root: str) -> _Journal:
     """
     import logging
 
+    from poptune.storage.confined import OutsideRootError
     from poptune.storage.journal import JOURNAL_FILE
     from poptune.storage.records import (
         ConfigChanged,
@@ -288,8 +324,11 @@ def _read_journal(fs: Any, root: str) -> _Journal:
 
     path = root.rstrip("/") + "/" + JOURNAL_FILE
     try:
-        with fs.open(path, "rb") as f:
+        with _open(fs, path, confine, "rb") as f:
             data = f.read()
+    except OutsideRootError as exc:
+        _refused(path, exc)
+        return _Journal()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return _Journal()
     out = _Journal(found=True)
@@ -367,13 +406,14 @@ def _load(experiment_dir: Any, filesystem: Any, strict: bool) -> Experiment:
         raise _bad_path("experiment_dir", experiment_dir, "an experiment directory",
                         "it is a file" if (os.path.exists(root) if local else fs.exists(root))
                         else "it does not exist")
-    journal = _read_journal(fs, root)
+    confine = _confined(fs, root)  # every local file read stays inside the experiment
+    journal = _read_journal(fs, root, confine)
     by_dirname = {t.get("dirname"): t for t in journal.trials.values()}
     trials: list[TrialRecord] = []
     for name in _subdirs(fs, root, local):
         path = root.rstrip("/") + "/" + name
-        rows = _read_rows(fs, path)
-        params_text = _read_text(fs, path + "/params.json")
+        rows = _read_rows(fs, path, confine)
+        params_text = _read_text(fs, path + "/params.json", confine)
         if rows is None and params_text is None:
             continue
         rows = rows or []
@@ -393,29 +433,36 @@ def _load(experiment_dir: Any, filesystem: Any, strict: bool) -> Experiment:
         trials = [t for t in trials if t.trial_id.startswith(journal.exp_hex + "_")]
     trials.sort(key=lambda t: (t.index, t.trial_id))
     exp = Experiment(root, trials, [])
-    exp.exploits = _exploits(fs, root, journal, exp)
+    exp.exploits = _exploits(fs, root, journal, exp, confine)
     return exp
 
 
-def _exploits(fs: Any, root: str, journal: _Journal, exp: Experiment) -> list[ExploitEvent]:
-    from poptune.storage.pbt_log import GLOBAL_LOG, read_policy_file
+def _exploits(fs: Any, root: str, journal: _Journal, exp: Experiment,
+              confine: str | None = None) -> list[ExploitEvent]:
+    from poptune.storage.pbt_log import GLOBAL_LOG
 
     ids = {t.trial_id for t in exp.trials}
     events: list[ExploitEvent] = []
-    text = _read_text(fs, root.rstrip("/") + "/" + GLOBAL_LOG)
+    path = root.rstrip("/") + "/" + GLOBAL_LOG
+    text = _read_text(fs, path, confine)
     if text is not None:
-        raws = [raw for raw in text.splitlines() if raw.strip()]
-        if raws and not text.endswith("\n"):
-            raws.pop()  # a line being written right now
+        numbered = [(n, raw) for n, raw in enumerate(text.splitlines(), start=1) if raw.strip()]
+        if numbered and not text.endswith("\n"):
+            numbered.pop()  # a line being written right now
         lines = []
-        for raw in raws:
+        for number, raw in numbered:
+            # the message read_policy_file gives, from the text read here (the file is not
+            # opened again: it could have been replaced since)
             try:
                 lines.append(json.loads(raw))
             except ValueError:
-                lines.append(None)
+                raise ValueError(f"Could not read PBT policy file {path}: line {number} is "
+                                 "not JSON") from None
             if not isinstance(lines[-1], list) or len(lines[-1]) != 6:
-                read_policy_file(root.rstrip("/") + "/" + GLOBAL_LOG)  # the clear error
-                raise ValueError(f"{root}/{GLOBAL_LOG}: not a PBT log line: {raw[:200]}")
+                raise ValueError(
+                    f"Could not read PBT policy file {path}: line {number} must be a list "
+                    "[target_tag, clone_tag, target_iteration, clone_iteration, clone_config, "
+                    f"new_config], got {raw.strip()[:200]}")
         aligned = _align(lines, journal, exp)
         for line, (target, donor) in zip(lines, aligned):
             if target in ids and donor in ids:
@@ -534,14 +581,16 @@ def hyperparam_schedule(trial: PathOrResult) -> Schedule:
     """
     if isinstance(trial, (str, os.PathLike)):
         fs, path, local = _locate(trial)
-        rows = _read_rows(fs, path)
-        if rows is None and _read_text(fs, path.rstrip("/") + "/params.json") is None:
+        confine = path if local else None  # no file read leaves the trial directory
+        rows = _read_rows(fs, path, confine)
+        if rows is None and _read_text(fs, path.rstrip("/") + "/params.json", confine) is None:
             raise _not_a_trial(fs, path, local, trial)
     elif callable(getattr(trial, "_fs_path", None)):  # a Result
         if not trial.path:  # a Result built in memory
             return []
         fs, path = trial._fs_path()
-        rows = _read_rows(fs, path)
+        confine = _confined(fs, path)
+        rows = _read_rows(fs, path, confine)
     else:
         raise bad_type("trial", trial, "a trial directory (str or os.PathLike) or a Result")
     rows = rows or []
@@ -551,7 +600,7 @@ def hyperparam_schedule(trial: PathOrResult) -> Schedule:
         if config is not None and (not schedule or config != schedule[-1][1]):
             schedule.append((max(_iteration(row, pos) - 1, 0), config))
     if not schedule:
-        params = _read_text(fs, path.rstrip("/") + "/params.json")
+        params = _read_text(fs, path.rstrip("/") + "/params.json", confine)
         config = json.loads(params) if params else None
         return [(0, config)] if isinstance(config, dict) else []
     return [(0, schedule[0][1])] + schedule[1:]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Union
 
@@ -39,10 +40,16 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_all", "plot_best_over_time", "plot_family_tree", "plot_metric", "plot_scatter",
-           "plot_schedules", "plot_trials_over_time"]
+__all__ = ["PlotWarning", "plot_all", "plot_best_over_time", "plot_family_tree", "plot_metric",
+           "plot_scatter", "plot_schedules", "plot_trials_over_time"]
 
 ExpLike = Union[str, "os.PathLike[str]", Experiment]
+
+
+class PlotWarning(UserWarning):
+    """:func:`plot_all` could not draw one of its plots (the others are written)."""
+
+
 _LEGEND_MAX = 10
 _DPI = 110
 
@@ -68,6 +75,12 @@ def _save(fig: Figure, out: str | os.PathLike[str] | None) -> Figure:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         fig.savefig(path, dpi=_DPI)
     return fig
+
+
+def _text(value: Any) -> str:
+    """``value`` as matplotlib text drawn literally: a ``$`` in a metric or hyperparameter
+    name (``score$x$``) would start mathtext, which renders it as math or fails to parse."""
+    return str(value).replace("$", r"\$")
 
 
 def _exp(experiment: ExpLike) -> Experiment:
@@ -103,13 +116,15 @@ def _last_value(trial: TrialRecord, metric: str) -> float | None:
     return None
 
 
-def check_metric_reported(metric: str, found: bool, reported: Iterable[str], where: str
-                          ) -> None:
+def check_metric_reported(metric: str, found: bool, reported: Iterable[str], where: str,
+                          name: str = "`metric`") -> None:
     """The one check (and message) for a ``metric`` no trial reported, shared by the plots
     and ``poptune show``/``poptune ls``: raise unless ``found``.
 
-    ``reported`` are the numeric metrics the trials did report (their last results, the
-    ``config/...`` keys left out), ``where`` the experiment (or storage) they were read from.
+    ``reported`` are the numeric metrics the trials did report (their last results; the
+    ``config/...`` keys and the keys poptune fills in, such as ``pid`` or ``timestamp``, are
+    left out), ``where`` the experiment (or storage) they were read from, ``name`` what the
+    message calls the metric (``--metric`` on the command line).
 
     Raises:
         ValueError: ``found`` is false (the message lists ``reported``).
@@ -124,8 +139,11 @@ def check_metric_reported(metric: str, found: bool, reported: Iterable[str], whe
     """
     if found:
         return
-    seen = sorted({k for k in reported if not k.startswith("config/")})
-    raise ValueError(f"`metric` must be a numeric metric the trials reported, got {metric!r}; "
+    from poptune.result import AUTO_RESULT_KEYS
+
+    seen = sorted({k for k in reported if not k.startswith("config/")
+                   and k not in AUTO_RESULT_KEYS})
+    raise ValueError(f"{name} must be a numeric metric the trials reported, got {metric!r}; "
                      f"reported in {where}: {seen}")
 
 
@@ -230,8 +248,9 @@ def plot_metric(experiment_dir: ExpLike, metric: str, out: str | os.PathLike[str
                     color=colors[ev.target_trial_id])
         jumps += 1
     ax.set_xlabel("training_iteration")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} per trial ({len(exp.trials)} trials, {len(exp.exploits)} exploits)")
+    ax.set_ylabel(_text(metric))
+    ax.set_title(f"{_text(metric)} per trial ({len(exp.trials)} trials, "
+                 f"{len(exp.exploits)} exploits)")
     ax.grid(alpha=0.3)
     handles, _ = ax.get_legend_handles_labels()
     if len(exp.trials) > _LEGEND_MAX:
@@ -313,7 +332,7 @@ def plot_schedules(experiment_dir: ExpLike, out: str | os.PathLike[str] | None =
             ax.set_yticks(levels, [f"{v:g}" for v in levels])
         elif _log_scale(seen):
             ax.set_yscale("log")
-        ax.set_ylabel(key)
+        ax.set_ylabel(_text(key))
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("training_iteration")
     axes[0].set_title(f"Hyperparameter schedules ({len(exp.trials)} trials, "
@@ -374,7 +393,7 @@ def plot_family_tree(experiment_dir: ExpLike, out: str | os.PathLike[str] | None
     ax.set_xlim(0, x_end * (1.09 if metric else 1.02))
     ax.set_xlabel("training_iteration")
     ax.grid(axis="x", alpha=0.3)
-    tail = f"; final {metric} at right" if metric else ""
+    tail = f"; final {_text(metric)} at right" if metric else ""
     ax.set_title(f"PBT family tree: {len(exp.exploits)} exploits, arrows donor → target{tail}")
     return _save(fig, out)
 
@@ -438,15 +457,15 @@ def plot_scatter(experiment_dir: ExpLike, metric: str, mode: str | None = None,
         elif numeric and _log_scale(levels):
             ax.set_xscale("log")
         if cats:
-            ax.set_xticks(range(len(cats)), [c.strip("'") for c in cats])
-        ax.set_xlabel(key)
-        ax.set_ylabel(f"final {metric}")
+            ax.set_xticks(range(len(cats)), [_text(c.strip("'")) for c in cats])
+        ax.set_xlabel(_text(key))
+        ax.set_ylabel(f"final {_text(metric)}")
         ax.grid(alpha=0.3)
         if best is not None:
             ax.legend(fontsize="small")
     for ax in axes[len(keys):]:
         ax.set_axis_off()
-    fig.suptitle(f"final {metric} vs hyperparameters ({len(exp.trials)} trials)")
+    fig.suptitle(f"final {_text(metric)} vs hyperparameters ({len(exp.trials)} trials)")
     return _save(fig, out)
 
 
@@ -454,11 +473,12 @@ def plot_scatter(experiment_dir: ExpLike, metric: str, mode: str | None = None,
 def _timeline(exp: Experiment, metric: str | None, mode: str | None) -> dict[str, Any]:
     import json
 
+    from poptune.storage.confined import open_under
     from poptune.timeline import timeline
 
     start = None
     try:  # the journal's first record is the experiment header, with its start time
-        with open(os.path.join(exp.path, "journal.jsonl"), "rb") as f:
+        with open_under(exp.path, os.path.join(exp.path, "journal.jsonl")) as f:
             start = _number(json.loads(f.readline()).get("start"))
     except (OSError, ValueError, AttributeError):
         pass
@@ -492,12 +512,12 @@ def plot_best_over_time(experiment_dir: ExpLike, metric: str | None = None,
         end = max(p[0] for p in pts)
         xs = [b[0] for b in best] + [end]
         ys = [b[1] for b in best] + [best[-1][1]]
-        ax.step(xs, ys, where="post", color="C0", lw=2, label=f"best {metric} so far")
+        ax.step(xs, ys, where="post", color="C0", lw=2, label=f"best {_text(metric)} so far")
     if _log_scale([p[1] for p in pts]):
         ax.set_yscale("log")
     ax.set_xlabel("wall-clock time (s)")
-    ax.set_ylabel(metric)
-    ax.set_title(f"Best {metric} over time ({len(exp.trials)} trials)")
+    ax.set_ylabel(_text(metric))
+    ax.set_title(f"Best {_text(metric)} over time ({len(exp.trials)} trials)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return _save(ax.figure, out)  # type: ignore[arg-type]
@@ -535,14 +555,15 @@ def plot_trials_over_time(experiment_dir: ExpLike, metric: str | None = None,
             ax.barh(lane, max(t1 - t0, 1e-3), left=t0, height=0.8, color=color,
                     edgecolor="0.3", linewidth=0.3)
     if n <= 40:
-        ax.set_yticks(range(n), [t["label"] for t in tl["trials"]], fontsize="x-small")
+        ax.set_yticks(range(n), [_text(t["label"]) for t in tl["trials"]], fontsize="x-small")
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlabel("wall-clock time (s)")
     ax.set_ylabel("trial")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"Trials over time ({n} trials)")
     if norm is not None:
-        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"final {metric}")
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax,
+                     label=f"final {_text(metric)}")
     return _save(fig, out)
 
 
@@ -573,6 +594,9 @@ def plot_all(experiment_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
     scheduler's), read from the journal's header or found in ``tuner.pkl`` without
     unpickling it (plotting never runs code from the experiment directory).
 
+    A plot that cannot be drawn does not stop the others: it is left out of the returned
+    paths and a :class:`PlotWarning` names its file and why.
+
     Raises:
         ValueError: ``metric`` was not given and cannot be inferred, or was never reported;
             ``out_dir`` is a file (or lies under one).
@@ -599,23 +623,35 @@ def plot_all(experiment_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
             f"`metric` must be given: it could not be inferred from {exp.path} "
             "(TuneConfig(metric=...) was not set there); pass metric=..., e.g. "
             "plot_all(path, out_dir, metric='mean_accuracy', mode='max')")
+    _check_metric(exp, metric)  # a usage error before any file is written
     out = os.path.expanduser(os.fspath(out_dir))
     os.makedirs(out, exist_ok=True)
-    paths = [os.path.join(out, "metric.png")]
-    plot_metric(exp, metric, out=paths[-1])
+    jobs: list[tuple[str, Any]] = [
+        ("metric.png", lambda path: plot_metric(exp, metric, out=path))]
     if exp.exploits:
-        paths.append(os.path.join(out, "schedules.png"))
-        plot_schedules(exp, out=paths[-1])
-        paths.append(os.path.join(out, "family_tree.png"))
-        plot_family_tree(exp, out=paths[-1], metric=metric, mode=mode)
+        jobs.append(("schedules.png", lambda path: plot_schedules(exp, out=path)))
+        jobs.append(("family_tree.png", lambda path: plot_family_tree(
+            exp, out=path, metric=metric, mode=mode)))
     if over_time:
-        paths.append(os.path.join(out, "trials_over_time.png"))
-        plot_trials_over_time(exp, metric, mode, out=paths[-1])
+        jobs.append(("trials_over_time.png",
+                     lambda path: plot_trials_over_time(exp, metric, mode, out=path)))
         if mode in ("min", "max"):
-            paths.append(os.path.join(out, "best_over_time.png"))
-            plot_best_over_time(exp, metric, mode, out=paths[-1])
+            jobs.append(("best_over_time.png",
+                         lambda path: plot_best_over_time(exp, metric, mode, out=path)))
     for key in _scatter_keys(exp):
         safe = re.sub(r"[^\w.=-]+", "_", key)
-        paths.append(os.path.join(out, f"scatter_{safe}.png"))
-        plot_scatter(exp, metric, mode, out=paths[-1], hyperparams=[key])
+        jobs.append((f"scatter_{safe}.png", lambda path, key=key: plot_scatter(
+            exp, metric, mode, out=path, hyperparams=[key])))
+    paths = []
+    for name, draw in jobs:
+        path = os.path.join(out, name)
+        try:
+            draw(path)
+        except OSError:  # the output directory itself: no other plot can be written either
+            raise
+        except Exception as exc:  # noqa: BLE001 - one plot's failure must not lose the others
+            warnings.warn(PlotWarning(f"{path} was not written: {type(exc).__name__}: "
+                                      f"{' '.join(str(exc).split())}"), stacklevel=2)
+            continue
+        paths.append(path)
     return paths

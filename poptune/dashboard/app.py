@@ -195,7 +195,7 @@ class Storage:
 
     def get(self, name: str) -> ExperimentView:
         """The refreshed view of experiment ``name``; KeyError if there is none."""
-        path = resolve_inside(self.root, name)
+        path = resolve_inside(self.root, name, hidden=True)  # an experiment may be ".x"
         if not is_file_under(path, os.path.join(path, JOURNAL)):
             raise KeyError(name)
         with self._lock:

@@ -69,19 +69,21 @@ class PathError(ValueError):
     """A name from a request is malformed or resolves outside the storage root."""
 
 
-def resolve_inside(root: str, *names: str) -> str:
+def resolve_inside(root: str, *names: str, hidden: bool = False) -> str:
     """``root/names...`` with symlinks resolved; :class:`PathError` if it leaves ``root``.
 
     Each name must be one plain path component: no separator or control character, not
-    empty, not starting with ``.`` (so not ``..``), at most 255 characters.
+    empty, not starting with ``.`` (so not ``..``; with ``hidden``, a name such as ``.x`` is
+    accepted, ``.`` and ``..`` are not), at most 255 characters.
 
-    >>> resolve_inside("/tmp", "..")
+    >>> resolve_inside("/tmp", "..", hidden=True)
     Traceback (most recent call last):
     ...
     poptune.dashboard.data.PathError: invalid name '..'
     """
     for name in names:
-        if (not isinstance(name, str) or not name or name.startswith(".") or len(name) > 255
+        if (not isinstance(name, str) or not name or len(name) > 255
+                or (name in (".", "..") if hidden else name.startswith("."))
                 or _BAD_CHARS.search(name)):
             raise PathError(f"invalid name {name!r}")
     base = os.path.realpath(root)
@@ -550,8 +552,10 @@ class ExperimentView:
 
 
 def experiment_names(root: str) -> list[str]:
-    """Names of the experiment directories (those holding a journal) directly under ``root``;
-    symlinks that lead outside ``root`` are left out."""
+    """Names of the experiment directories (those holding a journal) directly under ``root``,
+    sorted; a name may start with ``.`` (``RunConfig(name=".x")`` is accepted, as by Ray).
+    Symlinks that lead outside ``root``, and a journal that is not a regular file inside its
+    experiment, are left out."""
     try:
         entries = sorted(os.listdir(root))
     except OSError:
@@ -559,7 +563,7 @@ def experiment_names(root: str) -> list[str]:
     out = []
     for name in entries:
         try:
-            path = resolve_inside(root, name)
+            path = resolve_inside(root, name, hidden=True)
             if is_file_under(path, os.path.join(path, JOURNAL)):
                 out.append(name)
         except PathError:

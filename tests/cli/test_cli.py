@@ -453,9 +453,10 @@ def test_show_rejects_a_metric_no_trial_reported_as_plot_does(
         storage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = output(capsys, ["show", str(storage / "pbt_exp"), "--metric", "nope"])
     assert (code, out) == (2, "")
-    assert err.startswith("poptune show: error: `metric` must be a numeric metric the trials "
+    assert err.startswith("poptune show: error: --metric must be a numeric metric the trials "
                           f"reported, got 'nope'; reported in {storage / 'pbt_exp'}: [")
     assert "'score'" in err and "'lr_seen'" in err and err.count("\n") == 1
+    assert "'pid'" not in err and "'timestamp'" not in err  # bookkeeping, not metrics
     if importlib_util_find_spec("matplotlib"):  # plot says the same (one implementation)
         code, _, plot_err = output(capsys, ["plot", str(storage / "pbt_exp"), "--metric", "nope",
                                             "--out", str(tmp_path / "plots")])
@@ -497,7 +498,7 @@ def test_ls_rejects_a_metric_only_when_no_listed_experiment_reported_it(
         storage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = output(capsys, ["ls", str(storage), "--metric", "nope"])
     assert (code, out) == (2, "")
-    assert err.startswith("poptune ls: error: `metric` must be a numeric metric the trials "
+    assert err.startswith("poptune ls: error: --metric must be a numeric metric the trials "
                           f"reported, got 'nope'; reported in {storage}: [")
     assert "'score'" in err
     root = tmp_path  # two experiments, each reporting a metric the other lacks

@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -420,3 +421,19 @@ def test_serving_leaves_the_processes_logging_handlers_alone(tmp_path: Path,
         assert mine in logging.getLogger().handlers and not Kept.closed
     finally:
         logging.getLogger().removeHandler(mine)
+
+
+def test_an_experiment_named_with_a_leading_dot_is_listed_and_served(storage: Path,
+                                                                      client: TestClient) -> None:
+    """``RunConfig(name=".x")`` is accepted (as by Ray): the dashboard lists and serves it;
+    ``.`` and ``..`` stay refused."""
+    live_copy(storage, ".hidden_exp")
+    try:
+        names = [e["name"] for e in client.get("/api/experiments").json()["experiments"]]
+        assert ".hidden_exp" in names
+        r = client.get("/api/experiments/.hidden_exp/trials")
+        assert r.status_code == 200 and r.json()["trials"]
+        for bad in ("..", "%2e%2e"):
+            assert client.get(f"/api/experiments/{bad}/trials").status_code in (400, 404)
+    finally:
+        shutil.rmtree(storage / ".hidden_exp")
