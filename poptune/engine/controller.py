@@ -276,6 +276,9 @@ class Controller:
         self._pinned_check = self._is_pinned  # one bound method for every trial's checkpoints
         self._default_choice = (
             type(scheduler).choose_trial_to_run is TrialScheduler.choose_trial_to_run)
+        #: the resources every trial so far asks for ({} before the first); None once two
+        #: trials ask for different ones (see :meth:`_launch`)
+        self._shapes: dict[str, Any] | None = {}
         from poptune.search.basic_variant import BasicVariantGenerator
 
         self._variants = isinstance(searcher, BasicVariantGenerator)
@@ -467,6 +470,8 @@ class Controller:
         return h.checkpoints[-1][2] if h.checkpoints else 0
 
     def _track(self, trial: Trial, st: TrialState) -> None:
+        if self._shapes is not None:
+            self._note_shape(trial.resources)
         st.view = TrialView(trial)
         self.trials.append(trial)
         self.by_id[trial.trial_id] = trial
@@ -728,6 +733,14 @@ class Controller:
             if not self.pending and not self.paused:
                 return
             trial: Trial | None
+            if self._default_choice and self._shapes is None:
+                # FIFO, trials of several resource shapes: the first that fits, pending
+                # first, then paused (Ray's FIFO: a big trial does not hold back small ones)
+                fitting = self._first_fitting()
+                if fitting is None:
+                    return
+                self._start(fitting[0], fitting[1], out)
+                continue
             if self._default_choice:  # FIFO: pending first, then paused, in order
                 trial = next(iter(self.pending.values() or self.paused.values()))
             else:
@@ -742,11 +755,36 @@ class Controller:
                 return
             self._start(trial, gpu_ids, out)
 
+    def _first_fitting(self) -> tuple[Trial, list[int]] | None:
+        """The first waiting trial (pending, then paused) whose resources are free now, and
+        its GPU ids; each resource shape is tried once."""
+        tried: set[tuple[Any, ...]] = set()
+        for waiting in (self.pending, self.paused):
+            for t in waiting.values():
+                shape = tuple(sorted(t.resources.items()))
+                if shape in tried:
+                    continue
+                gpu_ids = self.pool.allocate(t.trial_id, t.resources)
+                if gpu_ids is not None:
+                    return t, gpu_ids
+                tried.add(shape)
+        return None
+
+    def _note_shape(self, resources: dict[str, Any]) -> None:
+        """Remember whether every trial asks for the same resources (then FIFO need look at
+        the first waiting trial only); ``_shapes`` None: they differ."""
+        if self._shapes is not None and resources != self._shapes:
+            if not self._shapes:
+                self._shapes = dict(resources)
+            else:
+                self._shapes = None
+
     def _resize(self, trial: Trial, new: Any, out: list[Instruction]) -> None:
         """Give a trial that is not running the resources a resizing scheduler chose."""
         what = "the resources_allocation_function's result"
         resources = normalize_resources(new, what)
         self.pool.check_fits_ever(resources, what=what)
+        self._note_shape(resources)
         trial.resources = resources
         logger.info("poptune: trial %s resized to %s", trial, resources)
         out.append(Record(ResourcesChanged(trial.trial_id, resources)))

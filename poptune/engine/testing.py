@@ -32,10 +32,11 @@ _iterations: dict[str, int] = {}
 def make_controller(*, num_samples: int = 1, param_space: dict[str, Any] | None = None,
                     scheduler: TrialScheduler | None = None, searcher: Any = None,
                     stopper: Any = None, cpus: float = 2, seed: int = 0,
-                    metric: str | None = None, mode: str | None = None,
-                    **kwargs: Any) -> Controller:
+                    metric: str | None = None, mode: str | None = None, gpus: int = 0,
+                    resources: Any = None, **kwargs: Any) -> Controller:
     """A controller over ``param_space`` (default ``{"x": 1}``) with ``num_samples`` trials,
-    trial ids ``t_00000``, ``t_00001``, ... and a pool of ``cpus`` CPUs. ``kwargs`` go to
+    trial ids ``t_00000``, ``t_00001``, ... and a pool of ``cpus`` CPUs and ``gpus`` GPUs;
+    ``resources(config)`` gives a trial's resources (default one CPU). ``kwargs`` go to
     :class:`Controller` (``max_failures``, ``fail_fast``, ``is_class``, ...)."""
     from poptune.search.basic_variant import BasicVariantGenerator
 
@@ -51,12 +52,13 @@ def make_controller(*, num_samples: int = 1, param_space: dict[str, Any] | None 
         return Trial(trial_id=trial_id, trainable_name="f", config=suggestion.config,
                      experiment_tag=trial_id.rsplit("_", 1)[-1], local_path=f"/exp/{trial_id}",
                      dirname=trial_id, storage_dir=f"/exp/{trial_id}",
-                     resources={"cpu": 1.0, "gpu": 0.0})
+                     resources=(resources(suggestion.config) if resources is not None
+                                else {"cpu": 1.0, "gpu": 0.0}))
 
     _iterations.clear()
     return Controller(scheduler=scheduler, searcher=searcher,
                       stopper=stopper if stopper is not None else NoopStopper(),
-                      new_trial=new_trial, exp_hex="t", pool=ResourcePool(cpu=cpus, gpu=0),
+                      new_trial=new_trial, exp_hex="t", pool=ResourcePool(cpu=cpus, gpu=gpus),
                       default_resources={"cpu": 1.0, "gpu": 0.0}, metric=metric, **kwargs)
 
 

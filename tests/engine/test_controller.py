@@ -38,6 +38,7 @@ from poptune.engine.instructions import (
 )
 from poptune.engine.testing import make_controller, of, result
 from poptune.engine.trial import TrialStatus
+from poptune.search.sample import grid_search
 from poptune.exceptions import TrialError, TuneConfigError
 from poptune.schedulers import (
     Exploit,
@@ -750,6 +751,18 @@ def test_restore_starts_a_pending_exploit_from_the_donors_checkpoint():
     assert not records(out, "rollback") and ctl.pinned == {meta["path"]: 1}
     launch = of(tick(ctl), Launch)[0]
     assert (launch.restore_path, launch.start_iteration) == (meta["path"], 4)
+
+
+def test_fifo_starts_the_first_waiting_trial_that_fits_as_rays_fifo():
+    """A probe: trials alternating {cpu 1, gpu 1} / {cpu 1} on 3 CPUs and 1 GPU ran 2 at a
+    time (the second GPU trial held back the CPU one behind it); Ray starts 3."""
+    ctl = make_controller(num_samples=1, cpus=3, gpus=1,
+                          param_space={"i": grid_search(list(range(6)))},
+                          resources=lambda c: {"cpu": 1.0, "gpu": float(c["i"] % 2 == 0)})
+    launched = [i.trial.config["i"] for i in of(tick(ctl), Launch)]
+    assert launched == [0, 1, 3]  # 2 (a GPU trial) waits; 3 (CPU only) goes past it
+    ctl.handle(DoneEvent(ctl.trials[0].trial_id))  # the GPU is free again
+    assert [i.trial.config["i"] for i in of(tick(ctl, now=1.0), Launch)] == [2]
 
 
 def test_an_endless_search_creates_trials_only_for_free_slots():
