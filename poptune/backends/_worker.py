@@ -321,40 +321,44 @@ class Worker:
                     old_env[k] = was
                     environ[k] = value
         try:
-            try:
+            try:  # setting the trial up: a failure fails the trial, saying why (a trial
+                # directory this node cannot make, a config it cannot unpickle, storage it
+                # does not share); the worker serves on
                 self._check_storage()
-            except TuneError:  # the trial fails, saying why; this worker serves on
+                ensure_dir(spec.trial_dir)
+                if self.manage_process and "TUNE_ORIG_WORKING_DIR" not in environ:
+                    environ["TUNE_ORIG_WORKING_DIR"] = self.home  # as Ray: for relative paths
+                if spec.chdir and self.manage_process:
+                    os.chdir(spec.trial_dir)
+                config = load_config(spec.config_blob, self.blobs.get("constants", []))
+                ctx = TuneContext(
+                    trial_id=trial_id,
+                    trial_name=spec.trial_name,
+                    trial_dir=spec.trial_dir,
+                    experiment_name=spec.experiment_name,
+                    experiment_dir=spec.experiment_dir,
+                    trial_resources=dict(spec.resources),
+                    storage_trial_dir=spec.storage_trial_dir,
+                )
+                channel = self._channel(trial_id, state, spec.answered)
+                sess = self._new_session(ctx, channel, spec)
+                state["session"] = sess
+                if self.session_clock is None and isinstance(config, dict) and config.get(
+                    "log_sys_usage"
+                ):
+                    _monitor(sess)
+                if self.sets_process_session:
+                    _session_mod._session = sess
+                _session_mod._local.session = sess
+                trainable = self.blobs["trainable"]
+                if spec.log_to_file is not None:
+                    tee = state["tee"] = _OutputTee(spec.trial_dir, spec.log_to_file,
+                                                    fd_level=self.manage_process)
+                    tee.start()
+            except Exception:  # noqa: BLE001
+                state["failed"] = True
                 self._end(state, ("error", trial_id, traceback.format_exc(), None))
                 return
-            ensure_dir(spec.trial_dir)
-            if self.manage_process and "TUNE_ORIG_WORKING_DIR" not in environ:
-                environ["TUNE_ORIG_WORKING_DIR"] = self.home  # as Ray: for relative paths
-            if spec.chdir and self.manage_process:
-                os.chdir(spec.trial_dir)
-            config = load_config(spec.config_blob, self.blobs.get("constants", []))
-            ctx = TuneContext(
-                trial_id=trial_id,
-                trial_name=spec.trial_name,
-                trial_dir=spec.trial_dir,
-                experiment_name=spec.experiment_name,
-                experiment_dir=spec.experiment_dir,
-                trial_resources=dict(spec.resources),
-                storage_trial_dir=spec.storage_trial_dir,
-            )
-            sess = self._new_session(ctx, self._channel(trial_id, state, spec.answered), spec)
-            state["session"] = sess
-            if self.session_clock is None and isinstance(config, dict) and config.get(
-                "log_sys_usage"
-            ):
-                _monitor(sess)
-            if self.sets_process_session:
-                _session_mod._session = sess
-            _session_mod._local.session = sess
-            trainable = self.blobs["trainable"]
-            if spec.log_to_file is not None:
-                tee = state["tee"] = _OutputTee(spec.trial_dir, spec.log_to_file,
-                                                fd_level=self.manage_process)
-                tee.start()
             try:
                 if inspect.isclass(trainable):
                     self._run_class(trainable, config, spec, sess, state)

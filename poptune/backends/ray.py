@@ -15,6 +15,7 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import socket
 import sys
 from multiprocessing.connection import Listener
@@ -184,6 +185,23 @@ def choose_address(init_kwargs: dict[str, Any], timeout: float) -> str:
     return "local"
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _ray_error_text(exc: BaseException) -> str:
+    r"""``Type: message`` of what ended a Ray actor: a ``RayTaskError``'s cause (its own first
+    line is Ray's colour-coded task header, which names no cause), without colour codes.
+
+    >>> _ray_error_text(ValueError("\x1b[36mboom\x1b[39m\nmore"))
+    'ValueError: boom'
+    """
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        exc = cause
+    lines = _ANSI.sub("", str(exc)).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+
+
 class _RayActorAgent(Agent):
     def __init__(self, ray: Any, actor: Any, ref: Any) -> None:
         self._ray, self.actor, self.ref = ray, actor, ref
@@ -195,7 +213,7 @@ class _RayActorAgent(Agent):
         try:
             return f"Ray actor {self._ray.get(self.ref)}"
         except Exception as exc:  # noqa: BLE001 - the actor died; say how
-            return f"Ray actor died: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            return f"Ray actor died: {_ray_error_text(exc)}"
 
     def kill(self) -> None:
         try:

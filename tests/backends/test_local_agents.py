@@ -13,6 +13,7 @@ import pytest
 
 from poptune.backends._base import (
     DoneEvent,
+    ErrorEvent,
     LaunchSpec,
     ResultEvent,
     StoppedEvent,
@@ -65,7 +66,7 @@ def _until_end(backend: LocalBackend, on_result=lambda ev: None) -> list:
             events.append(ev)
             if isinstance(ev, ResultEvent):
                 on_result(ev)
-            if isinstance(ev, (DoneEvent, StoppedEvent, WorkerLostEvent)):
+            if isinstance(ev, (DoneEvent, StoppedEvent, WorkerLostEvent, ErrorEvent)):
                 return events
     raise AssertionError(f"no trial ended: {events}")
 
@@ -295,5 +296,30 @@ def test_a_worker_that_never_starts_names_the_resources_it_waited_for(tmp_path, 
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 backend.poll(0.2)
+    finally:
+        backend.shutdown()
+
+
+def test_a_trial_whose_setup_fails_errors_with_its_traceback_and_the_worker_serves_on(tmp_path):
+    """A probe: a trial directory a node could not make (a read-only path) lost the worker
+    (``WorkerLostError``, the cause cut off on Ray). Setting a trial up is now part of the
+    trial: its error names the cause, and the same worker runs the next trial."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")  # a trial directory under a file cannot be made
+    backend = LocalBackend(num_cpus=1)
+    try:
+        backend.setup({"trainable": cloudpickle.dumps(_report_once),
+                       "constants": cloudpickle.dumps([])}, 1)
+        bad = LaunchSpec(trial_id="bad", trial_name="bad", trial_dir=str(blocker / "t"),
+                         experiment_name="e", experiment_dir=str(tmp_path),
+                         config_blob=pickle.dumps({"x": 0}), resources={"cpu": 1.0},
+                         chdir=False)
+        events = _run(backend, bad)
+        assert isinstance(events[-1], ErrorEvent), events
+        assert "NotADirectoryError" in events[-1].traceback, events[-1].traceback
+        (worker,) = backend._workers
+        pid = worker.agent.proc.pid  # type: ignore[attr-defined]
+        assert isinstance(_run(backend, _spec(tmp_path, 1))[-1], DoneEvent)
+        assert [w.agent.proc.pid for w in backend._workers] == [pid]  # type: ignore[attr-defined]
     finally:
         backend.shutdown()

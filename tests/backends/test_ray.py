@@ -263,3 +263,17 @@ def test_the_ray_backend_passes_log_to_driver_to_ray_init(given, env, expected, 
     monkeypatch.delenv("POPTUNE_ADDRESS", raising=False)
     ray_backend.RayBackend(**given)
     assert fake.init_kwargs["log_to_driver"] is expected
+
+
+def test_a_dead_actors_status_names_its_cause_without_colour_codes():
+    """A probe's trial on a node with a read-only staging path failed with only Ray's
+    colour-coded task header (``ray::RayAgent.serve()``) as the cause."""
+    from poptune.backends.ray import _ray_error_text
+
+    class RayTaskError(Exception):  # as Ray's: the header first, the cause attached
+        def __init__(self, cause):
+            super().__init__("\x1b[36mray::RayAgent.serve()\x1b[39m (pid=1, ip=10.0.0.2)\n...")
+            self.cause = cause
+
+    err = RayTaskError(OSError(30, "Read-only file system"))
+    assert _ray_error_text(err) == "OSError: [Errno 30] Read-only file system"
