@@ -32,6 +32,14 @@ class _DaskTaskAgent(Agent):
             exc = self.future.exception()
             return f"Dask task failed: {type(exc).__name__}: {exc}"
         if self.future.status == "cancelled":
+            client = getattr(self.future, "client", None)
+            status = getattr(client, "status", "running")
+            if status not in ("running", "connecting"):
+                # the scheduler is gone: every task was cancelled with it
+                address = getattr(getattr(client, "scheduler", None), "address", "?")
+                return (f"Dask task cancelled: the connection to the Dask scheduler at "
+                        f"{address} was lost (client {status}); once the scheduler runs "
+                        "again, resume with Tuner.restore(...)")
             return "Dask task cancelled"
         return f"Dask task {self.future.result()}"
 
