@@ -61,6 +61,8 @@ from poptune.storage.confined import OutsideRootError, is_file_under
 
 #: answers kept per experiment (each endpoint and query string is one)
 CACHE_ENTRIES = 32
+#: trials one ``/series`` answer carries (``left_out`` says how many more were asked for)
+SERIES_TRIALS = 500
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 COOKIE = "poptune_token"
@@ -266,7 +268,8 @@ class _Guard:
         if self.allowed_hosts is not None:
             host = headers.get("host", "")
             name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name.strip("[]") not in self.allowed_hosts:
+            port = host[len(name) + 1:] if len(host) > len(name) else ""
+            if name.strip("[]") not in self.allowed_hosts or (port and not port.isdigit()):
                 return 403, f"host {host!r} not allowed"
         if self.token is not None:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -408,13 +411,16 @@ def create_app(storage_root: str, token: str | None = None, *,
         if not wanted:
             wanted = list(view.trials)
         out = {}
-        for tid in wanted[:500]:
+        for tid in wanted[:SERIES_TRIALS]:
             if tid not in view.trials:
                 raise KeyError(tid)
             known = since.get(tid)  # (epoch, count) the client already has
             out[tid] = view.series(tid, metric, x, known[1] if known else 0,
                                    known[0] if known else None)
-        return {"metric": metric, "x": x, "series": out}
+        # more trials than one answer carries: say so, and which were left out
+        left = wanted[SERIES_TRIALS:]
+        return {"metric": metric, "x": x, "series": out,
+                **({"left_out": len(left), "next_trials": left[:SERIES_TRIALS]} if left else {})}
 
     def exploits(request: Request, view: ExperimentView) -> Any:
         text = request.query_params.get("since") or "0"

@@ -327,6 +327,11 @@ def test_off_loopback_binding_always_gets_a_token() -> None:
 def test_without_token_only_loopback_host_headers_and_get_are_answered(client: TestClient) -> None:
     assert client.get("/api/experiments", headers={"host": "evil.example"}).status_code == 403
     assert client.get("/api/experiments", headers={"host": "localhost:8265"}).status_code == 200
+    for host in ("[::1]:8265", "[::1]", "127.0.0.1"):
+        assert client.get("/api/experiments", headers={"host": host}).status_code == 200
+    # a crafted Host whose last ':' is followed by no port (a probe: it passed)
+    for host in ("127.0.0.1:80@evil.com", "localhost:x"):
+        assert client.get("/api/experiments", headers={"host": host}).status_code == 403
     assert client.post("/api/experiments").status_code == 405
     assert client.delete("/api/experiments/pbt_exp").status_code == 405
 
@@ -437,3 +442,17 @@ def test_an_experiment_named_with_a_leading_dot_is_listed_and_served(storage: Pa
             assert client.get(f"/api/experiments/{bad}/trials").status_code in (400, 404)
     finally:
         shutil.rmtree(storage / ".hidden_exp")
+
+
+def test_series_says_how_many_trials_it_left_out(storage: Path, client: TestClient,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """More trials asked for than one answer carries: the answer says so (it capped them
+    silently at 500)."""
+    import poptune.dashboard.app as dash_app
+
+    monkeypatch.setattr(dash_app, "SERIES_TRIALS", 2)
+    ids = trial_ids(storage)
+    out = api(client, "/series", metric="score")
+    assert len(out["series"]) == 2 and out["left_out"] == len(ids) - 2
+    assert out["next_trials"] == [t for t in ids if t not in out["series"]][:2]
+    assert "left_out" not in api(client, "/series", metric="score", trials=",".join(ids[:2]))
