@@ -222,6 +222,7 @@ class _Session:
         self.start = time.time() if clock is None else clock()
         self.last = self.start
         self.hostname = _hostname()
+        self.node_ip = _node_ip()
         self.pid = os.getpid()
 
     def persist_checkpoint(self, checkpoint: Checkpoint) -> str:
@@ -307,7 +308,7 @@ class _Session:
             date=local_date(now),
             pid=self.pid,
             hostname=self.hostname,
-            node_ip="127.0.0.1",
+            node_ip=self.node_ip,
             trial_id=self.context.trial_id,
             iterations_since_restore=self.iterations_since_restore,
             time_since_restore=self.time_since_restore,
@@ -423,6 +424,19 @@ def _hostname() -> str:
     if _HOSTNAME is None:
         _HOSTNAME = socket.gethostname()
     return _HOSTNAME
+
+
+_NODE_IP: str | None = None
+
+
+def _node_ip() -> str:
+    """This machine's address, as Ray's ``node_ip`` (looked up once per process)."""
+    global _NODE_IP
+    if _NODE_IP is None:
+        from poptune.backends._probe import driver_ip
+
+        _NODE_IP = driver_ip()
+    return _NODE_IP
 
 
 _local = threading.local()

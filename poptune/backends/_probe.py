@@ -32,3 +32,18 @@ def unreachable(hosts: list[str], port: int, timeout: float) -> str | None:
         except OSError as exc:
             errors.append(f"{host}:{port}: {exc.strerror or type(exc).__name__}")
     return "; ".join(errors)
+
+
+def driver_ip() -> str:
+    """An address of this machine that other machines can reach (the interface of its
+    default route; ``127.0.0.1`` without one). No packet is sent.
+
+    >>> driver_ip().count(".") == 3
+    True
+    """
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))  # no packet is sent
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"

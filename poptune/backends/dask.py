@@ -16,8 +16,7 @@ from typing import Any
 
 from poptune._imports import require
 from poptune.backends._conn import Agent, ConnectionBackend
-from poptune.backends._probe import host_port, unreachable
-from poptune.backends.ray import driver_ip
+from poptune.backends._probe import driver_ip, host_port, unreachable
 from poptune.exceptions import TuneError
 
 

@@ -23,22 +23,12 @@ from typing import Any
 
 from poptune._imports import require
 from poptune.backends._conn import Agent, ConnectionBackend
-from poptune.backends._probe import host_port, unreachable
+from poptune.backends._probe import driver_ip, host_port, unreachable
 from poptune.exceptions import TuneError
 
 logger = logging.getLogger("poptune")
 
 _RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU", "memory": "memory"}
-
-
-def driver_ip() -> str:
-    """An address of this machine that cluster nodes can reach."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("10.255.255.255", 1))  # no packet is sent
-            return s.getsockname()[0]
-    except OSError:
-        return "127.0.0.1"
 
 
 def _what_to_check(address: str | None) -> str:

@@ -64,3 +64,14 @@ def test_rays_file_name_constants_name_the_files_a_trial_writes(tmp_path):
     assert {result.EXPR_PARAM_FILE, result.EXPR_PARAM_PICKLE_FILE, result.EXPR_RESULT_FILE,
             result.EXPR_PROGRESS_FILE, result.EXPR_ERROR_FILE,
             result.EXPR_ERROR_PICKLE_FILE} <= files
+
+
+def test_node_ip_is_the_address_of_the_machine_the_trial_ran_on(tmp_path):
+    """As Ray's (``ray.util.get_node_ip_address()``): it was ``127.0.0.1`` on every node,
+    so trials on a cluster could not be told apart by it."""
+    import poptune as tune
+    from poptune.backends._probe import driver_ip
+
+    grid = tune.Tuner(lambda config: tune.report({"a": 1}),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert grid[0].metrics["node_ip"] == driver_ip()
