@@ -229,6 +229,9 @@ class Worker:
         self.agent_id = agent_id or str(os.getpid())
         self.blobs: dict[str, Any] = {}
         self._storage_checked = False
+        #: a directory of this machine for the trials' files (remote storage, a machine
+        #: that does not share the driver's staging directory), or None
+        self._own_trial_root: str | None = None
         self.home = os.getcwd()
         self._signature: tuple[Any, bool] | None = None  # (trainable, takes checkpoint_dir)
         #: ``reuse_actors``: (trainable, resources, instance) of the last class trial that
@@ -268,6 +271,7 @@ class Worker:
             elif kind == "shutdown":
                 break
         self._drop_cached()
+        self._remove_own_trial_root()
 
     # ------------------------------------------------------------------------------------
     def _channel(self, trial_id: str, state: dict[str, Any], answered: bool):
@@ -325,16 +329,19 @@ class Worker:
                 # directory this node cannot make, a config it cannot unpickle, storage it
                 # does not share); the worker serves on
                 self._check_storage()
-                ensure_dir(spec.trial_dir)
+                trial_dir = self._trial_dir(spec)
+                if trial_dir != spec.trial_dir:
+                    state["own_dir"], state["storage_dir"] = trial_dir, spec.storage_trial_dir
+                ensure_dir(trial_dir)
                 if self.manage_process and "TUNE_ORIG_WORKING_DIR" not in environ:
                     environ["TUNE_ORIG_WORKING_DIR"] = self.home  # as Ray: for relative paths
                 if spec.chdir and self.manage_process:
-                    os.chdir(spec.trial_dir)
+                    os.chdir(trial_dir)
                 config = load_config(spec.config_blob, self.blobs.get("constants", []))
                 ctx = TuneContext(
                     trial_id=trial_id,
                     trial_name=spec.trial_name,
-                    trial_dir=spec.trial_dir,
+                    trial_dir=trial_dir,
                     experiment_name=spec.experiment_name,
                     experiment_dir=spec.experiment_dir,
                     trial_resources=dict(spec.resources),
@@ -352,7 +359,7 @@ class Worker:
                 _session_mod._local.session = sess
                 trainable = self.blobs["trainable"]
                 if spec.log_to_file is not None:
-                    tee = state["tee"] = _OutputTee(spec.trial_dir, spec.log_to_file,
+                    tee = state["tee"] = _OutputTee(trial_dir, spec.log_to_file,
                                                     fd_level=self.manage_process)
                     tee.start()
             except Exception:  # noqa: BLE001
@@ -409,15 +416,18 @@ class Worker:
         check = self.blobs.get("storage_check")
         if check is None or self._storage_checked:
             return
-        exp_dir, token = check
+        exp_dir, token, remote = check
         try:
             with open(os.path.join(exp_dir, STORAGE_MARKER)) as f:
                 seen = f.read()
         except OSError:
             seen = None
-        if seen != token:
-            import socket
-
+        self._remove_own_trial_root()  # an earlier experiment's
+        if seen != token and remote:
+            # remote storage, another machine than the driver's: the trials' files live in a
+            # directory of this machine and go to storage when each trial ends
+            self._own_trial_root = tempfile.mkdtemp(prefix="poptune_trials_")
+        elif seen != token:
             raise TuneError(
                 f"this worker (host {socket.gethostname()}) does not see the experiment "
                 f"directory {exp_dir!r} the driver writes: RunConfig(storage_path=...) is a "
@@ -427,6 +437,32 @@ class Worker:
                 "('s3://bucket/results')")
         self._storage_checked = True
 
+    def _remove_own_trial_root(self) -> None:
+        if self._own_trial_root is not None:
+            shutil.rmtree(self._own_trial_root, ignore_errors=True)
+            self._own_trial_root = None
+
+    def _trial_dir(self, spec: LaunchSpec) -> str:
+        """Where the trial's files go on this machine: the driver's (staging) trial
+        directory, or one of this machine's own (see :meth:`_check_storage`)."""
+        if self._own_trial_root is None or spec.storage_trial_dir is None:
+            return spec.trial_dir
+        return os.path.join(self._own_trial_root, os.path.basename(spec.trial_dir))
+
+    def _upload_trial_files(self, state: dict[str, Any]) -> None:
+        """A trial that kept its files on this machine: put them (not its checkpoints,
+        which went to storage when reported) into its storage directory, then remove them."""
+        local, remote = state.get("own_dir"), state.get("storage_dir")
+        if local is None or remote is None or not os.path.isdir(local):
+            return
+        from poptune.storage.remote import upload_trial_files
+
+        try:
+            upload_trial_files(local, remote)
+        except Exception:  # noqa: BLE001 - said; the trial's end goes on
+            traceback.print_exc()
+        shutil.rmtree(local, ignore_errors=True)
+
     def _end(self, state: dict[str, Any], msg: tuple[Any, ...]) -> None:
         """The trial's last message, after its ``at_trial_end`` functions: what they finish (a
         W&B or MLflow run) is complete when the driver hears that the trial ended. Its
@@ -434,6 +470,7 @@ class Worker:
         self._at_trial_end(state)
         if "tee" in state:
             state["tee"].stop()
+        self._upload_trial_files(state)  # on storage before the driver hears of the end
         self.conn.send(msg)
 
     @staticmethod

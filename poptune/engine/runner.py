@@ -360,13 +360,18 @@ class Runner:
         except Exception as exc:  # noqa: BLE001
             raise TuneError(f"the trainable {self.trainable_name!r} cannot be pickled: {exc}") from exc
         blobs = {"trainable": trainable_blob, "constants": self._constants_blob}
-        if self.remote is None and getattr(self.backend, "runs_elsewhere", False):
-            blobs["storage_check"] = cloudpickle.dumps(self._write_storage_marker())
+        if getattr(self.backend, "runs_elsewhere", False):
+            # local storage: a worker must share it; remote storage: a worker that does not
+            # share the driver's staging directory keeps its trial files on its own disk
+            # and uploads them when the trial ends
+            exp_dir, token = self._write_storage_marker()
+            blobs["storage_check"] = cloudpickle.dumps((exp_dir, token, self.remote is not None))
         return blobs
 
     def _write_storage_marker(self) -> tuple[str, str]:
-        """A file with a token of this run in the experiment directory: a worker on another
-        machine checks it sees it before its trial writes there (as Ray's storage check)."""
+        """A file with a token of this run in the (local or staging) experiment directory: a
+        worker on another machine checks whether it sees it before its trial writes there
+        (as Ray's storage check)."""
         path = os.path.join(self.experiment_dir, STORAGE_MARKER)
         token = secrets.token_hex(8)
         with open(path, "w") as f:
