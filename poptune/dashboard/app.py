@@ -570,7 +570,12 @@ def _serve(storage_root: str, host: str, port: int, token: str | None,
     token = resolve_token(host, token)
     hosts = LOOPBACK_NAMES | {host.strip("[]")} if is_loopback(host) else None
     app = create_app(storage_root, token, allowed_hosts=set(hosts) if hosts else None)
-    shown = f"[{host}]" if ":" in host else host
+    reachable = host
+    if host in ("0.0.0.0", "::", ""):  # bound to every interface: an address others can open
+        from poptune.backends._probe import driver_ip
+
+        reachable = driver_ip()
+    shown = f"[{reachable}]" if ":" in reachable else reachable
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     where = shown_as or os.path.abspath(os.path.expanduser(storage_root))
     # bound before the address is announced: a port in use is an error, never a URL

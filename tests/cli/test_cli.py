@@ -245,6 +245,10 @@ def test_dashboard_off_loopback_prints_and_requires_a_token(
     assert code == 0 and served["host"] == "0.0.0.0" and served["port"] == port
     assert served["bound"] == [("0.0.0.0", port)]  # the server got the socket bound first
     assert served["sockets"][0].fileno() == -1  # and closed when the server stopped
+    from poptune.backends._probe import driver_ip
+
+    # the URL names an address another machine can open (a probe: it printed 0.0.0.0)
+    assert f"http://{driver_ip()}:{port}/?token=" in out and "0.0.0.0" not in out
     token = out.split("?token=")[1].split()[0]
     client = TestClient(served["app"], base_url="http://192.0.2.1")
     assert client.get("/api/experiments").status_code == 401
