@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from poptune._text import plain_text
 from poptune._validation import bad_type, check_in_range, check_mode
 from poptune.callbacks._progress_format import (
     _ITER,
@@ -405,10 +406,11 @@ class TuneReporterBase(ProgressReporter):
         table.add_column("Trial name", no_wrap=True)
         table.add_column("status", no_wrap=True)
         for title, _ in shown:
-            table.add_column(title, justify="right", no_wrap=True)
-        for i, t in enumerate(rows):
-            table.add_row(names[i], Text(str(t.status), style=_STATUS_STYLE.get(t.status, "")),
-                          *(cells[i] for _, cells in shown))
+            table.add_column(plain_text(title), justify="right", no_wrap=True)
+        for i, t in enumerate(rows):  # names and values as typed: never read as markup
+            table.add_row(plain_text(names[i]),
+                          Text(str(t.status), style=_STATUS_STYLE.get(t.status, "")),
+                          *(plain_text(cells[i]) for _, cells in shown))
         if not left_out:
             return [self._natural_width(table)]
         note = Text(f"({len(left_out)} columns not shown: {', '.join(left_out)})", style="dim",

@@ -184,6 +184,23 @@ def test_rows_show_status_metric_iteration_time_and_hyperparameters():
     assert f"Current best: {trials[0]} loss=0.12346" in shown
 
 
+def test_names_and_values_are_printed_as_typed_never_as_markup_or_escapes():
+    """A trial named ``t[/]x`` (``trial_name_creator``) ended fit() with rich's
+    MarkupError; ``[bold]`` was applied; escape sequences reached the terminal."""
+    console, out = make_console(terminal=True)
+    clock = FakeClock()
+    cb = ProgressCallback(2, metric="loss", mode="min", console=console, clock=clock)
+    trials = [make_trial(0, T, loss=0.5, it=1, custom_trial_name="t[/]x"),
+              make_trial(1, T, loss=0.7, it=1, custom_trial_name="t[bold]b"),
+              make_trial(2, T, loss=0.9, it=1, custom_trial_name="t\x1b]0;T\x07")]
+    trials[0].evaluated_params = {"act": "[/relu]"}
+    cb.setup(total_num_samples=3)
+    cb.on_experiment_end(trials)
+    shown = out.getvalue()
+    assert "t[/]x" in shown and "t[bold]b" in shown and "[/relu]" in shown
+    assert "t\\x1b]0;T\\x07" in shown and "\x1b]0;" not in shown
+
+
 def test_nested_metrics_and_config_parameters_are_looked_up_by_path():
     console, out = make_console()
     reporter = CLIReporter(metric_columns=["val/loss"], parameter_columns={"model/layers": "L"})
