@@ -470,7 +470,8 @@ class Controller:
         return h.checkpoints[-1][2] if h.checkpoints else 0
 
     def _track(self, trial: Trial, st: TrialState) -> None:
-        if self._shapes is not None:
+        shapes = self._shapes
+        if shapes is not None and trial.resources != shapes:  # no call when they match
             self._note_shape(trial.resources)
         st.view = TrialView(trial)
         self.trials.append(trial)

@@ -48,7 +48,7 @@ class ResourcePool:
         self.gpu_total = int(gpu)
         self.cpu_free = float(cpu)
         self.gpu_free = [1.0] * int(gpu)
-        self._held: dict[str, tuple[float, dict[int, float], dict[str, float]]] = {}
+        self._held: dict[str, tuple[float, dict[int, float], dict[str, float] | None]] = {}
         self.zero_cpu_limit = ZERO_CPU_TRIALS_PER_CPU * max(1, int(self.cpu_total))
         self._zero_cpu_held = 0
 
@@ -111,18 +111,18 @@ class ResourcePool:
                     taken = {i: 1.0 for i in whole[: int(gpu)]}
             if not taken:
                 return None
-        custom: dict[str, float] = {}
+        custom = None
         if self.custom_total is not None and len(resources) > 2:  # cpu and gpu: none
             custom = {k: v for k, v in resources.items()
                       if k not in ("cpu", "gpu", "memory") and v}
             if any(v > self.custom_free.get(k, 0.0) + _EPS for k, v in custom.items()):
                 return None
+            for k, v in custom.items():
+                self.custom_free[k] -= v
         self.cpu_free -= cpu
         self._zero_cpu_held += zero
         for i, amount in taken.items():
             self.gpu_free[i] -= amount
-        for k, v in custom.items():
-            self.custom_free[k] -= v
         self._held[key] = (cpu, taken, custom)
         return sorted(taken)
 
@@ -135,8 +135,9 @@ class ResourcePool:
         self._zero_cpu_held -= cpu <= _EPS
         for i, amount in taken.items():
             self.gpu_free[i] += amount
-        for k, v in custom.items():
-            self.custom_free[k] += v
+        if custom:
+            for k, v in custom.items():
+                self.custom_free[k] += v
 
     def max_concurrent(self, resources: dict[str, float]) -> int:
         """How many trials with these resources fit at once on an empty pool."""
