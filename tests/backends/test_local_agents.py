@@ -254,12 +254,17 @@ class _CannotStart(LocalBackend):
 def test_a_worker_that_fails_to_start_on_its_own_ends_the_run(tmp_path):
     from poptune.exceptions import TuneError
 
-    backend = _CannotStart(num_cpus=1)
+    _launch_until_raises(_CannotStart(num_cpus=1), tmp_path, TuneError,
+                         "failed to start .*exited with code 1")
+
+
+def _launch_until_raises(backend, tmp_path, error, match):
+    """Launch a trial and poll until the backend raises ``error`` matching ``match``."""
     try:
         backend.setup({"trainable": cloudpickle.dumps(_report_once),
                        "constants": cloudpickle.dumps([])}, 1)
         backend.launch(_spec(tmp_path, 0))
-        with pytest.raises(TuneError, match="failed to start .*exited with code 1"):
+        with pytest.raises(error, match=match):
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 backend.poll(0.2)
@@ -286,18 +291,9 @@ def test_a_worker_that_never_starts_names_the_resources_it_waited_for(tmp_path, 
     from poptune.exceptions import TuneError
 
     monkeypatch.setattr(_conn, "START_TIMEOUT_S", 0.5)
-    backend = _NeverStarts(num_cpus=2)
-    try:
-        backend.setup({"trainable": cloudpickle.dumps(_report_once),
-                       "constants": cloudpickle.dumps([])}, 1)
-        backend.launch(_spec(tmp_path, 0))
-        with pytest.raises(TuneError, match=r"asking for \{'cpu': 1.0\} did not start within "
-                                            r"0.5 s: no node of the cluster may have"):
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                backend.poll(0.2)
-    finally:
-        backend.shutdown()
+    _launch_until_raises(_NeverStarts(num_cpus=2), tmp_path, TuneError,
+                         r"asking for \{'cpu': 1.0\} did not start within 0.5 s: no node of "
+                         r"the cluster may have")
 
 
 def test_a_trial_whose_setup_fails_errors_with_its_traceback_and_the_worker_serves_on(tmp_path):
