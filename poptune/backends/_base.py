@@ -112,11 +112,6 @@ class WorkerLostEvent:
 Event = ResultEvent | SavedEvent | DoneEvent | StoppedEvent | ErrorEvent | WorkerLostEvent
 
 
-#: the file in the experiment directory a worker on another machine reads to check it
-#: shares that directory with the driver (:attr:`Backend.runs_elsewhere`)
-STORAGE_MARKER = ".poptune_storage_check"
-
-
 class Backend(abc.ABC):
     """Base class of every backend."""
 

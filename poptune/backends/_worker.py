@@ -26,9 +26,9 @@ from typing import Any, Iterator, cast
 
 from poptune import session as _session_mod
 from poptune._pickling import load_config
-from poptune.backends._base import STORAGE_MARKER, LaunchSpec
+from poptune.backends._base import LaunchSpec
 from poptune.exceptions import TrialStopped, TuneError
-from poptune.storage.dirs import ensure_dir
+from poptune.storage.dirs import STORAGE_MARKER, ensure_dir
 from poptune.session import TuneContext, _Session
 
 

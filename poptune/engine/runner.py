@@ -26,7 +26,7 @@ import cloudpickle
 
 from poptune._pickling import dump_config, dumps_with_sources
 from poptune._validation import bad_type, bad_value
-from poptune.backends._base import STORAGE_MARKER, Backend, LaunchSpec
+from poptune.backends._base import Backend, LaunchSpec
 from poptune.callbacks._base import Callback
 from poptune.clock import current as current_clock
 from poptune.config import RunConfig, TuneConfig, log_to_file_names
@@ -67,6 +67,7 @@ from poptune.execution.tune_controller import TuneController
 from poptune.schedulers._base import FIFOScheduler, TrialScheduler
 from poptune.stopper import Stopper
 from poptune.storage.background import BackgroundIO
+from poptune.storage.dirs import STORAGE_MARKER
 from poptune.storage.journal import Journal
 from poptune.storage.pbt_log import write_exploit_logs
 from poptune.engine.scheduler_journal import SchedulerJournal

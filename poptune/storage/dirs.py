@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+#: the file in an experiment directory a Ray/Dask worker reads to tell whether it shares that
+#: directory with the driver (``Backend.runs_elsewhere``); never uploaded to remote storage
+STORAGE_MARKER = ".poptune_storage_check"
+
 
 def ensure_dir(path: str) -> None:
     """Create the directory ``path`` (and its parents) unless it exists: one system call in

@@ -24,6 +24,7 @@ import threading
 from typing import Any, Callable
 
 from poptune.exceptions import StorageError
+from poptune.storage.dirs import STORAGE_MARKER
 from poptune.storage.uri import is_remote as is_remote  # re-exported: callers import them
 from poptune.storage.uri import local_path as local_path  # from here too
 
@@ -186,7 +187,8 @@ class RemoteStorage:
     def upload_file(self, local: str, *parts: str) -> None:
         self._wrap(f"uploading {parts[-1]}", self.fs.put_file, local, self.path_of(*parts))
 
-    def sync_dir(self, local_dir: str, skip: tuple[str, ...] = ("journal.jsonl",)) -> None:
+    def sync_dir(self, local_dir: str,
+                 skip: tuple[str, ...] = ("journal.jsonl", STORAGE_MARKER)) -> None:
         """Upload files of ``local_dir`` that changed since the last sync (not checkpoints)."""
         for dirpath, dirnames, filenames in os.walk(local_dir):
             dirnames[:] = [d for d in dirnames if not d.startswith("checkpoint_")]

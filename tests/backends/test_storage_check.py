@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 import poptune as tune
-from poptune.backends._base import STORAGE_MARKER
+from poptune.storage.dirs import STORAGE_MARKER
 from poptune.backends.local import LocalBackend
 from poptune.engine.runner import Runner
 

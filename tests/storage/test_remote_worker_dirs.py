@@ -73,3 +73,5 @@ def test_a_worker_apart_from_the_driver_puts_its_trials_files_on_storage(
         with r.checkpoint.as_directory() as d:
             assert open(os.path.join(d, "w")).read() == "1"
     assert _own_roots() == before  # removed when the workers ended
+    # the driver's token for its workers is not part of the experiment on storage
+    assert not [f for f in fs.find(f"{bucket}/runs/exp") if f.endswith(".poptune_storage_check")]
