@@ -34,8 +34,6 @@ from poptune.result import count_steps
 _DICT_CHECKPOINT_FILE = "_dict_checkpoint.pkl"
 #: a bare ``Trainable.save()``'s counters (under Tune they are in the checkpoint's result)
 _STATE_FILE = ".trainable_state.pkl"
-#: the node IP results and :meth:`Trainable.get_current_ip_pid` give
-_NODE_IP = "127.0.0.1"
 
 
 class CheckpointNotFoundError(ValueError, FileNotFoundError):
@@ -206,8 +204,11 @@ class Trainable:
         return self.config
 
     def get_current_ip_pid(self) -> tuple[str, int]:
-        """``(node IP, process id)`` of the process running this Trainable."""
-        return _NODE_IP, os.getpid()
+        """``(node IP, process id)`` of the process running this Trainable (the node IP as
+        Ray's: this machine's address)."""
+        from poptune.session import _node_ip
+
+        return _node_ip(), os.getpid()
 
     def is_actor(self) -> bool:
         """Whether this Trainable runs a trial (Ray: inside an actor), not called directly."""
@@ -230,14 +231,14 @@ class Trainable:
                                 debug_metrics_only: bool = False) -> dict[str, Any]:
         """The keys :meth:`train` adds to each result, as Ray's (``now``: a ``datetime``,
         default now; ``debug_metrics_only``: only those that need no iteration)."""
-        from poptune.session import _hostname
+        from poptune.session import _hostname, _node_ip
 
         epoch = current_clock().time() if now is None else now.timestamp()
         filled: dict[str, Any] = {
             "trial_id": self.trial_id, "date": local_date(epoch),
             "timestamp": timestamp if timestamp else int(epoch),
             "time_this_iter_s": time_this_iter, "time_total_s": self._time_total,
-            "pid": os.getpid(), "hostname": _hostname(), "node_ip": _NODE_IP,
+            "pid": os.getpid(), "hostname": _hostname(), "node_ip": _node_ip(),
             "config": self.config, "time_since_restore": self._time_since_restore,
             "iterations_since_restore": self._iterations_since_restore,
         }
