@@ -9,18 +9,10 @@ import pickle
 import re
 import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("starlette", reason="the dashboard needs the `dashboard` extra")
-pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (dev extra)")
-
-with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx works
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 from poptune.dashboard import create_app
 from poptune.dashboard.app import is_loopback, resolve_token
@@ -33,9 +25,9 @@ from tests.dashboard import (
     journal_records,
     make_experiment,
 )
+from tests.dashboard._client import LOCAL, TestClient
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-LOCAL = "http://127.0.0.1"
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("starlette", reason="the dashboard needs the `dashboard` extra")
-pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (dev extra)")
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 import poptune.dashboard.app as dash_app
 import poptune.timeline
@@ -29,9 +21,9 @@ from poptune.dashboard.data import ExperimentView
 from poptune.storage.journal import Journal
 from poptune.storage.records import RolledBack
 from tests.dashboard import append_result, copy_without_end, journal_records, make_experiment
+from tests.dashboard._client import LOCAL, TestClient
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-LOCAL = "http://127.0.0.1"
 POLLED = ["/trials", "/tree", "/timeline", "/exploits", "", "/series?metric=score"]
 
 

@@ -13,13 +13,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("starlette", reason="the dashboard needs the `dashboard` extra")
-pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (dev extra)")
-
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.routing import Mount, Route
-    from starlette.testclient import TestClient
     from starlette.websockets import WebSocketDisconnect
 
 from poptune.dashboard import create_app
@@ -27,9 +23,9 @@ from poptune.dashboard.app import _Guard
 from poptune.dashboard.data import ExperimentView
 from poptune.storage.confined import OutsideRootError, open_under
 from tests.dashboard import journal_records, make_experiment
+from tests.dashboard._client import LOCAL, TestClient
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-LOCAL = "http://127.0.0.1"
 SECRET = "TOP-SECRET-CONTENT-1234"
 
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import warnings
 from typing import Any
 
 import pytest
@@ -16,18 +15,12 @@ import pytest
 from tests.storage._s3 import fresh_bucket, import_source, s3_env, s3_server  # noqa: F401
 
 pytest.importorskip("s3fs", reason="remote storage tests need `pip install s3fs moto[server]`")
-pytest.importorskip("starlette", reason="the dashboard needs the `dashboard` extra")
-pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (dev extra)")
-
-with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx works
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 from poptune.dashboard import create_app  # noqa: E402
 from poptune.dashboard.mirror import QUIET_PASSES, RemoteMirror  # noqa: E402
+from tests.dashboard._client import LOCAL, TestClient  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-LOCAL = "http://127.0.0.1"
 
 TRAIN = textwrap.dedent('''
     import json, os, tempfile, time
