@@ -35,6 +35,7 @@ from poptune.backends._base import (
     StoppedEvent,
     WorkerLostEvent,
 )
+from poptune.engine.resources import resource_shape
 from poptune.exceptions import TuneError
 
 logger = logging.getLogger("poptune")
@@ -217,11 +218,6 @@ class _Starting:
     started: float = field(default_factory=time.monotonic)
     #: what its trials ask for (for the message when it never starts)
     resources: dict[str, float] = field(default_factory=dict)
-
-
-def resource_shape(resources: dict[str, float]) -> tuple[Any, ...]:
-    """A hashable key for a resource request: agents are reused only for the same shape."""
-    return tuple(sorted((k, float(v)) for k, v in resources.items() if v))
 
 
 class ConnectionBackend(Backend):

@@ -69,7 +69,7 @@ from poptune.engine.instructions import (
     WriteError,
     WriteParams,
 )
-from poptune.engine.resources import ResourcePool, worker_count
+from poptune.engine.resources import ResourcePool, resource_shape, worker_count
 from poptune.engine.trial import Trial, TrialStatus
 from poptune.exceptions import TrialError, TuneConfigError, TuneError
 from poptune.result import AUTO_RESULT_KEYS
@@ -762,7 +762,7 @@ class Controller:
         tried: set[tuple[Any, ...]] = set()
         for waiting in (self.pending, self.paused):
             for t in waiting.values():
-                shape = tuple(sorted(t.resources.items()))
+                shape = resource_shape(t.resources)
                 if shape in tried:
                     continue
                 gpu_ids = self.pool.allocate(t.trial_id, t.resources)

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from poptune.exceptions import ResourceError
 
@@ -152,6 +153,16 @@ class ResourcePool:
             if need:
                 n = min(n, int(v // need + _EPS))
         return max(n, 0)
+
+
+def resource_shape(resources: dict[str, float]) -> tuple[Any, ...]:
+    """A hashable key for a resource request (zero amounts left out): the controller tries
+    one trial per shape, the backends reuse agents only for the same shape.
+
+    >>> resource_shape({"gpu": 0, "cpu": 1}) == resource_shape({"cpu": 1.0})
+    True
+    """
+    return tuple(sorted((k, float(v)) for k, v in resources.items() if v))
 
 
 def worker_count(pool: ResourcePool, resources: dict[str, float],
