@@ -455,10 +455,10 @@ class Worker:
         local, remote = state.get("own_dir"), state.get("storage_dir")
         if local is None or remote is None or not os.path.isdir(local):
             return
-        from poptune.storage.remote import upload_trial_files
+        from poptune.storage.remote import RemoteStorage
 
-        try:
-            upload_trial_files(local, remote)
+        try:  # what the driver's sync of a trial directory uploads (not checkpoint_*)
+            RemoteStorage(remote).sync_dir(local)
         except Exception:  # noqa: BLE001 - said; the trial's end goes on
             traceback.print_exc()
         shutil.rmtree(local, ignore_errors=True)

@@ -254,25 +254,6 @@ def staging_dir(name: str, exp_hex: str) -> str:
     return path
 
 
-def upload_trial_files(local_dir: str, uri: str) -> None:
-    """Worker side: put a trial's files (``log_to_file`` output, what it wrote in its
-    directory; not its ``checkpoint_*`` directories) under its storage directory ``uri``."""
-    import fsspec
-
-    from poptune.session import CHECKPOINT_DIR
-
-    fs, path = fsspec.core.url_to_fs(uri)
-    for dirpath, dirnames, filenames in os.walk(local_dir):
-        dirnames[:] = [d for d in dirnames if not CHECKPOINT_DIR.fullmatch(d)]
-        for name in filenames:
-            local = os.path.join(dirpath, name)
-            rel = os.path.relpath(local, local_dir).replace(os.sep, "/")
-            try:
-                fs.put_file(local, f"{path.rstrip('/')}/{rel}")
-            except Exception as exc:  # noqa: BLE001
-                raise StorageError(f"uploading {rel!r} to {uri!r} failed ({exc})") from exc
-
-
 def upload_checkpoint(local_dir: str, uri: str) -> None:
     """Worker side: put a checkpoint directory at ``uri`` (before ``report`` returns)."""
     import fsspec
