@@ -221,10 +221,11 @@ def test_what_a_trial_prints_on_ray_is_prefixed_with_its_trainable(ray_cluster, 
                run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
     out = ""
     deadline = time.time() + 30  # Ray's log monitor polls the workers' log files
-    while time.time() < deadline and out.count("hello from trial") < 2:
+    # wait for both trials' words: each line may come twice (both nodes' log monitors read the
+    # session's one log dir), so two lines can be one trial's
+    while time.time() < deadline and not all(f"from trial {n}" in out for n in ("alpha", "beta")):
         out += capfd.readouterr().out
         time.sleep(0.2)
-    # (each line may come twice: both nodes' log monitors read the session's one log dir)
     lines = {ln for ln in out.splitlines() if "hello from trial" in ln}
     assert len(lines) == 2, out
     assert all("(_printing_trainable pid=" in ln and "RayAgent" not in ln for ln in lines), lines
