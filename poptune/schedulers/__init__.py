@@ -25,6 +25,7 @@ from poptune.schedulers.hb_bohb import HyperBandForBOHB
 from poptune.schedulers.hyperband import HyperBandScheduler
 from poptune.schedulers.median_stopping_rule import MedianStoppingRule
 from poptune.schedulers.pbt import PopulationBasedTraining, PopulationBasedTrainingReplay
+from poptune.schedulers.promotion_asha import PromotionASHAScheduler
 from poptune.schedulers.resource_changing_scheduler import (
     DistributeResources,
     DistributeResourcesToTopJob,
@@ -43,6 +44,7 @@ __all__ = [
     "TrialScheduler",
     "AsyncHyperBandScheduler",
     "ASHAScheduler",
+    "PromotionASHAScheduler",
     "HyperBandScheduler",
     "HyperBandForBOHB",
     "MedianStoppingRule",
@@ -56,12 +58,14 @@ __all__ = [
     "create_scheduler",
 ]
 
-#: ``create_scheduler`` names (Ray's, plus ``"asha"``) -> class name in this package
+#: ``create_scheduler`` names (Ray's, plus ``"asha"`` and ``"asha_promotion"``) -> class name
+#: in this package
 SCHEDULER_IMPORT: dict[str, str] = {
     "fifo": "FIFOScheduler",
     "async_hyperband": "AsyncHyperBandScheduler",
     "asynchyperband": "AsyncHyperBandScheduler",
     "asha": "ASHAScheduler",
+    "asha_promotion": "PromotionASHAScheduler",
     "median_stopping_rule": "MedianStoppingRule",
     "medianstopping": "MedianStoppingRule",
     "hyperband": "HyperBandScheduler",
@@ -81,9 +85,9 @@ def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
 
     Args:
         scheduler: one of the keys of :data:`SCHEDULER_IMPORT` (case-insensitive):
-            ``"fifo"``, ``"async_hyperband"``/``"asha"``, ``"median_stopping_rule"``,
-            ``"hyperband"``, ``"hb_bohb"``, ``"pbt"``, ``"pbt_replay"``, ``"pb2"``,
-            ``"resource_changing"``.
+            ``"fifo"``, ``"async_hyperband"``/``"asha"``, ``"asha_promotion"``,
+            ``"median_stopping_rule"``, ``"hyperband"``, ``"hb_bohb"``, ``"pbt"``,
+            ``"pbt_replay"``, ``"pb2"``, ``"resource_changing"``.
 
     Raises:
         TuneConfigError (a ``ValueError``): an unknown name.

@@ -45,12 +45,15 @@ class Bridge(Stopper, Callback):
                  status: TuningStatus | None = None, rows: list[dict[str, Any]] | None = None,
                  trials: dict[int, SyneTrial] | None = None,
                  scheduler_stops: Callable[[str], bool] | None = None,
+                 scheduler_pauses: Callable[[str], bool] | None = None,
                  on_write: Callable[[], None] | None = None) -> None:
         """``status``, ``rows`` and ``trials`` continue an earlier run (a loaded or re-run
         tuner): its results stay in the table, its counts in the status, and the tuner time
         goes on from ``status.wallclock_time``. ``scheduler_stops(trial_id)`` tells whether a
         scheduler with no ``max_t`` (the median stopping rule) stopped that trial;
-        ``on_write`` is called after each write of ``results.csv.zip``."""
+        ``scheduler_pauses(trial_id)`` whether the promotion variant of ASHA paused it at its
+        latest result (that row's ``st_decision`` is ``"PAUSE"``); ``on_write`` is called
+        after each write of ``results.csv.zip``."""
         #: ``(time_attr, max_t)`` of a stopping scheduler: a trial that ends below ``max_t``
         #: while tuning goes on was stopped by the scheduler (poptune's callbacks see both
         #: ends as ``on_trial_complete``)
@@ -60,6 +63,7 @@ class Bridge(Stopper, Callback):
         #: tuner time spent by earlier runs (st_tuner_time goes on from it)
         self.elapsed = self.status.wallclock_time if status is not None else 0.0
         self.scheduler_stops = scheduler_stops
+        self.scheduler_pauses = scheduler_pauses
         self.on_write = on_write
         self.max_failures = max_failures
         self.path = path
@@ -85,7 +89,7 @@ class Bridge(Stopper, Callback):
         """poptune pickles its stopper and callbacks with the experiment: not the Syne Tune
         tuner that saves itself after each write, nor the scheduler's view of its stops."""
         state = dict(self.__dict__)
-        state["on_write"] = state["scheduler_stops"] = None
+        state["on_write"] = state["scheduler_stops"] = state["scheduler_pauses"] = None
         return state
 
     # -- time --------------------------------------------------------------------------
@@ -142,7 +146,9 @@ class Bridge(Stopper, Callback):
         self._reported.add(number)
         self._last[number] = metrics
         self.status.on_result(number, metrics, dict(trial.config or {}))
-        row = dict(metrics, trial_id=number, st_tuner_time=self._now(), st_decision="CONTINUE",
+        pauses = getattr(self, "scheduler_pauses", None)  # None in a bridge pickled before
+        decision = "PAUSE" if pauses is not None and pauses(trial.trial_id) else "CONTINUE"
+        row = dict(metrics, trial_id=number, st_tuner_time=self._now(), st_decision=decision,
                    st_status="InProgress")
         for key, value in (trial.config or {}).items():
             row[f"config_{key}"] = value
@@ -150,7 +156,7 @@ class Bridge(Stopper, Callback):
         if number in self.trials:
             self.trials[number].config = dict(trial.config or {})
             self._syne("on_trial_result", trial=self.trials[number], status="InProgress",
-                       result=dict(metrics), decision="CONTINUE")
+                       result=dict(metrics), decision=decision)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:

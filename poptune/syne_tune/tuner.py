@@ -323,6 +323,7 @@ class Tuner:
                         path, parts.pop("stop", None), self.results_update_interval,
                         parts.pop("resource", None), syne_cbs,
                         scheduler_stops=parts.pop("scheduler_stops", None),
+                        scheduler_pauses=parts.pop("scheduler_pauses", None),
                         on_write=self._autosave, **earlier)
         self.status = bridge.status
         #: the results table: a StoreResultsCallback's ``results`` are its rows
@@ -342,6 +343,8 @@ class Tuner:
             restored = tuner.tune_config.scheduler  # the one whose journaled state goes on
             if callable(getattr(restored, "was_stopped", None)):
                 bridge.scheduler_stops = restored.was_stopped
+            if callable(getattr(restored, "is_waiting", None)):
+                bridge.scheduler_pauses = restored.is_waiting
         else:
             with warnings.catch_warnings():  # Syne Tune's trials keep the launcher's cwd
                 warnings.simplefilter("ignore", DeprecationWarning)

@@ -5,6 +5,7 @@ list_experiments / load_experiments_df / get_metadata and syne_tune.constants.""
 from __future__ import annotations
 
 import json
+import warnings
 from itertools import product
 
 import pandas as pd
@@ -164,8 +165,11 @@ def test_fifo_and_hyperband_refuse_what_poptune_cannot_run():
         HyperbandScheduler(CURVE_SPACE, reduction_factor=1.5, metric="loss")
     with pytest.raises(TuneConfigError, match=r"^`max_t` must be given, or be a constant"):
         HyperbandScheduler({"lr": uniform(0, 1)}, metric="loss")
-    with pytest.warns(UserWarning, match=r"type='promotion'.*ignored"):
+    with warnings.catch_warnings():  # the promotion variant runs: nothing is ignored
+        warnings.simplefilter("error")
         HyperbandScheduler(CURVE_SPACE, type="promotion", metric="loss")
+    with pytest.raises(TuneConfigError, match=r"^`brackets` must be 1 with type='promotion'"):
+        HyperbandScheduler(CURVE_SPACE, type="promotion", metric="loss", brackets=2)
     with pytest.warns(UserWarning, match=r"search_options\['debug_log'\]=False.*ignored"):
         FIFOScheduler(CURVE_SPACE, metric="loss", search_options={"debug_log": False})
 

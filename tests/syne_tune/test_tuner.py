@@ -302,8 +302,8 @@ def test_d2l_era_and_tpe_arguments_are_accepted_with_a_warning():
         RandomSearch(SPACE, metric="loss", search_options={"debug_log": False})
     with pytest.warns(UserWarning, match="max_resource_attr='epochs'"):
         BayesianOptimization(SPACE, metric="loss", max_resource_attr="epochs")
-    with pytest.warns(UserWarning, match="type='promotion'"):
-        ASHA(SPACE, metric="loss", resource_attr="epoch", max_t=5, type="promotion")
+    with pytest.warns(UserWarning, match="type='rush_stopping'"):
+        ASHA(SPACE, metric="loss", resource_attr="epoch", max_t=5, type="rush_stopping")
     with pytest.raises(ValueError, match="`type`"):
         ASHA(SPACE, metric="loss", resource_attr="epoch", max_t=5, type="eager")
 

@@ -8,15 +8,16 @@ Syne Tune                  poptune
 ``BayesianOptimization``   ``OptunaSearch`` with Optuna's ``GPSampler`` (Gaussian process)
 ``BOTorch``                the same (Optuna's GP sampler is BoTorch-style GP-EI on torch)
 ``TPE``                    ``OptunaSearch`` with Optuna's ``TPESampler``
-``ASHA``                   ``ASHAScheduler`` (stopping variant) + random search
+``ASHA``                   ``ASHAScheduler`` (stopping variant) + random search;
+                           ``type="promotion"``: ``PromotionASHAScheduler``
 ``PopulationBasedTraining`` ``PopulationBasedTraining`` over the config space's domains
 =========================  ==================================================================
 
 Both argument forms are accepted: the d2l-era ``metric="loss", mode="min"`` and the latest
 release's ``metric(s)=..., do_minimize=True``, positionally too (a bool where ``mode`` stands
 is ``do_minimize``, followed by ``random_seed`` and ``points_to_evaluate``). d2l-era
-``search_options`` and ``max_resource_attr`` (and ASHA's ``type``) are accepted with a
-warning saying they are ignored.
+``search_options`` and ``max_resource_attr`` are accepted with a warning saying they are
+ignored.
 
 Example:
     >>> from poptune.syne_tune.config_space import loguniform
@@ -353,18 +354,35 @@ def _resource(config_space: dict[str, Any], time_attr: str | None, resource_attr
     return attr, max_t
 
 
-#: the d2l era's ``HyperbandScheduler(type=...)``: poptune runs the stopping variant
+#: the d2l era's ``HyperbandScheduler(type=...)``: poptune runs "stopping" and "promotion";
+#: the others warn and run the stopping variant
 _HYPERBAND_TYPES = ("stopping", "promotion", "cost_promotion", "pasha", "rush_stopping",
                     "rush_promotion", "dyhpo")
 
 
 class ASHA(SyneScheduler):
-    """Asynchronous successive halving (stopping variant) with random search.
+    """Asynchronous successive halving with random search.
 
     ``time_attr`` (latest) or ``resource_attr`` (d2l era) names the reported resource, e.g.
     ``"epoch"``; ``max_t`` or ``max_resource_attr`` (a constant of the config space) its
     largest value. A trial reaching ``max_t`` ends with a STOP decision, as in Syne Tune.
-    ``type`` other than ``"stopping"`` warns: poptune runs the stopping variant.
+
+    ``type="stopping"`` (the default) stops a trial below its rung's cut
+    (:class:`~poptune.schedulers.ASHAScheduler`); ``type="promotion"`` pauses every trial at
+    each rung and, when a worker frees, resumes the best paused trial in the top
+    ``1/reduction_factor`` of its rung from its checkpoint before starting a new one
+    (:class:`~poptune.schedulers.PromotionASHAScheduler`; ``brackets=1`` only): the tuned
+    function should checkpoint (``st_checkpoint_dir``) so a promoted trial goes on where it
+    paused. Rows at which a trial paused have ``st_decision`` ``"PAUSE"``. The other types
+    warn and run the stopping variant.
+
+    Example:
+        >>> from poptune.syne_tune.config_space import loguniform
+        >>> asha = ASHA({"lr": loguniform(1e-3, 1), "epochs": 27}, metric="loss",
+        ...             resource_attr="epoch", max_resource_attr="epochs", type="promotion")
+        >>> sched = asha.poptune_parts()["scheduler"]
+        >>> type(sched).__name__, sched.rung_levels
+        ('PromotionASHAScheduler', [1, 3, 9])
     """
 
     def __init__(self, config_space: dict[str, Any], metric: str | None = None,
@@ -376,19 +394,30 @@ class ASHA(SyneScheduler):
                  type: str = "stopping", **kwargs: Any) -> None:
         super().__init__(config_space, metric, mode, random_seed, points_to_evaluate, **kwargs)
         check_one_of("type", type, _HYPERBAND_TYPES)
-        if type != "stopping":
+        if type == "promotion" and brackets != 1:
+            raise bad_value("brackets", brackets, "1 with type='promotion' (poptune's "
+                            "promotion variant runs one bracket)")
+        if type not in ("stopping", "promotion"):
             _ignored("ASHA", type=type)
         self.time_attr, self.max_t = _resource(config_space, time_attr, resource_attr, max_t,
                                                max_resource_attr)
         self.grace_period, self.reduction_factor = grace_period, reduction_factor
         self.brackets = brackets
+        self.type = type
 
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata(), "metric": self.metric}
 
     def poptune_parts(self) -> dict[str, Any]:
-        from poptune.schedulers import ASHAScheduler
+        from poptune.schedulers import ASHAScheduler, PromotionASHAScheduler
 
+        if getattr(self, "type", "stopping") == "promotion":  # tuners pickled before: stopping
+            promotion = PromotionASHAScheduler(
+                time_attr=self.time_attr, max_t=self.max_t, grace_period=self.grace_period,
+                reduction_factor=self.reduction_factor)
+            return {**super().poptune_parts(), "scheduler": promotion,
+                    "resource": (self.time_attr, self.max_t),
+                    "scheduler_pauses": promotion.is_waiting}
         sched = ASHAScheduler(time_attr=self.time_attr, max_t=self.max_t,
                               grace_period=self.grace_period,
                               reduction_factor=self.reduction_factor, brackets=self.brackets,

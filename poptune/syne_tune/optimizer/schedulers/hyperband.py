@@ -1,20 +1,24 @@
 """Syne Tune's ``HyperbandScheduler`` (syne_tune <= 0.13 ``optimizer/schedulers/hyperband.py``)
-on poptune's :class:`~poptune.schedulers.ASHAScheduler`.
+on poptune's :class:`~poptune.schedulers.ASHAScheduler` or
+:class:`~poptune.schedulers.PromotionASHAScheduler`.
 
 ``HyperbandScheduler(config_space, searcher="random", metric=..., mode=...,
 resource_attr="epoch", max_t=..., grace_period=1, reduction_factor=3, brackets=1,
 type="stopping")``: asynchronous successive halving with rungs at ``grace_period *
-reduction_factor**k``; a trial below its rung's cut is stopped, one reaching ``max_t`` ends
-with a STOP decision. ``max_t`` is, as in Syne Tune, ``max_t``, else the constant
+reduction_factor**k``; a trial below its rung's cut is stopped (``type="promotion"``: it
+pauses at every rung until promoted), one reaching ``max_t`` ends with a STOP decision.
+``max_t`` is, as in Syne Tune, ``max_t``, else the constant
 ``config_space[max_resource_attr]``, else ``config_space["epochs" | "max_t" |
 "max_epochs"]``.
 
 What maps:
 
-* ``type="stopping"``: ASHA's stopping variant. ``type="promotion"`` warns and runs the
-  stopping variant too (poptune has no pause-and-promote ASHA; the same as
-  ``ASHA(type="promotion")``). Other types (``"cost_promotion"``, ``"pasha"``,
-  ``"rush_*"``, ``"dyhpo"``) are refused.
+* ``type="stopping"``: ASHA's stopping variant (:class:`~poptune.schedulers.ASHAScheduler`).
+  ``type="promotion"``: trials pause at each rung and the best paused trial in the top
+  ``1/reduction_factor`` of its rung is resumed from its checkpoint before a new one starts
+  (:class:`~poptune.schedulers.PromotionASHAScheduler`, as ``ASHA(type="promotion")``;
+  ``brackets=1`` only). Other types (``"cost_promotion"``, ``"pasha"``, ``"rush_*"``,
+  ``"dyhpo"``) are refused.
 * ``searcher``: ``"random"``, ``"grid"``, ``"bayesopt"`` (Optuna's GP on each trial's
   last result; Syne Tune's MOBSTER models every rung) and ``"kde"`` (Optuna's TPE); others
   (``"hypertune"``, ``"bore"``, ``"cqr"``, ``"bayesopt_cost"``, ``"dyhpo"``) are refused.
@@ -36,8 +40,7 @@ from poptune.syne_tune.optimizer.schedulers.fifo import make_searcher
 
 __all__ = ["HyperbandScheduler"]
 
-#: Syne Tune's ``RUNG_SYSTEMS`` keys (0.13); poptune runs "stopping" (and "promotion", with
-#: a warning, as stopping)
+#: Syne Tune's ``RUNG_SYSTEMS`` keys (0.13); poptune runs "stopping" and "promotion"
 _TYPES = ("stopping", "promotion", "cost_promotion", "pasha", "rush_stopping",
           "rush_promotion", "dyhpo")
 
@@ -81,8 +84,8 @@ class HyperbandScheduler(_b.ASHA):
                  time_keeper: Any = None, metrics: list[str] | None = None,
                  do_minimize: bool | None = None) -> None:
         if type not in _TYPES[:2]:
-            raise bad_value("type", type, "'stopping' or 'promotion' (poptune runs the "
-                            "stopping variant of asynchronous successive halving; Syne "
+            raise bad_value("type", type, "'stopping' or 'promotion' (poptune runs these "
+                            "variants of asynchronous successive halving; Syne "
                             f"Tune's {', '.join(repr(t) for t in _TYPES[2:])} have no "
                             "equivalent)")
         for name, value in (("rung_levels", rung_levels), ("rung_increment", rung_increment)):
@@ -104,11 +107,8 @@ class HyperbandScheduler(_b.ASHA):
         max_level = infer_max_t(config_space, max_t, max_resource_attr)
         super().__init__(config_space, metric, resource_attr, max_level, mode, random_seed,
                          points_to_evaluate, grace_period=grace_period,
-                         reduction_factor=reduction_factor, brackets=brackets,
+                         reduction_factor=reduction_factor, brackets=brackets, type=type,
                          metrics=metrics, do_minimize=do_minimize)
-        self.type = type
-        if type == "promotion":
-            _b._ignored("HyperbandScheduler", type=type)
         _b._ignored("HyperbandScheduler", cost_attr=cost_attr, searcher_data=searcher_data,
                     register_pending_myopic=register_pending_myopic,
                     do_snapshots=do_snapshots, rung_system_per_bracket=rung_system_per_bracket,
