@@ -400,9 +400,9 @@ class Tuner:
 
         tc, rc = self.tune_config, self.run_config
         clock = getattr(backend, "clock", None) or current_clock()  # simulated time, or real
-        from poptune.engine.resources import ResourcePool
+        from poptune.engine.resources import pool_of
 
-        pool = ResourcePool(**backend.total_resources())
+        pool = pool_of(backend)
         pool.check_fits_ever(default_res)
         searcher = self._make_searcher()
         prestart = getattr(backend, "prestart", None)
@@ -461,7 +461,7 @@ class Tuner:
             exp_hex=exp_hex, backend=backend, searcher=searcher, scheduler=scheduler,
             stopper=stopper, callbacks=callbacks, default_resources=default_res,
             resources_fn=lambda config: trainable_resources(self.trainable, config),
-            history=history, remote=remote,
+            history=history, remote=remote, pool=pool,
             restore_flags={k: bool(self._restore[k]) for k in (
                 "resume_unfinished", "resume_errored", "restart_errored")} if self._restore else None,
         )
@@ -622,14 +622,14 @@ class Tuner:
         from poptune.results.result import rank_checkpoints
 
         results = []
+        remote = getattr(self, "_remote", None)
+        exists = (lambda p: True) if remote is not None else os.path.isdir
         for t in trials:
             records = runner.ctl.checkpoints_of(t.trial_id) if t.trial_id in runner.ctl.state else []
             error = None
             if t.status == TrialStatus.ERROR:
                 error = _load_error(t)
             best = []
-            remote = getattr(self, "_remote", None)
-            exists = (lambda p: True) if remote is not None else os.path.isdir
             if records:
                 for rec in records:
                     if exists(rec.path):

@@ -42,6 +42,7 @@ from poptune.engine.events import (
     Abort,
     DoneEvent,
     ErrorEvent,
+    ResourcesOffered,
     ResultEvent,
     SavedEvent,
     SaveRequested,
@@ -109,6 +110,10 @@ _CREATED = ("created", "PENDING")
 
 #: seconds a trial told to stop may take to do so before it is killed
 STOP_GRACE_S = 10.0
+#: Ray Tune's variables for the seconds after which trials waiting for resources a cluster
+#: does not offer are warned about (again every as many seconds); 60 by default
+RESOURCE_WARN_ENV = ("TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S_AUTOSCALER",
+                     "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S")
 #: status changes kept per trial for :class:`InvalidTransition` messages
 STORY_LENGTH = 12
 
@@ -256,6 +261,10 @@ class Controller:
         self.wall = 0.0
         self._stopping: dict[str, Trial] = {}
         self._warned_pause = False
+        #: since when no trial runs and none waiting fits what the cluster offers (a
+        #: growable pool); None: not so
+        self._starved_since: float | None = None
+        self.resource_warn_s = _resource_warn_s()
         self._wanted: list[tuple[str, str]] | None = None
         # hooks left at the base class's do-nothing are not called (nor is the result
         # flattened for them): the hot path of every result
@@ -307,6 +316,8 @@ class Controller:
                 self._on_abort(out)
             elif isinstance(event, SaveRequested):
                 self._on_save_requested(event.trial_id, out)
+            elif isinstance(event, ResourcesOffered):
+                self._on_resources(event.totals)
             else:
                 trial = self.by_id.get(event.trial_id)
                 if trial is None or trial.status != _R:
@@ -573,6 +584,51 @@ class Controller:
         self._watch_silence(out)
         self._create_trials(out)
         self._launch(out)
+        if self.pool.growable:
+            self._watch_resources()
+
+    def _on_resources(self, totals: dict[str, Any]) -> None:
+        """A cluster's nodes joined or left: the pool takes its new totals (the next tick
+        launches what fits now)."""
+        if self.pool.update(**totals):
+            self._max_pending_for = None  # worker_count() follows the pool
+            pool = self.pool
+            logger.info("poptune: %s now offers %g CPUs, %d GPUs%s", pool.where,
+                        pool.cpu_total, pool.gpu_total,
+                        f", {pool.custom_total}" if pool.custom_total else "")
+
+    def _watch_resources(self) -> None:
+        """Warn, as Ray Tune does, when no trial has run for ``resource_warn_s`` because no
+        waiting trial fits what the cluster offers in all (it may be autoscaling: the
+        experiment waits), and again every ``resource_warn_s``."""
+        waiting = (*self.pending.values(), *self.paused.values())
+        if self.running or not waiting or self.stopping_all or any(
+                self.pool.fits_total(t.resources) for t in self._by_shape(waiting)):
+            self._starved_since = None
+            return
+        if self._starved_since is None:
+            self._starved_since = self.now
+        elif self.now - self._starved_since >= self.resource_warn_s:
+            self._starved_since = self.now
+            asked = {k: v for k, v in waiting[0].resources.items() if v}
+            pool = self.pool
+            custom = f" and {pool.custom_total}" if pool.custom_total else ""
+            logger.warning(
+                "Ignore this message if the cluster is autoscaling. No trial is running and "
+                "no new trial has been started within the last %.0f seconds: %d trial(s) "
+                "wait for resources %s does not offer. You asked for %s per trial, but %s "
+                "only has %g CPUs and %d GPUs%s. Stop the tuning and adjust the required "
+                "resources (`tune.with_resources`, `resources_per_trial`), or add more "
+                "resources to your cluster.", self.resource_warn_s, len(waiting), pool.where,
+                dict(asked), pool.where, pool.cpu_total, pool.gpu_total, custom)
+
+    @staticmethod
+    def _by_shape(trials: tuple[Trial, ...]) -> list[Trial]:
+        """One trial of each resource request among ``trials``."""
+        seen: dict[tuple[Any, ...], Trial] = {}
+        for t in trials:
+            seen.setdefault(resource_shape(t.resources), t)
+        return list(seen.values())
 
     def _stop_everything(self, out: list[Instruction]) -> None:
         self.stopping_all = True
@@ -643,8 +699,9 @@ class Controller:
 
         Those deadlines are the time budget (a stopper with ``_time_left``: a
         :class:`~poptune.stopper.TimeoutStopper`, also inside a ``CombinedStopper``), the
-        stop grace of trials told to stop, and the silence warning and
-        ``silence_timeout_s`` of running trials. Never earlier than the last tick's time: a
+        stop grace of trials told to stop, the silence warning and ``silence_timeout_s`` of
+        running trials, and the warning about trials waiting for resources a cluster does
+        not offer. Never earlier than the last tick's time: a
         deadline a tick did not act on yet (its ``>`` needs a later reading) comes back as
         the next representable time after it. A runner on simulated time sleeps until then
         instead of waking every half second; any other decision follows an event.
@@ -679,6 +736,8 @@ class Controller:
                             fleet = silence.warn_after(self._all_intervals())
                         at = heard + fleet
                 best = min(best, at)
+        if self._starved_since is not None:
+            best = min(best, self._starved_since + self.resource_warn_s)
         if best == math.inf:
             return None
         return best if best > now else math.nextafter(now, math.inf)
@@ -1290,3 +1349,17 @@ class Controller:
             self.state[t.trial_id].told = _TOLD_KILL
             out.append(Kill(t.trial_id))
             self.pool.release(t.trial_id)
+
+
+def _resource_warn_s() -> float:
+    """Ray Tune's threshold for the warning about trials waiting for resources
+    (:data:`RESOURCE_WARN_ENV`), 60 s by default."""
+    for name in RESOURCE_WARN_ENV:
+        text = os.environ.get(name)
+        if text:
+            try:
+                return float(text)
+            except ValueError:
+                raise TuneConfigError(
+                    f"{name} must be a number of seconds, got {text!r}") from None
+    return 60.0

@@ -1,9 +1,10 @@
 """What the runner feeds the :class:`~poptune.engine.controller.Controller`.
 
 The backend's events (a trial reported, saved, finished, stopped, failed, lost its worker)
-plus the two the runner makes itself: :class:`Tick`, the clock's time once per loop pass (the
-controller's only source of time: stop grace, stop-all, creating and launching trials), and
-:class:`Abort`, when the experiment is interrupted.
+plus those the runner makes itself: :class:`Tick`, the clock's time once per loop pass (the
+controller's only source of time: stop grace, stop-all, creating and launching trials),
+:class:`Abort`, when the experiment is interrupted, and :class:`ResourcesOffered`, a
+cluster's resources read again while trials wait.
 
 Example:
     >>> Tick(now=12.5, wall=1.7e9)
@@ -13,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from poptune.backends._base import (
     DoneEvent,
@@ -24,7 +25,7 @@ from poptune.backends._base import (
     WorkerLostEvent,
 )
 
-__all__ = ["Tick", "Abort", "SaveRequested", "Event", "ResultEvent", "SavedEvent", "DoneEvent", "StoppedEvent",
+__all__ = ["Tick", "Abort", "SaveRequested", "ResourcesOffered", "Event", "ResultEvent", "SavedEvent", "DoneEvent", "StoppedEvent",
            "ErrorEvent", "WorkerLostEvent"]
 
 
@@ -50,5 +51,13 @@ class Abort:
     """The experiment is interrupted (Ctrl-C or an error): end every running trial now."""
 
 
+@dataclass(frozen=True, slots=True)
+class ResourcesOffered:
+    """What a cluster offers now (``Backend.total_resources()``: nodes joined or left),
+    read again by the runner while trials wait: the pool takes the new totals."""
+
+    totals: dict[str, Any]
+
+
 Event = Union[ResultEvent, SavedEvent, DoneEvent, StoppedEvent, ErrorEvent, WorkerLostEvent,
-              Tick, Abort, SaveRequested]
+              Tick, Abort, SaveRequested, ResourcesOffered]

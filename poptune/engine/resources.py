@@ -31,12 +31,24 @@ class ResourcePool:
     Trials asking for 0 CPUs are capped at :attr:`zero_cpu_limit` running at once
     (:data:`ZERO_CPU_TRIALS_PER_CPU` per CPU, at least that many): a warning names the cap.
 
+    A *growable* pool is a cluster's (Ray, Dask): nodes join and leave while the experiment
+    runs, so :meth:`update` takes the cluster's new totals, and a request larger than what
+    the cluster offers now is not an error (it waits, as on Ray Tune: the controller warns).
+
     >>> ResourcePool(cpu=2, gpu=0).max_concurrent({"cpu": 0})
     8
+    >>> pool = ResourcePool(cpu=0, gpu=0, where="the Dask cluster", growable=True)
+    >>> pool.check_fits_ever({"cpu": 4}), pool.fits_total({"cpu": 4})  # no error: it may grow
+    (None, False)
+    >>> pool.update(cpu=8, gpu=0), pool.fits_total({"cpu": 4}), pool.max_concurrent({"cpu": 4})
+    (True, True, 2)
     """
 
     def __init__(self, cpu: float, gpu: float, memory: float | None = None,
-                 custom: dict[str, float] | None = None, where: str = "this machine") -> None:
+                 custom: dict[str, float] | None = None, where: str = "this machine",
+                 growable: bool = False) -> None:
+        #: the totals follow a cluster's nodes (:meth:`update`); amounts never fail at once
+        self.growable = growable
         #: bytes of memory trials may ask for in all (None: not checked)
         self.memory_total = memory
         #: custom resources (a Ray cluster's ``--resources``) and their free amounts; None:
@@ -54,16 +66,23 @@ class ResourcePool:
         self._zero_cpu_held = 0
 
     def check_fits_ever(self, resources: dict[str, float], what: str = "resources_per_trial") -> None:
-        """Raise ``ResourceError`` at once if ``resources`` can never be satisfied here."""
+        """Raise ``ResourceError`` at once if ``resources`` can never be satisfied here.
+
+        On a growable pool only what no node can ever add fails: custom resources from a
+        backend that offers none (Dask); amounts wait for the cluster to grow.
+        """
+        if self.growable:
+            if self.custom_total is None:
+                self._check_custom(resources, what)
+            return
         cpu = resources.get("cpu", 1.0)
         gpu = resources.get("gpu", 0.0)
         where = self.where
         local = where == "this machine"
         if cpu > self.cpu_total + _EPS:
-            hint = "" if local else " (its workers may still be starting)"
             raise ResourceError(
                 f"`{what}` asks for {cpu:g} CPUs per trial, but {where} offers "
-                f"{self.cpu_total:g}{hint}; request at most {self.cpu_total:g} CPUs"
+                f"{self.cpu_total:g}; request at most {self.cpu_total:g} CPUs"
             )
         if gpu > self.gpu_total + _EPS:
             fix = ("run on a machine with GPUs, or set POPTUNE_NUM_GPUS if detection is wrong"
@@ -79,6 +98,9 @@ class ResourcePool:
                 f"{self.memory_total:g} bytes ({self.memory_total / 2**30:.1f} GiB); `memory` is "
                 f"in bytes: request at most {self.memory_total:g}"
             )
+        self._check_custom(resources, what)
+
+    def _check_custom(self, resources: dict[str, float], what: str) -> None:
         custom = sorted(k for k, v in resources.items() if k not in ("cpu", "gpu", "memory") and v)
         offered = self.custom_total or {}
         missing = [k for k in custom if resources[k] > offered.get(k, 0.0) + _EPS]
@@ -87,8 +109,59 @@ class ResourcePool:
                    else "; accepted keys are 'cpu', 'gpu' and 'memory'")
             raise ResourceError(
                 f"`{what}` asks for custom resources "
-                f"{ {k: resources[k] for k in missing} }, which {where} does not offer{has}"
+                f"{ {k: resources[k] for k in missing} }, which {self.where} does not "
+                f"offer{has}"
             )
+
+    def fits_total(self, resources: dict[str, float]) -> bool:
+        """Whether ``resources`` fit what the pool offers in all (free or not).
+
+        >>> ResourcePool(cpu=4, gpu=1).fits_total({"cpu": 2, "gpu": 0.5})
+        True
+        """
+        if resources.get("cpu", 1.0) > self.cpu_total + _EPS:
+            return False
+        gpu = resources.get("gpu", 0.0)
+        if gpu > 0 and (not self.gpu_total or gpu > self.gpu_total + _EPS):
+            return False
+        memory = resources.get("memory", 0.0) or 0.0
+        if self.memory_total is not None and memory > self.memory_total:
+            return False
+        offered = self.custom_total or {}
+        return all(v <= offered.get(k, 0.0) + _EPS for k, v in resources.items()
+                   if k not in ("cpu", "gpu", "memory") and v)
+
+    def update(self, cpu: float, gpu: float, memory: float | None = None,
+               custom: dict[str, float] | None = None, **_: Any) -> bool:
+        """Take a cluster's new totals (nodes joined or left), keeping what trials hold;
+        return whether anything changed. A GPU that left is dropped even if a trial held
+        part of it (its node is gone; so is the trial's worker)."""
+        changed = False
+        cpu = float(cpu)
+        if cpu != self.cpu_total:
+            self.cpu_free += cpu - self.cpu_total
+            self.cpu_total = cpu
+            self.zero_cpu_limit = ZERO_CPU_TRIALS_PER_CPU * max(1, int(cpu))
+            changed = True
+        n = int(gpu)
+        if n != self.gpu_total:
+            if n > len(self.gpu_free):
+                self.gpu_free += [1.0] * (n - len(self.gpu_free))
+            else:
+                del self.gpu_free[n:]
+            self.gpu_total = n
+            changed = True
+        if memory != self.memory_total:
+            self.memory_total = memory
+            changed = True
+        new = dict(custom) if custom is not None else None
+        if new != self.custom_total:
+            for k in set(new or {}) | set(self.custom_total or {}):
+                delta = (new or {}).get(k, 0.0) - (self.custom_total or {}).get(k, 0.0)
+                self.custom_free[k] = self.custom_free.get(k, 0.0) + delta
+            self.custom_total = new
+            changed = True
+        return changed
 
     def allocate(self, key: str, resources: dict[str, float]) -> list[int] | None:
         """Reserve resources for ``key``; return the GPU ids, or None if they don't fit now."""
@@ -135,7 +208,8 @@ class ResourcePool:
         self.cpu_free += cpu
         self._zero_cpu_held -= cpu <= _EPS
         for i, amount in taken.items():
-            self.gpu_free[i] += amount
+            if i < len(self.gpu_free):  # not a GPU that left with its node
+                self.gpu_free[i] += amount
         if custom:
             for k, v in custom.items():
                 self.custom_free[k] += v
@@ -153,6 +227,13 @@ class ResourcePool:
             if need:
                 n = min(n, int(v // need + _EPS))
         return max(n, 0)
+
+
+def pool_of(backend: Any) -> ResourcePool:
+    """The resource pool a backend offers: growable for backends whose trials run on a
+    cluster (``runs_elsewhere``: Ray, Dask), whose nodes may join during the run."""
+    return ResourcePool(**backend.total_resources(),
+                        growable=bool(getattr(backend, "runs_elsewhere", False)))
 
 
 def resource_shape(resources: dict[str, float]) -> tuple[Any, ...]:

@@ -32,7 +32,7 @@ from poptune.clock import current as current_clock
 from poptune.config import RunConfig, TuneConfig, log_to_file_names
 from poptune.engine._io import rewrite_rows
 from poptune.engine.controller import Controller
-from poptune.engine.events import Abort, SaveRequested, Tick
+from poptune.engine.events import Abort, ResourcesOffered, SaveRequested, Tick
 from poptune.engine.experiment import (
     TrialHistory,
     default_trial_dirname,
@@ -59,7 +59,7 @@ from poptune.engine.instructions import (
     WriteError,
     WriteParams,
 )
-from poptune.engine.resources import ResourcePool
+from poptune.engine.resources import ResourcePool, pool_of
 from poptune.engine.trial import Trial
 from poptune.exceptions import StorageError, TuneError
 from poptune.storage.errors import write_failed
@@ -83,6 +83,8 @@ SCHEDULER_STATE_FILE = "scheduler_state.pkl"
 #: a searcher that replays creations (random search) has its state journaled with the first
 #: new trial, then after this many more, and at the end (restore redoes the rest)
 SEARCH_STATE_EVERY = 1000
+#: seconds between two readings of a cluster's resources while trials wait for them
+OFFER_INTERVAL_S = 2.0
 _ANSWER = {a: a.value for a in Answer}  # the protocol's strings, without Enum lookups
 #: hooks Ray calls with ``iteration`` and ``trials`` first
 _STEP_HOOKS = frozenset({"on_trial_start", "on_trial_restore", "on_trial_save",
@@ -144,6 +146,7 @@ class Runner:
         restore_flags: dict[str, bool] | None = None,
         clock: Any = None,
         remote: Any = None,
+        pool: ResourcePool | None = None,
     ) -> None:
         #: a :class:`~poptune.storage.remote.RemoteStorage`, or None for a local experiment
         self.remote = remote
@@ -167,7 +170,10 @@ class Runner:
         #: deadline (simulated seconds), not half a second
         self._sim_time = bool(getattr(backend, "simulated_time", False))
         self.is_class = isinstance(trainable, type)
-        self.pool = ResourcePool(**backend.total_resources())
+        #: what the backend offers (a cluster's pool follows its nodes: read again every
+        #: :data:`OFFER_INTERVAL_S` while trials wait)
+        self.pool = pool if pool is not None else pool_of(backend)
+        self._offered_at = -math.inf
         self.journal = Journal(os.path.join(experiment_dir, "journal.jsonl"),
                                on_commit=remote.put_journal_segment if remote else None)
         self.iteration = 0
@@ -264,7 +270,7 @@ class Runner:
                 unanswered_results=(getattr(backend, "unanswered_results", False)
                                     and remote is None),
             )
-            view = TuneController(self.ctl.views, self.pool.cpu_total, self.pool.gpu_total)
+            view = TuneController(self.ctl.views, pool=self.pool)
             self.ctl.experiment_view = view  # what a Ray-style choose_trial_to_run asks
             scheduler.set_experiment_view(view)
             if history:
@@ -294,6 +300,15 @@ class Runner:
     @property
     def trials(self) -> list[Trial]:
         return self.ctl.trials
+
+    def _read_offer(self) -> None:
+        """Read a cluster's resources again (at most every :data:`OFFER_INTERVAL_S`): nodes
+        that joined take waiting trials at the next tick."""
+        now = self.clock.monotonic()
+        if now - self._offered_at < OFFER_INTERVAL_S:
+            return
+        self._offered_at = now
+        self._carry_out(self.ctl.handle(ResourcesOffered(self.backend.total_resources())))
 
     def _now(self) -> tuple[float, float]:
         return self.clock.monotonic(), self.clock.time()
@@ -417,6 +432,8 @@ class Runner:
                 self.iteration += 1
                 for cb in self.callbacks:
                     cb.on_step_begin(iteration=self.iteration, trials=ctl.trials)
+                if self.pool.growable and (ctl.pending or ctl.paused):
+                    self._read_offer()
                 ticked = ctl.handle(Tick(*self._now()))
                 if ticked:  # e.g. trials created: the scheduler saw them
                     self._handled = True

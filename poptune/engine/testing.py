@@ -33,9 +33,11 @@ def make_controller(*, num_samples: int = 1, param_space: dict[str, Any] | None 
                     scheduler: TrialScheduler | None = None, searcher: Any = None,
                     stopper: Any = None, cpus: float = 2, seed: int = 0,
                     metric: str | None = None, mode: str | None = None, gpus: int = 0,
-                    resources: Any = None, **kwargs: Any) -> Controller:
+                    resources: Any = None, pool: ResourcePool | None = None,
+                    **kwargs: Any) -> Controller:
     """A controller over ``param_space`` (default ``{"x": 1}``) with ``num_samples`` trials,
-    trial ids ``t_00000``, ``t_00001``, ... and a pool of ``cpus`` CPUs and ``gpus`` GPUs;
+    trial ids ``t_00000``, ``t_00001``, ... and a pool of ``cpus`` CPUs and ``gpus`` GPUs
+    (or ``pool``);
     ``resources(config)`` gives a trial's resources (default one CPU). ``kwargs`` go to
     :class:`Controller` (``max_failures``, ``fail_fast``, ``is_class``, ...)."""
     from poptune.search.basic_variant import BasicVariantGenerator
@@ -58,7 +60,8 @@ def make_controller(*, num_samples: int = 1, param_space: dict[str, Any] | None 
     _iterations.clear()
     return Controller(scheduler=scheduler, searcher=searcher,
                       stopper=stopper if stopper is not None else NoopStopper(),
-                      new_trial=new_trial, exp_hex="t", pool=ResourcePool(cpu=cpus, gpu=gpus),
+                      new_trial=new_trial, exp_hex="t",
+                      pool=pool if pool is not None else ResourcePool(cpu=cpus, gpu=gpus),
                       default_resources={"cpu": 1.0, "gpu": 0.0}, metric=metric, **kwargs)
 
 

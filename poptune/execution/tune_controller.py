@@ -18,14 +18,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
+    from poptune.engine.resources import ResourcePool
     from poptune.experiment.trial import Trial
 
 
 class TuneController:
     """What a resource-allocation function may ask about the experiment."""
 
-    def __init__(self, trials: Callable[[], list[Trial]], num_cpus: float, num_gpus: int) -> None:
+    def __init__(self, trials: Callable[[], list[Trial]], num_cpus: float = 0.0,
+                 num_gpus: int = 0, *, pool: ResourcePool | None = None) -> None:
+        """``pool``: the experiment's resources, read at each question (a cluster's grow
+        and shrink with its nodes); else the fixed ``num_cpus`` and ``num_gpus``."""
         self._trials = trials
+        self._pool = pool
         self._num_cpus = float(num_cpus)
         self._num_gpus = int(num_gpus)
 
@@ -39,11 +44,11 @@ class TuneController:
 
     def get_num_cpus(self) -> float:
         """CPUs the backend offers in total (not just free ones)."""
-        return self._num_cpus
+        return self._pool.cpu_total if self._pool is not None else self._num_cpus
 
     def get_num_gpus(self) -> int:
         """GPUs the backend offers in total."""
-        return self._num_gpus
+        return self._pool.gpu_total if self._pool is not None else self._num_gpus
 
     @property
     def _resource_updater(self) -> TuneController:

@@ -175,13 +175,17 @@ def _where(config):
 
 @pytest.mark.slow
 def test_trials_asking_for_a_custom_resource_run_where_the_ray_cluster_offers_it(
-        ray_cluster, monkeypatch, tmp_path):
+        ray_cluster, monkeypatch, tmp_path, caplog):
     """``ray start --resources='{"accel": 2}'`` on one node: trials asking for ``accel``
-    run there, as in Ray Tune (a probe found them refused, naming the local backend)."""
+    run there, as in Ray Tune (a probe found them refused, naming the local backend). A trial
+    asking for more than the cluster offers waits, as on Ray Tune (the cluster may be
+    autoscaling), with Ray's warning after ``TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S_
+    AUTOSCALER`` seconds."""
+    import logging
+
     import ray
 
     import poptune as tune
-    from poptune.exceptions import ResourceError
 
     monkeypatch.setenv("POPTUNE_ADDRESS", ray_cluster)
     monkeypatch.setenv("POPTUNE_KEEP_RAY", "1")
@@ -192,11 +196,16 @@ def test_trials_asking_for_a_custom_resource_run_where_the_ray_cluster_offers_it
                       tune_config=tune.TuneConfig(backend="ray"),
                       run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
     assert grid.num_errors == 0 and {r.metrics["node"] for r in grid} == {accel_node}
-    with pytest.raises(ResourceError, match=r"\{'accel': 3.0\}, which the Ray cluster does "
-                                            r"not offer; it offers \{'accel': 2.0\}"):
-        tune.Tuner(tune.with_resources(_where, {"cpu": 0.5, "accel": 3}),
-                   tune_config=tune.TuneConfig(backend="ray"),
-                   run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    monkeypatch.setenv("TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S_AUTOSCALER", "1")
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        grid = tune.Tuner(tune.with_resources(_where, {"cpu": 0.5, "accel": 3}),
+                          tune_config=tune.TuneConfig(backend="ray", time_budget_s=4),
+                          run_config=tune.RunConfig(storage_path=str(tmp_path),
+                                                    verbose=0)).fit()
+    assert len(grid) == 0  # it never started: the time budget ended the wait
+    assert any("You asked for {'cpu': 0.5, 'accel': 3.0} per trial, but the Ray cluster only "
+               "has" in r.getMessage() and "and {'accel': 2.0}" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
 def _printing_trainable(config):

@@ -14,6 +14,7 @@ from poptune.engine.events import (
     Abort,
     DoneEvent,
     ErrorEvent,
+    ResourcesOffered,
     SavedEvent,
     SaveRequested,
     StoppedEvent,
@@ -151,6 +152,81 @@ def test_the_experiment_finishes_when_nothing_runs_or_waits():
     out = ctl.handle(DoneEvent(A))
     assert records(out, "status") == [{"e": "status", "t": A, "s": "TERMINATED"}]
     assert ctl.finished
+
+
+# --------------------------------------------------------------------------------------------
+# a cluster's resources: nodes join while trials wait (as on Ray Tune, nothing fails at once)
+def cluster(cpu=0.0, gpu=0):
+    from poptune.engine.resources import ResourcePool
+
+    return ResourcePool(cpu=cpu, gpu=gpu, where="the Ray cluster", growable=True)
+
+
+def test_trials_wait_for_a_cluster_to_offer_cpus_and_run_as_nodes_join():
+    ctl = make_controller(num_samples=4, pool=cluster(cpu=0))
+    assert of(tick(ctl), Launch) == [] and len(ctl.pending) == 4
+    ctl.handle(ResourcesOffered({"cpu": 1.0, "gpu": 0.0, "where": "the Ray cluster"}))
+    assert [i.trial.trial_id for i in of(tick(ctl, 1.0), Launch)] == [A]
+    ctl.handle(ResourcesOffered({"cpu": 3.0, "gpu": 0.0}))  # two more CPUs: two more slots
+    assert [i.trial.trial_id for i in of(tick(ctl, 2.0), Launch)] == [B, "t_00002"]
+    assert ctl.worker_count() == 3
+
+
+def waits(caplog):
+    """The warnings about trials waiting for resources."""
+    return [r.getMessage() for r in caplog.records if "cluster is autoscaling" in r.getMessage()]
+
+
+def test_a_warning_says_what_trials_wait_for_after_the_threshold_and_again_after_as_long(
+        caplog, monkeypatch):
+    monkeypatch.setenv("TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S_AUTOSCALER", "30")
+    ctl = make_controller(num_samples=2, pool=cluster(cpu=2),
+                          resources=lambda config: {"cpu": 4.0, "gpu": 0.0})
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        tick(ctl, 0.0)
+        assert ctl.next_deadline() == 30.0
+        tick(ctl, 29.0)
+        assert not caplog.records
+        tick(ctl, 30.0)
+        warned = waits(caplog)
+        assert len(warned) == 1 and warned[0].startswith(
+            "Ignore this message if the cluster is autoscaling. No trial is running and no new "
+            "trial has been started within the last 30 seconds: 2 trial(s) wait")
+        assert "You asked for {'cpu': 4.0} per trial, but the Ray cluster only " \
+               "has 2 CPUs and 0 GPUs" in warned[0]
+        assert ctl.next_deadline() == 60.0
+        tick(ctl, 59.0)
+        assert len(waits(caplog)) == 1
+        tick(ctl, 60.0)
+        assert len(waits(caplog)) == 2  # again after as long
+        ctl.handle(ResourcesOffered({"cpu": 4.0, "gpu": 0.0}))
+        assert [i.trial.trial_id for i in of(tick(ctl, 61.0), Launch)] == [A]
+        tick(ctl, 200.0)
+        assert len(waits(caplog)) == 2  # one runs: nothing to say
+
+
+def test_no_resource_warning_while_a_trial_runs_or_one_waiting_could_fit(caplog):
+    ctl = make_controller(num_samples=3, pool=cluster(cpu=1))
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        tick(ctl, 0.0)  # one runs, two wait for its CPU: normal
+        tick(ctl, 1000.0)
+        ctl.handle(DoneEvent(A))
+        ctl.handle(ResourcesOffered({"cpu": 0.0, "gpu": 0.0}))  # the node left
+        tick(ctl, 1001.0)  # nothing runs, nothing fits: since now
+        tick(ctl, 1060.0)
+        assert not waits(caplog)
+        tick(ctl, 1061.0)
+    assert len(waits(caplog)) == 1
+
+
+def test_a_machines_pool_never_waits_nor_warns():
+    """The local backend's pool does not grow: trials that do not fit fail at once when
+    they are made (the runner's check), and the controller never reads offers for it."""
+    ctl = make_controller(num_samples=1, cpus=2, resources=lambda config: {"cpu": 4.0})
+    assert not ctl.pool.growable
+    tick(ctl, 0.0)
+    tick(ctl, 1000.0)
+    assert ctl.next_deadline() is None and ctl._starved_since is None
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,11 +56,45 @@ def test_custom_resources_a_cluster_offers_are_accounted_for():
         ResourcePool(cpu=2, gpu=0).check_fits_ever({"cpu": 1, "gpu": 0, "tpu": 1})
 
 
-def test_a_cluster_without_the_cpus_asked_for_says_its_workers_may_still_start():
-    pool = ResourcePool(cpu=0, gpu=0, where="the Dask cluster")
-    with pytest.raises(ResourceError, match="but the Dask cluster offers 0 .its workers may "
-                                            "still be starting.; request at most 0 CPUs"):
-        pool.check_fits_ever({"cpu": 1, "gpu": 0})
+def test_a_cluster_without_the_resources_asked_for_is_no_error_it_may_grow():
+    """Ray Tune waits for a cluster to offer what trials ask (nodes may still be joining, or
+    an autoscaler adding them); a growable pool fails at once only for what no node can add:
+    custom resources from a backend that offers none (Dask)."""
+    pool = ResourcePool(cpu=0, gpu=0, where="the Dask cluster", growable=True)
+    pool.check_fits_ever({"cpu": 4, "gpu": 2, "memory": 1e15})
+    assert not pool.fits_total({"cpu": 1})
+    with pytest.raises(ResourceError, match=r"\{'tpu': 1\}, which the Dask cluster does not "
+                                            "offer; accepted keys are 'cpu', 'gpu' and 'memory'"):
+        pool.check_fits_ever({"cpu": 1, "tpu": 1})
+    ray = ResourcePool(cpu=2, gpu=0, custom={"accel": 1}, where="the Ray cluster",
+                       growable=True)
+    ray.check_fits_ever({"cpu": 1, "accel": 3, "tpu": 1})  # a node may bring them
+    # the machine's own pool does not grow: the same request fails at once
+    with pytest.raises(ResourceError, match="asks for 4 CPUs per trial, but this machine "
+                                            "offers 2; request at most 2 CPUs"):
+        ResourcePool(cpu=2, gpu=0).check_fits_ever({"cpu": 4})
+
+
+def test_a_pool_takes_a_clusters_new_totals_and_keeps_what_trials_hold():
+    pool = ResourcePool(cpu=2, gpu=1, custom={"accel": 1}, where="the Ray cluster",
+                        growable=True)
+    assert pool.allocate("a", {"cpu": 2, "gpu": 0.5, "accel": 1}) == [0]
+    assert pool.allocate("b", {"cpu": 1}) is None
+    assert not pool.update(cpu=2, gpu=1, custom={"accel": 1})  # nothing changed
+    assert pool.update(cpu=6, gpu=2, memory=8e9, custom={"accel": 2, "tpu": 4})
+    assert (pool.cpu_total, pool.cpu_free, pool.gpu_total) == (6.0, 4.0, 2)
+    assert pool.gpu_free == [0.5, 1.0] and pool.custom_free == {"accel": 1.0, "tpu": 4.0}
+    assert pool.memory_total == 8e9 and pool.zero_cpu_limit == 24
+    assert pool.allocate("b", {"cpu": 1, "gpu": 1}) == [1]
+    assert pool.max_concurrent({"cpu": 1, "tpu": 1}) == 4
+    # a node leaves (with the second GPU, while "b" holds it): its GPU is gone for good
+    assert pool.update(cpu=2, gpu=1, custom={"accel": 1})
+    assert (pool.cpu_total, pool.cpu_free, pool.gpu_free) == (2.0, -1.0, [0.5])
+    assert pool.allocate("c", {"cpu": 0.5}) is None  # over-committed until trials end
+    pool.release("b")  # its GPU left with the node: nothing to give back there
+    pool.release("a")
+    assert (pool.cpu_free, pool.gpu_free, pool.custom_free) == (2.0, [1.0], {"accel": 1.0,
+                                                                              "tpu": 0.0})
 
 
 # --- trials asking for 0 CPUs (issue 12: up to 1,000,000 workers were asked for) -----------

@@ -362,6 +362,23 @@ def test_time_budget_stops_the_experiment(tmp_path):
     assert len(grid) == 2 and all(r.metrics["training_iteration"] >= 1 for r in grid)
 
 
+def test_an_experiment_ended_before_any_trial_started_returns_an_empty_grid(tmp_path):
+    """A stopper (or time budget) ending the experiment before a trial could start (e.g.
+    trials waiting for a cluster's resources) gives an empty grid; building it failed with
+    an UnboundLocalError."""
+    from poptune.stopper import Stopper
+
+    class AtOnce(Stopper):
+        def __call__(self, trial_id, result):
+            return False
+
+        def stop_all(self):
+            return True
+
+    grid = run(quadratic, tmp_path, {"x": 0.2}, stop=AtOnce())
+    assert len(grid) == 0 and grid.experiment_path.startswith(str(tmp_path))
+
+
 def test_results_pickle_free_of_driver_state(tmp_path):
     grid = run(quadratic, tmp_path, {"x": 0.2})
     pickle.dumps(grid[0].metrics)
