@@ -804,6 +804,8 @@ class Controller:
             if self._default_choice:  # FIFO: pending first, then paused, in order
                 trial = next(iter(self.pending.values() or self.paused.values()))
             else:
+                if self._shapes and not self.pool.fits_now(self._shapes):
+                    return  # every trial asks for these and no slot has them: none to choose
                 chosen = self._ask(self.scheduler.choose_trial_to_run(Candidates(
                     [self.state[t].view for t in (*self.pending, *self.paused)],
                     self.experiment_view)), out)

@@ -165,6 +165,33 @@ class ResourcePool:
 
     def allocate(self, key: str, resources: dict[str, float]) -> list[int] | None:
         """Reserve resources for ``key``; return the GPU ids, or None if they don't fit now."""
+        plan = self._plan(resources)
+        if plan is None:
+            return None
+        cpu, zero, taken, custom = plan
+        if custom:
+            for k, v in custom.items():
+                self.custom_free[k] -= v
+        self.cpu_free -= cpu
+        self._zero_cpu_held += zero
+        for i, amount in taken.items():
+            self.gpu_free[i] -= amount
+        self._held[key] = (cpu, taken, custom)
+        return sorted(taken)
+
+    def fits_now(self, resources: dict[str, float]) -> bool:
+        """Whether :meth:`allocate` would reserve ``resources`` now (nothing is reserved).
+
+        >>> pool = ResourcePool(cpu=1, gpu=0)
+        >>> pool.fits_now({"cpu": 1}), pool.allocate("a", {"cpu": 1}), pool.fits_now({"cpu": 1})
+        (True, [], False)
+        """
+        return self._plan(resources) is not None
+
+    def _plan(self, resources: dict[str, float]) -> tuple[float, bool, dict[int, float],
+                                                        dict[str, float] | None] | None:
+        """What reserving ``resources`` would take: ``(cpu, asks for no CPU, GPU id ->
+        fraction, custom amounts)``, or None if they do not fit now."""
         cpu = resources.get("cpu", 1.0)
         gpu = resources.get("gpu", 0.0)
         if cpu > self.cpu_free + _EPS:
@@ -191,14 +218,7 @@ class ResourcePool:
                       if k not in ("cpu", "gpu", "memory") and v}
             if any(v > self.custom_free.get(k, 0.0) + _EPS for k, v in custom.items()):
                 return None
-            for k, v in custom.items():
-                self.custom_free[k] -= v
-        self.cpu_free -= cpu
-        self._zero_cpu_held += zero
-        for i, amount in taken.items():
-            self.gpu_free[i] -= amount
-        self._held[key] = (cpu, taken, custom)
-        return sorted(taken)
+        return cpu, zero, taken, custom
 
     def release(self, key: str) -> None:
         held = self._held.pop(key, None)

@@ -270,7 +270,10 @@ class TrialScheduler:
     def choose_trial_to_run(self, candidates: list[Trial]) -> Trial | None | Outcome[Any]:
         """Pick the next trial to launch among PENDING and PAUSED ones (FIFO by default).
 
-        PENDING trials come first, in creation order, then PAUSED ones.
+        PENDING trials come first, in creation order, then PAUSED ones. Asked when a slot
+        is free for the resources every trial asks for; when trials ask for different
+        resources, also when the chosen one may not fit: the choice is then dropped and
+        asked for again later, so choosing must not commit the scheduler to the trial.
         """
         for status in (TrialStatus.PENDING, TrialStatus.PAUSED):
             for trial in candidates:

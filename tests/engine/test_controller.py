@@ -641,6 +641,28 @@ def test_choose_trial_to_run_may_decide_about_other_trials():
     assert [i.trial.trial_id for i in of(out, Launch)] == [A]
 
 
+def test_choose_trial_to_run_is_not_asked_while_no_slot_is_free():
+    """Every tick asked a scheduler with its own choice, also with the pool full (a PBT
+    population's scan per loop pass); the choice was then dropped."""
+    class Counting(TrialScheduler):
+        asked = 0
+
+        def choose_trial_to_run(self, candidates):
+            self.asked += 1
+            return super().choose_trial_to_run(candidates)
+
+    sched = Counting()
+    ctl = make_controller(num_samples=3, scheduler=sched, cpus=1)
+    assert [i.trial.trial_id for i in of(tick(ctl), Launch)] == [A]
+    assert sched.asked == 1
+    for now in (1.0, 2.0, 3.0):
+        tick(ctl, now)
+    assert sched.asked == 1
+    ctl.handle(DoneEvent(A))
+    assert [i.trial.trial_id for i in of(tick(ctl, 4.0), Launch)] == [B]
+    assert sched.asked == 2
+
+
 def test_stop_all_removes_waiting_trials_from_the_scheduler_as_ray_does():
     stopper = StopAt()
     sched = Decide(SchedulerDecision.PAUSE)
