@@ -35,6 +35,7 @@ from poptune.backends._base import (
     StoppedEvent,
     WorkerLostEvent,
 )
+from poptune.backends._relay import OUTPUT, LineWriter
 from poptune.engine.resources import resource_shape
 from poptune.exceptions import TuneError
 
@@ -241,6 +242,8 @@ class ConnectionBackend(Backend):
         #: agents killed while starting since the last one that connected
         self._start_failures = 0
         self._register_msg: tuple[Any, ...] | None = None
+        #: writes the lines Dask trials print (made with the first of them)
+        self._line_writer: LineWriter | None = None
         self._init_msg: tuple[Any, ...] = ("init",) + self._init_payload()
 
     # --- to implement -------------------------------------------------------------------
@@ -443,7 +446,9 @@ class ConnectionBackend(Backend):
             assert trial_id is not None
             try:
                 for msg in worker.conn.read_available():
-                    events.append(self._to_event(worker, msg))
+                    event = self._to_event(worker, msg)
+                    if event is not None:
+                        events.append(event)
             except (EOFError, OSError):
                 status = self._wait_exit(worker.agent)
                 self._drop(worker)
@@ -462,12 +467,16 @@ class ConnectionBackend(Backend):
             time.sleep(0.01)
         return "lost its connection"
 
-    def _to_event(self, worker: _Handle, msg: tuple[Any, ...]) -> Event:
+    def _to_event(self, worker: _Handle, msg: tuple[Any, ...]) -> Event | None:
+        """The event a worker's message is, or None (lines a Dask trial printed: written)."""
         kind, trial_id = msg[0], msg[1]
         if kind == "result":
             return ResultEvent(trial_id, msg[2])
         if kind == "saved":
             return SavedEvent(trial_id, msg[2])
+        if kind == OUTPUT:  # ("output", trial_id, pid, name, [(is_err, lines), ...])
+            self._write_output(msg[2], msg[3], msg[4])
+            return None
         self._by_trial.pop(trial_id, None)  # the trial is over: the agent is free again
         worker.trial_id = None
         worker.idle_since = time.monotonic()
@@ -478,6 +487,14 @@ class ConnectionBackend(Backend):
         if kind == "error":
             return ErrorEvent(trial_id, msg[2], msg[3])
         raise TuneError(f"unexpected message from worker: {kind!r}")
+
+    def _write_output(self, pid: int, name: str, chunks: list[tuple[bool, str]]) -> None:
+        """Write lines a Dask trial printed as the local relay writes a worker's."""
+        writer = self._line_writer
+        if writer is None:
+            writer = self._line_writer = LineWriter()
+        for is_err, text in chunks:
+            writer.write(name, pid, is_err, text)
 
     def shutdown(self) -> None:
         for w in list(self._workers):

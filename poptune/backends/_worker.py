@@ -226,6 +226,10 @@ class Worker:
         #: running inside a Dask/Ray worker leaves the host process's state alone
         self.manage_process = manage_process
         self.conn = conn
+        #: a Dask agent's connection (``self.conn`` too), which captures what each trial's
+        #: threads print and sends it to the driver (``_relay.RelayedConnection``; see
+        #: ``_agent.py``); None elsewhere (an instance attribute: the quickest to look up)
+        self.relay: Any = None
         self.agent_id = agent_id or str(os.getpid())
         self.blobs: dict[str, Any] = {}
         self._storage_checked = False
@@ -471,6 +475,8 @@ class Worker:
         if "tee" in state:
             state["tee"].stop()
         self._upload_trial_files(state)  # on storage before the driver hears of the end
+        if self.relay is not None:  # what the trial printed (a partial line too) goes first
+            self.relay.end()
         self.conn.send(msg)
 
     @staticmethod

@@ -14,6 +14,7 @@ import os
 from multiprocessing.connection import Listener
 from typing import Any
 
+from poptune._compat import log_to_driver
 from poptune._imports import require
 from poptune.backends._conn import Agent, ConnectionBackend
 from poptune.backends._probe import driver_ip, host_port, unreachable
@@ -64,6 +65,9 @@ class DaskBackend(ConnectionBackend):
                  timeout: float = 20.0) -> None:
         super().__init__()
         distributed = require("distributed", "the Dask backend")
+        #: what trials print reaches the driver (``_relay.py``), unless
+        #: ``init(log_to_driver=False)``: then it stays in the Dask workers' logs, as on Ray
+        self._log_to_driver = log_to_driver()
         self._own_client = client is None
         self._cluster = None
         if client is None:
@@ -114,11 +118,13 @@ class DaskBackend(ConnectionBackend):
 
     def _start_agent(self, agent_id: str, resources: dict[str, float]) -> Agent:
         from poptune.backends._agent import serve
+        from poptune.backends._relay import PROCESS_TOKEN
 
         assert self._listener is not None
         gpu = resources.get("gpu", 0.0)
         future = self._client.submit(
             serve, (self._host, self._listener.address[1]), self._authkey.hex(), agent_id,
+            relay_from=PROCESS_TOKEN if self._log_to_driver else None,
             key=f"poptune-agent-{agent_id}", pure=False,
             resources={"GPU": gpu} if gpu else None,
         )

@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from tests._net import free_port
-
-BIN = os.path.dirname(sys.executable)
+from tests.backends._dask import DaskCluster
 
 
 def _timed(config):
@@ -35,36 +30,10 @@ def empty_dask_scheduler(tmp_path):
     """A Dask scheduler on loopback with no worker yet, and a function that starts one
     (``dask worker``, one thread); everything is stopped at the end."""
     pytest.importorskip("distributed", reason="the Dask backend needs `pip install 'poptune[dask]'`")
-    port = free_port()
     logs = tmp_path / "logs"
     logs.mkdir()
-    dask_bin = os.path.join(BIN, "dask")
-    procs = [subprocess.Popen([dask_bin, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], stdout=open(logs / "s.log", "w"),
-                              stderr=subprocess.STDOUT)]
-    address = f"tcp://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-
-    def add_worker() -> None:
-        procs.append(subprocess.Popen(
-            [dask_bin, "worker", address, "--nthreads", "1", "--nworkers", "1",
-             "--no-dashboard"], stdout=open(logs / f"w{len(procs)}.log", "w"),
-            stderr=subprocess.STDOUT))
-
-    yield address, add_worker
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    with DaskCluster(logs) as cluster:
+        yield cluster.address, cluster.add_worker
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import pytest
 
 from poptune.backends.testing import CHECKS, check_killed_worker_resumes_from_checkpoint
 from tests._net import free_port as _free_port
+from tests.backends._dask import DaskCluster
 
 BIN = os.path.dirname(sys.executable)
 
@@ -71,36 +72,11 @@ def ray_cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
     pytest.importorskip("distributed", reason="the Dask backend needs `pip install 'poptune[dask]'`")
-    port = _free_port()
-    logs = tmp_path_factory.mktemp("dask")
-    dask_bin = os.path.join(BIN, "dask")
-    procs = [subprocess.Popen([dask_bin, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], stdout=open(logs / "s.log", "w"),
-                              stderr=subprocess.STDOUT)]
-    address = f"tcp://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    for i in range(2):
-        procs.append(subprocess.Popen(
-            [dask_bin, "worker", address, "--nthreads", "1", "--nworkers", "1",
-             "--no-dashboard"], stdout=open(logs / f"w{i}.log", "w"), stderr=subprocess.STDOUT))
-    from distributed import Client
-
-    with Client(address, timeout=60) as client:
-        client.wait_for_workers(2, timeout=120)
-    yield address
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    with DaskCluster(tmp_path_factory.mktemp("dask")) as cluster:
+        for _ in range(2):
+            cluster.add_worker()
+        cluster.wait_for_workers(2)
+        yield cluster.address
 
 
 @pytest.fixture(params=["local", "ray", "dask", "simulated"])
