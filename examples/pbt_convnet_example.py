@@ -18,7 +18,10 @@ The data is scikit-learn's digits upsampled to MNIST's 28x28 (no download); set
 
 Usage::
 
-    python examples/pbt_convnet_example.py [--smoke-test] [--storage-path /tmp/poptune_results]
+    python examples/pbt_convnet_example.py [--smoke-test] [--storage-path DIR]
+
+``DIR`` defaults to ``$POPTUNE_STORAGE_PATH``, else ``/tmp/poptune_results`` (the guide's
+``/tmp/ray_results``).
 """
 
 import argparse
@@ -199,8 +202,9 @@ def main(argv=None):
     )
     parser.add_argument(
         "--storage-path",
-        default="/tmp/poptune_results",
-        help="Where experiments are stored (default: /tmp/poptune_results)",
+        default=os.environ.get("POPTUNE_STORAGE_PATH") or "/tmp/poptune_results",
+        help="Where experiments are stored (default: $POPTUNE_STORAGE_PATH, else "
+             "/tmp/poptune_results as in the guide)",
     )
     args = parser.parse_args(argv)
     storage_path = os.path.expanduser(args.storage_path)
