@@ -228,11 +228,23 @@ def plot_metric(experiment_dir: ExpLike, metric: str, out: str | os.PathLike[str
         value = _number(_lookup(row, metric)) if row else None
         return None if value is None or row is None else (_iteration(row, pos), value)
 
+    many = len(exp.trials) > _LEGEND_MAX  # no legend: one collection draws every curve
+    lines: list[list[tuple[int, float]]] = []
+    line_colors: list[Any] = []
     for t in exp.trials:
         for k, seg in enumerate(exp.segments(t.trial_id)):
             pts = [p for i, r in enumerate(seg.rows) if (p := point(r, i)) is not None]
+            if many:
+                lines.append(pts)
+                line_colors.append(colors[t.trial_id])
+                continue
             ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colors[t.trial_id],
                     lw=1.3, label=t.label if k == 0 else None)
+    if lines:
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(LineCollection(lines, colors=line_colors, linewidths=1.3))
+        ax.autoscale_view()
     jumps = 0
     for ev in exp.exploits:
         segs = exp.segments(ev.target_trial_id)
@@ -253,7 +265,7 @@ def plot_metric(experiment_dir: ExpLike, metric: str, out: str | os.PathLike[str
                  f"{len(exp.exploits)} exploits)")
     ax.grid(alpha=0.3)
     handles, _ = ax.get_legend_handles_labels()
-    if len(exp.trials) > _LEGEND_MAX:
+    if many:
         handles = []
     if jumps:
         from matplotlib.lines import Line2D
@@ -441,12 +453,17 @@ def plot_scatter(experiment_dir: ExpLike, metric: str, mode: str | None = None,
         nums = [_number(x) for x, _, _ in pts]
         numeric = all(n is not None for n in nums)
         cats = sorted({repr(x) for x, _, _ in pts}) if not numeric else []
-        for (x, y, t), num in zip(pts, nums):
-            xv = num if num is not None and numeric else cats.index(repr(x))
-            star = best is not None and t is best
-            ax.scatter(xv, y, color=colors[t.trial_id], s=140 if star else 36,
-                       marker="*" if star else "o", edgecolors="black" if star else "none",
-                       zorder=3, label=f"best ({t.label})" if star else None)
+        index = {c: i for i, c in enumerate(cats)}
+        xs = [num if num is not None and numeric else index[repr(x)]
+              for (x, _, _), num in zip(pts, nums)]
+        rest = [i for i, (_, _, t) in enumerate(pts) if t is not best]  # one call for them
+        ax.scatter([xs[i] for i in rest], [pts[i][1] for i in rest],
+                   color=[colors[pts[i][2].trial_id] for i in rest], s=36, marker="o",
+                   edgecolors="none", zorder=3)
+        for xv, (_, y, t) in zip(xs, pts):
+            if best is not None and t is best:
+                ax.scatter(xv, y, color=colors[t.trial_id], s=140, marker="*",
+                           edgecolors="black", zorder=3, label=f"best ({t.label})")
             if len(pts) <= 30:
                 ax.annotate(str(t.index), (xv, y), xytext=(4, 3), textcoords="offset points",
                             fontsize="x-small", color="0.3")
@@ -549,11 +566,22 @@ def plot_trials_over_time(experiment_dir: ExpLike, metric: str | None = None,
     finals = [t["final"] for t in tl["trials"] if t["final"] is not None]
     cmap = colormaps["viridis" if mode != "max" else "viridis_r"]
     norm = Normalize(min(finals), max(finals)) if finals else None
+    bars: dict[str, list[Any]] = {"y": [], "width": [], "left": [], "color": []}
     for lane, t in enumerate(tl["trials"]):
         color = cmap(norm(t["final"])) if norm and t["final"] is not None else "0.7"
         for t0, t1 in t["runs"]:
-            ax.barh(lane, max(t1 - t0, 1e-3), left=t0, height=0.8, color=color,
-                    edgecolor="0.3", linewidth=0.3)
+            bars["y"].append(lane)
+            bars["width"].append(max(t1 - t0, 1e-3))
+            bars["left"].append(t0)
+            bars["color"].append(color)
+    if bars["y"]:  # one collection for every run of every trial (a patch each is slow)
+        from matplotlib.collections import PolyCollection
+
+        ax.add_collection(PolyCollection(
+            [[(x, y - 0.4), (x + w, y - 0.4), (x + w, y + 0.4), (x, y + 0.4)]
+             for x, y, w in zip(bars["left"], bars["y"], bars["width"])],
+            facecolors=bars["color"], edgecolors="0.3", linewidths=0.3))
+        ax.autoscale_view()
     if n <= 40:
         ax.set_yticks(range(n), [_text(t["label"]) for t in tl["trials"]], fontsize="x-small")
     ax.set_ylim(n - 0.5, -0.5)

@@ -136,6 +136,40 @@ def test_a_non_pbt_experiment_gets_curves_and_scatter_only(tmp_path):
     assert_drawn(paths[1])
 
 
+def test_many_trials_are_drawn_as_one_collection_per_picture_not_an_artist_each(tmp_path):
+    """A plot of 1,000 trials took 9 s (11,000: minutes): one line, one scatter and one bar
+    patch per trial. Past the legend's limit each picture draws them as one collection, with
+    every trial's curve, point and bar in it."""
+    from matplotlib.collections import LineCollection, PathCollection, PolyCollection
+
+    n = 40
+    exp = make_experiment(tmp_path, rows={i: [(1, 0.01 * (i + 1)), (2, 0.01 * (i + 1)),
+                                               (3, 0.01 * (i + 1))] for i in range(n)},
+                          lines=None)
+    ax = plot.plot_metric(exp, "score").axes[0]
+    (lines,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(lines.get_segments()) == n and not ax.lines
+    assert len({tuple(c) for c in lines.get_colors()}) > 1  # each trial keeps its colour
+    fig = plot.plot_scatter(exp, "score", "max")
+    points = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    assert sorted(len(c.get_offsets()) for c in points) == [1, n - 1]  # the best: a star
+    import poptune as tune
+    from poptune import simulation
+
+    def timed(config):
+        for _ in range(2):
+            simulation.advance(1.0 + config["i"])
+            tune.report(score=config["i"])
+
+    grid = tune.Tuner(timed, param_space={"i": tune.grid_search(list(range(12)))},
+                      tune_config=tune.TuneConfig(backend="simulated"),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path / "sim"),
+                                                verbose=0)).fit()
+    fig = plot.plot_trials_over_time(grid.experiment_path, "score", "max")
+    (bars,) = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
+    assert len(bars.get_paths()) == 12 and not fig.axes[0].patches
+
+
 def test_missing_matplotlib_gives_the_install_hint(exp_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'poptune\[plot\]'"):
