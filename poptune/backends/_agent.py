@@ -2,24 +2,38 @@
 
 The agent connects back to the driver over TCP and serves trials with the same protocol as a
 local worker process, so results reach the driver directly, without the engine's object store
-in the way.
+in the way. A Ray actor is a process of its own; a Dask task is a thread of a long-lived
+Dask worker process, so it runs the agent in a child process (:func:`serve_in_child`): a
+trial the driver kills (the stop grace, ``silence_timeout_s``) then really ends, its Dask
+thread is free again, each run imports the trainable's modules afresh, and a trial gets its
+own ``CUDA_VISIBLE_DEVICES``, as on Ray and locally.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+import time
 from multiprocessing.connection import Client, Connection
 from typing import Any, cast
+
+#: seconds between two checks by an agent in a child process that the driver still holds
+#: its connection (it closes it to kill the trial, or when it ends)
+WATCH_S = 0.5
 
 
 def serve(address: tuple[str, int], authkey_hex: str, agent_id: str,
           manage_process: bool = False, name_marker: bytes | None = None,
-          relay_from: str | None = None) -> str:
+          relay_from: str | None = None, watch_driver: bool = False) -> str:
     """Connect to the driver and run trials until it says goodbye; return how it ended.
 
     ``name_marker``: see :attr:`Worker.name_marker`. ``relay_from``: the driver's
     ``_relay.PROCESS_TOKEN`` when what the trials' threads print is to be sent to it (a Dask
     agent, see ``_relay.RelayedConnection``), unless this is the driver's own process (an
-    in-process cluster: its console shows it already); None: it stays in this process."""
+    in-process cluster: its console shows it already); None: it stays in this process.
+    ``watch_driver``: this process ends at once when the driver closes the connection (an
+    agent in a child process of its own: the driver's kill of a trial)."""
     from poptune.backends._worker import Worker
 
     try:
@@ -42,6 +56,9 @@ def serve(address: tuple[str, int], authkey_hex: str, agent_id: str,
                 worker.conn = cast(Connection, relay)
                 worker.relay = relay
                 worker.run_trial = _relayed(worker)  # type: ignore[method-assign]
+        if watch_driver:
+            threading.Thread(target=_exit_when_dropped, args=(worker,), daemon=True,
+                             name="poptune-driver-watch").start()
         worker.serve()
     finally:
         if relay is not None:
@@ -49,6 +66,70 @@ def serve(address: tuple[str, int], authkey_hex: str, agent_id: str,
         else:
             conn.close()
     return "finished"
+
+
+def _exit_when_dropped(worker: Any) -> None:
+    """End this process when the driver has closed the connection: it killed the trial
+    (which may be stuck in user code that never reports) or is gone."""
+    while True:
+        time.sleep(WATCH_S)
+        if not worker._driver_alive():
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001 - ending anyway
+                    pass
+            os._exit(0)
+
+
+def serve_in_child(address: tuple[str, int], authkey_hex: str, agent_id: str,
+                   relay_from: str | None = None) -> str:
+    """A Dask task's body: run the agent in a child process of its own (``python -m
+    poptune.backends._agent``) and wait for it; return how it ended.
+
+    The child sees the Dask worker's ``sys.path`` (files a client uploaded included) and
+    environment; what it prints is relayed as ``relay_from`` says (see :func:`serve`), and
+    what escapes that (C code, ``os.write``) goes to the Dask worker's log. It ends when the
+    driver closes its connection; if the task's thread ends first, the child is killed.
+    """
+    import subprocess
+
+    env = dict(os.environ)
+    env["POPTUNE_AUTHKEY"] = authkey_hex
+    env["POPTUNE_AGENT_ID"] = agent_id
+    env.pop("POPTUNE_RELAY_FROM", None)
+    if relay_from is not None:
+        env["POPTUNE_RELAY_FROM"] = relay_from
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    proc = subprocess.Popen([sys.executable, "-m", "poptune.backends._agent", str(address[0]),
+                             str(address[1])], env=env, stdin=subprocess.DEVNULL)
+    try:
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return "finished" if code == 0 else f"ended: its process exited with code {code}"
+
+
+def _main() -> None:
+    """``python -m poptune.backends._agent HOST PORT``: an agent in a child process of a
+    Dask task (:func:`serve_in_child`)."""
+    import signal
+
+    from poptune.backends._worker import _die_with_parent
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's business
+    _die_with_parent()
+    authkey = os.environ.pop("POPTUNE_AUTHKEY")
+    agent_id = os.environ.pop("POPTUNE_AGENT_ID")
+    relay_from = os.environ.pop("POPTUNE_RELAY_FROM", None)
+    status = serve((sys.argv[1], int(sys.argv[2])), authkey, agent_id, manage_process=True,
+                   relay_from=relay_from, watch_driver=True)
+    if status != "finished":
+        print(f"poptune agent {agent_id}: {status}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _relayed(worker: Any) -> Any:
@@ -82,3 +163,7 @@ class RayAgent:
         import os
 
         return os.getpid()
+
+
+if __name__ == "__main__":
+    _main()

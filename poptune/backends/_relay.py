@@ -20,10 +20,11 @@ colours it, ``RAY_COLOR_PREFIX=1`` colours it by pid. Otherwise it is cyan in a 
 (Ray colours it into files and pipes too). Ray's duplicate-line folding ("[repeated 3x across
 cluster]") is not copied: every line is written.
 
-Dask agents, several in threads of one process, capture what each trial's threads print and
-send it over their connection instead (the second half of this module); the driver writes those
-lines with the same :class:`LineWriter`, named after the trial's trainable and prefixed with the
-Dask worker's pid. (On Ray, Ray's log monitor relays what the actors print.)
+Dask agents (a child process of each Dask task, whose output would otherwise land in the Dask
+worker's log) capture what each trial's threads print and send it over their connection
+instead (the second half of this module); the driver writes those lines with the same
+:class:`LineWriter`, named after the trial's trainable and prefixed with the agent's pid. (On
+Ray, Ray's log monitor relays what the actors print.)
 """
 
 from __future__ import annotations
@@ -296,10 +297,11 @@ class OutputRelay:
                 os.close(fd)
 
 
-# --- a Dask worker process: what trial threads print, sent over their connections ------------
+# --- a Dask agent's process: what trial threads print, sent over their connections -----------
 #
-# Several trials run in threads of one Dask worker process, whose ``sys.stdout`` is one for all
-# of them: :func:`install_thread_capture` puts a :class:`_ThreadStream` in place of
+# A Dask agent (a child process of its Dask task; an agent serving in a thread of a process
+# would share that process's ``sys.stdout`` with other threads, other agents' included) runs
+# its trials in one thread: :func:`install_thread_capture` puts a :class:`_ThreadStream` in place of
 # ``sys.stdout`` and ``sys.stderr`` once per process, which keeps a write made by a thread of a
 # trial for the driver (in the trial's :class:`_Capture`) and hands any other thread's write to
 # the stream it replaced. A trial's threads are the thread that runs it and the threads it
@@ -336,7 +338,7 @@ _installed = False
 
 
 class _ThreadStream:
-    """Stands in for ``sys.stdout`` / ``sys.stderr`` in a Dask worker process: a write from a
+    """Stands in for ``sys.stdout`` / ``sys.stderr`` in a Dask agent's process: a write from a
     trial's thread is kept for the driver; any other goes to the stream it replaced."""
 
     def __init__(self, stream: Any, is_err: bool) -> None:

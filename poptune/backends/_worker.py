@@ -363,8 +363,11 @@ class Worker:
                 _session_mod._local.session = sess
                 trainable = self.blobs["trainable"]
                 if spec.log_to_file is not None:
-                    tee = state["tee"] = _OutputTee(trial_dir, spec.log_to_file,
-                                                    fd_level=self.manage_process)
+                    # a relayed agent's prints are caught above the file descriptors (see
+                    # _relay.py): the files take them there too
+                    tee = state["tee"] = _OutputTee(
+                        trial_dir, spec.log_to_file,
+                        fd_level=self.manage_process and self.relay is None)
                     tee.start()
             except Exception:  # noqa: BLE001
                 state["failed"] = True

@@ -4,7 +4,7 @@
 ``POPTUNE_ADDRESS`` (``tcp://host:8786``), or pass a ``distributed.Client``; with neither, an
 in-process ``LocalCluster`` is started (for trying things out). This is how poptune reaches
 Slurm/PBS (dask-jobqueue) and Kubernetes (dask-kubernetes). Each trial slot is a long-running
-Dask task that connects back to the driver; GPU requests map to the Dask worker resource
+Dask task that runs an agent in a child process, which connects back to the driver; GPU requests map to the Dask worker resource
 ``GPU`` (start workers with ``--resources GPU=1``).
 """
 
@@ -59,7 +59,10 @@ class DaskBackend(ConnectionBackend):
     """
 
     runs_elsewhere = True  # a local storage_path must be shared: see Worker._check_storage
-    separate_processes = False
+    # each agent is a child process of its Dask task (``_agent.serve_in_child``): it may
+    # change directory; its devices are its Dask worker's (GPU ids counted over the whole
+    # cluster mean nothing on one node), so CUDA_VISIBLE_DEVICES is left as the worker has it
+    assigns_devices = True
 
     def __init__(self, address: str | None = None, client: Any = None,
                  timeout: float = 20.0) -> None:
@@ -117,13 +120,14 @@ class DaskBackend(ConnectionBackend):
                         family="AF_INET", authkey=self._authkey)
 
     def _start_agent(self, agent_id: str, resources: dict[str, float]) -> Agent:
-        from poptune.backends._agent import serve
+        from poptune.backends._agent import serve_in_child
         from poptune.backends._relay import PROCESS_TOKEN
 
         assert self._listener is not None
         gpu = resources.get("gpu", 0.0)
         future = self._client.submit(
-            serve, (self._host, self._listener.address[1]), self._authkey.hex(), agent_id,
+            serve_in_child, (self._host, self._listener.address[1]), self._authkey.hex(),
+            agent_id,
             relay_from=PROCESS_TOKEN if self._log_to_driver else None,
             key=f"poptune-agent-{agent_id}", pure=False,
             resources={"GPU": gpu} if gpu else None,

@@ -1,8 +1,9 @@
 """What a trial prints on Dask reaches the driver, prefixed as the local relay and Ray prefix
-it: ``(train_fn pid=1234) hello``, where the pid is the Dask worker's. Trials run in threads of
-one Dask worker process, so each trial's threads are captured apart (see the second half of
-``poptune/backends/_relay.py``). The cluster: a scheduler and one worker process with two
-threads, on loopback, started and stopped by this module."""
+it: ``(train_fn pid=1234) hello``, where the pid is the trial's agent process (a child of its
+Dask task). What the trial's threads print is captured above the file descriptors and sent
+over the agent's connection (see the second half of ``poptune/backends/_relay.py``). The
+cluster: a scheduler and one worker process with two threads, on loopback, started and
+stopped by this module."""
 
 from __future__ import annotations
 
@@ -65,14 +66,20 @@ def _wait_in_file(path, line, timeout=60.0):
         time.sleep(0.1)
 
 
-# --- trainables (module level: the Dask worker imports them) -------------------------------
-#: both trials of a test pass it together: they run at once, in two threads of one process
-_BOTH = threading.Barrier(2)
+# --- trainables (module level: the agents import them) -------------------------------------
+def _meet(rendezvous: str, tag: str, n: int = 2) -> None:
+    """Wait until ``n`` trials have arrived (each in its own agent process): they run at
+    once from here on."""
+    open(os.path.join(rendezvous, tag), "w").close()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(rendezvous)) < n:
+        assert time.monotonic() < deadline, os.listdir(rendezvous)
+        time.sleep(0.01)
 
 
 def many_lines(config):
     tag, n = config["tag"], config["lines"]
-    _BOTH.wait(timeout=60)
+    _meet(config["rendezvous"], tag)
     for i in range(n):  # each line in small pieces: one shared sys.stdout would mix them
         line = f"{tag}-{i}-" + tag * (i % 50) + "\n"
         for j in range(0, len(line), 7):
@@ -92,16 +99,16 @@ def partial_lines(config):
 
 
 def with_other_threads(config):
-    from distributed import get_worker
+    import _thread
 
     token = config["token"]
     done = threading.Event()
 
-    def outsider():  # the Dask worker's event loop: a thread this trial did not start
+    def outsider():  # a thread not started through threading.Thread: not the trial's
         print(f"OUTSIDER-{token}", flush=True)
         done.set()
 
-    get_worker().loop.add_callback(outsider)
+    _thread.start_new_thread(outsider, ())
     assert done.wait(60)
     helper = threading.Thread(target=lambda: print(f"TRIAL-THREAD-{token}"))
     helper.start()  # a thread the trial starts is the trial's
@@ -132,12 +139,17 @@ class PrintingTrainable(tune.Trainable):
 
 
 # --- on a Dask cluster -----------------------------------------------------------------------
-def test_two_trials_printing_at_once_in_one_worker_each_get_their_own_lines(
+def test_two_trials_printing_at_once_on_one_worker_each_get_their_own_lines(
         on_dask, tmp_path, capsys):
+    """Two trials at once on one two-thread Dask worker: each in its own agent process (a
+    child of its Dask task), each line whole and named after its process."""
     n = 3000
-    grid = _fit(tmp_path, many_lines, "many", {"tag": tune.grid_search(["A", "B"]), "lines": n})
-    (pid,) = {r.metrics["pid"] for r in grid}  # one process ...
-    assert len({r.metrics["thread"] for r in grid}) == 2  # ... two threads
+    rendezvous = tmp_path / "rendezvous"
+    rendezvous.mkdir()
+    grid = _fit(tmp_path, many_lines, "many", {"tag": tune.grid_search(["A", "B"]), "lines": n,
+                                               "rendezvous": str(rendezvous)})
+    pids = {r.config["tag"]: r.metrics["pid"] for r in grid}
+    assert len(set(pids.values())) == 2  # two agent processes
     out, err = capsys.readouterr()
     seen: dict[str, list[int]] = {"A": [], "B": []}
     pattern = re.compile(r"\(many_lines pid=(\d+)\) ([AB])-(\d+)-([AB]*)")
@@ -146,11 +158,11 @@ def test_two_trials_printing_at_once_in_one_worker_each_get_their_own_lines(
             continue
         m = pattern.fullmatch(line)
         assert m is not None, line
-        assert int(m[1]) == pid and m[4] == m[2] * (int(m[3]) % 50), line
+        assert int(m[1]) == pids[m[2]] and m[4] == m[2] * (int(m[3]) % 50), line
         seen[m[2]].append(int(m[3]))
     assert seen == {"A": list(range(n)), "B": list(range(n))}
-    assert sorted(line for line in err.splitlines() if "ON-STDERR" in line) == [
-        f"(many_lines pid={pid}) A-ON-STDERR", f"(many_lines pid={pid}) B-ON-STDERR"]
+    assert {line for line in err.splitlines() if "ON-STDERR" in line} == {
+        f"(many_lines pid={pids['A']}) A-ON-STDERR", f"(many_lines pid={pids['B']}) B-ON-STDERR"}
 
 
 def test_a_partial_line_waits_for_its_newline_and_a_last_one_arrives_at_the_end(

@@ -1,0 +1,69 @@
+"""On Dask each trial slot's agent is a child process of its Dask task
+(``_agent.serve_in_child``): a trial the driver kills really ends, and its Dask thread serves
+the next trial. (When agents ran in the Dask worker's threads, a trial stuck in user code kept
+its thread for ever: on a one-thread worker nothing else could run.)"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.backends._dask import DaskCluster
+
+
+@pytest.fixture(scope="module")
+def one_thread_dask(tmp_path_factory):
+    pytest.importorskip("distributed", reason="the Dask backend needs `pip install 'poptune[dask]'`")
+    with DaskCluster(tmp_path_factory.mktemp("dask_procs")) as cluster:
+        cluster.add_worker(nthreads=1)
+        cluster.wait_for_workers(1)
+        yield cluster.address
+
+
+def _stuck_or_quick(config):
+    import poptune as tune
+
+    with open(os.path.join(config["pids"], str(config["i"])), "w") as f:
+        f.write(str(os.getpid()))
+    if config["i"] == 0:
+        time.sleep(3600)  # stuck in user code, never reports
+    tune.report(score=config["i"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie not reaped yet is gone too
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_killed_trial_ends_and_its_dask_thread_runs_the_next_one(one_thread_dask, tmp_path,
+                                                                    monkeypatch):
+    import poptune as tune
+
+    monkeypatch.setenv("POPTUNE_ADDRESS", one_thread_dask)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    grid = tune.Tuner(
+        _stuck_or_quick, param_space={"i": tune.grid_search([0, 1]), "pids": str(pids)},
+        tune_config=tune.TuneConfig(backend="dask"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "exp"), verbose=0,
+                                  failure_config=tune.FailureConfig(silence_timeout_s=3))).fit()
+    by_i = {r.config["i"]: r for r in grid}
+    assert by_i[0].error is not None and "silence_timeout_s" in str(by_i[0].error)
+    assert by_i[1].error is None and by_i[1].metrics["score"] == 1
+    stuck = int((pids / "0").read_text())
+    deadline = time.monotonic() + 30
+    while _alive(stuck) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(stuck)  # the stuck trial's process ended
+    assert stuck != os.getpid() and stuck != int((pids / "1").read_text())
