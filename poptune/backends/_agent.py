@@ -45,8 +45,10 @@ def serve(address: tuple[str, int], authkey_hex: str, agent_id: str,
     try:
         worker = Worker(conn, agent_id, manage_process=manage_process)
         worker.name_marker = name_marker
-        # a Dask task's thread: the driver's kill closes the connection but cannot stop it
-        worker.guards_checkpoints = not manage_process
+        # the driver's kill closes the connection: a thread of another process cannot be
+        # stopped, and a child process ends only at its watch's next look (WATCH_S), so
+        # neither writes a checkpoint once the driver has let go of the trial
+        worker.guards_checkpoints = not manage_process or watch_driver
         if relay_from is not None:
             from poptune.backends import _relay
 
