@@ -4,13 +4,15 @@
 ``POPTUNE_ADDRESS`` (``tcp://host:8786``), or pass a ``distributed.Client``; with neither, an
 in-process ``LocalCluster`` is started (for trying things out). This is how poptune reaches
 Slurm/PBS (dask-jobqueue) and Kubernetes (dask-kubernetes). Each trial slot is a long-running
-Dask task that runs an agent in a child process, which connects back to the driver; GPU requests map to the Dask worker resource
-``GPU`` (start workers with ``--resources GPU=1``).
+Dask task that runs an agent in a child process, which connects back to the driver; GPU
+requests map to the Dask worker resource ``GPU`` (start workers with ``--resources GPU=1``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from multiprocessing.connection import Listener
 from typing import Any
 
@@ -73,6 +75,7 @@ class DaskBackend(ConnectionBackend):
         self._log_to_driver = log_to_driver()
         self._own_client = client is None
         self._cluster = None
+        self._scratch: str | None = None
         if client is None:
             address = address or os.environ.get("POPTUNE_ADDRESS") or None
             hp = host_port(address) if address else None
@@ -90,9 +93,15 @@ class DaskBackend(ConnectionBackend):
                 else:
                     # in-process workers: a LocalCluster of processes would re-import the
                     # user's script, which breaks scripts without a __main__ guard
-                    self._cluster = distributed.LocalCluster(
-                        n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=False,
-                        dashboard_address=None)
+                    # its workers' scratch space is ours to remove (Dask would leave
+                    # dask-scratch-space in the temporary directory)
+                    import dask
+
+                    self._scratch = tempfile.mkdtemp(prefix="poptune_dask_")
+                    with dask.config.set({"temporary-directory": self._scratch}):
+                        self._cluster = distributed.LocalCluster(
+                            n_workers=os.cpu_count() or 1, threads_per_worker=1,
+                            processes=False, dashboard_address=None)
                     client = distributed.Client(self._cluster)
             except (OSError, TimeoutError) as exc:
                 raise TuneError(
@@ -139,3 +148,6 @@ class DaskBackend(ConnectionBackend):
             self._client.close()
             if self._cluster is not None:
                 self._cluster.close()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+                self._scratch = None

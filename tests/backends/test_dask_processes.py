@@ -67,3 +67,34 @@ def test_a_killed_trial_ends_and_its_dask_thread_runs_the_next_one(one_thread_da
         time.sleep(0.2)
     assert not _alive(stuck)  # the stuck trial's process ended
     assert stuck != os.getpid() and stuck != int((pids / "1").read_text())
+
+
+def _pid(config):
+    import poptune as tune
+
+    tune.report(pid=os.getpid())
+
+
+@pytest.mark.slow
+def test_the_in_process_cluster_runs_agents_in_child_processes_and_leaves_no_scratch_space(
+        tmp_path, monkeypatch):
+    """With no scheduler address poptune starts an in-process ``LocalCluster``: its agents are
+    child processes too, and its workers' scratch space (Dask's ``dask-scratch-space`` in the
+    temporary directory, left behind before) is removed at the end."""
+    pytest.importorskip("distributed", reason="the Dask backend needs `pip install 'poptune[dask]'`")
+    import tempfile
+
+    import poptune as tune
+
+    monkeypatch.delenv("POPTUNE_ADDRESS", raising=False)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    grid = tune.Tuner(_pid, param_space={"i": tune.grid_search([0, 1])},
+                      tune_config=tune.TuneConfig(backend="dask"),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path / "exp"),
+                                                verbose=0)).fit()
+    assert len(grid) == 2 and not grid.errors
+    assert os.getpid() not in {r.metrics["pid"] for r in grid}
+    assert list(scratch.iterdir()) == []
