@@ -24,6 +24,7 @@ import pytest
 import poptune as tune
 from poptune import schedulers as sch
 from poptune import search
+from poptune._imports import MissingDependencyError
 from poptune.exceptions import TuneConfigError, TuneError
 
 WATCHDOG_S = 20  # generous: a row takes milliseconds; this only turns a hang into a failure
@@ -461,8 +462,11 @@ def test_the_table_has_at_least_100_distinct_rows() -> None:
 def test_bad_input_gets_a_clean_error(c: Case, tmp_path: Path, watchdog: None,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     exc = c.exc if isinstance(c.exc, type) else tuple(_flat(c.exc))
-    with pytest.raises(exc) as info:
-        c.run(tmp_path)  # noqa: PT012
+    try:
+        with pytest.raises(exc) as info:
+            c.run(tmp_path)  # noqa: PT012
+    except MissingDependencyError as missing:  # e.g. PB2 without scikit-learn installed
+        pytest.skip(str(missing))
     assert not isinstance(info.value, TimeoutError), info.value
     message = str(info.value)
     if isinstance(info.value, CliError):

@@ -78,12 +78,14 @@ def _median():
 
 
 def _bayesopt():
+    pytest.importorskip("bayes_opt")
     from poptune.search.bayesopt import BayesOptSearch
 
     return None, BayesOptSearch(random_state=3, random_search_steps=3), 5, 10
 
 
 def _hyperopt():
+    pytest.importorskip("hyperopt")
     from poptune.search.hyperopt import HyperOptSearch
 
     return None, HyperOptSearch(random_state_seed=3, n_initial_points=3), 5, 10
