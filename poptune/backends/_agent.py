@@ -5,8 +5,8 @@ local worker process, so results reach the driver directly, without the engine's
 in the way. A Ray actor is a process of its own; a Dask task is a thread of a long-lived
 Dask worker process, so it runs the agent in a child process (:func:`serve_in_child`): a
 trial the driver kills (the stop grace, ``silence_timeout_s``) then really ends, its Dask
-thread is free again, each run imports the trainable's modules afresh, and a trial gets its
-own ``CUDA_VISIBLE_DEVICES``, as on Ray and locally.
+thread is free again, and each run imports the trainable's modules afresh, as on Ray and
+locally.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any, cast
 #: seconds between two checks by an agent in a child process that the driver still holds
 #: its connection (it closes it to kill the trial, or when it ends)
 WATCH_S = 0.5
+#: the exit code of an agent process that could not reach the driver
+UNREACHABLE = 3
 
 
 def serve(address: tuple[str, int], authkey_hex: str, agent_id: str,
@@ -112,6 +114,8 @@ def serve_in_child(address: tuple[str, int], authkey_hex: str, agent_id: str,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    if code == UNREACHABLE:  # the child said why in the Dask worker's log
+        return f"could not reach the driver at {address[0]}:{address[1]}"
     return "finished" if code == 0 else f"ended: its process exited with code {code}"
 
 
@@ -131,7 +135,7 @@ def _main() -> None:
                    relay_from=relay_from, watch_driver=True)
     if status != "finished":
         print(f"poptune agent {agent_id}: {status}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(UNREACHABLE)  # serve returns nothing else
 
 
 def _relayed(worker: Any) -> Any:

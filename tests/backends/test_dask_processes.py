@@ -98,3 +98,14 @@ def test_the_in_process_cluster_runs_agents_in_child_processes_and_leaves_no_scr
     assert len(grid) == 2 and not grid.errors
     assert os.getpid() not in {r.metrics["pid"] for r in grid}
     assert list(scratch.iterdir()) == []
+
+
+def test_an_agent_that_cannot_reach_the_driver_says_so_to_its_task():
+    """The child agent's failure to connect comes back as the task's result (the driver
+    shows it as the agent's end), not as a bare exit code."""
+    from poptune.backends._agent import serve_in_child
+    from tests._net import free_port
+
+    port = free_port()  # nothing listens there
+    assert serve_in_child(("127.0.0.1", port), "00" * 16, "a1") == (
+        f"could not reach the driver at 127.0.0.1:{port}")
