@@ -169,7 +169,9 @@ class HyperOptSearch(SearcherAdapter):
         if gamma is not None:
             kwargs["gamma"] = gamma
         self._algo = partial(hpo.tpe.suggest, **kwargs)
-        self._rng = np.random.default_rng(random_state_seed)
+        #: each suggestion's hyperopt seed, drawn as Ray draws it (``RandomState.randint``):
+        #: the same ``random_state_seed`` gives Ray's suggestions
+        self._rstate = np.random.RandomState(random_state_seed)
         self._points = points
         self._space: dict[str, Any] | None = None
         self._domain: Any = None
@@ -258,7 +260,11 @@ class HyperOptSearch(SearcherAdapter):
         else:
             new_ids = trials.new_trial_ids(1)
             trials.refresh()
-            seed = int(self._rng.integers(2**31 - 1))
+            rstate = getattr(self, "_rstate", None)
+            if rstate is not None:
+                seed = int(rstate.randint(2**31 - 1))
+            else:  # a searcher saved by an earlier poptune: its own generator goes on
+                seed = int(self.__dict__["_rng"].integers(2**31 - 1))
             docs = self._algo(new_ids, self._domain, trials, seed)
             trials.insert_trial_docs(docs)
             tid = docs[0]["tid"]
