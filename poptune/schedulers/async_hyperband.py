@@ -16,7 +16,9 @@ Where poptune differs from Ray Tune:
   own ``stop_last_trials=False`` path already behaves this way);
 * a ``None`` or NaN score never stops a trial (Ray raises ``TypeError`` on ``None``); NaN
   scores are recorded and ignored by the quantile, as in Ray;
-* the bracket draw uses the scheduler's own generator (``seed``), never the global one.
+* the bracket draw uses the scheduler's own generator (``seed``); unseeded, that generator
+  is seeded from numpy's global state (one draw), so ``np.random.seed(...)`` repeats it as
+  Ray's draw from the global state.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from poptune._validation import bad_type, bad_value, check_in_range, check_mode,
 from poptune.exceptions import TuneConfigError
 from poptune.experiment.trial import Trial
 from poptune.schedulers._base import Decision, FIFOScheduler, SchedulerDecision
+from poptune.search.sample import global_seed
 
 __all__ = ["ASHAScheduler", "AsyncHyperBandScheduler"]
 
@@ -146,7 +149,9 @@ class AsyncHyperBandScheduler(FIFOScheduler):
         self._reduction_factor = reduction_factor
         self._stop_last_trials = bool(stop_last_trials)
         self._seed = seed
-        self._rng = np.random.default_rng(seed)
+        # unseeded: from numpy's global state, so np.random.seed(...) repeats it (as Ray's
+        # np.random.choice of a bracket)
+        self._rng = np.random.default_rng(seed if seed is not None else global_seed())
         self._log: list[tuple[Any, ...]] = []  # changes since the last state_delta()
         self._brackets = [
             _Bracket(grace_period, max_t, reduction_factor, s, self._log)

@@ -20,6 +20,9 @@ Where poptune differs from Ray Tune (each a known Ray issue):
   updated after the scheduler's hook), so lineage plots place exploits where they happened and
   a seeded synch run writes the same logs each time;
 * ``seed`` (or else ``TuneConfig(seed=...)``) makes every random choice reproducible;
+  with neither, the generator is seeded from the ``random`` module's global state, so
+  ``random.seed(...)`` in the driver repeats the explore decisions, as Ray's PBT, which
+  draws from ``random`` itself;
   ``clip_to_bounds`` keeps perturbed values inside their search-space domain;
 * a trial that completes stays in the population, frozen at its last result and latest
   checkpoint: it is ranked and may donate (to members that trained at least as long as it
@@ -211,7 +214,9 @@ class PopulationBasedTraining(FIFOScheduler):
         self._seed = seed
         self._clip_to_bounds = bool(clip_to_bounds)
 
-        self._rng = random.Random(seed)
+        # unseeded: from the random module's global state, so random.seed(...) repeats the
+        # explore decisions (Ray's PBT draws from the random module itself)
+        self._rng = random.Random(seed if seed is not None else random.getrandbits(64))
         self._trials: dict[str, Trial] = {}
         self._states: dict[str, _TrialState] = {}
         self._gone: set[str] = set()

@@ -21,8 +21,9 @@ Bad input is rejected when the domain is built, not when it is first sampled::
     ...
     poptune.exceptions.TuneConfigError: `lower` must be > 0 for loguniform, got 0
 
-Randomness never comes from global state: ``sample`` takes ``random_state`` (None for a fresh
-unseeded generator, an int seed, a ``numpy.random.Generator`` or a ``RandomState``).
+``sample`` takes ``random_state``: an int seed, a ``numpy.random.Generator`` or a
+``RandomState``, or None for a generator seeded from numpy's global state (one draw), so that
+``np.random.seed(...)`` in the driver repeats unseeded samples, as in Ray.
 """
 
 from __future__ import annotations
@@ -57,16 +58,23 @@ _NUMBER = (int, float, np.integer, np.floating)
 
 
 def as_generator(random_state: RandomState) -> Rng:
-    """Turn ``random_state`` into a numpy generator (never the global one).
+    """Turn ``random_state`` into a numpy generator (never the global one itself).
+
+    ``None`` gives a generator seeded from numpy's global random state (one draw), so
+    ``np.random.seed(...)`` at the top of a driver repeats its unseeded searches, as it does
+    in Ray Tune, whose samplers use the global state.
 
     Example:
         >>> as_generator(7).uniform() == as_generator(7).uniform()
+        True
+        >>> np.random.seed(3); a = as_generator(None).uniform()
+        >>> np.random.seed(3); a == as_generator(None).uniform()
         True
     """
     if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
         return random_state
     if random_state is None:
-        return np.random.default_rng()
+        return np.random.default_rng(global_seed())
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
         if random_state < 0:
             raise bad_value("random_state", random_state, "a seed >= 0")
@@ -74,6 +82,12 @@ def as_generator(random_state: RandomState) -> Rng:
     raise bad_type(
         "random_state", random_state, "None, an int seed, a numpy Generator or RandomState"
     )
+
+
+def global_seed() -> int:
+    """A seed drawn from numpy's global random state (one draw): what an unseeded searcher
+    or scheduler starts from, so that ``np.random.seed(...)`` in the driver repeats a run."""
+    return int(np.random.randint(0, 2**62, dtype=np.int64))
 
 
 def _integers(rng: Rng, low: Any, high: Any, size: int) -> np.ndarray:

@@ -104,9 +104,10 @@ def triangle(config: dict[str, Any]) -> None:
 
 
 def _triangle_run(storage: Path, seed: int, *, pbt_seed: bool = True, synch: bool = False,
-                  limit: int = 1000, name: str = "toy") -> list[tuple[int, float]]:
-    """The toy with ``TuneConfig(seed=seed)``, and the same seed given to PBT if
-    ``pbt_seed``."""
+                  limit: int = 1000, name: str = "toy",
+                  tune_seed: bool = True) -> list[tuple[int, float]]:
+    """The toy with ``TuneConfig(seed=seed)`` (if ``tune_seed``), and the same seed given to
+    PBT if ``pbt_seed``."""
     pbt = PopulationBasedTraining(
         time_attr=TI, perturbation_interval=5, seed=seed if pbt_seed else None, synch=synch,
         hyperparam_mutations={"lr": tune.uniform(0.0001, 0.02), "some_other_factor": [1, 2]})
@@ -114,7 +115,7 @@ def _triangle_run(storage: Path, seed: int, *, pbt_seed: bool = True, synch: boo
         triangle,
         param_space={"lr": 0.0001, "some_other_factor": 1, "seed": seed},
         tune_config=tune.TuneConfig(scheduler=pbt, metric="mean_accuracy", mode="max",
-                                    num_samples=8, seed=seed,
+                                    num_samples=8, seed=seed if tune_seed else None,
                                     backend=SimulatedBackend(num_cpus=2)),
         run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0,
                                   stop={"done": True, TI: limit}),
@@ -148,6 +149,21 @@ def test_seeded_pbt_gives_identical_policy_logs_run_after_run(tmp_path, synch):
     logs_a, logs_b = _policy_logs(tmp_path / "a" / "toy"), _policy_logs(tmp_path / "b" / "toy")
     assert logs_a == logs_b and len(logs_a["global"].splitlines()) > 10
     assert _lineage(tmp_path / "a" / "toy") == _lineage(tmp_path / "b" / "toy")
+
+
+def test_unseeded_pbt_repeats_after_seeding_the_global_generators_as_in_ray(tmp_path):
+    """Ray's recipe for a reproducible run, ``random.seed(...)`` and ``np.random.seed(...)``
+    at the top of the driver, works on poptune too: unseeded searchers and schedulers start
+    from the global generators (they used fresh entropy, so each run differed)."""
+    import numpy as np
+
+    runs = []
+    for name in ("a", "b"):
+        random.seed(11)
+        np.random.seed(11)
+        runs.append((_triangle_run(tmp_path / name, 3, pbt_seed=False, tune_seed=False,
+                                   limit=100), _lineage(tmp_path / name / "toy")))
+    assert runs[0] == runs[1] and runs[0][1]  # the same exploits, and there were some
 
 
 def _lineage(exp: Path) -> list[tuple[Any, ...]]:

@@ -49,6 +49,19 @@ def test_grid_times_num_samples_counts_and_finishes_with_last_trial():
     assert set(trials[0].resolved_vars) == {"x", "y", "lr"}
 
 
+def test_an_unseeded_search_repeats_after_np_random_seed_as_in_ray():
+    """Ray's samplers use numpy's global state, so ``np.random.seed(...)`` in the driver
+    repeats an unseeded search; poptune's unseeded generator is drawn from that state."""
+    def configs():
+        return [t.config["lr"] for t in drain(make(SPACE, num_samples=3))]
+
+    np.random.seed(5)
+    first = configs()
+    np.random.seed(5)
+    assert configs() == first
+    assert configs() != first  # the global state moved on: another search
+
+
 def test_empty_space_yields_one_empty_config_per_sample():
     trials = drain(make({}, num_samples=3))
     assert [t.config for t in trials] == [{}, {}, {}]

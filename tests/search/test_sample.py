@@ -144,12 +144,18 @@ def test_every_kind_of_random_state_reproduces():
     assert s.randint(0, 100).sample(size=3, random_state=np.random.RandomState(0)) == [44, 47, 64]
 
 
-def test_sampling_does_not_touch_global_numpy_state():
+def test_unseeded_sampling_follows_numpy_s_global_state_and_seeded_leaves_it_alone():
+    """As in Ray, whose samplers use the global state: ``np.random.seed(...)`` repeats
+    unseeded samples (one draw seeds each sampler). A seeded sample leaves the state alone."""
+    np.random.seed(123)
+    first = (s.uniform(0, 1).sample(size=10), s.choice([1, 2, 3]).sample(random_state=None))
+    np.random.seed(123)
+    assert (s.uniform(0, 1).sample(size=10), s.choice([1, 2, 3]).sample()) == first
     np.random.seed(123)
     expected = np.random.random()
     np.random.seed(123)
-    s.uniform(0, 1).sample(size=10)
-    s.choice([1, 2]).sample(random_state=None)
+    s.uniform(0, 1).sample(size=10, random_state=4)
+    s.choice([1, 2]).sample(random_state=np.random.default_rng(1))
     assert np.random.random() == expected
 
 
