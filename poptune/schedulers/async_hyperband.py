@@ -40,6 +40,19 @@ __all__ = ["ASHAScheduler", "AsyncHyperBandScheduler"]
 logger = logging.getLogger(__name__)
 
 
+
+def check_rung_args(time_attr: Any, max_t: Any, grace_period: Any,
+                    reduction_factor: Any) -> None:
+    """The arguments both ASHA variants place their rungs by: a ``time_attr`` name,
+    ``0 < grace_period <= max_t`` and ``reduction_factor > 1`` (errors name the argument)."""
+    if not isinstance(time_attr, str):
+        raise bad_type("time_attr", time_attr, "a str")
+    check_in_range("max_t", max_t, 0, low_open=True)
+    check_in_range("grace_period", grace_period, 0, low_open=True)
+    if grace_period > max_t:
+        raise bad_value("grace_period", grace_period, f"<= `max_t`={max_t}")
+    check_in_range("reduction_factor", reduction_factor, 1, low_open=True)
+
 class _Bracket:
     """The rungs of one bracket, highest milestone first: ``[(milestone, {trial_id: score})]``.
 
@@ -129,13 +142,7 @@ class AsyncHyperBandScheduler(FIFOScheduler):
         *,
         seed: int | None = None,
     ) -> None:
-        if not isinstance(time_attr, str):
-            raise bad_type("time_attr", time_attr, "a str")
-        check_in_range("max_t", max_t, 0, low_open=True)
-        check_in_range("grace_period", grace_period, 0, low_open=True)
-        if grace_period > max_t:
-            raise bad_value("grace_period", grace_period, f"<= `max_t`={max_t}")
-        check_in_range("reduction_factor", reduction_factor, 1, low_open=True)
+        check_rung_args(time_attr, max_t, grace_period, reduction_factor)
         if isinstance(brackets, bool) or not isinstance(brackets, int) or brackets < 1:
             raise bad_value("brackets", brackets, "an integer >= 1")
         check_mode(mode)

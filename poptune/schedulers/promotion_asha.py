@@ -56,7 +56,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from poptune._validation import bad_type, bad_value, check_in_range, check_mode, no_metric_mode
+from poptune._validation import bad_value, check_mode, no_metric_mode
 from poptune.exceptions import TuneConfigError
 from poptune.experiment.trial import Trial, TrialStatus
 from poptune.schedulers._base import (
@@ -66,6 +66,7 @@ from poptune.schedulers._base import (
     SchedulerDecision,
     StopTrial,
 )
+from poptune.schedulers.async_hyperband import check_rung_args
 
 __all__ = ["PromotionASHAScheduler"]
 
@@ -138,13 +139,7 @@ class PromotionASHAScheduler(FIFOScheduler):
         reduction_factor: float = 4,
         brackets: int = 1,
     ) -> None:
-        if not isinstance(time_attr, str):
-            raise bad_type("time_attr", time_attr, "a str")
-        check_in_range("max_t", max_t, 0, low_open=True)
-        check_in_range("grace_period", grace_period, 0, low_open=True)
-        if grace_period > max_t:
-            raise bad_value("grace_period", grace_period, f"<= `max_t`={max_t}")
-        check_in_range("reduction_factor", reduction_factor, 1, low_open=True)
+        check_rung_args(time_attr, max_t, grace_period, reduction_factor)
         if isinstance(brackets, bool) or not isinstance(brackets, int) or brackets != 1:
             raise bad_value("brackets", brackets, "1 (the promotion variant of ASHA runs one "
                             "bracket; ASHAScheduler, the stopping variant, runs several)")
