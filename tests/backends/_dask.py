@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 import subprocess
 import sys
-import time
 from typing import Any
 
-from tests._net import free_port
+from tests._net import free_port, wait_for_port
 
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 
@@ -34,15 +32,9 @@ class DaskCluster:
         self.address = f"tcp://127.0.0.1:{port}"
         self.procs: list[subprocess.Popen[Any]] = []
         self._start(["scheduler", "--host", "127.0.0.1", "--port", str(port)], "scheduler.log")
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"the Dask scheduler did not listen on port {port} within 60 s")
+        if not wait_for_port(port, 60):
+            self.stop()
+            raise RuntimeError(f"the Dask scheduler did not listen on port {port} within 60 s")
 
     def add_worker(self, nthreads: int = 1, log: str | None = None) -> pathlib.Path:
         """Start one worker process with ``nthreads`` threads; return its log file."""

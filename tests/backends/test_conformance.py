@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from poptune.backends.testing import CHECKS, check_killed_worker_resumes_from_checkpoint
 from tests._net import free_port as _free_port
+from tests._net import wait_for_port
 from tests.backends._dask import DaskCluster
 
 BIN = os.path.dirname(sys.executable)
@@ -37,13 +37,8 @@ def ray_cluster(tmp_path_factory):
         [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
         env=env, start_new_session=True, stdout=open(logs / "head.log", "w"),
         stderr=subprocess.STDOUT)]
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
+    deadline = time.time() + 180  # for the head, then for the worker node to join
+    wait_for_port(port, 180)
     procs.append(subprocess.Popen(  # the worker node offers a custom resource too
         [ray_bin, "start", f"--address={address}", '--resources={"accel": 2}', *common],
         env=env, start_new_session=True,

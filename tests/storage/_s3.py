@@ -4,7 +4,6 @@ and a trainable module importable by worker processes."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests._net import free_port
+from tests._net import free_port, wait_for_port
 
 BIN = os.path.dirname(sys.executable)
 
@@ -23,13 +22,7 @@ def s3_server() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([os.path.join(BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(port, 30, poll=0.1)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)

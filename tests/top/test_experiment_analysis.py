@@ -309,27 +309,20 @@ def test_given_trials_select_and_set_status(experiment):
 @pytest.fixture
 def s3_storage(monkeypatch, tmp_path):
     """An S3 bucket on a moto server on loopback (skipped without ``s3fs``/``moto[server]``)."""
-    import socket
     import subprocess
     import sys
-    import time
+
+    from tests._net import free_port, wait_for_port
 
     s3fs = pytest.importorskip("s3fs")
     server = os.path.join(os.path.dirname(sys.executable), "moto_server")
     if not os.path.exists(server):
         pytest.skip("needs `pip install 'moto[server]'`")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port, 30, poll=0.1)
         for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                      "AWS_DEFAULT_REGION": "us-east-1",
                      "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
