@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import numbers
 import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -68,12 +69,27 @@ def _units(increase_by: dict[str, float], cpus: float, gpus: float) -> int:
 class DistributeResources:
     """Share free CPUs/GPUs equally among live trials (Ray's default allocation function).
 
-    Each live trial keeps at least the resources it started with (the scheduler's
-    ``base_trial_resources``). What the machine has beyond every live trial's base is cut
-    into ``increase_by`` units and shared equally: a trial grows by as many units as are
-    free, up to its equal share (and at most ``increase_by_times`` units if that is >= 1);
-    when other trials need resources back, it shrinks. Nothing changes before the first
-    result.
+    A trial keeps at least the resources it started with (the scheduler's
+    ``base_trial_resources``); what it has beyond them is counted in ``increase_by`` units.
+    After a result, with *free* the units left once every live trial (pending and paused ones
+    included) has what it holds, the trial's units become, as in Ray 2.60:
+
+    * free < 0 (over-committed): its units less what is over (never below its base);
+    * free = 0: its units, unchanged, even above its equal share or ``increase_by_times``;
+    * free > 0: its units plus the free ones, at most its *equal share*: the units beyond
+      every live trial's base dealt out one at a time in turn (so ``ceil(spare / live)``),
+      and at most ``increase_by_times`` if that is >= 1. A trial above that limit is cut
+      down to it.
+
+    Nothing changes before the first result.
+
+    One difference from Ray, a bug there: Ray deals the equal shares only while *every*
+    resource, one that is not in ``increase_by`` included, has something left beyond the
+    live trials' bases and ``reserve_resources``. When one has not (``increase_by={"GPU": 1}``
+    with ``reserve_resources={"CPU": 1}`` on CPUs the bases already use, or pending trials
+    whose CPUs do not fit), Ray sets no share, and the first trial to report takes every free
+    unit (up to ``increase_by_times``). poptune deals by the resources of ``increase_by``
+    only, so the trials still get equal shares of it.
 
     Args:
         add_bundles: Add a bundle per unit instead of growing the trial's bundle.
@@ -127,6 +143,10 @@ class DistributeResources:
     def _cap(self, units: int) -> int:
         return min(units, self.increase_by_times) if self.increase_by_times >= 1 else units
 
+    def _times_limit(self) -> int:
+        """``increase_by_times`` as a limit for :meth:`_step` (0: none)."""
+        return max(self.increase_by_times, 0)
+
     def _with_units(self, base: PlacementGroupFactory, unit: dict[str, float],
                     units: int) -> PlacementGroupFactory:
         bundles = base.bundles
@@ -140,16 +160,32 @@ class DistributeResources:
             bundles = [first] + bundles[1:]
         return PlacementGroupFactory(bundles, base.strategy)
 
-    def _target_units(self, controller: TuneController, trial: Trial, live: list[Trial],
-                      base: PlacementGroupFactory, unit: dict[str, float], current: int,
-                      free_units: int) -> int:
-        """Units the trial should have: grow into free resources up to an equal share."""
+    @staticmethod
+    def _step(current: int, free_units: int, limit: int) -> int:
+        """Ray's step: give back what is over-committed, keep, or grow up to ``limit``
+        (< 1: none); growing cuts a trial above ``limit`` down to it."""
+        if free_units < 0:
+            return max(0, current + free_units)
+        if free_units == 0:
+            return current
+        return current + free_units if limit < 1 else min(current + free_units, limit)
+
+    def _equal_share(self, controller: TuneController, live: list[Trial],
+                     base: PlacementGroupFactory, unit: dict[str, float]) -> int:
+        """Units a trial may reach when the spare ones are dealt out equally, one unit to
+        each trial in turn (``increase_by_times`` caps it); 0 when no unit is spare."""
         total_cpu, total_gpu = self._totals(controller)
         start = base.required_resources
         spare = _units(unit, total_cpu - start.get("CPU", 0.0) * len(live),
                        total_gpu - start.get("GPU", 0.0) * len(live))
-        share = self._cap(max(0, -(-spare // len(live))))  # ceil: nothing is left unused
-        return max(0, min(current + free_units, share))
+        return self._cap(-(-spare // len(live))) if spare >= 1 else 0
+
+    def _target_units(self, controller: TuneController, trial: Trial, live: list[Trial],
+                      base: PlacementGroupFactory, unit: dict[str, float], current: int,
+                      free_units: int) -> int:
+        """Units the trial should have: grow into free units up to its equal share."""
+        limit = self._equal_share(controller, live, base, unit) or self._times_limit()
+        return self._step(current, free_units, limit)
 
     def __call__(self, controller: TuneController, trial: Trial, result: dict[str, Any],
                  scheduler: ResourceChangingScheduler) -> PlacementGroupFactory | None:
@@ -170,10 +206,23 @@ class DistributeResources:
 
 
 class DistributeResourcesToTopJob(DistributeResources):
-    """Give every free resource to the best live trial (by ``metric``/``mode``).
+    """Give every free unit to the best live trial that can still grow (by ``metric``/``mode``).
 
-    Other trials keep what they have, unless resources are over-committed, in which case
-    they shrink toward their base. ``metric``/``mode`` default to the wrapped scheduler's.
+    As in Ray 2.60, the trial that grows is the best live trial holding fewer than
+    ``increase_by_times`` units (any trial when that is < 1), or the best one when every
+    trial holds that many. It grows by every free unit, at most to ``increase_by_times``
+    (a trial above it is cut down to it). The others keep what they have, unless resources
+    are over-committed: then each trial that reports gives back what is over (never below its
+    base). ``metric``/``mode`` default to the wrapped scheduler's.
+
+    Differences from Ray, bugs there. Ray counts a trial at ``increase_by_times`` as able to
+    grow when ``add_bundles`` adds a unit without CPUs or without GPUs (the sum of its added
+    bundles lacks that key). Without ``increase_by`` it measures the limit in an empty unit,
+    so no trial counts as able to grow (with ``add_bundles``: none without an added
+    bundle). The trial Ray picks may then be at its limit, and the free units go unused;
+    poptune grows the best trial below the limit. A trial without a numeric ``metric``
+    result ranks last (Ray ranks it first in ``"max"`` mode: the others wait until it
+    reports).
     """
 
     def __init__(self, add_bundles: bool = False, increase_by: dict[str, float] | None = None,
@@ -185,6 +234,21 @@ class DistributeResourcesToTopJob(DistributeResources):
         self.metric = metric
         self.mode = mode
 
+    def _score(self, trial: Trial) -> float:
+        """The trial's last ``metric``, signed so that higher is better (-inf without one)."""
+        value = trial.last_result.get(self.metric) if self.metric else None
+        if not isinstance(value, numbers.Real) or math.isnan(value):
+            return -math.inf
+        return float(value) if self.mode == "max" else -float(value)
+
+    def _top_trial(self, live: list[Trial], base: PlacementGroupFactory,
+                   unit: dict[str, float]) -> Trial:
+        """The best live trial below ``increase_by_times`` units, else the best one."""
+        ranked = sorted(live, key=self._score, reverse=True)  # stable: ties keep live order
+        limit = self._times_limit()
+        can_grow = [t for t in ranked if not limit or self._current_units(t, base, unit) < limit]
+        return (can_grow or ranked)[0]
+
     def _target_units(self, controller: TuneController, trial: Trial, live: list[Trial],
                       base: PlacementGroupFactory, unit: dict[str, float], current: int,
                       free_units: int) -> int:
@@ -192,18 +256,9 @@ class DistributeResourcesToTopJob(DistributeResources):
             raise TuneConfigError(
                 "`metric`/`mode` of DistributeResourcesToTopJob are not set; pass them to it, "
                 "to the wrapped scheduler or to TuneConfig")
-        sign = 1.0 if self.mode == "max" else -1.0
-
-        metric = self.metric
-
-        def score(t: Trial) -> float:
-            value = t.last_result.get(metric)
-            return sign * float(value) if isinstance(value, (int, float)) else -math.inf
-
-        best = max(live, key=score)
-        if trial.trial_id != best.trial_id:
-            return max(0, current + min(free_units, 0))  # only give back what is over-committed
-        return max(0, self._cap(current + free_units))
+        if trial.trial_id != self._top_trial(live, base, unit).trial_id:
+            return self._step(current, min(free_units, 0), 0)  # give back what is over
+        return self._step(current, free_units, self._times_limit())
 
 
 _DEFAULT_ALLOCATION = DistributeResources(add_bundles=False)

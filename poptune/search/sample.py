@@ -10,9 +10,13 @@ conventions:
 * ``uniform``/``loguniform``/``randint``/``lograndint``: upper bound exclusive.
 * ``quniform``/``qloguniform``/``qrandint``/``qlograndint``: the draw is rounded to a multiple
   of ``q``, which makes the upper bound reachable. Exception kept from Ray: with ``q=1`` no
-  rounding happens for integers, so ``qrandint(1, 5)`` draws from 1..4. (Ray skips it for
-  floats too, so its ``quniform(0, 10, 1)`` returns non-integers; poptune rounds them.)
+  rounding happens for integers, so ``qrandint(1, 5)`` draws from 1..4. Floats are rounded
+  for every ``q``: ``quniform(0, 10, 1)`` gives whole floats 0.0..10.0, in Ray 2.60 too.
 * Quantized results are cast back to the domain's type (``float`` or ``int``).
+* ``sample(size=n)`` with ``n > 1`` returns what Ray 2.60 returns: the numpy array of the
+  draws for ``uniform``, ``loguniform``, ``randint``, ``lograndint`` and ``randn``; a list of
+  values of the domain's type for the quantized ones, ``choice`` and ``sample_from`` (and,
+  as in Syne Tune, for every domain of :mod:`poptune.syne_tune.config_space`).
 
 Bad input is rejected when the domain is built, not when it is first sampled::
 
@@ -117,6 +121,11 @@ def _warn_base() -> None:
 class Sampler:
     """How a domain draws values. Subclasses implement :meth:`_draw`."""
 
+    #: ``size > 1`` gives the numpy array of the draws for a :class:`Float` or
+    #: :class:`Integer` domain (as Ray 2.60's uniform, log-uniform and normal samplers do),
+    #: not a list of values
+    many_as_array = False
+
     def sample(
         self,
         domain: Domain,
@@ -124,13 +133,19 @@ class Sampler:
         size: int = 1,
         random_state: RandomState = None,
     ) -> Any:
-        """Draw ``size`` values of ``domain``: one value if ``size == 1``, else a list."""
+        """Draw ``size`` values of ``domain``: one value if ``size == 1``; else, as Ray, a
+        numpy array (see :attr:`many_as_array`) or a list of values of the domain's type."""
         if size == 1 and type(size) is int:  # one value per trial: the usual call
             return domain.cast(self._draw_one(domain, config, random_state))
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise bad_value("size", size, "an integer >= 1")
-        values = [domain.cast(v) for v in self._draw(domain, config, int(size), random_state)]
-        return values[0] if size == 1 else values
+        draws = self._draw(domain, config, int(size), random_state)
+        if size == 1:
+            return domain.cast(draws[0])
+        if (self.many_as_array and isinstance(domain, (Float, Integer))
+                and not domain.many_as_list):
+            return np.asarray(draws)
+        return [domain.cast(v) for v in draws]
 
     def _draw(self, domain: Domain, config: Any, size: int, random_state: RandomState) -> Any:
         raise NotImplementedError
@@ -146,6 +161,8 @@ class Sampler:
 class Uniform(Sampler):
     """Uniform over the domain: floats in ``[lower, upper)``, integers in ``lower..upper-1``,
     categories with equal probability."""
+
+    many_as_array = True
 
     def _draw(self, domain: Domain, config: Any, size: int, random_state: RandomState) -> Any:
         rng = as_generator(random_state)
@@ -167,6 +184,8 @@ class Uniform(Sampler):
 class LogUniform(Sampler):
     """``exp(U(log lower, log upper))``; for integers the result is floored."""
 
+    many_as_array = True
+
     def __init__(self, base: object = _MISSING) -> None:
         if base is not _MISSING:
             _warn_base()
@@ -180,6 +199,8 @@ class LogUniform(Sampler):
 
 class Normal(Sampler):
     """Normal draw with ``mean`` and standard deviation ``sd`` (unbounded floats only)."""
+
+    many_as_array = True
 
     def __init__(self, mean: float = 0.0, sd: float = 1.0) -> None:
         self.mean = _number("mean", mean)
@@ -221,7 +242,7 @@ class Quantized(Sampler):
     def _draw(self, domain: Domain, config: Any, size: int, random_state: RandomState) -> Any:
         if self.q == 1 and isinstance(domain, Integer):
             # Ray's shortcut: integer draws need no rounding (so the upper bound stays
-            # exclusive). Floats are still rounded, where Ray returns them unrounded.
+            # exclusive). Floats are still rounded, as in Ray 2.60.
             return self.sampler._draw(domain, config, size, random_state)
         if isinstance(domain, Integer):
             # as Ray 2.60: the multiples of q in [lower, upper] (both inclusive) are drawn
@@ -264,6 +285,9 @@ class Domain:
 
     sampler: Sampler | None = None
     default_sampler_cls: type[Sampler] = Uniform
+    #: ``sample(size > 1)`` returns a list whatever the sampler (Syne Tune's domains,
+    #: :mod:`poptune.syne_tune.config_space`, set it)
+    many_as_list = False
 
     def cast(self, value: Any) -> Any:
         """Convert a raw draw to the domain's type."""
@@ -282,7 +306,8 @@ class Domain:
         return self.sampler if self.sampler is not None else self.default_sampler_cls()
 
     def sample(self, config: Any = None, size: int = 1, random_state: RandomState = None) -> Any:
-        """Draw one value (``size == 1``) or a list of ``size`` values.
+        """Draw one value (``size == 1``) or ``size`` values, as Ray returns them: a numpy
+        array for a uniform, log-uniform or normal number domain, else a list.
 
         Example:
             >>> randint(0, 10).sample(random_state=0) in range(10)
@@ -556,7 +581,7 @@ def randint(lower: int, upper: int) -> Integer:
 
     Example:
         >>> randint(0, 3).sample(size=5, random_state=0)
-        [2, 1, 1, 0, 0]
+        array([2, 1, 1, 0, 0])
     """
     return Integer(lower, upper).uniform()
 

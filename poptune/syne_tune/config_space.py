@@ -41,6 +41,7 @@ def _tag(domain: _D, cls: str, sampler: str | None, **kwargs: Any) -> _D:
         described.update(sampler_cls=sampler,
                          sampler_kwargs={"base": math.e} if sampler == "LogUniform" else {})
     setattr(domain, _SYNE_ATTR, described)
+    domain.many_as_list = True  # Syne Tune's sample(size > 1) returns a list
     return domain
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import pickle
+import random
+import warnings
 
 import numpy as np
 import pytest
@@ -16,7 +19,9 @@ N = 2000
 
 
 def draws(domain: s.Domain, n: int = N, seed: int = 0) -> list:
-    return domain.sample(size=n, random_state=seed)
+    """``n`` values as Python scalars (``sample`` gives a numpy array for some domains)."""
+    values = domain.sample(size=n, random_state=seed)
+    return values.tolist() if isinstance(values, np.ndarray) else values
 
 
 def is_multiple(value: float, q: float) -> bool:
@@ -48,7 +53,7 @@ def test_loguniform_is_uniform_in_log_space():
 
 
 def test_float_quantization_with_q_one_still_rounds():
-    # Ray returns unrounded floats for q == 1; poptune rounds as documented.
+    # as Ray 2.60 (whole floats; an older note here said Ray returned unrounded ones)
     assert all(v == int(v) for v in draws(s.quniform(0, 10, 1)))
 
 
@@ -122,10 +127,76 @@ def test_choice_accepts_any_non_string_iterable():
 # ---------------------------------------------------------------- sample() API
 
 
-def test_sample_returns_scalar_for_size_one_and_list_otherwise():
-    assert isinstance(s.uniform(0, 1).sample(), float)
-    values = s.randint(0, 5).sample(size=3, random_state=1)
-    assert isinstance(values, list) and len(values) == 3
+# size > 1: what Ray 2.60 returns (checked against the installed Ray below)
+ARRAYS = {"uniform": (s.uniform(-1, 2), np.float64), "loguniform": (s.loguniform(1e-3, 1),
+          np.float64), "randint": (s.randint(0, 9), np.int64),
+          "lograndint": (s.lograndint(1, 100), np.int64), "randn": (s.randn(0, 2), np.float64)}
+LISTS = {"quniform": (s.quniform(0, 10, 0.5), float), "quniform_q1": (s.quniform(0, 10, 1), float),
+         "qloguniform": (s.qloguniform(1e-2, 1, 1e-2), float),
+         "qrandint": (s.qrandint(0, 20, 5), int), "qrandint_q1": (s.qrandint(1, 5), int),
+         "qlograndint": (s.qlograndint(2, 100, 2), int), "qrandn": (s.qrandn(0, 2, 0.5), float),
+         "choice": (s.choice([1, "a", 2.5, None]), None),
+         "sample_from": (s.sample_from(lambda: 7), int)}
+
+
+def test_sample_returns_a_scalar_for_size_one_and_an_array_or_a_list_otherwise():
+    for domain, _ in {**ARRAYS, **LISTS}.values():
+        assert type(domain.sample(random_state=1)) in (float, int, str, type(None))
+    for name, (domain, dtype) in ARRAYS.items():  # uniform, log-uniform and normal numbers
+        values = domain.sample(size=3, random_state=1)
+        assert isinstance(values, np.ndarray) and values.dtype == dtype, name
+        assert values.shape == (3,) and domain.sample(size=np.int64(1), random_state=1) == \
+            domain.sample(random_state=1)
+    for name, (domain, kind) in LISTS.items():  # quantized, choice, sample_from: values
+        values = domain.sample(size=3, random_state=1)
+        assert isinstance(values, list) and len(values) == 3, name
+        assert kind is None or {type(v) for v in values} == {kind}, name
+
+
+@pytest.fixture
+def ray_sample():
+    """Ray's ``sample`` module, imported here; what importing Ray changes in this process (the
+    global random states, an environment variable, warning filters) is put back after."""
+    env, state, np_state = dict(os.environ), random.getstate(), np.random.get_state()
+    with warnings.catch_warnings():
+        yield pytest.importorskip("ray.tune.search.sample")
+    random.setstate(state)
+    np.random.set_state(np_state)
+    os.environ.clear()
+    os.environ.update(env)
+
+
+@pytest.mark.parametrize("seed", [5, "generator", "random_state"])
+def test_several_values_have_rays_type_and_values(seed, ray_sample):
+    """``sample(size=n)``: the same type (array or list, and element types) and the same
+    values as Ray 2.60 for every domain, with each kind of ``random_state``."""
+
+    def rng():
+        return {"generator": np.random.default_rng(5),
+                "random_state": np.random.RandomState(5)}.get(seed, seed)
+
+    theirs = {"uniform": ray_sample.uniform(-1, 2), "loguniform": ray_sample.loguniform(1e-3, 1),
+              "randint": ray_sample.randint(0, 9), "lograndint": ray_sample.lograndint(1, 100),
+              "randn": ray_sample.randn(0, 2), "quniform": ray_sample.quniform(0, 10, 0.5),
+              "quniform_q1": ray_sample.quniform(0, 10, 1),
+              "qloguniform": ray_sample.qloguniform(1e-2, 1, 1e-2),
+              "qrandint": ray_sample.qrandint(0, 20, 5), "qrandint_q1": ray_sample.qrandint(1, 5),
+              "qlograndint": ray_sample.qlograndint(2, 100, 2),
+              "qrandn": ray_sample.qrandn(0, 2, 0.5),
+              "choice": ray_sample.choice([1, "a", 2.5, None]),
+              "sample_from": ray_sample.sample_from(lambda: 7)}
+    assert set(theirs) == {*ARRAYS, *LISTS}
+    for name, (domain, _) in {**ARRAYS, **LISTS}.items():
+        for size in (1, 2, 6):
+            ray, ours = theirs[name].sample(size=size, random_state=rng()), \
+                domain.sample(size=size, random_state=rng())
+            assert type(ours) is type(ray), (name, size)
+            if isinstance(ray, np.ndarray):
+                assert ours.dtype == ray.dtype and ours.tolist() == ray.tolist(), (name, size)
+            else:
+                assert ours == ray, (name, size)
+                kinds = [type(v) for v in (ray if size > 1 else [ray])]
+                assert [type(v) for v in (ours if size > 1 else [ours])] == kinds, (name, size)
 
 
 @pytest.mark.parametrize("size", [0, -1, 1.5, True])
@@ -136,21 +207,21 @@ def test_sample_rejects_bad_size(size):
 
 def test_every_kind_of_random_state_reproduces():
     domain = s.uniform(0, 1)
-    by_int = domain.sample(size=5, random_state=42)
-    assert by_int == domain.sample(size=5, random_state=42)
-    assert by_int == domain.sample(size=5, random_state=np.random.default_rng(42))
-    legacy = domain.sample(size=5, random_state=np.random.RandomState(42))
-    assert legacy == domain.sample(size=5, random_state=np.random.RandomState(42))
-    assert s.randint(0, 100).sample(size=3, random_state=np.random.RandomState(0)) == [44, 47, 64]
+    by_int = draws(domain, 5, 42)
+    assert by_int == draws(domain, 5, 42)
+    assert by_int == draws(domain, 5, np.random.default_rng(42))
+    legacy = draws(domain, 5, np.random.RandomState(42))
+    assert legacy == draws(domain, 5, np.random.RandomState(42))
+    assert draws(s.randint(0, 100), 3, np.random.RandomState(0)) == [44, 47, 64]
 
 
 def test_unseeded_sampling_follows_numpy_s_global_state_and_seeded_leaves_it_alone():
     """As in Ray, whose samplers use the global state: ``np.random.seed(...)`` repeats
     unseeded samples (one draw seeds each sampler). A seeded sample leaves the state alone."""
     np.random.seed(123)
-    first = (s.uniform(0, 1).sample(size=10), s.choice([1, 2, 3]).sample(random_state=None))
+    first = (draws(s.uniform(0, 1), 10, None), s.choice([1, 2, 3]).sample(random_state=None))
     np.random.seed(123)
-    assert (s.uniform(0, 1).sample(size=10), s.choice([1, 2, 3]).sample()) == first
+    assert (draws(s.uniform(0, 1), 10, None), s.choice([1, 2, 3]).sample()) == first
     np.random.seed(123)
     expected = np.random.random()
     np.random.seed(123)
