@@ -13,7 +13,8 @@ Where poptune differs from Ray Tune:
 * a trial is judged only at the highest rung it has reached. When ``time_attr`` jumps over a
   rung (``time_total_s``, a restore), Ray with ``stop_last_trials=True`` judges the trial
   again at the skipped, lower rung on its next result; poptune never goes back down (Ray's
-  own ``stop_last_trials=False`` path already behaves this way);
+  own ``stop_last_trials=False`` path already behaves this way). The scores Ray records at
+  a skipped rung also move that rung's cutoff for the other trials judged there;
 * a ``None`` or NaN score never stops a trial (Ray raises ``TypeError`` on ``None``); NaN
   scores are recorded and ignored by the quantile, as in Ray;
 * the bracket draw uses the scheduler's own generator (``seed``); unseeded, that generator
