@@ -86,6 +86,30 @@ def _exit_when_dropped(worker: Any) -> None:
             os._exit(0)
 
 
+def worker_env(authkey_hex: str, agent_id: str, overrides: dict[str, str | None],
+               defaults: dict[str, str] | None = None,
+               python_path: bool = False) -> dict[str, str]:
+    """The environment of a process that runs trials (a local worker, a Dask task's agent):
+    this process's, with the driver's auth key and the agent's id (the child takes them out
+    again: ``_worker.start_child``) and unbuffered output; ``overrides`` set (None: removed),
+    ``defaults`` set where unset, and with ``python_path`` this process's ``sys.path`` as
+    ``PYTHONPATH`` (the files a Dask client uploaded)."""
+    env = dict(os.environ)
+    env["POPTUNE_AUTHKEY"] = authkey_hex
+    env["POPTUNE_AGENT_ID"] = agent_id
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    for name, value in (defaults or {}).items():
+        env.setdefault(name, value)
+    for name, override in overrides.items():
+        if override is None:
+            env.pop(name, None)
+        else:
+            env[name] = override
+    if python_path:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
 def serve_in_child(address: tuple[str, int], authkey_hex: str, agent_id: str,
                    relay_from: str | None = None) -> str:
     """A Dask task's body: run the agent in a child process of its own (``python -m
@@ -98,14 +122,8 @@ def serve_in_child(address: tuple[str, int], authkey_hex: str, agent_id: str,
     """
     import subprocess
 
-    env = dict(os.environ)
-    env["POPTUNE_AUTHKEY"] = authkey_hex
-    env["POPTUNE_AGENT_ID"] = agent_id
-    env.pop("POPTUNE_RELAY_FROM", None)
-    if relay_from is not None:
-        env["POPTUNE_RELAY_FROM"] = relay_from
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env.setdefault("PYTHONUNBUFFERED", "1")
+    env = worker_env(authkey_hex, agent_id, {"POPTUNE_RELAY_FROM": relay_from},
+                     python_path=True)
     proc = subprocess.Popen([sys.executable, "-m", "poptune.backends._agent", str(address[0]),
                              str(address[1])], env=env, stdin=subprocess.DEVNULL)
     try:
@@ -122,14 +140,10 @@ def serve_in_child(address: tuple[str, int], authkey_hex: str, agent_id: str,
 def _main() -> None:
     """``python -m poptune.backends._agent HOST PORT``: an agent in a child process of a
     Dask task (:func:`serve_in_child`)."""
-    import signal
+    from poptune.backends._worker import start_child
 
-    from poptune.backends._worker import _die_with_parent
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's business
-    _die_with_parent()
-    authkey = os.environ.pop("POPTUNE_AUTHKEY")
-    agent_id = os.environ.pop("POPTUNE_AGENT_ID")
+    authkey, agent_id = start_child()
+    agent_id = agent_id or ""  # serve_in_child always sets it
     relay_from = os.environ.pop("POPTUNE_RELAY_FROM", None)
     status = serve((sys.argv[1], int(sys.argv[2])), authkey, agent_id, manage_process=True,
                    relay_from=relay_from, watch_driver=True)

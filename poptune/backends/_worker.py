@@ -67,6 +67,7 @@ def _report_output(sess: Any, output: Any, final: bool) -> None:
 
 
 def _die_with_parent() -> None:
+    """Have the kernel kill this process when its parent ends (Linux only)."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -75,6 +76,17 @@ def _die_with_parent() -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+
+
+def start_child() -> tuple[str, str | None]:
+    """The start-up of a process the driver's backend starts to run trials (a local worker,
+    :func:`main`; a Dask task's agent, ``_agent._main``): Ctrl-C is left to the driver, the
+    process ends with its parent, and the auth key (hex) and agent id that
+    ``_agent.worker_env`` put in the environment are taken out of it (the trials' code does
+    not see them); return them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's business
+    _die_with_parent()
+    return os.environ.pop("POPTUNE_AUTHKEY"), os.environ.pop("POPTUNE_AGENT_ID", None)
 
 
 @contextlib.contextmanager
@@ -678,13 +690,10 @@ def _monitor(sess: _Session) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's business
-    _die_with_parent()
-    address = sys.argv[1]
-    authkey = bytes.fromhex(os.environ.pop("POPTUNE_AUTHKEY"))
-    agent_id = os.environ.pop("POPTUNE_AGENT_ID", None)
+    """``python -m poptune.backends._worker ADDRESS``: a local worker process."""
+    authkey_hex, agent_id = start_child()
     try:
-        conn = Client(address, family="AF_UNIX", authkey=authkey)
+        conn = Client(sys.argv[1], family="AF_UNIX", authkey=bytes.fromhex(authkey_hex))
     except (FileNotFoundError, ConnectionRefusedError):
         return  # the driver finished before this worker was needed
     from poptune.backends._conn import BufferedConnection

@@ -52,6 +52,21 @@ class _DaskTaskAgent(Agent):
             pass
 
 
+def _in_process_cluster(distributed: Any, scratch: str) -> Any:
+    """A ``LocalCluster`` of in-process workers (one thread per CPU) keeping their scratch
+    space in ``scratch``. In-process: a cluster of processes would re-import the user's
+    script, which breaks scripts without a ``__main__`` guard. Without a dashboard, which
+    poptune never uses: ``dashboard_address=None`` alone still has the scheduler open its
+    HTTP server on port 8787 of every interface (a warning when that port is taken); it
+    listens on a free loopback port instead."""
+    import dask
+
+    with dask.config.set({"temporary-directory": scratch}):
+        return distributed.LocalCluster(
+            n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=False,
+            dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+
+
 class DaskBackend(ConnectionBackend):
     """Trials as tasks on a ``dask.distributed`` cluster.
 
@@ -91,17 +106,10 @@ class DaskBackend(ConnectionBackend):
                 if address:
                     client = distributed.Client(address, timeout=timeout)
                 else:
-                    # in-process workers: a LocalCluster of processes would re-import the
-                    # user's script, which breaks scripts without a __main__ guard
                     # its workers' scratch space is ours to remove (Dask would leave
                     # dask-scratch-space in the temporary directory)
-                    import dask
-
                     self._scratch = tempfile.mkdtemp(prefix="poptune_dask_")
-                    with dask.config.set({"temporary-directory": self._scratch}):
-                        self._cluster = distributed.LocalCluster(
-                            n_workers=os.cpu_count() or 1, threads_per_worker=1,
-                            processes=False, dashboard_address=None)
+                    self._cluster = _in_process_cluster(distributed, self._scratch)
                     client = distributed.Client(self._cluster)
             except (OSError, TimeoutError) as exc:
                 raise TuneError(

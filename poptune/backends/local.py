@@ -148,21 +148,19 @@ class LocalBackend(ConnectionBackend):
         super().setup(blobs, max_concurrent)
 
     def _start_agent(self, agent_id: str, resources: dict[str, float]) -> Agent:
+        from poptune.backends._agent import worker_env
+
         assert self._listener is not None
-        env = dict(os.environ)
-        env["POPTUNE_AUTHKEY"] = self._authkey.hex()
-        env["POPTUNE_AGENT_ID"] = agent_id
-        env.setdefault("PYTHONUNBUFFERED", "1")
         # one BLAS/OpenMP thread per CPU a trial gets, as Ray does: two 1-CPU trials that each
         # start a thread per core run several times slower than with one thread each
-        env.setdefault("OMP_NUM_THREADS", str(max(1, int(self._threads_per_worker))))
+        env = worker_env(self._authkey.hex(), agent_id,
+                         {"POPTUNE_RELAYED": "1" if self._log_to_driver else None},
+                         {"OMP_NUM_THREADS": str(max(1, int(self._threads_per_worker)))})
         args = [sys.executable, "-m", "poptune.backends._worker", str(self._listener.address)]
         if not self._log_to_driver:
-            env.pop("POPTUNE_RELAYED", None)
             return _ProcessAgent(subprocess.Popen(args, env=env, cwd=os.getcwd(),
                                                   stdout=subprocess.DEVNULL,
                                                   stderr=subprocess.DEVNULL))
-        env["POPTUNE_RELAYED"] = "1"
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:

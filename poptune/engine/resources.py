@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from poptune.exceptions import ResourceError
 
@@ -23,6 +23,8 @@ _EPS = 1e-9
 #: trials asking for 0 CPUs run at most this many per CPU of the pool at once (each still
 #: needs a worker process or actor): without a cap the pool would hold any number of them
 ZERO_CPU_TRIALS_PER_CPU = 4
+#: the resource keys that are not custom resources
+_BUILTIN = ("cpu", "gpu", "memory")
 
 
 class ResourcePool:
@@ -75,36 +77,61 @@ class ResourcePool:
             if self.custom_total is None:
                 self._check_custom(resources, what)
             return
-        cpu = resources.get("cpu", 1.0)
-        gpu = resources.get("gpu", 0.0)
+        over = self._exceeds(resources)
+        if over == "custom":
+            self._check_custom(resources, what)
+        elif over is not None:
+            raise self._too_much(over, resources, what)
+
+    def _exceeds(self, resources: dict[str, float]) -> str | None:
+        """What ``resources`` ask more of than the pool offers in all (free or not): the
+        first of ``"cpu"``, ``"gpu"``, ``"memory"`` and ``"custom"`` that does not fit, or
+        None. (Shared by :meth:`check_fits_ever` and :meth:`fits_total`, which the
+        controller calls on every tick of a growable pool: keep it cheap.)"""
+        if resources.get("cpu", 1.0) > self.cpu_total + _EPS:
+            return "cpu"
+        if resources.get("gpu", 0.0) > self.gpu_total + _EPS:
+            return "gpu"
+        memory = resources.get("memory", 0.0) or 0.0
+        if self.memory_total is not None and memory > self.memory_total:
+            return "memory"
+        return "custom" if self._missing_custom(resources) else None
+
+    def _too_much(self, over: str, resources: dict[str, float], what: str) -> ResourceError:
+        """The error for ``resources`` asking for more ``over`` (cpu, gpu or memory) than the
+        pool offers in all."""
         where = self.where
-        local = where == "this machine"
-        if cpu > self.cpu_total + _EPS:
-            raise ResourceError(
+        if over == "cpu":
+            cpu = resources.get("cpu", 1.0)
+            return ResourceError(
                 f"`{what}` asks for {cpu:g} CPUs per trial, but {where} offers "
                 f"{self.cpu_total:g}; request at most {self.cpu_total:g} CPUs"
             )
-        if gpu > self.gpu_total + _EPS:
+        if over == "gpu":
             fix = ("run on a machine with GPUs, or set POPTUNE_NUM_GPUS if detection is wrong"
-                   if local else "add workers with GPUs")
-            raise ResourceError(
-                f"`{what}` asks for {gpu:g} GPU(s) per trial, but {self.gpu_total} GPU(s) are "
-                f"available on {where}; request 0 GPUs or {fix}"
+                   if where == "this machine" else "add workers with GPUs")
+            return ResourceError(
+                f"`{what}` asks for {resources.get('gpu', 0.0):g} GPU(s) per trial, but "
+                f"{self.gpu_total} GPU(s) are available on {where}; request 0 GPUs or {fix}"
             )
         memory = resources.get("memory", 0.0) or 0.0
-        if self.memory_total is not None and memory > self.memory_total:
-            raise ResourceError(
-                f"`{what}` asks for {memory:g} bytes of memory per trial, but {where} has "
-                f"{self.memory_total:g} bytes ({self.memory_total / 2**30:.1f} GiB); `memory` is "
-                f"in bytes: request at most {self.memory_total:g}"
-            )
-        self._check_custom(resources, what)
+        total = cast(float, self.memory_total)
+        return ResourceError(
+            f"`{what}` asks for {memory:g} bytes of memory per trial, but {where} has "
+            f"{total:g} bytes ({total / 2**30:.1f} GiB); `memory` is in bytes: request at "
+            f"most {total:g}"
+        )
+
+    def _missing_custom(self, resources: dict[str, float]) -> list[str]:
+        """The custom resources ``resources`` ask more of than the pool offers in all."""
+        offered = self.custom_total or {}
+        return [k for k, v in resources.items()
+                if v and k not in _BUILTIN and v > offered.get(k, 0.0) + _EPS]
 
     def _check_custom(self, resources: dict[str, float], what: str) -> None:
-        custom = sorted(k for k, v in resources.items() if k not in ("cpu", "gpu", "memory") and v)
-        offered = self.custom_total or {}
-        missing = [k for k in custom if resources[k] > offered.get(k, 0.0) + _EPS]
+        missing = sorted(self._missing_custom(resources))
         if missing:
+            offered = self.custom_total or {}
             has = (f"; it offers {dict(sorted(offered.items()))}" if offered
                    else "; accepted keys are 'cpu', 'gpu' and 'memory'")
             raise ResourceError(
@@ -119,17 +146,9 @@ class ResourcePool:
         >>> ResourcePool(cpu=4, gpu=1).fits_total({"cpu": 2, "gpu": 0.5})
         True
         """
-        if resources.get("cpu", 1.0) > self.cpu_total + _EPS:
-            return False
-        gpu = resources.get("gpu", 0.0)
-        if gpu > 0 and (not self.gpu_total or gpu > self.gpu_total + _EPS):
-            return False
-        memory = resources.get("memory", 0.0) or 0.0
-        if self.memory_total is not None and memory > self.memory_total:
-            return False
-        offered = self.custom_total or {}
-        return all(v <= offered.get(k, 0.0) + _EPS for k, v in resources.items()
-                   if k not in ("cpu", "gpu", "memory") and v)
+        if not self.gpu_total and resources.get("gpu", 0.0) > 0:
+            return False  # below _EPS too: no GPU to place it on (check_fits_ever lets it by)
+        return self._exceeds(resources) is None
 
     def update(self, cpu: float, gpu: float, memory: float | None = None,
                custom: dict[str, float] | None = None, **_: Any) -> bool:

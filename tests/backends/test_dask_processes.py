@@ -5,6 +5,7 @@ its thread for ever: on a one-thread worker nothing else could run.)"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -98,6 +99,42 @@ def test_the_in_process_cluster_runs_agents_in_child_processes_and_leaves_no_scr
     assert len(grid) == 2 and not grid.errors
     assert os.getpid() not in {r.metrics["pid"] for r in grid}
     assert list(scratch.iterdir()) == []
+
+
+def test_the_in_process_cluster_has_no_dashboard_and_no_warning_about_port_8787(monkeypatch):
+    """poptune never uses the Dask dashboard: the in-process cluster starts without one, so a
+    port 8787 taken by something else (another Dask cluster, a notebook's) is not a warning
+    ("Port 8787 is already in use ... Hosting the HTTP server on port N instead"), as it
+    was. The scheduler's HTTP server, which distributed always starts (health, metrics),
+    listens on a free loopback port and serves no dashboard page."""
+    pytest.importorskip("distributed", reason="the Dask backend needs `pip install 'poptune[dask]'`")
+    import socket
+    import urllib.error
+    import urllib.request
+    import warnings
+
+    from poptune.backends.dask import DaskBackend
+
+    monkeypatch.delenv("POPTUNE_ADDRESS", raising=False)
+    with socket.socket() as holder:
+        with contextlib.suppress(OSError):  # if it is taken already, so much the better
+            holder.bind(("", 8787))
+            holder.listen()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            backend = DaskBackend()
+    try:
+        assert [str(w.message) for w in caught if "8787" in str(w.message)] == []
+        http = backend._cluster.scheduler.http_server
+        assert (http.address, http.port != 8787) == ("127.0.0.1", True)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with pytest.raises(urllib.error.HTTPError) as not_there:
+            opener.open(f"http://127.0.0.1:{http.port}/status", timeout=30)
+        assert not_there.value.code == 404  # no dashboard (nor a "bokeh is missing" page)
+        with opener.open(f"http://127.0.0.1:{http.port}/health", timeout=30) as health:
+            assert health.read() == b"ok"  # the server itself answers: the 404 means it
+    finally:
+        backend.shutdown()
 
 
 def test_an_agent_that_cannot_reach_the_driver_says_so_to_its_task():

@@ -20,6 +20,7 @@ import pytest
 import poptune as tune
 from poptune.backends import _relay
 from poptune.backends._relay import OUTPUT, RelayedConnection, _ThreadStream
+from tests._trainables import PrintingTrainable
 from tests.backends._dask import DaskCluster
 
 
@@ -127,15 +128,6 @@ def printer(config):
     print(f"OUT-{config['token']}")
     print(f"ERR-{config['token']}", file=sys.stderr)
     tune.report({"pid": os.getpid()})
-
-
-class PrintingTrainable(tune.Trainable):
-    def setup(self, config):
-        print("IN-SETUP")
-
-    def step(self):
-        print("IN-STEP", file=sys.stderr)
-        return {"pid": os.getpid(), "done": True}
 
 
 # --- on a Dask cluster -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 
 import poptune as tune
 from poptune.backends._relay import MARKER, OutputRelay
+from tests._trainables import PrintingTrainable
 
 
 def _fit(tmp_path, trainable, name, config=None, **run):
@@ -40,15 +41,6 @@ def printer(config):
     subprocess.run([sys.executable, "-c", "import os; os.write(1, b'FROM-CHILD\\n')"],
                    check=True)
     tune.report({"pid": os.getpid()})
-
-
-class PrintingTrainable(tune.Trainable):
-    def setup(self, config):
-        print("IN-SETUP")
-
-    def step(self):
-        print("IN-STEP", file=sys.stderr)
-        return {"pid": os.getpid(), "done": True}
 
 
 def partial_lines(config):

@@ -183,3 +183,41 @@ def test_resources_that_depend_on_the_config_are_asked_per_trial_only(tmp_path):
                       run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
     assert grid.num_errors == 0
     assert sorted((r.config["n"], r.metrics["cpus"]) for r in grid) == [(1, 1), (2, 2)]
+
+
+_FIXED = dict(cpu=4, gpu=1, memory=8e9, custom={"accel": 2}, where="the Ray cluster")
+
+
+@pytest.mark.parametrize("resources, error", [
+    ({"cpu": 4, "gpu": 1, "memory": 8e9, "accel": 2}, None),  # all of it, each at its total
+    ({"cpu": 0, "gpu": 0.5, "accel": 0}, None),
+    ({"cpu": 5}, "asks for 5 CPUs per trial, but the Ray cluster offers 4; request at most 4 "
+                 "CPUs"),
+    ({"cpu": 1, "gpu": 2}, "asks for 2 GPU(s) per trial, but 1 GPU(s) are available on the Ray "
+                           "cluster; request 0 GPUs or add workers with GPUs"),
+    ({"cpu": 1, "memory": 9e9}, "asks for 9e+09 bytes of memory per trial, but the Ray cluster "
+                                "has 8e+09 bytes (7.5 GiB); `memory` is in bytes: request at "
+                                "most 8e+09"),
+    ({"cpu": 1, "tpu": 1, "accel": 3}, "asks for custom resources {'accel': 3, 'tpu': 1}, "
+                                       "which the Ray cluster does not offer; it offers "
+                                       "{'accel': 2}"),
+    ({"cpu": 5, "gpu": 2, "tpu": 1}, "asks for 5 CPUs per trial"),  # the first that fails
+])
+def test_fits_total_is_false_exactly_when_check_fits_ever_refuses(resources, error):
+    """One comparison for both: what never fits a pool that does not grow is an error naming
+    the resource (the first of cpu, gpu, memory, custom) and does not fit in all."""
+    pool = ResourcePool(**_FIXED)
+    assert pool.fits_total(resources) is (error is None)
+    if error is None:
+        pool.check_fits_ever(resources)
+    else:
+        with pytest.raises(ResourceError) as info:
+            pool.check_fits_ever(resources, what="resources_per_trial")
+        assert str(info.value).startswith(f"`resources_per_trial` {error}")
+
+
+def test_a_gpu_machine_error_says_how_to_fix_its_detection():
+    with pytest.raises(ResourceError, match=r"asks for 1 GPU\(s\) per trial, but 0 GPU\(s\) are "
+                                            "available on this machine; request 0 GPUs or run "
+                                            "on a machine with GPUs, or set POPTUNE_NUM_GPUS"):
+        ResourcePool(cpu=2, gpu=0).check_fits_ever({"cpu": 1, "gpu": 1})
