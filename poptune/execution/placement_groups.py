@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import copy
 from typing import Any
 
@@ -48,8 +50,9 @@ class PlacementGroupFactory:
                 raise bad_type(f"bundles[{i}]", bundle, 'a dict such as {"CPU": 1}')
             out = {}
             for key, value in bundle.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    raise bad_value(f"bundles[{i}][{key!r}]", value, "a number >= 0")
+                if (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                        or not math.isfinite(value)):
+                    raise bad_value(f"bundles[{i}][{key!r}]", value, "a finite number >= 0")
                 if value:
                     out[str(key)] = float(value)
             cleaned.append(out)

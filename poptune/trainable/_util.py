@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import pickle
 from typing import Any, cast
 
@@ -38,8 +39,9 @@ def normalize_resources(resources: Any, name: str = "resources_per_trial") -> di
     out: dict[str, float] = {"cpu": 0.0, "gpu": 0.0}
     for key, value in resources.items():
         k = str(key).lower()
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise bad_value(f"{name}[{key!r}]", value, "a number >= 0")
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                or not math.isfinite(value)):  # NaN compares false: it would pass `< 0`
+            raise bad_value(f"{name}[{key!r}]", value, "a finite number >= 0")
         if k not in _RESOURCE_KEYS:
             out[k] = float(value)  # custom resources are carried but only checked for existence
             continue

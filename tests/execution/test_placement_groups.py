@@ -30,7 +30,9 @@ def test_an_empty_head_bundle_means_the_trainable_needs_nothing():
 
 @pytest.mark.parametrize("bundles, strategy, message", [
     ([], "PACK", "`bundles` must be a non-empty list"),
-    ([{"CPU": -1}], "PACK", r"`bundles\[0\]\['CPU'\]` must be a number >= 0, got -1"),
+    ([{"CPU": -1}], "PACK", r"`bundles\[0\]\['CPU'\]` must be a finite number >= 0, got -1"),
+    ([{"CPU": float("nan")}], "PACK", r"`bundles\[0\]\['CPU'\]` must be a finite number >= 0, got nan"),
+    ([{"GPU": float("inf")}], "PACK", r"`bundles\[0\]\['GPU'\]` must be a finite number >= 0, got inf"),
     ([{"CPU": 1}], "CLOSE", "`strategy` must be one of 'PACK'"),
     ([{}], "PACK", "at least one bundle with a non-zero resource"),
 ])

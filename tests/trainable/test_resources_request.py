@@ -47,3 +47,11 @@ def test_gpu_only_trials_are_limited_by_gpus_not_cpus(tmp_path):
     ).fit()
     assert grid.num_errors == 0 and len(grid) == 8
     assert most.most == 4
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1])
+def test_a_resource_amount_must_be_a_finite_number(value):
+    # NaN compares false with everything: it used to pass the `< 0` check and reach the pool
+    with pytest.raises(ValueError, match=rf"`resources_per_trial\['cpu'\]` must be a finite "
+                                         rf"number >= 0, got {value}"):
+        normalize_resources({"cpu": value})
