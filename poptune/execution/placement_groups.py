@@ -18,9 +18,8 @@ Example:
 
 from __future__ import annotations
 
-import math
-
 import copy
+import math
 from typing import Any
 
 from poptune._validation import bad_type, bad_value
