@@ -8,7 +8,9 @@ The HyperBand variant BOHB runs with (use it with :class:`~poptune.search.bohb.T
    filling, so its slot goes to a new trial suggested by a model that has seen the results
    so far. The bracket is halved once it is full and all its trials reached the milestone,
    or when nothing else can run (no pending trial, nothing running): then an incomplete
-   bracket is halved with the trials it has.
+   bracket is halved with the trials it has. Every waiting bracket is halved at once (Ray
+   halves them in band order and stops at the first that frees a trial), so trials may run
+   in another order than in Ray; each ends the same.
 
 How results reach the searcher: poptune's runner hands each result to the searcher as it
 arrives, and :class:`~poptune.search.bohb.TuneBOHB` files every result under its budget

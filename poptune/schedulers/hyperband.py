@@ -21,13 +21,16 @@ Where poptune differs from Ray Tune:
 
 * a trial that finishes, errors or is removed always leaves its bracket and the bracket is
   re-examined, so the remaining paused trials never hang (Ray skips this once a bracket has
-  been halved);
+  been halved, or when the trial leaving was the last one short of the milestone: its
+  paused trials then never run again; Ray's HyperBandForBOHB halves such a bracket later,
+  when nothing runs);
 * trials already past the next milestone when a bracket is halved do not wait for a
   halving that never comes: the bracket is halved again (or its finished trials stopped);
 * the last round's milestone is ``max_t`` itself (Ray truncates, e.g. 9 instead of 10 for
   ``max_t=10, eta=3``), and a trial reaching it is stopped at once rather than paused until
   its bracket completes (same outcome, no idle slot);
-* a result without ``time_attr`` is ignored, and a missing or NaN metric ranks last;
+* a result without ``time_attr`` is ignored, and a missing or NaN metric ranks last (Ray
+  sorts NaN among the scores, so a halving may keep a NaN trial or stop the best one);
 * brackets are taken in order of completion (progress / total work), as in Ray, but the
   total work differs: poptune's is the units a full bracket trains, ``n_i * (r_i - r_(i-1))``
   summed over its rounds (21 for ``max_t=9, eta=3, s=2``), while Ray's

@@ -7,6 +7,12 @@ time difference (TV-GP-UCB, Bogunovic et al. 2016), and picks the hyperparameter
 maximise the upper confidence bound at the donor's latest interval. A second GP, padded
 with the points already picked this round, discourages sending two trials to the same place.
 
+The acquisition is GP-UCB, ``mean + kappa * std``, as in the PB2 paper (Ray's ``UCB`` adds
+``kappa * variance``, which explores less where the standardised std is below 1). The GP has
+a white-noise term and a lengthscale of at most 1 (inputs are normalised); Ray's has
+neither. Explored values stay float64 inside ``hyperparam_bounds`` (Ray casts them to
+float32, so a value at a bound can fall just outside it: 0.10000000149 for 0.1).
+
 The GP sees only the latest :data:`WINDOW` intervals (Ray keeps 1,000 and picks a length of
 at least 200 by likelihood, refitting the GP for each candidate length), so one decision
 costs the same however long the experiment has run; with the time-varying kernel older
