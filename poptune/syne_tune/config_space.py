@@ -76,10 +76,32 @@ def randint(lower: int, upper: int) -> _s.Integer:
                 upper=upper)
 
 
+class _RoundedLogUniform(_s.LogUniform):
+    """Syne Tune's log-uniform integers: ``round(exp(U(log lower, log upper)))`` with
+    ``upper`` included (Ray's rule, which poptune's own ``lograndint`` follows, floors
+    ``exp(U(log lower, log(upper + 1)))``: the smallest value comes more often)."""
+
+    def _draw(self, domain: _s.Domain, config: Any, size: int, random_state: Any) -> Any:
+        assert isinstance(domain, _s.Integer)
+        rng = _s.as_generator(random_state)
+        low, high = math.log(domain.lower), math.log(domain.upper - 1)  # inclusive upper
+        return np.rint(np.exp(rng.uniform(low, high, size=size))).astype(int)
+
+    def __repr__(self) -> str:
+        return "LogUniform()"
+
+
 def lograndint(lower: int, upper: int) -> _s.Integer:
-    """An integer drawn log-uniformly from ``lower`` to ``upper``, both included."""
-    return _tag(_s.lograndint(lower, int(upper) + 1), "Integer", "LogUniform", lower=lower,
-                upper=upper)
+    """An integer drawn log-uniformly from ``lower`` to ``upper``, both included, as Syne
+    Tune draws it (rounded).
+
+    Example:
+        >>> sorted(set(lograndint(1, 3).sample(size=200, random_state=0)))
+        [1, 2, 3]
+    """
+    domain = _s.lograndint(lower, int(upper) + 1)  # checks the bounds
+    domain.set_sampler(_RoundedLogUniform(), allow_override=True)
+    return _tag(domain, "Integer", "LogUniform", lower=lower, upper=upper)
 
 
 def choice(categories: Sequence[Any]) -> _s.Categorical:

@@ -42,7 +42,8 @@ DEFAULT_NSAMPLE = 5
 #: upper + 0.5 - EPS]`` before rounding
 EPS = 1e-8
 
-__all__ = ["DEFAULT_NSAMPLE", "GridSearcher", "describe", "grid_configs", "midpoint_config"]
+__all__ = ["DEFAULT_NSAMPLE", "GridSearcher", "describe", "grid_configs", "midpoint_config",
+           "syne_cast"]
 
 
 def describe(name: str, domain: _s.Domain) -> dict[str, Any]:
@@ -78,6 +79,64 @@ def describe(name: str, domain: _s.Domain) -> dict[str, Any]:
     raise bad_value(f"config_space[{name!r}]", domain,
                     "a float, integer, categorical, ordinal or finite-range domain, or a "
                     "constant, for GridSearch (as Syne Tune's GridSearcher)")
+
+
+def syne_cast(domain: _s.Domain, value: Any) -> Any:
+    """``value`` cast to ``domain`` as Syne Tune's ``Domain.cast`` does: a float for a float
+    domain, ``int(round(value))`` for an integer one, the nearest value (in log space for a
+    log domain) of a finite range or a nearest-neighbour ordinal, and a categorical value of
+    its categories' type (a float not among them: the nearest one within 1%, as Syne Tune).
+    A value that cannot be cast is returned as it is.
+
+    Example:
+        >>> from poptune.syne_tune.config_space import finrange, ordinal, randint
+        >>> syne_cast(randint(1, 4), 3.7), syne_cast(finrange(0.0, 1.0, 5), 0.3)
+        (4, 0.25)
+        >>> syne_cast(ordinal([1, 2, 4, 8]), 3)
+        2
+    """
+    try:
+        d = describe("value", domain)
+    except ValueError:
+        return value
+    kind = d["kind"]
+    if isinstance(value, bool) or (kind != "cat" and not isinstance(value, (int, float))):
+        return value
+    if kind == "float":
+        return float(value)
+    if kind == "int":
+        return int(round(value))
+    if kind == "finite":
+        return _nearest_in_range(d, float(value))
+    values = d["values"]
+    if d["ordinal"] in ("nn", "nn-log") and isinstance(value, (int, float)):
+        log = d["ordinal"] == "nn-log"
+        if log and value <= 0:
+            return values[0]
+        internal = np.array([_to_internal(float(v), log) for v in values])
+        return values[int(np.abs(internal - _to_internal(float(value), log)).argmin())]
+    try:
+        cast = type(values[0])(value)
+    except (TypeError, ValueError):
+        return value
+    if cast in values or not isinstance(cast, float):
+        return cast if cast in values else value
+    floats = [v for v in values if isinstance(v, (int, float))]
+    nearest = min(floats, key=lambda v: abs(v - cast))
+    return nearest if abs(nearest - cast) < 0.01 * abs(nearest) else value
+
+
+def _nearest_in_range(d: dict[str, Any], value: float) -> Any:
+    """The finite range's value nearest to ``value`` (clipped into the range first)."""
+    values, low, high, log = d["values"], d["lower"], d["upper"], d["log"]
+    if len(values) == 1:
+        return values[0]
+    lo, hi = _to_internal(low, log), _to_internal(high, log)
+    step = (hi - lo) / (len(values) - 1)
+    if step == 0:
+        return values[0]
+    x = _to_internal(min(max(value, low), high), log)
+    return values[int(min(max(round((x - lo) / step), 0), len(values) - 1))]
 
 
 def _to_internal(value: float, log: bool) -> float:

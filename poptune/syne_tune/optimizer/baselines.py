@@ -75,6 +75,17 @@ def _ignored(owner: str, **given: Any) -> None:
                       "ignored (poptune has no equivalent)", stacklevel=4)
 
 
+def _cast_point(point: Any, config_space: dict[str, Any]) -> Any:
+    """A ``points_to_evaluate`` entry with each value cast to its domain as Syne Tune casts
+    it (``randint`` 3.7 -> 4, a finite range's nearest value, ...)."""
+    if not isinstance(point, dict):
+        return point  # refused later, naming it
+    from poptune.syne_tune.optimizer._grid import syne_cast
+
+    return {k: syne_cast(config_space[k], v) if isinstance(config_space.get(k), Domain) else v
+            for k, v in point.items()}
+
+
 class SyneScheduler:
     """What every baseline holds: the config space, the metric and its mode, a seed and
     the configurations to try first. :meth:`poptune_parts` says how poptune runs it."""
@@ -97,7 +108,8 @@ class SyneScheduler:
         self.config_space = config_space
         self.metric, self.mode = _metric_mode(metric, metrics, mode, do_minimize)
         self.random_seed = random_seed
-        self.points_to_evaluate = list(points_to_evaluate or [])
+        self.points_to_evaluate = [_cast_point(p, config_space)
+                                   for p in points_to_evaluate or []]
 
     def metric_names(self) -> list[str]:
         return [self.metric]

@@ -11,7 +11,8 @@ configurations (``RandomSearch``, ``GridSearch``, ``BayesianOptimization``, ``BO
   that same level, itself included; its normalized rank is the number of better ones
   divided by their count;
 * the trial is stopped when the rank exceeds ``rank_cutoff``, unless ``t < grace_time`` or
-  fewer than ``grace_population`` results (this one included) were seen at ``t``.
+  fewer than ``grace_population`` results (this one included) were seen at ``t``;
+* a NaN result ranks last (so does a running average a NaN entered), as in Syne Tune.
 
 poptune's own ``MedianStoppingRule`` (Ray's) compares a trial's *best* result with the
 median of the *other* trials' running means and may pause trials for lack of samples; this
@@ -101,13 +102,15 @@ class SyneMedianRule(PoptuneMedianStoppingRule):
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
         value: Any = result.get(self._metric or "")
         level: Any = result.get(self._time_attr)
-        if not _number(value) or not _number(level):
+        if not _number(level) or not (_number(value) or _nan(value)):
             return SchedulerDecision.CONTINUE
         new = float(value) * (-1.0 if self._mode == "max" else 1.0)
         if self.running_average:
             history = self.trial_results.setdefault(trial.trial_id, [])
             history.append(new)
             new = sum(history) / len(history)
+        if math.isnan(new):  # ranked last, as Syne Tune's sorted numpy array ranks NaN
+            new = math.inf
         seen = self.sorted_results.setdefault(float(level), [])
         index = bisect.bisect_left(seen, new)
         seen.insert(index, new)
@@ -139,6 +142,11 @@ class SyneMedianRule(PoptuneMedianStoppingRule):
         self.trial_results = {k: list(v) for k, v in state["trial_results"].items()}
         self.stopped_ids.clear()  # the same set: the tuner's results table asks it
         self.stopped_ids.update(state["stopped_ids"])
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(
+        float(value))
 
 
 def _number(value: Any) -> bool:
