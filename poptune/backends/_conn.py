@@ -36,7 +36,7 @@ from poptune.backends._base import (
     WorkerLostEvent,
 )
 from poptune.backends._relay import OUTPUT, LineWriter
-from poptune.engine.resources import resource_shape
+from poptune.engine.resources import node_text, resource_shape
 from poptune.exceptions import TuneError
 
 logger = logging.getLogger("poptune")
@@ -219,6 +219,8 @@ class _Starting:
     started: float = field(default_factory=time.monotonic)
     #: what its trials ask for (for the message when it never starts)
     resources: dict[str, float] = field(default_factory=dict)
+    #: whether the warning that it has not started yet was given
+    warned: bool = False
 
 
 class ConnectionBackend(Backend):
@@ -231,6 +233,10 @@ class ConnectionBackend(Backend):
     separate_processes = True
     #: the workers read a stop or pause sent unasked at a trial's next result
     unanswered_results = True
+    #: a cluster (Ray, Dask) starts an agent when one of its nodes has the resources free:
+    #: one still waiting after :data:`START_TIMEOUT_S` is warned about and waited for, as
+    #: Ray Tune waits for a trial's actor (on this machine it is a failure)
+    placed_by_cluster = False
 
     def __init__(self) -> None:
         self._authkey = secrets.token_bytes(16)
@@ -309,11 +315,18 @@ class ConnectionBackend(Backend):
     def _check_starting(self) -> None:
         """A starting agent that was killed from outside is replaced (the trial waiting for
         it starts on the next one), up to :data:`START_RETRIES` times in a row; one that
-        failed on its own, or timed out, ends the run with a :class:`TuneError`."""
+        failed on its own ends the run with a :class:`TuneError`, and so does one not
+        started after :data:`START_TIMEOUT_S`, except on a cluster (see
+        :attr:`placed_by_cluster`): there it is warned about once and waited for."""
         now = time.monotonic()
         for agent_id, pending in list(self._starting.items()):
             status = pending.agent.exit_status()
             if status is None and now - pending.started <= START_TIMEOUT_S:
+                continue
+            if status is None and self.placed_by_cluster:
+                if not pending.warned:
+                    pending.warned = True
+                    self._warn_not_started(pending)
                 continue
             if (status is not None and pending.agent.killed_from_outside()
                     and self._start_failures < START_RETRIES):
@@ -335,6 +348,23 @@ class ConnectionBackend(Backend):
             raise TuneError(
                 f"a poptune worker failed to start ({status}); see its output above"
             ) from None
+
+    def _warn_not_started(self, pending: _Starting) -> None:
+        """Say that a cluster has not started an agent within :data:`START_TIMEOUT_S`, with
+        what its trials ask for and the cluster's nodes (the run goes on waiting)."""
+        wanted = {k: v for k, v in pending.resources.items() if v}
+        try:
+            offer = self.total_resources()
+            nodes = "; ".join(node_text(n) for n in offer.get("nodes") or ()) or "none"
+            where = offer.get("where", "the cluster")
+        except Exception as exc:  # noqa: BLE001 - the message must not end the run
+            nodes, where = f"not known ({type(exc).__name__}: {exc})", "the cluster"
+        logger.warning(
+            "poptune: a worker for trials asking for %s has not started within %g s: %s "
+            "starts it when one node has that much free, which another program's tasks, "
+            "idle workers of other trials or its own placement may delay (its nodes: %s). "
+            "poptune waits for it, as Ray Tune waits for a trial's actor; the trial starts "
+            "then.", wanted, START_TIMEOUT_S, where, nodes)
 
     def _drop(self, worker: _Handle) -> None:
         if worker in self._workers:

@@ -20,6 +20,7 @@ from poptune._compat import log_to_driver
 from poptune._imports import require
 from poptune.backends._conn import Agent, ConnectionBackend
 from poptune.backends._probe import driver_ip, host_port, unreachable
+from poptune.engine.resources import cluster_offer
 from poptune.exceptions import TuneError
 
 
@@ -67,6 +68,26 @@ def _in_process_cluster(distributed: Any, scratch: str) -> Any:
             dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
 
 
+def dask_nodes(workers: Any) -> list[dict[str, Any]]:
+    """The machines of a Dask cluster from its workers' info (``scheduler_info()``): one
+    node per host, with its workers' threads as CPUs and their ``GPU`` resources added up.
+    Per host, not per worker: Dask gives a task one thread of any worker, and the CPUs a
+    trial asks for are the machine's (a ``LocalCluster`` or ``dask worker --nworkers 4``
+    has several single-thread workers per machine).
+
+    >>> dask_nodes([{"host": "10.0.0.5", "nthreads": 2, "resources": {"GPU": 1}},
+    ...             {"host": "10.0.0.5", "nthreads": 2}, {"host": "10.0.0.6", "nthreads": 4}])
+    [{'name': '10.0.0.5', 'cpu': 4.0, 'gpu': 1.0}, {'name': '10.0.0.6', 'cpu': 4.0, 'gpu': 0.0}]
+    """
+    hosts: dict[str, dict[str, Any]] = {}
+    for w in workers:
+        host = str(w.get("host") or w.get("name") or "?")
+        node = hosts.setdefault(host, {"name": host, "cpu": 0.0, "gpu": 0.0})
+        node["cpu"] += float(w.get("nthreads", 1))
+        node["gpu"] += float((w.get("resources") or {}).get("GPU", 0))
+    return list(hosts.values())
+
+
 class DaskBackend(ConnectionBackend):
     """Trials as tasks on a ``dask.distributed`` cluster.
 
@@ -76,6 +97,7 @@ class DaskBackend(ConnectionBackend):
     """
 
     runs_elsewhere = True  # a local storage_path must be shared: see Worker._check_storage
+    placed_by_cluster = True  # Dask starts a task when a worker has a thread (and GPU) free
     # each agent is a child process of its Dask task (``_agent.serve_in_child``): it may
     # change directory; its devices are its Dask worker's (GPU ids counted over the whole
     # cluster mean nothing on one node), so CUDA_VISIBLE_DEVICES is left as the worker has it
@@ -124,10 +146,11 @@ class DaskBackend(ConnectionBackend):
                                      or sched.startswith("inproc")) else driver_ip()
 
     def total_resources(self) -> dict[str, Any]:
+        """The cluster's CPUs (worker threads) and GPUs (the worker resource ``GPU``), in
+        all and per host: :func:`dask_nodes`."""
         workers = self._client.scheduler_info().get("workers", {}).values()
-        cpu = sum(float(w.get("nthreads", 1)) for w in workers)
-        gpu = sum(float(w.get("resources", {}).get("GPU", 0)) for w in workers)
-        return {"cpu": cpu, "gpu": gpu, "where": "the Dask cluster"}
+        return cluster_offer(dask_nodes(workers), "the Dask cluster", memory=False,
+                             custom=False)
 
     def _shape(self, resources: dict[str, float]) -> tuple[Any, ...]:
         return (resources.get("gpu", 0.0),)

@@ -24,11 +24,14 @@ from typing import Any
 from poptune._imports import require
 from poptune.backends._conn import Agent, ConnectionBackend
 from poptune.backends._probe import driver_ip, host_port, unreachable
+from poptune.engine.resources import cluster_offer
 from poptune.exceptions import TuneError
 
 logger = logging.getLogger("poptune")
 
 _RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU", "memory": "memory"}
+#: the resources of a Ray node that are not custom resources trials may ask for
+_NOT_CUSTOM = ("CPU", "GPU", "memory", "object_store_memory")
 
 
 def _what_to_check(address: str | None) -> str:
@@ -192,6 +195,23 @@ def _ray_error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
 
 
+def _node_of(info: dict[str, Any]) -> dict[str, Any]:
+    """A node of :func:`~poptune.engine.resources.cluster_offer` from one of ``ray.nodes()``:
+    named by its address and the start of its node id (two nodes may share an address).
+
+    >>> node = _node_of({"NodeID": "ab12cd34ef56aa", "NodeManagerAddress": "10.0.0.5",
+    ...     "Resources": {"CPU": 3.0, "memory": 1e9, "node:10.0.0.5": 1.0, "accel": 2.0}})
+    >>> node["name"], node["cpu"], node["gpu"], node["memory"], node["custom"]
+    ('10.0.0.5/ab12cd34ef56', 3.0, 0.0, 1000000000.0, {'accel': 2.0})
+    """
+    res = info.get("Resources") or {}
+    return {"name": f"{info.get('NodeManagerAddress', '?')}/{str(info.get('NodeID', ''))[:12]}",
+            "cpu": float(res.get("CPU", 0)), "gpu": float(res.get("GPU", 0)),
+            "memory": float(res["memory"]) if "memory" in res else None,
+            "custom": {k: float(v) for k, v in res.items() if k not in _NOT_CUSTOM
+                       and not k.startswith(("node:", "accelerator_type:"))}}
+
+
 class _RayActorAgent(Agent):
     def __init__(self, ray: Any, actor: Any, ref: Any) -> None:
         self._ray, self.actor, self.ref = ray, actor, ref
@@ -224,6 +244,7 @@ class RayBackend(ConnectionBackend):
     """
 
     runs_elsewhere = True  # a local storage_path must be shared: see Worker._check_storage
+    placed_by_cluster = True  # Ray starts an actor when a node has its resources free
 
     assigns_devices = True
 
@@ -272,14 +293,11 @@ class RayBackend(ConnectionBackend):
 
     def total_resources(self) -> dict[str, Any]:
         """The cluster's CPUs, GPUs, memory and custom resources (``ray start
-        --resources``), as trials may ask for them."""
-        res = self._ray.cluster_resources()
-        custom = {k: float(v) for k, v in res.items()
-                  if k not in ("CPU", "GPU", "memory", "object_store_memory")
-                  and not k.startswith(("node:", "accelerator_type:"))}
-        return {"cpu": float(res.get("CPU", 0)), "gpu": float(res.get("GPU", 0)),
-                "memory": float(res["memory"]) if "memory" in res else None,
-                "custom": custom, "where": "the Ray cluster"}
+        --resources``), as trials may ask for them, in all and per alive node (a trial's
+        actor must fit one node)."""
+        nodes = [_node_of(n) for n in self._ray.nodes() if n.get("Alive")]
+        return cluster_offer(nodes, "the Ray cluster",
+                             memory=any(n["memory"] is not None for n in nodes))
 
     def _reuse_across_shapes(self) -> bool:
         return False  # an idle actor holds cluster resources: free them for other shapes

@@ -588,22 +588,23 @@ class Controller:
             self._watch_resources()
 
     def _on_resources(self, totals: dict[str, Any]) -> None:
-        """A cluster's nodes joined or left: the pool takes its new totals (the next tick
-        launches what fits now)."""
+        """A cluster's nodes joined or left: the pool takes its new totals and nodes (the
+        next tick launches what fits now)."""
         if self.pool.update(**totals):
             self._max_pending_for = None  # worker_count() follows the pool
             pool = self.pool
-            logger.info("poptune: %s now offers %g CPUs, %d GPUs%s", pool.where,
+            logger.info("poptune: %s now offers %g CPUs, %d GPUs%s%s", pool.where,
                         pool.cpu_total, pool.gpu_total,
-                        f", {pool.custom_total}" if pool.custom_total else "")
+                        f", {pool.custom_total}" if pool.custom_total else "",
+                        f" on {len(pool.nodes)} node(s)" if pool.nodes is not None else "")
 
     def _watch_resources(self) -> None:
         """Warn, as Ray Tune does, when no trial has run for ``resource_warn_s`` because no
-        waiting trial fits what the cluster offers in all (it may be autoscaling: the
-        experiment waits), and again every ``resource_warn_s``."""
+        waiting trial fits what the cluster offers (in all, or on one of its nodes: it may
+        be autoscaling, the experiment waits), and again every ``resource_warn_s``."""
         waiting = (*self.pending.values(), *self.paused.values())
         if self.running or not waiting or self.stopping_all or any(
-                self.pool.fits_total(t.resources) for t in self._by_shape(waiting)):
+                self.pool.fits_one_node(t.resources) for t in self._by_shape(waiting)):
             self._starved_since = None
             return
         if self._starved_since is None:
@@ -613,14 +614,17 @@ class Controller:
             asked = {k: v for k, v in waiting[0].resources.items() if v}
             pool = self.pool
             custom = f" and {pool.custom_total}" if pool.custom_total else ""
+            lacks = (f"no single node of {pool.where} offers"
+                     if pool.fits_total(waiting[0].resources) else f"{pool.where} does not offer")
             logger.warning(
                 "Ignore this message if the cluster is autoscaling. No trial is running and "
                 "no new trial has been started within the last %.0f seconds: %d trial(s) "
-                "wait for resources %s does not offer. You asked for %s per trial, but %s "
-                "only has %g CPUs and %d GPUs%s. Stop the tuning and adjust the required "
+                "wait for resources %s. You asked for %s per trial, but %s "
+                "only has %g CPUs and %d GPUs%s%s. Stop the tuning and adjust the required "
                 "resources (`tune.with_resources`, `resources_per_trial`), or add more "
-                "resources to your cluster.", self.resource_warn_s, len(waiting), pool.where,
-                dict(asked), pool.where, pool.cpu_total, pool.gpu_total, custom)
+                "resources to your cluster.", self.resource_warn_s, len(waiting), lacks,
+                dict(asked), pool.where, pool.cpu_total, pool.gpu_total, custom,
+                _largest_node(pool, waiting[0].resources))
 
     @staticmethod
     def _by_shape(trials: tuple[Trial, ...]) -> list[Trial]:
@@ -1351,6 +1355,17 @@ class Controller:
             self.state[t.trial_id].told = _TOLD_KILL
             out.append(Kill(t.trial_id))
             self.pool.release(t.trial_id)
+
+
+def _largest_node(pool: ResourcePool, resources: dict[str, float]) -> str:
+    """For the warning about trials waiting for resources: the pool's nodes, and the one
+    that comes closest to ``resources`` (nothing for a pool without nodes)."""
+    if pool.nodes is None:
+        return ""
+    largest = pool.largest_node(resources)
+    if largest is None:
+        return " on no node"
+    return f" on {len(pool.nodes)} node(s), the largest ({largest})"
 
 
 def _resource_warn_s() -> float:

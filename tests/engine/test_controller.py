@@ -229,6 +229,71 @@ def test_a_machines_pool_never_waits_nor_warns():
     assert ctl.next_deadline() is None and ctl._starved_since is None
 
 
+def node_offer(*cpus):
+    """What the Ray backend offers for nodes of these CPUs (``n0``, ``n1``, ...)."""
+    from poptune.engine.resources import cluster_offer
+
+    return cluster_offer([{"name": f"n{i}", "cpu": c, "gpu": 0} for i, c in enumerate(cpus)],
+                         "the Ray cluster")
+
+
+def node_cluster(*cpus):
+    from poptune.engine.resources import ResourcePool
+
+    return ResourcePool(**node_offer(*cpus), growable=True)
+
+
+def test_trials_launch_only_as_far_as_one_node_holds_each():
+    """Two nodes of 3 CPUs, trials of 2: two run at once, not the three the total holds
+    (the third's Ray actor stayed pending, and the run failed after 120 s)."""
+    ctl = make_controller(num_samples=4, pool=node_cluster(3, 3),
+                          resources=lambda config: {"cpu": 2.0, "gpu": 0.0})
+    assert [i.trial.trial_id for i in of(tick(ctl), Launch)] == [A, B]
+    assert len(ctl.pending) == 2 and ctl.pool.cpu_free == 2.0  # one CPU left on each node
+    assert of(tick(ctl, 1.0), Launch) == []
+    ctl.handle(DoneEvent(A))
+    assert [i.trial.trial_id for i in of(tick(ctl, 2.0), Launch)] == ["t_00002"]
+    ctl.handle(ResourcesOffered(node_offer(3, 3, 2)))  # a third node joins
+    assert [i.trial.trial_id for i in of(tick(ctl, 3.0), Launch)] == ["t_00003"]
+
+
+def test_a_request_no_node_holds_is_warned_about_naming_the_largest_node(caplog, monkeypatch):
+    """3 CPUs on two nodes of 2: the cluster's total holds it, no node does. It waits, as
+    one larger than the total does, with Ray's warning, which names the largest node; a
+    node that holds it joins and it runs."""
+    monkeypatch.setenv("TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S_AUTOSCALER", "30")
+    ctl = make_controller(num_samples=1, pool=node_cluster(2, 2),
+                          resources=lambda config: {"cpu": 3.0, "gpu": 0.0})
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        tick(ctl, 0.0)
+        assert ctl.next_deadline() == 30.0
+        tick(ctl, 30.0)
+        ctl.handle(ResourcesOffered(node_offer(2, 2)))  # nothing changed
+        tick(ctl, 60.0)
+    warned = waits(caplog)
+    assert len(warned) == 2 and "1 trial(s) wait for resources no single node of the " \
+        "Ray cluster offers. You asked for {'cpu': 3.0} per trial, but the Ray cluster only " \
+        "has 4 CPUs and 0 GPUs on 2 node(s), the largest (n0: 2 CPUs, 0 GPUs). Stop" \
+        in warned[0], warned
+    ctl.handle(ResourcesOffered(node_offer(2, 2, 4)))
+    assert [i.trial.trial_id for i in of(tick(ctl, 61.0), Launch)] == [A]
+
+
+def test_a_request_larger_than_the_cluster_names_its_nodes_too(caplog, monkeypatch):
+    monkeypatch.setenv("TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S_AUTOSCALER", "1")
+    ctl = make_controller(num_samples=1, pool=node_cluster(),
+                          resources=lambda config: {"cpu": 8.0, "gpu": 0.0})
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        tick(ctl, 0.0)
+        tick(ctl, 1.0)
+        ctl.handle(ResourcesOffered(node_offer(2, 2)))
+        tick(ctl, 2.0)
+    warned = waits(caplog)
+    assert "wait for resources the Ray cluster does not offer" in warned[0]
+    assert "only has 0 CPUs and 0 GPUs on no node." in warned[0]  # no node yet
+    assert "only has 4 CPUs and 0 GPUs on 2 node(s), the largest (n0: 2 CPUs" in warned[1]
+
+
 # --------------------------------------------------------------------------------------------
 # results: journal first, then the answer
 def test_a_result_is_journaled_logged_and_told_before_the_answer():

@@ -221,3 +221,135 @@ def test_a_gpu_machine_error_says_how_to_fix_its_detection():
                                             "available on this machine; request 0 GPUs or run "
                                             "on a machine with GPUs, or set POPTUNE_NUM_GPUS"):
         ResourcePool(cpu=2, gpu=0).check_fits_ever({"cpu": 1, "gpu": 1})
+
+
+# --- a cluster's nodes: a trial runs where one node has all it asks for -------------------
+def nodes_pool(*nodes):
+    """A Ray-like growable pool of ``nodes`` (dicts as ``cluster_offer`` takes them; named
+    ``n0``, ``n1``, ... unless they say)."""
+    return ResourcePool(**nodes_offer(*nodes), growable=True)
+
+
+def nodes_offer(*nodes):
+    """What a Ray backend's ``total_resources()`` returns for ``nodes`` (see above)."""
+    from poptune.engine.resources import cluster_offer
+
+    return cluster_offer([{"name": f"n{i}", **n} for i, n in enumerate(nodes)],
+                         "the Ray cluster")
+
+
+def test_a_request_that_fits_the_total_runs_only_as_often_as_nodes_hold_it():
+    """Two nodes of 3 CPUs, trials of 2 CPUs: the total (6) holds three, but one node holds
+    one; the third trial waits for a node to free (its Ray actor would stay pending)."""
+    pool = nodes_pool({"cpu": 3}, {"cpu": 3})
+    assert pool.max_concurrent({"cpu": 2}) == 2
+    assert pool.allocate("a", {"cpu": 2}) == [] and pool.allocate("b", {"cpu": 2}) == []
+    assert pool.cpu_free == 2 and not pool.fits_now({"cpu": 2})
+    assert pool.allocate("c", {"cpu": 2}) is None
+    assert pool.allocate("d", {"cpu": 1}) == []  # what the nodes have left still serves
+    pool.release("a")
+    assert pool.allocate("c", {"cpu": 2}) == []  # n0 again, beside "d"
+    assert [n.cpu_held for n in pool.nodes] == [3.0, 2.0]
+
+
+def test_trials_go_to_the_first_node_with_everything_free_and_its_own_gpus():
+    pool = nodes_pool({"cpu": 1, "gpu": 1}, {"cpu": 4, "gpu": 2})
+    assert pool.gpu_free == [1.0, 1.0, 1.0]  # n0's GPU, then n1's two
+    assert pool.allocate("a", {"cpu": 1, "gpu": 0.5}) == [0]  # the first node
+    assert pool.allocate("b", {"cpu": 1, "gpu": 0.5}) == [1]  # n0 has no CPU left
+    assert pool.allocate("c", {"cpu": 1, "gpu": 2}) is None  # n1's GPU 1 is half taken
+    pool.release("b")
+    assert pool.allocate("c", {"cpu": 1, "gpu": 2}) == [1, 2]  # both on n1, never n0's
+    assert pool.gpu_free == [0.5, 0.0, 0.0]
+    assert pool.max_concurrent({"cpu": 1, "gpu": 0.5}) == 1 + 4  # n0: one CPU; n1: 4 CPUs
+
+
+def test_memory_and_custom_resources_count_per_node():
+    pool = nodes_pool({"cpu": 4, "memory": 4e9, "custom": {"accel": 1}},
+                      {"cpu": 4, "memory": 8e9})
+    assert pool.max_concurrent({"cpu": 1, "memory": 3e9}) == 1 + 2
+    assert pool.allocate("a", {"cpu": 1, "memory": 6e9}) == []  # only n1 holds it
+    assert pool.allocate("b", {"cpu": 1, "memory": 3e9}) == []  # n0
+    assert pool.allocate("c", {"cpu": 1, "memory": 3e9}) is None  # n0 1e9, n1 2e9 left
+    assert pool.allocate("d", {"cpu": 1, "accel": 1}) == []  # n0, the node with accel
+    assert pool.allocate("e", {"cpu": 1, "accel": 1}) is None
+    assert pool.custom_free == {"accel": 0.0}
+    pool.release("d")
+    assert pool.custom_free == {"accel": 1.0} and pool.nodes[0].custom_held == {"accel": 0.0}
+
+
+def test_a_request_larger_than_any_node_waits_and_names_the_closest_node():
+    """3 CPUs on two nodes of 2: within the total, but no node holds it. Not an error (a
+    bigger node may join); it never fits now, and the controller warns about it."""
+    pool = nodes_pool({"cpu": 2, "gpu": 1}, {"cpu": 2})
+    pool.check_fits_ever({"cpu": 3})
+    assert pool.fits_total({"cpu": 3}) and not pool.fits_one_node({"cpu": 3})
+    assert pool.allocate("a", {"cpu": 3}) is None and pool.max_concurrent({"cpu": 3}) == 0
+    assert pool.fits_one_node({"cpu": 2, "gpu": 1}) and not pool.fits_one_node({"gpu": 2})
+    assert str(pool.largest_node({"cpu": 1, "gpu": 1})) == "n0: 2 CPUs, 1 GPUs"
+    assert pool.update(**nodes_offer({"cpu": 2, "gpu": 1}, {"cpu": 2}, {"cpu": 4}))
+    assert pool.fits_one_node({"cpu": 3}) and pool.allocate("a", {"cpu": 3}) == []
+    assert pool.nodes[2].cpu_held == 3.0
+
+
+def test_nodes_that_come_and_go_keep_what_trials_hold_on_the_others():
+    pool = nodes_pool({"cpu": 2, "gpu": 1}, {"cpu": 2, "gpu": 2})
+    assert pool.allocate("a", {"cpu": 2, "gpu": 1}) == [0]  # n0
+    assert pool.allocate("b", {"cpu": 1, "gpu": 0.5}) == [1]  # n1's first GPU
+    # n0 leaves (with "a"'s GPU), n2 joins: n1's GPUs move to the front, still half taken
+    later = nodes_offer({"name": "n1", "cpu": 2, "gpu": 2}, {"name": "n2", "cpu": 1})
+    assert pool.update(**later)
+    assert [n.name for n in pool.nodes] == ["n1", "n2"]
+    assert pool.gpu_free == [0.5, 1.0] and pool.gpu_total == 2
+    assert pool.cpu_total == 3.0 and pool.cpu_free == 3.0 - 3.0  # "a" still counted
+    assert pool.allocate("c", {"cpu": 1}) is None  # over-committed until "a" ends
+    pool.release("a")  # its node left: nothing of n1 or n2 is given back for it
+    assert [n.cpu_held for n in pool.nodes] == [1.0, 0.0] and pool.gpu_free == [0.5, 1.0]
+    assert pool.allocate("c", {"cpu": 1, "gpu": 0.5}) == [0]  # n1, beside "b"
+    pool.release("b")
+    pool.release("c")
+    assert pool.gpu_free == [1.0, 1.0] and [n.cpu_held for n in pool.nodes] == [0.0, 0.0]
+    assert not pool.update(**later)
+
+
+def test_a_pool_of_one_node_decides_as_the_pool_without_nodes():
+    """This machine's pool has no nodes (the fast path); a one-node cluster's pool must take
+    the same decisions for the same requests, releases and all."""
+    import random
+
+    rng = random.Random(7)
+    plain = ResourcePool(cpu=6, gpu=3, custom={"accel": 2})
+    noded = nodes_pool({"cpu": 6, "gpu": 3, "custom": {"accel": 2}})
+    shapes = [{"cpu": 1, "gpu": 0}, {"cpu": 2, "gpu": 0.5}, {"cpu": 0.5, "gpu": 1},
+              {"cpu": 0, "gpu": 0}, {"cpu": 1, "gpu": 2}, {"cpu": 1, "gpu": 0, "accel": 1},
+              {"cpu": 3, "gpu": 0.25}]  # as normalize_resources makes them
+    held: list[str] = []
+    for step in range(2000):
+        if held and rng.random() < 0.45:
+            key = held.pop(rng.randrange(len(held)))
+            plain.release(key)
+            noded.release(key)
+            continue
+        shape = rng.choice(shapes)
+        got = plain.allocate(str(step), shape)
+        assert noded.allocate(str(step), shape) == got, (step, shape)
+        if got is not None:
+            held.append(str(step))
+        assert (noded.cpu_free, noded.gpu_free) == (plain.cpu_free, plain.gpu_free)
+    for shape in shapes:
+        assert noded.max_concurrent(shape) == plain.max_concurrent(shape), shape
+
+
+def test_cluster_offer_adds_up_the_nodes():
+    from poptune.engine.resources import cluster_offer
+
+    offer = cluster_offer([{"name": "a", "cpu": 2, "gpu": 1, "memory": 1e9},
+                           {"name": "b", "cpu": 4, "gpu": 0, "memory": 3e9,
+                            "custom": {"accel": 2}}], "the Ray cluster")
+    assert {k: offer[k] for k in ("cpu", "gpu", "memory", "custom", "where")} == {
+        "cpu": 6.0, "gpu": 1.0, "memory": 4e9, "custom": {"accel": 2.0},
+        "where": "the Ray cluster"}
+    dask = cluster_offer([{"name": "h", "cpu": 2, "gpu": 0}], "the Dask cluster",
+                         memory=False, custom=False)
+    assert dask["memory"] is None and dask["custom"] is None  # Dask offers neither
+    assert ResourcePool(**cluster_offer([], "the Dask cluster"), growable=True).nodes == []
