@@ -128,7 +128,9 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def total_resources(self) -> dict[str, Any]:
         """Resources available to trials: :class:`~poptune.engine.resources.ResourcePool`'s
-        arguments, e.g. ``{"cpu": 2, "gpu": 0}`` (and ``memory``, ``custom``, ``where``)."""
+        arguments, e.g. ``{"cpu": 2, "gpu": 0}`` (and ``memory``, ``custom``, ``where``; a
+        cluster adds ``nodes``, one dict per machine: see
+        :func:`~poptune.engine.resources.cluster_offer`)."""
 
     @abc.abstractmethod
     def launch(self, spec: LaunchSpec) -> None:

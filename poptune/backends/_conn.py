@@ -342,9 +342,9 @@ class ConnectionBackend(Backend):
                 wanted = {k: v for k, v in pending.resources.items() if v}
                 raise TuneError(
                     f"a poptune worker for trials asking for {wanted} did not start within "
-                    f"{START_TIMEOUT_S:g} s: no node of the cluster may have that much free "
-                    "(a request may fit the cluster's total but no single node), or the "
-                    "cluster is still starting its workers; see the output above") from None
+                    f"{START_TIMEOUT_S:g} s: its process did not connect to the driver (an "
+                    "overloaded machine, or a start that hangs); see the output above"
+                ) from None
             raise TuneError(
                 f"a poptune worker failed to start ({status}); see its output above"
             ) from None

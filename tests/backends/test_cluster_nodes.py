@@ -16,9 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from multiprocessing.connection import Client, Listener
@@ -32,10 +29,8 @@ from poptune.backends._conn import Agent, ConnectionBackend
 from poptune.callbacks import Callback
 from poptune.engine.resources import cluster_offer
 from poptune.exceptions import TuneError
-from tests._net import free_port, wait_for_port
 from tests.backends._dask import DaskCluster
-
-BIN = os.path.dirname(sys.executable)
+from tests.backends._ray import ray_cluster
 
 
 # --- the backend's side: an agent the cluster has not started yet --------------------------
@@ -230,59 +225,13 @@ def _run(tmp_path: Any, backend: str, resources: dict[str, float], n: int, sleep
 
 @pytest.fixture(scope="module")
 def ray_two_nodes(tmp_path_factory):
-    """A Ray head and a worker node of 3 CPUs each on loopback, started with ``--block`` in
-    their own process groups (teardown stops exactly them), and this process connected."""
+    """A Ray head and a worker node of 3 CPUs each on loopback (tests/backends/_ray.py), and
+    this process connected."""
     ray = pytest.importorskip("ray", reason="the Ray backend needs `pip install 'poptune[ray]'`")
     if ray.is_initialized():
         pytest.skip("this process is already connected to a Ray cluster")
-    port = free_port()
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    logs = tmp_path_factory.mktemp("ray")
-    common = ["--num-cpus=3", "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--block"]
-    ray_bin = os.path.join(BIN, "ray")
-    procs = [subprocess.Popen(
-        [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-        env=env, start_new_session=True, stdout=open(logs / "head.log", "w"),
-        stderr=subprocess.STDOUT)]
-    try:
-        wait_for_port(port, 180)
-        procs.append(subprocess.Popen(
-            [ray_bin, "start", f"--address=127.0.0.1:{port}", *common], env=env,
-            start_new_session=True, stdout=open(logs / "worker.log", "w"),
-            stderr=subprocess.STDOUT))
-        os.environ["RAY_AUTH_MODE"] = "disabled"
-        ray.init(address=f"127.0.0.1:{port}")
-        deadline = time.time() + 180
-        while ray.cluster_resources().get("CPU", 0) < 6 and time.time() < deadline:
-            time.sleep(0.2)
-        assert ray.cluster_resources().get("CPU", 0) == 6, "the Ray worker node did not join"
-        yield f"127.0.0.1:{port}"
-    finally:
-        # disconnect first: a Ray driver whose cluster disappears ends its whole process
-        ray.shutdown()
-        _stop_groups(procs)
-
-
-def _stop_groups(procs: list[subprocess.Popen[Any]], grace: float = 5.0) -> None:
-    """End the process groups of ``procs``: SIGTERM, then SIGKILL for what still runs after
-    ``grace`` seconds in all (``ray start --block`` often takes over 30 s to stop)."""
-    for proc in reversed(procs):
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the group: its raylet, GCS, workers
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    with ray_cluster(ray, tmp_path_factory.mktemp("ray"), 3) as address:
+        yield address
 
 
 @pytest.fixture

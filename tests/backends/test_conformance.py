@@ -6,62 +6,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from poptune.backends.testing import CHECKS, check_killed_worker_resumes_from_checkpoint
 from tests._net import free_port as _free_port
-from tests._net import wait_for_port
 from tests.backends._dask import DaskCluster
-
-BIN = os.path.dirname(sys.executable)
+from tests.backends._ray import ray_cluster as start_ray_cluster
 
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
-    """A head and a worker node on loopback, started with ``--block`` in their own process
-    groups so that teardown stops exactly them (``ray stop`` would stop every Ray cluster on
-    the machine)."""
+    """A head and a worker node of 1 CPU each on loopback (tests/backends/_ray.py); the
+    worker node offers a custom resource too."""
     ray = pytest.importorskip("ray", reason="the Ray backend needs `pip install 'poptune[ray]'`")
-    port = _free_port()
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    ray_bin = os.path.join(BIN, "ray")
-    logs = tmp_path_factory.mktemp("ray")
-    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--block"]
-    address = f"127.0.0.1:{port}"
-    procs = [subprocess.Popen(
-        [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-        env=env, start_new_session=True, stdout=open(logs / "head.log", "w"),
-        stderr=subprocess.STDOUT)]
-    deadline = time.time() + 180  # for the head, then for the worker node to join
-    wait_for_port(port, 180)
-    procs.append(subprocess.Popen(  # the worker node offers a custom resource too
-        [ray_bin, "start", f"--address={address}", '--resources={"accel": 2}', *common],
-        env=env, start_new_session=True,
-        stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT))
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(address=address)
-    while ray.cluster_resources().get("CPU", 0) < 2 and time.time() < deadline:
-        time.sleep(0.2)
-    assert ray.cluster_resources().get("CPU", 0) >= 2, "the Ray worker node did not join"
-    yield address
-    # disconnect this process first: a Ray driver whose cluster disappears exits the whole
-    # process (pytest included) about a minute later
-    ray.shutdown()
-    for proc in reversed(procs):
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    with start_ray_cluster(ray, tmp_path_factory.mktemp("ray"), 1,
+                           ('--resources={"accel": 2}',)) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

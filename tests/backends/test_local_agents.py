@@ -273,7 +273,7 @@ def _launch_until_raises(backend, tmp_path, error, match):
 
 
 class _NeverStarts(LocalBackend):
-    """A worker that never connects (a cluster without a node with that much free)."""
+    """A worker process that never connects to the driver (a start that hangs)."""
 
     def _start_agent(self, agent_id, resources):
         import subprocess
@@ -285,15 +285,16 @@ class _NeverStarts(LocalBackend):
 
 
 def test_a_worker_that_never_starts_names_the_resources_it_waited_for(tmp_path, monkeypatch):
-    """A probe's Ray trial asking for 2 CPUs on 1-CPU nodes ended after 120 s with "failed to
-    start (timed out)", naming no cause."""
+    """A local worker that never connects ends the run after ``START_TIMEOUT_S``, naming what
+    its trials asked for (a probe's run ended with "failed to start (timed out)", naming no
+    cause). A cluster's agent is waited for instead: tests/backends/test_cluster_nodes.py."""
     from poptune.backends import _conn
     from poptune.exceptions import TuneError
 
     monkeypatch.setattr(_conn, "START_TIMEOUT_S", 0.5)
     _launch_until_raises(_NeverStarts(num_cpus=2), tmp_path, TuneError,
-                         r"asking for \{'cpu': 1.0\} did not start within 0.5 s: no node of "
-                         r"the cluster may have")
+                         r"asking for \{'cpu': 1.0\} did not start within 0.5 s: its process "
+                         r"did not connect to the driver")
 
 
 def test_a_trial_whose_setup_fails_errors_with_its_traceback_and_the_worker_serves_on(tmp_path):
