@@ -27,7 +27,12 @@ parameters are added to the suggestion instead of being sent to Ax; a failed tri
 without a finite objective or outcome-constraint metric, is abandoned (Ray completes a failed
 trial that reported, and raises on a missing metric); when Ax waits for data but none of its
 trials is running, the search ends instead of waiting forever; the experiment is saved as
-Ax's JSON snapshot, so ``Tuner.restore`` continues it.
+Ax's JSON snapshot, so ``Tuner.restore`` continues it. With its own client AxSearch follows
+``ax.api.Client``'s default generation strategy (the centre of the space first, then Sobol,
+then BoTorch after 5 trials; Ray's ``AxClient`` runs ``max(5, 2 x parameters)`` Sobol trials),
+so a ``random_seed`` gives other suggestions than Ray's; pass an ``AxClient`` as ``ax_client``
+for Ray's. Ray 2.60's own adapter fails on Ax 1.x while setting up its experiment
+(``AttributeError: 'Objective' object has no attribute 'metric'``).
 """
 
 from __future__ import annotations

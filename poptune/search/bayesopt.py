@@ -12,7 +12,11 @@ drawn by the Tuner after the suggestion; any other domain is refused, naming the
 Semantics kept from Ray: the first ``random_search_steps`` trials are random and their
 results are registered together once all of them ended (later suggestions wait for that);
 a config suggested again is skipped (``skip_duplicate``) and after more than ``patience``
-repeats the search ends. Non-finite results are not registered. Differences: a random-phase
+repeats the search ends. Non-finite results are not registered, nor is a result without
+the metric (Ray raises ``KeyError``); points may be nested and hold keys outside the space
+(the searched values are registered; Ray's bayes_opt refuses them), and with
+``skip_duplicate=False`` a config run twice is registered twice (Ray's bayes_opt 1.x raises
+``NotUniqueError``). Differences: a random-phase
 trial that fails no longer blocks the search forever, and a repeat of a config that is still
 running waits for its result instead of counting towards ``patience``.
 """
@@ -170,6 +174,11 @@ class BayesOptSearch(SearcherAdapter):
         verbose: bayes_opt's verbosity.
         patience: end the search once a config was suggested more than this many times.
         skip_duplicate: skip a config suggested before (returning None).
+        analysis: an earlier experiment (:class:`~poptune.ExperimentAnalysis` or anything
+            with Ray's ``dataframe(metric, mode)`` and ``get_all_configs()``) whose results
+            the Gaussian process learns first (:meth:`register_analysis`).
+        repeat_float_precision: decimals kept when floats are compared to find a config
+            suggested before (5, as Ray).
 
     Example:
         >>> import poptune as tune
@@ -193,12 +202,15 @@ class BayesOptSearch(SearcherAdapter):
         verbose: int = 0,
         patience: int = 5,
         skip_duplicate: bool = True,
+        analysis: Any = None,
+        repeat_float_precision: int = 5,
     ) -> None:
         _bayes_opt()
         check_mode(mode)
         super().__init__(metric=metric, mode=mode)
         for name, value, low in (("patience", patience, 1),
-                                 ("random_search_steps", random_search_steps, 0)):
+                                 ("random_search_steps", random_search_steps, 0),
+                                 ("repeat_float_precision", repeat_float_precision, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise bad_value(name, value, f"an integer >= {low}")
         utility_kwargs = dict(utility_kwargs or {})
@@ -213,6 +225,8 @@ class BayesOptSearch(SearcherAdapter):
         self._verbose = verbose
         self._patience = patience
         self._skip_duplicate = bool(skip_duplicate)
+        self._precision = repeat_float_precision
+        self._analysis = analysis  # learnt when the optimizer is made
         self._points = points
         self._bounds: dict[str, _Bound] = {}
         self.optimizer: Any = None
@@ -256,7 +270,27 @@ class BayesOptSearch(SearcherAdapter):
             self.optimizer, self._utility = _new_optimizer(
                 _bayes_opt(), {k: (b.low, b.high) for k, b in self._bounds.items()},
                 self._utility_kwargs, self._random_state, self._verbose)
+            if self._analysis is not None:
+                analysis, self._analysis = self._analysis, None
+                self.register_analysis(analysis)
         return self.optimizer
+
+    def register_analysis(self, analysis: Any) -> None:
+        """Teach the Gaussian process an earlier experiment's results, as Ray does: each row
+        of ``analysis.dataframe(metric, mode)`` with the config of the same position in
+        ``analysis.get_all_configs()`` (a row without a finite metric is skipped)."""
+        self._ensure_optimizer()
+        frame = analysis.dataframe(metric=self._metric, mode=self._mode)
+        for (_, row), config in zip(frame.iterrows(), analysis.get_all_configs().values()):
+            value = row.get(self._metric)
+            flat = flatten_dict(config)
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(float(value))
+                    or any(k not in flat for k in self._bounds)):
+                continue
+            target = float(value) * (1.0 if self._mode == "max" else -1.0)
+            self._register({k: b.to_internal(flat[k]) for k, b in self._bounds.items()},
+                           target)
 
     # ----------------------------------------------------------------- searcher hooks
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
@@ -281,7 +315,8 @@ class BayesOptSearch(SearcherAdapter):
                 raw = (optimizer.suggest() if self._utility is None
                        else optimizer.suggest(self._utility))
             values = {k: b.to_user(float(raw[k])) for k, b in self._bounds.items()}
-        key = json.dumps({k: f"{v:.5f}" for k, v in values.items()}, sort_keys=True)
+        precision = self._precision
+        key = json.dumps({k: f"{v:.{precision}f}" for k, v in values.items()}, sort_keys=True)
         if self._is_live(key):
             self._blocked = (len(optimizer.space), key)
             return None  # the same config is still running: wait for its result

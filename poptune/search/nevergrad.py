@@ -9,10 +9,13 @@ domains with ``ng.p.Log`` (quantized ones rounded to their step), ``choice`` as
 ``ng.p.Choice``. ``sample_from`` entries are drawn by the Tuner after the suggestion.
 
 Differences from Ray: ``optimizer`` defaults to ``OnePlusOne`` (Ray requires it); a ``seed``
-keyword makes runs reproducible and nevergrad never touches numpy's global random state;
+keyword makes runs reproducible (without it the seed is one draw of numpy's global generator,
+so Ray's ``np.random.seed`` recipe repeats a run too);
 the state is saved as the optimizer's history, which is replayed on restore, so
 optimizers that run in a thread (``NGOpt`` may pick one) can be saved too and such a thread
-no longer keeps the process alive at exit.
+no longer keeps the process alive at exit; a trial that failed or ended without a finite
+metric is not told to nevergrad (Ray tells a NaN, which nevergrad clips, and a failed trial's
+result, and raises ``KeyError`` without the metric); points may be nested.
 
 nevergrad 1.0 pins ``bayesian-optimization==1.4`` (which ``BayesOptSearch`` supports, so
 with it nothing depends on import order). Installed with ``--no-deps`` next to the 3.x
@@ -43,7 +46,7 @@ from poptune.exceptions import TuneConfigError
 from poptune.search._adapter import (
     SearcherAdapter, ValueMap, check_seed, copy_points, numeric_range,
 )  # fmt: skip
-from poptune.search.sample import Categorical, Domain, Function, Uniform
+from poptune.search.sample import Categorical, Domain, Function, Uniform, global_seed
 from poptune.search.variant_generator import _join, _parse, flatten_dict, unflatten_dict
 
 __all__ = ["NevergradSearch"]
@@ -95,11 +98,24 @@ def _watch(optimizer: Any) -> None:
 _Param = ValueMap
 
 
+def _ray_order(flat: dict[str, Any]) -> dict[str, Any]:
+    """``flat`` (a flattened space) in the order Ray's ``flatten_dict`` gives: the top-level
+    entries first, then the nested ones, one level after another. Optimizers that sample
+    parameter by parameter (PSO, DE) then suggest what Ray's suggest for the same seed.
+
+    Example:
+        >>> list(_ray_order({"x": 1, "n/a/b": 2, "n/z": 3, "k": 4}))
+        ['x', 'k', 'n/z', 'n/a/b']
+    """
+    return dict(sorted(flat.items(), key=lambda kv: kv[0].count("/")))
+
+
 def _convert_domain(ng: Any, name: str, domain: Domain) -> tuple[Any, _Param | None]:
     r = numeric_range(domain)
     if r is not None:
         if r.log:
-            param = ng.p.Log(lower=r.low, upper=r.high)
+            # Ray's exponent (nevergrad would pick one from the bounds: other steps)
+            param = ng.p.Log(lower=r.low, upper=r.high, exponent=math.e)
             if r.integer and r.q is None:
                 return param.set_integer_casting(), _Param(integer=True)
             return param, (None if r.q is None
@@ -166,6 +182,8 @@ class NevergradSearch(SearcherAdapter):
                 raise bad_value("optimizer", optimizer, "a name in ng.optimizers.registry")
             optimizer = ng.optimizers.registry[optimizer]
         self._kwargs = dict(optimizer_kwargs or {})
+        # unseeded: one draw of numpy's global generator (Ray's `np.random.seed` recipe)
+        seed = global_seed() if seed is None else seed
         self._seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
         self._factory: Any = None
         self._template: Any = None  # an optimizer instance, unused, to replay from
@@ -217,7 +235,7 @@ class NevergradSearch(SearcherAdapter):
                 raise TuneConfigError(
                     f"`{where}` entry {_join(path)!r} must sit in nested dicts with string "
                     f"keys free of '/' for NevergradSearch, got {domain!r} there")
-        for name, value in flatten_dict(spec).items():
+        for name, value in _ray_order(flatten_dict(spec)).items():
             if isinstance(value, ng.p.Parameter):
                 params[name] = value
             elif isinstance(value, Domain) and not isinstance(value, Function):
