@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -27,6 +28,16 @@ from poptune.schedulers import Exploit, Outcome, StopTrial
 Row = tuple[str, Any, Any]
 #: the loss of trial ``i`` (its index) at iteration ``k``
 LossFn = Callable[[int, int], float]
+
+
+def loss_distinct(i: int, k: int) -> float:
+    """Distinct per trial, improving with k, trial order unrelated to index."""
+    return 1.0 / (k + 1) + ((i * 7919) % 13) / 13.0
+
+
+def loss_cross(i: int, k: int) -> float:
+    """The ranking changes from one iteration to the next."""
+    return ((i * 31 + k * 17) % 23) / 23.0
 
 _RUNNING = "RUNNING"
 _FINISHED = ("TERMINATED", "ERROR")
@@ -104,6 +115,44 @@ class FakeController:
 
     def _schedule_trial_stop(self, trial: RayTrial, exception: Any = None) -> None:
         self.stop_trial(trial)
+
+
+class SavingController(FakeController):
+    """A :class:`FakeController` whose saves return a checkpoint (a truthy tag), so Ray's
+    PBT and PB2 have donors to exploit."""
+
+    def _schedule_trial_save(self, trial: RayTrial, result: Any = None) -> str:
+        return f"{trial.trial_id}@{(result or {}).get('training_iteration')}"
+
+
+#: what Ray's PBT (PB2's base) logs when it skips an exploit for want of a donor checkpoint
+RAY_SKIP = "no checkpoint for trial"
+#: that decision, as the tests write it
+SKIPPED = "SKIPPED (no donor checkpoint)"
+
+
+@contextlib.contextmanager
+def ray_skips(logger: str = "ray.tune.schedulers.pbt") -> Iterator[list[str]]:
+    """The messages of the exploits Ray skips while the block runs (``logger``'s INFO log);
+    the logger's other INFO lines stay out of the test's output."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if RAY_SKIP in record.getMessage():
+                messages.append(record.getMessage())
+
+    log = logging.getLogger(logger)
+    handler, level, propagate = Collect(), log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield messages
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
 
     def _schedule_trial_save(self, trial: RayTrial, result: Any = None) -> Any:
         return None

@@ -25,23 +25,15 @@ from poptune.schedulers.hyperband import _Bracket  # noqa: E402
 from tests.compat.ray_decisions._ray import (  # noqa: E402
     LossFn,
     Run,
+    loss_cross,
+    loss_distinct,
     simulate_poptune,
     simulate_ray,
 )
 
 
-def loss_distinct(i: int, k: int) -> float:
-    """Distinct per trial, improving with k, trial order unrelated to index."""
-    return 1.0 / (k + 1) + ((i * 7919) % 13) / 13.0
-
-
 def loss_tie(i: int, k: int) -> float:
     return float(i % 3)
-
-
-def loss_cross(i: int, k: int) -> float:
-    """The ranking changes from one iteration to the next."""
-    return ((i * 31 + k * 17) % 23) / 23.0
 
 
 LOSSES = (loss_distinct, loss_tie, loss_cross)

@@ -32,10 +32,11 @@ from poptune.schedulers import HyperBandForBOHB  # noqa: E402
 from tests.compat.ray_decisions._ray import (  # noqa: E402
     _RaySide,
     decision,
+    loss_distinct,
     ptrial,
     rtrial,
 )
-from tests.compat.ray_decisions.test_hyperband import LOSSES, loss_distinct  # noqa: E402
+from tests.compat.ray_decisions.test_hyperband import LOSSES  # noqa: E402
 from tests.compat.ray_decisions.test_hyperband_edges import (  # noqa: E402
     BOHB,
     SearcherController,

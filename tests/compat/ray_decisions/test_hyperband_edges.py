@@ -41,14 +41,12 @@ from tests.compat.ray_decisions._ray import (  # noqa: E402
     _RaySide,
     _SimController,
     decision,
+    loss_cross,
+    loss_distinct,
     ptrial,
     rtrial,
 )
-from tests.compat.ray_decisions.test_hyperband import (  # noqa: E402
-    last_milestone_as_stop,
-    loss_cross,
-    loss_distinct,
-)
+from tests.compat.ray_decisions.test_hyperband import last_milestone_as_stop  # noqa: E402
 
 #: (Ray's class, poptune's class)
 HB = (RayHyperBand, HyperBandScheduler)

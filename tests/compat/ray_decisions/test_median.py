@@ -22,20 +22,13 @@ from tests.compat.ray_decisions._ray import (  # noqa: E402
     LossFn,
     Run,
     decision,
+    loss_cross,
+    loss_distinct,
     ptrial,
     rtrial,
     simulate_poptune,
     simulate_ray,
 )
-
-
-def loss_distinct(i: int, k: int) -> float:
-    return 1.0 / (k + 1) + ((i * 7919) % 13) / 13.0
-
-
-def loss_cross(i: int, k: int) -> float:
-    """The ranking changes from one iteration to the next."""
-    return ((i * 31 + k * 17) % 23) / 23.0
 
 
 def loss_tie(i: int, k: int) -> float:

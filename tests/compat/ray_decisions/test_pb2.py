@@ -17,10 +17,8 @@ them just outside the bounds (a Ray bug, not copied; README row "PB2's explored 
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import random
-from typing import Any, Callable, Iterator, cast
+from typing import Any, Callable, cast
 
 import numpy as np
 import pytest
@@ -37,11 +35,13 @@ from poptune.experiment.trial import TrialStatus  # noqa: E402
 from poptune.schedulers import Exploit, Outcome  # noqa: E402
 from poptune.schedulers.pb2 import PB2  # noqa: E402
 from tests.compat.ray_decisions._ray import (  # noqa: E402
-    FakeController,
+    SKIPPED,
     Row,
+    SavingController,
     assert_same,
     global_random_state,
     ptrial,
+    ray_skips,
     rtrial,
 )
 
@@ -53,11 +53,6 @@ pytestmark = [
 
 Score = Callable[[int, int], float]
 BOUNDS = {"lr": [1e-4, 0.1], "h": [1, 8]}
-#: what Ray's PBT (PB2's base) logs when it skips an exploit for want of a donor checkpoint
-RAY_SKIP = "no checkpoint for trial"
-SKIPPED = "SKIPPED (no donor checkpoint)"
-
-
 def start_config(i: int) -> dict[str, Any]:
     return {"lr": 0.01 * (i + 1), "h": 1 + i % 8}
 
@@ -72,37 +67,6 @@ class RecordingPB2(RayPB2):
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
         super()._exploit(tune_controller, trial, trial_to_clone)
         self.exploits.append((trial.trial_id, trial_to_clone.trial_id, dict(trial.config)))
-
-
-class PB2Controller(FakeController):
-    """Saves return a checkpoint, so Ray's PB2 has donors to exploit."""
-
-    def _schedule_trial_save(self, trial: Any, result: Any = None) -> str:
-        return f"{trial.trial_id}@{(result or {}).get('training_iteration')}"
-
-
-@contextlib.contextmanager
-def ray_logs() -> Iterator[list[str]]:
-    """The exploits Ray skips while the block runs (its INFO log); Ray's other INFO lines
-    (one block per exploit) stay out of the test's output."""
-    messages: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if RAY_SKIP in record.getMessage():
-                messages.append(record.getMessage())
-
-    log = logging.getLogger("ray.tune.schedulers")
-    handler, level, propagate = Collect(), log.level, log.propagate
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    try:
-        yield messages
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-        log.propagate = propagate
 
 
 class Both:
@@ -123,7 +87,7 @@ class Both:
         self.ray_trials = [rtrial(f"t{i}", start_config(i)) for i in range(n)]
         self.pop_trials = [ptrial(f"t{i}", start_config(i)) for i in range(n)]
         # Ray's hooks are typed for its TuneController
-        self.ctl = cast(Any, PB2Controller(self.ray_trials))
+        self.ctl = cast(Any, SavingController(self.ray_trials))
         self.pop_exploits: list[tuple[str, str, dict[str, Any]]] = []
         self.same_draws = same_draws
         self._random_state = random.getstate()
@@ -180,7 +144,7 @@ def run_async(both: Both, score: Score, rounds: int) -> list[Row]:
     trial goes on at once (the runner restarts it)."""
     rows: list[Row] = []
     n = len(both.ray_trials)
-    with ray_logs() as skips:
+    with ray_skips("ray.tune.schedulers") as skips:
         for k in range(1, rounds + 1):
             for i in range(n):
                 result = {"training_iteration": k, "loss": score(i, k)}
@@ -203,7 +167,7 @@ def run_synch(both: Both, score: Score, rounds: int) -> list[Row]:
     point). Ray's NOOP and PAUSE both leave the trial paused, as poptune's PAUSE."""
     rows: list[Row] = []
     n = len(both.ray_trials)
-    with ray_logs():
+    with ray_skips("ray.tune.schedulers"):
         for k in range(1, rounds + 1):
             for i in range(n):
                 result = {"training_iteration": k, "loss": score(i, k)}

@@ -10,10 +10,8 @@ makes before the synch barrier (pbt.py: "not at the barrier yet: no pointless pa
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import random
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -24,55 +22,17 @@ from ray.tune.schedulers import PopulationBasedTraining as RayPBT  # noqa: E402
 from poptune.experiment.trial import TrialStatus  # noqa: E402
 from poptune.schedulers import Exploit, Outcome, PopulationBasedTraining  # noqa: E402
 from tests.compat.ray_decisions._ray import (  # noqa: E402
-    FakeController,
+    SKIPPED,
     Row,
+    SavingController,
     assert_same,
     global_random_state,
     ptrial,
+    ray_skips,
     rtrial,
 )
 
 Score = Callable[[int, int], float]
-#: what Ray's PBT logs when it skips an exploit for want of a donor checkpoint
-RAY_SKIP = "no checkpoint for trial"
-SKIPPED = "SKIPPED (no donor checkpoint)"
-
-
-class Checkpoint:
-    """A truthy stand-in for the checkpoint Ray's controller saves."""
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-
-
-class PBTController(FakeController):
-    """Saves return a checkpoint, so Ray's PBT has donors to exploit."""
-
-    def _schedule_trial_save(self, trial: Any, result: Any = None) -> Checkpoint:
-        return Checkpoint(f"{trial.trial_id}@{result.get('training_iteration')}")
-
-
-@contextlib.contextmanager
-def ray_skips() -> Iterator[list[str]]:
-    """The messages of the exploits Ray's PBT skips while the block runs (its INFO log)."""
-    messages: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if RAY_SKIP in record.getMessage():
-                messages.append(record.getMessage())
-
-    log = logging.getLogger("ray.tune.schedulers.pbt")
-    handler, level, propagate = Collect(), log.level, log.propagate
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False  # the INFO lines stay out of the test's output
-    try:
-        yield messages
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-        log.propagate = propagate
 
 
 class Both:
@@ -87,7 +47,7 @@ class Both:
         self.ray, self.pop = RayPBT(**kw), PopulationBasedTraining(**kw, seed=0)
         self.ray_trials = [rtrial(f"t{i}", {"lr": 0.1}) for i in range(n)]
         self.pop_trials = [ptrial(f"t{i}", {"lr": 0.1}) for i in range(n)]
-        self.ctl = PBTController(self.ray_trials)
+        self.ctl = SavingController(self.ray_trials)
         for ray_trial, pop_trial in zip(self.ray_trials, self.pop_trials):
             self.ray.on_trial_add(self.ctl, ray_trial)
             self.pop.on_trial_add(pop_trial)
