@@ -113,8 +113,7 @@ def syne_cast(domain: _s.Domain, value: Any) -> Any:
         log = d["ordinal"] == "nn-log"
         if log and value <= 0:
             return values[0]
-        internal = np.array([_to_internal(float(v), log) for v in values])
-        return values[int(np.abs(internal - _to_internal(float(value), log)).argmin())]
+        return _nearest(values, _to_internal(float(value), log), log)
     try:
         cast = type(values[0])(value)
     except (TypeError, ValueError):
@@ -137,6 +136,13 @@ def _nearest_in_range(d: dict[str, Any], value: float) -> Any:
         return values[0]
     x = _to_internal(min(max(value, low), high), log)
     return values[int(min(max(round((x - lo) / step), 0), len(values) - 1))]
+
+
+def _nearest(values: list[Any], internal: float, log: bool) -> Any:
+    """The one of the numbers ``values`` nearest to ``internal`` (a value as
+    :func:`_to_internal` gives it: in log space for ``log``; the first of two as near)."""
+    points = np.array([_to_internal(float(v), log) for v in values])
+    return values[int(np.argmin(np.abs(points - internal)))]
 
 
 def _to_internal(value: float, log: bool) -> float:
@@ -238,16 +244,12 @@ def _midpoint(desc: dict[str, Any]) -> Any:
             return cats[len(cats) // 2]
         log = ordinal == "nn-log"
         ends = [_to_internal(float(cats[0]), log), _to_internal(float(cats[-1]), log)]
-        middle = 0.5 * (ends[0] + ends[1])
-        points = np.array([_to_internal(float(c), log) for c in cats])
-        return cats[int(np.argmin(np.abs(points - middle)))]
+        return _nearest(cats, 0.5 * (ends[0] + ends[1]), log)
     lower, upper, log = float(desc["lower"]), float(desc["upper"]), desc["log"]
     middle = float(np.exp(0.5 * (np.log(upper) + np.log(lower)))) if log else 0.5 * (
         upper + lower)
     if desc["kind"] == "finite":
-        vals = desc["values"]
-        internal = np.array([_to_internal(float(v), log) for v in vals])
-        return vals[int(np.argmin(np.abs(internal - _to_internal(middle, log))))]
+        return _nearest(desc["values"], _to_internal(middle, log), log)
     if desc["kind"] == "int":
         return int(np.clip(int(round(middle)), int(lower), int(upper)))
     return float(np.clip(middle, lower, upper))
