@@ -73,18 +73,29 @@ def dask_nodes(workers: Any) -> list[dict[str, Any]]:
     node per host, with its workers' threads as CPUs and their ``GPU`` resources added up.
     Per host, not per worker: Dask gives a task one thread of any worker, and the CPUs a
     trial asks for are the machine's (a ``LocalCluster`` or ``dask worker --nworkers 4``
-    has several single-thread workers per machine).
+    has several single-thread workers per machine). But a task's ``GPU`` must all be one
+    worker's: a host with several GPU workers lists their amounts (``worker_gpus``), and
+    the pool gives a trial whole GPUs of one of them only.
 
     >>> dask_nodes([{"host": "10.0.0.5", "nthreads": 2, "resources": {"GPU": 1}},
     ...             {"host": "10.0.0.5", "nthreads": 2}, {"host": "10.0.0.6", "nthreads": 4}])
     [{'name': '10.0.0.5', 'cpu': 4.0, 'gpu': 1.0}, {'name': '10.0.0.6', 'cpu': 4.0, 'gpu': 0.0}]
+    >>> dask_nodes([{"host": "10.0.0.7", "nthreads": 1, "resources": {"GPU": 1}}] * 2)
+    [{'name': '10.0.0.7', 'cpu': 2.0, 'gpu': 2.0, 'worker_gpus': [1.0, 1.0]}]
     """
     hosts: dict[str, dict[str, Any]] = {}
+    per_worker: dict[str, list[float]] = {}
     for w in workers:
         host = str(w.get("host") or w.get("name") or "?")
         node = hosts.setdefault(host, {"name": host, "cpu": 0.0, "gpu": 0.0})
+        gpu = float((w.get("resources") or {}).get("GPU", 0))
         node["cpu"] += float(w.get("nthreads", 1))
-        node["gpu"] += float((w.get("resources") or {}).get("GPU", 0))
+        node["gpu"] += gpu
+        if gpu > 0:
+            per_worker.setdefault(host, []).append(gpu)
+    for host, gpus in per_worker.items():
+        if len(gpus) > 1:  # one GPU worker: its GPUs are the machine's
+            hosts[host]["worker_gpus"] = gpus
     return list(hosts.values())
 
 

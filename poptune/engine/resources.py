@@ -40,8 +40,9 @@ class ResourcePool:
     A cluster's pool also knows its *nodes* (``nodes``: one dict per machine, with ``name``,
     ``cpu``, ``gpu``, ``memory``, ``custom``; see :func:`cluster_offer`): a trial is placed
     only where one node has all it asks for free (the first such node), as Ray places an
-    actor, not merely where the cluster's total has it. A pool without nodes (this machine)
-    is one node, as before.
+    actor, not merely where the cluster's total has it (and its whole GPUs where one part of
+    a node has them: :attr:`Node.gpu_groups`, a Dask worker). A pool without nodes (this
+    machine) is one node, as before.
 
     >>> ResourcePool(cpu=2, gpu=0).max_concurrent({"cpu": 0})
     8
@@ -106,8 +107,9 @@ class ResourcePool:
         controller calls on every tick of a growable pool: keep it cheap.)"""
         if resources.get("cpu", 1.0) > self.cpu_total + _EPS:
             return "cpu"
-        if resources.get("gpu", 0.0) > self.gpu_total + _EPS:
-            return "gpu"
+        gpu = resources.get("gpu", 0.0)
+        if gpu and (gpu > self.gpu_total + _EPS or not self.gpu_total):
+            return "gpu"  # the epsilon is for float sums: no GPU holds even 1e-10 of one
         memory = resources.get("memory", 0.0) or 0.0
         if self.memory_total is not None and memory > self.memory_total:
             return "memory"
@@ -139,10 +141,12 @@ class ResourcePool:
         )
 
     def _missing_custom(self, resources: dict[str, float]) -> list[str]:
-        """The custom resources ``resources`` ask more of than the pool offers in all."""
+        """The custom resources ``resources`` ask more of than the pool offers in all (any
+        positive amount of one it offers none of)."""
         offered = self.custom_total or {}
         return [k for k, v in resources.items()
-                if v and k not in _BUILTIN and v > offered.get(k, 0.0) + _EPS]
+                if v and k not in _BUILTIN and (v > offered.get(k, 0.0) + _EPS
+                                                or not offered.get(k))]
 
     def _check_custom(self, resources: dict[str, float], what: str) -> None:
         missing = sorted(self._missing_custom(resources))
@@ -162,8 +166,6 @@ class ResourcePool:
         >>> ResourcePool(cpu=4, gpu=1).fits_total({"cpu": 2, "gpu": 0.5})
         True
         """
-        if not self.gpu_total and resources.get("gpu", 0.0) > 0:
-            return False  # below _EPS too: no GPU to place it on (check_fits_ever lets it by)
         return self._exceeds(resources) is None
 
     def fits_one_node(self, resources: dict[str, float]) -> bool:
@@ -334,11 +336,24 @@ class ResourcePool:
             if custom and any(v > node.custom.get(k, 0.0) - node.custom_held.get(k, 0.0) + _EPS
                               for k, v in custom.items()):
                 continue
-            taken = self._gpus(gpu, node.gpu_start, node.gpu_start + node.gpu) if gpu > 0 else {}
+            taken = self._node_gpus(node, gpu) if gpu > 0 else {}
             if gpu > 0 and not taken:
                 continue
             return cpu, zero, taken, custom, node, memory
         return None
+
+    def _node_gpus(self, node: Node, gpu: float) -> dict[int, float]:
+        """GPU id -> fraction for ``gpu`` GPUs on ``node``: whole GPUs all from one of its
+        :attr:`Node.gpu_groups` (a Dask task gets one worker's), a fraction from any GPU."""
+        start = node.gpu_start
+        if gpu < 1 or not node.gpu_groups:
+            return self._gpus(gpu, start, start + node.gpu)
+        for size in node.gpu_groups:
+            taken = self._gpus(gpu, start, start + size) if size + _EPS >= gpu else {}
+            if taken:
+                return taken
+            start += size
+        return {}
 
     def _nodes_for(self, resources: dict[str, float]) -> list[Node]:
         """The nodes whose totals can hold ``resources``, in order (kept per request until
@@ -437,10 +452,11 @@ def _count(cpu_total: float, gpu_total: int, resources: dict[str, float],
 class Node:
     """One machine of a cluster as a :class:`ResourcePool` sees it: what it offers and what
     trials hold on it; its GPUs are entries ``gpu_start`` to ``gpu_start + gpu`` of the
-    pool's ``gpu_free``."""
+    pool's ``gpu_free``, split into :attr:`gpu_groups` when a trial gets whole GPUs of one
+    part only (a Dask machine's workers)."""
 
     __slots__ = ("name", "cpu", "gpu", "memory", "custom", "cpu_held", "memory_held",
-                 "custom_held", "gpu_start", "gone")
+                 "custom_held", "gpu_start", "gone", "gpu_groups")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -455,17 +471,25 @@ class Node:
         self.gpu_start = 0
         #: it left the cluster (what trials held there is not given back)
         self.gone = False
+        #: the GPUs of each part of the node that one trial's whole GPUs must come from, in
+        #: order (spec ``worker_gpus``: a Dask task runs on one worker); (): the node is one
+        self.gpu_groups: tuple[int, ...] = ()
 
     def take(self, spec: dict[str, Any]) -> bool:
         """Take the node's totals from ``spec``; whether they changed."""
         memory = spec.get("memory")
-        new = (float(spec.get("cpu", 0.0)), int(spec.get("gpu", 0)),
+        groups = _gpu_groups(spec.get("worker_gpus"))
+        new = (float(spec.get("cpu", 0.0)), sum(groups) or int(spec.get("gpu", 0)),
                None if memory is None else float(memory),
-               {k: float(v) for k, v in (spec.get("custom") or {}).items()})
-        if new == (self.cpu, self.gpu, self.memory, self.custom):
+               {k: float(v) for k, v in (spec.get("custom") or {}).items()}, groups)
+        if new == (self.cpu, self.gpu, self.memory, self.custom, self.gpu_groups):
             return False
-        self.cpu, self.gpu, self.memory, self.custom = new
+        self.cpu, self.gpu, self.memory, self.custom, self.gpu_groups = new
         return True
+
+    def most_gpus(self) -> int:
+        """The most GPUs one trial can have here: the node's, or its largest GPU group's."""
+        return max(self.gpu_groups, default=self.gpu)
 
     def holds(self, resources: dict[str, float]) -> bool:
         """Whether ``resources`` fit the node's totals (free or not); no ``cpu``: one."""
@@ -479,7 +503,7 @@ class Node:
             if k == "cpu":
                 n += v <= self.cpu + _EPS
             elif k == "gpu":
-                n += v <= _EPS or (self.gpu >= 1 and v <= self.gpu + _EPS)
+                n += v <= _EPS or (self.gpu >= 1 and v <= self.most_gpus() + _EPS)
             elif k == "memory":
                 n += not v or self.memory is None or v <= self.memory
             else:
@@ -489,6 +513,9 @@ class Node:
     def max_concurrent(self, resources: dict[str, float]) -> int:
         """How many trials asking for ``resources`` fit the node when it is empty."""
         n = _count(self.cpu, self.gpu, resources, 1 << 30)  # 0 CPUs: the pool's cap
+        gpu = resources.get("gpu", 0.0)
+        if gpu >= 1 and self.gpu_groups:  # whole GPUs: from one group each
+            n = min(n, sum(int(g // gpu + _EPS) for g in self.gpu_groups))
         memory = resources.get("memory", 0.0) or 0.0
         if memory and self.memory is not None:
             n = min(n, int(self.memory // memory + _EPS))
@@ -499,17 +526,34 @@ class Node:
 
     def __str__(self) -> str:
         return node_text({"name": self.name, "cpu": self.cpu, "gpu": self.gpu,
-                          "memory": self.memory, "custom": self.custom})
+                          "memory": self.memory, "custom": self.custom,
+                          "worker_gpus": self.gpu_groups})
+
+
+def _gpu_groups(worker_gpus: Any) -> tuple[int, ...]:
+    """:attr:`Node.gpu_groups` from a node spec's ``worker_gpus`` (the ``GPU`` amounts of a
+    Dask machine's workers): () unless two or more hold whole GPUs (fractions of a GPU per
+    worker keep the machine as one group)."""
+    amounts = [float(g) for g in worker_gpus or () if float(g) > 0]
+    if len(amounts) < 2 or any(g != int(g) for g in amounts):
+        return ()
+    return tuple(int(g) for g in amounts)
 
 
 def node_text(node: dict[str, Any]) -> str:
-    """A node for messages: ``name: 3 CPUs, 0 GPUs`` (memory and custom resources too).
+    """A node for messages: ``name: 3 CPUs, 0 GPUs`` (its largest Dask worker's GPUs when
+    it has several, memory and custom resources too).
 
     >>> node_text({"name": "10.0.0.5", "cpu": 8, "gpu": 1, "memory": 2**34, "custom": {"a": 1}})
     "10.0.0.5: 8 CPUs, 1 GPUs, 16.0 GiB memory, {'a': 1}"
+    >>> node_text({"name": "10.0.0.6", "cpu": 2, "gpu": 2, "worker_gpus": [1, 1]})
+    '10.0.0.6: 2 CPUs, 2 GPUs, but a Dask task runs on one worker and its largest has 1 GPUs'
     """
     text = (f"{node.get('name')}: {float(node.get('cpu', 0)):g} CPUs, "
             f"{int(node.get('gpu', 0))} GPUs")
+    if node.get("worker_gpus"):
+        text += (", but a Dask task runs on one worker and its largest has "
+                 f"{max(float(g) for g in node['worker_gpus']):g} GPUs")
     if node.get("memory") is not None:
         text += f", {float(node['memory']) / 2**30:.1f} GiB memory"
     return text + (f", {node['custom']}" if node.get("custom") else "")
@@ -518,9 +562,10 @@ def node_text(node: dict[str, Any]) -> str:
 def cluster_offer(nodes: list[dict[str, Any]], where: str, memory: bool = True,
                   custom: bool = True) -> dict[str, Any]:
     """What a cluster backend's ``total_resources()`` returns: the totals of ``nodes``
-    (one dict per machine: ``name``, ``cpu``, ``gpu``, ``memory``, ``custom``) and the nodes
-    themselves. ``memory``/``custom``: whether the cluster offers them at all (Dask does
-    not: None).
+    (one dict per machine: ``name``, ``cpu``, ``gpu``, ``memory``, ``custom``; a Dask
+    machine's also ``worker_gpus``, its workers' GPUs, see :attr:`Node.gpu_groups`) and the
+    nodes themselves. ``memory``/``custom``: whether the cluster offers them at all (Dask
+    does not: None).
 
     >>> offer = cluster_offer([{"name": "a", "cpu": 3, "gpu": 0, "custom": {"x": 1}},
     ...                        {"name": "b", "cpu": 3, "gpu": 1}], "the Ray cluster", memory=False)

@@ -27,6 +27,7 @@ from poptune.backends import _conn
 from poptune.backends._base import LaunchSpec
 from poptune.backends._conn import Agent, ConnectionBackend
 from poptune.callbacks import Callback
+from poptune.stopper import NoopStopper
 from poptune.engine.resources import cluster_offer
 from poptune.exceptions import TuneError
 from tests.backends._dask import DaskCluster
@@ -206,8 +207,10 @@ def _most_at_once(marks: Any) -> int:
     return max(sum(s[0] <= t < s[1] for s in spans) for t, _ in spans)
 
 
-def _run(tmp_path: Any, backend: str, resources: dict[str, float], n: int, sleep: float,
-         **tune_config: Any) -> tuple[Any, _MostRunning, Any]:
+def _run(tmp_path: Any, backend: str, resources: Any, n: int, sleep: float,
+         stop: Any = None, **tune_config: Any) -> tuple[Any, _MostRunning, Any]:
+    """Trials ``i`` = 0 to ``n - 1`` asking for ``resources`` (or a function of the config
+    that says), each sleeping ``sleep`` s."""
     import poptune as tune
 
     marks = tmp_path / "marks"
@@ -219,7 +222,7 @@ def _run(tmp_path: Any, backend: str, resources: dict[str, float], n: int, sleep
                      "marks": str(marks)},
         tune_config=tune.TuneConfig(backend=backend, **tune_config),
         run_config=tune.RunConfig(storage_path=str(tmp_path / "exp"), verbose=0,
-                                  callbacks=[most])).fit()
+                                  callbacks=[most], stop=stop)).fit()
     return grid, most, marks
 
 
@@ -350,3 +353,53 @@ def test_a_dask_request_for_more_gpus_than_any_machine_has_waits_with_the_warnin
         "'gpu': 2.0} per trial, but the Dask cluster only has 6 CPUs and 2 GPUs on 2 " \
         "node(s), the largest (127.0.0." in warned[0], warned
     assert ": 3 CPUs, 1 GPUs)" in warned[0]
+
+
+@pytest.fixture(scope="module")
+def dask_two_gpu_workers(tmp_path_factory):
+    """One machine to Dask: two worker processes of one thread and ``GPU=1`` each on
+    127.0.0.1 (``dask worker --nworkers 2 --resources GPU=1``)."""
+    pytest.importorskip("distributed",
+                        reason="the Dask backend needs `pip install 'poptune[dask]'`")
+    with DaskCluster(tmp_path_factory.mktemp("dask_gpu")) as cluster:
+        cluster._start(["worker", cluster.address, "--host", "127.0.0.1", "--nthreads", "1",
+                        "--nworkers", "2", "--resources", "GPU=1"], "workers.log")
+        cluster.wait_for_workers(2)
+        yield cluster.address
+
+
+class _StopWhenWarned(NoopStopper):
+    """Ends the run once the controller warned that trials wait for resources (among
+    ``records``, pytest's captured log records)."""
+
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        self.records = records
+
+    def stop_all(self) -> bool:
+        return any("autoscaling" in r.getMessage() for r in self.records)
+
+
+@pytest.mark.slow
+def test_a_dask_trial_asking_for_more_gpus_than_one_worker_has_waits_while_others_run(
+        dask_two_gpu_workers, tmp_path, monkeypatch, caplog):
+    """A machine with two Dask workers of one GPU: 2 GPUs in all, but a Dask task runs on
+    one worker, so a task asking for 2 never starts. It used to: the pool counted the
+    machine's 2 GPUs, started the trial first and held both, its task never ran and the
+    1-GPU trials waited behind it for ever. Now it waits unstarted, with the warning
+    naming the largest worker, while trials of 1 GPU run two at a time. No GPU is used:
+    ``GPU`` is only a label Dask counts (poptune leaves ``CUDA_VISIBLE_DEVICES`` as the Dask
+    worker has it). The stopper ends the run once warned (the time budget only guards a
+    regression from hanging)."""
+    monkeypatch.setenv("POPTUNE_ADDRESS", dask_two_gpu_workers)
+    monkeypatch.setenv("TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S_AUTOSCALER", "1")
+    with caplog.at_level(logging.WARNING, logger="poptune"):
+        grid, most, marks = _run(
+            tmp_path, "dask", lambda config: {"cpu": 1, "gpu": 2 if config["i"] == 0 else 1},
+            n=5, sleep=1.5, stop=_StopWhenWarned(caplog.records), time_budget_s=90)
+    assert not grid.errors and sorted(r.config["i"] for r in grid) == [1, 2, 3, 4]
+    assert most.most == 2 and _most_at_once(marks) == 2
+    warned = [r.getMessage() for r in caplog.records if "autoscaling" in r.getMessage()]
+    assert warned and "1 trial(s) wait for resources no single node of the Dask cluster " \
+        "offers. You asked for {'cpu': 1.0, 'gpu': 2.0} per trial, but the Dask cluster only " \
+        "has 2 CPUs and 2 GPUs on 1 node(s), the largest (127.0.0.1: 2 CPUs, 2 GPUs, but a " \
+        "Dask task runs on one worker and its largest has 1 GPUs)." in warned[0], warned

@@ -353,3 +353,65 @@ def test_cluster_offer_adds_up_the_nodes():
                          memory=False, custom=False)
     assert dask["memory"] is None and dask["custom"] is None  # Dask offers neither
     assert ResourcePool(**cluster_offer([], "the Dask cluster"), growable=True).nodes == []
+
+
+# --- a Dask machine: a task's GPUs are all one worker's ---------------------------------------
+def dask_offer(*workers):
+    """What the Dask backend's ``total_resources()`` returns for ``workers`` (entries of
+    ``scheduler_info()["workers"]``)."""
+    from poptune.backends.dask import dask_nodes
+    from poptune.engine.resources import cluster_offer
+
+    return cluster_offer(dask_nodes(workers), "the Dask cluster", memory=False, custom=False)
+
+
+def dask_pool(*workers):
+    """The growable pool of a Dask cluster of ``workers`` (see :func:`dask_offer`)."""
+    return ResourcePool(**dask_offer(*workers), growable=True)
+
+
+def _gpu_worker(gpus, host="h"):
+    return {"host": host, "nthreads": 1, "resources": {"GPU": gpus}}
+
+
+def test_a_dask_request_for_more_gpus_than_one_worker_has_never_starts_and_waits():
+    """Two workers of one GPU on a machine: 2 GPUs in all, but a Dask task asking for 2
+    runs on no worker. It waits (a bigger worker may join), and the largest node says why;
+    trials of one GPU still run two at once."""
+    pool = dask_pool(_gpu_worker(1), _gpu_worker(1))
+    two, one = {"cpu": 1, "gpu": 2}, {"cpu": 1, "gpu": 1}
+    pool.check_fits_ever(two)  # no error: the cluster may grow
+    assert pool.fits_total(two) and not pool.fits_one_node(two)
+    assert pool.max_concurrent(two) == 0 and pool.allocate("a", two) is None
+    assert str(pool.largest_node(two)) == (
+        "h: 2 CPUs, 2 GPUs, but a Dask task runs on one worker and its largest has 1 GPUs")
+    assert pool.fits_one_node(one) and pool.max_concurrent(one) == 2
+    assert pool.allocate("a", one) == [0] and pool.allocate("b", one) == [1]
+    # a worker of 2 GPUs joins the machine: now one worker holds the request
+    assert pool.update(**dask_offer(_gpu_worker(1), _gpu_worker(1), _gpu_worker(2)))
+    assert pool.nodes[0].gpu_groups == (1, 1, 2)
+    assert pool.fits_one_node(two) and pool.allocate("c", two) == [2, 3]
+    assert pool.gpu_free == [0.0, 0.0, 0.0, 0.0]
+    # a machine whose GPUs are one worker's is one node, as before
+    whole = dask_pool(_gpu_worker(2), {"host": "h", "nthreads": 2})
+    assert whole.fits_one_node(two) and str(whole.largest_node(two)) == "h: 3 CPUs, 2 GPUs"
+
+
+def test_whole_gpus_come_from_one_worker_and_fractions_from_any():
+    """Two workers of 2 GPUs on a machine (GPUs 0-1 and 2-3): a trial of 2 GPUs after one of
+    1 takes the second worker's two, never GPUs 1 and 2 of two workers; fractions fill
+    any GPU, as Dask adds them up per worker."""
+    pool = dask_pool({**_gpu_worker(2), "nthreads": 4}, {**_gpu_worker(2), "nthreads": 4})
+    assert pool.max_concurrent({"cpu": 1, "gpu": 2}) == 2
+    assert pool.max_concurrent({"cpu": 1, "gpu": 1.5}) == 2  # as many as 2-GPU trials
+    assert pool.allocate("a", {"cpu": 1, "gpu": 1}) == [0]
+    assert pool.allocate("b", {"cpu": 1, "gpu": 2}) == [2, 3]
+    assert pool.allocate("c", {"cpu": 1, "gpu": 2}) is None  # GPU 1 alone is left
+    assert pool.allocate("d", {"cpu": 1, "gpu": 0.5}) == [1]
+    assert pool.allocate("e", {"cpu": 1, "gpu": 0.5}) == [1]
+    pool.release("b")
+    assert pool.allocate("c", {"cpu": 1, "gpu": 2}) == [2, 3]
+    pool.release("a")
+    assert pool.allocate("f", {"cpu": 1, "gpu": 1}) == [0]
+    assert pool.gpu_free == [0.0, 0.0, 0.0, 0.0]
+
