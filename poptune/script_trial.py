@@ -29,6 +29,7 @@ import sys
 from collections import deque
 from typing import IO, Any, Callable, Mapping, Sequence
 
+from poptune._pdeathsig import die_with_parent
 from poptune._validation import bad_type, bad_value
 from poptune.exceptions import ScriptError
 from poptune import script_reporter as _rep
@@ -196,7 +197,7 @@ class _ScriptRun:
                 self.proc = subprocess.Popen(
                     argv, cwd=self.spec.cwd, env=self._env(ack_r), stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=err_log, pass_fds=(ack_r,),
-                    start_new_session=True, preexec_fn=_die_with_parent)
+                    start_new_session=True, preexec_fn=die_with_parent)  # with its worker
             except OSError as exc:
                 raise ScriptError(
                     f"cannot start the script {shlex.join(argv)!r} (cwd={self.spec.cwd!r}): "
@@ -317,28 +318,6 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _load_prctl() -> Any:
-    """libc's ``prctl``, resolved in the parent (nothing is loaded between fork and exec)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the worker running the trial dies (Linux)."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _signature(path: str) -> tuple[tuple[str, int, int], ...]:

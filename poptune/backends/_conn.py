@@ -543,10 +543,26 @@ class ConnectionBackend(Backend):
         self._workers.clear()
         self._by_trial.clear()
         self._queue.clear()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        self._cleanup()
+        try:
+            self._cleanup()
+        finally:
+            self._close_listener()
+
+    def _close_listener(self) -> None:
+        """Close the listener, last: on this machine :meth:`_cleanup` has removed its socket
+        with the socket's directory already (see there)."""
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        try:
+            listener.close()
+        except FileNotFoundError:  # its socket file, removed with its directory
+            pass
 
     def _cleanup(self) -> None:
-        """Release backend-specific resources after shutdown."""
+        """Release backend-specific resources once the agents are gone, before the listener
+        is closed: the local backend removes its socket's directory here, socket included,
+        while it still holds the directory's lock. (Closing the listener first would unlink
+        the socket and leave the directory empty until then, for as long as the output relay
+        takes to close: a driver killed meanwhile would leave an empty, unlocked directory,
+        which later drivers only remove once it is a minute old.)"""

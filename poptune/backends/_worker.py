@@ -67,15 +67,12 @@ def _report_output(sess: Any, output: Any, final: bool) -> None:
 
 
 def _die_with_parent() -> None:
-    """Have the kernel kill this process when its parent ends (Linux only)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+    """Have the kernel kill this process when its parent ends (Linux only):
+    :func:`poptune._pdeathsig.die_with_parent`, imported here, where it is used (it loads
+    ctypes and libc, which the processes importing this module in-process do not need)."""
+    from poptune._pdeathsig import die_with_parent
 
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+    die_with_parent()
 
 
 def start_child() -> tuple[str, str | None]:

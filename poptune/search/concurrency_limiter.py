@@ -6,9 +6,10 @@ import logging
 from typing import Any
 
 from poptune._validation import bad_type, bad_value
+from poptune.exceptions import TuneConfigError
 from poptune.search._base import Searcher, _set_search_properties_compat
 
-__all__ = ["ConcurrencyLimiter", "NotASearcherError"]
+__all__ = ["ConcurrencyLimiter", "DuplicateTrialIdError", "NotASearcherError"]
 
 logger = logging.getLogger(__name__)
 
@@ -16,6 +17,11 @@ logger = logging.getLogger(__name__)
 class NotASearcherError(TypeError, RuntimeError):
     """``ConcurrencyLimiter`` given something that is not a Searcher: a ``TypeError``, and
     the ``RuntimeError`` Ray raises."""
+
+
+class DuplicateTrialIdError(TuneConfigError, AssertionError):
+    """``suggest`` called again for a trial id that is still live: a ``TuneConfigError`` (a
+    ``ValueError``) naming the id, and the ``AssertionError`` Ray's ``assert`` raises."""
 
 
 class ConcurrencyLimiter(Searcher):
@@ -89,7 +95,8 @@ class ConcurrencyLimiter(Searcher):
         if not self._limit_concurrency:
             return self.searcher.suggest(trial_id)
         if trial_id in self.live_trials:
-            raise bad_value("trial_id", trial_id, "unique (it is already live)")
+            raise DuplicateTrialIdError(*bad_value(
+                "trial_id", trial_id, "unique (it is already live)").args)
         if len(self.live_trials) >= self.max_concurrent:
             logger.debug("Not suggesting %s: %d/%d trials live", trial_id,
                          len(self.live_trials), self.max_concurrent)  # fmt: skip

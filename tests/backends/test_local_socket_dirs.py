@@ -117,3 +117,69 @@ def test_an_empty_socket_directory_is_removed_once_it_is_old_and_unlocked(tmp_pa
     finally:
         os.close(fd)
     assert not old.exists() and new.is_dir() and held.is_dir()
+
+
+def test_shutdown_never_leaves_an_empty_socket_directory_a_kill_could_strand(monkeypatch):
+    """A driver killed during ``shutdown`` leaves its socket directory either gone or holding
+    its socket (the next driver removes that at once), never empty (removed only once it is
+    a minute old): at every call and return of the shutdown (a kill lands between two), the
+    directory is gone, or holds the socket and is locked. The one exception is inside the
+    ``rmtree`` removing it, between its unlink of the socket and its ``rmdir``."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="s"))  # short: see above
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    backend = LocalBackend(num_cpus=1)
+    try:
+        backend.prestart(1)  # a worker, and the output relay that shutdown closes
+        path = backend._tmpdir
+        assert path is not None and os.listdir(path) == ["driver.sock"]
+        assert backend._relay is not None
+        seen, bad = _watch_shutdown(backend, path)
+    finally:
+        backend.shutdown()
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    assert not bad, f"at these points the directory was {bad[0][1]}: {bad[:5]}"
+    assert {"socket, locked", "gone"} <= seen
+    assert backend._listener is None and backend._tmpdir is None
+
+
+def _watch_shutdown(backend: LocalBackend, path: str) -> tuple[set[str], list[tuple[str, str]]]:
+    """Shut ``backend`` down, checking ``path`` at every call and return in this thread;
+    return the states seen and the points where it was neither gone nor a locked socket."""
+    seen: set[str] = set()
+    bad: list[tuple[str, str]] = []
+    depth = [0]  # inside shutil.rmtree(path)
+
+    def state() -> str:
+        try:
+            listed = os.listdir(path)
+        except FileNotFoundError:
+            return "gone"
+        if listed != ["driver.sock"]:
+            return f"holding {listed}"
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another description: refused
+        except BlockingIOError:                          # while the backend holds it
+            return "socket, locked"
+        finally:
+            os.close(fd)
+        return "socket, unlocked"
+
+    def profile(frame, event, arg) -> None:
+        code = frame.f_code
+        if code is shutil.rmtree.__code__ and event in ("call", "return"):
+            depth[0] += 1 if event == "call" else -1
+        if depth[0]:
+            return
+        now = state()
+        seen.add(now)
+        if now not in ("gone", "socket, locked"):
+            where = getattr(arg, "__qualname__", None) if event.startswith("c_") else None
+            bad.append((f"{event} {where or code.co_qualname}", now))
+
+    sys.setprofile(profile)
+    try:
+        backend.shutdown()
+    finally:
+        sys.setprofile(None)
+    return seen, bad

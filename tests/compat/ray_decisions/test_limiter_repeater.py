@@ -1,10 +1,9 @@
 """ConcurrencyLimiter (batch False/True) and Repeater: Ray 2.60's and poptune's answers to the
 same suggest / on_trial_complete calls, and what each passes to the searcher it wraps.
 
-The same everywhere, except the error for a trial id suggested twice while live (asserted
-below): Ray's ``assert`` raises ``AssertionError``, poptune a ``TuneConfigError`` (a
-``ValueError``) naming the trial id (README row on the argument checks of
-``ConcurrencyLimiter``/``Repeater``: ``TuneConfigError`` where Ray asserts).
+The same everywhere, also for a trial id suggested twice while live: Ray's ``assert`` raises
+``AssertionError``, poptune a ``DuplicateTrialIdError``, which is an ``AssertionError`` too
+(and a ``TuneConfigError`` naming the parameter and the id).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from ray.tune.search import ConcurrencyLimiter as RayLimiter  # noqa: E402
 from ray.tune.search import Repeater as RayRepeater  # noqa: E402
 from ray.tune.search import Searcher as RaySearcher  # noqa: E402
 
+from poptune.exceptions import TuneConfigError  # noqa: E402
 from poptune.search import ConcurrencyLimiter, Repeater, Searcher  # noqa: E402
 from tests.compat.ray_decisions._ray import Row, assert_same, outcome  # noqa: E402
 
@@ -97,13 +97,48 @@ def test_limiter_same_answers_and_completions(max_concurrent, batch):
         assert_same(rows, f"seed {seed}")
 
 
-def test_limiter_an_id_suggested_twice_while_live():
-    # Ray asserts (AssertionError); poptune raises TuneConfigError naming the trial id
-    ops = [("s", "a"), ("s", "a"), ("s", "b"), ("c", "b", 1.0, False), ("s", "c"),
-           ("c", "a", 2.0, False), ("s", "c")]
-    rows = drive(RayLimiter(RayCounting(), 1), ConcurrencyLimiter(Counting(), 1), ops)
-    assert rows[1] == ("('s', 'a')", "raise AssertionError", "raise TuneConfigError")
-    assert_same(rows[:1] + rows[2:], "the other calls")
+def run(searcher: Any, op: Op) -> tuple[Any, Exception | None]:
+    """``op`` on ``searcher``: (what it returns, None) or (None, what it raises)."""
+    try:
+        if op[0] == "s":
+            return searcher.suggest(op[1]), None
+        _, trial_id, loss, error = op
+        result = None if loss is None else {"loss": loss}
+        return searcher.on_trial_complete(trial_id, result, error=error), None
+    except Exception as exc:  # noqa: BLE001 - compared with Ray's
+        return None, exc
+
+
+@pytest.mark.parametrize("batch", [False, True])
+@pytest.mark.parametrize("max_concurrent", [1, 2])
+def test_limiter_an_id_suggested_twice_while_live(max_concurrent, batch):
+    """Where Ray's ``assert`` raises ``AssertionError``, poptune raises one too (also a
+    ``TuneConfigError`` naming the parameter and the id), and neither limiter changes: the
+    other calls get the same answers. A completion of an id that is not live (never
+    suggested, or refused) is ignored by both; an id is free again once it has completed
+    (in a batch: once the batch has)."""
+    ops = [("s", "a"), ("s", "a"), ("s", "b"), ("c", "b", 1.0, False),
+           ("c", "zz", 3.0, False), ("s", "b"), ("s", "c"), ("c", "a", 2.0, False),
+           ("s", "a"), ("c", "b", 1.0, False), ("c", "c", 1.0, False), ("s", "a"), ("s", "c"),
+           ("s", "c")]
+    ray_inner, inner = RayCounting(), Counting()
+    ray, ours = (RayLimiter(ray_inner, max_concurrent, batch=batch),
+                 ConcurrencyLimiter(inner, max_concurrent, batch=batch))
+    rows: list[Row] = []
+    duplicates = 0
+    for op in ops:
+        (ray_value, ray_error), (value, error) = run(ray, op), run(ours, op)
+        if ray_error is None:
+            rows.append((str(op), ray_value, value if error is None else repr(error)))
+            continue
+        duplicates += 1
+        assert type(ray_error) is AssertionError, op
+        assert isinstance(error, AssertionError) and isinstance(error, TuneConfigError), op
+        assert str(error) == f"`trial_id` must be unique (it is already live), got {op[1]!r}"
+    rows.append(("the wrapped searcher saw", ray_inner.seen, inner.seen))
+    rows.append(("live trials", sorted(ray.live_trials), sorted(ours.live_trials)))
+    assert_same(rows, "the other calls")
+    assert duplicates >= 2  # the case the test is about does occur
 
 
 @pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # Ray's nanmean
