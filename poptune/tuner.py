@@ -19,6 +19,7 @@ import logging
 import os
 import pickle
 import secrets
+import shutil
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -600,6 +601,10 @@ class Tuner:
                                                  list(found.values()),
                                                  storage_root=remote.uri if remote else None,
                                                  state=self._restore.pop("journal_state", None))
+        for orphan in hist.orphan_dirs:  # before any trial runs (see orphan_trial_dirs)
+            logger.info("poptune: removing %s: no committed record names this trial "
+                        "directory (its trial runs again in a new one)", orphan)
+            shutil.rmtree(orphan, ignore_errors=True)
         if hist.search_state is not None and hasattr(searcher, "load_state"):
             searcher.load_state(unpack(hist.search_state))
             if hist.created_after_search_state and getattr(searcher, "replays_creations",

@@ -90,6 +90,9 @@ class ExperimentHistory:
     scheduler_deltas: list[Any] = field(default_factory=list)
     #: trials created after ``search_state`` was journaled (replayed by the searcher)
     created_after_search_state: int = 0
+    #: directories of this experiment's trials that no committed record names
+    #: (:func:`orphan_trial_dirs`); restore removes them
+    orphan_dirs: list[str] = field(default_factory=list)
 
 
 def _forget_missing_checkpoints(h: TrialHistory) -> None:
@@ -132,6 +135,30 @@ def _stale_checkpoint_dirs(h: TrialHistory) -> list[str]:
     return [os.path.join(h.trial.local_path, n) for n in sorted(names)
             if n not in kept and CHECKPOINT_DIR.fullmatch(n)
             and os.path.isdir(os.path.join(h.trial.local_path, n))]
+
+
+def orphan_trial_dirs(exp_dir: str, exp_hex: str | None, known: set[str]) -> list[str]:
+    """Directories in ``exp_dir`` named as this experiment's trials are by default
+    (``{trainable}_{exp_hex}_{index:05d}_...``) that are not in ``known`` (the journal's):
+    a trial's worker made one for a trial whose creation the driver had not committed when
+    it died. Restore removes them: that trial runs again under its id, in a new directory.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> for name in ("f_ab123_00000_0_D", "f_ab123_00001_1_D", "f_cd456_00000_0_D", "notes"):
+    ...     os.mkdir(os.path.join(d, name))
+    >>> [os.path.basename(p) for p in orphan_trial_dirs(d, "ab123", {"f_ab123_00000_0_D"})]
+    ['f_ab123_00001_1_D']
+    """
+    if not exp_hex:
+        return []
+    named = re.compile(rf"_{re.escape(exp_hex)}_\d{{5,}}_")
+    try:
+        names = os.listdir(exp_dir)
+    except OSError:
+        return []
+    return [os.path.join(exp_dir, n) for n in sorted(names)
+            if n not in known and named.search(n) and os.path.isdir(os.path.join(exp_dir, n))]
 
 
 def replay_journal(path: str, constants: list[Any] | None = None,
@@ -218,5 +245,7 @@ def replay_journal(path: str, constants: list[Any] | None = None,
     sched = state.scheduler_state.blob(exp_dir) if state.scheduler_state else None
     header = state.header.encode() if state.header else {}
     deltas = [d.value() for d in state.scheduler_deltas] if sched is not None else []
+    orphans = [] if storage_root else orphan_trial_dirs(
+        exp_dir, header.get("exp_hex"), {h.trial.dirname for h in trials.values()})
     return ExperimentHistory(header, trials, search_state, state.finished, sched, deltas,
-                             state.created_after_search_state)
+                             state.created_after_search_state, orphans)

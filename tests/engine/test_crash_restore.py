@@ -212,6 +212,29 @@ def test_restore_removes_checkpoint_dirs_the_journal_deleted_or_never_recorded(t
         assert open(os.path.join(d, "step")).read() == "9"
 
 
+def test_restore_removes_trial_dirs_no_committed_record_names(tmp_path, crashmod):
+    """A driver killed between sending a trial's launch and committing its creation leaves
+    the directory the trial's worker made (with, say, a checkpoint) that the journal does
+    not know: restore removes it. Other trials' and the user's directories stay."""
+    grid = tune.Tuner(crashmod.train, param_space={"k": 1, "steps": 3, "sleep": 0.0},
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                                name="orphan")).fit()
+    exp_dir = tmp_path / "orphan"
+    kept = os.path.basename(grid[0].path)
+    trial_id = grid[0].metrics["trial_id"]
+    exp_hex, index = trial_id.rsplit("_", 1)
+    orphan = exp_dir / kept.replace(f"{exp_hex}_{index}_", f"{exp_hex}_00007_", 1)
+    os.makedirs(orphan / "checkpoint_000000")
+    other_run = exp_dir / kept.replace(exp_hex, "fffff", 1)  # not this experiment's name
+    os.makedirs(other_run)
+    (exp_dir / "notes").mkdir()
+    Tuner.restore(str(exp_dir), trainable=crashmod.train).fit()
+    assert not orphan.exists()
+    assert sorted(os.listdir(exp_dir)) == sorted(
+        n for n in os.listdir(exp_dir) if n != orphan.name)
+    assert (exp_dir / kept).is_dir() and other_run.is_dir() and (exp_dir / "notes").is_dir()
+
+
 def test_restore_rejects_a_non_experiment(tmp_path):
     from poptune.exceptions import RestoreError
 
