@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.join(HERE, "workloads"))
 from _common import DEFER_CLEANUP_ENV, delete_listed  # noqa: E402
 
 
-def _run(cmd: list[str], env: dict[str, str], clean_inside: bool) -> tuple[float, dict]:
+def _run(cmd: list[str], env: dict[str, str], clean_inside: bool,
+         cwd: str | None = None) -> tuple[float, dict]:
     """Run once; the wall time from start to exit and the workload's JSON line.
 
     Unless ``clean_inside``, the workload leaves its results directory on disk, as a user's
@@ -47,7 +48,8 @@ def _run(cmd: list[str], env: dict[str, str], clean_inside: bool) -> tuple[float
         env[DEFER_CLEANUP_ENV] = listing
     try:
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
+                              cwd=cwd)
         wall = time.perf_counter() - t0
     finally:
         if listing is not None:
@@ -74,7 +76,11 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv[:split])
     workload, *wargs = argv[split + 1:]
     script = os.path.join(HERE, "workloads", workload)
+    # each variant runs in its checkout: the driver's child processes (``python -m
+    # poptune.backends._worker``, the trial-file writer) put their working directory first
+    # on sys.path, so run from elsewhere they would import another checkout's poptune
     variants: list[tuple[str, list[str], dict[str, str]]] = []
+    cwds: dict[str, str | None] = {}
     def bytecode_env(name: str, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = os.path.join(HERE, "results", "pycache-ab", name)
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.checkout:
         name, _, path = item.partition("=")
         env = bytecode_env(name, PYTHONPATH=os.path.abspath(path))
+        cwds[name] = os.path.abspath(path)
         cmd = [args.python, script, *wargs]
         if "--framework" not in wargs and "overhead" in workload:
             cmd += ["--framework", "poptune"]
@@ -95,12 +102,12 @@ def main(argv: list[str] | None = None) -> None:
     cpus: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     last: dict[str, dict] = {}
     for name, cmd, env in variants:  # warm-up: writes each variant's bytecode; not counted
-        _run(cmd, env, args.clean_inside)
+        _run(cmd, env, args.clean_inside, cwds.get(name))
     for round_no in range(args.repeat):
         # every other round in reverse order: the variant that runs second in a round pays a
         # few percent (measured: 1.05-1.06 with the same pair in fixed order, 1.02-1.03 swapped)
         for name, cmd, env in (variants if round_no % 2 == 0 else variants[::-1]):
-            wall, out = _run(cmd, env, args.clean_inside)
+            wall, out = _run(cmd, env, args.clean_inside, cwds.get(name))
             walls[name].append(wall)
             if "fit_s" in out:
                 fits[name].append(out["fit_s"])
