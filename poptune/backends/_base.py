@@ -13,6 +13,11 @@ The runner talks to a backend through a handful of calls and a stream of events:
 * :meth:`Backend.poll` returns the events that arrived (results, saves, completions, errors,
   lost workers, acknowledgements of stop/pause);
 * :meth:`Backend.kill` ends a trial at once (its worker is replaced);
+* on a backend whose :attr:`Backend.queues_ahead` is True, :meth:`Backend.launch_after` sends
+  a trial to the worker of a running one, to start when that one returns (its
+  :class:`DoneEvent` says so: ``continued``), without waiting for the driver; after any other
+  end it is dropped. :meth:`Backend.take_back` takes it back, if the worker has not claimed
+  it yet, at once: the worker need not read anything;
 * :meth:`Backend.shutdown` at the end.
 
 A backend never decides anything: it carries out what the runner asks.
@@ -89,6 +94,9 @@ class SavedEvent:
 @dataclass
 class DoneEvent:
     trial_id: str
+    #: the trial sent ahead to this trial's worker (:meth:`Backend.launch_after`), which
+    #: the worker starts after it (now, or when it arrives); None when it starts none
+    continued: str | None = None
 
 
 @dataclass
@@ -120,6 +128,9 @@ class Backend(abc.ABC):
     #: whether its workers may run on other machines (Ray, Dask): with a local
     #: ``storage_path`` each worker checks that it sees the driver's experiment directory
     runs_elsewhere = False
+    #: whether a trial can be sent ahead to the worker of a running one
+    #: (:meth:`launch_after`)
+    queues_ahead = False
 
     @abc.abstractmethod
     def setup(self, blobs: dict[str, bytes], max_concurrent: int) -> None:
@@ -135,6 +146,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def launch(self, spec: LaunchSpec) -> None:
         """Start a trial (the resources were already accounted for by the runner)."""
+
+    def launch_after(self, spec: LaunchSpec, trial_id: str) -> None:
+        """Send ``spec``'s trial to the worker running ``trial_id``, to start there once that
+        trial returns (only if :attr:`queues_ahead`). Nothing is sent when the backend has
+        seen that trial end already: its end's event then says none starts."""
+        raise NotImplementedError(f"{type(self).__name__} does not queue trials ahead")
+
+    def take_back(self, trial_id: str) -> bool:
+        """Take back a trial sent with :meth:`launch_after`: True if its worker had not
+        claimed it (it never starts there), False if it had (the end's event of the trial
+        before says it continued with it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not queue trials ahead")
 
     @abc.abstractmethod
     def reply(self, trial_id: str, decision: str) -> None:

@@ -202,6 +202,14 @@ class _Handle:
     conn: BufferedConnection
     shape: tuple[Any, ...]
     trial_id: str | None = None
+    #: the trial sent ahead to it (:meth:`ConnectionBackend.launch_after`), not started yet,
+    #: its number in the agent's :class:`~poptune.backends._ahead.AheadSlot`, and the slot
+    queued: str | None = None
+    queued_number: int = 0
+    slot: Any = None
+    #: the end of its last trial, if it returned and the agent has been idle since: a trial
+    #: sent ahead after that one still starts there (the worker takes it when it arrives)
+    done: DoneEvent | None = None
     #: when its last trial ended (``time.monotonic()``)
     idle_since: float = 0.0
 
@@ -245,6 +253,8 @@ class ConnectionBackend(Backend):
         self._by_trial: dict[str, _Handle] = {}
         self._starting: dict[str, _Starting] = {}
         self._queue: list[LaunchSpec] = []
+        #: numbers of the trials offered in agents' slots (launch ahead)
+        self._ahead_numbers = 0
         #: agents killed while starting since the last one that connected
         self._start_failures = 0
         self._register_msg: tuple[Any, ...] | None = None
@@ -371,6 +381,11 @@ class ConnectionBackend(Backend):
             self._workers.remove(worker)
         if worker.trial_id is not None:
             self._by_trial.pop(worker.trial_id, None)
+        if worker.queued is not None:  # dies with it
+            self._by_trial.pop(worker.queued, None)
+        if worker.slot is not None:
+            worker.slot.close()
+            worker.slot = None
         try:
             worker.conn.close()
         except OSError:
@@ -412,6 +427,7 @@ class ConnectionBackend(Backend):
                 still.append(spec)
                 continue
             worker.trial_id = spec.trial_id
+            worker.done = None
             self._by_trial[spec.trial_id] = worker
         self._queue = still
 
@@ -433,6 +449,65 @@ class ConnectionBackend(Backend):
         self._queue.append(spec)
         self._accept_ready(0.0)
         self._dispatch()
+
+    def _slot_path(self, worker: _Handle) -> str | None:
+        """Where ``worker``'s :class:`~poptune.backends._ahead.AheadSlot` lives (None: this
+        backend does not queue ahead)."""
+        return None
+
+    def _offer(self, worker: _Handle, spec: LaunchSpec, after: str,
+               committed: bool = False) -> bool:
+        """Send ``spec`` to start after ``after``: offered in the agent's slot (the driver may
+        take it back until the agent claims it), or ``committed`` (number 0: the agent,
+        idle since ``after`` returned, just starts it)."""
+        from poptune.backends._ahead import AheadSlot
+
+        path = self._slot_path(worker)
+        if path is None:
+            return False
+        number = 0
+        if not committed:
+            if worker.slot is None:
+                worker.slot = AheadSlot(path, create=True)
+            self._ahead_numbers += 1
+            number = self._ahead_numbers
+            worker.slot.offer(number)
+        try:
+            worker.conn.send(("queue", spec, after, number, path))
+        except OSError:
+            return False  # dead: its end is a lost worker
+        worker.queued_number = number
+        return True
+
+    def launch_after(self, spec: LaunchSpec, trial_id: str) -> None:
+        worker = self._by_trial.get(trial_id)
+        if worker is not None and worker.trial_id == trial_id and worker.queued is None:
+            if self._offer(worker, spec, trial_id):
+                worker.queued = spec.trial_id
+                self._by_trial[spec.trial_id] = worker
+            return
+        # it returned already (its DoneEvent is on its way to the controller): the worker,
+        # idle since, takes the trial when it arrives, and that event says so
+        worker = next((w for w in self._workers if w.done is not None
+                       and w.done.trial_id == trial_id), None)
+        if worker is None or worker.done is None or not self._offer(worker, spec, trial_id,
+                                                                     committed=True):
+            return  # it ended otherwise, or its worker has another trial: none starts
+        worker.done.continued = worker.trial_id = spec.trial_id
+        worker.done = None
+        self._by_trial[spec.trial_id] = worker
+
+    def take_back(self, trial_id: str) -> bool:
+        worker = self._by_trial.get(trial_id)
+        if worker is None:
+            return True  # never sent, or its worker is gone
+        if worker.queued != trial_id:
+            return False  # its worker runs it
+        if not worker.slot.take(worker.queued_number):
+            return False  # claimed: the end of the trial before says so
+        worker.queued = None
+        del self._by_trial[trial_id]
+        return True
 
     def reply(self, trial_id: str, decision: str) -> None:
         worker = self._by_trial.get(trial_id)
@@ -510,8 +585,18 @@ class ConnectionBackend(Backend):
         self._by_trial.pop(trial_id, None)  # the trial is over: the agent is free again
         worker.trial_id = None
         worker.idle_since = time.monotonic()
+        queued, worker.queued = worker.queued, None
+        if queued is not None:
+            # after a return the worker starts the trial sent ahead if it claims it: at the
+            # end (the message says so), or later if it arrives late, unless taken back now
+            if kind == "done" and ((len(msg) > 2 and msg[2])
+                                   or not worker.slot.take(worker.queued_number)):
+                worker.trial_id = queued
+                return DoneEvent(trial_id, queued)
+            self._by_trial.pop(queued, None)  # it dropped it, or never will start it
         if kind == "done":
-            return DoneEvent(trial_id)
+            worker.done = DoneEvent(trial_id)
+            return worker.done
         if kind == "stopped":
             return StoppedEvent(trial_id)
         if kind == "error":

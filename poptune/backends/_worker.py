@@ -32,6 +32,11 @@ from poptune.storage.dirs import STORAGE_MARKER, ensure_dir
 from poptune.session import TuneContext, _Session
 
 
+#: a trial sent ahead (``ConnectionBackend.launch_after``):
+#: ``("queue", spec, after_trial_id, number, slot_path)``
+_AHEAD = "queue"
+
+
 def send_result(conn: Connection, msg: tuple[Any, ...]) -> None:
     """Send a result message as ``conn.send`` does (plain pickle: the fast path); a result
     plain pickle cannot ship (an instance of a class defined in the user's script, which
@@ -250,17 +255,34 @@ class Worker:
         #: ``reuse_actors``: (trainable, resources, instance) of the last class trial that
         #: ended, kept for the next
         self._cached: tuple[Any, dict[str, float], Any] | None = None
+        #: launch ahead: the trial running, the message of the one the driver sent to start
+        #: after it, the last trial that ended by returning (one sent after it that arrives
+        #: late starts at once), the trial to start now, messages read early (at a trial's
+        #: end) for the serve loop, and the slots the driver's offers are claimed in
+        self._current: str | None = None
+        self._queued: tuple[Any, ...] | None = None
+        self._last_done: str | None = None
+        self._next: LaunchSpec | None = None
+        self._inbox: list[Any] = []
+        self._slots: dict[str, Any] = {}
 
     def serve(self) -> None:
         self.conn.send(("ready", self.agent_id))
         while True:
+            if self._next is not None:  # sent ahead: it starts now (the driver knows)
+                spec, self._next = self._next, None
+                self.run_trial(spec)
+                continue
             try:
-                msg = self.conn.recv()
+                msg = self._inbox.pop(0) if self._inbox else self.conn.recv()
             except (EOFError, OSError):
                 break
             if type(msg) is str:
                 continue  # a stop or pause sent to an unanswered trial that ended meanwhile
             kind = msg[0]
+            if kind == _AHEAD:  # for a trial that has ended: starts now if that one returned
+                self._ahead_message(msg)
+                continue
             if kind == "init":
                 for entry in reversed(msg[1]):  # the driver's import path, ahead of ours
                     if entry not in sys.path:
@@ -292,17 +314,23 @@ class Worker:
 
         def channel(result: dict[str, Any]) -> None:
             send_result(conn, ("result", trial_id, result))
-            if answered or conn.poll():  # unanswered: only a stop or pause can be waiting
-                self._await_decision(trial_id, state)
+            if answered or conn.poll():  # unanswered: a stop, a pause or a trial sent ahead
+                self._await_decision(trial_id, state, answered)
             if result.get("done"):
                 state["finished"] = True
                 raise TrialStopped("done")
 
         return channel
 
-    def _await_decision(self, trial_id: str, state: dict[str, Any]) -> None:
+    def _await_decision(self, trial_id: str, state: dict[str, Any],
+                        answered: bool = True) -> None:
         while True:
             reply = self.conn.recv()
+            if type(reply) is tuple and reply[0] == _AHEAD:  # not a decision
+                self._ahead_message(reply)
+                if answered or self.conn.poll():
+                    continue
+                return
             if reply == "continue":
                 return
             if reply == "save":
@@ -324,8 +352,57 @@ class Worker:
         with _saved_to_temp(inst) as ckpt:
             return sess.persist_checkpoint(ckpt)
 
+    def _claim(self, msg: tuple[Any, ...]) -> bool:
+        """Claim a trial sent ahead in its slot: False if the driver took it back first."""
+        from poptune.backends._ahead import AheadSlot
+
+        number, path = msg[3], msg[4]
+        if not number:  # sent after this worker's last trial had returned: it is ours
+            return True
+        slot = self._slots.get(path)
+        if slot is None:
+            slot = self._slots[path] = AheadSlot(path)
+        return slot.take(number)
+
+    def _ahead_message(self, msg: tuple[Any, ...]) -> None:
+        """A trial sent ahead (``("queue", spec, after, number, slot)``): kept while
+        ``after`` runs; if ``after`` has returned already (and nothing ran since), claimed and
+        started now; else dropped (the driver knows from how ``after`` ended)."""
+        after = msg[2]
+        if after == self._current:
+            self._queued = msg
+        elif after == self._last_done and self._current is None:
+            self._last_done = None
+            if self._claim(msg):
+                self._next = msg[1]
+
+    def _ending(self, msg: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A trial's end message. After a trial that returned (``done``), the trial sent
+        ahead after it is claimed and started (now, or when it arrives); the message says
+        whether the claim won (the driver may have taken it back). After any other end it is
+        dropped."""
+        conn = self.conn
+        while conn.poll():  # what arrived since the last report: a trial sent ahead?
+            m = conn.recv()
+            if type(m) is tuple and m[0] == _AHEAD:
+                self._ahead_message(m)
+            else:
+                self._inbox.append(m)  # for the serve loop, in order
+        queued, self._queued = self._queued, None
+        if msg[0] != "done":
+            self._last_done = None
+            return msg
+        if queued is None:
+            self._last_done = msg[1]  # one sent after it that arrives now starts at once
+            return (*msg, False)
+        claimed = self._claim(queued)
+        if claimed:
+            self._next = queued[1]
+        return (*msg, claimed)
+
     def run_trial(self, spec: LaunchSpec) -> None:
         trial_id = spec.trial_id
+        self._current, self._last_done = trial_id, None
         state: dict[str, Any] = {"instance": None, "finished": False}
         environ = os.environ
         # only the variables that change (setting one is a putenv): the usual launch sets
@@ -423,6 +500,7 @@ class Worker:
                     os.environ[k] = v
             if self.manage_process:
                 os.chdir(self.home)
+            self._current = None
 
     def _check_storage(self) -> None:
         """With a local ``storage_path`` and workers that may run on other machines, check
@@ -489,7 +567,7 @@ class Worker:
         self._upload_trial_files(state)  # on storage before the driver hears of the end
         if self.relay is not None:  # what the trial printed (a partial line too) goes first
             self.relay.end()
-        self.conn.send(msg)
+        self.conn.send(self._ending(msg))
 
     @staticmethod
     def _at_trial_end(state: dict[str, Any]) -> None:

@@ -108,6 +108,9 @@ class LocalBackend(ConnectionBackend):
         num_gpus: GPUs trials may use (default: detected).
     """
 
+    #: a worker takes the next trial while it runs one (see ``Controller._send_ahead``)
+    queues_ahead = True
+
     def __init__(self, num_cpus: float | None = None, num_gpus: float | None = None) -> None:
         super().__init__()
         env_cpus = os.environ.get("POPTUNE_NUM_CPUS")
@@ -128,6 +131,11 @@ class LocalBackend(ConnectionBackend):
 
     def _shape(self, resources: dict[str, float]) -> tuple[Any, ...]:
         return ()  # any local worker process can run any trial
+
+    def _slot_path(self, worker: Any) -> str | None:
+        if self._tmpdir is None:
+            return None
+        return os.path.join(self._tmpdir, f"ahead-{id(worker):x}")
 
     def _listen(self) -> Listener:
         remove_stale_socket_dirs()

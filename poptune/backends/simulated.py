@@ -113,6 +113,10 @@ class _SimConn:
     def recv(self) -> Any:
         return self._backend._await_reply(self._trial)
 
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Nothing arrives unasked: every trial's results are answered, none is sent ahead."""
+        return False
+
 
 class _SimSession(_Session):
     """A session whose time keys read the simulated clock and whose steps take

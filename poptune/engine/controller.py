@@ -47,6 +47,7 @@ from poptune.engine.events import (
     SavedEvent,
     SaveRequested,
     StoppedEvent,
+    TakenBack,
     Tick,
     WorkerLostEvent,
 )
@@ -67,6 +68,7 @@ from poptune.engine.instructions import (
     RestoreLog,
     RewriteLog,
     Snapshot,
+    TakeBack,
     WriteError,
     WriteParams,
 )
@@ -260,6 +262,15 @@ class Controller:
         self.now = 0.0
         self.wall = 0.0
         self._stopping: dict[str, Trial] = {}
+        #: launch ahead (the runner turns it on; see :meth:`_send_ahead`): trials are sent to
+        #: the worker of a running trial, to start there when it ends, without a round trip
+        #: through the driver
+        self.launch_ahead = False
+        #: running trial id -> the PENDING trial sent ahead to its worker (out of
+        #: :attr:`pending` meanwhile: no other slot takes it)
+        self._ahead: dict[str, Trial] = {}
+        #: trials sent ahead that the controller has asked back (:class:`TakeBack`)
+        self._asked_back: set[str] = set()
         self._warned_pause = False
         #: since when no trial runs and none waiting fits what the cluster offers (a
         #: growable pool); None: not so
@@ -318,6 +329,8 @@ class Controller:
                 self._on_save_requested(event.trial_id, out)
             elif isinstance(event, ResourcesOffered):
                 self._on_resources(event.totals)
+            elif isinstance(event, TakenBack):
+                self._on_taken_back(event.trial_id, out)
             else:
                 trial = self.by_id.get(event.trial_id)
                 if trial is None or trial.status != _R:
@@ -327,7 +340,10 @@ class Controller:
                 elif isinstance(event, SavedEvent):
                     self._on_saved(trial, event.checkpoint_dir_name, out)
                 elif isinstance(event, DoneEvent):
+                    nxt = self._ahead.pop(trial.trial_id, None) if self._ahead else None
                     self._on_done(trial, out)
+                    if nxt is not None:
+                        self._hand_over(nxt, event.continued == nxt.trial_id, out)
                 elif isinstance(event, StoppedEvent):
                     self._on_stopped(trial, out)
                 elif isinstance(event, ErrorEvent):
@@ -490,6 +506,15 @@ class Controller:
         self.state[trial.trial_id] = st
         self._index(trial, trial.status)
 
+    def allow_launch_ahead(self) -> None:
+        """Launch ahead (:meth:`_send_ahead`) if nothing can tell the difference: the default
+        FIFO choice of the next trial, results nobody answers (no stopper or scheduler
+        reads them), function trainables, and random or grid search (a searcher that learns
+        from results would be asked for a trial before the last one's result: it is not
+        launched ahead). The runner asks when its backend queues."""
+        self.launch_ahead = (self._default_choice and not self.answers_results
+                             and not self.is_class and self._variants)
+
     def views(self) -> list[Any]:
         """Read-only views of every trial, in creation order (for the scheduler)."""
         return [self.state[t.trial_id].view for t in self.trials]
@@ -636,6 +661,10 @@ class Controller:
 
     def _stop_everything(self, out: list[Instruction]) -> None:
         self.stopping_all = True
+        for nxt in self._ahead.values():  # claimed ones are stopped when they start
+            if nxt.trial_id not in self._asked_back:
+                self._asked_back.add(nxt.trial_id)
+                out.append(TakeBack(nxt.trial_id))
         for t in self.trials:
             st = self.state[t.trial_id]
             if t.status == _R:
@@ -764,7 +793,11 @@ class Controller:
         waiting = len(self.pending)
         room = self._max_pending() - len(self.running) - waiting
         if self.max_concurrent:
-            room = min(room, self.max_concurrent - len(self.running) - waiting)
+            if self.launch_ahead:  # and one more per running trial, to send ahead
+                room = min(room, 3 * self.max_concurrent - len(self.running) - waiting
+                           - len(self._ahead))
+            else:
+                room = min(room, self.max_concurrent - len(self.running) - waiting)
         while room > 0:
             trial_id = f"{self.exp_hex}_{self.next_index:05d}"
             suggestion = self.searcher.next_trial(trial_id)
@@ -791,6 +824,44 @@ class Controller:
     def _launch(self, out: list[Instruction]) -> None:
         if self.stopping_all:
             return
+        self._launch_waiting(out)
+        if not self._ahead:
+            if self.launch_ahead and self.pending and self.running:
+                self._send_ahead(out)
+            return
+        if self.pending:
+            if len(self._ahead) < len(self.running):
+                self._send_ahead(out)
+        elif not self.paused:
+            self._ask_back(out)
+
+    def _ask_back(self, out: list[Instruction]) -> None:
+        """A slot is free and nothing waits but trials sent ahead to busy workers: ask for
+        one back (the oldest), so that a free slot takes the next trial at once whatever the
+        others do. Its worker may have claimed it (the trial before just ended): then it
+        runs there."""
+        if self.max_concurrent and len(self.running) >= self.max_concurrent:
+            return
+        for trial in self._ahead.values():
+            if trial.trial_id not in self._asked_back:
+                if self.pool.fits_now(trial.resources):
+                    self._asked_back.add(trial.trial_id)
+                    out.append(TakeBack(trial.trial_id))
+                return
+
+    def _on_taken_back(self, trial_id: str, out: list[Instruction]) -> None:
+        """A trial sent ahead is the driver's again: it waits first in line (and the free
+        slot that asked for it takes it now)."""
+        self._asked_back.discard(trial_id)
+        for before, trial in self._ahead.items():
+            if trial.trial_id == trial_id:
+                del self._ahead[before]
+                self._return_waiting(trial, out)
+                if not self.stopping_all:
+                    self._launch(out)
+                return
+
+    def _launch_waiting(self, out: list[Instruction]) -> None:
         while True:
             if self.max_concurrent and len(self.running) >= self.max_concurrent:
                 return
@@ -820,6 +891,71 @@ class Controller:
             if gpu_ids is None:
                 return
             self._start(trial, gpu_ids, out)
+
+    def _send_ahead(self, out: list[Instruction]) -> None:
+        """Launch ahead: give each running trial's worker the next pending trial, to start
+        as soon as the running one ends by itself, so the worker does not wait for the
+        driver between trials (on two cores that wait is most of a short trial's cost).
+
+        Only where nothing can tell the difference (the runner decides: FIFO, unanswered
+        results, function trainables, a backend that queues): the trial stays PENDING and
+        holds no resources until the end of the one before says it started
+        (:meth:`_hand_over`); then it is started as :meth:`_launch` would have started it
+        at the next tick. Fresh trials only, in FIFO order: a retried or paused one waiting
+        first is launched as usual.
+        """
+        for running in self.running.values():
+            if running.trial_id in self._ahead or running.resources.get("gpu"):
+                continue
+            if self.paused or not self.pending:
+                return
+            trial = next(iter(self.pending.values()))
+            st = self.state[trial.trial_id]
+            if (st.rows or trial.num_failures or trial.restore_path or trial.checkpoint_path
+                    or trial.resources != running.resources):
+                return
+            del self.pending[trial.trial_id]
+            self._ahead[running.trial_id] = trial
+            out.append(Launch(trial, [], None, 0, 0.0, st.next_checkpoint_index,
+                              after=running.trial_id))
+
+    def _hand_over(self, trial: Trial, started: bool, out: list[Instruction]) -> None:
+        """The trial sent ahead after one that ended: RUNNING if the worker started it
+        (stopped at once when the experiment is stopping), else PENDING again."""
+        self._asked_back.discard(trial.trial_id)
+        if not started:
+            self._return_waiting(trial, out)
+            return
+        gpu_ids = self.pool.allocate(trial.trial_id, trial.resources)
+        if gpu_ids is None:  # the one before held the same resources: cannot happen
+            raise InvalidTransition(trial.trial_id, trial.status, _R,
+                                    list(self.state[trial.trial_id].story))
+        self._start(trial, gpu_ids, out, sent=True)
+        if self.stopping_all:
+            st = self.state[trial.trial_id]
+            st.told = _TOLD_STOP
+            self._interrupt(trial, out)
+            st.stop_requested_at = self.now
+            self._stopping[trial.trial_id] = trial
+        elif self.pending:
+            self._send_ahead(out)
+
+    def _return_waiting(self, trial: Trial, out: list[Instruction]) -> None:
+        """A trial sent ahead that did not start waits again, first in line (or, once the
+        experiment is stopping, is dropped as every trial that never started)."""
+        if self.stopping_all:
+            self.trials.remove(trial)
+            return
+        self.pending = {trial.trial_id: trial, **self.pending}
+
+    def _lose_ahead(self, trial: Trial, out: list[Instruction]) -> None:
+        """The trial sent ahead to ``trial``'s worker, which the driver ends or replaces
+        without its word: its worker may have started it, so it is killed with it."""
+        nxt = self._ahead.pop(trial.trial_id, None)
+        if nxt is not None:
+            self._asked_back.discard(nxt.trial_id)
+            out.append(Kill(nxt.trial_id))
+            self._return_waiting(nxt, out)
 
     def _first_fitting(self) -> tuple[Trial, list[int]] | None:
         """The first waiting trial (pending, then paused) whose resources are free now, and
@@ -855,7 +991,9 @@ class Controller:
         logger.info("poptune: trial %s resized to %s", trial, resources)
         out.append(Record(ResourcesChanged(trial.trial_id, resources)))
 
-    def _start(self, trial: Trial, gpu_ids: list[int], out: list[Instruction]) -> None:
+    def _start(self, trial: Trial, gpu_ids: list[int], out: list[Instruction],
+               sent: bool = False) -> None:
+        """Start a trial: RUNNING, launched (unless ``sent`` ahead already: it runs)."""
         st = self.state[trial.trial_id]
         restore = trial.restore_path or trial.checkpoint_path
         start_iter, time_offset = 0, 0.0
@@ -874,9 +1012,10 @@ class Controller:
             trial.start_time = self.wall
         trial.last_heard = self.now
         out.append(Record(StatusChanged(trial.trial_id, "RUNNING")))
-        out.append(Launch(trial, gpu_ids, restore, start_iter, time_offset,
-                          st.next_checkpoint_index, counts.get("timesteps_total"),
-                          counts.get("episodes_total")))
+        if not sent:
+            out.append(Launch(trial, gpu_ids, restore, start_iter, time_offset,
+                              st.next_checkpoint_index, counts.get("timesteps_total"),
+                              counts.get("episodes_total")))
         out.append(Notify("on_trial_start", {"trial": trial}))
         if restore is not None:
             out.append(Notify("on_trial_restore", {"trial": trial}))
@@ -1210,14 +1349,16 @@ class Controller:
 
     # ------------------------------------------------------------------------------------
     # a trial stops running
-    def _release(self, trial: Trial) -> None:
+    def _release(self, trial: Trial, out: list[Instruction]) -> None:
+        if self._ahead:
+            self._lose_ahead(trial, out)
         self.pool.release(trial.trial_id)
         self.state[trial.trial_id].stop_requested_at = None
         self._stopping.pop(trial.trial_id, None)
 
     def _on_done(self, trial: Trial, out: list[Instruction]) -> None:
         """The trial's function returned, or it stopped for good after running."""
-        self._release(trial)
+        self._release(trial, out)
         self.state[trial.trial_id].told = None
         self._terminate(trial, "done", out)
 
@@ -1257,7 +1398,7 @@ class Controller:
 
     def _on_stopped(self, trial: Trial, out: list[Instruction]) -> None:
         """A running trial stopped (it was told to, or it was killed after the grace time)."""
-        self._release(trial)
+        self._release(trial, out)
         st = self.state[trial.trial_id]
         told, st.told = st.told, None
         if told == _TOLD_EXPLOIT and st.exploit is not None:
@@ -1284,7 +1425,7 @@ class Controller:
         if lost and st.told in (_TOLD_STOP, _TOLD_KILL):
             self._on_stopped(trial, out)  # killed while being stopped: not a failure
             return
-        self._release(trial)
+        self._release(trial, out)
         st.told = None
         self._drop_exploit(st)
         st.awaiting_save = None
@@ -1298,6 +1439,10 @@ class Controller:
                                         or trial.num_failures <= self.max_failures)
         if retry:
             self._set(trial, _P, "retry")
+            if self.launch_ahead:
+                # first in line, ahead of the fresh trials made early to be sent ahead (which
+                # would not exist yet without it), as Ray's FIFO runs the oldest one first
+                self.pending = {trial.trial_id: trial, **self.pending}
             logger.warning("Trial %s failed (%s); retrying from %s (%d/%s)", trial, last_line,
                            "its latest checkpoint" if trial.restore_path or trial.checkpoint_path
                            else "the start", trial.num_failures,
@@ -1352,6 +1497,8 @@ class Controller:
 
     def _on_abort(self, out: list[Instruction]) -> None:
         for t in list(self.running.values()):
+            if self._ahead:
+                self._lose_ahead(t, out)
             self.state[t.trial_id].told = _TOLD_KILL
             out.append(Kill(t.trial_id))
             self.pool.release(t.trial_id)

@@ -25,7 +25,7 @@ from poptune.backends._base import (
     WorkerLostEvent,
 )
 
-__all__ = ["Tick", "Abort", "SaveRequested", "ResourcesOffered", "Event", "ResultEvent", "SavedEvent", "DoneEvent", "StoppedEvent",
+__all__ = ["Tick", "Abort", "SaveRequested", "ResourcesOffered", "TakenBack", "Event", "ResultEvent", "SavedEvent", "DoneEvent", "StoppedEvent",
            "ErrorEvent", "WorkerLostEvent"]
 
 
@@ -47,6 +47,14 @@ class SaveRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class TakenBack:
+    """A trial sent ahead to a busy worker is the driver's again (the runner fed it right
+    after the backend's :meth:`~poptune.backends._base.Backend.take_back` said so)."""
+
+    trial_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Abort:
     """The experiment is interrupted (Ctrl-C or an error): end every running trial now."""
 
@@ -60,4 +68,4 @@ class ResourcesOffered:
 
 
 Event = Union[ResultEvent, SavedEvent, DoneEvent, StoppedEvent, ErrorEvent, WorkerLostEvent,
-              Tick, Abort, SaveRequested, ResourcesOffered]
+              Tick, Abort, SaveRequested, ResourcesOffered, TakenBack]

@@ -3,7 +3,7 @@
 The controller decides; the runner carries out, in this order within one loop pass:
 
 1. :class:`Record` — appended to the journal buffer at once;
-2. :class:`Launch`, :class:`Kill`, :class:`LogResult`, :class:`CloseLog`, :class:`RewriteLog`,
+2. :class:`Launch`, :class:`TakeBack`, :class:`Kill`, :class:`LogResult`, :class:`CloseLog`, :class:`RewriteLog`,
    :class:`RestoreLog`,
    :class:`WriteError`, :class:`WriteParams`, :class:`PolicyLog`, :class:`Notify` — carried
    out at once, in the order given;
@@ -67,7 +67,12 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """Start ``trial`` on the backend with the resources already reserved (``gpu_ids``)."""
+    """Start ``trial`` on the backend with the resources already reserved (``gpu_ids``).
+
+    ``after``: send it ahead to the worker of that running trial instead, to start there
+    when that one ends by itself (:meth:`~poptune.backends._base.Backend.launch_after`):
+    it is still PENDING, and it holds no resources until it starts.
+    """
 
     trial: Trial
     gpu_ids: list[int]
@@ -78,6 +83,15 @@ class Launch:
     #: the restored checkpoint's ``timesteps_total``/``episodes_total`` (None: not counted)
     timesteps_total: float | None = None
     episodes_total: float | None = None
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TakeBack:
+    """Take back ``trial_id``, sent ahead with :attr:`Launch.after`, if its worker has not
+    claimed it yet (the runner then feeds :class:`~poptune.engine.events.TakenBack`)."""
+
+    trial_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +192,6 @@ class Raise:
     after_commit: bool = False
 
 
-Instruction = Union[Record, Reply, Launch, Kill, LogResult, CloseLog, RewriteLog, RestoreLog,
-                    WriteError,
+Instruction = Union[Record, Reply, Launch, TakeBack, Kill, LogResult, CloseLog, RewriteLog,
+                    RestoreLog, WriteError,
                     WriteParams, PolicyLog, DeleteCheckpoint, Notify, Snapshot, Raise]

@@ -32,7 +32,7 @@ from poptune.clock import current as current_clock
 from poptune.config import RunConfig, TuneConfig, log_to_file_names
 from poptune.engine._io import rewrite_rows
 from poptune.engine.controller import Controller
-from poptune.engine.events import Abort, ResourcesOffered, SaveRequested, Tick
+from poptune.engine.events import Abort, ResourcesOffered, SaveRequested, TakenBack, Tick
 from poptune.engine.experiment import (
     TrialHistory,
     default_trial_dirname,
@@ -56,6 +56,7 @@ from poptune.engine.instructions import (
     RestoreLog,
     RewriteLog,
     Snapshot,
+    TakeBack,
     WriteError,
     WriteParams,
 )
@@ -83,6 +84,8 @@ SCHEDULER_STATE_FILE = "scheduler_state.pkl"
 #: a searcher that replays creations (random search) has its state journaled with the first
 #: new trial, then after this many more, and at the end (restore redoes the rest)
 SEARCH_STATE_EVERY = 1000
+#: ``POPTUNE_LAUNCH_AHEAD=0`` turns launching ahead off (see ``Controller._send_ahead``)
+LAUNCH_AHEAD_ENV = "POPTUNE_LAUNCH_AHEAD"
 #: seconds between two readings of a cluster's resources while trials wait for them
 OFFER_INTERVAL_S = 2.0
 _ANSWER = {a: a.value for a in Answer}  # the protocol's strings, without Enum lookups
@@ -270,6 +273,10 @@ class Runner:
                 unanswered_results=(getattr(backend, "unanswered_results", False)
                                     and remote is None),
             )
+            # a backend whose workers queue trials: launch ahead (Controller._send_ahead)
+            if (getattr(backend, "queues_ahead", False)
+                    and os.environ.get(LAUNCH_AHEAD_ENV, "1") != "0"):
+                self.ctl.allow_launch_ahead()
             view = TuneController(self.ctl.views, pool=self.pool)
             self.ctl.experiment_view = view  # what a Ray-style choose_trial_to_run asks
             scheduler.set_experiment_view(view)
@@ -481,6 +488,7 @@ class Runner:
             LogResult: lambda i: self._log_result(i.trial, i.result),
             Notify: lambda i: self._notify(i.hook, i.kwargs),
             Launch: self._launch,
+            TakeBack: self._take_back,
             DeleteCheckpoint: lambda i: self._deletions.append(i.path),
             Snapshot: lambda i: self._snapshot.add(i.what),
             CloseLog: self._close_log,
@@ -501,6 +509,10 @@ class Runner:
             self._carry_out(self.ctl.handle(SaveRequested(ins.trial_id)))
         else:
             self._replies.append((ins.trial_id, _ANSWER[ins.answer]))
+
+    def _take_back(self, ins: TakeBack) -> None:
+        if self.backend.take_back(ins.trial_id):  # else its worker runs it: the controller
+            self._carry_out(self.ctl.handle(TakenBack(ins.trial_id)))  # hears so at its end
 
     def _close_log(self, ins: CloseLog) -> None:
         self._close_writer(ins.trial)
@@ -580,7 +592,10 @@ class Runner:
                  else {"CUDA_VISIBLE_DEVICES": ",".join(self._devices(ins.gpu_ids))
                        if ins.gpu_ids else ""}),
         )
-        self.backend.launch(spec)
+        if ins.after is not None:
+            self.backend.launch_after(spec, ins.after)
+        else:
+            self.backend.launch(spec)
 
     def _devices(self, gpu_ids: list[int]) -> list[str]:
         """The devices a trial's GPU slots are: the driver's ``CUDA_VISIBLE_DEVICES`` entries

@@ -492,6 +492,9 @@ def test_a_trial_recreated_after_repair_cut_its_creation_gets_fresh_files(tmp_pa
     # the lost run and the restored one name the trial's directory alike (in a real run,
     # when both create it within the same second)
     monkeypatch.setattr("poptune.engine.runner.timestamp", lambda: "2026-12-04_00-00-00")
+    # x=1 created after x=0 ended (launching ahead would create it while x=0 runs: cutting
+    # its creation would then cut x=0's end too, and x=0 would run again)
+    monkeypatch.setenv("POPTUNE_LAUNCH_AHEAD", "0")
     run_two_trials(tmp_path, [{"json": JsonLoggerCallback, "csv": CSVLoggerCallback}[k]()
                               for k in loggers])
     exp = tmp_path / "results" / "exp"
