@@ -36,9 +36,10 @@ _NUMBER = struct.Struct("<q")
 class AheadSlot:
     """One worker's slot (a file of 8 bytes, mapped; ``create``: make it, empty)."""
 
-    __slots__ = ("_fd", "_map")
+    __slots__ = ("path", "_fd", "_map")
 
     def __init__(self, path: str, create: bool = False) -> None:
+        self.path = path
         flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
         self._fd = os.open(path, flags, 0o600)
         try:

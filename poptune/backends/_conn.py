@@ -460,20 +460,20 @@ class ConnectionBackend(Backend):
         """Send ``spec`` to start after ``after``: offered in the agent's slot (the driver may
         take it back until the agent claims it), or ``committed`` (number 0: the agent,
         idle since ``after`` returned, just starts it)."""
-        from poptune.backends._ahead import AheadSlot
-
-        path = self._slot_path(worker)
-        if path is None:
-            return False
-        number = 0
+        number, slot = 0, worker.slot
         if not committed:
-            if worker.slot is None:
-                worker.slot = AheadSlot(path, create=True)
+            if slot is None:
+                from poptune.backends._ahead import AheadSlot
+
+                path = self._slot_path(worker)
+                if path is None:
+                    return False
+                slot = worker.slot = AheadSlot(path, create=True)
             self._ahead_numbers += 1
             number = self._ahead_numbers
-            worker.slot.offer(number)
+            slot.offer(number)
         try:
-            worker.conn.send(("queue", spec, after, number, path))
+            worker.conn.send(("queue", spec, after, number, slot and slot.path))
         except OSError:
             return False  # dead: its end is a lost worker
         worker.queued_number = number
