@@ -47,6 +47,8 @@ def detect_gpus() -> int:
 #: holds no lock)
 _SOCKET_DIR_PREFIX = "poptune-"
 _SOCKET_NAME = "driver.sock"
+#: the workers' launch-ahead slots in it (``poptune/backends/_ahead.py``)
+_SLOT_PREFIX = "ahead-"
 #: an empty socket directory this old (seconds) whose lock is free is a dead driver's
 _EMPTY_STALE_AFTER_S = 60.0
 
@@ -58,22 +60,28 @@ def remove_stale_socket_dirs(parent: str | None = None) -> list[str]:
     A driver holds a ``flock`` on its directory from before its socket exists until it has
     removed it, so a directory whose socket exists and whose lock can be taken belongs to no
     live process (a pid check would not see a driver in another PID namespace sharing
-    ``/tmp``). Only a directory holding nothing but that socket is removed, or nothing at
-    all and older than a minute (a driver that exited without shutting its backend down,
-    whose listener unlinked the socket at exit).
+    ``/tmp``). Only a directory holding nothing but that socket (and its workers' launch-ahead
+    slots, ``ahead-*``) is removed, or nothing at all and older than a minute (a driver that
+    exited without shutting its backend down, whose listener unlinked the socket at exit).
     """
     now = time.time()
 
+    def ours(name: str) -> bool:
+        return name == _SOCKET_NAME or name.startswith(_SLOT_PREFIX)
+
     def stale(entry: os.DirEntry[str]) -> bool:
         listed = os.listdir(entry.path)
-        # empty: its socket was unlinked at exit by a driver whose backend was never shut
-        # down; one made just now has no lock yet either, hence the age
-        return listed == [_SOCKET_NAME] or (
-            not listed and now - entry.stat().st_mtime > _EMPTY_STALE_AFTER_S)
+        if not all(ours(n) for n in listed):
+            return False  # something else is in it: not ours to remove
+        # no socket: it was unlinked at exit by a driver whose backend was never shut down;
+        # one made just now has no lock yet either, hence the age
+        return _SOCKET_NAME in listed or now - entry.stat().st_mtime > _EMPTY_STALE_AFTER_S
 
     def remove(path: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(path, _SOCKET_NAME))
+        for name in os.listdir(path):
+            if ours(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(path, name))
         os.rmdir(path)
 
     return remove_unlocked_dirs(_SOCKET_DIR_PREFIX, "-", stale, remove, parent)
@@ -135,7 +143,7 @@ class LocalBackend(ConnectionBackend):
     def _slot_path(self, worker: Any) -> str | None:
         if self._tmpdir is None:
             return None
-        return os.path.join(self._tmpdir, f"ahead-{id(worker):x}")
+        return os.path.join(self._tmpdir, f"{_SLOT_PREFIX}{id(worker):x}")
 
     def _listen(self) -> Listener:
         remove_stale_socket_dirs()

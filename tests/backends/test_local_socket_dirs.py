@@ -119,6 +119,29 @@ def test_an_empty_socket_directory_is_removed_once_it_is_old_and_unlocked(tmp_pa
     assert not old.exists() and new.is_dir() and held.is_dir()
 
 
+def test_a_dead_drivers_directory_with_launch_ahead_slots_is_removed_too(tmp_path):
+    """Its workers' launch-ahead slots (``ahead-*``) are the driver's own files: a killed
+    driver's directory holding them is removed like one holding only its socket; without
+    the socket (unlinked at exit) it is removed once a minute old, as an empty one."""
+    killed = tmp_path / "poptune-999999994-k"
+    killed.mkdir()
+    for name in ("driver.sock", "ahead-7f01", "ahead-7f02"):
+        (killed / name).touch()
+    exited = tmp_path / "poptune-999999993-e"  # socket unlinked at exit, slots left
+    exited.mkdir()
+    (exited / "ahead-7f03").touch()
+    os.utime(exited, (os.path.getmtime(exited) - 120,) * 2)
+    young = tmp_path / "poptune-999999992-y"  # the same, just made: its driver may be live
+    young.mkdir()
+    (young / "ahead-7f04").touch()
+    foreign = tmp_path / "poptune-999999991-f"  # a file not ours: left alone
+    foreign.mkdir()
+    for name in ("driver.sock", "ahead-7f05", "ahead.txt.bak"):
+        (foreign / name).touch()
+    assert sorted(remove_stale_socket_dirs(str(tmp_path))) == sorted([str(killed), str(exited)])
+    assert not killed.exists() and not exited.exists() and young.is_dir() and foreign.is_dir()
+
+
 def test_shutdown_never_leaves_an_empty_socket_directory_a_kill_could_strand(monkeypatch):
     """A driver killed during ``shutdown`` leaves its socket directory either gone or holding
     its socket (the next driver removes that at once), never empty (removed only once it is
