@@ -9,11 +9,16 @@ per trial: appends from two processes never mix).
 from __future__ import annotations
 
 import os
+import pickle
 import re
+import time
 
+import cloudpickle
 import pytest
 
 import poptune as tune
+from poptune.backends._base import DoneEvent, LaunchSpec, ResultEvent
+from poptune.backends.local import LocalBackend
 from poptune.engine.controller import Controller
 
 
@@ -86,7 +91,9 @@ def test_a_failing_trial_drops_the_one_sent_after_it_which_still_runs_once(
     assert {x for x, r in by_x.items() if r.error is not None} == {3, 4, 11, 20}
     assert all(len(by_x[x].metrics_dataframe) == 1 for x in by_x if x not in {3, 4, 11, 20})
     assert all(len(pids) == 1 for pids in starts.values()) and len(starts) == 30
-    assert hand_overs["not started"] > 0  # some trial sent ahead waited again
+    # (which trial was sent ahead after a failing one depends on timing: the decisions are
+    # checked one by one in tests/engine/test_launch_ahead.py)
+    assert hand_overs["started"] > 0
 
 
 def test_a_retried_trial_runs_again_and_every_other_once(tmp_path, hand_overs):
@@ -128,10 +135,6 @@ def _sleep_then_report(config):
 
 
 def _spec(tmp_path, i, **config):
-    import pickle
-
-    from poptune.backends._base import LaunchSpec
-
     return LaunchSpec(trial_id=f"t{i}", trial_name=f"t{i}", trial_dir=str(tmp_path / f"t{i}"),
                       experiment_name="e", experiment_dir=str(tmp_path),
                       config_blob=pickle.dumps({"x": i, **config}), resources={"cpu": 1.0},
@@ -139,10 +142,6 @@ def _spec(tmp_path, i, **config):
 
 
 def _events_until(backend, done_ids, timeout=30.0):
-    import time
-
-    from poptune.backends._base import DoneEvent
-
     events, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
         events += backend.poll(0.2)
@@ -153,8 +152,6 @@ def _events_until(backend, done_ids, timeout=30.0):
 
 def _start_held(backend, tmp_path):
     """Launch t0, which runs until the file ``go`` appears; return once it runs."""
-    import time
-
     go, started = tmp_path / "go", tmp_path / "t0-started"
     backend.launch(_spec(tmp_path, 0, wait_for=str(go), started=str(started)))
     deadline = time.monotonic() + 30
@@ -166,10 +163,6 @@ def _start_held(backend, tmp_path):
 
 @pytest.fixture
 def backend():
-    import cloudpickle
-
-    from poptune.backends.local import LocalBackend
-
     b = LocalBackend(num_cpus=1)
     b.setup({"trainable": cloudpickle.dumps(_sleep_then_report),
              "constants": cloudpickle.dumps([])}, 1)
@@ -178,8 +171,6 @@ def backend():
 
 
 def test_a_trial_taken_back_from_a_busy_worker_never_runs_there(tmp_path, backend):
-    from poptune.backends._base import DoneEvent, ResultEvent
-
     go = _start_held(backend, tmp_path)
     backend.launch_after(_spec(tmp_path, 1), "t0")
     assert backend.take_back("t1") is True  # t0 still runs: the slot still held t1
@@ -193,13 +184,13 @@ def test_a_trial_taken_back_from_a_busy_worker_never_runs_there(tmp_path, backen
 
 
 def test_a_trial_claimed_by_its_worker_cannot_be_taken_back_and_runs(tmp_path, backend):
-    from poptune.backends._base import DoneEvent, ResultEvent
-
     go = _start_held(backend, tmp_path)
-    backend.launch_after(_spec(tmp_path, 1), "t0")
+    go1 = tmp_path / "go1"  # t1 holds too: it still runs when it is asked back
+    backend.launch_after(_spec(tmp_path, 1, wait_for=str(go1)), "t0")
     go.write_text("")
     events = _events_until(backend, {"t0"})
     assert DoneEvent("t0", continued="t1") in events  # the worker claimed it at t0's end
     assert backend.take_back("t1") is False
+    go1.write_text("")
     events += _events_until(backend, {"t1"})
     assert [e.result["x"] for e in events if isinstance(e, ResultEvent)] == [0, 1]
