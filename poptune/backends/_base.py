@@ -155,8 +155,8 @@ class Backend(abc.ABC):
 
     def take_back(self, trial_id: str) -> bool:
         """Take back a trial sent with :meth:`launch_after`: True if its worker had not
-        claimed it (it never starts there), False if it had (the end's event of the trial
-        before says it continued with it)."""
+        claimed it (it never starts there; also for a trial the backend no longer knows),
+        False if it had (the end's event of the trial before says it continued with it)."""
         raise NotImplementedError(f"{type(self).__name__} does not queue trials ahead")
 
     @abc.abstractmethod

@@ -382,12 +382,15 @@ class Worker:
         whether the claim won (the driver may have taken it back). After any other end it is
         dropped."""
         conn = self.conn
-        while conn.poll():  # what arrived since the last report: a trial sent ahead?
-            m = conn.recv()
-            if type(m) is tuple and m[0] == _AHEAD:
-                self._ahead_message(m)
-            else:
-                self._inbox.append(m)  # for the serve loop, in order
+        try:
+            while conn.poll():  # what arrived since the last report: a trial sent ahead?
+                m = conn.recv()
+                if type(m) is tuple and m[0] == _AHEAD:
+                    self._ahead_message(m)
+                else:
+                    self._inbox.append(m)  # for the serve loop, in order
+        except (EOFError, OSError):
+            pass  # the driver is gone: sending the end fails as before
         queued, self._queued = self._queued, None
         if msg[0] != "done":
             self._last_done = None

@@ -3,10 +3,9 @@
 The controller decides; the runner carries out, in this order within one loop pass:
 
 1. :class:`Record` — appended to the journal buffer at once;
-2. :class:`Launch`, :class:`TakeBack`, :class:`Kill`, :class:`LogResult`, :class:`CloseLog`, :class:`RewriteLog`,
-   :class:`RestoreLog`,
-   :class:`WriteError`, :class:`WriteParams`, :class:`PolicyLog`, :class:`Notify` — carried
-   out at once, in the order given;
+2. :class:`Launch`, :class:`TakeBack`, :class:`Kill`, :class:`LogResult`, :class:`CloseLog`,
+   :class:`RewriteLog`, :class:`RestoreLog`, :class:`WriteError`, :class:`WriteParams`,
+   :class:`PolicyLog`, :class:`Notify` — carried out at once, in the order given;
 3. the journal is committed (one write);
 4. :class:`Reply` and :class:`DeleteCheckpoint` — only after that commit, so a trial never
    continues, and no checkpoint disappears, before the record of why is on disk.
@@ -70,8 +69,8 @@ class Launch:
     """Start ``trial`` on the backend with the resources already reserved (``gpu_ids``).
 
     ``after``: send it ahead to the worker of that running trial instead, to start there
-    when that one ends by itself (:meth:`~poptune.backends._base.Backend.launch_after`):
-    it is still PENDING, and it holds no resources until it starts.
+    when that one returns (:meth:`~poptune.backends._base.Backend.launch_after`): it is
+    still PENDING, and it holds no resources until it starts.
     """
 
     trial: Trial
