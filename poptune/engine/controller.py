@@ -662,17 +662,11 @@ class Controller:
     def _stop_everything(self, out: list[Instruction]) -> None:
         self.stopping_all = True
         for nxt in self._ahead.values():  # claimed ones are stopped when they start
-            if nxt.trial_id not in self._asked_back:
-                self._asked_back.add(nxt.trial_id)
-                out.append(TakeBack(nxt.trial_id))
+            self._ask_for(nxt, out)
         for t in self.trials:
             st = self.state[t.trial_id]
             if t.status == _R:
-                if st.told is None:
-                    st.told = _TOLD_STOP
-                    self._interrupt(t, out)
-                st.stop_requested_at = self.now
-                self._stopping[t.trial_id] = t
+                self._stop_running(t, out)
             elif t.status in (_P, _A) and st.rows > 0:
                 self._end_waiting(t, out)
         never_started = [t for t in self.pending.values() if self.state[t.trial_id].rows == 0]
@@ -681,6 +675,16 @@ class Controller:
         if never_started:
             gone = {t.trial_id for t in never_started}
             self.trials = [t for t in self.trials if t.trial_id not in gone]
+
+    def _stop_running(self, trial: Trial, out: list[Instruction]) -> None:
+        """The experiment stops: tell a running trial to stop (once), and kill it if it has
+        not stopped after the stop grace time."""
+        st = self.state[trial.trial_id]
+        if st.told is None:
+            st.told = _TOLD_STOP
+            self._interrupt(trial, out)
+        st.stop_requested_at = self.now
+        self._stopping[trial.trial_id] = trial
 
     def _enforce_stop_grace(self, out: list[Instruction]) -> None:
         for t in list(self._stopping.values()):
@@ -825,14 +829,10 @@ class Controller:
         if self.stopping_all:
             return
         self._launch_waiting(out)
-        if not self._ahead:
-            if self.launch_ahead and self.pending and self.running:
-                self._send_ahead(out)
-            return
         if self.pending:
-            if len(self._ahead) < len(self.running):
+            if self.launch_ahead and len(self._ahead) < len(self.running):
                 self._send_ahead(out)
-        elif not self.paused:
+        elif self._ahead and not self.paused:
             self._ask_back(out)
 
     def _ask_back(self, out: list[Instruction]) -> None:
@@ -845,9 +845,14 @@ class Controller:
         for trial in self._ahead.values():
             if trial.trial_id not in self._asked_back:
                 if self.pool.fits_now(trial.resources):
-                    self._asked_back.add(trial.trial_id)
-                    out.append(TakeBack(trial.trial_id))
+                    self._ask_for(trial, out)
                 return
+
+    def _ask_for(self, trial: Trial, out: list[Instruction]) -> None:
+        """Ask the backend for a trial sent ahead back, once."""
+        if trial.trial_id not in self._asked_back:
+            self._asked_back.add(trial.trial_id)
+            out.append(TakeBack(trial.trial_id))
 
     def _on_taken_back(self, trial_id: str, out: list[Instruction]) -> None:
         """A trial sent ahead is the driver's again: it waits first in line (and the free
@@ -932,11 +937,7 @@ class Controller:
                                     list(self.state[trial.trial_id].story))
         self._start(trial, gpu_ids, out, sent=True)
         if self.stopping_all:
-            st = self.state[trial.trial_id]
-            st.told = _TOLD_STOP
-            self._interrupt(trial, out)
-            st.stop_requested_at = self.now
-            self._stopping[trial.trial_id] = trial
+            self._stop_running(trial, out)
         elif self.pending:
             self._send_ahead(out)
 
@@ -946,6 +947,10 @@ class Controller:
         if self.stopping_all:
             self.trials.remove(trial)
             return
+        self._first_in_line(trial)
+
+    def _first_in_line(self, trial: Trial) -> None:
+        """Put a PENDING trial at the front of :attr:`pending` (launched next)."""
         self.pending = {trial.trial_id: trial, **self.pending}
 
     def _lose_ahead(self, trial: Trial, out: list[Instruction]) -> None:
@@ -1442,7 +1447,7 @@ class Controller:
             if self.launch_ahead:
                 # first in line, ahead of the fresh trials made early to be sent ahead (which
                 # would not exist yet without it), as Ray's FIFO runs the oldest one first
-                self.pending = {trial.trial_id: trial, **self.pending}
+                self._first_in_line(trial)
             logger.warning("Trial %s failed (%s); retrying from %s (%d/%s)", trial, last_line,
                            "its latest checkpoint" if trial.restore_path or trial.checkpoint_path
                            else "the start", trial.num_failures,
